@@ -1,0 +1,191 @@
+use super::*;
+
+const BASE: &str = r#"
+id = "t"
+languages = ["en", "ru"]
+default_language = "en"
+start = "city"
+[messages]
+invalid = { en = "No.", ru = "Нет." }
+too_many_invalid = { en = "Call {fallback}", ru = "Звоните {fallback}" }
+unavailable = { en = "Call {fallback}", ru = "Звоните {fallback}" }
+[nodes.city]
+kind = "menu"
+text = { en = "City?", ru = "Город?" }
+[[nodes.city.options]]
+label = { en = "A", ru = "А" }
+set = { city = "a" }
+next = "end"
+[[nodes.city.options]]
+label = { en = "B", ru = "Б" }
+set = { city = "b" }
+next = "end"
+[nodes.end]
+kind = "end"
+text = { en = "Code {code}", ru = "Код {code}" }
+open_case = true
+"#;
+
+fn problems(toml: &str) -> Vec<String> {
+    match parse(toml, "flows/x.toml", "112") {
+        Ok((_, warnings)) => warnings.iter().map(ToString::to_string).collect(),
+        Err(errors) => errors.iter().map(ToString::to_string).collect(),
+    }
+}
+
+fn errors(toml: &str) -> Vec<String> {
+    match parse(toml, "flows/x.toml", "112") {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.iter().filter(|p| p.is_error()).map(ToString::to_string).collect(),
+    }
+}
+
+#[test]
+fn the_base_fixture_is_clean() {
+    assert_eq!(problems(BASE), Vec::<String>::new());
+}
+
+#[test]
+fn an_unknown_next_node_is_named_with_its_key() {
+    let bad = BASE.replacen("next = \"end\"\n[[nodes.city.options]]", "next = \"ned\"\n[[nodes.city.options]]", 1);
+    assert_eq!(
+        errors(&bad),
+        vec![r#"flows/x.toml: nodes.city.options[0].next = "ned": no such node"#]
+    );
+}
+
+#[test]
+fn unreachable_nodes_are_errors() {
+    let bad = format!("{BASE}\n[nodes.lost]\nkind = \"end\"\ntext = {{ en = \"x\", ru = \"х\" }}\n");
+    assert_eq!(
+        errors(&bad),
+        vec![r#"flows/x.toml: nodes.lost: unreachable from start = "city""#]
+    );
+}
+
+#[test]
+fn a_loop_that_never_ends_is_an_error() {
+    let bad = BASE.replace("next = \"end\"", "next = \"city\"");
+    let e = errors(&bad);
+    assert!(e.iter().any(|p| p == "flows/x.toml: nodes.city: no path from this node ever reaches an end node"), "{e:?}");
+}
+
+#[test]
+fn route_cycles_are_errors() {
+    let bad = format!(
+        "{}\n[nodes.r1]\nkind = \"route\"\nroutes = []\ndefault = \"r2\"\n[nodes.r2]\nkind = \"route\"\nroutes = [{{ when = {{ var = \"city\", in = [\"a\"] }}, next = \"end\" }}]\ndefault = \"r1\"\n",
+        BASE.replacen("next = \"end\"", "next = \"r1\"", 1)
+    );
+    let e = errors(&bad);
+    assert!(e.iter().any(|p| p.contains("nodes.r1: route nodes lead to each other in a circle")), "{e:?}");
+}
+
+#[test]
+fn duplicate_option_keys_are_errors() {
+    let bad = BASE.replace("label = { en = \"A\"", "key = \"0\"\nlabel = { en = \"A\"").replace("label = { en = \"B\"", "key = \"0\"\nlabel = { en = \"B\"");
+    assert_eq!(
+        errors(&bad),
+        vec![r#"flows/x.toml: nodes.city.options[1].key = "0": duplicate key (also nodes.city.options[0])"#]
+    );
+}
+
+#[test]
+fn empty_menus_are_errors() {
+    let bad = r#"
+id = "t"
+languages = ["en"]
+default_language = "en"
+start = "m"
+[messages]
+invalid = "No."
+too_many_invalid = "Call"
+unavailable = "Call"
+[nodes.m]
+kind = "menu"
+text = "Pick"
+options = []
+"#;
+    let e = errors(bad);
+    assert!(e.contains(&"flows/x.toml: nodes.m.options: a menu needs at least one option".to_owned()), "{e:?}");
+}
+
+#[test]
+fn missing_translations_warn_and_a_missing_default_is_an_error() {
+    let warn = BASE.replace("label = { en = \"B\", ru = \"Б\" }", "label = { en = \"B\" }");
+    assert_eq!(
+        problems(&warn),
+        vec![r#"flows/x.toml: nodes.city.options[1].label: missing translation "ru" (falls back to "en")"#]
+    );
+    assert!(parse(&warn, "flows/x.toml", "112").is_ok(), "a warning does not stop the flow");
+    let err = BASE.replace("label = { en = \"B\", ru = \"Б\" }", "label = { ru = \"Б\" }");
+    assert_eq!(
+        errors(&err),
+        vec![r#"flows/x.toml: nodes.city.options[1].label: missing the default language "en""#]
+    );
+}
+
+#[test]
+fn conditions_are_checked() {
+    let bad = BASE.replacen("next = \"end\"", "when = { country = [\"XX\"] }\nnext = \"end\"", 1);
+    let e = errors(&bad);
+    assert!(e[0].starts_with(r#"flows/x.toml: nodes.city.options[0].when.country = "XX": unknown country"#), "{e:?}");
+    let bad = BASE.replacen("next = \"end\"", "when = { var = \"x\" }\nnext = \"end\"", 1);
+    assert_eq!(errors(&bad), vec!["flows/x.toml: nodes.city.options[0].when: a `var` condition needs exactly one of `in` or `not_in`"]);
+}
+
+#[test]
+fn a_case_needs_city_on_every_path() {
+    let bad = BASE.replacen("set = { city = \"a\" }", "set = { town = \"a\" }", 1);
+    assert_eq!(
+        errors(&bad),
+        vec!["flows/x.toml: nodes.end.open_case: a path reaches this node without setting the variable `city`"]
+    );
+}
+
+#[test]
+fn code_without_a_case_is_an_error() {
+    let bad = BASE.replace("open_case = true", "");
+    assert_eq!(errors(&bad), vec!["flows/x.toml: nodes.end.text: `{code}` is only known on a node with open_case = true"]);
+}
+
+#[test]
+fn typos_and_bad_toml_are_reported_with_a_line() {
+    let bad = BASE.replace("text = { en = \"City?\"", "txet = { en = \"City?\"");
+    let e = errors(&bad);
+    assert_eq!(e.len(), 1);
+    assert_eq!(e[0], "flows/x.toml: line 10: unknown field `txet`, expected one of `text`, `options`, `discreet`");
+    let e = errors("id = ");
+    assert!(e[0].starts_with("flows/x.toml: line 1"), "{e:?}");
+}
+
+#[test]
+fn lint_flags_long_screens_and_sensitive_words() {
+    let long = BASE.replace("City?\", ru = \"Город?\"", &format!("City?\", ru = \"{}\"", "д".repeat(80)));
+    let (flow, _) = parse(&long, "flows/x.toml", "112").unwrap();
+    let p: Vec<String> = lint::lint(&flow).iter().map(ToString::to_string).collect();
+    assert!(
+        p.contains(&"flows/x.toml: nodes.city.ru: screen for country * is 88 characters in UCS-2, over the USSD limit of 80".to_owned()),
+        "{p:?}"
+    );
+    let police = BASE.replace("City?\", ru", "Are you at the police?\", ru");
+    let (flow, _) = parse(&police, "flows/x.toml", "112").unwrap();
+    let p: Vec<String> = lint::lint(&flow).iter().map(ToString::to_string).collect();
+    assert_eq!(p.len(), 1);
+    assert!(p[0].starts_with("flows/x.toml: nodes.city.text.en: names \"police\""), "{p:?}");
+    let allowed = police.replace("kind = \"menu\"", "kind = \"menu\"\ndiscreet = false");
+    let (flow, _) = parse(&allowed, "flows/x.toml", "112").unwrap();
+    assert!(lint::lint(&flow).is_empty());
+}
+
+#[test]
+fn the_shipped_flow_passes_every_check_and_lint() {
+    let text = include_str!("../../flows/legal_help.toml");
+    let (flow, warnings) = parse(text, "flows/legal_help.toml", "+996 555 000 000").expect("valid");
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let lints = lint::lint(&flow);
+    assert!(lints.is_empty(), "{:#?}", lints.iter().map(ToString::to_string).collect::<Vec<_>>());
+    // Every screen fits USSD; in every Cyrillic language, the language screen included.
+    for s in lint::screens(&flow) {
+        assert!(s.measure.fits_ussd(), "{} {} {}", s.key, s.lang, s.text);
+    }
+}

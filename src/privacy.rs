@@ -1,0 +1,176 @@
+//! Privacy: keyed pseudonyms for logs and keys, sealing data at rest.
+//!
+//! Owns the one secret that protects callers, `HOTLINE_PII_KEY`, and the
+//! subkeys derived from it. A number appears in logs only as a
+//! [`Pseudonym`]: an HMAC-SHA256 under a key an attacker who reads the logs
+//! does not have, so it cannot be reversed by hashing every number in a
+//! country (as a plain hash could). Session and case data are sealed with
+//! XChaCha20-Poly1305 before they reach a store.
+//!
+//! Must never: log, format or return a key; build a pseudonym without the key.
+
+use std::fmt;
+
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The development key used when `HOTLINE_PII_KEY` is unset. Only for trying
+/// the gateway on a laptop: the server logs a loud warning when it is used.
+pub const DEV_KEY: &str = "hotline-development-key-do-not-use-in-production";
+
+/// Shortest acceptable key, in bytes.
+pub const MIN_KEY_LEN: usize = 32;
+
+/// A keyed pseudonym of a phone number: stable for one key, meaningless
+/// without it. Safe for logs and store keys.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Pseudonym(String);
+
+impl Pseudonym {
+    /// The pseudonym's text (`p_1f2e…`).
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// A shard number in `0..n` derived from the pseudonym, so that every key
+    /// of one caller lands in the same Redis Cluster slot.
+    pub fn bucket(&self, n: u16) -> u16 {
+        let v = u16::from_str_radix(&self.0[2..6], 16).unwrap_or(0);
+        v % n
+    }
+}
+
+impl fmt::Display for Pseudonym {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Pseudonym {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why sealed data could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// Too short to hold a nonce and a tag.
+    #[error("sealed data is truncated")]
+    Truncated,
+    /// Wrong key, or the data was changed.
+    #[error("sealed data failed authentication")]
+    Authentication,
+}
+
+/// The keys derived from `HOTLINE_PII_KEY`.
+#[derive(Clone)]
+pub struct Privacy {
+    pseudonym_key: [u8; 32],
+    cipher: XChaCha20Poly1305,
+    /// True when running on [`DEV_KEY`].
+    pub is_dev_key: bool,
+}
+
+impl fmt::Debug for Privacy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Privacy")
+            .field("is_dev_key", &self.is_dev_key)
+            .finish_non_exhaustive()
+    }
+}
+
+fn derive(master: &[u8], label: &str) -> [u8; 32] {
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(master).expect("HMAC takes any key length");
+    mac.update(label.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+impl Privacy {
+    /// Derive the subkeys from a master key.
+    pub fn new(master: &[u8]) -> Self {
+        let seal_key = derive(master, "hotline/seal/v1");
+        Privacy {
+            pseudonym_key: derive(master, "hotline/pseudonym/v1"),
+            cipher: XChaCha20Poly1305::new((&seal_key).into()),
+            is_dev_key: master == DEV_KEY.as_bytes(),
+        }
+    }
+
+    /// The keyed pseudonym of a number (or of any identifier).
+    pub fn pseudonym(&self, value: &str) -> Pseudonym {
+        let mut mac =
+            <HmacSha256 as Mac>::new_from_slice(&self.pseudonym_key).expect("HMAC takes any key length");
+        mac.update(value.as_bytes());
+        let out = mac.finalize().into_bytes();
+        let mut s = String::with_capacity(22);
+        s.push_str("p_");
+        for b in &out[..10] {
+            s.push_str(&format!("{b:02x}"));
+        }
+        Pseudonym(s)
+    }
+
+    /// Encrypt and authenticate `plain` with a fresh random nonce.
+    pub fn seal(&self, plain: &[u8]) -> Vec<u8> {
+        let nonce_bytes: [u8; 24] = rand::random();
+        let nonce = XNonce::from_slice(&nonce_bytes);
+        let mut out = nonce_bytes.to_vec();
+        let ct = self
+            .cipher
+            .encrypt(nonce, plain)
+            .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory data");
+        out.extend_from_slice(&ct);
+        out
+    }
+
+    /// Decrypt data made by [`Privacy::seal`] under the same key.
+    ///
+    /// # Errors
+    /// [`SealError`] when the data is truncated, altered, or from another key.
+    pub fn open(&self, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+        if sealed.len() < 24 + 16 {
+            return Err(SealError::Truncated);
+        }
+        let (nonce, ct) = sealed.split_at(24);
+        self.cipher
+            .decrypt(XNonce::from_slice(nonce), ct)
+            .map_err(|_| SealError::Authentication)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pseudonyms_are_keyed_and_stable() {
+        let a = Privacy::new(b"0123456789abcdef0123456789abcdef");
+        let b = Privacy::new(b"another key, another world......");
+        let n = "+996555123456";
+        assert_eq!(a.pseudonym(n), a.pseudonym(n));
+        assert_ne!(a.pseudonym(n), b.pseudonym(n));
+        assert_ne!(a.pseudonym(n), a.pseudonym("+996555123457"));
+        assert!(!a.pseudonym(n).as_str().contains("555"));
+        assert_eq!(a.pseudonym(n).as_str().len(), 22);
+        assert!(a.pseudonym(n).bucket(16) < 16);
+    }
+
+    #[test]
+    fn seal_round_trips_and_detects_tampering() {
+        let p = Privacy::new(b"0123456789abcdef0123456789abcdef");
+        let sealed = p.seal(b"Station 5");
+        assert!(!sealed.windows(7).any(|w| w == b"Station"));
+        assert_eq!(p.open(&sealed).unwrap(), b"Station 5");
+        let mut bad = sealed.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        assert!(matches!(p.open(&bad), Err(SealError::Authentication)));
+        assert!(matches!(p.open(&sealed[..10]), Err(SealError::Truncated)));
+        let other = Privacy::new(b"another key, another world......");
+        assert!(other.open(&sealed).is_err());
+    }
+}
