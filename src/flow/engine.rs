@@ -198,6 +198,24 @@ pub fn step(flow: &Flow, state: &State, caller: &Caller, input: &str, now_ms: u6
     }
 }
 
+/// Show the current screen again without advancing (a repeated request
+/// whose earlier answer is no longer remembered).
+pub fn redisplay(flow: &Flow, state: &State, caller: &Caller) -> Step {
+    match flow.node(&state.node) {
+        Some(node @ (Node::Menu(_) | Node::Input(_) | Node::Language(_))) => {
+            let lang = state.language(flow).to_owned();
+            Step {
+                reply: screen(flow, node, &lang, &vis(caller, &state.vars), false).unwrap_or_default(),
+                state: state.clone(),
+                end: false,
+                outcome: None,
+                effects: Vec::new(),
+            }
+        }
+        _ => start(flow, caller, state.lang.as_deref(), 0),
+    }
+}
+
 /// Check an answer against an input's pattern; the value to save.
 fn accept(pattern: Pattern, answer: &str, caller: &Caller) -> Option<String> {
     if answer.is_empty() {

@@ -227,6 +227,20 @@ impl FlowSet {
         self.flows.get(id)
     }
 
+    /// Every city id the flows can set (`set = { city = "…" }`): the fixed
+    /// label set of the cases metric.
+    pub fn cities(&self) -> BTreeSet<String> {
+        self.flows
+            .values()
+            .flat_map(|f| f.spec.nodes.values())
+            .filter_map(|n| match n {
+                Node::Menu(m) => Some(m.options.iter().filter_map(|o| o.set.get("city").cloned())),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
     /// The flow an SMS keyword starts.
     pub fn by_keyword(&self, word: &str) -> Option<&Arc<Flow>> {
         self.flows.values().find(|f| f.has_keyword(word))

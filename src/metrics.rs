@@ -1,0 +1,227 @@
+//! Every Prometheus metric the gateway exports, in one place.
+//!
+//! One [`Metrics`] value owns its registry (no globals), is created once at
+//! start-up and shared. Labels come only from small fixed sets — channel
+//! names from the config, events, outcomes, flow ids, city ids — and every
+//! known combination is created at zero so that dashboards and alerts see a
+//! series before the first event. Never put a number, a text or an id of a
+//! person or case in a label.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
+};
+
+/// Webhook events (the last segment of `/webhooks/{channel}/{event}`).
+pub const EVENTS: &[&str] = &["ussd", "sms", "status"];
+
+/// Outcomes of a webhook request.
+pub const OUTCOMES: &[&str] = &[
+    "ok",
+    "duplicate",
+    "rate_limited",
+    "bad_request",
+    "forbidden",
+    "not_found",
+    "method_not_allowed",
+    "too_large",
+    "store_unavailable",
+    "timeout",
+    "error",
+];
+
+/// The channel label used for requests to a channel that does not exist.
+pub const UNKNOWN_CHANNEL: &str = "_unknown";
+
+/// Session outcomes.
+pub const SESSION_OUTCOMES: &[&str] = &["completed", "invalid", "unavailable"];
+
+/// The gateway's metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// Webhook requests by channel, event and outcome.
+    pub webhook_requests: IntCounterVec,
+    /// Webhook handling time by channel and event.
+    pub webhook_duration: HistogramVec,
+    /// Sessions started by flow.
+    pub sessions_started: IntCounterVec,
+    /// Sessions finished by flow and outcome.
+    pub sessions_finished: IntCounterVec,
+    /// Cases opened by city.
+    pub cases_opened: IntCounterVec,
+    /// 1 when the store answers, 0 when it does not.
+    pub store_up: IntGauge,
+    /// Store operations that failed, by operation.
+    pub store_errors: IntCounterVec,
+    /// Sessions evicted from the memory store to stay within its bound.
+    pub sessions_evicted: IntCounter,
+    /// Requests refused by the per-IP limit, by listener.
+    pub ip_limited: IntCounter,
+    /// 1 while shutting down.
+    pub draining: IntGauge,
+    /// Build information (always 1).
+    pub build_info: IntGaugeVec,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    r.register(Box::new(c.clone())).expect("metric registered once");
+    c
+}
+
+impl Metrics {
+    /// Create every metric, with zeroed series for the known label values.
+    pub fn new<'a>(
+        channels: impl IntoIterator<Item = &'a str>,
+        flows: impl IntoIterator<Item = &'a str>,
+        cities: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        let r = Registry::new();
+        let webhook_requests = counter_vec(
+            &r,
+            "hotline_webhook_requests_total",
+            "Webhook requests by channel, event and outcome.",
+            &["channel", "event", "outcome"],
+        );
+        let webhook_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "hotline_webhook_duration_seconds",
+                "Time to answer a webhook, by channel and event.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0,
+            ]),
+            &["channel", "event"],
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(webhook_duration.clone()))
+            .expect("metric registered once");
+        let sessions_started = counter_vec(
+            &r,
+            "hotline_sessions_started_total",
+            "Sessions started, by flow.",
+            &["flow"],
+        );
+        let sessions_finished = counter_vec(
+            &r,
+            "hotline_sessions_finished_total",
+            "Sessions finished, by flow and outcome (completed, invalid, unavailable).",
+            &["flow", "outcome"],
+        );
+        let cases_opened = counter_vec(
+            &r,
+            "hotline_cases_opened_total",
+            "Cases opened, by city.",
+            &["city"],
+        );
+        let store_up = IntGauge::new("hotline_store_up", "1 when the store answers, 0 when it does not.")
+            .expect("valid metric definition");
+        r.register(Box::new(store_up.clone())).expect("metric registered once");
+        let store_errors = counter_vec(
+            &r,
+            "hotline_store_errors_total",
+            "Store operations that failed, by operation.",
+            &["op"],
+        );
+        let sessions_evicted = IntCounter::new(
+            "hotline_sessions_evicted_total",
+            "Sessions evicted from the memory store to stay within store.max_sessions.",
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(sessions_evicted.clone()))
+            .expect("metric registered once");
+        let ip_limited = IntCounter::new(
+            "hotline_ip_rate_limited_total",
+            "Requests refused by the per-IP limit on the public listener.",
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(ip_limited.clone())).expect("metric registered once");
+        let draining = IntGauge::new("hotline_draining", "1 while the gateway is shutting down.")
+            .expect("valid metric definition");
+        r.register(Box::new(draining.clone())).expect("metric registered once");
+        let build_info = IntGaugeVec::new(
+            Opts::new("hotline_build_info", "Build information."),
+            &["version"],
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(build_info.clone())).expect("metric registered once");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+
+        let channels: Vec<&str> = channels.into_iter().chain([UNKNOWN_CHANNEL]).collect();
+        for ch in &channels {
+            for ev in EVENTS {
+                webhook_duration.with_label_values(&[*ch, *ev]);
+                for out in OUTCOMES {
+                    webhook_requests.with_label_values(&[*ch, *ev, *out]);
+                }
+            }
+        }
+        for flow in flows {
+            sessions_started.with_label_values(&[flow]);
+            for out in SESSION_OUTCOMES {
+                sessions_finished.with_label_values(&[flow, *out]);
+            }
+        }
+        for city in cities.into_iter().chain(["other"]) {
+            cases_opened.with_label_values(&[city]);
+        }
+        for op in ["begin", "commit", "ping"] {
+            store_errors.with_label_values(&[op]);
+        }
+        Metrics {
+            registry: r,
+            webhook_requests,
+            webhook_duration,
+            sessions_started,
+            sessions_finished,
+            cases_opened,
+            store_up,
+            store_errors,
+            sessions_evicted,
+            ip_limited,
+            draining,
+            build_info,
+        }
+    }
+
+    /// The registry, for modules that add their own metrics.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Everything in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding of gathered metrics cannot fail");
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_series_exist_at_zero() {
+        let m = Metrics::new(["africastalking"], ["legal_help"], ["bishkek"]);
+        let text = m.render();
+        assert!(text.contains(
+            r#"hotline_webhook_requests_total{channel="africastalking",event="ussd",outcome="bad_request"} 0"#
+        ));
+        assert!(text.contains(r#"hotline_sessions_finished_total{flow="legal_help",outcome="completed"} 0"#));
+        assert!(text.contains(r#"hotline_cases_opened_total{city="bishkek"} 0"#));
+        assert!(text.contains(r#"hotline_cases_opened_total{city="other"} 0"#));
+        assert!(text.contains("hotline_webhook_duration_seconds_bucket"));
+    }
+}

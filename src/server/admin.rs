@@ -1,0 +1,64 @@
+//! The admin listener: private, for operators and their tools.
+//!
+//! - `GET /metrics` — every metric in the Prometheus text format.
+//! - `GET /healthz` — 200 while the process runs.
+//! - `GET /readyz` — 200 when the store answers, flows are loaded and the
+//!   gateway is not draining; 503 with the reason otherwise. Load balancers
+//!   use it to stop sending traffic during a shutdown or a store outage.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, StatusCode, header};
+use http_body_util::Full;
+use hyper::body::Incoming;
+
+use super::Response;
+use crate::app::App;
+
+fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response {
+    let mut r = http::Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r
+}
+
+/// Handle one admin request.
+pub async fn handle(app: App, req: http::Request<Incoming>) -> Response {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n".into());
+        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    match req.uri().path() {
+        "/metrics" => {
+            app.metrics
+                .sessions_evicted
+                .inc_by(app.conversations.store.sessions_evicted().saturating_sub(app.metrics.sessions_evicted.get()));
+            reply(StatusCode::OK, "text/plain; version=0.0.4", app.metrics.render())
+        }
+        "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
+        "/readyz" => {
+            if app.is_draining() {
+                return reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "draining\n".into());
+            }
+            if app.conversations.flows.flows.is_empty() {
+                return reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "no flows loaded\n".into());
+            }
+            let ping = tokio::time::timeout(Duration::from_millis(1000), app.conversations.store.ping()).await;
+            match ping {
+                Ok(Ok(())) => {
+                    app.metrics.store_up.set(1);
+                    reply(StatusCode::OK, "text/plain", "ready\n".into())
+                }
+                _ => {
+                    app.metrics.store_up.set(0);
+                    app.metrics.store_errors.with_label_values(&["ping"]).inc();
+                    reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "store unavailable\n".into())
+                }
+            }
+        }
+        _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+    }
+}

@@ -1,0 +1,419 @@
+//! The embedded store: everything in this process's memory.
+//!
+//! The default, so the gateway runs with nothing else installed. Complete,
+//! not a stub: idle sessions expire, the number of sessions is bounded (the
+//! least recently active are evicted first), rate limits and dedupe work as
+//! in Redis. What it cannot do is survive a restart or be shared by two
+//! instances; that is what the Redis store is for.
+//!
+//! One `std::sync::Mutex` guards all state: it is never held across an
+//! `.await` (no method awaits while holding it), every operation is a few map
+//! lookups, and one lock makes each operation atomic as the trait requires.
+//! Time comes from the requests (`now_ms`), never from a clock read here.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::{
+    Begin, BeginRequest, CachedReply, CaseRecord, Claimed, Commit, CommitRequest, Job, Queue,
+    SessionRecord, SessionWrite, Store, StoreError, gcra,
+};
+
+/// How long a closed case's code stays reserved.
+pub const CODE_QUARANTINE_MS: u64 = 72 * 3600 * 1000;
+
+/// A map whose entries expire, bounded in size: when full, the entry written
+/// longest ago goes first.
+#[derive(Debug)]
+struct TtlMap<V> {
+    entries: HashMap<String, (V, u64, u64)>, // value, expires_at, seq
+    by_seq: BTreeMap<u64, String>,
+    by_expiry: BTreeSet<(u64, u64)>, // (expires_at, seq)
+    seq: u64,
+    capacity: usize,
+}
+
+impl<V> TtlMap<V> {
+    fn new(capacity: usize) -> Self {
+        TtlMap {
+            entries: HashMap::new(),
+            by_seq: BTreeMap::new(),
+            by_expiry: BTreeSet::new(),
+            seq: 0,
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn get(&self, key: &str, now: u64) -> Option<&V> {
+        self.entries
+            .get(key)
+            .filter(|(_, exp, _)| *exp > now)
+            .map(|(v, _, _)| v)
+    }
+
+    fn remove(&mut self, key: &str) -> Option<V> {
+        let (v, exp, seq) = self.entries.remove(key)?;
+        self.by_seq.remove(&seq);
+        self.by_expiry.remove(&(exp, seq));
+        Some(v)
+    }
+
+    /// Insert or replace; returns how many entries were evicted for room.
+    fn insert(&mut self, key: String, value: V, expires_at: u64, now: u64) -> usize {
+        self.remove(&key);
+        self.purge(now);
+        let mut evicted = 0;
+        while self.entries.len() >= self.capacity {
+            let Some((_, oldest)) = self.by_seq.pop_first() else { break };
+            self.remove(&oldest);
+            evicted += 1;
+        }
+        self.seq += 1;
+        self.by_seq.insert(self.seq, key.clone());
+        self.by_expiry.insert((expires_at, self.seq));
+        self.entries.insert(key, (value, expires_at, self.seq));
+        evicted
+    }
+
+    /// Drop every expired entry.
+    fn purge(&mut self, now: u64) {
+        while let Some(&(exp, seq)) = self.by_expiry.first() {
+            if exp > now {
+                break;
+            }
+            self.by_expiry.pop_first();
+            if let Some(key) = self.by_seq.remove(&seq) {
+                self.entries.remove(&key);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+#[derive(Debug)]
+struct JobEntry {
+    due_ms: u64,
+    payload: Vec<u8>,
+    attempt: u32,
+}
+
+#[derive(Debug, Default)]
+struct JobQueue {
+    jobs: HashMap<String, JobEntry>,
+    by_due: BTreeSet<(u64, String)>,
+}
+
+impl JobQueue {
+    fn put(&mut self, id: String, due_ms: u64, payload: Vec<u8>, attempt: u32) {
+        if let Some(old) = self.jobs.remove(&id) {
+            self.by_due.remove(&(old.due_ms, id.clone()));
+        }
+        self.by_due.insert((due_ms, id.clone()));
+        self.jobs.insert(
+            id,
+            JobEntry {
+                due_ms,
+                payload,
+                attempt,
+            },
+        );
+    }
+}
+
+#[derive(Debug)]
+struct StoredCase {
+    code: String,
+    version: u64,
+    data: Vec<u8>,
+}
+
+#[derive(Debug)]
+struct State {
+    sessions: TtlMap<SessionRecord>,
+    replies: TtlMap<CachedReply>,
+    rates: TtlMap<u64>,
+    cases: HashMap<String, StoredCase>,
+    /// Code → (case id, reserved until; `u64::MAX` while open).
+    codes: HashMap<String, (String, u64)>,
+    queues: BTreeMap<Queue, JobQueue>,
+    next_version: u64,
+    evicted: u64,
+}
+
+/// The embedded, in-process store.
+#[derive(Debug)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+impl MemoryStore {
+    /// A store holding at most `max_sessions` live sessions (and ten times as
+    /// many remembered deliveries).
+    pub fn new(max_sessions: usize) -> Self {
+        MemoryStore {
+            state: Mutex::new(State {
+                sessions: TtlMap::new(max_sessions),
+                replies: TtlMap::new(max_sessions.saturating_mul(10)),
+                rates: TtlMap::new(max_sessions.saturating_mul(2)),
+                cases: HashMap::new(),
+                codes: HashMap::new(),
+                queues: BTreeMap::new(),
+                next_version: 0,
+                evicted: 0,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a half-applied
+        // operation visible (each one mutates only after its checks), so a
+        // poisoned lock's data is still consistent.
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Live sessions right now (for tests and metrics).
+    pub fn session_count(&self, now_ms: u64) -> usize {
+        let mut s = self.lock();
+        s.sessions.purge(now_ms);
+        s.sessions.len()
+    }
+
+    /// Sessions evicted to stay within the bound, since start.
+    pub fn evicted(&self) -> u64 {
+        self.lock().evicted
+    }
+
+    /// Mark a case closed at `now_ms`: its code stays reserved for 72 hours.
+    pub fn close_case(&self, id: &str, now_ms: u64) {
+        let mut s = self.lock();
+        let Some(code) = s.cases.get(id).map(|c| c.code.clone()) else {
+            return;
+        };
+        if let Some(entry) = s.codes.get_mut(&code) {
+            entry.1 = now_ms + CODE_QUARANTINE_MS;
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn begin(&self, req: BeginRequest) -> Result<Begin, StoreError> {
+        let mut s = self.lock();
+        let now = req.now_ms;
+        if let Some(reply) = s.replies.get(&req.dedupe_key, now) {
+            return Ok(Begin::Duplicate(reply.clone()));
+        }
+        let tat = s.rates.get(&req.rate_key, now).copied();
+        match gcra(tat, now, req.rate) {
+            Err(retry_after_ms) => return Ok(Begin::Limited { retry_after_ms }),
+            Ok(new_tat) => {
+                s.rates.insert(req.rate_key, new_tat, new_tat, now);
+            }
+        }
+        Ok(Begin::Proceed(s.sessions.get(&req.session_key, now).cloned()))
+    }
+
+    async fn commit(&self, req: CommitRequest) -> Result<Commit, StoreError> {
+        let mut s = self.lock();
+        let now = req.now_ms;
+        let current = s.sessions.get(&req.session_key, now).map_or(0, |r| r.version);
+        if current != req.expected_version {
+            return Ok(Commit::Conflict(s.replies.get(&req.dedupe_key, now).cloned()));
+        }
+        // Pick the code first: if none is free, nothing is written.
+        let mut code = None;
+        if let Some(case) = &req.case {
+            let free = case.code_candidates.iter().find(|c| {
+                s.codes
+                    .get(*c)
+                    .is_none_or(|(_, reserved_until)| *reserved_until <= now)
+            });
+            code = Some(free.ok_or(StoreError::CodesExhausted)?.clone());
+        }
+        match req.session {
+            SessionWrite::Save { data, ttl_ms } => {
+                // One counter for every session: a key deleted and created
+                // again never reuses a version a slow writer may still hold.
+                s.next_version += 1;
+                let version = s.next_version;
+                let evicted = s.sessions.insert(
+                    req.session_key,
+                    SessionRecord { version, data },
+                    now + ttl_ms,
+                    now,
+                );
+                s.evicted += evicted as u64;
+            }
+            SessionWrite::Delete => {
+                s.sessions.remove(&req.session_key);
+            }
+        }
+        let mut reply = req.reply;
+        reply.code.clone_from(&code);
+        s.replies
+            .insert(req.dedupe_key, reply, now + req.dedupe_ttl_ms, now);
+        if let (Some(case), Some(code)) = (req.case, &code) {
+            s.codes.insert(code.clone(), (case.id.clone(), u64::MAX));
+            s.cases.insert(
+                case.id,
+                StoredCase {
+                    code: code.clone(),
+                    version: 1,
+                    data: case.data,
+                },
+            );
+            for (queue, job) in case.jobs {
+                s.queues
+                    .entry(queue)
+                    .or_default()
+                    .put(job.id, job.due_ms, job.payload, 0);
+            }
+        }
+        Ok(Commit::Saved { code })
+    }
+
+    async fn schedule(&self, _bucket: u16, queue: Queue, jobs: Vec<Job>) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let q = s.queues.entry(queue).or_default();
+        for job in jobs {
+            q.put(job.id, job.due_ms, job.payload, 0);
+        }
+        Ok(())
+    }
+
+    async fn claim(
+        &self,
+        _bucket: u16,
+        queue: Queue,
+        now_ms: u64,
+        lease_ms: u64,
+        max: usize,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let mut s = self.lock();
+        let q = s.queues.entry(queue).or_default();
+        let due: Vec<String> = q
+            .by_due
+            .iter()
+            .take_while(|(due, _)| *due <= now_ms)
+            .take(max)
+            .map(|(_, id)| id.clone())
+            .collect();
+        let mut out = Vec::with_capacity(due.len());
+        for id in due {
+            let Some(entry) = q.jobs.remove(&id) else { continue };
+            q.by_due.remove(&(entry.due_ms, id.clone()));
+            let attempt = entry.attempt + 1;
+            out.push(Claimed {
+                job: Job {
+                    id: id.clone(),
+                    due_ms: entry.due_ms,
+                    payload: entry.payload.clone(),
+                },
+                attempt,
+            });
+            q.put(id, now_ms + lease_ms, entry.payload, attempt);
+        }
+        Ok(out)
+    }
+
+    async fn finish(&self, _bucket: u16, queue: Queue, id: &str, attempt: u32) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        let q = s.queues.entry(queue).or_default();
+        match q.jobs.get(id) {
+            Some(e) if e.attempt == attempt => {
+                let due = e.due_ms;
+                q.jobs.remove(id);
+                q.by_due.remove(&(due, id.to_owned()));
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn reschedule(
+        &self,
+        _bucket: u16,
+        queue: Queue,
+        id: &str,
+        attempt: u32,
+        due_ms: u64,
+        payload: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        let q = s.queues.entry(queue).or_default();
+        match q.jobs.remove(id) {
+            Some(e) if e.attempt == attempt => {
+                q.by_due.remove(&(e.due_ms, id.to_owned()));
+                q.put(id.to_owned(), due_ms, payload.unwrap_or(e.payload), attempt);
+                Ok(true)
+            }
+            Some(e) => {
+                q.jobs.insert(id.to_owned(), e);
+                Ok(false)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn case(&self, _bucket: u16, id: &str) -> Result<Option<CaseRecord>, StoreError> {
+        let s = self.lock();
+        Ok(s.cases.get(id).map(|c| CaseRecord {
+            id: id.to_owned(),
+            code: c.code.clone(),
+            version: c.version,
+            data: c.data.clone(),
+        }))
+    }
+
+    async fn case_by_code(&self, code: &str) -> Result<Option<CaseRecord>, StoreError> {
+        let id = {
+            let s = self.lock();
+            match s.codes.get(code) {
+                Some((id, until)) if *until == u64::MAX => id.clone(),
+                _ => return Ok(None),
+            }
+        };
+        self.case(0, &id).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    fn sessions_evicted(&self) -> u64 {
+        self.evicted()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_map_expires_and_evicts_the_oldest() {
+        let mut m = TtlMap::new(2);
+        m.insert("a".into(), 1, 100, 0);
+        m.insert("b".into(), 2, 100, 1);
+        assert_eq!(m.insert("c".into(), 3, 100, 2), 1);
+        assert!(m.get("a", 2).is_none(), "oldest evicted");
+        assert_eq!(m.get("b", 2), Some(&2));
+        assert!(m.get("c", 100).is_none(), "expired at its time");
+        // Rewriting refreshes age: b becomes newest, so c goes next.
+        m.insert("b".into(), 4, 200, 3);
+        m.insert("d".into(), 5, 200, 4);
+        assert!(m.get("c", 4).is_none());
+        assert_eq!(m.get("b", 4), Some(&4));
+        m.purge(300);
+        assert_eq!(m.len(), 0);
+        assert!(m.by_seq.is_empty() && m.by_expiry.is_empty());
+    }
+}

@@ -1,0 +1,407 @@
+//! The store: sessions, dedupe, rate limits, cases, outbox and timers.
+//!
+//! One trait, [`Store`], with an embedded implementation ([`memory`], the
+//! default: nothing to install) and a Redis one for production. The trait is
+//! shaped around the webhook hot path so that Redis can serve each webhook in
+//! two round trips:
+//!
+//! 1. [`Store::begin`] — dedupe the delivery, apply the caller's rate limit,
+//!    load the session and its version. One atomic operation.
+//! 2. [`Store::commit`] — save the session if its version is unchanged
+//!    (compare-and-set), cache the reply for retries, and, when the flow
+//!    opened a case, record the case, pick its code and schedule its first
+//!    jobs. All or nothing.
+//!
+//! Everything else (outbox, timers, case updates) is for background workers.
+//!
+//! The store never sees a phone number or a location in clear: keys carry
+//! pseudonyms, and session and case data arrive sealed (see
+//! [`crate::privacy`]). Every key of one caller shares a *bucket* so that a
+//! Redis Cluster keeps them in one slot; case codes encode their bucket
+//! (`code % BUCKETS`) so that a lawyer's `OK 4821` finds its case's slot.
+
+pub mod memory;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+/// Number of shards keys are spread over (hash tags in Redis Cluster).
+/// Fixed: changing it would orphan live sessions and codes.
+pub const BUCKETS: u16 = 16;
+
+/// A reply remembered for retries of the same delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachedReply {
+    /// The screen, possibly with `{code}` still in it.
+    #[serde(rename = "t")]
+    pub text: String,
+    /// Whether the session ended with it.
+    #[serde(rename = "e")]
+    pub end: bool,
+    /// The case code chosen by the commit that stored it.
+    #[serde(rename = "c", default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<String>,
+}
+
+impl CachedReply {
+    /// The text as the caller sees it, with the case code filled in.
+    pub fn render(&self) -> String {
+        match &self.code {
+            Some(code) => self.text.replace("{code}", code),
+            None => self.text.clone(),
+        }
+    }
+}
+
+/// A per-caller rate limit (GCRA): `per_minute` on average, up to `burst`
+/// at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Sustained requests per minute.
+    pub per_minute: u32,
+    /// Requests allowed back to back.
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// Milliseconds between requests at the sustained rate.
+    pub fn interval_ms(&self) -> u64 {
+        60_000 / u64::from(self.per_minute.max(1))
+    }
+}
+
+/// GCRA on a theoretical arrival time: returns `Ok(new_tat)` or
+/// `Err(retry_after_ms)`. Shared by the stores (the Redis script does the
+/// same arithmetic in Lua).
+pub fn gcra(tat: Option<u64>, now: u64, limit: RateLimit) -> Result<u64, u64> {
+    let t = limit.interval_ms();
+    let tolerance = t * u64::from(limit.burst.max(1) - 1);
+    let tat = tat.unwrap_or(now).max(now);
+    if tat - now > tolerance {
+        Err(tat - now - tolerance)
+    } else {
+        Ok(tat + t)
+    }
+}
+
+/// Round trip one.
+#[derive(Debug, Clone)]
+pub struct BeginRequest {
+    /// Shard of the caller.
+    pub bucket: u16,
+    /// Identity of this delivery (`u:africastalking:ATUid_1:3`).
+    pub dedupe_key: String,
+    /// Identity of the caller for the rate limit (a pseudonym).
+    pub rate_key: String,
+    /// The limit to apply.
+    pub rate: RateLimit,
+    /// Identity of the session (`u:africastalking:ATUid_1`).
+    pub session_key: String,
+    /// Now, in ms since the Unix epoch.
+    pub now_ms: u64,
+}
+
+/// A stored session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// Incremented by every save; the compare-and-set token.
+    pub version: u64,
+    /// Sealed session data.
+    pub data: Vec<u8>,
+}
+
+/// What round trip one found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begin {
+    /// This delivery was handled before: answer the same again.
+    Duplicate(CachedReply),
+    /// The caller is over the rate limit.
+    Limited {
+        /// When a retry would be allowed.
+        retry_after_ms: u64,
+    },
+    /// Go ahead; the session, if one is live.
+    Proceed(Option<SessionRecord>),
+}
+
+/// What to do with the session in round trip two.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionWrite {
+    /// Save this sealed data, forgetting it after `ttl_ms` without activity.
+    Save {
+        /// Sealed data.
+        data: Vec<u8>,
+        /// Idle lifetime.
+        ttl_ms: u64,
+    },
+    /// The session ended: forget it.
+    Delete,
+}
+
+/// A scheduled piece of background work (an outbound message, a timer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    /// Unique id; also the idempotency key of what it does.
+    pub id: String,
+    /// When it is due (ms since the Unix epoch).
+    pub due_ms: u64,
+    /// What to do (JSON, interpreted by the worker).
+    pub payload: Vec<u8>,
+}
+
+/// The queues background workers poll.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Queue {
+    /// Outbound messages.
+    Outbox,
+    /// Escalations, expiry notices, retention purges.
+    Timers,
+}
+
+impl Queue {
+    /// Short name used in keys and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Queue::Outbox => "outbox",
+            Queue::Timers => "timers",
+        }
+    }
+}
+
+/// A job claimed by a worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    /// The job.
+    pub job: Job,
+    /// How many times it has been claimed, this claim included. Also the
+    /// lease token: finishing or rescheduling with a stale one is a no-op.
+    pub attempt: u32,
+}
+
+/// A case to record in round trip two.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCase {
+    /// Unique id.
+    pub id: String,
+    /// Codes to try, in order; the first free one is taken. Each must be in
+    /// the caller's bucket (`code % BUCKETS == bucket`).
+    pub code_candidates: Vec<String>,
+    /// Sealed case data.
+    pub data: Vec<u8>,
+    /// Jobs scheduled with the case (its first offer, its escalation timer),
+    /// each with the queue it goes to.
+    pub jobs: Vec<(Queue, Job)>,
+}
+
+/// Round trip two.
+#[derive(Debug, Clone)]
+pub struct CommitRequest {
+    /// Shard of the caller.
+    pub bucket: u16,
+    /// Identity of the session.
+    pub session_key: String,
+    /// The version loaded in round trip one (0: there was none).
+    pub expected_version: u64,
+    /// The new session, or its end.
+    pub session: SessionWrite,
+    /// Identity of this delivery.
+    pub dedupe_key: String,
+    /// The reply to cache for retries of it.
+    pub reply: CachedReply,
+    /// How long to remember the delivery.
+    pub dedupe_ttl_ms: u64,
+    /// A case to record with the session, atomically.
+    pub case: Option<NewCase>,
+    /// Now, in ms since the Unix epoch.
+    pub now_ms: u64,
+}
+
+/// What round trip two did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Commit {
+    /// Saved; the case code when a case was recorded.
+    Saved {
+        /// The code the case got.
+        code: Option<String>,
+    },
+    /// Someone else saved the session first. Their reply to this same
+    /// delivery, when it was a concurrent duplicate; otherwise retry.
+    Conflict(Option<CachedReply>),
+}
+
+/// A recorded case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseRecord {
+    /// Unique id.
+    pub id: String,
+    /// Its short code.
+    pub code: String,
+    /// Incremented by every update.
+    pub version: u64,
+    /// Sealed case data.
+    pub data: Vec<u8>,
+}
+
+/// Why the store could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backing service cannot be reached or timed out; worth retrying
+    /// later, and the reason to report not-ready.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Every candidate code was taken.
+    #[error("no free case code among the candidates")]
+    CodesExhausted,
+    /// The store answered something this version cannot read.
+    #[error("store returned unexpected data: {0}")]
+    Corrupt(String),
+}
+
+/// The store every part of the gateway talks to.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Round trip one: dedupe, rate limit, load the session.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the backing service is down.
+    async fn begin(&self, req: BeginRequest) -> Result<Begin, StoreError>;
+
+    /// Round trip two: compare-and-set the session, cache the reply, record a
+    /// case with its jobs. Atomic.
+    ///
+    /// # Errors
+    /// [`StoreError`] when nothing was written.
+    async fn commit(&self, req: CommitRequest) -> Result<Commit, StoreError>;
+
+    /// Schedule jobs (outside the hot path).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn schedule(&self, bucket: u16, queue: Queue, jobs: Vec<Job>) -> Result<(), StoreError>;
+
+    /// Claim up to `max` due jobs for `lease_ms`; a claim not finished in
+    /// time becomes due again for another worker.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn claim(
+        &self,
+        bucket: u16,
+        queue: Queue,
+        now_ms: u64,
+        lease_ms: u64,
+        max: usize,
+    ) -> Result<Vec<Claimed>, StoreError>;
+
+    /// Remove a finished job. A stale `attempt` (the lease was lost) is a
+    /// no-op and returns false.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn finish(&self, bucket: u16, queue: Queue, id: &str, attempt: u32) -> Result<bool, StoreError>;
+
+    /// Make a claimed job due again at `due_ms` (a retry), with a new payload
+    /// if given. A stale `attempt` is a no-op and returns false.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn reschedule(
+        &self,
+        bucket: u16,
+        queue: Queue,
+        id: &str,
+        attempt: u32,
+        due_ms: u64,
+        payload: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError>;
+
+    /// A case by id.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn case(&self, bucket: u16, id: &str) -> Result<Option<CaseRecord>, StoreError>;
+
+    /// The open case with this code.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn case_by_code(&self, code: &str) -> Result<Option<CaseRecord>, StoreError>;
+
+    /// Whether the store can serve requests (for `/readyz`).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when it cannot.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Short name for logs and metrics (`memory`, `redis`).
+    fn kind(&self) -> &'static str;
+
+    /// Sessions evicted to stay within a size bound, since start (the memory
+    /// store; Redis evicts by its own policy and reports 0).
+    fn sessions_evicted(&self) -> u64 {
+        0
+    }
+}
+
+/// The bucket a case code belongs to.
+pub fn code_bucket(code: &str) -> Option<u16> {
+    code.parse::<u32>().ok().map(|n| (n % u32::from(BUCKETS)) as u16)
+}
+
+/// Random four-digit codes in `bucket`, for [`NewCase::code_candidates`].
+pub fn code_candidates(bucket: u16, n: usize) -> Vec<String> {
+    let b = u32::from(bucket % BUCKETS);
+    let per_bucket = 10_000 / u32::from(BUCKETS);
+    (0..n)
+        .map(|_| {
+            let k = rand::random_range(0..per_bucket);
+            let code = k * u32::from(BUCKETS) + b;
+            // Keep codes four digits and away from 0000-0999 look-alikes of
+            // shorter numbers: shift into 1000..9999 within the bucket.
+            let code = if code < 1000 { code + 1008 } else { code };
+            format!("{code:04}")
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gcra_allows_the_burst_then_the_rate() {
+        let limit = RateLimit {
+            per_minute: 60,
+            burst: 3,
+        };
+        let mut tat = None;
+        for _ in 0..3 {
+            tat = Some(gcra(tat, 0, limit).expect("within burst"));
+        }
+        let retry = gcra(tat, 0, limit).expect_err("over burst");
+        assert_eq!(retry, 1000);
+        assert!(gcra(tat, 999, limit).is_err());
+        assert!(gcra(tat, 1000, limit).is_ok());
+    }
+
+    #[test]
+    fn codes_encode_their_bucket() {
+        for bucket in 0..BUCKETS {
+            for code in code_candidates(bucket, 50) {
+                assert_eq!(code.len(), 4, "{code}");
+                assert!(code.parse::<u32>().unwrap() >= 1000);
+                assert_eq!(code_bucket(&code), Some(bucket), "{code}");
+            }
+        }
+    }
+
+    #[test]
+    fn cached_replies_fill_in_the_code() {
+        let r = CachedReply {
+            text: "Code {code}.".into(),
+            end: true,
+            code: Some("4821".into()),
+        };
+        assert_eq!(r.render(), "Code 4821.");
+    }
+}
