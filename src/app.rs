@@ -57,31 +57,14 @@ impl App {
     /// # Errors
     /// Every error found in flows and channel settings; warnings are returned
     /// alongside a successful build.
-    pub fn build(config: Config, store: Arc<dyn Store>, clock: Clock) -> Result<(App, Vec<Problem>), Vec<Problem>> {
+    pub fn build(
+        config: Config,
+        store: Arc<dyn Store>,
+        clock: Clock,
+    ) -> Result<(App, Vec<Problem>), Vec<Problem>> {
         let (flows, mut problems) = load_flows(&config);
-        let mut channels: HashMap<String, Arc<dyn Channel>> = HashMap::new();
-        for (i, cfg) in config.channels.iter().enumerate() {
-            match channel::build(i, cfg, &config.source) {
-                Ok(ch) => {
-                    channels.insert(cfg.name.clone(), ch);
-                }
-                Err(mut p) => problems.append(&mut p),
-            }
-            if flows.get(&cfg.flow).is_none() && !problems.iter().any(|p| p.is_error()) {
-                problems.push(Problem::error(
-                    &config.source,
-                    crate::problem::quoted(&format!("channels[{i}].flow"), &cfg.flow),
-                    "no flow with this id",
-                ));
-            }
-        }
-        if !config.flows.default.is_empty() && flows.get(&config.flows.default).is_none() && !problems.iter().any(|p| p.is_error()) {
-            problems.push(Problem::error(
-                &config.source,
-                crate::problem::quoted("flows.default", &config.flows.default),
-                "no flow with this id",
-            ));
-        }
+        let (channels, mut channel_problems) = build_channels(&config, &flows);
+        problems.append(&mut channel_problems);
         if problems.iter().any(Problem::is_error) {
             return Err(problems);
         }
@@ -92,7 +75,8 @@ impl App {
             cities.iter().map(String::as_str),
         );
         metrics.store_up.set(1);
-        let per_second = NonZeroU32::new(config.server.per_ip_per_second).unwrap_or(NonZeroU32::MIN);
+        let per_second =
+            NonZeroU32::new(config.server.per_ip_per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(config.server.per_ip_burst).unwrap_or(NonZeroU32::MIN);
         let conversations = Conversations {
             store,
@@ -107,7 +91,9 @@ impl App {
             channels,
             conversations,
             metrics,
-            ip_limiter: DefaultKeyedRateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+            ip_limiter: DefaultKeyedRateLimiter::keyed(
+                Quota::per_second(per_second).allow_burst(burst),
+            ),
             draining: AtomicBool::new(false),
             config,
         };
@@ -129,6 +115,39 @@ impl App {
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
     }
+}
+
+/// Build every configured channel and check the flows they name.
+pub fn build_channels(
+    config: &Config,
+    flows: &FlowSet,
+) -> (HashMap<String, Arc<dyn Channel>>, Vec<Problem>) {
+    let mut problems = Vec::new();
+    let mut channels: HashMap<String, Arc<dyn Channel>> = HashMap::new();
+    let flows_ok = !flows.flows.is_empty();
+    for (i, cfg) in config.channels.iter().enumerate() {
+        match channel::build(i, cfg, &config.source) {
+            Ok(ch) => {
+                channels.insert(cfg.name.clone(), ch);
+            }
+            Err(mut p) => problems.append(&mut p),
+        }
+        if flows_ok && flows.get(&cfg.flow).is_none() {
+            problems.push(Problem::error(
+                &config.source,
+                crate::problem::quoted(&format!("channels[{i}].flow"), &cfg.flow),
+                "no flow with this id",
+            ));
+        }
+    }
+    if flows_ok && flows.get(&config.flows.default).is_none() {
+        problems.push(Problem::error(
+            &config.source,
+            crate::problem::quoted("flows.default", &config.flows.default),
+            "no flow with this id",
+        ));
+    }
+    (channels, problems)
 }
 
 /// Load the flows a config names, with the lint warnings.

@@ -42,7 +42,11 @@ impl CaseData {
             lang: draft.lang,
             channel: channel.to_owned(),
             caller,
-            city: draft.vars.get("city").cloned().unwrap_or_else(|| "other".to_owned()),
+            city: draft
+                .vars
+                .get("city")
+                .cloned()
+                .unwrap_or_else(|| "other".to_owned()),
             vars: draft.vars,
             opened_at_ms: draft.opened_at_ms,
         }

@@ -91,7 +91,10 @@ fn print_problems(problems: &[Problem]) {
     }
 }
 
-fn load_config(flag: Option<&std::path::Path>, env: &dyn Env) -> Result<(Config, Vec<Problem>), (u8, Vec<Problem>)> {
+fn load_config(
+    flag: Option<&std::path::Path>,
+    env: &dyn Env,
+) -> Result<(Config, Vec<Problem>), (u8, Vec<Problem>)> {
     let path = config::config_path(flag, env);
     match config::load(&path, env) {
         Ok(x) => Ok(x),
@@ -106,7 +109,11 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve(config),
         Command::Check { config, screens } => check(config, screens),
-        Command::Simulate { config, flow, number } => simulate(config, flow, &number),
+        Command::Simulate {
+            config,
+            flow,
+            number,
+        } => simulate(config, flow, &number),
     }
 }
 
@@ -133,7 +140,10 @@ fn serve(flag: Option<PathBuf>) -> ExitCode {
         }
     };
     init_logging(config.server.log_json);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("hotline: cannot start the runtime: {e}");
@@ -212,56 +222,51 @@ fn check(flag: Option<PathBuf>, list_screens: bool) -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let store = App::memory_store(&config);
-    let app = match App::build(config, store, Clock::System) {
-        Ok((app, mut warnings)) => {
-            problems.append(&mut warnings);
-            Some(app)
-        }
-        Err(mut errors) => {
-            problems.append(&mut errors);
-            None
-        }
-    };
-    if let Some(app) = &app {
-        for flow in app.conversations.flows.flows.values() {
-            let screens = lint::screens(flow);
-            let worst = screens.iter().map(|s| s.measure.sms_segments()).max().unwrap_or(0);
-            println!(
-                "{}: flow {:?}, {} languages, {} screens, every screen at most {} SMS part(s)",
-                flow.source,
-                flow.id(),
-                flow.spec.languages.len(),
-                screens.len(),
-                worst
-            );
-            if list_screens {
-                for s in &screens {
-                    println!(
-                        "  {}.{} [country {}{}]: {}/{} {} · SMS {} part(s)",
-                        s.key,
-                        s.lang,
-                        s.country,
-                        if s.reprompt { ", re-prompt" } else { "" },
-                        s.measure.units,
-                        s.measure.ussd_limit(),
-                        s.measure.encoding,
-                        s.measure.sms_segments()
-                    );
-                }
+    let (flows, mut flow_problems) = crate::app::load_flows(&config);
+    let (channels, mut channel_problems) = crate::app::build_channels(&config, &flows);
+    problems.append(&mut flow_problems);
+    problems.append(&mut channel_problems);
+    for flow in flows.flows.values() {
+        let screens = lint::screens(flow);
+        let worst = screens
+            .iter()
+            .map(|s| s.measure.sms_segments())
+            .max()
+            .unwrap_or(0);
+        println!(
+            "{}: flow {:?}, {} languages, {} screens, every screen at most {} SMS part(s)",
+            flow.source,
+            flow.id(),
+            flow.spec.languages.len(),
+            screens.len(),
+            worst
+        );
+        if list_screens {
+            for s in &screens {
+                println!(
+                    "  {}.{} [country {}{}]: {}/{} {} · SMS {} part(s)",
+                    s.key,
+                    s.lang,
+                    s.country,
+                    if s.reprompt { ", re-prompt" } else { "" },
+                    s.measure.units,
+                    s.measure.ussd_limit(),
+                    s.measure.encoding,
+                    s.measure.sms_segments()
+                );
             }
         }
-        println!(
-            "{}: {} channel(s), store {}, {} flow(s)",
-            app.config.source,
-            app.channels.len(),
-            match app.config.store.kind {
-                StoreKind::Memory => "memory",
-                StoreKind::Redis(_) => "redis",
-            },
-            app.conversations.flows.flows.len()
-        );
     }
+    println!(
+        "{}: {} channel(s), store {}, {} flow(s)",
+        config.source,
+        channels.len(),
+        match config.store.kind {
+            StoreKind::Memory => "memory",
+            StoreKind::Redis(_) => "redis",
+        },
+        flows.flows.len()
+    );
     print_problems(&problems);
     if problems.is_empty() {
         println!("no problems found");
@@ -298,7 +303,10 @@ fn simulate(flag: Option<PathBuf>, flow: Option<String>, number: &str) -> ExitCo
         eprintln!("hotline: no flow {flow_id:?}");
         return ExitCode::from(EXIT_CONFIG);
     }
-    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
         return ExitCode::FAILURE;
     };
     let session_id = format!("sim-{:08x}", rand::random::<u32>());

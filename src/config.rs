@@ -48,7 +48,9 @@ impl Env for HashMap<String, String> {
 
 impl Env for BTreeMap<&str, &str> {
     fn var(&self, name: &str) -> Option<String> {
-        self.get(name).filter(|v| !v.is_empty()).map(|v| (*v).to_owned())
+        self.get(name)
+            .filter(|v| !v.is_empty())
+            .map(|v| (*v).to_owned())
     }
 }
 
@@ -351,11 +353,15 @@ impl IpNet {
         };
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -475,7 +481,11 @@ fn lexical(path: &Path) -> String {
         }
     }
     let p: PathBuf = out.iter().collect();
-    if p.as_os_str().is_empty() { ".".to_owned() } else { p.display().to_string() }
+    if p.as_os_str().is_empty() {
+        ".".to_owned()
+    } else {
+        p.display().to_string()
+    }
 }
 
 fn env_name_ok(name: &str) -> bool {
@@ -492,9 +502,12 @@ fn env_name_ok(name: &str) -> bool {
 /// [`LoadError::Invalid`] with every problem otherwise.
 pub fn load(path: &Path, env: &dyn Env) -> Result<(Config, Vec<Problem>), LoadError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| LoadError::Unreadable(Problem::error(&file, "", format!("cannot read: {e}"))))?;
-    let base = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        LoadError::Unreadable(Problem::error(&file, "", format!("cannot read: {e}")))
+    })?;
+    let base = path
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
     parse(&text, &file, &base, env)
 }
 
@@ -503,11 +516,21 @@ pub fn load(path: &Path, env: &dyn Env) -> Result<(Config, Vec<Problem>), LoadEr
 ///
 /// # Errors
 /// [`LoadError::Invalid`] with every problem found.
-pub fn parse(text: &str, file: &str, base: &Path, env: &dyn Env) -> Result<(Config, Vec<Problem>), LoadError> {
+pub fn parse(
+    text: &str,
+    file: &str,
+    base: &Path,
+    env: &dyn Env,
+) -> Result<(Config, Vec<Problem>), LoadError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let line = e
             .span()
-            .map(|s| format!("line {}", text[..s.start.min(text.len())].matches('\n').count() + 1))
+            .map(|s| {
+                format!(
+                    "line {}",
+                    text[..s.start.min(text.len())].matches('\n').count() + 1
+                )
+            })
             .unwrap_or_default();
         LoadError::Invalid(vec![Problem::error(file, line, e.message().to_owned())])
     })?;
@@ -519,21 +542,37 @@ pub fn parse(text: &str, file: &str, base: &Path, env: &dyn Env) -> Result<(Conf
     // server
     let s = &raw.server;
     let listen = c.addr("server.listen", &s.listen, "HOTLINE_LISTEN", env);
-    let admin_listen = c.addr("server.admin_listen", &s.admin_listen, "HOTLINE_ADMIN_LISTEN", env);
+    let admin_listen = c.addr(
+        "server.admin_listen",
+        &s.admin_listen,
+        "HOTLINE_ADMIN_LISTEN",
+        env,
+    );
     if listen == admin_listen && listen.port() != 0 {
-        c.error(quoted("server.admin_listen", &s.admin_listen), "must differ from server.listen");
+        c.error(
+            quoted("server.admin_listen", &s.admin_listen),
+            "must differ from server.listen",
+        );
     }
     if !(1024..=1 << 20).contains(&s.max_body_bytes) {
-        c.error(format!("server.max_body_bytes = {}", s.max_body_bytes), "must be between 1024 and 1048576");
+        c.error(
+            format!("server.max_body_bytes = {}", s.max_body_bytes),
+            "must be between 1024 and 1048576",
+        );
     }
     c.positive("server.header_read_timeout_ms", s.header_read_timeout_ms);
     c.positive("server.request_timeout_ms", s.request_timeout_ms);
     c.positive("server.max_connections", s.max_connections as u64);
     c.positive("server.per_ip_per_second", u64::from(s.per_ip_per_second));
     c.positive("server.per_ip_burst", u64::from(s.per_ip_burst));
-    let log_format = env.var("HOTLINE_LOG_FORMAT").unwrap_or_else(|| s.log_format.clone());
+    let log_format = env
+        .var("HOTLINE_LOG_FORMAT")
+        .unwrap_or_else(|| s.log_format.clone());
     if log_format != "text" && log_format != "json" {
-        c.error(quoted("server.log_format", &log_format), "must be \"text\" or \"json\"");
+        c.error(
+            quoted("server.log_format", &log_format),
+            "must be \"text\" or \"json\"",
+        );
     }
     let server = ServerConfig {
         listen,
@@ -552,24 +591,41 @@ pub fn parse(text: &str, file: &str, base: &Path, env: &dyn Env) -> Result<(Conf
     let st = &raw.store;
     let kind = match (env.var("HOTLINE_REDIS_URL"), st.kind.as_str()) {
         (Some(url), _) => {
-            if !(url.starts_with("redis://") || url.starts_with("rediss://") || url.starts_with("redis+unix://") || url.starts_with("unix://")) {
-                c.env_error("HOTLINE_REDIS_URL", "<hidden>", "must start with redis:// or rediss://");
+            if !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("redis+unix://")
+                || url.starts_with("unix://"))
+            {
+                c.env_error(
+                    "HOTLINE_REDIS_URL",
+                    "<hidden>",
+                    "must start with redis:// or rediss://",
+                );
             }
             StoreKind::Redis(url)
         }
         (None, "memory") => StoreKind::Memory,
         (None, "redis") => {
-            c.error(quoted("store.kind", "redis"), "set HOTLINE_REDIS_URL to the Redis URL");
+            c.error(
+                quoted("store.kind", "redis"),
+                "set HOTLINE_REDIS_URL to the Redis URL",
+            );
             StoreKind::Memory
         }
         (None, other) => {
-            c.error(quoted("store.kind", other), "must be \"memory\" or \"redis\"");
+            c.error(
+                quoted("store.kind", other),
+                "must be \"memory\" or \"redis\"",
+            );
             StoreKind::Memory
         }
     };
     c.positive("store.max_sessions", st.max_sessions as u64);
     if st.key_prefix.is_empty() || st.key_prefix.contains(['{', '}', ' ']) {
-        c.error(quoted("store.key_prefix", &st.key_prefix), "must be non-empty, without braces or spaces");
+        c.error(
+            quoted("store.key_prefix", &st.key_prefix),
+            "must be non-empty, without braces or spaces",
+        );
     }
     c.positive("store.connect_timeout_ms", st.connect_timeout_ms);
     c.positive("store.response_timeout_ms", st.response_timeout_ms);
@@ -585,16 +641,26 @@ pub fn parse(text: &str, file: &str, base: &Path, env: &dyn Env) -> Result<(Conf
     // privacy
     let p = &raw.privacy;
     if !env_name_ok(&p.pii_key_env) {
-        c.error(quoted("privacy.pii_key_env", &p.pii_key_env), "not an environment variable name");
+        c.error(
+            quoted("privacy.pii_key_env", &p.pii_key_env),
+            "not an environment variable name",
+        );
     }
     let (pii_key, is_dev_key) = match env.var(&p.pii_key_env) {
         Some(k) if k.len() >= crate::privacy::MIN_KEY_LEN => (k.into_bytes(), false),
         Some(_) => {
-            c.env_error(&p.pii_key_env, "<hidden>", &format!("must be at least {} bytes", crate::privacy::MIN_KEY_LEN));
+            c.env_error(
+                &p.pii_key_env,
+                "<hidden>",
+                &format!("must be at least {} bytes", crate::privacy::MIN_KEY_LEN),
+            );
             (Vec::new(), false)
         }
         None if p.require_pii_key => {
-            c.error("privacy.require_pii_key = true", format!("{} is not set", p.pii_key_env));
+            c.error(
+                "privacy.require_pii_key = true",
+                format!("{} is not set", p.pii_key_env),
+            );
             (Vec::new(), false)
         }
         None => (crate::privacy::DEV_KEY.as_bytes().to_vec(), true),
@@ -608,7 +674,10 @@ pub fn parse(text: &str, file: &str, base: &Path, env: &dyn Env) -> Result<(Conf
 
     // limits
     let l = &raw.limits;
-    c.positive("limits.per_number_per_minute", u64::from(l.per_number_per_minute));
+    c.positive(
+        "limits.per_number_per_minute",
+        u64::from(l.per_number_per_minute),
+    );
     c.positive("limits.per_number_burst", u64::from(l.per_number_burst));
     c.positive("limits.dedupe_ttl_secs", l.dedupe_ttl_secs);
     let limits = Limits {
@@ -623,7 +692,10 @@ pub fn parse(text: &str, file: &str, base: &Path, env: &dyn Env) -> Result<(Conf
     let flows = match &raw.flows {
         Some(f) => {
             if f.fallback_phone.trim().is_empty() {
-                c.error("flows.fallback_phone", "set the number callers can ring when the menu cannot help");
+                c.error(
+                    "flows.fallback_phone",
+                    "set the number callers can ring when the menu cannot help",
+                );
             }
             FlowsConfig {
                 dir: base.join(&f.dir),
@@ -633,7 +705,10 @@ pub fn parse(text: &str, file: &str, base: &Path, env: &dyn Env) -> Result<(Conf
             }
         }
         None => {
-            c.error("flows", "missing: add a [flows] table with dir, default and fallback_phone");
+            c.error(
+                "flows",
+                "missing: add a [flows] table with dir, default and fallback_phone",
+            );
             FlowsConfig {
                 dir: base.join("flows"),
                 display_dir: "flows".into(),
@@ -649,27 +724,49 @@ pub fn parse(text: &str, file: &str, base: &Path, env: &dyn Env) -> Result<(Conf
     for (i, ch) in raw.channels.iter().enumerate() {
         let key = format!("channels[{i}]");
         let name_ok = !ch.name.is_empty()
-            && ch.name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+            && ch
+                .name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
         if !name_ok {
-            c.error(quoted(&format!("{key}.name"), &ch.name), "use lowercase letters, digits, `_` or `-`");
+            c.error(
+                quoted(&format!("{key}.name"), &ch.name),
+                "use lowercase letters, digits, `_` or `-`",
+            );
         }
         if !names.insert(ch.name.clone()) {
-            c.error(quoted(&format!("{key}.name"), &ch.name), "another channel has this name");
+            c.error(
+                quoted(&format!("{key}.name"), &ch.name),
+                "another channel has this name",
+            );
         }
-        let Some(kind) = ChannelKind::ALL.iter().find(|(n, _)| *n == ch.kind).map(|(_, k)| *k) else {
+        let Some(kind) = ChannelKind::ALL
+            .iter()
+            .find(|(n, _)| *n == ch.kind)
+            .map(|(_, k)| *k)
+        else {
             let known: Vec<&str> = ChannelKind::ALL.iter().map(|(n, _)| *n).collect();
-            c.error(quoted(&format!("{key}.kind"), &ch.kind), format!("unknown kind (known: {})", known.join(", ")));
+            c.error(
+                quoted(&format!("{key}.kind"), &ch.kind),
+                format!("unknown kind (known: {})", known.join(", ")),
+            );
             continue;
         };
         let secret = match &ch.secret_env {
             Some(name) if !env_name_ok(name) => {
-                c.error(quoted(&format!("{key}.secret_env"), name), "not an environment variable name");
+                c.error(
+                    quoted(&format!("{key}.secret_env"), name),
+                    "not an environment variable name",
+                );
                 None
             }
             Some(name) => match env.var(name) {
                 Some(v) => Some(v),
                 None => {
-                    c.error(quoted(&format!("{key}.secret_env"), name), format!("environment variable {name} is not set"));
+                    c.error(
+                        quoted(&format!("{key}.secret_env"), name),
+                        format!("environment variable {name} is not set"),
+                    );
                     None
                 }
             },
@@ -679,7 +776,10 @@ pub fn parse(text: &str, file: &str, base: &Path, env: &dyn Env) -> Result<(Conf
         for (j, ip) in ch.allow_ips.iter().enumerate() {
             match IpNet::parse(ip) {
                 Some(net) => allow_ips.push(net),
-                None => c.error(quoted(&format!("{key}.allow_ips[{j}]"), ip), "not an IP address or network like 10.0.0.0/8"),
+                None => c.error(
+                    quoted(&format!("{key}.allow_ips[{j}]"), ip),
+                    "not an IP address or network like 10.0.0.0/8",
+                ),
             }
         }
         // Settings ending in `_env` name secrets: read them now so a missing
@@ -691,7 +791,10 @@ pub fn parse(text: &str, file: &str, base: &Path, env: &dyn Env) -> Result<(Conf
                     Some(val) => {
                         env_values.insert(name.to_owned(), val);
                     }
-                    None => c.error(quoted(&format!("{key}.{k}"), name), format!("environment variable {name} is not set")),
+                    None => c.error(
+                        quoted(&format!("{key}.{k}"), name),
+                        format!("environment variable {name} is not set"),
+                    ),
                 }
             }
         }

@@ -25,7 +25,7 @@ use crate::flow::{Flow, FlowSet};
 use crate::metrics::Metrics;
 use crate::privacy::Privacy;
 use crate::store::{
-    BUCKETS, Begin, BeginRequest, CachedReply, Commit, CommitRequest, NewCase, Queue, Job,
+    BUCKETS, Begin, BeginRequest, CachedReply, Commit, CommitRequest, Job, NewCase, Queue,
     SessionRecord, SessionWrite, Store, StoreError, code_candidates,
 };
 
@@ -93,7 +93,11 @@ impl std::fmt::Debug for Conversations {
 
 /// Steps in an Africa's Talking cumulative text.
 fn step_count(text: &str) -> usize {
-    if text.is_empty() { 0 } else { text.split('*').count() }
+    if text.is_empty() {
+        0
+    } else {
+        text.split('*').count()
+    }
 }
 
 /// The newest input in a cumulative text, given how much was consumed. Uses
@@ -108,10 +112,20 @@ fn newest_input(text: &str, consumed: usize) -> &str {
 }
 
 impl Conversations {
-    fn unavailable(&self, flow: Option<&Flow>, lang: Option<&str>, outcome: &'static str) -> Answer {
+    fn unavailable(
+        &self,
+        flow: Option<&Flow>,
+        lang: Option<&str>,
+        outcome: &'static str,
+    ) -> Answer {
         let text = flow.map_or_else(
             || "Service unavailable.".to_owned(),
-            |f| f.text(&f.spec.messages.unavailable, lang.unwrap_or(&f.spec.default_language)),
+            |f| {
+                f.text(
+                    &f.spec.messages.unavailable,
+                    lang.unwrap_or(&f.spec.default_language),
+                )
+            },
         );
         Answer {
             text,
@@ -129,7 +143,11 @@ impl Conversations {
     pub async fn ussd(&self, channel: &str, flow_id: &str, req: UssdIn) -> Answer {
         let flow = self.flows.get(flow_id).cloned();
         let Some(flow) = flow else {
-            tracing::error!(channel, flow = flow_id, "channel names a flow that is not loaded");
+            tracing::error!(
+                channel,
+                flow = flow_id,
+                "channel names a flow that is not loaded"
+            );
             return self.unavailable(None, None, "error");
         };
         let UssdInput::Cumulative(text) = &req.input;
@@ -188,7 +206,10 @@ impl Conversations {
                 // New session, an unknown session id with stale input (start
                 // afresh), unreadable data, or a flow renamed under it.
                 _ => {
-                    self.metrics.sessions_started.with_label_values(&[flow.id()]).inc();
+                    self.metrics
+                        .sessions_started
+                        .with_label_values(&[flow.id()])
+                        .inc();
                     (engine::start(&flow, &caller, None, now), now)
                 }
             };
@@ -223,7 +244,8 @@ impl Conversations {
                         end: step.end,
                         code: None,
                     },
-                    dedupe_ttl_ms: u64::try_from(self.limits.dedupe_ttl.as_millis()).unwrap_or(u64::MAX),
+                    dedupe_ttl_ms: u64::try_from(self.limits.dedupe_ttl.as_millis())
+                        .unwrap_or(u64::MAX),
                     case: case.map(|(c, _)| c),
                     now_ms: now,
                 })
@@ -238,7 +260,11 @@ impl Conversations {
                             .inc();
                     }
                     if let Some(city) = &city {
-                        let label = if self.flows.cities().contains(city) { city.as_str() } else { "other" };
+                        let label = if self.flows.cities().contains(city) {
+                            city.as_str()
+                        } else {
+                            "other"
+                        };
                         self.metrics.cases_opened.with_label_values(&[label]).inc();
                         tracing::info!(channel, caller = %pseudonym, city = label, "case opened");
                     }
@@ -301,9 +327,7 @@ impl Conversations {
         bucket: u16,
         now: u64,
     ) -> Option<(NewCase, CaseData)> {
-        let draft = step.effects.iter().find_map(|e| match e {
-            Effect::OpenCase(d) => Some(d.clone()),
-        })?;
+        let Effect::OpenCase(draft) = step.effects.first()?.clone();
         let id = case::new_id(now);
         let data = CaseData::from_draft(id.clone(), channel, req.from.clone(), draft);
         let jobs = self
@@ -311,7 +335,9 @@ impl Conversations {
             .as_ref()
             .map(|p| p.plan(&data, bucket))
             .unwrap_or_default();
-        let sealed = self.privacy.seal(&serde_json::to_vec(&data).unwrap_or_default());
+        let sealed = self
+            .privacy
+            .seal(&serde_json::to_vec(&data).unwrap_or_default());
         Some((
             NewCase {
                 id,
@@ -336,7 +362,15 @@ mod tests {
         assert_eq!(newest_input("", 0), "");
         assert_eq!(newest_input("1", 0), "1");
         assert_eq!(newest_input("1*2", 1), "2");
-        assert_eq!(newest_input("1*2*Street *5", 3), "Street *5", "a typed * stays in the answer");
-        assert_eq!(newest_input("1*2", 9), "2", "inconsistent lengths fall back to the last field");
+        assert_eq!(
+            newest_input("1*2*Street *5", 3),
+            "Street *5",
+            "a typed * stays in the answer"
+        );
+        assert_eq!(
+            newest_input("1*2", 9),
+            "2",
+            "inconsistent lengths fall back to the last field"
+        );
     }
 }

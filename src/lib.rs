@@ -1,9 +1,50 @@
+//! # hotline — an SMS/USSD gateway to lawyers on call
+//!
+//! A woman who has just been detained (or a friend) dials a USSD code or
+//! texts a short code; a short menu asks where she is and what is happening;
+//! the gateway records a case for the lawyer on call in her city.
+//!
+//! ## Where a request goes
+//!
+//! An Africa's Talking USSD hop, `POST /webhooks/africastalking/ussd`:
+//!
+//! 1. [`server`] accepts it ([`server::public`]: route, per-IP limit, body
+//!    cap, timeout) and hands it to its channel.
+//! 2. [`channel`] — here [`channel::africastalking`] — authenticates it and
+//!    parses the form into a [`channel::UssdIn`].
+//! 3. [`conversation`] runs the hop: store round trip one (dedupe, rate
+//!    limit, load session), the pure [`flow::engine`], store round trip two
+//!    (save session; record a case when the flow opened one).
+//! 4. The channel renders the answer (`CON …` / `END …`).
+//!
+//! ## Modules
+//!
+//! - [`cli`] — `hotline serve | check | simulate`; `main.rs` only calls it.
+//! - [`config`] — the TOML config, environment overrides, validation (exit 64).
+//! - [`app`] — the shared state every handler holds, built from the config.
+//! - [`server`] — hyper listeners: public webhooks, private admin (`/metrics`,
+//!   `/healthz`, `/readyz`), graceful shutdown.
+//! - [`channel`] — one adapter per aggregator kind behind one trait.
+//! - [`conversation`] — one inbound message in, one screen out.
+//! - [`flow`] — the flow file format, its validator and lints, and the pure
+//!   engine (`step(flow, state, caller, input, now)`).
+//! - [`store`] — the store trait (two round trips per webhook) and the
+//!   embedded in-memory implementation.
+//! - [`case`] — what a completed flow records.
+//! - [`privacy`] — keyed pseudonyms for logs and keys; sealing data at rest.
+//! - [`phone`] — E.164 numbers with redacted `Debug`, and their countries.
+//! - [`text`] — GSM-7/UCS-2 measuring, SMS parts, USSD limits, input digits.
+//! - [`metrics`] — every Prometheus metric, in one registry.
+//! - [`clock`] — injectable "now".
+//! - [`problem`] — config and flow problems, each naming its file and key.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
+#![warn(missing_docs)]
+
 pub mod app;
 pub mod case;
-pub mod cli;
 pub mod channel;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod conversation;
@@ -11,7 +52,7 @@ pub mod flow;
 pub mod metrics;
 pub mod phone;
 pub mod privacy;
-pub mod store;
 pub mod problem;
 pub mod server;
+pub mod store;
 pub mod text;

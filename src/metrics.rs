@@ -72,7 +72,8 @@ impl std::fmt::Debug for Metrics {
 
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    r.register(Box::new(c.clone())).expect("metric registered once");
+    r.register(Box::new(c.clone()))
+        .expect("metric registered once");
     c
 }
 
@@ -121,9 +122,13 @@ impl Metrics {
             "Cases opened, by city.",
             &["city"],
         );
-        let store_up = IntGauge::new("hotline_store_up", "1 when the store answers, 0 when it does not.")
-            .expect("valid metric definition");
-        r.register(Box::new(store_up.clone())).expect("metric registered once");
+        let store_up = IntGauge::new(
+            "hotline_store_up",
+            "1 when the store answers, 0 when it does not.",
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(store_up.clone()))
+            .expect("metric registered once");
         let store_errors = counter_vec(
             &r,
             "hotline_store_errors_total",
@@ -142,16 +147,19 @@ impl Metrics {
             "Requests refused by the per-IP limit on the public listener.",
         )
         .expect("valid metric definition");
-        r.register(Box::new(ip_limited.clone())).expect("metric registered once");
+        r.register(Box::new(ip_limited.clone()))
+            .expect("metric registered once");
         let draining = IntGauge::new("hotline_draining", "1 while the gateway is shutting down.")
             .expect("valid metric definition");
-        r.register(Box::new(draining.clone())).expect("metric registered once");
+        r.register(Box::new(draining.clone()))
+            .expect("metric registered once");
         let build_info = IntGaugeVec::new(
             Opts::new("hotline_build_info", "Build information."),
             &["version"],
         )
         .expect("valid metric definition");
-        r.register(Box::new(build_info.clone())).expect("metric registered once");
+        r.register(Box::new(build_info.clone()))
+            .expect("metric registered once");
         build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
@@ -219,7 +227,9 @@ mod tests {
         assert!(text.contains(
             r#"hotline_webhook_requests_total{channel="africastalking",event="ussd",outcome="bad_request"} 0"#
         ));
-        assert!(text.contains(r#"hotline_sessions_finished_total{flow="legal_help",outcome="completed"} 0"#));
+        assert!(text.contains(
+            r#"hotline_sessions_finished_total{flow="legal_help",outcome="completed"} 0"#
+        ));
         assert!(text.contains(r#"hotline_cases_opened_total{city="bishkek"} 0"#));
         assert!(text.contains(r#"hotline_cases_opened_total{city="other"} 0"#));
         assert!(text.contains("hotline_webhook_duration_seconds_bucket"));

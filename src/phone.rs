@@ -205,7 +205,12 @@ mod tests {
 
     #[test]
     fn aggregator_numbers_become_e164() {
-        for raw in ["+996555123456", "996555123456", "00996555123456", " +996 555-123-456 "] {
+        for raw in [
+            "+996555123456",
+            "996555123456",
+            "00996555123456",
+            " +996 555-123-456 ",
+        ] {
             assert_eq!(
                 PhoneNumber::parse_international(raw).unwrap().as_str(),
                 "+996555123456",
@@ -217,7 +222,10 @@ mod tests {
     #[test]
     fn bad_numbers_are_rejected_without_echoing_them() {
         assert_eq!(PhoneNumber::parse_international(""), Err(PhoneError::Empty));
-        assert_eq!(PhoneNumber::parse_international("+12"), Err(PhoneError::BadLength));
+        assert_eq!(
+            PhoneNumber::parse_international("+12"),
+            Err(PhoneError::BadLength)
+        );
         assert_eq!(
             PhoneNumber::parse_international("+99655512345678901"),
             Err(PhoneError::BadLength)
@@ -233,11 +241,15 @@ mod tests {
     #[test]
     fn typed_national_numbers_take_the_callers_country() {
         assert_eq!(
-            PhoneNumber::parse_typed("0555 123 456", kg()).unwrap().as_str(),
+            PhoneNumber::parse_typed("0555 123 456", kg())
+                .unwrap()
+                .as_str(),
             "+996555123456"
         );
         assert_eq!(
-            PhoneNumber::parse_typed("555123456", kg()).unwrap().as_str(),
+            PhoneNumber::parse_typed("555123456", kg())
+                .unwrap()
+                .as_str(),
             "+996555123456"
         );
         assert_eq!(
@@ -247,7 +259,9 @@ mod tests {
             "+380501234567"
         );
         assert_eq!(
-            PhoneNumber::parse_typed("+380501234567", kg()).unwrap().as_str(),
+            PhoneNumber::parse_typed("+380501234567", kg())
+                .unwrap()
+                .as_str(),
             "+380501234567"
         );
         assert_eq!(

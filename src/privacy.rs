@@ -103,8 +103,8 @@ impl Privacy {
 
     /// The keyed pseudonym of a number (or of any identifier).
     pub fn pseudonym(&self, value: &str) -> Pseudonym {
-        let mut mac =
-            <HmacSha256 as Mac>::new_from_slice(&self.pseudonym_key).expect("HMAC takes any key length");
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.pseudonym_key)
+            .expect("HMAC takes any key length");
         mac.update(value.as_bytes());
         let out = mac.finalize().into_bytes();
         let mut s = String::with_capacity(22);

@@ -88,7 +88,9 @@ impl Channel for AfricasTalking {
     fn parse_ussd(&self, req: &Request) -> Result<UssdIn, ChannelError> {
         let form: UssdForm = parse_form(&req.body)?;
         if !id_ok(&form.session_id) {
-            return Err(ChannelError::BadRequest("sessionId is not a valid id".into()));
+            return Err(ChannelError::BadRequest(
+                "sessionId is not a valid id".into(),
+            ));
         }
         if form.service_code.len() > 32 {
             return Err(ChannelError::BadRequest("serviceCode is too long".into()));
@@ -151,13 +153,31 @@ mod tests {
     #[test]
     fn missing_and_malformed_fields_are_named_without_values() {
         let cases = [
-            ("serviceCode=1&phoneNumber=%2B996555123456", "missing field `sessionId`"),
-            ("sessionId=a&phoneNumber=%2B996555123456", "missing field `serviceCode`"),
+            (
+                "serviceCode=1&phoneNumber=%2B996555123456",
+                "missing field `sessionId`",
+            ),
+            (
+                "sessionId=a&phoneNumber=%2B996555123456",
+                "missing field `serviceCode`",
+            ),
             ("sessionId=a&serviceCode=1", "missing field `phoneNumber`"),
-            ("sessionId=a&serviceCode=1&phoneNumber=hello", "phoneNumber: phone number has a character that is not a digit"),
-            ("sessionId=a&serviceCode=1&phoneNumber=%2B12", "phoneNumber: phone number has the wrong number of digits"),
-            ("sessionId=&serviceCode=1&phoneNumber=%2B996555123456", "sessionId is not a valid id"),
-            ("sessionId=a%20b&serviceCode=1&phoneNumber=%2B996555123456", "sessionId is not a valid id"),
+            (
+                "sessionId=a&serviceCode=1&phoneNumber=hello",
+                "phoneNumber: phone number has a character that is not a digit",
+            ),
+            (
+                "sessionId=a&serviceCode=1&phoneNumber=%2B12",
+                "phoneNumber: phone number has the wrong number of digits",
+            ),
+            (
+                "sessionId=&serviceCode=1&phoneNumber=%2B996555123456",
+                "sessionId is not a valid id",
+            ),
+            (
+                "sessionId=a%20b&serviceCode=1&phoneNumber=%2B996555123456",
+                "sessionId is not a valid id",
+            ),
         ];
         for (body, want) in cases {
             assert_eq!(

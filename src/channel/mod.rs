@@ -212,7 +212,9 @@ impl SharedSecretAuth {
         let Some(secret) = &self.secret else {
             return Ok(());
         };
-        let presented = req.query_param("secret").or_else(|| basic_password(&req.headers));
+        let presented = req
+            .query_param("secret")
+            .or_else(|| basic_password(&req.headers));
         match presented {
             Some(p) if bool::from(p.as_bytes().ct_eq(secret.as_bytes())) => Ok(()),
             _ => Err(ChannelError::Forbidden),
@@ -224,7 +226,9 @@ fn basic_password(headers: &HeaderMap) -> Option<String> {
     use base64::Engine as _;
     let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
     let encoded = value.strip_prefix("Basic ")?;
-    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     text.split_once(':').map(|(_, p)| p.to_owned())
 }
@@ -233,7 +237,11 @@ fn basic_password(headers: &HeaderMap) -> Option<String> {
 ///
 /// # Errors
 /// The problems with the channel's kind-specific settings.
-pub fn build(index: usize, cfg: &ChannelConfig, file: &str) -> Result<Arc<dyn Channel>, Vec<Problem>> {
+pub fn build(
+    index: usize,
+    cfg: &ChannelConfig,
+    file: &str,
+) -> Result<Arc<dyn Channel>, Vec<Problem>> {
     match cfg.kind {
         ChannelKind::AfricasTalking => Ok(Arc::new(africastalking::AfricasTalking::new(cfg))),
         other => Err(vec![Problem::error(
@@ -268,19 +276,34 @@ mod tests {
             secret: Some("s3cret".into()),
             allow: vec![],
         };
-        assert!(auth.check(&req(Some("secret=s3cret"), None, "1.2.3.4")).is_ok());
-        assert!(auth.check(&req(Some("secret=wrong"), None, "1.2.3.4")).is_err());
+        assert!(
+            auth.check(&req(Some("secret=s3cret"), None, "1.2.3.4"))
+                .is_ok()
+        );
+        assert!(
+            auth.check(&req(Some("secret=wrong"), None, "1.2.3.4"))
+                .is_err()
+        );
         assert!(auth.check(&req(None, None, "1.2.3.4")).is_err());
         // "user:s3cret"
-        assert!(auth.check(&req(None, Some("Basic dXNlcjpzM2NyZXQ="), "1.2.3.4")).is_ok());
-        assert!(auth.check(&req(None, Some("Basic dXNlcjp4"), "1.2.3.4")).is_err());
+        assert!(
+            auth.check(&req(None, Some("Basic dXNlcjpzM2NyZXQ="), "1.2.3.4"))
+                .is_ok()
+        );
+        assert!(
+            auth.check(&req(None, Some("Basic dXNlcjp4"), "1.2.3.4"))
+                .is_err()
+        );
     }
 
     #[test]
     fn allow_list_checks_networks() {
         let auth = SharedSecretAuth {
             secret: None,
-            allow: vec![IpNet::parse("10.1.0.0/16").unwrap(), IpNet::parse("::1").unwrap()],
+            allow: vec![
+                IpNet::parse("10.1.0.0/16").unwrap(),
+                IpNet::parse("::1").unwrap(),
+            ],
         };
         assert!(auth.check(&req(None, None, "10.1.200.3")).is_ok());
         assert!(auth.check(&req(None, None, "::1")).is_ok());

@@ -1,0 +1,173 @@
+use super::*;
+
+fn env(pairs: &[(&'static str, &'static str)]) -> BTreeMap<&'static str, &'static str> {
+    pairs.iter().copied().collect()
+}
+
+const MIN: &str = r#"
+[flows]
+dir = "../flows"
+default = "legal_help"
+fallback_phone = "+996 000 000 000"
+[[channels]]
+name = "africastalking"
+kind = "africastalking"
+"#;
+
+fn ok(text: &str, e: &BTreeMap<&str, &str>) -> Config {
+    match parse(text, "c.toml", Path::new("config"), e) {
+        Ok((c, _)) => c,
+        Err(e) => panic!("{e:?}"),
+    }
+}
+
+fn errors(text: &str, e: &BTreeMap<&str, &str>) -> Vec<String> {
+    match parse(text, "c.toml", Path::new("config"), e) {
+        Ok(_) => Vec::new(),
+        Err(LoadError::Invalid(ps)) => ps.iter().map(ToString::to_string).collect(),
+        Err(LoadError::Unreadable(p)) => vec![p.to_string()],
+    }
+}
+
+#[test]
+fn the_shipped_default_config_is_valid_and_embedded() {
+    let text = include_str!("../../config/hotline.toml");
+    let c = ok(text, &env(&[]));
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.server.admin_listen.to_string(), "127.0.0.1:9090");
+    assert_eq!(c.server.max_body_bytes, 16 * 1024);
+    assert_eq!(c.store.kind, StoreKind::Memory);
+    assert!(c.privacy.is_dev_key);
+    assert_eq!(c.channels[0].kind, ChannelKind::AfricasTalking);
+    assert_eq!(c.channels[0].flow, "legal_help");
+    assert_eq!(c.flows.display_dir, "flows");
+    assert_eq!(c.flows.dir, Path::new("config/../flows"));
+}
+
+#[test]
+fn environment_overrides_win_over_the_file() {
+    let e = env(&[
+        ("HOTLINE_LISTEN", "0.0.0.0:80"),
+        ("HOTLINE_ADMIN_LISTEN", "127.0.0.1:9999"),
+        ("HOTLINE_REDIS_URL", "redis://127.0.0.1:6390/"),
+        ("HOTLINE_PII_KEY", "k-0123456789-0123456789-0123456789"),
+    ]);
+    let c = ok(MIN, &e);
+    assert_eq!(c.server.listen.to_string(), "0.0.0.0:80");
+    assert_eq!(c.server.admin_listen.to_string(), "127.0.0.1:9999");
+    assert_eq!(
+        c.store.kind,
+        StoreKind::Redis("redis://127.0.0.1:6390/".into())
+    );
+    assert!(!c.privacy.is_dev_key);
+    assert_eq!(c.privacy.pii_key, b"k-0123456789-0123456789-0123456789");
+}
+
+#[test]
+fn bad_environment_values_are_named() {
+    let e = errors(
+        MIN,
+        &env(&[("HOTLINE_LISTEN", "nope"), ("HOTLINE_PII_KEY", "short")]),
+    );
+    assert!(e.contains(&r#"environment: HOTLINE_LISTEN="nope": is not valid: not an address like 127.0.0.1:8080"#.to_owned()), "{e:?}");
+    assert!(
+        e.contains(
+            &r#"environment: HOTLINE_PII_KEY="<hidden>": is not valid: must be at least 32 bytes"#
+                .to_owned()
+        ),
+        "{e:?}"
+    );
+    assert!(
+        !e.iter().any(|p| p.contains("short")),
+        "secrets are never echoed"
+    );
+}
+
+#[test]
+fn secrets_come_from_named_environment_variables() {
+    let text = MIN.replace(
+        "kind = \"africastalking\"",
+        "kind = \"africastalking\"\nsecret_env = \"AT_SECRET\"\nallow_ips = [\"10.0.0.0/8\"]",
+    );
+    let c = ok(&text, &env(&[("AT_SECRET", "xyz")]));
+    assert_eq!(c.channels[0].secret.as_deref(), Some("xyz"));
+    assert!(
+        !format!("{:?}", c.channels[0]).contains("xyz"),
+        "Debug hides secrets"
+    );
+    let e = errors(&text, &env(&[]));
+    assert_eq!(
+        e,
+        vec![
+            r#"c.toml: channels[0].secret_env = "AT_SECRET": environment variable AT_SECRET is not set"#
+        ]
+    );
+    let bad_ip = text.replace("10.0.0.0/8", "10.0.0.0/99");
+    let e = errors(&bad_ip, &env(&[("AT_SECRET", "xyz")]));
+    assert_eq!(
+        e,
+        vec![
+            r#"c.toml: channels[0].allow_ips[0] = "10.0.0.0/99": not an IP address or network like 10.0.0.0/8"#
+        ]
+    );
+}
+
+#[test]
+fn production_can_require_a_real_key() {
+    let text = format!("[privacy]\nrequire_pii_key = true\n{MIN}");
+    let e = errors(&text, &env(&[]));
+    assert_eq!(
+        e,
+        vec!["c.toml: privacy.require_pii_key = true: HOTLINE_PII_KEY is not set"]
+    );
+}
+
+#[test]
+fn unknown_keys_and_values_are_reported() {
+    let e = errors(&format!("[server]\nlisten_on = \"x\"\n{MIN}"), &env(&[]));
+    assert!(
+        e[0].starts_with("c.toml: line 2: unknown field `listen_on`"),
+        "{e:?}"
+    );
+    let e = errors(&format!("[store]\nkind = \"postgres\"\n{MIN}"), &env(&[]));
+    assert_eq!(
+        e,
+        vec![r#"c.toml: store.kind = "postgres": must be "memory" or "redis""#]
+    );
+    let e = errors(&format!("[store]\nkind = \"redis\"\n{MIN}"), &env(&[]));
+    assert_eq!(
+        e,
+        vec![r#"c.toml: store.kind = "redis": set HOTLINE_REDIS_URL to the Redis URL"#]
+    );
+    let e = errors(
+        &MIN.replace("name = \"africastalking\"", "name = \"Bad Name\""),
+        &env(&[]),
+    );
+    assert_eq!(
+        e,
+        vec![r#"c.toml: channels[0].name = "Bad Name": use lowercase letters, digits, `_` or `-`"#]
+    );
+    let e = errors("", &env(&[]));
+    assert_eq!(
+        e,
+        vec!["c.toml: flows: missing: add a [flows] table with dir, default and fallback_phone"]
+    );
+}
+
+#[test]
+fn ip_networks_match() {
+    let net = IpNet::parse("192.168.1.0/24").unwrap();
+    assert!(net.contains("192.168.1.77".parse().unwrap()));
+    assert!(!net.contains("192.168.2.1".parse().unwrap()));
+    assert!(
+        IpNet::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap())
+    );
+    assert!(
+        IpNet::parse("2001:db8::/32")
+            .unwrap()
+            .contains("2001:db8::1".parse().unwrap())
+    );
+    assert!(IpNet::parse("nonsense").is_none());
+}

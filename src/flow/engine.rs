@@ -205,7 +205,8 @@ pub fn redisplay(flow: &Flow, state: &State, caller: &Caller) -> Step {
         Some(node @ (Node::Menu(_) | Node::Input(_) | Node::Language(_))) => {
             let lang = state.language(flow).to_owned();
             Step {
-                reply: screen(flow, node, &lang, &vis(caller, &state.vars), false).unwrap_or_default(),
+                reply: screen(flow, node, &lang, &vis(caller, &state.vars), false)
+                    .unwrap_or_default(),
                 state: state.clone(),
                 end: false,
                 outcome: None,
@@ -223,7 +224,10 @@ fn accept(pattern: Pattern, answer: &str, caller: &Caller) -> Option<String> {
     }
     match pattern {
         Pattern::Any => Some(answer.to_owned()),
-        Pattern::Digits => answer.chars().all(|c| c.is_ascii_digit()).then(|| answer.to_owned()),
+        Pattern::Digits => answer
+            .chars()
+            .all(|c| c.is_ascii_digit())
+            .then(|| answer.to_owned()),
         Pattern::Phone => PhoneNumber::parse_typed(answer, caller.country)
             .ok()
             .map(|p| p.as_str().to_owned()),
@@ -257,7 +261,9 @@ fn enter(flow: &Flow, mut state: State, caller: &Caller, now_ms: u64) -> Step {
     // Validation rules out route cycles; the bound keeps a bad flow from
     // hanging the process even so.
     for _ in 0..=flow.spec.nodes.len() {
-        let Some(node) = flow.node(&state.node) else { break };
+        let Some(node) = flow.node(&state.node) else {
+            break;
+        };
         match node {
             Node::Route(r) => {
                 state.node = r
@@ -288,7 +294,8 @@ fn enter(flow: &Flow, mut state: State, caller: &Caller, now_ms: u64) -> Step {
             }
             _ => {
                 let lang = state.language(flow).to_owned();
-                let reply = screen(flow, node, &lang, &vis(caller, &state.vars), false).unwrap_or_default();
+                let reply =
+                    screen(flow, node, &lang, &vis(caller, &state.vars), false).unwrap_or_default();
                 return Step {
                     state,
                     reply,

@@ -14,13 +14,35 @@ use crate::text::{Measure, measure};
 /// languages the pilots use. Matched case-insensitively inside words.
 pub const SENSITIVE_STEMS: &[&str] = &[
     // English
-    "police", "cop", "detain", "detention", "arrest", "custody", "lawyer", "attorney", "jail",
+    "police",
+    "cop",
+    "detain",
+    "detention",
+    "arrest",
+    "custody",
+    "lawyer",
+    "attorney",
+    "jail",
     // Russian
-    "полиц", "милиц", "задерж", "арест", "адвокат", "юрист", "следоват", "изолятор", "сизо",
+    "полиц",
+    "милиц",
+    "задерж",
+    "арест",
+    "адвокат",
+    "юрист",
+    "следоват",
+    "изолятор",
+    "сизо",
     // Ukrainian
-    "поліц", "міліц", "затрим", "арешт", "слідч",
+    "поліц",
+    "міліц",
+    "затрим",
+    "арешт",
+    "слідч",
     // Kyrgyz
-    "кармал", "камак", "тергөөч",
+    "кармал",
+    "камак",
+    "тергөөч",
 ];
 
 /// The sensitive stem a text contains, if any.
@@ -72,7 +94,11 @@ fn countries_in(flow: &Flow) -> Vec<Option<&'static crate::phone::Country>> {
             }
         }
     }
-    let mut out: Vec<_> = isos.into_iter().filter_map(country_by_iso).map(Some).collect();
+    let mut out: Vec<_> = isos
+        .into_iter()
+        .filter_map(country_by_iso)
+        .map(Some)
+        .collect();
     out.push(None);
     out
 }
@@ -116,7 +142,10 @@ pub fn screens(flow: &Flow) -> Vec<Screen> {
             }
         }
         for (key, text) in [
-            ("messages.too_many_invalid", &flow.spec.messages.too_many_invalid),
+            (
+                "messages.too_many_invalid",
+                &flow.spec.messages.too_many_invalid,
+            ),
             ("messages.unavailable", &flow.spec.messages.unavailable),
         ] {
             let text = flow.text(text, lang);

@@ -88,7 +88,11 @@ fn holds(cond: &Condition, vis: &Visibility<'_>, menu_countries: &BTreeSet<&str>
 }
 
 /// Evaluate a route's condition (country conditions compare directly).
-pub fn route_holds(cond: &Condition, country: Option<&Country>, vars: &BTreeMap<String, String>) -> bool {
+pub fn route_holds(
+    cond: &Condition,
+    country: Option<&Country>,
+    vars: &BTreeMap<String, String>,
+) -> bool {
     if let Some(countries) = &cond.country {
         return country.is_some_and(|c| countries.iter().any(|x| x == c.iso));
     }
@@ -255,7 +259,11 @@ pub fn load_dir(dir: &Path, display_dir: &str, fallback: &str) -> (FlowSet, Vec<
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
-            problems.push(Problem::error(display_dir, "", format!("cannot read folder: {e}")));
+            problems.push(Problem::error(
+                display_dir,
+                "",
+                format!("cannot read folder: {e}"),
+            ));
             return (set, problems);
         }
     };
@@ -266,11 +274,18 @@ pub fn load_dir(dir: &Path, display_dir: &str, fallback: &str) -> (FlowSet, Vec<
         .collect();
     paths.sort();
     if paths.is_empty() {
-        problems.push(Problem::error(display_dir, "", "no flow files (*.toml) found"));
+        problems.push(Problem::error(
+            display_dir,
+            "",
+            "no flow files (*.toml) found",
+        ));
     }
     let mut keywords: BTreeMap<String, String> = BTreeMap::new();
     for path in paths {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let display = format!("{}/{name}", display_dir.trim_end_matches('/'));
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
@@ -312,7 +327,11 @@ pub fn load_dir(dir: &Path, display_dir: &str, fallback: &str) -> (FlowSet, Vec<
 ///
 /// # Errors
 /// The problems when the file is not valid TOML or not a valid flow.
-pub fn parse(text: &str, display: &str, fallback: &str) -> Result<(Flow, Vec<Problem>), Vec<Problem>> {
+pub fn parse(
+    text: &str,
+    display: &str,
+    fallback: &str,
+) -> Result<(Flow, Vec<Problem>), Vec<Problem>> {
     let spec: FlowFile = toml::from_str(text).map_err(|e| {
         let msg = e.message().to_owned();
         let key = match e.span() {
@@ -353,7 +372,10 @@ fn edges(id: &str, node: &Node) -> Vec<(String, String)> {
             .iter()
             .enumerate()
             .map(|(i, x)| (format!("nodes.{id}.routes[{i}].next"), x.next.clone()))
-            .chain(std::iter::once((format!("nodes.{id}.default"), r.default.clone())))
+            .chain(std::iter::once((
+                format!("nodes.{id}.default"),
+                r.default.clone(),
+            )))
             .collect(),
         Node::End(_) => Vec::new(),
     }
@@ -366,11 +388,13 @@ struct Checker<'a> {
 
 impl Checker<'_> {
     fn error(&mut self, key: impl Into<String>, msg: impl Into<String>) {
-        self.problems.push(Problem::error(&self.flow.source, key, msg));
+        self.problems
+            .push(Problem::error(&self.flow.source, key, msg));
     }
 
     fn warning(&mut self, key: impl Into<String>, msg: impl Into<String>) {
-        self.problems.push(Problem::warning(&self.flow.source, key, msg));
+        self.problems
+            .push(Problem::warning(&self.flow.source, key, msg));
     }
 
     fn text(&mut self, key: &str, text: &Text) {
@@ -378,7 +402,10 @@ impl Checker<'_> {
         if let Text::Per(map) = text {
             for lang in map.keys() {
                 if !spec.languages.contains(lang) {
-                    self.error(format!("{key}.{lang}"), "language is not in this flow's `languages`");
+                    self.error(
+                        format!("{key}.{lang}"),
+                        "language is not in this flow's `languages`",
+                    );
                 }
             }
             if !map.contains_key(&spec.default_language) {
@@ -389,7 +416,13 @@ impl Checker<'_> {
             }
             for lang in &spec.languages {
                 if lang != &spec.default_language && !map.contains_key(lang) {
-                    self.warning(key, format!("missing translation {lang:?} (falls back to {:?})", spec.default_language));
+                    self.warning(
+                        key,
+                        format!(
+                            "missing translation {lang:?} (falls back to {:?})",
+                            spec.default_language
+                        ),
+                    );
                 }
             }
         }
@@ -409,7 +442,8 @@ impl Checker<'_> {
                 }
                 for iso in list {
                     if crate::phone::country_by_iso(iso).is_none() {
-                        let known: Vec<&str> = crate::phone::COUNTRIES.iter().map(|c| c.iso).collect();
+                        let known: Vec<&str> =
+                            crate::phone::COUNTRIES.iter().map(|c| c.iso).collect();
                         self.error(
                             quoted(&format!("{key}.country"), iso),
                             format!("unknown country (known: {})", known.join(", ")),
@@ -419,7 +453,10 @@ impl Checker<'_> {
             }
             (None, Some(_)) => {
                 if c.is_in.is_some() == c.not_in.is_some() {
-                    self.error(key, "a `var` condition needs exactly one of `in` or `not_in`");
+                    self.error(
+                        key,
+                        "a `var` condition needs exactly one of `in` or `not_in`",
+                    );
                 }
             }
             _ => self.error(key, "a condition needs exactly one of `country` or `var`"),
@@ -437,7 +474,10 @@ impl Checker<'_> {
             Node::Menu(m) => {
                 self.text(&format!("nodes.{id}.text"), &m.text);
                 if m.options.is_empty() {
-                    self.error(format!("nodes.{id}.options"), "a menu needs at least one option");
+                    self.error(
+                        format!("nodes.{id}.options"),
+                        "a menu needs at least one option",
+                    );
                 }
                 let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
                 for (i, o) in m.options.iter().enumerate() {
@@ -448,7 +488,10 @@ impl Checker<'_> {
                     }
                     if let Some(k) = &o.key {
                         if k.is_empty() || k.chars().any(char::is_whitespace) {
-                            self.error(quoted(&format!("{base}.key"), k), "a key must be non-empty with no spaces");
+                            self.error(
+                                quoted(&format!("{base}.key"), k),
+                                "a key must be non-empty with no spaces",
+                            );
                         }
                         if let Some(j) = seen.insert(k, i) {
                             self.error(
@@ -470,12 +513,18 @@ impl Checker<'_> {
                     self.error(format!("nodes.{id}.var"), "an input needs a variable name");
                 }
                 if i.max_len == 0 || i.max_len > 160 {
-                    self.error(format!("nodes.{id}.max_len = {}", i.max_len), "must be between 1 and 160");
+                    self.error(
+                        format!("nodes.{id}.max_len = {}", i.max_len),
+                        "must be between 1 and 160",
+                    );
                 }
                 if let Some(skip) = &i.skip {
                     self.text(&format!("nodes.{id}.skip.label"), &skip.label);
                     if skip.key.is_empty() || skip.key.chars().any(char::is_whitespace) {
-                        self.error(quoted(&format!("nodes.{id}.skip.key"), &skip.key), "a key must be non-empty with no spaces");
+                        self.error(
+                            quoted(&format!("nodes.{id}.skip.key"), &skip.key),
+                            "a key must be non-empty with no spaces",
+                        );
                     }
                 }
             }
@@ -484,13 +533,19 @@ impl Checker<'_> {
                     self.text(&format!("nodes.{id}.text"), t);
                 }
                 if l.options.is_empty() {
-                    self.error(format!("nodes.{id}.options"), "a language menu needs at least one option");
+                    self.error(
+                        format!("nodes.{id}.options"),
+                        "a language menu needs at least one option",
+                    );
                 }
                 let mut seen = BTreeSet::new();
                 for (i, o) in l.options.iter().enumerate() {
                     let key = format!("nodes.{id}.options[{i}].language");
                     if !self.flow.spec.languages.contains(&o.language) {
-                        self.error(quoted(&key, &o.language), "language is not in this flow's `languages`");
+                        self.error(
+                            quoted(&key, &o.language),
+                            "language is not in this flow's `languages`",
+                        );
                     }
                     if !seen.insert(&o.language) {
                         self.error(quoted(&key, &o.language), "duplicate language option");
@@ -509,7 +564,10 @@ impl Checker<'_> {
                 self.text(&format!("nodes.{id}.text"), &e.text);
                 let uses_code = e.text.entries().iter().any(|(_, s)| s.contains("{code}"));
                 if uses_code && !e.open_case {
-                    self.error(format!("nodes.{id}.text"), "`{code}` is only known on a node with open_case = true");
+                    self.error(
+                        format!("nodes.{id}.text"),
+                        "`{code}` is only known on a node with open_case = true",
+                    );
                 }
             }
         }
@@ -520,7 +578,16 @@ impl Checker<'_> {
         let nodes = &spec.nodes;
         let outs: BTreeMap<&str, Vec<String>> = nodes
             .iter()
-            .map(|(id, n)| (id.as_str(), edges(id, n).into_iter().map(|(_, t)| t).filter(|t| nodes.contains_key(t)).collect()))
+            .map(|(id, n)| {
+                (
+                    id.as_str(),
+                    edges(id, n)
+                        .into_iter()
+                        .map(|(_, t)| t)
+                        .filter(|t| nodes.contains_key(t))
+                        .collect(),
+                )
+            })
             .collect();
         // Reachable from the start.
         let mut reached: BTreeSet<&str> = BTreeSet::new();
@@ -532,7 +599,10 @@ impl Checker<'_> {
         }
         for id in nodes.keys() {
             if !reached.contains(id.as_str()) {
-                self.error(format!("nodes.{id}"), format!("unreachable from start = {:?}", spec.start));
+                self.error(
+                    format!("nodes.{id}"),
+                    format!("unreachable from start = {:?}", spec.start),
+                );
             }
         }
         // Able to reach an end.
@@ -554,13 +624,19 @@ impl Checker<'_> {
         }
         for id in nodes.keys() {
             if reached.contains(id.as_str()) && !ends.contains(id.as_str()) {
-                self.error(format!("nodes.{id}"), "no path from this node ever reaches an end node");
+                self.error(
+                    format!("nodes.{id}"),
+                    "no path from this node ever reaches an end node",
+                );
             }
         }
         // Route nodes that lead only to route nodes in a cycle would spin.
         for (id, n) in nodes {
             if matches!(n, Node::Route(_)) && self.route_cycle(id) {
-                self.error(format!("nodes.{id}"), "route nodes lead to each other in a circle");
+                self.error(
+                    format!("nodes.{id}"),
+                    "route nodes lead to each other in a circle",
+                );
             }
         }
         self.must_set_city();
@@ -572,7 +648,12 @@ impl Checker<'_> {
         let mut todo = vec![start.to_owned()];
         while let Some(id) = todo.pop() {
             if let Some(Node::Route(r)) = nodes.get(&id) {
-                for t in r.routes.iter().map(|x| &x.next).chain(std::iter::once(&r.default)) {
+                for t in r
+                    .routes
+                    .iter()
+                    .map(|x| &x.next)
+                    .chain(std::iter::once(&r.default))
+                {
                     if t == start {
                         return true;
                     }
@@ -598,10 +679,20 @@ impl Checker<'_> {
             for (id, node) in &spec.nodes {
                 let here = has[id.as_str()];
                 let outs: Vec<(&String, bool)> = match node {
-                    Node::Menu(m) => m.options.iter().map(|o| (&o.next, here || o.set.contains_key("city"))).collect(),
+                    Node::Menu(m) => m
+                        .options
+                        .iter()
+                        .map(|o| (&o.next, here || o.set.contains_key("city")))
+                        .collect(),
                     Node::Input(i) => vec![(&i.next, here || i.var == "city")],
                     Node::Language(l) => vec![(&l.next, here)],
-                    Node::Route(r) => r.routes.iter().map(|x| &x.next).chain(std::iter::once(&r.default)).map(|t| (t, here)).collect(),
+                    Node::Route(r) => r
+                        .routes
+                        .iter()
+                        .map(|x| &x.next)
+                        .chain(std::iter::once(&r.default))
+                        .map(|t| (t, here))
+                        .collect(),
                     Node::End(_) => Vec::new(),
                 };
                 for (t, v) in outs {
@@ -623,7 +714,10 @@ impl Checker<'_> {
                 && e.open_case
                 && !has[id.as_str()]
             {
-                self.error(format!("nodes.{id}.open_case"), "a path reaches this node without setting the variable `city`");
+                self.error(
+                    format!("nodes.{id}.open_case"),
+                    "a path reaches this node without setting the variable `city`",
+                );
             }
         }
     }
@@ -636,14 +730,22 @@ pub fn validate(flow: &Flow) -> Vec<Problem> {
         problems: Vec::new(),
     };
     let spec = &flow.spec;
-    if spec.id.trim().is_empty() || !spec.id.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-') {
+    if spec.id.trim().is_empty()
+        || !spec
+            .id
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+    {
         c.error(quoted("id", &spec.id), "use letters, digits, `_` or `-`");
     }
     if spec.languages.is_empty() {
         c.error("languages", "name at least one language");
     }
     if !spec.languages.contains(&spec.default_language) {
-        c.error(quoted("default_language", &spec.default_language), "not in `languages`");
+        c.error(
+            quoted("default_language", &spec.default_language),
+            "not in `languages`",
+        );
     }
     if !spec.nodes.contains_key(&spec.start) {
         c.error(quoted("start", &spec.start), "no such node");

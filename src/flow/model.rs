@@ -20,7 +20,10 @@ pub enum Text {
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         #[derive(Deserialize)]
-        #[serde(untagged, expecting = "a string, or a table of one string per language")]
+        #[serde(
+            untagged,
+            expecting = "a string, or a table of one string per language"
+        )]
         enum Raw {
             All(String),
             Per(BTreeMap<String, String>),
@@ -49,7 +52,10 @@ impl Text {
     pub fn entries(&self) -> Vec<(Option<&str>, &str)> {
         match self {
             Text::All(s) => vec![(None, s.as_str())],
-            Text::Per(m) => m.iter().map(|(k, v)| (Some(k.as_str()), v.as_str())).collect(),
+            Text::Per(m) => m
+                .iter()
+                .map(|(k, v)| (Some(k.as_str()), v.as_str()))
+                .collect(),
         }
     }
 

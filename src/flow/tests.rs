@@ -36,7 +36,11 @@ fn problems(toml: &str) -> Vec<String> {
 fn errors(toml: &str) -> Vec<String> {
     match parse(toml, "flows/x.toml", "112") {
         Ok(_) => Vec::new(),
-        Err(errors) => errors.iter().filter(|p| p.is_error()).map(ToString::to_string).collect(),
+        Err(errors) => errors
+            .iter()
+            .filter(|p| p.is_error())
+            .map(ToString::to_string)
+            .collect(),
     }
 }
 
@@ -47,7 +51,11 @@ fn the_base_fixture_is_clean() {
 
 #[test]
 fn an_unknown_next_node_is_named_with_its_key() {
-    let bad = BASE.replacen("next = \"end\"\n[[nodes.city.options]]", "next = \"ned\"\n[[nodes.city.options]]", 1);
+    let bad = BASE.replacen(
+        "next = \"end\"\n[[nodes.city.options]]",
+        "next = \"ned\"\n[[nodes.city.options]]",
+        1,
+    );
     assert_eq!(
         errors(&bad),
         vec![r#"flows/x.toml: nodes.city.options[0].next = "ned": no such node"#]
@@ -56,7 +64,8 @@ fn an_unknown_next_node_is_named_with_its_key() {
 
 #[test]
 fn unreachable_nodes_are_errors() {
-    let bad = format!("{BASE}\n[nodes.lost]\nkind = \"end\"\ntext = {{ en = \"x\", ru = \"х\" }}\n");
+    let bad =
+        format!("{BASE}\n[nodes.lost]\nkind = \"end\"\ntext = {{ en = \"x\", ru = \"х\" }}\n");
     assert_eq!(
         errors(&bad),
         vec![r#"flows/x.toml: nodes.lost: unreachable from start = "city""#]
@@ -67,7 +76,12 @@ fn unreachable_nodes_are_errors() {
 fn a_loop_that_never_ends_is_an_error() {
     let bad = BASE.replace("next = \"end\"", "next = \"city\"");
     let e = errors(&bad);
-    assert!(e.iter().any(|p| p == "flows/x.toml: nodes.city: no path from this node ever reaches an end node"), "{e:?}");
+    assert!(
+        e.iter()
+            .any(|p| p
+                == "flows/x.toml: nodes.city: no path from this node ever reaches an end node"),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -77,15 +91,23 @@ fn route_cycles_are_errors() {
         BASE.replacen("next = \"end\"", "next = \"r1\"", 1)
     );
     let e = errors(&bad);
-    assert!(e.iter().any(|p| p.contains("nodes.r1: route nodes lead to each other in a circle")), "{e:?}");
+    assert!(
+        e.iter()
+            .any(|p| p.contains("nodes.r1: route nodes lead to each other in a circle")),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn duplicate_option_keys_are_errors() {
-    let bad = BASE.replace("label = { en = \"A\"", "key = \"0\"\nlabel = { en = \"A\"").replace("label = { en = \"B\"", "key = \"0\"\nlabel = { en = \"B\"");
+    let bad = BASE
+        .replace("label = { en = \"A\"", "key = \"0\"\nlabel = { en = \"A\"")
+        .replace("label = { en = \"B\"", "key = \"0\"\nlabel = { en = \"B\"");
     assert_eq!(
         errors(&bad),
-        vec![r#"flows/x.toml: nodes.city.options[1].key = "0": duplicate key (also nodes.city.options[0])"#]
+        vec![
+            r#"flows/x.toml: nodes.city.options[1].key = "0": duplicate key (also nodes.city.options[0])"#
+        ]
     );
 }
 
@@ -106,18 +128,32 @@ text = "Pick"
 options = []
 "#;
     let e = errors(bad);
-    assert!(e.contains(&"flows/x.toml: nodes.m.options: a menu needs at least one option".to_owned()), "{e:?}");
+    assert!(
+        e.contains(&"flows/x.toml: nodes.m.options: a menu needs at least one option".to_owned()),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn missing_translations_warn_and_a_missing_default_is_an_error() {
-    let warn = BASE.replace("label = { en = \"B\", ru = \"Б\" }", "label = { en = \"B\" }");
+    let warn = BASE.replace(
+        "label = { en = \"B\", ru = \"Б\" }",
+        "label = { en = \"B\" }",
+    );
     assert_eq!(
         problems(&warn),
-        vec![r#"flows/x.toml: nodes.city.options[1].label: missing translation "ru" (falls back to "en")"#]
+        vec![
+            r#"flows/x.toml: nodes.city.options[1].label: missing translation "ru" (falls back to "en")"#
+        ]
     );
-    assert!(parse(&warn, "flows/x.toml", "112").is_ok(), "a warning does not stop the flow");
-    let err = BASE.replace("label = { en = \"B\", ru = \"Б\" }", "label = { ru = \"Б\" }");
+    assert!(
+        parse(&warn, "flows/x.toml", "112").is_ok(),
+        "a warning does not stop the flow"
+    );
+    let err = BASE.replace(
+        "label = { en = \"B\", ru = \"Б\" }",
+        "label = { ru = \"Б\" }",
+    );
     assert_eq!(
         errors(&err),
         vec![r#"flows/x.toml: nodes.city.options[1].label: missing the default language "en""#]
@@ -126,11 +162,29 @@ fn missing_translations_warn_and_a_missing_default_is_an_error() {
 
 #[test]
 fn conditions_are_checked() {
-    let bad = BASE.replacen("next = \"end\"", "when = { country = [\"XX\"] }\nnext = \"end\"", 1);
+    let bad = BASE.replacen(
+        "next = \"end\"",
+        "when = { country = [\"XX\"] }\nnext = \"end\"",
+        1,
+    );
     let e = errors(&bad);
-    assert!(e[0].starts_with(r#"flows/x.toml: nodes.city.options[0].when.country = "XX": unknown country"#), "{e:?}");
-    let bad = BASE.replacen("next = \"end\"", "when = { var = \"x\" }\nnext = \"end\"", 1);
-    assert_eq!(errors(&bad), vec!["flows/x.toml: nodes.city.options[0].when: a `var` condition needs exactly one of `in` or `not_in`"]);
+    assert!(
+        e[0].starts_with(
+            r#"flows/x.toml: nodes.city.options[0].when.country = "XX": unknown country"#
+        ),
+        "{e:?}"
+    );
+    let bad = BASE.replacen(
+        "next = \"end\"",
+        "when = { var = \"x\" }\nnext = \"end\"",
+        1,
+    );
+    assert_eq!(
+        errors(&bad),
+        vec![
+            "flows/x.toml: nodes.city.options[0].when: a `var` condition needs exactly one of `in` or `not_in`"
+        ]
+    );
 }
 
 #[test]
@@ -138,14 +192,21 @@ fn a_case_needs_city_on_every_path() {
     let bad = BASE.replacen("set = { city = \"a\" }", "set = { town = \"a\" }", 1);
     assert_eq!(
         errors(&bad),
-        vec!["flows/x.toml: nodes.end.open_case: a path reaches this node without setting the variable `city`"]
+        vec![
+            "flows/x.toml: nodes.end.open_case: a path reaches this node without setting the variable `city`"
+        ]
     );
 }
 
 #[test]
 fn code_without_a_case_is_an_error() {
     let bad = BASE.replace("open_case = true", "");
-    assert_eq!(errors(&bad), vec!["flows/x.toml: nodes.end.text: `{code}` is only known on a node with open_case = true"]);
+    assert_eq!(
+        errors(&bad),
+        vec![
+            "flows/x.toml: nodes.end.text: `{code}` is only known on a node with open_case = true"
+        ]
+    );
 }
 
 #[test]
@@ -153,14 +214,20 @@ fn typos_and_bad_toml_are_reported_with_a_line() {
     let bad = BASE.replace("text = { en = \"City?\"", "txet = { en = \"City?\"");
     let e = errors(&bad);
     assert_eq!(e.len(), 1);
-    assert_eq!(e[0], "flows/x.toml: line 10: unknown field `txet`, expected one of `text`, `options`, `discreet`");
+    assert_eq!(
+        e[0],
+        "flows/x.toml: line 10: unknown field `txet`, expected one of `text`, `options`, `discreet`"
+    );
     let e = errors("id = ");
     assert!(e[0].starts_with("flows/x.toml: line 1"), "{e:?}");
 }
 
 #[test]
 fn lint_flags_long_screens_and_sensitive_words() {
-    let long = BASE.replace("City?\", ru = \"Город?\"", &format!("City?\", ru = \"{}\"", "д".repeat(80)));
+    let long = BASE.replace(
+        "City?\", ru = \"Город?\"",
+        &format!("City?\", ru = \"{}\"", "д".repeat(80)),
+    );
     let (flow, _) = parse(&long, "flows/x.toml", "112").unwrap();
     let p: Vec<String> = lint::lint(&flow).iter().map(ToString::to_string).collect();
     assert!(
@@ -171,7 +238,10 @@ fn lint_flags_long_screens_and_sensitive_words() {
     let (flow, _) = parse(&police, "flows/x.toml", "112").unwrap();
     let p: Vec<String> = lint::lint(&flow).iter().map(ToString::to_string).collect();
     assert_eq!(p.len(), 1);
-    assert!(p[0].starts_with("flows/x.toml: nodes.city.text.en: names \"police\""), "{p:?}");
+    assert!(
+        p[0].starts_with("flows/x.toml: nodes.city.text.en: names \"police\""),
+        "{p:?}"
+    );
     let allowed = police.replace("kind = \"menu\"", "kind = \"menu\"\ndiscreet = false");
     let (flow, _) = parse(&allowed, "flows/x.toml", "112").unwrap();
     assert!(lint::lint(&flow).is_empty());
@@ -183,7 +253,11 @@ fn the_shipped_flow_passes_every_check_and_lint() {
     let (flow, warnings) = parse(text, "flows/legal_help.toml", "+996 555 000 000").expect("valid");
     assert!(warnings.is_empty(), "{warnings:?}");
     let lints = lint::lint(&flow);
-    assert!(lints.is_empty(), "{:#?}", lints.iter().map(ToString::to_string).collect::<Vec<_>>());
+    assert!(
+        lints.is_empty(),
+        "{:#?}",
+        lints.iter().map(ToString::to_string).collect::<Vec<_>>()
+    );
     // Every screen fits USSD; in every Cyrillic language, the language screen included.
     for s in lint::screens(&flow) {
         assert!(s.measure.fits_ussd(), "{} {} {}", s.key, s.lang, s.text);

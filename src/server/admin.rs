@@ -27,26 +27,48 @@ fn reply(status: StatusCode, content_type: &'static str, body: String) -> Respon
 /// Handle one admin request.
 pub async fn handle(app: App, req: http::Request<Incoming>) -> Response {
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        let mut r = reply(StatusCode::METHOD_NOT_ALLOWED, "text/plain", "method not allowed\n".into());
-        r.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        let mut r = reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "method not allowed\n".into(),
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
         return r;
     }
     match req.uri().path() {
         "/metrics" => {
-            app.metrics
-                .sessions_evicted
-                .inc_by(app.conversations.store.sessions_evicted().saturating_sub(app.metrics.sessions_evicted.get()));
-            reply(StatusCode::OK, "text/plain; version=0.0.4", app.metrics.render())
+            app.metrics.sessions_evicted.inc_by(
+                app.conversations
+                    .store
+                    .sessions_evicted()
+                    .saturating_sub(app.metrics.sessions_evicted.get()),
+            );
+            reply(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                app.metrics.render(),
+            )
         }
         "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
         "/readyz" => {
             if app.is_draining() {
-                return reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "draining\n".into());
+                return reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "draining\n".into(),
+                );
             }
             if app.conversations.flows.flows.is_empty() {
-                return reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "no flows loaded\n".into());
+                return reply(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "text/plain",
+                    "no flows loaded\n".into(),
+                );
             }
-            let ping = tokio::time::timeout(Duration::from_millis(1000), app.conversations.store.ping()).await;
+            let ping =
+                tokio::time::timeout(Duration::from_millis(1000), app.conversations.store.ping())
+                    .await;
             match ping {
                 Ok(Ok(())) => {
                     app.metrics.store_up.set(1);
@@ -55,7 +77,11 @@ pub async fn handle(app: App, req: http::Request<Incoming>) -> Response {
                 _ => {
                     app.metrics.store_up.set(0);
                     app.metrics.store_errors.with_label_values(&["ping"]).inc();
-                    reply(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "store unavailable\n".into())
+                    reply(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "text/plain",
+                        "store unavailable\n".into(),
+                    )
                 }
             }
         }

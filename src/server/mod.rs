@@ -126,12 +126,19 @@ pub async fn run(
     let _ = stop_public.send(true);
     let public_graceful = public_task.await.unwrap_or_default();
     let grace = app.config.server.shutdown_grace;
-    if tokio::time::timeout(grace, public_graceful.shutdown()).await.is_err() {
-        tracing::warn!(grace_secs = grace.as_secs(), "grace period over; abandoning unfinished requests");
+    if tokio::time::timeout(grace, public_graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_secs = grace.as_secs(),
+            "grace period over; abandoning unfinished requests"
+        );
     }
     let _ = stop_admin.send(true);
     let admin_graceful = admin_task.await.unwrap_or_default();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), admin_graceful.shutdown()).await;
+    let _ =
+        tokio::time::timeout(std::time::Duration::from_secs(1), admin_graceful.shutdown()).await;
     sweeper.abort();
     tracing::info!("shut down");
     Ok(())
@@ -142,7 +149,9 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops the server");

@@ -25,8 +25,10 @@ use crate::metrics::UNKNOWN_CHANNEL;
 fn response(reply: Reply) -> Response {
     let mut r = http::Response::new(Full::new(Bytes::from(reply.body)));
     *r.status_mut() = reply.status;
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(reply.content_type),
+    );
     r
 }
 
@@ -65,7 +67,10 @@ pub async fn handle(app: App, req: http::Request<Incoming>, peer: SocketAddr) ->
     };
     let Some(methods) = channel.methods(event) else {
         count("not_found");
-        return plain(StatusCode::NOT_FOUND, "this channel does not take this event\n");
+        return plain(
+            StatusCode::NOT_FOUND,
+            "this channel does not take this event\n",
+        );
     };
     if !methods.contains(req.method()) {
         count("method_not_allowed");
@@ -79,15 +84,19 @@ pub async fn handle(app: App, req: http::Request<Incoming>, peer: SocketAddr) ->
     if let Err(not_until) = app.ip_limiter.check_key(&peer.ip()) {
         count("rate_limited");
         app.metrics.ip_limited.inc();
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(
+            &governor::clock::DefaultClock::default(),
+        ));
         let mut r = plain(StatusCode::TOO_MANY_REQUESTS, "too many requests\n");
         let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         return r;
     }
 
     let timeout = app.config.server.request_timeout;
-    let result = tokio::time::timeout(timeout, serve(&app, channel.as_ref(), event, req, peer)).await;
+    let result =
+        tokio::time::timeout(timeout, serve(&app, channel.as_ref(), event, req, peer)).await;
     let (reply, outcome) = match result {
         Ok(x) => x,
         Err(_) => (
@@ -119,15 +128,24 @@ async fn serve(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > cap as u64) {
-        return (channel.render_error(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"), "too_large");
+        return (
+            channel.render_error(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"),
+            "too_large",
+        );
     }
     let body = match Limited::new(body, cap).collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            return (channel.render_error(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"), "too_large");
+            return (
+                channel.render_error(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"),
+                "too_large",
+            );
         }
         Err(_) => {
-            return (channel.render_error(StatusCode::BAD_REQUEST, "could not read body\n"), "bad_request");
+            return (
+                channel.render_error(StatusCode::BAD_REQUEST, "could not read body\n"),
+                "bad_request",
+            );
         }
     };
     let request = Request {
@@ -138,16 +156,31 @@ async fn serve(
         peer: peer.ip(),
     };
     if channel.authenticate(&request).is_err() {
-        tracing::warn!(channel = channel.name(), event = event.as_str(), "webhook refused: authentication failed");
-        return (channel.render_error(StatusCode::FORBIDDEN, "forbidden\n"), "forbidden");
+        tracing::warn!(
+            channel = channel.name(),
+            event = event.as_str(),
+            "webhook refused: authentication failed"
+        );
+        return (
+            channel.render_error(StatusCode::FORBIDDEN, "forbidden\n"),
+            "forbidden",
+        );
     }
     match event {
         Event::Ussd => match channel.parse_ussd(&request) {
             Ok(ussd) => {
-                let channel_cfg = app.config.channels.iter().find(|c| c.name == channel.name());
-                let flow = channel_cfg.map_or(app.config.flows.default.as_str(), |c| c.flow.as_str());
+                let channel_cfg = app
+                    .config
+                    .channels
+                    .iter()
+                    .find(|c| c.name == channel.name());
+                let flow =
+                    channel_cfg.map_or(app.config.flows.default.as_str(), |c| c.flow.as_str());
                 let answer = app.conversations.ussd(channel.name(), flow, ussd).await;
-                (channel.render_ussd(&answer.text, answer.end), answer.outcome)
+                (
+                    channel.render_ussd(&answer.text, answer.end),
+                    answer.outcome,
+                )
             }
             Err(e) => refuse(channel, event, &e),
         },
@@ -162,9 +195,15 @@ fn refuse(channel: &dyn Channel, event: Event, e: &ChannelError) -> (Reply, &'st
             channel.render_error(StatusCode::BAD_REQUEST, &format!("{reason}\n")),
             "bad_request",
         ),
-        ChannelError::Forbidden => (channel.render_error(StatusCode::FORBIDDEN, "forbidden\n"), "forbidden"),
+        ChannelError::Forbidden => (
+            channel.render_error(StatusCode::FORBIDDEN, "forbidden\n"),
+            "forbidden",
+        ),
         ChannelError::NotSupported => (
-            channel.render_error(StatusCode::NOT_FOUND, "this channel does not take this event\n"),
+            channel.render_error(
+                StatusCode::NOT_FOUND,
+                "this channel does not take this event\n",
+            ),
             "not_found",
         ),
     }

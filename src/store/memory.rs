@@ -66,7 +66,9 @@ impl<V> TtlMap<V> {
         self.purge(now);
         let mut evicted = 0;
         while self.entries.len() >= self.capacity {
-            let Some((_, oldest)) = self.by_seq.pop_first() else { break };
+            let Some((_, oldest)) = self.by_seq.pop_first() else {
+                break;
+            };
             self.remove(&oldest);
             evicted += 1;
         }
@@ -173,7 +175,9 @@ impl MemoryStore {
         // A panic while holding the lock cannot leave a half-applied
         // operation visible (each one mutates only after its checks), so a
         // poisoned lock's data is still consistent.
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Live sessions right now (for tests and metrics).
@@ -215,15 +219,22 @@ impl Store for MemoryStore {
                 s.rates.insert(req.rate_key, new_tat, new_tat, now);
             }
         }
-        Ok(Begin::Proceed(s.sessions.get(&req.session_key, now).cloned()))
+        Ok(Begin::Proceed(
+            s.sessions.get(&req.session_key, now).cloned(),
+        ))
     }
 
     async fn commit(&self, req: CommitRequest) -> Result<Commit, StoreError> {
         let mut s = self.lock();
         let now = req.now_ms;
-        let current = s.sessions.get(&req.session_key, now).map_or(0, |r| r.version);
+        let current = s
+            .sessions
+            .get(&req.session_key, now)
+            .map_or(0, |r| r.version);
         if current != req.expected_version {
-            return Ok(Commit::Conflict(s.replies.get(&req.dedupe_key, now).cloned()));
+            return Ok(Commit::Conflict(
+                s.replies.get(&req.dedupe_key, now).cloned(),
+            ));
         }
         // Pick the code first: if none is free, nothing is written.
         let mut code = None;
@@ -305,7 +316,9 @@ impl Store for MemoryStore {
             .collect();
         let mut out = Vec::with_capacity(due.len());
         for id in due {
-            let Some(entry) = q.jobs.remove(&id) else { continue };
+            let Some(entry) = q.jobs.remove(&id) else {
+                continue;
+            };
             q.by_due.remove(&(entry.due_ms, id.clone()));
             let attempt = entry.attempt + 1;
             out.push(Claimed {
@@ -321,7 +334,13 @@ impl Store for MemoryStore {
         Ok(out)
     }
 
-    async fn finish(&self, _bucket: u16, queue: Queue, id: &str, attempt: u32) -> Result<bool, StoreError> {
+    async fn finish(
+        &self,
+        _bucket: u16,
+        queue: Queue,
+        id: &str,
+        attempt: u32,
+    ) -> Result<bool, StoreError> {
         let mut s = self.lock();
         let q = s.queues.entry(queue).or_default();
         match q.jobs.get(id) {

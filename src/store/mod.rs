@@ -298,7 +298,13 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`].
-    async fn finish(&self, bucket: u16, queue: Queue, id: &str, attempt: u32) -> Result<bool, StoreError>;
+    async fn finish(
+        &self,
+        bucket: u16,
+        queue: Queue,
+        id: &str,
+        attempt: u32,
+    ) -> Result<bool, StoreError>;
 
     /// Make a claimed job due again at `due_ms` (a retry), with a new payload
     /// if given. A stale `attempt` is a no-op and returns false.
@@ -345,7 +351,9 @@ pub trait Store: Send + Sync + 'static {
 
 /// The bucket a case code belongs to.
 pub fn code_bucket(code: &str) -> Option<u16> {
-    code.parse::<u32>().ok().map(|n| (n % u32::from(BUCKETS)) as u16)
+    code.parse::<u32>()
+        .ok()
+        .map(|n| (n % u32::from(BUCKETS)) as u16)
 }
 
 /// Random four-digit codes in `bucket`, for [`NewCase::code_candidates`].

@@ -92,7 +92,9 @@ open_case = true
 "#;
 
 fn toy() -> Flow {
-    parse(TOY, "toy.toml", FALLBACK).expect("toy flow is valid").0
+    parse(TOY, "toy.toml", FALLBACK)
+        .expect("toy flow is valid")
+        .0
 }
 
 fn kg() -> Caller {
@@ -138,10 +140,16 @@ fn country_conditions_hide_other_countries_cities() {
     let ge = Caller {
         country: country_by_iso("GE"),
     };
-    assert_eq!(walk(&f, &ge, &["1"]).reply, "City?\n1 Bishkek\n2 Poltava\n3 Other");
+    assert_eq!(
+        walk(&f, &ge, &["1"]).reply,
+        "City?\n1 Bishkek\n2 Poltava\n3 Other"
+    );
     // Numbering follows what is shown: "2" is Other for KG, Poltava for unknown.
     assert_eq!(walk(&f, &kg(), &["1", "2"]).state.vars["city"], "other");
-    assert_eq!(walk(&f, &unknown, &["1", "2"]).state.vars["city"], "poltava");
+    assert_eq!(
+        walk(&f, &unknown, &["1", "2"]).state.vars["city"],
+        "poltava"
+    );
 }
 
 #[test]
@@ -200,8 +208,14 @@ fn end_opens_a_case_with_every_variable_and_the_time_given() {
 #[test]
 fn route_nodes_pick_the_end_by_variable() {
     let f = toy();
-    assert_eq!(walk(&f, &kg(), &["1", "1", "1", "0", "0"]).reply, "Code {code}.");
-    assert_eq!(walk(&f, &kg(), &["1", "1", "2", "0", "0"]).reply, "Thanks, code {code}. +996 555 000 000");
+    assert_eq!(
+        walk(&f, &kg(), &["1", "1", "1", "0", "0"]).reply,
+        "Code {code}."
+    );
+    assert_eq!(
+        walk(&f, &kg(), &["1", "1", "2", "0", "0"]).reply,
+        "Thanks, code {code}. +996 555 000 000"
+    );
 }
 
 #[test]
@@ -269,7 +283,10 @@ fn state_serialises_compactly() {
     let f = toy();
     let s = walk(&f, &kg(), &["1", "1"]);
     let json = serde_json::to_string(&s.state).unwrap();
-    assert_eq!(json, r#"{"n":"what","l":"en","v":{"city":"bishkek"},"s":2}"#);
+    assert_eq!(
+        json,
+        r#"{"n":"what","l":"en","v":{"city":"bishkek"},"s":2}"#
+    );
     let back: State = serde_json::from_str(&json).unwrap();
     assert_eq!(back, s.state);
 }
@@ -311,8 +328,19 @@ fn legal_help_report_path_records_the_abuse() {
 }
 
 fn any_state(flow: &Flow) -> impl Strategy<Value = State> + use<> {
-    let nodes: Vec<String> = flow.spec.nodes.keys().cloned().chain(["missing".to_owned()]).collect();
-    let langs = vec![None, Some("en".to_owned()), Some("ru".to_owned()), Some("zz".to_owned())];
+    let nodes: Vec<String> = flow
+        .spec
+        .nodes
+        .keys()
+        .cloned()
+        .chain(["missing".to_owned()])
+        .collect();
+    let langs = vec![
+        None,
+        Some("en".to_owned()),
+        Some("ru".to_owned()),
+        Some("zz".to_owned()),
+    ];
     (
         prop::sample::select(nodes),
         prop::sample::select(langs),
@@ -329,10 +357,9 @@ fn any_state(flow: &Flow) -> impl Strategy<Value = State> + use<> {
 }
 
 fn any_caller() -> impl Strategy<Value = Caller> {
-    prop::sample::select(vec![None, Some("KG"), Some("UA"), Some("GE")])
-        .prop_map(|iso| Caller {
-            country: iso.and_then(country_by_iso),
-        })
+    prop::sample::select(vec![None, Some("KG"), Some("UA"), Some("GE")]).prop_map(|iso| Caller {
+        country: iso.and_then(country_by_iso),
+    })
 }
 
 proptest! {

@@ -1,0 +1,187 @@
+//! The real binary over real HTTP: privacy of its logs, and SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+struct Running {
+    child: Child,
+    public: SocketAddr,
+    admin: SocketAddr,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // A failed test must not leave a server running.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+// The child is waited for by `sigterm_and_wait` or killed by `Drop`.
+#[allow(clippy::zombie_processes)]
+fn start(extra_env: &[(&str, &str)]) -> Running {
+    let mut cmd = Command::new(common::binary());
+    cmd.arg("serve")
+        .current_dir(common::root())
+        .env("HOTLINE_LISTEN", "127.0.0.1:0")
+        .env("HOTLINE_ADMIN_LISTEN", "127.0.0.1:0")
+        .env("HOTLINE_LOG_FORMAT", "json")
+        .env(
+            "HOTLINE_PII_KEY",
+            "binary-test-key-0123456789abcdef0123456789",
+        )
+        .env_remove("HOTLINE_REDIS_URL")
+        .env_remove("HOTLINE_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in extra_env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("binary starts");
+    let (tx, rx) = mpsc::channel();
+    for stream in [
+        Box::new(child.stderr.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stdout.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    let mut seen = Vec::new();
+    let deadline = std::time::Instant::now() + common::TIMEOUT;
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .unwrap_or_else(|_| panic!("no 'hotline listening' line; saw: {seen:#?}"));
+        seen.push(line.clone());
+        if line.contains("hotline listening") {
+            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+            return Running {
+                child,
+                public: v["public"].as_str().unwrap().parse().unwrap(),
+                admin: v["admin"].as_str().unwrap().parse().unwrap(),
+                lines: rx,
+                seen,
+            };
+        }
+    }
+}
+
+impl Running {
+    fn sigterm_and_wait(mut self) -> (Option<i32>, Vec<String>) {
+        self.finish()
+    }
+
+    fn finish(&mut self) -> (Option<i32>, Vec<String>) {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(ok.success());
+        let deadline = std::time::Instant::now() + common::TIMEOUT;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        while let Ok(l) = self.lines.try_recv() {
+            self.seen.push(l);
+        }
+        (status.code(), std::mem::take(&mut self.seen))
+    }
+}
+
+#[tokio::test]
+async fn logs_never_contain_a_number_a_location_or_a_message() {
+    let gw = start(&[("RUST_LOG", "trace")]);
+    let phone = "+996555987654";
+    let location = "Первомайский РУВД кабинет 12";
+    let callback = "0700 111 222";
+    let mut text = String::new();
+    for (i, input) in ["1", "1", "1", location, callback].into_iter().enumerate() {
+        let body = common::form(&[
+            ("sessionId", "ATUid_privacy"),
+            ("serviceCode", "*384#"),
+            ("phoneNumber", phone),
+            ("text", &text),
+        ]);
+        let r = common::post_form(gw.public, "/webhooks/africastalking/ussd", &body).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        if i > 0 {
+            text.push('*');
+        }
+        text.push_str(input);
+    }
+    let body = common::form(&[
+        ("sessionId", "ATUid_privacy"),
+        ("serviceCode", "*384#"),
+        ("phoneNumber", phone),
+        ("text", &text),
+    ]);
+    let end = common::post_form(gw.public, "/webhooks/africastalking/ussd", &body).await;
+    assert!(end.body.starts_with("END "), "{}", end.body);
+    // Bad input is logged too; its values must not be.
+    let bad = common::form(&[
+        ("sessionId", "x"),
+        ("serviceCode", "1"),
+        ("phoneNumber", "+99655598765x"),
+        ("text", location),
+    ]);
+    assert_eq!(
+        common::post_form(gw.public, "/webhooks/africastalking/ussd", &bad)
+            .await
+            .status,
+        400
+    );
+    let metrics = common::request(gw.admin, "GET", "/metrics", &[], b"").await;
+    assert!(!metrics.body.contains("555987654"), "no number in metrics");
+
+    let (code, lines) = gw.sigterm_and_wait();
+    assert_eq!(code, Some(0), "clean exit after SIGTERM");
+    let all = lines.join("\n");
+    assert!(all.contains("ussd hop"), "the walk was logged: {all}");
+    assert!(
+        all.contains("\"caller\":\"p_"),
+        "callers appear as pseudonyms"
+    );
+    for secret in [
+        "555987654",    // the caller's number, in any form
+        "99655598765",  // a prefix of it
+        "Первомайский", // the location
+        "кабинет",
+        "111 222", // the callback number as typed
+        "700111222",
+        "Куда безопасно", // a screen text
+    ] {
+        assert!(
+            !all.contains(secret),
+            "log output contains {secret:?}:\n{all}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn sigterm_drains_and_exits_zero() {
+    let gw = start(&[]);
+    let r = common::request(gw.admin, "GET", "/readyz", &[], b"").await;
+    assert_eq!(r.status, 200);
+    let (code, lines) = gw.sigterm_and_wait();
+    assert_eq!(code, Some(0));
+    assert!(lines.iter().any(|l| l.contains("shutting down")));
+}

@@ -1,0 +1,242 @@
+//! Test support: start the real server on port 0, speak raw HTTP/1.1 to it.
+//!
+//! The client is deliberately tiny and raw so tests control every byte
+//! (oversized bodies, a body sent in two halves around a shutdown).
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use hotline::app::App;
+use hotline::clock::Clock;
+use hotline::store::Store;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Every await in tests is bounded by this.
+pub const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shipped default config's text.
+pub fn default_config() -> String {
+    std::fs::read_to_string(root().join("config/hotline.toml")).expect("default config")
+}
+
+/// A running gateway.
+pub struct Gateway {
+    pub public: SocketAddr,
+    pub admin: SocketAddr,
+    pub app: App,
+    pub clock: Clock,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Gateway {
+    /// Start with config text (relative paths resolve against `config/`),
+    /// extra environment, a store and a clock.
+    pub async fn start_with(
+        config: &str,
+        env: &[(&str, &str)],
+        store: Option<Arc<dyn Store>>,
+        clock: Clock,
+    ) -> Gateway {
+        let mut vars: BTreeMap<&str, &str> = BTreeMap::new();
+        vars.insert("HOTLINE_LISTEN", "127.0.0.1:0");
+        vars.insert("HOTLINE_ADMIN_LISTEN", "127.0.0.1:0");
+        vars.insert(
+            "HOTLINE_PII_KEY",
+            "test-key-0123456789-0123456789-0123456789",
+        );
+        for (k, v) in env {
+            vars.insert(k, v);
+        }
+        let (config, _) =
+            match hotline::config::parse(config, "test.toml", &root().join("config"), &vars) {
+                Ok(x) => x,
+                Err(e) => panic!("test config invalid: {e:?}"),
+            };
+        let store = store.unwrap_or_else(|| App::memory_store(&config));
+        let (app, _) = App::build(config, store, clock.clone()).expect("app builds");
+        let public = TcpListener::bind(app.config.server.listen).await.unwrap();
+        let admin = TcpListener::bind(app.config.server.admin_listen)
+            .await
+            .unwrap();
+        let (public_addr, admin_addr) = (public.local_addr().unwrap(), admin.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(hotline::server::run(
+            app.clone(),
+            public,
+            admin,
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        Gateway {
+            public: public_addr,
+            admin: admin_addr,
+            app,
+            clock,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Start the shipped default config.
+    pub async fn start_default() -> Gateway {
+        Self::start_with(&default_config(), &[], None, Clock::System).await
+    }
+
+    /// Signal shutdown (as SIGTERM would) without waiting.
+    pub fn trigger_shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Shut down and wait for `run` to return.
+    pub async fn stop(mut self) {
+        self.trigger_shutdown();
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(TIMEOUT, task)
+                .await
+                .expect("server stops in time")
+                .expect("server task did not panic")
+                .expect("server returned Ok");
+        }
+    }
+
+    /// Wait for `run` to return after a triggered shutdown.
+    pub async fn join(mut self) {
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(TIMEOUT, task)
+                .await
+                .expect("server stops in time")
+                .expect("no panic")
+                .expect("Ok");
+        }
+    }
+
+    /// POST an Africa's Talking USSD hop.
+    pub async fn ussd(&self, session: &str, phone: &str, text: &str) -> Response {
+        let body = form(&[
+            ("sessionId", session),
+            ("serviceCode", "*384*1#"),
+            ("phoneNumber", phone),
+            ("networkCode", "43701"),
+            ("text", text),
+        ]);
+        post_form(self.public, "/webhooks/africastalking/ussd", &body).await
+    }
+
+    /// The value of one metric series on /metrics (0 when absent).
+    pub async fn metric(&self, series: &str) -> f64 {
+        let r = request(self.admin, "GET", "/metrics", &[], b"").await;
+        r.body
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(series)
+                    .and_then(|rest| rest.strip_prefix(' '))
+            })
+            .map_or(0.0, |v| v.trim().parse().unwrap())
+    }
+}
+
+/// URL-encode a form.
+pub fn form(fields: &[(&str, &str)]) -> String {
+    serde_urlencoded::to_string(fields).unwrap()
+}
+
+/// A parsed HTTP response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Parse a raw HTTP/1.1 response (read until the server closed).
+pub fn parse_response(raw: &[u8]) -> Response {
+    let text = String::from_utf8_lossy(raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {status_line:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect();
+    Response {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// Send one request with `Connection: close` and read the whole response.
+pub async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Response {
+    tokio::time::timeout(TIMEOUT, async {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: test\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        s.write_all(head.as_bytes()).await.unwrap();
+        // The server may answer early (413) and close; ignore write errors.
+        let _ = s.write_all(body).await;
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf).await;
+        parse_response(&buf)
+    })
+    .await
+    .expect("request timed out")
+}
+
+/// POST a form body.
+pub async fn post_form(addr: SocketAddr, path: &str, body: &str) -> Response {
+    request(
+        addr,
+        "POST",
+        path,
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        body.as_bytes(),
+    )
+    .await
+}
+
+/// Path of the built binary.
+pub fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_hotline"))
+}

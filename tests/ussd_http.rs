@@ -1,0 +1,527 @@
+//! The gateway core over real HTTP: a woman completes the legal-help menu as
+//! Africa's Talking would send it, on the embedded store.
+
+mod common;
+
+use common::{Gateway, post_form, request};
+use hotline::case::CaseData;
+
+const KG: &str = "+996555123456";
+
+/// Walk a path of inputs; returns every reply body.
+async fn walk(gw: &Gateway, session: &str, phone: &str, inputs: &[&str]) -> Vec<String> {
+    let mut text = String::new();
+    let mut out = Vec::new();
+    let r = gw.ussd(session, phone, "").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.header("content-type").unwrap().starts_with("text/plain"));
+    out.push(r.body);
+    for (i, input) in inputs.iter().enumerate() {
+        if i > 0 {
+            text.push('*');
+        }
+        text.push_str(input);
+        let r = gw.ussd(session, phone, &text).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        out.push(r.body);
+    }
+    out
+}
+
+fn code_of(end_screen: &str) -> String {
+    let code: String = end_screen
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 4)
+        .unwrap_or_else(|| panic!("no 4-digit code in {end_screen:?}"))
+        .to_owned();
+    code
+}
+
+async fn case(gw: &Gateway, code: &str) -> CaseData {
+    let rec = gw
+        .app
+        .conversations
+        .store
+        .case_by_code(code)
+        .await
+        .unwrap()
+        .expect("case recorded under its code");
+    let plain = gw
+        .app
+        .conversations
+        .privacy
+        .open(&rec.data)
+        .expect("sealed with the app key");
+    serde_json::from_slice(&plain).unwrap()
+}
+
+#[tokio::test]
+async fn the_urgent_path_works_in_all_four_languages() {
+    let gw = Gateway::start_default().await;
+    let expectations = [
+        ("1", "Какой город?", "Бишкек", "Спасибо"),
+        ("2", "Кайсы шаар?", "Бишкек", "Рахмат"),
+        ("3", "Яке місто?", "Бішкек", "Дякуємо"),
+        ("4", "Which city?", "Bishkek", "Thank you"),
+    ];
+    for (i, (lang, city_q, bishkek, thanks)) in expectations.iter().enumerate() {
+        let session = format!("ATUid_lang_{i}");
+        // One number per walk: the per-number rate limit is not under test here.
+        let phone = format!("+99655512340{i}");
+        let screens = walk(
+            &gw,
+            &session,
+            &phone,
+            &[lang, "1", "1", "Октябрьский РОВД, каб. 5", "0"],
+        )
+        .await;
+        assert!(screens[0].starts_with("CON "), "{}", screens[0]);
+        assert!(screens[0].contains("Русский") && screens[0].contains("English"));
+        assert!(
+            screens[1].starts_with(&format!("CON {city_q}")),
+            "{}",
+            screens[1]
+        );
+        assert!(screens[1].contains(&format!("1 {bishkek}")));
+        assert!(
+            !screens[1].contains("Полтава") && !screens[1].contains("Poltava"),
+            "a +996 caller is not offered Poltava"
+        );
+        assert!(screens[2].starts_with("CON "));
+        assert!(screens[3].starts_with("CON "));
+        assert!(screens[4].starts_with("CON "));
+        let end = &screens[5];
+        assert!(end.starts_with(&format!("END {thanks}")), "{end}");
+        assert!(
+            end.contains("+996 000 000 000"),
+            "the fallback number is shown: {end}"
+        );
+        let code = code_of(end);
+        let c = case(&gw, &code).await;
+        assert_eq!(c.city, "bishkek");
+        assert_eq!(c.vars["situation"], "detained_self");
+        assert_eq!(c.vars["location"], "Октябрьский РОВД, каб. 5");
+        assert_eq!(c.callback(), phone, "0 means call back this number");
+        assert_eq!(c.caller.as_str(), phone);
+        assert_eq!(c.channel, "africastalking");
+    }
+    assert_eq!(
+        gw.metric(r#"hotline_cases_opened_total{city="bishkek"}"#)
+            .await,
+        4.0
+    );
+    assert_eq!(
+        gw.metric(r#"hotline_sessions_started_total{flow="legal_help"}"#)
+            .await,
+        4.0
+    );
+    assert_eq!(
+        gw.metric(r#"hotline_sessions_finished_total{flow="legal_help",outcome="completed"}"#)
+            .await,
+        4.0
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn the_report_path_a_friend_and_another_number() {
+    let gw = Gateway::start_default().await;
+    // Ukrainian caller: Poltava is offered, Bishkek is not.
+    let ua = "+380501234567";
+    let screens = walk(
+        &gw,
+        "ATUid_ua",
+        ua,
+        &["3", "1", "3", "4", "Київська 1", "050 765 43 21"],
+    )
+    .await;
+    assert!(
+        screens[1].contains("1 Полтава") && !screens[1].contains("Бішкек"),
+        "{}",
+        screens[1]
+    );
+    assert!(
+        screens[3].contains("поліц") || screens[4].contains("поліц"),
+        "the report path may name police"
+    );
+    let c = case(&gw, &code_of(screens.last().unwrap())).await;
+    assert_eq!(c.city, "poltava");
+    assert_eq!(c.vars["situation"], "report");
+    assert_eq!(c.vars["abuse"], "planted");
+    assert_eq!(
+        c.callback(),
+        "+380507654321",
+        "a typed national number gets the caller's country"
+    );
+    assert_eq!(c.lang, "uk");
+    // A friend calls for someone else, from an unknown country: sees every city.
+    let screens = walk(
+        &gw,
+        "ATUid_friend",
+        "+254711000001",
+        &["4", "3", "2", "0", "+996700111222"],
+    )
+    .await;
+    assert!(screens[1].contains("Bishkek") && screens[1].contains("Poltava"));
+    let c = case(&gw, &code_of(screens.last().unwrap())).await;
+    assert_eq!(c.city, "poltava");
+    assert_eq!(c.vars["situation"], "detained_other");
+    assert!(!c.vars.contains_key("location"), "0 skips the location");
+    assert_eq!(c.callback(), "+996700111222");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_retried_request_gets_the_same_reply_and_changes_nothing() {
+    let gw = Gateway::start_default().await;
+    walk(&gw, "ATUid_retry", KG, &["4", "1", "1", "Station"]).await;
+    let first = gw.ussd("ATUid_retry", KG, "4*1*1*Station*0").await;
+    assert!(first.body.starts_with("END "), "{}", first.body);
+    let again = gw.ussd("ATUid_retry", KG, "4*1*1*Station*0").await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body, first.body, "same reply, same code");
+    // A retry of an earlier hop also gets its own earlier reply.
+    let earlier = gw.ussd("ATUid_retry", KG, "4*1").await;
+    assert!(
+        earlier.body.starts_with("CON How can we help?"),
+        "{}",
+        earlier.body
+    );
+    assert_eq!(
+        gw.metric(r#"hotline_cases_opened_total{city="bishkek"}"#)
+            .await,
+        1.0,
+        "one case only"
+    );
+    assert_eq!(
+        gw.metric(r#"hotline_webhook_requests_total{channel="africastalking",event="ussd",outcome="duplicate"}"#).await,
+        2.0
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_unknown_session_with_input_starts_afresh() {
+    let gw = Gateway::start_default().await;
+    let r = gw.ussd("ATUid_never_seen", KG, "1*2*3").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body.starts_with("CON Язык/Тил/Мова/Language"),
+        "{}",
+        r.body
+    );
+    // And continues from there: the next hop's new input is what follows.
+    let r = gw.ussd("ATUid_never_seen", KG, "1*2*3*4").await;
+    assert!(r.body.starts_with("CON Which city?"), "{}", r.body);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn invalid_answers_reprompt_then_end_with_the_fallback() {
+    let gw = Gateway::start_default().await;
+    let screens = walk(&gw, "ATUid_bad", KG, &["4", "9", "x", ""]).await;
+    assert_eq!(
+        screens[2],
+        "CON Not an option. Try again:\n1 Bishkek\n2 Osh\n3 Other city"
+    );
+    assert!(screens[3].starts_with("CON Not an option."));
+    assert_eq!(
+        screens[4],
+        "END Sorry, that did not work. Please call us: +996 000 000 000"
+    );
+    assert_eq!(
+        gw.metric(r#"hotline_sessions_finished_total{flow="legal_help",outcome="invalid"}"#)
+            .await,
+        1.0
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_star_typed_inside_an_address_stays_in_it() {
+    let gw = Gateway::start_default().await;
+    let screens = walk(
+        &gw,
+        "ATUid_star",
+        KG,
+        &["4", "1", "1", "Block 5*2, flat 7", "0"],
+    )
+    .await;
+    let c = case(&gw, &code_of(screens.last().unwrap())).await;
+    assert_eq!(c.vars["location"], "Block 5*2, flat 7");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn malformed_requests_get_a_clear_400_and_change_nothing() {
+    let gw = Gateway::start_default().await;
+    let path = "/webhooks/africastalking/ussd";
+    let cases: &[(&str, &str)] = &[
+        (
+            "serviceCode=1&phoneNumber=%2B996555123456&text=",
+            "missing field `sessionId`",
+        ),
+        (
+            "sessionId=a&phoneNumber=%2B996555123456&text=",
+            "missing field `serviceCode`",
+        ),
+        (
+            "sessionId=a&serviceCode=1&text=",
+            "missing field `phoneNumber`",
+        ),
+        (
+            "sessionId=a&serviceCode=1&phoneNumber=12&text=",
+            "phoneNumber: phone number has the wrong number of digits",
+        ),
+        (
+            "sessionId=a&serviceCode=1&phoneNumber=%2B99655512345x&text=",
+            "phoneNumber: phone number has a character that is not a digit",
+        ),
+        (
+            "sessionId=a%0Ab&serviceCode=1&phoneNumber=%2B996555123456&text=",
+            "sessionId is not a valid id",
+        ),
+        (
+            "sessionId=a&sessionId=b&serviceCode=1&phoneNumber=%2B996555123456",
+            "duplicate field `sessionId`",
+        ),
+        ("{\"sessionId\": \"a\"}", "missing field `sessionId`"),
+        ("", "missing field `sessionId`"),
+    ];
+    for (body, reason) in cases {
+        let r = post_form(gw.public, path, body).await;
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert_eq!(r.body.trim(), *reason, "{body}");
+        assert!(!r.body.contains("555"), "no echo of the number");
+    }
+    assert_eq!(
+        gw.metric(r#"hotline_webhook_requests_total{channel="africastalking",event="ussd",outcome="bad_request"}"#).await,
+        cases.len() as f64
+    );
+    assert_eq!(
+        gw.metric(r#"hotline_sessions_started_total{flow="legal_help"}"#)
+            .await,
+        0.0,
+        "no state changed"
+    );
+
+    let r = request(gw.public, "GET", path, &[], b"").await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("POST"));
+    let r = post_form(gw.public, "/webhooks/nosuch/ussd", "x=1").await;
+    assert_eq!(r.status, 404);
+    let r = post_form(gw.public, "/webhooks/africastalking/fax", "x=1").await;
+    assert_eq!(r.status, 404);
+    let r = post_form(gw.public, "/", "").await;
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        gw.metric(r#"hotline_webhook_requests_total{channel="africastalking",event="ussd",outcome="method_not_allowed"}"#).await,
+        1.0
+    );
+    assert_eq!(
+        gw.metric(
+            r#"hotline_webhook_requests_total{channel="_unknown",event="ussd",outcome="not_found"}"#
+        )
+        .await,
+        3.0
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_17_kib_body_is_refused_with_413() {
+    let gw = Gateway::start_default().await;
+    let body = format!(
+        "sessionId=a&serviceCode=1&phoneNumber=%2B996555123456&text={}",
+        "x".repeat(17 * 1024)
+    );
+    let r = post_form(gw.public, "/webhooks/africastalking/ussd", &body).await;
+    assert_eq!(r.status, 413, "{}", r.body);
+    // Without a Content-Length (chunked), the cap applies while reading.
+    let r = tokio::time::timeout(common::TIMEOUT, async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut s = tokio::net::TcpStream::connect(gw.public).await.unwrap();
+        s.write_all(b"POST /webhooks/africastalking/ussd HTTP/1.1\r\nHost: t\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n").await.unwrap();
+        let chunk = "y".repeat(4096);
+        for _ in 0..5 {
+            if s.write_all(format!("{:x}\r\n{chunk}\r\n", chunk.len()).as_bytes()).await.is_err() {
+                break;
+            }
+        }
+        let _ = s.write_all(b"0\r\n\r\n").await;
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf).await;
+        common::parse_response(&buf)
+    })
+    .await
+    .unwrap();
+    assert_eq!(r.status, 413);
+    assert_eq!(
+        gw.metric(r#"hotline_webhook_requests_total{channel="africastalking",event="ussd",outcome="too_large"}"#).await,
+        2.0
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_flood_from_one_number_is_limited_calmly_and_others_pass() {
+    let cfg = common::default_config()
+        .replace("per_number_per_minute = 30", "per_number_per_minute = 6")
+        .replace("per_number_burst = 15", "per_number_burst = 3");
+    let gw = Gateway::start_with(&cfg, &[], None, hotline::clock::Clock::System).await;
+    for i in 0..3 {
+        let r = gw.ussd(&format!("ATUid_flood_{i}"), KG, "").await;
+        assert!(r.body.starts_with("CON "), "{}", r.body);
+    }
+    let r = gw.ussd("ATUid_flood_x", KG, "").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body,
+        "END Сейчас не получается. Позвоните нам: +996 000 000 000"
+    );
+    let other = gw.ussd("ATUid_other", "+996555999888", "").await;
+    assert!(
+        other.body.starts_with("CON "),
+        "another caller is not affected"
+    );
+    assert_eq!(
+        gw.metric(r#"hotline_webhook_requests_total{channel="africastalking",event="ussd",outcome="rate_limited"}"#).await,
+        1.0
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_channel_secret_is_required_when_configured() {
+    let cfg = common::default_config().replace(
+        "# secret_env = \"HOTLINE_AT_SECRET\"",
+        "secret_env = \"HOTLINE_AT_SECRET\"",
+    );
+    let gw = Gateway::start_with(
+        &cfg,
+        &[("HOTLINE_AT_SECRET", "s3cret-value")],
+        None,
+        hotline::clock::Clock::System,
+    )
+    .await;
+    let body = common::form(&[
+        ("sessionId", "a"),
+        ("serviceCode", "1"),
+        ("phoneNumber", KG),
+        ("text", ""),
+    ]);
+    let r = post_form(gw.public, "/webhooks/africastalking/ussd", &body).await;
+    assert_eq!(r.status, 403);
+    let r = post_form(
+        gw.public,
+        "/webhooks/africastalking/ussd?secret=wrong",
+        &body,
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    let r = post_form(
+        gw.public,
+        "/webhooks/africastalking/ussd?secret=s3cret-value",
+        &body,
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        gw.metric(r#"hotline_webhook_requests_total{channel="africastalking",event="ussd",outcome="forbidden"}"#).await,
+        2.0
+    );
+    assert_eq!(
+        gw.metric(r#"hotline_sessions_started_total{flow="legal_help"}"#)
+            .await,
+        1.0
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn admin_endpoints_answer() {
+    let gw = Gateway::start_default().await;
+    let r = request(gw.admin, "GET", "/healthz", &[], b"").await;
+    assert_eq!((r.status, r.body.as_str()), (200, "ok\n"));
+    let r = request(gw.admin, "GET", "/readyz", &[], b"").await;
+    assert_eq!((r.status, r.body.as_str()), (200, "ready\n"));
+    let r = request(gw.admin, "GET", "/metrics", &[], b"").await;
+    assert_eq!(r.status, 200);
+    assert!(
+        r.body
+            .contains("# TYPE hotline_webhook_requests_total counter")
+    );
+    assert!(r.body.contains("hotline_webhook_duration_seconds_bucket"));
+    let r = request(gw.admin, "POST", "/metrics", &[], b"").await;
+    assert_eq!(r.status, 405);
+    let r = request(gw.admin, "GET", "/nope", &[], b"").await;
+    assert_eq!(r.status, 404);
+    // The webhook listener does not serve admin paths.
+    let r = request(gw.public, "GET", "/metrics", &[], b"").await;
+    assert_eq!(r.status, 404);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_in_flight_request_finish_and_turns_readyz_503() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut gw = Gateway::start_default().await;
+    let body = common::form(&[
+        ("sessionId", "ATUid_inflight"),
+        ("serviceCode", "1"),
+        ("phoneNumber", KG),
+        ("text", ""),
+    ]);
+    let (first, second) = body.split_at(body.len() / 2);
+    let mut s = tokio::net::TcpStream::connect(gw.public).await.unwrap();
+    s.write_all(
+        format!(
+            "POST /webhooks/africastalking/ussd HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{first}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    // Let the server start reading the request, then shut down mid-body.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    gw.trigger_shutdown();
+    let mut ready = None;
+    for _ in 0..50 {
+        let r = request(gw.admin, "GET", "/readyz", &[], b"").await;
+        if r.status == 503 {
+            ready = Some(r);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let ready = ready.expect("/readyz turns 503 while draining");
+    assert_eq!(ready.body, "draining\n");
+    // New connections to the webhook listener are no longer accepted…
+    let refused = tokio::time::timeout(
+        std::time::Duration::from_millis(500),
+        tokio::net::TcpStream::connect(gw.public),
+    )
+    .await;
+    if let Ok(Ok(mut c)) = refused {
+        // …or, if the kernel still completed the handshake, never answered.
+        let _ = c.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await;
+        let mut buf = [0u8; 1];
+        let n = tokio::time::timeout(std::time::Duration::from_millis(300), c.read(&mut buf)).await;
+        assert!(
+            !matches!(n, Ok(Ok(1))),
+            "a new request was served during drain"
+        );
+    }
+    // …but the request in flight completes.
+    s.write_all(second.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    tokio::time::timeout(common::TIMEOUT, s.read_to_end(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let r = common::parse_response(&buf);
+    assert_eq!(r.status, 200);
+    assert!(r.body.starts_with("CON "), "{}", r.body);
+    gw.join().await;
+}
