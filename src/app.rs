@@ -68,6 +68,24 @@ impl App {
         if problems.iter().any(Problem::is_error) {
             return Err(problems);
         }
+        // The spool only matters for a store that can fail.
+        let spool = if store.kind() == "memory" {
+            None
+        } else {
+            match crate::spool::Spool::open(&config.store.spool_dir) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    return Err(vec![Problem::error(
+                        &config.source,
+                        "store.spool_dir",
+                        format!(
+                            "cannot open the spool in {}: {e}",
+                            config.store.spool_dir.display()
+                        ),
+                    )]);
+                }
+            }
+        };
         let cities = flows.cities();
         let metrics = Metrics::new(
             config.channels.iter().map(|c| c.name.as_str()),
@@ -86,6 +104,7 @@ impl App {
             limits: config.limits,
             clock,
             planner: None,
+            spool,
         };
         let shared = Shared {
             channels,

@@ -59,8 +59,3 @@ impl CaseData {
             .map_or(self.caller.as_str(), String::as_str)
     }
 }
-
-/// A fresh, random case id, sortable by time (`<ms hex>-<random hex>`).
-pub fn new_id(now_ms: u64) -> String {
-    format!("{now_ms:011x}-{:08x}", rand::random::<u32>())
-}

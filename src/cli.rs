@@ -124,7 +124,17 @@ pub fn main() -> ExitCode {
 pub async fn build_store(config: &Config) -> Result<Arc<dyn Store>, String> {
     match &config.store.kind {
         StoreKind::Memory => Ok(App::memory_store(config)),
-        StoreKind::Redis(_) => Err("the Redis store is not available in this build yet".into()),
+        StoreKind::Redis(url) => {
+            let store = crate::store::redis::RedisStore::connect(
+                url,
+                &config.store.key_prefix,
+                config.store.connect_timeout,
+                config.store.response_timeout,
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+            Ok(Arc::new(store))
+        }
     }
 }
 

@@ -16,14 +16,15 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::case::{self, CaseData};
+use crate::case::CaseData;
 use crate::channel::{UssdIn, UssdInput};
 use crate::clock::Clock;
 use crate::config::Limits;
 use crate::flow::engine::{self, Caller, Effect, State, Step};
 use crate::flow::{Flow, FlowSet};
 use crate::metrics::Metrics;
-use crate::privacy::Privacy;
+use crate::privacy::{Privacy, Pseudonym};
+use crate::spool::Spool;
 use crate::store::{
     BUCKETS, Begin, BeginRequest, CachedReply, Commit, CommitRequest, Job, NewCase, Queue,
     SessionRecord, SessionWrite, Store, StoreError, code_candidates,
@@ -81,6 +82,8 @@ pub struct Conversations {
     pub clock: Clock,
     /// Jobs for new cases (none until dispatch is configured).
     pub planner: Option<Arc<dyn CasePlanner>>,
+    /// Where cases go when the store fails as they complete.
+    pub spool: Option<Arc<Spool>>,
 }
 
 impl std::fmt::Debug for Conversations {
@@ -188,6 +191,15 @@ impl Conversations {
                 Ok(Begin::Proceed(rec)) => rec,
                 Err(e) => {
                     self.store_failed("begin", &e);
+                    // The session cannot be loaded. If the hop's text holds
+                    // every answer of a completed request, replay it and
+                    // keep the case; otherwise end calmly.
+                    if let Some(answer) = self
+                        .replay_offline(&flow, &caller, channel, &req, &session_key, bucket, now)
+                        .await
+                    {
+                        return answer;
+                    }
                     return self.unavailable(Some(&flow), None, "store_unavailable");
                 }
             };
@@ -214,7 +226,7 @@ impl Conversations {
                 }
             };
             let lang = step.state.language(&flow).to_owned();
-            let case = self.case_for(&step, channel, &req, bucket, now);
+            let case = self.case_for(&step, channel, &req, &session_key, bucket);
             let session = if step.end {
                 SessionWrite::Delete
             } else {
@@ -231,6 +243,7 @@ impl Conversations {
                 }
             };
             let city = case.as_ref().map(|(_, data)| data.city.clone());
+            let spare = case.as_ref().map(|(c, _)| c.clone());
             let commit = self
                 .store
                 .commit(CommitRequest {
@@ -301,14 +314,106 @@ impl Conversations {
                 }
                 Err(e) => {
                     self.store_failed("commit", &e);
-                    if city.is_some() {
-                        tracing::error!(channel, caller = %pseudonym, "a completed case could not be recorded");
+                    // Only an outage is worth spooling: a replay would meet
+                    // an exhausted code space again.
+                    if let (Some(case), Some(city), StoreError::Unavailable(_)) = (spare, &city, &e)
+                        && let Some(answer) = self
+                            .spool_case(&flow, &step, case, city, channel, &pseudonym, bucket, now)
+                            .await
+                    {
+                        return answer;
                     }
                     return self.unavailable(Some(&flow), Some(&lang), "store_unavailable");
                 }
             }
         }
         self.unavailable(Some(&flow), None, "error")
+    }
+
+    fn count_case(&self, channel: &str, pseudonym: &Pseudonym, city: &str) {
+        let label = if self.flows.cities().contains(city) {
+            city
+        } else {
+            "other"
+        };
+        self.metrics.cases_opened.with_label_values(&[label]).inc();
+        tracing::info!(channel, caller = %pseudonym, city = label, "case opened");
+    }
+
+    /// Keep a completed case in the local spool when the store failed; the
+    /// caller is then shown the flow's last screen with the case's code.
+    #[allow(clippy::too_many_arguments)]
+    async fn spool_case(
+        &self,
+        flow: &Flow,
+        step: &Step,
+        case: NewCase,
+        city: &str,
+        channel: &str,
+        pseudonym: &Pseudonym,
+        bucket: u16,
+        now: u64,
+    ) -> Option<Answer> {
+        let spool = self.spool.as_ref()?;
+        let code = case.code_candidates.first()?.clone();
+        if let Err(e) = spool.append(bucket, &case, now).await {
+            tracing::error!(channel, caller = %pseudonym, error = %e, "could not spool a completed case");
+            return None;
+        }
+        self.metrics.cases_spooled.inc();
+        self.metrics.spool_pending.set(spool.pending() as i64);
+        self.count_case(channel, pseudonym, city);
+        if let Some(outcome) = step.outcome {
+            self.metrics
+                .sessions_finished
+                .with_label_values(&[flow.id(), outcome.as_str()])
+                .inc();
+        }
+        tracing::warn!(channel, caller = %pseudonym, "store unavailable: completed case kept in the local spool");
+        Some(Answer {
+            text: step.reply.replace("{code}", &code),
+            end: true,
+            outcome: "store_unavailable",
+        })
+    }
+
+    /// With the store down, replay a cumulative USSD text from the start. If
+    /// every answer is accepted and the last one completes the flow, the case
+    /// is spooled and the caller sees the last screen; otherwise `None`.
+    #[allow(clippy::too_many_arguments)]
+    async fn replay_offline(
+        &self,
+        flow: &Flow,
+        caller: &Caller,
+        channel: &str,
+        req: &UssdIn,
+        session_key: &str,
+        bucket: u16,
+        now: u64,
+    ) -> Option<Answer> {
+        let UssdInput::Cumulative(text) = &req.input;
+        if text.is_empty() {
+            return None;
+        }
+        let inputs: Vec<&str> = text.split('*').collect();
+        let mut step = engine::start(flow, caller, None, now);
+        for (i, input) in inputs.iter().enumerate() {
+            let before = step.state.steps;
+            step = engine::step(flow, &step.state, caller, input, now);
+            let advanced = step.state.steps == before + 1;
+            if !advanced || (step.end && i + 1 != inputs.len()) {
+                return None;
+            }
+        }
+        if !step.end {
+            return None;
+        }
+        let (case, data) = self.case_for(&step, channel, req, session_key, bucket)?;
+        let pseudonym = self.privacy.pseudonym(req.from.as_str());
+        self.spool_case(
+            flow, &step, case, &data.city, channel, &pseudonym, bucket, now,
+        )
+        .await
     }
 
     fn store_failed(&self, op: &str, e: &StoreError) {
@@ -324,11 +429,11 @@ impl Conversations {
         step: &Step,
         channel: &str,
         req: &UssdIn,
+        session_key: &str,
         bucket: u16,
-        now: u64,
     ) -> Option<(NewCase, CaseData)> {
         let Effect::OpenCase(draft) = step.effects.first()?.clone();
-        let id = case::new_id(now);
+        let id = self.privacy.case_id(session_key);
         let data = CaseData::from_draft(id.clone(), channel, req.from.clone(), draft);
         let jobs = self
             .planner
@@ -341,7 +446,7 @@ impl Conversations {
         Some((
             NewCase {
                 id,
-                code_candidates: code_candidates(bucket, CODE_CANDIDATES),
+                code_candidates: code_candidates(bucket, &data.id, CODE_CANDIDATES),
                 data: sealed,
                 jobs,
             },

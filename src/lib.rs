@@ -28,13 +28,17 @@
 //! - [`conversation`] — one inbound message in, one screen out.
 //! - [`flow`] — the flow file format, its validator and lints, and the pure
 //!   engine (`step(flow, state, caller, input, now)`).
-//! - [`store`] — the store trait (two round trips per webhook) and the
-//!   embedded in-memory implementation.
+//! - [`store`] — the store trait (two round trips per webhook), the
+//!   embedded in-memory implementation and the Redis one (scripts in
+//!   `src/store/lua/`).
 //! - [`case`] — what a completed flow records.
 //! - [`privacy`] — keyed pseudonyms for logs and keys; sealing data at rest.
 //! - [`phone`] — E.164 numbers with redacted `Debug`, and their countries.
 //! - [`text`] — GSM-7/UCS-2 measuring, SMS parts, USSD limits, input digits.
 //! - [`metrics`] — every Prometheus metric, in one registry.
+//! - [`spool`] — the durable local spool of cases completed while the store
+//!   was down, replayed exactly once.
+//! - [`worker`] — background work: spool replay (later: outbox, timers).
 //! - [`clock`] — injectable "now".
 //! - [`problem`] — config and flow problems, each naming its file and key.
 #![forbid(unsafe_code)]
@@ -54,5 +58,7 @@ pub mod phone;
 pub mod privacy;
 pub mod problem;
 pub mod server;
+pub mod spool;
 pub mod store;
 pub mod text;
+pub mod worker;

@@ -56,8 +56,12 @@ pub struct Metrics {
     pub store_errors: IntCounterVec,
     /// Sessions evicted from the memory store to stay within its bound.
     pub sessions_evicted: IntCounter,
-    /// Requests refused by the per-IP limit, by listener.
+    /// Requests refused by the per-IP limit on the public listener.
     pub ip_limited: IntCounter,
+    /// Cases kept in the local spool because the store failed.
+    pub cases_spooled: IntCounter,
+    /// Cases in the local spool waiting for the store.
+    pub spool_pending: IntGauge,
     /// 1 while shutting down.
     pub draining: IntGauge,
     /// Build information (always 1).
@@ -149,6 +153,20 @@ impl Metrics {
         .expect("valid metric definition");
         r.register(Box::new(ip_limited.clone()))
             .expect("metric registered once");
+        let cases_spooled = IntCounter::new(
+            "hotline_cases_spooled_total",
+            "Completed cases kept in the local durable spool because the store failed.",
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(cases_spooled.clone()))
+            .expect("metric registered once");
+        let spool_pending = IntGauge::new(
+            "hotline_spool_pending",
+            "Cases in the local spool waiting to be replayed into the store.",
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(spool_pending.clone()))
+            .expect("metric registered once");
         let draining = IntGauge::new("hotline_draining", "1 while the gateway is shutting down.")
             .expect("valid metric definition");
         r.register(Box::new(draining.clone()))
@@ -196,6 +214,8 @@ impl Metrics {
             store_errors,
             sessions_evicted,
             ip_limited,
+            cases_spooled,
+            spool_pending,
             draining,
             build_info,
         }

@@ -115,6 +115,14 @@ impl Privacy {
         Pseudonym(s)
     }
 
+    /// The id of the case a session opens: derived from the session's key, so
+    /// that a retried or replayed request names the same case (a session
+    /// opens at most one), and meaningless without the key.
+    pub fn case_id(&self, session_key: &str) -> String {
+        let p = self.pseudonym(&format!("case:{session_key}"));
+        format!("c_{}", &p.as_str()[2..])
+    }
+
     /// Encrypt and authenticate `plain` with a fresh random nonce.
     pub fn seal(&self, plain: &[u8]) -> Vec<u8> {
         let nonce_bytes: [u8; 24] = rand::random();

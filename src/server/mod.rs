@@ -120,6 +120,8 @@ pub async fn run(
         })
     };
 
+    let workers = crate::worker::spawn_all(&app);
+
     shutdown.await;
     tracing::info!("shutting down: draining in-flight requests");
     app.start_draining();
@@ -140,6 +142,9 @@ pub async fn run(
     let _ =
         tokio::time::timeout(std::time::Duration::from_secs(1), admin_graceful.shutdown()).await;
     sweeper.abort();
+    for w in workers {
+        w.abort();
+    }
     tracing::info!("shut down");
     Ok(())
 }

@@ -147,6 +147,37 @@ struct State {
     evicted: u64,
 }
 
+impl State {
+    /// Record a case unless its id exists; returns its code.
+    fn create_case(&mut self, case: super::NewCase, now: u64) -> Result<String, StoreError> {
+        if let Some(existing) = self.cases.get(&case.id) {
+            return Ok(existing.code.clone());
+        }
+        let code = case
+            .code_candidates
+            .iter()
+            .find(|c| self.codes.get(*c).is_none_or(|(_, until)| *until <= now))
+            .ok_or(StoreError::CodesExhausted)?
+            .clone();
+        self.codes.insert(code.clone(), (case.id.clone(), u64::MAX));
+        self.cases.insert(
+            case.id,
+            StoredCase {
+                code: code.clone(),
+                version: 1,
+                data: case.data,
+            },
+        );
+        for (queue, job) in case.jobs {
+            self.queues
+                .entry(queue)
+                .or_default()
+                .put(job.id, job.due_ms, job.payload, 0);
+        }
+        Ok(code)
+    }
+}
+
 /// The embedded, in-process store.
 #[derive(Debug)]
 pub struct MemoryStore {
@@ -236,16 +267,11 @@ impl Store for MemoryStore {
                 s.replies.get(&req.dedupe_key, now).cloned(),
             ));
         }
-        // Pick the code first: if none is free, nothing is written.
-        let mut code = None;
-        if let Some(case) = &req.case {
-            let free = case.code_candidates.iter().find(|c| {
-                s.codes
-                    .get(*c)
-                    .is_none_or(|(_, reserved_until)| *reserved_until <= now)
-            });
-            code = Some(free.ok_or(StoreError::CodesExhausted)?.clone());
-        }
+        // Record the case first: if no code is free, nothing is written.
+        let code = match req.case {
+            Some(case) => Some(s.create_case(case, now)?),
+            None => None,
+        };
         match req.session {
             SessionWrite::Save { data, ttl_ms } => {
                 // One counter for every session: a key deleted and created
@@ -268,23 +294,6 @@ impl Store for MemoryStore {
         reply.code.clone_from(&code);
         s.replies
             .insert(req.dedupe_key, reply, now + req.dedupe_ttl_ms, now);
-        if let (Some(case), Some(code)) = (req.case, &code) {
-            s.codes.insert(code.clone(), (case.id.clone(), u64::MAX));
-            s.cases.insert(
-                case.id,
-                StoredCase {
-                    code: code.clone(),
-                    version: 1,
-                    data: case.data,
-                },
-            );
-            for (queue, job) in case.jobs {
-                s.queues
-                    .entry(queue)
-                    .or_default()
-                    .put(job.id, job.due_ms, job.payload, 0);
-            }
-        }
         Ok(Commit::Saved { code })
     }
 
@@ -377,6 +386,15 @@ impl Store for MemoryStore {
             }
             None => Ok(false),
         }
+    }
+
+    async fn record_case(
+        &self,
+        _bucket: u16,
+        case: super::NewCase,
+        now_ms: u64,
+    ) -> Result<String, StoreError> {
+        self.lock().create_case(case, now_ms)
     }
 
     async fn case(&self, _bucket: u16, id: &str) -> Result<Option<CaseRecord>, StoreError> {

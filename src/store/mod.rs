@@ -21,6 +21,7 @@
 //! (`code % BUCKETS`) so that a lawyer's `OK 4821` finds its case's slot.
 
 pub mod memory;
+pub mod redis;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -321,6 +322,20 @@ pub trait Store: Send + Sync + 'static {
         payload: Option<Vec<u8>>,
     ) -> Result<bool, StoreError>;
 
+    /// Record a case on its own, idempotently: a case whose id exists is
+    /// left as it is and its code returned. Used to replay the durable spool
+    /// of cases completed while the store was down.
+    ///
+    /// # Errors
+    /// [`StoreError::CodesExhausted`] when no candidate code is free;
+    /// [`StoreError::Unavailable`].
+    async fn record_case(
+        &self,
+        bucket: u16,
+        case: NewCase,
+        now_ms: u64,
+    ) -> Result<String, StoreError>;
+
     /// A case by id.
     ///
     /// # Errors
@@ -356,13 +371,20 @@ pub fn code_bucket(code: &str) -> Option<u16> {
         .map(|n| (n % u32::from(BUCKETS)) as u16)
 }
 
-/// Random four-digit codes in `bucket`, for [`NewCase::code_candidates`].
-pub fn code_candidates(bucket: u16, n: usize) -> Vec<String> {
+/// Four-digit codes in `bucket` for [`NewCase::code_candidates`], derived
+/// from `seed` (the case id): a retried request that records the same case
+/// offers the same codes, so the caller is shown the same code again.
+pub fn code_candidates(bucket: u16, seed: &str, n: usize) -> Vec<String> {
+    use sha2::{Digest, Sha256};
     let b = u32::from(bucket % BUCKETS);
     let per_bucket = 10_000 / u32::from(BUCKETS);
     (0..n)
-        .map(|_| {
-            let k = rand::random_range(0..per_bucket);
+        .map(|i| {
+            let h = Sha256::new()
+                .chain_update(seed.as_bytes())
+                .chain_update((i as u32).to_be_bytes())
+                .finalize();
+            let k = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) % per_bucket;
             let code = k * u32::from(BUCKETS) + b;
             // Keep codes four digits and away from 0000-0999 look-alikes of
             // shorter numbers: shift into 1000..9999 within the bucket.
@@ -395,12 +417,18 @@ mod tests {
     #[test]
     fn codes_encode_their_bucket() {
         for bucket in 0..BUCKETS {
-            for code in code_candidates(bucket, 50) {
+            for code in code_candidates(bucket, &format!("case-{bucket}"), 50) {
                 assert_eq!(code.len(), 4, "{code}");
                 assert!(code.parse::<u32>().unwrap() >= 1000);
                 assert_eq!(code_bucket(&code), Some(bucket), "{code}");
             }
         }
+    }
+
+    #[test]
+    fn codes_are_reproducible_from_the_seed() {
+        assert_eq!(code_candidates(3, "c_1", 8), code_candidates(3, "c_1", 8));
+        assert_ne!(code_candidates(3, "c_1", 8), code_candidates(3, "c_2", 8));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! (oversized bodies, a body sent in two halves around a shutdown).
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -65,7 +67,12 @@ impl Gateway {
                 Ok(x) => x,
                 Err(e) => panic!("test config invalid: {e:?}"),
             };
-        let store = store.unwrap_or_else(|| App::memory_store(&config));
+        let store = match store {
+            Some(s) => s,
+            None => hotline::cli::build_store(&config)
+                .await
+                .expect("store connects"),
+        };
         let (app, _) = App::build(config, store, clock.clone()).expect("app builds");
         let public = TcpListener::bind(app.config.server.listen).await.unwrap();
         let admin = TcpListener::bind(app.config.server.admin_listen)
@@ -89,6 +96,25 @@ impl Gateway {
             shutdown: Some(tx),
             task: Some(task),
         }
+    }
+
+    /// Start the default config on a Redis, with its own key prefix and spool
+    /// folder (`spool`), as one of possibly several instances.
+    pub async fn start_redis(redis_url: &str, prefix: &str, spool: &Path) -> Gateway {
+        let cfg = default_config().replace(
+            "[store]\n",
+            &format!(
+                "[store]\nkey_prefix = {prefix:?}\nspool_dir = {:?}\n",
+                spool.display().to_string()
+            ),
+        );
+        Self::start_with(
+            &cfg,
+            &[("HOTLINE_REDIS_URL", redis_url)],
+            None,
+            Clock::System,
+        )
+        .await
     }
 
     /// Start the shipped default config.

@@ -1,0 +1,25 @@
+-- Round trip one: dedupe, rate limit (GCRA), load the session.
+-- KEYS: 1 dedupe, 2 rate, 3 session
+-- ARGV: 1 now_ms, 2 interval_ms, 3 burst
+-- Returns {1, cached_reply} | {2, retry_after_ms} | {3} | {3, version, data}
+local cached = redis.call('GET', KEYS[1])
+if cached then
+  return {1, cached}
+end
+local now = tonumber(ARGV[1])
+local t = tonumber(ARGV[2])
+local tolerance = t * (tonumber(ARGV[3]) - 1)
+local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
+if tat < now then
+  tat = now
+end
+if tat - now > tolerance then
+  return {2, tostring(tat - now - tolerance)}
+end
+local new_tat = tat + t
+redis.call('SET', KEYS[2], string.format('%d', new_tat), 'PX', string.format('%d', new_tat - now))
+local s = redis.call('HMGET', KEYS[3], 'v', 'd')
+if s[1] then
+  return {3, s[1], s[2]}
+end
+return {3}

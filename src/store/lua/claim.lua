@@ -1,0 +1,23 @@
+-- Claim due jobs under a lease. KEYS: 1 zset, 2 hash.
+-- ARGV: 1 now_ms, 2 lease_ms, 3 max.
+-- Each claimed job becomes due again at now + lease (re-claimed if the
+-- worker dies) and its attempt count, also the lease token, goes up.
+-- Returns {{id, attempt, due_ms, payload}, ...}
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+local until_ms = tonumber(ARGV[1]) + tonumber(ARGV[2])
+for _, id in ipairs(ids) do
+  local v = redis.call('HGET', KEYS[2], id)
+  if v then
+    local sep = string.find(v, '|', 1, true)
+    local attempt = tonumber(string.sub(v, 1, sep - 1)) + 1
+    local payload = string.sub(v, sep + 1)
+    local due = redis.call('ZSCORE', KEYS[1], id)
+    redis.call('HSET', KEYS[2], id, attempt .. '|' .. payload)
+    redis.call('ZADD', KEYS[1], string.format('%d', until_ms), id)
+    out[#out + 1] = {id, attempt, due, payload}
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return out

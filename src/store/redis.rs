@@ -1,0 +1,541 @@
+//! The Redis store: shared by every gateway instance.
+//!
+//! One multiplexed, reconnecting connection (`ConnectionManager`, or the
+//! cluster client when `HOTLINE_REDIS_URL` lists several nodes) with explicit
+//! connect and response timeouts. Every multi-key operation is one Lua
+//! script (`lua/*.lua`), held as a [`redis::Script`] and loaded at start-up,
+//! so each webhook costs two round trips: `begin.lua` and `commit.lua`.
+//!
+//! ## Keys
+//!
+//! Every key is `{prefix}:{{bucket}}:…`; the braces are a Redis Cluster hash
+//! tag, so all keys of one bucket share a slot and a script only ever touches
+//! one slot. A caller's bucket comes from the pseudonym of their number; a
+//! case code's bucket is `code % 16`.
+//!
+//! | key | type | what | expiry |
+//! |---|---|---|---|
+//! | `P:{b}:s:<session>` | hash `v`,`d` | session version, sealed data | session timeout |
+//! | `P:{b}:d:<delivery>` | string | cached reply (`code\nend\ntext`) | `limits.dedupe_ttl_secs` |
+//! | `P:{b}:r:<pseudonym>` | string | GCRA theoretical arrival time | when it passes |
+//! | `P:{b}:seq` | counter | session versions (never reused) | none |
+//! | `P:{b}:c:<case id>` | hash `code`,`v`,`d`,`st` | case, sealed data, status | none while open |
+//! | `P:{b}:code:<code>` | string | case id of a code | none while open |
+//! | `P:{b}:open` | set | ids of open cases | none |
+//! | `P:{b}:q:<queue>` | zset | job ids by due time (`outbox`, `timers`) | none |
+//! | `P:{b}:j:<queue>` | hash | job id → `attempt|payload` | none |
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Script, ScriptInvocation, Value};
+
+use super::{
+    BUCKETS, Begin, BeginRequest, CachedReply, CaseRecord, Claimed, Commit, CommitRequest, Job,
+    NewCase, Queue, SessionRecord, SessionWrite, Store, StoreError, code_bucket,
+};
+
+const CASE_LUA: &str = include_str!("lua/case.lua");
+
+/// The scripts, compiled once.
+struct Scripts {
+    begin: Script,
+    commit: Script,
+    record_case: Script,
+    schedule: Script,
+    claim: Script,
+    finish: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Scripts {
+            begin: Script::new(include_str!("lua/begin.lua")),
+            commit: Script::new(&format!("{CASE_LUA}\n{}", include_str!("lua/commit.lua"))),
+            record_case: Script::new(&format!(
+                "{CASE_LUA}\n{}",
+                include_str!("lua/record_case.lua")
+            )),
+            schedule: Script::new(include_str!("lua/schedule.lua")),
+            claim: Script::new(include_str!("lua/claim.lua")),
+            finish: Script::new(include_str!("lua/finish.lua")),
+        }
+    }
+
+    fn all(&self) -> [&Script; 6] {
+        [
+            &self.begin,
+            &self.commit,
+            &self.record_case,
+            &self.schedule,
+            &self.claim,
+            &self.finish,
+        ]
+    }
+}
+
+#[derive(Clone)]
+enum Conn {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Conn {
+    async fn invoke(&self, inv: &ScriptInvocation<'_>) -> redis::RedisResult<Value> {
+        match self {
+            Conn::Single(c) => inv.invoke_async(&mut c.clone()).await,
+            Conn::Cluster(c) => inv.invoke_async(&mut c.clone()).await,
+        }
+    }
+
+    async fn query(&self, cmd: &redis::Cmd) -> redis::RedisResult<Value> {
+        match self {
+            Conn::Single(c) => cmd.query_async(&mut c.clone()).await,
+            Conn::Cluster(c) => cmd.query_async(&mut c.clone()).await,
+        }
+    }
+}
+
+/// The Redis store.
+pub struct RedisStore {
+    conn: Conn,
+    scripts: Scripts,
+    prefix: String,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: &redis::RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(what.to_owned())
+}
+
+fn bytes(v: &Value) -> Option<Vec<u8>> {
+    match v {
+        Value::BulkString(b) => Some(b.clone()),
+        Value::SimpleString(s) => Some(s.clone().into_bytes()),
+        Value::Int(i) => Some(i.to_string().into_bytes()),
+        _ => None,
+    }
+}
+
+fn string(v: &Value) -> Option<String> {
+    bytes(v).and_then(|b| String::from_utf8(b).ok())
+}
+
+fn int(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        other => string(other)?.parse().ok(),
+    }
+}
+
+fn parse_reply(raw: &[u8]) -> Result<CachedReply, StoreError> {
+    let text = std::str::from_utf8(raw).map_err(|_| corrupt("cached reply is not UTF-8"))?;
+    let mut parts = text.splitn(3, '\n');
+    let (Some(code), Some(end), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(corrupt("cached reply has the wrong shape"));
+    };
+    Ok(CachedReply {
+        text: body.to_owned(),
+        end: end == "1",
+        code: (!code.is_empty()).then(|| code.to_owned()),
+    })
+}
+
+/// Parse `HOTLINE_REDIS_URL`: one URL, or several separated by commas for a
+/// cluster (`redis://10.0.0.1:6379,redis://10.0.0.2:6379`).
+pub fn parse_urls(url: &str) -> Vec<String> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+impl RedisStore {
+    /// Connect. A single URL gives a lazily connecting, reconnecting
+    /// `ConnectionManager` (the gateway starts even while Redis is down and
+    /// recovers on its own); several give a cluster connection, which needs a
+    /// node to answer now.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the URL is invalid or the cluster
+    /// cannot be reached.
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        connect_timeout: Duration,
+        response_timeout: Duration,
+    ) -> Result<Self, StoreError> {
+        let urls = parse_urls(url);
+        let conn = if urls.len() > 1 {
+            let client = redis::cluster::ClusterClientBuilder::new(urls)
+                .connection_timeout(connect_timeout)
+                .response_timeout(response_timeout)
+                .retries(2)
+                .build()
+                .map_err(|e| unavailable(&e))?;
+            Conn::Cluster(
+                client
+                    .get_async_connection()
+                    .await
+                    .map_err(|e| unavailable(&e))?,
+            )
+        } else {
+            let client = redis::Client::open(url).map_err(|e| unavailable(&e))?;
+            let config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(connect_timeout))
+                .set_response_timeout(Some(response_timeout))
+                .set_number_of_retries(1)
+                .set_max_delay(Duration::from_millis(500));
+            Conn::Single(
+                ConnectionManager::new_lazy_with_config(client, config)
+                    .map_err(|e| unavailable(&e))?,
+            )
+        };
+        let store = RedisStore {
+            conn,
+            scripts: Scripts::new(),
+            prefix: prefix.to_owned(),
+        };
+        // Load the scripts now so the first webhook pays no extra round
+        // trip; if Redis is down, `invoke` loads them on first use instead.
+        if let Err(e) = store.load_scripts().await {
+            tracing::warn!(error = %e, "could not load Redis scripts at start-up; will retry on first use");
+        }
+        Ok(store)
+    }
+
+    async fn load_scripts(&self) -> Result<(), StoreError> {
+        for script in self.scripts.all() {
+            match &self.conn {
+                Conn::Single(c) => {
+                    script
+                        .load_async(&mut c.clone())
+                        .await
+                        .map_err(|e| unavailable(&e))?;
+                }
+                // A cluster loads each script on each node on first use
+                // (EVALSHA falls back to loading it on NOSCRIPT).
+                Conn::Cluster(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn tag(&self, bucket: u16) -> String {
+        format!("{}:{{{}}}", self.prefix, bucket % BUCKETS)
+    }
+
+    fn case_keys(&self, bucket: u16, case: &NewCase) -> Vec<String> {
+        let t = self.tag(bucket);
+        let mut keys = vec![
+            format!("{t}:c:{}", case.id),
+            format!("{t}:open"),
+            format!("{t}:q:outbox"),
+            format!("{t}:j:outbox"),
+            format!("{t}:q:timers"),
+            format!("{t}:j:timers"),
+        ];
+        keys.extend(case.code_candidates.iter().map(|c| format!("{t}:code:{c}")));
+        keys
+    }
+
+    fn case_args(case: &NewCase) -> Vec<Vec<u8>> {
+        let mut args: Vec<Vec<u8>> = vec![
+            case.id.clone().into_bytes(),
+            case.data.clone(),
+            case.code_candidates.len().to_string().into_bytes(),
+            case.jobs.len().to_string().into_bytes(),
+        ];
+        args.extend(case.code_candidates.iter().map(|c| c.clone().into_bytes()));
+        for (queue, job) in &case.jobs {
+            args.push(queue.as_str().as_bytes().to_vec());
+            args.push(job.id.clone().into_bytes());
+            args.push(job.due_ms.to_string().into_bytes());
+            args.push(job.payload.clone());
+        }
+        args
+    }
+
+    fn queue_keys(&self, bucket: u16, queue: Queue) -> [String; 2] {
+        let t = self.tag(bucket);
+        [
+            format!("{t}:q:{}", queue.as_str()),
+            format!("{t}:j:{}", queue.as_str()),
+        ]
+    }
+
+    /// The full key of a session, for measurements (`MEMORY USAGE`).
+    pub fn session_key(&self, bucket: u16, session: &str) -> String {
+        format!("{}:s:{session}", self.tag(bucket))
+    }
+
+    async fn finish_or_reschedule(
+        &self,
+        bucket: u16,
+        queue: Queue,
+        id: &str,
+        attempt: u32,
+        due_ms: Option<u64>,
+        payload: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        let mut inv = self.scripts.finish.prepare_invoke();
+        for k in self.queue_keys(bucket, queue) {
+            inv.key(k);
+        }
+        inv.arg(id)
+            .arg(attempt.to_string())
+            .arg(due_ms.map(|d| d.to_string()).unwrap_or_default())
+            .arg(payload.clone().unwrap_or_default())
+            .arg(if payload.is_some() { "1" } else { "0" });
+        let v = self.conn.invoke(&inv).await.map_err(|e| unavailable(&e))?;
+        Ok(int(&v) == Some(1))
+    }
+}
+
+#[async_trait]
+impl Store for RedisStore {
+    async fn begin(&self, req: BeginRequest) -> Result<Begin, StoreError> {
+        let t = self.tag(req.bucket);
+        let mut inv = self.scripts.begin.prepare_invoke();
+        inv.key(format!("{t}:d:{}", req.dedupe_key))
+            .key(format!("{t}:r:{}", req.rate_key))
+            .key(format!("{t}:s:{}", req.session_key))
+            .arg(req.now_ms)
+            .arg(req.rate.interval_ms())
+            .arg(req.rate.burst.max(1));
+        let v = self.conn.invoke(&inv).await.map_err(|e| unavailable(&e))?;
+        let Value::Array(items) = v else {
+            return Err(corrupt("begin returned a non-array"));
+        };
+        match items.first().and_then(int) {
+            Some(1) => {
+                let raw = items
+                    .get(1)
+                    .and_then(bytes)
+                    .ok_or_else(|| corrupt("begin: no reply"))?;
+                Ok(Begin::Duplicate(parse_reply(&raw)?))
+            }
+            Some(2) => Ok(Begin::Limited {
+                retry_after_ms: items.get(1).and_then(int).unwrap_or(0).max(0) as u64,
+            }),
+            Some(3) if items.len() >= 3 => Ok(Begin::Proceed(Some(SessionRecord {
+                version: int(&items[1]).unwrap_or(0).max(0) as u64,
+                data: bytes(&items[2]).unwrap_or_default(),
+            }))),
+            Some(3) => Ok(Begin::Proceed(None)),
+            _ => Err(corrupt("begin returned an unknown status")),
+        }
+    }
+
+    async fn commit(&self, req: CommitRequest) -> Result<Commit, StoreError> {
+        let t = self.tag(req.bucket);
+        let mut inv = self.scripts.commit.prepare_invoke();
+        inv.key(format!("{t}:s:{}", req.session_key))
+            .key(format!("{t}:d:{}", req.dedupe_key))
+            .key(format!("{t}:seq"));
+        let (write, data, ttl) = match &req.session {
+            SessionWrite::Save { data, ttl_ms } => ("save", data.clone(), *ttl_ms),
+            SessionWrite::Delete => ("delete", Vec::new(), 0),
+        };
+        inv.arg(req.expected_version.to_string())
+            .arg(write)
+            .arg(data)
+            .arg(ttl.max(1))
+            .arg(format!("{}\n{}", u8::from(req.reply.end), req.reply.text))
+            .arg(req.dedupe_ttl_ms.max(1))
+            .arg(if req.case.is_some() { "1" } else { "0" });
+        if let Some(case) = &req.case {
+            for k in self.case_keys(req.bucket, case) {
+                inv.key(k);
+            }
+            for a in Self::case_args(case) {
+                inv.arg(a);
+            }
+        }
+        let v = self.conn.invoke(&inv).await.map_err(|e| unavailable(&e))?;
+        let Value::Array(items) = v else {
+            return Err(corrupt("commit returned a non-array"));
+        };
+        match items.first().and_then(int) {
+            Some(1) => {
+                let code = items.get(1).and_then(string).filter(|c| !c.is_empty());
+                Ok(Commit::Saved { code })
+            }
+            Some(0) => {
+                let reply = match items.get(1).and_then(bytes) {
+                    Some(raw) => Some(parse_reply(&raw)?),
+                    None => None,
+                };
+                Ok(Commit::Conflict(reply))
+            }
+            Some(2) => Err(StoreError::CodesExhausted),
+            _ => Err(corrupt("commit returned an unknown status")),
+        }
+    }
+
+    async fn schedule(&self, bucket: u16, queue: Queue, jobs: Vec<Job>) -> Result<(), StoreError> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        let mut inv = self.scripts.schedule.prepare_invoke();
+        for k in self.queue_keys(bucket, queue) {
+            inv.key(k);
+        }
+        for job in jobs {
+            inv.arg(job.id).arg(job.due_ms).arg(job.payload);
+        }
+        self.conn.invoke(&inv).await.map_err(|e| unavailable(&e))?;
+        Ok(())
+    }
+
+    async fn claim(
+        &self,
+        bucket: u16,
+        queue: Queue,
+        now_ms: u64,
+        lease_ms: u64,
+        max: usize,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let mut inv = self.scripts.claim.prepare_invoke();
+        for k in self.queue_keys(bucket, queue) {
+            inv.key(k);
+        }
+        inv.arg(now_ms).arg(lease_ms).arg(max);
+        let v = self.conn.invoke(&inv).await.map_err(|e| unavailable(&e))?;
+        let Value::Array(items) = v else {
+            return Err(corrupt("claim returned a non-array"));
+        };
+        items
+            .iter()
+            .map(|item| {
+                let Value::Array(f) = item else {
+                    return Err(corrupt("claim item is not an array"));
+                };
+                let get = |i: usize| f.get(i).ok_or_else(|| corrupt("claim item is short"));
+                Ok(Claimed {
+                    job: Job {
+                        id: string(get(0)?).ok_or_else(|| corrupt("job id"))?,
+                        due_ms: int(get(2)?).unwrap_or(0).max(0) as u64,
+                        payload: bytes(get(3)?).unwrap_or_default(),
+                    },
+                    attempt: u32::try_from(int(get(1)?).unwrap_or(0)).unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    async fn finish(
+        &self,
+        bucket: u16,
+        queue: Queue,
+        id: &str,
+        attempt: u32,
+    ) -> Result<bool, StoreError> {
+        self.finish_or_reschedule(bucket, queue, id, attempt, None, None)
+            .await
+    }
+
+    async fn reschedule(
+        &self,
+        bucket: u16,
+        queue: Queue,
+        id: &str,
+        attempt: u32,
+        due_ms: u64,
+        payload: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
+        self.finish_or_reschedule(bucket, queue, id, attempt, Some(due_ms), payload)
+            .await
+    }
+
+    async fn record_case(
+        &self,
+        bucket: u16,
+        case: NewCase,
+        _now_ms: u64,
+    ) -> Result<String, StoreError> {
+        let mut inv = self.scripts.record_case.prepare_invoke();
+        for k in self.case_keys(bucket, &case) {
+            inv.key(k);
+        }
+        for a in Self::case_args(&case) {
+            inv.arg(a);
+        }
+        let v = self.conn.invoke(&inv).await.map_err(|e| unavailable(&e))?;
+        let Value::Array(items) = v else {
+            return Err(corrupt("record_case returned a non-array"));
+        };
+        match items.first().and_then(int) {
+            Some(1) => items
+                .get(1)
+                .and_then(string)
+                .ok_or_else(|| corrupt("record_case: no code")),
+            Some(2) => Err(StoreError::CodesExhausted),
+            _ => Err(corrupt("record_case returned an unknown status")),
+        }
+    }
+
+    async fn case(&self, bucket: u16, id: &str) -> Result<Option<CaseRecord>, StoreError> {
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(format!("{}:c:{id}", self.tag(bucket)))
+            .arg("code")
+            .arg("v")
+            .arg("d");
+        let v = self.conn.query(&cmd).await.map_err(|e| unavailable(&e))?;
+        let Value::Array(f) = v else {
+            return Err(corrupt("HMGET returned a non-array"));
+        };
+        let Some(code) = f.first().and_then(string) else {
+            return Ok(None);
+        };
+        Ok(Some(CaseRecord {
+            id: id.to_owned(),
+            code,
+            version: f.get(1).and_then(int).unwrap_or(0).max(0) as u64,
+            data: f.get(2).and_then(bytes).unwrap_or_default(),
+        }))
+    }
+
+    async fn case_by_code(&self, code: &str) -> Result<Option<CaseRecord>, StoreError> {
+        let Some(bucket) = code_bucket(code) else {
+            return Ok(None);
+        };
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(format!("{}:code:{code}", self.tag(bucket)));
+        let v = self.conn.query(&cmd).await.map_err(|e| unavailable(&e))?;
+        match string(&v) {
+            Some(id) => self.case(bucket, &id).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let v = self
+            .conn
+            .query(&redis::cmd("PING"))
+            .await
+            .map_err(|e| unavailable(&e))?;
+        match v {
+            Value::SimpleString(_) | Value::Okay | Value::BulkString(_) => Ok(()),
+            _ => Err(corrupt("PING")),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+}

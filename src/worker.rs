@@ -1,0 +1,52 @@
+//! Background workers: work that can wait, off the webhook path.
+//!
+//! - the spool replayer: cases completed while the store was down go into
+//!   the store as soon as it answers again.
+//!
+//! Workers run for as long as [`crate::server::run`] does and are stopped
+//! with it. Every one of them tolerates store outages: it logs, waits, and
+//! tries again; none needs a restart to recover.
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use crate::app::App;
+
+/// How often the spool is retried while it holds cases.
+pub const SPOOL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Start every background worker.
+pub fn spawn_all(app: &App) -> Vec<JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    if app.conversations.spool.is_some() {
+        tasks.push(tokio::spawn(spool_replayer(app.clone())));
+    }
+    tasks
+}
+
+async fn spool_replayer(app: App) {
+    let Some(spool) = app.conversations.spool.clone() else {
+        return;
+    };
+    let mut tick = tokio::time::interval(SPOOL_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        app.metrics.spool_pending.set(spool.pending() as i64);
+        if spool.pending() == 0 {
+            continue;
+        }
+        let now = app.conversations.clock.now_ms();
+        match spool.replay(app.conversations.store.as_ref(), now).await {
+            Ok(n) => {
+                app.metrics.store_up.set(1);
+                tracing::info!(replayed = n, "spool replayed into the store");
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, pending = spool.pending(), "spool not replayed yet")
+            }
+        }
+        app.metrics.spool_pending.set(spool.pending() as i64);
+    }
+}

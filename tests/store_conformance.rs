@@ -1,0 +1,582 @@
+//! One conformance suite, run against the embedded store and against a real
+//! Redis: every behaviour the gateway relies on, the same on both.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::redis::{RedisServer, unique_prefix};
+use hotline::store::memory::MemoryStore;
+use hotline::store::redis::RedisStore;
+use hotline::store::{
+    Begin, BeginRequest, CachedReply, Commit, CommitRequest, Job, NewCase, Queue, RateLimit,
+    SessionWrite, Store, StoreError,
+};
+
+/// A store and a notion of time: virtual for memory, real for Redis (whose
+/// TTLs run on its own clock).
+trait Env: Send + Sync {
+    fn store(&self) -> &dyn Store;
+    fn now(&self) -> u64;
+    async fn wait(&self, ms: u64);
+}
+
+struct Mem {
+    store: MemoryStore,
+    now: AtomicU64,
+}
+
+impl Env for Mem {
+    fn store(&self) -> &dyn Store {
+        &self.store
+    }
+    fn now(&self) -> u64 {
+        self.now.load(Ordering::SeqCst)
+    }
+    async fn wait(&self, ms: u64) {
+        self.now.fetch_add(ms, Ordering::SeqCst);
+    }
+}
+
+struct Red {
+    store: RedisStore,
+    _server: RedisServer,
+}
+
+impl Env for Red {
+    fn store(&self) -> &dyn Store {
+        &self.store
+    }
+    fn now(&self) -> u64 {
+        hotline::clock::Clock::System.now_ms()
+    }
+    async fn wait(&self, ms: u64) {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+fn mem() -> Mem {
+    Mem {
+        store: MemoryStore::new(1000),
+        now: AtomicU64::new(1_000_000),
+    }
+}
+
+async fn red(test: &str) -> Red {
+    let server = RedisServer::shared_or_start();
+    let store = RedisStore::connect(
+        &server.url,
+        &unique_prefix(test),
+        Duration::from_secs(2),
+        Duration::from_secs(2),
+    )
+    .await
+    .expect("connects to the test Redis");
+    Red {
+        store,
+        _server: server,
+    }
+}
+
+const LIMIT: RateLimit = RateLimit {
+    per_minute: 600,
+    burst: 3,
+};
+
+fn begin_req(env: &impl Env, dedupe: &str, rate: &str, session: &str) -> BeginRequest {
+    BeginRequest {
+        bucket: 5,
+        dedupe_key: dedupe.into(),
+        rate_key: rate.into(),
+        rate: RateLimit {
+            per_minute: 6000,
+            burst: 1000,
+        },
+        session_key: session.into(),
+        now_ms: env.now(),
+    }
+}
+
+fn commit_req(
+    env: &impl Env,
+    session: &str,
+    expected: u64,
+    dedupe: &str,
+    text: &str,
+    case: Option<NewCase>,
+) -> CommitRequest {
+    CommitRequest {
+        bucket: 5,
+        session_key: session.into(),
+        expected_version: expected,
+        session: SessionWrite::Save {
+            data: format!("data-{text}").into_bytes(),
+            ttl_ms: 60_000,
+        },
+        dedupe_key: dedupe.into(),
+        reply: CachedReply {
+            text: text.into(),
+            end: false,
+            code: None,
+        },
+        dedupe_ttl_ms: 60_000,
+        case,
+        now_ms: env.now(),
+    }
+}
+
+fn case(id: &str, codes: &[&str]) -> NewCase {
+    NewCase {
+        id: id.into(),
+        code_candidates: codes.iter().map(|c| (*c).to_owned()).collect(),
+        data: format!("sealed-{id}").into_bytes(),
+        jobs: vec![
+            (
+                Queue::Outbox,
+                Job {
+                    id: format!("{id}-offer"),
+                    due_ms: 0,
+                    payload: b"offer".to_vec(),
+                },
+            ),
+            (
+                Queue::Timers,
+                Job {
+                    id: format!("{id}-escalate"),
+                    due_ms: 0,
+                    payload: b"escalate".to_vec(),
+                },
+            ),
+        ],
+    }
+}
+
+async fn load(env: &impl Env, session: &str) -> Option<(u64, Vec<u8>)> {
+    let fresh = format!("probe-{}", rand_id());
+    match env
+        .store()
+        .begin(begin_req(env, &fresh, "probe", session))
+        .await
+        .unwrap()
+    {
+        Begin::Proceed(Some(r)) => Some((r.version, r.data)),
+        Begin::Proceed(None) => None,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+fn rand_id() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+// ------------------------------------------------------------------ checks
+
+async fn dedupe_returns_the_first_reply(env: impl Env) {
+    let s = env.store();
+    assert_eq!(
+        s.begin(begin_req(&env, "d1", "r", "s1")).await.unwrap(),
+        Begin::Proceed(None)
+    );
+    let saved = s
+        .commit(commit_req(
+            &env,
+            "s1",
+            0,
+            "d1",
+            "first screen",
+            Some(case("c1", &["1237"])),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        saved,
+        Commit::Saved {
+            code: Some("1237".into())
+        }
+    );
+    match s.begin(begin_req(&env, "d1", "r", "s1")).await.unwrap() {
+        Begin::Duplicate(r) => {
+            assert_eq!(r.text, "first screen");
+            assert_eq!(r.code.as_deref(), Some("1237"));
+            assert!(!r.end);
+        }
+        other => panic!("expected a duplicate, got {other:?}"),
+    }
+    // A new delivery on the same session proceeds with the saved session.
+    match s.begin(begin_req(&env, "d2", "r", "s1")).await.unwrap() {
+        Begin::Proceed(Some(rec)) => {
+            assert!(rec.version > 0);
+            assert_eq!(rec.data, b"data-first screen");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn rate_limit_allows_the_burst_then_the_rate(env: impl Env) {
+    let s = env.store();
+    let req = |dedupe: &str| BeginRequest {
+        rate: LIMIT,
+        ..begin_req(&env, dedupe, "caller-x", "s-rate")
+    };
+    for i in 0..3 {
+        assert!(
+            matches!(
+                s.begin(req(&format!("a{i}"))).await.unwrap(),
+                Begin::Proceed(_)
+            ),
+            "request {i} in burst"
+        );
+    }
+    match s.begin(req("a3")).await.unwrap() {
+        Begin::Limited { retry_after_ms } => assert!(
+            retry_after_ms > 0 && retry_after_ms <= 100,
+            "{retry_after_ms}"
+        ),
+        other => panic!("the 4th within the burst window is limited: {other:?}"),
+    }
+    // Another caller is not affected.
+    let other = BeginRequest {
+        rate: LIMIT,
+        ..begin_req(&env, "b0", "caller-y", "s-rate-y")
+    };
+    assert!(matches!(s.begin(other).await.unwrap(), Begin::Proceed(_)));
+    // After one interval (100 ms at 600/min), one more is allowed.
+    env.wait(150).await;
+    assert!(matches!(
+        s.begin(req("a4")).await.unwrap(),
+        Begin::Proceed(_)
+    ));
+    assert!(matches!(
+        s.begin(req("a5")).await.unwrap(),
+        Begin::Limited { .. }
+    ));
+}
+
+async fn compare_and_set_lets_exactly_one_writer_win(env: impl Env) {
+    let s = env.store();
+    s.commit(commit_req(&env, "s-cas", 0, "x0", "start", None))
+        .await
+        .unwrap();
+    let (v, _) = load(&env, "s-cas").await.unwrap();
+    // Two instances handle the same retried delivery concurrently.
+    let a = s
+        .commit(commit_req(&env, "s-cas", v, "same", "winner", None))
+        .await
+        .unwrap();
+    let b = s
+        .commit(commit_req(&env, "s-cas", v, "same", "loser", None))
+        .await
+        .unwrap();
+    assert_eq!(a, Commit::Saved { code: None });
+    match b {
+        Commit::Conflict(Some(r)) => assert_eq!(
+            r.text, "winner",
+            "the loser answers with the winner's reply"
+        ),
+        other => panic!("{other:?}"),
+    }
+    // A different delivery with a stale version conflicts without a reply.
+    assert_eq!(
+        s.commit(commit_req(&env, "s-cas", v, "other", "late", None))
+            .await
+            .unwrap(),
+        Commit::Conflict(None)
+    );
+    assert_eq!(load(&env, "s-cas").await.unwrap().1, b"data-winner");
+    // Creating a session that already exists conflicts too.
+    assert!(matches!(
+        s.commit(commit_req(&env, "s-cas", 0, "y", "new", None))
+            .await
+            .unwrap(),
+        Commit::Conflict(_)
+    ));
+    // Versions never repeat, even for a key deleted and created again.
+    let (v1, _) = load(&env, "s-cas").await.unwrap();
+    let mut del = commit_req(&env, "s-cas", v1, "z1", "bye", None);
+    del.session = SessionWrite::Delete;
+    s.commit(del).await.unwrap();
+    assert!(load(&env, "s-cas").await.is_none());
+    s.commit(commit_req(&env, "s-cas", 0, "z2", "again", None))
+        .await
+        .unwrap();
+    let (v2, _) = load(&env, "s-cas").await.unwrap();
+    assert!(v2 > v1, "{v2} > {v1}");
+}
+
+async fn case_codes_are_unique_and_exhaustion_writes_nothing(env: impl Env) {
+    let s = env.store();
+    let codes = ["1029", "1045"];
+    let r1 = s
+        .commit(commit_req(
+            &env,
+            "sc1",
+            0,
+            "c-d1",
+            "end",
+            Some(case("case1", &codes)),
+        ))
+        .await
+        .unwrap();
+    let r2 = s
+        .commit(commit_req(
+            &env,
+            "sc2",
+            0,
+            "c-d2",
+            "end",
+            Some(case("case2", &codes)),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        r1,
+        Commit::Saved {
+            code: Some("1029".into())
+        }
+    );
+    assert_eq!(
+        r2,
+        Commit::Saved {
+            code: Some("1045".into())
+        },
+        "a taken code is skipped"
+    );
+    let r3 = s
+        .commit(commit_req(
+            &env,
+            "sc3",
+            0,
+            "c-d3",
+            "end",
+            Some(case("case3", &codes)),
+        ))
+        .await;
+    assert!(matches!(r3, Err(StoreError::CodesExhausted)), "{r3:?}");
+    assert!(load(&env, "sc3").await.is_none(), "nothing was written");
+    assert!(s.case(5, "case3").await.unwrap().is_none());
+    // Lookups by id and by code.
+    let c1 = s.case(5, "case1").await.unwrap().unwrap();
+    assert_eq!(
+        (c1.code.as_str(), c1.data.as_slice()),
+        ("1029", b"sealed-case1".as_slice())
+    );
+    assert_eq!(s.case_by_code("1045").await.unwrap().unwrap().id, "case2");
+    assert!(s.case_by_code("9999").await.unwrap().is_none());
+    // Recording the same case again (spool replay) changes nothing.
+    assert_eq!(
+        s.record_case(5, case("case1", &["1061"]), env.now())
+            .await
+            .unwrap(),
+        "1029"
+    );
+    assert_eq!(
+        s.record_case(5, case("case4", &["1029", "1061"]), env.now())
+            .await
+            .unwrap(),
+        "1061"
+    );
+    // Each recorded case scheduled its jobs exactly once.
+    let jobs = s
+        .claim(5, Queue::Outbox, env.now(), 60_000, 100)
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = jobs.into_iter().map(|c| c.job.id).collect();
+    ids.sort();
+    assert_eq!(ids, ["case1-offer", "case2-offer", "case4-offer"]);
+}
+
+async fn outbox_claims_due_jobs_in_order(env: impl Env) {
+    let s = env.store();
+    let now = env.now();
+    let job = |id: &str, due: u64| Job {
+        id: id.into(),
+        due_ms: due,
+        payload: id.as_bytes().to_vec(),
+    };
+    s.schedule(
+        1,
+        Queue::Outbox,
+        vec![
+            job("m3", now + 30),
+            job("m1", now + 10),
+            job("m2", now + 20),
+        ],
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.claim(1, Queue::Outbox, now, 1000, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing due yet"
+    );
+    let got = s.claim(1, Queue::Outbox, now + 25, 1000, 10).await.unwrap();
+    let ids: Vec<&str> = got.iter().map(|c| c.job.id.as_str()).collect();
+    assert_eq!(ids, ["m1", "m2"], "due jobs, earliest first");
+    assert_eq!(got[0].job.payload, b"m1");
+    assert_eq!(got[0].job.due_ms, now + 10);
+    assert_eq!(got[0].attempt, 1);
+    let got = s.claim(1, Queue::Outbox, now + 30, 1000, 1).await.unwrap();
+    assert_eq!(got.len(), 1, "at most `max`");
+    assert_eq!(got[0].job.id, "m3");
+    // Another queue and another bucket are separate.
+    assert!(
+        s.claim(1, Queue::Timers, now + 100, 1000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn leases_expire_and_stale_workers_lose(env: impl Env) {
+    let s = env.store();
+    let now = env.now();
+    s.schedule(
+        2,
+        Queue::Timers,
+        vec![Job {
+            id: "t1".into(),
+            due_ms: now,
+            payload: b"p".to_vec(),
+        }],
+    )
+    .await
+    .unwrap();
+    let first = s.claim(2, Queue::Timers, now, 100, 10).await.unwrap();
+    assert_eq!(first.len(), 1);
+    assert!(
+        s.claim(2, Queue::Timers, now + 50, 100, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased to the first worker"
+    );
+    // The first worker dies; after the lease the job is claimed again.
+    let second = s.claim(2, Queue::Timers, now + 101, 100, 10).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].attempt, 2);
+    assert!(
+        !s.finish(2, Queue::Timers, "t1", 1).await.unwrap(),
+        "a stale worker cannot finish it"
+    );
+    assert!(
+        !s.reschedule(2, Queue::Timers, "t1", 1, now, None)
+            .await
+            .unwrap()
+    );
+    // The current holder reschedules it (a retry) with a new payload…
+    assert!(
+        s.reschedule(2, Queue::Timers, "t1", 2, now + 500, Some(b"p2".to_vec()))
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.claim(2, Queue::Timers, now + 499, 100, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let third = s.claim(2, Queue::Timers, now + 500, 100, 10).await.unwrap();
+    assert_eq!(
+        (third[0].attempt, third[0].job.payload.as_slice()),
+        (3, b"p2".as_slice())
+    );
+    // …and finishes it: gone for good.
+    assert!(s.finish(2, Queue::Timers, "t1", 3).await.unwrap());
+    assert!(
+        s.claim(2, Queue::Timers, now + 10_000, 100, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!s.finish(2, Queue::Timers, "t1", 3).await.unwrap());
+}
+
+async fn sessions_and_deliveries_expire(env: impl Env) {
+    let s = env.store();
+    let mut req = commit_req(&env, "s-ttl", 0, "d-ttl", "screen", None);
+    req.session = SessionWrite::Save {
+        data: b"x".to_vec(),
+        ttl_ms: 300,
+    };
+    req.dedupe_ttl_ms = 300;
+    s.commit(req).await.unwrap();
+    assert!(load(&env, "s-ttl").await.is_some());
+    assert!(matches!(
+        s.begin(begin_req(&env, "d-ttl", "r", "s-ttl"))
+            .await
+            .unwrap(),
+        Begin::Duplicate(_)
+    ));
+    env.wait(600).await;
+    assert!(
+        load(&env, "s-ttl").await.is_none(),
+        "an idle session expires"
+    );
+    assert!(
+        matches!(
+            s.begin(begin_req(&env, "d-ttl", "r", "s-ttl"))
+                .await
+                .unwrap(),
+            Begin::Proceed(None)
+        ),
+        "a delivery is forgotten after its TTL"
+    );
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(mem()).await;
+                }
+            )*
+        }
+        mod redis {
+            use super::*;
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(red(stringify!($name)).await).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    dedupe_returns_the_first_reply,
+    rate_limit_allows_the_burst_then_the_rate,
+    compare_and_set_lets_exactly_one_writer_win,
+    case_codes_are_unique_and_exhaustion_writes_nothing,
+    outbox_claims_due_jobs_in_order,
+    leases_expire_and_stale_workers_lose,
+    sessions_and_deliveries_expire,
+);
+
+#[tokio::test]
+async fn memory_store_evicts_the_least_recently_active_session() {
+    let env = mem();
+    let store = MemoryStore::new(2);
+    for (i, key) in ["a", "b", "c"].iter().enumerate() {
+        let mut req = commit_req(&env, key, 0, &format!("d{i}"), "x", None);
+        req.now_ms += i as u64;
+        store.commit(req).await.unwrap();
+    }
+    assert_eq!(store.session_count(env.now() + 10), 2);
+    assert_eq!(store.evicted(), 1);
+    let begin = store
+        .begin(begin_req(&env, "probe", "r", "a"))
+        .await
+        .unwrap();
+    assert_eq!(begin, Begin::Proceed(None), "the oldest went first");
+}
