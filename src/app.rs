@@ -144,8 +144,9 @@ pub fn build_channels(
     let mut problems = Vec::new();
     let mut channels: HashMap<String, Arc<dyn Channel>> = HashMap::new();
     let flows_ok = !flows.flows.is_empty();
+    let http = channel::http_client();
     for (i, cfg) in config.channels.iter().enumerate() {
-        match channel::build(i, cfg, &config.source) {
+        match channel::build(i, cfg, &config.source, &http) {
             Ok(ch) => {
                 channels.insert(cfg.name.clone(), ch);
             }

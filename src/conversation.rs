@@ -153,7 +153,9 @@ impl Conversations {
             );
             return self.unavailable(None, None, "error");
         };
-        let UssdInput::Cumulative(text) = &req.input;
+        let UssdInput::Cumulative(text) = &req.input else {
+            return self.unavailable(Some(&flow), None, "error");
+        };
         let pseudonym = self.privacy.pseudonym(req.from.as_str());
         let bucket = pseudonym.bucket(BUCKETS);
         let session_key = format!("u:{channel}:{}", req.session_id);
@@ -391,7 +393,9 @@ impl Conversations {
         bucket: u16,
         now: u64,
     ) -> Option<Answer> {
-        let UssdInput::Cumulative(text) = &req.input;
+        let UssdInput::Cumulative(text) = &req.input else {
+            return None;
+        };
         if text.is_empty() {
             return None;
         }

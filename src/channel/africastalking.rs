@@ -1,37 +1,117 @@
 //! Africa's Talking.
 //!
-//! USSD: a form POST with `sessionId`, `serviceCode`, `phoneNumber`,
-//! `networkCode` and `text` (every input so far joined with `*`, empty on the
-//! first hop). The answer is `text/plain` starting `CON ` (wait for input) or
-//! `END ` (close). AT adds fields without notice: unknown ones are ignored.
-//! A 4xx makes AT end the session, which is the right thing for bad input.
+//! - USSD: a form POST with `sessionId`, `serviceCode`, `phoneNumber`,
+//!   `networkCode` and `text` (every input so far joined with `*`, empty on
+//!   the first hop). The answer is `text/plain` starting `CON ` (wait for
+//!   input) or `END ` (close). A 4xx makes AT end the session.
+//! - Inbound SMS: a form POST with `from`, `to`, `text`, `date`, `id`,
+//!   `linkId` (may be empty or absent), `networkCode`.
+//! - Delivery reports: a form POST with `id`, `status` (`Sent`, `Submitted`,
+//!   `Buffered`, `Rejected`, `Success`, `Failed`), `phoneNumber`,
+//!   `networkCode`, `retryCount`, `failureReason`.
+//! - Sending: `POST {base}/version1/messaging` with the `apiKey` header and a
+//!   form (`username`, `to`, `message`, `from`, `bulkSMSMode=1`); each
+//!   recipient's `statusCode` says sent (100–102), permanent (401–407) or
+//!   retry (500–502).
 //!
-//! AT signs nothing: requests are authenticated by a secret in the callback
-//! URL (`?secret=…`) and/or an IP allow-list ([`SharedSecretAuth`]).
+//! AT adds fields without notice: unknown ones are ignored. AT signs
+//! nothing: requests are authenticated by a secret in the callback URL
+//! (`?secret=…`) and/or an IP allow-list ([`SharedSecretAuth`]).
+//!
+//! Settings: `username`, `api_key_env` (both needed to send), `from` (sender
+//! id or short code), `base_url` (default the live API, or the sandbox when
+//! `username = "sandbox"`), `tps` (default 10).
 
+use async_trait::async_trait;
 use http::{Method, StatusCode};
 use serde::Deserialize;
 
-use super::{Channel, ChannelError, Event, Reply, Request, SharedSecretAuth, UssdIn, UssdInput};
+use super::settings::Settings;
+use super::{
+    Channel, ChannelError, DeliveryState, Event, OutSms, Reply, Request, SendOutcome,
+    SharedSecretAuth, SmsIn, StatusIn, UssdIn, UssdInput, id_ok, parse_form, reason_ok,
+    retry_after, transport_failure,
+};
 use crate::config::{ChannelConfig, ChannelKind};
 use crate::phone::PhoneNumber;
 
-/// Longest session id accepted.
-const MAX_ID_LEN: usize = 128;
+/// The live API.
+pub const LIVE_URL: &str = "https://api.africastalking.com";
+/// The sandbox API, used when `username = "sandbox"`.
+pub const SANDBOX_URL: &str = "https://api.sandbox.africastalking.com";
+
+/// What sending needs.
+#[derive(Clone)]
+struct Sender {
+    username: String,
+    api_key: String,
+    from: Option<String>,
+    base_url: String,
+    http: reqwest::Client,
+}
 
 /// The Africa's Talking adapter.
-#[derive(Debug)]
 pub struct AfricasTalking {
     name: String,
     auth: SharedSecretAuth,
+    sender: Option<Sender>,
+    tps: u32,
+}
+
+impl std::fmt::Debug for AfricasTalking {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AfricasTalking")
+            .field("name", &self.name)
+            .field("can_send", &self.sender.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl AfricasTalking {
-    /// From the channel's config.
-    pub fn new(cfg: &ChannelConfig) -> Self {
+    /// From the channel's config; problems go to `settings`.
+    pub fn new(cfg: &ChannelConfig, settings: &Settings<'_>, http: reqwest::Client) -> Self {
+        let username = settings.opt_str("username");
+        let api_key = settings.opt_secret("api_key_env");
+        let from = settings.opt_str("from");
+        let base_url = settings.opt_url("base_url");
+        let tps = settings.u32_or("tps", 10);
+        let sender = match (username, api_key) {
+            (Some(username), Some(api_key)) => Some(Sender {
+                base_url: base_url.unwrap_or_else(|| {
+                    if username == "sandbox" {
+                        SANDBOX_URL.to_owned()
+                    } else {
+                        LIVE_URL.to_owned()
+                    }
+                }),
+                username,
+                api_key,
+                from,
+                http,
+            }),
+            (Some(_), None) => {
+                settings.problem(
+                    "api_key_env",
+                    None,
+                    "sending needs both username and api_key_env",
+                );
+                None
+            }
+            (None, Some(_)) => {
+                settings.problem(
+                    "username",
+                    None,
+                    "sending needs both username and api_key_env",
+                );
+                None
+            }
+            (None, None) => None,
+        };
         AfricasTalking {
             name: cfg.name.clone(),
             auth: SharedSecretAuth::from_config(cfg),
+            sender,
+            tps,
         }
     }
 }
@@ -46,25 +126,108 @@ struct UssdForm {
     text: String,
 }
 
-/// Parse a form body; the error names the field, never its value.
-pub(crate) fn parse_form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ChannelError> {
-    serde_urlencoded::from_bytes(body).map_err(|e| {
-        let msg = e.to_string();
-        // serde_urlencoded's messages name fields ("missing field `text`");
-        // keep only those, never a value.
-        let safe = if msg.starts_with("missing field") || msg.starts_with("duplicate field") {
-            msg
-        } else {
-            "body is not a valid form".to_owned()
+#[derive(Debug, Deserialize)]
+struct SmsForm {
+    from: String,
+    #[serde(default)]
+    to: String,
+    text: String,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusForm {
+    id: String,
+    status: String,
+    #[serde(default)]
+    failure_reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SendReply {
+    #[serde(rename = "SMSMessageData")]
+    data: SendData,
+}
+
+#[derive(Debug, Deserialize)]
+struct SendData {
+    #[serde(rename = "Recipients", default)]
+    recipients: Vec<Recipient>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Recipient {
+    #[serde(rename = "statusCode")]
+    status_code: u16,
+    #[serde(rename = "messageId", default)]
+    message_id: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+/// Classify AT's answer to a send.
+fn classify(
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+) -> SendOutcome {
+    match status.as_u16() {
+        200 | 201 => {}
+        429 => {
+            return SendOutcome::Retry {
+                after: retry_after(headers),
+                reason: "http 429".into(),
+            };
+        }
+        401 | 403 => {
+            return SendOutcome::Permanent {
+                reason: format!("http {} (check username and api key)", status.as_u16()),
+            };
+        }
+        s if s >= 500 => {
+            return SendOutcome::Retry {
+                after: retry_after(headers),
+                reason: format!("http {s}"),
+            };
+        }
+        s => {
+            return SendOutcome::Permanent {
+                reason: format!("http {s}"),
+            };
+        }
+    }
+    let Ok(reply) = serde_json::from_slice::<SendReply>(body) else {
+        return SendOutcome::Retry {
+            after: None,
+            reason: "unreadable reply".into(),
         };
-        ChannelError::BadRequest(safe)
-    })
+    };
+    let Some(r) = reply.data.recipients.first() else {
+        return SendOutcome::Permanent {
+            reason: "no recipient accepted".into(),
+        };
+    };
+    let reason = r
+        .status
+        .clone()
+        .filter(|s| reason_ok(s))
+        .unwrap_or_else(|| r.status_code.to_string());
+    match r.status_code {
+        100..=102 => SendOutcome::Sent {
+            provider_id: r.message_id.clone().filter(|id| id_ok(id) && id != "None"),
+        },
+        406 => SendOutcome::OptedOut,
+        401..=407 => SendOutcome::Permanent { reason },
+        _ => SendOutcome::Retry {
+            after: None,
+            reason,
+        },
+    }
 }
 
-fn id_ok(id: &str) -> bool {
-    !id.is_empty() && id.len() <= MAX_ID_LEN && id.chars().all(|c| c.is_ascii_graphic())
-}
-
+#[async_trait]
 impl Channel for AfricasTalking {
     fn name(&self) -> &str {
         &self.name
@@ -76,8 +239,7 @@ impl Channel for AfricasTalking {
 
     fn methods(&self, event: Event) -> Option<&'static [Method]> {
         match event {
-            Event::Ussd => Some(&[Method::POST]),
-            Event::Sms | Event::Status => None,
+            Event::Ussd | Event::Sms | Event::Status => Some(&[Method::POST]),
         }
     }
 
@@ -112,88 +274,94 @@ impl Channel for AfricasTalking {
         let prefix = if end { "END " } else { "CON " };
         Reply::text(StatusCode::OK, format!("{prefix}{text}"))
     }
+
+    fn parse_sms(&self, req: &Request) -> Result<Vec<SmsIn>, ChannelError> {
+        let form: SmsForm = parse_form(&req.body)?;
+        let from = PhoneNumber::parse_international(&form.from)
+            .map_err(|e| ChannelError::BadRequest(format!("from: {e}")))?;
+        if form.text.len() > 2048 {
+            return Err(ChannelError::BadRequest("text is too long".into()));
+        }
+        let message_id = match form.id.filter(|s| !s.is_empty()) {
+            Some(id) if id_ok(&id) => Some(id),
+            Some(_) => return Err(ChannelError::BadRequest("id is not a valid id".into())),
+            None => None,
+        };
+        Ok(vec![SmsIn {
+            message_id,
+            from,
+            to: form.to,
+            text: form.text,
+        }])
+    }
+
+    fn parse_status(&self, req: &Request) -> Result<Vec<StatusIn>, ChannelError> {
+        let form: StatusForm = parse_form(&req.body)?;
+        if !id_ok(&form.id) {
+            return Err(ChannelError::BadRequest("id is not a valid id".into()));
+        }
+        let state = match form.status.as_str() {
+            "Success" => DeliveryState::Delivered,
+            "Sent" | "Submitted" | "Buffered" => DeliveryState::Sent,
+            "Rejected" | "Failed" => DeliveryState::Failed,
+            _ => {
+                return Err(ChannelError::BadRequest(
+                    "status is not a known delivery status".into(),
+                ));
+            }
+        };
+        Ok(vec![StatusIn {
+            provider_id: Some(form.id),
+            message_id: None,
+            state,
+            reason: form.failure_reason.filter(|r| reason_ok(r)),
+        }])
+    }
+
+    fn can_send(&self) -> bool {
+        self.sender.is_some()
+    }
+
+    fn tps(&self) -> u32 {
+        self.tps
+    }
+
+    async fn send(&self, msg: OutSms<'_>) -> SendOutcome {
+        let Some(s) = &self.sender else {
+            return SendOutcome::Permanent {
+                reason: "sending is not configured for this channel".into(),
+            };
+        };
+        let mut form: Vec<(&str, &str)> = vec![
+            ("username", &s.username),
+            ("to", msg.to.as_str()),
+            ("message", msg.text),
+            ("bulkSMSMode", "1"),
+        ];
+        if let Some(from) = &s.from {
+            form.push(("from", from));
+        }
+        let resp = s
+            .http
+            .post(format!("{}/version1/messaging", s.base_url))
+            .header("apiKey", &s.api_key)
+            .header("Accept", "application/json")
+            .form(&form)
+            .send()
+            .await;
+        match resp {
+            Err(e) => transport_failure(&e),
+            Ok(r) => {
+                let status = r.status();
+                let headers = r.headers().clone();
+                match r.bytes().await {
+                    Ok(body) => classify(status, &headers, &body),
+                    Err(e) => transport_failure(&e),
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use bytes::Bytes;
-    use http::HeaderMap;
-
-    fn at() -> AfricasTalking {
-        AfricasTalking {
-            name: "africastalking".into(),
-            auth: SharedSecretAuth::default(),
-        }
-    }
-
-    fn req(body: &str) -> Request {
-        Request {
-            method: Method::POST,
-            query: None,
-            headers: HeaderMap::new(),
-            body: Bytes::from(body.to_owned()),
-            peer: "127.0.0.1".parse().unwrap(),
-        }
-    }
-
-    #[test]
-    fn parses_the_documented_fields_and_ignores_extras() {
-        let r = at()
-            .parse_ussd(&req(
-                "sessionId=ATUid_1&serviceCode=%2A384%2A1%23&phoneNumber=%2B996555123456&networkCode=43701&text=1%2A2&extra=x",
-            ))
-            .unwrap();
-        assert_eq!(r.session_id, "ATUid_1");
-        assert_eq!(r.service_code, "*384*1#");
-        assert_eq!(r.from.as_str(), "+996555123456");
-        assert_eq!(r.input, UssdInput::Cumulative("1*2".into()));
-    }
-
-    #[test]
-    fn missing_and_malformed_fields_are_named_without_values() {
-        let cases = [
-            (
-                "serviceCode=1&phoneNumber=%2B996555123456",
-                "missing field `sessionId`",
-            ),
-            (
-                "sessionId=a&phoneNumber=%2B996555123456",
-                "missing field `serviceCode`",
-            ),
-            ("sessionId=a&serviceCode=1", "missing field `phoneNumber`"),
-            (
-                "sessionId=a&serviceCode=1&phoneNumber=hello",
-                "phoneNumber: phone number has a character that is not a digit",
-            ),
-            (
-                "sessionId=a&serviceCode=1&phoneNumber=%2B12",
-                "phoneNumber: phone number has the wrong number of digits",
-            ),
-            (
-                "sessionId=&serviceCode=1&phoneNumber=%2B996555123456",
-                "sessionId is not a valid id",
-            ),
-            (
-                "sessionId=a%20b&serviceCode=1&phoneNumber=%2B996555123456",
-                "sessionId is not a valid id",
-            ),
-        ];
-        for (body, want) in cases {
-            assert_eq!(
-                at().parse_ussd(&req(body)).unwrap_err(),
-                ChannelError::BadRequest(want.into()),
-                "{body}"
-            );
-        }
-    }
-
-    #[test]
-    fn replies_are_con_or_end_plain_text() {
-        let r = at().render_ussd("Где вы?\n1 Бишкек", false);
-        assert_eq!(r.body, "CON Где вы?\n1 Бишкек");
-        assert_eq!(r.status, StatusCode::OK);
-        assert!(r.content_type.starts_with("text/plain"));
-        assert_eq!(at().render_ussd("Bye", true).body, "END Bye");
-    }
-}
+mod tests;

@@ -7,15 +7,23 @@
 //! raw HTTP request.
 //!
 //! One file per kind, all implementing [`Channel`]:
-//! - [`africastalking`] — Africa's Talking USSD.
+//! - [`africastalking`] — Africa's Talking USSD, SMS, delivery reports.
+//!
+//! An adapter also sends: [`Channel::send`] posts one SMS to the aggregator's
+//! API and classifies the answer ([`SendOutcome`]) so the outbox worker knows
+//! whether to record, retry, give up, or stop messaging a number.
 //!
 //! Adapters must never put a phone number or message text into an error:
 //! errors become HTTP bodies and log lines.
 
 pub mod africastalking;
+pub mod settings;
 
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
@@ -111,6 +119,15 @@ impl Event {
 pub enum UssdInput {
     /// Every input so far joined with `*` (Africa's Talking); empty at first.
     Cumulative(String),
+    /// Only what the caller typed on this screen; `first` marks the hop that
+    /// opens the session (whose text, if any, is the dialled string, not an
+    /// answer).
+    Latest {
+        /// The answer.
+        text: String,
+        /// Whether this hop opens the session.
+        first: bool,
+    },
 }
 
 /// One USSD hop.
@@ -124,6 +141,217 @@ pub struct UssdIn {
     pub service_code: String,
     /// What the caller typed.
     pub input: UssdInput,
+}
+
+/// An inbound SMS.
+#[derive(Clone)]
+pub struct SmsIn {
+    /// The aggregator's message id, when it gives one (dedupe key).
+    pub message_id: Option<String>,
+    /// The sender.
+    pub from: PhoneNumber,
+    /// The number or short code it was sent to (as the aggregator wrote it).
+    pub to: String,
+    /// The text, decoded to UTF-8.
+    pub text: String,
+}
+
+impl std::fmt::Debug for SmsIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmsIn")
+            .field("message_id", &self.message_id)
+            .field("text_len", &self.text.chars().count())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a sent message got to, normalised across aggregators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Accepted by the aggregator or the network; not yet on the handset.
+    Sent,
+    /// On the handset.
+    Delivered,
+    /// Will not arrive.
+    Failed,
+}
+
+impl DeliveryState {
+    /// Metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Sent => "sent",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+        }
+    }
+}
+
+/// One delivery report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusIn {
+    /// The aggregator's id of the message, when the report carries one.
+    pub provider_id: Option<String>,
+    /// Our own message id, when the report came to a per-message callback
+    /// URL that carries it (`?m=…`).
+    pub message_id: Option<String>,
+    /// The new state.
+    pub state: DeliveryState,
+    /// The aggregator's reason code for a failure (a fixed vocabulary such
+    /// as `UserInBlackList` or `30003`; never free text).
+    pub reason: Option<String>,
+}
+
+/// One SMS to send.
+#[derive(Clone, Copy)]
+pub struct OutSms<'a> {
+    /// Our message id: the idempotency key, also carried in the status
+    /// callback URL where the aggregator allows one.
+    pub id: &'a str,
+    /// The recipient.
+    pub to: &'a PhoneNumber,
+    /// The text (UTF-8; the adapter picks the encoding the API wants).
+    pub text: &'a str,
+}
+
+impl std::fmt::Debug for OutSms<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutSms")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an aggregator said to a send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendOutcome {
+    /// Accepted; its id for matching delivery reports, when it gives one.
+    Sent {
+        /// The aggregator's message id.
+        provider_id: Option<String>,
+    },
+    /// Not now: try again later (after `after`, when the aggregator said).
+    Retry {
+        /// The aggregator's `Retry-After`, if any.
+        after: Option<Duration>,
+        /// Why, for logs (status code or error code; no message text).
+        reason: String,
+    },
+    /// Never: do not try again.
+    Permanent {
+        /// Why, for logs and metrics (a code, never message text).
+        reason: String,
+    },
+    /// The recipient opted out: stop sending to this number.
+    OptedOut,
+}
+
+/// Classify a transport-level failure of a send (connect error, timeout):
+/// the request may or may not have arrived, so it is retried.
+pub fn transport_failure(e: &reqwest::Error) -> SendOutcome {
+    let reason = if e.is_timeout() {
+        "timeout"
+    } else if e.is_connect() {
+        "connect"
+    } else {
+        "transport"
+    };
+    SendOutcome::Retry {
+        after: None,
+        reason: reason.to_owned(),
+    }
+}
+
+/// Read a `Retry-After` header given in seconds.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+/// Longest id accepted from an aggregator (session ids, message ids).
+pub const MAX_ID_LEN: usize = 128;
+
+/// Parse a form body (or query string); the error names the field, never
+/// its value.
+///
+/// # Errors
+/// [`ChannelError::BadRequest`].
+pub fn parse_form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ChannelError> {
+    serde_urlencoded::from_bytes(body).map_err(|e| {
+        let msg = e.to_string();
+        // serde_urlencoded's messages name fields ("missing field `text`");
+        // keep only those, never a value.
+        let safe = if msg.starts_with("missing field") || msg.starts_with("duplicate field") {
+            msg
+        } else {
+            "body is not a valid form".to_owned()
+        };
+        ChannelError::BadRequest(safe)
+    })
+}
+
+/// Parse a JSON body; the error says where, never what the value was.
+///
+/// # Errors
+/// [`ChannelError::BadRequest`].
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ChannelError> {
+    serde_json::from_slice(body).map_err(|e| {
+        let msg = e.to_string();
+        let safe = if msg.starts_with("missing field")
+            || msg.starts_with("unknown variant")
+            || msg.starts_with("duplicate field")
+        {
+            // "missing field `to` at line 1 column 20": keep the field name.
+            msg.split(" at line")
+                .next()
+                .unwrap_or("body is not valid JSON")
+                .to_owned()
+        } else {
+            "body is not valid JSON of the expected shape".to_owned()
+        };
+        ChannelError::BadRequest(safe)
+    })
+}
+
+/// Whether an aggregator id is acceptable (printable ASCII, bounded).
+pub fn id_ok(id: &str) -> bool {
+    !id.is_empty() && id.len() <= MAX_ID_LEN && id.chars().all(|c| c.is_ascii_graphic())
+}
+
+/// Whether a failure reason is a code (letters, digits, `_`, `-`, `.`),
+/// safe for logs and metrics.
+pub fn reason_ok(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 64
+        && r.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// The URL an aggregator should post delivery reports for one message to,
+/// when the kind allows a per-message URL: the channel's public base URL,
+/// its status webhook, its shared secret (if any) and our message id.
+pub fn status_url(
+    public_url: &str,
+    channel: &str,
+    secret: Option<&str>,
+    message_id: &str,
+) -> String {
+    let mut q: Vec<(&str, &str)> = Vec::new();
+    if let Some(s) = secret {
+        q.push(("secret", s));
+    }
+    q.push(("m", message_id));
+    let query = serde_urlencoded::to_string(&q).unwrap_or_default();
+    format!(
+        "{}/webhooks/{channel}/status?{query}",
+        public_url.trim_end_matches('/')
+    )
 }
 
 /// Why an adapter refused a request. Texts are short, fixed, and safe to
@@ -142,6 +370,7 @@ pub enum ChannelError {
 }
 
 /// An aggregator adapter.
+#[async_trait]
 pub trait Channel: Send + Sync + 'static {
     /// The channel's name (from the config).
     fn name(&self) -> &str;
@@ -175,6 +404,47 @@ pub trait Channel: Send + Sync + 'static {
     /// Render a refusal in the aggregator's convention.
     fn render_error(&self, status: StatusCode, message: &str) -> Reply {
         Reply::text(status, message)
+    }
+
+    /// Parse an inbound SMS webhook (some aggregators batch several).
+    ///
+    /// # Errors
+    /// [`ChannelError::BadRequest`] with a short reason.
+    fn parse_sms(&self, _req: &Request) -> Result<Vec<SmsIn>, ChannelError> {
+        Err(ChannelError::NotSupported)
+    }
+
+    /// Parse a delivery report webhook.
+    ///
+    /// # Errors
+    /// [`ChannelError::BadRequest`] with a short reason (an unknown status
+    /// value is one).
+    fn parse_status(&self, _req: &Request) -> Result<Vec<StatusIn>, ChannelError> {
+        Err(ChannelError::NotSupported)
+    }
+
+    /// The success answer to an SMS or status webhook. Replies to the
+    /// caller never ride on it: every outbound message goes through the
+    /// outbox.
+    fn render_ack(&self, _event: Event) -> Reply {
+        Reply::text(StatusCode::OK, "")
+    }
+
+    /// Whether this channel is configured to send SMS.
+    fn can_send(&self) -> bool {
+        false
+    }
+
+    /// Messages per second this channel may send (per gateway instance).
+    fn tps(&self) -> u32 {
+        1
+    }
+
+    /// Send one SMS and classify the answer. Must not panic; must time out.
+    async fn send(&self, _msg: OutSms<'_>) -> SendOutcome {
+        SendOutcome::Permanent {
+            reason: "sending is not configured for this channel".into(),
+        }
     }
 }
 
@@ -233,6 +503,17 @@ fn basic_password(headers: &HeaderMap) -> Option<String> {
     text.split_once(':').map(|(_, p)| p.to_owned())
 }
 
+/// The HTTP client adapters send with: bounded connect and total timeouts,
+/// so a slow aggregator cannot hold a worker forever.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(15))
+        .user_agent(concat!("hotline/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
+}
+
 /// Build the adapter for a configured channel; problems name its keys.
 ///
 /// # Errors
@@ -241,14 +522,28 @@ pub fn build(
     index: usize,
     cfg: &ChannelConfig,
     file: &str,
+    http: &reqwest::Client,
 ) -> Result<Arc<dyn Channel>, Vec<Problem>> {
-    match cfg.kind {
-        ChannelKind::AfricasTalking => Ok(Arc::new(africastalking::AfricasTalking::new(cfg))),
-        other => Err(vec![Problem::error(
-            file,
-            format!("channels[{index}].kind = {:?}", other.as_str()),
-            "this kind is not available in this build yet",
-        )]),
+    let settings = settings::Settings::new(cfg, index, file);
+    let channel: Arc<dyn Channel> = match cfg.kind {
+        ChannelKind::AfricasTalking => Arc::new(africastalking::AfricasTalking::new(
+            cfg,
+            &settings,
+            http.clone(),
+        )),
+        other => {
+            return Err(vec![Problem::error(
+                file,
+                format!("channels[{index}].kind = {:?}", other.as_str()),
+                "this kind is not available in this build yet",
+            )]);
+        }
+    };
+    let problems = settings.finish();
+    if problems.is_empty() {
+        Ok(channel)
+    } else {
+        Err(problems)
     }
 }
 
