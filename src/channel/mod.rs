@@ -17,6 +17,7 @@
 //! errors become HTTP bodies and log lines.
 
 pub mod africastalking;
+pub mod mock;
 pub mod settings;
 
 use std::net::IpAddr;

@@ -228,3 +228,101 @@ fn send_replies_are_classified() {
         SendOutcome::Retry { .. }
     ));
 }
+
+fn sending_at(url: &str) -> AfricasTalking {
+    AfricasTalking {
+        name: "africastalking".into(),
+        auth: SharedSecretAuth::default(),
+        sender: Some(Sender {
+            username: "hotline".into(),
+            api_key: "key-123".into(),
+            from: Some("21212".into()),
+            base_url: url.to_owned(),
+            http: crate::channel::http_client(),
+        }),
+        tps: 10,
+    }
+}
+
+#[tokio::test]
+async fn send_posts_the_documented_request_to_the_api() {
+    use crate::channel::mock::{MockResponse, MockServer};
+    let api = MockServer::start(vec![MockResponse::new(
+        201,
+        String::from_utf8(reply(101, "Success")).unwrap(),
+    )])
+    .await;
+    let to = PhoneNumber::parse_international("+996555123456").unwrap();
+    let out = sending_at(&api.url)
+        .send(OutSms {
+            id: "m1",
+            to: &to,
+            text: "Код 4821",
+        })
+        .await;
+    assert_eq!(
+        out,
+        SendOutcome::Sent {
+            provider_id: Some("ATXid_abc".into())
+        }
+    );
+    let r = &api.requests()[0];
+    assert_eq!(r.method, "POST");
+    assert_eq!(r.uri, "/version1/messaging");
+    assert_eq!(r.header("apikey"), Some("key-123"));
+    assert_eq!(r.header("accept"), Some("application/json"));
+    assert_eq!(r.field("username").as_deref(), Some("hotline"));
+    assert_eq!(r.field("to").as_deref(), Some("+996555123456"));
+    assert_eq!(r.field("message").as_deref(), Some("Код 4821"));
+    assert_eq!(r.field("from").as_deref(), Some("21212"));
+    assert_eq!(r.field("bulkSMSMode").as_deref(), Some("1"));
+}
+
+#[tokio::test]
+async fn send_against_a_dead_or_slow_api_asks_for_a_retry() {
+    use crate::channel::mock::{MockResponse, MockServer};
+    let to = PhoneNumber::parse_international("+996555123456").unwrap();
+    // Nothing listens on this port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = sending_at(&format!("http://127.0.0.1:{port}"))
+        .send(OutSms {
+            id: "m1",
+            to: &to,
+            text: "x",
+        })
+        .await;
+    assert_eq!(
+        out,
+        SendOutcome::Retry {
+            after: None,
+            reason: "connect".into()
+        }
+    );
+    let slow = MockServer::start(vec![
+        MockResponse::new(201, "{}").delayed(std::time::Duration::from_secs(30)),
+    ])
+    .await;
+    let mut at = sending_at(&slow.url);
+    if let Some(s) = at.sender.as_mut() {
+        s.http = reqwest::Client::builder()
+            .timeout(std::time::Duration::from_millis(200))
+            .build()
+            .unwrap();
+    }
+    assert_eq!(
+        at.send(OutSms {
+            id: "m1",
+            to: &to,
+            text: "x"
+        })
+        .await,
+        SendOutcome::Retry {
+            after: None,
+            reason: "timeout".into()
+        }
+    );
+}

@@ -1,0 +1,217 @@
+//! A small local HTTP server that stands in for an aggregator's API in
+//! tests: it records every request and answers from a script of responses
+//! (status, headers, body, optional delay), repeating the last one.
+//!
+//! Only for what cannot run here (a commercial aggregator's API); it
+//! behaves like the documented API, including its errors.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+
+/// One scripted answer.
+#[derive(Debug, Clone)]
+pub struct MockResponse {
+    /// Status code.
+    pub status: u16,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: String,
+    /// Wait this long before answering (a slow aggregator).
+    pub delay: Duration,
+}
+
+impl MockResponse {
+    /// A response with a status and a body.
+    pub fn new(status: u16, body: impl Into<String>) -> Self {
+        MockResponse {
+            status,
+            headers: Vec::new(),
+            body: body.into(),
+            delay: Duration::ZERO,
+        }
+    }
+
+    /// Add a header.
+    #[must_use]
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Answer only after `delay`.
+    #[must_use]
+    pub fn delayed(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+/// A request the mock received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// Method.
+    pub method: String,
+    /// Path and query.
+    pub uri: String,
+    /// Headers (names lower-case).
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as a form.
+    pub fn form(&self) -> Vec<(String, String)> {
+        serde_urlencoded::from_bytes(&self.body).unwrap_or_default()
+    }
+
+    /// The query string as a form.
+    pub fn query(&self) -> Vec<(String, String)> {
+        let q = self.uri.split_once('?').map_or("", |(_, q)| q);
+        serde_urlencoded::from_str(q).unwrap_or_default()
+    }
+
+    /// One field of the body form or, failing that, the query.
+    pub fn field(&self, name: &str) -> Option<String> {
+        self.form()
+            .into_iter()
+            .chain(self.query())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+}
+
+struct State {
+    script: Vec<MockResponse>,
+    next: usize,
+    seen: Vec<Recorded>,
+}
+
+/// A running mock API.
+#[derive(Clone)]
+pub struct MockServer {
+    /// `http://127.0.0.1:PORT`
+    pub url: String,
+    /// The address.
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+}
+
+impl MockServer {
+    /// Start on a free port with a script of answers.
+    pub async fn start(script: Vec<MockResponse>) -> MockServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind mock");
+        let addr = listener.local_addr().expect("local addr");
+        let state = Arc::new(Mutex::new(State {
+            script,
+            next: 0,
+            seen: Vec::new(),
+        }));
+        let st = state.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let st = st.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let st = st.clone();
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes().to_vec())
+                                .unwrap_or_default();
+                            let answer = {
+                                let mut s =
+                                    st.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                                s.seen.push(Recorded {
+                                    method: parts.method.to_string(),
+                                    uri: parts.uri.to_string(),
+                                    headers: parts
+                                        .headers
+                                        .iter()
+                                        .map(|(k, v)| {
+                                            (
+                                                k.as_str().to_owned(),
+                                                v.to_str().unwrap_or("").to_owned(),
+                                            )
+                                        })
+                                        .collect(),
+                                    body,
+                                });
+                                let i = s.next.min(s.script.len().saturating_sub(1));
+                                s.next += 1;
+                                s.script
+                                    .get(i)
+                                    .cloned()
+                                    .unwrap_or_else(|| MockResponse::new(200, ""))
+                            };
+                            tokio::time::sleep(answer.delay).await;
+                            let mut r = http::Response::new(Full::new(Bytes::from(answer.body)));
+                            *r.status_mut() = http::StatusCode::from_u16(answer.status)
+                                .unwrap_or(http::StatusCode::OK);
+                            for (k, v) in &answer.headers {
+                                if let (Ok(k), Ok(v)) = (
+                                    http::HeaderName::from_bytes(k.as_bytes()),
+                                    http::HeaderValue::from_str(v),
+                                ) {
+                                    r.headers_mut().insert(k, v);
+                                }
+                            }
+                            Ok::<_, Infallible>(r)
+                        }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        MockServer {
+            url: format!("http://{addr}"),
+            addr,
+            state,
+        }
+    }
+
+    /// Every request received so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .seen
+            .clone()
+    }
+
+    /// Replace the script (and restart it from its first answer).
+    pub fn set_script(&self, script: Vec<MockResponse>) {
+        let mut s = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.script = script;
+        s.next = 0;
+    }
+}
