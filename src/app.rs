@@ -10,7 +10,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use governor::{DefaultKeyedRateLimiter, Quota};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
 
 use crate::channel::{self, Channel};
 use crate::clock::Clock;
@@ -37,6 +37,12 @@ pub struct Shared {
     pub ip_limiter: DefaultKeyedRateLimiter<IpAddr>,
     /// Set on SIGTERM: `/readyz` answers 503 from then on.
     pub draining: AtomicBool,
+    /// Per-channel send rate (`tps`), for the outbox worker.
+    pub limiters: HashMap<String, Arc<DefaultDirectRateLimiter>>,
+    /// Wakes the outbox worker when this instance queued a message.
+    pub outbox_notify: Arc<tokio::sync::Notify>,
+    /// Who reacts to undelivered messages (lawyer dispatch).
+    pub outbox_events: Option<Arc<dyn crate::outbox::worker::OutboxEvents>>,
 }
 
 /// A handle to the application.
@@ -105,8 +111,22 @@ impl App {
             clock,
             planner: None,
             spool,
+            default_flow: config.flows.default.clone(),
         };
+        let limiters = channels
+            .iter()
+            .map(|(name, ch)| {
+                let tps = NonZeroU32::new(ch.tps()).unwrap_or(NonZeroU32::MIN);
+                (
+                    name.clone(),
+                    Arc::new(DefaultDirectRateLimiter::direct(Quota::per_second(tps))),
+                )
+            })
+            .collect();
         let shared = Shared {
+            limiters,
+            outbox_notify: Arc::new(tokio::sync::Notify::new()),
+            outbox_events: None,
             channels,
             conversations,
             metrics,

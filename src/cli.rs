@@ -189,6 +189,8 @@ fn serve(flag: Option<PathBuf>) -> ExitCode {
                 tracing::warn!(channel = %ch.name, "channel accepts unauthenticated requests: set secret_env or allow_ips before going live");
             }
         }
+        // Install the signal handlers before anyone can see us listening.
+        let shutdown = crate::server::shutdown_signal();
         let public = match tokio::net::TcpListener::bind(app.config.server.listen).await {
             Ok(l) => l,
             Err(e) => {
@@ -213,7 +215,7 @@ fn serve(flag: Option<PathBuf>) -> ExitCode {
             channels = app.channels.len(),
             "hotline listening"
         );
-        match crate::server::run(app, public, admin, crate::server::shutdown_signal()).await {
+        match crate::server::run(app, public, admin, shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(error = %e, "server failed");

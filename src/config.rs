@@ -74,6 +74,8 @@ struct RawConfig {
     privacy: RawPrivacy,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    outbox: RawOutbox,
     flows: Option<RawFlows>,
     #[serde(default)]
     channels: Vec<RawChannel>,
@@ -167,6 +169,32 @@ impl Default for RawLimits {
             per_number_per_minute: 30,
             per_number_burst: 15,
             dedupe_ttl_secs: 24 * 3600,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawOutbox {
+    max_attempts: u32,
+    max_age_secs: u64,
+    lease_secs: u64,
+    poll_ms: u64,
+    backoff_base_ms: u64,
+    backoff_max_secs: u64,
+    concurrency: usize,
+}
+
+impl Default for RawOutbox {
+    fn default() -> Self {
+        RawOutbox {
+            max_attempts: 8,
+            max_age_secs: 3600,
+            lease_secs: 60,
+            poll_ms: 250,
+            backoff_base_ms: 2000,
+            backoff_max_secs: 300,
+            concurrency: 16,
         }
     }
 }
@@ -273,6 +301,25 @@ pub struct Limits {
     pub rate: RateLimit,
     /// How long a delivery is remembered for dedupe.
     pub dedupe_ttl: Duration,
+}
+
+/// How outbound messages are sent.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboxConfig {
+    /// Attempts before a message is given up.
+    pub max_attempts: u32,
+    /// Age after which a message is given up instead of sent late.
+    pub max_age: Duration,
+    /// How long a worker holds a claimed message before another may take it.
+    pub lease: Duration,
+    /// How often the outbox is polled for due messages.
+    pub poll: Duration,
+    /// First retry delay; doubles each attempt (with jitter).
+    pub backoff_base: Duration,
+    /// Longest retry delay.
+    pub backoff_max: Duration,
+    /// Messages being sent at once per instance.
+    pub concurrency: usize,
 }
 
 /// Where flows live and how they are used.
@@ -412,6 +459,8 @@ pub struct Config {
     pub privacy: PrivacyConfig,
     /// Caller limits.
     pub limits: Limits,
+    /// Outbound messages.
+    pub outbox: OutboxConfig,
     /// Flows.
     pub flows: FlowsConfig,
     /// Aggregator channels.
@@ -688,6 +737,31 @@ pub fn parse(
         dedupe_ttl: Duration::from_secs(l.dedupe_ttl_secs),
     };
 
+    // outbox
+    let o = &raw.outbox;
+    c.positive("outbox.max_attempts", u64::from(o.max_attempts));
+    c.positive("outbox.max_age_secs", o.max_age_secs);
+    c.positive("outbox.lease_secs", o.lease_secs);
+    c.positive("outbox.poll_ms", o.poll_ms);
+    c.positive("outbox.backoff_base_ms", o.backoff_base_ms);
+    c.positive("outbox.backoff_max_secs", o.backoff_max_secs);
+    c.positive("outbox.concurrency", o.concurrency as u64);
+    if o.lease_secs < 20 {
+        c.error(
+            format!("outbox.lease_secs = {}", o.lease_secs),
+            "must be at least 20: a send may take 15 s",
+        );
+    }
+    let outbox = OutboxConfig {
+        max_attempts: o.max_attempts,
+        max_age: Duration::from_secs(o.max_age_secs),
+        lease: Duration::from_secs(o.lease_secs),
+        poll: Duration::from_millis(o.poll_ms),
+        backoff_base: Duration::from_millis(o.backoff_base_ms),
+        backoff_max: Duration::from_secs(o.backoff_max_secs),
+        concurrency: o.concurrency.max(1),
+    };
+
     // flows
     let flows = match &raw.flows {
         Some(f) => {
@@ -815,6 +889,7 @@ pub fn parse(
         store,
         privacy,
         limits,
+        outbox,
         flows,
         channels,
     };

@@ -1,13 +1,20 @@
 //! Conversations: one inbound message in, one screen out.
 //!
-//! This is where a USSD hop goes after its adapter parsed it: round trip one
-//! to the store (dedupe, rate limit, load the session), the pure flow engine,
-//! round trip two (save the session; record a case when the flow opened
-//! one). Nothing else on this path waits on the store.
+//! This is where a USSD hop or an SMS goes after its adapter parsed it:
+//! round trip one to the store (dedupe, rate limit, load the session), the
+//! pure flow engine, round trip two (save the session; record a case when
+//! the flow opened one; queue the SMS screen). Nothing else on this path
+//! waits on the store.
 //!
-//! It always produces an answer for the caller: when the store is down or
-//! the caller is over the limit, a calm last screen with the fallback number
-//! (`messages.unavailable`), never an error.
+//! - USSD: the screen is the HTTP answer. When the store is down or the
+//!   caller is over the limit, a calm last screen with the fallback number
+//!   (`messages.unavailable`), never an error. A completed request whose
+//!   store write failed (or, with a cumulative text, whose session could not
+//!   be loaded) is kept in the durable spool and acknowledged.
+//! - SMS: a keyword starts its flow; every later SMS from that number is the
+//!   next answer; each screen is queued as one SMS in the outbox. A text that
+//!   starts nothing gets the help text (once an hour); `STOP` ends the
+//!   session and stops messages to the number.
 //!
 //! Logs carry the caller's pseudonym only; never the number, what she typed,
 //! or the screen text.
@@ -15,35 +22,56 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::case::CaseData;
-use crate::channel::{UssdIn, UssdInput};
+use crate::channel::{SmsIn, UssdIn, UssdInput};
 use crate::clock::Clock;
 use crate::config::Limits;
-use crate::flow::engine::{self, Caller, Effect, State, Step};
+use crate::flow::engine::{self, Caller, Effect, Step};
 use crate::flow::{Flow, FlowSet};
 use crate::metrics::Metrics;
+use crate::outbox::{self, OutMsg, Purpose, Recipient};
+use crate::phone::PhoneNumber;
 use crate::privacy::{Privacy, Pseudonym};
 use crate::spool::Spool;
 use crate::store::{
-    BUCKETS, Begin, BeginRequest, CachedReply, Commit, CommitRequest, Job, NewCase, Queue,
+    BUCKETS, Begin, BeginRequest, CachedReply, Commit, CommitRequest, Job, KvWrite, NewCase, Queue,
     SessionRecord, SessionWrite, Store, StoreError, code_candidates,
 };
 
 /// How many case codes to offer the store at once.
 const CODE_CANDIDATES: usize = 8;
+/// How long a number that got the SMS help text is not sent it again.
+const HELP_QUIET_MS: u64 = 3600 * 1000;
+/// Without an aggregator message id, the same text from the same number
+/// within this window, before the session moved on, is a retry.
+const SMS_DEDUPE_WINDOW_MS: u64 = 10_000;
+/// Words that stop all messages to a number (any case).
+pub const STOP_WORDS: &[&str] = &[
+    "STOP",
+    "STOPALL",
+    "UNSUBSCRIBE",
+    "CANCEL",
+    "QUIT",
+    "СТОП",
+    "ТОКТОТ",
+];
 
 /// A session as stored (sealed).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct SessionData {
-    /// Flow id.
+    /// Flow id; empty for a "was sent the help text" marker.
+    #[serde(default)]
     f: String,
     /// Engine state.
-    st: State,
+    #[serde(default)]
+    st: Option<engine::State>,
     /// Bytes of the aggregator's cumulative text already consumed.
     #[serde(default)]
     c: usize,
     /// When the session started (ms).
+    #[serde(default)]
     t0: u64,
 }
 
@@ -57,11 +85,11 @@ pub trait CasePlanner: Send + Sync {
 /// What the caller is shown, and how the request is counted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
-    /// The screen.
+    /// The screen (USSD); empty for SMS, whose screens go through the outbox.
     pub text: String,
     /// Whether the session is over.
     pub end: bool,
-    /// Metric outcome (`ok`, `duplicate`, `rate_limited`, `store_unavailable`).
+    /// Metric outcome (`ok`, `duplicate`, `rate_limited`, `store_unavailable`, `error`).
     pub outcome: &'static str,
 }
 
@@ -84,6 +112,9 @@ pub struct Conversations {
     pub planner: Option<Arc<dyn CasePlanner>>,
     /// Where cases go when the store fails as they complete.
     pub spool: Option<Arc<Spool>>,
+    /// The flow an SMS without a keyword is helped towards (its
+    /// `messages.sms_help` and keywords), normally the default flow.
+    pub default_flow: String,
 }
 
 impl std::fmt::Debug for Conversations {
@@ -92,6 +123,56 @@ impl std::fmt::Debug for Conversations {
             .field("store", &self.store.kind())
             .finish_non_exhaustive()
     }
+}
+
+/// What came in.
+#[derive(Debug, Clone, Copy)]
+enum Incoming<'a> {
+    /// USSD, every answer so far joined with `*`.
+    Cumulative(&'a str),
+    /// USSD, this screen's answer only.
+    Latest { text: &'a str, first: bool },
+    /// An SMS.
+    Sms(&'a str),
+}
+
+/// Everything one inbound message needs.
+struct Hop<'a> {
+    channel: &'a str,
+    from: &'a PhoneNumber,
+    pseudonym: Pseudonym,
+    bucket: u16,
+    caller: Caller,
+    session_key: String,
+    dedupe_key: String,
+    dedupe_per_version: bool,
+    dedupe_ttl_ms: u64,
+    incoming: Incoming<'a>,
+    /// The flow a new USSD session starts.
+    flow: Option<Arc<Flow>>,
+}
+
+/// What to do with a message, decided from the loaded session.
+enum Plan {
+    /// A flow step.
+    Step {
+        flow: Arc<Flow>,
+        step: Step,
+        t0: u64,
+        consumed: usize,
+        started: bool,
+    },
+    /// SMS that starts nothing: the help text, then quiet for an hour.
+    Help(String),
+    /// SMS STOP.
+    Stop,
+    /// Nothing to do (help was sent recently).
+    Silent,
+}
+
+fn short_hash(text: &str) -> String {
+    let h = Sha256::digest(text.as_bytes());
+    h[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Steps in an Africa's Talking cumulative text.
@@ -112,6 +193,10 @@ fn newest_input(text: &str, consumed: usize) -> &str {
         Some(rest) if consumed == 0 => rest,
         _ => text.rsplit('*').next().unwrap_or(""),
     }
+}
+
+fn first_word(text: &str) -> String {
+    text.split_whitespace().next().unwrap_or("").to_uppercase()
 }
 
 impl Conversations {
@@ -142,10 +227,13 @@ impl Conversations {
         serde_json::from_slice(&plain).ok()
     }
 
+    fn dedupe_ttl_ms(&self) -> u64 {
+        u64::try_from(self.limits.dedupe_ttl.as_millis()).unwrap_or(u64::MAX)
+    }
+
     /// Handle one USSD hop on `channel`, whose sessions start `flow_id`.
     pub async fn ussd(&self, channel: &str, flow_id: &str, req: UssdIn) -> Answer {
-        let flow = self.flows.get(flow_id).cloned();
-        let Some(flow) = flow else {
+        let Some(flow) = self.flows.get(flow_id).cloned() else {
             tracing::error!(
                 channel,
                 flow = flow_id,
@@ -153,183 +241,470 @@ impl Conversations {
             );
             return self.unavailable(None, None, "error");
         };
-        let UssdInput::Cumulative(text) = &req.input else {
-            return self.unavailable(Some(&flow), None, "error");
-        };
         let pseudonym = self.privacy.pseudonym(req.from.as_str());
-        let bucket = pseudonym.bucket(BUCKETS);
         let session_key = format!("u:{channel}:{}", req.session_id);
-        let dedupe_key = format!("{session_key}:{}", step_count(text));
-        let caller = Caller {
-            country: req.from.country(),
+        let (incoming, dedupe_key, per_version) = match &req.input {
+            UssdInput::Cumulative(text) => (
+                Incoming::Cumulative(text),
+                format!("{session_key}:{}", step_count(text)),
+                false,
+            ),
+            UssdInput::Latest { text, first } => (
+                Incoming::Latest {
+                    text,
+                    first: *first,
+                },
+                format!("{session_key}:L{}:{}", u8::from(*first), short_hash(text)),
+                true,
+            ),
         };
+        let hop = Hop {
+            channel,
+            from: &req.from,
+            bucket: pseudonym.bucket(BUCKETS),
+            pseudonym,
+            caller: Caller {
+                country: req.from.country(),
+            },
+            session_key,
+            dedupe_key,
+            dedupe_per_version: per_version,
+            dedupe_ttl_ms: self.dedupe_ttl_ms(),
+            incoming,
+            flow: Some(flow),
+        };
+        self.run(hop).await
+    }
 
+    /// Handle one inbound SMS (not from a lawyer) on `channel`.
+    pub async fn sms(&self, channel: &str, msg: &SmsIn) -> Answer {
+        let pseudonym = self.privacy.pseudonym(msg.from.as_str());
+        let (dedupe_key, per_version, ttl) = match &msg.message_id {
+            Some(id) => (format!("s:{channel}:{id}"), false, self.dedupe_ttl_ms()),
+            None => (
+                format!("s:{channel}:{pseudonym}:{}", short_hash(msg.text.trim())),
+                true,
+                SMS_DEDUPE_WINDOW_MS,
+            ),
+        };
+        let hop = Hop {
+            channel,
+            from: &msg.from,
+            bucket: pseudonym.bucket(BUCKETS),
+            session_key: format!("m:{channel}:{pseudonym}"),
+            pseudonym,
+            caller: Caller {
+                country: msg.from.country(),
+            },
+            dedupe_key,
+            dedupe_per_version: per_version,
+            dedupe_ttl_ms: ttl,
+            incoming: Incoming::Sms(&msg.text),
+            flow: None,
+        };
+        self.run(hop).await
+    }
+
+    /// Decide what a message means given the loaded session.
+    fn plan(&self, hop: &Hop<'_>, existing: Option<SessionData>, now: u64) -> Option<Plan> {
+        let active = existing
+            .as_ref()
+            .and_then(|d| Some((self.flows.get(&d.f)?.clone(), d.st.clone()?, d)));
+        match hop.incoming {
+            Incoming::Cumulative(text) => {
+                let flow = hop.flow.clone()?;
+                Some(match active {
+                    // The same text again after its cached reply was
+                    // forgotten: show the current screen again.
+                    Some((f, st, d)) if f.id() == flow.id() && d.c > 0 && text.len() <= d.c => {
+                        Plan::Step {
+                            step: engine::redisplay(&f, &st, &hop.caller),
+                            flow: f,
+                            t0: d.t0,
+                            consumed: text.len(),
+                            started: false,
+                        }
+                    }
+                    Some((f, st, d)) if f.id() == flow.id() => Plan::Step {
+                        step: engine::step(&f, &st, &hop.caller, newest_input(text, d.c), now),
+                        flow: f,
+                        t0: d.t0,
+                        consumed: text.len(),
+                        started: false,
+                    },
+                    // New session, an unknown session id with stale input
+                    // (start afresh), unreadable data, or a renamed flow.
+                    _ => Plan::Step {
+                        step: engine::start(&flow, &hop.caller, None, now),
+                        flow,
+                        t0: now,
+                        consumed: text.len(),
+                        started: true,
+                    },
+                })
+            }
+            Incoming::Latest { text, first } => {
+                let flow = hop.flow.clone()?;
+                Some(match active {
+                    Some((f, st, d)) if !first && f.id() == flow.id() => Plan::Step {
+                        step: engine::step(&f, &st, &hop.caller, text, now),
+                        flow: f,
+                        t0: d.t0,
+                        consumed: 0,
+                        started: false,
+                    },
+                    _ => Plan::Step {
+                        step: engine::start(&flow, &hop.caller, None, now),
+                        flow,
+                        t0: now,
+                        consumed: 0,
+                        started: true,
+                    },
+                })
+            }
+            Incoming::Sms(text) => {
+                let word = first_word(text);
+                if STOP_WORDS.contains(&word.as_str()) {
+                    return Some(Plan::Stop);
+                }
+                if let Some(flow) = self.flows.by_keyword(&word) {
+                    return Some(Plan::Step {
+                        step: engine::start(flow, &hop.caller, None, now),
+                        flow: flow.clone(),
+                        t0: now,
+                        consumed: 0,
+                        started: true,
+                    });
+                }
+                let had_session = existing.is_some();
+                match active {
+                    Some((f, st, d)) => Some(Plan::Step {
+                        step: engine::step(&f, &st, &hop.caller, text, now),
+                        flow: f,
+                        t0: d.t0,
+                        consumed: 0,
+                        started: false,
+                    }),
+                    None if had_session => Some(Plan::Silent),
+                    None => Some(Plan::Help(self.help_text())),
+                }
+            }
+        }
+    }
+
+    /// The SMS help text: the default flow's `messages.sms_help` with every
+    /// flow's keywords.
+    pub fn help_text(&self) -> String {
+        let keywords: Vec<&str> = self
+            .flows
+            .flows
+            .values()
+            .flat_map(|f| f.spec.keywords.iter().map(String::as_str))
+            .collect();
+        let list = keywords.join(", ");
+        match self
+            .flows
+            .get(&self.default_flow)
+            .or_else(|| self.flows.flows.values().next())
+        {
+            Some(f) => match &f.spec.messages.sms_help {
+                Some(t) => f
+                    .text(t, &f.spec.default_language)
+                    .replace("{keywords}", &list),
+                None => format!("{list}?"),
+            },
+            None => list,
+        }
+    }
+
+    async fn run(&self, hop: Hop<'_>) -> Answer {
+        let is_sms = matches!(hop.incoming, Incoming::Sms(_));
         for _attempt in 0..2 {
             let now = self.clock.now_ms();
             let begin = self
                 .store
                 .begin(BeginRequest {
-                    bucket,
-                    dedupe_key: dedupe_key.clone(),
-                    rate_key: pseudonym.as_str().to_owned(),
+                    bucket: hop.bucket,
+                    dedupe_key: hop.dedupe_key.clone(),
+                    rate_key: hop.pseudonym.as_str().to_owned(),
                     rate: self.limits.rate,
-                    session_key: session_key.clone(),
+                    session_key: hop.session_key.clone(),
+                    dedupe_per_version: hop.dedupe_per_version,
                     now_ms: now,
                 })
                 .await;
             let loaded = match begin {
                 Ok(Begin::Duplicate(reply)) => {
-                    tracing::info!(channel, caller = %pseudonym, "ussd retry answered from cache");
+                    tracing::info!(channel = hop.channel, caller = %hop.pseudonym, "retry answered from cache");
                     return Answer {
-                        text: reply.render(),
+                        text: if is_sms {
+                            String::new()
+                        } else {
+                            reply.render()
+                        },
                         end: reply.end,
                         outcome: "duplicate",
                     };
                 }
                 Ok(Begin::Limited { retry_after_ms }) => {
-                    tracing::warn!(channel, caller = %pseudonym, retry_after_ms, "caller over the rate limit");
-                    return self.unavailable(Some(&flow), None, "rate_limited");
+                    tracing::warn!(channel = hop.channel, caller = %hop.pseudonym, retry_after_ms, "caller over the rate limit");
+                    return self.unavailable(hop.flow.as_deref(), None, "rate_limited");
                 }
                 Ok(Begin::Proceed(rec)) => rec,
                 Err(e) => {
                     self.store_failed("begin", &e);
-                    // The session cannot be loaded. If the hop's text holds
+                    // The session cannot be loaded. If a USSD text holds
                     // every answer of a completed request, replay it and
                     // keep the case; otherwise end calmly.
-                    if let Some(answer) = self
-                        .replay_offline(&flow, &caller, channel, &req, &session_key, bucket, now)
-                        .await
+                    if let (Incoming::Cumulative(text), Some(flow)) = (hop.incoming, &hop.flow)
+                        && let Some(answer) = self.replay_offline(flow, &hop, text, now).await
                     {
                         return answer;
                     }
-                    return self.unavailable(Some(&flow), None, "store_unavailable");
+                    return self.unavailable(hop.flow.as_deref(), None, "store_unavailable");
                 }
             };
             let version = loaded.as_ref().map_or(0, |r| r.version);
             let existing = loaded.as_ref().and_then(|r| self.open(r));
-            let (step, started) = match existing {
-                // The same text again after its cached reply was forgotten:
-                // show the current screen again, advance nothing.
-                Some(data) if data.f == flow.id() && data.c > 0 && text.len() <= data.c => {
-                    (engine::redisplay(&flow, &data.st, &caller), data.t0)
-                }
-                Some(data) if data.f == flow.id() => {
-                    let input = newest_input(text, data.c);
-                    (engine::step(&flow, &data.st, &caller, input, now), data.t0)
-                }
-                // New session, an unknown session id with stale input (start
-                // afresh), unreadable data, or a flow renamed under it.
-                _ => {
-                    self.metrics
-                        .sessions_started
-                        .with_label_values(&[flow.id()])
-                        .inc();
-                    (engine::start(&flow, &caller, None, now), now)
-                }
-            };
-            let lang = step.state.language(&flow).to_owned();
-            let case = self.case_for(&step, channel, &req, &session_key, bucket);
-            let session = if step.end {
-                SessionWrite::Delete
+            let dedupe_key = if hop.dedupe_per_version {
+                format!("{}:{version}", hop.dedupe_key)
             } else {
-                let data = SessionData {
-                    f: flow.id().to_owned(),
-                    st: step.state.clone(),
-                    c: text.len(),
-                    t0: started,
-                };
-                let plain = serde_json::to_vec(&data).unwrap_or_default();
-                SessionWrite::Save {
-                    data: self.privacy.seal(&plain),
-                    ttl_ms: flow.spec.session_timeout_secs * 1000,
-                }
+                hop.dedupe_key.clone()
             };
-            let city = case.as_ref().map(|(_, data)| data.city.clone());
-            let spare = case.as_ref().map(|(c, _)| c.clone());
-            let commit = self
-                .store
-                .commit(CommitRequest {
-                    bucket,
-                    session_key: session_key.clone(),
-                    expected_version: version,
-                    session,
-                    dedupe_key: dedupe_key.clone(),
-                    reply: CachedReply {
+            let Some(plan) = self.plan(&hop, existing, now) else {
+                return self.unavailable(None, None, "error");
+            };
+            let mut commit = CommitRequest {
+                bucket: hop.bucket,
+                session_key: hop.session_key.clone(),
+                expected_version: version,
+                session: SessionWrite::Delete,
+                dedupe_key: dedupe_key.clone(),
+                reply: CachedReply {
+                    text: String::new(),
+                    end: true,
+                    code: None,
+                },
+                dedupe_ttl_ms: hop.dedupe_ttl_ms,
+                case: None,
+                jobs: Vec::new(),
+                kv: Vec::new(),
+                now_ms: now,
+            };
+            let mut finished = None;
+            let mut case_city = None;
+            let mut lang = None;
+            let mut step_for_spool = None;
+            let mut flow_for_metrics = None;
+            match plan {
+                Plan::Silent => {
+                    return Answer {
+                        text: String::new(),
+                        end: true,
+                        outcome: "ok",
+                    };
+                }
+                Plan::Stop => {
+                    commit.kv.push(KvWrite {
+                        key: format!("o:{}", hop.pseudonym),
+                        value: Some(b"1".to_vec()),
+                        ttl_ms: None,
+                    });
+                    tracing::info!(channel = hop.channel, caller = %hop.pseudonym, "caller opted out");
+                }
+                Plan::Help(text) => {
+                    commit.session = SessionWrite::Save {
+                        data: self
+                            .privacy
+                            .seal(&serde_json::to_vec(&SessionData::default()).unwrap_or_default()),
+                        ttl_ms: HELP_QUIET_MS,
+                    };
+                    commit.jobs.push(self.sms_job(
+                        &hop,
+                        &dedupe_key,
+                        text.clone(),
+                        Purpose::Help,
+                        None,
+                        now,
+                    ));
+                    commit.reply.text = text;
+                }
+                Plan::Step {
+                    flow,
+                    step,
+                    t0,
+                    consumed,
+                    started,
+                } => {
+                    if started {
+                        self.metrics
+                            .sessions_started
+                            .with_label_values(&[flow.id()])
+                            .inc();
+                        if is_sms {
+                            // She wrote to us again: messages to her may resume.
+                            commit.kv.push(KvWrite {
+                                key: format!("o:{}", hop.pseudonym),
+                                value: None,
+                                ttl_ms: None,
+                            });
+                        }
+                    }
+                    lang = Some(step.state.language(&flow).to_owned());
+                    let case = self.case_for(&step, &hop);
+                    if !step.end {
+                        let data = SessionData {
+                            f: flow.id().to_owned(),
+                            st: Some(step.state.clone()),
+                            c: consumed,
+                            t0,
+                        };
+                        let ttl_secs = if is_sms {
+                            flow.spec.sms_session_timeout_secs
+                        } else {
+                            flow.spec.session_timeout_secs
+                        };
+                        commit.session = SessionWrite::Save {
+                            data: self
+                                .privacy
+                                .seal(&serde_json::to_vec(&data).unwrap_or_default()),
+                            ttl_ms: ttl_secs * 1000,
+                        };
+                    }
+                    if is_sms {
+                        let case_ref = case.as_ref().map(|(c, _)| outbox::CaseRef {
+                            bucket: hop.bucket,
+                            id: c.id.clone(),
+                        });
+                        commit.jobs.push(self.sms_job(
+                            &hop,
+                            &dedupe_key,
+                            step.reply.clone(),
+                            Purpose::Screen,
+                            case_ref,
+                            now,
+                        ));
+                    }
+                    commit.reply = CachedReply {
                         text: step.reply.clone(),
                         end: step.end,
                         code: None,
-                    },
-                    dedupe_ttl_ms: u64::try_from(self.limits.dedupe_ttl.as_millis())
-                        .unwrap_or(u64::MAX),
-                    case: case.map(|(c, _)| c),
-                    now_ms: now,
-                })
-                .await;
-            match commit {
+                    };
+                    case_city = case.as_ref().map(|(_, d)| d.city.clone());
+                    commit.case = case.map(|(c, _)| c);
+                    finished = step.outcome;
+                    step_for_spool = Some(step);
+                    flow_for_metrics = Some(flow);
+                }
+            }
+            let spare = commit.case.clone();
+            let spare_jobs = commit.jobs.clone();
+            match self.store.commit(commit).await {
                 Ok(Commit::Saved { code }) => {
                     self.metrics.store_up.set(1);
-                    if let Some(outcome) = step.outcome {
+                    if let (Some(outcome), Some(flow)) = (finished, &flow_for_metrics) {
                         self.metrics
                             .sessions_finished
                             .with_label_values(&[flow.id(), outcome.as_str()])
                             .inc();
                     }
-                    if let Some(city) = &city {
-                        let label = if self.flows.cities().contains(city) {
-                            city.as_str()
-                        } else {
-                            "other"
-                        };
-                        self.metrics.cases_opened.with_label_values(&[label]).inc();
-                        tracing::info!(channel, caller = %pseudonym, city = label, "case opened");
+                    if let Some(city) = &case_city {
+                        self.count_case(hop.channel, &hop.pseudonym, city);
                     }
+                    let (text, end) = step_for_spool
+                        .as_ref()
+                        .map_or((String::new(), true), |s| (s.reply.clone(), s.end));
                     tracing::info!(
-                        channel,
-                        caller = %pseudonym,
-                        flow = flow.id(),
-                        node = %step.state.node,
-                        lang = %lang,
-                        end = step.end,
-                        "ussd hop"
+                        channel = hop.channel,
+                        caller = %hop.pseudonym,
+                        flow = flow_for_metrics.as_ref().map_or("", |f| f.id()),
+                        node = step_for_spool.as_ref().map_or("", |s| s.state.node.as_str()),
+                        lang = lang.as_deref().unwrap_or(""),
+                        end,
+                        sms = is_sms,
+                        "hop"
                     );
-                    let reply = CachedReply {
-                        text: step.reply,
-                        end: step.end,
-                        code,
-                    };
+                    let reply = CachedReply { text, end, code };
                     return Answer {
-                        text: reply.render(),
-                        end: step.end,
+                        text: if is_sms {
+                            String::new()
+                        } else {
+                            reply.render()
+                        },
+                        end,
                         outcome: "ok",
                     };
                 }
                 Ok(Commit::Conflict(Some(reply))) => {
-                    tracing::info!(channel, caller = %pseudonym, "concurrent duplicate lost the race; answering with the winner's reply");
+                    tracing::info!(channel = hop.channel, caller = %hop.pseudonym, "concurrent duplicate lost the race; answering with the winner's reply");
                     return Answer {
-                        text: reply.render(),
+                        text: if is_sms {
+                            String::new()
+                        } else {
+                            reply.render()
+                        },
                         end: reply.end,
                         outcome: "duplicate",
                     };
                 }
                 Ok(Commit::Conflict(None)) => {
-                    tracing::info!(channel, caller = %pseudonym, "session changed under this hop; retrying once");
+                    tracing::info!(channel = hop.channel, caller = %hop.pseudonym, "session changed under this message; retrying once");
                 }
                 Err(e) => {
                     self.store_failed("commit", &e);
                     // Only an outage is worth spooling: a replay would meet
                     // an exhausted code space again.
-                    if let (Some(case), Some(city), StoreError::Unavailable(_)) = (spare, &city, &e)
-                        && let Some(answer) = self
-                            .spool_case(&flow, &step, case, city, channel, &pseudonym, bucket, now)
-                            .await
+                    if let (
+                        Some(mut case),
+                        Some(city),
+                        Some(step),
+                        Some(flow),
+                        StoreError::Unavailable(_),
+                    ) = (spare, &case_city, &step_for_spool, &flow_for_metrics, &e)
                     {
-                        return answer;
+                        // Her last SMS screen goes out with the case.
+                        case.jobs.extend(spare_jobs);
+                        if let Some(mut answer) =
+                            self.spool_case(flow, step, case, city, &hop, now).await
+                        {
+                            if is_sms {
+                                answer.text.clear();
+                            }
+                            return answer;
+                        }
                     }
-                    return self.unavailable(Some(&flow), Some(&lang), "store_unavailable");
+                    return self.unavailable(
+                        flow_for_metrics.as_deref(),
+                        lang.as_deref(),
+                        "store_unavailable",
+                    );
                 }
             }
         }
-        self.unavailable(Some(&flow), None, "error")
+        self.unavailable(hop.flow.as_deref(), None, "error")
+    }
+
+    fn sms_job(
+        &self,
+        hop: &Hop<'_>,
+        key: &str,
+        text: String,
+        purpose: Purpose,
+        case: Option<outbox::CaseRef>,
+        now: u64,
+    ) -> (Queue, Job) {
+        let msg = OutMsg {
+            channel: hop.channel.to_owned(),
+            to: hop.from.clone(),
+            text,
+            purpose,
+            recipient: Recipient::Caller {
+                pseudonym: hop.pseudonym.as_str().to_owned(),
+            },
+            case,
+            created_ms: now,
+        };
+        outbox::job(&self.privacy, hop.bucket, key, &msg, now)
     }
 
     fn count_case(&self, channel: &str, pseudonym: &Pseudonym, city: &str) {
@@ -344,34 +719,31 @@ impl Conversations {
 
     /// Keep a completed case in the local spool when the store failed; the
     /// caller is then shown the flow's last screen with the case's code.
-    #[allow(clippy::too_many_arguments)]
     async fn spool_case(
         &self,
         flow: &Flow,
         step: &Step,
         case: NewCase,
         city: &str,
-        channel: &str,
-        pseudonym: &Pseudonym,
-        bucket: u16,
+        hop: &Hop<'_>,
         now: u64,
     ) -> Option<Answer> {
         let spool = self.spool.as_ref()?;
         let code = case.code_candidates.first()?.clone();
-        if let Err(e) = spool.append(bucket, &case, now).await {
-            tracing::error!(channel, caller = %pseudonym, error = %e, "could not spool a completed case");
+        if let Err(e) = spool.append(hop.bucket, &case, now).await {
+            tracing::error!(channel = hop.channel, caller = %hop.pseudonym, error = %e, "could not spool a completed case");
             return None;
         }
         self.metrics.cases_spooled.inc();
         self.metrics.spool_pending.set(spool.pending() as i64);
-        self.count_case(channel, pseudonym, city);
+        self.count_case(hop.channel, &hop.pseudonym, city);
         if let Some(outcome) = step.outcome {
             self.metrics
                 .sessions_finished
                 .with_label_values(&[flow.id(), outcome.as_str()])
                 .inc();
         }
-        tracing::warn!(channel, caller = %pseudonym, "store unavailable: completed case kept in the local spool");
+        tracing::warn!(channel = hop.channel, caller = %hop.pseudonym, "store unavailable: completed case kept in the local spool");
         Some(Answer {
             text: step.reply.replace("{code}", &code),
             end: true,
@@ -382,28 +754,21 @@ impl Conversations {
     /// With the store down, replay a cumulative USSD text from the start. If
     /// every answer is accepted and the last one completes the flow, the case
     /// is spooled and the caller sees the last screen; otherwise `None`.
-    #[allow(clippy::too_many_arguments)]
     async fn replay_offline(
         &self,
         flow: &Flow,
-        caller: &Caller,
-        channel: &str,
-        req: &UssdIn,
-        session_key: &str,
-        bucket: u16,
+        hop: &Hop<'_>,
+        text: &str,
         now: u64,
     ) -> Option<Answer> {
-        let UssdInput::Cumulative(text) = &req.input else {
-            return None;
-        };
         if text.is_empty() {
             return None;
         }
         let inputs: Vec<&str> = text.split('*').collect();
-        let mut step = engine::start(flow, caller, None, now);
+        let mut step = engine::start(flow, &hop.caller, None, now);
         for (i, input) in inputs.iter().enumerate() {
             let before = step.state.steps;
-            step = engine::step(flow, &step.state, caller, input, now);
+            step = engine::step(flow, &step.state, &hop.caller, input, now);
             let advanced = step.state.steps == before + 1;
             if !advanced || (step.end && i + 1 != inputs.len()) {
                 return None;
@@ -412,12 +777,9 @@ impl Conversations {
         if !step.end {
             return None;
         }
-        let (case, data) = self.case_for(&step, channel, req, session_key, bucket)?;
-        let pseudonym = self.privacy.pseudonym(req.from.as_str());
-        self.spool_case(
-            flow, &step, case, &data.city, channel, &pseudonym, bucket, now,
-        )
-        .await
+        let (case, data) = self.case_for(&step, hop)?;
+        self.spool_case(flow, &step, case, &data.city, hop, now)
+            .await
     }
 
     fn store_failed(&self, op: &str, e: &StoreError) {
@@ -428,21 +790,14 @@ impl Conversations {
         tracing::error!(op, error = %e, "store operation failed");
     }
 
-    fn case_for(
-        &self,
-        step: &Step,
-        channel: &str,
-        req: &UssdIn,
-        session_key: &str,
-        bucket: u16,
-    ) -> Option<(NewCase, CaseData)> {
+    fn case_for(&self, step: &Step, hop: &Hop<'_>) -> Option<(NewCase, CaseData)> {
         let Effect::OpenCase(draft) = step.effects.first()?.clone();
-        let id = self.privacy.case_id(session_key);
-        let data = CaseData::from_draft(id.clone(), channel, req.from.clone(), draft);
+        let id = self.privacy.case_id(&hop.session_key);
+        let data = CaseData::from_draft(id.clone(), hop.channel, hop.from.clone(), draft);
         let jobs = self
             .planner
             .as_ref()
-            .map(|p| p.plan(&data, bucket))
+            .map(|p| p.plan(&data, hop.bucket))
             .unwrap_or_default();
         let sealed = self
             .privacy
@@ -450,7 +805,7 @@ impl Conversations {
         Some((
             NewCase {
                 id,
-                code_candidates: code_candidates(bucket, &data.id, CODE_CANDIDATES),
+                code_candidates: code_candidates(hop.bucket, &data.id, CODE_CANDIDATES),
                 data: sealed,
                 jobs,
             },
@@ -481,5 +836,13 @@ mod tests {
             "2",
             "inconsistent lengths fall back to the last field"
         );
+    }
+
+    #[test]
+    fn stop_and_keywords_are_the_first_word_in_any_case() {
+        assert_eq!(first_word("  stop please"), "STOP");
+        assert_eq!(first_word("помощь"), "ПОМОЩЬ");
+        assert_eq!(first_word(""), "");
+        assert!(STOP_WORDS.contains(&first_word("Стоп").as_str()));
     }
 }

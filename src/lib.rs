@@ -54,6 +54,7 @@ pub mod config;
 pub mod conversation;
 pub mod flow;
 pub mod metrics;
+pub mod outbox;
 pub mod phone;
 pub mod privacy;
 pub mod problem;

@@ -62,6 +62,18 @@ pub struct Metrics {
     pub cases_spooled: IntCounter,
     /// Cases in the local spool waiting for the store.
     pub spool_pending: IntGauge,
+    /// Messages sent, by channel and purpose.
+    pub outbox_sent: IntCounterVec,
+    /// Messages given up, by channel and purpose.
+    pub outbox_failed: IntCounterVec,
+    /// Send attempts that will be retried, by channel.
+    pub outbox_retries: IntCounterVec,
+    /// SMS parts sent, by channel.
+    pub sms_segments: IntCounterVec,
+    /// Delivery reports received, by channel and state.
+    pub delivery_reports: IntCounterVec,
+    /// Time an aggregator took to answer a send, by channel.
+    pub send_duration: HistogramVec,
     /// 1 while shutting down.
     pub draining: IntGauge,
     /// Build information (always 1).
@@ -167,6 +179,47 @@ impl Metrics {
         .expect("valid metric definition");
         r.register(Box::new(spool_pending.clone()))
             .expect("metric registered once");
+        let outbox_sent = counter_vec(
+            &r,
+            "hotline_outbox_sent_total",
+            "Messages sent, by channel and purpose.",
+            &["channel", "purpose"],
+        );
+        let outbox_failed = counter_vec(
+            &r,
+            "hotline_outbox_failed_total",
+            "Messages given up (permanent error, opted out, too many attempts, too old), by channel and purpose.",
+            &["channel", "purpose"],
+        );
+        let outbox_retries = counter_vec(
+            &r,
+            "hotline_outbox_retries_total",
+            "Send attempts that will be retried, by channel.",
+            &["channel"],
+        );
+        let sms_segments = counter_vec(
+            &r,
+            "hotline_sms_segments_total",
+            "SMS parts sent, by channel.",
+            &["channel"],
+        );
+        let delivery_reports = counter_vec(
+            &r,
+            "hotline_delivery_reports_total",
+            "Delivery reports received, by channel and state (sent, delivered, failed).",
+            &["channel", "state"],
+        );
+        let send_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "hotline_send_duration_seconds",
+                "Time an aggregator took to answer a send, by channel.",
+            )
+            .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0]),
+            &["channel"],
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(send_duration.clone()))
+            .expect("metric registered once");
         let draining = IntGauge::new("hotline_draining", "1 while the gateway is shutting down.")
             .expect("valid metric definition");
         r.register(Box::new(draining.clone()))
@@ -183,6 +236,18 @@ impl Metrics {
             .set(1);
 
         let channels: Vec<&str> = channels.into_iter().chain([UNKNOWN_CHANNEL]).collect();
+        for ch in channels.iter().filter(|c| **c != UNKNOWN_CHANNEL) {
+            for p in crate::outbox::Purpose::ALL {
+                outbox_sent.with_label_values(&[*ch, p.as_str()]);
+                outbox_failed.with_label_values(&[*ch, p.as_str()]);
+            }
+            outbox_retries.with_label_values(&[*ch]);
+            sms_segments.with_label_values(&[*ch]);
+            send_duration.with_label_values(&[*ch]);
+            for st in ["sent", "delivered", "failed"] {
+                delivery_reports.with_label_values(&[*ch, st]);
+            }
+        }
         for ch in &channels {
             for ev in EVENTS {
                 webhook_duration.with_label_values(&[*ch, *ev]);
@@ -216,6 +281,12 @@ impl Metrics {
             ip_limited,
             cases_spooled,
             spool_pending,
+            outbox_sent,
+            outbox_failed,
+            outbox_retries,
+            sms_segments,
+            delivery_reports,
+            send_duration,
             draining,
             build_info,
         }

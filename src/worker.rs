@@ -1,7 +1,8 @@
 //! Background workers: work that can wait, off the webhook path.
 //!
 //! - the spool replayer: cases completed while the store was down go into
-//!   the store as soon as it answers again.
+//!   the store as soon as it answers again;
+//! - the outbox sender ([`crate::outbox::worker`]).
 //!
 //! Workers run for as long as [`crate::server::run`] does and are stopped
 //! with it. Every one of them tolerates store outages: it logs, waits, and
@@ -18,7 +19,7 @@ pub const SPOOL_INTERVAL: Duration = Duration::from_millis(500);
 
 /// Start every background worker.
 pub fn spawn_all(app: &App) -> Vec<JoinHandle<()>> {
-    let mut tasks = Vec::new();
+    let mut tasks = vec![tokio::spawn(crate::outbox::worker::run(app.clone()))];
     if app.conversations.spool.is_some() {
         tasks.push(tokio::spawn(spool_replayer(app.clone())));
     }

@@ -266,6 +266,24 @@ impl Store for CommitsFail {
     async fn record_case(&self, b: u16, c: NewCase, now: u64) -> Result<String, StoreError> {
         self.0.record_case(b, c, now).await
     }
+    async fn get(
+        &self,
+        b: Option<u16>,
+        key: &str,
+        now: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.get(b, key, now).await
+    }
+    async fn put(
+        &self,
+        b: Option<u16>,
+        key: &str,
+        v: Option<Vec<u8>>,
+        ttl: Option<u64>,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        self.0.put(b, key, v, ttl, now).await
+    }
     async fn case(&self, b: u16, id: &str) -> Result<Option<CaseRecord>, StoreError> {
         self.0.case(b, id).await
     }

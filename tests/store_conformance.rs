@@ -10,8 +10,8 @@ use common::redis::{RedisServer, unique_prefix};
 use hotline::store::memory::MemoryStore;
 use hotline::store::redis::RedisStore;
 use hotline::store::{
-    Begin, BeginRequest, CachedReply, Commit, CommitRequest, Job, NewCase, Queue, RateLimit,
-    SessionWrite, Store, StoreError,
+    Begin, BeginRequest, CachedReply, Commit, CommitRequest, Job, KvWrite, NewCase, Queue,
+    RateLimit, SessionWrite, Store, StoreError,
 };
 
 /// A store and a notion of time: virtual for memory, real for Redis (whose
@@ -94,6 +94,7 @@ fn begin_req(env: &impl Env, dedupe: &str, rate: &str, session: &str) -> BeginRe
             burst: 1000,
         },
         session_key: session.into(),
+        dedupe_per_version: false,
         now_ms: env.now(),
     }
 }
@@ -122,6 +123,8 @@ fn commit_req(
         },
         dedupe_ttl_ms: 60_000,
         case,
+        jobs: Vec::new(),
+        kv: Vec::new(),
         now_ms: env.now(),
     }
 }
@@ -530,6 +533,149 @@ async fn sessions_and_deliveries_expire(env: impl Env) {
     );
 }
 
+async fn commits_schedule_jobs_and_write_values_atomically(env: impl Env) {
+    let s = env.store();
+    let now = env.now();
+    let mut req = commit_req(&env, "s-jobs", 0, "j1", "screen", None);
+    req.jobs.push((
+        Queue::Outbox,
+        Job {
+            id: "05.sms1".into(),
+            due_ms: now,
+            payload: b"sealed".to_vec(),
+        },
+    ));
+    req.kv.push(KvWrite {
+        key: "o:p_x".into(),
+        value: Some(b"1".to_vec()),
+        ttl_ms: None,
+    });
+    req.kv.push(KvWrite {
+        key: "tmp".into(),
+        value: Some(b"t".to_vec()),
+        ttl_ms: Some(300),
+    });
+    assert_eq!(s.commit(req).await.unwrap(), Commit::Saved { code: None });
+    let jobs = s.claim(5, Queue::Outbox, now, 1000, 10).await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].job.payload, b"sealed");
+    assert_eq!(
+        s.get(Some(5), "o:p_x", env.now()).await.unwrap().as_deref(),
+        Some(b"1".as_slice())
+    );
+    assert_eq!(
+        s.get(Some(5), "tmp", env.now()).await.unwrap().as_deref(),
+        Some(b"t".as_slice())
+    );
+    assert_eq!(
+        s.get(Some(6), "o:p_x", env.now()).await.unwrap(),
+        None,
+        "values are per bucket"
+    );
+    // A losing commit writes none of it.
+    let (v, _) = load(&env, "s-jobs").await.unwrap();
+    let mut stale = commit_req(&env, "s-jobs", v + 1000, "j2", "late", None);
+    stale.jobs.push((
+        Queue::Outbox,
+        Job {
+            id: "05.sms2".into(),
+            due_ms: now,
+            payload: b"x".to_vec(),
+        },
+    ));
+    stale.kv.push(KvWrite {
+        key: "o:p_x".into(),
+        value: None,
+        ttl_ms: None,
+    });
+    assert!(matches!(
+        s.commit(stale).await.unwrap(),
+        Commit::Conflict(_)
+    ));
+    assert!(
+        s.claim(5, Queue::Outbox, now + 5000, 1000, 10)
+            .await
+            .unwrap()
+            .iter()
+            .all(|c| c.job.id != "05.sms2")
+    );
+    assert!(s.get(Some(5), "o:p_x", env.now()).await.unwrap().is_some());
+    // Deleting a value with a commit; values expire.
+    let mut del = commit_req(&env, "s-jobs", v, "j3", "stop", None);
+    del.kv.push(KvWrite {
+        key: "o:p_x".into(),
+        value: None,
+        ttl_ms: None,
+    });
+    s.commit(del).await.unwrap();
+    assert_eq!(s.get(Some(5), "o:p_x", env.now()).await.unwrap(), None);
+    env.wait(600).await;
+    assert_eq!(s.get(Some(5), "tmp", env.now()).await.unwrap(), None);
+    // Global values, outside any bucket.
+    s.put(
+        None,
+        "p:at:ATXid_1",
+        Some(b"05.sms1".to_vec()),
+        Some(60_000),
+        env.now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.get(None, "p:at:ATXid_1", env.now())
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(b"05.sms1".as_slice())
+    );
+    s.put(None, "p:at:ATXid_1", None, None, env.now())
+        .await
+        .unwrap();
+    assert_eq!(s.get(None, "p:at:ATXid_1", env.now()).await.unwrap(), None);
+}
+
+async fn dedupe_can_be_scoped_to_the_session_version(env: impl Env) {
+    let s = env.store();
+    let scoped = |dedupe: &str| BeginRequest {
+        dedupe_per_version: true,
+        ..begin_req(&env, dedupe, "r", "s-scope")
+    };
+    assert_eq!(
+        s.begin(scoped("text-1")).await.unwrap(),
+        Begin::Proceed(None)
+    );
+    // The caller commits under the key scoped to the version it loaded (0).
+    s.commit(commit_req(&env, "s-scope", 0, "text-1:0", "first", None))
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            s.begin(scoped("text-1")).await.unwrap(),
+            Begin::Proceed(Some(_))
+        ),
+        "same text after the session moved on is new"
+    );
+    let (v, _) = load(&env, "s-scope").await.unwrap();
+    s.commit(commit_req(
+        &env,
+        "s-scope",
+        v,
+        &format!("text-1:{v}"),
+        "second",
+        None,
+    ))
+    .await
+    .unwrap();
+    let (v2, _) = load(&env, "s-scope").await.unwrap();
+    // A retry of that second message (same text, loaded version v) is a duplicate only
+    // while the session is still at v; once at v2 it is new again.
+    assert!(matches!(
+        s.begin(scoped("text-1")).await.unwrap(),
+        Begin::Proceed(Some(_))
+    ));
+    assert_ne!(v, v2);
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -561,6 +707,8 @@ conformance!(
     outbox_claims_due_jobs_in_order,
     leases_expire_and_stale_workers_lose,
     sessions_and_deliveries_expire,
+    commits_schedule_jobs_and_write_values_atomically,
+    dedupe_can_be_scoped_to_the_session_version,
 );
 
 #[tokio::test]

@@ -233,5 +233,8 @@ pub fn lint(flow: &Flow) -> Vec<Problem> {
     check("messages.invalid".into(), &m.invalid);
     check("messages.too_many_invalid".into(), &m.too_many_invalid);
     check("messages.unavailable".into(), &m.unavailable);
+    if let Some(t) = &m.sms_help {
+        check("messages.sms_help".into(), t);
+    }
     problems
 }

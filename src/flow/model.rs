@@ -114,6 +114,10 @@ pub struct Messages {
     /// The calm last screen when the gateway cannot continue (store down,
     /// too many requests); should give `{fallback}`.
     pub unavailable: Text,
+    /// The SMS answer to a text that starts nothing; `{keywords}` lists the
+    /// keywords of every flow.
+    #[serde(default)]
+    pub sms_help: Option<Text>,
 }
 
 /// A node: one screen (or an invisible routing step).

@@ -184,7 +184,40 @@ async fn serve(
             }
             Err(e) => refuse(channel, event, &e),
         },
-        Event::Sms | Event::Status => refuse(channel, event, &ChannelError::NotSupported),
+        Event::Sms => match channel.parse_sms(&request) {
+            Ok(messages) => {
+                let mut outcome = "ok";
+                for msg in &messages {
+                    let answer = app.conversations.sms(channel.name(), msg).await;
+                    if answer.outcome != "ok" {
+                        outcome = answer.outcome;
+                    }
+                }
+                app.outbox_notify.notify_one();
+                if outcome == "store_unavailable" {
+                    // The aggregator's retry is the only copy of her message.
+                    (
+                        channel.render_error(StatusCode::SERVICE_UNAVAILABLE, "try again later\n"),
+                        outcome,
+                    )
+                } else {
+                    (channel.render_ack(event), outcome)
+                }
+            }
+            Err(e) => refuse(channel, event, &e),
+        },
+        Event::Status => match channel.parse_status(&request) {
+            Ok(reports) => {
+                match crate::outbox::worker::on_status(app, channel.name(), reports).await {
+                    Ok(()) => (channel.render_ack(event), "ok"),
+                    Err(_) => (
+                        channel.render_error(StatusCode::SERVICE_UNAVAILABLE, "try again later\n"),
+                        "store_unavailable",
+                    ),
+                }
+            }
+            Err(e) => refuse(channel, event, &e),
+        },
     }
 }
 

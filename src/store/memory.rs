@@ -140,6 +140,8 @@ struct State {
     replies: TtlMap<CachedReply>,
     rates: TtlMap<u64>,
     cases: HashMap<String, StoredCase>,
+    /// Small values: (bucket or global, key) → value.
+    kv: TtlMap<Vec<u8>>,
     /// Code → (case id, reserved until; `u64::MAX` while open).
     codes: HashMap<String, (String, u64)>,
     queues: BTreeMap<Queue, JobQueue>,
@@ -178,6 +180,13 @@ impl State {
     }
 }
 
+fn kv_key(bucket: Option<u16>, key: &str) -> String {
+    match bucket {
+        Some(b) => format!("{b}:{key}"),
+        None => format!("g:{key}"),
+    }
+}
+
 /// The embedded, in-process store.
 #[derive(Debug)]
 pub struct MemoryStore {
@@ -194,6 +203,7 @@ impl MemoryStore {
                 replies: TtlMap::new(max_sessions.saturating_mul(10)),
                 rates: TtlMap::new(max_sessions.saturating_mul(2)),
                 cases: HashMap::new(),
+                kv: TtlMap::new(max_sessions.saturating_mul(10)),
                 codes: HashMap::new(),
                 queues: BTreeMap::new(),
                 next_version: 0,
@@ -240,7 +250,16 @@ impl Store for MemoryStore {
     async fn begin(&self, req: BeginRequest) -> Result<Begin, StoreError> {
         let mut s = self.lock();
         let now = req.now_ms;
-        if let Some(reply) = s.replies.get(&req.dedupe_key, now) {
+        let dedupe_key = if req.dedupe_per_version {
+            let v = s
+                .sessions
+                .get(&req.session_key, now)
+                .map_or(0, |r| r.version);
+            format!("{}:{v}", req.dedupe_key)
+        } else {
+            req.dedupe_key.clone()
+        };
+        if let Some(reply) = s.replies.get(&dedupe_key, now) {
             return Ok(Begin::Duplicate(reply.clone()));
         }
         let tat = s.rates.get(&req.rate_key, now).copied();
@@ -288,6 +307,23 @@ impl Store for MemoryStore {
             }
             SessionWrite::Delete => {
                 s.sessions.remove(&req.session_key);
+            }
+        }
+        for (queue, job) in req.jobs {
+            s.queues
+                .entry(queue)
+                .or_default()
+                .put(job.id, job.due_ms, job.payload, 0);
+        }
+        for w in req.kv {
+            let key = kv_key(Some(req.bucket), &w.key);
+            match w.value {
+                Some(v) => {
+                    s.kv.insert(key, v, w.ttl_ms.map_or(u64::MAX, |t| now + t), now);
+                }
+                None => {
+                    s.kv.remove(&key);
+                }
             }
         }
         let mut reply = req.reply;
@@ -395,6 +431,36 @@ impl Store for MemoryStore {
         now_ms: u64,
     ) -> Result<String, StoreError> {
         self.lock().create_case(case, now_ms)
+    }
+
+    async fn get(
+        &self,
+        bucket: Option<u16>,
+        key: &str,
+        now_ms: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().kv.get(&kv_key(bucket, key), now_ms).cloned())
+    }
+
+    async fn put(
+        &self,
+        bucket: Option<u16>,
+        key: &str,
+        value: Option<Vec<u8>>,
+        ttl_ms: Option<u64>,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let key = kv_key(bucket, key);
+        match value {
+            Some(v) => {
+                s.kv.insert(key, v, ttl_ms.map_or(u64::MAX, |t| now + t), now);
+            }
+            None => {
+                s.kv.remove(&key);
+            }
+        }
+        Ok(())
     }
 
     async fn case(&self, _bucket: u16, id: &str) -> Result<Option<CaseRecord>, StoreError> {

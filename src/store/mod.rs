@@ -98,8 +98,24 @@ pub struct BeginRequest {
     pub rate: RateLimit,
     /// Identity of the session (`u:africastalking:ATUid_1`).
     pub session_key: String,
+    /// Scope `dedupe_key` to the session's current version (`key:version`):
+    /// for messages without an aggregator id, the same text again after the
+    /// session moved on is a new answer, not a retry.
+    pub dedupe_per_version: bool,
     /// Now, in ms since the Unix epoch.
     pub now_ms: u64,
+}
+
+/// A small value written with a commit (an opt-out flag, say), in the
+/// caller's bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvWrite {
+    /// Key, within the bucket.
+    pub key: String,
+    /// The value; `None` deletes it.
+    pub value: Option<Vec<u8>>,
+    /// Lifetime; `None` keeps it until deleted.
+    pub ttl_ms: Option<u64>,
 }
 
 /// A stored session.
@@ -213,6 +229,10 @@ pub struct CommitRequest {
     pub dedupe_ttl_ms: u64,
     /// A case to record with the session, atomically.
     pub case: Option<NewCase>,
+    /// Jobs to schedule with the session (an SMS screen to send).
+    pub jobs: Vec<(Queue, Job)>,
+    /// Small values to write with the session.
+    pub kv: Vec<KvWrite>,
     /// Now, in ms since the Unix epoch.
     pub now_ms: u64,
 }
@@ -335,6 +355,33 @@ pub trait Store: Send + Sync + 'static {
         case: NewCase,
         now_ms: u64,
     ) -> Result<String, StoreError>;
+
+    /// Read a small value. `bucket` `None` is the global space (used for
+    /// lookups that arrive without a caller, such as an aggregator's message
+    /// id in a delivery report).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn get(
+        &self,
+        bucket: Option<u16>,
+        key: &str,
+        now_ms: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Write (`Some`) or delete (`None`) a small value, with an optional
+    /// lifetime.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn put(
+        &self,
+        bucket: Option<u16>,
+        key: &str,
+        value: Option<Vec<u8>>,
+        ttl_ms: Option<u64>,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
 
     /// A case by id.
     ///

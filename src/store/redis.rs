@@ -24,6 +24,8 @@
 //! | `P:{b}:open` | set | ids of open cases | none |
 //! | `P:{b}:q:<queue>` | zset | job ids by due time (`outbox`, `timers`) | none |
 //! | `P:{b}:j:<queue>` | hash | job id → `attempt|payload` | none |
+//! | `P:{b}:k:<key>` | string | small values (opt-out flags, message records) | per value |
+//! | `P:{g}:k:<key>` | string | global small values (aggregator message id → ours) | per value |
 
 use std::time::Duration;
 
@@ -154,6 +156,18 @@ fn parse_reply(raw: &[u8]) -> Result<CachedReply, StoreError> {
     })
 }
 
+/// Four script args per job: queue, id, due, payload.
+fn job_args(jobs: &[(Queue, Job)]) -> Vec<Vec<u8>> {
+    let mut args = Vec::with_capacity(jobs.len() * 4);
+    for (queue, job) in jobs {
+        args.push(queue.as_str().as_bytes().to_vec());
+        args.push(job.id.clone().into_bytes());
+        args.push(job.due_ms.to_string().into_bytes());
+        args.push(job.payload.clone());
+    }
+    args
+}
+
 /// Parse `HOTLINE_REDIS_URL`: one URL, or several separated by commas for a
 /// cluster (`redis://10.0.0.1:6379,redis://10.0.0.2:6379`).
 pub fn parse_urls(url: &str) -> Vec<String> {
@@ -239,18 +253,30 @@ impl RedisStore {
         format!("{}:{{{}}}", self.prefix, bucket % BUCKETS)
     }
 
-    fn case_keys(&self, bucket: u16, case: &NewCase) -> Vec<String> {
+    /// The four queue keys, in the order `add_jobs` expects.
+    fn all_queue_keys(&self, bucket: u16) -> [String; 4] {
         let t = self.tag(bucket);
-        let mut keys = vec![
-            format!("{t}:c:{}", case.id),
-            format!("{t}:open"),
+        [
             format!("{t}:q:outbox"),
             format!("{t}:j:outbox"),
             format!("{t}:q:timers"),
             format!("{t}:j:timers"),
-        ];
+        ]
+    }
+
+    /// The case, open-set and code keys, in the order `create_case` expects.
+    fn case_keys(&self, bucket: u16, case: &NewCase) -> Vec<String> {
+        let t = self.tag(bucket);
+        let mut keys = vec![format!("{t}:c:{}", case.id), format!("{t}:open")];
         keys.extend(case.code_candidates.iter().map(|c| format!("{t}:code:{c}")));
         keys
+    }
+
+    fn kv_key(&self, bucket: Option<u16>, key: &str) -> String {
+        match bucket {
+            Some(b) => format!("{}:k:{key}", self.tag(b)),
+            None => format!("{}:{{g}}:k:{key}", self.prefix),
+        }
     }
 
     fn case_args(case: &NewCase) -> Vec<Vec<u8>> {
@@ -261,12 +287,7 @@ impl RedisStore {
             case.jobs.len().to_string().into_bytes(),
         ];
         args.extend(case.code_candidates.iter().map(|c| c.clone().into_bytes()));
-        for (queue, job) in &case.jobs {
-            args.push(queue.as_str().as_bytes().to_vec());
-            args.push(job.id.clone().into_bytes());
-            args.push(job.due_ms.to_string().into_bytes());
-            args.push(job.payload.clone());
-        }
+        args.extend(job_args(&case.jobs));
         args
     }
 
@@ -316,7 +337,8 @@ impl Store for RedisStore {
             .key(format!("{t}:s:{}", req.session_key))
             .arg(req.now_ms)
             .arg(req.rate.interval_ms())
-            .arg(req.rate.burst.max(1));
+            .arg(req.rate.burst.max(1))
+            .arg(if req.dedupe_per_version { "1" } else { "0" });
         let v = self.conn.invoke(&inv).await.map_err(|e| unavailable(&e))?;
         let Value::Array(items) = v else {
             return Err(corrupt("begin returned a non-array"));
@@ -347,6 +369,12 @@ impl Store for RedisStore {
         inv.key(format!("{t}:s:{}", req.session_key))
             .key(format!("{t}:d:{}", req.dedupe_key))
             .key(format!("{t}:seq"));
+        for k in self.all_queue_keys(req.bucket) {
+            inv.key(k);
+        }
+        for w in &req.kv {
+            inv.key(self.kv_key(Some(req.bucket), &w.key));
+        }
         let (write, data, ttl) = match &req.session {
             SessionWrite::Save { data, ttl_ms } => ("save", data.clone(), *ttl_ms),
             SessionWrite::Delete => ("delete", Vec::new(), 0),
@@ -357,7 +385,17 @@ impl Store for RedisStore {
             .arg(ttl.max(1))
             .arg(format!("{}\n{}", u8::from(req.reply.end), req.reply.text))
             .arg(req.dedupe_ttl_ms.max(1))
+            .arg(req.jobs.len())
+            .arg(req.kv.len())
             .arg(if req.case.is_some() { "1" } else { "0" });
+        for a in job_args(&req.jobs) {
+            inv.arg(a);
+        }
+        for w in &req.kv {
+            inv.arg(w.value.clone().unwrap_or_default())
+                .arg(w.ttl_ms.map(|t| t.max(1).to_string()).unwrap_or_default())
+                .arg(if w.value.is_none() { "1" } else { "0" });
+        }
         if let Some(case) = &req.case {
             for k in self.case_keys(req.bucket, case) {
                 inv.key(k);
@@ -469,6 +507,9 @@ impl Store for RedisStore {
         _now_ms: u64,
     ) -> Result<String, StoreError> {
         let mut inv = self.scripts.record_case.prepare_invoke();
+        for k in self.all_queue_keys(bucket) {
+            inv.key(k);
+        }
         for k in self.case_keys(bucket, &case) {
             inv.key(k);
         }
@@ -487,6 +528,48 @@ impl Store for RedisStore {
             Some(2) => Err(StoreError::CodesExhausted),
             _ => Err(corrupt("record_case returned an unknown status")),
         }
+    }
+
+    async fn get(
+        &self,
+        bucket: Option<u16>,
+        key: &str,
+        _now_ms: u64,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.kv_key(bucket, key));
+        let v = self.conn.query(&cmd).await.map_err(|e| unavailable(&e))?;
+        Ok(bytes(&v))
+    }
+
+    async fn put(
+        &self,
+        bucket: Option<u16>,
+        key: &str,
+        value: Option<Vec<u8>>,
+        ttl_ms: Option<u64>,
+        _now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let key = self.kv_key(bucket, key);
+        let cmd = match (value, ttl_ms) {
+            (None, _) => {
+                let mut c = redis::cmd("DEL");
+                c.arg(key);
+                c
+            }
+            (Some(v), Some(ttl)) => {
+                let mut c = redis::cmd("SET");
+                c.arg(key).arg(v).arg("PX").arg(ttl.max(1));
+                c
+            }
+            (Some(v), None) => {
+                let mut c = redis::cmd("SET");
+                c.arg(key).arg(v);
+                c
+            }
+        };
+        self.conn.query(&cmd).await.map_err(|e| unavailable(&e))?;
+        Ok(())
     }
 
     async fn case(&self, bucket: u16, id: &str) -> Result<Option<CaseRecord>, StoreError> {
