@@ -8,6 +8,7 @@
 //!
 //! One file per kind, all implementing [`Channel`]:
 //! - [`africastalking`] — Africa's Talking USSD, SMS, delivery reports.
+//! - [`infobip`] — Infobip SMS (JSON) and delivery reports.
 //!
 //! An adapter also sends: [`Channel::send`] posts one SMS to the aggregator's
 //! API and classifies the answer ([`SendOutcome`]) so the outbox worker knows
@@ -17,6 +18,7 @@
 //! errors become HTTP bodies and log lines.
 
 pub mod africastalking;
+pub mod infobip;
 pub mod mock;
 pub mod settings;
 
@@ -532,6 +534,7 @@ pub fn build(
             &settings,
             http.clone(),
         )),
+        ChannelKind::Infobip => Arc::new(infobip::Infobip::new(cfg, &settings, http.clone())),
         other => {
             return Err(vec![Problem::error(
                 file,
