@@ -45,8 +45,12 @@ const CODE_CANDIDATES: usize = 8;
 /// How long a number that got the SMS help text is not sent it again.
 const HELP_QUIET_MS: u64 = 3600 * 1000;
 /// Without an aggregator message id, the same text from the same number
-/// within this window, before the session moved on, is a retry.
+/// within this window, before we sent that number anything, is a retry.
 const SMS_DEDUPE_WINDOW_MS: u64 = 10_000;
+/// USSD that sends only the latest answer: the same answer in the same
+/// session within this window is a retry (nobody reads the next screen and
+/// types the same again that fast on a basic phone).
+const LATEST_DEDUPE_WINDOW_MS: u64 = 4_000;
 /// Words that stop all messages to a number (any case).
 pub const STOP_WORDS: &[&str] = &[
     "STOP",
@@ -145,7 +149,7 @@ struct Hop<'a> {
     caller: Caller,
     session_key: String,
     dedupe_key: String,
-    dedupe_per_version: bool,
+    dedupe_scope: Option<String>,
     dedupe_ttl_ms: u64,
     incoming: Incoming<'a>,
     /// The flow a new USSD session starts.
@@ -243,11 +247,11 @@ impl Conversations {
         };
         let pseudonym = self.privacy.pseudonym(req.from.as_str());
         let session_key = format!("u:{channel}:{}", req.session_id);
-        let (incoming, dedupe_key, per_version) = match &req.input {
+        let (incoming, dedupe_key, ttl) = match &req.input {
             UssdInput::Cumulative(text) => (
                 Incoming::Cumulative(text),
                 format!("{session_key}:{}", step_count(text)),
-                false,
+                self.dedupe_ttl_ms(),
             ),
             UssdInput::Latest { text, first } => (
                 Incoming::Latest {
@@ -255,7 +259,7 @@ impl Conversations {
                     first: *first,
                 },
                 format!("{session_key}:L{}:{}", u8::from(*first), short_hash(text)),
-                true,
+                LATEST_DEDUPE_WINDOW_MS,
             ),
         };
         let hop = Hop {
@@ -268,8 +272,8 @@ impl Conversations {
             },
             session_key,
             dedupe_key,
-            dedupe_per_version: per_version,
-            dedupe_ttl_ms: self.dedupe_ttl_ms(),
+            dedupe_scope: None,
+            dedupe_ttl_ms: ttl,
             incoming,
             flow: Some(flow),
         };
@@ -279,11 +283,11 @@ impl Conversations {
     /// Handle one inbound SMS (not from a lawyer) on `channel`.
     pub async fn sms(&self, channel: &str, msg: &SmsIn) -> Answer {
         let pseudonym = self.privacy.pseudonym(msg.from.as_str());
-        let (dedupe_key, per_version, ttl) = match &msg.message_id {
-            Some(id) => (format!("s:{channel}:{id}"), false, self.dedupe_ttl_ms()),
+        let (dedupe_key, scope, ttl) = match &msg.message_id {
+            Some(id) => (format!("s:{channel}:{id}"), None, self.dedupe_ttl_ms()),
             None => (
                 format!("s:{channel}:{pseudonym}:{}", short_hash(msg.text.trim())),
-                true,
+                Some(outbox::last_sent_key(pseudonym.as_str())),
                 SMS_DEDUPE_WINDOW_MS,
             ),
         };
@@ -297,7 +301,7 @@ impl Conversations {
                 country: msg.from.country(),
             },
             dedupe_key,
-            dedupe_per_version: per_version,
+            dedupe_scope: scope,
             dedupe_ttl_ms: ttl,
             incoming: Incoming::Sms(&msg.text),
             flow: None,
@@ -429,7 +433,7 @@ impl Conversations {
                     rate_key: hop.pseudonym.as_str().to_owned(),
                     rate: self.limits.rate,
                     session_key: hop.session_key.clone(),
-                    dedupe_per_version: hop.dedupe_per_version,
+                    dedupe_scope: hop.dedupe_scope.clone(),
                     now_ms: now,
                 })
                 .await;
@@ -466,11 +470,10 @@ impl Conversations {
             };
             let version = loaded.as_ref().map_or(0, |r| r.version);
             let existing = loaded.as_ref().and_then(|r| self.open(r));
-            let dedupe_key = if hop.dedupe_per_version {
-                format!("{}:{version}", hop.dedupe_key)
-            } else {
-                hop.dedupe_key.clone()
-            };
+            // Job ids derive from the delivery and the version it advanced,
+            // so a message is queued once however often it is retried.
+            let dedupe_key = hop.dedupe_key.clone();
+            let job_key = format!("{dedupe_key}@{version}");
             let Some(plan) = self.plan(&hop, existing, now) else {
                 return self.unavailable(None, None, "error");
             };
@@ -486,6 +489,7 @@ impl Conversations {
                     code: None,
                 },
                 dedupe_ttl_ms: hop.dedupe_ttl_ms,
+                dedupe_scope: hop.dedupe_scope.clone(),
                 case: None,
                 jobs: Vec::new(),
                 kv: Vec::new(),
@@ -521,7 +525,7 @@ impl Conversations {
                     };
                     commit.jobs.push(self.sms_job(
                         &hop,
-                        &dedupe_key,
+                        &job_key,
                         text.clone(),
                         Purpose::Help,
                         None,
@@ -578,7 +582,7 @@ impl Conversations {
                         });
                         commit.jobs.push(self.sms_job(
                             &hop,
-                            &dedupe_key,
+                            &job_key,
                             step.reply.clone(),
                             Purpose::Screen,
                             case_ref,

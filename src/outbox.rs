@@ -159,6 +159,13 @@ pub fn bucket_of(message_id: &str) -> Option<u16> {
     b.parse().ok().filter(|b| *b < crate::store::BUCKETS)
 }
 
+/// The small value (in the caller's bucket) holding when a caller was last
+/// sent a message: inbound SMS without an aggregator id are deduplicated
+/// per value of it ("the same text again after we replied is new").
+pub fn last_sent_key(pseudonym: &str) -> String {
+    format!("ls:{pseudonym}")
+}
+
 /// What the gateway remembers about a message it sent (for delivery
 /// reports), kept for a week under `msg:<id>` in the message's bucket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -94,7 +94,7 @@ fn begin_req(env: &impl Env, dedupe: &str, rate: &str, session: &str) -> BeginRe
             burst: 1000,
         },
         session_key: session.into(),
-        dedupe_per_version: false,
+        dedupe_scope: None,
         now_ms: env.now(),
     }
 }
@@ -122,6 +122,7 @@ fn commit_req(
             code: None,
         },
         dedupe_ttl_ms: 60_000,
+        dedupe_scope: None,
         case,
         jobs: Vec::new(),
         kv: Vec::new(),
@@ -634,46 +635,47 @@ async fn commits_schedule_jobs_and_write_values_atomically(env: impl Env) {
     assert_eq!(s.get(None, "p:at:ATXid_1", env.now()).await.unwrap(), None);
 }
 
-async fn dedupe_can_be_scoped_to_the_session_version(env: impl Env) {
+async fn dedupe_can_be_scoped_by_a_value(env: impl Env) {
     let s = env.store();
     let scoped = |dedupe: &str| BeginRequest {
-        dedupe_per_version: true,
+        dedupe_scope: Some("ls:p_y".into()),
         ..begin_req(&env, dedupe, "r", "s-scope")
+    };
+    let commit = |expected: u64, dedupe: &str, text: &str| CommitRequest {
+        dedupe_scope: Some("ls:p_y".into()),
+        ..commit_req(&env, "s-scope", expected, dedupe, text, None)
     };
     assert_eq!(
         s.begin(scoped("text-1")).await.unwrap(),
         Begin::Proceed(None)
     );
-    // The caller commits under the key scoped to the version it loaded (0).
-    s.commit(commit_req(&env, "s-scope", 0, "text-1:0", "first", None))
-        .await
-        .unwrap();
-    assert!(
-        matches!(
-            s.begin(scoped("text-1")).await.unwrap(),
-            Begin::Proceed(Some(_))
-        ),
-        "same text after the session moved on is new"
-    );
-    let (v, _) = load(&env, "s-scope").await.unwrap();
-    s.commit(commit_req(
-        &env,
-        "s-scope",
-        v,
-        &format!("text-1:{v}"),
-        "second",
-        None,
-    ))
-    .await
-    .unwrap();
-    let (v2, _) = load(&env, "s-scope").await.unwrap();
-    // A retry of that second message (same text, loaded version v) is a duplicate only
-    // while the session is still at v; once at v2 it is new again.
+    s.commit(commit(0, "text-1", "first")).await.unwrap();
+    // The same text again: a retry, while the scope value is unchanged…
     assert!(matches!(
         s.begin(scoped("text-1")).await.unwrap(),
-        Begin::Proceed(Some(_))
+        Begin::Duplicate(_)
     ));
-    assert_ne!(v, v2);
+    // …and new once it changed (we sent that number something).
+    s.put(Some(5), "ls:p_y", Some(b"1234".to_vec()), None, env.now())
+        .await
+        .unwrap();
+    let Begin::Proceed(Some(rec)) = s.begin(scoped("text-1")).await.unwrap() else {
+        panic!("expected a new message");
+    };
+    s.commit(commit(rec.version, "text-1", "second"))
+        .await
+        .unwrap();
+    match s.begin(scoped("text-1")).await.unwrap() {
+        Begin::Duplicate(r) => assert_eq!(r.text, "second"),
+        other => panic!("{other:?}"),
+    }
+    // Unscoped keys are not affected by the value.
+    assert!(matches!(
+        s.begin(begin_req(&env, "text-1", "r", "s-scope"))
+            .await
+            .unwrap(),
+        Begin::Proceed(_)
+    ));
 }
 
 macro_rules! conformance {
@@ -708,7 +710,7 @@ conformance!(
     leases_expire_and_stale_workers_lose,
     sessions_and_deliveries_expire,
     commits_schedule_jobs_and_write_values_atomically,
-    dedupe_can_be_scoped_to_the_session_version,
+    dedupe_can_be_scoped_by_a_value,
 );
 
 #[tokio::test]

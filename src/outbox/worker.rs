@@ -266,7 +266,21 @@ pub async fn send_one(app: &App, bucket: u16, job: Claimed) {
                 }
                 None => Ok(()),
             };
-            if marker.is_err() || rec.is_err() || map.is_err() {
+            let last = match &msg.recipient {
+                Recipient::Caller { pseudonym } => {
+                    store
+                        .put(
+                            Some(bucket),
+                            &super::last_sent_key(pseudonym),
+                            Some(now.to_string().into_bytes()),
+                            Some(24 * 3600 * 1000),
+                            now,
+                        )
+                        .await
+                }
+                Recipient::Lawyer { .. } => Ok(()),
+            };
+            if marker.is_err() || rec.is_err() || map.is_err() || last.is_err() {
                 tracing::warn!(message = %id, "sent, but its record could not be written; delivery reports may not match");
             }
             let _ = store.finish(bucket, Queue::Outbox, &id, job.attempt).await;

@@ -144,14 +144,34 @@ struct State {
     kv: TtlMap<Vec<u8>>,
     /// Code → (case id, reserved until; `u64::MAX` while open).
     codes: HashMap<String, (String, u64)>,
-    queues: BTreeMap<Queue, JobQueue>,
+    queues: BTreeMap<(u16, Queue), JobQueue>,
     next_version: u64,
     evicted: u64,
 }
 
 impl State {
+    /// A delivery key, scoped by a small value's current content.
+    fn scoped(&self, bucket: u16, key: &str, scope: Option<&str>, now: u64) -> String {
+        match scope {
+            Some(scope) => {
+                let v = self.kv.get(&kv_key(Some(bucket), scope), now);
+                let v = v.map_or_else(
+                    || "0".to_owned(),
+                    |b| String::from_utf8_lossy(b).into_owned(),
+                );
+                format!("{key}:{v}")
+            }
+            None => key.to_owned(),
+        }
+    }
+
     /// Record a case unless its id exists; returns its code.
-    fn create_case(&mut self, case: super::NewCase, now: u64) -> Result<String, StoreError> {
+    fn create_case(
+        &mut self,
+        bucket: u16,
+        case: super::NewCase,
+        now: u64,
+    ) -> Result<String, StoreError> {
         if let Some(existing) = self.cases.get(&case.id) {
             return Ok(existing.code.clone());
         }
@@ -172,7 +192,7 @@ impl State {
         );
         for (queue, job) in case.jobs {
             self.queues
-                .entry(queue)
+                .entry((bucket, queue))
                 .or_default()
                 .put(job.id, job.due_ms, job.payload, 0);
         }
@@ -250,15 +270,12 @@ impl Store for MemoryStore {
     async fn begin(&self, req: BeginRequest) -> Result<Begin, StoreError> {
         let mut s = self.lock();
         let now = req.now_ms;
-        let dedupe_key = if req.dedupe_per_version {
-            let v = s
-                .sessions
-                .get(&req.session_key, now)
-                .map_or(0, |r| r.version);
-            format!("{}:{v}", req.dedupe_key)
-        } else {
-            req.dedupe_key.clone()
-        };
+        let dedupe_key = s.scoped(
+            req.bucket,
+            &req.dedupe_key,
+            req.dedupe_scope.as_deref(),
+            now,
+        );
         if let Some(reply) = s.replies.get(&dedupe_key, now) {
             return Ok(Begin::Duplicate(reply.clone()));
         }
@@ -277,18 +294,22 @@ impl Store for MemoryStore {
     async fn commit(&self, req: CommitRequest) -> Result<Commit, StoreError> {
         let mut s = self.lock();
         let now = req.now_ms;
+        let dedupe_key = s.scoped(
+            req.bucket,
+            &req.dedupe_key,
+            req.dedupe_scope.as_deref(),
+            now,
+        );
         let current = s
             .sessions
             .get(&req.session_key, now)
             .map_or(0, |r| r.version);
         if current != req.expected_version {
-            return Ok(Commit::Conflict(
-                s.replies.get(&req.dedupe_key, now).cloned(),
-            ));
+            return Ok(Commit::Conflict(s.replies.get(&dedupe_key, now).cloned()));
         }
         // Record the case first: if no code is free, nothing is written.
         let code = match req.case {
-            Some(case) => Some(s.create_case(case, now)?),
+            Some(case) => Some(s.create_case(req.bucket, case, now)?),
             None => None,
         };
         match req.session {
@@ -310,10 +331,12 @@ impl Store for MemoryStore {
             }
         }
         for (queue, job) in req.jobs {
-            s.queues
-                .entry(queue)
-                .or_default()
-                .put(job.id, job.due_ms, job.payload, 0);
+            s.queues.entry((req.bucket, queue)).or_default().put(
+                job.id,
+                job.due_ms,
+                job.payload,
+                0,
+            );
         }
         for w in req.kv {
             let key = kv_key(Some(req.bucket), &w.key);
@@ -329,13 +352,13 @@ impl Store for MemoryStore {
         let mut reply = req.reply;
         reply.code.clone_from(&code);
         s.replies
-            .insert(req.dedupe_key, reply, now + req.dedupe_ttl_ms, now);
+            .insert(dedupe_key, reply, now + req.dedupe_ttl_ms, now);
         Ok(Commit::Saved { code })
     }
 
-    async fn schedule(&self, _bucket: u16, queue: Queue, jobs: Vec<Job>) -> Result<(), StoreError> {
+    async fn schedule(&self, bucket: u16, queue: Queue, jobs: Vec<Job>) -> Result<(), StoreError> {
         let mut s = self.lock();
-        let q = s.queues.entry(queue).or_default();
+        let q = s.queues.entry((bucket, queue)).or_default();
         for job in jobs {
             q.put(job.id, job.due_ms, job.payload, 0);
         }
@@ -344,14 +367,14 @@ impl Store for MemoryStore {
 
     async fn claim(
         &self,
-        _bucket: u16,
+        bucket: u16,
         queue: Queue,
         now_ms: u64,
         lease_ms: u64,
         max: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
         let mut s = self.lock();
-        let q = s.queues.entry(queue).or_default();
+        let q = s.queues.entry((bucket, queue)).or_default();
         let due: Vec<String> = q
             .by_due
             .iter()
@@ -381,13 +404,13 @@ impl Store for MemoryStore {
 
     async fn finish(
         &self,
-        _bucket: u16,
+        bucket: u16,
         queue: Queue,
         id: &str,
         attempt: u32,
     ) -> Result<bool, StoreError> {
         let mut s = self.lock();
-        let q = s.queues.entry(queue).or_default();
+        let q = s.queues.entry((bucket, queue)).or_default();
         match q.jobs.get(id) {
             Some(e) if e.attempt == attempt => {
                 let due = e.due_ms;
@@ -401,7 +424,7 @@ impl Store for MemoryStore {
 
     async fn reschedule(
         &self,
-        _bucket: u16,
+        bucket: u16,
         queue: Queue,
         id: &str,
         attempt: u32,
@@ -409,7 +432,7 @@ impl Store for MemoryStore {
         payload: Option<Vec<u8>>,
     ) -> Result<bool, StoreError> {
         let mut s = self.lock();
-        let q = s.queues.entry(queue).or_default();
+        let q = s.queues.entry((bucket, queue)).or_default();
         match q.jobs.remove(id) {
             Some(e) if e.attempt == attempt => {
                 q.by_due.remove(&(e.due_ms, id.to_owned()));
@@ -426,11 +449,11 @@ impl Store for MemoryStore {
 
     async fn record_case(
         &self,
-        _bucket: u16,
+        bucket: u16,
         case: super::NewCase,
         now_ms: u64,
     ) -> Result<String, StoreError> {
-        self.lock().create_case(case, now_ms)
+        self.lock().create_case(bucket, case, now_ms)
     }
 
     async fn get(

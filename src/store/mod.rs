@@ -98,10 +98,11 @@ pub struct BeginRequest {
     pub rate: RateLimit,
     /// Identity of the session (`u:africastalking:ATUid_1`).
     pub session_key: String,
-    /// Scope `dedupe_key` to the session's current version (`key:version`):
-    /// for messages without an aggregator id, the same text again after the
-    /// session moved on is a new answer, not a retry.
-    pub dedupe_per_version: bool,
+    /// Scope `dedupe_key` by the current value of this small value (in the
+    /// bucket): the delivery key becomes `key:value`. For SMS without an
+    /// aggregator id, scoped by when the number was last sent a message, the
+    /// same text again after we replied is a new answer, not a retry.
+    pub dedupe_scope: Option<String>,
     /// Now, in ms since the Unix epoch.
     pub now_ms: u64,
 }
@@ -227,6 +228,8 @@ pub struct CommitRequest {
     pub reply: CachedReply,
     /// How long to remember the delivery.
     pub dedupe_ttl_ms: u64,
+    /// The same scope as in [`BeginRequest::dedupe_scope`].
+    pub dedupe_scope: Option<String>,
     /// A case to record with the session, atomically.
     pub case: Option<NewCase>,
     /// Jobs to schedule with the session (an SMS screen to send).

@@ -334,11 +334,13 @@ impl Store for RedisStore {
         let mut inv = self.scripts.begin.prepare_invoke();
         inv.key(format!("{t}:d:{}", req.dedupe_key))
             .key(format!("{t}:r:{}", req.rate_key))
-            .key(format!("{t}:s:{}", req.session_key))
-            .arg(req.now_ms)
+            .key(format!("{t}:s:{}", req.session_key));
+        if let Some(scope) = &req.dedupe_scope {
+            inv.key(self.kv_key(Some(req.bucket), scope));
+        }
+        inv.arg(req.now_ms)
             .arg(req.rate.interval_ms())
-            .arg(req.rate.burst.max(1))
-            .arg(if req.dedupe_per_version { "1" } else { "0" });
+            .arg(req.rate.burst.max(1));
         let v = self.conn.invoke(&inv).await.map_err(|e| unavailable(&e))?;
         let Value::Array(items) = v else {
             return Err(corrupt("begin returned a non-array"));
@@ -403,6 +405,9 @@ impl Store for RedisStore {
             for a in Self::case_args(case) {
                 inv.arg(a);
             }
+        }
+        if let Some(scope) = &req.dedupe_scope {
+            inv.key(self.kv_key(Some(req.bucket), scope)).arg("scoped");
         }
         let v = self.conn.invoke(&inv).await.map_err(|e| unavailable(&e))?;
         let Value::Array(items) = v else {

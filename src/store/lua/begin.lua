@@ -1,13 +1,11 @@
 -- Round trip one: dedupe, rate limit (GCRA), load the session.
--- KEYS: 1 delivery (dedupe), 2 rate, 3 session
--- ARGV: 1 now_ms, 2 interval_ms, 3 burst, 4 '1' to scope the delivery key
--- to the session's version (messages without an aggregator id: the same
--- text again after the session moved on is a new answer).
+-- KEYS: 1 delivery (dedupe), 2 rate, 3 session, 4 (optional) scope value
+-- ARGV: 1 now_ms, 2 interval_ms, 3 burst
+-- With a scope key, the delivery key is "<delivery>:<scope value or 0>".
 -- Returns {1, cached_reply} | {2, retry_after_ms} | {3} | {3, version, data}
-local s = redis.call('HMGET', KEYS[3], 'v', 'd')
 local dkey = KEYS[1]
-if ARGV[4] == '1' then
-  dkey = dkey .. ':' .. (s[1] or '0')
+if KEYS[4] then
+  dkey = dkey .. ':' .. (redis.call('GET', KEYS[4]) or '0')
 end
 local cached = redis.call('GET', dkey)
 if cached then
@@ -25,6 +23,7 @@ if tat - now > tolerance then
 end
 local new_tat = tat + t
 redis.call('SET', KEYS[2], string.format('%d', new_tat), 'PX', string.format('%d', new_tat - now))
+local s = redis.call('HMGET', KEYS[3], 'v', 'd')
 if s[1] then
   return {3, s[1], s[2]}
 end

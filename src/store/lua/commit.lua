@@ -8,10 +8,15 @@
 -- 4 ttl_ms, 5 reply ("<end>\n<text>"), 6 dedupe ttl_ms, 7 number of jobs,
 -- 8 number of values, 9 '1' with a case; then the jobs (4 args each), the
 -- values (value, ttl_ms or '', '1' to delete: 3 args each), the case args.
+-- With a dedupe scope (see begin.lua), its key is the last of KEYS.
 -- Returns {1, code-or-''} | {0, cached reply of this delivery or nil} | {2}
+local dkey = KEYS[2]
+if ARGV[#ARGV] == 'scoped' then
+  dkey = dkey .. ':' .. (redis.call('GET', KEYS[#KEYS]) or '0')
+end
 local current = redis.call('HGET', KEYS[1], 'v') or '0'
 if current ~= ARGV[1] then
-  return {0, redis.call('GET', KEYS[2])}
+  return {0, redis.call('GET', dkey)}
 end
 local njobs = tonumber(ARGV[7])
 local nkv = tonumber(ARGV[8])
@@ -42,5 +47,5 @@ for i = 0, nkv - 1 do
     redis.call('SET', key, ARGV[a_kv + i * 3], 'PX', ARGV[a_kv + i * 3 + 1])
   end
 end
-redis.call('SET', KEYS[2], code .. '\n' .. ARGV[5], 'PX', ARGV[6])
+redis.call('SET', dkey, code .. '\n' .. ARGV[5], 'PX', ARGV[6])
 return {1, code}

@@ -1,0 +1,360 @@
+//! SMS conversations over real HTTP, with the outbox sending through a mock
+//! of Africa's Talking's messaging API.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Gateway, post_form};
+use hotline::channel::mock::{MockResponse, MockServer};
+
+const WOMAN: &str = "+996555201301";
+
+fn at_reply(code: u16, status: &str, id: &str) -> String {
+    format!(
+        r#"{{"SMSMessageData":{{"Message":"Sent to 1/1","Recipients":[{{"statusCode":{code},"number":"+996555201301","status":"{status}","cost":"KES 0.8","messageId":"{id}"}}]}}}}"#
+    )
+}
+
+fn config(api: &str, extra: &str) -> String {
+    common::default_config()
+        .replace(
+            "# secret_env = \"HOTLINE_AT_SECRET\"",
+            &format!("username = \"hotline\"\napi_key_env = \"HOTLINE_AT_API_KEY\"\nfrom = \"21212\"\nbase_url = \"{api}\""),
+        )
+        .replace("[flows]", &format!("[outbox]\nbackoff_base_ms = 100\nbackoff_max_secs = 2\npoll_ms = 50\n{extra}\n[flows]"))
+}
+
+async fn start(api: &MockServer, extra: &str) -> Gateway {
+    Gateway::start_with(
+        &config(&api.url, extra),
+        &[("HOTLINE_AT_API_KEY", "k-test")],
+        None,
+        hotline::clock::Clock::System,
+    )
+    .await
+}
+
+async fn sms(gw: &Gateway, from: &str, text: &str, id: Option<&str>) -> common::Response {
+    let mut fields = vec![
+        ("from", from),
+        ("to", "21212"),
+        ("text", text),
+        ("date", "2026-11-28 10:00:00"),
+        ("networkCode", "43701"),
+        ("linkId", ""),
+    ];
+    if let Some(id) = id {
+        fields.push(("id", id));
+    }
+    post_form(
+        gw.public,
+        "/webhooks/africastalking/sms",
+        &common::form(&fields),
+    )
+    .await
+}
+
+/// Wait until the mock has received `n` requests; returns the messages sent.
+async fn sent(api: &MockServer, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reqs = api.requests();
+        if reqs.len() >= n {
+            return reqs
+                .iter()
+                .map(|r| r.field("message").unwrap_or_default())
+                .collect();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected {n} sends, got {}: {:?}",
+            reqs.len(),
+            reqs.iter().map(|r| r.field("message")).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Nothing more is sent for a while.
+async fn quiet(api: &MockServer, n: usize) {
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        api.requests().len(),
+        n,
+        "unexpected sends: {:?}",
+        api.requests()
+            .iter()
+            .map(|r| r.field("message"))
+            .collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_whole_conversation_by_sms_opens_a_case() {
+    let api = MockServer::start(vec![MockResponse::new(
+        201,
+        at_reply(101, "Success", "ATXid_1"),
+    )])
+    .await;
+    let gw = start(&api, "").await;
+    let r = sms(&gw, WOMAN, "помощь", Some("in-1")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let msgs = sent(&api, 1).await;
+    assert!(msgs[0].starts_with("Язык/Тил/Мова/Language"), "{msgs:?}");
+    let req = &api.requests()[0];
+    assert_eq!(req.field("to").as_deref(), Some(WOMAN));
+    assert_eq!(req.field("from").as_deref(), Some("21212"));
+    assert_eq!(req.header("apikey"), Some("k-test"));
+    let answers = ["4", "1", "1", "Station 5", "0"];
+    for (i, a) in answers.iter().enumerate() {
+        let r = sms(&gw, WOMAN, a, Some(&format!("in-{}", i + 2))).await;
+        assert_eq!(r.status, 200);
+        sent(&api, i + 2).await;
+    }
+    let msgs = sent(&api, 6).await;
+    assert!(msgs[1].starts_with("Which city?"), "{msgs:?}");
+    let last = &msgs[5];
+    assert!(last.starts_with("Thank you. Your code is "), "{last}");
+    assert!(
+        !last.contains("{code}"),
+        "the code is filled in at send time: {last}"
+    );
+    let code: String = last
+        .split("code is ")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take(4)
+        .collect();
+    let case = gw
+        .app
+        .conversations
+        .store
+        .case_by_code(&code)
+        .await
+        .unwrap()
+        .expect("case recorded");
+    let data: hotline::case::CaseData =
+        serde_json::from_slice(&gw.app.conversations.privacy.open(&case.data).unwrap()).unwrap();
+    assert_eq!(data.vars["location"], "Station 5");
+    assert_eq!(data.channel, "africastalking");
+    assert_eq!(
+        gw.metric(r#"hotline_outbox_sent_total{channel="africastalking",purpose="screen"}"#)
+            .await,
+        6.0
+    );
+    assert!(
+        gw.metric(r#"hotline_sms_segments_total{channel="africastalking"}"#)
+            .await
+            >= 6.0
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn duplicates_by_id_or_by_text_are_answered_once() {
+    // Each send takes a while, as a real API's might: a retry that arrives
+    // while our reply is still being sent is recognised as a retry.
+    let slow = Duration::from_millis(600);
+    let api = MockServer::start(vec![MockResponse::new(201, at_reply(101, "Success", "ATXid_2")).delayed(slow)]).await;
+    let gw = start(&api, "").await;
+    assert_eq!(sms(&gw, WOMAN, "HELP", Some("dup-1")).await.status, 200);
+    assert_eq!(sms(&gw, WOMAN, "HELP", Some("dup-1")).await.status, 200, "a duplicate gets the normal answer");
+    sent(&api, 1).await;
+    tokio::time::sleep(slow + Duration::from_millis(200)).await;
+    // Without an id: the same text again before we replied is a retry…
+    assert_eq!(sms(&gw, WOMAN, "4", None).await.status, 200);
+    assert_eq!(sms(&gw, WOMAN, "4", None).await.status, 200);
+    sent(&api, 2).await;
+    quiet(&api, 2).await;
+    assert_eq!(
+        gw.metric(r#"hotline_webhook_requests_total{channel="africastalking",event="sms",outcome="duplicate"}"#).await,
+        2.0
+    );
+    // …but once we have sent her the next screen, the same text is a new
+    // answer (menu option 1 on two screens in a row).
+    assert_eq!(sms(&gw, WOMAN, "1", None).await.status, 200);
+    sent(&api, 3).await;
+    tokio::time::sleep(slow + Duration::from_millis(200)).await;
+    assert_eq!(sms(&gw, WOMAN, "1", None).await.status, 200);
+    let msgs = sent(&api, 4).await;
+    assert!(msgs[1].starts_with("Which city?"), "{msgs:?}");
+    assert!(msgs[2].starts_with("How can we help?"), "{msgs:?}");
+    assert!(msgs[3].starts_with("Where are you now?"), "{msgs:?}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn unknown_texts_get_help_once_and_stop_stops_everything() {
+    let api = MockServer::start(vec![MockResponse::new(
+        201,
+        at_reply(101, "Success", "ATXid_3"),
+    )])
+    .await;
+    let gw = start(&api, "").await;
+    let other = "+996555201399";
+    assert_eq!(sms(&gw, other, "hello?", Some("h-1")).await.status, 200);
+    let msgs = sent(&api, 1).await;
+    assert!(
+        msgs[0].contains("ПОМОЩЬ") && msgs[0].contains("HELP"),
+        "the help names the keywords: {msgs:?}"
+    );
+    assert_eq!(
+        sms(&gw, other, "what is this", Some("h-2")).await.status,
+        200
+    );
+    quiet(&api, 1).await;
+    // STOP in the middle of a conversation ends it and nothing more is sent.
+    sms(&gw, WOMAN, "SOS", Some("s-1")).await;
+    sent(&api, 2).await;
+    sms(&gw, WOMAN, "стоп", Some("s-2")).await;
+    sms(&gw, WOMAN, "1", Some("s-3")).await;
+    quiet(&api, 2).await;
+    // Writing a keyword again starts over and messages resume.
+    sms(&gw, WOMAN, "ДОПОМОГА", Some("s-4")).await;
+    let msgs = sent(&api, 3).await;
+    assert!(msgs[2].starts_with("Язык"), "{msgs:?}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn sends_retry_on_429_and_500_honouring_retry_after_and_never_twice() {
+    let api = MockServer::start(vec![
+        MockResponse::new(429, "Too Many Requests").header("Retry-After", "1"),
+        MockResponse::new(500, "oops"),
+        MockResponse::new(201, at_reply(101, "Success", "ATXid_4")),
+    ])
+    .await;
+    let gw = start(&api, "").await;
+    let t0 = Instant::now();
+    sms(&gw, WOMAN, "HELP", Some("r-1")).await;
+    sent(&api, 3).await;
+    assert!(
+        t0.elapsed() >= Duration::from_secs(1),
+        "waited for Retry-After"
+    );
+    let reqs = api.requests();
+    assert_eq!(reqs[0].body, reqs[2].body, "the same message each time");
+    quiet(&api, 3).await;
+    assert_eq!(
+        gw.metric(r#"hotline_outbox_retries_total{channel="africastalking"}"#)
+            .await,
+        2.0
+    );
+    assert_eq!(
+        gw.metric(r#"hotline_outbox_sent_total{channel="africastalking",purpose="screen"}"#)
+            .await,
+        1.0
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn permanent_failures_and_exhausted_retries_are_given_up_and_counted() {
+    let api = MockServer::start(vec![MockResponse::new(
+        201,
+        at_reply(403, "InvalidPhoneNumber", "None"),
+    )])
+    .await;
+    let gw = start(&api, "max_attempts = 3").await;
+    sms(&gw, WOMAN, "HELP", Some("p-1")).await;
+    sent(&api, 1).await;
+    quiet(&api, 1).await;
+    assert_eq!(
+        gw.metric(r#"hotline_outbox_failed_total{channel="africastalking",purpose="screen"}"#)
+            .await,
+        1.0
+    );
+    // An API that is always down: three attempts, then given up.
+    api.set_script(vec![MockResponse::new(503, "unavailable")]);
+    sms(&gw, "+996555201302", "HELP", Some("p-2")).await;
+    sent(&api, 4).await;
+    quiet(&api, 4).await;
+    assert_eq!(
+        gw.metric(r#"hotline_outbox_failed_total{channel="africastalking",purpose="screen"}"#)
+            .await,
+        2.0
+    );
+    // The aggregator says the number blacklisted us: opted out, no more sends.
+    api.set_script(vec![MockResponse::new(
+        201,
+        at_reply(406, "UserInBlacklist", "None"),
+    )]);
+    sms(&gw, "+996555201303", "HELP", Some("p-3")).await;
+    sent(&api, 5).await;
+    sms(&gw, "+996555201303", "4", Some("p-4")).await;
+    quiet(&api, 5).await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_api_is_retried_without_a_double_send() {
+    let api = MockServer::start(vec![
+        MockResponse::new(201, at_reply(101, "Success", "ATXid_5"))
+            .delayed(Duration::from_secs(20)),
+        MockResponse::new(201, at_reply(101, "Success", "ATXid_5")),
+    ])
+    .await;
+    let gw = start(&api, "").await;
+    sms(&gw, WOMAN, "HELP", Some("slow-1")).await;
+    // The first attempt times out (the client gives up after 15 s) and is retried.
+    let deadline = Instant::now() + Duration::from_secs(25);
+    while gw
+        .metric(r#"hotline_outbox_sent_total{channel="africastalking",purpose="screen"}"#)
+        .await
+        < 1.0
+    {
+        assert!(Instant::now() < deadline, "sent after the timeout");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(api.requests().len(), 2);
+    assert_eq!(
+        gw.metric(r#"hotline_outbox_retries_total{channel="africastalking"}"#)
+            .await,
+        1.0
+    );
+    quiet(&api, 2).await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn delivery_reports_update_the_message_and_unknown_statuses_are_refused() {
+    let api = MockServer::start(vec![MockResponse::new(
+        201,
+        at_reply(101, "Success", "ATXid_dlr"),
+    )])
+    .await;
+    let gw = start(&api, "").await;
+    sms(&gw, WOMAN, "HELP", Some("d-1")).await;
+    sent(&api, 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let path = "/webhooks/africastalking/status";
+    let body = common::form(&[
+        ("id", "ATXid_dlr"),
+        ("status", "Success"),
+        ("phoneNumber", WOMAN),
+        ("networkCode", "43701"),
+        ("retryCount", "0"),
+    ]);
+    assert_eq!(post_form(gw.public, path, &body).await.status, 200);
+    assert_eq!(
+        gw.metric(r#"hotline_delivery_reports_total{channel="africastalking",state="delivered"}"#)
+            .await,
+        1.0
+    );
+    let bad = common::form(&[("id", "ATXid_dlr"), ("status", "Vanished")]);
+    let r = post_form(gw.public, path, &bad).await;
+    assert_eq!(
+        (r.status, r.body.trim()),
+        (400, "status is not a known delivery status")
+    );
+    // A report about a message we never sent is accepted and ignored.
+    let unknown = common::form(&[
+        ("id", "ATXid_other"),
+        ("status", "Failed"),
+        ("failureReason", "UserInBlackList"),
+    ]);
+    assert_eq!(post_form(gw.public, path, &unknown).await.status, 200);
+    gw.stop().await;
+}
