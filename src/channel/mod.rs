@@ -9,6 +9,8 @@
 //! One file per kind, all implementing [`Channel`]:
 //! - [`africastalking`] — Africa's Talking USSD, SMS, delivery reports.
 //! - [`infobip`] — Infobip SMS (JSON) and delivery reports.
+//! - [`twilio`] — Twilio SMS and status callbacks (signed with
+//!   `X-Twilio-Signature`).
 //!
 //! An adapter also sends: [`Channel::send`] posts one SMS to the aggregator's
 //! API and classifies the answer ([`SendOutcome`]) so the outbox worker knows
@@ -21,6 +23,7 @@ pub mod africastalking;
 pub mod infobip;
 pub mod mock;
 pub mod settings;
+pub mod twilio;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -41,6 +44,9 @@ use crate::problem::Problem;
 pub struct Request {
     /// The method.
     pub method: Method,
+    /// The path as received (`/webhooks/{channel}/{event}`), for adapters
+    /// that sign the URL (Twilio).
+    pub path: String,
     /// The query string, without `?`.
     pub query: Option<String>,
     /// The headers.
@@ -535,6 +541,7 @@ pub fn build(
             http.clone(),
         )),
         ChannelKind::Infobip => Arc::new(infobip::Infobip::new(cfg, &settings, http.clone())),
+        ChannelKind::Twilio => Arc::new(twilio::Twilio::new(cfg, &settings, http.clone())),
         other => {
             return Err(vec![Problem::error(
                 file,
@@ -562,6 +569,7 @@ mod tests {
         }
         Request {
             method: Method::POST,
+            path: "/webhooks/test/sms".into(),
             query: query.map(str::to_owned),
             headers,
             body: Bytes::new(),

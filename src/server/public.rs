@@ -150,6 +150,7 @@ async fn serve(
     };
     let request = Request {
         method: parts.method,
+        path: parts.uri.path().to_owned(),
         query: parts.uri.query().map(str::to_owned),
         headers: parts.headers,
         body,

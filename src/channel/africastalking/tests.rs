@@ -14,6 +14,7 @@ fn at() -> AfricasTalking {
 fn req(body: &str) -> Request {
     Request {
         method: Method::POST,
+        path: "/webhooks/africastalking/sms".into(),
         query: None,
         headers: HeaderMap::new(),
         body: Bytes::from(body.to_owned()),
