@@ -11,6 +11,8 @@
 //! - [`infobip`] — Infobip SMS (JSON) and delivery reports.
 //! - [`twilio`] — Twilio SMS and status callbacks (signed with
 //!   `X-Twilio-Signature`).
+//! - [`ussd`] — USSD from any operator, its field names and reply format
+//!   set in config (`kind = "ussd"`).
 //!
 //! An adapter also sends: [`Channel::send`] posts one SMS to the aggregator's
 //! API and classifies the answer ([`SendOutcome`]) so the outbox worker knows
@@ -24,6 +26,7 @@ pub mod infobip;
 pub mod mock;
 pub mod settings;
 pub mod twilio;
+pub mod ussd;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -410,6 +413,14 @@ pub trait Channel: Send + Sync + 'static {
         Reply::text(StatusCode::NOT_FOUND, "not supported")
     }
 
+    /// Render a USSD screen answering a hop of session `session_id`. For
+    /// adapters whose replies repeat the session id (some JSON protocols);
+    /// the default ignores it and calls [`Channel::render_ussd`].
+    fn render_ussd_in_session(&self, session_id: &str, text: &str, end: bool) -> Reply {
+        let _ = session_id;
+        self.render_ussd(text, end)
+    }
+
     /// Render a refusal in the aggregator's convention.
     fn render_error(&self, status: StatusCode, message: &str) -> Reply {
         Reply::text(status, message)
@@ -542,6 +553,7 @@ pub fn build(
         )),
         ChannelKind::Infobip => Arc::new(infobip::Infobip::new(cfg, &settings, http.clone())),
         ChannelKind::Twilio => Arc::new(twilio::Twilio::new(cfg, &settings, http.clone())),
+        ChannelKind::Ussd => Arc::new(ussd::Ussd::new(cfg, &settings)),
         other => {
             return Err(vec![Problem::error(
                 file,

@@ -177,9 +177,10 @@ async fn serve(
                     .find(|c| c.name == channel.name());
                 let flow =
                     channel_cfg.map_or(app.config.flows.default.as_str(), |c| c.flow.as_str());
+                let session_id = ussd.session_id.clone();
                 let answer = app.conversations.ussd(channel.name(), flow, ussd).await;
                 (
-                    channel.render_ussd(&answer.text, answer.end),
+                    channel.render_ussd_in_session(&session_id, &answer.text, answer.end),
                     answer.outcome,
                 )
             }

@@ -1,0 +1,714 @@
+//! A USSD adapter configured by field names (`kind = "ussd"`).
+//!
+//! No aggregator in Kyrgyzstan, Ukraine or Georgia publishes a standard USSD
+//! HTTP API: each operator integration is negotiated. This adapter lets a
+//! new operator be connected by configuration alone: where the request's
+//! fields are, what they are called, how the caller's input arrives, and
+//! how the answer is written back. It handles USSD only (no SMS, no
+//! delivery reports, no sending).
+//!
+//! # Settings
+//!
+//! Request:
+//! - `format` (required): where the request's fields are. `"form"` — an
+//!   `application/x-www-form-urlencoded` POST body; `"json"` — a JSON object
+//!   POST body; `"query"` — the query string of a GET (or POST).
+//! - `session_field`, `phone_field`, `text_field` (required): the names of
+//!   the fields holding the operator's session id, the caller's number and
+//!   the caller's input. With `format = "json"` a name may be a dotted path
+//!   into nested objects (`"session.id"`), and numbers and booleans are
+//!   read as their text (`996555123456`, `true`). A missing or `null` text
+//!   field is empty input; every other named field must be present.
+//! - `service_code_field` (optional): the field holding the dialled code
+//!   (`*384*1#`). Without it the service code is empty.
+//! - `new_session_field` + `new_session_value` (optional, both or neither,
+//!   only with `input = "latest"`): a field whose value marks the hop that
+//!   opens a session (`type = "begin"`, `newSession = true` → `"true"`).
+//!   When set, the field must be present on every hop.
+//! - `input` (required): `"cumulative"` — the text is every input so far
+//!   joined by `input_separator` (default `"*"`, exactly one character that
+//!   is not a letter, digit or space), empty on the first hop, as Africa's
+//!   Talking sends it; a custom separator is turned into `*`. `"latest"` —
+//!   the text is only this screen's answer; the first hop is recognised by
+//!   `new_session_field` when set, else by an empty text or a text equal to
+//!   the service code.
+//!
+//! Reply:
+//! - `reply` (required): `"text"` or `"json"`.
+//! - With `"text"`: `continue_prefix` (default `"CON "`) and `end_prefix`
+//!   (default `"END "`) go before the screen's text; they must differ.
+//!   Content type `text/plain`.
+//! - With `"json"`: `reply_text_field` (default `"message"`) holds the
+//!   screen's text, and exactly one of: `reply_end_field`, a boolean field
+//!   that is `true` on the last screen; or `reply_action_field` with
+//!   `reply_continue_value` and `reply_end_value` (say `"request"` /
+//!   `"end"`). `reply_session_echo = true` copies the session id into the
+//!   reply under `session_field`. Dots in reply field names nest objects.
+//!   Content type `application/json`; refusals are `{"error": "…"}`.
+//!
+//! Authentication is the shared one ([`SharedSecretAuth`]): the channel's
+//! `secret_env` (presented as `?secret=…` or as the HTTP Basic password)
+//! and/or `allow_ips`.
+//!
+//! # Example
+//!
+//! A fictitious operator, "Ala-Too Mobile", posts JSON with the session
+//! nested, sends only the latest answer with a `type` of `begin` on the
+//! first hop, and wants `{"session":{"id":…},"text":…,"action":"request"}`
+//! back:
+//!
+//! ```toml
+//! [[channels]]
+//! name = "alatoo"
+//! kind = "ussd"
+//! secret_env = "HOTLINE_ALATOO_SECRET"
+//! allow_ips = ["198.51.100.0/24"]
+//! format = "json"
+//! session_field = "session.id"
+//! phone_field = "subscriber.msisdn"
+//! text_field = "input"
+//! service_code_field = "ussdCode"
+//! new_session_field = "type"
+//! new_session_value = "begin"
+//! input = "latest"
+//! reply = "json"
+//! reply_text_field = "text"
+//! reply_action_field = "action"
+//! reply_continue_value = "request"
+//! reply_end_value = "end"
+//! reply_session_echo = true
+//! ```
+//!
+//! Its callback URL is `https://HOST/webhooks/alatoo/ussd?secret=SECRET`.
+//! `docs/ussd-adapter.md` has more profiles.
+
+use http::{Method, StatusCode};
+use serde_json::{Map, Value};
+
+use super::settings::Settings;
+use super::{
+    Channel, ChannelError, Event, Reply, Request, SharedSecretAuth, UssdIn, UssdInput, id_ok,
+};
+use crate::config::{ChannelConfig, ChannelKind};
+use crate::phone::PhoneNumber;
+
+/// Longest caller input accepted, in bytes (a cumulative text grows with
+/// every screen; a handset screen holds at most 182 characters).
+pub const MAX_TEXT_BYTES: usize = 1024;
+/// Longest service code accepted, in bytes.
+pub const MAX_SERVICE_CODE_BYTES: usize = 32;
+
+const JSON: &str = "application/json";
+
+/// Where the request's fields are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Form,
+    Json,
+    Query,
+}
+
+/// One request field: its name as configured (for messages) and its path
+/// (one part unless the format is JSON and the name has dots).
+#[derive(Debug, Clone)]
+struct Field {
+    name: String,
+    path: Vec<String>,
+}
+
+/// How the caller's input arrives.
+#[derive(Debug, Clone)]
+enum Input {
+    Cumulative {
+        separator: char,
+    },
+    Latest {
+        new_session: Option<(Field, String)>,
+    },
+}
+
+/// How the end of a session is marked in a JSON reply.
+#[derive(Debug, Clone)]
+enum EndMark {
+    Flag(Vec<String>),
+    Action {
+        field: Vec<String>,
+        continue_value: String,
+        end_value: String,
+    },
+}
+
+/// How replies are written.
+#[derive(Debug, Clone)]
+enum ReplyStyle {
+    Text {
+        continue_prefix: String,
+        end_prefix: String,
+    },
+    Json {
+        text_field: Vec<String>,
+        end: EndMark,
+        session_echo: Option<Vec<String>>,
+    },
+}
+
+/// The configurable USSD adapter.
+#[derive(Debug)]
+pub struct Ussd {
+    /// The channel's name, for routing and metrics.
+    name: String,
+    /// Who may call.
+    auth: SharedSecretAuth,
+    /// Where the fields are.
+    format: Format,
+    /// The session id's field.
+    session: Field,
+    /// The caller's number's field.
+    phone: Field,
+    /// The input's field.
+    text: Field,
+    /// The dialled code's field, when the operator sends one.
+    service_code: Option<Field>,
+    /// Cumulative or latest input.
+    input: Input,
+    /// The answer's format.
+    reply: ReplyStyle,
+}
+
+/// A required setting that is one of a fixed set; `None` (with a problem)
+/// when missing or not one of them.
+fn required_choice(
+    settings: &Settings<'_>,
+    key: &str,
+    allowed: &[&'static str],
+) -> Option<&'static str> {
+    let v = settings.str(key);
+    if v.is_empty() {
+        return None;
+    }
+    let found = allowed.iter().copied().find(|a| *a == v);
+    if found.is_none() {
+        settings.problem(
+            key,
+            Some(&v),
+            format!("must be one of: {}", allowed.join(", ")),
+        );
+    }
+    found
+}
+
+/// Split a field name into its path; dotted names nest only when `nest`.
+fn path_of(settings: &Settings<'_>, key: &str, name: &str, nest: bool) -> Vec<String> {
+    if !nest {
+        return vec![name.to_owned()];
+    }
+    let path: Vec<String> = name.split('.').map(str::to_owned).collect();
+    if path.iter().any(String::is_empty) {
+        settings.problem(key, Some(name), "has an empty part between dots");
+    }
+    path
+}
+
+/// Whether two paths would hold the same value, or one would have to be
+/// both a value and an object (`a` and `a.b`).
+fn overlaps(a: &[String], b: &[String]) -> bool {
+    a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// Report every later path that overlaps an earlier one.
+fn check_distinct(settings: &Settings<'_>, paths: &[(&str, &[String])]) {
+    for (i, (key, path)) in paths.iter().enumerate() {
+        if let Some((other, _)) = paths[..i].iter().find(|(_, p)| overlaps(p, path)) {
+            settings.problem(
+                key,
+                Some(&path.join(".")),
+                format!("overlaps {other}: each field needs its own place"),
+            );
+        }
+    }
+}
+
+impl Ussd {
+    /// From the channel's config; problems go to `settings`.
+    pub fn new(cfg: &ChannelConfig, settings: &Settings<'_>) -> Self {
+        let format = match required_choice(settings, "format", &["form", "json", "query"]) {
+            Some("json") => Format::Json,
+            Some("query") => Format::Query,
+            _ => Format::Form,
+        };
+        let nest = format == Format::Json;
+        let field = |key: &str, name: String| Field {
+            path: path_of(settings, key, &name, nest),
+            name,
+        };
+
+        let session = field("session_field", settings.str("session_field"));
+        let phone = field("phone_field", settings.str("phone_field"));
+        let text = field("text_field", settings.str("text_field"));
+        let service_code = settings
+            .opt_str("service_code_field")
+            .map(|n| field("service_code_field", n));
+        let new_session_field = settings
+            .opt_str("new_session_field")
+            .map(|n| field("new_session_field", n));
+        let new_session_value = settings.opt_str("new_session_value");
+
+        let mut request_paths: Vec<(&str, &[String])> = vec![
+            ("session_field", &session.path),
+            ("phone_field", &phone.path),
+            ("text_field", &text.path),
+        ];
+        if let Some(f) = &service_code {
+            request_paths.push(("service_code_field", &f.path));
+        }
+        if let Some(f) = &new_session_field {
+            request_paths.push(("new_session_field", &f.path));
+        }
+        let request_paths: Vec<_> = request_paths
+            .into_iter()
+            .filter(|(_, p)| p.iter().all(|s| !s.is_empty()))
+            .collect();
+        check_distinct(settings, &request_paths);
+        if format == Format::Query && cfg.secret.is_some() {
+            for (key, path) in &request_paths {
+                if path.len() == 1 && path[0] == "secret" {
+                    settings.problem(
+                        key,
+                        Some("secret"),
+                        "with format = \"query\" this is where the shared secret goes",
+                    );
+                }
+            }
+        }
+
+        let input_kind = required_choice(settings, "input", &["cumulative", "latest"]);
+        let separator = settings.opt_str("input_separator");
+        let input = match input_kind {
+            Some("latest") => {
+                if separator.is_some() {
+                    settings.problem(
+                        "input_separator",
+                        None,
+                        "only used with input = \"cumulative\"",
+                    );
+                }
+                let new_session = match (new_session_field, new_session_value) {
+                    (Some(f), Some(v)) => Some((f, v)),
+                    (Some(_), None) => {
+                        settings.problem(
+                            "new_session_value",
+                            None,
+                            "missing: new_session_field needs the value that marks a first hop",
+                        );
+                        None
+                    }
+                    (None, Some(_)) => {
+                        settings.problem(
+                            "new_session_field",
+                            None,
+                            "missing: new_session_value needs the field that carries it",
+                        );
+                        None
+                    }
+                    (None, None) => None,
+                };
+                Input::Latest { new_session }
+            }
+            _ => {
+                if input_kind.is_some() {
+                    for key in ["new_session_field", "new_session_value"] {
+                        if cfg.settings.contains_key(key) {
+                            settings.problem(
+                                key,
+                                None,
+                                "only used with input = \"latest\" (a cumulative text is empty on the first hop)",
+                            );
+                        }
+                    }
+                }
+                let sep = separator.unwrap_or_else(|| "*".to_owned());
+                let mut chars = sep.chars();
+                let separator = match (chars.next(), chars.next()) {
+                    (Some(c), None) if !c.is_alphanumeric() && !c.is_whitespace() => c,
+                    _ => {
+                        settings.problem(
+                            "input_separator",
+                            Some(&sep),
+                            "must be exactly one character that is not a letter, digit or space",
+                        );
+                        '*'
+                    }
+                };
+                Input::Cumulative { separator }
+            }
+        };
+
+        let reply_kind = required_choice(settings, "reply", &["text", "json"]);
+        let continue_prefix = settings.opt_str("continue_prefix");
+        let end_prefix = settings.opt_str("end_prefix");
+        let text_field = settings.opt_str("reply_text_field");
+        let end_field = settings.opt_str("reply_end_field");
+        let action_field = settings.opt_str("reply_action_field");
+        let continue_value = settings.opt_str("reply_continue_value");
+        let end_value = settings.opt_str("reply_end_value");
+        let echo = settings.bool_or("reply_session_echo", false);
+        let reply = if reply_kind == Some("json") {
+            for key in ["continue_prefix", "end_prefix"] {
+                if cfg.settings.contains_key(key) {
+                    settings.problem(key, None, "only used with reply = \"text\"");
+                }
+            }
+            let text_path = path_of(
+                settings,
+                "reply_text_field",
+                text_field.as_deref().unwrap_or("message"),
+                true,
+            );
+            let end = match (end_field, action_field) {
+                (Some(_), Some(_)) => {
+                    settings.problem(
+                        "reply_action_field",
+                        None,
+                        "set reply_end_field or reply_action_field, not both",
+                    );
+                    None
+                }
+                (None, None) => {
+                    settings.problem(
+                        "reply",
+                        Some("json"),
+                        "needs reply_end_field (true on the last screen) or reply_action_field with reply_continue_value and reply_end_value",
+                    );
+                    None
+                }
+                (Some(f), None) => {
+                    for key in ["reply_continue_value", "reply_end_value"] {
+                        if cfg.settings.contains_key(key) {
+                            settings.problem(key, None, "only used with reply_action_field");
+                        }
+                    }
+                    Some((
+                        "reply_end_field",
+                        EndMark::Flag(path_of(settings, "reply_end_field", &f, true)),
+                    ))
+                }
+                (None, Some(f)) => {
+                    let field = path_of(settings, "reply_action_field", &f, true);
+                    let need = |key: &str, v: Option<String>| {
+                        v.unwrap_or_else(|| {
+                            settings.problem(key, None, "missing: reply_action_field needs it");
+                            String::new()
+                        })
+                    };
+                    let continue_value = need("reply_continue_value", continue_value);
+                    let end_value = need("reply_end_value", end_value);
+                    if continue_value == end_value && !end_value.is_empty() {
+                        settings.problem(
+                            "reply_end_value",
+                            Some(&end_value),
+                            "must differ from reply_continue_value",
+                        );
+                    }
+                    Some((
+                        "reply_action_field",
+                        EndMark::Action {
+                            field,
+                            continue_value,
+                            end_value,
+                        },
+                    ))
+                }
+            };
+            let session_echo = echo.then(|| session.path.clone());
+            let mut paths: Vec<(&str, &[String])> = vec![("reply_text_field", &text_path)];
+            if let Some((key, EndMark::Flag(p) | EndMark::Action { field: p, .. })) = &end {
+                paths.push((key, p));
+            }
+            if let Some(p) = &session_echo {
+                paths.push(("reply_session_echo", p));
+            }
+            let paths: Vec<_> = paths
+                .into_iter()
+                .filter(|(_, p)| p.iter().all(|s| !s.is_empty()))
+                .collect();
+            check_distinct(settings, &paths);
+            ReplyStyle::Json {
+                text_field: text_path,
+                end: end.map_or(EndMark::Flag(vec!["end".into()]), |(_, e)| e),
+                session_echo,
+            }
+        } else {
+            if reply_kind.is_some() {
+                for key in [
+                    "reply_text_field",
+                    "reply_end_field",
+                    "reply_action_field",
+                    "reply_continue_value",
+                    "reply_end_value",
+                ] {
+                    if cfg.settings.contains_key(key) {
+                        settings.problem(key, None, "only used with reply = \"json\"");
+                    }
+                }
+                if echo {
+                    settings.problem(
+                        "reply_session_echo",
+                        Some("true"),
+                        "only used with reply = \"json\"",
+                    );
+                }
+            }
+            let continue_prefix = continue_prefix.unwrap_or_else(|| "CON ".to_owned());
+            let end_prefix = end_prefix.unwrap_or_else(|| "END ".to_owned());
+            if continue_prefix == end_prefix {
+                settings.problem(
+                    "end_prefix",
+                    Some(&end_prefix),
+                    "must differ from continue_prefix, or the operator cannot tell a last screen",
+                );
+            }
+            ReplyStyle::Text {
+                continue_prefix,
+                end_prefix,
+            }
+        };
+
+        Ussd {
+            name: cfg.name.clone(),
+            auth: SharedSecretAuth::from_config(cfg),
+            format,
+            session,
+            phone,
+            text,
+            service_code,
+            input,
+            reply,
+        }
+    }
+
+    /// The request's fields, parsed by format.
+    fn payload(&self, req: &Request) -> Result<Payload, ChannelError> {
+        let pairs = |bytes: &[u8]| {
+            serde_urlencoded::from_bytes::<Vec<(String, String)>>(bytes)
+                .map(Payload::Pairs)
+                .map_err(|_| ChannelError::BadRequest("body is not a valid form".into()))
+        };
+        match self.format {
+            Format::Form => pairs(&req.body),
+            Format::Query => pairs(req.query.as_deref().unwrap_or("").as_bytes())
+                .map_err(|_| ChannelError::BadRequest("query string is not a valid form".into())),
+            Format::Json => match serde_json::from_slice::<Value>(&req.body) {
+                Ok(v @ Value::Object(_)) => Ok(Payload::Json(v)),
+                Ok(_) => Err(ChannelError::BadRequest("body is not a JSON object".into())),
+                Err(_) => Err(ChannelError::BadRequest("body is not valid JSON".into())),
+            },
+        }
+    }
+
+    fn json_reply(&self, status: StatusCode, body: &Value) -> Reply {
+        Reply {
+            status,
+            content_type: JSON,
+            body: body.to_string(),
+        }
+    }
+}
+
+/// A request's fields.
+enum Payload {
+    Pairs(Vec<(String, String)>),
+    Json(Value),
+}
+
+impl Payload {
+    /// A field's value as text; `None` when absent (or JSON `null`).
+    fn get(&self, field: &Field) -> Result<Option<String>, ChannelError> {
+        match self {
+            Payload::Pairs(pairs) => {
+                let mut found = pairs.iter().filter(|(k, _)| *k == field.name);
+                let first = found.next().map(|(_, v)| v.clone());
+                if found.next().is_some() {
+                    return Err(ChannelError::BadRequest(format!(
+                        "duplicate field `{}`",
+                        field.name
+                    )));
+                }
+                Ok(first)
+            }
+            Payload::Json(root) => {
+                let mut v = root;
+                for part in &field.path {
+                    match v.get(part) {
+                        Some(next) => v = next,
+                        None => return Ok(None),
+                    }
+                }
+                match v {
+                    Value::Null => Ok(None),
+                    Value::String(s) => Ok(Some(s.clone())),
+                    Value::Bool(b) => Ok(Some(b.to_string())),
+                    // Integers only: a float's text would pass for a
+                    // number with its dot read as a separator.
+                    Value::Number(n) if n.is_u64() || n.is_i64() => Ok(Some(n.to_string())),
+                    _ => Err(ChannelError::BadRequest(format!(
+                        "field `{}` is not a string",
+                        field.name
+                    ))),
+                }
+            }
+        }
+    }
+
+    /// A field that must be present.
+    fn require(&self, field: &Field) -> Result<String, ChannelError> {
+        self.get(field)?
+            .ok_or_else(|| ChannelError::BadRequest(format!("missing field `{}`", field.name)))
+    }
+}
+
+/// Put `value` at `path` in `obj`, making objects on the way.
+fn put(obj: &mut Map<String, Value>, path: &[String], value: Value) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut cur = obj;
+    for p in parents {
+        let slot = cur
+            .entry(p.clone())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !slot.is_object() {
+            *slot = Value::Object(Map::new());
+        }
+        let Value::Object(next) = slot else {
+            return;
+        };
+        cur = next;
+    }
+    cur.insert(last.clone(), value);
+}
+
+impl Channel for Ussd {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Ussd
+    }
+
+    fn methods(&self, event: Event) -> Option<&'static [Method]> {
+        match (event, self.format) {
+            (Event::Ussd, Format::Query) => Some(&[Method::GET, Method::POST]),
+            (Event::Ussd, Format::Form | Format::Json) => Some(&[Method::POST]),
+            (Event::Sms | Event::Status, _) => None,
+        }
+    }
+
+    fn authenticate(&self, req: &Request) -> Result<(), ChannelError> {
+        self.auth.check(req)
+    }
+
+    fn parse_ussd(&self, req: &Request) -> Result<UssdIn, ChannelError> {
+        let payload = self.payload(req)?;
+        let session_id = payload.require(&self.session)?;
+        if !id_ok(&session_id) {
+            return Err(ChannelError::BadRequest(format!(
+                "{} is not a valid id",
+                self.session.name
+            )));
+        }
+        let phone = payload.require(&self.phone)?;
+        let from = PhoneNumber::parse_international(&phone)
+            .map_err(|e| ChannelError::BadRequest(format!("{}: {e}", self.phone.name)))?;
+        let service_code = match &self.service_code {
+            Some(f) => {
+                let code = payload.require(f)?;
+                if code.len() > MAX_SERVICE_CODE_BYTES || code.chars().any(char::is_control) {
+                    return Err(ChannelError::BadRequest(format!(
+                        "{} is not a service code",
+                        f.name
+                    )));
+                }
+                code
+            }
+            None => String::new(),
+        };
+        let text = payload.get(&self.text)?.unwrap_or_default();
+        if text.len() > MAX_TEXT_BYTES {
+            return Err(ChannelError::BadRequest(format!(
+                "{} is too long",
+                self.text.name
+            )));
+        }
+        let input = match &self.input {
+            Input::Cumulative { separator: '*' } => UssdInput::Cumulative(text),
+            Input::Cumulative { separator } => UssdInput::Cumulative(text.replace(*separator, "*")),
+            Input::Latest { new_session } => {
+                let first = match new_session {
+                    Some((field, value)) => payload.require(field)? == *value,
+                    None => text.is_empty() || (!service_code.is_empty() && text == service_code),
+                };
+                UssdInput::Latest { text, first }
+            }
+        };
+        Ok(UssdIn {
+            session_id,
+            from,
+            service_code,
+            input,
+        })
+    }
+
+    fn render_ussd(&self, text: &str, end: bool) -> Reply {
+        self.render_ussd_in_session("", text, end)
+    }
+
+    fn render_ussd_in_session(&self, session_id: &str, text: &str, end: bool) -> Reply {
+        match &self.reply {
+            ReplyStyle::Text {
+                continue_prefix,
+                end_prefix,
+            } => {
+                let prefix = if end { end_prefix } else { continue_prefix };
+                Reply::text(StatusCode::OK, format!("{prefix}{text}"))
+            }
+            ReplyStyle::Json {
+                text_field,
+                end: mark,
+                session_echo,
+            } => {
+                let mut obj = Map::new();
+                put(&mut obj, text_field, Value::String(text.to_owned()));
+                match mark {
+                    EndMark::Flag(path) => put(&mut obj, path, Value::Bool(end)),
+                    EndMark::Action {
+                        field,
+                        continue_value,
+                        end_value,
+                    } => {
+                        let v = if end { end_value } else { continue_value };
+                        put(&mut obj, field, Value::String(v.clone()));
+                    }
+                }
+                if let Some(path) = session_echo {
+                    put(&mut obj, path, Value::String(session_id.to_owned()));
+                }
+                self.json_reply(StatusCode::OK, &Value::Object(obj))
+            }
+        }
+    }
+
+    fn render_error(&self, status: StatusCode, message: &str) -> Reply {
+        match &self.reply {
+            ReplyStyle::Text { .. } => Reply::text(status, message),
+            ReplyStyle::Json { .. } => {
+                let mut obj = Map::new();
+                obj.insert("error".into(), Value::String(message.trim_end().to_owned()));
+                self.json_reply(status, &Value::Object(obj))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

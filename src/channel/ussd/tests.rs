@@ -1,0 +1,755 @@
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::*;
+use crate::channel::{build, http_client};
+use crate::config::{LoadError, parse};
+use bytes::Bytes;
+use http::HeaderMap;
+
+const HEAD: &str = r#"
+[flows]
+dir = "../flows"
+default = "legal_help"
+fallback_phone = "+996 000 000 000"
+[[channels]]
+name = "op"
+kind = "ussd"
+"#;
+
+/// Build a `kind = "ussd"` channel from its settings, through the config
+/// loader and `channel::build`, as the gateway does.
+fn try_channel(settings: &str) -> Result<Arc<dyn Channel>, Vec<String>> {
+    let env: BTreeMap<&str, &str> = [("OP_SECRET", "s3cret")].into_iter().collect();
+    let text = format!("{HEAD}{settings}");
+    let config = match parse(&text, "c.toml", Path::new("config"), &env) {
+        Ok((c, _)) => c,
+        Err(LoadError::Invalid(ps)) => return Err(ps.iter().map(ToString::to_string).collect()),
+        Err(LoadError::Unreadable(p)) => return Err(vec![p.to_string()]),
+    };
+    build(0, &config.channels[0], "c.toml", &http_client())
+        .map_err(|ps| ps.iter().map(ToString::to_string).collect())
+}
+
+fn channel(settings: &str) -> Arc<dyn Channel> {
+    match try_channel(settings) {
+        Ok(c) => c,
+        Err(e) => panic!("{e:?}"),
+    }
+}
+
+fn problems(settings: &str) -> Vec<String> {
+    match try_channel(settings) {
+        Ok(_) => panic!("expected problems for {settings}"),
+        Err(e) => e,
+    }
+}
+
+fn post(body: &str) -> Request {
+    Request {
+        method: Method::POST,
+        query: None,
+        headers: HeaderMap::new(),
+        body: Bytes::from(body.to_owned()),
+        peer: "127.0.0.1".parse().unwrap(),
+    }
+}
+
+fn get(query: &str) -> Request {
+    Request {
+        method: Method::GET,
+        query: Some(query.to_owned()),
+        headers: HeaderMap::new(),
+        body: Bytes::new(),
+        peer: "127.0.0.1".parse().unwrap(),
+    }
+}
+
+fn bad(want: &str) -> ChannelError {
+    ChannelError::BadRequest(want.into())
+}
+
+// ------------------------------------------------------------ profile 1
+// Form POST, cumulative input, CON/END text: the Africa's Talking shape,
+// as a local aggregator that copied it would send it.
+
+const FORM_CUMULATIVE: &str = r#"
+format = "form"
+session_field = "sessionId"
+phone_field = "phoneNumber"
+text_field = "text"
+service_code_field = "serviceCode"
+input = "cumulative"
+reply = "text"
+"#;
+
+#[test]
+fn form_cumulative_parses_the_fields_and_ignores_extras() {
+    let c = channel(FORM_CUMULATIVE);
+    let r = c
+        .parse_ussd(&post(
+            "sessionId=ATUid_1&serviceCode=%2A384%2A1%23&phoneNumber=%2B996555123456&networkCode=43701&text=1%2A2&extra=x",
+        ))
+        .unwrap();
+    assert_eq!(r.session_id, "ATUid_1");
+    assert_eq!(r.service_code, "*384*1#");
+    assert_eq!(r.from.as_str(), "+996555123456");
+    assert_eq!(r.input, UssdInput::Cumulative("1*2".into()));
+    // First hop: text empty, or absent altogether; a number without `+`.
+    for body in [
+        "sessionId=s2&serviceCode=%2A384%23&phoneNumber=380501234567&text=",
+        "sessionId=s2&serviceCode=%2A384%23&phoneNumber=380501234567",
+    ] {
+        let r = c.parse_ussd(&post(body)).unwrap();
+        assert_eq!(r.input, UssdInput::Cumulative(String::new()), "{body}");
+        assert_eq!(r.from.as_str(), "+380501234567");
+    }
+}
+
+#[test]
+fn form_cumulative_missing_and_malformed_fields_are_named_without_values() {
+    let c = channel(FORM_CUMULATIVE);
+    let cases = [
+        (
+            "serviceCode=1&phoneNumber=%2B996555123456&text=",
+            "missing field `sessionId`",
+        ),
+        (
+            "sessionId=a&serviceCode=1&text=",
+            "missing field `phoneNumber`",
+        ),
+        (
+            "sessionId=a&phoneNumber=%2B996555123456&text=",
+            "missing field `serviceCode`",
+        ),
+        (
+            "sessionId=a&serviceCode=1&phoneNumber=hello",
+            "phoneNumber: phone number has a character that is not a digit",
+        ),
+        (
+            "sessionId=a&serviceCode=1&phoneNumber=%2B12",
+            "phoneNumber: phone number has the wrong number of digits",
+        ),
+        (
+            "sessionId=&serviceCode=1&phoneNumber=%2B996555123456",
+            "sessionId is not a valid id",
+        ),
+        (
+            "sessionId=a%20b&serviceCode=1&phoneNumber=%2B996555123456",
+            "sessionId is not a valid id",
+        ),
+        (
+            "sessionId=a&sessionId=b&serviceCode=1&phoneNumber=%2B996555123456",
+            "duplicate field `sessionId`",
+        ),
+        (
+            "sessionId=a&serviceCode=%2A1%0A%23&phoneNumber=%2B996555123456",
+            "serviceCode is not a service code",
+        ),
+        // Bytes that are not UTF-8 decode to U+FFFD, which no id contains.
+        ("sessionId=%FF&serviceCode=1", "sessionId is not a valid id"),
+    ];
+    for (body, want) in cases {
+        assert_eq!(c.parse_ussd(&post(body)).unwrap_err(), bad(want), "{body}");
+    }
+    let long = format!(
+        "sessionId=a&serviceCode=1&phoneNumber=%2B996555123456&text={}",
+        "1*".repeat(MAX_TEXT_BYTES)
+    );
+    assert_eq!(
+        c.parse_ussd(&post(&long)).unwrap_err(),
+        bad("text is too long")
+    );
+}
+
+#[test]
+fn form_cumulative_replies_are_con_or_end_plain_text() {
+    let c = channel(FORM_CUMULATIVE);
+    let r = c.render_ussd_in_session("s1", "Где вы?\n1 Бишкек", false);
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, "CON Где вы?\n1 Бишкек");
+    assert!(r.content_type.starts_with("text/plain"));
+    assert_eq!(c.render_ussd("Bye", true).body, "END Bye");
+    let e = c.render_error(StatusCode::BAD_REQUEST, "missing field `text`\n");
+    assert_eq!(e.status, StatusCode::BAD_REQUEST);
+    assert_eq!(e.body, "missing field `text`\n");
+    assert!(e.content_type.starts_with("text/plain"));
+}
+
+#[test]
+fn a_custom_separator_is_normalised_to_star() {
+    let c = channel(&format!("{FORM_CUMULATIVE}input_separator = \"#\"\n"));
+    let r = c
+        .parse_ussd(&post(
+            "sessionId=a&serviceCode=1&phoneNumber=%2B996555123456&text=1%232%23Station+5",
+        ))
+        .unwrap();
+    assert_eq!(r.input, UssdInput::Cumulative("1*2*Station 5".into()));
+}
+
+// ------------------------------------------------------------ profile 2
+// JSON POST with nested fields, latest input with a begin marker, JSON
+// reply with an action field and the session id echoed.
+
+const JSON_LATEST: &str = r#"
+secret_env = "OP_SECRET"
+format = "json"
+session_field = "session.id"
+phone_field = "subscriber.msisdn"
+text_field = "input"
+service_code_field = "ussdCode"
+new_session_field = "type"
+new_session_value = "begin"
+input = "latest"
+reply = "json"
+reply_text_field = "text"
+reply_action_field = "action"
+reply_continue_value = "request"
+reply_end_value = "end"
+reply_session_echo = true
+"#;
+
+#[test]
+fn json_latest_parses_nested_fields_and_the_begin_marker() {
+    let c = channel(JSON_LATEST);
+    let begin = r#"{
+        "session": {"id": "AT-7f3a9", "startedAt": "2025-03-01T10:00:00Z"},
+        "subscriber": {"msisdn": "996555123456", "network": "ala-too"},
+        "ussdCode": "*384*1#",
+        "type": "begin",
+        "input": "*384*1#",
+        "channel": {"hops": 1, "tags": ["a", "b"]}
+    }"#;
+    let r = c.parse_ussd(&post(begin)).unwrap();
+    assert_eq!(r.session_id, "AT-7f3a9");
+    assert_eq!(r.from.as_str(), "+996555123456");
+    assert_eq!(r.service_code, "*384*1#");
+    assert_eq!(
+        r.input,
+        UssdInput::Latest {
+            text: "*384*1#".into(),
+            first: true
+        }
+    );
+    // A later hop: numbers as JSON numbers, an answer that is not the code.
+    let next = r#"{"session":{"id":48213},"subscriber":{"msisdn":380501234567},
+        "ussdCode":"*384*1#","type":"continue","input":"2"}"#;
+    let r = c.parse_ussd(&post(next)).unwrap();
+    assert_eq!(r.session_id, "48213");
+    assert_eq!(r.from.as_str(), "+380501234567");
+    assert_eq!(
+        r.input,
+        UssdInput::Latest {
+            text: "2".into(),
+            first: false
+        }
+    );
+    // The marker decides, not the text: an empty answer mid-session.
+    let r = c
+        .parse_ussd(&post(
+            r#"{"session":{"id":"s"},"subscriber":{"msisdn":"+996555123456"},"ussdCode":"*1#","type":"continue","input":null}"#,
+        ))
+        .unwrap();
+    assert_eq!(
+        r.input,
+        UssdInput::Latest {
+            text: String::new(),
+            first: false
+        }
+    );
+}
+
+#[test]
+fn json_latest_missing_and_malformed_fields_are_named_without_values() {
+    let c = channel(JSON_LATEST);
+    let cases = [
+        (
+            r#"{"subscriber":{"msisdn":"996555123456"},"ussdCode":"*1#","type":"begin"}"#,
+            "missing field `session.id`",
+        ),
+        (
+            r#"{"session":"s1","subscriber":{"msisdn":"996555123456"},"ussdCode":"*1#","type":"begin"}"#,
+            "missing field `session.id`",
+        ),
+        (
+            r#"{"session":{"id":"s1"},"ussdCode":"*1#","type":"begin"}"#,
+            "missing field `subscriber.msisdn`",
+        ),
+        (
+            r#"{"session":{"id":"s1"},"subscriber":{"msisdn":"996555123456"},"type":"begin"}"#,
+            "missing field `ussdCode`",
+        ),
+        (
+            r#"{"session":{"id":"s1"},"subscriber":{"msisdn":"996555123456"},"ussdCode":"*1#","input":"1"}"#,
+            "missing field `type`",
+        ),
+        (
+            r#"{"session":{"id":"s1"},"subscriber":{"msisdn":"99655512345x"},"ussdCode":"*1#","type":"begin"}"#,
+            "subscriber.msisdn: phone number has a character that is not a digit",
+        ),
+        (
+            r#"{"session":{"id":"s1"},"subscriber":{"msisdn":9965551234.5},"ussdCode":"*1#","type":"begin"}"#,
+            "field `subscriber.msisdn` is not a string",
+        ),
+        (
+            r#"{"session":{"id":"s1"},"subscriber":{"msisdn":"996555123456"},"ussdCode":"*1#","type":"begin","input":{"v":"1"}}"#,
+            "field `input` is not a string",
+        ),
+        (
+            r#"{"session":{"id":"s 1"},"subscriber":{"msisdn":"996555123456"},"ussdCode":"*1#","type":"begin"}"#,
+            "session.id is not a valid id",
+        ),
+        (r#"{"session":{"id":"s1"},"#, "body is not valid JSON"),
+        ("sessionId=s1&text=1", "body is not valid JSON"),
+        (r#"[{"session":{"id":"s1"}}]"#, "body is not a JSON object"),
+    ];
+    for (body, want) in cases {
+        assert_eq!(c.parse_ussd(&post(body)).unwrap_err(), bad(want), "{body}");
+    }
+}
+
+#[test]
+fn json_latest_replies_carry_text_action_and_session() {
+    let c = channel(JSON_LATEST);
+    let r = c.render_ussd_in_session("AT-7f3a9", "Где вы?\n1 Бишкек", false);
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.content_type, "application/json");
+    assert_eq!(
+        r.body,
+        r#"{"action":"request","session":{"id":"AT-7f3a9"},"text":"Где вы?\n1 Бишкек"}"#
+    );
+    let r = c.render_ussd_in_session("AT-7f3a9", "Адвокат \"скоро\"", true);
+    assert_eq!(
+        r.body,
+        r#"{"action":"end","session":{"id":"AT-7f3a9"},"text":"Адвокат \"скоро\""}"#
+    );
+    let e = c.render_error(StatusCode::FORBIDDEN, "forbidden\n");
+    assert_eq!(e.status, StatusCode::FORBIDDEN);
+    assert_eq!(e.content_type, "application/json");
+    assert_eq!(e.body, r#"{"error":"forbidden"}"#);
+    let e = c.render_error(StatusCode::BAD_REQUEST, "missing field `session.id`\n");
+    assert_eq!(e.status, StatusCode::BAD_REQUEST);
+    assert_eq!(e.body, r#"{"error":"missing field `session.id`"}"#);
+}
+
+#[test]
+fn json_latest_authenticates_by_secret_and_takes_only_post() {
+    let c = channel(JSON_LATEST);
+    let mut r = post("{}");
+    assert_eq!(c.authenticate(&r), Err(ChannelError::Forbidden));
+    r.query = Some("secret=wrong".into());
+    assert_eq!(c.authenticate(&r), Err(ChannelError::Forbidden));
+    r.query = Some("secret=s3cret".into());
+    assert_eq!(c.authenticate(&r), Ok(()));
+    let mut r = post("{}");
+    // "alatoo:s3cret"
+    r.headers.insert(
+        http::header::AUTHORIZATION,
+        "Basic YWxhdG9vOnMzY3JldA==".parse().unwrap(),
+    );
+    assert_eq!(c.authenticate(&r), Ok(()));
+    assert_eq!(c.methods(Event::Ussd), Some(&[Method::POST][..]));
+    assert_eq!(c.methods(Event::Sms), None);
+    assert_eq!(c.methods(Event::Status), None);
+    assert_eq!(c.kind(), ChannelKind::Ussd);
+    assert_eq!(c.name(), "op");
+}
+
+// ------------------------------------------------------------ profile 3
+// GET with the fields in the query string, latest input, an `op` field
+// that says `begin` on the first hop; FC/FB text replies; IP allow-list.
+
+const QUERY_LATEST: &str = r#"
+allow_ips = ["198.51.100.0/24"]
+format = "query"
+session_field = "sid"
+phone_field = "msisdn"
+text_field = "msg"
+service_code_field = "code"
+new_session_field = "op"
+new_session_value = "begin"
+input = "latest"
+reply = "text"
+continue_prefix = "FC\n"
+end_prefix = "FB\n"
+"#;
+
+#[test]
+fn query_latest_reads_the_query_string_of_a_get() {
+    let c = channel(QUERY_LATEST);
+    assert_eq!(
+        c.methods(Event::Ussd),
+        Some(&[Method::GET, Method::POST][..])
+    );
+    let r = c
+        .parse_ussd(&get(
+            "sid=995-77123&msisdn=995599123456&msg=&code=%2A555%23&op=begin&lang=ka&ts=1718000000",
+        ))
+        .unwrap();
+    assert_eq!(r.session_id, "995-77123");
+    assert_eq!(r.from.as_str(), "+995599123456");
+    assert_eq!(r.service_code, "*555#");
+    assert_eq!(
+        r.input,
+        UssdInput::Latest {
+            text: String::new(),
+            first: true
+        }
+    );
+    // A later hop, POSTed with the fields still in the query and a body
+    // that is ignored.
+    let mut req = post("sid=other&msisdn=1");
+    req.query = Some(
+        "sid=995-77123&msisdn=995599123456&msg=%D0%B4%D0%B0&code=%2A555%23&op=continue".into(),
+    );
+    let r = c.parse_ussd(&req).unwrap();
+    assert_eq!(r.session_id, "995-77123");
+    assert_eq!(
+        r.input,
+        UssdInput::Latest {
+            text: "да".into(),
+            first: false
+        }
+    );
+}
+
+#[test]
+fn query_latest_missing_and_malformed_fields() {
+    let c = channel(QUERY_LATEST);
+    let cases = [
+        (
+            "msisdn=995599123456&msg=1&code=1&op=continue",
+            "missing field `sid`",
+        ),
+        ("sid=1&msg=1&code=1&op=continue", "missing field `msisdn`"),
+        (
+            "sid=1&msisdn=995599123456&msg=1&op=continue",
+            "missing field `code`",
+        ),
+        (
+            "sid=1&msisdn=995599123456&msg=1&code=1",
+            "missing field `op`",
+        ),
+        (
+            "sid=1&msisdn=0599123456&msg=1&code=1&op=continue",
+            "msisdn: phone number has the wrong number of digits",
+        ),
+        (
+            "sid=1&msisdn=995599123456&msg=1&msg=2&code=1&op=continue",
+            "duplicate field `msg`",
+        ),
+        (
+            "sid=%C3%28&msisdn=995599123456&code=1&op=begin",
+            "sid is not a valid id",
+        ),
+    ];
+    for (query, want) in cases {
+        assert_eq!(c.parse_ussd(&get(query)).unwrap_err(), bad(want), "{query}");
+    }
+    // No query string at all.
+    let mut r = get("");
+    r.query = None;
+    assert_eq!(c.parse_ussd(&r).unwrap_err(), bad("missing field `sid`"));
+}
+
+#[test]
+fn query_latest_replies_and_allow_list() {
+    let c = channel(QUERY_LATEST);
+    assert_eq!(
+        c.render_ussd_in_session("s", "Выберите:\n1 Да", false).body,
+        "FC\nВыберите:\n1 Да"
+    );
+    assert_eq!(
+        c.render_ussd_in_session("s", "Спасибо", true).body,
+        "FB\nСпасибо"
+    );
+    let mut r = get("sid=1");
+    assert_eq!(c.authenticate(&r), Err(ChannelError::Forbidden));
+    r.peer = "198.51.100.20".parse().unwrap();
+    assert_eq!(c.authenticate(&r), Ok(()));
+}
+
+// ------------------------------------------------------------ profile 4
+// Form POST, latest input without a marker (the first hop's text is empty
+// or the dialled code), JSON reply with a boolean end flag.
+
+const FORM_LATEST_FLAG: &str = r#"
+format = "form"
+session_field = "SESSIONID"
+phone_field = "MSISDN"
+text_field = "USERDATA"
+service_code_field = "SERVICECODE"
+input = "latest"
+reply = "json"
+reply_text_field = "MSG"
+reply_end_field = "END"
+"#;
+
+#[test]
+fn latest_without_a_marker_spots_the_first_hop_by_its_text() {
+    let c = channel(FORM_LATEST_FLAG);
+    let hop = |data: &str| {
+        c.parse_ussd(&post(&format!(
+            "SESSIONID=16032&MSISDN=380671234567&SERVICECODE=%2A911%23&USERDATA={data}&NETWORK=kyivstar"
+        )))
+        .unwrap()
+        .input
+    };
+    let first = |text: &str| UssdInput::Latest {
+        text: text.into(),
+        first: true,
+    };
+    assert_eq!(hop(""), first(""));
+    assert_eq!(hop("%2A911%23"), first("*911#"));
+    assert_eq!(
+        hop("3"),
+        UssdInput::Latest {
+            text: "3".into(),
+            first: false
+        }
+    );
+    // Without a service code field only an empty text opens a session.
+    let c = channel(&FORM_LATEST_FLAG.replace("service_code_field = \"SERVICECODE\"\n", ""));
+    let r = c
+        .parse_ussd(&post("SESSIONID=1&MSISDN=380671234567&USERDATA=%2A911%23"))
+        .unwrap();
+    assert_eq!(r.service_code, "");
+    assert_eq!(
+        r.input,
+        UssdInput::Latest {
+            text: "*911#".into(),
+            first: false
+        }
+    );
+}
+
+#[test]
+fn a_boolean_end_flag_is_true_only_on_the_last_screen() {
+    let c = channel(FORM_LATEST_FLAG);
+    assert_eq!(
+        c.render_ussd_in_session("16032", "Оберіть місто", false)
+            .body,
+        r#"{"END":false,"MSG":"Оберіть місто"}"#
+    );
+    assert_eq!(
+        c.render_ussd_in_session("16032", "Дякуємо", true).body,
+        r#"{"END":true,"MSG":"Дякуємо"}"#
+    );
+}
+
+#[test]
+fn dotted_reply_fields_nest_objects() {
+    let c = channel(
+        r#"
+format = "json"
+session_field = "sessionId"
+phone_field = "msisdn"
+text_field = "text"
+input = "cumulative"
+reply = "json"
+reply_text_field = "response.text"
+reply_end_field = "response.close"
+reply_session_echo = true
+"#,
+    );
+    assert_eq!(
+        c.render_ussd_in_session("s9", "Hi", true).body,
+        r#"{"response":{"close":true,"text":"Hi"},"sessionId":"s9"}"#
+    );
+}
+
+// ------------------------------------------------------------ settings
+
+const FIELDS: &str = r#"
+session_field = "sid"
+phone_field = "msisdn"
+text_field = "text"
+"#;
+
+#[test]
+fn missing_settings_are_each_named() {
+    assert_eq!(
+        problems(""),
+        vec![
+            "c.toml: channels[0].format: missing: ussd channels need it",
+            "c.toml: channels[0].session_field: missing: ussd channels need it",
+            "c.toml: channels[0].phone_field: missing: ussd channels need it",
+            "c.toml: channels[0].text_field: missing: ussd channels need it",
+            "c.toml: channels[0].input: missing: ussd channels need it",
+            "c.toml: channels[0].reply: missing: ussd channels need it",
+        ]
+    );
+}
+
+#[test]
+fn wrong_and_contradictory_settings_are_each_named_by_key() {
+    let base = format!("{FIELDS}format = \"form\"\n");
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        (
+            FIELDS.to_owned() + "format = \"xml\"\ninput = \"latest\"\nreply = \"text\"\n",
+            vec![r#"c.toml: channels[0].format = "xml": must be one of: form, json, query"#],
+        ),
+        (
+            base.clone() + "input = \"all\"\nreply = \"text\"\n",
+            vec![r#"c.toml: channels[0].input = "all": must be one of: cumulative, latest"#],
+        ),
+        (
+            base.clone() + "input = \"latest\"\nreply = \"xml\"\n",
+            vec![r#"c.toml: channels[0].reply = "xml": must be one of: text, json"#],
+        ),
+        (
+            base.clone() + "input = \"cumulative\"\ninput_separator = \"**\"\nreply = \"text\"\n",
+            vec![
+                r#"c.toml: channels[0].input_separator = "**": must be exactly one character that is not a letter, digit or space"#,
+            ],
+        ),
+        (
+            base.clone() + "input = \"cumulative\"\ninput_separator = \"\"\nreply = \"text\"\n",
+            vec![
+                r#"c.toml: channels[0].input_separator = "": must be exactly one character that is not a letter, digit or space"#,
+            ],
+        ),
+        (
+            base.clone() + "input = \"cumulative\"\ninput_separator = \"1\"\nreply = \"text\"\n",
+            vec![
+                r#"c.toml: channels[0].input_separator = "1": must be exactly one character that is not a letter, digit or space"#,
+            ],
+        ),
+        (
+            base.clone() + "input = \"latest\"\ninput_separator = \"#\"\nreply = \"text\"\n",
+            vec![r#"c.toml: channels[0].input_separator: only used with input = "cumulative""#],
+        ),
+        (
+            base.clone()
+                + "input = \"cumulative\"\nnew_session_field = \"type\"\nnew_session_value = \"begin\"\nreply = \"text\"\n",
+            vec![
+                r#"c.toml: channels[0].new_session_field: only used with input = "latest" (a cumulative text is empty on the first hop)"#,
+                r#"c.toml: channels[0].new_session_value: only used with input = "latest" (a cumulative text is empty on the first hop)"#,
+            ],
+        ),
+        (
+            base.clone() + "input = \"latest\"\nnew_session_field = \"type\"\nreply = \"text\"\n",
+            vec![
+                r#"c.toml: channels[0].new_session_value: missing: new_session_field needs the value that marks a first hop"#,
+            ],
+        ),
+        (
+            base.clone() + "input = \"latest\"\nnew_session_value = \"begin\"\nreply = \"text\"\n",
+            vec![
+                r#"c.toml: channels[0].new_session_field: missing: new_session_value needs the field that carries it"#,
+            ],
+        ),
+        (
+            base.clone() + "input = \"latest\"\nreply = \"json\"\n",
+            vec![
+                r#"c.toml: channels[0].reply = "json": needs reply_end_field (true on the last screen) or reply_action_field with reply_continue_value and reply_end_value"#,
+            ],
+        ),
+        (
+            base.clone()
+                + "input = \"latest\"\nreply = \"json\"\nreply_end_field = \"end\"\nreply_action_field = \"action\"\n",
+            vec![
+                r#"c.toml: channels[0].reply_action_field: set reply_end_field or reply_action_field, not both"#,
+            ],
+        ),
+        (
+            base.clone() + "input = \"latest\"\nreply = \"json\"\nreply_action_field = \"action\"\n",
+            vec![
+                r#"c.toml: channels[0].reply_continue_value: missing: reply_action_field needs it"#,
+                r#"c.toml: channels[0].reply_end_value: missing: reply_action_field needs it"#,
+            ],
+        ),
+        (
+            base.clone()
+                + "input = \"latest\"\nreply = \"json\"\nreply_action_field = \"action\"\nreply_continue_value = \"end\"\nreply_end_value = \"end\"\n",
+            vec![r#"c.toml: channels[0].reply_end_value = "end": must differ from reply_continue_value"#],
+        ),
+        (
+            base.clone()
+                + "input = \"latest\"\nreply = \"json\"\nreply_end_field = \"end\"\nreply_end_value = \"x\"\n",
+            vec![r#"c.toml: channels[0].reply_end_value: only used with reply_action_field"#],
+        ),
+        (
+            base.clone()
+                + "input = \"latest\"\nreply = \"json\"\nreply_end_field = \"end\"\ncontinue_prefix = \"CON \"\n",
+            vec![r#"c.toml: channels[0].continue_prefix: only used with reply = "text""#],
+        ),
+        (
+            base.clone()
+                + "input = \"latest\"\nreply = \"json\"\nreply_end_field = \"message\"\n",
+            vec![
+                r#"c.toml: channels[0].reply_end_field = "message": overlaps reply_text_field: each field needs its own place"#,
+            ],
+        ),
+        (
+            base.clone()
+                + "input = \"latest\"\nreply = \"text\"\nreply_end_field = \"end\"\nreply_session_echo = true\n",
+            vec![
+                r#"c.toml: channels[0].reply_end_field: only used with reply = "json""#,
+                r#"c.toml: channels[0].reply_session_echo = "true": only used with reply = "json""#,
+            ],
+        ),
+        (
+            base.clone() + "input = \"latest\"\nreply = \"text\"\ncontinue_prefix = \"X\"\nend_prefix = \"X\"\n",
+            vec![
+                r#"c.toml: channels[0].end_prefix = "X": must differ from continue_prefix, or the operator cannot tell a last screen"#,
+            ],
+        ),
+        (
+            base.clone() + "input = \"latest\"\nreply = \"text\"\nreply_session_echo = \"yes\"\n",
+            vec![r#"c.toml: channels[0].reply_session_echo = "\"yes\"": must be true or false"#],
+        ),
+        (
+            base.clone() + "input = \"latest\"\nreply = \"text\"\ncontinue_prefx = \"C \"\n",
+            vec!["c.toml: channels[0].continue_prefx: unknown setting for ussd channels"],
+        ),
+        (
+            "session_field = \"sid\"\nphone_field = \"sid\"\ntext_field = \"text\"\nformat = \"form\"\ninput = \"latest\"\nreply = \"text\"\n".to_owned(),
+            vec![
+                r#"c.toml: channels[0].phone_field = "sid": overlaps session_field: each field needs its own place"#,
+            ],
+        ),
+        (
+            "session_field = \"session\"\nphone_field = \"session.msisdn\"\ntext_field = \"text\"\nformat = \"json\"\ninput = \"latest\"\nreply = \"text\"\n".to_owned(),
+            vec![
+                r#"c.toml: channels[0].phone_field = "session.msisdn": overlaps session_field: each field needs its own place"#,
+            ],
+        ),
+        (
+            "session_field = \"session..id\"\nphone_field = \"msisdn\"\ntext_field = \"text\"\nformat = \"json\"\ninput = \"latest\"\nreply = \"text\"\n".to_owned(),
+            vec![r#"c.toml: channels[0].session_field = "session..id": has an empty part between dots"#],
+        ),
+        (
+            "secret_env = \"OP_SECRET\"\nsession_field = \"sid\"\nphone_field = \"msisdn\"\ntext_field = \"secret\"\nformat = \"query\"\ninput = \"latest\"\nreply = \"text\"\n".to_owned(),
+            vec![
+                r#"c.toml: channels[0].text_field = "secret": with format = "query" this is where the shared secret goes"#,
+            ],
+        ),
+        (
+            "session_field = \"\"\nphone_field = \"msisdn\"\ntext_field = \"text\"\nformat = \"form\"\ninput = \"latest\"\nreply = \"text\"\n".to_owned(),
+            vec![r#"c.toml: channels[0].session_field = "": must not be empty"#],
+        ),
+    ];
+    for (settings, want) in cases {
+        assert_eq!(problems(&settings), want, "{settings}");
+    }
+}
+
+#[test]
+fn form_field_names_with_dots_are_taken_literally() {
+    let c = channel(
+        r#"
+format = "form"
+session_field = "session.id"
+phone_field = "msisdn"
+text_field = "text"
+input = "cumulative"
+reply = "text"
+"#,
+    );
+    let r = c
+        .parse_ussd(&post("session.id=s1&msisdn=996555123456&text=1"))
+        .unwrap();
+    assert_eq!(r.session_id, "s1");
+}
