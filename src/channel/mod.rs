@@ -8,6 +8,8 @@
 //!
 //! One file per kind, all implementing [`Channel`]:
 //! - [`africastalking`] — Africa's Talking USSD, SMS, delivery reports.
+//! - [`kannel`] — Kannel (open-source SMS gateway): SMS via `get-url`,
+//!   delivery reports via a per-message `dlr-url`, sending via `sendsms`.
 //!
 //! An adapter also sends: [`Channel::send`] posts one SMS to the aggregator's
 //! API and classifies the answer ([`SendOutcome`]) so the outbox worker knows
@@ -17,6 +19,7 @@
 //! errors become HTTP bodies and log lines.
 
 pub mod africastalking;
+pub mod kannel;
 pub mod mock;
 pub mod settings;
 
@@ -532,6 +535,7 @@ pub fn build(
             &settings,
             http.clone(),
         )),
+        ChannelKind::Kannel => Arc::new(kannel::KannelAdapter::new(cfg, &settings, http.clone())),
         other => {
             return Err(vec![Problem::error(
                 file,
