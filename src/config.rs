@@ -191,7 +191,7 @@ impl Default for RawOutbox {
             max_attempts: 8,
             max_age_secs: 3600,
             lease_secs: 60,
-            poll_ms: 250,
+            poll_ms: 1000,
             backoff_base_ms: 2000,
             backoff_max_secs: 300,
             concurrency: 16,

@@ -157,10 +157,17 @@ async fn duplicates_by_id_or_by_text_are_answered_once() {
     // Each send takes a while, as a real API's might: a retry that arrives
     // while our reply is still being sent is recognised as a retry.
     let slow = Duration::from_millis(600);
-    let api = MockServer::start(vec![MockResponse::new(201, at_reply(101, "Success", "ATXid_2")).delayed(slow)]).await;
+    let api = MockServer::start(vec![
+        MockResponse::new(201, at_reply(101, "Success", "ATXid_2")).delayed(slow),
+    ])
+    .await;
     let gw = start(&api, "").await;
     assert_eq!(sms(&gw, WOMAN, "HELP", Some("dup-1")).await.status, 200);
-    assert_eq!(sms(&gw, WOMAN, "HELP", Some("dup-1")).await.status, 200, "a duplicate gets the normal answer");
+    assert_eq!(
+        sms(&gw, WOMAN, "HELP", Some("dup-1")).await.status,
+        200,
+        "a duplicate gets the normal answer"
+    );
     sent(&api, 1).await;
     tokio::time::sleep(slow + Duration::from_millis(200)).await;
     // Without an id: the same text again before we replied is a retry…

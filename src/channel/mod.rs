@@ -13,6 +13,8 @@
 //!   `X-Twilio-Signature`).
 //! - [`ussd`] — USSD from any operator, its field names and reply format
 //!   set in config (`kind = "ussd"`).
+//! - [`kannel`] — Kannel (open-source SMS gateway): SMS via `get-url`,
+//!   delivery reports via a per-message `dlr-url`, sending via `sendsms`.
 //!
 //! An adapter also sends: [`Channel::send`] posts one SMS to the aggregator's
 //! API and classifies the answer ([`SendOutcome`]) so the outbox worker knows
@@ -23,6 +25,7 @@
 
 pub mod africastalking;
 pub mod infobip;
+pub mod kannel;
 pub mod mock;
 pub mod settings;
 pub mod twilio;
@@ -554,13 +557,7 @@ pub fn build(
         ChannelKind::Infobip => Arc::new(infobip::Infobip::new(cfg, &settings, http.clone())),
         ChannelKind::Twilio => Arc::new(twilio::Twilio::new(cfg, &settings, http.clone())),
         ChannelKind::Ussd => Arc::new(ussd::Ussd::new(cfg, &settings)),
-        other => {
-            return Err(vec![Problem::error(
-                file,
-                format!("channels[{index}].kind = {:?}", other.as_str()),
-                "this kind is not available in this build yet",
-            )]);
-        }
+        ChannelKind::Kannel => Arc::new(kannel::KannelAdapter::new(cfg, &settings, http.clone())),
     };
     let problems = settings.finish();
     if problems.is_empty() {

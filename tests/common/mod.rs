@@ -4,6 +4,7 @@
 //! (oversized bodies, a body sent in two halves around a shutdown).
 #![allow(dead_code)]
 
+pub mod kannel;
 pub mod redis;
 
 use std::collections::BTreeMap;

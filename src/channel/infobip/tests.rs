@@ -16,6 +16,7 @@ fn ib() -> Infobip {
 
 fn req_q(query: Option<&str>, body: &str) -> Request {
     Request {
+        path: String::new(),
         method: Method::POST,
         query: query.map(str::to_owned),
         headers: HeaderMap::new(),

@@ -48,6 +48,7 @@ fn problems(settings: &str) -> Vec<String> {
 
 fn post(body: &str) -> Request {
     Request {
+        path: String::new(),
         method: Method::POST,
         query: None,
         headers: HeaderMap::new(),
@@ -58,6 +59,7 @@ fn post(body: &str) -> Request {
 
 fn get(query: &str) -> Request {
     Request {
+        path: String::new(),
         method: Method::GET,
         query: Some(query.to_owned()),
         headers: HeaderMap::new(),

@@ -1,0 +1,457 @@
+//! Kannel (the open-source SMS gateway, bearerbox + smsbox).
+//!
+//! - Inbound SMS: an `sms-service` whose `get-url` calls
+//!   `/webhooks/{name}/sms?secret=S&from=%p&to=%P&text=%b&ts=%T&id=%I&smsc=%i&coding=%c&charset=%C`
+//!   (GET; a POST with the same fields as a form body or query also works).
+//!   With `mo-recode = true` Kannel turns UCS-2 messages into UTF-8 and says
+//!   `coding=0&charset=UTF-8`; without it `text` carries the raw UCS-2BE bytes
+//!   and `charset=UTF-16BE` (`coding=2`). Both are decoded here. Use `%b`,
+//!   never `%a` (which squashes spaces and newlines).
+//! - The reply body would go back to the phone as an SMS: the service must
+//!   have `max-messages = 0`. We answer 200 with an empty body, because any
+//!   other status makes Kannel re-request (`http-request-retry`).
+//! - Delivery reports: the `dlr-url` we give with each message is our own
+//!   status webhook with our message id (`m`) and `d=%d`, the DLR bits:
+//!   1 delivered to the phone, 2 not delivered to the phone, 4 queued on the
+//!   SMSC, 8 accepted by the SMSC, 16 rejected by the SMSC.
+//! - Sending: `GET {sendsms_url}?username&password&to&from&text&charset=UTF-8`
+//!   plus `coding=2` for text outside GSM-7 (else Kannel sends `?` for every
+//!   Cyrillic letter), `dlr-mask` and `dlr-url`. Success is 202
+//!   `0: Accepted for delivery` or `3: Queued for later delivery` (no id);
+//!   403 bad credentials; 503 `Temporal failure, try again later.`
+//!
+//! Kannel signs nothing: requests are authenticated by a secret in the
+//! get-url and dlr-url (`?secret=…`) and/or an IP allow-list
+//! ([`SharedSecretAuth`]).
+//!
+//! Settings: `sendsms_url`, `username`, `password_env` (all three needed to
+//! send), `from` (sender; default: Kannel's), `public_url` (this gateway's
+//! base URL as Kannel reaches it; without it no delivery reports are asked
+//! for), `dlr_mask` (default 31), `tps` (default 10).
+
+use async_trait::async_trait;
+use http::{HeaderMap, Method, StatusCode};
+
+use super::settings::Settings;
+use super::{
+    Channel, ChannelError, DeliveryState, Event, OutSms, Reply, Request, SendOutcome,
+    SharedSecretAuth, SmsIn, StatusIn, id_ok, retry_after, status_url, transport_failure,
+};
+use crate::config::{ChannelConfig, ChannelKind};
+use crate::phone::PhoneNumber;
+use crate::text::{Encoding, measure};
+
+/// Longest decoded inbound text accepted, in bytes.
+const MAX_TEXT: usize = 4096;
+/// Longest `to` (a short code or number) accepted.
+const MAX_TO: usize = 64;
+
+/// What sending needs.
+#[derive(Clone)]
+struct Sender {
+    sendsms_url: String,
+    username: String,
+    password: String,
+    from: Option<String>,
+    /// Base URL for the per-message `dlr-url`; `None`: no reports asked for.
+    public_url: Option<String>,
+    dlr_mask: u32,
+    http: reqwest::Client,
+}
+
+/// The Kannel adapter.
+pub struct KannelAdapter {
+    name: String,
+    auth: SharedSecretAuth,
+    /// The shared secret again, to put into each `dlr-url`.
+    secret: Option<String>,
+    sender: Option<Sender>,
+    tps: u32,
+}
+
+impl std::fmt::Debug for KannelAdapter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KannelAdapter")
+            .field("name", &self.name)
+            .field("can_send", &self.sender.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KannelAdapter {
+    /// From the channel's config; problems go to `settings`.
+    pub fn new(cfg: &ChannelConfig, settings: &Settings<'_>, http: reqwest::Client) -> Self {
+        let sendsms_url = settings.opt_url("sendsms_url");
+        let username = settings.opt_str("username");
+        let password = settings.opt_secret("password_env");
+        let from = settings.opt_str("from");
+        let public_url = settings.opt_url("public_url");
+        let dlr_mask = settings.u32_or("dlr_mask", 31);
+        let tps = settings.u32_or("tps", 10);
+        if dlr_mask > 31 {
+            settings.problem(
+                "dlr_mask",
+                Some(&dlr_mask.to_string()),
+                "must be between 1 and 31 (1 delivered, 2 not delivered, 4 queued on the SMSC, \
+                 8 accepted by the SMSC, 16 rejected by the SMSC)",
+            );
+        }
+        // Presence by key: a key that is there but invalid (or names an
+        // unset variable) has been reported already.
+        let keys = ["sendsms_url", "username", "password_env"];
+        let present = |k: &str| cfg.settings.contains_key(k);
+        if keys.iter().any(|k| present(k)) {
+            for k in keys.iter().filter(|k| !present(k)) {
+                settings.problem(
+                    k,
+                    None,
+                    "sending needs sendsms_url, username and password_env",
+                );
+            }
+        }
+        let sender = match (sendsms_url, username, password) {
+            (Some(sendsms_url), Some(username), Some(password)) => Some(Sender {
+                sendsms_url,
+                username,
+                password,
+                from,
+                public_url,
+                dlr_mask: dlr_mask.min(31),
+                http,
+            }),
+            _ => None,
+        };
+        KannelAdapter {
+            name: cfg.name.clone(),
+            auth: SharedSecretAuth::from_config(cfg),
+            secret: cfg.secret.clone(),
+            sender,
+            tps,
+        }
+    }
+}
+
+/// A request's fields with their raw (percent-decoded) bytes: Kannel's `%b`
+/// is binary, so `text` may be UCS-2 and is decoded only once the charset
+/// is known.
+struct Params(Vec<(String, Vec<u8>)>);
+
+impl Params {
+    /// The form body (POST with a form or no content type) first, then the
+    /// query.
+    fn of(req: &Request) -> Params {
+        let mut pairs = Vec::new();
+        if req.method == Method::POST && is_form(&req.headers) {
+            pairs.extend(form_pairs(&req.body));
+        }
+        if let Some(q) = &req.query {
+            pairs.extend(form_pairs(q.as_bytes()));
+        }
+        Params(pairs)
+    }
+
+    fn bytes(&self, name: &str) -> Option<&[u8]> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// A field that must be there, as UTF-8.
+    fn required(&self, name: &str) -> Result<String, ChannelError> {
+        self.optional(name)?
+            .ok_or_else(|| ChannelError::BadRequest(format!("missing field `{name}`")))
+    }
+
+    /// A field that may be absent, as UTF-8.
+    fn optional(&self, name: &str) -> Result<Option<String>, ChannelError> {
+        match self.bytes(name) {
+            None => Ok(None),
+            Some(b) => String::from_utf8(b.to_vec())
+                .map(Some)
+                .map_err(|_| ChannelError::BadRequest(format!("{name} is not valid UTF-8"))),
+        }
+    }
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    match headers.get(http::header::CONTENT_TYPE) {
+        None => true,
+        Some(v) => v
+            .to_str()
+            .map(|s| {
+                s.trim()
+                    .to_ascii_lowercase()
+                    .starts_with("application/x-www-form-urlencoded")
+            })
+            .unwrap_or(false),
+    }
+}
+
+/// Split `a=1&b=2` and decode each side: `+` is a space, `%XX` a byte; a
+/// `%` not followed by two hex digits stays as it is.
+fn form_pairs(s: &[u8]) -> Vec<(String, Vec<u8>)> {
+    s.split(|&b| b == b'&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = match p.iter().position(|&b| b == b'=') {
+                Some(i) => (p.get(..i).unwrap_or(p), p.get(i + 1..).unwrap_or(&[])),
+                None => (p, &[][..]),
+            };
+            (
+                String::from_utf8_lossy(&unescape(k)).into_owned(),
+                unescape(v),
+            )
+        })
+        .collect()
+}
+
+fn unescape(s: &[u8]) -> Vec<u8> {
+    fn hex(b: u8) -> Option<u8> {
+        char::from(b)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    }
+    let mut out = Vec::with_capacity(s.len());
+    let mut rest = s;
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = tail;
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => match (
+                tail.first().copied().and_then(hex),
+                tail.get(1).copied().and_then(hex),
+            ) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    rest = tail.get(2..).unwrap_or(&[]);
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+    }
+    out
+}
+
+/// Decode `text` by Kannel's `charset` (`%C`), falling back on `coding`
+/// (`%c`, 2 = UCS-2) when no charset was given.
+fn decode_text(
+    bytes: &[u8],
+    coding: Option<&str>,
+    charset: Option<&str>,
+) -> Result<String, ChannelError> {
+    let charset = charset.map(|c| c.trim().to_ascii_uppercase());
+    match charset.as_deref() {
+        Some("UTF-16BE" | "UTF-16" | "UCS-2" | "UCS-2BE") => ucs2(bytes),
+        Some("UTF-8" | "UTF8") => utf8(bytes),
+        Some("ISO-8859-1" | "ISO8859-1" | "LATIN1") => Ok(latin1(bytes)),
+        // Binary 8-bit data: text only if a phone app put UTF-8 in it.
+        Some("8-BIT") => Ok(utf8(bytes).unwrap_or_else(|_| latin1(bytes))),
+        None | Some("") if coding.map(str::trim) == Some("2") => ucs2(bytes),
+        None | Some("") => utf8(bytes),
+        Some(_) => Err(ChannelError::BadRequest("charset is not supported".into())),
+    }
+}
+
+fn utf8(bytes: &[u8]) -> Result<String, ChannelError> {
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| ChannelError::BadRequest("text is not valid UTF-8".into()))
+}
+
+fn latin1(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+/// UCS-2 big-endian (read as UTF-16, so phones' surrogate pairs survive;
+/// a lone surrogate becomes U+FFFD).
+fn ucs2(bytes: &[u8]) -> Result<String, ChannelError> {
+    let chunks = bytes.chunks_exact(2);
+    if !chunks.remainder().is_empty() {
+        return Err(ChannelError::BadRequest("text is not valid UCS-2".into()));
+    }
+    let units = chunks.map(|c| u16::from_be_bytes([c[0], c[1]]));
+    let text: String = char::decode_utf16(units)
+        .map(|r| r.unwrap_or(char::REPLACEMENT_CHARACTER))
+        .collect();
+    Ok(text
+        .strip_prefix('\u{feff}')
+        .map(str::to_owned)
+        .unwrap_or(text))
+}
+
+/// What a DLR value (`%d`) means.
+fn dlr_state(d: &str) -> Option<DeliveryState> {
+    match d.trim() {
+        "1" => Some(DeliveryState::Delivered),
+        "2" | "16" => Some(DeliveryState::Failed),
+        "4" | "8" => Some(DeliveryState::Sent),
+        _ => None,
+    }
+}
+
+/// Classify smsbox's answer to a sendsms request.
+fn classify(
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+) -> SendOutcome {
+    let code = status.as_u16();
+    match code {
+        200..=299 => {
+            let body = body.trim_ascii_start();
+            if body.starts_with(b"0:") || body.starts_with(b"3:") {
+                SendOutcome::Sent { provider_id: None }
+            } else {
+                // Not an answer Kannel gives to one recipient: whether it
+                // was queued is unknown, and a duplicate beats a loss.
+                SendOutcome::Retry {
+                    after: None,
+                    reason: format!("http {code} unexpected reply"),
+                }
+            }
+        }
+        429 | 500..=599 => SendOutcome::Retry {
+            after: retry_after(headers),
+            reason: format!("http {code}"),
+        },
+        _ => SendOutcome::Permanent {
+            reason: format!("http {code}"),
+        },
+    }
+}
+
+#[async_trait]
+impl Channel for KannelAdapter {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn kind(&self) -> ChannelKind {
+        ChannelKind::Kannel
+    }
+
+    fn methods(&self, event: Event) -> Option<&'static [Method]> {
+        match event {
+            Event::Sms | Event::Status => Some(&[Method::GET, Method::POST]),
+            Event::Ussd => None,
+        }
+    }
+
+    fn authenticate(&self, req: &Request) -> Result<(), ChannelError> {
+        self.auth.check(req)
+    }
+
+    fn parse_sms(&self, req: &Request) -> Result<Vec<SmsIn>, ChannelError> {
+        let p = Params::of(req);
+        let from = p.required("from")?;
+        let raw_text = p
+            .bytes("text")
+            .ok_or_else(|| ChannelError::BadRequest("missing field `text`".into()))?;
+        let from = PhoneNumber::parse_international(&from)
+            .map_err(|e| ChannelError::BadRequest(format!("from: {e}")))?;
+        let coding = p.optional("coding")?;
+        let charset = p.optional("charset")?;
+        let text = decode_text(raw_text, coding.as_deref(), charset.as_deref())?;
+        if text.len() > MAX_TEXT {
+            return Err(ChannelError::BadRequest("text is too long".into()));
+        }
+        let to = p.optional("to")?.unwrap_or_default();
+        if to.len() > MAX_TO {
+            return Err(ChannelError::BadRequest("to is too long".into()));
+        }
+        let message_id = match p.optional("id")?.filter(|s| !s.is_empty()) {
+            Some(id) if id_ok(&id) => Some(id),
+            Some(_) => return Err(ChannelError::BadRequest("id is not a valid id".into())),
+            None => None,
+        };
+        Ok(vec![SmsIn {
+            message_id,
+            from,
+            to,
+            text,
+        }])
+    }
+
+    fn parse_status(&self, req: &Request) -> Result<Vec<StatusIn>, ChannelError> {
+        let p = Params::of(req);
+        let m = p.required("m")?;
+        if !id_ok(&m) {
+            return Err(ChannelError::BadRequest("m is not a valid id".into()));
+        }
+        let d = p.required("d")?;
+        let state = dlr_state(&d).ok_or_else(|| {
+            ChannelError::BadRequest("d is not a known delivery report value".into())
+        })?;
+        let reason = (state == DeliveryState::Failed).then(|| format!("dlr-{}", d.trim()));
+        Ok(vec![StatusIn {
+            provider_id: None,
+            message_id: Some(m),
+            state,
+            reason,
+        }])
+    }
+
+    /// 200 and nothing else: another status makes Kannel ask again, and
+    /// a body could become a reply SMS if the service allowed one.
+    fn render_ack(&self, _event: Event) -> Reply {
+        Reply::text(StatusCode::OK, "")
+    }
+
+    fn can_send(&self) -> bool {
+        self.sender.is_some()
+    }
+
+    fn tps(&self) -> u32 {
+        self.tps
+    }
+
+    async fn send(&self, msg: OutSms<'_>) -> SendOutcome {
+        let Some(s) = &self.sender else {
+            return SendOutcome::Permanent {
+                reason: "sending is not configured for this channel".into(),
+            };
+        };
+        let mut query: Vec<(&str, &str)> = vec![
+            ("username", &s.username),
+            ("password", &s.password),
+            ("to", msg.to.as_str()),
+            ("text", msg.text),
+            ("charset", "UTF-8"),
+        ];
+        if measure(msg.text).encoding == Encoding::Ucs2 {
+            query.push(("coding", "2"));
+        }
+        if let Some(from) = &s.from {
+            query.push(("from", from));
+        }
+        let mask = s.dlr_mask.to_string();
+        // `%d` goes out percent-encoded inside the value; Kannel decodes it
+        // and substitutes the DLR bits when it calls back.
+        let dlr_url = s.public_url.as_deref().map(|base| {
+            format!(
+                "{}&d=%d",
+                status_url(base, &self.name, self.secret.as_deref(), msg.id)
+            )
+        });
+        if let Some(url) = &dlr_url {
+            query.push(("dlr-mask", &mask));
+            query.push(("dlr-url", url));
+        }
+        let resp = s.http.get(&s.sendsms_url).query(&query).send().await;
+        match resp {
+            Err(e) => transport_failure(&e),
+            Ok(r) => {
+                let status = r.status();
+                let headers = r.headers().clone();
+                match r.bytes().await {
+                    Ok(body) => classify(status, &headers, &body),
+                    Err(e) => transport_failure(&e),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
