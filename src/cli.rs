@@ -184,8 +184,11 @@ fn serve(flag: Option<PathBuf>) -> ExitCode {
                 "HOTLINE_PII_KEY is not set: using the public development key. Pseudonyms and sealed data are NOT protected. Never run like this with real callers."
             );
         }
+        for name in &app.config.disabled_channels {
+            tracing::info!(channel = %name, "channel is disabled (enabled = false); its webhooks answer 404");
+        }
         for ch in &app.config.channels {
-            if ch.secret.is_none() && ch.allow_ips.is_empty() {
+            if ch.secret.is_none() && ch.allow_ips.is_empty() && ch.kind != crate::config::ChannelKind::Twilio {
                 tracing::warn!(channel = %ch.name, "channel accepts unauthenticated requests: set secret_env or allow_ips before going live");
             }
         }

@@ -211,6 +211,8 @@ struct RawFlows {
 struct RawChannel {
     name: String,
     kind: String,
+    #[serde(default = "enabled_default")]
+    enabled: bool,
     #[serde(default)]
     flow: Option<String>,
     #[serde(default)]
@@ -219,6 +221,10 @@ struct RawChannel {
     allow_ips: Vec<String>,
     #[serde(flatten)]
     settings: toml::Table,
+}
+
+fn enabled_default() -> bool {
+    true
 }
 
 // ---------------------------------------------------------------- validated
@@ -465,6 +471,9 @@ pub struct Config {
     pub flows: FlowsConfig,
     /// Aggregator channels.
     pub channels: Vec<ChannelConfig>,
+    /// Names of channels present but `enabled = false` (their webhooks
+    /// answer 404 until they are configured and enabled).
+    pub disabled_channels: Vec<String>,
 }
 
 /// Why configuration could not be loaded.
@@ -794,6 +803,7 @@ pub fn parse(
 
     // channels
     let mut channels = Vec::new();
+    let mut disabled_channels = Vec::new();
     let mut names = std::collections::BTreeSet::new();
     for (i, ch) in raw.channels.iter().enumerate() {
         let key = format!("channels[{i}]");
@@ -826,6 +836,11 @@ pub fn parse(
             );
             continue;
         };
+        if !ch.enabled {
+            // Kept for names and a clear 404; settings are checked once enabled.
+            disabled_channels.push(ch.name.clone());
+            continue;
+        }
         let secret = match &ch.secret_env {
             Some(name) if !env_name_ok(name) => {
                 c.error(
@@ -892,6 +907,7 @@ pub fn parse(
         outbox,
         flows,
         channels,
+        disabled_channels,
     };
     if c.problems.iter().any(Problem::is_error) {
         Err(LoadError::Invalid(c.problems))
