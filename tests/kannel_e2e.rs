@@ -23,7 +23,9 @@ async fn a_cyrillic_keyword_over_real_kannel_walks_the_menu_and_opens_a_case() {
     let k = Kannel::start(&format!("{public}/webhooks/kannel/sms?secret={SECRET}")).await;
     // Enable the shipped (disabled) kannel channel, pointed at this Kannel.
     let shipped = common::default_config();
-    let block_start = shipped.find("name = \"kannel\"").expect("shipped config has a kannel channel");
+    let block_start = shipped
+        .find("name = \"kannel\"")
+        .expect("shipped config has a kannel channel");
     let block_end = block_start + shipped[block_start..].find("\n\n").expect("block ends");
     let cfg = format!(
         "{}name = \"kannel\"\nkind = \"kannel\"\nsecret_env = \"HOTLINE_KANNEL_SECRET\"\n\
@@ -53,13 +55,22 @@ async fn a_cyrillic_keyword_over_real_kannel_walks_the_menu_and_opens_a_case() {
     let (from, to, text) = phone.recv_mt(wait).await;
     assert_eq!(from, "21212");
     assert_eq!(to, WOMAN);
-    assert_eq!(text, "Язык/Тил/Мова/Language\n1 Русский\n2 Кыргызча\n3 Українська\n4 English");
+    assert_eq!(
+        text,
+        "Язык/Тил/Мова/Language\n1 Русский\n2 Кыргызча\n3 Українська\n4 English"
+    );
 
     let expect = [
         ("1", "Какой город?\n1 Бишкек\n2 Ош\n3 Другой город"),
-        ("1", "Чем помочь?\n1 Нужна помощь сейчас\n2 Помощь близкому\n3 Рассказать о насилии"),
+        (
+            "1",
+            "Чем помочь?\n1 Нужна помощь сейчас\n2 Помощь близкому\n3 Рассказать о насилии",
+        ),
         ("1", "Где вы сейчас? Адрес или место\n0 Не знаю"),
-        ("Октябрьский район, ул. Токтогула 5", "Куда безопасно позвонить? Введите номер\n0 На этот номер"),
+        (
+            "Октябрьский район, ул. Токтогула 5",
+            "Куда безопасно позвонить? Введите номер\n0 На этот номер",
+        ),
     ];
     for (answer, screen) in expect {
         phone.send_mo(WOMAN, "21212", answer).await;
@@ -69,8 +80,19 @@ async fn a_cyrillic_keyword_over_real_kannel_walks_the_menu_and_opens_a_case() {
     phone.send_mo(WOMAN, "21212", "0").await;
     let (_, _, last) = phone.recv_mt(wait).await;
     assert!(last.starts_with("Спасибо. Ваш код "), "{last}");
-    let code: String = last.trim_start_matches("Спасибо. Ваш код ").chars().take(4).collect();
-    let case = gw.app.conversations.store.case_by_code(&code).await.unwrap().expect("case recorded");
+    let code: String = last
+        .trim_start_matches("Спасибо. Ваш код ")
+        .chars()
+        .take(4)
+        .collect();
+    let case = gw
+        .app
+        .conversations
+        .store
+        .case_by_code(&code)
+        .await
+        .unwrap()
+        .expect("case recorded");
     let data: hotline::case::CaseData =
         serde_json::from_slice(&gw.app.conversations.privacy.open(&case.data).unwrap()).unwrap();
     assert_eq!(data.channel, "kannel");
@@ -80,11 +102,27 @@ async fn a_cyrillic_keyword_over_real_kannel_walks_the_menu_and_opens_a_case() {
 
     // Kannel's fake SMSC reports deliveries through the dlr-url.
     let deadline = std::time::Instant::now() + wait;
-    while gw.metric(r#"hotline_delivery_reports_total{channel="kannel",state="delivered"}"#).await < 6.0 {
-        assert!(std::time::Instant::now() < deadline, "delivery reports arrive:\n{}", k.logs());
+    while gw
+        .metric(r#"hotline_delivery_reports_total{channel="kannel",state="delivered"}"#)
+        .await
+        < 6.0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "delivery reports arrive:\n{}",
+            k.logs()
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(gw.metric(r#"hotline_outbox_sent_total{channel="kannel",purpose="screen"}"#).await, 6.0);
-    assert_eq!(gw.metric(r#"hotline_webhook_requests_total{channel="kannel",event="sms",outcome="ok"}"#).await, 6.0);
+    assert_eq!(
+        gw.metric(r#"hotline_outbox_sent_total{channel="kannel",purpose="screen"}"#)
+            .await,
+        6.0
+    );
+    assert_eq!(
+        gw.metric(r#"hotline_webhook_requests_total{channel="kannel",event="sms",outcome="ok"}"#)
+            .await,
+        6.0
+    );
     gw.stop().await;
 }

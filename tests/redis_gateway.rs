@@ -287,6 +287,12 @@ impl Store for CommitsFail {
     async fn case(&self, b: u16, id: &str) -> Result<Option<CaseRecord>, StoreError> {
         self.0.case(b, id).await
     }
+    async fn update_case(&self, u: hotline::store::CaseUpdate) -> Result<bool, StoreError> {
+        self.0.update_case(u).await
+    }
+    async fn case_ids(&self, b: u16, open_only: bool) -> Result<Vec<String>, StoreError> {
+        self.0.case_ids(b, open_only).await
+    }
     async fn case_by_code(&self, code: &str) -> Result<Option<CaseRecord>, StoreError> {
         self.0.case_by_code(code).await
     }

@@ -678,6 +678,95 @@ async fn dedupe_can_be_scoped_by_a_value(env: impl Env) {
     ));
 }
 
+async fn cases_change_by_compare_and_set_and_close(env: impl Env) {
+    let s = env.store();
+    let now = env.now();
+    s.record_case(4, case("life1", &["1028"]), now)
+        .await
+        .unwrap();
+    s.record_case(4, case("life2", &["1044"]), now)
+        .await
+        .unwrap();
+    assert_eq!(s.case_ids(4, true).await.unwrap(), ["life1", "life2"]);
+    let c = s.case(4, "life1").await.unwrap().unwrap();
+    assert!(c.open);
+    let update = |version: u64, data: &str, close: bool| hotline::store::CaseUpdate {
+        bucket: 4,
+        id: "life1".into(),
+        code: "1028".into(),
+        expected_version: version,
+        data: data.as_bytes().to_vec(),
+        close,
+        jobs: vec![(
+            Queue::Timers,
+            Job {
+                id: format!("t-{data}"),
+                due_ms: now,
+                payload: data.as_bytes().to_vec(),
+            },
+        )],
+        now_ms: now,
+    };
+    assert!(
+        s.update_case(update(c.version, "accepted", false))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.update_case(update(c.version, "also-accepted", false))
+            .await
+            .unwrap(),
+        "two writers: one wins"
+    );
+    let c2 = s.case(4, "life1").await.unwrap().unwrap();
+    assert_eq!(
+        (c2.version, c2.data.as_slice()),
+        (c.version + 1, b"accepted".as_slice())
+    );
+    assert!(
+        s.update_case(update(c2.version, "closed", true))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.case_ids(4, true).await.unwrap(),
+        ["life2"],
+        "closed cases leave the open set"
+    );
+    assert_eq!(s.case_ids(4, false).await.unwrap(), ["life1", "life2"]);
+    let closed = s
+        .case_by_code("1028")
+        .await
+        .unwrap()
+        .expect("a closed case's code still finds it");
+    assert!(!closed.open);
+    // Its code stays reserved: a new case takes another.
+    assert_eq!(
+        s.record_case(4, case("life3", &["1028", "1060"]), now)
+            .await
+            .unwrap(),
+        "1060"
+    );
+    // Jobs came with the successful updates only.
+    let timers: Vec<String> = s
+        .claim(4, Queue::Timers, now, 1000, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.job.id)
+        .collect();
+    assert!(timers.contains(&"t-accepted".to_owned()) && timers.contains(&"t-closed".to_owned()));
+    assert!(!timers.contains(&"t-also-accepted".to_owned()));
+    assert!(
+        !s.update_case(hotline::store::CaseUpdate {
+            id: "nope".into(),
+            ..update(1, "x", false)
+        })
+        .await
+        .unwrap()
+    );
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -711,6 +800,7 @@ conformance!(
     sessions_and_deliveries_expire,
     commits_schedule_jobs_and_write_values_atomically,
     dedupe_can_be_scoped_by_a_value,
+    cases_change_by_compare_and_set_and_close,
 );
 
 #[tokio::test]

@@ -529,7 +529,12 @@ async fn shutdown_lets_an_in_flight_request_finish_and_turns_readyz_503() {
 #[tokio::test]
 async fn a_disabled_channel_answers_404_and_says_so() {
     let gw = Gateway::start_default().await;
-    let r = post_form(gw.public, "/webhooks/twilio/sms", "From=%2B996555000001&Body=HELP").await;
+    let r = post_form(
+        gw.public,
+        "/webhooks/twilio/sms",
+        "From=%2B996555000001&Body=HELP",
+    )
+    .await;
     assert_eq!((r.status, r.body.as_str()), (404, "channel is disabled\n"));
     gw.stop().await;
 }

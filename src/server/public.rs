@@ -56,7 +56,12 @@ pub async fn handle(app: App, req: http::Request<Incoming>, peer: SocketAddr) ->
             .webhook_requests
             .with_label_values(&[UNKNOWN_CHANNEL, event.as_str(), "not_found"])
             .inc();
-        if app.config.disabled_channels.iter().any(|c| c == channel_name) {
+        if app
+            .config
+            .disabled_channels
+            .iter()
+            .any(|c| c == channel_name)
+        {
             return plain(StatusCode::NOT_FOUND, "channel is disabled\n");
         }
         return plain(StatusCode::NOT_FOUND, "no such channel\n");

@@ -21,9 +21,6 @@ use super::{
     SessionRecord, SessionWrite, Store, StoreError, gcra,
 };
 
-/// How long a closed case's code stays reserved.
-pub const CODE_QUARANTINE_MS: u64 = 72 * 3600 * 1000;
-
 /// A map whose entries expire, bounded in size: when full, the entry written
 /// longest ago goes first.
 #[derive(Debug)]
@@ -129,9 +126,11 @@ impl JobQueue {
 
 #[derive(Debug)]
 struct StoredCase {
+    bucket: u16,
     code: String,
     version: u64,
     data: Vec<u8>,
+    open: bool,
 }
 
 #[derive(Debug)]
@@ -185,9 +184,11 @@ impl State {
         self.cases.insert(
             case.id,
             StoredCase {
+                bucket,
                 code: code.clone(),
                 version: 1,
                 data: case.data,
+                open: true,
             },
         );
         for (queue, job) in case.jobs {
@@ -251,17 +252,6 @@ impl MemoryStore {
     /// Sessions evicted to stay within the bound, since start.
     pub fn evicted(&self) -> u64 {
         self.lock().evicted
-    }
-
-    /// Mark a case closed at `now_ms`: its code stays reserved for 72 hours.
-    pub fn close_case(&self, id: &str, now_ms: u64) {
-        let mut s = self.lock();
-        let Some(code) = s.cases.get(id).map(|c| c.code.clone()) else {
-            return;
-        };
-        if let Some(entry) = s.codes.get_mut(&code) {
-            entry.1 = now_ms + CODE_QUARANTINE_MS;
-        }
     }
 }
 
@@ -493,18 +483,56 @@ impl Store for MemoryStore {
             code: c.code.clone(),
             version: c.version,
             data: c.data.clone(),
+            open: c.open,
         }))
     }
 
     async fn case_by_code(&self, code: &str) -> Result<Option<CaseRecord>, StoreError> {
-        let id = {
-            let s = self.lock();
-            match s.codes.get(code) {
-                Some((id, until)) if *until == u64::MAX => id.clone(),
-                _ => return Ok(None),
-            }
+        // A code maps to its case until a new case takes it (after the
+        // quarantine), so a closed case is still found meanwhile.
+        let id = match self.lock().codes.get(code) {
+            Some((id, _)) => id.clone(),
+            None => return Ok(None),
         };
         self.case(0, &id).await
+    }
+
+    async fn update_case(&self, u: super::CaseUpdate) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        let Some(case) = s.cases.get_mut(&u.id) else {
+            return Ok(false);
+        };
+        if case.version != u.expected_version {
+            return Ok(false);
+        }
+        case.version += 1;
+        case.data = u.data;
+        if u.close && case.open {
+            case.open = false;
+            let code = case.code.clone();
+            if let Some(entry) = s.codes.get_mut(&code) {
+                entry.1 = u.now_ms + super::CODE_QUARANTINE_MS;
+            }
+        }
+        for (queue, job) in u.jobs {
+            s.queues
+                .entry((u.bucket, queue))
+                .or_default()
+                .put(job.id, job.due_ms, job.payload, 0);
+        }
+        Ok(true)
+    }
+
+    async fn case_ids(&self, bucket: u16, open_only: bool) -> Result<Vec<String>, StoreError> {
+        let s = self.lock();
+        let mut ids: Vec<String> = s
+            .cases
+            .iter()
+            .filter(|(_, c)| c.bucket == bucket && (c.open || !open_only))
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        Ok(ids)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -264,6 +264,34 @@ pub struct CaseRecord {
     pub version: u64,
     /// Sealed case data.
     pub data: Vec<u8>,
+    /// Whether the case is still open (a closed case's code stays reserved
+    /// for [`CODE_QUARANTINE_MS`] and still finds it).
+    pub open: bool,
+}
+
+/// How long a closed case's code stays reserved (and still finds it).
+pub const CODE_QUARANTINE_MS: u64 = 72 * 3600 * 1000;
+
+/// A change to a recorded case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseUpdate {
+    /// The case's bucket.
+    pub bucket: u16,
+    /// Its id.
+    pub id: String,
+    /// Its code (to quarantine it on close).
+    pub code: String,
+    /// The version the change was computed from.
+    pub expected_version: u64,
+    /// The new sealed data.
+    pub data: Vec<u8>,
+    /// Close the case: its code stays reserved for
+    /// [`CODE_QUARANTINE_MS`] after `now_ms`.
+    pub close: bool,
+    /// Jobs scheduled with the change (messages, timers), in its bucket.
+    pub jobs: Vec<(Queue, Job)>,
+    /// Now.
+    pub now_ms: u64,
 }
 
 /// Why the store could not answer.
@@ -392,11 +420,25 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::Unavailable`].
     async fn case(&self, bucket: u16, id: &str) -> Result<Option<CaseRecord>, StoreError>;
 
-    /// The open case with this code.
+    /// The case with this code: open, or closed less than
+    /// [`CODE_QUARANTINE_MS`] ago.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`].
     async fn case_by_code(&self, code: &str) -> Result<Option<CaseRecord>, StoreError>;
+
+    /// Change a case if its version is unchanged (compare-and-set), with
+    /// its jobs; returns false when someone else changed it first.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn update_case(&self, update: CaseUpdate) -> Result<bool, StoreError>;
+
+    /// Ids of the cases in a bucket: every case, or only the open ones.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn case_ids(&self, bucket: u16, open_only: bool) -> Result<Vec<String>, StoreError>;
 
     /// Whether the store can serve requests (for `/readyz`).
     ///

@@ -20,8 +20,9 @@
 //! | `P:{b}:r:<pseudonym>` | string | GCRA theoretical arrival time | when it passes |
 //! | `P:{b}:seq` | counter | session versions (never reused) | none |
 //! | `P:{b}:c:<case id>` | hash `code`,`v`,`d`,`st` | case, sealed data, status | none while open |
-//! | `P:{b}:code:<code>` | string | case id of a code | none while open |
+//! | `P:{b}:code:<code>` | string | case id of a code | none while open; 72 h after closing |
 //! | `P:{b}:open` | set | ids of open cases | none |
+//! | `P:{b}:all` | set | ids of every case (statistics, retention) | none |
 //! | `P:{b}:q:<queue>` | zset | job ids by due time (`outbox`, `timers`) | none |
 //! | `P:{b}:j:<queue>` | hash | job id → `attempt|payload` | none |
 //! | `P:{b}:k:<key>` | string | small values (opt-out flags, message records) | per value |
@@ -35,8 +36,9 @@ use redis::cluster_async::ClusterConnection;
 use redis::{Script, ScriptInvocation, Value};
 
 use super::{
-    BUCKETS, Begin, BeginRequest, CachedReply, CaseRecord, Claimed, Commit, CommitRequest, Job,
-    NewCase, Queue, SessionRecord, SessionWrite, Store, StoreError, code_bucket,
+    BUCKETS, Begin, BeginRequest, CODE_QUARANTINE_MS, CachedReply, CaseRecord, CaseUpdate, Claimed,
+    Commit, CommitRequest, Job, NewCase, Queue, SessionRecord, SessionWrite, Store, StoreError,
+    code_bucket,
 };
 
 const CASE_LUA: &str = include_str!("lua/case.lua");
@@ -46,6 +48,7 @@ struct Scripts {
     begin: Script,
     commit: Script,
     record_case: Script,
+    update_case: Script,
     schedule: Script,
     claim: Script,
     finish: Script,
@@ -60,17 +63,22 @@ impl Scripts {
                 "{CASE_LUA}\n{}",
                 include_str!("lua/record_case.lua")
             )),
+            update_case: Script::new(&format!(
+                "{CASE_LUA}\n{}",
+                include_str!("lua/update_case.lua")
+            )),
             schedule: Script::new(include_str!("lua/schedule.lua")),
             claim: Script::new(include_str!("lua/claim.lua")),
             finish: Script::new(include_str!("lua/finish.lua")),
         }
     }
 
-    fn all(&self) -> [&Script; 6] {
+    fn all(&self) -> [&Script; 7] {
         [
             &self.begin,
             &self.commit,
             &self.record_case,
+            &self.update_case,
             &self.schedule,
             &self.claim,
             &self.finish,
@@ -267,7 +275,11 @@ impl RedisStore {
     /// The case, open-set and code keys, in the order `create_case` expects.
     fn case_keys(&self, bucket: u16, case: &NewCase) -> Vec<String> {
         let t = self.tag(bucket);
-        let mut keys = vec![format!("{t}:c:{}", case.id), format!("{t}:open")];
+        let mut keys = vec![
+            format!("{t}:c:{}", case.id),
+            format!("{t}:open"),
+            format!("{t}:all"),
+        ];
         keys.extend(case.code_candidates.iter().map(|c| format!("{t}:code:{c}")));
         keys
     }
@@ -582,7 +594,8 @@ impl Store for RedisStore {
         cmd.arg(format!("{}:c:{id}", self.tag(bucket)))
             .arg("code")
             .arg("v")
-            .arg("d");
+            .arg("d")
+            .arg("st");
         let v = self.conn.query(&cmd).await.map_err(|e| unavailable(&e))?;
         let Value::Array(f) = v else {
             return Err(corrupt("HMGET returned a non-array"));
@@ -595,6 +608,7 @@ impl Store for RedisStore {
             code,
             version: f.get(1).and_then(int).unwrap_or(0).max(0) as u64,
             data: f.get(2).and_then(bytes).unwrap_or_default(),
+            open: f.get(3).and_then(string).is_none_or(|st| st == "open"),
         }))
     }
 
@@ -609,6 +623,47 @@ impl Store for RedisStore {
             Some(id) => self.case(bucket, &id).await,
             None => Ok(None),
         }
+    }
+
+    async fn update_case(&self, u: CaseUpdate) -> Result<bool, StoreError> {
+        let t = self.tag(u.bucket);
+        let mut inv = self.scripts.update_case.prepare_invoke();
+        inv.key(format!("{t}:c:{}", u.id))
+            .key(format!("{t}:open"))
+            .key(format!("{t}:code:{}", u.code));
+        for k in self.all_queue_keys(u.bucket) {
+            inv.key(k);
+        }
+        inv.arg(&u.id)
+            .arg(u.expected_version.to_string())
+            .arg(u.data.clone())
+            .arg(if u.close {
+                CODE_QUARANTINE_MS.to_string()
+            } else {
+                String::new()
+            })
+            .arg(u.jobs.len());
+        for a in job_args(&u.jobs) {
+            inv.arg(a);
+        }
+        let v = self.conn.invoke(&inv).await.map_err(|e| unavailable(&e))?;
+        Ok(int(&v) == Some(1))
+    }
+
+    async fn case_ids(&self, bucket: u16, open_only: bool) -> Result<Vec<String>, StoreError> {
+        let mut cmd = redis::cmd("SMEMBERS");
+        cmd.arg(format!(
+            "{}:{}",
+            self.tag(bucket),
+            if open_only { "open" } else { "all" }
+        ));
+        let v = self.conn.query(&cmd).await.map_err(|e| unavailable(&e))?;
+        let mut ids: Vec<String> = match v {
+            Value::Array(items) | Value::Set(items) => items.iter().filter_map(string).collect(),
+            _ => return Err(corrupt("SMEMBERS returned a non-array")),
+        };
+        ids.sort();
+        Ok(ids)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -18,7 +18,8 @@ local function add_jobs(kq, a, n)
 end
 
 -- Record a case unless it exists. KEYS[kc] the case, KEYS[kc + 1] the set
--- of open cases, KEYS[kc + 1 + i] the key of candidate code i. Args from a0:
+-- of open cases, KEYS[kc + 2] the set of all cases, KEYS[kc + 2 + i] the
+-- key of candidate code i. Args from a0:
 -- case_id, data, ncodes, njobs, codes..., jobs...
 -- Returns the case's code, or false when every candidate code is taken
 -- (and then nothing was written).
@@ -32,7 +33,7 @@ local function create_case(kc, kq, a0)
   local njobs = tonumber(ARGV[a0 + 3])
   local code = false
   for i = 1, ncodes do
-    local code_key = KEYS[kc + 1 + i]
+    local code_key = KEYS[kc + 2 + i]
     if redis.call('EXISTS', code_key) == 0 then
       code = ARGV[a0 + 3 + i]
       redis.call('SET', code_key, case_id)
@@ -44,6 +45,7 @@ local function create_case(kc, kq, a0)
   end
   redis.call('HSET', case_key, 'code', code, 'v', 1, 'd', ARGV[a0 + 1], 'st', 'open')
   redis.call('SADD', KEYS[kc + 1], case_id)
+  redis.call('SADD', KEYS[kc + 2], case_id)
   add_jobs(kq, a0 + 4 + ncodes, njobs)
   return code
 end

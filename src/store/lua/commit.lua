@@ -3,7 +3,7 @@
 --
 -- KEYS: 1 session, 2 delivery (dedupe), 3 version sequence, 4-7 queues
 -- (see add_jobs), then one key per small value, then (with a case) the case,
--- the open-case set and one key per candidate code.
+-- the open-case set, the all-case set and one key per candidate code.
 -- ARGV: 1 expected version ('0': none), 2 'save' | 'delete', 3 data,
 -- 4 ttl_ms, 5 reply ("<end>\n<text>"), 6 dedupe ttl_ms, 7 number of jobs,
 -- 8 number of values, 9 '1' with a case; then the jobs (4 args each), the
