@@ -118,6 +118,14 @@ pub struct Messages {
     /// keywords of every flow.
     #[serde(default)]
     pub sms_help: Option<Text>,
+    /// The SMS sent to the caller when a lawyer accepts her case (`{code}`).
+    /// Discreet: it stays in her inbox.
+    #[serde(default)]
+    pub confirm: Option<Text>,
+    /// The SMS sent to the caller when nobody has accepted her case in time
+    /// (`{code}`, `{fallback}`).
+    #[serde(default)]
+    pub unanswered: Option<Text>,
 }
 
 /// A node: one screen (or an invisible routing step).

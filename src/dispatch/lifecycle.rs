@@ -1,0 +1,381 @@
+//! The case lifecycle, as pure functions of a case's dispatch state, the
+//! roster and an instant.
+//!
+//! opened → offered (to whom, at which level and pass) → accepted → closed.
+//! A declined or unanswered offer moves the case up its city's escalation
+//! chain: on call → next on call → whole team → coordinator, each level
+//! with its wait; a level with nobody (or only people already asked in this
+//! pass, or off call) is skipped; the chain repeats a bounded number of
+//! times, then the coordinator is told the case is unanswered.
+//!
+//! Every function returns [`Action`]s — messages to send and timers to set —
+//! for the caller to write atomically with the new state. Timers carry the
+//! state's `seq`, so a timer made stale by a later change does nothing.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use super::roster::{LawyerId, LevelKind, Roster};
+
+/// Where a case is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Waiting for a lawyer to accept.
+    #[default]
+    Open,
+    /// A lawyer has it.
+    Accepted,
+    /// Finished (by a lawyer, or automatically after a limit).
+    Closed,
+}
+
+/// One offer made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Offer {
+    /// The lawyer's roster id.
+    pub lawyer: String,
+    /// When (ms).
+    pub at_ms: u64,
+    /// The chain level it was made at.
+    pub level: u32,
+    /// The pass through the chain.
+    pub round: u32,
+    /// Whether the lawyer declined it.
+    #[serde(default)]
+    pub declined: bool,
+}
+
+/// A case's dispatch state (stored, sealed, with the case).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dispatch {
+    /// Where the case is.
+    pub status: Status,
+    /// The current chain level.
+    pub level: u32,
+    /// The current pass through the chain.
+    pub round: u32,
+    /// Every offer made, in order.
+    pub offers: Vec<Offer>,
+    /// Who accepted.
+    pub accepted_by: Option<String>,
+    /// When (ms).
+    pub accepted_at_ms: Option<u64>,
+    /// When it was closed (ms).
+    pub closed_at_ms: Option<u64>,
+    /// Who closed it (`auto` for the automatic limit).
+    pub closed_by: Option<String>,
+    /// Generation of the escalation timer; bumped by every change that
+    /// makes the pending one stale.
+    pub seq: u32,
+    /// Every pass of the chain went unanswered.
+    pub exhausted: bool,
+    /// The caller was sent the fallback-number message.
+    pub unanswered_sent: bool,
+    /// Personal data erased (retention).
+    pub erased: bool,
+}
+
+/// A timer to set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum Timer {
+    /// Move up the chain if still unanswered and `seq` is current.
+    Escalate {
+        /// The generation it belongs to.
+        seq: u32,
+    },
+    /// Tell the caller nobody has accepted yet.
+    Unanswered,
+    /// Close the case if still open (retention limit for open cases).
+    AutoClose,
+    /// Erase the case's personal data.
+    Erase,
+}
+
+impl Timer {
+    /// A short name (for job ids and logs).
+    pub fn name(&self) -> String {
+        match self {
+            Timer::Escalate { seq } => format!("escalate-{seq}"),
+            Timer::Unanswered => "unanswered".into(),
+            Timer::AutoClose => "autoclose".into(),
+            Timer::Erase => "erase".into(),
+        }
+    }
+}
+
+/// An answer to the lawyer who sent a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// You have it.
+    Accepted,
+    /// Declined; passed on.
+    Declined,
+    /// Closed.
+    Closed,
+    /// Someone else has it.
+    AlreadyTaken(String),
+    /// You already have it.
+    AlreadyYours,
+    /// It was not offered to you.
+    NotOffered,
+    /// It is closed.
+    IsClosed,
+}
+
+/// Something to do besides storing the new state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Send the offer to a lawyer.
+    Offer(LawyerId),
+    /// Tell a lawyer who was offered the case that someone took it.
+    Taken {
+        /// To whom.
+        to: String,
+        /// Who took it.
+        by: String,
+    },
+    /// Send the caller her discreet confirmation.
+    Confirm,
+    /// Send the caller the fallback-number message.
+    Unanswered,
+    /// Tell the coordinator the case went unanswered.
+    CoordinatorAlert(LawyerId),
+    /// Set a timer, due at `due_ms`.
+    Timer(Timer, u64),
+    /// Answer the lawyer who sent a command.
+    Reply(String, Reply),
+    /// The case moved to a level (for metrics).
+    Escalated(LevelKind),
+    /// The case was accepted this long after it opened (for metrics).
+    AcceptedAfter(u64),
+    /// Every pass went unanswered (for metrics).
+    Exhausted,
+}
+
+/// What the lifecycle needs to know about the world.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    /// The roster.
+    pub roster: &'a Roster,
+    /// The case's city id.
+    pub city: &'a str,
+    /// Now (ms).
+    pub now_ms: u64,
+    /// When the case opened (ms).
+    pub opened_at_ms: u64,
+    /// Lawyers who said OFF.
+    pub off: &'a BTreeSet<String>,
+}
+
+impl Ctx<'_> {
+    fn lawyers_at(&self, kind: LevelKind) -> Vec<LawyerId> {
+        let at = jiff::Timestamp::from_millisecond(i64::try_from(self.now_ms).unwrap_or(i64::MAX))
+            .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+        let available = |l: &LawyerId| !self.off.contains(l.as_str());
+        match kind {
+            LevelKind::OnCall => self.roster.on_call(self.city, at).into_iter().filter(available).take(1).collect(),
+            LevelKind::NextOnCall => self.roster.on_call(self.city, at).into_iter().filter(available).skip(1).take(1).collect(),
+            LevelKind::Team => self.roster.team(self.city).iter().filter(|l| available(l)).cloned().collect(),
+            // The coordinator is reached even when off call: the last resort.
+            LevelKind::Coordinator => self.roster.coordinator(self.city).into_iter().cloned().collect(),
+        }
+    }
+}
+
+fn ms(d: std::time::Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Open a case: offer it at the first level with anyone, and set its timers.
+pub fn open(ctx: &Ctx<'_>, auto_close_ms: u64) -> (Dispatch, Vec<Action>) {
+    let mut d = Dispatch::default();
+    let mut actions = advance(&mut d, ctx, 0, 0);
+    if let Some(chain) = ctx.roster.chain(ctx.city) {
+        actions.push(Action::Timer(Timer::Unanswered, ctx.opened_at_ms + ms(chain.unanswered_after)));
+    }
+    actions.push(Action::Timer(Timer::AutoClose, ctx.opened_at_ms + auto_close_ms));
+    (d, actions)
+}
+
+/// Offer at `level` of pass `round`, skipping levels with nobody new.
+fn advance(d: &mut Dispatch, ctx: &Ctx<'_>, mut level: u32, mut round: u32) -> Vec<Action> {
+    let Some(chain) = ctx.roster.chain(ctx.city) else {
+        d.exhausted = true;
+        return vec![Action::Exhausted];
+    };
+    let levels = chain.levels.len() as u32;
+    let bound = (levels + 1) * (chain.repeats + 2);
+    for _ in 0..bound {
+        if round > chain.repeats {
+            d.exhausted = true;
+            d.seq += 1;
+            let mut actions = vec![Action::Exhausted];
+            if let Some(c) = ctx.roster.coordinator(ctx.city) {
+                actions.push(Action::CoordinatorAlert(c.clone()));
+            }
+            return actions;
+        }
+        if level >= levels {
+            level = 0;
+            round += 1;
+            continue;
+        }
+        let spec = chain.levels[level as usize];
+        let asked: BTreeSet<&str> = d.offers.iter().filter(|o| o.round == round).map(|o| o.lawyer.as_str()).collect();
+        let new: Vec<LawyerId> = ctx.lawyers_at(spec.kind).into_iter().filter(|l| !asked.contains(l.as_str())).collect();
+        if new.is_empty() {
+            level += 1;
+            continue;
+        }
+        let mut actions = Vec::new();
+        for l in new {
+            d.offers.push(Offer {
+                lawyer: l.as_str().to_owned(),
+                at_ms: ctx.now_ms,
+                level,
+                round,
+                declined: false,
+            });
+            actions.push(Action::Offer(l));
+        }
+        if level > 0 || round > 0 {
+            actions.push(Action::Escalated(spec.kind));
+        }
+        d.level = level;
+        d.round = round;
+        d.seq += 1;
+        actions.push(Action::Timer(Timer::Escalate { seq: d.seq }, ctx.now_ms + ms(spec.wait)));
+        return actions;
+    }
+    d.exhausted = true;
+    vec![Action::Exhausted]
+}
+
+/// An escalation timer fired.
+pub fn escalate(d: &mut Dispatch, ctx: &Ctx<'_>, seq: u32) -> Vec<Action> {
+    if d.status != Status::Open || d.exhausted || seq != d.seq {
+        return Vec::new();
+    }
+    advance(d, ctx, d.level + 1, d.round)
+}
+
+/// Whether `lawyer` has an offer of this case waiting for an answer.
+pub fn pending_for(d: &Dispatch, lawyer: &str) -> bool {
+    d.status == Status::Open && d.offers.iter().any(|o| o.lawyer == lawyer && !o.declined)
+}
+
+fn busy_reply(d: &Dispatch, lawyer: &str) -> Option<Reply> {
+    match d.status {
+        Status::Closed => Some(Reply::IsClosed),
+        Status::Accepted if d.accepted_by.as_deref() == Some(lawyer) => Some(Reply::AlreadyYours),
+        Status::Accepted => Some(Reply::AlreadyTaken(d.accepted_by.clone().unwrap_or_default())),
+        Status::Open => None,
+    }
+}
+
+fn is_coordinator(ctx: &Ctx<'_>, lawyer: &str) -> bool {
+    ctx.roster.coordinator(ctx.city).is_some_and(|c| c.as_str() == lawyer)
+}
+
+/// A lawyer accepts.
+pub fn accept(d: &mut Dispatch, ctx: &Ctx<'_>, lawyer: &str) -> Vec<Action> {
+    if let Some(r) = busy_reply(d, lawyer) {
+        return vec![Action::Reply(lawyer.to_owned(), r)];
+    }
+    let offered = d.offers.iter().any(|o| o.lawyer == lawyer);
+    if !offered && !is_coordinator(ctx, lawyer) {
+        return vec![Action::Reply(lawyer.to_owned(), Reply::NotOffered)];
+    }
+    d.status = Status::Accepted;
+    d.accepted_by = Some(lawyer.to_owned());
+    d.accepted_at_ms = Some(ctx.now_ms);
+    d.seq += 1;
+    let mut actions = vec![
+        Action::Reply(lawyer.to_owned(), Reply::Accepted),
+        Action::Confirm,
+        Action::AcceptedAfter(ctx.now_ms.saturating_sub(ctx.opened_at_ms)),
+    ];
+    let mut told = BTreeSet::new();
+    for o in &d.offers {
+        if o.lawyer != lawyer && told.insert(o.lawyer.clone()) {
+            actions.push(Action::Taken {
+                to: o.lawyer.clone(),
+                by: lawyer.to_owned(),
+            });
+        }
+    }
+    actions
+}
+
+/// A lawyer declines: at once to the next level when nobody asked in this
+/// pass is still considering it.
+pub fn decline(d: &mut Dispatch, ctx: &Ctx<'_>, lawyer: &str) -> Vec<Action> {
+    if let Some(r) = busy_reply(d, lawyer) {
+        return vec![Action::Reply(lawyer.to_owned(), r)];
+    }
+    let mut found = false;
+    for o in d.offers.iter_mut().filter(|o| o.lawyer == lawyer && !o.declined) {
+        o.declined = true;
+        found = true;
+    }
+    if !found {
+        return vec![Action::Reply(lawyer.to_owned(), Reply::NotOffered)];
+    }
+    let mut actions = vec![Action::Reply(lawyer.to_owned(), Reply::Declined)];
+    let round = d.round;
+    let waiting = d.offers.iter().any(|o| o.round == round && !o.declined);
+    if !waiting && !d.exhausted {
+        actions.extend(advance(d, ctx, d.level + 1, d.round));
+    }
+    actions
+}
+
+/// The lawyer who has the case (or the coordinator) closes it.
+pub fn close(d: &mut Dispatch, ctx: &Ctx<'_>, lawyer: &str, retention_ms: u64) -> Vec<Action> {
+    if d.status == Status::Closed {
+        return vec![Action::Reply(lawyer.to_owned(), Reply::IsClosed)];
+    }
+    let allowed = d.accepted_by.as_deref() == Some(lawyer) || is_coordinator(ctx, lawyer);
+    if !allowed {
+        let reply = match &d.accepted_by {
+            Some(by) => Reply::AlreadyTaken(by.clone()),
+            None => Reply::NotOffered,
+        };
+        return vec![Action::Reply(lawyer.to_owned(), reply)];
+    }
+    d.status = Status::Closed;
+    d.closed_at_ms = Some(ctx.now_ms);
+    d.closed_by = Some(lawyer.to_owned());
+    d.seq += 1;
+    vec![
+        Action::Reply(lawyer.to_owned(), Reply::Closed),
+        Action::Timer(Timer::Erase, ctx.now_ms + retention_ms),
+    ]
+}
+
+/// The caller's fallback-number timer fired.
+pub fn unanswered(d: &mut Dispatch) -> Vec<Action> {
+    if d.status != Status::Open || d.unanswered_sent {
+        return Vec::new();
+    }
+    d.unanswered_sent = true;
+    vec![Action::Unanswered]
+}
+
+/// The automatic-close timer fired.
+pub fn auto_close(d: &mut Dispatch, ctx: &Ctx<'_>, retention_ms: u64) -> Vec<Action> {
+    if d.status == Status::Closed {
+        return Vec::new();
+    }
+    d.status = Status::Closed;
+    d.closed_at_ms = Some(ctx.now_ms);
+    d.closed_by = Some("auto".into());
+    d.seq += 1;
+    vec![Action::Timer(Timer::Erase, ctx.now_ms + retention_ms)]
+}
+
+#[cfg(test)]
+mod tests;
