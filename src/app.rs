@@ -14,8 +14,9 @@ use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
 
 use crate::channel::{self, Channel};
 use crate::clock::Clock;
-use crate::config::Config;
+use crate::config::{Config, Env};
 use crate::conversation::Conversations;
+use crate::dispatch::Dispatcher;
 use crate::flow::{self, FlowSet};
 use crate::metrics::Metrics;
 use crate::privacy::Privacy;
@@ -43,6 +44,8 @@ pub struct Shared {
     pub outbox_notify: Arc<tokio::sync::Notify>,
     /// Who reacts to undelivered messages (lawyer dispatch).
     pub outbox_events: Option<Arc<dyn crate::outbox::worker::OutboxEvents>>,
+    /// Lawyer dispatch, when configured.
+    pub dispatcher: Option<Arc<Dispatcher>>,
 }
 
 /// A handle to the application.
@@ -67,10 +70,16 @@ impl App {
         config: Config,
         store: Arc<dyn Store>,
         clock: Clock,
+        env: &dyn Env,
     ) -> Result<(App, Vec<Problem>), Vec<Problem>> {
         let (flows, mut problems) = load_flows(&config);
         let (channels, mut channel_problems) = build_channels(&config, &flows);
         problems.append(&mut channel_problems);
+        let flows = Arc::new(flows);
+        let privacy = Privacy::new(&config.privacy.pii_key);
+        let (dispatcher, mut dispatch_problems) =
+            load_dispatch(&config, &flows, &channels, &privacy, env, clock.now_ms());
+        problems.append(&mut dispatch_problems);
         if problems.iter().any(Problem::is_error) {
             return Err(problems);
         }
@@ -104,12 +113,14 @@ impl App {
         let burst = NonZeroU32::new(config.server.per_ip_burst).unwrap_or(NonZeroU32::MIN);
         let conversations = Conversations {
             store,
-            flows: Arc::new(flows),
-            privacy: Privacy::new(&config.privacy.pii_key),
+            flows,
+            privacy,
             metrics: metrics.clone(),
             limits: config.limits,
             clock,
-            planner: None,
+            planner: dispatcher
+                .clone()
+                .map(|d| d as Arc<dyn crate::conversation::CasePlanner>),
             spool,
             default_flow: config.flows.default.clone(),
         };
@@ -126,7 +137,10 @@ impl App {
         let shared = Shared {
             limiters,
             outbox_notify: Arc::new(tokio::sync::Notify::new()),
-            outbox_events: None,
+            outbox_events: dispatcher
+                .clone()
+                .map(|d| d as Arc<dyn crate::outbox::worker::OutboxEvents>),
+            dispatcher,
             channels,
             conversations,
             metrics,
@@ -188,6 +202,89 @@ pub fn build_channels(
         ));
     }
     (channels, problems)
+}
+
+/// How far ahead `hotline check` looks for hours with nobody on call.
+pub const GAP_CHECK_HOURS: u32 = 14 * 24;
+
+/// Load the roster and lawyers' texts when dispatch is configured. Problems
+/// include every hour in the next 14 days (from `now_ms`) with nobody on
+/// call in a city, as warnings.
+pub fn load_dispatch(
+    config: &Config,
+    flows: &Arc<FlowSet>,
+    channels: &HashMap<String, Arc<dyn Channel>>,
+    privacy: &Privacy,
+    env: &dyn Env,
+    now_ms: u64,
+) -> (Option<Arc<Dispatcher>>, Vec<Problem>) {
+    let Some(d) = &config.dispatch else {
+        return (None, Vec::new());
+    };
+    let mut problems = Vec::new();
+    let roster = match crate::dispatch::roster::load(&d.roster, env) {
+        Ok((roster, mut warnings)) => {
+            problems.append(&mut warnings);
+            let cities = flows.cities();
+            problems.extend(roster.check_cities(cities.iter().map(String::as_str), "flows"));
+            let from = jiff::Timestamp::from_millisecond(i64::try_from(now_ms).unwrap_or(0))
+                .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+            for city in roster.city_ids() {
+                for (start, end) in roster.gaps(city, from, GAP_CHECK_HOURS) {
+                    let zone = roster
+                        .city(city)
+                        .map(|c| c.time_zone.clone())
+                        .unwrap_or(jiff::tz::TimeZone::UTC);
+                    let fmt = |t: jiff::Timestamp| {
+                        t.to_zoned(zone.clone())
+                            .strftime("%Y-%m-%d %H:%M")
+                            .to_string()
+                    };
+                    problems.push(Problem::warning(
+                        &roster.source,
+                        format!("cities.{city}"),
+                        format!(
+                            "nobody on call from {} to {} (local time)",
+                            fmt(start),
+                            fmt(end)
+                        ),
+                    ));
+                }
+            }
+            Some(roster)
+        }
+        Err(mut errors) => {
+            problems.append(&mut errors);
+            None
+        }
+    };
+    let texts = match crate::dispatch::texts::LawyerTexts::load(&d.texts, &d.texts_display) {
+        Ok(t) => Some(t),
+        Err(mut errors) => {
+            problems.append(&mut errors);
+            None
+        }
+    };
+    let (Some(roster), Some(texts)) = (roster, texts) else {
+        return (None, problems);
+    };
+    let sending = channels
+        .iter()
+        .filter(|(_, c)| c.can_send())
+        .map(|(n, _)| n.clone())
+        .collect();
+    let dispatcher = Dispatcher::new(
+        roster,
+        texts,
+        d.sms_channel.clone(),
+        sending,
+        flows.clone(),
+        privacy.clone(),
+        config.flows.fallback_phone.clone(),
+        u64::try_from(config.privacy.case_retention.as_millis()).unwrap_or(u64::MAX),
+        u64::try_from(d.auto_close.as_millis()).unwrap_or(u64::MAX),
+    );
+    (Some(Arc::new(dispatcher)), problems)
 }
 
 /// Load the flows a config names, with the lint warnings.

@@ -2,15 +2,20 @@
 //!
 //! A case's personal data (the caller's number, the callback number, the
 //! location text) lives only inside [`CaseData`], which is sealed before it
-//! reaches a store. The anonymous fields (city, situation, abuse type,
-//! times) are what statistics may use.
+//! reaches a store, and is erased a while after the case closes
+//! ([`CaseData::erase`]). The anonymous fields (city, situation, abuse type,
+//! language, times) stay for statistics.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::dispatch::lifecycle::Dispatch;
 use crate::flow::engine::CaseDraft;
 use crate::phone::PhoneNumber;
+
+/// Flow variables that identify a person or a place; erased by retention.
+pub const PERSONAL_VARS: &[&str] = &["location", "callback"];
 
 /// Everything recorded about a case. Sealed at rest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,14 +28,17 @@ pub struct CaseData {
     pub lang: String,
     /// The channel it came in on.
     pub channel: String,
-    /// The caller's number.
-    pub caller: PhoneNumber,
+    /// The caller's number (`None` once erased).
+    pub caller: Option<PhoneNumber>,
     /// The city id from the flow (`bishkek`, `osh`, `poltava`, `other`).
     pub city: String,
     /// Every flow variable (situation, location, callback, abuse, …).
     pub vars: BTreeMap<String, String>,
     /// When the flow completed (ms since the Unix epoch).
     pub opened_at_ms: u64,
+    /// Where the case is with the lawyers.
+    #[serde(default)]
+    pub dispatch: Dispatch,
 }
 
 impl CaseData {
@@ -41,7 +49,7 @@ impl CaseData {
             flow: draft.flow,
             lang: draft.lang,
             channel: channel.to_owned(),
-            caller,
+            caller: Some(caller),
             city: draft
                 .vars
                 .get("city")
@@ -49,13 +57,67 @@ impl CaseData {
                 .unwrap_or_else(|| "other".to_owned()),
             vars: draft.vars,
             opened_at_ms: draft.opened_at_ms,
+            dispatch: Dispatch::default(),
         }
     }
 
-    /// The number to call back: the one she typed, or the one she called from.
-    pub fn callback(&self) -> &str {
+    /// The number to call back: the one she typed, or the one she called
+    /// from (`None` once erased).
+    pub fn callback(&self) -> Option<&str> {
         self.vars
             .get("callback")
-            .map_or(self.caller.as_str(), String::as_str)
+            .map(String::as_str)
+            .or_else(|| self.caller.as_ref().map(PhoneNumber::as_str))
+    }
+
+    /// Erase the personal data: numbers and location. What remains (city,
+    /// situation, abuse, language, times, dispatch history) identifies no one.
+    pub fn erase(&mut self) {
+        self.caller = None;
+        for v in PERSONAL_VARS {
+            self.vars.remove(*v);
+        }
+        self.dispatch.erased = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn erasing_keeps_only_anonymous_fields() {
+        let mut vars = BTreeMap::new();
+        for (k, v) in [
+            ("city", "osh"),
+            ("situation", "report"),
+            ("abuse", "bribe"),
+            ("location", "ул. Ленина 5"),
+            ("callback", "+996700111222"),
+        ] {
+            vars.insert(k.to_owned(), v.to_owned());
+        }
+        let mut c = CaseData {
+            id: "c_1".into(),
+            flow: "legal_help".into(),
+            lang: "ky".into(),
+            channel: "africastalking".into(),
+            caller: PhoneNumber::parse_international("+996555123456").ok(),
+            city: "osh".into(),
+            vars,
+            opened_at_ms: 5,
+            dispatch: Dispatch::default(),
+        };
+        assert_eq!(c.callback(), Some("+996700111222"));
+        c.erase();
+        let json = serde_json::to_string(&c).unwrap();
+        for secret in ["555123456", "700111222", "Ленина"] {
+            assert!(!json.contains(secret), "{json}");
+        }
+        assert_eq!(c.vars["situation"], "report");
+        assert_eq!(c.vars["abuse"], "bribe");
+        assert_eq!(c.city, "osh");
+        assert_eq!(c.callback(), None);
+        assert!(c.dispatch.erased);
     }
 }

@@ -54,6 +54,19 @@ pub enum Command {
         #[arg(long)]
         screens: bool,
     },
+    /// Statistics safe to publish: cases by city, week, situation and abuse
+    /// type, and time to accept; small counts suppressed.
+    Report {
+        /// Config file (default: $HOTLINE_CONFIG, else config/hotline.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// `md` or `csv`.
+        #[arg(long, default_value = "md")]
+        format: String,
+        /// Counts below this are suppressed.
+        #[arg(long, default_value_t = 5)]
+        threshold: u64,
+    },
     /// An interactive phone in the terminal, running a flow over USSD.
     Simulate {
         /// Config file (default: $HOTLINE_CONFIG, else config/hotline.toml).
@@ -114,6 +127,11 @@ pub fn main() -> ExitCode {
             flow,
             number,
         } => simulate(config, flow, &number),
+        Command::Report {
+            config,
+            format,
+            threshold,
+        } => report(config, &format, threshold),
     }
 }
 
@@ -168,7 +186,7 @@ fn serve(flag: Option<PathBuf>) -> ExitCode {
                 return ExitCode::from(EXIT_UNAVAILABLE);
             }
         };
-        let (app, flow_warnings) = match App::build(config, store, Clock::System) {
+        let (app, flow_warnings) = match App::build(config, store, Clock::System, &env) {
             Ok(x) => x,
             Err(problems) => {
                 print_problems(&problems);
@@ -183,6 +201,11 @@ fn serve(flag: Option<PathBuf>) -> ExitCode {
             tracing::warn!(
                 "HOTLINE_PII_KEY is not set: using the public development key. Pseudonyms and sealed data are NOT protected. Never run like this with real callers."
             );
+        }
+        if let Some(d) = &app.dispatcher
+            && !d.sending_channels.contains(&d.sms_channel)
+        {
+            tracing::warn!(channel = %d.sms_channel, "dispatch channel cannot send (no sending credentials): offers to lawyers will fail");
         }
         for name in &app.config.disabled_channels {
             tracing::info!(channel = %name, "channel is disabled (enabled = false); its webhooks answer 404");
@@ -241,6 +264,31 @@ fn check(flag: Option<PathBuf>, list_screens: bool) -> ExitCode {
     let (channels, mut channel_problems) = crate::app::build_channels(&config, &flows);
     problems.append(&mut flow_problems);
     problems.append(&mut channel_problems);
+    let flows = Arc::new(flows);
+    let privacy = crate::privacy::Privacy::new(&config.privacy.pii_key);
+    let (dispatcher, mut dispatch_problems) = crate::app::load_dispatch(
+        &config,
+        &flows,
+        &channels,
+        &privacy,
+        &env,
+        Clock::System.now_ms(),
+    );
+    problems.append(&mut dispatch_problems);
+    if let Some(d) = &dispatcher {
+        println!(
+            "{}: {} lawyers, cities {}; offers go out on channel {:?}{}",
+            d.roster.source,
+            d.roster.lawyers().count(),
+            d.roster.city_ids().join(", "),
+            d.sms_channel,
+            if d.sending_channels.contains(&d.sms_channel) {
+                ""
+            } else {
+                " (which has no sending credentials here)"
+            }
+        );
+    }
     for flow in flows.flows.values() {
         let screens = lint::screens(flow);
         let worst = screens
@@ -306,7 +354,7 @@ fn simulate(flag: Option<PathBuf>, flow: Option<String>, number: &str) -> ExitCo
         return ExitCode::from(EXIT_CONFIG);
     };
     let store = App::memory_store(&config);
-    let (app, _) = match App::build(config, store, Clock::System) {
+    let (app, _) = match App::build(config, store, Clock::System, &env) {
         Ok(x) => x,
         Err(problems) => {
             print_problems(&problems);
@@ -368,4 +416,55 @@ fn simulate(flag: Option<PathBuf>, flow: Option<String>, number: &str) -> ExitCo
         text.push_str(line.trim_end_matches(['\r', '\n']));
         screen_no += 1;
     }
+}
+
+fn report(flag: Option<PathBuf>, format: &str, threshold: u64) -> ExitCode {
+    let env = ProcessEnv;
+    if format != "md" && format != "csv" {
+        eprintln!("hotline: --format must be md or csv");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let (config, _) = match load_config(flag.as_deref(), &env) {
+        Ok(x) => x,
+        Err((_, problems)) => {
+            print_problems(&problems);
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if config.store.kind == StoreKind::Memory {
+        eprintln!(
+            "hotline: the memory store keeps nothing between processes; set HOTLINE_REDIS_URL to report on the live store"
+        );
+    }
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return ExitCode::FAILURE;
+    };
+    runtime.block_on(async move {
+        let store = match build_store(&config).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("hotline: cannot use the store: {e}");
+                return ExitCode::from(EXIT_UNAVAILABLE);
+            }
+        };
+        let privacy = crate::privacy::Privacy::new(&config.privacy.pii_key);
+        let stats = match crate::dispatch::report::collect(store.as_ref(), &privacy).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("hotline: cannot read cases: {e}");
+                return ExitCode::from(EXIT_UNAVAILABLE);
+            }
+        };
+        let tables = crate::dispatch::report::build(&stats, threshold.max(1));
+        let out = if format == "csv" {
+            crate::dispatch::report::to_csv(&tables, threshold.max(1))
+        } else {
+            crate::dispatch::report::to_markdown(&tables, threshold.max(1))
+        };
+        print!("{out}");
+        ExitCode::SUCCESS
+    })
 }

@@ -77,6 +77,7 @@ struct RawConfig {
     #[serde(default)]
     outbox: RawOutbox,
     flows: Option<RawFlows>,
+    dispatch: Option<RawDispatch>,
     #[serde(default)]
     channels: Vec<RawChannel>,
 }
@@ -197,6 +198,25 @@ impl Default for RawOutbox {
             concurrency: 16,
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDispatch {
+    roster: String,
+    #[serde(default = "default_texts")]
+    texts: String,
+    sms_channel: String,
+    #[serde(default = "default_auto_close_days")]
+    auto_close_days: u64,
+}
+
+fn default_texts() -> String {
+    "lawyer_texts.toml".into()
+}
+
+fn default_auto_close_days() -> u64 {
+    7
 }
 
 #[derive(Debug, Deserialize)]
@@ -326,6 +346,21 @@ pub struct OutboxConfig {
     pub backoff_max: Duration,
     /// Messages being sent at once per instance.
     pub concurrency: usize,
+}
+
+/// Lawyer dispatch.
+#[derive(Debug, Clone)]
+pub struct DispatchConfig {
+    /// The roster file.
+    pub roster: PathBuf,
+    /// The lawyers' texts file.
+    pub texts: PathBuf,
+    /// The texts file as written, for messages.
+    pub texts_display: String,
+    /// The channel offers and lawyers' replies go out on.
+    pub sms_channel: String,
+    /// Cases still open after this long are closed automatically.
+    pub auto_close: Duration,
 }
 
 /// Where flows live and how they are used.
@@ -469,6 +504,8 @@ pub struct Config {
     pub outbox: OutboxConfig,
     /// Flows.
     pub flows: FlowsConfig,
+    /// Lawyer dispatch (absent: cases are recorded but offered to nobody).
+    pub dispatch: Option<DispatchConfig>,
     /// Aggregator channels.
     pub channels: Vec<ChannelConfig>,
     /// Names of channels present but `enabled = false` (their webhooks
@@ -801,6 +838,18 @@ pub fn parse(
         }
     };
 
+    // dispatch
+    let dispatch = raw.dispatch.as_ref().map(|d| {
+        c.positive("dispatch.auto_close_days", d.auto_close_days);
+        DispatchConfig {
+            roster: base.join(&d.roster),
+            texts: base.join(&d.texts),
+            texts_display: lexical(&base.join(&d.texts)),
+            sms_channel: d.sms_channel.clone(),
+            auto_close: Duration::from_secs(d.auto_close_days.max(1) * 24 * 3600),
+        }
+    });
+
     // channels
     let mut channels = Vec::new();
     let mut disabled_channels = Vec::new();
@@ -906,9 +955,18 @@ pub fn parse(
         limits,
         outbox,
         flows,
+        dispatch,
         channels,
         disabled_channels,
     };
+    if let Some(d) = &config.dispatch
+        && !config.channels.iter().any(|ch| ch.name == d.sms_channel)
+    {
+        c.error(
+            quoted("dispatch.sms_channel", &d.sms_channel),
+            "no enabled channel has this name",
+        );
+    }
     if c.problems.iter().any(Problem::is_error) {
         Err(LoadError::Invalid(c.problems))
     } else {

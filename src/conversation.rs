@@ -82,8 +82,9 @@ struct SessionData {
 /// Decides the jobs scheduled with a new case (its first offer and its
 /// escalation timer). Lawyer dispatch implements it.
 pub trait CasePlanner: Send + Sync {
-    /// The jobs to write in the same commit as the case.
-    fn plan(&self, case: &CaseData, bucket: u16) -> Vec<(Queue, Job)>;
+    /// Record the case's first dispatch state in `case` and return the jobs
+    /// to write in the same commit (its first offer, its timers).
+    fn plan(&self, case: &mut CaseData, bucket: u16) -> Vec<(Queue, Job)>;
 }
 
 /// What the caller is shown, and how the request is counted.
@@ -797,11 +798,11 @@ impl Conversations {
     fn case_for(&self, step: &Step, hop: &Hop<'_>) -> Option<(NewCase, CaseData)> {
         let Effect::OpenCase(draft) = step.effects.first()?.clone();
         let id = self.privacy.case_id(&hop.session_key);
-        let data = CaseData::from_draft(id.clone(), hop.channel, hop.from.clone(), draft);
+        let mut data = CaseData::from_draft(id.clone(), hop.channel, hop.from.clone(), draft);
         let jobs = self
             .planner
             .as_ref()
-            .map(|p| p.plan(&data, hop.bucket))
+            .map(|p| p.plan(&mut data, hop.bucket))
             .unwrap_or_default();
         let sealed = self
             .privacy

@@ -32,6 +32,8 @@
 //!   embedded in-memory implementation and the Redis one (scripts in
 //!   `src/store/lua/`).
 //! - [`case`] — what a completed flow records.
+//! - [`dispatch`] — getting a case to a lawyer: the on-call [`dispatch::roster`]
+//!   (rotations, overrides, escalation chains per city).
 //! - [`privacy`] — keyed pseudonyms for logs and keys; sealing data at rest.
 //! - [`phone`] — E.164 numbers with redacted `Debug`, and their countries.
 //! - [`text`] — GSM-7/UCS-2 measuring, SMS parts, USSD limits, input digits.
@@ -52,6 +54,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod conversation;
+pub mod dispatch;
 pub mod flow;
 pub mod metrics;
 pub mod outbox;

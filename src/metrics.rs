@@ -74,6 +74,19 @@ pub struct Metrics {
     pub delivery_reports: IntCounterVec,
     /// Time an aggregator took to answer a send, by channel.
     pub send_duration: HistogramVec,
+    /// Cases accepted by a lawyer, by city.
+    pub cases_accepted: IntCounterVec,
+    /// Time from a case opening to a lawyer accepting it, by city.
+    pub time_to_accept: HistogramVec,
+    /// Cases moved to a further escalation level, by city and level.
+    pub escalations: IntCounterVec,
+    /// Cases whose caller was sent the fallback number because nobody had
+    /// accepted in time, by city.
+    pub cases_unanswered: IntCounterVec,
+    /// Hours in the next 24 with nobody on call, by city.
+    pub oncall_gap_hours: prometheus::GaugeVec,
+    /// Lawyers' SMS commands, by command and outcome.
+    pub lawyer_commands: IntCounterVec,
     /// 1 while shutting down.
     pub draining: IntGauge,
     /// Build information (always 1).
@@ -220,6 +233,51 @@ impl Metrics {
         .expect("valid metric definition");
         r.register(Box::new(send_duration.clone()))
             .expect("metric registered once");
+        let cases_accepted = counter_vec(
+            &r,
+            "hotline_cases_accepted_total",
+            "Cases accepted by a lawyer, by city.",
+            &["city"],
+        );
+        let time_to_accept = HistogramVec::new(
+            HistogramOpts::new(
+                "hotline_case_time_to_accept_seconds",
+                "Time from a case opening to a lawyer accepting it, by city (the standard: within 1 hour).",
+            )
+            .buckets(vec![60.0, 180.0, 300.0, 600.0, 900.0, 1800.0, 2700.0, 3600.0, 5400.0, 7200.0, 14400.0, 28800.0]),
+            &["city"],
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(time_to_accept.clone()))
+            .expect("metric registered once");
+        let escalations = counter_vec(
+            &r,
+            "hotline_escalations_total",
+            "Cases moved to a further escalation level, by city and level.",
+            &["city", "level"],
+        );
+        let cases_unanswered = counter_vec(
+            &r,
+            "hotline_cases_unanswered_total",
+            "Cases whose caller was sent the fallback number because nobody accepted in time, by city.",
+            &["city"],
+        );
+        let oncall_gap_hours = prometheus::GaugeVec::new(
+            Opts::new(
+                "hotline_oncall_gap_hours",
+                "Hours in the next 24 with nobody on call, by city.",
+            ),
+            &["city"],
+        )
+        .expect("valid metric definition");
+        r.register(Box::new(oncall_gap_hours.clone()))
+            .expect("metric registered once");
+        let lawyer_commands = counter_vec(
+            &r,
+            "hotline_lawyer_commands_total",
+            "Lawyers' SMS commands, by command and outcome.",
+            &["command", "outcome"],
+        );
         let draining = IntGauge::new("hotline_draining", "1 while the gateway is shutting down.")
             .expect("valid metric definition");
         r.register(Box::new(draining.clone()))
@@ -264,6 +322,25 @@ impl Metrics {
         }
         for city in cities.into_iter().chain(["other"]) {
             cases_opened.with_label_values(&[city]);
+            cases_accepted.with_label_values(&[city]);
+            time_to_accept.with_label_values(&[city]);
+            cases_unanswered.with_label_values(&[city]);
+            for level in ["on_call", "next_on_call", "team", "coordinator"] {
+                escalations.with_label_values(&[city, level]);
+            }
+        }
+        for cmd in crate::dispatch::commands::Command::LABELS {
+            for outcome in [
+                "ok",
+                "refused",
+                "not_found",
+                "none_pending",
+                "ambiguous",
+                "unknown",
+                "store_unavailable",
+            ] {
+                lawyer_commands.with_label_values(&[cmd, outcome]);
+            }
         }
         for op in ["begin", "commit", "ping"] {
             store_errors.with_label_values(&[op]);
@@ -287,6 +364,12 @@ impl Metrics {
             sms_segments,
             delivery_reports,
             send_duration,
+            cases_accepted,
+            time_to_accept,
+            escalations,
+            cases_unanswered,
+            oncall_gap_hours,
+            lawyer_commands,
             draining,
             build_info,
         }

@@ -2,7 +2,8 @@
 //!
 //! - the spool replayer: cases completed while the store was down go into
 //!   the store as soon as it answers again;
-//! - the outbox sender ([`crate::outbox::worker`]).
+//! - the outbox sender ([`crate::outbox::worker`]);
+//! - the dispatch timers ([`crate::dispatch::timers`]), when dispatch is on.
 //!
 //! Workers run for as long as [`crate::server::run`] does and are stopped
 //! with it. Every one of them tolerates store outages: it logs, waits, and
@@ -20,6 +21,12 @@ pub const SPOOL_INTERVAL: Duration = Duration::from_millis(500);
 /// Start every background worker.
 pub fn spawn_all(app: &App) -> Vec<JoinHandle<()>> {
     let mut tasks = vec![tokio::spawn(crate::outbox::worker::run(app.clone()))];
+    if let Some(d) = &app.dispatcher {
+        tasks.push(tokio::spawn(crate::dispatch::timers::run(
+            app.clone(),
+            d.clone(),
+        )));
+    }
     if app.conversations.spool.is_some() {
         tasks.push(tokio::spawn(spool_replayer(app.clone())));
     }

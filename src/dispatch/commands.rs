@@ -39,12 +39,42 @@ impl Command {
     }
 
     /// Every label, for zeroed metric series.
-    pub const LABELS: [&'static str; 8] = ["accept", "decline", "done", "on", "off", "status", "help", "unknown"];
+    pub const LABELS: [&'static str; 8] = [
+        "accept", "decline", "done", "on", "off", "status", "help", "unknown",
+    ];
 }
 
-const ACCEPT: &[&str] = &["OK", "ОК", "OKAY", "YES", "Y", "ДА", "DA", "ООБА", "OOBA", "ТАК", "TAK", "ПРИНЯТЬ", "ACCEPT"];
-const DECLINE: &[&str] = &["NO", "N", "НЕТ", "NET", "ЖОК", "JOK", "ZHOK", "НІ", "NI", "DECLINE"];
-const DONE: &[&str] = &["DONE", "CLOSE", "ГОТОВО", "GOTOVO", "ЗАКРЫТЬ", "ЗАКРЫТО", "ЗАКРИТИ", "ЗАКРИТО", "БҮТТҮ", "БУТТУ", "BUTTU"];
+const ACCEPT: &[&str] = &[
+    "OK",
+    "ОК",
+    "OKAY",
+    "YES",
+    "Y",
+    "ДА",
+    "DA",
+    "ООБА",
+    "OOBA",
+    "ТАК",
+    "TAK",
+    "ПРИНЯТЬ",
+    "ACCEPT",
+];
+const DECLINE: &[&str] = &[
+    "NO", "N", "НЕТ", "NET", "ЖОК", "JOK", "ZHOK", "НІ", "NI", "DECLINE",
+];
+const DONE: &[&str] = &[
+    "DONE",
+    "CLOSE",
+    "ГОТОВО",
+    "GOTOVO",
+    "ЗАКРЫТЬ",
+    "ЗАКРЫТО",
+    "ЗАКРИТИ",
+    "ЗАКРИТО",
+    "БҮТТҮ",
+    "БУТТУ",
+    "BUTTU",
+];
 const ON: &[&str] = &["ON", "ВКЛ", "VKL"];
 const OFF: &[&str] = &["OFF", "ВЫКЛ", "VYKL", "ВИМК"];
 const STATUS: &[&str] = &["STATUS", "СТАТУС", "ДЕЛА", "СПРАВИ", "ИШТЕР"];
@@ -55,9 +85,15 @@ const HELP: &[&str] = &["HELP", "?", "ПОМОЩЬ", "ДОПОМОГА", "ЖАР
 pub fn parse(text: &str) -> Command {
     let normalized = crate::text::normalize_input(text).to_uppercase();
     // Split "OK4821" into "OK" and "4821".
-    let split_at = normalized.find(|c: char| c.is_ascii_digit()).unwrap_or(normalized.len());
+    let split_at = normalized
+        .find(|c: char| c.is_ascii_digit())
+        .unwrap_or(normalized.len());
     let (word_part, digits_part) = normalized.split_at(split_at);
-    let word = word_part.split_whitespace().next().unwrap_or("").trim_matches(|c: char| !c.is_alphanumeric() && c != '?');
+    let word = word_part
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .trim_matches(|c: char| !c.is_alphanumeric() && c != '?');
     let rest_words = word_part.split_whitespace().count();
     let code = digits_part
         .split(|c: char| !c.is_ascii_digit())
@@ -106,7 +142,18 @@ mod tests {
 
     #[test]
     fn accepts_in_every_language_and_in_latin_letters() {
-        for text in ["OK 4821", "ok 4821", "OK4821", "ОК 4821", "Да 4821", "da 4821", "Ооба 4821", "так 4821", " yes 4821 ", "OK ４８２１"] {
+        for text in [
+            "OK 4821",
+            "ok 4821",
+            "OK4821",
+            "ОК 4821",
+            "Да 4821",
+            "da 4821",
+            "Ооба 4821",
+            "так 4821",
+            " yes 4821 ",
+            "OK ４８２１",
+        ] {
             assert_eq!(parse(text), Command::Accept(c("4821")), "{text}");
         }
         assert_eq!(parse("OK"), Command::Accept(None));
@@ -133,7 +180,16 @@ mod tests {
 
     #[test]
     fn anything_else_is_unknown() {
-        for text in ["", "hello", "OK 48", "OK 48210", "OFF 4821", "please accept 4821", "4821", "DONE 12a4"] {
+        for text in [
+            "",
+            "hello",
+            "OK 48",
+            "OK 48210",
+            "OFF 4821",
+            "please accept 4821",
+            "4821",
+            "DONE 12a4",
+        ] {
             assert_eq!(parse(text), Command::Unknown, "{text:?}");
         }
     }

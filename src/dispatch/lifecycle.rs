@@ -176,11 +176,35 @@ impl Ctx<'_> {
             .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
         let available = |l: &LawyerId| !self.off.contains(l.as_str());
         match kind {
-            LevelKind::OnCall => self.roster.on_call(self.city, at).into_iter().filter(available).take(1).collect(),
-            LevelKind::NextOnCall => self.roster.on_call(self.city, at).into_iter().filter(available).skip(1).take(1).collect(),
-            LevelKind::Team => self.roster.team(self.city).iter().filter(|l| available(l)).cloned().collect(),
+            LevelKind::OnCall => self
+                .roster
+                .on_call(self.city, at)
+                .into_iter()
+                .filter(available)
+                .take(1)
+                .collect(),
+            LevelKind::NextOnCall => self
+                .roster
+                .on_call(self.city, at)
+                .into_iter()
+                .filter(available)
+                .skip(1)
+                .take(1)
+                .collect(),
+            LevelKind::Team => self
+                .roster
+                .team(self.city)
+                .iter()
+                .filter(|l| available(l))
+                .cloned()
+                .collect(),
             // The coordinator is reached even when off call: the last resort.
-            LevelKind::Coordinator => self.roster.coordinator(self.city).into_iter().cloned().collect(),
+            LevelKind::Coordinator => self
+                .roster
+                .coordinator(self.city)
+                .into_iter()
+                .cloned()
+                .collect(),
         }
     }
 }
@@ -194,9 +218,15 @@ pub fn open(ctx: &Ctx<'_>, auto_close_ms: u64) -> (Dispatch, Vec<Action>) {
     let mut d = Dispatch::default();
     let mut actions = advance(&mut d, ctx, 0, 0);
     if let Some(chain) = ctx.roster.chain(ctx.city) {
-        actions.push(Action::Timer(Timer::Unanswered, ctx.opened_at_ms + ms(chain.unanswered_after)));
+        actions.push(Action::Timer(
+            Timer::Unanswered,
+            ctx.opened_at_ms + ms(chain.unanswered_after),
+        ));
     }
-    actions.push(Action::Timer(Timer::AutoClose, ctx.opened_at_ms + auto_close_ms));
+    actions.push(Action::Timer(
+        Timer::AutoClose,
+        ctx.opened_at_ms + auto_close_ms,
+    ));
     (d, actions)
 }
 
@@ -224,8 +254,17 @@ fn advance(d: &mut Dispatch, ctx: &Ctx<'_>, mut level: u32, mut round: u32) -> V
             continue;
         }
         let spec = chain.levels[level as usize];
-        let asked: BTreeSet<&str> = d.offers.iter().filter(|o| o.round == round).map(|o| o.lawyer.as_str()).collect();
-        let new: Vec<LawyerId> = ctx.lawyers_at(spec.kind).into_iter().filter(|l| !asked.contains(l.as_str())).collect();
+        let asked: BTreeSet<&str> = d
+            .offers
+            .iter()
+            .filter(|o| o.round == round)
+            .map(|o| o.lawyer.as_str())
+            .collect();
+        let new: Vec<LawyerId> = ctx
+            .lawyers_at(spec.kind)
+            .into_iter()
+            .filter(|l| !asked.contains(l.as_str()))
+            .collect();
         if new.is_empty() {
             level += 1;
             continue;
@@ -247,7 +286,10 @@ fn advance(d: &mut Dispatch, ctx: &Ctx<'_>, mut level: u32, mut round: u32) -> V
         d.level = level;
         d.round = round;
         d.seq += 1;
-        actions.push(Action::Timer(Timer::Escalate { seq: d.seq }, ctx.now_ms + ms(spec.wait)));
+        actions.push(Action::Timer(
+            Timer::Escalate { seq: d.seq },
+            ctx.now_ms + ms(spec.wait),
+        ));
         return actions;
     }
     d.exhausted = true;
@@ -271,13 +313,17 @@ fn busy_reply(d: &Dispatch, lawyer: &str) -> Option<Reply> {
     match d.status {
         Status::Closed => Some(Reply::IsClosed),
         Status::Accepted if d.accepted_by.as_deref() == Some(lawyer) => Some(Reply::AlreadyYours),
-        Status::Accepted => Some(Reply::AlreadyTaken(d.accepted_by.clone().unwrap_or_default())),
+        Status::Accepted => Some(Reply::AlreadyTaken(
+            d.accepted_by.clone().unwrap_or_default(),
+        )),
         Status::Open => None,
     }
 }
 
 fn is_coordinator(ctx: &Ctx<'_>, lawyer: &str) -> bool {
-    ctx.roster.coordinator(ctx.city).is_some_and(|c| c.as_str() == lawyer)
+    ctx.roster
+        .coordinator(ctx.city)
+        .is_some_and(|c| c.as_str() == lawyer)
 }
 
 /// A lawyer accepts.
@@ -317,7 +363,11 @@ pub fn decline(d: &mut Dispatch, ctx: &Ctx<'_>, lawyer: &str) -> Vec<Action> {
         return vec![Action::Reply(lawyer.to_owned(), r)];
     }
     let mut found = false;
-    for o in d.offers.iter_mut().filter(|o| o.lawyer == lawyer && !o.declined) {
+    for o in d
+        .offers
+        .iter_mut()
+        .filter(|o| o.lawyer == lawyer && !o.declined)
+    {
         o.declined = true;
         found = true;
     }

@@ -42,7 +42,7 @@ use crate::phone::PhoneNumber;
 use crate::privacy::Privacy;
 use crate::store::{BUCKETS, CaseRecord, CaseUpdate, Job, Queue, StoreError};
 use commands::Command;
-use lifecycle::{Action, Ctx, Dispatch, Reply, Status, Timer};
+use lifecycle::{Action, Ctx, Reply, Status, Timer};
 use roster::{Lawyer, Roster};
 use texts::{LawyerTexts, fill};
 
@@ -95,12 +95,15 @@ pub struct Dispatcher {
 
 impl std::fmt::Debug for Dispatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Dispatcher").field("sms_channel", &self.sms_channel).finish_non_exhaustive()
+        f.debug_struct("Dispatcher")
+            .field("sms_channel", &self.sms_channel)
+            .finish_non_exhaustive()
     }
 }
 
 fn now_ts(ms: u64) -> jiff::Timestamp {
-    jiff::Timestamp::from_millisecond(i64::try_from(ms).unwrap_or(i64::MAX)).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+    jiff::Timestamp::from_millisecond(i64::try_from(ms).unwrap_or(i64::MAX))
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }
 
 /// Cut a text to `max` characters with an ellipsis.
@@ -142,22 +145,28 @@ impl Dispatcher {
     }
 
     fn off_set(&self) -> BTreeSet<String> {
-        self.off.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+        self.off
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Replace the set of lawyers off call.
     pub fn set_off(&self, off: BTreeSet<String>) {
-        *self.off.write().unwrap_or_else(std::sync::PoisonError::into_inner) = off;
+        *self
+            .off
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = off;
     }
 
-    fn city_label(&self, city: &str) -> &'static str {
-        // Metric labels come from a fixed set: roster ids are leaked into
-        // 'static once at start-up through `cities()`.
+    /// The metric label of a city: its roster id, or `other` (labels come
+    /// from a fixed set).
+    fn city_label<'a>(&'a self, city: &str) -> &'a str {
         self.roster
             .city_ids()
             .into_iter()
             .find(|c| *c == city)
-            .map_or("other", |c| Box::leak(c.to_owned().into_boxed_str()) as &'static str)
+            .unwrap_or("other")
     }
 
     /// The offer text for `lawyer`, with `{code}` and `{minutes}` left for
@@ -165,19 +174,45 @@ impl Dispatcher {
     pub fn offer_text(&self, case: &CaseData, lawyer: &Lawyer) -> String {
         let t = self.texts.for_langs(&lawyer.languages);
         let lang = lawyer.languages.first().map_or("en", String::as_str);
-        let city = self.roster.city_name(&case.city, lang).unwrap_or(&case.city).to_owned();
-        let situation = case.vars.get("situation").and_then(|s| t.situations.get(s)).cloned().unwrap_or_default();
-        let abuse = case.vars.get("abuse").and_then(|a| t.abuse.get(a)).cloned().unwrap_or_default();
+        let city = self
+            .roster
+            .city_name(&case.city, lang)
+            .unwrap_or(&case.city)
+            .to_owned();
+        let situation = case
+            .vars
+            .get("situation")
+            .and_then(|s| t.situations.get(s))
+            .cloned()
+            .unwrap_or_default();
+        let abuse = case
+            .vars
+            .get("abuse")
+            .and_then(|a| t.abuse.get(a))
+            .cloned()
+            .unwrap_or_default();
         let callback = case.callback().unwrap_or("").to_owned();
-        let location = case.vars.get("location").cloned().unwrap_or_else(|| t.unknown.clone());
+        let location = case
+            .vars
+            .get("location")
+            .cloned()
+            .unwrap_or_else(|| t.unknown.clone());
         let render = |loc: &str| {
             fill(
                 &t.offer,
-                &[("city", &city), ("situation", &situation), ("abuse", &abuse), ("location", loc), ("callback", &callback)],
+                &[
+                    ("city", &city),
+                    ("situation", &situation),
+                    ("abuse", &abuse),
+                    ("location", loc),
+                    ("callback", &callback),
+                ],
             )
         };
         // Measure with a four-digit code and three-digit minutes.
-        let measure = |text: &str| crate::text::measure(&text.replace("{code}", "0000").replace("{minutes}", "000")).units;
+        let measure = |text: &str| {
+            crate::text::measure(&text.replace("{code}", "0000").replace("{minutes}", "000")).units
+        };
         let full = render(&location);
         let over = measure(&full).saturating_sub(OFFER_MAX_UNITS);
         if over == 0 {
@@ -187,13 +222,23 @@ impl Dispatcher {
         render(&cut(&location, keep))
     }
 
-    fn lawyer_msg(&self, channel: &str, lawyer: &Lawyer, text: String, purpose: Purpose, case: Option<CaseRef>, now: u64) -> OutMsg {
+    fn lawyer_msg(
+        &self,
+        channel: &str,
+        lawyer: &Lawyer,
+        text: String,
+        purpose: Purpose,
+        case: Option<CaseRef>,
+        now: u64,
+    ) -> OutMsg {
         OutMsg {
             channel: channel.to_owned(),
             to: lawyer.phone.clone(),
             text,
             purpose,
-            recipient: Recipient::Lawyer { id: lawyer.id.as_str().to_owned() },
+            recipient: Recipient::Lawyer {
+                id: lawyer.id.as_str().to_owned(),
+            },
             case,
             created_ms: now,
         }
@@ -201,11 +246,22 @@ impl Dispatcher {
 
     fn reply_text(&self, lawyer: &Lawyer, reply: &Reply, case: &CaseData) -> String {
         let t = self.texts.for_langs(&lawyer.languages);
-        let name_of = |id: &str| self.roster.lawyer(id).map_or_else(|| id.to_owned(), |l| l.name.clone());
+        let name_of = |id: &str| {
+            self.roster
+                .lawyer(id)
+                .map_or_else(|| id.to_owned(), |l| l.name.clone())
+        };
         let callback = case.callback().unwrap_or("").to_owned();
-        let location = case.vars.get("location").cloned().unwrap_or_else(|| t.unknown.clone());
+        let location = case
+            .vars
+            .get("location")
+            .cloned()
+            .unwrap_or_else(|| t.unknown.clone());
         match reply {
-            Reply::Accepted => fill(&t.accepted, &[("callback", &callback), ("location", &location)]),
+            Reply::Accepted => fill(
+                &t.accepted,
+                &[("callback", &callback), ("location", &location)],
+            ),
             Reply::Declined => t.declined.clone(),
             Reply::Closed => t.closed.clone(),
             Reply::AlreadyTaken(by) => fill(&t.already_taken, &[("name", &name_of(by))]),
@@ -218,83 +274,166 @@ impl Dispatcher {
     /// The channel a woman is written to: her own if it can send, else the
     /// dispatch channel.
     fn caller_channel(&self, case: &CaseData) -> String {
-        if self.sending_channels.contains(&case.channel) { case.channel.clone() } else { self.sms_channel.clone() }
+        if self.sending_channels.contains(&case.channel) {
+            case.channel.clone()
+        } else {
+            self.sms_channel.clone()
+        }
     }
 
     /// Turn actions into jobs (messages and timers) for a case in `bucket`.
     /// `reply_channel` carries replies to the lawyer who sent a command.
-    fn jobs(&self, case: &CaseData, bucket: u16, actions: &[Action], reply_channel: &str, now: u64) -> (Vec<(Queue, Job)>, Effects) {
+    fn jobs(
+        &self,
+        case: &CaseData,
+        bucket: u16,
+        actions: &[Action],
+        reply_channel: &str,
+        now: u64,
+    ) -> (Vec<(Queue, Job)>, Effects) {
         let mut jobs = Vec::new();
         let mut fx = Effects::default();
-        let case_ref = Some(CaseRef { bucket, id: case.id.clone() });
+        let case_ref = Some(CaseRef {
+            bucket,
+            id: case.id.clone(),
+        });
         let seq = case.dispatch.seq;
-        let caller_pseudonym = case.caller.as_ref().map(|c| self.privacy.pseudonym(c.as_str()).as_str().to_owned());
+        let caller_pseudonym = case
+            .caller
+            .as_ref()
+            .map(|c| self.privacy.pseudonym(c.as_str()).as_str().to_owned());
         let flow = self.flows.get(&case.flow);
-        let mut push_msg = |key: String, msg: OutMsg| jobs.push(outbox::job(&self.privacy, bucket, &key, &msg, now));
+        let privacy = &self.privacy;
+        let msg_job = |key: String, msg: OutMsg| outbox::job(privacy, bucket, &key, &msg, now);
         for action in actions {
             match action {
                 Action::Offer(id) => {
                     if let Some(l) = self.roster.lawyer(id.as_str()) {
                         let text = self.offer_text(case, l);
-                        push_msg(
+                        jobs.push(msg_job(
                             format!("offer:{}:{}:{seq}", case.id, l.id),
-                            self.lawyer_msg(&self.sms_channel, l, text, Purpose::Offer, case_ref.clone(), now),
-                        );
+                            self.lawyer_msg(
+                                &self.sms_channel,
+                                l,
+                                text,
+                                Purpose::Offer,
+                                case_ref.clone(),
+                                now,
+                            ),
+                        ));
                     }
                 }
                 Action::Taken { to, by } => {
                     if let Some(l) = self.roster.lawyer(to) {
                         let t = self.texts.for_langs(&l.languages);
-                        let by_name = self.roster.lawyer(by).map_or_else(|| by.clone(), |b| b.name.clone());
+                        let by_name = self
+                            .roster
+                            .lawyer(by)
+                            .map_or_else(|| by.clone(), |b| b.name.clone());
                         let text = fill(&t.taken, &[("name", &by_name)]);
-                        push_msg(format!("taken:{}:{to}", case.id), self.lawyer_msg(&self.sms_channel, l, text, Purpose::Taken, case_ref.clone(), now));
+                        jobs.push(msg_job(
+                            format!("taken:{}:{to}", case.id),
+                            self.lawyer_msg(
+                                &self.sms_channel,
+                                l,
+                                text,
+                                Purpose::Taken,
+                                case_ref.clone(),
+                                now,
+                            ),
+                        ));
                     }
                 }
                 Action::Reply(to, reply) => {
                     if let Some(l) = self.roster.lawyer(to) {
                         let text = self.reply_text(l, reply, case);
-                        push_msg(
+                        jobs.push(msg_job(
                             format!("reply:{}:{to}:{seq}", case.id),
-                            self.lawyer_msg(reply_channel, l, text, Purpose::Notice, case_ref.clone(), now),
-                        );
+                            self.lawyer_msg(
+                                reply_channel,
+                                l,
+                                text,
+                                Purpose::Notice,
+                                case_ref.clone(),
+                                now,
+                            ),
+                        ));
                     }
                 }
                 Action::CoordinatorAlert(id) => {
                     if let Some(l) = self.roster.lawyer(id.as_str()) {
                         let t = self.texts.for_langs(&l.languages);
                         let lang = l.languages.first().map_or("en", String::as_str);
-                        let city = self.roster.city_name(&case.city, lang).unwrap_or(&case.city).to_owned();
-                        let situation = case.vars.get("situation").and_then(|s| t.situations.get(s)).cloned().unwrap_or_default();
-                        let text = fill(&t.unanswered, &[("city", &city), ("situation", &situation), ("callback", case.callback().unwrap_or(""))]);
-                        push_msg(format!("alert:{}:{seq}", case.id), self.lawyer_msg(&self.sms_channel, l, text, Purpose::Notice, case_ref.clone(), now));
+                        let city = self
+                            .roster
+                            .city_name(&case.city, lang)
+                            .unwrap_or(&case.city)
+                            .to_owned();
+                        let situation = case
+                            .vars
+                            .get("situation")
+                            .and_then(|s| t.situations.get(s))
+                            .cloned()
+                            .unwrap_or_default();
+                        let text = fill(
+                            &t.unanswered,
+                            &[
+                                ("city", &city),
+                                ("situation", &situation),
+                                ("callback", case.callback().unwrap_or("")),
+                            ],
+                        );
+                        jobs.push(msg_job(
+                            format!("alert:{}:{seq}", case.id),
+                            self.lawyer_msg(
+                                &self.sms_channel,
+                                l,
+                                text,
+                                Purpose::Notice,
+                                case_ref.clone(),
+                                now,
+                            ),
+                        ));
                     }
                 }
                 Action::Confirm | Action::Unanswered => {
-                    let (Some(caller), Some(pseudonym), Some(flow)) = (&case.caller, &caller_pseudonym, flow) else { continue };
+                    let (Some(caller), Some(pseudonym), Some(flow)) =
+                        (&case.caller, &caller_pseudonym, flow)
+                    else {
+                        continue;
+                    };
                     let (text, purpose) = match action {
                         Action::Confirm => (flow.spec.messages.confirm.as_ref(), Purpose::Confirm),
                         _ => (flow.spec.messages.unanswered.as_ref(), Purpose::Unanswered),
                     };
                     let Some(text) = text else { continue };
-                    let text = flow.text(text, &case.lang).replace("{fallback}", &self.fallback);
-                    push_msg(
+                    let text = flow
+                        .text(text, &case.lang)
+                        .replace("{fallback}", &self.fallback);
+                    jobs.push(msg_job(
                         format!("{}:{}", purpose.as_str(), case.id),
                         OutMsg {
                             channel: self.caller_channel(case),
                             to: caller.clone(),
                             text,
                             purpose,
-                            recipient: Recipient::Caller { pseudonym: pseudonym.clone() },
+                            recipient: Recipient::Caller {
+                                pseudonym: pseudonym.clone(),
+                            },
                             case: case_ref.clone(),
                             created_ms: now,
                         },
-                    );
+                    ));
                     if matches!(action, Action::Unanswered) {
                         fx.unanswered = true;
                     }
                 }
                 Action::Timer(timer, due) => {
-                    let payload = serde_json::to_vec(&TimerJob { case: case.id.clone(), timer: *timer }).unwrap_or_default();
+                    let payload = serde_json::to_vec(&TimerJob {
+                        case: case.id.clone(),
+                        timer: *timer,
+                    })
+                    .unwrap_or_default();
                     jobs.push((
                         Queue::Timers,
                         Job {
@@ -320,11 +459,21 @@ impl Dispatcher {
         }
         if let Some(ms) = fx.accepted_after_ms {
             m.cases_accepted.with_label_values(&[label]).inc();
-            m.time_to_accept.with_label_values(&[label]).observe(ms as f64 / 1000.0);
-            tracing::info!(city = label, minutes = ms / 60_000, within_hour = ms <= 3_600_000, "case accepted");
+            m.time_to_accept
+                .with_label_values(&[label])
+                .observe(ms as f64 / 1000.0);
+            tracing::info!(
+                city = label,
+                minutes = ms / 60_000,
+                within_hour = ms <= 3_600_000,
+                "case accepted"
+            );
         }
         if fx.exhausted {
-            tracing::warn!(city = label, "case went through every escalation level unanswered");
+            tracing::warn!(
+                city = label,
+                "case went through every escalation level unanswered"
+            );
         }
         if fx.unanswered {
             m.cases_unanswered.with_label_values(&[label]).inc();
@@ -341,14 +490,23 @@ impl Dispatcher {
     ///
     /// # Errors
     /// [`StoreError`] when the store fails.
-    async fn change_case<F>(&self, app: &App, bucket: u16, id: &str, reply_channel: &str, change: F) -> Result<Option<Vec<Action>>, StoreError>
+    async fn change_case<F>(
+        &self,
+        app: &App,
+        bucket: u16,
+        id: &str,
+        reply_channel: &str,
+        change: F,
+    ) -> Result<Option<Vec<Action>>, StoreError>
     where
         F: Fn(&mut CaseData, &Ctx<'_>) -> Vec<Action> + Send + Sync,
     {
         let store = &app.conversations.store;
         for _ in 0..5 {
             let now = app.conversations.clock.now_ms();
-            let Some(rec) = store.case(bucket, id).await? else { return Ok(None) };
+            let Some(rec) = store.case(bucket, id).await? else {
+                return Ok(None);
+            };
             let Some(mut case) = self.open_case(&rec) else {
                 tracing::error!(case = %id, "case data cannot be opened (wrong HOTLINE_PII_KEY?)");
                 return Ok(None);
@@ -356,7 +514,13 @@ impl Dispatcher {
             let before = case.clone();
             let off = self.off_set();
             let city = case.city.clone();
-            let ctx = Ctx { roster: &self.roster, city: &city, now_ms: now, opened_at_ms: case.opened_at_ms, off: &off };
+            let ctx = Ctx {
+                roster: &self.roster,
+                city: &city,
+                now_ms: now,
+                opened_at_ms: case.opened_at_ms,
+                off: &off,
+            };
             let actions = change(&mut case, &ctx);
             if case == before && actions.is_empty() {
                 return Ok(Some(actions));
@@ -368,7 +532,9 @@ impl Dispatcher {
                 id: id.to_owned(),
                 code: rec.code.clone(),
                 expected_version: rec.version,
-                data: self.privacy.seal(&serde_json::to_vec(&case).unwrap_or_default()),
+                data: self
+                    .privacy
+                    .seal(&serde_json::to_vec(&case).unwrap_or_default()),
                 close,
                 jobs,
                 now_ms: now,
@@ -379,7 +545,9 @@ impl Dispatcher {
                 return Ok(Some(actions));
             }
         }
-        Err(StoreError::Unavailable("case kept changing under us; try again".into()))
+        Err(StoreError::Unavailable(
+            "case kept changing under us; try again".into(),
+        ))
     }
 
     /// Every open case with its bucket, record and data.
@@ -399,12 +567,31 @@ impl Dispatcher {
     }
 
     /// Send a lawyer a message not tied to a case change.
-    async fn tell(&self, app: &App, channel: &str, lawyer: &Lawyer, key: &str, text: String) -> Result<(), StoreError> {
+    async fn tell(
+        &self,
+        app: &App,
+        channel: &str,
+        lawyer: &Lawyer,
+        key: &str,
+        text: String,
+    ) -> Result<(), StoreError> {
         let now = app.conversations.clock.now_ms();
-        let bucket = self.privacy.pseudonym(lawyer.phone.as_str()).bucket(BUCKETS);
+        let bucket = self
+            .privacy
+            .pseudonym(lawyer.phone.as_str())
+            .bucket(BUCKETS);
         let msg = self.lawyer_msg(channel, lawyer, text, Purpose::Notice, None, now);
-        let (queue, job) = outbox::job(&self.privacy, bucket, &format!("tell:{}:{key}:{now}", lawyer.id), &msg, now);
-        app.conversations.store.schedule(bucket, queue, vec![job]).await?;
+        let (queue, job) = outbox::job(
+            &self.privacy,
+            bucket,
+            &format!("tell:{}:{key}:{now}", lawyer.id),
+            &msg,
+            now,
+        );
+        app.conversations
+            .store
+            .schedule(bucket, queue, vec![job])
+            .await?;
         app.outbox_notify.notify_one();
         Ok(())
     }
@@ -415,20 +602,43 @@ impl Dispatcher {
     }
 
     /// Handle an SMS from a lawyer. Returns the metric outcome.
-    pub async fn command(&self, app: &App, channel: &str, lawyer: &Lawyer, text: &str) -> &'static str {
+    pub async fn command(
+        &self,
+        app: &App,
+        channel: &str,
+        lawyer: &Lawyer,
+        text: &str,
+    ) -> &'static str {
         let cmd = commands::parse(text);
-        let reply_channel = if self.sending_channels.contains(channel) { channel } else { self.sms_channel.as_str() };
+        let reply_channel = if self.sending_channels.contains(channel) {
+            channel
+        } else {
+            self.sms_channel.as_str()
+        };
         let result = self.run_command(app, reply_channel, lawyer, &cmd).await;
         let outcome = match &result {
             Ok(o) => *o,
             Err(_) => "store_unavailable",
         };
-        app.metrics.lawyer_commands.with_label_values(&[cmd.as_str(), outcome]).inc();
+        app.metrics
+            .lawyer_commands
+            .with_label_values(&[cmd.as_str(), outcome])
+            .inc();
         tracing::info!(lawyer = %lawyer.id, command = cmd.as_str(), outcome, "lawyer command");
-        if outcome == "store_unavailable" { "store_unavailable" } else { "ok" }
+        if outcome == "store_unavailable" {
+            "store_unavailable"
+        } else {
+            "ok"
+        }
     }
 
-    async fn run_command(&self, app: &App, channel: &str, lawyer: &Lawyer, cmd: &Command) -> Result<&'static str, StoreError> {
+    async fn run_command(
+        &self,
+        app: &App,
+        channel: &str,
+        lawyer: &Lawyer,
+        cmd: &Command,
+    ) -> Result<&'static str, StoreError> {
         let t = self.texts.for_langs(&lawyer.languages);
         let me = lawyer.id.as_str().to_owned();
         match cmd {
@@ -437,7 +647,14 @@ impl Dispatcher {
                     Some(code) => match app.conversations.store.case_by_code(code).await? {
                         Some(rec) => Some((crate::store::code_bucket(code).unwrap_or(0), rec.id)),
                         None => {
-                            self.tell(app, channel, lawyer, "nf", fill(&t.not_found, &[("code", code)])).await?;
+                            self.tell(
+                                app,
+                                channel,
+                                lawyer,
+                                "nf",
+                                fill(&t.not_found, &[("code", code)]),
+                            )
+                            .await?;
                             return Ok("not_found");
                         }
                     },
@@ -453,20 +670,27 @@ impl Dispatcher {
                             .await?
                             .into_iter()
                             .filter(|(_, _, d)| match cmd {
-                                Command::Done(_) => d.dispatch.accepted_by.as_deref() == Some(me.as_str()),
+                                Command::Done(_) => {
+                                    d.dispatch.accepted_by.as_deref() == Some(me.as_str())
+                                }
                                 _ => lifecycle::pending_for(&d.dispatch, &me),
                             })
                             .map(|(b, r, _)| (b, r))
                             .collect();
                         match mine.as_slice() {
                             [] => {
-                                self.tell(app, channel, lawyer, "none", t.none_pending.clone()).await?;
+                                self.tell(app, channel, lawyer, "none", t.none_pending.clone())
+                                    .await?;
                                 return Ok("none_pending");
                             }
                             [(b, r)] => (*b, r.id.clone()),
                             many => {
-                                let list: Vec<&str> = many.iter().map(|(_, r)| r.code.as_str()).collect();
-                                let text = fill(&t.which, &[("list", &list.join(", ")), ("code", list[0])]);
+                                let list: Vec<&str> =
+                                    many.iter().map(|(_, r)| r.code.as_str()).collect();
+                                let text = fill(
+                                    &t.which,
+                                    &[("list", &list.join(", ")), ("code", list[0])],
+                                );
                                 self.tell(app, channel, lawyer, "which", text).await?;
                                 return Ok("ambiguous");
                             }
@@ -492,7 +716,10 @@ impl Dispatcher {
                 let off = matches!(cmd, Command::Off);
                 let now = app.conversations.clock.now_ms();
                 let value = off.then(|| b"1".to_vec());
-                app.conversations.store.put(None, &format!("off:{me}"), value, None, now).await?;
+                app.conversations
+                    .store
+                    .put(None, &format!("off:{me}"), value, None, now)
+                    .await?;
                 let mut set = self.off_set();
                 if off {
                     set.insert(me.clone());
@@ -500,7 +727,14 @@ impl Dispatcher {
                     set.remove(&me);
                 }
                 self.set_off(set);
-                self.tell(app, channel, lawyer, if off { "off" } else { "on" }, if off { t.off.clone() } else { t.on.clone() }).await?;
+                self.tell(
+                    app,
+                    channel,
+                    lawyer,
+                    if off { "off" } else { "on" },
+                    if off { t.off.clone() } else { t.on.clone() },
+                )
+                .await?;
                 Ok("ok")
             }
             Command::Status => {
@@ -512,13 +746,22 @@ impl Dispatcher {
                         list.push(format!("{} ?", rec.code));
                     }
                 }
-                let text = if list.is_empty() { t.status_none.clone() } else { fill(&t.status, &[("list", &list.join(", "))]) };
+                let text = if list.is_empty() {
+                    t.status_none.clone()
+                } else {
+                    fill(&t.status, &[("list", &list.join(", "))])
+                };
                 self.tell(app, channel, lawyer, "status", text).await?;
                 Ok("ok")
             }
             Command::Help | Command::Unknown => {
-                self.tell(app, channel, lawyer, "help", t.help.clone()).await?;
-                Ok(if matches!(cmd, Command::Help) { "ok" } else { "unknown" })
+                self.tell(app, channel, lawyer, "help", t.help.clone())
+                    .await?;
+                Ok(if matches!(cmd, Command::Help) {
+                    "ok"
+                } else {
+                    "unknown"
+                })
             }
         }
     }
@@ -531,7 +774,13 @@ impl Dispatcher {
         let now = app.conversations.clock.now_ms();
         let mut off = BTreeSet::new();
         for l in self.roster.lawyers() {
-            if app.conversations.store.get(None, &format!("off:{}", l.id), now).await?.is_some() {
+            if app
+                .conversations
+                .store
+                .get(None, &format!("off:{}", l.id), now)
+                .await?
+                .is_some()
+            {
                 off.insert(l.id.as_str().to_owned());
             }
         }
@@ -547,15 +796,21 @@ impl Dispatcher {
         let retention = self.retention_ms;
         let timer = job.timer;
         let channel = self.sms_channel.clone();
-        self.change_case(app, bucket, &job.case, &channel, move |case, ctx| match timer {
-            Timer::Escalate { seq } => lifecycle::escalate(&mut case.dispatch, ctx, seq),
-            Timer::Unanswered => lifecycle::unanswered(&mut case.dispatch),
-            Timer::AutoClose => lifecycle::auto_close(&mut case.dispatch, ctx, retention),
-            Timer::Erase => {
-                case.erase();
-                Vec::new()
-            }
-        })
+        self.change_case(
+            app,
+            bucket,
+            &job.case,
+            &channel,
+            move |case, ctx| match timer {
+                Timer::Escalate { seq } => lifecycle::escalate(&mut case.dispatch, ctx, seq),
+                Timer::Unanswered => lifecycle::unanswered(&mut case.dispatch),
+                Timer::AutoClose => lifecycle::auto_close(&mut case.dispatch, ctx, retention),
+                Timer::Erase => {
+                    case.erase();
+                    Vec::new()
+                }
+            },
+        )
         .await?;
         Ok(())
     }
@@ -567,7 +822,12 @@ impl Dispatcher {
             .city_ids()
             .into_iter()
             .map(|c| {
-                let secs: i64 = self.roster.gaps(c, from, 24).iter().map(|(a, b)| b.as_second() - a.as_second()).sum();
+                let secs: i64 = self
+                    .roster
+                    .gaps(c, from, 24)
+                    .iter()
+                    .map(|(a, b)| b.as_second() - a.as_second())
+                    .sum();
                 (c.to_owned(), secs as f64 / 3600.0)
             })
             .collect()
@@ -578,7 +838,13 @@ impl CasePlanner for Dispatcher {
     fn plan(&self, case: &mut CaseData, bucket: u16) -> Vec<(Queue, Job)> {
         let off = self.off_set();
         let city = case.city.clone();
-        let ctx = Ctx { roster: &self.roster, city: &city, now_ms: case.opened_at_ms, opened_at_ms: case.opened_at_ms, off: &off };
+        let ctx = Ctx {
+            roster: &self.roster,
+            city: &city,
+            now_ms: case.opened_at_ms,
+            opened_at_ms: case.opened_at_ms,
+            off: &off,
+        };
         let (state, actions) = lifecycle::open(&ctx, self.auto_close_ms);
         case.dispatch = state;
         let (jobs, _) = self.jobs(case, bucket, &actions, &self.sms_channel, case.opened_at_ms);
@@ -591,7 +857,9 @@ impl OutboxEvents for Dispatcher {
     async fn undelivered(&self, app: &App, event: Undelivered) {
         // An offer that cannot reach its lawyer counts as a decline: the
         // case moves on at once instead of waiting out the level.
-        let (Purpose::Offer, Recipient::Lawyer { id }, Some(case)) = (event.purpose, &event.recipient, &event.case) else {
+        let (Purpose::Offer, Recipient::Lawyer { id }, Some(case)) =
+            (event.purpose, &event.recipient, &event.case)
+        else {
             return;
         };
         tracing::warn!(lawyer = %id, reason = %event.reason, "offer undelivered; escalating");

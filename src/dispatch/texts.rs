@@ -63,7 +63,18 @@ pub struct LawyerTexts {
     by_lang: BTreeMap<String, Texts>,
 }
 
-const PLACEHOLDERS: &[&str] = &["code", "city", "situation", "abuse", "location", "callback", "minutes", "name", "list", "count"];
+const PLACEHOLDERS: &[&str] = &[
+    "code",
+    "city",
+    "situation",
+    "abuse",
+    "location",
+    "callback",
+    "minutes",
+    "name",
+    "list",
+    "count",
+];
 
 impl LawyerTexts {
     /// Parse the file's text (`file` names it in problems).
@@ -74,13 +85,22 @@ impl LawyerTexts {
         let by_lang: BTreeMap<String, Texts> = toml::from_str(text).map_err(|e| {
             let line = e
                 .span()
-                .map(|s| format!("line {}", text[..s.start.min(text.len())].matches('\n').count() + 1))
+                .map(|s| {
+                    format!(
+                        "line {}",
+                        text[..s.start.min(text.len())].matches('\n').count() + 1
+                    )
+                })
                 .unwrap_or_default();
             vec![Problem::error(file, line, e.message().to_owned())]
         })?;
         let mut problems = Vec::new();
         if !by_lang.contains_key("en") {
-            problems.push(Problem::error(file, "en", "English texts are needed as the fallback"));
+            problems.push(Problem::error(
+                file,
+                "en",
+                "English texts are needed as the fallback",
+            ));
         }
         for (lang, t) in &by_lang {
             let fields = [
@@ -106,20 +126,34 @@ impl LawyerTexts {
             ];
             for (key, value) in fields {
                 if value.trim().is_empty() {
-                    problems.push(Problem::error(file, format!("{lang}.{key}"), "must not be empty"));
+                    problems.push(Problem::error(
+                        file,
+                        format!("{lang}.{key}"),
+                        "must not be empty",
+                    ));
                 }
                 let mut rest = value.as_str();
                 while let Some(start) = rest.find('{') {
-                    let Some(len) = rest[start..].find('}') else { break };
+                    let Some(len) = rest[start..].find('}') else {
+                        break;
+                    };
                     let name = &rest[start + 1..start + len];
                     if !PLACEHOLDERS.contains(&name) {
-                        problems.push(Problem::error(file, quoted(&format!("{lang}.{key}"), value), format!("unknown placeholder {{{name}}}")));
+                        problems.push(Problem::error(
+                            file,
+                            quoted(&format!("{lang}.{key}"), value),
+                            format!("unknown placeholder {{{name}}}"),
+                        ));
                     }
                     rest = &rest[start + len..];
                 }
             }
         }
-        if problems.is_empty() { Ok(LawyerTexts { by_lang }) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(LawyerTexts { by_lang })
+        } else {
+            Err(problems)
+        }
     }
 
     /// Load from a file.
@@ -127,7 +161,8 @@ impl LawyerTexts {
     /// # Errors
     /// The problems found, or that it cannot be read.
     pub fn load(path: &Path, display: &str) -> Result<LawyerTexts, Vec<Problem>> {
-        let text = std::fs::read_to_string(path).map_err(|e| vec![Problem::error(display, "", format!("cannot read: {e}"))])?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| vec![Problem::error(display, "", format!("cannot read: {e}"))])?;
         Self::parse(&text, display)
     }
 
@@ -157,10 +192,18 @@ mod tests {
 
     #[test]
     fn the_shipped_texts_load_and_fall_back_to_english() {
-        let t = LawyerTexts::parse(include_str!("../../config/lawyer_texts.toml"), "config/lawyer_texts.toml").unwrap();
+        let t = LawyerTexts::parse(
+            include_str!("../../config/lawyer_texts.toml"),
+            "config/lawyer_texts.toml",
+        )
+        .unwrap();
         assert!(t.for_langs(&["ky".into()]).offer.contains("Кайда"));
         assert!(t.for_langs(&["ka".into()]).offer.contains("Where"));
-        assert!(t.for_langs(&["ka".into(), "uk".into()]).offer.contains("Де"));
+        assert!(
+            t.for_langs(&["ka".into(), "uk".into()])
+                .offer
+                .contains("Де")
+        );
         for lang in ["ru", "ky", "uk", "en"] {
             let x = t.for_langs(&[lang.into()]);
             for s in ["detained_self", "detained_other", "report"] {
@@ -177,13 +220,23 @@ mod tests {
         let shipped = include_str!("../../config/lawyer_texts.toml");
         let bad = shipped.replacen("{minutes} мин. Ответ", "{minuets} мин. Ответ", 1);
         let e = LawyerTexts::parse(&bad, "t.toml").unwrap_err();
-        assert!(e[0].to_string().contains("unknown placeholder {minuets}"), "{e:?}");
-        let missing = shipped.replacen("taken = \"Дело {code} принял(а) {name}. Спасибо.\"\n", "", 1);
+        assert!(
+            e[0].to_string().contains("unknown placeholder {minuets}"),
+            "{e:?}"
+        );
+        let missing = shipped.replacen(
+            "taken = \"Дело {code} принял(а) {name}. Спасибо.\"\n",
+            "",
+            1,
+        );
         assert!(LawyerTexts::parse(&missing, "t.toml").is_err());
     }
 
     #[test]
     fn fill_replaces_every_placeholder() {
-        assert_eq!(fill("{code} {code} {city}", &[("code", "1234"), ("city", "Ош")]), "1234 1234 Ош");
+        assert_eq!(
+            fill("{code} {code} {city}", &[("code", "1234"), ("city", "Ош")]),
+            "1234 1234 Ош"
+        );
     }
 }

@@ -233,7 +233,11 @@ pub fn lint(flow: &Flow) -> Vec<Problem> {
     check("messages.invalid".into(), &m.invalid);
     check("messages.too_many_invalid".into(), &m.too_many_invalid);
     check("messages.unavailable".into(), &m.unavailable);
-    for (key, text) in [("messages.sms_help", &m.sms_help), ("messages.confirm", &m.confirm), ("messages.unanswered", &m.unanswered)] {
+    for (key, text) in [
+        ("messages.sms_help", &m.sms_help),
+        ("messages.confirm", &m.confirm),
+        ("messages.unanswered", &m.unanswered),
+    ] {
         if let Some(t) = text {
             check(key.into(), t);
         }

@@ -764,12 +764,18 @@ pub fn validate(flow: &Flow) -> Vec<Problem> {
     if let Some(t) = &spec.messages.sms_help {
         c.text("messages.sms_help", t);
     }
-    for (key, text) in [("messages.confirm", &spec.messages.confirm), ("messages.unanswered", &spec.messages.unanswered)] {
+    for (key, text) in [
+        ("messages.confirm", &spec.messages.confirm),
+        ("messages.unanswered", &spec.messages.unanswered),
+    ] {
         if let Some(t) = text {
             c.text(key, t);
         }
     }
-    let opens_cases = spec.nodes.values().any(|n| matches!(n, Node::End(e) if e.open_case));
+    let opens_cases = spec
+        .nodes
+        .values()
+        .any(|n| matches!(n, Node::End(e) if e.open_case));
     if opens_cases && (spec.messages.confirm.is_none() || spec.messages.unanswered.is_none()) {
         c.warning(
             "messages",

@@ -9,6 +9,8 @@ start = "city"
 invalid = { en = "No.", ru = "Нет." }
 too_many_invalid = { en = "Call {fallback}", ru = "Звоните {fallback}" }
 unavailable = { en = "Call {fallback}", ru = "Звоните {fallback}" }
+confirm = { en = "Request {code} taken.", ru = "Запрос {code} принят." }
+unanswered = { en = "Call {fallback}", ru = "Звоните {fallback}" }
 [nodes.city]
 kind = "menu"
 text = { en = "City?", ru = "Город?" }
@@ -216,7 +218,7 @@ fn typos_and_bad_toml_are_reported_with_a_line() {
     assert_eq!(e.len(), 1);
     assert_eq!(
         e[0],
-        "flows/x.toml: line 10: unknown field `txet`, expected one of `text`, `options`, `discreet`"
+        "flows/x.toml: line 12: unknown field `txet`, expected one of `text`, `options`, `discreet`"
     );
     let e = errors("id = ");
     assert!(e[0].starts_with("flows/x.toml: line 1"), "{e:?}");

@@ -198,9 +198,19 @@ async fn serve(
             Ok(messages) => {
                 let mut outcome = "ok";
                 for msg in &messages {
-                    let answer = app.conversations.sms(channel.name(), msg).await;
-                    if answer.outcome != "ok" {
-                        outcome = answer.outcome;
+                    // A lawyer's SMS is a command; it never reaches a flow.
+                    let lawyer = app
+                        .dispatcher
+                        .as_ref()
+                        .and_then(|d| Some((d, d.lawyer_for(&msg.from)?)));
+                    let result = match lawyer {
+                        Some((d, lawyer)) => {
+                            d.command(app, channel.name(), lawyer, &msg.text).await
+                        }
+                        None => app.conversations.sms(channel.name(), msg).await.outcome,
+                    };
+                    if result != "ok" {
+                        outcome = result;
                     }
                 }
                 app.outbox_notify.notify_one();

@@ -74,7 +74,13 @@ impl Gateway {
                 .await
                 .expect("store connects"),
         };
-        let (app, _) = App::build(config, store, clock.clone()).expect("app builds");
+        let (app, _) = match App::build(config, store, clock.clone(), &vars) {
+            Ok(x) => x,
+            Err(problems) => panic!(
+                "app does not build: {:#?}",
+                problems.iter().map(ToString::to_string).collect::<Vec<_>>()
+            ),
+        };
         let public = TcpListener::bind(app.config.server.listen).await.unwrap();
         let admin = TcpListener::bind(app.config.server.admin_listen)
             .await

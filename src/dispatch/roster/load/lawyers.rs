@@ -1,0 +1,236 @@
+//! Lawyers and their phone numbers: from environment variables or the
+//! phones file. No number ever reaches a problem; the phones file's own
+//! syntax errors are reported by line only.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use super::{LANGUAGES, Loader, RawRoster, id_ok};
+use crate::config::Env;
+use crate::dispatch::roster::{Lawyer, LawyerId};
+use crate::phone::PhoneNumber;
+use crate::problem::{Problem, quoted};
+
+fn env_name_ok(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// A number as a lawyer's phone: international form only (a national form
+/// such as `0555…` would silently become a wrong E.164 number).
+fn lawyer_phone(raw: &str) -> Result<PhoneNumber, String> {
+    if !raw.trim_start().starts_with('+') {
+        return Err("must start with + and the country code".into());
+    }
+    PhoneNumber::parse_international(raw).map_err(|e| e.to_string())
+}
+
+/// The phones file, as lawyer id → number text (already checked to be strings).
+struct PhonesFile {
+    display: String,
+    numbers: BTreeMap<String, String>,
+}
+
+fn phones_file(l: &mut Loader<'_>, name: &str, base: &Path) -> Option<PhonesFile> {
+    let path = base.join(name);
+    let display = path.display().to_string();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            l.error(
+                quoted("phones_file", name),
+                format!("cannot read {display}: {e}"),
+            );
+            return None;
+        }
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(&path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            l.warning(
+                quoted("phones_file", name),
+                format!(
+                    "{display} can be read by other accounts: chmod 600 it (it holds lawyers' numbers)"
+                ),
+            );
+        }
+    }
+    // The toml crate's messages can quote what they failed on: report only
+    // the line, never the text (it holds phone numbers).
+    let table: toml::Table = match toml::from_str(&text) {
+        Ok(t) => t,
+        Err(e) => {
+            let line = e.span().map_or(0, |s| {
+                text.get(..s.start.min(text.len()))
+                    .map_or(0, |t| t.matches('\n').count())
+            }) + 1;
+            l.problems.push(Problem::error(
+                &display,
+                format!("line {line}"),
+                "not valid TOML: write one lawyer a line, like  aida = \"+996 …\"",
+            ));
+            return None;
+        }
+    };
+    let mut numbers = BTreeMap::new();
+    for (id, v) in table {
+        match v {
+            toml::Value::String(s) => {
+                numbers.insert(id, s);
+            }
+            _ => l.problems.push(Problem::error(
+                &display,
+                id,
+                "must be a quoted number in international form, like \"+996 …\"",
+            )),
+        }
+    }
+    Some(PhonesFile { display, numbers })
+}
+
+pub(super) fn lawyers(
+    l: &mut Loader<'_>,
+    raw: &RawRoster,
+    base: &Path,
+    env: &dyn Env,
+) -> BTreeMap<LawyerId, Lawyer> {
+    let phones = raw
+        .phones_file
+        .as_deref()
+        .and_then(|name| phones_file(l, name, base));
+    let phones_unreadable = raw.phones_file.is_some() && phones.is_none();
+    if raw.lawyers.is_empty() {
+        l.error("lawyers", "no lawyers: add a [lawyers.ID] table for each");
+    }
+    let mut out = BTreeMap::new();
+    let mut numbers: HashMap<PhoneNumber, String> = HashMap::new();
+    for (id, x) in &raw.lawyers {
+        let key = format!("lawyers.{id}");
+        if !id_ok(id) {
+            l.error(
+                key.clone(),
+                "an id uses lowercase letters, digits, `_` or `-`",
+            );
+        }
+        let name = x.name.clone().unwrap_or_default();
+        if name.trim().is_empty() {
+            l.error(
+                format!("{key}.name"),
+                "missing: the name people know her by",
+            );
+        }
+        if x.languages.is_empty() {
+            l.error(
+                format!("{key}.languages"),
+                "list the languages she speaks, like [\"ru\", \"ky\"]",
+            );
+        }
+        for (i, lang) in x.languages.iter().enumerate() {
+            if !LANGUAGES.contains(&lang.as_str()) {
+                l.error(
+                    quoted(&format!("{key}.languages[{i}]"), lang),
+                    format!("unknown language (known: {})", LANGUAGES.join(", ")),
+                );
+            }
+        }
+        for (i, city) in x.cities.iter().enumerate() {
+            if !raw.cities.contains_key(city) {
+                l.error(
+                    quoted(&format!("{key}.cities[{i}]"), city),
+                    "no such city in [cities]",
+                );
+            }
+        }
+        let phone = match (&x.phone_env, &phones) {
+            (Some(var), _) if !env_name_ok(var) => {
+                l.error(
+                    quoted(&format!("{key}.phone_env"), var),
+                    "not an environment variable name (capitals, digits and _)",
+                );
+                None
+            }
+            (Some(var), _) => match env.var(var) {
+                None => {
+                    l.error(
+                        quoted(&format!("{key}.phone_env"), var),
+                        format!("environment variable {var} is not set"),
+                    );
+                    None
+                }
+                Some(v) => lawyer_phone(&v)
+                    .map_err(|why| {
+                        l.error(
+                            quoted(&format!("{key}.phone_env"), var),
+                            format!("{var} does not hold a number in international form: {why}"),
+                        );
+                    })
+                    .ok(),
+            },
+            (None, Some(p)) => match p.numbers.get(id) {
+                None => {
+                    l.error(
+                        key.clone(),
+                        format!(
+                            "no number: add `{id} = \"+…\"` to {}, or set phone_env",
+                            p.display
+                        ),
+                    );
+                    None
+                }
+                Some(v) => lawyer_phone(v)
+                    .map_err(|why| {
+                        l.problems.push(Problem::error(
+                            &p.display,
+                            id.clone(),
+                            format!("not a number in international form: {why}"),
+                        ));
+                    })
+                    .ok(),
+            },
+            (None, None) if phones_unreadable => None, // reported once, above
+            (None, None) => {
+                l.error(
+                    key.clone(),
+                    "no number: set phone_env, or phones_file at the top of the roster",
+                );
+                None
+            }
+        };
+        let Some(phone) = phone else { continue };
+        if let Some(other) = numbers.insert(phone.clone(), id.clone()) {
+            l.error(
+                key.clone(),
+                format!(
+                    "has the same number as lawyers.{other}: replies are matched to a lawyer by number"
+                ),
+            );
+        }
+        out.insert(
+            LawyerId(id.clone()),
+            Lawyer {
+                id: LawyerId(id.clone()),
+                name,
+                phone,
+                languages: x.languages.clone(),
+                cities: x.cities.clone(),
+            },
+        );
+    }
+    if let Some(p) = &phones {
+        for id in p.numbers.keys() {
+            if !raw.lawyers.contains_key(id) {
+                l.problems.push(Problem::warning(
+                    &p.display,
+                    id.clone(),
+                    format!("no lawyer with this id in {}", l.file),
+                ));
+            }
+        }
+    }
+    out
+}
