@@ -429,7 +429,10 @@ async fn the_full_ussd_flow_works_on_a_three_master_cluster() {
         let retry = gw.ussd(&session, &phone, FINAL).await;
         assert_eq!(retry.body, last);
         let case = open_case(&gw, &store, &code_of(&last)).await;
-        assert_eq!(case.caller.as_ref().map(|c| c.as_str()), Some(phone.as_str()));
+        assert_eq!(
+            case.caller.as_ref().map(|c| c.as_str()),
+            Some(phone.as_str())
+        );
     }
     let per_node: Vec<usize> = nodes
         .iter()

@@ -101,7 +101,11 @@ async fn the_urgent_path_works_in_all_four_languages() {
         assert_eq!(c.city, "bishkek");
         assert_eq!(c.vars["situation"], "detained_self");
         assert_eq!(c.vars["location"], "Октябрьский РОВД, каб. 5");
-        assert_eq!(c.callback(), Some(phone.as_str()), "0 means call back this number");
+        assert_eq!(
+            c.callback(),
+            Some(phone.as_str()),
+            "0 means call back this number"
+        );
         assert_eq!(c.caller.as_ref().map(|c| c.as_str()), Some(phone.as_str()));
         assert_eq!(c.channel, "africastalking");
     }

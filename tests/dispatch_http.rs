@@ -1,0 +1,513 @@
+//! Lawyer dispatch end to end over HTTP: a woman completes the USSD flow,
+//! the lawyer on call gets the offer by SMS (a mock of Africa's Talking's
+//! API), answers through the inbound SMS webhook, and the woman gets her
+//! confirmation; declines, silence, nobody on call, and two lawyers at once.
+//! Time is a manual clock moved forward, so escalation waits take no time.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::Gateway;
+use common::redis::{RedisServer, unique_prefix};
+use hotline::case::CaseData;
+use hotline::channel::mock::{MockResponse, MockServer};
+use hotline::clock::Clock;
+
+/// 2026-12-01 10:00 in Bishkek: aida's 24-hour shift; bakyt is next.
+const T0: u64 = 1_796_097_600_000;
+const MIN: u64 = 60_000;
+const AIDA: &str = "+996555000101";
+const BAKYT: &str = "+996555000102";
+const CHOLPON: &str = "+996555000103";
+const NURGUL: &str = "+996555000100";
+
+const ROSTER: &str = r#"
+[cities.bishkek]
+names = { ru = "Бишкек", ky = "Бишкек", en = "Bishkek" }
+time_zone = "Asia/Bishkek"
+country = "KG"
+coordinator = "nurgul"
+team = ["aida", "bakyt", "cholpon"]
+[cities.bishkek.escalation]
+levels = [
+  { kind = "on_call", wait_minutes = 3 },
+  { kind = "next_on_call", wait_minutes = 3 },
+  { kind = "team", wait_minutes = 5 },
+  { kind = "coordinator", wait_minutes = 5 },
+]
+repeats = 0
+unanswered_after_minutes = 15
+
+[cities.other]
+names = { en = "Other city" }
+route_to = "bishkek"
+
+[cities.osh]
+names = { en = "Osh" }
+route_to = "bishkek"
+
+[cities.poltava]
+names = { en = "Poltava" }
+route_to = "bishkek"
+
+[lawyers.nurgul]
+name = "Nurgul"
+languages = ["ru"]
+cities = ["bishkek"]
+phone_env = "P_NURGUL"
+[lawyers.aida]
+name = "Aida"
+languages = ["en"]
+cities = ["bishkek"]
+phone_env = "P_AIDA"
+[lawyers.bakyt]
+name = "Bakyt"
+languages = ["en"]
+cities = ["bishkek"]
+phone_env = "P_BAKYT"
+[lawyers.cholpon]
+name = "Cholpon"
+languages = ["en"]
+cities = ["bishkek"]
+phone_env = "P_CHOLPON"
+
+[[rotations]]
+city = "bishkek"
+start = "2026-03-02 09:00"
+shift_hours = 24
+lawyers = ["aida", "bakyt"]
+"#;
+
+fn at_reply() -> String {
+    r#"{"SMSMessageData":{"Message":"Sent to 1/1","Recipients":[{"statusCode":101,"number":"+996","status":"Success","cost":"KES 0.8","messageId":"ATXid_d"}]}}"#.to_owned()
+}
+
+struct World {
+    gw: Gateway,
+    api: MockServer,
+    _dir: tempfile::TempDir,
+}
+
+fn config(api: &str, dir: &std::path::Path) -> String {
+    std::fs::write(dir.join("roster.toml"), ROSTER).unwrap();
+    let texts = common::root().join("config/lawyer_texts.toml");
+    common::default_config()
+        .replace(
+            "# secret_env = \"HOTLINE_AT_SECRET\"",
+            &format!("username = \"hotline\"\napi_key_env = \"HOTLINE_AT_API_KEY\"\nbase_url = \"{api}\""),
+        )
+        .replace(
+            "[flows]",
+            &format!(
+                "[outbox]\npoll_ms = 30\nbackoff_base_ms = 50\n\n[dispatch]\nroster = {:?}\ntexts = {:?}\nsms_channel = \"africastalking\"\n\n[flows]",
+                dir.join("roster.toml").display().to_string(),
+                texts.display().to_string()
+            ),
+        )
+}
+
+const ENV: [(&str, &str); 5] = [
+    ("HOTLINE_AT_API_KEY", "k"),
+    ("P_NURGUL", NURGUL),
+    ("P_AIDA", AIDA),
+    ("P_BAKYT", BAKYT),
+    ("P_CHOLPON", CHOLPON),
+];
+
+async fn world() -> World {
+    let api = MockServer::start(vec![MockResponse::new(201, at_reply())]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&api.url, dir.path());
+    let gw = Gateway::start_with(&cfg, &ENV, None, Clock::manual(T0)).await;
+    World { gw, api, _dir: dir }
+}
+
+impl World {
+    /// Messages the mock received for `to`, in order.
+    fn to(&self, to: &str) -> Vec<String> {
+        self.api
+            .requests()
+            .iter()
+            .filter(|r| r.field("to").as_deref() == Some(to))
+            .map(|r| r.field("message").unwrap_or_default())
+            .collect()
+    }
+
+    /// Wait until `to` has received `n` messages.
+    async fn wait_for(&self, to: &str, n: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = self.to(to);
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{to} expected {n} messages, got {got:?}\nall: {:?}",
+                self.all()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn all(&self) -> Vec<(String, String)> {
+        self.api
+            .requests()
+            .iter()
+            .map(|r| {
+                (
+                    r.field("to").unwrap_or_default(),
+                    r.field("message").unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+
+    /// Nothing more arrives for `to` for a while.
+    async fn quiet(&self, to: &str, n: usize) {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(self.to(to).len(), n, "{to}: {:?}", self.to(to));
+    }
+
+    /// A woman completes the urgent path; returns her case code.
+    async fn request(&self, session: &str, phone: &str) -> String {
+        let mut last = String::new();
+        for text in [
+            "",
+            "1",
+            "1*1",
+            "1*1*1",
+            "1*1*1*Station 5",
+            "1*1*1*Station 5*0",
+        ] {
+            last = self.gw.ussd(session, phone, text).await.body;
+        }
+        assert!(last.starts_with("END Спасибо. Ваш код "), "{last}");
+        last.trim_start_matches("END Спасибо. Ваш код ")
+            .chars()
+            .take(4)
+            .collect()
+    }
+
+    /// A lawyer texts the gateway.
+    async fn lawyer_says(&self, from: &str, text: &str) {
+        let body = common::form(&[
+            ("from", from),
+            ("to", "21212"),
+            ("text", text),
+            ("id", &format!("lw{}", rand_id())),
+        ]);
+        let r = common::post_form(self.gw.public, "/webhooks/africastalking/sms", &body).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+
+    fn advance(&self, ms: u64) {
+        self.gw.clock.advance(ms);
+    }
+
+    async fn case(&self, code: &str) -> CaseData {
+        let rec = self
+            .gw
+            .app
+            .conversations
+            .store
+            .case_by_code(code)
+            .await
+            .unwrap()
+            .expect("case");
+        serde_json::from_slice(&self.gw.app.conversations.privacy.open(&rec.data).unwrap()).unwrap()
+    }
+}
+
+fn rand_id() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+#[tokio::test]
+async fn the_lawyer_on_call_gets_the_offer_accepts_and_the_woman_is_told() {
+    let w = world().await;
+    let woman = "+996555770001";
+    let code = w.request("ATUid_d1", woman).await;
+    let offer = &w.wait_for(AIDA, 1).await[0];
+    assert!(
+        offer.starts_with(&format!(
+            "{code} Bishkek: detained. Where: Station 5. Call: {woman}. 0 min ago."
+        )),
+        "{offer}"
+    );
+    assert!(
+        offer.contains(&format!("Reply OK {code} or NO {code}")),
+        "{offer}"
+    );
+    assert!(hotline::text::measure(offer).sms_segments() <= 2);
+    assert!(w.to(BAKYT).is_empty(), "only the lawyer on call");
+
+    w.advance(2 * MIN);
+    w.lawyer_says(AIDA, &format!("OK {code}")).await;
+    let aida = w.wait_for(AIDA, 2).await;
+    assert_eq!(
+        aida[1],
+        format!("Case {code} is yours. Call {woman}. Where: Station 5. Close: DONE {code}")
+    );
+    let confirm = &w.wait_for(woman, 1).await[0];
+    assert_eq!(
+        confirm,
+        &format!("Ваш запрос {code} принят. Вам скоро позвонят.")
+    );
+    for word in ["адвокат", "юрист", "полиц", "задерж"] {
+        assert!(
+            !confirm.to_lowercase().contains(word),
+            "discreet: {confirm}"
+        );
+    }
+    // No escalation after acceptance, however long we wait.
+    w.advance(60 * MIN);
+    w.quiet(BAKYT, 0).await;
+    w.quiet(woman, 1).await;
+    assert_eq!(
+        w.gw.metric(r#"hotline_cases_accepted_total{city="bishkek"}"#)
+            .await,
+        1.0
+    );
+    assert_eq!(
+        w.gw.metric(r#"hotline_case_time_to_accept_seconds_bucket{city="bishkek",le="180"}"#)
+            .await,
+        1.0
+    );
+    let case = w.case(&code).await;
+    assert_eq!(case.dispatch.accepted_by.as_deref(), Some("aida"));
+    assert_eq!(
+        case.dispatch.accepted_at_ms.unwrap() - case.opened_at_ms,
+        2 * MIN
+    );
+    w.gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_decline_goes_to_the_next_lawyer_at_once_and_silence_escalates() {
+    let w = world().await;
+    let code = w.request("ATUid_d2", "+996555770002").await;
+    w.wait_for(AIDA, 1).await;
+    w.lawyer_says(AIDA, &format!("NO {code}")).await;
+    assert_eq!(
+        w.wait_for(AIDA, 2).await[1],
+        format!("Declined {code}; passing it on.")
+    );
+    assert!(
+        w.wait_for(BAKYT, 1).await[0].starts_with(&code),
+        "next on call, at once"
+    );
+    // Bakyt says nothing: after his 3 minutes the team (cholpon; aida and
+    // bakyt were asked already), then after 5 more the coordinator.
+    w.advance(3 * MIN + 1000);
+    assert!(w.wait_for(CHOLPON, 1).await[0].starts_with(&code));
+    w.advance(5 * MIN + 1000);
+    assert!(
+        w.wait_for(NURGUL, 1).await[0].starts_with(&code),
+        "coordinator, in Russian"
+    );
+    assert!(w.to(NURGUL)[0].contains("Звонить"), "{:?}", w.to(NURGUL));
+    // The chain is exhausted after the coordinator's wait: she is alerted.
+    w.advance(5 * MIN + 1000);
+    let nurgul = w.wait_for(NURGUL, 2).await;
+    assert!(
+        nurgul[1].starts_with(&format!("ВНИМАНИЕ: {code}")),
+        "{nurgul:?}"
+    );
+    assert!(
+        w.gw.metric(r#"hotline_escalations_total{city="bishkek",level="team"}"#)
+            .await
+            >= 1.0
+    );
+    // At 15 minutes the woman is given the fallback number.
+    w.advance(2 * MIN);
+    let woman = w.wait_for("+996555770002", 1).await;
+    assert_eq!(
+        woman[0],
+        format!("По запросу {code} пока не смогли связаться. Позвоните: +996 000 000 000")
+    );
+    assert_eq!(
+        w.gw.metric(r#"hotline_cases_unanswered_total{city="bishkek"}"#)
+            .await,
+        1.0
+    );
+    w.gw.stop().await;
+}
+
+#[tokio::test]
+async fn with_everyone_off_call_the_coordinator_gets_it_and_commands_answer() {
+    let w = world().await;
+    for (phone, n) in [(AIDA, 1), (BAKYT, 1), (CHOLPON, 1)] {
+        w.lawyer_says(phone, "OFF").await;
+        assert_eq!(
+            w.wait_for(phone, n).await[0],
+            "You are off call. Send ON to come back."
+        );
+    }
+    let code = w.request("ATUid_d3", "+996555770003").await;
+    assert!(
+        w.wait_for(NURGUL, 1).await[0].starts_with(&code),
+        "nobody available: the coordinator at once"
+    );
+    w.quiet(AIDA, 1).await;
+    // STATUS, bare OK with one case, HELP, unknown.
+    w.lawyer_says(NURGUL, "STATUS").await;
+    assert_eq!(
+        w.wait_for(NURGUL, 2).await[1],
+        format!("Ваши дела: {code} ?")
+    );
+    w.lawyer_says(NURGUL, "да").await;
+    assert!(w.wait_for(NURGUL, 3).await[2].starts_with(&format!("Дело {code} ваше.")));
+    w.lawyer_says(NURGUL, "what?").await;
+    assert_eq!(
+        w.wait_for(NURGUL, 4).await[3],
+        "OK 1234 принять, NO 1234 отказ, DONE 1234 закрыть, ON/OFF дежурство, STATUS"
+    );
+    w.lawyer_says(AIDA, "OK 9999").await;
+    assert_eq!(w.wait_for(AIDA, 2).await[1], "No case 9999.");
+    w.lawyer_says(AIDA, "ON").await;
+    assert_eq!(w.wait_for(AIDA, 3).await[2], "You are on call.");
+    // A lawyer's SMS never reaches the women's flow.
+    w.lawyer_says(BAKYT, "HELP").await;
+    assert_eq!(
+        w.wait_for(BAKYT, 2).await[1],
+        "OK 1234 accept, NO 1234 decline, DONE 1234 close, ON/OFF on call, STATUS"
+    );
+    assert_eq!(
+        w.gw.metric(r#"hotline_sessions_started_total{flow="legal_help"}"#)
+            .await,
+        1.0
+    );
+    w.gw.stop().await;
+}
+
+#[tokio::test]
+async fn two_lawyers_answering_at_once_exactly_one_wins() {
+    let w = world().await;
+    let woman = "+996555770004";
+    let code = w.request("ATUid_d4", woman).await;
+    w.wait_for(AIDA, 1).await;
+    w.advance(3 * MIN + 1000);
+    w.wait_for(BAKYT, 1).await;
+    let ok = format!("OK {code}");
+    tokio::join!(w.lawyer_says(AIDA, &ok), w.lawyer_says(BAKYT, &ok));
+    let aida = w.wait_for(AIDA, 2).await;
+    let bakyt = w.wait_for(BAKYT, 2).await;
+    let won = |m: &[String]| {
+        m.iter()
+            .any(|t| t.starts_with(&format!("Case {code} is yours")))
+    };
+    assert!(
+        won(&aida) ^ won(&bakyt),
+        "exactly one wins: {aida:?} {bakyt:?}"
+    );
+    let loser = if won(&aida) { &bakyt } else { &aida };
+    assert!(
+        loser
+            .iter()
+            .any(|t| t.contains("was already taken by") || t.contains("was taken by")),
+        "{loser:?}"
+    );
+    w.wait_for(woman, 1).await;
+    w.quiet(woman, 1).await;
+    w.gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_closed_case_is_erased_after_retention_and_its_statistics_remain() {
+    let w = world().await;
+    let woman = "+996555770005";
+    let code = w.request("ATUid_d5", woman).await;
+    w.wait_for(AIDA, 1).await;
+    w.lawyer_says(AIDA, &format!("OK {code}")).await;
+    w.wait_for(AIDA, 2).await;
+    w.lawyer_says(AIDA, &format!("DONE {code}")).await;
+    assert_eq!(
+        w.wait_for(AIDA, 3).await[2],
+        format!("Case {code} closed. Thank you.")
+    );
+    let closed = w.case(&code).await;
+    assert_eq!(
+        closed.dispatch.status,
+        hotline::dispatch::lifecycle::Status::Closed
+    );
+    assert_eq!(
+        closed.vars["location"], "Station 5",
+        "kept until the retention period ends"
+    );
+    w.advance(72 * 60 * MIN + 1000);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let c = w.case(&code).await;
+        if c.dispatch.erased {
+            assert_eq!(c.caller, None);
+            assert_eq!(c.callback(), None);
+            assert!(!c.vars.contains_key("location"));
+            assert_eq!(c.city, "bishkek");
+            assert_eq!(c.vars["situation"], "detained_self");
+            assert_eq!(
+                c.dispatch.accepted_at_ms.map(|a| a - c.opened_at_ms),
+                Some(0)
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "erased after 72 h");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stats = hotline::dispatch::report::collect(
+        w.gw.app.conversations.store.as_ref(),
+        &w.gw.app.conversations.privacy,
+    )
+    .await
+    .unwrap();
+    assert_eq!(stats.len(), 1);
+    assert_eq!(stats[0].city, "bishkek");
+    w.gw.stop().await;
+}
+
+#[tokio::test]
+async fn two_instances_on_one_redis_fire_each_escalation_once() {
+    let redis = RedisServer::shared_or_start();
+    let prefix = unique_prefix("dispatch2");
+    let api = MockServer::start(vec![MockResponse::new(201, at_reply())]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&api.url, dir.path()).replace(
+        "[store]\n",
+        &format!(
+            "[store]\nkey_prefix = {prefix:?}\nspool_dir = {:?}\n",
+            dir.path().join("spool").display().to_string()
+        ),
+    );
+    let mut env = ENV.to_vec();
+    env.push(("HOTLINE_REDIS_URL", &redis.url));
+    // One clock for both instances, moved together.
+    let clock = Clock::manual(T0);
+    let a = Gateway::start_with(&cfg, &env, None, clock.clone()).await;
+    let b = Gateway::start_with(&cfg, &env, None, clock.clone()).await;
+    let w = World {
+        gw: a,
+        api,
+        _dir: dir,
+    };
+    let code = w.request("ATUid_r1", "+996555770006").await;
+    w.wait_for(AIDA, 1).await;
+    for (phone, after) in [(BAKYT, 3), (CHOLPON, 5), (NURGUL, 5)] {
+        clock.advance(after * MIN + 1000);
+        assert!(w.wait_for(phone, 1).await[0].starts_with(&code));
+    }
+    clock.advance(5 * MIN + 1000);
+    w.wait_for(NURGUL, 2).await;
+    clock.advance(10 * MIN);
+    w.wait_for("+996555770006", 1).await;
+    // Both instances were polling the whole time; each message went once.
+    w.quiet(AIDA, 1).await;
+    for (phone, n) in [(BAKYT, 1), (CHOLPON, 1), (NURGUL, 2), ("+996555770006", 1)] {
+        assert_eq!(w.to(phone).len(), n, "{phone}: {:?}", w.to(phone));
+    }
+    b.stop().await;
+    w.gw.stop().await;
+}
