@@ -169,3 +169,118 @@ fn simulate_walks_the_menu_in_the_terminal() {
     assert!(stdout.contains("Thank you. Your code is "), "{stdout}");
     assert!(stdout.contains("── session over ──"));
 }
+
+#[test]
+fn check_reports_roster_problems_and_every_uncovered_stretch_of_the_next_14_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = common::root();
+    std::fs::write(
+        dir.path().join("roster.toml"),
+        r#"
+[cities.bishkek]
+names = { en = "Bishkek" }
+time_zone = "Asia/Bishkek"
+country = "KG"
+coordinator = "nurgul"
+team = ["aida"]
+[cities.bishkek.escalation]
+levels = [ { kind = "on_call", wait_minutes = 3 }, { kind = "coordinator", wait_minutes = 5 } ]
+repeats = 0
+unanswered_after_minutes = 15
+[cities.osh]
+names = { en = "Osh" }
+route_to = "bishkek"
+[cities.poltava]
+names = { en = "Poltava" }
+route_to = "bishkek"
+[cities.other]
+names = { en = "Other" }
+route_to = "bishkek"
+[lawyers.nurgul]
+name = "Nurgul"
+languages = ["ru"]
+cities = ["bishkek"]
+phone_env = "T_NURGUL"
+[lawyers.aida]
+name = "Aida"
+languages = ["ky"]
+cities = ["bishkek"]
+phone_env = "T_AIDA"
+# Days only: every night is uncovered.
+[[rotations]]
+city = "bishkek"
+start = "2026-01-01"
+daily = "08:00-20:00"
+lawyers = ["aida"]
+"#,
+    )
+    .unwrap();
+    let cfg = common::default_config()
+        .replace("dir = \"../flows\"", &format!("dir = {:?}", root.join("flows").display().to_string()))
+        .replace(
+            "# [dispatch]\n# roster = \"roster.toml\"\n# texts = \"lawyer_texts.toml\"\n# sms_channel = \"africastalking\"",
+            &format!(
+                "[dispatch]\nroster = \"roster.toml\"\ntexts = {:?}\nsms_channel = \"africastalking\"",
+                root.join("config/lawyer_texts.toml").display().to_string()
+            ),
+        );
+    assert!(
+        cfg.contains("[dispatch]\nroster"),
+        "the default config documents [dispatch]"
+    );
+    std::fs::write(dir.path().join("hotline.toml"), cfg).unwrap();
+    let out = Command::new(common::binary())
+        .args([
+            "check",
+            "--config",
+            dir.path().join("hotline.toml").to_str().unwrap(),
+        ])
+        .env("T_NURGUL", "+996555000100")
+        .env("T_AIDA", "+996555000101")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("2 lawyers, cities bishkek, osh, other, poltava"),
+        "{stdout}"
+    );
+    let gaps: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("cities.bishkek: nobody on call from"))
+        .collect();
+    assert!(
+        (13..=15).contains(&gaps.len()),
+        "one gap per night for 14 days: {stderr}"
+    );
+    // Whole nights, except where the 14-day window starts or ends mid-night.
+    let inner = &gaps[1..gaps.len() - 1];
+    assert!(
+        inner
+            .iter()
+            .all(|g| g.contains(" 20:00 to ") && g.ends_with(" 08:00 (local time)")),
+        "{gaps:?}"
+    );
+    assert!(
+        !stderr.contains("555000"),
+        "no lawyer's number in any problem"
+    );
+    // Without the phone variables, each missing number is named by key.
+    let out = Command::new(common::binary())
+        .args([
+            "check",
+            "--config",
+            dir.path().join("hotline.toml").to_str().unwrap(),
+        ])
+        .env_remove("T_NURGUL")
+        .env_remove("T_AIDA")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.contains("lawyers.aida") && stderr.contains("T_AIDA"),
+        "{stderr}"
+    );
+}

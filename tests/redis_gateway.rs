@@ -591,3 +591,98 @@ async fn a_ussd_hop_costs_two_round_trips_and_a_session_is_small() {
     let _ = free_port();
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn hotline_report_reads_the_live_store_and_suppresses_small_cells() {
+    let redis = RedisServer::shared_or_start();
+    let prefix = unique_prefix("report");
+    let spool = tempfile::tempdir().unwrap();
+    let gw = Gateway::start_redis(&redis.url, &prefix, spool.path()).await;
+    // Six requests from Bishkek and seven from Poltava (urgent), two from
+    // Osh (report path).
+    for i in 0..6 {
+        for text in prefix_texts(FINAL) {
+            gw.ussd(
+                &format!("ATUid_rep_{i}"),
+                &format!("+99655590{i:04}"),
+                &text,
+            )
+            .await;
+        }
+    }
+    for i in 0..7 {
+        for text in prefix_texts(FINAL) {
+            gw.ussd(
+                &format!("ATUid_rep_ua_{i}"),
+                &format!("+38050900{i:04}"),
+                &text,
+            )
+            .await;
+        }
+    }
+    for i in 0..2 {
+        for text in prefix_texts("1*2*3*3*0*0") {
+            gw.ussd(
+                &format!("ATUid_rep_osh_{i}"),
+                &format!("+99655591{i:04}"),
+                &text,
+            )
+            .await;
+        }
+    }
+    gw.stop().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::default_config()
+        .replace("[store]\n", &format!("[store]\nkey_prefix = {prefix:?}\n"))
+        .replace(
+            "dir = \"../flows\"",
+            &format!(
+                "dir = {:?}",
+                common::root().join("flows").display().to_string()
+            ),
+        );
+    std::fs::write(dir.path().join("hotline.toml"), cfg).unwrap();
+    let out = std::process::Command::new(common::binary())
+        .args([
+            "report",
+            "--format",
+            "csv",
+            "--config",
+            dir.path().join("hotline.toml").to_str().unwrap(),
+        ])
+        .env("HOTLINE_REDIS_URL", &redis.url)
+        .env(
+            "HOTLINE_PII_KEY",
+            "test-key-0123456789-0123456789-0123456789",
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("city,poltava,7,0,"), "{stdout}");
+    assert!(
+        stdout.contains("city,osh,<5,"),
+        "two cases are suppressed: {stdout}"
+    );
+    assert!(
+        stdout.contains("city,bishkek,<5,"),
+        "…and the next smallest, so Osh cannot be recovered from the total: {stdout}"
+    );
+    assert!(stdout.contains("week,2026-W"), "{stdout}");
+    assert!(
+        stdout.contains(",15,0,"),
+        "fifteen cases this week: {stdout}"
+    );
+    assert!(stdout.contains("abuse,bribe,<5,"), "{stdout}");
+    for small in 1..5 {
+        assert!(
+            !stdout.contains(&format!(",{small},")),
+            "no count below 5 printed: {stdout}"
+        );
+    }
+}
