@@ -2,6 +2,8 @@
 //!
 //! - the spool replayer: cases completed while the store was down go into
 //!   the store as soon as it answers again;
+//! - the store watch: pings the store every few seconds for
+//!   `hotline_store_up`;
 //! - the outbox sender ([`crate::outbox::worker`]);
 //! - the dispatch timers ([`crate::dispatch::timers`]), when dispatch is on.
 //!
@@ -27,10 +29,30 @@ pub fn spawn_all(app: &App) -> Vec<JoinHandle<()>> {
             d.clone(),
         )));
     }
+    tasks.push(tokio::spawn(store_watch(app.clone())));
     if app.conversations.spool.is_some() {
         tasks.push(tokio::spawn(spool_replayer(app.clone())));
     }
     tasks
+}
+
+/// How often the store is pinged for `hotline_store_up`.
+pub const STORE_PING_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Keep `hotline_store_up` true to the store's state even without traffic.
+async fn store_watch(app: App) {
+    let mut tick = tokio::time::interval(STORE_PING_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let ok = tokio::time::timeout(Duration::from_secs(2), app.conversations.store.ping())
+            .await
+            .is_ok_and(|r| r.is_ok());
+        app.metrics.store_up.set(i64::from(ok));
+        if !ok {
+            app.metrics.store_errors.with_label_values(&["ping"]).inc();
+        }
+    }
 }
 
 async fn spool_replayer(app: App) {

@@ -27,6 +27,8 @@ pub mod africastalking;
 pub mod infobip;
 pub mod kannel;
 pub mod mock;
+#[cfg(test)]
+mod props;
 pub mod settings;
 pub mod twilio;
 pub mod ussd;

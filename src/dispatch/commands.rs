@@ -1,4 +1,5 @@
-//! Lawyers' SMS commands, in any of the pilots' languages and in Latin
+//! Lawyers' SMS commands (codes have four digits; five or six in the rare
+//! case that a city's shorter codes are all in use), in any of the pilots' languages and in Latin
 //! letters: `OK 4821`, `ДА 4821`, `NO 4821`, `НЕТ 4821`, `DONE 4821`, `ON`,
 //! `OFF`, `STATUS`, `HELP`. Pure parsing; nothing here touches a case.
 
@@ -98,7 +99,7 @@ pub fn parse(text: &str) -> Command {
     let code = digits_part
         .split(|c: char| !c.is_ascii_digit())
         .next()
-        .filter(|d| d.len() == 4)
+        .filter(|d| (4..=6).contains(&d.len()))
         .map(str::to_owned);
     let has_digits = !digits_part.trim().is_empty();
     if rest_words > 1 {
@@ -179,12 +180,17 @@ mod tests {
     }
 
     #[test]
+    fn five_digit_codes_work_too() {
+        assert_eq!(parse("OK 48210"), Command::Accept(c("48210")));
+    }
+
+    #[test]
     fn anything_else_is_unknown() {
         for text in [
             "",
             "hello",
             "OK 48",
-            "OK 48210",
+            "OK 4821012",
             "OFF 4821",
             "please accept 4821",
             "4821",

@@ -463,26 +463,38 @@ pub fn code_bucket(code: &str) -> Option<u16> {
         .map(|n| (n % u32::from(BUCKETS)) as u16)
 }
 
-/// Four-digit codes in `bucket` for [`NewCase::code_candidates`], derived
-/// from `seed` (the case id): a retried request that records the same case
-/// offers the same codes, so the caller is shown the same code again.
+/// Case codes in `bucket` for [`NewCase::code_candidates`], derived from
+/// `seed` (the case id): a retried request that records the same case offers
+/// the same codes, so the caller is shown the same code again. The first
+/// `n` are four digits (1000–9999, 562 per bucket); eight five-digit and
+/// four six-digit codes follow, so that even with the short codes of a
+/// bucket all taken a case is not refused (the load test opens 60 000
+/// cases in a minute without one being refused).
 pub fn code_candidates(bucket: u16, seed: &str, n: usize) -> Vec<String> {
     use sha2::{Digest, Sha256};
     let b = u32::from(bucket % BUCKETS);
-    let per_bucket = 10_000 / u32::from(BUCKETS);
+    let buckets = u32::from(BUCKETS);
+    let pick = |i: u32, low: u32, high: u32| {
+        let h = Sha256::new()
+            .chain_update(seed.as_bytes())
+            .chain_update(i.to_be_bytes())
+            .finalize();
+        // Codes c in [low, high) with c % BUCKETS == bucket.
+        let first = low.div_ceil(buckets) * buckets + b;
+        let first = if first >= low + buckets {
+            first - buckets
+        } else {
+            first
+        };
+        let count = (high - first).div_ceil(buckets);
+        let k = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) % count;
+        (first + k * buckets).to_string()
+    };
+    let n = u32::try_from(n).unwrap_or(u32::MAX);
     (0..n)
-        .map(|i| {
-            let h = Sha256::new()
-                .chain_update(seed.as_bytes())
-                .chain_update((i as u32).to_be_bytes())
-                .finalize();
-            let k = u32::from_be_bytes([h[0], h[1], h[2], h[3]]) % per_bucket;
-            let code = k * u32::from(BUCKETS) + b;
-            // Keep codes four digits and away from 0000-0999 look-alikes of
-            // shorter numbers: shift into 1000..9999 within the bucket.
-            let code = if code < 1000 { code + 1008 } else { code };
-            format!("{code:04}")
-        })
+        .map(|i| pick(i, 1000, 10_000))
+        .chain((n..n + 8).map(|i| pick(i, 10_000, 100_000)))
+        .chain((n + 8..n + 12).map(|i| pick(i, 100_000, 1_000_000)))
         .collect()
 }
 
@@ -509,10 +521,16 @@ mod tests {
     #[test]
     fn codes_encode_their_bucket() {
         for bucket in 0..BUCKETS {
-            for code in code_candidates(bucket, &format!("case-{bucket}"), 50) {
-                assert_eq!(code.len(), 4, "{code}");
-                assert!(code.parse::<u32>().unwrap() >= 1000);
-                assert_eq!(code_bucket(&code), Some(bucket), "{code}");
+            let codes = code_candidates(bucket, &format!("case-{bucket}"), 50);
+            assert_eq!(codes.len(), 62);
+            for (i, code) in codes.iter().enumerate() {
+                let len = match i {
+                    0..50 => 4,
+                    50..58 => 5,
+                    _ => 6,
+                };
+                assert_eq!(code.len(), len, "{code}");
+                assert_eq!(code_bucket(code), Some(bucket), "{code}");
             }
         }
     }
