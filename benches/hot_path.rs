@@ -24,9 +24,13 @@ fn bench(name: &str, iterations: u32, mut f: impl FnMut()) {
 }
 
 fn main() {
-    let flow = parse(include_str!("../flows/legal_help.toml"), "flows/legal_help.toml", "+996 000 000 000")
-        .expect("shipped flow")
-        .0;
+    let flow = parse(
+        include_str!("../flows/legal_help.toml"),
+        "flows/legal_help.toml",
+        "+996 000 000 000",
+    )
+    .expect("shipped flow")
+    .0;
     let caller = engine::Caller {
         country: country_by_iso("KG"),
     };

@@ -365,3 +365,38 @@ async fn delivery_reports_update_the_message_and_unknown_statuses_are_refused() 
     assert_eq!(post_form(gw.public, path, &unknown).await.status, 200);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_channel_sends_no_faster_than_its_tps() {
+    let api = MockServer::start(vec![MockResponse::new(
+        201,
+        at_reply(101, "Success", "ATXid_tps"),
+    )])
+    .await;
+    let cfg = config(&api.url, "").replace("base_url = \"", "tps = 2\nbase_url = \"");
+    let gw = Gateway::start_with(
+        &cfg,
+        &[("HOTLINE_AT_API_KEY", "k")],
+        None,
+        hotline::clock::Clock::System,
+    )
+    .await;
+    let t0 = Instant::now();
+    for i in 0..7 {
+        sms(
+            &gw,
+            &format!("+9965552014{i:02}"),
+            "HELP",
+            Some(&format!("tps-{i}")),
+        )
+        .await;
+    }
+    sent(&api, 7).await;
+    // 2 per second with a burst of 2: the seventh cannot leave before 2.5 s.
+    assert!(
+        t0.elapsed() >= Duration::from_millis(2400),
+        "sent too fast: {:?}",
+        t0.elapsed()
+    );
+    gw.stop().await;
+}

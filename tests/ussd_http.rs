@@ -542,3 +542,52 @@ async fn a_disabled_channel_answers_404_and_says_so() {
     assert_eq!((r.status, r.body.as_str()), (404, "channel is disabled\n"));
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let cfg = common::default_config().replace(
+        "header_read_timeout_ms = 5000",
+        "header_read_timeout_ms = 300",
+    );
+    let gw = Gateway::start_with(&cfg, &[], None, hotline::clock::Clock::System).await;
+    let mut s = tokio::net::TcpStream::connect(gw.public).await.unwrap();
+    s.write_all(b"POST /webhooks/africastalking/ussd HTTP/1.1\r\nHost: t\r\n")
+        .await
+        .unwrap();
+    // …and nothing more: the server closes the connection.
+    let mut buf = Vec::new();
+    let read = tokio::time::timeout(common::TIMEOUT, s.read_to_end(&mut buf)).await;
+    assert!(read.is_ok(), "the connection was closed, not left hanging");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_flood_from_one_address_gets_429_with_retry_after() {
+    let cfg = common::default_config()
+        .replace("per_ip_per_second = 200", "per_ip_per_second = 1")
+        .replace("per_ip_burst = 400", "per_ip_burst = 3");
+    let gw = Gateway::start_with(&cfg, &[], None, hotline::clock::Clock::System).await;
+    let mut statuses = Vec::new();
+    for i in 0..5 {
+        statuses.push(
+            gw.ussd(&format!("ATUid_ip_{i}"), &format!("+99655512{i:04}"), "")
+                .await,
+        );
+    }
+    assert!(statuses[..3].iter().all(|r| r.status == 200));
+    let limited = &statuses[4];
+    assert_eq!(limited.status, 429);
+    assert!(
+        limited
+            .header("retry-after")
+            .is_some_and(|v| v.parse::<u64>().unwrap() >= 1)
+    );
+    assert!(gw.metric("hotline_ip_rate_limited_total").await >= 1.0);
+    // The admin listener is not limited.
+    assert_eq!(
+        request(gw.admin, "GET", "/healthz", &[], b"").await.status,
+        200
+    );
+    gw.stop().await;
+}
