@@ -204,6 +204,22 @@ fn first_word(text: &str) -> String {
     text.split_whitespace().next().unwrap_or("").to_uppercase()
 }
 
+impl Answer {
+    /// The answer to a delivery seen before: the same screen again (USSD);
+    /// nothing for SMS, whose screen was queued the first time.
+    fn duplicate(reply: &CachedReply, is_sms: bool) -> Answer {
+        Answer {
+            text: if is_sms {
+                String::new()
+            } else {
+                reply.render()
+            },
+            end: reply.end,
+            outcome: "duplicate",
+        }
+    }
+}
+
 impl Conversations {
     fn unavailable(
         &self,
@@ -441,15 +457,7 @@ impl Conversations {
             let loaded = match begin {
                 Ok(Begin::Duplicate(reply)) => {
                     tracing::info!(channel = hop.channel, caller = %hop.pseudonym, "retry answered from cache");
-                    return Answer {
-                        text: if is_sms {
-                            String::new()
-                        } else {
-                            reply.render()
-                        },
-                        end: reply.end,
-                        outcome: "duplicate",
-                    };
+                    return Answer::duplicate(&reply, is_sms);
                 }
                 Ok(Begin::Limited { retry_after_ms }) => {
                     tracing::warn!(channel = hop.channel, caller = %hop.pseudonym, retry_after_ms, "caller over the rate limit");
@@ -642,15 +650,7 @@ impl Conversations {
                 }
                 Ok(Commit::Conflict(Some(reply))) => {
                     tracing::info!(channel = hop.channel, caller = %hop.pseudonym, "concurrent duplicate lost the race; answering with the winner's reply");
-                    return Answer {
-                        text: if is_sms {
-                            String::new()
-                        } else {
-                            reply.render()
-                        },
-                        end: reply.end,
-                        outcome: "duplicate",
-                    };
+                    return Answer::duplicate(&reply, is_sms);
                 }
                 Ok(Commit::Conflict(None)) => {
                     tracing::info!(channel = hop.channel, caller = %hop.pseudonym, "session changed under this message; retrying once");

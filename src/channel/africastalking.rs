@@ -22,6 +22,7 @@
 //! id or short code), `base_url` (default the live API, or the sandbox when
 //! `username = "sandbox"`), `tps` (default 10).
 
+use crate::channel::classify_response;
 use async_trait::async_trait;
 use http::{Method, StatusCode};
 use serde::Deserialize;
@@ -30,7 +31,7 @@ use super::settings::Settings;
 use super::{
     Channel, ChannelError, DeliveryState, Event, OutSms, Reply, Request, SendOutcome,
     SharedSecretAuth, SmsIn, StatusIn, UssdIn, UssdInput, id_ok, parse_form, reason_ok,
-    retry_after, transport_failure,
+    retry_after,
 };
 use crate::config::{ChannelConfig, ChannelKind};
 use crate::phone::PhoneNumber;
@@ -349,17 +350,7 @@ impl Channel for AfricasTalking {
             .form(&form)
             .send()
             .await;
-        match resp {
-            Err(e) => transport_failure(&e),
-            Ok(r) => {
-                let status = r.status();
-                let headers = r.headers().clone();
-                match r.bytes().await {
-                    Ok(body) => classify(status, &headers, &body),
-                    Err(e) => transport_failure(&e),
-                }
-            }
-        }
+        classify_response(resp, classify).await
     }
 }
 

@@ -25,6 +25,7 @@
 //! (sender id), `public_url` (when set, each message asks for delivery
 //! reports at [`status_url`]), `tps` (default 10).
 
+use crate::channel::classify_response;
 use async_trait::async_trait;
 use http::Method;
 use serde::{Deserialize, Serialize};
@@ -32,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use super::settings::Settings;
 use super::{
     Channel, ChannelError, DeliveryState, Event, OutSms, Request, SendOutcome, SharedSecretAuth,
-    SmsIn, StatusIn, id_ok, parse_json, reason_ok, retry_after, status_url, transport_failure,
+    SmsIn, StatusIn, id_ok, parse_json, reason_ok, retry_after, status_url,
 };
 use crate::config::{ChannelConfig, ChannelKind};
 use crate::phone::PhoneNumber;
@@ -424,17 +425,7 @@ impl Channel for Infobip {
             .json(&body)
             .send()
             .await;
-        match resp {
-            Err(e) => transport_failure(&e),
-            Ok(r) => {
-                let status = r.status();
-                let headers = r.headers().clone();
-                match r.bytes().await {
-                    Ok(body) => classify(status, &headers, &body),
-                    Err(e) => transport_failure(&e),
-                }
-            }
-        }
+        classify_response(resp, classify).await
     }
 }
 

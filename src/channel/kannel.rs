@@ -29,13 +29,14 @@
 //! base URL as Kannel reaches it; without it no delivery reports are asked
 //! for), `dlr_mask` (default 31), `tps` (default 10).
 
+use crate::channel::classify_response;
 use async_trait::async_trait;
 use http::{HeaderMap, Method, StatusCode};
 
 use super::settings::Settings;
 use super::{
     Channel, ChannelError, DeliveryState, Event, OutSms, Reply, Request, SendOutcome,
-    SharedSecretAuth, SmsIn, StatusIn, id_ok, retry_after, status_url, transport_failure,
+    SharedSecretAuth, SmsIn, StatusIn, id_ok, retry_after, status_url,
 };
 use crate::config::{ChannelConfig, ChannelKind};
 use crate::phone::PhoneNumber;
@@ -439,17 +440,7 @@ impl Channel for KannelAdapter {
             query.push(("dlr-url", url));
         }
         let resp = s.http.get(&s.sendsms_url).query(&query).send().await;
-        match resp {
-            Err(e) => transport_failure(&e),
-            Ok(r) => {
-                let status = r.status();
-                let headers = r.headers().clone();
-                match r.bytes().await {
-                    Ok(body) => classify(status, &headers, &body),
-                    Err(e) => transport_failure(&e),
-                }
-            }
-        }
+        classify_response(resp, classify).await
     }
 }
 

@@ -279,6 +279,25 @@ pub fn transport_failure(e: &reqwest::Error) -> SendOutcome {
     }
 }
 
+/// Finish a send: a transport failure is a retry; otherwise read the body
+/// and let the adapter's `classify` decide.
+pub async fn classify_response(
+    resp: Result<reqwest::Response, reqwest::Error>,
+    classify: impl FnOnce(reqwest::StatusCode, &reqwest::header::HeaderMap, &[u8]) -> SendOutcome,
+) -> SendOutcome {
+    match resp {
+        Err(e) => transport_failure(&e),
+        Ok(r) => {
+            let status = r.status();
+            let headers = r.headers().clone();
+            match r.bytes().await {
+                Ok(body) => classify(status, &headers, &body),
+                Err(e) => transport_failure(&e),
+            }
+        }
+    }
+}
+
 /// Read a `Retry-After` header given in seconds.
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     headers

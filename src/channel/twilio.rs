@@ -32,6 +32,7 @@
 //! This adapter must never put a number, a message text or Twilio's error
 //! `message` (which quotes numbers) into an error or a reason.
 
+use crate::channel::classify_response;
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use http::{Method, StatusCode};
@@ -43,7 +44,6 @@ use super::settings::Settings;
 use super::{
     Channel, ChannelError, DeliveryState, Event, OutSms, Reply, Request, SendOutcome,
     SharedSecretAuth, SmsIn, StatusIn, id_ok, parse_form, reason_ok, retry_after, status_url,
-    transport_failure,
 };
 use crate::config::{ChannelConfig, ChannelKind};
 use crate::phone::PhoneNumber;
@@ -464,17 +464,7 @@ impl Channel for Twilio {
             .form(&form)
             .send()
             .await;
-        match resp {
-            Err(e) => transport_failure(&e),
-            Ok(r) => {
-                let status = r.status();
-                let headers = r.headers().clone();
-                match r.bytes().await {
-                    Ok(body) => classify(status, &headers, &body),
-                    Err(e) => transport_failure(&e),
-                }
-            }
-        }
+        classify_response(resp, classify).await
     }
 }
 

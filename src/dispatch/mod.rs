@@ -169,9 +169,8 @@ impl Dispatcher {
             .unwrap_or("other")
     }
 
-    /// The offer text for `lawyer`, with `{code}` and `{minutes}` left for
-    /// the sender to fill in, cut to fit two SMS parts.
-    pub fn offer_text(&self, case: &CaseData, lawyer: &Lawyer) -> String {
+    /// A lawyer's texts, and the case's city and situation in her language.
+    fn labels(&self, case: &CaseData, lawyer: &Lawyer) -> (&texts::Texts, String, String) {
         let t = self.texts.for_langs(&lawyer.languages);
         let lang = lawyer.languages.first().map_or("en", String::as_str);
         let city = self
@@ -185,6 +184,13 @@ impl Dispatcher {
             .and_then(|s| t.situations.get(s))
             .cloned()
             .unwrap_or_default();
+        (t, city, situation)
+    }
+
+    /// The offer text for `lawyer`, with `{code}` and `{minutes}` left for
+    /// the sender to fill in, cut to fit two SMS parts.
+    pub fn offer_text(&self, case: &CaseData, lawyer: &Lawyer) -> String {
+        let (t, city, situation) = self.labels(case, lawyer);
         let abuse = case
             .vars
             .get("abuse")
@@ -362,19 +368,7 @@ impl Dispatcher {
                 }
                 Action::CoordinatorAlert(id) => {
                     if let Some(l) = self.roster.lawyer(id.as_str()) {
-                        let t = self.texts.for_langs(&l.languages);
-                        let lang = l.languages.first().map_or("en", String::as_str);
-                        let city = self
-                            .roster
-                            .city_name(&case.city, lang)
-                            .unwrap_or(&case.city)
-                            .to_owned();
-                        let situation = case
-                            .vars
-                            .get("situation")
-                            .and_then(|s| t.situations.get(s))
-                            .cloned()
-                            .unwrap_or_default();
+                        let (t, city, situation) = self.labels(case, l);
                         let text = fill(
                             &t.unanswered,
                             &[
