@@ -284,6 +284,7 @@ pub fn load_dispatch(
         u64::try_from(config.privacy.case_retention.as_millis()).unwrap_or(u64::MAX),
         u64::try_from(d.auto_close.as_millis()).unwrap_or(u64::MAX),
     );
+    problems.extend(dispatcher.check_offers(&d.texts_display));
     (Some(Arc::new(dispatcher)), problems)
 }
 

@@ -428,4 +428,4 @@ pub fn auto_close(d: &mut Dispatch, ctx: &Ctx<'_>, retention_ms: u64) -> Vec<Act
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -215,16 +215,17 @@ impl Dispatcher {
                 ],
             )
         };
-        // Measure with a four-digit code and three-digit minutes.
+        // Measure with the longest code (six digits) and three-digit minutes.
         let measure = |text: &str| {
-            crate::text::measure(&text.replace("{code}", "0000").replace("{minutes}", "000")).units
+            crate::text::measure(&text.replace("{code}", "000000").replace("{minutes}", "999"))
+                .units
         };
         let full = render(&location);
         let over = measure(&full).saturating_sub(OFFER_MAX_UNITS);
         if over == 0 {
             return full;
         }
-        let keep = location.chars().count().saturating_sub(over + 1).max(8);
+        let keep = location.chars().count().saturating_sub(over + 1).max(1);
         render(&cut(&location, keep))
     }
 
@@ -809,6 +810,57 @@ impl Dispatcher {
         Ok(())
     }
 
+    /// Warnings for offers that would not fit two SMS parts for some
+    /// lawyer, even with the longest location cut: measured on a case with
+    /// every field at its longest (`texts_file` names the texts in problems).
+    pub fn check_offers(&self, texts_file: &str) -> Vec<crate::problem::Problem> {
+        let mut vars = BTreeMap::new();
+        vars.insert("situation".to_owned(), "detained_other".to_owned());
+        vars.insert("abuse".to_owned(), "planted".to_owned());
+        vars.insert("location".to_owned(), "Ж".repeat(80));
+        vars.insert("callback".to_owned(), "+996555000000000".to_owned());
+        let mut problems = Vec::new();
+        let mut seen = BTreeSet::new();
+        for lawyer in self.roster.lawyers() {
+            let lang = lawyer
+                .languages
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "en".into());
+            for city in self.roster.city_ids() {
+                let case = CaseData {
+                    id: "c_check".into(),
+                    flow: String::new(),
+                    lang: "ru".into(),
+                    channel: String::new(),
+                    caller: None,
+                    city: city.to_owned(),
+                    vars: vars.clone(),
+                    opened_at_ms: 0,
+                    dispatch: lifecycle::Dispatch::default(),
+                };
+                let text = self
+                    .offer_text(&case, lawyer)
+                    .replace("{code}", "000000")
+                    .replace("{minutes}", "999");
+                let m = crate::text::measure(&text);
+                if m.sms_segments() > 2 && seen.insert(lang.clone()) {
+                    problems.push(crate::problem::Problem::warning(
+                        texts_file,
+                        format!("{lang}.offer"),
+                        format!(
+                            "an offer for {city} is {} characters in {} ({} SMS parts) even with the location cut: shorten the text",
+                            m.units,
+                            m.encoding,
+                            m.sms_segments()
+                        ),
+                    ));
+                }
+            }
+        }
+        problems
+    }
+
     /// Hours in the next 24 with nobody on call, per city (for the gauge).
     pub fn gap_hours(&self, now_ms: u64) -> BTreeMap<String, f64> {
         let from = now_ts(now_ms);
@@ -872,3 +924,6 @@ impl OutboxEvents for Dispatcher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
