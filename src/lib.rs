@@ -2,7 +2,8 @@
 //!
 //! A woman who has just been detained (or a friend) dials a USSD code or
 //! texts a short code; a short menu asks where she is and what is happening;
-//! the gateway records a case for the lawyer on call in her city.
+//! the gateway records a case and offers it by SMS to the lawyer on call in
+//! her city, escalating until someone accepts.
 //!
 //! ## Where a request goes
 //!
@@ -16,10 +17,19 @@
 //!    limit, load session), the pure [`flow::engine`], store round trip two
 //!    (save session; record a case when the flow opened one).
 //! 4. The channel renders the answer (`CON …` / `END …`).
+//! 5. When the hop opened a case, the same commit wrote its first offer to
+//!    the [`outbox`] and its timers: the [`outbox::worker`] sends the offer,
+//!    the [`dispatch::timers`] worker escalates if nobody accepts, and a
+//!    lawyer's `OK 4821` by SMS comes back through `/webhooks/{channel}/sms`
+//!    to [`dispatch`].
+//!
+//! An inbound SMS takes the same path with [`conversation::Conversations::sms`]
+//! (its screens go out through the outbox), unless it comes from a lawyer.
 //!
 //! ## Modules
 //!
-//! - [`cli`] — `hotline serve | check | simulate`; `main.rs` only calls it.
+//! - [`cli`] — `hotline serve | check | simulate | report`; `main.rs` only
+//!   calls it.
 //! - [`config`] — the TOML config, environment overrides, validation (exit 64).
 //! - [`app`] — the shared state every handler holds, built from the config.
 //! - [`server`] — hyper listeners: public webhooks, private admin (`/metrics`,
@@ -33,14 +43,18 @@
 //!   `src/store/lua/`).
 //! - [`case`] — what a completed flow records.
 //! - [`dispatch`] — getting a case to a lawyer: the on-call [`dispatch::roster`]
-//!   (rotations, overrides, escalation chains per city).
+//!   (rotations, overrides, escalation chains per city), the pure case
+//!   [`dispatch::lifecycle`], lawyers' SMS commands, timers, statistics.
+//! - [`outbox`] — every outbound SMS as a store job, and the worker that
+//!   sends them within each channel's rate, retrying with backoff.
 //! - [`privacy`] — keyed pseudonyms for logs and keys; sealing data at rest.
 //! - [`phone`] — E.164 numbers with redacted `Debug`, and their countries.
 //! - [`text`] — GSM-7/UCS-2 measuring, SMS parts, USSD limits, input digits.
 //! - [`metrics`] — every Prometheus metric, in one registry.
 //! - [`spool`] — the durable local spool of cases completed while the store
 //!   was down, replayed exactly once.
-//! - [`worker`] — background work: spool replay (later: outbox, timers).
+//! - [`worker`] — starts the background work: store watch, spool replay,
+//!   outbox sender, dispatch timers.
 //! - [`clock`] — injectable "now".
 //! - [`problem`] — config and flow problems, each naming its file and key.
 #![forbid(unsafe_code)]
