@@ -686,15 +686,22 @@ pub fn parse(
     let st = &raw.store;
     let kind = match (env.var("HOTLINE_REDIS_URL"), st.kind.as_str()) {
         (Some(url), _) => {
-            if !(url.starts_with("redis://")
-                || url.starts_with("rediss://")
-                || url.starts_with("redis+unix://")
-                || url.starts_with("unix://"))
-            {
+            let parts: Vec<&str> = url.split(',').map(str::trim).collect();
+            if parts.iter().any(|u| u.starts_with("rediss://")) {
                 c.env_error(
                     "HOTLINE_REDIS_URL",
                     "<hidden>",
-                    "must start with redis:// or rediss://",
+                    "rediss:// (TLS) is not built in: keep Redis on a private network or loopback and use redis://",
+                );
+            } else if !parts.iter().all(|u| {
+                u.starts_with("redis://")
+                    || u.starts_with("redis+unix://")
+                    || u.starts_with("unix://")
+            }) {
+                c.env_error(
+                    "HOTLINE_REDIS_URL",
+                    "<hidden>",
+                    "must be redis://… (several, comma-separated, for a cluster)",
                 );
             }
             StoreKind::Redis(url)

@@ -64,6 +64,26 @@ fn environment_overrides_win_over_the_file() {
 }
 
 #[test]
+fn redis_urls_are_checked_without_showing_them() {
+    let e = errors(
+        MIN,
+        &env(&[("HOTLINE_REDIS_URL", "rediss://:secret@h:6379/")]),
+    );
+    assert!(e[0].contains("rediss:// (TLS) is not built in"), "{e:?}");
+    assert!(!e[0].contains("secret"));
+    let e = errors(MIN, &env(&[("HOTLINE_REDIS_URL", "http://h")]));
+    assert!(e[0].contains("must be redis://"), "{e:?}");
+    let c = ok(
+        MIN,
+        &env(&[("HOTLINE_REDIS_URL", "redis://a:1,redis://b:2")]),
+    );
+    assert_eq!(
+        c.store.kind,
+        StoreKind::Redis("redis://a:1,redis://b:2".into())
+    );
+}
+
+#[test]
 fn bad_environment_values_are_named() {
     let e = errors(
         MIN,
