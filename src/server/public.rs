@@ -187,6 +187,10 @@ async fn serve(
                     channel_cfg.map_or(app.config.flows.default.as_str(), |c| c.flow.as_str());
                 let session_id = ussd.session_id.clone();
                 let answer = app.conversations.ussd(channel.name(), flow, ussd).await;
+                if answer.end {
+                    // A last screen may have queued a lawyer's offer: send it now.
+                    app.outbox_notify.notify_one();
+                }
                 (
                     channel.render_ussd_in_session(&session_id, &answer.text, answer.end),
                     answer.outcome,
