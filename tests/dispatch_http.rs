@@ -232,7 +232,12 @@ async fn the_lawyer_on_call_gets_the_offer_accepts_and_the_woman_is_told() {
     let w = world().await;
     let woman = "+996555770001";
     let code = w.request("ATUid_d1", woman).await;
+    let asked = Instant::now();
     let offer = &w.wait_for(AIDA, 1).await[0];
+    eprintln!(
+        "offer reached the aggregator {:?} after the woman's last screen",
+        asked.elapsed()
+    );
     assert!(
         offer.starts_with(&format!(
             "{code} Bishkek: detained. Where: Station 5. Call: {woman}. 0 min ago."
