@@ -3,52 +3,13 @@ use std::collections::BTreeMap;
 use super::*;
 use crate::dispatch::roster::{self, Roster};
 
-pub(crate) const ROSTER: &str = r#"
-[cities.bishkek]
-names = { ru = "Бишкек", en = "Bishkek" }
-time_zone = "Asia/Bishkek"
-country = "KG"
-coordinator = "nurgul"
-team = ["aida", "bakyt", "cholpon"]
-[cities.bishkek.escalation]
-levels = [
-  { kind = "on_call", wait_minutes = 3 },
-  { kind = "next_on_call", wait_minutes = 3 },
-  { kind = "team", wait_minutes = 5 },
-  { kind = "coordinator", wait_minutes = 5 },
-]
-repeats = 1
-unanswered_after_minutes = 15
-
-[lawyers.nurgul]
-name = "Nurgul"
-languages = ["ru"]
-cities = ["bishkek"]
-phone_env = "P_NURGUL"
-[lawyers.aida]
-name = "Aida"
-languages = ["ky", "ru"]
-cities = ["bishkek"]
-phone_env = "P_AIDA"
-[lawyers.bakyt]
-name = "Bakyt"
-languages = ["ru"]
-cities = ["bishkek"]
-phone_env = "P_BAKYT"
-[lawyers.cholpon]
-name = "Cholpon"
-languages = ["ky"]
-cities = ["bishkek"]
-phone_env = "P_CHOLPON"
-
-[[rotations]]
-city = "bishkek"
-start = "2026-03-02 09:00"
-shift_hours = 24
-lawyers = ["aida", "bakyt"]
-"#;
+pub(crate) const ROSTER: &str = include_str!("../../../tests/fixtures/dispatch/roster.toml");
 
 pub(crate) fn roster() -> Roster {
+    roster_from(ROSTER)
+}
+
+fn roster_from(text: &str) -> Roster {
     let env: BTreeMap<&str, &str> = [
         ("P_NURGUL", "+996555000100"),
         ("P_AIDA", "+996555000101"),
@@ -57,7 +18,7 @@ pub(crate) fn roster() -> Roster {
     ]
     .into_iter()
     .collect();
-    roster::parse(ROSTER, "roster.toml", std::path::Path::new("."), &env)
+    roster::parse(text, "roster.toml", std::path::Path::new("."), &env)
         .expect("test roster")
         .0
 }
@@ -121,7 +82,7 @@ fn opening_offers_the_lawyer_on_call_and_sets_every_timer() {
 
 #[test]
 fn unanswered_offers_climb_the_chain_then_repeat_then_alert_the_coordinator() {
-    let r = roster();
+    let r = roster_from(&ROSTER.replace("repeats = 0", "repeats = 1"));
     let off = BTreeSet::new();
     let (mut d, a) = open(&ctx(&r, &off, T0), 1 << 40);
     let mut now = T0;
