@@ -375,11 +375,6 @@ impl Metrics {
         }
     }
 
-    /// The registry, for modules that add their own metrics.
-    pub fn registry(&self) -> &Registry {
-        &self.registry
-    }
-
     /// Everything in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();

@@ -510,11 +510,6 @@ impl SharedSecretAuth {
         }
     }
 
-    /// Whether anything is checked at all.
-    pub fn is_open(&self) -> bool {
-        self.secret.is_none() && self.allow.is_empty()
-    }
-
     /// Check a request.
     ///
     /// # Errors
