@@ -1,8 +1,13 @@
-//! The application: every shared part, built once from the config.
+//! The application: every part, built once from the config, and wired.
 //!
-//! [`App`] is a cheap `Clone` handle around `Arc<Shared>`; each connection
-//! task holds one. Tests build an `App` from a config and a store of their
-//! choosing and hand it to [`crate::server::run`] with listeners on port 0.
+//! [`App::build`] loads flows, channels and dispatch, creates the metrics
+//! and the narrow [`Deps`] each domain service holds, and composes the
+//! [`Gateway`] service the HTTP layer calls and the background workers
+//! ([`App::start_workers`]). [`App`] is a cheap `Clone` handle around
+//! `Arc<Shared>`; each connection task holds one. Tests build an `App` from
+//! a config and a store of their choosing and hand it to
+//! [`crate::server::run`] with listeners on port 0. Nothing below this
+//! module holds an `App`.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -10,42 +15,48 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota};
+use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::channel::{self, Channel};
 use crate::clock::Clock;
 use crate::config::{Config, Env};
 use crate::conversation::Conversations;
-use crate::dispatch::Dispatcher;
+use crate::deps::{Deps, Wake};
+use crate::dispatch::timers::TimerWorker;
+use crate::dispatch::{DispatchSettings, Dispatcher};
 use crate::flow::{self, FlowSet};
+use crate::gateway::Gateway;
 use crate::metrics::Metrics;
+use crate::outbox::worker::{Channels, Outbox, OutboxEvents};
 use crate::privacy::Privacy;
 use crate::problem::Problem;
+use crate::spool::Spool;
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
+use crate::worker::{SpoolReplayer, StoreWatch, Workers};
 
-/// Everything a request handler may need.
+/// Everything the listeners and workers need.
 pub struct Shared {
     /// The validated configuration.
     pub config: Config,
-    /// Channels by name.
-    pub channels: HashMap<String, Arc<dyn Channel>>,
-    /// The conversation service (store, flows, keys, metrics).
-    pub conversations: Conversations,
-    /// Metrics.
-    pub metrics: Metrics,
+    /// Channels by name (adapters: parse, authenticate, render, send).
+    pub channels: Channels,
+    /// Store, clock, keys, metrics, outbox wake-up.
+    pub deps: Deps,
+    /// Loaded flows (for readiness).
+    pub flows: Arc<FlowSet>,
+    /// The service between HTTP and the domain.
+    pub gateway: Gateway,
+    /// The outbox sender.
+    pub outbox: Arc<Outbox>,
+    /// Lawyer dispatch, when configured.
+    pub dispatcher: Option<Arc<Dispatcher>>,
+    /// Where cases go when the store fails as they complete.
+    pub spool: Option<Arc<Spool>>,
     /// Per-client-IP limit on the public listener.
     pub ip_limiter: DefaultKeyedRateLimiter<IpAddr>,
     /// Set on SIGTERM: `/readyz` answers 503 from then on.
     pub draining: AtomicBool,
-    /// Per-channel send rate (`tps`), for the outbox worker.
-    pub limiters: HashMap<String, Arc<DefaultDirectRateLimiter>>,
-    /// Wakes the outbox worker when this instance queued a message.
-    pub outbox_notify: Arc<tokio::sync::Notify>,
-    /// Who reacts to undelivered messages (lawyer dispatch).
-    pub outbox_events: Option<Arc<dyn crate::outbox::worker::OutboxEvents>>,
-    /// Lawyer dispatch, when configured.
-    pub dispatcher: Option<Arc<Dispatcher>>,
 }
 
 /// A handle to the application.
@@ -76,31 +87,7 @@ impl App {
         let (channels, mut channel_problems) = build_channels(&config, &flows);
         problems.append(&mut channel_problems);
         let flows = Arc::new(flows);
-        let privacy = Privacy::new(&config.privacy.pii_key);
-        let (dispatcher, mut dispatch_problems) =
-            load_dispatch(&config, &flows, &channels, &privacy, env, clock.now_ms());
-        problems.append(&mut dispatch_problems);
-        if problems.iter().any(Problem::is_error) {
-            return Err(problems);
-        }
-        // The spool only matters for a store that can fail.
-        let spool = if store.kind() == "memory" {
-            None
-        } else {
-            match crate::spool::Spool::open(&config.store.spool_dir) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    return Err(vec![Problem::error(
-                        &config.source,
-                        "store.spool_dir",
-                        format!(
-                            "cannot open the spool in {}: {e}",
-                            config.store.spool_dir.display()
-                        ),
-                    )]);
-                }
-            }
-        };
+        let spool = open_spool(&config, store.as_ref()).map_err(|p| vec![p])?;
         let cities = flows.cities();
         let metrics = Metrics::new(
             config.channels.iter().map(|c| c.name.as_str()),
@@ -108,46 +95,59 @@ impl App {
             cities.iter().map(String::as_str),
         );
         metrics.store_up.set(1);
-        let per_second =
-            NonZeroU32::new(config.server.per_ip_per_second).unwrap_or(NonZeroU32::MIN);
-        let burst = NonZeroU32::new(config.server.per_ip_burst).unwrap_or(NonZeroU32::MIN);
-        let conversations = Conversations {
+        let deps = Deps {
             store,
-            flows,
-            privacy,
-            metrics: metrics.clone(),
-            limits: config.limits,
             clock,
+            privacy: Privacy::new(&config.privacy.pii_key),
+            metrics,
+            wake: Wake::default(),
+        };
+        let (dispatcher, mut dispatch_problems) =
+            load_dispatch_with(&config, &flows, &channels, deps.clone(), env);
+        problems.append(&mut dispatch_problems);
+        if problems.iter().any(Problem::is_error) {
+            return Err(problems);
+        }
+        let channels: Channels = Arc::new(channels);
+        let conversations = Conversations {
+            deps: deps.clone(),
+            flows: flows.clone(),
+            limits: config.limits,
             planner: dispatcher
                 .clone()
                 .map(|d| d as Arc<dyn crate::conversation::CasePlanner>),
-            spool,
+            spool: spool.clone(),
             default_flow: config.flows.default.clone(),
         };
-        let limiters = channels
+        let events = dispatcher.clone().map(|d| d as Arc<dyn OutboxEvents>);
+        let outbox = Arc::new(Outbox::new(
+            deps.clone(),
+            channels.clone(),
+            config.outbox,
+            events,
+        ));
+        let flow_of = config
+            .channels
             .iter()
-            .map(|(name, ch)| {
-                let tps = NonZeroU32::new(ch.tps()).unwrap_or(NonZeroU32::MIN);
-                (
-                    name.clone(),
-                    Arc::new(DefaultDirectRateLimiter::direct(Quota::per_second(tps))),
-                )
-            })
+            .map(|c| (c.name.clone(), c.flow.clone()))
             .collect();
-        let shared = Shared {
-            limiters,
-            outbox_notify: Arc::new(tokio::sync::Notify::new()),
-            outbox_events: dispatcher
-                .clone()
-                .map(|d| d as Arc<dyn crate::outbox::worker::OutboxEvents>),
-            dispatcher,
-            channels,
+        let gateway = Gateway::new(
             conversations,
-            metrics,
-            ip_limiter: DefaultKeyedRateLimiter::keyed(
-                Quota::per_second(per_second).allow_burst(burst),
-            ),
+            dispatcher.clone(),
+            outbox.clone(),
+            flow_of,
+            config.flows.default.clone(),
+        );
+        let shared = Shared {
+            ip_limiter: ip_limiter(&config),
             draining: AtomicBool::new(false),
+            channels,
+            deps,
+            flows,
+            gateway,
+            outbox,
+            dispatcher,
+            spool,
             config,
         };
         Ok((App(Arc::new(shared)), problems))
@@ -158,16 +158,63 @@ impl App {
         Arc::new(MemoryStore::new(config.store.max_sessions))
     }
 
+    /// Start the background workers (outbox, store watch, timers when
+    /// dispatch is on, spool replay when there is a spool).
+    pub fn start_workers(&self) -> Workers {
+        let timers = self
+            .dispatcher
+            .clone()
+            .map(|d| TimerWorker::new(d, self.config.outbox.poll));
+        let spool = self
+            .spool
+            .clone()
+            .map(|s| SpoolReplayer::new(self.deps.clone(), s));
+        Workers::start(
+            self.outbox.clone(),
+            StoreWatch::new(self.deps.clone()),
+            timers,
+            spool,
+        )
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.deps.metrics
+    }
+
     /// Start draining: `/readyz` turns 503.
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::SeqCst);
-        self.metrics.draining.set(1);
+        self.deps.metrics.draining.set(1);
     }
 
     /// Whether draining has started.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
     }
+}
+
+fn ip_limiter(config: &Config) -> DefaultKeyedRateLimiter<IpAddr> {
+    let per_second = NonZeroU32::new(config.server.per_ip_per_second).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(config.server.per_ip_burst).unwrap_or(NonZeroU32::MIN);
+    DefaultKeyedRateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst))
+}
+
+/// The spool, for a store that can fail (not the embedded one).
+fn open_spool(config: &Config, store: &dyn Store) -> Result<Option<Arc<Spool>>, Problem> {
+    if store.kind() == "memory" {
+        return Ok(None);
+    }
+    Spool::open(&config.store.spool_dir).map(Some).map_err(|e| {
+        Problem::error(
+            &config.source,
+            "store.spool_dir",
+            format!(
+                "cannot open the spool in {}: {e}",
+                config.store.spool_dir.display()
+            ),
+        )
+    })
 }
 
 /// Build every configured channel and check the flows they name.
@@ -207,9 +254,9 @@ pub fn build_channels(
 /// How far ahead `hotline check` looks for hours with nobody on call.
 pub const GAP_CHECK_HOURS: u32 = 14 * 24;
 
-/// Load the roster and lawyers' texts when dispatch is configured. Problems
-/// include every hour in the next 14 days (from `now_ms`) with nobody on
-/// call in a city, as warnings.
+/// [`load_dispatch_with`] for tools that only inspect the result (`check`):
+/// the dispatcher gets detached dependencies (an embedded store, fresh
+/// metrics) and the clock reads `now_ms`.
 pub fn load_dispatch(
     config: &Config,
     flows: &Arc<FlowSet>,
@@ -217,6 +264,20 @@ pub fn load_dispatch(
     privacy: &Privacy,
     env: &dyn Env,
     now_ms: u64,
+) -> (Option<Arc<Dispatcher>>, Vec<Problem>) {
+    let deps = Deps::detached(privacy.clone(), Clock::manual(now_ms));
+    load_dispatch_with(config, flows, channels, deps, env)
+}
+
+/// Load the roster and lawyers' texts when dispatch is configured. Problems
+/// include every stretch in the next 14 days (from the clock's now) with
+/// nobody on call in a city, as warnings.
+pub fn load_dispatch_with(
+    config: &Config,
+    flows: &Arc<FlowSet>,
+    channels: &HashMap<String, Arc<dyn Channel>>,
+    deps: Deps,
+    env: &dyn Env,
 ) -> (Option<Arc<Dispatcher>>, Vec<Problem>) {
     let Some(d) = &config.dispatch else {
         return (None, Vec::new());
@@ -227,30 +288,7 @@ pub fn load_dispatch(
             problems.append(&mut warnings);
             let cities = flows.cities();
             problems.extend(roster.check_cities(cities.iter().map(String::as_str), "flows"));
-            let from = jiff::Timestamp::from_millisecond(i64::try_from(now_ms).unwrap_or(0))
-                .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-            for city in roster.city_ids() {
-                for (start, end) in roster.gaps(city, from, GAP_CHECK_HOURS) {
-                    let zone = roster
-                        .city(city)
-                        .map(|c| c.time_zone.clone())
-                        .unwrap_or(jiff::tz::TimeZone::UTC);
-                    let fmt = |t: jiff::Timestamp| {
-                        t.to_zoned(zone.clone())
-                            .strftime("%Y-%m-%d %H:%M")
-                            .to_string()
-                    };
-                    problems.push(Problem::warning(
-                        &roster.source,
-                        format!("cities.{city}"),
-                        format!(
-                            "nobody on call from {} to {} (local time)",
-                            fmt(start),
-                            fmt(end)
-                        ),
-                    ));
-                }
-            }
+            problems.extend(gap_warnings(&roster, deps.clock.now()));
             Some(roster)
         }
         Err(mut errors) => {
@@ -268,24 +306,52 @@ pub fn load_dispatch(
     let (Some(roster), Some(texts)) = (roster, texts) else {
         return (None, problems);
     };
-    let sending = channels
+    let sending_channels = channels
         .iter()
         .filter(|(_, c)| c.can_send())
         .map(|(n, _)| n.clone())
         .collect();
-    let dispatcher = Dispatcher::new(
+    let settings = DispatchSettings {
         roster,
         texts,
-        d.sms_channel.clone(),
-        sending,
-        flows.clone(),
-        privacy.clone(),
-        config.flows.fallback_phone.clone(),
-        u64::try_from(config.privacy.case_retention.as_millis()).unwrap_or(u64::MAX),
-        u64::try_from(d.auto_close.as_millis()).unwrap_or(u64::MAX),
-    );
+        sms_channel: d.sms_channel.clone(),
+        sending_channels,
+        flows: flows.clone(),
+        fallback: config.flows.fallback_phone.clone(),
+        retention_ms: u64::try_from(config.privacy.case_retention.as_millis()).unwrap_or(u64::MAX),
+        auto_close_ms: u64::try_from(d.auto_close.as_millis()).unwrap_or(u64::MAX),
+    };
+    let dispatcher = Dispatcher::new(settings, deps);
     problems.extend(dispatcher.check_offers(&d.texts_display));
     (Some(Arc::new(dispatcher)), problems)
+}
+
+/// A warning for every stretch in the next 14 days with nobody on call.
+fn gap_warnings(roster: &crate::dispatch::roster::Roster, from: jiff::Timestamp) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for city in roster.city_ids() {
+        let zone = roster
+            .city(city)
+            .map(|c| c.time_zone.clone())
+            .unwrap_or(jiff::tz::TimeZone::UTC);
+        let fmt = |t: jiff::Timestamp| {
+            t.to_zoned(zone.clone())
+                .strftime("%Y-%m-%d %H:%M")
+                .to_string()
+        };
+        for (start, end) in roster.gaps(city, from, GAP_CHECK_HOURS) {
+            problems.push(Problem::warning(
+                &roster.source,
+                format!("cities.{city}"),
+                format!(
+                    "nobody on call from {} to {} (local time)",
+                    fmt(start),
+                    fmt(end)
+                ),
+            ));
+        }
+    }
+    problems
 }
 
 /// Load the flows a config names, with the lint warnings.

@@ -236,8 +236,8 @@ fn serve(flag: Option<PathBuf>) -> ExitCode {
         tracing::info!(
             public = %public_addr,
             admin = %admin_addr,
-            store = app.conversations.store.kind(),
-            flows = app.conversations.flows.flows.len(),
+            store = app.deps.store.kind(),
+            flows = app.flows.flows.len(),
             channels = app.channels.len(),
             "hotline listening"
         );
@@ -362,7 +362,7 @@ fn simulate(flag: Option<PathBuf>, flow: Option<String>, number: &str) -> ExitCo
         }
     };
     let flow_id = flow.unwrap_or_else(|| app.config.flows.default.clone());
-    if app.conversations.flows.get(&flow_id).is_none() {
+    if app.flows.get(&flow_id).is_none() {
         eprintln!("hotline: no flow {flow_id:?}");
         return ExitCode::from(EXIT_CONFIG);
     }
@@ -379,7 +379,7 @@ fn simulate(flag: Option<PathBuf>, flow: Option<String>, number: &str) -> ExitCo
     let mut lines = stdin.lock().lines();
     let mut screen_no = 1;
     loop {
-        let answer = runtime.block_on(app.conversations.ussd(
+        let answer = runtime.block_on(app.gateway.conversations().ussd(
             "simulator",
             &flow_id,
             UssdIn {

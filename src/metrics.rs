@@ -4,37 +4,30 @@
 //! start-up and shared. Labels come only from small fixed sets — channel
 //! names from the config, events, outcomes, flow ids, city ids — and every
 //! known combination is created at zero so that dashboards and alerts see a
-//! series before the first event. Never put a number, a text or an id of a
-//! person or case in a label.
+//! series before the first event. The label sets of events and outcomes are
+//! the `ALL` constants of their enums ([`Outcome::ALL`], [`Event::ALL`],
+//! [`CommandOutcome::ALL`], …), never hand-written copies. Never put a
+//! number, a text or an id of a person or case in a label.
 
+use prometheus::core::Collector;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-/// Webhook events (the last segment of `/webhooks/{channel}/{event}`).
-pub const EVENTS: &[&str] = &["ussd", "sms", "status"];
-
-/// Outcomes of a webhook request.
-pub const OUTCOMES: &[&str] = &[
-    "ok",
-    "duplicate",
-    "rate_limited",
-    "bad_request",
-    "forbidden",
-    "not_found",
-    "method_not_allowed",
-    "too_large",
-    "store_unavailable",
-    "timeout",
-    "error",
-];
+use crate::channel::{DeliveryState, Event};
+use crate::dispatch::CommandOutcome;
+use crate::dispatch::commands::Command;
+use crate::dispatch::roster::LevelKind;
+use crate::flow::engine::Outcome as SessionOutcome;
+use crate::outbox::Purpose;
+use crate::outcome::Outcome;
 
 /// The channel label used for requests to a channel that does not exist.
 pub const UNKNOWN_CHANNEL: &str = "_unknown";
 
-/// Session outcomes.
-pub const SESSION_OUTCOMES: &[&str] = &["completed", "invalid", "unavailable"];
+/// Store operations counted in `hotline_store_errors_total`.
+pub const STORE_OPS: [&str; 3] = ["begin", "commit", "ping"];
 
 /// The gateway's metrics.
 #[derive(Clone)]
@@ -83,8 +76,10 @@ pub struct Metrics {
     /// Cases whose caller was sent the fallback number because nobody had
     /// accepted in time, by city.
     pub cases_unanswered: IntCounterVec,
+    /// Cases that went through every escalation level unanswered, by city.
+    pub cases_exhausted: IntCounterVec,
     /// Hours in the next 24 with nobody on call, by city.
-    pub oncall_gap_hours: prometheus::GaugeVec,
+    pub oncall_gap_hours: GaugeVec,
     /// Lawyers' SMS commands, by command and outcome.
     pub lawyer_commands: IntCounterVec,
     /// 1 while shutting down.
@@ -99,11 +94,43 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
+fn register<T: Collector + Clone + 'static>(r: &Registry, metric: T) -> T {
+    r.register(Box::new(metric.clone()))
+        .expect("metric registered once");
+    metric
+}
+
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric definition");
-    r.register(Box::new(c.clone()))
-        .expect("metric registered once");
-    c
+    register(r, c)
+}
+
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    register(
+        r,
+        IntCounter::new(name, help).expect("valid metric definition"),
+    )
+}
+
+fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
+    register(
+        r,
+        IntGauge::new(name, help).expect("valid metric definition"),
+    )
+}
+
+fn histogram_vec(
+    r: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: &[f64],
+) -> HistogramVec {
+    let opts = HistogramOpts::new(name, help).buckets(buckets.to_vec());
+    register(
+        r,
+        HistogramVec::new(opts, labels).expect("valid metric definition"),
+    )
 }
 
 impl Metrics {
@@ -113,265 +140,239 @@ impl Metrics {
         flows: impl IntoIterator<Item = &'a str>,
         cities: impl IntoIterator<Item = &'a str>,
     ) -> Self {
-        let r = Registry::new();
-        let webhook_requests = counter_vec(
-            &r,
-            "hotline_webhook_requests_total",
-            "Webhook requests by channel, event and outcome.",
-            &["channel", "event", "outcome"],
-        );
-        let webhook_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "hotline_webhook_duration_seconds",
-                "Time to answer a webhook, by channel and event.",
-            )
-            .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0,
-            ]),
-            &["channel", "event"],
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(webhook_duration.clone()))
-            .expect("metric registered once");
-        let sessions_started = counter_vec(
-            &r,
-            "hotline_sessions_started_total",
-            "Sessions started, by flow.",
-            &["flow"],
-        );
-        let sessions_finished = counter_vec(
-            &r,
-            "hotline_sessions_finished_total",
-            "Sessions finished, by flow and outcome (completed, invalid, unavailable).",
-            &["flow", "outcome"],
-        );
-        let cases_opened = counter_vec(
-            &r,
-            "hotline_cases_opened_total",
-            "Cases opened, by city.",
-            &["city"],
-        );
-        let store_up = IntGauge::new(
-            "hotline_store_up",
-            "1 when the store answers, 0 when it does not.",
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(store_up.clone()))
-            .expect("metric registered once");
-        let store_errors = counter_vec(
-            &r,
-            "hotline_store_errors_total",
-            "Store operations that failed, by operation.",
-            &["op"],
-        );
-        let sessions_evicted = IntCounter::new(
-            "hotline_sessions_evicted_total",
-            "Sessions evicted from the memory store to stay within store.max_sessions.",
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(sessions_evicted.clone()))
-            .expect("metric registered once");
-        let ip_limited = IntCounter::new(
-            "hotline_ip_rate_limited_total",
-            "Requests refused by the per-IP limit on the public listener.",
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(ip_limited.clone()))
-            .expect("metric registered once");
-        let cases_spooled = IntCounter::new(
-            "hotline_cases_spooled_total",
-            "Completed cases kept in the local durable spool because the store failed.",
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(cases_spooled.clone()))
-            .expect("metric registered once");
-        let spool_pending = IntGauge::new(
-            "hotline_spool_pending",
-            "Cases in the local spool waiting to be replayed into the store.",
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(spool_pending.clone()))
-            .expect("metric registered once");
-        let outbox_sent = counter_vec(
-            &r,
-            "hotline_outbox_sent_total",
-            "Messages sent, by channel and purpose.",
-            &["channel", "purpose"],
-        );
-        let outbox_failed = counter_vec(
-            &r,
-            "hotline_outbox_failed_total",
-            "Messages given up (permanent error, opted out, too many attempts, too old), by channel and purpose.",
-            &["channel", "purpose"],
-        );
-        let outbox_retries = counter_vec(
-            &r,
-            "hotline_outbox_retries_total",
-            "Send attempts that will be retried, by channel.",
-            &["channel"],
-        );
-        let sms_segments = counter_vec(
-            &r,
-            "hotline_sms_segments_total",
-            "SMS parts sent, by channel.",
-            &["channel"],
-        );
-        let delivery_reports = counter_vec(
-            &r,
-            "hotline_delivery_reports_total",
-            "Delivery reports received, by channel and state (sent, delivered, failed).",
-            &["channel", "state"],
-        );
-        let send_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "hotline_send_duration_seconds",
-                "Time an aggregator took to answer a send, by channel.",
-            )
-            .buckets(vec![0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0]),
-            &["channel"],
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(send_duration.clone()))
-            .expect("metric registered once");
-        let cases_accepted = counter_vec(
-            &r,
-            "hotline_cases_accepted_total",
-            "Cases accepted by a lawyer, by city.",
-            &["city"],
-        );
-        let time_to_accept = HistogramVec::new(
-            HistogramOpts::new(
-                "hotline_case_time_to_accept_seconds",
-                "Time from a case opening to a lawyer accepting it, by city (the standard: within 1 hour).",
-            )
-            .buckets(vec![60.0, 180.0, 300.0, 600.0, 900.0, 1800.0, 2700.0, 3600.0, 5400.0, 7200.0, 14400.0, 28800.0]),
-            &["city"],
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(time_to_accept.clone()))
-            .expect("metric registered once");
-        let escalations = counter_vec(
-            &r,
-            "hotline_escalations_total",
-            "Cases moved to a further escalation level, by city and level.",
-            &["city", "level"],
-        );
-        let cases_unanswered = counter_vec(
-            &r,
-            "hotline_cases_unanswered_total",
-            "Cases whose caller was sent the fallback number because nobody accepted in time, by city.",
-            &["city"],
-        );
-        let oncall_gap_hours = prometheus::GaugeVec::new(
-            Opts::new(
-                "hotline_oncall_gap_hours",
-                "Hours in the next 24 with nobody on call, by city.",
-            ),
-            &["city"],
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(oncall_gap_hours.clone()))
-            .expect("metric registered once");
-        let lawyer_commands = counter_vec(
-            &r,
-            "hotline_lawyer_commands_total",
-            "Lawyers' SMS commands, by command and outcome.",
-            &["command", "outcome"],
-        );
-        let draining = IntGauge::new("hotline_draining", "1 while the gateway is shutting down.")
-            .expect("valid metric definition");
-        r.register(Box::new(draining.clone()))
-            .expect("metric registered once");
-        let build_info = IntGaugeVec::new(
-            Opts::new("hotline_build_info", "Build information."),
-            &["version"],
-        )
-        .expect("valid metric definition");
-        r.register(Box::new(build_info.clone()))
-            .expect("metric registered once");
-        build_info
+        let m = Self::register_all(Registry::new());
+        m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-
-        let channels: Vec<&str> = channels.into_iter().chain([UNKNOWN_CHANNEL]).collect();
-        for ch in channels.iter().filter(|c| **c != UNKNOWN_CHANNEL) {
-            for p in crate::outbox::Purpose::ALL {
-                outbox_sent.with_label_values(&[*ch, p.as_str()]);
-                outbox_failed.with_label_values(&[*ch, p.as_str()]);
-            }
-            outbox_retries.with_label_values(&[*ch]);
-            sms_segments.with_label_values(&[*ch]);
-            send_duration.with_label_values(&[*ch]);
-            for st in ["sent", "delivered", "failed"] {
-                delivery_reports.with_label_values(&[*ch, st]);
+        m.zero_channels(&channels.into_iter().collect::<Vec<_>>());
+        for flow in flows {
+            m.sessions_started.with_label_values(&[flow]);
+            for out in SessionOutcome::ALL {
+                m.sessions_finished.with_label_values(&[flow, out.as_str()]);
             }
         }
-        for ch in &channels {
-            for ev in EVENTS {
-                webhook_duration.with_label_values(&[*ch, *ev]);
-                for out in OUTCOMES {
-                    webhook_requests.with_label_values(&[*ch, *ev, *out]);
+        m.zero_cities(cities);
+        for cmd in Command::LABELS {
+            for outcome in CommandOutcome::ALL {
+                m.lawyer_commands
+                    .with_label_values(&[cmd, outcome.as_str()]);
+            }
+        }
+        for op in STORE_OPS {
+            m.store_errors.with_label_values(&[op]);
+        }
+        m
+    }
+
+    fn zero_channels(&self, channels: &[&str]) {
+        for ch in channels {
+            for p in Purpose::ALL {
+                self.outbox_sent.with_label_values(&[*ch, p.as_str()]);
+                self.outbox_failed.with_label_values(&[*ch, p.as_str()]);
+            }
+            self.outbox_retries.with_label_values(&[*ch]);
+            self.sms_segments.with_label_values(&[*ch]);
+            self.send_duration.with_label_values(&[*ch]);
+            for st in DeliveryState::ALL {
+                self.delivery_reports.with_label_values(&[*ch, st.as_str()]);
+            }
+        }
+        for ch in channels.iter().chain(&[UNKNOWN_CHANNEL]) {
+            for ev in Event::ALL {
+                self.webhook_duration.with_label_values(&[*ch, ev.as_str()]);
+                for out in Outcome::ALL {
+                    self.webhook_requests
+                        .with_label_values(&[*ch, ev.as_str(), out.as_str()]);
                 }
             }
         }
-        for flow in flows {
-            sessions_started.with_label_values(&[flow]);
-            for out in SESSION_OUTCOMES {
-                sessions_finished.with_label_values(&[flow, *out]);
-            }
-        }
+    }
+
+    fn zero_cities<'a>(&self, cities: impl IntoIterator<Item = &'a str>) {
         for city in cities.into_iter().chain(["other"]) {
-            cases_opened.with_label_values(&[city]);
-            cases_accepted.with_label_values(&[city]);
-            time_to_accept.with_label_values(&[city]);
-            cases_unanswered.with_label_values(&[city]);
-            for level in ["on_call", "next_on_call", "team", "coordinator"] {
-                escalations.with_label_values(&[city, level]);
+            self.cases_opened.with_label_values(&[city]);
+            self.cases_accepted.with_label_values(&[city]);
+            self.time_to_accept.with_label_values(&[city]);
+            self.cases_unanswered.with_label_values(&[city]);
+            self.cases_exhausted.with_label_values(&[city]);
+            for (level, _) in LevelKind::ALL {
+                self.escalations.with_label_values(&[city, level]);
             }
         }
-        for cmd in crate::dispatch::commands::Command::LABELS {
-            for outcome in [
-                "ok",
-                "refused",
-                "not_found",
-                "none_pending",
-                "ambiguous",
-                "unknown",
-                "store_unavailable",
-            ] {
-                lawyer_commands.with_label_values(&[cmd, outcome]);
-            }
-        }
-        for op in ["begin", "commit", "ping"] {
-            store_errors.with_label_values(&[op]);
-        }
+    }
+
+    // One flat list of definitions, one per field, in the struct's order:
+    // longer than 80 lines on purpose, since splitting it would only
+    // scatter the metric names a reader looks for.
+    #[allow(clippy::too_many_lines)]
+    fn register_all(r: Registry) -> Self {
         Metrics {
+            webhook_requests: counter_vec(
+                &r,
+                "hotline_webhook_requests_total",
+                "Webhook requests by channel, event and outcome.",
+                &["channel", "event", "outcome"],
+            ),
+            webhook_duration: histogram_vec(
+                &r,
+                "hotline_webhook_duration_seconds",
+                "Time to answer a webhook, by channel and event.",
+                &["channel", "event"],
+                &[
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0,
+                ],
+            ),
+            sessions_started: counter_vec(
+                &r,
+                "hotline_sessions_started_total",
+                "Sessions started, by flow.",
+                &["flow"],
+            ),
+            sessions_finished: counter_vec(
+                &r,
+                "hotline_sessions_finished_total",
+                "Sessions finished, by flow and outcome (completed, invalid).",
+                &["flow", "outcome"],
+            ),
+            cases_opened: counter_vec(
+                &r,
+                "hotline_cases_opened_total",
+                "Cases opened, by city.",
+                &["city"],
+            ),
+            store_up: gauge(
+                &r,
+                "hotline_store_up",
+                "1 when the store answers, 0 when it does not.",
+            ),
+            store_errors: counter_vec(
+                &r,
+                "hotline_store_errors_total",
+                "Store operations that failed, by operation.",
+                &["op"],
+            ),
+            sessions_evicted: counter(
+                &r,
+                "hotline_sessions_evicted_total",
+                "Sessions evicted from the memory store to stay within store.max_sessions.",
+            ),
+            ip_limited: counter(
+                &r,
+                "hotline_ip_rate_limited_total",
+                "Requests refused by the per-IP limit on the public listener.",
+            ),
+            cases_spooled: counter(
+                &r,
+                "hotline_cases_spooled_total",
+                "Completed cases kept in the local durable spool because the store failed.",
+            ),
+            spool_pending: gauge(
+                &r,
+                "hotline_spool_pending",
+                "Cases in the local spool waiting to be replayed into the store.",
+            ),
+            outbox_sent: counter_vec(
+                &r,
+                "hotline_outbox_sent_total",
+                "Messages sent, by channel and purpose.",
+                &["channel", "purpose"],
+            ),
+            outbox_failed: counter_vec(
+                &r,
+                "hotline_outbox_failed_total",
+                "Messages given up (permanent error, opted out, too many attempts, too old), by channel and purpose.",
+                &["channel", "purpose"],
+            ),
+            outbox_retries: counter_vec(
+                &r,
+                "hotline_outbox_retries_total",
+                "Send attempts that will be retried, by channel.",
+                &["channel"],
+            ),
+            sms_segments: counter_vec(
+                &r,
+                "hotline_sms_segments_total",
+                "SMS parts sent, by channel.",
+                &["channel"],
+            ),
+            delivery_reports: counter_vec(
+                &r,
+                "hotline_delivery_reports_total",
+                "Delivery reports received, by channel and state (sent, delivered, failed).",
+                &["channel", "state"],
+            ),
+            send_duration: histogram_vec(
+                &r,
+                "hotline_send_duration_seconds",
+                "Time an aggregator took to answer a send, by channel.",
+                &["channel"],
+                &[0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0],
+            ),
+            cases_accepted: counter_vec(
+                &r,
+                "hotline_cases_accepted_total",
+                "Cases accepted by a lawyer, by city.",
+                &["city"],
+            ),
+            time_to_accept: histogram_vec(
+                &r,
+                "hotline_case_time_to_accept_seconds",
+                "Time from a case opening to a lawyer accepting it, by city (the standard: within 1 hour).",
+                &["city"],
+                &[
+                    60.0, 180.0, 300.0, 600.0, 900.0, 1800.0, 2700.0, 3600.0, 5400.0, 7200.0,
+                    14400.0, 28800.0,
+                ],
+            ),
+            escalations: counter_vec(
+                &r,
+                "hotline_escalations_total",
+                "Cases moved to a further escalation level, by city and level.",
+                &["city", "level"],
+            ),
+            cases_unanswered: counter_vec(
+                &r,
+                "hotline_cases_unanswered_total",
+                "Cases whose caller was sent the fallback number because nobody accepted in time, by city.",
+                &["city"],
+            ),
+            cases_exhausted: counter_vec(
+                &r,
+                "hotline_cases_exhausted_total",
+                "Cases that went through every escalation level (all passes) unanswered, by city.",
+                &["city"],
+            ),
+            oncall_gap_hours: register(
+                &r,
+                GaugeVec::new(
+                    Opts::new(
+                        "hotline_oncall_gap_hours",
+                        "Hours in the next 24 with nobody on call, by city.",
+                    ),
+                    &["city"],
+                )
+                .expect("valid metric definition"),
+            ),
+            lawyer_commands: counter_vec(
+                &r,
+                "hotline_lawyer_commands_total",
+                "Lawyers' SMS commands, by command and outcome.",
+                &["command", "outcome"],
+            ),
+            draining: gauge(
+                &r,
+                "hotline_draining",
+                "1 while the gateway is shutting down.",
+            ),
+            build_info: register(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new("hotline_build_info", "Build information."),
+                    &["version"],
+                )
+                .expect("valid metric definition"),
+            ),
             registry: r,
-            webhook_requests,
-            webhook_duration,
-            sessions_started,
-            sessions_finished,
-            cases_opened,
-            store_up,
-            store_errors,
-            sessions_evicted,
-            ip_limited,
-            cases_spooled,
-            spool_pending,
-            outbox_sent,
-            outbox_failed,
-            outbox_retries,
-            sms_segments,
-            delivery_reports,
-            send_duration,
-            cases_accepted,
-            time_to_accept,
-            escalations,
-            cases_unanswered,
-            oncall_gap_hours,
-            lawyer_commands,
-            draining,
-            build_info,
         }
     }
 

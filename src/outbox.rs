@@ -22,12 +22,14 @@
 //! Payloads are sealed: the recipient's number and the text are never at
 //! rest in clear.
 
+mod status;
 pub mod worker;
 
 use serde::{Deserialize, Serialize};
 
+use crate::channel::DeliveryState;
 use crate::phone::PhoneNumber;
-use crate::privacy::Privacy;
+use crate::privacy::{OpenError, Privacy};
 use crate::store::{Job, Queue};
 
 /// Why a message is sent (a metric label).
@@ -134,36 +136,41 @@ impl std::fmt::Debug for OutMsg {
 /// The job for a message, in `bucket`, due at `due_ms`. `key` makes the job
 /// id (and so the message's idempotency key) deterministic: the same key
 /// schedules the same message once.
-pub fn job(privacy: &Privacy, bucket: u16, key: &str, msg: &OutMsg, due_ms: u64) -> (Queue, Job) {
+///
+/// # Errors
+/// The serialiser's, when the message cannot be written (nothing is queued).
+pub fn job(
+    privacy: &Privacy,
+    bucket: u16,
+    key: &str,
+    msg: &OutMsg,
+    due_ms: u64,
+) -> Result<(Queue, Job), serde_json::Error> {
     let digest = privacy.pseudonym(&format!("out:{key}"));
     let id = format!("{bucket:02}.{}", &digest.as_str()[2..]);
-    let plain = serde_json::to_vec(msg).unwrap_or_default();
-    (
+    Ok((
         Queue::Outbox,
         Job {
             id,
             due_ms,
-            payload: privacy.seal(&plain),
+            payload: privacy.seal_json(msg)?,
         },
-    )
+    ))
 }
 
 /// Open a message job's payload.
-pub fn open(privacy: &Privacy, payload: &[u8]) -> Option<OutMsg> {
-    serde_json::from_slice(&privacy.open(payload).ok()?).ok()
+///
+/// # Errors
+/// [`OpenError`] when it cannot be decrypted (another `HOTLINE_PII_KEY`) or
+/// decoded.
+pub fn open(privacy: &Privacy, payload: &[u8]) -> Result<OutMsg, OpenError> {
+    privacy.open_json(payload)
 }
 
 /// The bucket a message id was made in.
 pub fn bucket_of(message_id: &str) -> Option<u16> {
     let (b, _) = message_id.split_once('.')?;
     b.parse().ok().filter(|b| *b < crate::store::BUCKETS)
-}
-
-/// The small value (in the caller's bucket) holding when a caller was last
-/// sent a message: inbound SMS without an aggregator id are deduplicated
-/// per value of it ("the same text again after we replied is new").
-pub fn last_sent_key(pseudonym: &str) -> String {
-    format!("ls:{pseudonym}")
 }
 
 /// What the gateway remembers about a message it sent (for delivery
@@ -182,8 +189,8 @@ pub struct SentRecord {
     /// The aggregator's id.
     #[serde(default)]
     pub provider_id: Option<String>,
-    /// The last delivery state reported (`sent`, `delivered`, `failed`).
-    pub state: String,
+    /// The last delivery state reported.
+    pub state: DeliveryState,
 }
 
 /// How long sent-message records are kept.
@@ -207,11 +214,11 @@ mod tests {
             case: None,
             created_ms: 5,
         };
-        let (q, a) = job(&p, 7, "k1", &msg, 10);
-        let (_, b) = job(&p, 7, "k1", &msg, 10);
+        let (q, a) = job(&p, 7, "k1", &msg, 10).unwrap();
+        let (_, b) = job(&p, 7, "k1", &msg, 10).unwrap();
         assert_eq!(q, Queue::Outbox);
         assert_eq!(a.id, b.id, "same key, same id");
-        assert_ne!(a.id, job(&p, 7, "k2", &msg, 10).1.id);
+        assert_ne!(a.id, job(&p, 7, "k2", &msg, 10).unwrap().1.id);
         assert_eq!(bucket_of(&a.id), Some(7));
         assert!(!String::from_utf8_lossy(&a.payload).contains("555123456"));
         assert_eq!(open(&p, &a.payload).unwrap(), msg);

@@ -67,6 +67,17 @@ pub enum SealError {
     Authentication,
 }
 
+/// Why a sealed record could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// It could not be decrypted (wrong `HOTLINE_PII_KEY`, or altered).
+    #[error("cannot decrypt: {0}")]
+    Seal(#[from] SealError),
+    /// It decrypted, but is not the record this version expects.
+    #[error("cannot decode: {0}")]
+    Decode(#[from] serde_json::Error),
+}
+
 /// The keys derived from `HOTLINE_PII_KEY`.
 #[derive(Clone)]
 pub struct Privacy {
@@ -134,6 +145,23 @@ impl Privacy {
             .expect("XChaCha20-Poly1305 encryption cannot fail for in-memory data");
         out.extend_from_slice(&ct);
         out
+    }
+
+    /// Serialise `value` as JSON and seal it.
+    ///
+    /// # Errors
+    /// The serialiser's error (a record that JSON cannot hold); nothing
+    /// is sealed then, never an empty payload.
+    pub fn seal_json<T: serde::Serialize>(&self, value: &T) -> Result<Vec<u8>, serde_json::Error> {
+        Ok(self.seal(&serde_json::to_vec(value)?))
+    }
+
+    /// Open data made by [`Privacy::seal_json`].
+    ///
+    /// # Errors
+    /// [`OpenError`]: not decryptable with this key, or not a `T`.
+    pub fn open_json<T: serde::de::DeserializeOwned>(&self, sealed: &[u8]) -> Result<T, OpenError> {
+        Ok(serde_json::from_slice(&self.open(sealed)?)?)
     }
 
     /// Decrypt data made by [`Privacy::seal`] under the same key.

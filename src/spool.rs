@@ -196,8 +196,8 @@ impl Spool {
         let path = self.path.clone();
         let entries = tokio::task::spawn_blocking(move || read_entries(&path))
             .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?
-            .map_err(|e| StoreError::Unavailable(format!("spool: {e}")))?;
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
         if entries.is_empty() {
             return Ok(0);
         }
@@ -235,8 +235,8 @@ impl Spool {
             let keep = remaining.clone();
             tokio::task::spawn_blocking(move || write_entries(&dir, &path, &keep))
                 .await
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?
-                .map_err(|e| StoreError::Unavailable(format!("spool: {e}")))?;
+                .map_err(|e| StoreError::Unavailable(Box::new(e)))?
+                .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
             self.pending.store(remaining.len(), Ordering::SeqCst);
         }
         match failure {

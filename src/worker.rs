@@ -1,82 +1,178 @@
-//! Background workers: work that can wait, off the webhook path.
+//! Background workers and their lifecycle: work that can wait, off the
+//! webhook path.
 //!
-//! - the spool replayer: cases completed while the store was down go into
-//!   the store as soon as it answers again;
-//! - the store watch: pings the store every few seconds for
+//! - [`StoreWatch`] pings the store every few seconds for
 //!   `hotline_store_up`;
-//! - the outbox sender ([`crate::outbox::worker`]);
-//! - the dispatch timers ([`crate::dispatch::timers`]), when dispatch is on.
+//! - [`SpoolReplayer`] puts cases completed while the store was down into
+//!   the store as soon as it answers again;
+//! - the outbox sender ([`crate::outbox::worker::Outbox`]);
+//! - the dispatch timers ([`crate::dispatch::timers::TimerWorker`]), when
+//!   dispatch is on.
 //!
-//! Workers run for as long as [`crate::server::run`] does and are stopped
-//! with it. Every one of them tolerates store outages: it logs, waits, and
-//! tries again; none needs a restart to recover.
+//! Each worker is a value with a `tick` that does one round (tests call it
+//! directly) and a `run` loop that ticks until told to stop. [`Workers`]
+//! owns them in one `JoinSet`: [`Workers::shutdown`] tells every loop to
+//! stop taking work, lets the round in progress finish (an SMS being sent
+//! is sent and recorded) within the grace, and only then aborts what is
+//! left. Every worker tolerates store outages: it logs, waits, and tries
+//! again; none needs a restart to recover.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::task::JoinHandle;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
-use crate::app::App;
+use crate::deps::Deps;
+use crate::dispatch::timers::TimerWorker;
+use crate::outbox::worker::Outbox;
+use crate::spool::Spool;
 
 /// How often the spool is retried while it holds cases.
 pub const SPOOL_INTERVAL: Duration = Duration::from_millis(500);
-
-/// Start every background worker.
-pub fn spawn_all(app: &App) -> Vec<JoinHandle<()>> {
-    let mut tasks = vec![tokio::spawn(crate::outbox::worker::run(app.clone()))];
-    if let Some(d) = &app.dispatcher {
-        tasks.push(tokio::spawn(crate::dispatch::timers::run(
-            app.clone(),
-            d.clone(),
-        )));
-    }
-    tasks.push(tokio::spawn(store_watch(app.clone())));
-    if app.conversations.spool.is_some() {
-        tasks.push(tokio::spawn(spool_replayer(app.clone())));
-    }
-    tasks
-}
-
 /// How often the store is pinged for `hotline_store_up`.
 pub const STORE_PING_INTERVAL: Duration = Duration::from_secs(5);
+/// How long one ping may take before the store counts as down.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Keep `hotline_store_up` true to the store's state even without traffic.
-async fn store_watch(app: App) {
-    let mut tick = tokio::time::interval(STORE_PING_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let ok = tokio::time::timeout(Duration::from_secs(2), app.conversations.store.ping())
+/// Sleep `every`, or until `stop` turns; true when it is time to stop.
+async fn wait(every: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(every) => {}
+        _ = stop.changed() => {}
+    }
+    *stop.borrow()
+}
+
+/// Keeps `hotline_store_up` true to the store's state even without traffic.
+#[derive(Debug, Clone)]
+pub struct StoreWatch {
+    deps: Deps,
+}
+
+impl StoreWatch {
+    /// A watch over `deps.store`.
+    pub fn new(deps: Deps) -> Self {
+        StoreWatch { deps }
+    }
+
+    /// Ping once; returns whether the store answered.
+    pub async fn tick(&self) -> bool {
+        let ok = tokio::time::timeout(PING_TIMEOUT, self.deps.store.ping())
             .await
             .is_ok_and(|r| r.is_ok());
-        app.metrics.store_up.set(i64::from(ok));
+        self.deps.metrics.store_up.set(i64::from(ok));
         if !ok {
-            app.metrics.store_errors.with_label_values(&["ping"]).inc();
+            self.deps
+                .metrics
+                .store_errors
+                .with_label_values(&["ping"])
+                .inc();
+        }
+        ok
+    }
+
+    async fn run(self, mut stop: watch::Receiver<bool>) {
+        loop {
+            self.tick().await;
+            if wait(STORE_PING_INTERVAL, &mut stop).await {
+                return;
+            }
         }
     }
 }
 
-async fn spool_replayer(app: App) {
-    let Some(spool) = app.conversations.spool.clone() else {
-        return;
-    };
-    let mut tick = tokio::time::interval(SPOOL_INTERVAL);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        app.metrics.spool_pending.set(spool.pending() as i64);
-        if spool.pending() == 0 {
-            continue;
+/// Replays the spool into the store.
+#[derive(Debug, Clone)]
+pub struct SpoolReplayer {
+    deps: Deps,
+    spool: Arc<Spool>,
+}
+
+impl SpoolReplayer {
+    /// A replayer of `spool` into `deps.store`.
+    pub fn new(deps: Deps, spool: Arc<Spool>) -> Self {
+        SpoolReplayer { deps, spool }
+    }
+
+    /// Replay what is pending (as of `now_ms`); returns how many cases were
+    /// recorded.
+    pub async fn tick(&self, now_ms: u64) -> usize {
+        let metrics = &self.deps.metrics;
+        metrics.spool_pending.set(self.spool.pending() as i64);
+        if self.spool.pending() == 0 {
+            return 0;
         }
-        let now = app.conversations.clock.now_ms();
-        match spool.replay(app.conversations.store.as_ref(), now).await {
+        let n = match self.spool.replay(self.deps.store.as_ref(), now_ms).await {
             Ok(n) => {
-                app.metrics.store_up.set(1);
+                metrics.store_up.set(1);
                 tracing::info!(replayed = n, "spool replayed into the store");
+                self.deps.wake.outbox();
+                n
             }
             Err(e) => {
-                tracing::debug!(error = %e, pending = spool.pending(), "spool not replayed yet")
+                let pending = self.spool.pending();
+                tracing::debug!(error = %e, pending, "spool not replayed yet");
+                0
+            }
+        };
+        metrics.spool_pending.set(self.spool.pending() as i64);
+        n
+    }
+
+    async fn run(self, mut stop: watch::Receiver<bool>) {
+        loop {
+            self.tick(self.deps.clock.now_ms()).await;
+            if wait(SPOOL_INTERVAL, &mut stop).await {
+                return;
             }
         }
-        app.metrics.spool_pending.set(spool.pending() as i64);
+    }
+}
+
+/// The background workers of one instance.
+#[derive(Debug)]
+pub struct Workers {
+    tasks: JoinSet<()>,
+    stop: watch::Sender<bool>,
+}
+
+impl Workers {
+    /// Start the outbox sender, the store watch, and, when given, the
+    /// timer worker and the spool replayer.
+    pub fn start(
+        outbox: Arc<Outbox>,
+        watch: StoreWatch,
+        timers: Option<TimerWorker>,
+        spool: Option<SpoolReplayer>,
+    ) -> Self {
+        let (stop, rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(outbox.run(rx.clone()));
+        tasks.spawn(watch.run(rx.clone()));
+        if let Some(t) = timers {
+            tasks.spawn(t.run(rx.clone()));
+        }
+        if let Some(s) = spool {
+            tasks.spawn(s.run(rx));
+        }
+        Workers { tasks, stop }
+    }
+
+    /// Stop taking work, let the rounds in progress finish within `grace`,
+    /// then abort whatever is left.
+    pub async fn shutdown(mut self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let drained = tokio::time::timeout(grace, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                grace_secs = grace.as_secs(),
+                "workers still busy after the grace period; abandoning their work (leases expire and another instance retries it)"
+            );
+            self.tasks.shutdown().await;
+        }
     }
 }

@@ -155,13 +155,13 @@ impl World {
         let rec = self
             .gw
             .app
-            .conversations
+            .deps
             .store
             .case_by_code(code)
             .await
             .unwrap()
             .expect("case");
-        serde_json::from_slice(&self.gw.app.conversations.privacy.open(&rec.data).unwrap()).unwrap()
+        serde_json::from_slice(&self.gw.app.deps.privacy.open(&rec.data).unwrap()).unwrap()
     }
 }
 
@@ -414,12 +414,10 @@ async fn a_closed_case_is_erased_after_retention_and_its_statistics_remain() {
         assert!(Instant::now() < deadline, "erased after 72 h");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let stats = hotline::dispatch::report::collect(
-        w.gw.app.conversations.store.as_ref(),
-        &w.gw.app.conversations.privacy,
-    )
-    .await
-    .unwrap();
+    let stats =
+        hotline::dispatch::report::collect(w.gw.app.deps.store.as_ref(), &w.gw.app.deps.privacy)
+            .await
+            .unwrap();
     assert_eq!(stats.len(), 1);
     assert_eq!(stats[0].city, "bishkek");
     w.gw.stop().await;

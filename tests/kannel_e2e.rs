@@ -87,14 +87,14 @@ async fn a_cyrillic_keyword_over_real_kannel_walks_the_menu_and_opens_a_case() {
         .collect();
     let case = gw
         .app
-        .conversations
+        .deps
         .store
         .case_by_code(&code)
         .await
         .unwrap()
         .expect("case recorded");
     let data: hotline::case::CaseData =
-        serde_json::from_slice(&gw.app.conversations.privacy.open(&case.data).unwrap()).unwrap();
+        serde_json::from_slice(&gw.app.deps.privacy.open(&case.data).unwrap()).unwrap();
     assert_eq!(data.channel, "kannel");
     assert_eq!(data.city, "bishkek");
     assert_eq!(data.vars["location"], "Октябрьский район, ул. Токтогула 5");

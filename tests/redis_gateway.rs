@@ -37,7 +37,7 @@ async fn open_case(gw: &Gateway, store: &dyn Store, code: &str) -> CaseData {
         .await
         .unwrap()
         .expect("case in Redis");
-    let plain = gw.app.conversations.privacy.open(&rec.data).unwrap();
+    let plain = gw.app.deps.privacy.open(&rec.data).unwrap();
     serde_json::from_slice(&plain).unwrap()
 }
 
@@ -278,11 +278,14 @@ impl Store for CommitsFail {
         &self,
         b: Option<u16>,
         key: &str,
-        v: Option<Vec<u8>>,
+        v: Vec<u8>,
         ttl: Option<u64>,
         now: u64,
     ) -> Result<(), StoreError> {
         self.0.put(b, key, v, ttl, now).await
+    }
+    async fn delete(&self, b: Option<u16>, key: &str) -> Result<(), StoreError> {
+        self.0.delete(b, key).await
     }
     async fn case(&self, b: u16, id: &str) -> Result<Option<CaseRecord>, StoreError> {
         self.0.case(b, id).await

@@ -129,14 +129,14 @@ async fn a_whole_conversation_by_sms_opens_a_case() {
         .collect();
     let case = gw
         .app
-        .conversations
+        .deps
         .store
         .case_by_code(&code)
         .await
         .unwrap()
         .expect("case recorded");
     let data: hotline::case::CaseData =
-        serde_json::from_slice(&gw.app.conversations.privacy.open(&case.data).unwrap()).unwrap();
+        serde_json::from_slice(&gw.app.deps.privacy.open(&case.data).unwrap()).unwrap();
     assert_eq!(data.vars["location"], "Station 5");
     assert_eq!(data.channel, "africastalking");
     assert_eq!(

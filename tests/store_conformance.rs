@@ -546,16 +546,10 @@ async fn commits_schedule_jobs_and_write_values_atomically(env: impl Env) {
             payload: b"sealed".to_vec(),
         },
     ));
-    req.kv.push(KvWrite {
-        key: "o:p_x".into(),
-        value: Some(b"1".to_vec()),
-        ttl_ms: None,
-    });
-    req.kv.push(KvWrite {
-        key: "tmp".into(),
-        value: Some(b"t".to_vec()),
-        ttl_ms: Some(300),
-    });
+    req.kv
+        .push(KvWrite::set("o:p_x".into(), b"1".to_vec(), None));
+    req.kv
+        .push(KvWrite::set("tmp".into(), b"t".to_vec(), Some(300)));
     assert_eq!(s.commit(req).await.unwrap(), Commit::Saved { code: None });
     let jobs = s.claim(5, Queue::Outbox, now, 1000, 10).await.unwrap();
     assert_eq!(jobs.len(), 1);
@@ -584,11 +578,7 @@ async fn commits_schedule_jobs_and_write_values_atomically(env: impl Env) {
             payload: b"x".to_vec(),
         },
     ));
-    stale.kv.push(KvWrite {
-        key: "o:p_x".into(),
-        value: None,
-        ttl_ms: None,
-    });
+    stale.kv.push(KvWrite::delete("o:p_x".into()));
     assert!(matches!(
         s.commit(stale).await.unwrap(),
         Commit::Conflict(_)
@@ -603,11 +593,7 @@ async fn commits_schedule_jobs_and_write_values_atomically(env: impl Env) {
     assert!(s.get(Some(5), "o:p_x", env.now()).await.unwrap().is_some());
     // Deleting a value with a commit; values expire.
     let mut del = commit_req(&env, "s-jobs", v, "j3", "stop", None);
-    del.kv.push(KvWrite {
-        key: "o:p_x".into(),
-        value: None,
-        ttl_ms: None,
-    });
+    del.kv.push(KvWrite::delete("o:p_x".into()));
     s.commit(del).await.unwrap();
     assert_eq!(s.get(Some(5), "o:p_x", env.now()).await.unwrap(), None);
     env.wait(600).await;
@@ -616,7 +602,7 @@ async fn commits_schedule_jobs_and_write_values_atomically(env: impl Env) {
     s.put(
         None,
         "p:at:ATXid_1",
-        Some(b"05.sms1".to_vec()),
+        b"05.sms1".to_vec(),
         Some(60_000),
         env.now(),
     )
@@ -629,9 +615,7 @@ async fn commits_schedule_jobs_and_write_values_atomically(env: impl Env) {
             .as_deref(),
         Some(b"05.sms1".as_slice())
     );
-    s.put(None, "p:at:ATXid_1", None, None, env.now())
-        .await
-        .unwrap();
+    s.delete(None, "p:at:ATXid_1").await.unwrap();
     assert_eq!(s.get(None, "p:at:ATXid_1", env.now()).await.unwrap(), None);
 }
 
@@ -656,7 +640,7 @@ async fn dedupe_can_be_scoped_by_a_value(env: impl Env) {
         Begin::Duplicate(_)
     ));
     // …and new once it changed (we sent that number something).
-    s.put(Some(5), "ls:p_y", Some(b"1234".to_vec()), None, env.now())
+    s.put(Some(5), "ls:p_y", b"1234".to_vec(), None, env.now())
         .await
         .unwrap();
     let Begin::Proceed(Some(rec)) = s.begin(scoped("text-1")).await.unwrap() else {

@@ -40,7 +40,7 @@ fn code_of(end_screen: &str) -> String {
 async fn case(gw: &Gateway, code: &str) -> CaseData {
     let rec = gw
         .app
-        .conversations
+        .deps
         .store
         .case_by_code(code)
         .await
@@ -48,7 +48,7 @@ async fn case(gw: &Gateway, code: &str) -> CaseData {
         .expect("case recorded under its code");
     let plain = gw
         .app
-        .conversations
+        .deps
         .privacy
         .open(&rec.data)
         .expect("sealed with the app key");

@@ -111,6 +111,9 @@ pub enum Event {
 }
 
 impl Event {
+    /// Every event, for zeroed metric series.
+    pub const ALL: [Event; 3] = [Event::Ussd, Event::Sms, Event::Status];
+
     /// Parse the last path segment.
     pub fn parse(s: &str) -> Option<Event> {
         match s {
@@ -183,7 +186,8 @@ impl std::fmt::Debug for SmsIn {
 }
 
 /// Where a sent message got to, normalised across aggregators.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DeliveryState {
     /// Accepted by the aggregator or the network; not yet on the handset.
     Sent,
@@ -194,7 +198,14 @@ pub enum DeliveryState {
 }
 
 impl DeliveryState {
-    /// Metric label.
+    /// Every state, for zeroed metric series.
+    pub const ALL: [DeliveryState; 3] = [
+        DeliveryState::Sent,
+        DeliveryState::Delivered,
+        DeliveryState::Failed,
+    ];
+
+    /// Metric label (also its stored form).
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryState::Sent => "sent",

@@ -1,20 +1,25 @@
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::*;
+use crate::clock::Clock;
 use crate::dispatch::lifecycle::tests::roster;
+use crate::phone::PhoneNumber;
+use crate::privacy::Privacy;
 
 fn dispatcher(texts: &str) -> Dispatcher {
-    Dispatcher::new(
-        roster(),
-        LawyerTexts::parse(texts, "lawyer_texts.toml").expect("texts"),
-        "at".into(),
-        BTreeSet::new(),
-        Arc::new(FlowSet::default()),
-        Privacy::new(b"0123456789abcdef0123456789abcdef"),
-        "112".into(),
-        1,
-        1,
-    )
+    let settings = DispatchSettings {
+        roster: roster(),
+        texts: LawyerTexts::parse(texts, "lawyer_texts.toml").expect("texts"),
+        sms_channel: "at".into(),
+        sending_channels: BTreeSet::new(),
+        flows: Arc::new(FlowSet::default()),
+        fallback: "112".into(),
+        retention_ms: 1,
+        auto_close_ms: 1,
+    };
+    let privacy = Privacy::new(b"0123456789abcdef0123456789abcdef");
+    Dispatcher::new(settings, Deps::detached(privacy, Clock::manual(0)))
 }
 
 fn case(location: &str) -> CaseData {
@@ -46,7 +51,7 @@ fn offers_fit_two_parts_by_cutting_the_location_and_the_shipped_texts_pass() {
         "{short}"
     );
     let long = d.offer_text(&case(&"Октябрьский район, ул. Токтогула ".repeat(4)), aida);
-    let sent = long.replace("{code}", "482101").replace("{minutes}", "999");
+    let sent = crate::template::render(&long, &[("code", "482101"), ("minutes", "999")]);
     assert!(crate::text::measure(&sent).sms_segments() <= 2, "{sent}");
     assert!(long.contains('…'), "the location was cut: {long}");
     assert!(d.check_offers("lawyer_texts.toml").is_empty());

@@ -7,43 +7,82 @@
 //! a timer fired twice (two instances, or a worker that died after acting
 //! but before finishing) acts once. The worker also refreshes the set of
 //! lawyers off call and the on-call gap gauge.
+//!
+//! [`TimerWorker::tick`] does one round at a given instant (tests call it
+//! directly); [`TimerWorker::run`] ticks until told to stop.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
+
 use super::{Dispatcher, TimerJob};
-use crate::app::App;
-use crate::store::{BUCKETS, Queue};
+use crate::store::{BUCKETS, Claimed, Queue};
 
 /// How long a claimed timer is held before another worker may take it.
 pub const LEASE_MS: u64 = 30_000;
 /// How often the off-call set and the gap gauge are refreshed.
 const REFRESH: Duration = Duration::from_secs(10);
+/// Timers claimed per bucket per tick.
+const BATCH: usize = 16;
 
-/// Fire due timers until the task is stopped.
-pub async fn run(app: App, dispatcher: Arc<Dispatcher>) {
-    let poll = app.config.outbox.poll;
-    let mut last_refresh: Option<tokio::time::Instant> = None;
-    loop {
-        if last_refresh.is_none_or(|t| t.elapsed() >= REFRESH) {
-            if let Err(e) = dispatcher.refresh_off(&app).await {
-                tracing::debug!(error = %e, "could not refresh the off-call set");
+/// The timer worker.
+#[derive(Debug)]
+pub struct TimerWorker {
+    dispatcher: Arc<Dispatcher>,
+    /// How long to wait when nothing was due.
+    poll: Duration,
+}
+
+impl TimerWorker {
+    /// A worker firing `dispatcher`'s timers, polling every `poll`.
+    pub fn new(dispatcher: Arc<Dispatcher>, poll: Duration) -> Self {
+        TimerWorker { dispatcher, poll }
+    }
+
+    /// Tick until `stop` turns true.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let mut last_refresh: Option<tokio::time::Instant> = None;
+        loop {
+            if *stop.borrow() {
+                return;
             }
-            for (city, hours) in dispatcher.gap_hours(app.conversations.clock.now_ms()) {
-                app.metrics
-                    .oncall_gap_hours
-                    .with_label_values(&[&city])
-                    .set(hours);
+            if last_refresh.is_none_or(|t| t.elapsed() >= REFRESH) {
+                self.refresh().await;
+                last_refresh = Some(tokio::time::Instant::now());
             }
-            last_refresh = Some(tokio::time::Instant::now());
+            let now = self.dispatcher.deps().clock.now_ms();
+            if self.tick(now).await == 0 {
+                tokio::select! {
+                    () = tokio::time::sleep(self.poll) => {}
+                    _ = stop.changed() => {}
+                }
+            }
         }
-        let mut fired = false;
+    }
+
+    /// Refresh the off-call set and the on-call gap gauge.
+    pub async fn refresh(&self) {
+        let d = &self.dispatcher;
+        if let Err(e) = d.refresh_off().await {
+            tracing::debug!(error = %e, "could not refresh the off-call set");
+        }
+        for (city, hours) in d.gap_hours(d.deps().clock.now()) {
+            d.deps()
+                .metrics
+                .oncall_gap_hours
+                .with_label_values(&[&city])
+                .set(hours);
+        }
+    }
+
+    /// Fire every timer due at `now_ms`; returns how many were claimed.
+    pub async fn tick(&self, now_ms: u64) -> usize {
+        let store = &self.dispatcher.deps().store;
+        let mut fired = 0;
         for bucket in 0..BUCKETS {
-            let now = app.conversations.clock.now_ms();
-            let claimed = match app
-                .conversations
-                .store
-                .claim(bucket, Queue::Timers, now, LEASE_MS, 16)
+            let claimed = match store
+                .claim(bucket, Queue::Timers, now_ms, LEASE_MS, BATCH)
                 .await
             {
                 Ok(c) => c,
@@ -53,33 +92,31 @@ pub async fn run(app: App, dispatcher: Arc<Dispatcher>) {
                 }
             };
             for job in claimed {
-                fired = true;
-                let Ok(timer) = serde_json::from_slice::<TimerJob>(&job.job.payload) else {
-                    tracing::error!(timer = %job.job.id, "unreadable timer dropped");
-                    let _ = app
-                        .conversations
-                        .store
-                        .finish(bucket, Queue::Timers, &job.job.id, job.attempt)
-                        .await;
-                    continue;
-                };
-                match dispatcher.fire(&app, bucket, &timer).await {
-                    Ok(()) => {
-                        let _ = app
-                            .conversations
-                            .store
-                            .finish(bucket, Queue::Timers, &job.job.id, job.attempt)
-                            .await;
-                    }
-                    // Leave it: the lease expires and it is tried again.
-                    Err(e) => {
-                        tracing::warn!(timer = %job.job.id, error = %e, "timer failed; will retry")
-                    }
-                }
+                fired += 1;
+                self.fire(bucket, &job).await;
             }
         }
-        if !fired {
-            tokio::time::sleep(poll).await;
+        fired
+    }
+
+    async fn fire(&self, bucket: u16, job: &Claimed) {
+        let store = &self.dispatcher.deps().store;
+        let id = &job.job.id;
+        let result = match serde_json::from_slice::<TimerJob>(&job.job.payload) {
+            Ok(timer) => self.dispatcher.fire(bucket, &timer).await,
+            Err(e) => {
+                tracing::error!(timer = %id, error = %e, "unreadable timer dropped");
+                Ok(())
+            }
+        };
+        match result {
+            Ok(()) => {
+                if let Err(e) = store.finish(bucket, Queue::Timers, id, job.attempt).await {
+                    tracing::warn!(timer = %id, error = %e, "could not finish a timer; it fires again harmlessly");
+                }
+            }
+            // Leave it: the lease expires and it is tried again.
+            Err(e) => tracing::warn!(timer = %id, error = %e, "timer failed; will retry"),
         }
     }
 }

@@ -63,6 +63,9 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// Every outcome, for zeroed metric series.
+    pub const ALL: [Outcome; 2] = [Outcome::Completed, Outcome::TooManyInvalid];
+
     /// Label for metrics.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1,22 +1,33 @@
 //! The sender worker and delivery reports.
 //!
-//! [`run`] polls every bucket's outbox (and wakes early when this instance
-//! queued something), claims due messages under a lease, and sends each one
-//! in its own task, at most `outbox.concurrency` at once, each channel
-//! within its own rate (`tps`, via `governor`). [`on_status`] applies
-//! delivery reports to the record of the message they are about.
+//! [`Outbox::tick`] claims every bucket's due messages under a lease and
+//! sends them, at most `outbox.concurrency` at once, each channel within its
+//! own rate (`tps`, via `governor`); it returns once every claimed message
+//! was handled. [`Outbox::run`] ticks until told to stop: immediately when
+//! this instance queued something ([`crate::deps::Wake`]), else every
+//! `outbox.poll`. A stop lets the tick in progress finish its sends.
+//! [`Outbox::on_status`] applies delivery reports to the record of the
+//! message they are about.
 
+use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use tokio::sync::Semaphore;
+use governor::{DefaultDirectRateLimiter, Quota};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
 
-use super::{OutMsg, Recipient, SENT_RECORD_TTL_MS, SentRecord, bucket_of, open};
-use crate::app::App;
+use super::{CaseRef, OutMsg, Purpose, Recipient, SENT_RECORD_TTL_MS, SentRecord, open};
 use crate::case::CaseData;
-use crate::channel::{DeliveryState, OutSms, SendOutcome, StatusIn};
-use crate::store::{BUCKETS, Claimed, Queue, StoreError};
+use crate::channel::{Channel, DeliveryState, OutSms, SendOutcome};
+use crate::config::OutboxConfig;
+use crate::deps::Deps;
+use crate::store::{BUCKETS, Claimed, Queue, StoreError, keys};
+
+/// How long a caller's "last sent" value is kept.
+const LAST_SENT_TTL_MS: u64 = 24 * 3600 * 1000;
 
 /// A message that will not reach its recipient, for whoever must react
 /// (lawyer dispatch escalates an offer that cannot be delivered).
@@ -25,11 +36,11 @@ pub struct Undelivered {
     /// The channel it went (or would have gone) through.
     pub channel: String,
     /// Why it was sent.
-    pub purpose: super::Purpose,
+    pub purpose: Purpose,
     /// Who it was for.
     pub recipient: Recipient,
     /// The case it was about.
-    pub case: Option<super::CaseRef>,
+    pub case: Option<CaseRef>,
     /// Why it will not arrive (a code).
     pub reason: String,
 }
@@ -38,50 +49,420 @@ pub struct Undelivered {
 #[async_trait]
 pub trait OutboxEvents: Send + Sync {
     /// A message was given up, or a delivery report said it failed.
-    async fn undelivered(&self, app: &App, event: Undelivered);
+    async fn undelivered(&self, event: Undelivered);
 }
 
-/// Poll and send until the task is stopped.
-pub async fn run(app: App) {
-    let cfg = app.config.outbox;
-    let permits = Arc::new(Semaphore::new(cfg.concurrency));
-    loop {
-        let mut claimed_any = false;
+/// The channels messages go out through, by name.
+pub type Channels = Arc<HashMap<String, Arc<dyn Channel>>>;
+
+/// The sender.
+pub struct Outbox {
+    deps: Deps,
+    channels: Channels,
+    /// Per-channel send rate (`tps`).
+    limiters: HashMap<String, DefaultDirectRateLimiter>,
+    cfg: OutboxConfig,
+    /// Who reacts to undelivered messages (lawyer dispatch), if anyone.
+    events: Option<Arc<dyn OutboxEvents>>,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").finish_non_exhaustive()
+    }
+}
+
+/// What to do with a claimed message before sending it.
+enum Preflight {
+    /// Send this text.
+    Send(String),
+    /// Finish the job without sending (already sent, or unreadable).
+    Finish,
+    /// Give up, for this reason.
+    GiveUp(&'static str),
+    /// Leave it: the lease expires and it is tried again (store down).
+    Later,
+}
+
+impl Outbox {
+    /// A sender for `channels` with the `[outbox]` settings.
+    pub fn new(
+        deps: Deps,
+        channels: Channels,
+        cfg: OutboxConfig,
+        events: Option<Arc<dyn OutboxEvents>>,
+    ) -> Self {
+        let limiters = channels
+            .iter()
+            .map(|(name, ch)| {
+                let tps = NonZeroU32::new(ch.tps()).unwrap_or(NonZeroU32::MIN);
+                (
+                    name.clone(),
+                    DefaultDirectRateLimiter::direct(Quota::per_second(tps)),
+                )
+            })
+            .collect();
+        Outbox {
+            deps,
+            channels,
+            limiters,
+            cfg,
+            events,
+        }
+    }
+
+    /// The dependencies it was built with.
+    pub fn deps(&self) -> &Deps {
+        &self.deps
+    }
+
+    /// Tell whoever reacts to undelivered messages.
+    pub(super) async fn tell_undelivered(&self, event: Undelivered) {
+        if let Some(events) = &self.events {
+            events.undelivered(event).await;
+        }
+    }
+
+    /// Tick until `stop` turns true: at once when woken, else every
+    /// `outbox.poll`. The tick in progress when `stop` turns finishes.
+    pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let handled = self.tick(self.deps.clock.now_ms()).await;
+            if handled == 0 {
+                tokio::select! {
+                    () = tokio::time::sleep(self.cfg.poll) => {}
+                    () = self.deps.wake.woken() => {}
+                    _ = stop.changed() => {}
+                }
+            }
+        }
+    }
+
+    /// Claim every due message (as of `now_ms`) and send them; returns how
+    /// many were claimed, once all of them were handled.
+    pub async fn tick(self: &Arc<Self>, now_ms: u64) -> usize {
+        let permits = Arc::new(Semaphore::new(self.cfg.concurrency.max(1)));
+        let lease = u64::try_from(self.cfg.lease.as_millis()).unwrap_or(60_000);
+        let mut sends = JoinSet::new();
+        let mut claimed = 0;
         for bucket in 0..BUCKETS {
-            let now = app.conversations.clock.now_ms();
-            let lease = u64::try_from(cfg.lease.as_millis()).unwrap_or(60_000);
-            let batch = permits.available_permits().max(1);
-            match app
-                .conversations
+            let batch = self.cfg.concurrency.max(1);
+            let jobs = match self
+                .deps
                 .store
-                .claim(bucket, Queue::Outbox, now, lease, batch)
+                .claim(bucket, Queue::Outbox, now_ms, lease, batch)
                 .await
             {
-                Ok(jobs) => {
-                    for job in jobs {
-                        claimed_any = true;
-                        let Ok(permit) = permits.clone().acquire_owned().await else {
-                            return;
-                        };
-                        let app = app.clone();
-                        tokio::spawn(async move {
-                            send_one(&app, bucket, job).await;
-                            drop(permit);
-                        });
-                    }
-                }
+                Ok(jobs) => jobs,
                 Err(e) => {
                     tracing::debug!(error = %e, "outbox claim failed; will retry");
                     break;
                 }
+            };
+            for job in jobs {
+                claimed += 1;
+                let Ok(permit) = permits.clone().acquire_owned().await else {
+                    break;
+                };
+                let me = self.clone();
+                sends.spawn(async move {
+                    me.send_one(bucket, job).await;
+                    drop(permit);
+                });
             }
         }
-        if !claimed_any {
-            tokio::select! {
-                () = tokio::time::sleep(cfg.poll) => {}
-                () = app.outbox_notify.notified() => {}
+        while sends.join_next().await.is_some() {}
+        claimed
+    }
+
+    /// Send one claimed message and record what happened.
+    pub async fn send_one(&self, bucket: u16, job: Claimed) {
+        let id = job.job.id.clone();
+        let msg = match open(&self.deps.privacy, &job.job.payload) {
+            Ok(msg) => msg,
+            Err(e) => {
+                tracing::error!(message = %id, error = %e, "outbox payload cannot be opened; dropped");
+                self.finish(bucket, &job).await;
+                return;
+            }
+        };
+        let text = match self.preflight(bucket, &job, &msg).await {
+            Preflight::Send(text) => text,
+            Preflight::Finish => return self.finish(bucket, &job).await,
+            Preflight::GiveUp(reason) => return self.give_up(bucket, &job, &msg, reason).await,
+            Preflight::Later => return,
+        };
+        let Some(channel) = self.channels.get(&msg.channel).cloned() else {
+            return self.give_up(bucket, &job, &msg, "no_such_channel").await;
+        };
+        if let Some(limiter) = self.limiters.get(&msg.channel) {
+            limiter.until_ready().await;
+        }
+        let started = Instant::now();
+        let outcome = channel
+            .send(OutSms {
+                id: &id,
+                to: &msg.to,
+                text: &text,
+            })
+            .await;
+        self.deps
+            .metrics
+            .send_duration
+            .with_label_values(&[&msg.channel])
+            .observe(started.elapsed().as_secs_f64());
+        match outcome {
+            SendOutcome::Sent { provider_id } => {
+                self.record_sent(bucket, &job, &msg, provider_id, &text)
+                    .await;
+            }
+            SendOutcome::Retry { after, reason } => {
+                self.retry(bucket, &job, &msg, after, &reason).await;
+            }
+            SendOutcome::Permanent { reason, .. } => {
+                self.give_up(bucket, &job, &msg, &reason).await;
+            }
+            SendOutcome::OptedOut => self.opted_out(bucket, &job, &msg).await,
+        }
+    }
+
+    /// Checks before sending: sent already, opted out, too old, channel
+    /// unable to send; then the text with its case's code and minutes.
+    async fn preflight(&self, bucket: u16, job: &Claimed, msg: &OutMsg) -> Preflight {
+        let store = &self.deps.store;
+        let now = self.deps.clock.now_ms();
+        // A worker that died after sending but before finishing left a record.
+        if job.attempt > 1 {
+            match store
+                .get(Some(bucket), &keys::sent_marker(&job.job.id), now)
+                .await
+            {
+                Ok(Some(_)) => return Preflight::Finish,
+                Ok(None) => {}
+                Err(_) => return Preflight::Later,
             }
         }
+        if let Recipient::Caller { pseudonym } = &msg.recipient {
+            match store
+                .get(Some(bucket), &keys::opted_out(pseudonym), now)
+                .await
+            {
+                Ok(Some(_)) => return Preflight::GiveUp("opted_out"),
+                Ok(None) => {}
+                Err(_) => return Preflight::Later,
+            }
+        }
+        let max_age = u64::try_from(self.cfg.max_age.as_millis()).unwrap_or(u64::MAX);
+        if now.saturating_sub(msg.created_ms) > max_age {
+            return Preflight::GiveUp("expired");
+        }
+        match self.channels.get(&msg.channel) {
+            None => return Preflight::GiveUp("no_such_channel"),
+            Some(ch) if !ch.can_send() => return Preflight::GiveUp("channel_cannot_send"),
+            Some(_) => {}
+        }
+        match self.render(msg, now).await {
+            Ok(text) => Preflight::Send(text),
+            Err(StoreError::Corrupt(_)) => Preflight::GiveUp("case_missing"),
+            Err(_) => Preflight::Later,
+        }
+    }
+
+    /// Fill in `{code}` and `{minutes}` from the message's case.
+    async fn render(&self, msg: &OutMsg, now: u64) -> Result<String, StoreError> {
+        let Some(case) = &msg.case else {
+            return Ok(crate::template::render(&msg.text, &[]));
+        };
+        let names = crate::template::names(&msg.text);
+        if !names.iter().any(|n| n == "code" || n == "minutes") {
+            return Ok(crate::template::render(&msg.text, &[]));
+        }
+        let rec = self
+            .deps
+            .store
+            .case(case.bucket, &case.id)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Corrupt("message names a case that does not exist".into())
+            })?;
+        let minutes = match self.deps.privacy.open_json::<CaseData>(&rec.data) {
+            Ok(c) => now.saturating_sub(c.opened_at_ms) / 60_000,
+            Err(e) => {
+                tracing::warn!(case = %case.id, error = %e, "case unreadable; minutes shown as 0");
+                0
+            }
+        };
+        let minutes = minutes.to_string();
+        Ok(crate::template::render(
+            &msg.text,
+            &[("code", &rec.code), ("minutes", &minutes)],
+        ))
+    }
+
+    async fn finish(&self, bucket: u16, job: &Claimed) {
+        let store = &self.deps.store;
+        if let Err(e) = store
+            .finish(bucket, Queue::Outbox, &job.job.id, job.attempt)
+            .await
+        {
+            tracing::warn!(message = %job.job.id, error = %e, "could not finish a message; its lease will expire");
+        }
+    }
+
+    /// Remember a sent message (for retries after a crash, delivery reports
+    /// and SMS dedupe), then finish its job.
+    async fn record_sent(
+        &self,
+        bucket: u16,
+        job: &Claimed,
+        msg: &OutMsg,
+        provider_id: Option<String>,
+        text: &str,
+    ) {
+        let store = &self.deps.store;
+        let id = &job.job.id;
+        let now = self.deps.clock.now_ms();
+        let ttl = Some(SENT_RECORD_TTL_MS);
+        let record = SentRecord {
+            channel: msg.channel.clone(),
+            purpose: msg.purpose,
+            recipient: msg.recipient.clone(),
+            case: msg.case.clone(),
+            provider_id: provider_id.clone(),
+            state: DeliveryState::Sent,
+        };
+        let mut ok = store
+            .put(
+                Some(bucket),
+                &keys::sent_marker(id),
+                b"1".to_vec(),
+                ttl,
+                now,
+            )
+            .await
+            .is_ok();
+        match serde_json::to_vec(&record) {
+            Ok(bytes) => {
+                let key = keys::sent_record(id);
+                ok &= store.put(Some(bucket), &key, bytes, ttl, now).await.is_ok();
+            }
+            Err(e) => {
+                tracing::error!(message = %id, error = %e, "sent record cannot be serialised");
+                ok = false;
+            }
+        }
+        if let Some(pid) = &provider_id {
+            let key = keys::provider_id(&msg.channel, pid);
+            let value = id.clone().into_bytes();
+            ok &= store.put(None, &key, value, ttl, now).await.is_ok();
+        }
+        if let Recipient::Caller { pseudonym } = &msg.recipient {
+            let key = keys::last_sent(pseudonym);
+            let value = now.to_string().into_bytes();
+            let ttl = Some(LAST_SENT_TTL_MS);
+            ok &= store.put(Some(bucket), &key, value, ttl, now).await.is_ok();
+        }
+        if !ok {
+            tracing::warn!(message = %id, "sent, but its record could not be written; delivery reports may not match");
+        }
+        self.finish(bucket, job).await;
+        let m = &self.deps.metrics;
+        m.outbox_sent
+            .with_label_values(&[&msg.channel, msg.purpose.as_str()])
+            .inc();
+        m.sms_segments
+            .with_label_values(&[&msg.channel])
+            .inc_by(crate::text::measure(text).sms_segments() as u64);
+        tracing::info!(message = %id, channel = %msg.channel, purpose = msg.purpose.as_str(), attempt = job.attempt, "message sent");
+    }
+
+    async fn retry(
+        &self,
+        bucket: u16,
+        job: &Claimed,
+        msg: &OutMsg,
+        after: Option<Duration>,
+        reason: &str,
+    ) {
+        if job.attempt >= self.cfg.max_attempts {
+            let why = format!("attempts_exhausted ({reason})");
+            return self.give_up(bucket, job, msg, &why).await;
+        }
+        let delay = backoff(
+            self.cfg.backoff_base,
+            self.cfg.backoff_max,
+            job.attempt,
+            after,
+        );
+        let now = self.deps.clock.now_ms();
+        let due = now + u64::try_from(delay.as_millis()).unwrap_or(u64::MAX / 2);
+        let id = &job.job.id;
+        if let Err(e) = self
+            .deps
+            .store
+            .reschedule(bucket, Queue::Outbox, id, job.attempt, due, None)
+            .await
+        {
+            tracing::warn!(message = %id, error = %e, "could not reschedule; its lease will expire");
+        }
+        self.deps
+            .metrics
+            .outbox_retries
+            .with_label_values(&[&msg.channel])
+            .inc();
+        tracing::info!(message = %id, channel = %msg.channel, attempt = job.attempt, reason = %reason, delay_ms = delay.as_millis() as u64, "send will be retried");
+    }
+
+    async fn opted_out(&self, bucket: u16, job: &Claimed, msg: &OutMsg) {
+        if let Recipient::Caller { pseudonym } = &msg.recipient {
+            let now = self.deps.clock.now_ms();
+            let key = keys::opted_out(pseudonym);
+            if let Err(e) = self
+                .deps
+                .store
+                .put(Some(bucket), &key, b"1".to_vec(), None, now)
+                .await
+            {
+                tracing::warn!(error = %e, "could not record an opt-out");
+            }
+        }
+        self.give_up(bucket, job, msg, "opted_out").await;
+    }
+
+    async fn give_up(&self, bucket: u16, job: &Claimed, msg: &OutMsg, reason: &str) {
+        if let Err(e) = self
+            .deps
+            .store
+            .finish(bucket, Queue::Outbox, &job.job.id, job.attempt)
+            .await
+        {
+            tracing::warn!(error = %e, "could not finish a failed message; it will be retried");
+            return;
+        }
+        self.deps
+            .metrics
+            .outbox_failed
+            .with_label_values(&[&msg.channel, msg.purpose.as_str()])
+            .inc();
+        tracing::warn!(
+            message = %job.job.id,
+            channel = %msg.channel,
+            purpose = msg.purpose.as_str(),
+            attempt = job.attempt,
+            reason,
+            "message given up"
+        );
+        self.tell_undelivered(Undelivered {
+            channel: msg.channel.clone(),
+            purpose: msg.purpose,
+            recipient: msg.recipient.clone(),
+            case: msg.case.clone(),
+            reason: reason.to_owned(),
+        })
+        .await;
     }
 }
 
@@ -95,344 +476,5 @@ pub fn backoff(base: Duration, max: Duration, attempt: u32, after: Option<Durati
     after.map_or(jittered, |a| jittered.max(a))
 }
 
-async fn give_up(app: &App, bucket: u16, job: &Claimed, msg: &OutMsg, reason: &str) {
-    let store = &app.conversations.store;
-    if let Err(e) = store
-        .finish(bucket, Queue::Outbox, &job.job.id, job.attempt)
-        .await
-    {
-        tracing::warn!(error = %e, "could not finish a failed message; it will be retried");
-        return;
-    }
-    app.metrics
-        .outbox_failed
-        .with_label_values(&[&msg.channel, msg.purpose.as_str()])
-        .inc();
-    tracing::warn!(
-        message = %job.job.id,
-        channel = %msg.channel,
-        purpose = msg.purpose.as_str(),
-        attempt = job.attempt,
-        reason,
-        "message given up"
-    );
-    if let Some(events) = &app.outbox_events {
-        events
-            .undelivered(
-                app,
-                Undelivered {
-                    channel: msg.channel.clone(),
-                    purpose: msg.purpose,
-                    recipient: msg.recipient.clone(),
-                    case: msg.case.clone(),
-                    reason: reason.to_owned(),
-                },
-            )
-            .await;
-    }
-}
-
-/// Fill in `{code}` and `{minutes}` from the message's case.
-async fn render(app: &App, msg: &OutMsg, now: u64) -> Result<String, StoreError> {
-    let Some(case) = &msg.case else {
-        return Ok(msg.text.clone());
-    };
-    if !msg.text.contains("{code}") && !msg.text.contains("{minutes}") {
-        return Ok(msg.text.clone());
-    }
-    let rec = app
-        .conversations
-        .store
-        .case(case.bucket, &case.id)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt("message names a case that does not exist".into()))?;
-    let minutes = app
-        .conversations
-        .privacy
-        .open(&rec.data)
-        .ok()
-        .and_then(|p| serde_json::from_slice::<CaseData>(&p).ok())
-        .map_or(0, |c| now.saturating_sub(c.opened_at_ms) / 60_000);
-    Ok(msg
-        .text
-        .replace("{code}", &rec.code)
-        .replace("{minutes}", &minutes.to_string()))
-}
-
-/// Send one claimed message and record what happened.
-pub async fn send_one(app: &App, bucket: u16, job: Claimed) {
-    let store = &app.conversations.store;
-    let now = app.conversations.clock.now_ms();
-    let id = job.job.id.clone();
-    let Some(msg) = open(&app.conversations.privacy, &job.job.payload) else {
-        tracing::error!(message = %id, "outbox payload cannot be opened (wrong HOTLINE_PII_KEY?); dropped");
-        let _ = store.finish(bucket, Queue::Outbox, &id, job.attempt).await;
-        return;
-    };
-    // A worker that died after sending but before finishing left a record.
-    if job.attempt > 1 {
-        match store.get(Some(bucket), &format!("sent:{id}"), now).await {
-            Ok(Some(_)) => {
-                let _ = store.finish(bucket, Queue::Outbox, &id, job.attempt).await;
-                return;
-            }
-            Ok(None) => {}
-            Err(_) => return, // the lease expires and another attempt follows
-        }
-    }
-    if let Recipient::Caller { pseudonym } = &msg.recipient {
-        match store
-            .get(Some(bucket), &format!("o:{pseudonym}"), now)
-            .await
-        {
-            Ok(Some(_)) => return give_up(app, bucket, &job, &msg, "opted_out").await,
-            Ok(None) => {}
-            Err(_) => return,
-        }
-    }
-    let max_age = u64::try_from(app.config.outbox.max_age.as_millis()).unwrap_or(u64::MAX);
-    if now.saturating_sub(msg.created_ms) > max_age {
-        return give_up(app, bucket, &job, &msg, "expired").await;
-    }
-    let Some(channel) = app.channels.get(&msg.channel).cloned() else {
-        return give_up(app, bucket, &job, &msg, "no_such_channel").await;
-    };
-    if !channel.can_send() {
-        return give_up(app, bucket, &job, &msg, "channel_cannot_send").await;
-    }
-    let text = match render(app, &msg, now).await {
-        Ok(t) => t,
-        Err(StoreError::Corrupt(_)) => {
-            return give_up(app, bucket, &job, &msg, "case_missing").await;
-        }
-        Err(_) => return, // store down: the lease expires and it is tried again
-    };
-    if let Some(limiter) = app.limiters.get(&msg.channel) {
-        limiter.until_ready().await;
-    }
-    let started = Instant::now();
-    let outcome = channel
-        .send(OutSms {
-            id: &id,
-            to: &msg.to,
-            text: &text,
-        })
-        .await;
-    app.metrics
-        .send_duration
-        .with_label_values(&[&msg.channel])
-        .observe(started.elapsed().as_secs_f64());
-    let now = app.conversations.clock.now_ms();
-    match outcome {
-        SendOutcome::Sent { provider_id } => {
-            let record = SentRecord {
-                channel: msg.channel.clone(),
-                purpose: msg.purpose,
-                recipient: msg.recipient.clone(),
-                case: msg.case.clone(),
-                provider_id: provider_id.clone(),
-                state: "sent".into(),
-            };
-            let ttl = Some(SENT_RECORD_TTL_MS);
-            let marker = store
-                .put(
-                    Some(bucket),
-                    &format!("sent:{id}"),
-                    Some(b"1".to_vec()),
-                    ttl,
-                    now,
-                )
-                .await;
-            let rec = store
-                .put(
-                    Some(bucket),
-                    &format!("msg:{id}"),
-                    serde_json::to_vec(&record).ok(),
-                    ttl,
-                    now,
-                )
-                .await;
-            let map = match &provider_id {
-                Some(pid) => {
-                    store
-                        .put(
-                            None,
-                            &format!("p:{}:{pid}", msg.channel),
-                            Some(id.clone().into_bytes()),
-                            ttl,
-                            now,
-                        )
-                        .await
-                }
-                None => Ok(()),
-            };
-            let last = match &msg.recipient {
-                Recipient::Caller { pseudonym } => {
-                    store
-                        .put(
-                            Some(bucket),
-                            &super::last_sent_key(pseudonym),
-                            Some(now.to_string().into_bytes()),
-                            Some(24 * 3600 * 1000),
-                            now,
-                        )
-                        .await
-                }
-                Recipient::Lawyer { .. } => Ok(()),
-            };
-            if marker.is_err() || rec.is_err() || map.is_err() || last.is_err() {
-                tracing::warn!(message = %id, "sent, but its record could not be written; delivery reports may not match");
-            }
-            let _ = store.finish(bucket, Queue::Outbox, &id, job.attempt).await;
-            app.metrics
-                .outbox_sent
-                .with_label_values(&[&msg.channel, msg.purpose.as_str()])
-                .inc();
-            app.metrics
-                .sms_segments
-                .with_label_values(&[&msg.channel])
-                .inc_by(crate::text::measure(&text).sms_segments() as u64);
-            tracing::info!(message = %id, channel = %msg.channel, purpose = msg.purpose.as_str(), attempt = job.attempt, "message sent");
-        }
-        SendOutcome::Retry { after, reason } => {
-            if job.attempt >= app.config.outbox.max_attempts {
-                return give_up(
-                    app,
-                    bucket,
-                    &job,
-                    &msg,
-                    &format!("attempts_exhausted ({reason})"),
-                )
-                .await;
-            }
-            let cfg = app.config.outbox;
-            let delay = backoff(cfg.backoff_base, cfg.backoff_max, job.attempt, after);
-            let due = now + u64::try_from(delay.as_millis()).unwrap_or(u64::MAX / 2);
-            let _ = store
-                .reschedule(bucket, Queue::Outbox, &id, job.attempt, due, None)
-                .await;
-            app.metrics
-                .outbox_retries
-                .with_label_values(&[&msg.channel])
-                .inc();
-            tracing::info!(message = %id, channel = %msg.channel, attempt = job.attempt, reason = %reason, delay_ms = delay.as_millis() as u64, "send will be retried");
-        }
-        SendOutcome::Permanent { reason } => give_up(app, bucket, &job, &msg, &reason).await,
-        SendOutcome::OptedOut => {
-            if let Recipient::Caller { pseudonym } = &msg.recipient {
-                let _ = store
-                    .put(
-                        Some(bucket),
-                        &format!("o:{pseudonym}"),
-                        Some(b"1".to_vec()),
-                        None,
-                        now,
-                    )
-                    .await;
-            }
-            give_up(app, bucket, &job, &msg, "opted_out").await;
-        }
-    }
-}
-
-/// Apply delivery reports received on `channel`. Reports about messages the
-/// gateway does not know (or no longer remembers) are counted and ignored.
-///
-/// # Errors
-/// [`StoreError::Unavailable`] when the store is down (the aggregator should
-/// then deliver the report again).
-pub async fn on_status(app: &App, channel: &str, reports: Vec<StatusIn>) -> Result<(), StoreError> {
-    let store = &app.conversations.store;
-    for report in reports {
-        let now = app.conversations.clock.now_ms();
-        app.metrics
-            .delivery_reports
-            .with_label_values(&[channel, report.state.as_str()])
-            .inc();
-        let id = match (&report.message_id, &report.provider_id) {
-            (Some(m), _) => Some(m.clone()),
-            (None, Some(pid)) => store
-                .get(None, &format!("p:{channel}:{pid}"), now)
-                .await?
-                .and_then(|b| String::from_utf8(b).ok()),
-            (None, None) => None,
-        };
-        let Some((id, bucket)) =
-            id.and_then(|id| Some((bucket_of(&id)?, id)).map(|(b, id)| (id, b)))
-        else {
-            tracing::debug!(channel, "delivery report for an unknown message");
-            continue;
-        };
-        let key = format!("msg:{id}");
-        let Some(mut record) = store
-            .get(Some(bucket), &key, now)
-            .await?
-            .and_then(|b| serde_json::from_slice::<SentRecord>(&b).ok())
-        else {
-            tracing::debug!(channel, message = %id, "delivery report for a message no longer remembered");
-            continue;
-        };
-        // A late "sent" must not overwrite "delivered" or "failed".
-        if record.state != "sent" && report.state == DeliveryState::Sent {
-            continue;
-        }
-        record.state = report.state.as_str().to_owned();
-        store
-            .put(
-                Some(bucket),
-                &key,
-                serde_json::to_vec(&record).ok(),
-                Some(SENT_RECORD_TTL_MS),
-                now,
-            )
-            .await?;
-        tracing::info!(channel, message = %id, state = report.state.as_str(), reason = report.reason.as_deref().unwrap_or(""), "delivery report");
-        if report.state == DeliveryState::Failed
-            && let Some(events) = &app.outbox_events
-        {
-            events
-                .undelivered(
-                    app,
-                    Undelivered {
-                        channel: record.channel.clone(),
-                        purpose: record.purpose,
-                        recipient: record.recipient.clone(),
-                        case: record.case.clone(),
-                        reason: report
-                            .reason
-                            .clone()
-                            .unwrap_or_else(|| "undelivered".into()),
-                    },
-                )
-                .await;
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_is_capped_jittered_and_honours_retry_after() {
-        let base = Duration::from_secs(2);
-        let max = Duration::from_secs(300);
-        for _ in 0..100 {
-            let d1 = backoff(base, max, 1, None);
-            assert!(
-                d1 >= Duration::from_secs(1) && d1 <= Duration::from_secs(2),
-                "{d1:?}"
-            );
-            let d3 = backoff(base, max, 3, None);
-            assert!(
-                d3 >= Duration::from_secs(4) && d3 <= Duration::from_secs(8),
-                "{d3:?}"
-            );
-            let d20 = backoff(base, max, 20, None);
-            assert!(d20 <= max && d20 >= max / 2, "{d20:?}");
-            let ra = backoff(base, max, 1, Some(Duration::from_secs(30)));
-            assert!(ra >= Duration::from_secs(30));
-        }
-    }
-}
+mod tests;

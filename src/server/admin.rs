@@ -38,17 +38,14 @@ pub async fn handle(app: App, req: http::Request<Incoming>) -> Response {
     }
     match req.uri().path() {
         "/metrics" => {
-            app.metrics.sessions_evicted.inc_by(
-                app.conversations
+            let m = app.metrics();
+            m.sessions_evicted.inc_by(
+                app.deps
                     .store
                     .sessions_evicted()
-                    .saturating_sub(app.metrics.sessions_evicted.get()),
+                    .saturating_sub(m.sessions_evicted.get()),
             );
-            reply(
-                StatusCode::OK,
-                "text/plain; version=0.0.4",
-                app.metrics.render(),
-            )
+            reply(StatusCode::OK, "text/plain; version=0.0.4", m.render())
         }
         "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
         "/readyz" => {
@@ -59,7 +56,7 @@ pub async fn handle(app: App, req: http::Request<Incoming>) -> Response {
                     "draining\n".into(),
                 );
             }
-            if app.conversations.flows.flows.is_empty() {
+            if app.flows.flows.is_empty() {
                 return reply(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "text/plain",
@@ -67,16 +64,18 @@ pub async fn handle(app: App, req: http::Request<Incoming>) -> Response {
                 );
             }
             let ping =
-                tokio::time::timeout(Duration::from_millis(1000), app.conversations.store.ping())
-                    .await;
+                tokio::time::timeout(Duration::from_millis(1000), app.deps.store.ping()).await;
             match ping {
                 Ok(Ok(())) => {
-                    app.metrics.store_up.set(1);
+                    app.metrics().store_up.set(1);
                     reply(StatusCode::OK, "text/plain", "ready\n".into())
                 }
                 _ => {
-                    app.metrics.store_up.set(0);
-                    app.metrics.store_errors.with_label_values(&["ping"]).inc();
+                    app.metrics().store_up.set(0);
+                    app.metrics()
+                        .store_errors
+                        .with_label_values(&["ping"])
+                        .inc();
                     reply(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "text/plain",

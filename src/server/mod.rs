@@ -6,11 +6,13 @@
 //! header-read timeout; each request a whole-request timeout (body and
 //! handling) and a body cap ([`public`]).
 //!
-//! Shutdown: when `shutdown` resolves, the app starts draining (`/readyz`
-//! answers 503), the public listener stops accepting, in-flight requests
-//! finish (keep-alive connections close after their current request), and
-//! `run` returns once they are done or `server.shutdown_grace` has passed.
-//! The admin listener keeps answering until then.
+//! [`run`] composes the two listeners and the background workers
+//! ([`crate::worker::Workers`]). Shutdown: when `shutdown` resolves, the app
+//! starts draining (`/readyz` answers 503), the public listener stops
+//! accepting, in-flight requests finish (keep-alive connections close after
+//! their current request), then the workers stop taking work and finish
+//! what they hold, each within `server.shutdown_grace`. The admin listener
+//! keeps answering until then.
 
 pub mod admin;
 pub mod public;
@@ -19,6 +21,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -27,6 +30,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
 
 use crate::app::App;
 
@@ -63,7 +67,7 @@ where
                 Err(e) => {
                     // EMFILE and friends: back off briefly instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
@@ -88,7 +92,12 @@ where
     }
 }
 
-/// Serve the public and admin listeners until `shutdown` resolves, then drain.
+/// Serve the public and admin listeners and run the background workers
+/// until `shutdown` resolves, then drain: `/readyz` turns 503, the public
+/// listener stops accepting, in-flight requests finish, the workers stop
+/// taking work and finish what they hold (an SMS being sent is sent and
+/// recorded), each within `server.shutdown_grace`; the admin listener
+/// answers until the end.
 ///
 /// # Errors
 /// Never in practice; the signature leaves room for listener set-up errors.
@@ -100,53 +109,73 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let (stop_public, rx_public) = watch::channel(false);
     let (stop_admin, rx_admin) = watch::channel(false);
-    let public_task = tokio::spawn(accept_loop(app.clone(), public, public::handle, rx_public));
-    let admin_task = tokio::spawn(accept_loop(
+    let mut listeners = JoinSet::new();
+    let public_task = listeners.spawn(accept_loop(app.clone(), public, public::handle, rx_public));
+    listeners.spawn(accept_loop(
         app.clone(),
         admin,
         |app, req, _peer| admin::handle(app, req),
         rx_admin,
     ));
-
-    // Forget idle per-IP limiter entries so the map stays small.
-    let sweeper = {
-        let app = app.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-            loop {
-                tick.tick().await;
-                app.ip_limiter.retain_recent();
-            }
-        })
-    };
-
-    let workers = crate::worker::spawn_all(&app);
+    let sweeper = tokio::spawn(sweep_ip_limiter(app.clone()));
+    let workers = app.start_workers();
 
     shutdown.await;
     tracing::info!("shutting down: draining in-flight requests");
     app.start_draining();
-    let _ = stop_public.send(true);
-    let public_graceful = public_task.await.unwrap_or_default();
     let grace = app.config.server.shutdown_grace;
-    if tokio::time::timeout(grace, public_graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            grace_secs = grace.as_secs(),
-            "grace period over; abandoning unfinished requests"
-        );
-    }
-    let _ = stop_admin.send(true);
-    let admin_graceful = admin_task.await.unwrap_or_default();
-    let _ =
-        tokio::time::timeout(std::time::Duration::from_secs(1), admin_graceful.shutdown()).await;
+    let _ = stop_public.send(true);
+    drain_listener(&mut listeners, public_task.id(), grace).await;
     sweeper.abort();
-    for w in workers {
-        w.abort();
+    workers.shutdown(grace).await;
+    let _ = stop_admin.send(true);
+    while let Some(done) = listeners.join_next().await {
+        if let Ok(graceful) = done {
+            let _ = tokio::time::timeout(Duration::from_secs(1), graceful.shutdown()).await;
+        }
     }
     tracing::info!("shut down");
     Ok(())
+}
+
+/// Wait for the listener task `id` to stop accepting, then for its
+/// connections to finish their requests, within `grace`.
+async fn drain_listener(
+    listeners: &mut JoinSet<GracefulShutdown>,
+    id: tokio::task::Id,
+    grace: Duration,
+) {
+    let mut others = Vec::new();
+    while let Some(done) = listeners.join_next_with_id().await {
+        match done {
+            Ok((done_id, graceful)) if done_id == id => {
+                if tokio::time::timeout(grace, graceful.shutdown())
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(
+                        grace_secs = grace.as_secs(),
+                        "grace period over; abandoning unfinished requests"
+                    );
+                }
+                break;
+            }
+            Ok((_, graceful)) => others.push(graceful),
+            Err(_) => break,
+        }
+    }
+    for graceful in others {
+        let _ = tokio::time::timeout(Duration::from_secs(1), graceful.shutdown()).await;
+    }
+}
+
+/// Forget idle per-IP limiter entries so the map stays small.
+async fn sweep_ip_limiter(app: App) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        app.ip_limiter.retain_recent();
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C). The handlers are installed when

@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    Begin, BeginRequest, CachedReply, CaseRecord, Claimed, Commit, CommitRequest, Job, Queue,
+    Begin, BeginRequest, CachedReply, CaseRecord, Claimed, Commit, CommitRequest, Job, KvOp, Queue,
     SessionRecord, SessionWrite, Store, StoreError, gcra,
 };
 
@@ -330,11 +330,11 @@ impl Store for MemoryStore {
         }
         for w in req.kv {
             let key = kv_key(Some(req.bucket), &w.key);
-            match w.value {
-                Some(v) => {
-                    s.kv.insert(key, v, w.ttl_ms.map_or(u64::MAX, |t| now + t), now);
+            match w.op {
+                KvOp::Set { value, ttl_ms } => {
+                    s.kv.insert(key, value, ttl_ms.map_or(u64::MAX, |t| now + t), now);
                 }
-                None => {
+                KvOp::Delete => {
                     s.kv.remove(&key);
                 }
             }
@@ -459,20 +459,19 @@ impl Store for MemoryStore {
         &self,
         bucket: Option<u16>,
         key: &str,
-        value: Option<Vec<u8>>,
+        value: Vec<u8>,
         ttl_ms: Option<u64>,
         now: u64,
     ) -> Result<(), StoreError> {
-        let mut s = self.lock();
         let key = kv_key(bucket, key);
-        match value {
-            Some(v) => {
-                s.kv.insert(key, v, ttl_ms.map_or(u64::MAX, |t| now + t), now);
-            }
-            None => {
-                s.kv.remove(&key);
-            }
-        }
+        self.lock()
+            .kv
+            .insert(key, value, ttl_ms.map_or(u64::MAX, |t| now + t), now);
+        Ok(())
+    }
+
+    async fn delete(&self, bucket: Option<u16>, key: &str) -> Result<(), StoreError> {
+        self.lock().kv.remove(&kv_key(bucket, key));
         Ok(())
     }
 

@@ -20,6 +20,7 @@
 //! Redis Cluster keeps them in one slot; case codes encode their bucket
 //! (`code % BUCKETS`) so that a lawyer's `OK 4821` finds its case's slot.
 
+pub mod keys;
 pub mod memory;
 pub mod redis;
 
@@ -113,10 +114,40 @@ pub struct BeginRequest {
 pub struct KvWrite {
     /// Key, within the bucket.
     pub key: String,
-    /// The value; `None` deletes it.
-    pub value: Option<Vec<u8>>,
-    /// Lifetime; `None` keeps it until deleted.
-    pub ttl_ms: Option<u64>,
+    /// What to do with it.
+    pub op: KvOp,
+}
+
+/// A write or a delete of a small value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvOp {
+    /// Store `value`; `ttl_ms` `None` keeps it until deleted.
+    Set {
+        /// The value.
+        value: Vec<u8>,
+        /// Lifetime.
+        ttl_ms: Option<u64>,
+    },
+    /// Remove it.
+    Delete,
+}
+
+impl KvWrite {
+    /// Store `value` under `key`, for `ttl_ms` (or until deleted).
+    pub fn set(key: String, value: Vec<u8>, ttl_ms: Option<u64>) -> Self {
+        KvWrite {
+            key,
+            op: KvOp::Set { value, ttl_ms },
+        }
+    }
+
+    /// Remove `key`.
+    pub fn delete(key: String) -> Self {
+        KvWrite {
+            key,
+            op: KvOp::Delete,
+        }
+    }
 }
 
 /// A stored session.
@@ -294,13 +325,20 @@ pub struct CaseUpdate {
     pub now_ms: u64,
 }
 
+/// The cause of an unavailable store (a Redis or I/O error, a timeout).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why the store could not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The backing service cannot be reached or timed out; worth retrying
-    /// later, and the reason to report not-ready.
+    /// later, and the reason to report not-ready. Keeps its cause.
     #[error("store unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] BoxError),
+    /// A record changed under every one of a bounded number of
+    /// compare-and-set attempts; worth retrying later.
+    #[error("the record kept changing under concurrent updates")]
+    Contended,
     /// Every candidate code was taken.
     #[error("no free case code among the candidates")]
     CodesExhausted,
@@ -400,8 +438,7 @@ pub trait Store: Send + Sync + 'static {
         now_ms: u64,
     ) -> Result<Option<Vec<u8>>, StoreError>;
 
-    /// Write (`Some`) or delete (`None`) a small value, with an optional
-    /// lifetime.
+    /// Write a small value, with an optional lifetime.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`].
@@ -409,10 +446,16 @@ pub trait Store: Send + Sync + 'static {
         &self,
         bucket: Option<u16>,
         key: &str,
-        value: Option<Vec<u8>>,
+        value: Vec<u8>,
         ttl_ms: Option<u64>,
         now_ms: u64,
     ) -> Result<(), StoreError>;
+
+    /// Delete a small value (no error when there is none).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn delete(&self, bucket: Option<u16>, key: &str) -> Result<(), StoreError>;
 
     /// A case by id.
     ///

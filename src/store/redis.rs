@@ -37,8 +37,8 @@ use redis::{Script, ScriptInvocation, Value};
 
 use super::{
     BUCKETS, Begin, BeginRequest, CODE_QUARANTINE_MS, CachedReply, CaseRecord, CaseUpdate, Claimed,
-    Commit, CommitRequest, Job, NewCase, Queue, SessionRecord, SessionWrite, Store, StoreError,
-    code_bucket,
+    Commit, CommitRequest, Job, KvOp, NewCase, Queue, SessionRecord, SessionWrite, Store,
+    StoreError, code_bucket,
 };
 
 const CASE_LUA: &str = include_str!("lua/case.lua");
@@ -123,8 +123,8 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
-fn unavailable(e: &redis::RedisError) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(Box::new(e))
 }
 
 fn corrupt(what: &str) -> StoreError {
@@ -208,23 +208,17 @@ impl RedisStore {
                 .response_timeout(response_timeout)
                 .retries(2)
                 .build()
-                .map_err(|e| unavailable(&e))?;
-            Conn::Cluster(
-                client
-                    .get_async_connection()
-                    .await
-                    .map_err(|e| unavailable(&e))?,
-            )
+                .map_err(unavailable)?;
+            Conn::Cluster(client.get_async_connection().await.map_err(unavailable)?)
         } else {
-            let client = redis::Client::open(url).map_err(|e| unavailable(&e))?;
+            let client = redis::Client::open(url).map_err(unavailable)?;
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(connect_timeout))
                 .set_response_timeout(Some(response_timeout))
                 .set_number_of_retries(1)
                 .set_max_delay(Duration::from_millis(500));
             Conn::Single(
-                ConnectionManager::new_lazy_with_config(client, config)
-                    .map_err(|e| unavailable(&e))?,
+                ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?,
             )
         };
         let store = RedisStore {
@@ -247,7 +241,7 @@ impl RedisStore {
                     script
                         .load_async(&mut c.clone())
                         .await
-                        .map_err(|e| unavailable(&e))?;
+                        .map_err(unavailable)?;
                 }
                 // A cluster loads each script on each node on first use
                 // (EVALSHA falls back to loading it on NOSCRIPT).
@@ -334,7 +328,7 @@ impl RedisStore {
             .arg(due_ms.map(|d| d.to_string()).unwrap_or_default())
             .arg(payload.clone().unwrap_or_default())
             .arg(if payload.is_some() { "1" } else { "0" });
-        let v = self.conn.invoke(&inv).await.map_err(|e| unavailable(&e))?;
+        let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
         Ok(int(&v) == Some(1))
     }
 }
@@ -353,7 +347,7 @@ impl Store for RedisStore {
         inv.arg(req.now_ms)
             .arg(req.rate.interval_ms())
             .arg(req.rate.burst.max(1));
-        let v = self.conn.invoke(&inv).await.map_err(|e| unavailable(&e))?;
+        let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
         let Value::Array(items) = v else {
             return Err(corrupt("begin returned a non-array"));
         };
@@ -406,9 +400,13 @@ impl Store for RedisStore {
             inv.arg(a);
         }
         for w in &req.kv {
-            inv.arg(w.value.clone().unwrap_or_default())
-                .arg(w.ttl_ms.map(|t| t.max(1).to_string()).unwrap_or_default())
-                .arg(if w.value.is_none() { "1" } else { "0" });
+            match &w.op {
+                KvOp::Set { value, ttl_ms } => inv
+                    .arg(value.clone())
+                    .arg(ttl_ms.map(|t| t.max(1).to_string()).unwrap_or_default())
+                    .arg("0"),
+                KvOp::Delete => inv.arg(Vec::<u8>::new()).arg("").arg("1"),
+            };
         }
         if let Some(case) = &req.case {
             for k in self.case_keys(req.bucket, case) {
@@ -421,7 +419,7 @@ impl Store for RedisStore {
         if let Some(scope) = &req.dedupe_scope {
             inv.key(self.kv_key(Some(req.bucket), scope)).arg("scoped");
         }
-        let v = self.conn.invoke(&inv).await.map_err(|e| unavailable(&e))?;
+        let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
         let Value::Array(items) = v else {
             return Err(corrupt("commit returned a non-array"));
         };
@@ -453,7 +451,7 @@ impl Store for RedisStore {
         for job in jobs {
             inv.arg(job.id).arg(job.due_ms).arg(job.payload);
         }
-        self.conn.invoke(&inv).await.map_err(|e| unavailable(&e))?;
+        self.conn.invoke(&inv).await.map_err(unavailable)?;
         Ok(())
     }
 
@@ -470,7 +468,7 @@ impl Store for RedisStore {
             inv.key(k);
         }
         inv.arg(now_ms).arg(lease_ms).arg(max);
-        let v = self.conn.invoke(&inv).await.map_err(|e| unavailable(&e))?;
+        let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
         let Value::Array(items) = v else {
             return Err(corrupt("claim returned a non-array"));
         };
@@ -533,7 +531,7 @@ impl Store for RedisStore {
         for a in Self::case_args(&case) {
             inv.arg(a);
         }
-        let v = self.conn.invoke(&inv).await.map_err(|e| unavailable(&e))?;
+        let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
         let Value::Array(items) = v else {
             return Err(corrupt("record_case returned a non-array"));
         };
@@ -555,7 +553,7 @@ impl Store for RedisStore {
     ) -> Result<Option<Vec<u8>>, StoreError> {
         let mut cmd = redis::cmd("GET");
         cmd.arg(self.kv_key(bucket, key));
-        let v = self.conn.query(&cmd).await.map_err(|e| unavailable(&e))?;
+        let v = self.conn.query(&cmd).await.map_err(unavailable)?;
         Ok(bytes(&v))
     }
 
@@ -563,29 +561,23 @@ impl Store for RedisStore {
         &self,
         bucket: Option<u16>,
         key: &str,
-        value: Option<Vec<u8>>,
+        value: Vec<u8>,
         ttl_ms: Option<u64>,
         _now_ms: u64,
     ) -> Result<(), StoreError> {
-        let key = self.kv_key(bucket, key);
-        let cmd = match (value, ttl_ms) {
-            (None, _) => {
-                let mut c = redis::cmd("DEL");
-                c.arg(key);
-                c
-            }
-            (Some(v), Some(ttl)) => {
-                let mut c = redis::cmd("SET");
-                c.arg(key).arg(v).arg("PX").arg(ttl.max(1));
-                c
-            }
-            (Some(v), None) => {
-                let mut c = redis::cmd("SET");
-                c.arg(key).arg(v);
-                c
-            }
-        };
-        self.conn.query(&cmd).await.map_err(|e| unavailable(&e))?;
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.kv_key(bucket, key)).arg(value);
+        if let Some(ttl) = ttl_ms {
+            cmd.arg("PX").arg(ttl.max(1));
+        }
+        self.conn.query(&cmd).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn delete(&self, bucket: Option<u16>, key: &str) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(self.kv_key(bucket, key));
+        self.conn.query(&cmd).await.map_err(unavailable)?;
         Ok(())
     }
 
@@ -596,7 +588,7 @@ impl Store for RedisStore {
             .arg("v")
             .arg("d")
             .arg("st");
-        let v = self.conn.query(&cmd).await.map_err(|e| unavailable(&e))?;
+        let v = self.conn.query(&cmd).await.map_err(unavailable)?;
         let Value::Array(f) = v else {
             return Err(corrupt("HMGET returned a non-array"));
         };
@@ -618,7 +610,7 @@ impl Store for RedisStore {
         };
         let mut cmd = redis::cmd("GET");
         cmd.arg(format!("{}:code:{code}", self.tag(bucket)));
-        let v = self.conn.query(&cmd).await.map_err(|e| unavailable(&e))?;
+        let v = self.conn.query(&cmd).await.map_err(unavailable)?;
         match string(&v) {
             Some(id) => self.case(bucket, &id).await,
             None => Ok(None),
@@ -646,7 +638,7 @@ impl Store for RedisStore {
         for a in job_args(&u.jobs) {
             inv.arg(a);
         }
-        let v = self.conn.invoke(&inv).await.map_err(|e| unavailable(&e))?;
+        let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
         Ok(int(&v) == Some(1))
     }
 
@@ -657,7 +649,7 @@ impl Store for RedisStore {
             self.tag(bucket),
             if open_only { "open" } else { "all" }
         ));
-        let v = self.conn.query(&cmd).await.map_err(|e| unavailable(&e))?;
+        let v = self.conn.query(&cmd).await.map_err(unavailable)?;
         let mut ids: Vec<String> = match v {
             Value::Array(items) | Value::Set(items) => items.iter().filter_map(string).collect(),
             _ => return Err(corrupt("SMEMBERS returned a non-array")),
@@ -671,7 +663,7 @@ impl Store for RedisStore {
             .conn
             .query(&redis::cmd("PING"))
             .await
-            .map_err(|e| unavailable(&e))?;
+            .map_err(unavailable)?;
         match v {
             Value::SimpleString(_) | Value::Okay | Value::BulkString(_) => Ok(()),
             _ => Err(corrupt("PING")),

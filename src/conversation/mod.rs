@@ -1,0 +1,629 @@
+//! Conversations: one inbound message in, one screen out.
+//!
+//! This is where a USSD hop or an SMS goes after its adapter parsed it:
+//! round trip one to the store (dedupe, rate limit, load the session), the
+//! pure flow engine ([`plan`]), round trip two (save the session; record a
+//! case when the flow opened one; queue the SMS screen). Nothing else on
+//! this path waits on the store.
+//!
+//! - USSD: the screen is the HTTP answer. When the store is down or the
+//!   caller is over the limit, a calm last screen with the fallback number
+//!   (`messages.unavailable`), never an error. A completed request whose
+//!   store write failed (or, with a cumulative text, whose session could not
+//!   be loaded) is kept in the durable spool and acknowledged ([`offline`]).
+//! - SMS: a keyword starts its flow; every later SMS from that number is the
+//!   next answer; each screen is queued as one SMS in the outbox. A text that
+//!   starts nothing gets the help text (once an hour); `STOP` ends the
+//!   session and stops messages to the number.
+//!
+//! Logs carry the caller's pseudonym only; never the number, what she typed,
+//! or the screen text.
+
+mod offline;
+pub mod plan;
+
+use std::sync::Arc;
+
+pub use plan::STOP_WORDS;
+use plan::{FlowStep, Incoming, Plan, SessionData};
+
+use crate::case::CaseData;
+use crate::channel::{SmsIn, UssdIn, UssdInput};
+use crate::config::Limits;
+use crate::deps::Deps;
+use crate::flow::engine::{Caller, Effect, Step};
+use crate::flow::{Flow, FlowSet};
+use crate::outbox::{self, OutMsg, Purpose, Recipient};
+use crate::outcome::Outcome;
+use crate::phone::PhoneNumber;
+use crate::privacy::Pseudonym;
+use crate::spool::Spool;
+use crate::store::{
+    BUCKETS, Begin, BeginRequest, CachedReply, Commit, CommitRequest, Job, KvWrite, NewCase, Queue,
+    SessionRecord, SessionWrite, code_candidates, keys,
+};
+
+/// How many case codes to offer the store at once.
+const CODE_CANDIDATES: usize = 8;
+/// How long a number that got the SMS help text is not sent it again.
+const HELP_QUIET_MS: u64 = 3600 * 1000;
+/// Without an aggregator message id, the same text from the same number
+/// within this window, before we sent that number anything, is a retry.
+const SMS_DEDUPE_WINDOW_MS: u64 = 10_000;
+/// USSD that sends only the latest answer: the same answer in the same
+/// session within this window is a retry (nobody reads the next screen and
+/// types the same again that fast on a basic phone).
+const LATEST_DEDUPE_WINDOW_MS: u64 = 4_000;
+
+/// Decides the jobs scheduled with a new case (its first offer and its
+/// escalation timer). Lawyer dispatch implements it.
+pub trait CasePlanner: Send + Sync {
+    /// Record the case's first dispatch state in `case` and return the jobs
+    /// to write in the same commit (its first offer, its timers).
+    fn plan(&self, case: &mut CaseData, bucket: u16) -> Vec<(Queue, Job)>;
+}
+
+/// What the caller is shown, and how the request is counted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The screen (USSD); empty for SMS, whose screens go through the outbox.
+    pub text: String,
+    /// Whether the session is over.
+    pub end: bool,
+    /// How the request ended, for the metric.
+    pub outcome: Outcome,
+}
+
+impl Answer {
+    /// The answer to a delivery seen before: the same screen again (USSD);
+    /// nothing for SMS, whose screen was queued the first time.
+    fn duplicate(reply: &CachedReply, is_sms: bool) -> Answer {
+        Answer {
+            text: if is_sms {
+                String::new()
+            } else {
+                reply.render()
+            },
+            end: reply.end,
+            outcome: Outcome::Duplicate,
+        }
+    }
+}
+
+/// The conversation service.
+#[derive(Clone)]
+pub struct Conversations {
+    /// Store, clock, keys, metrics, outbox wake-up.
+    pub deps: Deps,
+    /// Loaded flows.
+    pub flows: Arc<FlowSet>,
+    /// Caller limits.
+    pub limits: Limits,
+    /// Jobs for new cases (none until dispatch is configured).
+    pub planner: Option<Arc<dyn CasePlanner>>,
+    /// Where cases go when the store fails as they complete.
+    pub spool: Option<Arc<Spool>>,
+    /// The flow an SMS without a keyword is helped towards (its
+    /// `messages.sms_help` and keywords), normally the default flow.
+    pub default_flow: String,
+}
+
+impl std::fmt::Debug for Conversations {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conversations")
+            .field("deps", &self.deps)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Everything one inbound message needs.
+struct Hop<'a> {
+    channel: &'a str,
+    from: &'a PhoneNumber,
+    pseudonym: Pseudonym,
+    bucket: u16,
+    caller: Caller,
+    session_key: String,
+    dedupe_key: String,
+    dedupe_scope: Option<String>,
+    dedupe_ttl_ms: u64,
+    incoming: Incoming<'a>,
+    /// The flow a new USSD session starts.
+    flow: Option<Arc<Flow>>,
+}
+
+impl Hop<'_> {
+    fn is_sms(&self) -> bool {
+        matches!(self.incoming, Incoming::Sms(_))
+    }
+}
+
+/// A commit ready for round trip two, and what to report once it is stored.
+struct Prepared {
+    commit: CommitRequest,
+    done: Option<Done>,
+}
+
+/// The flow step a commit stores.
+struct Done {
+    flow: Arc<Flow>,
+    step: Step,
+    lang: String,
+    /// The case it opens, with its city (for the spool when the store fails).
+    case: Option<(NewCase, String)>,
+}
+
+impl Conversations {
+    fn unavailable(&self, flow: Option<&Flow>, lang: Option<&str>, outcome: Outcome) -> Answer {
+        let text = flow.map_or_else(
+            || "Service unavailable.".to_owned(),
+            |f| {
+                f.text(
+                    &f.spec.messages.unavailable,
+                    lang.unwrap_or(&f.spec.default_language),
+                )
+            },
+        );
+        Answer {
+            text,
+            end: true,
+            outcome,
+        }
+    }
+
+    fn dedupe_ttl_ms(&self) -> u64 {
+        u64::try_from(self.limits.dedupe_ttl.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Handle one USSD hop on `channel`, whose sessions start `flow_id`.
+    pub async fn ussd(&self, channel: &str, flow_id: &str, req: UssdIn) -> Answer {
+        let Some(flow) = self.flows.get(flow_id).cloned() else {
+            tracing::error!(
+                channel,
+                flow = flow_id,
+                "channel names a flow that is not loaded"
+            );
+            return self.unavailable(None, None, Outcome::Error);
+        };
+        let pseudonym = self.deps.privacy.pseudonym(req.from.as_str());
+        let session_key = keys::ussd_session(channel, &req.session_id);
+        let (incoming, dedupe_key, ttl) = match &req.input {
+            UssdInput::Cumulative(text) => (
+                Incoming::Cumulative(text),
+                keys::ussd_cumulative_delivery(&session_key, plan::step_count(text)),
+                self.dedupe_ttl_ms(),
+            ),
+            UssdInput::Latest { text, first } => (
+                Incoming::Latest {
+                    text,
+                    first: *first,
+                },
+                keys::ussd_latest_delivery(&session_key, *first, &plan::short_hash(text)),
+                LATEST_DEDUPE_WINDOW_MS,
+            ),
+        };
+        let hop = Hop {
+            channel,
+            from: &req.from,
+            bucket: pseudonym.bucket(BUCKETS),
+            pseudonym,
+            caller: Caller {
+                country: req.from.country(),
+            },
+            session_key,
+            dedupe_key,
+            dedupe_scope: None,
+            dedupe_ttl_ms: ttl,
+            incoming,
+            flow: Some(flow),
+        };
+        self.run(hop).await
+    }
+
+    /// Handle one inbound SMS (not from a lawyer) on `channel`.
+    pub async fn sms(&self, channel: &str, msg: &SmsIn) -> Answer {
+        let pseudonym = self.deps.privacy.pseudonym(msg.from.as_str());
+        let (dedupe_key, scope, ttl) = match &msg.message_id {
+            Some(id) => (keys::sms_delivery(channel, id), None, self.dedupe_ttl_ms()),
+            None => (
+                keys::sms_delivery_by_text(channel, &pseudonym, &plan::short_hash(msg.text.trim())),
+                Some(keys::last_sent(&pseudonym)),
+                SMS_DEDUPE_WINDOW_MS,
+            ),
+        };
+        let hop = Hop {
+            channel,
+            from: &msg.from,
+            bucket: pseudonym.bucket(BUCKETS),
+            session_key: keys::sms_session(channel, &pseudonym),
+            pseudonym,
+            caller: Caller {
+                country: msg.from.country(),
+            },
+            dedupe_key,
+            dedupe_scope: scope,
+            dedupe_ttl_ms: ttl,
+            incoming: Incoming::Sms(&msg.text),
+            flow: None,
+        };
+        self.run(hop).await
+    }
+
+    /// The SMS help text: the default flow's `messages.sms_help` with every
+    /// flow's keywords.
+    pub fn help_text(&self) -> String {
+        let keywords: Vec<&str> = self
+            .flows
+            .flows
+            .values()
+            .flat_map(|f| f.spec.keywords.iter().map(String::as_str))
+            .collect();
+        let list = keywords.join(", ");
+        match self
+            .flows
+            .get(&self.default_flow)
+            .or_else(|| self.flows.flows.values().next())
+        {
+            Some(f) => match &f.spec.messages.sms_help {
+                Some(t) => crate::template::render(
+                    &f.text(t, &f.spec.default_language),
+                    &[("keywords", &list)],
+                ),
+                None => format!("{list}?"),
+            },
+            None => list,
+        }
+    }
+
+    async fn run(&self, hop: Hop<'_>) -> Answer {
+        for _attempt in 0..2 {
+            let now = self.deps.clock.now_ms();
+            let loaded = match self.begin(&hop, now).await {
+                Ok(loaded) => loaded,
+                Err(answer) => return answer,
+            };
+            let version = loaded.as_ref().map_or(0, |r| r.version);
+            let existing = loaded.as_ref().and_then(|r| self.open_session(r));
+            let Some(plan) = plan::plan(
+                &self.flows,
+                hop.flow.as_ref(),
+                &hop.caller,
+                hop.incoming,
+                existing.as_ref(),
+                now,
+            ) else {
+                return self.unavailable(None, None, Outcome::Error);
+            };
+            let prepared = match self.prepare(&hop, plan, version, now) {
+                Ok(Some(p)) => p,
+                Ok(None) => {
+                    return Answer {
+                        text: String::new(),
+                        end: true,
+                        outcome: Outcome::Ok,
+                    };
+                }
+                Err(e) => {
+                    tracing::error!(channel = hop.channel, caller = %hop.pseudonym, error = %e, "session could not be serialised");
+                    return self.unavailable(hop.flow.as_deref(), None, Outcome::Error);
+                }
+            };
+            if let Some(answer) = self.store(&hop, prepared, now).await {
+                return answer;
+            }
+        }
+        self.unavailable(hop.flow.as_deref(), None, Outcome::Error)
+    }
+
+    /// Round trip one. `Err` is the answer to give without going further.
+    async fn begin(&self, hop: &Hop<'_>, now: u64) -> Result<Option<SessionRecord>, Answer> {
+        let begin = self
+            .deps
+            .store
+            .begin(BeginRequest {
+                bucket: hop.bucket,
+                dedupe_key: hop.dedupe_key.clone(),
+                rate_key: hop.pseudonym.as_str().to_owned(),
+                rate: self.limits.rate,
+                session_key: hop.session_key.clone(),
+                dedupe_scope: hop.dedupe_scope.clone(),
+                now_ms: now,
+            })
+            .await;
+        match begin {
+            Ok(Begin::Proceed(rec)) => Ok(rec),
+            Ok(Begin::Duplicate(reply)) => {
+                tracing::info!(channel = hop.channel, caller = %hop.pseudonym, "retry answered from cache");
+                Err(Answer::duplicate(&reply, hop.is_sms()))
+            }
+            Ok(Begin::Limited { retry_after_ms }) => {
+                tracing::warn!(channel = hop.channel, caller = %hop.pseudonym, retry_after_ms, "caller over the rate limit");
+                Err(self.unavailable(hop.flow.as_deref(), None, Outcome::RateLimited))
+            }
+            Err(e) => {
+                self.deps.store_failed("begin", &e);
+                // The session cannot be loaded. If a USSD text holds every
+                // answer of a completed request, replay it and keep the
+                // case; otherwise end calmly.
+                if let (Incoming::Cumulative(text), Some(flow)) = (hop.incoming, &hop.flow)
+                    && let Some(answer) = self.replay_offline(flow, hop, text, now).await
+                {
+                    return Err(answer);
+                }
+                Err(self.unavailable(hop.flow.as_deref(), None, Outcome::StoreUnavailable))
+            }
+        }
+    }
+
+    fn open_session(&self, rec: &SessionRecord) -> Option<SessionData> {
+        match self.deps.privacy.open_json(&rec.data) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                // Unreadable (a changed key, an older format): start afresh.
+                tracing::warn!(error = %e, "session data unreadable; starting afresh");
+                None
+            }
+        }
+    }
+
+    /// The commit for a plan; `None` when there is nothing to store.
+    fn prepare(
+        &self,
+        hop: &Hop<'_>,
+        plan: Plan,
+        version: u64,
+        now: u64,
+    ) -> Result<Option<Prepared>, serde_json::Error> {
+        // Job ids derive from the delivery and the version it advanced, so
+        // a message is queued once however often it is retried.
+        let job_key = format!("{}@{version}", hop.dedupe_key);
+        let mut commit = CommitRequest {
+            bucket: hop.bucket,
+            session_key: hop.session_key.clone(),
+            expected_version: version,
+            session: SessionWrite::Delete,
+            dedupe_key: hop.dedupe_key.clone(),
+            reply: CachedReply {
+                text: String::new(),
+                end: true,
+                code: None,
+            },
+            dedupe_ttl_ms: hop.dedupe_ttl_ms,
+            dedupe_scope: hop.dedupe_scope.clone(),
+            case: None,
+            jobs: Vec::new(),
+            kv: Vec::new(),
+            now_ms: now,
+        };
+        let done = match plan {
+            Plan::Silent => return Ok(None),
+            Plan::Stop => {
+                commit.kv.push(KvWrite::set(
+                    keys::opted_out(&hop.pseudonym),
+                    b"1".to_vec(),
+                    None,
+                ));
+                tracing::info!(channel = hop.channel, caller = %hop.pseudonym, "caller opted out");
+                None
+            }
+            Plan::Help => {
+                let text = self.help_text();
+                commit.session = SessionWrite::Save {
+                    data: self.deps.privacy.seal_json(&SessionData::default())?,
+                    ttl_ms: HELP_QUIET_MS,
+                };
+                let job = self.sms_job(hop, &job_key, text.clone(), Purpose::Help, None, now)?;
+                commit.jobs.push(job);
+                commit.reply.text = text;
+                None
+            }
+            Plan::Step(step) => Some(self.prepare_step(hop, step, &job_key, &mut commit)?),
+        };
+        Ok(Some(Prepared { commit, done }))
+    }
+
+    fn prepare_step(
+        &self,
+        hop: &Hop<'_>,
+        s: FlowStep,
+        job_key: &str,
+        commit: &mut CommitRequest,
+    ) -> Result<Done, serde_json::Error> {
+        let is_sms = hop.is_sms();
+        if s.started {
+            self.deps
+                .metrics
+                .sessions_started
+                .with_label_values(&[s.flow.id()])
+                .inc();
+            if is_sms {
+                // She wrote to us again: messages to her may resume.
+                commit
+                    .kv
+                    .push(KvWrite::delete(keys::opted_out(&hop.pseudonym)));
+            }
+        }
+        let case = self.case_for(&s.step, hop)?;
+        if !s.step.end {
+            let data = SessionData {
+                f: s.flow.id().to_owned(),
+                st: Some(s.step.state.clone()),
+                c: s.consumed,
+                t0: s.t0,
+            };
+            let ttl_secs = if is_sms {
+                s.flow.spec.sms_session_timeout_secs
+            } else {
+                s.flow.spec.session_timeout_secs
+            };
+            commit.session = SessionWrite::Save {
+                data: self.deps.privacy.seal_json(&data)?,
+                ttl_ms: ttl_secs * 1000,
+            };
+        }
+        if is_sms {
+            let case_ref = case.as_ref().map(|(c, _)| outbox::CaseRef {
+                bucket: hop.bucket,
+                id: c.id.clone(),
+            });
+            let text = s.step.reply.clone();
+            let job = self.sms_job(hop, job_key, text, Purpose::Screen, case_ref, commit.now_ms)?;
+            commit.jobs.push(job);
+        }
+        commit.reply = CachedReply {
+            text: s.step.reply.clone(),
+            end: s.step.end,
+            code: None,
+        };
+        commit.case = case.as_ref().map(|(c, _)| c.clone());
+        Ok(Done {
+            lang: s.step.state.language(&s.flow).to_owned(),
+            flow: s.flow,
+            step: s.step,
+            case: case.map(|(c, d)| (c, d.city)),
+        })
+    }
+
+    /// Round trip two. `None`: the session changed under us; try again.
+    async fn store(&self, hop: &Hop<'_>, prepared: Prepared, now: u64) -> Option<Answer> {
+        let Prepared { commit, done } = prepared;
+        let jobs = commit.jobs.clone();
+        match self.deps.store.commit(commit).await {
+            Ok(Commit::Saved { code }) => Some(self.saved(hop, done.as_ref(), code)),
+            Ok(Commit::Conflict(Some(reply))) => {
+                tracing::info!(channel = hop.channel, caller = %hop.pseudonym, "concurrent duplicate lost the race; answering with the winner's reply");
+                Some(Answer::duplicate(&reply, hop.is_sms()))
+            }
+            Ok(Commit::Conflict(None)) => {
+                tracing::info!(channel = hop.channel, caller = %hop.pseudonym, "session changed under this message; retrying once");
+                None
+            }
+            Err(e) => {
+                self.deps.store_failed("commit", &e);
+                // Only an outage is worth spooling: a replay would meet an
+                // exhausted code space again.
+                let outage = matches!(e, crate::store::StoreError::Unavailable(_));
+                if let (true, Some(done)) = (outage, done.as_ref())
+                    && let Some((case, city)) = &done.case
+                {
+                    let mut case = case.clone();
+                    // Her last SMS screen goes out with the case.
+                    case.jobs.extend(jobs);
+                    if let Some(mut answer) = self.spool_case(done, case, city, hop, now).await {
+                        if hop.is_sms() {
+                            answer.text.clear();
+                        }
+                        return Some(answer);
+                    }
+                }
+                let (flow, lang) = done.map_or((None, None), |d| (Some(d.flow), Some(d.lang)));
+                Some(self.unavailable(flow.as_deref(), lang.as_deref(), Outcome::StoreUnavailable))
+            }
+        }
+    }
+
+    /// The answer once round trip two stored the step.
+    fn saved(&self, hop: &Hop<'_>, done: Option<&Done>, code: Option<String>) -> Answer {
+        self.deps.metrics.store_up.set(1);
+        if let Some(d) = done {
+            if let Some(outcome) = d.step.outcome {
+                self.deps
+                    .metrics
+                    .sessions_finished
+                    .with_label_values(&[d.flow.id(), outcome.as_str()])
+                    .inc();
+            }
+            if let Some((_, city)) = &d.case {
+                self.count_case(hop.channel, &hop.pseudonym, city);
+            }
+        }
+        let (text, end) = done.map_or((String::new(), true), |d| {
+            (d.step.reply.clone(), d.step.end)
+        });
+        tracing::info!(
+            channel = hop.channel,
+            caller = %hop.pseudonym,
+            flow = done.map_or("", |d| d.flow.id()),
+            node = done.map_or("", |d| d.step.state.node.as_str()),
+            lang = done.map_or("", |d| d.lang.as_str()),
+            end,
+            sms = hop.is_sms(),
+            "hop"
+        );
+        let reply = CachedReply { text, end, code };
+        Answer {
+            text: if hop.is_sms() {
+                String::new()
+            } else {
+                reply.render()
+            },
+            end,
+            outcome: Outcome::Ok,
+        }
+    }
+
+    fn sms_job(
+        &self,
+        hop: &Hop<'_>,
+        key: &str,
+        text: String,
+        purpose: Purpose,
+        case: Option<outbox::CaseRef>,
+        now: u64,
+    ) -> Result<(Queue, Job), serde_json::Error> {
+        let msg = OutMsg {
+            channel: hop.channel.to_owned(),
+            to: hop.from.clone(),
+            text,
+            purpose,
+            recipient: Recipient::Caller {
+                pseudonym: hop.pseudonym.as_str().to_owned(),
+            },
+            case,
+            created_ms: now,
+        };
+        outbox::job(&self.deps.privacy, hop.bucket, key, &msg, now)
+    }
+
+    fn count_case(&self, channel: &str, pseudonym: &Pseudonym, city: &str) {
+        let label = if self.flows.cities().contains(city) {
+            city
+        } else {
+            "other"
+        };
+        self.deps
+            .metrics
+            .cases_opened
+            .with_label_values(&[label])
+            .inc();
+        tracing::info!(channel, caller = %pseudonym, city = label, "case opened");
+    }
+
+    fn case_for(
+        &self,
+        step: &Step,
+        hop: &Hop<'_>,
+    ) -> Result<Option<(NewCase, CaseData)>, serde_json::Error> {
+        let Some(Effect::OpenCase(draft)) = step.effects.first().cloned() else {
+            return Ok(None);
+        };
+        let privacy = &self.deps.privacy;
+        let id = privacy.case_id(&hop.session_key);
+        let mut data = CaseData::from_draft(id.clone(), hop.channel, hop.from.clone(), draft);
+        let jobs = self
+            .planner
+            .as_ref()
+            .map(|p| p.plan(&mut data, hop.bucket))
+            .unwrap_or_default();
+        let sealed = privacy.seal_json(&data)?;
+        Ok(Some((
+            NewCase {
+                id,
+                code_candidates: code_candidates(hop.bucket, &data.id, CODE_CANDIDATES),
+                data: sealed,
+                jobs,
+            },
+            data,
+        )))
+    }
+}

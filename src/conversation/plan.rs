@@ -1,0 +1,232 @@
+//! What an inbound message means, given the session it belongs to: pure.
+//!
+//! [`plan`] looks at the loaded session and the message and decides: a
+//! flow step (start, next answer, or the current screen again), the SMS
+//! help text, `STOP`, or nothing at all. It calls the pure flow engine and
+//! nothing else: no store, no clock.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::flow::engine::{self, Caller, Step};
+use crate::flow::{Flow, FlowSet};
+
+/// Words that stop all messages to a number (any case).
+pub const STOP_WORDS: &[&str] = &[
+    "STOP",
+    "STOPALL",
+    "UNSUBSCRIBE",
+    "CANCEL",
+    "QUIT",
+    "СТОП",
+    "ТОКТОТ",
+];
+
+/// A session as stored (sealed).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(super) struct SessionData {
+    /// Flow id; empty for a "was sent the help text" marker.
+    #[serde(default)]
+    pub f: String,
+    /// Engine state.
+    #[serde(default)]
+    pub st: Option<engine::State>,
+    /// Bytes of the aggregator's cumulative text already consumed.
+    #[serde(default)]
+    pub c: usize,
+    /// When the session started (ms).
+    #[serde(default)]
+    pub t0: u64,
+}
+
+/// What came in.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Incoming<'a> {
+    /// USSD, every answer so far joined with `*`.
+    Cumulative(&'a str),
+    /// USSD, this screen's answer only.
+    Latest { text: &'a str, first: bool },
+    /// An SMS.
+    Sms(&'a str),
+}
+
+/// What to do with a message, decided from the loaded session.
+pub(super) enum Plan {
+    /// A flow step.
+    Step(FlowStep),
+    /// SMS that starts nothing: the help text, then quiet for an hour.
+    Help,
+    /// SMS STOP.
+    Stop,
+    /// Nothing to do (help was sent recently).
+    Silent,
+}
+
+/// A step of a flow, with what the session needs to remember.
+pub(super) struct FlowStep {
+    pub flow: Arc<Flow>,
+    pub step: Step,
+    /// When the session started.
+    pub t0: u64,
+    /// Bytes of a cumulative text consumed so far.
+    pub consumed: usize,
+    /// Whether this message started the session.
+    pub started: bool,
+}
+
+impl FlowStep {
+    fn start(flow: &Arc<Flow>, caller: &Caller, now: u64, consumed: usize) -> Self {
+        FlowStep {
+            step: engine::start(flow, caller, None, now),
+            flow: flow.clone(),
+            t0: now,
+            consumed,
+            started: true,
+        }
+    }
+
+    fn next(flow: Arc<Flow>, step: Step, d: &SessionData, consumed: usize) -> Self {
+        FlowStep {
+            flow,
+            step,
+            t0: d.t0,
+            consumed,
+            started: false,
+        }
+    }
+}
+
+/// A short digest of a text, for delivery keys (never the text itself).
+pub(super) fn short_hash(text: &str) -> String {
+    let h = Sha256::digest(text.as_bytes());
+    h[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Steps in an Africa's Talking cumulative text.
+pub(super) fn step_count(text: &str) -> usize {
+    if text.is_empty() {
+        0
+    } else {
+        text.split('*').count()
+    }
+}
+
+/// The newest input in a cumulative text, given how much was consumed. Uses
+/// the consumed length rather than splitting on `*`, so a `*` typed inside
+/// free text stays part of the answer.
+pub(super) fn newest_input(text: &str, consumed: usize) -> &str {
+    match text.get(consumed..) {
+        Some(rest) if consumed > 0 && !rest.is_empty() => rest.strip_prefix('*').unwrap_or(rest),
+        Some(rest) if consumed == 0 => rest,
+        _ => text.rsplit('*').next().unwrap_or(""),
+    }
+}
+
+pub(super) fn first_word(text: &str) -> String {
+    text.split_whitespace().next().unwrap_or("").to_uppercase()
+}
+
+/// Decide what a message means given the loaded session (`existing`).
+/// `start` is the flow a new USSD session starts; `None` for SMS.
+pub(super) fn plan(
+    flows: &FlowSet,
+    start: Option<&Arc<Flow>>,
+    caller: &Caller,
+    incoming: Incoming<'_>,
+    existing: Option<&SessionData>,
+    now: u64,
+) -> Option<Plan> {
+    let active = existing.and_then(|d| Some((flows.get(&d.f)?.clone(), d.st.clone()?, d)));
+    let same_flow = |f: &Arc<Flow>| start.is_some_and(|s| s.id() == f.id());
+    match incoming {
+        Incoming::Cumulative(text) => {
+            let flow = start?;
+            Some(Plan::Step(match active {
+                // The same text again after its cached reply was forgotten:
+                // show the current screen again.
+                Some((f, st, d)) if same_flow(&f) && d.c > 0 && text.len() <= d.c => {
+                    let step = engine::redisplay(&f, &st, caller);
+                    FlowStep::next(f, step, d, text.len())
+                }
+                Some((f, st, d)) if same_flow(&f) => {
+                    let step = engine::step(&f, &st, caller, newest_input(text, d.c), now);
+                    FlowStep::next(f, step, d, text.len())
+                }
+                // New session, an unknown session id with stale input (start
+                // afresh), unreadable data, or a renamed flow.
+                _ => FlowStep::start(flow, caller, now, text.len()),
+            }))
+        }
+        Incoming::Latest { text, first } => {
+            let flow = start?;
+            Some(Plan::Step(match active {
+                Some((f, st, d)) if !first && same_flow(&f) => {
+                    let step = engine::step(&f, &st, caller, text, now);
+                    FlowStep::next(f, step, d, 0)
+                }
+                _ => FlowStep::start(flow, caller, now, 0),
+            }))
+        }
+        Incoming::Sms(text) => Some(plan_sms(flows, caller, text, active, existing, now)),
+    }
+}
+
+fn plan_sms(
+    flows: &FlowSet,
+    caller: &Caller,
+    text: &str,
+    active: Option<(Arc<Flow>, engine::State, &SessionData)>,
+    existing: Option<&SessionData>,
+    now: u64,
+) -> Plan {
+    let word = first_word(text);
+    if STOP_WORDS.contains(&word.as_str()) {
+        return Plan::Stop;
+    }
+    if let Some(flow) = flows.by_keyword(&word) {
+        return Plan::Step(FlowStep::start(flow, caller, now, 0));
+    }
+    match active {
+        Some((f, st, d)) => {
+            let step = engine::step(&f, &st, caller, text, now);
+            Plan::Step(FlowStep::next(f, step, d, 0))
+        }
+        None if existing.is_some() => Plan::Silent,
+        None => Plan::Help,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_and_newest_input_from_cumulative_text() {
+        assert_eq!(step_count(""), 0);
+        assert_eq!(step_count("1"), 1);
+        assert_eq!(step_count("1*2*Station 5"), 3);
+        assert_eq!(newest_input("", 0), "");
+        assert_eq!(newest_input("1", 0), "1");
+        assert_eq!(newest_input("1*2", 1), "2");
+        assert_eq!(
+            newest_input("1*2*Street *5", 3),
+            "Street *5",
+            "a typed * stays in the answer"
+        );
+        assert_eq!(
+            newest_input("1*2", 9),
+            "2",
+            "inconsistent lengths fall back to the last field"
+        );
+    }
+
+    #[test]
+    fn stop_and_keywords_are_the_first_word_in_any_case() {
+        assert_eq!(first_word("  stop please"), "STOP");
+        assert_eq!(first_word("помощь"), "ПОМОЩЬ");
+        assert_eq!(first_word(""), "");
+        assert!(STOP_WORDS.contains(&first_word("Стоп").as_str()));
+    }
+}

@@ -1,0 +1,323 @@
+//! A lawyer's SMS: `OK 4821`, `NO`, `DONE 4821`, `ON`, `OFF`, `STATUS`,
+//! `HELP`.
+//!
+//! Commands about a case change it through the pure lifecycle
+//! ([`Dispatcher::change_case`]); the rest answer from the store. Every
+//! answer goes out through the outbox on the channel she wrote on (when it
+//! can send). A reply that is not part of a case change is keyed by the
+//! inbound delivery, so a retried webhook queues it once.
+
+use std::collections::BTreeSet;
+
+use super::Dispatcher;
+use super::commands::{self, Command};
+use super::lifecycle::{self, Action, Reply};
+use super::roster::Lawyer;
+use super::texts::Texts;
+use crate::case::CaseData;
+use crate::outbox::{self, Purpose};
+use crate::phone::PhoneNumber;
+use crate::store::{BUCKETS, CaseRecord, StoreError, code_bucket, keys};
+use crate::template::render;
+
+/// How a lawyer's command ended (a metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CommandOutcome {
+    /// Done as asked.
+    Ok,
+    /// The lifecycle refused (taken by someone else, not offered, closed).
+    Refused,
+    /// No case has that code.
+    NotFound,
+    /// A bare command, and nothing waits on her.
+    NonePending,
+    /// A bare command, and several cases could be meant.
+    Ambiguous,
+    /// Not a command: she was sent the help.
+    Unknown,
+    /// The store failed: the aggregator should deliver it again.
+    StoreUnavailable,
+}
+
+impl CommandOutcome {
+    /// Every outcome, for zeroed metric series.
+    pub const ALL: [CommandOutcome; 7] = [
+        CommandOutcome::Ok,
+        CommandOutcome::Refused,
+        CommandOutcome::NotFound,
+        CommandOutcome::NonePending,
+        CommandOutcome::Ambiguous,
+        CommandOutcome::Unknown,
+        CommandOutcome::StoreUnavailable,
+    ];
+
+    /// Metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CommandOutcome::Ok => "ok",
+            CommandOutcome::Refused => "refused",
+            CommandOutcome::NotFound => "not_found",
+            CommandOutcome::NonePending => "none_pending",
+            CommandOutcome::Ambiguous => "ambiguous",
+            CommandOutcome::Unknown => "unknown",
+            CommandOutcome::StoreUnavailable => "store_unavailable",
+        }
+    }
+}
+
+/// One command being handled.
+struct Call<'a> {
+    lawyer: &'a Lawyer,
+    texts: &'a Texts,
+    /// Where replies go.
+    channel: &'a str,
+    /// The inbound delivery, for reply idempotency.
+    delivery: &'a str,
+}
+
+impl Dispatcher {
+    /// The lawyer whose number this is, if any.
+    pub fn lawyer_for(&self, phone: &PhoneNumber) -> Option<&Lawyer> {
+        self.roster.lawyer_by_phone(phone)
+    }
+
+    /// Handle an SMS from `lawyer` received on `channel`; `delivery`
+    /// identifies the inbound message (its retries share it).
+    pub async fn command(
+        &self,
+        channel: &str,
+        lawyer: &Lawyer,
+        text: &str,
+        delivery: &str,
+    ) -> CommandOutcome {
+        let cmd = commands::parse(text);
+        let reply_channel = if self.sending_channels.contains(channel) {
+            channel
+        } else {
+            self.sms_channel.as_str()
+        };
+        let call = Call {
+            lawyer,
+            texts: self.texts.for_langs(&lawyer.languages),
+            channel: reply_channel,
+            delivery,
+        };
+        let outcome = self
+            .run_command(&call, &cmd)
+            .await
+            .unwrap_or(CommandOutcome::StoreUnavailable);
+        self.deps
+            .metrics
+            .lawyer_commands
+            .with_label_values(&[cmd.as_str(), outcome.as_str()])
+            .inc();
+        tracing::info!(lawyer = %lawyer.id, command = cmd.as_str(), outcome = outcome.as_str(), "lawyer command");
+        outcome
+    }
+
+    async fn run_command(
+        &self,
+        call: &Call<'_>,
+        cmd: &Command,
+    ) -> Result<CommandOutcome, StoreError> {
+        let t = call.texts;
+        match cmd {
+            Command::Accept(code) | Command::Decline(code) | Command::Done(code) => {
+                self.case_command(call, cmd, code.as_deref()).await
+            }
+            Command::On | Command::Off => self.on_off(call, matches!(cmd, Command::Off)).await,
+            Command::Status => {
+                let text = self.status_text(call).await?;
+                self.tell(call, "status", text).await?;
+                Ok(CommandOutcome::Ok)
+            }
+            Command::Help => {
+                self.tell(call, "help", t.help.clone()).await?;
+                Ok(CommandOutcome::Ok)
+            }
+            Command::Unknown => {
+                self.tell(call, "help", t.help.clone()).await?;
+                Ok(CommandOutcome::Unknown)
+            }
+        }
+    }
+
+    /// `OK`, `NO`, `DONE`, with or without a code.
+    async fn case_command(
+        &self,
+        call: &Call<'_>,
+        cmd: &Command,
+        code: Option<&str>,
+    ) -> Result<CommandOutcome, StoreError> {
+        let target = match code {
+            Some(code) => self.by_code(call, code).await?,
+            None => self.the_only_case(call, cmd).await?,
+        };
+        let (bucket, id) = match target {
+            Ok(x) => x,
+            Err(outcome) => return Ok(outcome),
+        };
+        let retention = self.retention_ms;
+        let kind = cmd.clone();
+        let who = call.lawyer.id.as_str().to_owned();
+        let actions = self
+            .change_case(bucket, &id, call.channel, move |case, ctx| match &kind {
+                Command::Accept(_) => lifecycle::accept(&mut case.dispatch, ctx, &who),
+                Command::Decline(_) => lifecycle::decline(&mut case.dispatch, ctx, &who),
+                _ => lifecycle::close(&mut case.dispatch, ctx, &who, retention),
+            })
+            .await?;
+        let refused = actions.as_deref().unwrap_or_default().iter().any(|a| {
+            matches!(a, Action::Reply(_, r) if !matches!(r, Reply::Accepted | Reply::Declined | Reply::Closed))
+        });
+        Ok(if refused {
+            CommandOutcome::Refused
+        } else {
+            CommandOutcome::Ok
+        })
+    }
+
+    /// The case with `code`, or the outcome after telling her it is unknown.
+    async fn by_code(
+        &self,
+        call: &Call<'_>,
+        code: &str,
+    ) -> Result<Result<(u16, String), CommandOutcome>, StoreError> {
+        match self.deps.store.case_by_code(code).await? {
+            Some(rec) => Ok(Ok((code_bucket(code).unwrap_or(0), rec.id))),
+            None => {
+                let text = render(&call.texts.not_found, &[("code", code)]);
+                self.tell(call, "nf", text).await?;
+                Ok(Err(CommandOutcome::NotFound))
+            }
+        }
+    }
+
+    /// A bare command: the only case waiting on this lawyer (accept,
+    /// decline) or held by her (done).
+    async fn the_only_case(
+        &self,
+        call: &Call<'_>,
+        cmd: &Command,
+    ) -> Result<Result<(u16, String), CommandOutcome>, StoreError> {
+        let me = call.lawyer.id.as_str();
+        let mine: Vec<(u16, CaseRecord)> = self
+            .open_cases()
+            .await?
+            .into_iter()
+            .filter(|(_, _, d)| match cmd {
+                Command::Done(_) => d.dispatch.accepted_by.as_deref() == Some(me),
+                _ => lifecycle::pending_for(&d.dispatch, me),
+            })
+            .map(|(b, r, _)| (b, r))
+            .collect();
+        match mine.as_slice() {
+            [] => {
+                self.tell(call, "none", call.texts.none_pending.clone())
+                    .await?;
+                Ok(Err(CommandOutcome::NonePending))
+            }
+            [(b, r)] => Ok(Ok((*b, r.id.clone()))),
+            many => {
+                let list: Vec<&str> = many.iter().map(|(_, r)| r.code.as_str()).collect();
+                let joined = list.join(", ");
+                let text = render(&call.texts.which, &[("list", &joined), ("code", list[0])]);
+                self.tell(call, "which", text).await?;
+                Ok(Err(CommandOutcome::Ambiguous))
+            }
+        }
+    }
+
+    /// `ON` / `OFF`.
+    async fn on_off(&self, call: &Call<'_>, off: bool) -> Result<CommandOutcome, StoreError> {
+        let me = call.lawyer.id.as_str().to_owned();
+        let key = keys::lawyer_off(&me);
+        let store = &self.deps.store;
+        if off {
+            let now = self.deps.clock.now_ms();
+            store.put(None, &key, b"1".to_vec(), None, now).await?;
+        } else {
+            store.delete(None, &key).await?;
+        }
+        let mut set = self.off_set();
+        if off {
+            set.insert(me);
+        } else {
+            set.remove(&me);
+        }
+        self.set_off(set);
+        let (name, text) = if off {
+            ("off", call.texts.off.clone())
+        } else {
+            ("on", call.texts.on.clone())
+        };
+        self.tell(call, name, text).await?;
+        Ok(CommandOutcome::Ok)
+    }
+
+    /// `STATUS`: her cases, `✓` accepted, `?` waiting on her.
+    async fn status_text(&self, call: &Call<'_>) -> Result<String, StoreError> {
+        let me = call.lawyer.id.as_str();
+        let mut list = Vec::new();
+        for (_, rec, d) in self.open_cases().await? {
+            if d.dispatch.accepted_by.as_deref() == Some(me) {
+                list.push(format!("{} ✓", rec.code));
+            } else if lifecycle::pending_for(&d.dispatch, me) {
+                list.push(format!("{} ?", rec.code));
+            }
+        }
+        Ok(if list.is_empty() {
+            call.texts.status_none.clone()
+        } else {
+            render(&call.texts.status, &[("list", &list.join(", "))])
+        })
+    }
+
+    /// Every open case with its bucket, record and data.
+    async fn open_cases(&self) -> Result<Vec<(u16, CaseRecord, CaseData)>, StoreError> {
+        let store = &self.deps.store;
+        let mut out = Vec::new();
+        for bucket in 0..BUCKETS {
+            for id in store.case_ids(bucket, true).await? {
+                if let Some(rec) = store.case(bucket, &id).await?
+                    && let Some(data) = self.open_case(&rec)
+                {
+                    out.push((bucket, rec, data));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Send a lawyer a message not tied to a case change.
+    async fn tell(&self, call: &Call<'_>, what: &str, text: String) -> Result<(), StoreError> {
+        let lawyer = call.lawyer;
+        let now = self.deps.clock.now_ms();
+        let privacy = &self.deps.privacy;
+        let bucket = privacy.pseudonym(lawyer.phone.as_str()).bucket(BUCKETS);
+        let msg = self.lawyer_msg(call.channel, lawyer, text, Purpose::Notice, None, now);
+        let key = format!("tell:{}:{what}:{}", lawyer.id, call.delivery);
+        let (queue, job) = outbox::job(privacy, bucket, &key, &msg, now)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.deps.store.schedule(bucket, queue, vec![job]).await?;
+        self.deps.wake.outbox();
+        Ok(())
+    }
+
+    /// Refresh the set of lawyers off call from the store.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub async fn refresh_off(&self) -> Result<(), StoreError> {
+        let now = self.deps.clock.now_ms();
+        let mut off = BTreeSet::new();
+        for l in self.roster.lawyers() {
+            let key = keys::lawyer_off(l.id.as_str());
+            if self.deps.store.get(None, &key, now).await?.is_some() {
+                off.insert(l.id.as_str().to_owned());
+            }
+        }
+        self.set_off(off);
+        Ok(())
+    }
+}

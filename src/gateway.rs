@@ -1,0 +1,200 @@
+//! The gateway service: the one layer between HTTP and the domain.
+//!
+//! The HTTP layer ([`crate::server::public`]) routes, limits, authenticates,
+//! parses and renders; everything it hands over is already the project's
+//! own types, and everything it gets back is a typed [`Outcome`] (with the
+//! screen, for USSD). Here are the decisions in between:
+//!
+//! - which flow a channel's USSD sessions start;
+//! - whether an SMS is a lawyer's command or a woman's message — decided
+//!   after the delivery was deduplicated, so a retried webhook never runs a
+//!   command twice;
+//! - waking the outbox when a request queued something;
+//! - applying delivery reports.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::channel::{SmsIn, StatusIn, UssdIn};
+use crate::conversation::{Answer, Conversations};
+use crate::dispatch::roster::Lawyer;
+use crate::dispatch::{CommandOutcome, Dispatcher};
+use crate::outbox::worker::Outbox;
+pub use crate::outcome::Outcome;
+use crate::store::{
+    BUCKETS, Begin, BeginRequest, CachedReply, CommitRequest, RateLimit, SessionWrite, keys,
+};
+
+/// Lawyers' commands are not rate-limited like callers; this only stops a
+/// runaway loop between two automatic senders.
+const LAWYER_RATE: RateLimit = RateLimit {
+    per_minute: 120,
+    burst: 30,
+};
+
+/// The gateway service.
+#[derive(Clone)]
+pub struct Gateway {
+    conversations: Conversations,
+    dispatcher: Option<Arc<Dispatcher>>,
+    outbox: Arc<Outbox>,
+    /// The flow each channel's USSD sessions start, by channel name.
+    flows: Arc<HashMap<String, String>>,
+    /// The flow for a channel not in `flows`.
+    default_flow: String,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").finish_non_exhaustive()
+    }
+}
+
+impl Gateway {
+    /// The service over its parts. `flows` maps channel names to the flow
+    /// their USSD sessions start; others start `default_flow`.
+    pub fn new(
+        conversations: Conversations,
+        dispatcher: Option<Arc<Dispatcher>>,
+        outbox: Arc<Outbox>,
+        flows: HashMap<String, String>,
+        default_flow: String,
+    ) -> Self {
+        Gateway {
+            conversations,
+            dispatcher,
+            outbox,
+            flows: Arc::new(flows),
+            default_flow,
+        }
+    }
+
+    /// The conversation service.
+    pub fn conversations(&self) -> &Conversations {
+        &self.conversations
+    }
+
+    /// One USSD hop on `channel`.
+    pub async fn ussd(&self, channel: &str, req: UssdIn) -> Answer {
+        let flow = self
+            .flows
+            .get(channel)
+            .map_or(self.default_flow.as_str(), String::as_str);
+        let answer = self.conversations.ussd(channel, flow, req).await;
+        if answer.end {
+            // A last screen may have queued a lawyer's offer: send it now.
+            self.conversations.deps.wake.outbox();
+        }
+        answer
+    }
+
+    /// Inbound SMS on `channel`. [`Outcome::StoreUnavailable`] means the
+    /// aggregator must deliver them again (its retry is the only copy).
+    pub async fn sms(&self, channel: &str, messages: &[SmsIn]) -> Outcome {
+        let mut outcome = Outcome::Ok;
+        for msg in messages {
+            let lawyer = self
+                .dispatcher
+                .as_ref()
+                .and_then(|d| Some((d, d.lawyer_for(&msg.from)?)));
+            let result = match lawyer {
+                Some((d, lawyer)) => self.lawyer_sms(d, channel, lawyer, msg).await,
+                None => self.conversations.sms(channel, msg).await.outcome,
+            };
+            if result != Outcome::Ok {
+                outcome = result;
+            }
+        }
+        self.conversations.deps.wake.outbox();
+        outcome
+    }
+
+    /// A lawyer's command, deduplicated by the aggregator's message id.
+    async fn lawyer_sms(
+        &self,
+        d: &Dispatcher,
+        channel: &str,
+        lawyer: &Lawyer,
+        msg: &SmsIn,
+    ) -> Outcome {
+        let deps = &self.conversations.deps;
+        let now = deps.clock.now_ms();
+        let Some(id) = &msg.message_id else {
+            // No id: nothing to recognise a retry by.
+            let delivery = format!("{channel}@{now}");
+            return command_outcome(d.command(channel, lawyer, &msg.text, &delivery).await);
+        };
+        let delivery = keys::sms_delivery(channel, id);
+        let pseudonym = deps.privacy.pseudonym(lawyer.phone.as_str());
+        let bucket = pseudonym.bucket(BUCKETS);
+        let session_key = keys::lawyer_session(channel, lawyer.id.as_str());
+        let begin = deps
+            .store
+            .begin(BeginRequest {
+                bucket,
+                dedupe_key: delivery.clone(),
+                rate_key: pseudonym.as_str().to_owned(),
+                rate: LAWYER_RATE,
+                session_key: session_key.clone(),
+                dedupe_scope: None,
+                now_ms: now,
+            })
+            .await;
+        let version = match begin {
+            Ok(Begin::Proceed(rec)) => rec.map_or(0, |r| r.version),
+            Ok(Begin::Duplicate(_)) => return Outcome::Duplicate,
+            Ok(Begin::Limited { .. }) => return Outcome::RateLimited,
+            Err(e) => {
+                deps.store_failed("begin", &e);
+                return Outcome::StoreUnavailable;
+            }
+        };
+        let outcome = d.command(channel, lawyer, &msg.text, &delivery).await;
+        if outcome == CommandOutcome::StoreUnavailable {
+            return Outcome::StoreUnavailable;
+        }
+        let ttl = self.conversations.limits.dedupe_ttl;
+        let commit = CommitRequest {
+            bucket,
+            session_key,
+            expected_version: version,
+            session: SessionWrite::Delete,
+            dedupe_key: delivery,
+            reply: CachedReply {
+                text: String::new(),
+                end: true,
+                code: None,
+            },
+            dedupe_ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+            dedupe_scope: None,
+            case: None,
+            jobs: Vec::new(),
+            kv: Vec::new(),
+            now_ms: now,
+        };
+        if let Err(e) = deps.store.commit(commit).await {
+            // The command took effect; only its dedupe mark is missing.
+            deps.store_failed("commit", &e);
+        }
+        Outcome::Ok
+    }
+
+    /// Delivery reports on `channel`.
+    pub async fn status(&self, channel: &str, reports: Vec<StatusIn>) -> Outcome {
+        match self.outbox.on_status(channel, reports).await {
+            Ok(()) => Outcome::Ok,
+            Err(e) => {
+                tracing::warn!(channel, error = %e, "delivery reports not applied");
+                Outcome::StoreUnavailable
+            }
+        }
+    }
+}
+
+fn command_outcome(o: CommandOutcome) -> Outcome {
+    if o == CommandOutcome::StoreUnavailable {
+        Outcome::StoreUnavailable
+    } else {
+        Outcome::Ok
+    }
+}

@@ -1,0 +1,96 @@
+//! Every logical key the gateway stores under, in one place.
+//!
+//! The store adds its own prefix and the bucket's hash tag; these are the
+//! names inside a bucket (or the global space). None of them holds a phone
+//! number or a text: callers appear by pseudonym, messages by their id.
+//! Changing one of these strings orphans live data: the key schema is part
+//! of the public interface (`docs/redis.md`).
+
+use std::fmt::Display;
+
+/// A USSD session: `u:{channel}:{aggregator session id}`.
+pub fn ussd_session(channel: &str, session_id: &str) -> String {
+    format!("u:{channel}:{session_id}")
+}
+
+/// An SMS conversation: `m:{channel}:{pseudonym}`.
+pub fn sms_session(channel: &str, pseudonym: impl Display) -> String {
+    format!("m:{channel}:{pseudonym}")
+}
+
+/// A delivery of a USSD hop with a cumulative text: the session key and the
+/// number of answers in it.
+pub fn ussd_cumulative_delivery(session_key: &str, steps: usize) -> String {
+    format!("{session_key}:{steps}")
+}
+
+/// A delivery of a USSD hop that carries only the latest answer.
+pub fn ussd_latest_delivery(session_key: &str, first: bool, text_hash: &str) -> String {
+    format!("{session_key}:L{}:{text_hash}", u8::from(first))
+}
+
+/// An inbound SMS with the aggregator's message id.
+pub fn sms_delivery(channel: &str, message_id: &str) -> String {
+    format!("s:{channel}:{message_id}")
+}
+
+/// An inbound SMS without an aggregator id: sender and a hash of the text.
+pub fn sms_delivery_by_text(channel: &str, pseudonym: impl Display, text_hash: &str) -> String {
+    format!("s:{channel}:{pseudonym}:{text_hash}")
+}
+
+/// A lawyer's conversation (only its deliveries are kept, for dedupe).
+pub fn lawyer_session(channel: &str, lawyer: &str) -> String {
+    format!("l:{channel}:{lawyer}")
+}
+
+/// Set while a caller has opted out (`STOP`), in her bucket.
+pub fn opted_out(pseudonym: impl Display) -> String {
+    format!("o:{pseudonym}")
+}
+
+/// When a caller was last sent a message (ms), in her bucket.
+pub fn last_sent(pseudonym: impl Display) -> String {
+    format!("ls:{pseudonym}")
+}
+
+/// Set while a lawyer is off call (`OFF`), global.
+pub fn lawyer_off(lawyer: &str) -> String {
+    format!("off:{lawyer}")
+}
+
+/// Set once a message was handed to its aggregator, in its bucket.
+pub fn sent_marker(message_id: &str) -> String {
+    format!("sent:{message_id}")
+}
+
+/// What is remembered about a sent message, in its bucket.
+pub fn sent_record(message_id: &str) -> String {
+    format!("msg:{message_id}")
+}
+
+/// The aggregator's id of a message → ours, global.
+pub fn provider_id(channel: &str, provider_id: &str) -> String {
+    format!("p:{channel}:{provider_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_schema_is_stable() {
+        assert_eq!(ussd_session("at", "S1"), "u:at:S1");
+        assert_eq!(ussd_cumulative_delivery("u:at:S1", 3), "u:at:S1:3");
+        assert_eq!(ussd_latest_delivery("u:x:S", true, "ab"), "u:x:S:L1:ab");
+        assert_eq!(sms_session("at", "p_1"), "m:at:p_1");
+        assert_eq!(sms_delivery("at", "id"), "s:at:id");
+        assert_eq!(sms_delivery_by_text("at", "p_1", "h"), "s:at:p_1:h");
+        assert_eq!(opted_out("p_1"), "o:p_1");
+        assert_eq!(last_sent("p_1"), "ls:p_1");
+        assert_eq!(lawyer_off("aida"), "off:aida");
+        assert_eq!(sent_marker("07.x"), "sent:07.x");
+        assert_eq!(sent_record("07.x"), "msg:07.x");
+        assert_eq!(provider_id("at", "ATX"), "p:at:ATX");
+    }
+}
