@@ -50,6 +50,7 @@ METRICS = {
     "hotline_case_time_to_accept_seconds_bucket",
     "hotline_escalations_total",
     "hotline_cases_unanswered_total",
+    "hotline_cases_exhausted_total",
     "hotline_oncall_gap_hours",
     "hotline_lawyer_commands_total",
 }

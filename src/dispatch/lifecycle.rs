@@ -3,10 +3,21 @@
 //!
 //! opened → offered (to whom, at which level and pass) → accepted → closed.
 //! A declined or unanswered offer moves the case up its city's escalation
-//! chain: on call → next on call → whole team → coordinator, each level
-//! with its wait; a level with nobody (or only people already asked in this
-//! pass, or off call) is skipped; the chain repeats a bounded number of
-//! times, then the coordinator is told the case is unanswered.
+//! chain (for example on call → next on call → whole team → coordinator),
+//! each level with its wait. Who a level asks, at the instant it is reached:
+//!
+//! - `on_call`: the first lawyer on call *now* who is not off call; in a
+//!   roster gap nobody. It never reaches ahead to the next shift.
+//! - `next_on_call`: the first not off call and not yet asked in this pass
+//!   of [`Roster::next_on_call`] — a second lawyer on call now, else whoever's
+//!   shift starts next (in a gap, she is woken).
+//! - `team`: everyone in the city's team not off call; `coordinator`: the
+//!   coordinator, even when off call.
+//!
+//! A level that reaches nobody new (empty, off call, or already asked in
+//! this pass) is skipped at once, without its wait. The chain repeats a
+//! bounded number of times, then the coordinator is told the case is
+//! unanswered — at once, when no level of any pass reaches anyone.
 //!
 //! Every function returns [`Action`]s — messages to send and timers to set —
 //! for the caller to write atomically with the new state. Timers carry the
@@ -171,31 +182,37 @@ pub struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn lawyers_at(&self, kind: LevelKind) -> Vec<LawyerId> {
+    /// Who a level of `kind` asks now: nobody off call (but the
+    /// coordinator), nobody in `asked` (already asked in this pass).
+    fn lawyers_at(&self, kind: LevelKind, asked: &BTreeSet<&str>) -> Vec<LawyerId> {
         let at = jiff::Timestamp::from_millisecond(i64::try_from(self.now_ms).unwrap_or(i64::MAX))
             .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
         let available = |l: &LawyerId| !self.off.contains(l.as_str());
+        let new = |l: &LawyerId| !asked.contains(l.as_str());
         match kind {
+            // The first on call now who is not off; nobody if she was
+            // asked already in this pass.
             LevelKind::OnCall => self
                 .roster
                 .on_call(self.city, at)
                 .into_iter()
                 .filter(available)
                 .take(1)
+                .filter(new)
                 .collect(),
+            // The next in line who has not been asked yet.
             LevelKind::NextOnCall => self
                 .roster
-                .on_call(self.city, at)
+                .next_on_call(self.city, at)
                 .into_iter()
-                .filter(available)
-                .skip(1)
+                .filter(|l| available(l) && new(l))
                 .take(1)
                 .collect(),
             LevelKind::Team => self
                 .roster
                 .team(self.city)
                 .iter()
-                .filter(|l| available(l))
+                .filter(|l| available(l) && new(l))
                 .cloned()
                 .collect(),
             // The coordinator is reached even when off call: the last resort.
@@ -203,6 +220,7 @@ impl Ctx<'_> {
                 .roster
                 .coordinator(self.city)
                 .into_iter()
+                .filter(|l| new(l))
                 .cloned()
                 .collect(),
         }
@@ -213,7 +231,10 @@ fn ms(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// Open a case: offer it at the first level with anyone, and set its timers.
+/// Open a case: offer it at the first level with anyone (in a roster gap
+/// that is never `on_call`), and set its timers. When no level of any pass
+/// reaches anyone, the chain is exhausted at once — the coordinator is
+/// alerted — and the fallback-number timer is set all the same.
 pub fn open(ctx: &Ctx<'_>, auto_close_ms: u64) -> (Dispatch, Vec<Action>) {
     let mut d = Dispatch::default();
     let mut actions = advance(&mut d, ctx, 0, 0);
@@ -260,11 +281,7 @@ fn advance(d: &mut Dispatch, ctx: &Ctx<'_>, mut level: u32, mut round: u32) -> V
             .filter(|o| o.round == round)
             .map(|o| o.lawyer.as_str())
             .collect();
-        let new: Vec<LawyerId> = ctx
-            .lawyers_at(spec.kind)
-            .into_iter()
-            .filter(|l| !asked.contains(l.as_str()))
-            .collect();
+        let new = ctx.lawyers_at(spec.kind, &asked);
         if new.is_empty() {
             level += 1;
             continue;

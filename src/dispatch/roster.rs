@@ -34,7 +34,7 @@ use shift::{Override, Rotation};
 /// leap year); longer requests are cut to this.
 pub const MAX_REPORT_HOURS: u32 = 366 * 24;
 
-/// How far ahead [`Roster::on_call`] looks for the next lawyer on call.
+/// How far ahead [`Roster::on_call_at`] looks for the next lawyer on call.
 pub const NEXT_HORIZON_HOURS: i64 = 35 * 24;
 
 /// Bound on change points walked in one query, whatever the roster's shape.
@@ -98,12 +98,19 @@ pub struct Lawyer {
 }
 
 /// What one level of an escalation chain offers the case to.
+///
+/// `docs/roster.md` lists the same kinds, with the same meaning (a test
+/// holds the two together).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LevelKind {
-    /// The primary lawyer on call now (`on_call`).
+    /// The lawyer on call now (`on_call`): the first of [`Roster::on_call`].
+    /// In a gap nobody, so the level is skipped: it never reaches ahead to
+    /// the next shift.
     OnCall,
-    /// Whoever is on call next (`next_on_call`): the second entry of
-    /// [`Roster::on_call`].
+    /// The next lawyer in line (`next_on_call`): the first of
+    /// [`Roster::next_on_call`] — a second lawyer on call now, else whoever's
+    /// shift starts next. In a gap, the lawyer whose shift starts next: a
+    /// city that lists this level chooses to wake her.
     NextOnCall,
     /// Everyone in the city's team at once (`team`).
     Team,
@@ -315,13 +322,20 @@ impl Roster {
         self.city(id).map(|c| c.name(lang))
     }
 
-    /// Everyone on call in `city` at `at`, primary first, followed by
-    /// whoever comes on call next (see [`Roster::on_call_at`] to tell them
-    /// apart). Empty for an unknown city.
+    /// Everyone on call in `city` at `at`, primary first: empty in a gap
+    /// and for an unknown city. Never anyone whose shift has not started
+    /// (see [`Roster::next_on_call`] for them).
     pub fn on_call(&self, city: &str, at: Timestamp) -> Vec<LawyerId> {
-        let OnCall { mut now, next, .. } = self.on_call_at(city, at);
-        now.extend(next);
-        now
+        self.city(city).map(|c| c.now(at)).unwrap_or_default()
+    }
+
+    /// The line the `next_on_call` level asks from, in order: everyone on
+    /// call in `city` at `at` after the primary (an override's backup, a
+    /// second rotation), then whoever comes on call next (see
+    /// [`OnCall::next`]). In a gap, just whoever comes on call next.
+    pub fn next_on_call(&self, city: &str, at: Timestamp) -> Vec<LawyerId> {
+        let OnCall { now, next, .. } = self.on_call_at(city, at);
+        now.into_iter().skip(1).chain(next).collect()
     }
 
     /// Who is on call in `city` at `at`, and who comes on next.

@@ -15,6 +15,9 @@ fn roster_from(text: &str) -> Roster {
         ("P_AIDA", "+996555000101"),
         ("P_BAKYT", "+996555000102"),
         ("P_CHOLPON", "+996555000103"),
+        ("P_LARYSA", "+380500000001"),
+        ("P_OKSANA", "+380500000011"),
+        ("P_HALYNA", "+380500000012"),
     ]
     .into_iter()
     .collect();
@@ -54,16 +57,201 @@ fn escalate_timer(actions: &[Action]) -> Option<(u32, u64)> {
     })
 }
 
+fn names(v: &[LawyerId]) -> Vec<&str> {
+    v.iter().map(LawyerId::as_str).collect()
+}
+
 #[test]
 fn the_time_constant_is_aidas_shift() {
     let r = roster();
     let at = jiff::Timestamp::from_millisecond(T0 as i64).unwrap();
+    assert_eq!(names(&r.on_call("bishkek", at)), ["aida"]);
+    assert_eq!(names(&r.next_on_call("bishkek", at)), ["bakyt"]);
+}
+
+// ---------------------------------------------------------------- gaps
+
+/// Poltava with evening shifts only (20:00-04:00 Kyiv time, Halyna and
+/// Oksana in turn): from 04:00 to 20:00 nobody is on call. `{levels}` is
+/// the chain.
+const GAP_ROSTER: &str = r#"
+[cities.poltava]
+names = { en = "Poltava" }
+time_zone = "Europe/Kyiv"
+country = "UA"
+coordinator = "larysa"
+team = ["oksana", "halyna"]
+[cities.poltava.escalation]
+levels = [{levels}]
+repeats = 1
+unanswered_after_minutes = 15
+[lawyers.larysa]
+name = "Larysa"
+languages = ["uk"]
+cities = ["poltava"]
+phone_env = "P_LARYSA"
+[lawyers.oksana]
+name = "Oksana"
+languages = ["uk"]
+cities = ["poltava"]
+phone_env = "P_OKSANA"
+[lawyers.halyna]
+name = "Halyna"
+languages = ["uk"]
+cities = ["poltava"]
+phone_env = "P_HALYNA"
+[[rotations]]
+city = "poltava"
+start = "2026-03-01"
+daily = "20:00-04:00"
+lawyers = ["halyna", "oksana"]
+"#;
+
+/// 2026-03-29 05:09 in Kyiv (02:09 UTC: summer time began at 03:00 that
+/// night): a gap; Halyna's shift starts at 20:00 (17:00 UTC).
+const GAP_T: u64 = 1_774_750_140_000;
+const SHIFT_T: u64 = 1_774_803_600_000;
+
+fn gap_roster(levels: &str) -> Roster {
+    roster_from(&GAP_ROSTER.replace("{levels}", levels))
+}
+
+fn gap_ctx<'a>(r: &'a Roster, off: &'a BTreeSet<String>, now: u64) -> Ctx<'a> {
+    Ctx {
+        roster: r,
+        city: "poltava",
+        now_ms: now,
+        opened_at_ms: GAP_T,
+        off,
+    }
+}
+
+fn ts(ms: u64) -> jiff::Timestamp {
+    jiff::Timestamp::from_millisecond(ms as i64).unwrap()
+}
+
+#[test]
+fn the_gap_constants_are_a_gap_before_halyna_s_20_00_shift() {
+    let r = gap_roster(r#"{ kind = "on_call", wait_minutes = 3 }"#);
+    let kyiv = |ms| ts(ms).to_zoned(jiff::tz::TimeZone::get("Europe/Kyiv").unwrap());
     assert_eq!(
-        r.on_call("bishkek", at)
-            .iter()
-            .map(|l| l.as_str())
-            .collect::<Vec<_>>(),
-        ["aida", "bakyt"]
+        kyiv(GAP_T).strftime("%F %T").to_string(),
+        "2026-03-29 05:09:00"
+    );
+    assert_eq!(
+        kyiv(SHIFT_T).strftime("%F %T").to_string(),
+        "2026-03-29 20:00:00"
+    );
+    let oc = r.on_call_at("poltava", ts(GAP_T));
+    assert!(oc.now.is_empty());
+    assert_eq!(names(&oc.next), ["halyna"]);
+    assert_eq!(oc.next_from, Some(ts(SHIFT_T)));
+}
+
+#[test]
+fn in_a_gap_the_on_call_level_asks_nobody_and_the_chain_ends_at_once() {
+    // The issue's case: opened at 05:09, chain `on_call` only. Nobody is
+    // woken; the coordinator is alerted at once, the woman still gets the
+    // fallback number at 15 minutes.
+    let r = gap_roster(r#"{ kind = "on_call", wait_minutes = 3 }"#);
+    let off = BTreeSet::new();
+    let (mut d, a) = open(&gap_ctx(&r, &off, GAP_T), 1 << 40);
+    assert!(offers(&a).is_empty(), "{a:?}");
+    assert!(d.offers.is_empty());
+    assert_eq!(escalate_timer(&a), None);
+    assert!(a.contains(&Action::Exhausted));
+    assert!(a.contains(&Action::CoordinatorAlert(
+        r.coordinator("poltava").unwrap().clone()
+    )));
+    assert!(a.contains(&Action::Timer(Timer::Unanswered, GAP_T + 15 * MIN)));
+    assert!(d.exhausted);
+    assert_eq!(unanswered(&mut d), [Action::Unanswered]);
+    // The coordinator can still take it.
+    assert!(
+        accept(&mut d, &gap_ctx(&r, &off, GAP_T + 20 * MIN), "larysa").contains(&Action::Confirm)
+    );
+}
+
+#[test]
+fn in_a_gap_on_call_is_skipped_and_the_next_level_is_asked_at_once() {
+    let r = gap_roster(
+        r#"{ kind = "on_call", wait_minutes = 3 }, { kind = "team", wait_minutes = 5 }, { kind = "coordinator", wait_minutes = 5 }"#,
+    );
+    let off = BTreeSet::new();
+    let (mut d, a) = open(&gap_ctx(&r, &off, GAP_T), 1 << 40);
+    assert_eq!(offers(&a), ["oksana", "halyna"]);
+    assert!(a.contains(&Action::Escalated(LevelKind::Team)));
+    assert_eq!(escalate_timer(&a), Some((1, GAP_T + 5 * MIN)));
+    assert_eq!(d.level, 1);
+    // The team's wait, then the coordinator; on the second pass on_call is
+    // still empty (it is 05:19), so the team again.
+    let a = escalate(&mut d, &gap_ctx(&r, &off, GAP_T + 5 * MIN), 1);
+    assert_eq!(offers(&a), ["larysa"]);
+    let (seq, _) = escalate_timer(&a).unwrap();
+    let a = escalate(&mut d, &gap_ctx(&r, &off, GAP_T + 10 * MIN), seq);
+    assert_eq!(offers(&a), ["oksana", "halyna"]);
+    assert_eq!((d.level, d.round), (1, 1));
+}
+
+#[test]
+fn next_on_call_wakes_the_next_shift_when_its_level_is_reached() {
+    // A chain that asks the coordinator before waking the evening lawyer:
+    // on_call is skipped, the coordinator waits 5 minutes, then Halyna,
+    // whose shift starts at 20:00, is asked.
+    let r = gap_roster(
+        r#"{ kind = "on_call", wait_minutes = 3 }, { kind = "coordinator", wait_minutes = 5 }, { kind = "next_on_call", wait_minutes = 5 }"#,
+    );
+    let off = BTreeSet::new();
+    let (mut d, a) = open(&gap_ctx(&r, &off, GAP_T), 1 << 40);
+    assert_eq!(offers(&a), ["larysa"]);
+    let (seq, due) = escalate_timer(&a).unwrap();
+    assert_eq!(due, GAP_T + 5 * MIN);
+    let a = escalate(&mut d, &gap_ctx(&r, &off, due), seq);
+    assert_eq!(offers(&a), ["halyna"]);
+    assert!(a.contains(&Action::Escalated(LevelKind::NextOnCall)));
+
+    // With next_on_call right after on_call (the shipped chain), the city
+    // has chosen to wake her: on_call is skipped at once, so she is asked
+    // when the case opens.
+    let r = gap_roster(
+        r#"{ kind = "on_call", wait_minutes = 3 }, { kind = "next_on_call", wait_minutes = 3 }, { kind = "coordinator", wait_minutes = 5 }"#,
+    );
+    let (_, a) = open(&gap_ctx(&r, &off, GAP_T), 1 << 40);
+    assert_eq!(offers(&a), ["halyna"]);
+    assert!(a.contains(&Action::Escalated(LevelKind::NextOnCall)));
+}
+
+#[test]
+fn next_on_call_asks_a_second_lawyer_on_call_now_before_the_next_shift() {
+    // An override puts Oksana on call with Halyna as her backup.
+    let text = GAP_ROSTER.replace(
+        "{levels}",
+        r#"{ kind = "on_call", wait_minutes = 3 }, { kind = "next_on_call", wait_minutes = 3 }, { kind = "next_on_call", wait_minutes = 3 }"#,
+    ) + "[[overrides]]\ncity = \"poltava\"\nstart = \"2026-03-29 05:00\"\nend = \"2026-03-29 12:00\"\nlawyers = [\"oksana\", \"halyna\"]\n";
+    let r = roster_from(&text);
+    let off = BTreeSet::new();
+    let (mut d, a) = open(&gap_ctx(&r, &off, GAP_T), 1 << 40);
+    assert_eq!(offers(&a), ["oksana"]);
+    let a = escalate(&mut d, &gap_ctx(&r, &off, GAP_T + 3 * MIN), 1);
+    assert_eq!(offers(&a), ["halyna"], "the backup on call now");
+    // A second next_on_call level: nobody new comes on call after them
+    // (the evening shifts are theirs too), so it is skipped and the second
+    // pass starts with on_call.
+    let (seq, _) = escalate_timer(&a).unwrap();
+    let a = escalate(&mut d, &gap_ctx(&r, &off, GAP_T + 6 * MIN), seq);
+    assert_eq!(offers(&a), ["oksana"]);
+    assert_eq!((d.level, d.round), (0, 1));
+    // With Oksana off call, on_call asks Halyna; next_on_call has nobody
+    // left who has not been asked in this pass.
+    let off: BTreeSet<String> = ["oksana".to_owned()].into();
+    let (mut d, a) = open(&gap_ctx(&r, &off, GAP_T), 1 << 40);
+    assert_eq!(offers(&a), ["halyna"]);
+    let a = escalate(&mut d, &gap_ctx(&r, &off, GAP_T + 3 * MIN), 1);
+    assert_eq!(offers(&a), ["halyna"], "{a:?}");
+    assert_eq!(
+        (d.level, d.round),
+        (0, 1),
+        "both next_on_call levels skipped"
     );
 }
 
@@ -171,8 +359,9 @@ fn off_call_lawyers_are_skipped_but_the_coordinator_is_not() {
     assert_eq!(
         offers(&a),
         ["bakyt"],
-        "aida is off: the next available lawyer is on call"
+        "aida is off: on_call is skipped, next_on_call asks bakyt at once"
     );
+    assert!(a.contains(&Action::Escalated(LevelKind::NextOnCall)));
     let off_all: BTreeSet<String> = ["aida", "bakyt", "cholpon"]
         .iter()
         .map(|s| (*s).to_owned())
@@ -334,6 +523,48 @@ mod props {
                 prop_assert!(d.offers.len() <= 4 * 4 * 3, "offers are bounded");
             }
             prop_assert!(confirms <= 1, "the woman is confirmed at most once");
+        }
+
+        #[test]
+        fn on_call_never_reaches_ahead_to_the_next_shift(events in prop::collection::vec(event(), 0..30), start in 0u64..(3 * 24 * 60), off_oksana: bool) {
+            // Three days from the gap at 05:09, in and out of the evening
+            // shifts, any answers and timers.
+            let r = gap_roster(
+                r#"{ kind = "on_call", wait_minutes = 3 }, { kind = "next_on_call", wait_minutes = 3 }, { kind = "team", wait_minutes = 5 }, { kind = "coordinator", wait_minutes = 5 }"#,
+            );
+            let chain = r.chain("poltava").unwrap().clone();
+            let who = ["oksana", "halyna", "larysa", "oksana"];
+            let off: BTreeSet<String> = off_oksana.then(|| "oksana".to_owned()).into_iter().collect();
+            let t = GAP_T + start * MIN;
+            let (mut d, _) = open(&gap_ctx(&r, &off, t), 1 << 40);
+            for (i, e) in events.iter().enumerate() {
+                let c = gap_ctx(&r, &off, t + i as u64 * MIN);
+                match e {
+                    Event::Timer(s) => escalate(&mut d, &c, *s),
+                    Event::Decline(w) => decline(&mut d, &c, who[*w]),
+                    Event::Accept(w) => accept(&mut d, &c, who[*w]),
+                    Event::Close(w) => close(&mut d, &c, who[*w], 100),
+                    Event::Unanswered => unanswered(&mut d),
+                    Event::AutoClose => auto_close(&mut d, &c, 100),
+                };
+            }
+            for o in &d.offers {
+                let at = ts(o.at_ms);
+                let now = r.on_call("poltava", at);
+                let kind = chain.levels[o.level as usize].kind;
+                prop_assert!(!off.contains(&o.lawyer) || kind == LevelKind::Coordinator);
+                match kind {
+                    LevelKind::OnCall => prop_assert!(names(&now).contains(&o.lawyer.as_str()), "{:?} at {}", o, at),
+                    LevelKind::NextOnCall => {
+                        prop_assert!(now.first().is_none_or(|p| *p != o.lawyer.as_str()), "not the primary: {:?}", o);
+                        if now.is_empty() {
+                            let next = r.on_call_at("poltava", at).next;
+                            prop_assert!(names(&next).contains(&o.lawyer.as_str()), "the next shift's: {:?}", o);
+                        }
+                    }
+                    LevelKind::Team | LevelKind::Coordinator => {}
+                }
+            }
         }
     }
 }

@@ -434,10 +434,14 @@ fn escalation(
     team: &[LawyerId],
 ) -> Option<Escalation> {
     let key = format!("{city_key}.escalation");
+    let known: Vec<&str> = LevelKind::ALL.iter().map(|(n, _)| *n).collect();
     let Some(e) = raw else {
         l.error(
             key,
-            "missing: add levels (on_call, next_on_call, team, coordinator), repeats and unanswered_after_minutes",
+            format!(
+                "missing: add levels ({}), repeats and unanswered_after_minutes",
+                known.join(", ")
+            ),
         );
         return None;
     };
@@ -455,7 +459,6 @@ fn escalation(
             .find(|(n, _)| *n == lv.kind)
             .map(|(_, k)| *k);
         if kind.is_none() {
-            let known: Vec<&str> = LevelKind::ALL.iter().map(|(n, _)| *n).collect();
             l.error(
                 quoted(&format!("{lk}.kind"), &lv.kind),
                 format!("unknown kind (known: {})", known.join(", ")),

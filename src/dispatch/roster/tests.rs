@@ -227,9 +227,32 @@ fn the_shipped_roster_loads_clean_and_covers_every_city_of_the_flows() {
         ids(&r.on_call("other", from)),
         ids(&r.on_call("bishkek", from))
     );
-    // The May holidays override in Poltava.
+    // The May holidays override in Poltava: Halyna backs Oksana up, so
+    // next_on_call asks her before the next shift's lawyer.
     let may = local("Europe/Kyiv", "2026-05-02T12:00");
     assert_eq!(ids(&r.on_call_at("poltava", may).now), ["oksana", "halyna"]);
+    assert_eq!(ids(&r.next_on_call("poltava", may))[0], "halyna");
+    // Every city chooses explicitly to wake the next shift's lawyer after
+    // the one on call (and, in a gap, at once).
+    for city in ["bishkek", "osh", "poltava", "other"] {
+        let kinds: Vec<_> = r
+            .chain(city)
+            .unwrap()
+            .levels
+            .iter()
+            .map(|l| l.kind)
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                LevelKind::OnCall,
+                LevelKind::NextOnCall,
+                LevelKind::Team,
+                LevelKind::Coordinator
+            ],
+            "{city}"
+        );
+    }
     // Osh nights are Gulnara's first (2026-03-02 20:00).
     assert_eq!(
         ids(&r
@@ -273,10 +296,14 @@ fn a_rolling_rotation_hands_over_at_the_shift_boundary() {
     // A year on, still in turn: day 365 → 365 % 3 = 2 → cholpon.
     assert_eq!(ids(&at("2027-03-02T03:00:00Z").now), ["cholpon"]);
 
-    // Primary first, then whoever the rotation gives next.
+    // On call means now; whoever the rotation gives next is next.
     assert_eq!(
         ids(&r.on_call("bishkek", utc("2026-03-02T10:00:00Z"))),
-        ["aida", "bakyt"]
+        ["aida"]
+    );
+    assert_eq!(
+        ids(&r.next_on_call("bishkek", utc("2026-03-02T10:00:00Z"))),
+        ["bakyt"]
     );
     let oc = at("2026-03-04T12:00:00Z");
     assert_eq!(ids(&oc.next), ["aida"]);
@@ -290,6 +317,12 @@ fn before_a_rotation_starts_nobody_is_on_call_but_the_first_is_next() {
     assert_eq!(oc.now, Vec::<LawyerId>::new());
     assert_eq!(ids(&oc.next), ["aida"]);
     assert_eq!(oc.next_from, Some(utc("2026-03-02T03:00:00Z")));
+    // A gap: nobody on call, and on_call never reaches ahead.
+    assert!(r.on_call("bishkek", utc("2026-03-02T02:59:59Z")).is_empty());
+    assert_eq!(
+        ids(&r.next_on_call("bishkek", utc("2026-03-02T02:59:59Z"))),
+        ["aida"]
+    );
     // Long before: nobody now, and nobody within the look-ahead.
     let oc = r.on_call_at("bishkek", utc("2025-01-01T00:00:00Z"));
     assert_eq!(oc, OnCall::default());
@@ -391,7 +424,12 @@ fn two_rotations_at_once_put_the_first_written_first() {
     );
     assert_eq!(
         ids(&r.on_call("bishkek", utc("2026-03-02T04:00:00Z"))),
-        ["aida", "nurgul", "bakyt"]
+        ["aida", "nurgul"]
+    );
+    // Next in line: the second lawyer on call now, then the next shift's.
+    assert_eq!(
+        ids(&r.next_on_call("bishkek", utc("2026-03-02T04:00:00Z"))),
+        ["nurgul", "bakyt"]
     );
 }
 
@@ -439,6 +477,38 @@ fn an_override_fills_a_gap_with_whole_days() {
             (l("2026-05-03T00:00"), l("2026-05-04T00:00")),
         ]
     );
+}
+
+#[test]
+fn in_a_gap_nobody_is_on_call_and_the_next_shift_is_only_next() {
+    // The issue's case: 05:09 in Poltava, evening shifts from 20:00. The
+    // gap report, on_call and next_on_call agree: nobody now, Halyna next.
+    let text = format!(
+        "{BASE}\n[[rotations]]\ncity = \"poltava\"\nstart = \"2026-03-02\"\ndaily = \"20:00-02:00\"\nlawyers = [\"halyna\", \"iryna\"]\n"
+    );
+    let r = roster(&text);
+    let l = |s: &str| local("Europe/Kyiv", s);
+    for day in ["2026-03-28", "2026-03-29", "2026-10-25", "2026-07-06"] {
+        let t = l(&format!("{day}T05:09"));
+        assert!(r.on_call("poltava", t).is_empty(), "{day}");
+        let oc = r.on_call_at("poltava", t);
+        assert_eq!(oc.next_from, Some(l(&format!("{day}T20:00"))), "{day}");
+        assert_eq!(r.next_on_call("poltava", t), oc.next, "{day}");
+        assert_eq!(oc.next.len(), 1, "{day}");
+        assert!(
+            r.gaps("poltava", t, 1)
+                .iter()
+                .any(|(s, e)| *s <= t && t < *e),
+            "{day}"
+        );
+    }
+    // 2026-03-29 is shift 27 (iryna's); at 20:00 she is on call and the
+    // next shift's lawyer is next.
+    let t = l("2026-03-29T05:09");
+    assert_eq!(ids(&r.next_on_call("poltava", t)), ["iryna"]);
+    let t = l("2026-03-29T20:00");
+    assert_eq!(ids(&r.on_call("poltava", t)), ["iryna"]);
+    assert_eq!(ids(&r.next_on_call("poltava", t)), ["halyna"]);
 }
 
 // ---------------------------------------------------------------- time zones
@@ -692,6 +762,51 @@ fn unknown_zones_countries_and_cities_are_named() {
         &p,
         r#"config/roster.toml: rotations[0].city = "bishkk": no such city in [cities]"#,
     );
+}
+
+/// The level kinds in the table of `docs/roster.md` ("| Level `kind` |").
+fn documented_level_kinds(doc: &str) -> Vec<&str> {
+    doc.lines()
+        .skip_while(|l| !l.starts_with("| Level `kind` |"))
+        .skip(2) // the heading and its |---|---|
+        .take_while(|l| l.starts_with('|'))
+        .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
+        .collect()
+}
+
+#[test]
+fn the_level_kinds_documented_are_the_ones_the_loader_accepts() {
+    let doc = include_str!("../../../docs/roster.md");
+    let documented = documented_level_kinds(doc);
+    let known: Vec<&str> = LevelKind::ALL.iter().map(|(n, _)| *n).collect();
+    assert_eq!(documented, known, "docs/roster.md and LevelKind::ALL");
+    // Each is accepted by the loader, and means its own kind.
+    for (name, kind) in LevelKind::ALL {
+        let text = BASE.replace(
+            r#"{ kind = "team", wait_minutes = 5 }"#,
+            &format!(r#"{{ kind = "{name}", wait_minutes = 5 }}"#),
+        );
+        let r = roster(&text);
+        assert_eq!(r.chain("poltava").unwrap().levels[1].kind, kind, "{name}");
+        assert_eq!(kind.as_str(), name);
+    }
+    // docs/dispatch.md and the shipped roster's comment name every kind too.
+    let dispatch = include_str!("../../../docs/dispatch.md");
+    let shipped = include_str!("../../../config/roster.toml");
+    for name in known {
+        assert!(
+            dispatch.contains(&format!("`{name}`")),
+            "docs/dispatch.md: {name}"
+        );
+        assert!(
+            shipped.contains(&format!("#   {name} ")),
+            "config/roster.toml: {name}"
+        );
+    }
+    // What the docs promise of a gap is what on_call does: nobody.
+    assert!(doc.contains("In a gap (nobody on call) the `on_call` level has nobody to ask"));
+    let r = roster(&format!("{BASE}{ROT_BISHKEK}"));
+    assert!(r.on_call("bishkek", utc("2026-03-02T02:59:59Z")).is_empty());
 }
 
 #[test]
