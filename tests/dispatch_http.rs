@@ -45,7 +45,7 @@ fn config(api: &str, dir: &std::path::Path) -> String {
         .replace(
             "[flows]",
             &format!(
-                "[outbox]\npoll_ms = 30\nbackoff_base_ms = 50\n\n[dispatch]\nroster = {:?}\ntexts = {:?}\nsms_channel = \"africastalking\"\n\n[flows]",
+                "[outbox]\npoll_ms = 30\nbackoff_base_ms = 50\n# The tests move a manual clock by minutes at a time: a lease shorter\n# than a jump would expire under a send still in flight.\nlease_secs = 86400\n\n[dispatch]\nroster = {:?}\ntexts = {:?}\nsms_channel = \"africastalking\"\n\n[flows]",
                 dir.join("roster.toml").display().to_string(),
                 texts.display().to_string()
             ),

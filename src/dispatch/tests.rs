@@ -73,3 +73,54 @@ fn an_offer_template_too_long_to_fit_is_reported() {
         p[0]
     );
 }
+
+/// 2026-12-01 10:00 in Bishkek: aida's shift; bakyt is next.
+const T0: u64 = 1_796_097_600_000;
+
+#[tokio::test(start_paused = true)]
+async fn the_timer_worker_escalates_on_tokio_time_without_sleeping() {
+    use crate::conversation::CasePlanner;
+    use crate::store::{NewCase, Queue, code_candidates};
+
+    let clock = Clock::tokio(T0);
+    let privacy = Privacy::new(b"0123456789abcdef0123456789abcdef");
+    let deps = Deps::detached(privacy, clock.clone());
+    let mut d = dispatcher(SHIPPED);
+    d.deps = deps.clone();
+    d.auto_close_ms = 24 * 3600 * 1000;
+    let d = Arc::new(d);
+    let mut c = case("Station 5");
+    c.opened_at_ms = T0;
+    let jobs = d.plan(&mut c, 3);
+    let offered = |c: &CaseData| -> Vec<String> {
+        c.dispatch.offers.iter().map(|o| o.lawyer.clone()).collect()
+    };
+    assert_eq!(offered(&c), ["aida"]);
+    let new = NewCase {
+        id: c.id.clone(),
+        code_candidates: code_candidates(3, &c.id, 8),
+        data: deps.privacy.seal_json(&c).unwrap(),
+        jobs,
+    };
+    deps.store.record_case(3, new, T0).await.unwrap();
+    let worker = timers::TimerWorker::new(d.clone(), std::time::Duration::from_secs(1));
+    assert_eq!(worker.tick(clock.now_ms()).await, 0, "nothing is due yet");
+    // The offer to aida waits in the outbox.
+    let queued = deps
+        .store
+        .claim(3, Queue::Outbox, clock.now_ms(), 60_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(queued.len(), 1);
+    // Her level's wait passes on tokio's clock: the next tick escalates.
+    tokio::time::advance(std::time::Duration::from_secs(3 * 60 + 1)).await;
+    assert_eq!(worker.tick(clock.now_ms()).await, 1);
+    let rec = deps.store.case(3, &c.id).await.unwrap().unwrap();
+    let now: CaseData = deps.privacy.open_json(&rec.data).unwrap();
+    assert_eq!(offered(&now), ["aida", "bakyt"]);
+    assert_eq!(
+        worker.tick(clock.now_ms()).await,
+        0,
+        "a timer fires once"
+    );
+}
