@@ -1,24 +1,32 @@
-//! The command line: `hotline serve`, `hotline check`, `hotline simulate`.
+//! The command line: `hotline serve`, `hotline check`, `hotline simulate`,
+//! `hotline report`.
 //!
 //! Exit codes: `serve` 0 after a clean shutdown, 64 (EX_USAGE) on a bad
 //! config, 69 (EX_UNAVAILABLE) when a port or the store cannot be had;
-//! `check` 0 clean, 1 problems found, 2 config unreadable; `simulate` 0.
+//! `check` 0 clean, 1 problems found, 2 config unreadable; `simulate` 0;
+//! `report` 0, 64 on a bad config or argument or on the memory store (whose
+//! cases live only inside the running gateway), 69 when Redis cannot be
+//! read. Each failure is a [`CliError`], which says which code it gets.
 
+use std::collections::HashMap;
+use std::error::Error as _;
 use std::io::{BufRead, Write};
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 
 use crate::app::App;
-use crate::channel::{UssdIn, UssdInput};
+use crate::channel::{Channel, UssdIn, UssdInput};
 use crate::clock::Clock;
-use crate::config::{self, Config, Env, LoadError, ProcessEnv, StoreKind};
-use crate::flow::lint;
+use crate::config::{self, ChannelKind, Config, Env, LoadError, ProcessEnv, StoreKind};
+use crate::dispatch::Dispatcher;
+use crate::flow::{FlowSet, lint};
 use crate::phone::PhoneNumber;
 use crate::problem::Problem;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 use crate::text::measure;
 
 /// EX_USAGE: the configuration is wrong.
@@ -56,6 +64,11 @@ pub enum Command {
     },
     /// Statistics safe to publish: cases by city, week, situation and abuse
     /// type, and time to accept; small counts suppressed.
+    ///
+    /// Reads the cases in Redis (HOTLINE_REDIS_URL). Exit codes: 0 printed;
+    /// 64 a bad config or argument, or the memory store (its cases live only
+    /// inside the running gateway, out of this command's reach); 69 Redis
+    /// cannot be reached or read.
     Report {
         /// Config file (default: $HOTLINE_CONFIG, else config/hotline.toml).
         #[arg(long)]
@@ -81,6 +94,91 @@ pub enum Command {
     },
 }
 
+/// Why a command stopped. Each kind has its exit code ([`CliError::exit_code`]);
+/// the underlying error stays reachable through `source()`.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The config file cannot be read or is not valid.
+    #[error("configuration is not valid")]
+    Config(#[from] LoadError),
+    /// The config loaded, but the flows, channels or roster it names have errors.
+    #[error("configuration is not valid")]
+    Build(Vec<Problem>),
+    /// A command-line argument is wrong.
+    #[error("{0}")]
+    Usage(String),
+    /// The configured store cannot be used (Redis unreachable).
+    #[error("cannot use the store")]
+    Store(#[source] StoreError),
+    /// `report` with the memory store: its cases live inside the running
+    /// gateway's process, which another process cannot read.
+    #[error(
+        "cannot report on the memory store: its cases live only inside the running gateway's process. Set HOTLINE_REDIS_URL to report on a Redis store"
+    )]
+    MemoryStore,
+    /// The async runtime cannot start.
+    #[error("cannot start the runtime")]
+    Runtime(#[source] std::io::Error),
+    /// A listener cannot be bound.
+    #[error("cannot bind the {listener} listener")]
+    Bind {
+        /// `webhook` or `admin`.
+        listener: &'static str,
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why not.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store's cases cannot be read.
+    #[error("cannot read cases")]
+    ReadCases(#[source] StoreError),
+    /// The server stopped with an error.
+    #[error("server failed")]
+    Server(#[source] std::io::Error),
+}
+
+impl CliError {
+    /// The exit code: 64 (EX_USAGE) for what the operator must fix in the
+    /// config or the command line, 69 (EX_UNAVAILABLE) for what may come
+    /// back by itself (a port, Redis), 1 otherwise.
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Config(_)
+            | CliError::Build(_)
+            | CliError::Usage(_)
+            | CliError::MemoryStore => ExitCode::from(EXIT_CONFIG),
+            CliError::Store(_)
+            | CliError::Runtime(_)
+            | CliError::Bind { .. }
+            | CliError::ReadCases(_) => ExitCode::from(EXIT_UNAVAILABLE),
+            CliError::Server(_) => ExitCode::FAILURE,
+        }
+    }
+}
+
+/// The error and every source under it, joined by `: `.
+fn with_sources(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+/// Tell the operator on stderr why a command stopped; its exit code.
+fn fail(e: &CliError) -> ExitCode {
+    match e {
+        CliError::Config(load) => print_problems(load.problems()),
+        CliError::Build(problems) => print_problems(problems),
+        other => eprintln!("hotline: {}", with_sources(other)),
+    }
+    e.exit_code()
+}
+
 /// Set up logging: `RUST_LOG` (default `info`), text or JSON lines on stderr.
 pub fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -104,16 +202,8 @@ fn print_problems(problems: &[Problem]) {
     }
 }
 
-fn load_config(
-    flag: Option<&std::path::Path>,
-    env: &dyn Env,
-) -> Result<(Config, Vec<Problem>), (u8, Vec<Problem>)> {
-    let path = config::config_path(flag, env);
-    match config::load(&path, env) {
-        Ok(x) => Ok(x),
-        Err(LoadError::Unreadable(p)) => Err((2, vec![p])),
-        Err(LoadError::Invalid(ps)) => Err((1, ps)),
-    }
+fn load_config(flag: Option<&Path>, env: &dyn Env) -> Result<(Config, Vec<Problem>), LoadError> {
+    config::load(&config::config_path(flag, env), env)
 }
 
 /// Run the command line.
@@ -138,8 +228,8 @@ pub fn main() -> ExitCode {
 /// Build the store a config asks for.
 ///
 /// # Errors
-/// A message when Redis is asked for and cannot be used.
-pub async fn build_store(config: &Config) -> Result<Arc<dyn Store>, String> {
+/// [`CliError::Store`] when Redis is asked for and cannot be used.
+pub async fn build_store(config: &Config) -> Result<Arc<dyn Store>, CliError> {
     match &config.store.kind {
         StoreKind::Memory => Ok(App::memory_store(config)),
         StoreKind::Redis(url) => {
@@ -150,20 +240,24 @@ pub async fn build_store(config: &Config) -> Result<Arc<dyn Store>, String> {
                 config.store.response_timeout,
             )
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(CliError::Store)?;
             Ok(Arc::new(store))
         }
     }
 }
 
+// ---------------------------------------------------------------- serve
+
+const NOT_STARTING: &str = "hotline: configuration is not valid; not starting";
+
 fn serve(flag: Option<PathBuf>) -> ExitCode {
     let env = ProcessEnv;
     let (config, warnings) = match load_config(flag.as_deref(), &env) {
         Ok(x) => x,
-        Err((_, problems)) => {
+        Err(e) => {
             init_logging(false);
-            print_problems(&problems);
-            eprintln!("hotline: configuration is not valid; not starting");
+            print_problems(e.problems());
+            eprintln!("{NOT_STARTING}");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
@@ -173,91 +267,123 @@ fn serve(flag: Option<PathBuf>) -> ExitCode {
         .build()
     {
         Ok(r) => r,
-        Err(e) => {
-            eprintln!("hotline: cannot start the runtime: {e}");
-            return ExitCode::from(EXIT_UNAVAILABLE);
-        }
+        Err(e) => return fail(&CliError::Runtime(e)),
     };
     runtime.block_on(async move {
-        let store = match build_store(&config).await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot use the configured store");
-                return ExitCode::from(EXIT_UNAVAILABLE);
-            }
-        };
-        let (app, flow_warnings) = match App::build(config, store, Clock::System, &env) {
-            Ok(x) => x,
-            Err(problems) => {
-                print_problems(&problems);
-                eprintln!("hotline: configuration is not valid; not starting");
-                return ExitCode::from(EXIT_CONFIG);
-            }
-        };
-        for p in warnings.iter().chain(&flow_warnings) {
-            tracing::warn!(problem = %p, "configuration warning");
-        }
-        if app.config.privacy.is_dev_key {
-            tracing::warn!(
-                "HOTLINE_PII_KEY is not set: using the public development key. Pseudonyms and sealed data are NOT protected. Never run like this with real callers."
-            );
-        }
-        if let Some(d) = &app.dispatcher
-            && !d.sending_channels.contains(&d.sms_channel)
-        {
-            tracing::warn!(channel = %d.sms_channel, "dispatch channel cannot send (no sending credentials): offers to lawyers will fail");
-        }
-        for name in &app.config.disabled_channels {
-            tracing::info!(channel = %name, "channel is disabled (enabled = false); its webhooks answer 404");
-        }
-        for ch in &app.config.channels {
-            if ch.secret.is_none() && ch.allow_ips.is_empty() && ch.kind != crate::config::ChannelKind::Twilio {
-                tracing::warn!(channel = %ch.name, "channel accepts unauthenticated requests: set secret_env or allow_ips before going live");
-            }
-        }
-        // Install the signal handlers before anyone can see us listening.
-        let shutdown = crate::server::shutdown_signal();
-        let public = match tokio::net::TcpListener::bind(app.config.server.listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(addr = %app.config.server.listen, error = %e, "cannot bind the webhook listener");
-                return ExitCode::from(EXIT_UNAVAILABLE);
-            }
-        };
-        let admin = match tokio::net::TcpListener::bind(app.config.server.admin_listen).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(addr = %app.config.server.admin_listen, error = %e, "cannot bind the admin listener");
-                return ExitCode::from(EXIT_UNAVAILABLE);
-            }
-        };
-        let public_addr = public.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        let admin_addr = admin.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        tracing::info!(
-            public = %public_addr,
-            admin = %admin_addr,
-            store = app.conversations.store.kind(),
-            flows = app.conversations.flows.flows.len(),
-            channels = app.channels.len(),
-            "hotline listening"
-        );
-        match crate::server::run(app, public, admin, shutdown).await {
+        match serve_until_shutdown(config, &warnings, &env).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                tracing::error!(error = %e, "server failed");
-                ExitCode::FAILURE
+                log_serve_failure(&e);
+                e.exit_code()
             }
         }
     })
 }
 
+/// Connect the store, build the app, bind both listeners and serve until a
+/// shutdown signal.
+async fn serve_until_shutdown(
+    config: Config,
+    warnings: &[Problem],
+    env: &dyn Env,
+) -> Result<(), CliError> {
+    let store = build_store(&config).await?;
+    let (app, flow_warnings) =
+        App::build(config, store, Clock::System, env).map_err(CliError::Build)?;
+    log_warnings(&app, warnings, &flow_warnings);
+    // Install the signal handlers before anyone can see us listening.
+    let shutdown = crate::server::shutdown_signal();
+    let public = bind("webhook", app.config.server.listen).await?;
+    let admin = bind("admin", app.config.server.admin_listen).await?;
+    let public_addr = public
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let admin_addr = admin
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(
+        public = %public_addr,
+        admin = %admin_addr,
+        store = app.conversations.store.kind(),
+        flows = app.conversations.flows.flows.len(),
+        channels = app.channels.len(),
+        "hotline listening"
+    );
+    crate::server::run(app, public, admin, shutdown)
+        .await
+        .map_err(CliError::Server)
+}
+
+async fn bind(
+    listener: &'static str,
+    addr: SocketAddr,
+) -> Result<tokio::net::TcpListener, CliError> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| CliError::Bind {
+            listener,
+            addr,
+            source,
+        })
+}
+
+/// `serve` logs (the runbook names these messages) instead of printing.
+fn log_serve_failure(e: &CliError) {
+    let source = e.source().map(ToString::to_string).unwrap_or_default();
+    match e {
+        CliError::Config(load) => {
+            print_problems(load.problems());
+            eprintln!("{NOT_STARTING}");
+        }
+        CliError::Build(problems) => {
+            print_problems(problems);
+            eprintln!("{NOT_STARTING}");
+        }
+        CliError::Store(_) => tracing::error!(error = %source, "cannot use the configured store"),
+        CliError::Bind { addr, .. } => tracing::error!(addr = %addr, error = %source, "{e}"),
+        _ => tracing::error!(error = %source, "{e}"),
+    }
+}
+
+/// What an operator should know before the gateway takes traffic.
+fn log_warnings(app: &App, warnings: &[Problem], flow_warnings: &[Problem]) {
+    for p in warnings.iter().chain(flow_warnings) {
+        tracing::warn!(problem = %p, "configuration warning");
+    }
+    if app.config.privacy.is_dev_key {
+        tracing::warn!(
+            "HOTLINE_PII_KEY is not set: using the public development key. Pseudonyms and sealed data are NOT protected. Never run like this with real callers."
+        );
+    }
+    if let Some(d) = &app.dispatcher
+        && !d.sending_channels.contains(&d.sms_channel)
+    {
+        tracing::warn!(channel = %d.sms_channel, "dispatch channel cannot send (no sending credentials): offers to lawyers will fail");
+    }
+    for name in &app.config.disabled_channels {
+        tracing::info!(channel = %name, "channel is disabled (enabled = false); its webhooks answer 404");
+    }
+    for ch in &app.config.channels {
+        if ch.secret.is_none() && ch.allow_ips.is_empty() && ch.kind != ChannelKind::Twilio {
+            tracing::warn!(channel = %ch.name, "channel accepts unauthenticated requests: set secret_env or allow_ips before going live");
+        }
+    }
+}
+
+// ---------------------------------------------------------------- check
+
 fn check(flag: Option<PathBuf>, list_screens: bool) -> ExitCode {
     let env = ProcessEnv;
     let (config, mut problems) = match load_config(flag.as_deref(), &env) {
         Ok(x) => x,
-        Err((code, problems)) => {
-            print_problems(&problems);
-            return ExitCode::from(code);
+        Err(e) => {
+            print_problems(e.problems());
+            return ExitCode::from(match e {
+                LoadError::Unreadable(_) => 2,
+                LoadError::Invalid(_) => 1,
+            });
         }
     };
     let (flows, mut flow_problems) = crate::app::load_flows(&config);
@@ -265,61 +391,12 @@ fn check(flag: Option<PathBuf>, list_screens: bool) -> ExitCode {
     problems.append(&mut flow_problems);
     problems.append(&mut channel_problems);
     let flows = Arc::new(flows);
-    let privacy = crate::privacy::Privacy::new(&config.privacy.pii_key);
-    let (dispatcher, mut dispatch_problems) = crate::app::load_dispatch(
-        &config,
-        &flows,
-        &channels,
-        &privacy,
-        &env,
-        Clock::System.now_ms(),
-    );
+    let (dispatcher, mut dispatch_problems) = check_dispatch(&config, &flows, &channels, &env);
     problems.append(&mut dispatch_problems);
     if let Some(d) = &dispatcher {
-        println!(
-            "{}: {} lawyers, cities {}; offers go out on channel {:?}{}",
-            d.roster.source,
-            d.roster.lawyers().count(),
-            d.roster.city_ids().join(", "),
-            d.sms_channel,
-            if d.sending_channels.contains(&d.sms_channel) {
-                ""
-            } else {
-                " (which has no sending credentials here)"
-            }
-        );
+        print_dispatch(d);
     }
-    for flow in flows.flows.values() {
-        let screens = lint::screens(flow);
-        let worst = screens
-            .iter()
-            .map(|s| s.measure.sms_segments())
-            .max()
-            .unwrap_or(0);
-        println!(
-            "{}: flow {:?}, {} languages, {} screens, every screen at most {} SMS part(s)",
-            flow.source,
-            flow.id(),
-            flow.spec.languages.len(),
-            screens.len(),
-            worst
-        );
-        if list_screens {
-            for s in &screens {
-                println!(
-                    "  {}.{} [country {}{}]: {}/{} {} · SMS {} part(s)",
-                    s.key,
-                    s.lang,
-                    s.country,
-                    if s.reprompt { ", re-prompt" } else { "" },
-                    s.measure.units,
-                    s.measure.ussd_limit(),
-                    s.measure.encoding,
-                    s.measure.sms_segments()
-                );
-            }
-        }
-    }
+    print_flows(&flows, list_screens);
     println!(
         "{}: {} channel(s), store {}, {} flow(s)",
         config.source,
@@ -340,32 +417,82 @@ fn check(flag: Option<PathBuf>, list_screens: bool) -> ExitCode {
     }
 }
 
-fn simulate(flag: Option<PathBuf>, flow: Option<String>, number: &str) -> ExitCode {
-    let env = ProcessEnv;
-    let (config, _) = match load_config(flag.as_deref(), &env) {
-        Ok(x) => x,
-        Err((_, problems)) => {
-            print_problems(&problems);
-            return ExitCode::from(EXIT_CONFIG);
+/// Load the roster and texts as `serve` would, to report their problems.
+fn check_dispatch(
+    config: &Config,
+    flows: &Arc<FlowSet>,
+    channels: &HashMap<String, Arc<dyn Channel>>,
+    env: &dyn Env,
+) -> (Option<Arc<Dispatcher>>, Vec<Problem>) {
+    let privacy = crate::privacy::Privacy::new(&config.privacy.pii_key);
+    crate::app::load_dispatch(
+        config,
+        flows,
+        channels,
+        &privacy,
+        env,
+        Clock::System.now_ms(),
+    )
+}
+
+fn print_dispatch(d: &Dispatcher) {
+    println!(
+        "{}: {} lawyers, cities {}; offers go out on channel {:?}{}",
+        d.roster.source,
+        d.roster.lawyers().count(),
+        d.roster.city_ids().join(", "),
+        d.sms_channel,
+        if d.sending_channels.contains(&d.sms_channel) {
+            ""
+        } else {
+            " (which has no sending credentials here)"
         }
-    };
-    let Ok(from) = PhoneNumber::parse_international(number) else {
-        eprintln!("hotline: --number must be an international number like +996555000001");
-        return ExitCode::from(EXIT_CONFIG);
-    };
-    let store = App::memory_store(&config);
-    let (app, _) = match App::build(config, store, Clock::System, &env) {
-        Ok(x) => x,
-        Err(problems) => {
-            print_problems(&problems);
-            return ExitCode::from(EXIT_CONFIG);
+    );
+}
+
+/// One line per flow; with `list_screens`, one per screen too.
+fn print_flows(flows: &FlowSet, list_screens: bool) {
+    for flow in flows.flows.values() {
+        let screens = lint::screens(flow);
+        let worst = screens
+            .iter()
+            .map(|s| s.measure.sms_segments())
+            .max()
+            .unwrap_or(0);
+        println!(
+            "{}: flow {:?}, {} languages, {} screens, every screen at most {} SMS part(s)",
+            flow.source,
+            flow.id(),
+            flow.spec.languages.len(),
+            screens.len(),
+            worst
+        );
+        if !list_screens {
+            continue;
         }
-    };
-    let flow_id = flow.unwrap_or_else(|| app.config.flows.default.clone());
-    if app.conversations.flows.get(&flow_id).is_none() {
-        eprintln!("hotline: no flow {flow_id:?}");
-        return ExitCode::from(EXIT_CONFIG);
+        for s in &screens {
+            println!(
+                "  {}.{} [country {}{}]: {}/{} {} · SMS {} part(s)",
+                s.key,
+                s.lang,
+                s.country,
+                if s.reprompt { ", re-prompt" } else { "" },
+                s.measure.units,
+                s.measure.ussd_limit(),
+                s.measure.encoding,
+                s.measure.sms_segments()
+            );
+        }
     }
+}
+
+// ---------------------------------------------------------------- simulate
+
+fn simulate(flag: Option<PathBuf>, flow: Option<String>, number: &str) -> ExitCode {
+    let (app, flow_id, from) = match simulated_phone(flag, flow, number) {
+        Ok(x) => x,
+        Err(e) => return fail(&e),
+    };
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -374,9 +501,8 @@ fn simulate(flag: Option<PathBuf>, flow: Option<String>, number: &str) -> ExitCo
     };
     let session_id = format!("sim-{:08x}", rand::random::<u32>());
     let mut text = String::new();
-    let stdin = std::io::stdin();
     let mut out = std::io::stdout();
-    let mut lines = stdin.lock().lines();
+    let mut lines = std::io::stdin().lock().lines();
     let mut screen_no = 1;
     loop {
         let answer = runtime.block_on(app.conversations.ussd(
@@ -389,17 +515,7 @@ fn simulate(flag: Option<PathBuf>, flow: Option<String>, number: &str) -> ExitCo
                 input: UssdInput::Cumulative(text.clone()),
             },
         ));
-        let m = measure(&answer.text);
-        let verdict = if m.fits_ussd() { "fits" } else { "TOO LONG" };
-        let _ = writeln!(
-            out,
-            "── screen {screen_no} · {} · {}/{} characters · {} · {verdict} ──",
-            if answer.end { "END" } else { "CON" },
-            m.units,
-            m.ussd_limit(),
-            m.encoding
-        );
-        let _ = writeln!(out, "{}", answer.text);
+        print_screen(&mut out, screen_no, &answer.text, answer.end);
         if answer.end {
             let _ = writeln!(out, "── session over ──");
             return ExitCode::SUCCESS;
@@ -418,53 +534,86 @@ fn simulate(flag: Option<PathBuf>, flow: Option<String>, number: &str) -> ExitCo
     }
 }
 
-fn report(flag: Option<PathBuf>, format: &str, threshold: u64) -> ExitCode {
+/// The app on a memory store, the flow to run and the caller's number.
+fn simulated_phone(
+    flag: Option<PathBuf>,
+    flow: Option<String>,
+    number: &str,
+) -> Result<(App, String, PhoneNumber), CliError> {
     let env = ProcessEnv;
-    if format != "md" && format != "csv" {
-        eprintln!("hotline: --format must be md or csv");
-        return ExitCode::from(EXIT_CONFIG);
+    let (config, _) = load_config(flag.as_deref(), &env)?;
+    let from = PhoneNumber::parse_international(number).map_err(|_| {
+        CliError::Usage("--number must be an international number like +996555000001".into())
+    })?;
+    let store = App::memory_store(&config);
+    let (app, _) = App::build(config, store, Clock::System, &env).map_err(CliError::Build)?;
+    let flow_id = flow.unwrap_or_else(|| app.config.flows.default.clone());
+    if app.conversations.flows.get(&flow_id).is_none() {
+        return Err(CliError::Usage(format!("no flow {flow_id:?}")));
     }
-    let (config, _) = match load_config(flag.as_deref(), &env) {
-        Ok(x) => x,
-        Err((_, problems)) => {
-            print_problems(&problems);
-            return ExitCode::from(EXIT_CONFIG);
-        }
+    Ok((app, flow_id, from))
+}
+
+/// A screen as a handset would show it, with its length and encoding.
+fn print_screen(out: &mut impl Write, screen_no: u32, text: &str, end: bool) {
+    let m = measure(text);
+    let verdict = if m.fits_ussd() { "fits" } else { "TOO LONG" };
+    let _ = writeln!(
+        out,
+        "── screen {screen_no} · {} · {}/{} characters · {} · {verdict} ──",
+        if end { "END" } else { "CON" },
+        m.units,
+        m.ussd_limit(),
+        m.encoding
+    );
+    let _ = writeln!(out, "{text}");
+}
+
+// ---------------------------------------------------------------- report
+
+fn report(flag: Option<PathBuf>, format: &str, threshold: u64) -> ExitCode {
+    let config = match report_config(flag, format) {
+        Ok(c) => c,
+        Err(e) => return fail(&e),
     };
-    if config.store.kind == StoreKind::Memory {
-        eprintln!(
-            "hotline: the memory store keeps nothing between processes; set HOTLINE_REDIS_URL to report on the live store"
-        );
-    }
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     else {
         return ExitCode::FAILURE;
     };
-    runtime.block_on(async move {
-        let store = match build_store(&config).await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("hotline: cannot use the store: {e}");
-                return ExitCode::from(EXIT_UNAVAILABLE);
-            }
-        };
-        let privacy = crate::privacy::Privacy::new(&config.privacy.pii_key);
-        let stats = match crate::dispatch::report::collect(store.as_ref(), &privacy).await {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("hotline: cannot read cases: {e}");
-                return ExitCode::from(EXIT_UNAVAILABLE);
-            }
-        };
-        let tables = crate::dispatch::report::build(&stats, threshold.max(1));
-        let out = if format == "csv" {
-            crate::dispatch::report::to_csv(&tables, threshold.max(1))
-        } else {
-            crate::dispatch::report::to_markdown(&tables, threshold.max(1))
-        };
-        print!("{out}");
-        ExitCode::SUCCESS
+    match runtime.block_on(report_text(&config, format, threshold.max(1))) {
+        Ok(out) => {
+            print!("{out}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+/// The config to report on, refusing what cannot work: a format other than
+/// `md` or `csv`, or the memory store (nothing to read from this process).
+fn report_config(flag: Option<PathBuf>, format: &str) -> Result<Config, CliError> {
+    if format != "md" && format != "csv" {
+        return Err(CliError::Usage("--format must be md or csv".into()));
+    }
+    let (config, _) = load_config(flag.as_deref(), &ProcessEnv)?;
+    if config.store.kind == StoreKind::Memory {
+        return Err(CliError::MemoryStore);
+    }
+    Ok(config)
+}
+
+async fn report_text(config: &Config, format: &str, threshold: u64) -> Result<String, CliError> {
+    let store = build_store(config).await?;
+    let privacy = crate::privacy::Privacy::new(&config.privacy.pii_key);
+    let stats = crate::dispatch::report::collect(store.as_ref(), &privacy)
+        .await
+        .map_err(CliError::ReadCases)?;
+    let tables = crate::dispatch::report::build(&stats, threshold);
+    Ok(if format == "csv" {
+        crate::dispatch::report::to_csv(&tables, threshold)
+    } else {
+        crate::dispatch::report::to_markdown(&tables, threshold)
     })
 }
