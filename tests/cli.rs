@@ -300,5 +300,8 @@ fn report_refuses_the_memory_store_with_exit_64_instead_of_printing_empty_tables
     // `--help` says so.
     let help = hotline(&["report", "--help"]);
     let help = String::from_utf8_lossy(&help.stdout);
-    assert!(help.contains("64") && help.contains("memory store"), "{help}");
+    assert!(
+        help.contains("64") && help.contains("memory store"),
+        "{help}"
+    );
 }
