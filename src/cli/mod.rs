@@ -118,10 +118,7 @@ fn print_problems(problems: &[Problem]) {
     }
 }
 
-fn load_config(
-    flag: Option<&Path>,
-    env: &dyn Env,
-) -> Result<(Config, Vec<Problem>), LoadError> {
+fn load_config(flag: Option<&Path>, env: &dyn Env) -> Result<(Config, Vec<Problem>), LoadError> {
     config::load(&config::config_path(flag, env), env)
 }
 
