@@ -284,3 +284,24 @@ lawyers = ["aida"]
         "{stderr}"
     );
 }
+
+#[test]
+fn report_refuses_the_memory_store_with_exit_64_instead_of_printing_empty_tables() {
+    let out = hotline(&["report"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(64), "{stdout}\n{stderr}");
+    assert!(stdout.is_empty(), "no tables: {stdout}");
+    assert!(
+        stderr.contains("cannot report on the memory store")
+            && stderr.contains("HOTLINE_REDIS_URL"),
+        "{stderr}"
+    );
+    // `--help` says so.
+    let help = hotline(&["report", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("64") && help.contains("memory store"),
+        "{help}"
+    );
+}

@@ -1,4 +1,5 @@
 use super::*;
+use std::collections::BTreeMap;
 
 fn env(pairs: &[(&'static str, &'static str)]) -> BTreeMap<&'static str, &'static str> {
     pairs.iter().copied().collect()

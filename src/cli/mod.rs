@@ -1,0 +1,163 @@
+//! The command line: `hotline serve`, `hotline check`, `hotline simulate`,
+//! `hotline report`.
+//!
+//! Exit codes: `serve` 0 after a clean shutdown, 64 (EX_USAGE) on a bad
+//! config, 69 (EX_UNAVAILABLE) when a port or the store cannot be had;
+//! `check` 0 clean, 1 problems found, 2 config unreadable; `simulate` 0;
+//! `report` 0, 64 on a bad config or argument or on the memory store (whose
+//! cases live only inside the running gateway), 69 when Redis cannot be
+//! read. Each failure is a [`CliError`], which says which code it gets.
+//!
+//! One file per command (`serve`, `check`, `simulate`, `report`); `error`
+//! holds [`CliError`].
+
+mod check;
+mod error;
+mod report;
+mod serve;
+mod simulate;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::app::App;
+use crate::config::{self, Config, Env, LoadError, StoreKind};
+use crate::problem::Problem;
+use crate::store::Store;
+
+pub use error::CliError;
+
+/// EX_USAGE: the configuration is wrong.
+pub const EXIT_CONFIG: u8 = 64;
+/// EX_UNAVAILABLE: a port or the store cannot be had.
+pub const EXIT_UNAVAILABLE: u8 = 69;
+
+/// hotline — an SMS/USSD gateway that gets urgent legal help to women
+/// detained by police.
+#[derive(Debug, Parser)]
+#[command(name = "hotline", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Config file (default: $HOTLINE_CONFIG, else config/hotline.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate the config and flows; measure every screen.
+    Check {
+        /// Config file (default: $HOTLINE_CONFIG, else config/hotline.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Also list every screen with its length, encoding and SMS parts.
+        #[arg(long)]
+        screens: bool,
+    },
+    /// Statistics safe to publish: cases by city, week, situation and abuse
+    /// type, and time to accept; small counts suppressed.
+    ///
+    /// Reads the cases in Redis (HOTLINE_REDIS_URL). Exit codes: 0 printed;
+    /// 64 a bad config or argument, or the memory store (its cases live only
+    /// inside the running gateway, out of this command's reach); 69 Redis
+    /// cannot be reached or read.
+    Report {
+        /// Config file (default: $HOTLINE_CONFIG, else config/hotline.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// `md` or `csv`.
+        #[arg(long, default_value = "md")]
+        format: String,
+        /// Counts below this are suppressed.
+        #[arg(long, default_value_t = 5)]
+        threshold: u64,
+    },
+    /// An interactive phone in the terminal, running a flow over USSD.
+    Simulate {
+        /// Config file (default: $HOTLINE_CONFIG, else config/hotline.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The flow to run (default: the config's default flow).
+        #[arg(long)]
+        flow: Option<String>,
+        /// The caller's number; its country decides which options show.
+        #[arg(long, default_value = "+996555000001")]
+        number: String,
+    },
+}
+
+/// Set up logging: `RUST_LOG` (default `info`), text or JSON lines on stderr.
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false);
+    if json {
+        let _ = builder.json().flatten_event(true).try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+fn print_problems(problems: &[Problem]) {
+    for p in problems {
+        let tag = if p.is_error() { "error" } else { "warning" };
+        eprintln!("{tag}: {p}");
+    }
+}
+
+fn load_config(flag: Option<&Path>, env: &dyn Env) -> Result<(Config, Vec<Problem>), LoadError> {
+    config::load(&config::config_path(flag, env), env)
+}
+
+/// Run the command line.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { config } => serve::serve(config),
+        Command::Check { config, screens } => check::check(config, screens),
+        Command::Simulate {
+            config,
+            flow,
+            number,
+        } => simulate::simulate(config, flow, &number),
+        Command::Report {
+            config,
+            format,
+            threshold,
+        } => report::report(config, &format, threshold),
+    }
+}
+
+/// Build the store a config asks for.
+///
+/// # Errors
+/// [`CliError::Store`] when Redis is asked for and cannot be used.
+pub async fn build_store(config: &Config) -> Result<Arc<dyn Store>, CliError> {
+    match &config.store.kind {
+        StoreKind::Memory => Ok(App::memory_store(config)),
+        StoreKind::Redis(url) => {
+            let store = crate::store::redis::RedisStore::connect(
+                url,
+                &config.store.key_prefix,
+                config.store.connect_timeout,
+                config.store.response_timeout,
+            )
+            .await
+            .map_err(CliError::Store)?;
+            Ok(Arc::new(store))
+        }
+    }
+}

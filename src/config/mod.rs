@@ -1,0 +1,136 @@
+//! Configuration: the TOML file, environment overrides, and validation.
+//!
+//! Everything is read and checked before a port is bound. Each problem names
+//! its file and key (`config/hotline.toml: server.listen = "x": …`) or its
+//! environment variable; `hotline serve` exits 64 (EX_USAGE) on any error.
+//!
+//! Secrets never live in the file: the file names the environment variable
+//! that holds each one (`secret_env = "HOTLINE_AT_SECRET"`). Environment is
+//! read through the [`Env`] trait so tests pass a map instead of touching the
+//! process environment.
+//!
+//! Relative paths in the file are relative to the file's own folder.
+//!
+//! # Layout
+//!
+//! - `env`: the [`Env`] trait and the variables that override the file;
+//! - `schema`: the validated types the rest of the gateway reads
+//!   ([`Config`] and its sections);
+//! - `file`: the file's shape, gathered from one serde struct per section;
+//! - one validator per section, each beside its serde struct: `server`,
+//!   `store`, `privacy`, `limits`, `outbox`, `flows`, `dispatch`,
+//!   `channels` (the keys every channel has; each kind's own settings are
+//!   checked by its adapter in `crate::channel`);
+//! - `check`: the problem collector they share; `ipnet`: `allow_ips`.
+
+mod channels;
+mod check;
+mod dispatch;
+mod env;
+mod file;
+mod flows;
+mod ipnet;
+mod limits;
+mod outbox;
+mod privacy;
+mod schema;
+mod server;
+mod store;
+
+use std::path::{Path, PathBuf};
+
+pub use env::{DEFAULT_CONFIG, Env, ProcessEnv, config_path};
+pub use ipnet::IpNet;
+pub use schema::{
+    ChannelConfig, ChannelKind, Config, DispatchConfig, FlowsConfig, Limits, OutboxConfig,
+    PrivacyConfig, ServerConfig, StoreConfig, StoreKind,
+};
+
+use crate::problem::Problem;
+use check::Ctx;
+
+/// Why configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read at all (`hotline check` exits 2).
+    #[error("{0}")]
+    Unreadable(Problem),
+    /// The file was read; these problems were found (errors among them).
+    #[error("{} problem(s) in the configuration", .0.len())]
+    Invalid(Vec<Problem>),
+}
+
+impl LoadError {
+    /// Every problem found, to show the operator.
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            LoadError::Unreadable(p) => std::slice::from_ref(p),
+            LoadError::Invalid(ps) => ps,
+        }
+    }
+}
+
+/// Load and validate the configuration at `path`.
+///
+/// # Errors
+/// [`LoadError::Unreadable`] when the file cannot be read;
+/// [`LoadError::Invalid`] with every problem otherwise.
+pub fn load(path: &Path, env: &dyn Env) -> Result<(Config, Vec<Problem>), LoadError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        LoadError::Unreadable(Problem::error(&file, "", format!("cannot read: {e}")))
+    })?;
+    let base = path
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    parse(&text, &file, &base, env)
+}
+
+/// Parse and validate configuration text (`file` names it in problems;
+/// relative paths resolve against `base`).
+///
+/// Each section has its own validator; they run in the file's order, so
+/// problems are listed in that order too.
+///
+/// # Errors
+/// [`LoadError::Invalid`] with every problem found.
+pub fn parse(
+    text: &str,
+    file: &str,
+    base: &Path,
+    env: &dyn Env,
+) -> Result<(Config, Vec<Problem>), LoadError> {
+    let raw = file::read(text, file)?;
+    let mut c = Ctx::new(file);
+    let server = server::validate(&raw.server, env, &mut c);
+    let store = store::validate(&raw.store, base, env, &mut c);
+    let privacy = privacy::validate(&raw.privacy, env, &mut c);
+    let limits = limits::validate(&raw.limits, &mut c);
+    let outbox = outbox::validate(&raw.outbox, &mut c);
+    let flows = flows::validate(raw.flows.as_ref(), base, &mut c);
+    let dispatch = dispatch::validate(raw.dispatch.as_ref(), base, &mut c);
+    let channels = channels::validate(&raw.channels, &flows.default, env, &mut c);
+    dispatch::check_sms_channel(dispatch.as_ref(), &channels.enabled, &mut c);
+    let config = Config {
+        source: file.to_owned(),
+        server,
+        store,
+        privacy,
+        limits,
+        outbox,
+        flows,
+        dispatch,
+        channels: channels.enabled,
+        disabled_channels: channels.disabled,
+    };
+    if c.problems.iter().any(Problem::is_error) {
+        Err(LoadError::Invalid(c.problems))
+    } else {
+        Ok((config, c.problems))
+    }
+}
+
+#[cfg(test)]
+mod docs_tests;
+#[cfg(test)]
+mod tests;

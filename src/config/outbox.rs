@@ -1,0 +1,65 @@
+//! `[outbox]`: how outbound messages are sent and retried.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::check::Ctx;
+use super::schema::OutboxConfig;
+
+/// The shortest lease: a send may take 15 s (the HTTP client's timeout), and
+/// another worker must not take the message over while it is in flight.
+const MIN_LEASE_SECS: u64 = 20;
+
+/// `[outbox]` as written; absent keys take the defaults below.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(super) struct RawOutbox {
+    max_attempts: u32,
+    max_age_secs: u64,
+    lease_secs: u64,
+    poll_ms: u64,
+    backoff_base_ms: u64,
+    backoff_max_secs: u64,
+    concurrency: usize,
+}
+
+impl Default for RawOutbox {
+    fn default() -> Self {
+        RawOutbox {
+            max_attempts: 8,
+            max_age_secs: 3600,
+            lease_secs: 60,
+            poll_ms: 1000,
+            backoff_base_ms: 2000,
+            backoff_max_secs: 300,
+            concurrency: 16,
+        }
+    }
+}
+
+/// Check `[outbox]`.
+pub(super) fn validate(o: &RawOutbox, c: &mut Ctx<'_>) -> OutboxConfig {
+    c.positive("outbox.max_attempts", u64::from(o.max_attempts));
+    c.positive("outbox.max_age_secs", o.max_age_secs);
+    c.positive("outbox.lease_secs", o.lease_secs);
+    c.positive("outbox.poll_ms", o.poll_ms);
+    c.positive("outbox.backoff_base_ms", o.backoff_base_ms);
+    c.positive("outbox.backoff_max_secs", o.backoff_max_secs);
+    c.positive("outbox.concurrency", o.concurrency as u64);
+    if o.lease_secs < MIN_LEASE_SECS {
+        c.error(
+            format!("outbox.lease_secs = {}", o.lease_secs),
+            "must be at least 20: a send may take 15 s",
+        );
+    }
+    OutboxConfig {
+        max_attempts: o.max_attempts,
+        max_age: Duration::from_secs(o.max_age_secs),
+        lease: Duration::from_secs(o.lease_secs),
+        poll: Duration::from_millis(o.poll_ms),
+        backoff_base: Duration::from_millis(o.backoff_base_ms),
+        backoff_max: Duration::from_secs(o.backoff_max_secs),
+        concurrency: o.concurrency.max(1),
+    }
+}

@@ -1,0 +1,177 @@
+//! The README, `docs/` and `ops/` say what the code does. (The shipped
+//! config files are checked in `src/config/docs_tests.rs`.)
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use hotline::channel::{Channel, Event};
+use hotline::config::ChannelConfig;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The shipped config with every channel enabled and every secret it names set.
+fn every_channel() -> Vec<ChannelConfig> {
+    let text = read("config/hotline.toml").replace("enabled = false", "enabled = true");
+    let env: BTreeMap<&str, &str> = text
+        .lines()
+        .filter_map(|l| l.split_once("_env = \"")?.1.split_once('"'))
+        .map(|(name, _)| (name, "secret-0123456789-0123456789-0123456789"))
+        .collect();
+    match hotline::config::parse(&text, "hotline.toml", &root().join("config"), &env) {
+        Ok((config, _)) => config.channels,
+        Err(e) => panic!("{:#?}", e.problems()),
+    }
+}
+
+fn build(cfg: &ChannelConfig) -> Arc<dyn Channel> {
+    hotline::channel::build(0, cfg, "hotline.toml", &hotline::channel::http_client())
+        .unwrap_or_else(|p| panic!("{}: {p:#?}", cfg.name))
+}
+
+/// How the README writes the methods a channel accepts for an event.
+fn methods(ch: &dyn Channel, event: Event) -> String {
+    match ch.methods(event) {
+        None => "—".to_owned(),
+        Some(ms) => ms.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", "),
+    }
+}
+
+#[test]
+fn the_readme_lists_the_methods_each_kind_of_channel_accepts() {
+    let readme = read("README.md");
+    let header = "| kind | `ussd` | `sms` | `status` |";
+    let table: Vec<&str> = readme
+        .lines()
+        .skip_while(|l| *l != header)
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    let channels = every_channel();
+    assert_eq!(
+        table.len(),
+        channels.len(),
+        "one row per kind of channel: {table:#?}"
+    );
+    for row in table {
+        let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+        let kind = cells[0].trim_matches('`');
+        let cfg = channels
+            .iter()
+            .find(|c| c.kind.as_str() == kind)
+            .unwrap_or_else(|| panic!("README row for an unknown kind: {row}"));
+        for (cell, event) in cells[1..]
+            .iter()
+            .zip([Event::Ussd, Event::Sms, Event::Status])
+        {
+            // `A; B with `key = "value"``: A as configured, B with that setting.
+            let mut variants = cell.split("; ");
+            let plain = variants.next().unwrap_or_default();
+            assert_eq!(methods(&*build(cfg), event), plain, "{kind} {event:?}");
+            for variant in variants {
+                let (want, setting) = variant
+                    .split_once(" with `")
+                    .unwrap_or_else(|| panic!("{kind}: cannot read {variant:?}"));
+                let (key, value) = setting
+                    .trim_end_matches('`')
+                    .split_once(" = ")
+                    .expect("key = value");
+                let mut changed = cfg.clone();
+                changed
+                    .settings
+                    .insert(key.to_owned(), value.trim_matches('"').into());
+                assert_eq!(
+                    methods(&*build(&changed), event),
+                    want,
+                    "{kind} {event:?} {setting}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_readme_and_docs_run_the_binary_one_way() {
+    let mut files = vec![("README.md".to_owned(), read("README.md"))];
+    for entry in std::fs::read_dir(root().join("docs")).expect("docs/") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_some_and(|e| e == "md") {
+            let name = format!("docs/{}", path.file_name().unwrap_or_default().display());
+            files.push((name, std::fs::read_to_string(&path).expect("doc")));
+        }
+    }
+    let mut wrong = Vec::new();
+    for (name, text) in &files {
+        let mut in_block = false;
+        for (i, line) in text.lines().enumerate() {
+            if line.starts_with("```") {
+                in_block = !in_block;
+                continue;
+            }
+            // One build: every `cargo run` is `cargo run --release --`.
+            let cargo_run_ok = line
+                .match_indices("cargo run")
+                .all(|(at, _)| line[at..].starts_with("cargo run --release -- "));
+            // A command to type runs it the same way (prose may say `hotline check`).
+            let code = in_block || line.starts_with("    ");
+            let bare = code
+                && ["serve", "check", "simulate", "report"].iter().any(|c| {
+                    line.split_whitespace()
+                        .collect::<Vec<_>>()
+                        .windows(2)
+                        .any(|w| w[0] == "hotline" && w[1] == *c)
+                });
+            if !cargo_run_ok || bare {
+                wrong.push(format!("{name}:{}: {line}", i + 1));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "use `cargo run --release -- …`:\n{}",
+        wrong.join("\n")
+    );
+}
+
+#[test]
+fn the_runbook_says_how_often_store_up_is_refreshed() {
+    let runbook = read("ops/RUNBOOK.md");
+    let secs = hotline::worker::STORE_PING_INTERVAL.as_secs();
+    assert!(
+        runbook.contains(&format!("pings its store every {secs} seconds")),
+        "ops/RUNBOOK.md must say hotline_store_up is refreshed every {secs} s"
+    );
+    assert!(!runbook.contains("refreshed by traffic"));
+}
+
+#[test]
+fn the_dispatch_docs_give_the_exit_code_of_report_on_the_memory_store() {
+    let docs = read("docs/dispatch.md");
+    let code = hotline::cli::EXIT_CONFIG;
+    assert!(
+        docs.contains(&format!("exits {code} instead of printing empty tables")),
+        "docs/dispatch.md"
+    );
+}
+
+#[test]
+fn the_dashboard_channel_list_leaves_out_the_unknown_channel_label() {
+    let dash: serde_json::Value =
+        serde_json::from_str(&read("ops/grafana/hotline.json")).expect("dashboard is JSON");
+    let vars = dash["templating"]["list"].as_array().expect("variables");
+    let channel = vars
+        .iter()
+        .find(|v| v["name"] == "channel")
+        .expect("a $channel variable");
+    assert_eq!(
+        channel["regex"],
+        format!("/^(?!{}$).*$/", hotline::metrics::UNKNOWN_CHANNEL),
+        "the $channel variable must not offer the label for unknown channels"
+    );
+}
