@@ -118,9 +118,5 @@ async fn the_timer_worker_escalates_on_tokio_time_without_sleeping() {
     let rec = deps.store.case(3, &c.id).await.unwrap().unwrap();
     let now: CaseData = deps.privacy.open_json(&rec.data).unwrap();
     assert_eq!(offered(&now), ["aida", "bakyt"]);
-    assert_eq!(
-        worker.tick(clock.now_ms()).await,
-        0,
-        "a timer fires once"
-    );
+    assert_eq!(worker.tick(clock.now_ms()).await, 0, "a timer fires once");
 }
