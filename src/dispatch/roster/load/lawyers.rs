@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use super::{LANGUAGES, Loader, RawRoster, id_ok};
+use super::{LANGUAGES, Loader, RawLawyer, RawRoster, id_ok};
 use crate::config::Env;
 use crate::dispatch::roster::{Lawyer, LawyerId};
 use crate::phone::PhoneNumber;
@@ -111,95 +111,19 @@ pub(super) fn lawyers(
     let mut numbers: HashMap<PhoneNumber, String> = HashMap::new();
     for (id, x) in &raw.lawyers {
         let key = format!("lawyers.{id}");
-        if !id_ok(id) {
-            l.error(
-                key.clone(),
-                "an id uses lowercase letters, digits, `_` or `-`",
-            );
-        }
-        let name = x.name.clone().unwrap_or_default();
-        if name.trim().is_empty() {
-            l.error(
-                format!("{key}.name"),
-                "missing: the name people know her by",
-            );
-        }
-        if x.languages.is_empty() {
-            l.error(
-                format!("{key}.languages"),
-                "list the languages she speaks, like [\"ru\", \"ky\"]",
-            );
-        }
-        for (i, lang) in x.languages.iter().enumerate() {
-            if !LANGUAGES.contains(&lang.as_str()) {
-                l.error(
-                    quoted(&format!("{key}.languages[{i}]"), lang),
-                    format!("unknown language (known: {})", LANGUAGES.join(", ")),
-                );
-            }
-        }
-        for (i, city) in x.cities.iter().enumerate() {
-            if !raw.cities.contains_key(city) {
-                l.error(
-                    quoted(&format!("{key}.cities[{i}]"), city),
-                    "no such city in [cities]",
-                );
-            }
-        }
-        let phone = match (&x.phone_env, &phones) {
-            (Some(var), _) if !env_name_ok(var) => {
-                l.error(
-                    quoted(&format!("{key}.phone_env"), var),
-                    "not an environment variable name (capitals, digits and _)",
-                );
-                None
-            }
-            (Some(var), _) => match env.var(var) {
-                None => {
-                    l.error(
-                        quoted(&format!("{key}.phone_env"), var),
-                        format!("environment variable {var} is not set"),
-                    );
-                    None
-                }
-                Some(v) => lawyer_phone(&v)
-                    .map_err(|why| {
-                        l.error(
-                            quoted(&format!("{key}.phone_env"), var),
-                            format!("{var} does not hold a number in international form: {why}"),
-                        );
-                    })
-                    .ok(),
-            },
-            (None, Some(p)) => match p.numbers.get(id) {
-                None => {
-                    l.error(
-                        key.clone(),
-                        format!(
-                            "no number: add `{id} = \"+…\"` to {}, or set phone_env",
-                            p.display
-                        ),
-                    );
-                    None
-                }
-                Some(v) => lawyer_phone(v)
-                    .map_err(|why| {
-                        l.problems.push(Problem::error(
-                            &p.display,
-                            id.clone(),
-                            format!("not a number in international form: {why}"),
-                        ));
-                    })
-                    .ok(),
-            },
-            (None, None) if phones_unreadable => None, // reported once, above
-            (None, None) => {
+        let name = check_lawyer(l, raw, id, x);
+        let phone = if let Some(var) = &x.phone_env {
+            number_from_env(l, &key, var, env)
+        } else if let Some(p) = &phones {
+            number_from_file(l, &key, id, p)
+        } else {
+            if !phones_unreadable {
                 l.error(
                     key.clone(),
                     "no number: set phone_env, or phones_file at the top of the roster",
                 );
-                None
-            }
+            } // else reported once, above
+            None
         };
         let Some(phone) = phone else { continue };
         if let Some(other) = numbers.insert(phone.clone(), id.clone()) {
@@ -222,15 +146,115 @@ pub(super) fn lawyers(
         );
     }
     if let Some(p) = &phones {
-        for id in p.numbers.keys() {
-            if !raw.lawyers.contains_key(id) {
-                l.problems.push(Problem::warning(
-                    &p.display,
-                    id.clone(),
-                    format!("no lawyer with this id in {}", l.file),
-                ));
-            }
-        }
+        numbers_without_lawyer(l, raw, p);
     }
     out
+}
+
+/// Check a lawyer's id, name, languages and cities; returns her name.
+fn check_lawyer(l: &mut Loader<'_>, raw: &RawRoster, id: &str, x: &RawLawyer) -> String {
+    let key = format!("lawyers.{id}");
+    if !id_ok(id) {
+        l.error(
+            key.clone(),
+            "an id uses lowercase letters, digits, `_` or `-`",
+        );
+    }
+    let name = x.name.clone().unwrap_or_default();
+    if name.trim().is_empty() {
+        l.error(
+            format!("{key}.name"),
+            "missing: the name people know her by",
+        );
+    }
+    if x.languages.is_empty() {
+        l.error(
+            format!("{key}.languages"),
+            "list the languages she speaks, like [\"ru\", \"ky\"]",
+        );
+    }
+    for (i, lang) in x.languages.iter().enumerate() {
+        if !LANGUAGES.contains(&lang.as_str()) {
+            l.error(
+                quoted(&format!("{key}.languages[{i}]"), lang),
+                format!("unknown language (known: {})", LANGUAGES.join(", ")),
+            );
+        }
+    }
+    for (i, city) in x.cities.iter().enumerate() {
+        if !raw.cities.contains_key(city) {
+            l.error(
+                quoted(&format!("{key}.cities[{i}]"), city),
+                "no such city in [cities]",
+            );
+        }
+    }
+    name
+}
+
+/// A lawyer's number from the environment variable `var` (`key` is
+/// `lawyers.ID`). Problems name the variable, never its value.
+fn number_from_env(l: &mut Loader<'_>, key: &str, var: &str, env: &dyn Env) -> Option<PhoneNumber> {
+    let var_key = quoted(&format!("{key}.phone_env"), var);
+    if !env_name_ok(var) {
+        l.error(
+            var_key,
+            "not an environment variable name (capitals, digits and _)",
+        );
+        return None;
+    }
+    let Some(v) = env.var(var) else {
+        l.error(var_key, format!("environment variable {var} is not set"));
+        return None;
+    };
+    lawyer_phone(&v)
+        .map_err(|why| {
+            l.error(
+                var_key,
+                format!("{var} does not hold a number in international form: {why}"),
+            );
+        })
+        .ok()
+}
+
+/// A lawyer's number from the phones file (`key` is `lawyers.ID`).
+/// Problems with the number itself name the phones file and the id only.
+fn number_from_file(
+    l: &mut Loader<'_>,
+    key: &str,
+    id: &str,
+    p: &PhonesFile,
+) -> Option<PhoneNumber> {
+    let Some(v) = p.numbers.get(id) else {
+        l.error(
+            key,
+            format!(
+                "no number: add `{id} = \"+…\"` to {}, or set phone_env",
+                p.display
+            ),
+        );
+        return None;
+    };
+    lawyer_phone(v)
+        .map_err(|why| {
+            l.problems.push(Problem::error(
+                &p.display,
+                id,
+                format!("not a number in international form: {why}"),
+            ));
+        })
+        .ok()
+}
+
+/// Warn about numbers in the phones file for ids the roster does not have.
+fn numbers_without_lawyer(l: &mut Loader<'_>, raw: &RawRoster, p: &PhonesFile) {
+    for id in p.numbers.keys() {
+        if !raw.lawyers.contains_key(id) {
+            l.problems.push(Problem::warning(
+                &p.display,
+                id.clone(),
+                format!("no lawyer with this id in {}", l.file),
+            ));
+        }
+    }
 }

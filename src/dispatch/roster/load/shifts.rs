@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use jiff::Timestamp;
 use jiff::civil::DateTime;
 
-use super::{Loader, RawRoster, show};
+use super::{Loader, RawRoster, RawRotation, show};
 use crate::dispatch::roster::City;
 use crate::dispatch::roster::shift::{self, DAY, EVERY_DAY, HOUR, Override, Rotation};
 use crate::problem::quoted;
@@ -172,74 +172,13 @@ pub(super) fn rotations(l: &mut Loader<'_>, raw: &RawRoster, cities: &mut BTreeM
             }
             Some(v) => l.local_time(&format!("{key}.start"), v),
         };
-        let shape = match (&r.daily, r.shift_hours) {
-            (Some(_), Some(_)) => {
-                l.error(
-                    format!("{key}.shift_hours"),
-                    "use either shift_hours (back-to-back shifts) or daily (one window a day), not both",
-                );
-                None
-            }
-            (None, None) => {
-                l.error(
-                    key.clone(),
-                    "missing shift_hours (back-to-back shifts) or daily (one window a day, like \"20:00-08:00\")",
-                );
-                None
-            }
-            (None, Some(h)) if !(1..=MAX_SHIFT_HOURS).contains(&h) => {
-                l.error(
-                    format!("{key}.shift_hours = {h}"),
-                    format!("must be between 1 and {MAX_SHIFT_HOURS}"),
-                );
-                None
-            }
-            (None, Some(h)) => start
-                .and_then(|(dt, _)| shift::civil_secs(dt))
-                .map(|first| (first, h * HOUR, h * HOUR)),
-            (Some(w), None) => match daily_window(w) {
-                None => {
-                    l.error(
-                        quoted(&format!("{key}.daily"), w),
-                        "not a window like \"20:00-08:00\" (local time; may run past midnight)",
-                    );
-                    None
-                }
-                Some((from, length)) => match start {
-                    Some((_, true)) => {
-                        l.error(
-                            quoted(
-                                &format!("{key}.start"),
-                                &r.start.as_ref().map(show).unwrap_or_default(),
-                            ),
-                            "with `daily`, start is just the first date, like \"2026-03-02\"",
-                        );
-                        None
-                    }
-                    Some((dt, false)) => shift::civil_secs(dt).map(|d| (d + from, length, DAY)),
-                    None => None,
-                },
-            },
-        };
+        let shape = rotation_shape(l, &key, r, start);
         let city = city_of(l, &format!("{key}.city"), &r.city, raw, cities);
         let (Some(city), Some((first, length, period))) = (city, shape) else {
             continue;
         };
-        let end = match &r.end {
-            None => None,
-            Some(v) => {
-                let ek = format!("{key}.end");
-                let Some((dt, _)) = l.local_time(&ek, v) else {
-                    continue;
-                };
-                let end = shift::local_instant(&city.time_zone, dt);
-                let begin = start.and_then(|(s, _)| shift::local_instant(&city.time_zone, s));
-                if end.is_none() || end <= begin {
-                    l.error(quoted(&ek, &show(v)), "must be after start");
-                    continue;
-                }
-                end
-            }
+        let Some(end) = rotation_end(l, &key, r, city, start) else {
+            continue;
         };
         if lawyers.len() != r.lawyers.len() || lawyers.is_empty() {
             continue;
@@ -261,6 +200,99 @@ pub(super) fn rotations(l: &mut Loader<'_>, raw: &RawRoster, cities: &mut BTreeM
         }
         city.rotations.push(rotation);
     }
+}
+
+/// A rotation's shifts as (first start, length, period) in civil seconds,
+/// from `shift_hours` or `daily` (`key` is `rotations[i]`); `None` if they
+/// have an error or the start is unknown.
+fn rotation_shape(
+    l: &mut Loader<'_>,
+    key: &str,
+    r: &RawRotation,
+    start: Option<(DateTime, bool)>,
+) -> Option<(i64, i64, i64)> {
+    match (&r.daily, r.shift_hours) {
+        (Some(_), Some(_)) => {
+            l.error(
+                format!("{key}.shift_hours"),
+                "use either shift_hours (back-to-back shifts) or daily (one window a day), not both",
+            );
+            None
+        }
+        (None, None) => {
+            l.error(
+                key,
+                "missing shift_hours (back-to-back shifts) or daily (one window a day, like \"20:00-08:00\")",
+            );
+            None
+        }
+        (None, Some(h)) if !(1..=MAX_SHIFT_HOURS).contains(&h) => {
+            l.error(
+                format!("{key}.shift_hours = {h}"),
+                format!("must be between 1 and {MAX_SHIFT_HOURS}"),
+            );
+            None
+        }
+        (None, Some(h)) => start
+            .and_then(|(dt, _)| shift::civil_secs(dt))
+            .map(|first| (first, h * HOUR, h * HOUR)),
+        (Some(w), None) => daily_shape(l, key, r, w, start),
+    }
+}
+
+/// The shape of a `daily` rotation with window `w`: `start` must be a date
+/// only.
+fn daily_shape(
+    l: &mut Loader<'_>,
+    key: &str,
+    r: &RawRotation,
+    w: &str,
+    start: Option<(DateTime, bool)>,
+) -> Option<(i64, i64, i64)> {
+    let Some((from, length)) = daily_window(w) else {
+        l.error(
+            quoted(&format!("{key}.daily"), w),
+            "not a window like \"20:00-08:00\" (local time; may run past midnight)",
+        );
+        return None;
+    };
+    match start {
+        Some((_, true)) => {
+            l.error(
+                quoted(
+                    &format!("{key}.start"),
+                    &r.start.as_ref().map(show).unwrap_or_default(),
+                ),
+                "with `daily`, start is just the first date, like \"2026-03-02\"",
+            );
+            None
+        }
+        Some((dt, false)) => shift::civil_secs(dt).map(|d| (d + from, length, DAY)),
+        None => None,
+    }
+}
+
+/// A rotation's `end` as an instant in the city (`Some(None)`: no end);
+/// `None` if it has an error: not a date-time, or not after the start.
+fn rotation_end(
+    l: &mut Loader<'_>,
+    key: &str,
+    r: &RawRotation,
+    city: &City,
+    start: Option<(DateTime, bool)>,
+) -> Option<Option<Timestamp>> {
+    let Some(v) = &r.end else {
+        return Some(None);
+    };
+    let ek = format!("{key}.end");
+    let (dt, _) = l.local_time(&ek, v)?;
+    let end = shift::local_instant(&city.time_zone, dt);
+    let begin = start.and_then(|(s, _)| shift::local_instant(&city.time_zone, s));
+    if end.is_none() || end <= begin {
+        l.error(quoted(&ek, &show(v)), "must be after start");
+        return None;
+    }
+    Some(end)
 }
 
 // ---------------------------------------------------------------- overrides

@@ -1,0 +1,169 @@
+//! What a caller sees: which menu and language options are shown to her
+//! (by country and by the variables set so far), the keys they get, and the
+//! text of each node's screen. Route conditions are evaluated here too.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::Flow;
+use super::model::{self, Condition, Node};
+use crate::phone::Country;
+
+/// What decides whether an option is shown.
+#[derive(Debug, Clone, Copy)]
+pub struct Visibility<'a> {
+    /// The caller's country, from the number's prefix.
+    pub country: Option<&'a Country>,
+    /// Variables set so far; `None` means "assume every variable condition
+    /// holds" (used to measure the largest possible screen).
+    pub vars: Option<&'a BTreeMap<String, String>>,
+}
+
+fn holds(cond: &Condition, vis: &Visibility<'_>, menu_countries: &BTreeSet<&str>) -> bool {
+    if let Some(countries) = &cond.country {
+        return match vis.country {
+            Some(c) if menu_countries.contains(c.iso) => countries.iter().any(|x| x == c.iso),
+            _ => true, // a caller from a country this menu does not name sees everything
+        };
+    }
+    let Some(vars) = vis.vars else { return true };
+    let Some(var) = &cond.var else { return true };
+    let value = vars.get(var);
+    if let Some(list) = &cond.is_in {
+        return value.is_some_and(|v| list.contains(v));
+    }
+    if let Some(list) = &cond.not_in {
+        return value.is_none_or(|v| !list.contains(v));
+    }
+    true
+}
+
+/// Evaluate a route's condition (country conditions compare directly).
+pub fn route_holds(
+    cond: &Condition,
+    country: Option<&Country>,
+    vars: &BTreeMap<String, String>,
+) -> bool {
+    if let Some(countries) = &cond.country {
+        return country.is_some_and(|c| countries.iter().any(|x| x == c.iso));
+    }
+    let names: BTreeSet<&str> = BTreeSet::new();
+    holds(
+        cond,
+        &Visibility {
+            country: None,
+            vars: Some(vars),
+        },
+        &names,
+    )
+}
+
+fn countries_named<'a>(conds: impl Iterator<Item = Option<&'a Condition>>) -> BTreeSet<&'a str> {
+    conds
+        .flatten()
+        .filter_map(|c| c.country.as_ref())
+        .flatten()
+        .map(String::as_str)
+        .collect()
+}
+
+/// The options of a menu shown to this caller, each with its key.
+pub fn visible_options<'a>(
+    menu: &'a model::Menu,
+    vis: &Visibility<'_>,
+) -> Vec<(String, &'a model::MenuOption)> {
+    let named = countries_named(menu.options.iter().map(|o| o.when.as_ref()));
+    let shown: Vec<&model::MenuOption> = menu
+        .options
+        .iter()
+        .filter(|o| o.when.as_ref().is_none_or(|c| holds(c, vis, &named)))
+        .collect();
+    number(shown.into_iter().map(|o| (o.key.as_deref(), o)))
+}
+
+/// The language options shown to this caller, each with its key.
+pub fn visible_languages<'a>(
+    node: &'a model::LanguageNode,
+    vis: &Visibility<'_>,
+) -> Vec<(String, &'a model::LanguageOption)> {
+    let named = countries_named(node.options.iter().map(|o| o.when.as_ref()));
+    let shown = node
+        .options
+        .iter()
+        .filter(|o| o.when.as_ref().is_none_or(|c| holds(c, vis, &named)));
+    number(shown.map(|o| (None, o)))
+}
+
+/// Give each item its explicit key, or the next free number.
+fn number<'a, T>(items: impl Iterator<Item = (Option<&'a str>, T)>) -> Vec<(String, T)> {
+    let items: Vec<(Option<&str>, T)> = items.collect();
+    let explicit: BTreeSet<&str> = items.iter().filter_map(|(k, _)| *k).collect();
+    let mut n = 0u32;
+    items
+        .into_iter()
+        .map(|(key, item)| match key {
+            Some(k) => (k.to_owned(), item),
+            None => loop {
+                n += 1;
+                let k = n.to_string();
+                if !explicit.contains(k.as_str()) {
+                    break (k, item);
+                }
+            },
+        })
+        .collect()
+}
+
+/// Join a heading and option lines into one screen.
+fn join_screen(head: Option<&str>, lines: &[String]) -> String {
+    let mut out = String::new();
+    if let Some(h) = head.filter(|h| !h.is_empty()) {
+        out.push_str(h);
+    }
+    for line in lines {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        out.push_str(line);
+    }
+    out
+}
+
+/// The screen a node shows, or `None` for nodes without one (routes).
+/// With `invalid`, the re-prompt: the invalid hint, then the options (menus)
+/// or the prompt (inputs).
+pub fn screen(
+    flow: &Flow,
+    node: &Node,
+    lang: &str,
+    vis: &Visibility<'_>,
+    invalid: bool,
+) -> Option<String> {
+    let hint = invalid.then(|| flow.text(&flow.spec.messages.invalid, lang));
+    Some(match node {
+        Node::Menu(m) => {
+            let lines: Vec<String> = visible_options(m, vis)
+                .into_iter()
+                .map(|(k, o)| format!("{k} {}", flow.text(&o.label, lang)))
+                .collect();
+            let head = hint.unwrap_or_else(|| flow.text(&m.text, lang));
+            join_screen(Some(&head), &lines)
+        }
+        Node::Language(l) => {
+            let lines: Vec<String> = visible_languages(l, vis)
+                .into_iter()
+                .map(|(k, o)| format!("{k} {}", flow.text(&o.label, lang)))
+                .collect();
+            let head = hint.or_else(|| l.text.as_ref().map(|t| flow.text(t, lang)));
+            join_screen(head.as_deref(), &lines)
+        }
+        Node::Input(i) => {
+            let mut lines = vec![flow.text(&i.text, lang)];
+            if let Some(skip) = &i.skip {
+                lines.push(format!("{} {}", skip.key, flow.text(&skip.label, lang)));
+            }
+            join_screen(hint.as_deref(), &lines)
+        }
+        Node::End(e) => flow.text(&e.text, lang),
+        Node::Route(_) => return None,
+    })
+}
