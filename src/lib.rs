@@ -13,49 +13,70 @@
 //!    cap, timeout) and hands it to its channel.
 //! 2. [`channel`] — here [`channel::africastalking`] — authenticates it and
 //!    parses the form into a [`channel::UssdIn`].
-//! 3. [`conversation`] runs the hop: store round trip one (dedupe, rate
-//!    limit, load session), the pure [`flow::engine`], store round trip two
-//!    (save session; record a case when the flow opened one).
-//! 4. The channel renders the answer (`CON …` / `END …`).
+//! 3. The [`gateway::Gateway`] service decides what it is (which flow this
+//!    channel starts) and hands it to [`conversation`], which runs the hop:
+//!    store round trip one (dedupe, rate limit, load session), the pure
+//!    [`flow::engine`], store round trip two (save session; record a case
+//!    when the flow opened one). It returns a screen and a typed
+//!    [`outcome::Outcome`].
+//! 4. The channel renders the answer (`CON …` / `END …`); the server counts
+//!    the outcome.
 //! 5. When the hop opened a case, the same commit wrote its first offer to
-//!    the [`outbox`] and its timers: the [`outbox::worker`] sends the offer,
-//!    the [`dispatch::timers`] worker escalates if nobody accepts, and a
-//!    lawyer's `OK 4821` by SMS comes back through `/webhooks/{channel}/sms`
-//!    to [`dispatch`].
+//!    the [`outbox`] and its timers: the [`outbox::worker::Outbox`] sends the
+//!    offer, the [`dispatch::timers::TimerWorker`] escalates if nobody
+//!    accepts, and a lawyer's `OK 4821` by SMS comes back through
+//!    `/webhooks/{channel}/sms` to the gateway, which — after deduplicating
+//!    the delivery — sees the sender is a lawyer and hands it to
+//!    [`dispatch`].
 //!
-//! An inbound SMS takes the same path with [`conversation::Conversations::sms`]
-//! (its screens go out through the outbox), unless it comes from a lawyer.
+//! An inbound SMS from anyone else takes the conversation path with
+//! [`conversation::Conversations::sms`] (its screens go out through the
+//! outbox). A delivery report goes to [`outbox::worker::Outbox::on_status`].
+//!
+//! ## Layers
+//!
+//! [`app`] builds everything from the config and wires it; [`server`] (HTTP)
+//! calls only [`gateway`]; below it the domain services — [`conversation`],
+//! [`dispatch`], [`outbox`] — each hold a narrow [`deps::Deps`] (store,
+//! clock, keys, metrics, outbox wake-up), never the whole app. Background
+//! work runs in [`worker::Workers`]; each worker has a `tick(now)` that tests
+//! drive directly. The leaves — [`flow::engine`], [`dispatch::lifecycle`],
+//! [`dispatch::roster`], [`template`], [`phone`], [`text`] — are pure.
 //!
 //! ## Modules
 //!
 //! - [`cli`] — `hotline serve | check | simulate | report`; `main.rs` only
 //!   calls it.
 //! - [`config`] — the TOML config, environment overrides, validation (exit 64).
-//! - [`app`] — the shared state every handler holds, built from the config.
+//! - [`app`] — builds and wires every part; the handle the listeners hold.
 //! - [`server`] — hyper listeners: public webhooks, private admin (`/metrics`,
-//!   `/healthz`, `/readyz`), graceful shutdown.
+//!   `/healthz`, `/readyz`), graceful shutdown of listeners and workers.
+//! - [`gateway`] — the service between HTTP and the domain; typed outcomes.
+//! - [`outcome`] — how a webhook request ended (one enum, one label set).
 //! - [`channel`] — one adapter per aggregator kind behind one trait.
 //! - [`conversation`] — one inbound message in, one screen out.
 //! - [`flow`] — the flow file format, its validator and lints, and the pure
 //!   engine (`step(flow, state, caller, input, now)`).
 //! - [`store`] — the store trait (two round trips per webhook), the
 //!   embedded in-memory implementation and the Redis one (scripts in
-//!   `src/store/lua/`).
+//!   `src/store/lua/`), and [`store::keys`], every key name.
 //! - [`case`] — what a completed flow records.
 //! - [`dispatch`] — getting a case to a lawyer: the on-call [`dispatch::roster`]
 //!   (rotations, overrides, escalation chains per city), the pure case
 //!   [`dispatch::lifecycle`], lawyers' SMS commands, timers, statistics.
-//! - [`outbox`] — every outbound SMS as a store job, and the worker that
-//!   sends them within each channel's rate, retrying with backoff.
+//! - [`outbox`] — every outbound SMS as a store job, the sender worker
+//!   (within each channel's rate, retrying with backoff) and delivery reports.
+//! - [`deps`] — the narrow dependencies domain services hold.
+//! - [`worker`] — the background workers' lifecycle: store watch, spool
+//!   replay, outbox sender, dispatch timers.
 //! - [`privacy`] — keyed pseudonyms for logs and keys; sealing data at rest.
 //! - [`phone`] — E.164 numbers with redacted `Debug`, and their countries.
 //! - [`text`] — GSM-7/UCS-2 measuring, SMS parts, USSD limits, input digits.
+//! - [`template`] — the one renderer of `{placeholder}` texts.
 //! - [`metrics`] — every Prometheus metric, in one registry.
 //! - [`spool`] — the durable local spool of cases completed while the store
 //!   was down, replayed exactly once.
-//! - [`worker`] — starts the background work: store watch, spool replay,
-//!   outbox sender, dispatch timers.
-//! - [`clock`] — injectable "now".
+//! - [`clock`] — the one clock (`jiff::Timestamp`), injectable.
 //! - [`problem`] — config and flow problems, each naming its file and key.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]

@@ -10,7 +10,7 @@
 //!   caller is over the limit, a calm last screen with the fallback number
 //!   (`messages.unavailable`), never an error. A completed request whose
 //!   store write failed (or, with a cumulative text, whose session could not
-//!   be loaded) is kept in the durable spool and acknowledged ([`offline`]).
+//!   be loaded) is kept in the durable spool and acknowledged (`offline.rs`).
 //! - SMS: a keyword starts its flow; every later SMS from that number is the
 //!   next answer; each screen is queued as one SMS in the outbox. A text that
 //!   starts nothing gets the help text (once an hour); `STOP` ends the

@@ -1,6 +1,6 @@
 //! What an inbound message means, given the session it belongs to: pure.
 //!
-//! [`plan`] looks at the loaded session and the message and decides: a
+//! `plan` looks at the loaded session and the message and decides: a
 //! flow step (start, next answer, or the current screen again), the SMS
 //! help text, `STOP`, or nothing at all. It calls the pure flow engine and
 //! nothing else: no store, no clock.

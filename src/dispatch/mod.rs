@@ -14,7 +14,7 @@
 //!
 //! This module ties them to the store through [`Dispatcher`]: a case's
 //! dispatch state lives inside its sealed data and changes only by
-//! compare-and-set ([`Dispatcher::change_case`]), together with the messages
+//! compare-and-set (`Dispatcher::change_case`), together with the messages
 //! and timers the change causes (`jobs.rs` turns the lifecycle's actions
 //! into them; `render.rs` writes the texts); two lawyers answering at once
 //! cannot both win, and a timer fired by two instances acts once. A

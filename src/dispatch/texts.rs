@@ -177,15 +177,6 @@ impl LawyerTexts {
     }
 }
 
-/// Fill placeholders.
-pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
-    let mut out = template.to_owned();
-    for (k, v) in values {
-        out = out.replace(&format!("{{{k}}}"), v);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,13 +221,5 @@ mod tests {
             1,
         );
         assert!(LawyerTexts::parse(&missing, "t.toml").is_err());
-    }
-
-    #[test]
-    fn fill_replaces_every_placeholder() {
-        assert_eq!(
-            fill("{code} {code} {city}", &[("code", "1234"), ("city", "Ош")]),
-            "1234 1234 Ош"
-        );
     }
 }

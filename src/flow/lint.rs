@@ -125,7 +125,7 @@ pub fn screens(flow: &Flow) -> Vec<Screen> {
                     let Some(text) = screen(flow, node, lang, &vis, reprompt) else {
                         continue;
                     };
-                    let text = text.replace("{code}", "0000");
+                    let text = crate::template::render(&text, &[("code", "0000")]);
                     if seen.contains(&text) {
                         continue;
                     }

@@ -51,10 +51,14 @@ impl Flow {
         self.spec.nodes.get(id)
     }
 
-    /// Resolve a text for a language, substituting `{fallback}`.
+    /// Resolve a text for a language, substituting `{fallback}` (other
+    /// placeholders, such as `{code}`, stay for a later
+    /// [`crate::template::render`]).
     pub fn text(&self, text: &Text, lang: &str) -> String {
-        text.get(lang, &self.spec.default_language)
-            .replace("{fallback}", &self.fallback)
+        crate::template::partial(
+            text.get(lang, &self.spec.default_language),
+            &[("fallback", &self.fallback)],
+        )
     }
 
     /// Whether an SMS keyword starts this flow.

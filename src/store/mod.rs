@@ -49,8 +49,8 @@ impl CachedReply {
     /// The text as the caller sees it, with the case code filled in.
     pub fn render(&self) -> String {
         match &self.code {
-            Some(code) => self.text.replace("{code}", code),
-            None => self.text.clone(),
+            Some(code) => crate::template::render(&self.text, &[("code", code)]),
+            None => crate::template::render(&self.text, &[]),
         }
     }
 }
