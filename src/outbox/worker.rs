@@ -322,6 +322,14 @@ impl Outbox {
         provider_id: Option<String>,
         text: &str,
     ) {
+        // Counted first: the aggregator has it, whatever happens below.
+        let m = &self.deps.metrics;
+        m.outbox_sent
+            .with_label_values(&[&msg.channel, msg.purpose.as_str()])
+            .inc();
+        m.sms_segments
+            .with_label_values(&[&msg.channel])
+            .inc_by(crate::text::measure(text).sms_segments() as u64);
         let store = &self.deps.store;
         let id = &job.job.id;
         let now = self.deps.clock.now_ms();
@@ -369,13 +377,6 @@ impl Outbox {
             tracing::warn!(message = %id, "sent, but its record could not be written; delivery reports may not match");
         }
         self.finish(bucket, job).await;
-        let m = &self.deps.metrics;
-        m.outbox_sent
-            .with_label_values(&[&msg.channel, msg.purpose.as_str()])
-            .inc();
-        m.sms_segments
-            .with_label_values(&[&msg.channel])
-            .inc_by(crate::text::measure(text).sms_segments() as u64);
         tracing::info!(message = %id, channel = %msg.channel, purpose = msg.purpose.as_str(), attempt = job.attempt, "message sent");
     }
 
