@@ -43,6 +43,8 @@ METRICS = {
     "hotline_outbox_sent_total",
     "hotline_outbox_failed_total",
     "hotline_outbox_retries_total",
+    "hotline_channel_up",
+    "hotline_channel_failures_total",
     "hotline_sms_segments_total",
     "hotline_delivery_reports_total",
     "hotline_send_duration_seconds_bucket",

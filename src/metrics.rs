@@ -67,6 +67,11 @@ pub struct Metrics {
     pub delivery_reports: IntCounterVec,
     /// Time an aggregator took to answer a send, by channel.
     pub send_duration: HistogramVec,
+    /// 1 while a channel can send (as this instance last saw it), by channel.
+    pub channel_up: IntGaugeVec,
+    /// Sends that failed because of the channel (not the recipient), by
+    /// channel and reason.
+    pub channel_failures: IntCounterVec,
     /// Cases accepted by a lawyer, by city.
     pub cases_accepted: IntCounterVec,
     /// Time from a case opening to a lawyer accepting it, by city.
@@ -307,6 +312,23 @@ impl Metrics {
                 "Time an aggregator took to answer a send, by channel.",
                 &["channel"],
                 &[0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0],
+            ),
+            channel_up: register(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        "hotline_channel_up",
+                        "1 while a channel can send, 0 from a failure that is the channel's (credentials, balance, sender id, aggregator down) until its next successful send; by channel.",
+                    ),
+                    &["channel"],
+                )
+                .expect("valid metric definition"),
+            ),
+            channel_failures: counter_vec(
+                &r,
+                "hotline_channel_failures_total",
+                "Sends that failed because of the channel, not the recipient, by channel and reason (no_credentials, refused, unavailable).",
+                &["channel", "reason"],
             ),
             cases_accepted: counter_vec(
                 &r,

@@ -22,6 +22,7 @@
 //! Payloads are sealed: the recipient's number and the text are never at
 //! rest in clear.
 
+pub mod health;
 mod status;
 pub mod worker;
 

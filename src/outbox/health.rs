@@ -1,0 +1,155 @@
+//! Channel health: whether a channel can send right now, and why not.
+//!
+//! A send that fails because of the *channel* — no sending credentials,
+//! credentials refused, no credit, sender id refused, the aggregator down
+//! or timing out — says nothing about the recipient. Such a failure must
+//! never count as a lawyer's decline (a case would climb its escalation
+//! chain in milliseconds) and must never drop a message before
+//! `outbox.max_age_secs`: the message waits and is retried, an operator is
+//! told (`hotline_channel_up` turns 0, `HotlineChannelDown` fires), and
+//! offers go through the dispatch's fallback SMS channel when one is
+//! configured.
+//!
+//! This instance's view only, in memory: each instance learns from its own
+//! sends (a restarted instance starts by assuming every channel is up, and
+//! learns otherwise at its first send).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::metrics::Metrics;
+
+/// Why a channel could not send, as a metric label (a fixed vocabulary).
+pub type Reason = &'static str;
+
+/// No sending credentials here (`can_send()` is false).
+pub const NO_CREDENTIALS: Reason = "no_credentials";
+/// The aggregator refused for good for a reason of the account or the
+/// sender (credentials, balance, sender id).
+pub const REFUSED: Reason = "refused";
+/// The aggregator is down, throttling or timing out.
+pub const UNAVAILABLE: Reason = "unavailable";
+/// Every reason, for zeroed metric series.
+pub const REASONS: [Reason; 3] = [NO_CREDENTIALS, REFUSED, UNAVAILABLE];
+
+/// One channel's recent history.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Health {
+    /// When a send last succeeded (ms).
+    pub last_ok_ms: Option<u64>,
+    /// When a send last failed because of the channel (ms), and why.
+    pub last_failure: Option<(u64, String)>,
+    /// Channel failures since the last success.
+    pub failures_in_a_row: u32,
+}
+
+impl Health {
+    /// Up: no channel failure since the last success.
+    pub fn is_up(&self) -> bool {
+        self.failures_in_a_row == 0
+    }
+}
+
+/// Every channel's health, as this instance saw it.
+#[derive(Debug)]
+pub struct ChannelHealth {
+    by_channel: Mutex<HashMap<String, Health>>,
+    metrics: Metrics,
+}
+
+impl ChannelHealth {
+    /// All channels up, until a send says otherwise.
+    pub fn new<'a>(channels: impl IntoIterator<Item = &'a str>, metrics: Metrics) -> Self {
+        let by_channel = channels
+            .into_iter()
+            .map(|c| {
+                metrics.channel_up.with_label_values(&[c]).set(1);
+                for r in REASONS {
+                    metrics.channel_failures.with_label_values(&[c, r]);
+                }
+                (c.to_owned(), Health::default())
+            })
+            .collect();
+        ChannelHealth {
+            by_channel: Mutex::new(by_channel),
+            metrics,
+        }
+    }
+
+    fn with<T>(&self, channel: &str, f: impl FnOnce(&mut Health) -> T) -> T {
+        // A std mutex: held for a few field writes, never across an await.
+        let mut map = self
+            .by_channel
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(map.entry(channel.to_owned()).or_default())
+    }
+
+    /// A send on `channel` succeeded at `now_ms`.
+    pub fn ok(&self, channel: &str, now_ms: u64) {
+        let was_down = self.with(channel, |h| {
+            let down = !h.is_up();
+            h.last_ok_ms = Some(now_ms);
+            h.failures_in_a_row = 0;
+            down
+        });
+        self.metrics.channel_up.with_label_values(&[channel]).set(1);
+        if was_down {
+            tracing::info!(channel, "channel can send again");
+        }
+    }
+
+    /// A send on `channel` failed at `now_ms` because of the channel;
+    /// `detail` is the aggregator's code (no free text).
+    pub fn failed(&self, channel: &str, reason: Reason, detail: &str, now_ms: u64) {
+        let first = self.with(channel, |h| {
+            h.last_failure = Some((now_ms, format!("{reason}: {detail}")));
+            h.failures_in_a_row = h.failures_in_a_row.saturating_add(1);
+            h.failures_in_a_row == 1
+        });
+        self.metrics.channel_up.with_label_values(&[channel]).set(0);
+        self.metrics
+            .channel_failures
+            .with_label_values(&[channel, reason])
+            .inc();
+        if first {
+            tracing::error!(channel, reason, "channel cannot send: messages wait and are retried");
+        }
+    }
+
+    /// Whether `channel` is up (unknown channels count as up).
+    pub fn is_up(&self, channel: &str) -> bool {
+        self.with(channel, |h| h.is_up())
+    }
+
+    /// A copy of every channel's health (for status pages and tests).
+    pub fn snapshot(&self) -> HashMap<String, Health> {
+        self.by_channel
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_channel_is_down_from_its_first_failure_until_its_next_success() {
+        let m = Metrics::new(["at"], [], []);
+        let h = ChannelHealth::new(["at"], m.clone());
+        assert!(h.is_up("at"));
+        h.failed("at", REFUSED, "http_401", 10);
+        h.failed("at", REFUSED, "http_401", 20);
+        assert!(!h.is_up("at"));
+        assert_eq!(h.snapshot()["at"].failures_in_a_row, 2);
+        assert!(m.render().contains(r#"hotline_channel_up{channel="at"} 0"#));
+        h.ok("at", 30);
+        assert!(h.is_up("at"));
+        assert!(m.render().contains(r#"hotline_channel_up{channel="at"} 1"#));
+        assert!(m.render().contains(
+            r#"hotline_channel_failures_total{channel="at",reason="refused"} 2"#
+        ));
+    }
+}
