@@ -317,7 +317,7 @@ pub async fn send_one(app: &App, bucket: u16, job: Claimed) {
                 .inc();
             tracing::info!(message = %id, channel = %msg.channel, attempt = job.attempt, reason = %reason, delay_ms = delay.as_millis() as u64, "send will be retried");
         }
-        SendOutcome::Permanent { reason } => give_up(app, bucket, &job, &msg, &reason).await,
+        SendOutcome::Permanent { reason, .. } => give_up(app, bucket, &job, &msg, &reason).await,
         SendOutcome::OptedOut => {
             if let Recipient::Caller { pseudonym } = &msg.recipient {
                 let _ = store
