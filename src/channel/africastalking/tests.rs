@@ -1,3 +1,6 @@
+//! Africa's Talking: parsing its webhooks, classifying its answers to a
+//! send, and sending to a stand-in API.
+
 use super::*;
 use crate::channel::Fault;
 use bytes::Bytes;

@@ -1,3 +1,6 @@
+//! Infobip: parsing its inbound messages and delivery reports, and who may
+//! call (sending is in `send`).
+
 use super::*;
 use crate::config::ChannelConfig;
 use bytes::Bytes;

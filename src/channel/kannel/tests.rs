@@ -1,3 +1,6 @@
+//! Kannel: decoding what smsbox's `get-url` sends, delivery reports,
+//! settings, and sending to a stand-in smsbox.
+
 use super::*;
 use crate::channel::Fault;
 use crate::channel::mock::{MockResponse, MockServer};

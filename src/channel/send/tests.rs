@@ -1,3 +1,6 @@
+//! The common ladder, table-driven: every kind of answer, for kinds with
+//! different rules.
+
 use super::*;
 
 const CODES: &[(&str, Meaning)] = &[

@@ -1,3 +1,6 @@
+//! Twilio: signatures, inbound messages and status callbacks (sending and
+//! settings are in `send`).
+
 use super::*;
 use std::collections::BTreeMap;
 use std::time::Duration;

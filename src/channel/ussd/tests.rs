@@ -1,3 +1,6 @@
+//! The configurable USSD adapter, profile by profile: parsing hops and
+//! rendering screens (its settings are in `settings`).
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
