@@ -9,9 +9,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Gateway;
+use common::mock::{MockResponse, MockServer};
 use common::redis::{RedisServer, unique_prefix};
 use hotline::case::CaseData;
-use hotline::channel::mock::{MockResponse, MockServer};
 use hotline::clock::Clock;
 
 /// 2026-12-01 10:00 in Bishkek: aida's 24-hour shift; bakyt is next.

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::kannel::{FakePhone, Kannel, PASSWORD, USERNAME};
-use hotline::channel::mock::{MockResponse, MockServer, Recorded};
-use hotline::channel::{Channel, DeliveryState, OutSms, Request, SendOutcome};
+use common::mock::{MockResponse, MockServer, Recorded};
+use hotline::channel::{Channel, DeliveryState, Fault, OutSms, Request, SendOutcome};
 use hotline::config::{ChannelConfig, ChannelKind};
 use hotline::phone::PhoneNumber;
 
@@ -225,7 +225,8 @@ async fn sendsms_answers_are_classified_from_the_real_smsbox() {
     assert_eq!(
         out,
         SendOutcome::Permanent {
-            reason: "http 403".into()
+            reason: "http 403".into(),
+            fault: Fault::Channel
         }
     );
     // No SMSC connection yet: "3: Queued for later delivery" is a success,

@@ -5,8 +5,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::mock::{MockResponse, MockServer};
 use common::{Gateway, post_form};
-use hotline::channel::mock::{MockResponse, MockServer};
 
 const WOMAN: &str = "+996555201301";
 

@@ -11,8 +11,9 @@
 //!   `networkCode`, `retryCount`, `failureReason`.
 //! - Sending: `POST {base}/version1/messaging` with the `apiKey` header and a
 //!   form (`username`, `to`, `message`, `from`, `bulkSMSMode=1`); each
-//!   recipient's `statusCode` says sent (100–102), permanent (401–407) or
-//!   retry (500–502).
+//!   recipient's `statusCode` says sent (100–102), permanent (401–407:
+//!   403, 404, 407 the recipient's, 401, 402, 405 the channel's, 406 opted
+//!   out) or retry (500–502); [`RULES`] and [`super::send`] classify it.
 //!
 //! AT adds fields without notice: unknown ones are ignored. AT signs
 //! nothing: requests are authenticated by a secret in the callback URL
@@ -22,18 +23,17 @@
 //! id or short code), `base_url` (default the live API, or the sandbox when
 //! `username = "sandbox"`), `tps` (default 10).
 
-use crate::channel::classify_response;
 use async_trait::async_trait;
 use http::{Method, StatusCode};
 use serde::Deserialize;
 
-use super::settings::Settings;
+use super::send::{self, Body, Meaning, Rules, Unreadable};
+use super::settings::{Checks, default_tps, positive, url};
 use super::{
     Channel, ChannelError, DeliveryState, Event, OutSms, Reply, Request, SendOutcome,
     SharedSecretAuth, SmsIn, StatusIn, UssdIn, UssdInput, id_ok, parse_form, reason_ok,
-    retry_after,
 };
-use crate::config::{ChannelConfig, ChannelKind};
+use crate::config::ChannelKind;
 use crate::phone::PhoneNumber;
 
 /// The live API.
@@ -68,17 +68,29 @@ impl std::fmt::Debug for AfricasTalking {
     }
 }
 
+/// The settings of `kind = "africastalking"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    username: Option<String>,
+    api_key_env: Option<String>,
+    from: Option<String>,
+    #[serde(default, deserialize_with = "url")]
+    base_url: Option<String>,
+    #[serde(default = "default_tps", deserialize_with = "positive")]
+    tps: u32,
+}
+
 impl AfricasTalking {
-    /// From the channel's config; problems go to `settings`.
-    pub fn new(cfg: &ChannelConfig, settings: &Settings<'_>, http: reqwest::Client) -> Self {
-        let username = settings.opt_str("username");
-        let api_key = settings.opt_secret("api_key_env");
-        let from = settings.opt_str("from");
-        let base_url = settings.opt_url("base_url");
-        let tps = settings.u32_or("tps", 10);
-        let sender = match (username, api_key) {
+    /// From the channel's settings; `None` (with problems in `checks`)
+    /// when they cannot be read.
+    pub fn new(checks: &mut Checks<'_>, http: reqwest::Client) -> Option<Self> {
+        let settings: Settings = checks.read()?;
+        let cfg = checks.cfg();
+        let api_key = checks.secret(settings.api_key_env.as_deref());
+        let sender = match (settings.username, api_key) {
             (Some(username), Some(api_key)) => Some(Sender {
-                base_url: base_url.unwrap_or_else(|| {
+                base_url: settings.base_url.unwrap_or_else(|| {
                     if username == "sandbox" {
                         SANDBOX_URL.to_owned()
                     } else {
@@ -87,35 +99,29 @@ impl AfricasTalking {
                 }),
                 username,
                 api_key,
-                from,
+                from: settings.from,
                 http,
             }),
             (Some(_), None) => {
-                settings.problem(
-                    "api_key_env",
-                    None,
-                    "sending needs both username and api_key_env",
-                );
+                checks.problem("api_key_env", None, BOTH);
                 None
             }
             (None, Some(_)) => {
-                settings.problem(
-                    "username",
-                    None,
-                    "sending needs both username and api_key_env",
-                );
+                checks.problem("username", None, BOTH);
                 None
             }
             (None, None) => None,
         };
-        AfricasTalking {
+        Some(AfricasTalking {
             name: cfg.name.clone(),
             auth: SharedSecretAuth::from_config(cfg),
             sender,
-            tps,
-        }
+            tps: settings.tps,
+        })
     }
 }
+
+const BOTH: &str = "sending needs both username and api_key_env";
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -168,63 +174,52 @@ struct Recipient {
     status: Option<String>,
 }
 
-/// Classify AT's answer to a send.
-fn classify(
-    status: reqwest::StatusCode,
-    headers: &reqwest::header::HeaderMap,
-    body: &[u8],
-) -> SendOutcome {
-    match status.as_u16() {
-        200 | 201 => {}
-        429 => {
-            return SendOutcome::Retry {
-                after: retry_after(headers),
-                reason: "http 429".into(),
-            };
-        }
-        401 | 403 => {
-            return SendOutcome::Permanent {
-                reason: format!("http {} (check username and api key)", status.as_u16()),
-            };
-        }
-        s if s >= 500 => {
-            return SendOutcome::Retry {
-                after: retry_after(headers),
-                reason: format!("http {s}"),
-            };
-        }
-        s => {
-            return SendOutcome::Permanent {
-                reason: format!("http {s}"),
-            };
-        }
+/// How Africa's Talking's answers to a send differ on the common ladder.
+pub const RULES: Rules = Rules {
+    auth_hint: " (check username and api key)",
+    unreadable: Unreadable::Retry {
+        reason: "unreadable reply",
+        with_status: false,
+    },
+    empty: "no recipient accepted",
+    codes: &[
+        ("401", Meaning::Channel),   // RiskHold
+        ("402", Meaning::Channel),   // InvalidSenderId
+        ("403", Meaning::Recipient), // InvalidPhoneNumber
+        ("404", Meaning::Recipient), // UnsupportedNumberType
+        ("405", Meaning::Channel),   // InsufficientBalance
+        ("406", Meaning::OptedOut),  // UserInBlacklist
+        ("407", Meaning::Recipient), // CouldNotRoute
+    ],
+    // 500 InternalServerError, 501 GatewayError, 502 RejectedByGateway,
+    // and codes AT may add.
+    other_code: Meaning::Retry,
+};
+
+/// Read AT's answer to a send: the first recipient's `statusCode` (the
+/// body of an HTTP error is text, never read).
+fn read(status: u16, body: &[u8]) -> Body {
+    if !(200..300).contains(&status) {
+        return Body::Unreadable;
     }
     let Ok(reply) = serde_json::from_slice::<SendReply>(body) else {
-        return SendOutcome::Retry {
-            after: None,
-            reason: "unreadable reply".into(),
-        };
+        return Body::Unreadable;
     };
-    let Some(r) = reply.data.recipients.first() else {
-        return SendOutcome::Permanent {
-            reason: "no recipient accepted".into(),
-        };
+    let Some(r) = reply.data.recipients.into_iter().next() else {
+        return Body::Empty;
     };
-    let reason = r
-        .status
-        .clone()
-        .filter(|s| reason_ok(s))
-        .unwrap_or_else(|| r.status_code.to_string());
-    match r.status_code {
-        100..=102 => SendOutcome::Sent {
-            provider_id: r.message_id.clone().filter(|id| id_ok(id) && id != "None"),
-        },
-        406 => SendOutcome::OptedOut,
-        401..=407 => SendOutcome::Permanent { reason },
-        _ => SendOutcome::Retry {
-            after: None,
-            reason,
-        },
+    if (100..=102).contains(&r.status_code) {
+        return Body::Accepted {
+            provider_id: r.message_id.filter(|id| id_ok(id) && id != "None"),
+        };
+    }
+    let code = r.status_code.to_string();
+    Body::Code {
+        reason: r
+            .status
+            .filter(|s| reason_ok(s))
+            .unwrap_or_else(|| code.clone()),
+        code,
     }
 }
 
@@ -329,9 +324,7 @@ impl Channel for AfricasTalking {
 
     async fn send(&self, msg: OutSms<'_>) -> SendOutcome {
         let Some(s) = &self.sender else {
-            return SendOutcome::Permanent {
-                reason: "sending is not configured for this channel".into(),
-            };
+            return send::not_configured();
         };
         let mut form: Vec<(&str, &str)> = vec![
             ("username", &s.username),
@@ -350,7 +343,7 @@ impl Channel for AfricasTalking {
             .form(&form)
             .send()
             .await;
-        classify_response(resp, classify).await
+        send::finish(resp, &RULES, read).await
     }
 }
 

@@ -13,7 +13,8 @@
 //!   `Authorization: App KEY` and a JSON body with one message to one
 //!   destination. Our message id goes along as Infobip's `messageId`, so a
 //!   resend after a crash is recognisable. Each message's `status.groupName`
-//!   in the answer says accepted or rejected.
+//!   in the answer says accepted or rejected, and its `status.name` whose
+//!   failure a rejection is ([`RULES`]).
 //!
 //! Infobip adds fields without notice: unknown ones are ignored. Infobip
 //! signs nothing: requests are authenticated by a secret in the callback URL
@@ -25,17 +26,17 @@
 //! (sender id), `public_url` (when set, each message asks for delivery
 //! reports at [`status_url`]), `tps` (default 10).
 
-use crate::channel::classify_response;
 use async_trait::async_trait;
 use http::Method;
 use serde::{Deserialize, Serialize};
 
-use super::settings::Settings;
+use super::send::{self, Body, Meaning, Rules, Unreadable};
+use super::settings::{Checks, default_tps, positive, url};
 use super::{
     Channel, ChannelError, DeliveryState, Event, OutSms, Request, SendOutcome, SharedSecretAuth,
-    SmsIn, StatusIn, id_ok, parse_json, reason_ok, retry_after, status_url,
+    SmsIn, StatusIn, id_ok, parse_json, reason_ok, status_url,
 };
-use crate::config::{ChannelConfig, ChannelKind};
+use crate::config::ChannelKind;
 use crate::phone::PhoneNumber;
 
 /// Most results accepted in one webhook request.
@@ -73,41 +74,56 @@ impl std::fmt::Debug for Infobip {
     }
 }
 
+/// The settings of `kind = "infobip"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    #[serde(default, deserialize_with = "url")]
+    base_url: Option<String>,
+    api_key_env: Option<String>,
+    from: Option<String>,
+    #[serde(default, deserialize_with = "url")]
+    public_url: Option<String>,
+    #[serde(default = "default_tps", deserialize_with = "positive")]
+    tps: u32,
+}
+
 impl Infobip {
-    /// From the channel's config; problems go to `settings`.
-    pub fn new(cfg: &ChannelConfig, settings: &Settings<'_>, http: reqwest::Client) -> Self {
-        let base_url = settings.url("base_url");
-        if !base_url.is_empty() && reqwest::Url::parse(&base_url).is_err() {
-            settings.problem("base_url", Some(&base_url), "is not a valid URL");
+    /// From the channel's settings; `None` (with problems in `checks`)
+    /// when a required one is missing.
+    pub fn new(checks: &mut Checks<'_>, http: reqwest::Client) -> Option<Self> {
+        let s: Settings = checks.read()?;
+        let cfg = checks.cfg();
+        let base_url = checks.required("base_url", s.base_url);
+        if let Some(u) = base_url
+            .as_deref()
+            .filter(|u| reqwest::Url::parse(u).is_err())
+        {
+            checks.problem("base_url", Some(u), "is not a valid URL");
         }
-        let api_key = settings.opt_secret("api_key_env");
+        let api_key = checks.secret(s.api_key_env.as_deref());
         if let Some(k) = &api_key
             && http::HeaderValue::from_str(&format!("App {k}")).is_err()
         {
             // Never echo the key itself.
-            settings.problem(
-                "api_key_env",
-                None,
-                "the API key has characters an HTTP header cannot carry",
-            );
+            let msg = "the API key has characters an HTTP header cannot carry";
+            checks.problem("api_key_env", None, msg);
         }
-        let from = settings.opt_str("from");
-        let public_url = settings.opt_url("public_url");
-        let tps = settings.u32_or("tps", 10);
+        let base_url = base_url?;
         let sender = api_key.map(|api_key| Sender {
             base_url,
             api_key,
-            from,
-            public_url,
+            from: s.from,
+            public_url: s.public_url,
             secret: cfg.secret.clone(),
             http,
         });
-        Infobip {
+        Some(Infobip {
             name: cfg.name.clone(),
             auth: SharedSecretAuth::from_config(cfg),
             sender,
-            tps,
-        }
+            tps: s.tps,
+        })
     }
 }
 
@@ -223,67 +239,57 @@ fn check_batch<T>(results: &[T]) -> Result<(), ChannelError> {
     Ok(())
 }
 
-/// Classify Infobip's answer to a send.
-fn classify(
-    status: reqwest::StatusCode,
-    headers: &reqwest::header::HeaderMap,
-    body: &[u8],
-) -> SendOutcome {
-    match status.as_u16() {
-        200..=299 => {}
-        429 => {
-            return SendOutcome::Retry {
-                after: retry_after(headers),
-                reason: "http 429".into(),
-            };
-        }
-        401 | 403 => {
-            return SendOutcome::Permanent {
-                reason: format!("http {} (check api key)", status.as_u16()),
-            };
-        }
-        s if s >= 500 => {
-            return SendOutcome::Retry {
-                after: retry_after(headers),
-                reason: format!("http {s}"),
-            };
-        }
-        s => {
-            // Infobip's error JSON names a code (`BAD_REQUEST`); its text
-            // may quote the request, so it is never used.
-            let code = serde_json::from_slice::<ErrorReply>(body)
-                .ok()
-                .map(|e| e.request_error.service_exception.message_id)
-                .filter(|c| reason_ok(c));
-            return SendOutcome::Permanent {
-                reason: code.unwrap_or_else(|| format!("http {s}")),
-            };
-        }
+/// How Infobip's answers to a send differ on the common ladder.
+pub const RULES: Rules = Rules {
+    auth_hint: " (check api key)",
+    unreadable: Unreadable::Retry {
+        reason: "unreadable reply",
+        with_status: false,
+    },
+    empty: "no message accepted",
+    codes: &[
+        ("REJECTED_DESTINATION", Meaning::Recipient),
+        ("REJECTED_INVALID_DESTINATION", Meaning::Recipient),
+        ("REJECTED_PREFIX_MISSING", Meaning::Recipient),
+        ("REJECTED_DND", Meaning::Recipient),
+        ("REJECTED_DESTINATION_NOT_REGISTERED", Meaning::Recipient),
+    ],
+    // REJECTED_NOT_ENOUGH_CREDITS, REJECTED_SENDER, …: this account's.
+    other_code: Meaning::Channel,
+};
+
+/// Read Infobip's answer to a send: the message's status, or the code of
+/// a request error (`BAD_REQUEST`; its text may quote the request, so it
+/// is never used).
+fn read(status: u16, body: &[u8]) -> Body {
+    let code = |c: String| Body::Code {
+        reason: c.clone(),
+        code: c,
+    };
+    if !(200..300).contains(&status) {
+        return serde_json::from_slice::<ErrorReply>(body)
+            .ok()
+            .map(|e| e.request_error.service_exception.message_id)
+            .filter(|c| reason_ok(c))
+            .map_or(Body::Unreadable, code);
     }
     let Ok(reply) = serde_json::from_slice::<SendReply>(body) else {
-        return SendOutcome::Retry {
-            after: None,
-            reason: "unreadable reply".into(),
-        };
+        return Body::Unreadable;
     };
-    let Some(m) = reply.messages.first() else {
-        return SendOutcome::Permanent {
-            reason: "no message accepted".into(),
-        };
+    let Some(m) = reply.messages.into_iter().next() else {
+        return Body::Empty;
     };
     match state_of(&m.status.group_name) {
-        Some(DeliveryState::Failed) => SendOutcome::Permanent {
-            reason: m
-                .status
+        Some(DeliveryState::Failed) => code(
+            m.status
                 .name
-                .clone()
                 .filter(|n| reason_ok(n))
                 .unwrap_or_else(|| "REJECTED".into()),
-        },
+        ),
         // Accepted (PENDING, ACCEPTED, or a group this adapter does not
         // know): Infobip holds the message and its reports will follow.
-        _ => SendOutcome::Sent {
-            provider_id: m.message_id.clone().filter(|id| id_ok(id)),
+        _ => Body::Accepted {
+            provider_id: m.message_id.filter(|id| id_ok(id)),
         },
     }
 }
@@ -396,9 +402,7 @@ impl Channel for Infobip {
 
     async fn send(&self, msg: OutSms<'_>) -> SendOutcome {
         let Some(s) = &self.sender else {
-            return SendOutcome::Permanent {
-                reason: "sending is not configured for this channel".into(),
-            };
+            return send::not_configured();
         };
         let notify_url = s
             .public_url
@@ -425,7 +429,7 @@ impl Channel for Infobip {
             .json(&body)
             .send()
             .await;
-        classify_response(resp, classify).await
+        send::finish(resp, &RULES, read).await
     }
 }
 

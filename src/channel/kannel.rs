@@ -18,7 +18,9 @@
 //!   plus `coding=2` for text outside GSM-7 (else Kannel sends `?` for every
 //!   Cyrillic letter), `dlr-mask` and `dlr-url`. Success is 202
 //!   `0: Accepted for delivery` or `3: Queued for later delivery` (no id);
-//!   403 bad credentials; 503 `Temporal failure, try again later.`
+//!   403 bad credentials; 503 `Temporal failure, try again later.` Every
+//!   refusal is the channel's ([`RULES`]): smsbox's 4xx answers are about
+//!   the request or the credentials, not the number.
 //!
 //! Kannel signs nothing: requests are authenticated by a secret in the
 //! get-url and dlr-url (`?secret=…`) and/or an IP allow-list
@@ -29,16 +31,18 @@
 //! base URL as Kannel reaches it; without it no delivery reports are asked
 //! for), `dlr_mask` (default 31), `tps` (default 10).
 
-use crate::channel::classify_response;
 use async_trait::async_trait;
 use http::{HeaderMap, Method, StatusCode};
 
-use super::settings::Settings;
+use serde::Deserialize;
+
+use super::send::{self, Body, Meaning, Rules, Unreadable};
+use super::settings::{Checks, default_tps, positive, url};
 use super::{
     Channel, ChannelError, DeliveryState, Event, OutSms, Reply, Request, SendOutcome,
-    SharedSecretAuth, SmsIn, StatusIn, id_ok, retry_after, status_url,
+    SharedSecretAuth, SmsIn, StatusIn, id_ok, status_url,
 };
-use crate::config::{ChannelConfig, ChannelKind};
+use crate::config::ChannelKind;
 use crate::phone::PhoneNumber;
 use crate::text::{Encoding, measure};
 
@@ -79,20 +83,37 @@ impl std::fmt::Debug for KannelAdapter {
     }
 }
 
+/// The settings of `kind = "kannel"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    #[serde(default, deserialize_with = "url")]
+    sendsms_url: Option<String>,
+    username: Option<String>,
+    password_env: Option<String>,
+    from: Option<String>,
+    #[serde(default, deserialize_with = "url")]
+    public_url: Option<String>,
+    #[serde(default = "default_dlr_mask", deserialize_with = "positive")]
+    dlr_mask: u32,
+    #[serde(default = "default_tps", deserialize_with = "positive")]
+    tps: u32,
+}
+
+fn default_dlr_mask() -> u32 {
+    31
+}
+
 impl KannelAdapter {
-    /// From the channel's config; problems go to `settings`.
-    pub fn new(cfg: &ChannelConfig, settings: &Settings<'_>, http: reqwest::Client) -> Self {
-        let sendsms_url = settings.opt_url("sendsms_url");
-        let username = settings.opt_str("username");
-        let password = settings.opt_secret("password_env");
-        let from = settings.opt_str("from");
-        let public_url = settings.opt_url("public_url");
-        let dlr_mask = settings.u32_or("dlr_mask", 31);
-        let tps = settings.u32_or("tps", 10);
-        if dlr_mask > 31 {
-            settings.problem(
+    /// From the channel's settings; `None` (with problems in `checks`)
+    /// when they cannot be read.
+    pub fn new(checks: &mut Checks<'_>, http: reqwest::Client) -> Option<Self> {
+        let s: Settings = checks.read()?;
+        let cfg = checks.cfg();
+        if s.dlr_mask > 31 {
+            checks.problem(
                 "dlr_mask",
-                Some(&dlr_mask.to_string()),
+                Some(&s.dlr_mask.to_string()),
                 "must be between 1 and 31 (1 delivered, 2 not delivered, 4 queued on the SMSC, \
                  8 accepted by the SMSC, 16 rejected by the SMSC)",
             );
@@ -100,35 +121,36 @@ impl KannelAdapter {
         // Presence by key: a key that is there but invalid (or names an
         // unset variable) has been reported already.
         let keys = ["sendsms_url", "username", "password_env"];
-        let present = |k: &str| cfg.settings.contains_key(k);
-        if keys.iter().any(|k| present(k)) {
-            for k in keys.iter().filter(|k| !present(k)) {
-                settings.problem(
+        let missing: Vec<&str> = keys.into_iter().filter(|k| !checks.given(k)).collect();
+        if missing.len() < keys.len() {
+            for k in missing {
+                checks.problem(
                     k,
                     None,
                     "sending needs sendsms_url, username and password_env",
                 );
             }
         }
-        let sender = match (sendsms_url, username, password) {
+        let password = checks.secret(s.password_env.as_deref());
+        let sender = match (s.sendsms_url, s.username, password) {
             (Some(sendsms_url), Some(username), Some(password)) => Some(Sender {
                 sendsms_url,
                 username,
                 password,
-                from,
-                public_url,
-                dlr_mask: dlr_mask.min(31),
+                from: s.from,
+                public_url: s.public_url,
+                dlr_mask: s.dlr_mask.min(31),
                 http,
             }),
             _ => None,
         };
-        KannelAdapter {
+        Some(KannelAdapter {
             name: cfg.name.clone(),
             auth: SharedSecretAuth::from_config(cfg),
             secret: cfg.secret.clone(),
             sender,
-            tps,
-        }
+            tps: s.tps,
+        })
     }
 }
 
@@ -291,34 +313,28 @@ fn dlr_state(d: &str) -> Option<DeliveryState> {
     }
 }
 
-/// Classify smsbox's answer to a sendsms request.
-fn classify(
-    status: reqwest::StatusCode,
-    headers: &reqwest::header::HeaderMap,
-    body: &[u8],
-) -> SendOutcome {
-    let code = status.as_u16();
-    match code {
-        200..=299 => {
-            let body = body.trim_ascii_start();
-            if body.starts_with(b"0:") || body.starts_with(b"3:") {
-                SendOutcome::Sent { provider_id: None }
-            } else {
-                // Not an answer Kannel gives to one recipient: whether it
-                // was queued is unknown, and a duplicate beats a loss.
-                SendOutcome::Retry {
-                    after: None,
-                    reason: format!("http {code} unexpected reply"),
-                }
-            }
-        }
-        429 | 500..=599 => SendOutcome::Retry {
-            after: retry_after(headers),
-            reason: format!("http {code}"),
-        },
-        _ => SendOutcome::Permanent {
-            reason: format!("http {code}"),
-        },
+/// How smsbox's answers to a sendsms request differ on the common ladder.
+pub const RULES: Rules = Rules {
+    auth_hint: "",
+    // Not an answer Kannel gives to one recipient: whether it was queued
+    // is unknown, and a duplicate beats a loss.
+    unreadable: Unreadable::Retry {
+        reason: "unexpected reply",
+        with_status: true,
+    },
+    empty: "no message accepted",
+    codes: &[],
+    other_code: Meaning::Channel,
+};
+
+/// Read smsbox's answer: `0: Accepted for delivery` or `3: Queued for
+/// later delivery` (no id); anything else is not understood.
+fn read(status: u16, body: &[u8]) -> Body {
+    let body = body.trim_ascii_start();
+    if (200..300).contains(&status) && (body.starts_with(b"0:") || body.starts_with(b"3:")) {
+        Body::Accepted { provider_id: None }
+    } else {
+        Body::Unreadable
     }
 }
 
@@ -409,9 +425,7 @@ impl Channel for KannelAdapter {
 
     async fn send(&self, msg: OutSms<'_>) -> SendOutcome {
         let Some(s) = &self.sender else {
-            return SendOutcome::Permanent {
-                reason: "sending is not configured for this channel".into(),
-            };
+            return send::not_configured();
         };
         let mut query: Vec<(&str, &str)> = vec![
             ("username", &s.username),
@@ -440,7 +454,7 @@ impl Channel for KannelAdapter {
             query.push(("dlr-url", url));
         }
         let resp = s.http.get(&s.sendsms_url).query(&query).send().await;
-        classify_response(resp, classify).await
+        send::finish(resp, &RULES, read).await
     }
 }
 

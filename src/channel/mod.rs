@@ -17,8 +17,14 @@
 //!   delivery reports via a per-message `dlr-url`, sending via `sendsms`.
 //!
 //! An adapter also sends: [`Channel::send`] posts one SMS to the aggregator's
-//! API and classifies the answer ([`SendOutcome`]) so the outbox worker knows
-//! whether to record, retry, give up, or stop messaging a number.
+//! API, and [`send`] classifies the answer with one ladder for every kind
+//! ([`SendOutcome`], with whose failure a permanent one is) so the outbox
+//! worker knows whether to record, retry, give up, or stop messaging a
+//! number.
+//!
+//! Each kind's settings are a serde struct beside its adapter, read and
+//! checked through [`settings`]; [`build`] makes the adapter for a
+//! configured channel or names every problem with its settings.
 //!
 //! Adapters must never put a phone number or message text into an error:
 //! errors become HTTP bodies and log lines.
@@ -26,16 +32,22 @@
 pub mod africastalking;
 pub mod infobip;
 pub mod kannel;
-pub mod mock;
+// The stand-in aggregator API, shared with the integration tests: one
+// source file, compiled only into tests.
+#[cfg(test)]
+#[path = "../../tests/common/mock.rs"]
+mod mock;
 #[cfg(test)]
 mod props;
+pub mod send;
 pub mod settings;
 pub mod twilio;
 pub mod ussd;
 
+pub use send::{Fault, OutSms, SendOutcome, http_client};
+
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -230,97 +242,6 @@ pub struct StatusIn {
     pub reason: Option<String>,
 }
 
-/// One SMS to send.
-#[derive(Clone, Copy)]
-pub struct OutSms<'a> {
-    /// Our message id: the idempotency key, also carried in the status
-    /// callback URL where the aggregator allows one.
-    pub id: &'a str,
-    /// The recipient.
-    pub to: &'a PhoneNumber,
-    /// The text (UTF-8; the adapter picks the encoding the API wants).
-    pub text: &'a str,
-}
-
-impl std::fmt::Debug for OutSms<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OutSms")
-            .field("id", &self.id)
-            .finish_non_exhaustive()
-    }
-}
-
-/// What an aggregator said to a send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SendOutcome {
-    /// Accepted; its id for matching delivery reports, when it gives one.
-    Sent {
-        /// The aggregator's message id.
-        provider_id: Option<String>,
-    },
-    /// Not now: try again later (after `after`, when the aggregator said).
-    Retry {
-        /// The aggregator's `Retry-After`, if any.
-        after: Option<Duration>,
-        /// Why, for logs (status code or error code; no message text).
-        reason: String,
-    },
-    /// Never: do not try again.
-    Permanent {
-        /// Why, for logs and metrics (a code, never message text).
-        reason: String,
-    },
-    /// The recipient opted out: stop sending to this number.
-    OptedOut,
-}
-
-/// Classify a transport-level failure of a send (connect error, timeout):
-/// the request may or may not have arrived, so it is retried.
-pub fn transport_failure(e: &reqwest::Error) -> SendOutcome {
-    let reason = if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connect"
-    } else {
-        "transport"
-    };
-    SendOutcome::Retry {
-        after: None,
-        reason: reason.to_owned(),
-    }
-}
-
-/// Finish a send: a transport failure is a retry; otherwise read the body
-/// and let the adapter's `classify` decide.
-pub async fn classify_response(
-    resp: Result<reqwest::Response, reqwest::Error>,
-    classify: impl FnOnce(reqwest::StatusCode, &reqwest::header::HeaderMap, &[u8]) -> SendOutcome,
-) -> SendOutcome {
-    match resp {
-        Err(e) => transport_failure(&e),
-        Ok(r) => {
-            let status = r.status();
-            let headers = r.headers().clone();
-            match r.bytes().await {
-                Ok(body) => classify(status, &headers, &body),
-                Err(e) => transport_failure(&e),
-            }
-        }
-    }
-}
-
-/// Read a `Retry-After` header given in seconds.
-pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
-}
-
 /// Longest id accepted from an aggregator (session ids, message ids).
 pub const MAX_ID_LEN: usize = 128;
 
@@ -497,9 +418,7 @@ pub trait Channel: Send + Sync + 'static {
 
     /// Send one SMS and classify the answer. Must not panic; must time out.
     async fn send(&self, _msg: OutSms<'_>) -> SendOutcome {
-        SendOutcome::Permanent {
-            reason: "sending is not configured for this channel".into(),
-        }
+        send::not_configured()
     }
 }
 
@@ -553,17 +472,6 @@ fn basic_password(headers: &HeaderMap) -> Option<String> {
     text.split_once(':').map(|(_, p)| p.to_owned())
 }
 
-/// The HTTP client adapters send with: bounded connect and total timeouts,
-/// so a slow aggregator cannot hold a worker forever.
-pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(15))
-        .user_agent(concat!("hotline/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .unwrap_or_default()
-}
-
 /// Build the adapter for a configured channel; problems name its keys.
 ///
 /// # Errors
@@ -574,23 +482,24 @@ pub fn build(
     file: &str,
     http: &reqwest::Client,
 ) -> Result<Arc<dyn Channel>, Vec<Problem>> {
-    let settings = settings::Settings::new(cfg, index, file);
-    let channel: Arc<dyn Channel> = match cfg.kind {
-        ChannelKind::AfricasTalking => Arc::new(africastalking::AfricasTalking::new(
-            cfg,
-            &settings,
-            http.clone(),
-        )),
-        ChannelKind::Infobip => Arc::new(infobip::Infobip::new(cfg, &settings, http.clone())),
-        ChannelKind::Twilio => Arc::new(twilio::Twilio::new(cfg, &settings, http.clone())),
-        ChannelKind::Ussd => Arc::new(ussd::Ussd::new(cfg, &settings)),
-        ChannelKind::Kannel => Arc::new(kannel::KannelAdapter::new(cfg, &settings, http.clone())),
+    fn boxed<C: Channel>(c: Option<C>) -> Option<Arc<dyn Channel>> {
+        c.map(|c| Arc::new(c) as Arc<dyn Channel>)
+    }
+    let mut checks = settings::Checks::new(cfg, index, file);
+    let http = http.clone();
+    let channel = match cfg.kind {
+        ChannelKind::AfricasTalking => {
+            boxed(africastalking::AfricasTalking::new(&mut checks, http))
+        }
+        ChannelKind::Infobip => boxed(infobip::Infobip::new(&mut checks, http)),
+        ChannelKind::Twilio => boxed(twilio::Twilio::new(&mut checks, http)),
+        ChannelKind::Ussd => boxed(ussd::Ussd::new(&mut checks)),
+        ChannelKind::Kannel => boxed(kannel::KannelAdapter::new(&mut checks, http)),
     };
-    let problems = settings.finish();
-    if problems.is_empty() {
-        Ok(channel)
-    } else {
-        Err(problems)
+    let problems = checks.finish();
+    match channel {
+        Some(channel) if problems.is_empty() => Ok(channel),
+        _ => Err(problems),
     }
 }
 

@@ -14,7 +14,8 @@
 //! - Sending: `POST {base}/2010-04-01/Accounts/{AccountSid}/Messages.json`
 //!   with HTTP Basic `AccountSid:AuthToken` and a form (`To`, `From` or
 //!   `MessagingServiceSid`, `Body`, `StatusCallback`); our message id rides
-//!   in `I-Twilio-Idempotency-Token`.
+//!   in `I-Twilio-Idempotency-Token`. An error's `code` names the reason;
+//!   [`RULES`] says which codes are the recipient's and which opt out.
 //!
 //! Every webhook is authenticated by `X-Twilio-Signature` ([`signature`]),
 //! computed over the public URL Twilio called: `public_url` + the request
@@ -32,7 +33,6 @@
 //! This adapter must never put a number, a message text or Twilio's error
 //! `message` (which quotes numbers) into an error or a reason.
 
-use crate::channel::classify_response;
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use http::{Method, StatusCode};
@@ -40,12 +40,13 @@ use serde::Deserialize;
 use sha1::Sha1;
 use subtle::ConstantTimeEq;
 
-use super::settings::Settings;
+use super::send::{self, Body, Meaning, Rules, Unreadable};
+use super::settings::{Checks, default_tps, positive, text, url};
 use super::{
     Channel, ChannelError, DeliveryState, Event, OutSms, Reply, Request, SendOutcome,
-    SharedSecretAuth, SmsIn, StatusIn, id_ok, parse_form, reason_ok, retry_after, status_url,
+    SharedSecretAuth, SmsIn, StatusIn, id_ok, parse_form, reason_ok, status_url,
 };
-use crate::config::{ChannelConfig, ChannelKind};
+use crate::config::ChannelKind;
 use crate::phone::PhoneNumber;
 
 /// The live API.
@@ -56,9 +57,6 @@ pub const SIGNATURE_HEADER: &str = "x-twilio-signature";
 
 /// The answer to an inbound SMS: no reply rides on it.
 pub const EMPTY_TWIML: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response/>"#;
-
-/// Twilio's error code for "the recipient has opted out" (replied STOP).
-const OPTED_OUT: u64 = 21610;
 
 /// Longest inbound `Body` accepted, in characters (Twilio's own limit).
 const MAX_BODY_CHARS: usize = 1600;
@@ -154,74 +152,87 @@ fn sid_ok(sid: &str, prefix: &str) -> bool {
         .is_some_and(|rest| rest.len() == 32 && rest.chars().all(|c| c.is_ascii_hexdigit()))
 }
 
+/// The settings of `kind = "twilio"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    #[serde(default, deserialize_with = "text")]
+    account_sid: Option<String>,
+    auth_token_env: Option<String>,
+    #[serde(default, deserialize_with = "url")]
+    public_url: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    from: Option<String>,
+    messaging_service_sid: Option<String>,
+    #[serde(default, deserialize_with = "url")]
+    base_url: Option<String>,
+    #[serde(default = "default_tps", deserialize_with = "positive")]
+    tps: u32,
+}
+
+/// Who sends: exactly one of `from` and `messaging_service_sid`.
+fn origin(
+    checks: &mut Checks<'_>,
+    from: Option<String>,
+    service: Option<String>,
+) -> Option<Origin> {
+    match (from, service) {
+        (Some(f), None) => Some(Origin::From(f)),
+        (None, Some(s)) if sid_ok(&s, "MG") => Some(Origin::Service(s)),
+        (None, Some(s)) => {
+            let msg = "must be MG followed by 32 hex digits";
+            checks.problem("messaging_service_sid", Some(&s), msg);
+            None
+        }
+        (Some(_), Some(_)) => {
+            let msg = "set either from or messaging_service_sid, not both";
+            checks.problem("messaging_service_sid", None, msg);
+            None
+        }
+        (None, None) => {
+            if !checks.refused("from") {
+                let msg = "missing: set from (a Twilio number) or messaging_service_sid";
+                checks.problem("from", None, msg);
+            }
+            None
+        }
+    }
+}
+
 impl Twilio {
-    /// From the channel's config; problems go to `settings`.
-    pub fn new(cfg: &ChannelConfig, settings: &Settings<'_>, http: reqwest::Client) -> Self {
-        let account_sid = settings.str("account_sid");
-        if !account_sid.is_empty() && !sid_ok(&account_sid, "AC") {
-            settings.problem(
+    /// From the channel's settings; `None` (with problems in `checks`)
+    /// when a required one is missing.
+    pub fn new(checks: &mut Checks<'_>, http: reqwest::Client) -> Option<Self> {
+        let s: Settings = checks.read()?;
+        let cfg = checks.cfg();
+        let account_sid = checks.required("account_sid", s.account_sid);
+        if let Some(sid) = account_sid.as_deref().filter(|sid| !sid_ok(sid, "AC")) {
+            checks.problem(
                 "account_sid",
-                Some(&account_sid),
+                Some(sid),
                 "must be AC followed by 32 hex digits",
             );
         }
-        let auth_token = settings.secret("auth_token_env");
-        let public_url = settings.url("public_url");
-        if public_url.contains(['?', '#']) {
-            settings.problem(
-                "public_url",
-                Some(&public_url),
-                "must be a base URL without query or fragment",
-            );
+        let auth_token = checks.required_secret("auth_token_env", s.auth_token_env.as_deref());
+        let public_url = checks.required("public_url", s.public_url);
+        if let Some(u) = public_url.as_deref().filter(|u| u.contains(['?', '#'])) {
+            let msg = "must be a base URL without query or fragment";
+            checks.problem("public_url", Some(u), msg);
         }
-        let from = settings.opt_str("from");
-        let service = settings.opt_str("messaging_service_sid");
-        let origin = match (from, service) {
-            (Some(f), None) if !f.trim().is_empty() => Some(Origin::From(f)),
-            (Some(_), None) => {
-                settings.problem("from", Some(""), "must not be empty");
-                None
-            }
-            (None, Some(s)) if sid_ok(&s, "MG") => Some(Origin::Service(s)),
-            (None, Some(s)) => {
-                settings.problem(
-                    "messaging_service_sid",
-                    Some(&s),
-                    "must be MG followed by 32 hex digits",
-                );
-                None
-            }
-            (Some(_), Some(_)) => {
-                settings.problem(
-                    "messaging_service_sid",
-                    None,
-                    "set either from or messaging_service_sid, not both",
-                );
-                None
-            }
-            (None, None) => {
-                settings.problem(
-                    "from",
-                    None,
-                    "missing: set from (a Twilio number) or messaging_service_sid",
-                );
-                None
-            }
-        };
-        Twilio {
+        let origin = origin(checks, s.from, s.messaging_service_sid);
+        Some(Twilio {
             name: cfg.name.clone(),
-            account_sid,
-            auth_token,
-            public_url,
+            account_sid: account_sid?,
+            // An unset variable was reported by the config loader.
+            auth_token: auth_token.unwrap_or_default(),
+            public_url: public_url?,
             secret: cfg.secret.clone(),
             auth: SharedSecretAuth::from_config(cfg),
             origin,
-            base_url: settings
-                .opt_url("base_url")
-                .unwrap_or_else(|| LIVE_URL.to_owned()),
+            base_url: s.base_url.unwrap_or_else(|| LIVE_URL.to_owned()),
             http,
-            tps: settings.u32_or("tps", 10),
-        }
+            tps: s.tps,
+        })
     }
 
     /// The URL Twilio signed: our public base, the path, the query.
@@ -280,38 +291,45 @@ struct ApiError {
     code: Option<u64>,
 }
 
-/// Classify Twilio's answer to a send.
-fn classify(
-    status: reqwest::StatusCode,
-    headers: &reqwest::header::HeaderMap,
-    body: &[u8],
-) -> SendOutcome {
-    let code = serde_json::from_slice::<ApiError>(body)
+/// How Twilio's answers to a send differ on the common ladder: its error
+/// `code` names every failure.
+pub const RULES: Rules = Rules {
+    auth_hint: "",
+    // Accepted even if the body is unreadable: retrying could only send
+    // twice, and the status callback carries our own id.
+    unreadable: Unreadable::Sent,
+    empty: "no message accepted",
+    codes: &[
+        ("20003", Meaning::Channel),   // authentication failed
+        ("21211", Meaning::Recipient), // invalid 'To' number
+        ("21217", Meaning::Recipient), // number does not appear valid
+        ("21610", Meaning::OptedOut),  // the recipient replied STOP
+        ("21612", Meaning::Recipient), // 'To' not reachable by SMS
+        ("21614", Meaning::Recipient), // 'To' is not a mobile number
+    ],
+    other_code: Meaning::Channel,
+};
+
+/// Read Twilio's answer to a send: the message's `sid` when created, else
+/// the error's `code` (never its `message`: it quotes numbers).
+fn read(status: u16, body: &[u8]) -> Body {
+    if (200..300).contains(&status) {
+        return match serde_json::from_slice::<Created>(body) {
+            Ok(c) => Body::Accepted {
+                provider_id: c.sid.filter(|s| id_ok(s)),
+            },
+            Err(_) => Body::Unreadable,
+        };
+    }
+    match serde_json::from_slice::<ApiError>(body)
         .ok()
-        .and_then(|e| e.code);
-    let reason = code.map_or_else(
-        || format!("http {}", status.as_u16()),
-        |c| format!("twilio {c}"),
-    );
-    match status.as_u16() {
-        200..=299 => SendOutcome::Sent {
-            // Accepted even if the body is unreadable: retrying could only
-            // send twice, and the status callback carries our own id.
-            provider_id: serde_json::from_slice::<Created>(body)
-                .ok()
-                .and_then(|c| c.sid)
-                .filter(|s| id_ok(s)),
+        .and_then(|e| e.code)
+    {
+        Some(c) => Body::Code {
+            code: c.to_string(),
+            reason: format!("twilio {c}"),
         },
-        400 if code == Some(OPTED_OUT) => SendOutcome::OptedOut,
-        408 | 429 => SendOutcome::Retry {
-            after: retry_after(headers),
-            reason,
-        },
-        s if s >= 500 => SendOutcome::Retry {
-            after: retry_after(headers),
-            reason,
-        },
-        _ => SendOutcome::Permanent { reason },
+        None => Body::Unreadable,
     }
 }
 
@@ -438,9 +456,7 @@ impl Channel for Twilio {
 
     async fn send(&self, msg: OutSms<'_>) -> SendOutcome {
         let Some(origin) = &self.origin else {
-            return SendOutcome::Permanent {
-                reason: "sending is not configured for this channel".into(),
-            };
+            return send::not_configured();
         };
         let callback = status_url(&self.public_url, &self.name, self.secret.as_deref(), msg.id);
         let mut form: Vec<(&str, &str)> = vec![
@@ -464,7 +480,7 @@ impl Channel for Twilio {
             .form(&form)
             .send()
             .await;
-        classify_response(resp, classify).await
+        send::finish(resp, &RULES, read).await
     }
 }
 

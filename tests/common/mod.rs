@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod kannel;
+pub mod mock;
 pub mod redis;
 
 use std::collections::BTreeMap;

@@ -1,4 +1,8 @@
+//! Africa's Talking: parsing its webhooks, classifying its answers to a
+//! send, and sending to a stand-in API.
+
 use super::*;
+use crate::channel::Fault;
 use bytes::Bytes;
 use http::HeaderMap;
 
@@ -156,6 +160,22 @@ fn every_delivery_status_maps_and_unknown_ones_are_refused() {
     );
 }
 
+/// Classify an answer as a send would.
+fn classify(
+    status: reqwest::StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &[u8],
+) -> SendOutcome {
+    send::classify(
+        &RULES,
+        send::Answer::Http {
+            status: status.as_u16(),
+            retry_after: send::retry_after(headers),
+            body: read(status.as_u16(), body),
+        },
+    )
+}
+
 fn reply(code: u16, status: &str) -> Vec<u8> {
     format!(
         r#"{{"SMSMessageData":{{"Message":"Sent to 1/1 Total Cost: KES 0.8000","Recipients":[{{"statusCode":{code},"number":"+254711XXXYYY","status":"{status}","cost":"KES 0.8000","messageId":"ATXid_abc"}}]}}}}"#
@@ -164,7 +184,7 @@ fn reply(code: u16, status: &str) -> Vec<u8> {
 }
 
 #[test]
-fn send_replies_are_classified() {
+fn each_recipients_status_code_is_classified() {
     let h = reqwest::header::HeaderMap::new();
     let ok = reqwest::StatusCode::CREATED;
     assert_eq!(
@@ -183,16 +203,29 @@ fn send_replies_are_classified() {
         classify(ok, &h, &reply(406, "UserInBlacklist")),
         SendOutcome::OptedOut
     );
+    for (code, status, fault) in [
+        (401, "RiskHold", Fault::Channel),
+        (402, "InvalidSenderId", Fault::Channel),
+        (403, "InvalidPhoneNumber", Fault::Recipient),
+        (404, "UnsupportedNumberType", Fault::Recipient),
+        (405, "InsufficientBalance", Fault::Channel),
+        (407, "CouldNotRoute", Fault::Recipient),
+    ] {
+        assert_eq!(
+            classify(ok, &h, &reply(code, status)),
+            SendOutcome::Permanent {
+                reason: status.into(),
+                fault
+            },
+            "{code}"
+        );
+    }
+    // A status text that is not a code is not used.
     assert_eq!(
-        classify(ok, &h, &reply(403, "InvalidPhoneNumber")),
+        classify(ok, &h, &reply(403, "Invalid phone number +254711")),
         SendOutcome::Permanent {
-            reason: "InvalidPhoneNumber".into()
-        }
-    );
-    assert_eq!(
-        classify(ok, &h, &reply(405, "InsufficientBalance")),
-        SendOutcome::Permanent {
-            reason: "InsufficientBalance".into()
+            reason: "403".into(),
+            fault: Fault::Recipient
         }
     );
     assert!(matches!(
@@ -203,6 +236,12 @@ fn send_replies_are_classified() {
         classify(ok, &h, &reply(502, "RejectedByGateway")),
         SendOutcome::Retry { .. }
     ));
+}
+
+#[test]
+fn http_answers_are_classified() {
+    let h = reqwest::header::HeaderMap::new();
+    let ok = reqwest::StatusCode::CREATED;
     let mut h429 = reqwest::header::HeaderMap::new();
     h429.insert("Retry-After", "7".parse().unwrap());
     assert_eq!(
@@ -212,14 +251,17 @@ fn send_replies_are_classified() {
             reason: "http 429".into()
         }
     );
-    assert!(matches!(
+    assert_eq!(
         classify(
             reqwest::StatusCode::UNAUTHORIZED,
             &h,
             b"The supplied authentication is invalid"
         ),
-        SendOutcome::Permanent { .. }
-    ));
+        SendOutcome::Permanent {
+            reason: "http 401 (check username and api key)".into(),
+            fault: Fault::Channel
+        }
+    );
     assert!(matches!(
         classify(reqwest::StatusCode::BAD_GATEWAY, &h, b""),
         SendOutcome::Retry { .. }
@@ -228,6 +270,17 @@ fn send_replies_are_classified() {
         classify(ok, &h, b"not json"),
         SendOutcome::Retry { .. }
     ));
+    assert_eq!(
+        classify(
+            ok,
+            &h,
+            br#"{"SMSMessageData":{"Message":"InvalidSenderId","Recipients":[]}}"#
+        ),
+        SendOutcome::Permanent {
+            reason: "no recipient accepted".into(),
+            fault: Fault::Channel
+        }
+    );
 }
 
 fn sending_at(url: &str) -> AfricasTalking {

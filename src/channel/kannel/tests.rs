@@ -1,5 +1,10 @@
+//! Kannel: decoding what smsbox's `get-url` sends, delivery reports,
+//! settings, and sending to a stand-in smsbox.
+
 use super::*;
+use crate::channel::Fault;
 use crate::channel::mock::{MockResponse, MockServer};
+use crate::config::ChannelConfig;
 use bytes::Bytes;
 use http::HeaderMap;
 use std::collections::BTreeMap;
@@ -438,12 +443,14 @@ async fn send_replies_are_classified() {
             MockResponse::new(403, "Authorization failed for sendsms"),
             SendOutcome::Permanent {
                 reason: "http 403".into(),
+                fault: Fault::Channel,
             },
         ),
         (
             MockResponse::new(400, "Missing receiver number, rejected"),
             SendOutcome::Permanent {
                 reason: "http 400".into(),
+                fault: Fault::Channel,
             },
         ),
         (
@@ -465,6 +472,13 @@ async fn send_replies_are_classified() {
             SendOutcome::Retry {
                 after: None,
                 reason: "http 500".into(),
+            },
+        ),
+        (
+            MockResponse::new(408, ""),
+            SendOutcome::Retry {
+                after: None,
+                reason: "http 408".into(),
             },
         ),
         (

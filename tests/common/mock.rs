@@ -4,6 +4,12 @@
 //!
 //! Only for what cannot run here (a commercial aggregator's API); it
 //! behaves like the documented API, including its errors.
+//!
+//! One file for both kinds of tests: the integration tests reach it as
+//! `common::mock`, the adapters' unit tests as `crate::channel::mock`
+//! (`#[path]`), so it is never compiled into the release library.
+// Each test binary uses a different part of it.
+#![allow(dead_code)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -128,61 +134,10 @@ impl MockServer {
         }));
         let st = state.clone();
         tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
+            while let Ok((stream, _)) = listener.accept().await {
                 let st = st.clone();
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
-                        let st = st.clone();
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let body = body
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes().to_vec())
-                                .unwrap_or_default();
-                            let answer = {
-                                let mut s =
-                                    st.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                                s.seen.push(Recorded {
-                                    method: parts.method.to_string(),
-                                    uri: parts.uri.to_string(),
-                                    headers: parts
-                                        .headers
-                                        .iter()
-                                        .map(|(k, v)| {
-                                            (
-                                                k.as_str().to_owned(),
-                                                v.to_str().unwrap_or("").to_owned(),
-                                            )
-                                        })
-                                        .collect(),
-                                    body,
-                                });
-                                let i = s.next.min(s.script.len().saturating_sub(1));
-                                s.next += 1;
-                                s.script
-                                    .get(i)
-                                    .cloned()
-                                    .unwrap_or_else(|| MockResponse::new(200, ""))
-                            };
-                            tokio::time::sleep(answer.delay).await;
-                            let mut r = http::Response::new(Full::new(Bytes::from(answer.body)));
-                            *r.status_mut() = http::StatusCode::from_u16(answer.status)
-                                .unwrap_or(http::StatusCode::OK);
-                            for (k, v) in &answer.headers {
-                                if let (Ok(k), Ok(v)) = (
-                                    http::HeaderName::from_bytes(k.as_bytes()),
-                                    http::HeaderValue::from_str(v),
-                                ) {
-                                    r.headers_mut().insert(k, v);
-                                }
-                            }
-                            Ok::<_, Infallible>(r)
-                        }
-                    });
+                    let svc = service_fn(move |req| answer(st.clone(), req));
                     let _ = http1::Builder::new()
                         .serve_connection(TokioIo::new(stream), svc)
                         .await;
@@ -214,4 +169,48 @@ impl MockServer {
         s.script = script;
         s.next = 0;
     }
+}
+
+/// Record one request and answer it from the script.
+async fn answer(
+    st: Arc<Mutex<State>>,
+    req: http::Request<hyper::body::Incoming>,
+) -> Result<http::Response<Full<Bytes>>, Infallible> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes().to_vec())
+        .unwrap_or_default();
+    let answer = {
+        let mut s = st.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.seen.push(Recorded {
+            method: parts.method.to_string(),
+            uri: parts.uri.to_string(),
+            headers: parts
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+                .collect(),
+            body,
+        });
+        let i = s.next.min(s.script.len().saturating_sub(1));
+        s.next += 1;
+        s.script
+            .get(i)
+            .cloned()
+            .unwrap_or_else(|| MockResponse::new(200, ""))
+    };
+    tokio::time::sleep(answer.delay).await;
+    let mut r = http::Response::new(Full::new(Bytes::from(answer.body)));
+    *r.status_mut() = http::StatusCode::from_u16(answer.status).unwrap_or(http::StatusCode::OK);
+    for (k, v) in &answer.headers {
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(k.as_bytes()),
+            http::HeaderValue::from_str(v),
+        ) {
+            r.headers_mut().insert(k, v);
+        }
+    }
+    Ok(r)
 }
