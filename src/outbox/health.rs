@@ -113,7 +113,11 @@ impl ChannelHealth {
             .with_label_values(&[channel, reason])
             .inc();
         if first {
-            tracing::error!(channel, reason, "channel cannot send: messages wait and are retried");
+            tracing::error!(
+                channel,
+                reason,
+                "channel cannot send: messages wait and are retried"
+            );
         }
     }
 
@@ -148,8 +152,9 @@ mod tests {
         h.ok("at", 30);
         assert!(h.is_up("at"));
         assert!(m.render().contains(r#"hotline_channel_up{channel="at"} 1"#));
-        assert!(m.render().contains(
-            r#"hotline_channel_failures_total{channel="at",reason="refused"} 2"#
-        ));
+        assert!(
+            m.render()
+                .contains(r#"hotline_channel_failures_total{channel="at",reason="refused"} 2"#)
+        );
     }
 }
