@@ -120,12 +120,13 @@ impl App {
             default_flow: config.flows.default.clone(),
         };
         let events = dispatcher.clone().map(|d| d as Arc<dyn OutboxEvents>);
-        let outbox = Arc::new(Outbox::new(
-            deps.clone(),
-            channels.clone(),
-            config.outbox,
-            events,
-        ));
+        let mut outbox = Outbox::new(deps.clone(), channels.clone(), config.outbox, events);
+        if let Some(d) = &config.dispatch
+            && let Some(fallback) = &d.fallback_sms_channel
+        {
+            outbox = outbox.with_fallback(&d.sms_channel, fallback);
+        }
+        let outbox = Arc::new(outbox);
         let flow_of = config
             .channels
             .iter()

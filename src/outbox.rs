@@ -8,8 +8,19 @@
 //! channel within the channel's rate (`governor`), and records the outcome:
 //! sent (with the aggregator's id, for delivery reports), retry later
 //! (exponential backoff with jitter, honouring `Retry-After`), failed for good,
-//! or recipient opted out. A message that keeps failing is given up after
-//! `outbox.max_attempts` attempts or `outbox.max_age_secs`.
+//! or recipient opted out.
+//!
+//! Whose failure it is decides what happens ([`health`]): a failure of the
+//! *recipient* (her number refused, unroutable, blacklisted) gives the
+//! message up at once — for an offer, the lawyer counts as having declined.
+//! A failure of the *channel* (no credentials, credentials or sender id
+//! refused, no credit, aggregator down or timing out) never does: the
+//! message waits and is retried (at most 30 s apart), the channel is marked
+//! down (`hotline_channel_up`), and messages of the dispatch SMS channel go
+//! through `dispatch.fallback_sms_channel` meanwhile. A message is given up
+//! for the channel's failures only once it is older than
+//! `outbox.max_age_secs`, or after `outbox.max_attempts` failed attempts
+//! while the same channel sent other messages since it was queued.
 //!
 //! At least once, almost never twice: a sent message is recorded
 //! (`sent:<id>`) before its job is finished, so a worker that dies between
@@ -23,7 +34,7 @@
 //! rest in clear.
 
 pub mod health;
-mod status;
+pub mod status;
 pub mod worker;
 
 use serde::{Deserialize, Serialize};

@@ -465,3 +465,130 @@ async fn two_instances_on_one_redis_fire_each_escalation_once() {
     b.stop().await;
     w.gw.stop().await;
 }
+
+/// The aggregator refuses the account (HTTP 401): the channel's fault.
+fn refused() -> MockResponse {
+    MockResponse::new(401, r#"{"error":"The supplied authentication is invalid"}"#)
+}
+
+/// Offers to `to` the mock accepted (requests it answered 401 excluded).
+fn accepted_after(api: &MockServer, from: usize, to: &str) -> Vec<String> {
+    api.requests()
+        .iter()
+        .skip(from)
+        .filter(|r| r.field("to").as_deref() == Some(to))
+        .map(|r| r.field("message").unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_channel_outage_declines_nobody_climbs_no_level_early_and_every_offer_goes_out_after() {
+    let w = world().await;
+    w.api.set_script(vec![refused()]);
+    let woman = "+996555770010";
+    let code = w.request("ATUid_out1", woman).await;
+    // The offer to the lawyer on call fails because of the account…
+    w.wait_for(AIDA, 1).await;
+    let up = r#"hotline_channel_up{channel="africastalking"}"#;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while w.gw.metric(up).await != 0.0 {
+        assert!(Instant::now() < deadline, "the channel is marked down");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // …and keeps failing for two minutes: that is not her decline.
+    for _ in 0..4 {
+        w.advance(30_000);
+        let c = w.case(&code).await;
+        let offered: Vec<&str> = c
+            .dispatch
+            .offers
+            .iter()
+            .map(|o| o.lawyer.as_str())
+            .collect();
+        assert_eq!(offered, ["aida"], "no level climbed early");
+        assert!(c.dispatch.offers.iter().all(|o| !o.declined));
+    }
+    // Ten minutes of outage: the case climbs only at its own pace.
+    for (lawyer, after) in [("bakyt", 3 * MIN), ("cholpon", 5 * MIN)] {
+        w.advance(after);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let c = w.case(&code).await;
+            if c.dispatch.offers.iter().any(|o| o.lawyer == lawyer) {
+                assert!(c.dispatch.offers.iter().all(|o| !o.declined));
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{lawyer} is offered at her level's time"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(
+        w.gw.metric(r#"hotline_outbox_failed_total{channel="africastalking",purpose="offer"}"#)
+            .await,
+        0.0,
+        "no offer given up"
+    );
+    // The account is fixed: every queued offer goes out.
+    let from = w.api.requests().len();
+    w.api.set_script(vec![MockResponse::new(201, at_reply())]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for lawyer in [AIDA, BAKYT, CHOLPON] {
+        while accepted_after(&w.api, from, lawyer).is_empty() {
+            // Held messages are retried at most 30 s apart (of the clock).
+            w.advance(5_000);
+            assert!(
+                Instant::now() < deadline,
+                "{lawyer}'s offer goes out after recovery; since: {:?}",
+                w.all().iter().skip(from).collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(accepted_after(&w.api, from, lawyer)[0].starts_with(&code));
+    }
+    while w.gw.metric(up).await != 1.0 {
+        assert!(Instant::now() < deadline, "the channel is marked up again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    w.gw.stop().await;
+}
+
+#[tokio::test]
+async fn offers_go_through_the_fallback_channel_while_the_first_cannot_send() {
+    let api = MockServer::start(vec![refused()]).await;
+    let second = MockServer::start(vec![MockResponse::new(201, at_reply())]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&api.url, dir.path()).replacen(
+        "sms_channel = \"africastalking\"\n\n[flows]",
+        "sms_channel = \"africastalking\"\nfallback_sms_channel = \"at2\"\n\n[flows]",
+        1,
+    ) + &format!(
+        "\n[[channels]]\nname = \"at2\"\nkind = \"africastalking\"\nusername = \"hotline\"\napi_key_env = \"HOTLINE_AT_API_KEY\"\nbase_url = \"{}\"\n",
+        second.url
+    );
+    let gw = Gateway::start_with(&cfg, &ENV, None, Clock::manual(T0)).await;
+    let w = World { gw, api, _dir: dir };
+    let code = w.request("ATUid_fb1", "+996555770011").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let via_second = accepted_after(&second, 0, AIDA);
+        if let Some(offer) = via_second.first() {
+            assert!(offer.starts_with(&code), "{offer}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the offer went through the fallback channel"
+        );
+        // The first attempt failed on the first channel; its retry is due
+        // within seconds of the manual clock.
+        w.advance(2_000);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let c = w.case(&code).await;
+    assert!(c.dispatch.offers.iter().all(|o| !o.declined));
+    assert_eq!(c.dispatch.offers.len(), 1, "still the lawyer on call only");
+    w.gw.stop().await;
+}

@@ -18,6 +18,8 @@ pub(super) struct RawDispatch {
     #[serde(default = "default_texts")]
     texts: String,
     sms_channel: String,
+    #[serde(default)]
+    fallback_sms_channel: Option<String>,
     #[serde(default = "default_auto_close_days")]
     auto_close_days: u64,
 }
@@ -45,22 +47,37 @@ pub(super) fn validate(
         texts: base.join(&d.texts),
         texts_display: lexical(&base.join(&d.texts)),
         sms_channel: d.sms_channel.clone(),
+        fallback_sms_channel: d.fallback_sms_channel.clone(),
         auto_close: Duration::from_secs(d.auto_close_days.max(1) * 24 * 3600),
     })
 }
 
-/// Offers need an enabled channel named `dispatch.sms_channel`.
+/// Offers need an enabled channel named `dispatch.sms_channel`, and the
+/// fallback, when given, must be another enabled channel.
 pub(super) fn check_sms_channel(
     d: Option<&DispatchConfig>,
     channels: &[ChannelConfig],
     c: &mut Ctx<'_>,
 ) {
-    if let Some(d) = d
-        && !channels.iter().any(|ch| ch.name == d.sms_channel)
-    {
+    let Some(d) = d else { return };
+    let enabled = |name: &str| channels.iter().any(|ch| ch.name == name);
+    if !enabled(&d.sms_channel) {
         c.error(
             quoted("dispatch.sms_channel", &d.sms_channel),
             "no enabled channel has this name",
         );
+    }
+    if let Some(f) = &d.fallback_sms_channel {
+        if !enabled(f) {
+            c.error(
+                quoted("dispatch.fallback_sms_channel", f),
+                "no enabled channel has this name",
+            );
+        } else if *f == d.sms_channel {
+            c.error(
+                quoted("dispatch.fallback_sms_channel", f),
+                "must be another channel than dispatch.sms_channel",
+            );
+        }
     }
 }

@@ -122,6 +122,8 @@ pub struct DispatchConfig {
     pub texts_display: String,
     /// The channel offers and lawyers' replies go out on.
     pub sms_channel: String,
+    /// A second channel for them while `sms_channel` cannot send.
+    pub fallback_sms_channel: Option<String>,
     /// Cases still open after this long are closed automatically.
     pub auto_close: Duration,
 }

@@ -21,6 +21,7 @@
 
 mod offline;
 pub mod plan;
+mod writes;
 
 use std::sync::Arc;
 
@@ -31,20 +32,18 @@ use crate::case::CaseData;
 use crate::channel::{SmsIn, UssdIn, UssdInput};
 use crate::config::Limits;
 use crate::deps::Deps;
-use crate::flow::engine::{Caller, Effect, Step};
+use crate::flow::engine::{Caller, Step};
 use crate::flow::{Flow, FlowSet};
-use crate::outbox::{self, OutMsg, Purpose, Recipient};
+use crate::outbox::{self, Purpose};
 use crate::outcome::Outcome;
 use crate::phone::PhoneNumber;
 use crate::privacy::Pseudonym;
 use crate::spool::Spool;
 use crate::store::{
     BUCKETS, Begin, BeginRequest, CachedReply, Commit, CommitRequest, Job, KvWrite, NewCase, Queue,
-    SessionRecord, SessionWrite, code_candidates, keys,
+    SessionRecord, SessionWrite, keys,
 };
 
-/// How many case codes to offer the store at once.
-const CODE_CANDIDATES: usize = 8;
 /// How long a number that got the SMS help text is not sent it again.
 const HELP_QUIET_MS: u64 = 3600 * 1000;
 /// Without an aggregator message id, the same text from the same number
@@ -560,70 +559,5 @@ impl Conversations {
             end,
             outcome: Outcome::Ok,
         }
-    }
-
-    fn sms_job(
-        &self,
-        hop: &Hop<'_>,
-        key: &str,
-        text: String,
-        purpose: Purpose,
-        case: Option<outbox::CaseRef>,
-        now: u64,
-    ) -> Result<(Queue, Job), serde_json::Error> {
-        let msg = OutMsg {
-            channel: hop.channel.to_owned(),
-            to: hop.from.clone(),
-            text,
-            purpose,
-            recipient: Recipient::Caller {
-                pseudonym: hop.pseudonym.as_str().to_owned(),
-            },
-            case,
-            created_ms: now,
-        };
-        outbox::job(&self.deps.privacy, hop.bucket, key, &msg, now)
-    }
-
-    fn count_case(&self, channel: &str, pseudonym: &Pseudonym, city: &str) {
-        let label = if self.flows.cities().contains(city) {
-            city
-        } else {
-            "other"
-        };
-        self.deps
-            .metrics
-            .cases_opened
-            .with_label_values(&[label])
-            .inc();
-        tracing::info!(channel, caller = %pseudonym, city = label, "case opened");
-    }
-
-    fn case_for(
-        &self,
-        step: &Step,
-        hop: &Hop<'_>,
-    ) -> Result<Option<(NewCase, CaseData)>, serde_json::Error> {
-        let Some(Effect::OpenCase(draft)) = step.effects.first().cloned() else {
-            return Ok(None);
-        };
-        let privacy = &self.deps.privacy;
-        let id = privacy.case_id(&hop.session_key);
-        let mut data = CaseData::from_draft(id.clone(), hop.channel, hop.from.clone(), draft);
-        let jobs = self
-            .planner
-            .as_ref()
-            .map(|p| p.plan(&mut data, hop.bucket))
-            .unwrap_or_default();
-        let sealed = privacy.seal_json(&data)?;
-        Ok(Some((
-            NewCase {
-                id,
-                code_candidates: code_candidates(hop.bucket, &data.id, CODE_CANDIDATES),
-                data: sealed,
-                jobs,
-            },
-            data,
-        )))
     }
 }

@@ -121,6 +121,11 @@ impl ChannelHealth {
         }
     }
 
+    /// Whether a send on `channel` succeeded after `since_ms`.
+    pub fn ok_since(&self, channel: &str, since_ms: u64) -> bool {
+        self.with(channel, |h| h.last_ok_ms.is_some_and(|t| t > since_ms))
+    }
+
     /// Whether `channel` is up (unknown channels count as up).
     pub fn is_up(&self, channel: &str) -> bool {
         self.with(channel, |h| h.is_up())

@@ -12,6 +12,11 @@ use super::{SENT_RECORD_TTL_MS, SentRecord, bucket_of};
 use crate::channel::{DeliveryState, StatusIn};
 use crate::store::{StoreError, keys};
 
+/// Delivery-report failure reasons that are the sender account's, not the
+/// recipient's: Africa's Talking `InsufficientCredit`; Twilio 30001 (queue
+/// overflow) and 30002 (account suspended).
+pub const CHANNEL_REASONS: &[&str] = &["InsufficientCredit", "30001", "30002"];
+
 impl Outbox {
     /// Apply delivery reports received on `channel`.
     ///
@@ -64,7 +69,13 @@ impl Outbox {
             .put(Some(bucket), &key, bytes, Some(SENT_RECORD_TTL_MS), now)
             .await?;
         tracing::info!(channel, message = %id, state = report.state.as_str(), reason = report.reason.as_deref().unwrap_or(""), "delivery report");
-        if report.state == DeliveryState::Failed {
+        let reason = report.reason.as_deref().unwrap_or("undelivered");
+        if report.state == DeliveryState::Failed && CHANNEL_REASONS.contains(&reason) {
+            // The account's fault, not the number's: no lawyer declined.
+            let now = self.deps().clock.now_ms();
+            self.health()
+                .failed(&record.channel, super::health::REFUSED, reason, now);
+        } else if report.state == DeliveryState::Failed {
             self.tell_undelivered(Undelivered {
                 channel: record.channel.clone(),
                 purpose: record.purpose,

@@ -19,9 +19,10 @@ use governor::{DefaultDirectRateLimiter, Quota};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+use super::health::{self, ChannelHealth};
 use super::{CaseRef, OutMsg, Purpose, Recipient, SENT_RECORD_TTL_MS, SentRecord, open};
 use crate::case::CaseData;
-use crate::channel::{Channel, DeliveryState, OutSms, SendOutcome};
+use crate::channel::{Channel, DeliveryState, Fault, OutSms, SendOutcome};
 use crate::config::OutboxConfig;
 use crate::deps::Deps;
 use crate::store::{BUCKETS, Claimed, Queue, StoreError, keys};
@@ -64,6 +65,10 @@ pub struct Outbox {
     cfg: OutboxConfig,
     /// Who reacts to undelivered messages (lawyer dispatch), if anyone.
     events: Option<Arc<dyn OutboxEvents>>,
+    /// Whether each channel can send, as this instance saw it.
+    health: ChannelHealth,
+    /// A second channel to use while a channel is down, by channel name.
+    fallbacks: HashMap<String, String>,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -84,6 +89,10 @@ enum Preflight {
     Later,
 }
 
+/// The longest wait before retrying a message held up by its channel, so
+/// that queued offers go out soon after the channel recovers.
+const CHANNEL_RETRY_MAX: Duration = Duration::from_secs(30);
+
 impl Outbox {
     /// A sender for `channels` with the `[outbox]` settings.
     pub fn new(
@@ -92,6 +101,7 @@ impl Outbox {
         cfg: OutboxConfig,
         events: Option<Arc<dyn OutboxEvents>>,
     ) -> Self {
+        let health = ChannelHealth::new(channels.keys().map(String::as_str), deps.metrics.clone());
         let limiters = channels
             .iter()
             .map(|(name, ch)| {
@@ -108,6 +118,42 @@ impl Outbox {
             limiters,
             cfg,
             events,
+            health,
+            fallbacks: HashMap::new(),
+        }
+    }
+
+    /// Send `channel`'s messages through `fallback` while `channel` is down.
+    #[must_use]
+    pub fn with_fallback(mut self, channel: &str, fallback: &str) -> Self {
+        self.fallbacks
+            .insert(channel.to_owned(), fallback.to_owned());
+        self
+    }
+
+    /// Every channel's health, as this instance saw it.
+    pub fn health(&self) -> &ChannelHealth {
+        &self.health
+    }
+
+    /// The channel to send `msg` through: its own while it is up; its
+    /// fallback while it is down and the fallback is up; else its own
+    /// again (a send is the probe of recovery), or the fallback when its
+    /// own has no sending credentials. `None`: nothing here can send it.
+    fn route(&self, msg: &OutMsg) -> Option<(String, Arc<dyn Channel>)> {
+        let usable = |name: &str| {
+            self.channels
+                .get(name)
+                .filter(|c| c.can_send())
+                .map(|c| (name.to_owned(), c.clone()))
+        };
+        let own = usable(&msg.channel);
+        let fallback = self.fallbacks.get(&msg.channel).and_then(|f| usable(f));
+        match (own, fallback) {
+            (Some(own), _) if self.health.is_up(&own.0) => Some(own),
+            (_, Some(fb)) if self.health.is_up(&fb.0) => Some(fb),
+            (Some(own), _) => Some(own),
+            (None, fb) => fb,
         }
     }
 
@@ -195,10 +241,15 @@ impl Outbox {
             Preflight::GiveUp(reason) => return self.give_up(bucket, &job, &msg, reason).await,
             Preflight::Later => return,
         };
-        let Some(channel) = self.channels.get(&msg.channel).cloned() else {
-            return self.give_up(bucket, &job, &msg, "no_such_channel").await;
+        let Some((used, channel)) = self.route(&msg) else {
+            let now = self.deps.clock.now_ms();
+            self.health
+                .failed(&msg.channel, health::NO_CREDENTIALS, "cannot_send", now);
+            return self
+                .hold(bucket, &job, &msg, &msg.channel, None, "no_credentials")
+                .await;
         };
-        if let Some(limiter) = self.limiters.get(&msg.channel) {
+        if let Some(limiter) = self.limiters.get(&used) {
             limiter.until_ready().await;
         }
         let started = Instant::now();
@@ -212,19 +263,30 @@ impl Outbox {
         self.deps
             .metrics
             .send_duration
-            .with_label_values(&[&msg.channel])
+            .with_label_values(&[&used])
             .observe(started.elapsed().as_secs_f64());
+        let now = self.deps.clock.now_ms();
         match outcome {
             SendOutcome::Sent { provider_id } => {
-                self.record_sent(bucket, &job, &msg, provider_id, &text)
+                self.health.ok(&used, now);
+                self.record_sent(bucket, &job, &msg, &used, provider_id, &text)
                     .await;
             }
             SendOutcome::Retry { after, reason } => {
-                self.retry(bucket, &job, &msg, after, &reason).await;
+                self.health.failed(&used, health::UNAVAILABLE, &reason, now);
+                self.hold(bucket, &job, &msg, &used, after, &reason).await;
             }
-            SendOutcome::Permanent { reason, .. } => {
-                self.give_up(bucket, &job, &msg, &reason).await;
+            SendOutcome::Permanent {
+                reason,
+                fault: Fault::Channel,
+            } => {
+                self.health.failed(&used, health::REFUSED, &reason, now);
+                self.hold(bucket, &job, &msg, &used, None, &reason).await;
             }
+            SendOutcome::Permanent {
+                reason,
+                fault: Fault::Recipient,
+            } => self.give_up(bucket, &job, &msg, &reason).await,
             SendOutcome::OptedOut => self.opted_out(bucket, &job, &msg).await,
         }
     }
@@ -259,10 +321,9 @@ impl Outbox {
         if now.saturating_sub(msg.created_ms) > max_age {
             return Preflight::GiveUp("expired");
         }
-        match self.channels.get(&msg.channel) {
-            None => return Preflight::GiveUp("no_such_channel"),
-            Some(ch) if !ch.can_send() => return Preflight::GiveUp("channel_cannot_send"),
-            Some(_) => {}
+        if !self.channels.contains_key(&msg.channel) {
+            // A channel removed from the config since the message was queued.
+            return Preflight::GiveUp("no_such_channel");
         }
         match self.render(msg, now).await {
             Ok(text) => Preflight::Send(text),
@@ -319,23 +380,24 @@ impl Outbox {
         bucket: u16,
         job: &Claimed,
         msg: &OutMsg,
+        used: &str,
         provider_id: Option<String>,
         text: &str,
     ) {
         // Counted first: the aggregator has it, whatever happens below.
         let m = &self.deps.metrics;
         m.outbox_sent
-            .with_label_values(&[&msg.channel, msg.purpose.as_str()])
+            .with_label_values(&[used, msg.purpose.as_str()])
             .inc();
         m.sms_segments
-            .with_label_values(&[&msg.channel])
+            .with_label_values(&[used])
             .inc_by(crate::text::measure(text).sms_segments() as u64);
         let store = &self.deps.store;
         let id = &job.job.id;
         let now = self.deps.clock.now_ms();
         let ttl = Some(SENT_RECORD_TTL_MS);
         let record = SentRecord {
-            channel: msg.channel.clone(),
+            channel: used.to_owned(),
             purpose: msg.purpose,
             recipient: msg.recipient.clone(),
             case: msg.case.clone(),
@@ -363,7 +425,7 @@ impl Outbox {
             }
         }
         if let Some(pid) = &provider_id {
-            let key = keys::provider_id(&msg.channel, pid);
+            let key = keys::provider_id(used, pid);
             let value = id.clone().into_bytes();
             ok &= store.put(None, &key, value, ttl, now).await.is_ok();
         }
@@ -377,27 +439,31 @@ impl Outbox {
             tracing::warn!(message = %id, "sent, but its record could not be written; delivery reports may not match");
         }
         self.finish(bucket, job).await;
-        tracing::info!(message = %id, channel = %msg.channel, purpose = msg.purpose.as_str(), attempt = job.attempt, "message sent");
+        tracing::info!(message = %id, channel = %used, purpose = msg.purpose.as_str(), attempt = job.attempt, "message sent");
     }
 
-    async fn retry(
+    /// A send failed because of the channel (`used`): the message waits
+    /// and is tried again — never counted as the recipient's failure. It is
+    /// given up only when it is older than `outbox.max_age_secs`, or when
+    /// it failed `outbox.max_attempts` times although the channel has sent
+    /// other messages since it was queued (then it is this message's, or
+    /// this number's, problem).
+    async fn hold(
         &self,
         bucket: u16,
         job: &Claimed,
         msg: &OutMsg,
+        used: &str,
         after: Option<Duration>,
         reason: &str,
     ) {
-        if job.attempt >= self.cfg.max_attempts {
+        let sent_others = self.health.ok_since(used, msg.created_ms);
+        if job.attempt >= self.cfg.max_attempts && sent_others {
             let why = format!("attempts_exhausted ({reason})");
             return self.give_up(bucket, job, msg, &why).await;
         }
-        let delay = backoff(
-            self.cfg.backoff_base,
-            self.cfg.backoff_max,
-            job.attempt,
-            after,
-        );
+        let cap = self.cfg.backoff_max.min(CHANNEL_RETRY_MAX);
+        let delay = backoff(self.cfg.backoff_base, cap, job.attempt, after);
         let now = self.deps.clock.now_ms();
         let due = now + u64::try_from(delay.as_millis()).unwrap_or(u64::MAX / 2);
         let id = &job.job.id;
@@ -412,9 +478,9 @@ impl Outbox {
         self.deps
             .metrics
             .outbox_retries
-            .with_label_values(&[&msg.channel])
+            .with_label_values(&[used])
             .inc();
-        tracing::info!(message = %id, channel = %msg.channel, attempt = job.attempt, reason = %reason, delay_ms = delay.as_millis() as u64, "send will be retried");
+        tracing::info!(message = %id, channel = %used, attempt = job.attempt, reason = %reason, delay_ms = delay.as_millis() as u64, "send will be retried");
     }
 
     async fn opted_out(&self, bucket: u16, job: &Claimed, msg: &OutMsg) {

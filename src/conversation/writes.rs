@@ -1,0 +1,79 @@
+//! What a hop writes besides its session: the SMS it queues and the case
+//! it opens (sealed, with its first dispatch jobs and code candidates).
+
+use super::{Conversations, Hop};
+use crate::case::CaseData;
+use crate::flow::engine::{Effect, Step};
+use crate::outbox::{self, OutMsg, Purpose, Recipient};
+use crate::privacy::Pseudonym;
+use crate::store::{Job, NewCase, Queue, code_candidates};
+
+/// How many case codes to offer the store at once.
+const CODE_CANDIDATES: usize = 8;
+
+impl Conversations {
+    pub(super) fn sms_job(
+        &self,
+        hop: &Hop<'_>,
+        key: &str,
+        text: String,
+        purpose: Purpose,
+        case: Option<outbox::CaseRef>,
+        now: u64,
+    ) -> Result<(Queue, Job), serde_json::Error> {
+        let msg = OutMsg {
+            channel: hop.channel.to_owned(),
+            to: hop.from.clone(),
+            text,
+            purpose,
+            recipient: Recipient::Caller {
+                pseudonym: hop.pseudonym.as_str().to_owned(),
+            },
+            case,
+            created_ms: now,
+        };
+        outbox::job(&self.deps.privacy, hop.bucket, key, &msg, now)
+    }
+
+    pub(super) fn count_case(&self, channel: &str, pseudonym: &Pseudonym, city: &str) {
+        let label = if self.flows.cities().contains(city) {
+            city
+        } else {
+            "other"
+        };
+        self.deps
+            .metrics
+            .cases_opened
+            .with_label_values(&[label])
+            .inc();
+        tracing::info!(channel, caller = %pseudonym, city = label, "case opened");
+    }
+
+    pub(super) fn case_for(
+        &self,
+        step: &Step,
+        hop: &Hop<'_>,
+    ) -> Result<Option<(NewCase, CaseData)>, serde_json::Error> {
+        let Some(Effect::OpenCase(draft)) = step.effects.first().cloned() else {
+            return Ok(None);
+        };
+        let privacy = &self.deps.privacy;
+        let id = privacy.case_id(&hop.session_key);
+        let mut data = CaseData::from_draft(id.clone(), hop.channel, hop.from.clone(), draft);
+        let jobs = self
+            .planner
+            .as_ref()
+            .map(|p| p.plan(&mut data, hop.bucket))
+            .unwrap_or_default();
+        let sealed = privacy.seal_json(&data)?;
+        Ok(Some((
+            NewCase {
+                id,
+                code_candidates: code_candidates(hop.bucket, &data.id, CODE_CANDIDATES),
+                data: sealed,
+                jobs,
+            },
+            data,
+        )))
+    }
+}
