@@ -52,7 +52,10 @@
 //! - [`text`] — GSM-7/UCS-2 measuring, SMS parts, USSD limits, input digits.
 //! - [`metrics`] — every Prometheus metric, in one registry.
 //! - [`spool`] — the durable local spool of cases completed while the store
-//!   was down, replayed exactly once.
+//!   was down, replayed exactly once: one locked file per instance; any
+//!   instance replays the files nobody holds.
+//! - [`codes`] — case codes each instance leases while the store is up, so
+//!   a code shown during an outage is the one her case gets.
 //! - [`worker`] — starts the background work: store watch, spool replay,
 //!   outbox sender, dispatch timers.
 //! - [`clock`] — injectable "now".
@@ -66,6 +69,7 @@ pub mod case;
 pub mod channel;
 pub mod cli;
 pub mod clock;
+pub mod codes;
 pub mod config;
 pub mod conversation;
 pub mod deps;

@@ -10,7 +10,10 @@
 //!   caller is over the limit, a calm last screen with the fallback number
 //!   (`messages.unavailable`), never an error. A completed request whose
 //!   store write failed (or, with a cumulative text, whose session could not
-//!   be loaded) is kept in the durable spool and acknowledged ([`offline`]).
+//!   be loaded) is kept in the durable spool ([`offline`]): she is shown the
+//!   flow's last screen with a code this instance leased for outages (the
+//!   code her case gets on replay), or, with no leased code ready,
+//!   `messages.unavailable` — never a code that might not be hers.
 //! - SMS: a keyword starts its flow; every later SMS from that number is the
 //!   next answer; each screen is queued as one SMS in the outbox. A text that
 //!   starts nothing gets the help text (once an hour); `STOP` ends the
@@ -28,6 +31,7 @@ pub use plan::STOP_WORDS;
 use plan::{FlowStep, Incoming, Plan, SessionData};
 
 use crate::case::CaseData;
+use crate::codes::OfflineCodes;
 use crate::channel::{SmsIn, UssdIn, UssdInput};
 use crate::config::Limits;
 use crate::deps::Deps;
@@ -103,6 +107,9 @@ pub struct Conversations {
     pub planner: Option<Arc<dyn CasePlanner>>,
     /// Where cases go when the store fails as they complete.
     pub spool: Option<Arc<Spool>>,
+    /// Codes this instance leased, the only ones shown while the store is
+    /// down.
+    pub codes: Option<Arc<OfflineCodes>>,
     /// The flow an SMS without a keyword is helped towards (its
     /// `messages.sms_help` and keywords), normally the default flow.
     pub default_flow: String,
