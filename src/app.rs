@@ -227,16 +227,18 @@ fn open_spool(
     if store.kind() == "memory" {
         return Ok(None);
     }
-    Spool::open(&config.store.spool_dir, instance).map(Some).map_err(|e| {
-        Problem::error(
-            &config.source,
-            "store.spool_dir",
-            format!(
-                "cannot open the spool in {}: {e}",
-                config.store.spool_dir.display()
-            ),
-        )
-    })
+    Spool::open(&config.store.spool_dir, instance)
+        .map(Some)
+        .map_err(|e| {
+            Problem::error(
+                &config.source,
+                "store.spool_dir",
+                format!(
+                    "cannot open the spool in {}: {e}",
+                    config.store.spool_dir.display()
+                ),
+            )
+        })
 }
 
 /// Build every configured channel and check the flows they name.

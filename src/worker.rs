@@ -129,7 +129,9 @@ impl SpoolReplayer {
             tracing::info!(replayed = done.recorded, "spool replayed into the store");
             self.deps.wake.outbox();
         }
-        metrics.spool_codes_changed.inc_by(done.codes_changed as u64);
+        metrics
+            .spool_codes_changed
+            .inc_by(done.codes_changed as u64);
         metrics.spool_pending.set(self.spool.pending() as i64);
         done.recorded
     }

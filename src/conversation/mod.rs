@@ -31,8 +31,8 @@ pub use plan::STOP_WORDS;
 use plan::{FlowStep, Incoming, Plan, SessionData};
 
 use crate::case::CaseData;
-use crate::codes::OfflineCodes;
 use crate::channel::{SmsIn, UssdIn, UssdInput};
+use crate::codes::OfflineCodes;
 use crate::config::Limits;
 use crate::deps::Deps;
 use crate::flow::engine::{Caller, Effect, Step};

@@ -51,7 +51,9 @@ pub(super) fn try_lock(dir: &Path, stem: &str) -> std::io::Result<Option<File>> 
             return Ok(Some(file));
         }
     }
-    Err(std::io::Error::other("spool lock file keeps being replaced"))
+    Err(std::io::Error::other(
+        "spool lock file keeps being replaced",
+    ))
 }
 
 #[cfg(unix)]
