@@ -10,6 +10,9 @@
 //! `.await` (no method awaits while holding it), every operation is a few map
 //! lookups, and one lock makes each operation atomic as the trait requires.
 //! Time comes from the requests (`now_ms`), never from a clock read here.
+//!
+//! Over 600 lines because it implements the whole [`Store`] trait in one
+//! place, mirroring the Redis scripts operation by operation.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;

@@ -27,6 +27,10 @@
 //! | `P:{b}:j:<queue>` | hash | job id → `attempt|payload` | none |
 //! | `P:{b}:k:<key>` | string | small values (opt-out flags, message records) | per value |
 //! | `P:{g}:k:<key>` | string | global small values (aggregator message id → ours) | per value |
+//!
+//! Over 600 lines: the connection and every trait operation's script
+//! invocation, each a few lines of keys and arguments, kept beside the key
+//! table above.
 
 use std::time::Duration;
 
