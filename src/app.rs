@@ -19,6 +19,7 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::channel::{self, Channel};
 use crate::clock::Clock;
+use crate::codes::OfflineCodes;
 use crate::config::{Config, Env};
 use crate::conversation::Conversations;
 use crate::deps::{Deps, Wake};
@@ -33,7 +34,7 @@ use crate::problem::Problem;
 use crate::spool::Spool;
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
-use crate::worker::{SpoolReplayer, StoreWatch, Workers};
+use crate::worker::{CodeLeaser, SpoolReplayer, StoreWatch, Workers};
 
 /// Everything the listeners and workers need.
 pub struct Shared {
@@ -53,6 +54,9 @@ pub struct Shared {
     pub dispatcher: Option<Arc<Dispatcher>>,
     /// Where cases go when the store fails as they complete.
     pub spool: Option<Arc<Spool>>,
+    /// Case codes this instance leased to show while the store is down
+    /// (with the spool).
+    pub codes: Option<Arc<OfflineCodes>>,
     /// Per-client-IP limit on the public listener.
     pub ip_limiter: DefaultKeyedRateLimiter<IpAddr>,
     /// Set on SIGTERM: `/readyz` answers 503 from then on.
@@ -87,7 +91,13 @@ impl App {
         let (channels, mut channel_problems) = build_channels(&config, &flows);
         problems.append(&mut channel_problems);
         let flows = Arc::new(flows);
-        let spool = open_spool(&config, store.as_ref()).map_err(|p| vec![p])?;
+        // A fresh id per process: its spool file and its code leases. A
+        // restarted instance's old spool is replayed as an orphan.
+        let instance = format!("{:016x}", rand::random::<u64>());
+        let spool = open_spool(&config, store.as_ref(), &instance).map_err(|p| vec![p])?;
+        let codes = spool
+            .as_ref()
+            .map(|_| OfflineCodes::new(&instance, config.store.offline_codes));
         let cities = flows.cities();
         let metrics = Metrics::new(
             config.channels.iter().map(|c| c.name.as_str()),
@@ -117,6 +127,7 @@ impl App {
                 .clone()
                 .map(|d| d as Arc<dyn crate::conversation::CasePlanner>),
             spool: spool.clone(),
+            codes: codes.clone(),
             default_flow: config.flows.default.clone(),
         };
         let events = dispatcher.clone().map(|d| d as Arc<dyn OutboxEvents>);
@@ -149,6 +160,7 @@ impl App {
             outbox,
             dispatcher,
             spool,
+            codes,
             config,
         };
         Ok((App(Arc::new(shared)), problems))
@@ -160,7 +172,7 @@ impl App {
     }
 
     /// Start the background workers (outbox, store watch, timers when
-    /// dispatch is on, spool replay when there is a spool).
+    /// dispatch is on, spool replay and code leases when there is a spool).
     pub fn start_workers(&self) -> Workers {
         let timers = self
             .dispatcher
@@ -170,11 +182,16 @@ impl App {
             .spool
             .clone()
             .map(|s| SpoolReplayer::new(self.deps.clone(), s));
+        let codes = self
+            .codes
+            .clone()
+            .map(|c| CodeLeaser::new(self.deps.clone(), c));
         Workers::start(
             self.outbox.clone(),
             StoreWatch::new(self.deps.clone()),
             timers,
             spool,
+            codes,
         )
     }
 
@@ -201,21 +218,28 @@ fn ip_limiter(config: &Config) -> DefaultKeyedRateLimiter<IpAddr> {
     DefaultKeyedRateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst))
 }
 
-/// The spool, for a store that can fail (not the embedded one).
-fn open_spool(config: &Config, store: &dyn Store) -> Result<Option<Arc<Spool>>, Problem> {
+/// The spool of the instance `instance`, for a store that can fail (not
+/// the embedded one).
+fn open_spool(
+    config: &Config,
+    store: &dyn Store,
+    instance: &str,
+) -> Result<Option<Arc<Spool>>, Problem> {
     if store.kind() == "memory" {
         return Ok(None);
     }
-    Spool::open(&config.store.spool_dir).map(Some).map_err(|e| {
-        Problem::error(
-            &config.source,
-            "store.spool_dir",
-            format!(
-                "cannot open the spool in {}: {e}",
-                config.store.spool_dir.display()
-            ),
-        )
-    })
+    Spool::open(&config.store.spool_dir, instance)
+        .map(Some)
+        .map_err(|e| {
+            Problem::error(
+                &config.source,
+                "store.spool_dir",
+                format!(
+                    "cannot open the spool in {}: {e}",
+                    config.store.spool_dir.display()
+                ),
+            )
+        })
 }
 
 /// Build every configured channel and check the flows they name.

@@ -75,7 +75,10 @@
 //! - [`template`] — the one renderer of `{placeholder}` texts.
 //! - [`metrics`] — every Prometheus metric, in one registry.
 //! - [`spool`] — the durable local spool of cases completed while the store
-//!   was down, replayed exactly once.
+//!   was down, replayed exactly once: one locked file per instance; any
+//!   instance replays the files nobody holds.
+//! - [`codes`] — case codes each instance leases while the store is up, so
+//!   a code shown during an outage is the one her case gets.
 //! - [`clock`] — the one clock (`jiff::Timestamp`), injectable.
 //! - [`problem`] — config and flow problems, each naming its file and key.
 #![forbid(unsafe_code)]
@@ -87,6 +90,7 @@ pub mod case;
 pub mod channel;
 pub mod cli;
 pub mod clock;
+pub mod codes;
 pub mod config;
 pub mod conversation;
 pub mod deps;

@@ -55,6 +55,12 @@ pub struct Metrics {
     pub cases_spooled: IntCounter,
     /// Cases in the local spool waiting for the store.
     pub spool_pending: IntGauge,
+    /// Case codes leased by this instance, ready to be shown while the
+    /// store is down.
+    pub offline_codes: IntGauge,
+    /// Spooled cases recorded with a code other than the one shown (a lost
+    /// lease: should stay 0).
+    pub spool_codes_changed: IntCounter,
     /// Messages sent, by channel and purpose.
     pub outbox_sent: IntCounterVec,
     /// Messages given up, by channel and purpose.
@@ -275,6 +281,16 @@ impl Metrics {
                 &r,
                 "hotline_spool_pending",
                 "Cases in the local spool waiting to be replayed into the store.",
+            ),
+            offline_codes: gauge(
+                &r,
+                "hotline_offline_codes",
+                "Case codes this instance holds (leased in the store) to show while the store is down; 0 means a request completed during an outage is not shown a code.",
+            ),
+            spool_codes_changed: counter(
+                &r,
+                "hotline_spool_codes_changed_total",
+                "Spooled cases recorded with another code than the one the caller was shown (a lost code lease; must stay 0).",
             ),
             outbox_sent: counter_vec(
                 &r,

@@ -4,7 +4,10 @@
 //! - [`StoreWatch`] pings the store every few seconds for
 //!   `hotline_store_up`;
 //! - [`SpoolReplayer`] puts cases completed while the store was down into
-//!   the store as soon as it answers again;
+//!   the store as soon as it answers again — this instance's spool and any
+//!   spool no live instance holds;
+//! - [`CodeLeaser`] keeps this instance's leased case codes (the only codes
+//!   shown during an outage) renewed and topped up;
 //! - the outbox sender ([`crate::outbox::worker::Outbox`]);
 //! - the dispatch timers ([`crate::dispatch::timers::TimerWorker`]), when
 //!   dispatch is on.
@@ -23,13 +26,19 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::codes::OfflineCodes;
 use crate::deps::Deps;
 use crate::dispatch::timers::TimerWorker;
 use crate::outbox::worker::Outbox;
-use crate::spool::Spool;
+use crate::spool::{Replayed, Spool};
 
 /// How often the spool is retried while it holds cases.
 pub const SPOOL_INTERVAL: Duration = Duration::from_millis(500);
+/// How often leased codes are renewed and topped up while the store
+/// answers (a lease lasts [`crate::codes::LEASE_TTL_MS`]).
+pub const LEASE_INTERVAL: Duration = Duration::from_secs(30);
+/// How soon a failed lease renewal is tried again.
+const LEASE_RETRY: Duration = Duration::from_secs(2);
 /// How often the store is pinged for `hotline_store_up`.
 pub const STORE_PING_INTERVAL: Duration = Duration::from_secs(5);
 /// How long one ping may take before the store counts as down.
@@ -95,35 +104,81 @@ impl SpoolReplayer {
         SpoolReplayer { deps, spool }
     }
 
-    /// Replay what is pending (as of `now_ms`); returns how many cases were
+    /// Replay what is pending in this instance's spool and every spool no
+    /// live instance holds (as of `now_ms`); returns how many cases were
     /// recorded.
     pub async fn tick(&self, now_ms: u64) -> usize {
         let metrics = &self.deps.metrics;
-        metrics.spool_pending.set(self.spool.pending() as i64);
-        if self.spool.pending() == 0 {
-            return 0;
+        let store = self.deps.store.as_ref();
+        let mut done = Replayed::default();
+        if self.spool.pending() > 0 {
+            match self.spool.replay(store, now_ms).await {
+                Ok(n) => done += n,
+                Err(e) => {
+                    let pending = self.spool.pending();
+                    tracing::debug!(error = %e, pending, "spool not replayed yet");
+                }
+            }
         }
-        let n = match self.spool.replay(self.deps.store.as_ref(), now_ms).await {
-            Ok(n) => {
-                metrics.store_up.set(1);
-                tracing::info!(replayed = n, "spool replayed into the store");
-                self.deps.wake.outbox();
-                n
-            }
-            Err(e) => {
-                let pending = self.spool.pending();
-                tracing::debug!(error = %e, pending, "spool not replayed yet");
-                0
-            }
-        };
+        match self.spool.replay_orphans(store, now_ms).await {
+            Ok(n) => done += n,
+            Err(e) => tracing::debug!(error = %e, "orphaned spools not replayed yet"),
+        }
+        if done.recorded > 0 {
+            metrics.store_up.set(1);
+            tracing::info!(replayed = done.recorded, "spool replayed into the store");
+            self.deps.wake.outbox();
+        }
+        metrics
+            .spool_codes_changed
+            .inc_by(done.codes_changed as u64);
         metrics.spool_pending.set(self.spool.pending() as i64);
-        n
+        done.recorded
     }
 
     async fn run(self, mut stop: watch::Receiver<bool>) {
         loop {
             self.tick(self.deps.clock.now_ms()).await;
             if wait(SPOOL_INTERVAL, &mut stop).await {
+                return;
+            }
+        }
+    }
+}
+
+/// Renews this instance's leased case codes.
+#[derive(Debug, Clone)]
+pub struct CodeLeaser {
+    deps: Deps,
+    codes: Arc<OfflineCodes>,
+}
+
+impl CodeLeaser {
+    /// A leaser of `codes` in `deps.store`.
+    pub fn new(deps: Deps, codes: Arc<OfflineCodes>) -> Self {
+        CodeLeaser { deps, codes }
+    }
+
+    /// Renew and top up every bucket's leases (as of `now_ms`); returns
+    /// whether the store answered.
+    pub async fn tick(&self, now_ms: u64) -> bool {
+        let result = self.codes.renew(self.deps.store.as_ref(), now_ms).await;
+        let ready = self.codes.ready();
+        self.deps.metrics.offline_codes.set(ready as i64);
+        match result {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::debug!(error = %e, ready, "code leases not renewed yet");
+                false
+            }
+        }
+    }
+
+    async fn run(self, mut stop: watch::Receiver<bool>) {
+        loop {
+            let ok = self.tick(self.deps.clock.now_ms()).await;
+            let every = if ok { LEASE_INTERVAL } else { LEASE_RETRY };
+            if wait(every, &mut stop).await {
                 return;
             }
         }
@@ -139,12 +194,13 @@ pub struct Workers {
 
 impl Workers {
     /// Start the outbox sender, the store watch, and, when given, the
-    /// timer worker and the spool replayer.
+    /// timer worker, the spool replayer and the code leaser.
     pub fn start(
         outbox: Arc<Outbox>,
         watch: StoreWatch,
         timers: Option<TimerWorker>,
         spool: Option<SpoolReplayer>,
+        codes: Option<CodeLeaser>,
     ) -> Self {
         let (stop, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -154,7 +210,10 @@ impl Workers {
             tasks.spawn(t.run(rx.clone()));
         }
         if let Some(s) = spool {
-            tasks.spawn(s.run(rx));
+            tasks.spawn(s.run(rx.clone()));
+        }
+        if let Some(c) = codes {
+            tasks.spawn(c.run(rx));
         }
         Workers { tasks, stop }
     }

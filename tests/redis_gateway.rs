@@ -4,6 +4,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -12,8 +13,8 @@ use common::redis::{RedisServer, free_port, unique_prefix};
 use hotline::case::CaseData;
 use hotline::store::redis::RedisStore;
 use hotline::store::{
-    Begin, BeginRequest, CaseRecord, Claimed, Commit, CommitRequest, Job, NewCase, Queue, Store,
-    StoreError,
+    BUCKETS, Begin, BeginRequest, CaseRecord, Claimed, CodeLease, Commit, CommitRequest, Job,
+    LeaseRequest, NewCase, Queue, Store, StoreError,
 };
 
 const FINAL: &str = "1*1*1*Station 5*0";
@@ -141,6 +142,7 @@ async fn a_redis_outage_is_survived_and_every_completed_case_lands_once() {
     }
     let other = gw.ussd("ATUid_mid", "+996555300401", "").await;
     assert!(other.body.starts_with("CON "));
+    wait_for_offline_codes(&gw, 16.0).await;
 
     redis.stop();
     // Mid-flow hops get a calm last screen with the fallback number.
@@ -166,12 +168,11 @@ async fn a_redis_outage_is_survived_and_every_completed_case_lands_once() {
     assert_eq!(ready.status, 503);
     assert_eq!(gw.metric("hotline_store_up").await, 0.0);
     assert_eq!(gw.metric("hotline_spool_pending").await, 1.0);
-    assert!(
-        std::fs::read_to_string(spool.path().join("cases.jsonl"))
-            .unwrap()
-            .lines()
-            .count()
-            == 1
+    let files = spool_files(spool.path());
+    assert_eq!(files.len(), 1, "one spool file per instance: {files:?}");
+    assert_eq!(
+        std::fs::read_to_string(&files[0]).unwrap().lines().count(),
+        1
     );
 
     redis.restart();
@@ -221,23 +222,53 @@ async fn a_redis_outage_is_survived_and_every_completed_case_lands_once() {
     gw.stop().await;
 }
 
-/// A real store whose commits fail: Redis dying between a hop's two round
-/// trips, made deterministic.
-struct CommitsFail(Arc<dyn Store>);
+/// How [`Faulty`] fails.
+const HEALTHY: u8 = 0;
+/// Commits that record a case fail: Redis dying between a hop's two round
+/// trips.
+const CASE_COMMITS_FAIL: u8 = 1;
+/// Every call fails: an outage, while the real Redis keeps its data.
+const DOWN: u8 = 2;
+
+/// A real store with injected failures, made deterministic.
+struct Faulty {
+    inner: Arc<dyn Store>,
+    mode: AtomicU8,
+}
+
+impl Faulty {
+    fn new(inner: Arc<dyn Store>, mode: u8) -> Arc<Self> {
+        Arc::new(Faulty {
+            inner,
+            mode: AtomicU8::new(mode),
+        })
+    }
+
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, Ordering::SeqCst);
+    }
+
+    fn up(&self) -> Result<&dyn Store, StoreError> {
+        if self.mode.load(Ordering::SeqCst) == DOWN {
+            return Err(StoreError::Unavailable("injected outage".into()));
+        }
+        Ok(self.inner.as_ref())
+    }
+}
 
 #[async_trait]
-impl Store for CommitsFail {
+impl Store for Faulty {
     async fn begin(&self, req: BeginRequest) -> Result<Begin, StoreError> {
-        self.0.begin(req).await
+        self.up()?.begin(req).await
     }
     async fn commit(&self, req: CommitRequest) -> Result<Commit, StoreError> {
-        if req.case.is_some() {
+        if req.case.is_some() && self.mode.load(Ordering::SeqCst) == CASE_COMMITS_FAIL {
             return Err(StoreError::Unavailable("injected".into()));
         }
-        self.0.commit(req).await
+        self.up()?.commit(req).await
     }
     async fn schedule(&self, b: u16, q: Queue, jobs: Vec<Job>) -> Result<(), StoreError> {
-        self.0.schedule(b, q, jobs).await
+        self.up()?.schedule(b, q, jobs).await
     }
     async fn claim(
         &self,
@@ -247,10 +278,10 @@ impl Store for CommitsFail {
         lease: u64,
         max: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
-        self.0.claim(b, q, now, lease, max).await
+        self.up()?.claim(b, q, now, lease, max).await
     }
     async fn finish(&self, b: u16, q: Queue, id: &str, a: u32) -> Result<bool, StoreError> {
-        self.0.finish(b, q, id, a).await
+        self.up()?.finish(b, q, id, a).await
     }
     async fn reschedule(
         &self,
@@ -261,10 +292,22 @@ impl Store for CommitsFail {
         due: u64,
         p: Option<Vec<u8>>,
     ) -> Result<bool, StoreError> {
-        self.0.reschedule(b, q, id, a, due, p).await
+        self.up()?.reschedule(b, q, id, a, due, p).await
     }
     async fn record_case(&self, b: u16, c: NewCase, now: u64) -> Result<String, StoreError> {
-        self.0.record_case(b, c, now).await
+        self.up()?.record_case(b, c, now).await
+    }
+    async fn record_leased_case(
+        &self,
+        b: u16,
+        c: NewCase,
+        lease: &CodeLease,
+        now: u64,
+    ) -> Result<String, StoreError> {
+        self.up()?.record_leased_case(b, c, lease, now).await
+    }
+    async fn lease_codes(&self, req: LeaseRequest) -> Result<Vec<String>, StoreError> {
+        self.up()?.lease_codes(req).await
     }
     async fn get(
         &self,
@@ -272,7 +315,7 @@ impl Store for CommitsFail {
         key: &str,
         now: u64,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        self.0.get(b, key, now).await
+        self.up()?.get(b, key, now).await
     }
     async fn put(
         &self,
@@ -282,29 +325,50 @@ impl Store for CommitsFail {
         ttl: Option<u64>,
         now: u64,
     ) -> Result<(), StoreError> {
-        self.0.put(b, key, v, ttl, now).await
+        self.up()?.put(b, key, v, ttl, now).await
     }
     async fn delete(&self, b: Option<u16>, key: &str) -> Result<(), StoreError> {
-        self.0.delete(b, key).await
+        self.up()?.delete(b, key).await
     }
     async fn case(&self, b: u16, id: &str) -> Result<Option<CaseRecord>, StoreError> {
-        self.0.case(b, id).await
+        self.up()?.case(b, id).await
     }
     async fn update_case(&self, u: hotline::store::CaseUpdate) -> Result<bool, StoreError> {
-        self.0.update_case(u).await
+        self.up()?.update_case(u).await
     }
     async fn case_ids(&self, b: u16, open_only: bool) -> Result<Vec<String>, StoreError> {
-        self.0.case_ids(b, open_only).await
+        self.up()?.case_ids(b, open_only).await
     }
     async fn case_by_code(&self, code: &str) -> Result<Option<CaseRecord>, StoreError> {
-        self.0.case_by_code(code).await
+        self.up()?.case_by_code(code).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
-        self.0.ping().await
+        self.up()?.ping().await
     }
     fn kind(&self) -> &'static str {
-        "commits-fail"
+        "faulty"
     }
+}
+
+/// Wait (polling the gateway, bounded) until this instance holds codes to
+/// show during an outage.
+async fn wait_for_offline_codes(gw: &Gateway, at_least: f64) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while gw.metric("hotline_offline_codes").await < at_least {
+        assert!(Instant::now() < deadline, "codes leased in time");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The spool files (`cases-*.jsonl`) in a spool folder.
+fn spool_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .collect();
+    files.sort();
+    files
 }
 
 #[tokio::test]
@@ -332,7 +396,7 @@ async fn a_case_whose_commit_fails_is_spooled_and_replayed_once() {
     let gw = Gateway::start_with(
         &cfg,
         &[],
-        Some(Arc::new(CommitsFail(real.clone()))),
+        Some(Faulty::new(real.clone(), CASE_COMMITS_FAIL)),
         hotline::clock::Clock::System,
     )
     .await;
@@ -345,6 +409,7 @@ async fn a_case_whose_commit_fails_is_spooled_and_replayed_once() {
                 .starts_with("CON ")
         );
     }
+    wait_for_offline_codes(&gw, 16.0).await;
     let done = gw.ussd("ATUid_cf", "+996555500600", FINAL).await;
     assert!(
         done.body.starts_with("END Спасибо. Ваш код "),
@@ -364,6 +429,181 @@ async fn a_case_whose_commit_fails_is_spooled_and_replayed_once() {
         1,
         "once, not per replay tick"
     );
+    gw.stop().await;
+}
+
+/// Every four-digit code of a bucket.
+fn short_codes(bucket: u16) -> Vec<String> {
+    (1000..10_000u32)
+        .filter(|c| c % u32::from(BUCKETS) == u32::from(bucket))
+        .map(|c| c.to_string())
+        .collect()
+}
+
+/// A code shown while the store is down is the code of her case after
+/// replay, even with 30% of a bucket's four-digit codes in use by live
+/// cases, quarantined ones and another instance's spooled cases.
+#[tokio::test]
+async fn codes_shown_during_an_outage_are_the_codes_of_the_cases() {
+    let redis = RedisServer::shared_or_start();
+    let prefix = unique_prefix("offlinecodes");
+    let spool = tempfile::tempdir().unwrap();
+    let real: Arc<dyn Store> = Arc::new(
+        RedisStore::connect(
+            &redis.url,
+            &prefix,
+            Duration::from_secs(2),
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap(),
+    );
+    let faulty = Faulty::new(real.clone(), HEALTHY);
+    let cfg = common::default_config().replace(
+        "[store]\n",
+        &format!(
+            "[store]\nspool_dir = {:?}\noffline_codes = 24\n",
+            spool.path().display().to_string()
+        ),
+    );
+    let gw = Gateway::start_with(
+        &cfg,
+        &[],
+        Some(faulty.clone()),
+        hotline::clock::Clock::System,
+    )
+    .await;
+    wait_for_offline_codes(&gw, 24.0 * 16.0).await;
+    let privacy = &gw.app.deps.privacy;
+    // Twenty women whose numbers fall in one bucket.
+    let phones: Vec<String> = (0..)
+        .map(|i| format!("+99655580{i:04}"))
+        .scan(None, |bucket, p| {
+            let b = privacy.pseudonym(&p).bucket(BUCKETS);
+            Some((*bucket.get_or_insert(b) == b).then_some(p))
+        })
+        .flatten()
+        .take(20)
+        .collect();
+    let bucket = privacy.pseudonym(&phones[0]).bucket(BUCKETS);
+    let all = short_codes(bucket);
+    // 30% of the bucket's four-digit codes in use: 100 live cases, 50
+    // closed less than 72 h ago, and (below) 19 in a crashed instance's
+    // spool. They are allocated as other instances would, offered every
+    // code of the bucket in order, leased ones included.
+    let now = hotline::clock::Clock::System.now_ms();
+    let mut used = Vec::new();
+    for i in 0..150 {
+        let mut candidates = all.clone();
+        candidates.rotate_left(i * 3);
+        let case = NewCase {
+            id: format!("c_fill{i}"),
+            code_candidates: candidates,
+            data: b"sealed".to_vec(),
+            jobs: Vec::new(),
+        };
+        let code = real.record_case(bucket, case, now).await.unwrap();
+        if i >= 100 {
+            let closed = real
+                .update_case(hotline::store::CaseUpdate {
+                    bucket,
+                    id: format!("c_fill{i}"),
+                    code: code.clone(),
+                    expected_version: 1,
+                    data: b"sealed".to_vec(),
+                    close: true,
+                    jobs: Vec::new(),
+                    now_ms: now,
+                })
+                .await
+                .unwrap();
+            assert!(closed);
+        }
+        used.push(code);
+    }
+    // The outage.
+    faulty.set(DOWN);
+    let lines: Vec<String> = (0..19)
+        .map(|i| {
+            serde_json::json!({
+                "bucket": bucket, "id": format!("c_orphan{i}"), "codes": all,
+                "data": "c2VhbGVk", "jobs": [], "spooled_at_ms": now,
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(
+        spool.path().join("cases-deadbeef.jsonl"),
+        lines.join("\n") + "\n",
+    )
+    .unwrap();
+    let mut shown = Vec::new();
+    for (i, phone) in phones.iter().enumerate() {
+        let session = format!("ATUid_off_{i}");
+        let r = gw.ussd(&session, phone, FINAL).await;
+        assert!(r.body.starts_with("END Спасибо. Ваш код "), "{}", r.body);
+        let again = gw.ussd(&session, phone, FINAL).await;
+        assert_eq!(again.body, r.body, "a retry shows the same code");
+        shown.push((session, phone.clone(), code_of(&r.body)));
+    }
+    assert_eq!(gw.metric("hotline_spool_pending").await, 20.0);
+    faulty.set(HEALTHY);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while gw.metric("hotline_spool_pending").await > 0.0 || spool_files(spool.path()).len() > 1 {
+        assert!(Instant::now() < deadline, "spools replayed in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut distinct: Vec<&String> = shown.iter().map(|(_, _, c)| c).collect();
+    distinct.sort();
+    distinct.dedup();
+    let mut right = 0;
+    for (session, phone, code) in &shown {
+        let rec = real
+            .case_by_code(code)
+            .await
+            .unwrap()
+            .expect("a case has the code");
+        let id = privacy.case_id(&hotline::store::keys::ussd_session(
+            "africastalking",
+            session,
+        ));
+        assert_eq!(rec.id, id, "code {code} is her case's");
+        let case = open_case(&gw, real.as_ref(), code).await;
+        assert_eq!(
+            case.caller.as_ref().map(|c| c.as_str()),
+            Some(phone.as_str())
+        );
+        assert!(
+            !used.contains(code),
+            "not a live or quarantined case's code"
+        );
+        right += 1;
+    }
+    let cases = real.case_ids(bucket, false).await.unwrap().len();
+    let mut orphans = 0;
+    for i in 0..19 {
+        let rec = real.case(bucket, &format!("c_orphan{i}")).await.unwrap();
+        if rec.is_some_and(|c| !shown.iter().any(|(_, _, s)| *s == c.code)) {
+            orphans += 1;
+        }
+    }
+    let changed = gw.metric("hotline_spool_codes_changed_total").await;
+    eprintln!(
+        "outage: {} sessions, {} codes shown, {} distinct, {right} open their own case; \
+         bucket holds {cases} cases (150 filler + 19 orphaned + 20), {orphans} orphans on other codes, \
+         codes changed {changed}",
+        shown.len(),
+        shown.len(),
+        distinct.len()
+    );
+    assert_eq!(distinct.len(), 20, "no code shown twice");
+    assert_eq!(right, 20);
+    assert_eq!(
+        orphans, 19,
+        "a crashed instance's spooled cases landed, on other codes"
+    );
+    assert_eq!(cases, 150 + 19 + 20, "nothing lost, nothing twice");
+    assert_eq!(changed, 0.0);
     gw.stop().await;
 }
 
@@ -500,6 +740,7 @@ async fn a_ussd_hop_costs_two_round_trips_and_a_session_is_small() {
     let gw = Gateway::start_redis(&redis.url, prefix, spool.path()).await;
     // Warm-up: connection set-up and script loading are not per hop.
     gw.ussd("ATUid_warm", "+996555000999", "").await;
+    wait_for_offline_codes(&gw, 8.0 * 16.0).await;
     let texts = prefix_texts(FINAL);
     let commands = monitor(&redis, async {
         for text in &texts {
@@ -533,16 +774,21 @@ async fn a_ussd_hop_costs_two_round_trips_and_a_session_is_small() {
         "EVALSHA {}",
         sha(include_str!("../src/store/lua/claim.lua"))
     );
+    // The code leaser renews this instance's outage codes in the background.
+    let lease = format!(
+        "EVALSHA {}",
+        sha(include_str!("../src/store/lua/lease.lua"))
+    );
     let hot: Vec<&String> = commands
         .iter()
         .filter(|c| **c == begin || **c == commit)
         .collect();
     let other: Vec<&String> = commands
         .iter()
-        .filter(|c| **c != begin && **c != commit && **c != claim)
+        .filter(|c| **c != begin && **c != commit && **c != claim && **c != lease)
         .collect();
     eprintln!(
-        "{hops} hops (the last opens a case): {} webhook commands, {:.2} round trips per hop ({} background outbox polls)",
+        "{hops} hops (the last opens a case): {} webhook commands, {:.2} round trips per hop ({} background outbox polls and lease renewals)",
         hot.len(),
         hot.len() as f64 / hops as f64,
         commands.len() - hot.len() - other.len()

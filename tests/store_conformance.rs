@@ -10,8 +10,8 @@ use common::redis::{RedisServer, unique_prefix};
 use hotline::store::memory::MemoryStore;
 use hotline::store::redis::RedisStore;
 use hotline::store::{
-    Begin, BeginRequest, CachedReply, Commit, CommitRequest, Job, KvWrite, NewCase, Queue,
-    RateLimit, SessionWrite, Store, StoreError,
+    Begin, BeginRequest, CachedReply, CodeLease, Commit, CommitRequest, Job, KvWrite, LeaseRequest,
+    NewCase, Queue, RateLimit, SessionWrite, Store, StoreError,
 };
 
 /// A store and a notion of time: virtual for memory, real for Redis (whose
@@ -751,6 +751,140 @@ async fn cases_change_by_compare_and_set_and_close(env: impl Env) {
     );
 }
 
+fn lease_req(
+    env: &impl Env,
+    holder: &str,
+    keep: &[&str],
+    candidates: &[&str],
+    target: usize,
+    ttl_ms: u64,
+) -> LeaseRequest {
+    LeaseRequest {
+        bucket: 5,
+        holder: holder.into(),
+        keep: keep.iter().map(|c| (*c).to_owned()).collect(),
+        candidates: candidates.iter().map(|c| (*c).to_owned()).collect(),
+        target,
+        ttl_ms,
+        now_ms: env.now(),
+    }
+}
+
+/// Codes leased for outages are skipped by every other allocation, and a
+/// spooled case shown a leased code gets exactly that code.
+async fn leased_codes_are_kept_for_the_case_they_were_shown_for(env: impl Env) {
+    let s = env.store();
+    let day = 24 * 3600 * 1000;
+    // Codes in bucket 5: 1013, 1029, 1045, 1061, 1077, 1093, 1109, 1125, 1141.
+    let held = s
+        .lease_codes(lease_req(
+            &env,
+            "i1",
+            &[],
+            &["1013", "1045", "1061"],
+            2,
+            day,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(held, ["1013", "1045"]);
+    let other = s
+        .lease_codes(lease_req(
+            &env,
+            "i2",
+            &[],
+            &["1013", "1045", "1061"],
+            1,
+            day,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(other, ["1061"], "another instance's leases are skipped");
+    // Normal allocation (a commit, a replay without a shown code) skips them.
+    let r = s
+        .commit(commit_req(
+            &env,
+            "sl1",
+            0,
+            "l-d1",
+            "end",
+            Some(case("lc1", &["1013", "1045", "1061", "1077"])),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        Commit::Saved {
+            code: Some("1077".into())
+        }
+    );
+    assert_eq!(
+        s.record_case(5, case("lc2", &["1013", "1061", "1093"]), env.now())
+            .await
+            .unwrap(),
+        "1093"
+    );
+    assert!(
+        s.case_by_code("1013").await.unwrap().is_none(),
+        "a leased code finds no case"
+    );
+    // The case shown 1013 while the store was down gets 1013, once.
+    let lease = CodeLease {
+        code: "1013".into(),
+        holder: "i1".into(),
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            s.record_leased_case(5, case("lc3", &["1109"]), &lease, env.now())
+                .await
+                .unwrap(),
+            "1013"
+        );
+    }
+    assert_eq!(s.case_by_code("1013").await.unwrap().unwrap().id, "lc3");
+    // A lease held by someone else is not taken: the case falls back to
+    // its candidates, and the caller can tell the code changed.
+    let wrong = CodeLease {
+        code: "1045".into(),
+        holder: "i2".into(),
+    };
+    assert_eq!(
+        s.record_leased_case(5, case("lc4", &["1125"]), &wrong, env.now())
+            .await
+            .unwrap(),
+        "1125"
+    );
+    // Renewal keeps what is still ours; a code that became a case is gone.
+    let renewed = s
+        .lease_codes(lease_req(&env, "i1", &["1013", "1045"], &[], 2, day))
+        .await
+        .unwrap();
+    assert_eq!(renewed, ["1045"]);
+    // A lease lost while nobody took the code is held again on renewal.
+    let again = s
+        .lease_codes(lease_req(&env, "i3", &["1141"], &[], 1, day))
+        .await
+        .unwrap();
+    assert_eq!(again, ["1141"]);
+    // An expired lease frees its code.
+    s.lease_codes(lease_req(&env, "i4", &[], &["1157"], 1, 50))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.record_case(5, case("lc5", &["1157", "1173"]), env.now())
+            .await
+            .unwrap(),
+        "1173"
+    );
+    env.wait(80).await;
+    assert_eq!(
+        s.record_case(5, case("lc6", &["1157", "1173"]), env.now())
+            .await
+            .unwrap(),
+        "1157"
+    );
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -785,6 +919,7 @@ conformance!(
     commits_schedule_jobs_and_write_values_atomically,
     dedupe_can_be_scoped_by_a_value,
     cases_change_by_compare_and_set_and_close,
+    leased_codes_are_kept_for_the_case_they_were_shown_for,
 );
 
 #[tokio::test]

@@ -57,6 +57,9 @@ pub struct StoreConfig {
     pub key_prefix: String,
     /// Folder of the durable spool for cases completed while Redis is down.
     pub spool_dir: PathBuf,
+    /// Case codes per bucket this instance leases (while the store is up)
+    /// to show callers while it is down; 0: never show a code offline.
+    pub offline_codes: usize,
     /// Redis connect timeout.
     pub connect_timeout: Duration,
     /// Redis response timeout.

@@ -10,6 +10,12 @@ use super::env::{Env, REDIS_URL_VAR};
 use super::schema::{StoreConfig, StoreKind};
 use crate::problem::quoted;
 
+/// Codes per bucket each instance leases to show during an outage.
+const DEFAULT_OFFLINE_CODES: usize = 8;
+/// At most this many per bucket: each is a four-digit code (562 per
+/// bucket) no other case can take while leased.
+const MAX_OFFLINE_CODES: usize = 64;
+
 /// `[store]` as written; absent keys take the defaults below.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -18,6 +24,7 @@ pub(super) struct RawStore {
     max_sessions: usize,
     key_prefix: String,
     spool_dir: String,
+    offline_codes: usize,
     connect_timeout_ms: u64,
     response_timeout_ms: u64,
 }
@@ -29,6 +36,7 @@ impl Default for RawStore {
             max_sessions: 100_000,
             key_prefix: "hotline".into(),
             spool_dir: "../var/spool".into(),
+            offline_codes: DEFAULT_OFFLINE_CODES,
             connect_timeout_ms: 1_000,
             response_timeout_ms: 500,
         }
@@ -46,6 +54,12 @@ pub(super) fn validate(st: &RawStore, base: &Path, env: &dyn Env, c: &mut Ctx<'_
             "must be non-empty, without braces or spaces",
         );
     }
+    if st.offline_codes > MAX_OFFLINE_CODES {
+        c.error(
+            format!("store.offline_codes = {}", st.offline_codes),
+            format!("must be at most {MAX_OFFLINE_CODES}"),
+        );
+    }
     c.positive("store.connect_timeout_ms", st.connect_timeout_ms);
     c.positive("store.response_timeout_ms", st.response_timeout_ms);
     StoreConfig {
@@ -53,6 +67,7 @@ pub(super) fn validate(st: &RawStore, base: &Path, env: &dyn Env, c: &mut Ctx<'_
         max_sessions: st.max_sessions,
         key_prefix: st.key_prefix.clone(),
         spool_dir: base.join(&st.spool_dir),
+        offline_codes: st.offline_codes.min(MAX_OFFLINE_CODES),
         connect_timeout: Duration::from_millis(st.connect_timeout_ms),
         response_timeout: Duration::from_millis(st.response_timeout_ms),
     }

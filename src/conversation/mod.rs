@@ -10,7 +10,10 @@
 //!   caller is over the limit, a calm last screen with the fallback number
 //!   (`messages.unavailable`), never an error. A completed request whose
 //!   store write failed (or, with a cumulative text, whose session could not
-//!   be loaded) is kept in the durable spool and acknowledged (`offline.rs`).
+//!   be loaded) is kept in the durable spool (`offline.rs`): she is shown the
+//!   flow's last screen with a code this instance leased for outages (the
+//!   code her case gets on replay), or, with no leased code ready,
+//!   `messages.unavailable` — never a code that might not be hers.
 //! - SMS: a keyword starts its flow; every later SMS from that number is the
 //!   next answer; each screen is queued as one SMS in the outbox. A text that
 //!   starts nothing gets the help text (once an hour); `STOP` ends the
@@ -18,6 +21,9 @@
 //!
 //! Logs carry the caller's pseudonym only; never the number, what she typed,
 //! or the screen text.
+//!
+//! Over 600 lines: the two round trips and the commit they build read best
+//! together; the pure parts are in [`plan`], the outage path in [`offline`].
 
 mod offline;
 pub mod plan;
@@ -30,6 +36,7 @@ use plan::{FlowStep, Incoming, Plan, SessionData};
 
 use crate::case::CaseData;
 use crate::channel::{SmsIn, UssdIn, UssdInput};
+use crate::codes::OfflineCodes;
 use crate::config::Limits;
 use crate::deps::Deps;
 use crate::flow::engine::{Caller, Step};
@@ -102,6 +109,9 @@ pub struct Conversations {
     pub planner: Option<Arc<dyn CasePlanner>>,
     /// Where cases go when the store fails as they complete.
     pub spool: Option<Arc<Spool>>,
+    /// Codes this instance leased, the only ones shown while the store is
+    /// down.
+    pub codes: Option<Arc<OfflineCodes>>,
     /// The flow an SMS without a keyword is helped towards (its
     /// `messages.sms_help` and keywords), normally the default flow.
     pub default_flow: String,

@@ -2,7 +2,13 @@
 //!
 //! A woman who reached the last screen must not lose her request because
 //! the store failed at that moment: her case goes into the durable local
-//! [`Spool`](crate::spool::Spool) and she is shown the flow's last screen.
+//! [`Spool`](crate::spool::Spool). On USSD she is shown the flow's last
+//! screen with a code this instance leased for outages
+//! ([`crate::codes::OfflineCodes`]) — written into the spool entry, and the
+//! code her case gets on replay. With no leased code ready she is shown
+//! `messages.unavailable` (the fallback number) instead: no code rather
+//! than one that might be another woman's. Her case is kept either way. An
+//! SMS screen is queued with the case and gets its code when it is sent.
 //! With an Africa's Talking cumulative text, a session whose state cannot be
 //! loaded is replayed from its first answer and spooled the same way.
 
@@ -10,11 +16,13 @@ use super::{Answer, Conversations, Done, Hop};
 use crate::flow::Flow;
 use crate::flow::engine;
 use crate::outcome::Outcome;
+use crate::spool::Appended;
 use crate::store::NewCase;
 
 impl Conversations {
     /// Keep a completed case in the local spool when the store failed; the
-    /// caller is then shown the flow's last screen with the case's code.
+    /// caller is then shown the flow's last screen with a leased code, or
+    /// `messages.unavailable` when none is ready. `None`: not spooled.
     pub(super) async fn spool_case(
         &self,
         done: &Done,
@@ -24,14 +32,30 @@ impl Conversations {
         now: u64,
     ) -> Option<Answer> {
         let spool = self.spool.as_ref()?;
-        let code = case.code_candidates.first()?.clone();
-        if let Err(e) = spool.append(hop.bucket, &case, now).await {
-            tracing::error!(channel = hop.channel, caller = %hop.pseudonym, error = %e, "could not spool a completed case");
-            return None;
-        }
+        // An SMS screen gets its code from the recorded case when sent.
+        let lease = match &self.codes {
+            Some(codes) if !hop.is_sms() => codes.take(hop.bucket, now),
+            _ => None,
+        };
+        let shown = match spool.append(hop.bucket, &case, lease.as_ref(), now).await {
+            Ok(Appended::Added) => lease.map(|l| l.code),
+            Ok(Appended::Already { code }) => {
+                // A retry: show what the first attempt showed.
+                self.give_back(lease);
+                code
+            }
+            Err(e) => {
+                self.give_back(lease);
+                tracing::error!(channel = hop.channel, caller = %hop.pseudonym, error = %e, "could not spool a completed case");
+                return None;
+            }
+        };
         let metrics = &self.deps.metrics;
         metrics.cases_spooled.inc();
         metrics.spool_pending.set(spool.pending() as i64);
+        if let Some(codes) = &self.codes {
+            metrics.offline_codes.set(codes.ready() as i64);
+        }
         self.count_case(hop.channel, &hop.pseudonym, city);
         if let Some(outcome) = done.step.outcome {
             metrics
@@ -39,12 +63,25 @@ impl Conversations {
                 .with_label_values(&[done.flow.id(), outcome.as_str()])
                 .inc();
         }
-        tracing::warn!(channel = hop.channel, caller = %hop.pseudonym, "store unavailable: completed case kept in the local spool");
-        Some(Answer {
-            text: crate::template::render(&done.step.reply, &[("code", &code)]),
-            end: true,
-            outcome: Outcome::StoreUnavailable,
+        tracing::warn!(channel = hop.channel, caller = %hop.pseudonym, code_shown = shown.is_some(), "store unavailable: completed case kept in the local spool");
+        Some(match shown {
+            Some(code) => Answer {
+                text: crate::template::render(&done.step.reply, &[("code", &code)]),
+                end: true,
+                outcome: Outcome::StoreUnavailable,
+            },
+            None => self.unavailable(
+                Some(&done.flow),
+                Some(&done.lang),
+                Outcome::StoreUnavailable,
+            ),
         })
+    }
+
+    fn give_back(&self, lease: Option<crate::store::CodeLease>) {
+        if let (Some(codes), Some(lease)) = (&self.codes, lease) {
+            codes.give_back(lease);
+        }
     }
 
     /// With the store down, replay a cumulative USSD text from the start. If

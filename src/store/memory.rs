@@ -10,6 +10,9 @@
 //! `.await` (no method awaits while holding it), every operation is a few map
 //! lookups, and one lock makes each operation atomic as the trait requires.
 //! Time comes from the requests (`now_ms`), never from a clock read here.
+//!
+//! Over 600 lines because it implements the whole [`Store`] trait in one
+//! place, mirroring the Redis scripts operation by operation.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
@@ -17,8 +20,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    Begin, BeginRequest, CachedReply, CaseRecord, Claimed, Commit, CommitRequest, Job, KvOp, Queue,
-    SessionRecord, SessionWrite, Store, StoreError, gcra,
+    Begin, BeginRequest, CachedReply, CaseRecord, Claimed, CodeLease, Commit, CommitRequest, Job,
+    KvOp, LeaseRequest, Queue, SessionRecord, SessionWrite, Store, StoreError, gcra, lease_mark,
 };
 
 /// A map whose entries expire, bounded in size: when full, the entry written
@@ -141,7 +144,8 @@ struct State {
     cases: HashMap<String, StoredCase>,
     /// Small values: (bucket or global, key) → value.
     kv: TtlMap<Vec<u8>>,
-    /// Code → (case id, reserved until; `u64::MAX` while open).
+    /// Code → (case id, reserved until; `u64::MAX` while open), or
+    /// (`~holder`, lease end) while an instance leases it.
     codes: HashMap<String, (String, u64)>,
     queues: BTreeMap<(u16, Queue), JobQueue>,
     next_version: u64,
@@ -177,7 +181,7 @@ impl State {
         let code = case
             .code_candidates
             .iter()
-            .find(|c| self.codes.get(*c).is_none_or(|(_, until)| *until <= now))
+            .find(|c| self.code_free(c, now))
             .ok_or(StoreError::CodesExhausted)?
             .clone();
         self.codes.insert(code.clone(), (case.id.clone(), u64::MAX));
@@ -198,6 +202,55 @@ impl State {
                 .put(job.id, job.due_ms, job.payload, 0);
         }
         Ok(code)
+    }
+}
+
+impl State {
+    /// Whether a code may be given to a new case or lease now.
+    fn code_free(&self, code: &str, now: u64) -> bool {
+        self.codes.get(code).is_none_or(|(_, until)| *until <= now)
+    }
+
+    fn lease(&mut self, req: LeaseRequest) -> Vec<String> {
+        let mark = lease_mark(&req.holder);
+        let until = req.now_ms.saturating_add(req.ttl_ms);
+        let mut held: Vec<String> = Vec::new();
+        for code in &req.keep {
+            let ours = self.codes.get(code).is_some_and(|(v, _)| *v == mark);
+            if (ours || self.code_free(code, req.now_ms)) && !held.contains(code) {
+                self.codes.insert(code.clone(), (mark.clone(), until));
+                held.push(code.clone());
+            }
+        }
+        for code in &req.candidates {
+            if held.len() >= req.target {
+                break;
+            }
+            if self.code_free(code, req.now_ms) {
+                self.codes.insert(code.clone(), (mark.clone(), until));
+                held.push(code.clone());
+            }
+        }
+        held
+    }
+
+    fn record_leased(
+        &mut self,
+        bucket: u16,
+        mut case: super::NewCase,
+        lease: &CodeLease,
+        now: u64,
+    ) -> Result<String, StoreError> {
+        if !self.cases.contains_key(&case.id)
+            && self
+                .codes
+                .get(&lease.code)
+                .is_some_and(|(v, _)| *v == lease_mark(&lease.holder))
+        {
+            self.codes.remove(&lease.code);
+        }
+        case.code_candidates.insert(0, lease.code.clone());
+        self.create_case(bucket, case, now)
     }
 }
 
@@ -446,6 +499,20 @@ impl Store for MemoryStore {
         self.lock().create_case(bucket, case, now_ms)
     }
 
+    async fn record_leased_case(
+        &self,
+        bucket: u16,
+        case: super::NewCase,
+        lease: &CodeLease,
+        now_ms: u64,
+    ) -> Result<String, StoreError> {
+        self.lock().record_leased(bucket, case, lease, now_ms)
+    }
+
+    async fn lease_codes(&self, req: LeaseRequest) -> Result<Vec<String>, StoreError> {
+        Ok(self.lock().lease(req))
+    }
+
     async fn get(
         &self,
         bucket: Option<u16>,
@@ -490,8 +557,8 @@ impl Store for MemoryStore {
         // A code maps to its case until a new case takes it (after the
         // quarantine), so a closed case is still found meanwhile.
         let id = match self.lock().codes.get(code) {
-            Some((id, _)) => id.clone(),
-            None => return Ok(None),
+            Some((id, _)) if !id.starts_with('~') => id.clone(),
+            _ => return Ok(None),
         };
         self.case(0, &id).await
     }

@@ -19,6 +19,9 @@
 //! [`crate::privacy`]). Every key of one caller shares a *bucket* so that a
 //! Redis Cluster keeps them in one slot; case codes encode their bucket
 //! (`code % BUCKETS`) so that a lawyer's `OK 4821` finds its case's slot.
+//!
+//! Over 600 lines on purpose: the trait and every type it speaks belong on
+//! one page, so a reader sees the whole contract the two stores implement.
 
 pub mod keys;
 pub mod memory;
@@ -303,6 +306,44 @@ pub struct CaseRecord {
 /// How long a closed case's code stays reserved (and still finds it).
 pub const CODE_QUARANTINE_MS: u64 = 72 * 3600 * 1000;
 
+/// A case code held by one instance so that it may show it while the store
+/// is down (see [`crate::codes`]). While leased, a code is given to no case
+/// except by [`Store::record_leased_case`] with the same holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeLease {
+    /// The code (in the bucket it was leased in).
+    pub code: String,
+    /// The instance that holds it.
+    pub holder: String,
+}
+
+/// Hold (or keep holding) case codes in one bucket for one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRequest {
+    /// The bucket; every code below must be in it.
+    pub bucket: u16,
+    /// The instance asking.
+    pub holder: String,
+    /// Codes it holds now: each is held again for `ttl_ms` unless a case
+    /// or another holder has it (held again even if the lease was lost, as
+    /// after a Redis restart without its data, when nobody else took it).
+    pub keep: Vec<String>,
+    /// Codes to add, in order, each only if free, until `target` are held.
+    pub candidates: Vec<String>,
+    /// How many codes to hold in all.
+    pub target: usize,
+    /// How long each is held from now.
+    pub ttl_ms: u64,
+    /// Now.
+    pub now_ms: u64,
+}
+
+/// What a code's record holds while `holder` leases it (a case id never
+/// starts with `~`).
+pub fn lease_mark(holder: &str) -> String {
+    format!("~{holder}")
+}
+
 /// A change to a recorded case.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaseUpdate {
@@ -424,6 +465,34 @@ pub trait Store: Send + Sync + 'static {
         case: NewCase,
         now_ms: u64,
     ) -> Result<String, StoreError>;
+
+    /// Record a case that was shown `lease.code` while the store was down
+    /// (spool replay), idempotently: a case whose id exists is left as it is
+    /// and its code returned. The case takes exactly `lease.code` when that
+    /// code is free or leased by `lease.holder` (and the lease ends);
+    /// otherwise — the lease was lost, which leases are sized to prevent —
+    /// the first free of its `code_candidates`. Returns the code it has, so
+    /// the caller can tell a changed code.
+    ///
+    /// # Errors
+    /// [`StoreError::CodesExhausted`] when no code is free;
+    /// [`StoreError::Unavailable`].
+    async fn record_leased_case(
+        &self,
+        bucket: u16,
+        case: NewCase,
+        lease: &CodeLease,
+        now_ms: u64,
+    ) -> Result<String, StoreError>;
+
+    /// Hold codes for `req.holder` (see [`LeaseRequest`]); returns the codes
+    /// it now holds in the bucket. A leased code is skipped by case
+    /// recording (as an open case's code is) until the lease expires or
+    /// [`Store::record_leased_case`] takes it.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn lease_codes(&self, req: LeaseRequest) -> Result<Vec<String>, StoreError>;
 
     /// Read a small value. `bucket` `None` is the global space (used for
     /// lookups that arrive without a caller, such as an aggregator's message

@@ -20,13 +20,17 @@
 //! | `P:{b}:r:<pseudonym>` | string | GCRA theoretical arrival time | when it passes |
 //! | `P:{b}:seq` | counter | session versions (never reused) | none |
 //! | `P:{b}:c:<case id>` | hash `code`,`v`,`d`,`st` | case, sealed data, status | none while open |
-//! | `P:{b}:code:<code>` | string | case id of a code | none while open; 72 h after closing |
+//! | `P:{b}:code:<code>` | string | case id of a code, or `~<instance>` while an instance leases it for outages | none while open; 72 h after closing; the lease's TTL |
 //! | `P:{b}:open` | set | ids of open cases | none |
 //! | `P:{b}:all` | set | ids of every case (statistics, retention) | none |
 //! | `P:{b}:q:<queue>` | zset | job ids by due time (`outbox`, `timers`) | none |
 //! | `P:{b}:j:<queue>` | hash | job id → `attempt|payload` | none |
 //! | `P:{b}:k:<key>` | string | small values (opt-out flags, message records) | per value |
 //! | `P:{g}:k:<key>` | string | global small values (aggregator message id → ours) | per value |
+//!
+//! Over 600 lines: the connection and every trait operation's script
+//! invocation, each a few lines of keys and arguments, kept beside the key
+//! table above.
 
 use std::time::Duration;
 
@@ -37,8 +41,8 @@ use redis::{Script, ScriptInvocation, Value};
 
 use super::{
     BUCKETS, Begin, BeginRequest, CODE_QUARANTINE_MS, CachedReply, CaseRecord, CaseUpdate, Claimed,
-    Commit, CommitRequest, Job, KvOp, NewCase, Queue, SessionRecord, SessionWrite, Store,
-    StoreError, code_bucket,
+    CodeLease, Commit, CommitRequest, Job, KvOp, LeaseRequest, NewCase, Queue, SessionRecord,
+    SessionWrite, Store, StoreError, code_bucket, lease_mark,
 };
 
 const CASE_LUA: &str = include_str!("lua/case.lua");
@@ -52,6 +56,7 @@ struct Scripts {
     schedule: Script,
     claim: Script,
     finish: Script,
+    lease: Script,
 }
 
 impl Scripts {
@@ -70,10 +75,11 @@ impl Scripts {
             schedule: Script::new(include_str!("lua/schedule.lua")),
             claim: Script::new(include_str!("lua/claim.lua")),
             finish: Script::new(include_str!("lua/finish.lua")),
+            lease: Script::new(include_str!("lua/lease.lua")),
         }
     }
 
-    fn all(&self) -> [&Script; 7] {
+    fn all(&self) -> [&Script; 8] {
         [
             &self.begin,
             &self.commit,
@@ -82,6 +88,7 @@ impl Scripts {
             &self.schedule,
             &self.claim,
             &self.finish,
+            &self.lease,
         ]
     }
 }
@@ -295,6 +302,39 @@ impl RedisStore {
         args.extend(case.code_candidates.iter().map(|c| c.clone().into_bytes()));
         args.extend(job_args(&case.jobs));
         args
+    }
+
+    /// `record_case.lua`: with `mark` non-empty, the first candidate is a
+    /// code leased under that mark.
+    async fn record_case_marked(
+        &self,
+        bucket: u16,
+        case: &NewCase,
+        mark: &str,
+    ) -> Result<String, StoreError> {
+        let mut inv = self.scripts.record_case.prepare_invoke();
+        for k in self.all_queue_keys(bucket) {
+            inv.key(k);
+        }
+        for k in self.case_keys(bucket, case) {
+            inv.key(k);
+        }
+        inv.arg(mark);
+        for a in Self::case_args(case) {
+            inv.arg(a);
+        }
+        let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
+        let Value::Array(items) = v else {
+            return Err(corrupt("record_case returned a non-array"));
+        };
+        match items.first().and_then(int) {
+            Some(1) => items
+                .get(1)
+                .and_then(string)
+                .ok_or_else(|| corrupt("record_case: no code")),
+            Some(2) => Err(StoreError::CodesExhausted),
+            _ => Err(corrupt("record_case returned an unknown status")),
+        }
     }
 
     fn queue_keys(&self, bucket: u16, queue: Queue) -> [String; 2] {
@@ -521,28 +561,46 @@ impl Store for RedisStore {
         case: NewCase,
         _now_ms: u64,
     ) -> Result<String, StoreError> {
-        let mut inv = self.scripts.record_case.prepare_invoke();
-        for k in self.all_queue_keys(bucket) {
-            inv.key(k);
+        self.record_case_marked(bucket, &case, "").await
+    }
+
+    async fn record_leased_case(
+        &self,
+        bucket: u16,
+        mut case: NewCase,
+        lease: &CodeLease,
+        _now_ms: u64,
+    ) -> Result<String, StoreError> {
+        case.code_candidates.insert(0, lease.code.clone());
+        self.record_case_marked(bucket, &case, &lease_mark(&lease.holder))
+            .await
+    }
+
+    async fn lease_codes(&self, req: LeaseRequest) -> Result<Vec<String>, StoreError> {
+        let t = self.tag(req.bucket);
+        let codes: Vec<&String> = req.keep.iter().chain(&req.candidates).collect();
+        let mut inv = self.scripts.lease.prepare_invoke();
+        for code in &codes {
+            inv.key(format!("{t}:code:{code}"));
         }
-        for k in self.case_keys(bucket, &case) {
-            inv.key(k);
-        }
-        for a in Self::case_args(&case) {
-            inv.arg(a);
-        }
+        inv.arg(lease_mark(&req.holder))
+            .arg(req.ttl_ms.max(1))
+            .arg(req.keep.len())
+            .arg(req.target);
         let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
         let Value::Array(items) = v else {
-            return Err(corrupt("record_case returned a non-array"));
+            return Err(corrupt("lease returned a non-array"));
         };
-        match items.first().and_then(int) {
-            Some(1) => items
-                .get(1)
-                .and_then(string)
-                .ok_or_else(|| corrupt("record_case: no code")),
-            Some(2) => Err(StoreError::CodesExhausted),
-            _ => Err(corrupt("record_case returned an unknown status")),
-        }
+        items
+            .iter()
+            .map(|i| {
+                int(i)
+                    .and_then(|i| usize::try_from(i).ok()?.checked_sub(1))
+                    .and_then(|i| codes.get(i))
+                    .map(|c| (*c).clone())
+                    .ok_or_else(|| corrupt("lease returned a bad index"))
+            })
+            .collect()
     }
 
     async fn get(
@@ -612,8 +670,9 @@ impl Store for RedisStore {
         cmd.arg(format!("{}:code:{code}", self.tag(bucket)));
         let v = self.conn.query(&cmd).await.map_err(unavailable)?;
         match string(&v) {
-            Some(id) => self.case(bucket, &id).await,
-            None => Ok(None),
+            // A leased code (`~instance`) belongs to no case yet.
+            Some(id) if !id.starts_with('~') => self.case(bucket, &id).await,
+            _ => Ok(None),
         }
     }
 

@@ -1,0 +1,154 @@
+//! The spool's files: one JSON line per case, and the lock that says which
+//! live instance owns a spool file.
+//!
+//! A spool is named by a *stem*: `cases-<instance>` (or `cases`, the single
+//! file of earlier versions). `<stem>.jsonl` holds its entries and
+//! `<stem>.lock` is held with an exclusive `flock` (std's
+//! [`File::try_lock`]) by whoever may write the entries: the live instance
+//! that appends to it, or an instance replaying it after its owner died.
+//! The lock file is never renamed, so rewriting the entries (temporary file,
+//! `fsync`, rename) does not drop the lock.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::Entry;
+
+/// The stem of the single spool file of earlier versions (`cases.jsonl`).
+pub(super) const LEGACY_STEM: &str = "cases";
+
+/// `<dir>/<stem>.jsonl`.
+pub(super) fn data_path(dir: &Path, stem: &str) -> PathBuf {
+    dir.join(format!("{stem}.jsonl"))
+}
+
+fn lock_path(dir: &Path, stem: &str) -> PathBuf {
+    dir.join(format!("{stem}.lock"))
+}
+
+/// Lock `<stem>.lock` without waiting; `None` when a live instance holds
+/// it. The lock lasts as long as the returned file is open.
+pub(super) fn try_lock(dir: &Path, stem: &str) -> std::io::Result<Option<File>> {
+    let path = lock_path(dir, stem);
+    // Bounded: a rival removes the lock file at most once per spool it
+    // finished, and we retry only when that happened between our open and
+    // our lock.
+    for _ in 0..8 {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Ok(None),
+            Err(TryLockError::Error(e)) => return Err(e),
+        }
+        // An instance that finished replaying this spool removes its lock
+        // file; a lock taken on the removed file protects nothing.
+        if same_file(&file, &path) {
+            return Ok(Some(file));
+        }
+    }
+    Err(std::io::Error::other(
+        "spool lock file keeps being replaced",
+    ))
+}
+
+#[cfg(unix)]
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_file(_file: &File, path: &Path) -> bool {
+    path.exists()
+}
+
+/// Remove a spool that holds nothing any more: its entries, then its lock
+/// file (while still holding the lock).
+pub(super) fn remove(dir: &Path, stem: &str) -> std::io::Result<()> {
+    for path in [data_path(dir, stem), lock_path(dir, stem)] {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// The stems of every spool in `dir` but `own`.
+pub(super) fn other_stems(dir: &Path, own: &str) -> std::io::Result<Vec<String>> {
+    let mut stems = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let stem = name
+            .strip_suffix(".jsonl")
+            .or_else(|| name.strip_suffix(".lock"));
+        if let Some(stem) = stem
+            && stem != own
+            && (stem == LEGACY_STEM || stem.starts_with("cases-"))
+            && !stems.iter().any(|s| s == stem)
+        {
+            stems.push(stem.to_owned());
+        }
+    }
+    stems.sort();
+    Ok(stems)
+}
+
+/// Every readable entry of a spool file (none when it does not exist).
+pub(super) fn read_entries(path: &Path) -> std::io::Result<Vec<Entry>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .filter_map(|l| match serde_json::from_str(l) {
+                Ok(e) => Some(e),
+                Err(_) => {
+                    // A torn last line from a crash mid-write: its case was
+                    // never acknowledged to the caller (fsync comes first).
+                    tracing::error!("skipping an unreadable spool line");
+                    None
+                }
+            })
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Append one entry and `fsync` it.
+pub(super) fn append_entry(path: &Path, entry: &Entry) -> std::io::Result<()> {
+    let mut f = OpenOptions::new().create(true).append(true).open(path)?;
+    let mut line = serde_json::to_vec(entry)?;
+    line.push(b'\n');
+    f.write_all(&line)?;
+    f.sync_all()
+}
+
+/// Replace a spool file's entries: a temporary file, `fsync`, rename,
+/// `fsync` of the folder. The caller holds the spool's lock.
+pub(super) fn write_entries(path: &Path, entries: &[Entry]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    {
+        let mut f = File::create(&tmp)?;
+        for e in entries {
+            serde_json::to_writer(&mut f, e)?;
+            f.write_all(b"\n")?;
+        }
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    File::open(dir)?.sync_all()
+}

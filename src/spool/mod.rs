@@ -1,0 +1,496 @@
+//! The durable spool: cases completed while the store was down.
+//!
+//! A woman who was told her request was received must reach a lawyer, even
+//! if Redis failed at that moment. Such a case is appended to a local file
+//! (one JSON line per case, `fsync`ed before she is answered) and replayed
+//! into the store when it answers again. Replay is idempotent — a case id
+//! already in the store is left alone — so a crash between recording and
+//! removing an entry replays it again harmlessly: each case lands once.
+//!
+//! **One file per instance.** Each instance appends only to its own
+//! `cases-<instance>.jsonl` in `store.spool_dir` and holds an exclusive lock
+//! on `cases-<instance>.lock` for as long as it runs ([`files`]). Appends and
+//! the rewrite after a replay happen under that lock and this process's
+//! mutex, so two instances sharing a folder never lose each other's
+//! entries. Any instance also replays the spools nobody holds — a crashed
+//! or stopped instance's, and the `cases.jsonl` of earlier versions — and
+//! removes them once empty.
+//!
+//! **Codes shown offline.** An entry records the code its caller was shown
+//! (a code leased for outages, see [`crate::codes`]) and the instance that
+//! leased it; replay records the case with exactly that code
+//! ([`Store::record_leased_case`]). Entries without a code (SMS, whose
+//! code goes out with the case; no leased code was ready; earlier
+//! versions) take the first free candidate.
+//!
+//! The files hold only sealed case data (see [`crate::privacy`]) and
+//! pseudonymous ids: no number or location in clear. Case ids are
+//! deterministic per session, so a retried request appends nothing twice.
+
+mod files;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::{Deserialize, Serialize};
+
+use crate::store::{CodeLease, Job, NewCase, Queue, Store, StoreError};
+
+/// One spooled case: one line of a spool file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Entry {
+    bucket: u16,
+    id: String,
+    codes: Vec<String>,
+    data: String,
+    jobs: Vec<(String, String, u64, String)>,
+    spooled_at_ms: u64,
+    /// The code the caller was shown (leased by `holder`); absent when she
+    /// was shown none, and in entries of earlier versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    code: Option<String>,
+    /// The instance that leased `code`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    holder: Option<String>,
+}
+
+impl Entry {
+    fn from_case(bucket: u16, case: &NewCase, shown: Option<&CodeLease>, now_ms: u64) -> Self {
+        Entry {
+            bucket,
+            id: case.id.clone(),
+            codes: case.code_candidates.clone(),
+            data: B64.encode(&case.data),
+            jobs: case
+                .jobs
+                .iter()
+                .map(|(q, j)| {
+                    (
+                        q.as_str().to_owned(),
+                        j.id.clone(),
+                        j.due_ms,
+                        B64.encode(&j.payload),
+                    )
+                })
+                .collect(),
+            spooled_at_ms: now_ms,
+            code: shown.map(|l| l.code.clone()),
+            holder: shown.map(|l| l.holder.clone()),
+        }
+    }
+
+    fn to_case(&self) -> Option<NewCase> {
+        let jobs = self
+            .jobs
+            .iter()
+            .map(|(q, id, due, p)| {
+                let queue = if q == "outbox" {
+                    Queue::Outbox
+                } else {
+                    Queue::Timers
+                };
+                Some((
+                    queue,
+                    Job {
+                        id: id.clone(),
+                        due_ms: *due,
+                        payload: B64.decode(p).ok()?,
+                    },
+                ))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        Some(NewCase {
+            id: self.id.clone(),
+            code_candidates: self.codes.clone(),
+            data: B64.decode(&self.data).ok()?,
+            jobs,
+        })
+    }
+
+    fn lease(&self) -> Option<CodeLease> {
+        Some(CodeLease {
+            code: self.code.clone()?,
+            holder: self.holder.clone()?,
+        })
+    }
+}
+
+/// What [`Spool::append`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// The case was added (and `fsync`ed).
+    Added,
+    /// The case was spooled before (a retried request): nothing was added.
+    /// The code its caller was shown then, if any.
+    Already {
+        /// The code in the earlier entry.
+        code: Option<String>,
+    },
+}
+
+/// What a replay did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Replayed {
+    /// Cases recorded (or found already recorded) and removed from a spool.
+    pub recorded: usize,
+    /// Of those, cases recorded with another code than the one shown (a
+    /// lost lease; logged as an error).
+    pub codes_changed: usize,
+}
+
+impl std::ops::AddAssign for Replayed {
+    fn add_assign(&mut self, o: Replayed) {
+        self.recorded += o.recorded;
+        self.codes_changed += o.codes_changed;
+    }
+}
+
+/// The spool of one gateway instance.
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    /// `cases-<instance>`.
+    stem: String,
+    /// The open, locked `<stem>.lock`: while it is open no other instance
+    /// writes or replays this spool.
+    _held: std::fs::File,
+    /// Serialises this process's appends and replays of its own file.
+    lock: tokio::sync::Mutex<()>,
+    pending: AtomicUsize,
+}
+
+/// Run blocking file work off the async threads; a panic in it is an I/O
+/// error.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+fn io_unavailable(e: std::io::Error) -> StoreError {
+    StoreError::Unavailable(Box::new(e))
+}
+
+impl Spool {
+    /// Open (creating the folder, private to this user) the spool of the
+    /// instance `instance` in `dir`, and lock it.
+    ///
+    /// # Errors
+    /// When the folder cannot be created, the file read, or another live
+    /// process holds this instance's spool.
+    pub fn open(dir: &Path, instance: &str) -> std::io::Result<Arc<Spool>> {
+        std::fs::create_dir_all(dir)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+        let stem = format!("cases-{instance}");
+        let held = files::try_lock(dir, &stem)?.ok_or_else(|| {
+            std::io::Error::other(format!("the spool {stem} is held by another process"))
+        })?;
+        let pending = files::read_entries(&files::data_path(dir, &stem))?.len();
+        Ok(Arc::new(Spool {
+            dir: dir.to_path_buf(),
+            stem,
+            _held: held,
+            lock: tokio::sync::Mutex::new(()),
+            pending: AtomicUsize::new(pending),
+        }))
+    }
+
+    /// This instance's spool file.
+    pub fn path(&self) -> PathBuf {
+        files::data_path(&self.dir, &self.stem)
+    }
+
+    /// Cases waiting in this instance's own file.
+    pub fn pending(&self) -> usize {
+        self.pending.load(Ordering::SeqCst)
+    }
+
+    /// Append a case, with the code its caller is shown, and `fsync` it. A
+    /// case id already spooled is not appended again (a retried request).
+    ///
+    /// # Errors
+    /// When the disk refuses; the caller must then not claim the case was
+    /// received.
+    pub async fn append(
+        &self,
+        bucket: u16,
+        case: &NewCase,
+        shown: Option<&CodeLease>,
+        now_ms: u64,
+    ) -> std::io::Result<Appended> {
+        let _guard = self.lock.lock().await;
+        let path = self.path();
+        let entry = Entry::from_case(bucket, case, shown, now_ms);
+        let appended = blocking(move || {
+            if let Some(e) = files::read_entries(&path)?
+                .into_iter()
+                .find(|e| e.id == entry.id)
+            {
+                return Ok(Appended::Already { code: e.code });
+            }
+            files::append_entry(&path, &entry)?;
+            Ok(Appended::Added)
+        })
+        .await?;
+        if appended == Appended::Added {
+            self.pending.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(appended)
+    }
+
+    /// Replay this instance's own spooled cases into `store`.
+    ///
+    /// # Errors
+    /// When the store is still down (entries stay), or the disk fails.
+    pub async fn replay(&self, store: &dyn Store, now_ms: u64) -> Result<Replayed, StoreError> {
+        let _guard = self.lock.lock().await;
+        let r = replay_file(self.path(), store, now_ms).await;
+        if let Some(n) = r.remaining {
+            self.pending.store(n, Ordering::SeqCst);
+        }
+        match r.error {
+            Some(e) => Err(e),
+            None => Ok(r.done),
+        }
+    }
+
+    /// Replay every spool in the folder that no live instance holds (a
+    /// crashed or stopped instance's, an earlier version's `cases.jsonl`),
+    /// removing each once it is empty.
+    ///
+    /// # Errors
+    /// When the store is down (entries stay for the next try), or the disk
+    /// fails.
+    pub async fn replay_orphans(
+        &self,
+        store: &dyn Store,
+        now_ms: u64,
+    ) -> Result<Replayed, StoreError> {
+        let (dir, own) = (self.dir.clone(), self.stem.clone());
+        let stems = blocking(move || files::other_stems(&dir, &own))
+            .await
+            .map_err(io_unavailable)?;
+        let mut total = Replayed::default();
+        for stem in stems {
+            let dir = self.dir.clone();
+            let s = stem.clone();
+            let Some(held) = blocking(move || files::try_lock(&dir, &s))
+                .await
+                .map_err(io_unavailable)?
+            else {
+                continue; // a live instance's
+            };
+            let r = replay_file(files::data_path(&self.dir, &stem), store, now_ms).await;
+            total += r.done;
+            if r.done.recorded > 0 {
+                tracing::info!(
+                    replayed = r.done.recorded,
+                    "replayed a spool no instance holds"
+                );
+            }
+            if let Some(e) = r.error {
+                return Err(e);
+            }
+            if r.remaining == Some(0) {
+                let dir = self.dir.clone();
+                blocking(move || files::remove(&dir, &stem))
+                    .await
+                    .map_err(io_unavailable)?;
+            }
+            drop(held);
+        }
+        Ok(total)
+    }
+}
+
+/// What replaying one spool file did.
+struct FileReplay {
+    /// What was recorded.
+    done: Replayed,
+    /// Entries the file holds now, when known.
+    remaining: Option<usize>,
+    /// Why replay stopped early (the store went away, the disk failed).
+    error: Option<StoreError>,
+}
+
+/// Replay the entries of one spool file (whose lock the caller holds) and
+/// write back those not recorded.
+async fn replay_file(path: PathBuf, store: &dyn Store, now_ms: u64) -> FileReplay {
+    let mut out = FileReplay {
+        done: Replayed::default(),
+        remaining: None,
+        error: None,
+    };
+    let p = path.clone();
+    let entries = match blocking(move || files::read_entries(&p)).await {
+        Ok(e) => e,
+        Err(e) => {
+            out.error = Some(io_unavailable(e));
+            return out;
+        }
+    };
+    let total = entries.len();
+    let mut remaining = Vec::new();
+    for entry in entries {
+        if out.error.is_some() {
+            remaining.push(entry);
+            continue;
+        }
+        match replay_entry(&entry, store, now_ms).await {
+            Ok(Some(changed)) => {
+                out.done.recorded += 1;
+                out.done.codes_changed += usize::from(changed);
+            }
+            Ok(None) => remaining.push(entry),
+            Err(e) => {
+                out.error = Some(e);
+                remaining.push(entry);
+            }
+        }
+    }
+    let n = remaining.len();
+    if n == total {
+        out.remaining = Some(n);
+    } else {
+        match blocking(move || files::write_entries(&path, &remaining)).await {
+            Ok(()) => out.remaining = Some(n),
+            // The recorded entries stay in the file: replaying them again
+            // is harmless (idempotent).
+            Err(e) => out.error = out.error.or(Some(io_unavailable(e))),
+        }
+    }
+    out
+}
+
+/// Record one entry. `Some(changed)` when recorded (`changed`: with another
+/// code than the one shown); `None` when it cannot be decoded (kept for an
+/// operator).
+async fn replay_entry(
+    entry: &Entry,
+    store: &dyn Store,
+    now_ms: u64,
+) -> Result<Option<bool>, StoreError> {
+    let Some(case) = entry.to_case() else {
+        tracing::error!(case = %entry.id, "spool entry cannot be decoded; kept for an operator");
+        return Ok(None);
+    };
+    let changed = match entry.lease() {
+        Some(lease) => {
+            let code = store
+                .record_leased_case(entry.bucket, case, &lease, now_ms)
+                .await?;
+            code != lease.code
+        }
+        None => {
+            store.record_case(entry.bucket, case, now_ms).await?;
+            false
+        }
+    };
+    if changed {
+        tracing::error!(case = %entry.id, "a case recorded from the spool got another code than the one its caller was shown (lost code lease)");
+    } else {
+        tracing::info!(case = %entry.id, "spooled case recorded");
+    }
+    Ok(Some(changed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::memory::MemoryStore;
+
+    fn case(id: &str) -> NewCase {
+        NewCase {
+            id: id.into(),
+            code_candidates: vec!["1234".into(), "1250".into()],
+            data: vec![1, 2, 3],
+            jobs: vec![(
+                Queue::Timers,
+                Job {
+                    id: format!("{id}-t"),
+                    due_ms: 5,
+                    payload: b"{}".to_vec(),
+                },
+            )],
+        }
+    }
+
+    #[tokio::test]
+    async fn cases_survive_a_reopen_and_replay_exactly_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), "a").unwrap();
+        assert_eq!(
+            spool.append(2, &case("c1"), None, 1).await.unwrap(),
+            Appended::Added
+        );
+        assert_eq!(
+            spool.append(2, &case("c1"), None, 2).await.unwrap(),
+            Appended::Already { code: None }
+        );
+        spool.append(3, &case("c2"), None, 3).await.unwrap();
+        assert_eq!(spool.pending(), 2, "a retried append is not added twice");
+        assert!(
+            Spool::open(dir.path(), "a").is_err(),
+            "one process holds a spool"
+        );
+        drop(spool);
+        let spool = Spool::open(dir.path(), "a").unwrap();
+        assert_eq!(spool.pending(), 2, "the spool is on disk");
+        let store = MemoryStore::new(10);
+        assert_eq!(spool.replay(&store, 10).await.unwrap().recorded, 2);
+        assert_eq!(spool.pending(), 0);
+        assert_eq!(store.case(2, "c1").await.unwrap().unwrap().code, "1234");
+        assert_eq!(store.case(3, "c2").await.unwrap().unwrap().code, "1250");
+        // Replaying the same case again (a crash before the spool was
+        // rewritten) leaves the store as it was.
+        spool.append(2, &case("c1"), None, 11).await.unwrap();
+        assert_eq!(spool.replay(&store, 12).await.unwrap().recorded, 1);
+        assert_eq!(store.case(2, "c1").await.unwrap().unwrap().code, "1234");
+        let in_2 = store.claim(2, Queue::Timers, 100, 1000, 10).await.unwrap();
+        let in_3 = store.claim(3, Queue::Timers, 100, 1000, 10).await.unwrap();
+        assert_eq!(
+            (in_2.len(), in_3.len()),
+            (1, 1),
+            "each case's job once, in its bucket"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_earlier_versions_cases_jsonl_is_replayed_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        // A line as earlier versions wrote it: no `code`, no `holder`.
+        let old = Entry::from_case(2, &case("c_old"), None, 1);
+        std::fs::write(
+            dir.path().join("cases.jsonl"),
+            format!("{}\n", serde_json::to_string(&old).unwrap()),
+        )
+        .unwrap();
+        let spool = Spool::open(dir.path(), "b").unwrap();
+        let store = MemoryStore::new(10);
+        assert_eq!(spool.replay_orphans(&store, 5).await.unwrap().recorded, 1);
+        assert_eq!(store.case(2, "c_old").await.unwrap().unwrap().code, "1234");
+        assert!(!dir.path().join("cases.jsonl").exists());
+        assert!(!dir.path().join("cases.lock").exists());
+    }
+
+    #[tokio::test]
+    async fn the_spool_holds_no_plain_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), "a").unwrap();
+        let mut c = case("c9");
+        c.data = crate::privacy::Privacy::new(b"0123456789abcdef0123456789abcdef")
+            .seal(b"+996555123456 Station 5");
+        spool.append(0, &c, None, 1).await.unwrap();
+        let text = std::fs::read_to_string(spool.path()).unwrap();
+        assert!(!text.contains("555123456") && !text.contains("Station"));
+    }
+}
