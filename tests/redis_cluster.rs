@@ -1,6 +1,8 @@
 //! A Redis Cluster losing a master under load: three masters and three
 //! replicas (real `redis-server`s on loopback), two gateway instances, USSD
-//! sessions walked to the end while one master is killed with SIGKILL.
+//! sessions walked to the end while one master is killed with SIGKILL (its
+//! connections reset) or frozen with SIGSTOP (its connections hang: every
+//! call to it times out, as when a host drops off the network).
 //!
 //! Asserts that every session that was shown a code is exactly one case in
 //! the store, and that sessions complete again once the replica is promoted
@@ -65,7 +67,19 @@ impl Node {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// SIGKILL, as a crash would.
+    /// SIGSTOP: the process hangs with its sockets open, as a host that
+    /// stops answering would; callers see timeouts, not resets.
+    fn freeze(&mut self) {
+        if let Some(c) = &self.child {
+            let status = Command::new("kill")
+                .args(["-STOP", &c.id().to_string()])
+                .status()
+                .expect("kill runs");
+            assert!(status.success());
+        }
+    }
+
+    /// SIGKILL, as a crash would (also ends a frozen one).
     fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
@@ -302,8 +316,30 @@ async fn start_gateway(url: &str, prefix: &str, spool: &Path) -> Gateway {
     .await
 }
 
+/// How the master fails.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// SIGKILL: connections reset, reconnects refused.
+    Killed,
+    /// SIGSTOP: connections hang; every call to it times out.
+    Frozen,
+}
+
+/// One failover test at a time: each runs six Redis and two gateways.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_master_is_survived_and_every_code_shown_is_one_case() {
+    failover(Fault::Killed).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_master_is_survived_and_every_code_shown_is_one_case() {
+    failover(Fault::Frozen).await;
+}
+
+async fn failover(fault: Fault) {
+    let _serial = SERIAL.lock().await;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -329,7 +365,7 @@ async fn a_killed_master_is_survived_and_every_code_shown_is_one_case() {
     let live = masters[1];
     let dead_buckets = buckets_on(&nodes[victim], &nodes[live], prefix);
     eprintln!(
-        "killing master :{} serving buckets {dead_buckets:?}",
+        "{fault:?}: master :{} serving buckets {dead_buckets:?}",
         nodes[victim].port
     );
 
@@ -337,7 +373,10 @@ async fn a_killed_master_is_survived_and_every_code_shown_is_one_case() {
     let load_task = tokio::spawn(load(gws.clone(), stop.clone()));
     tokio::time::sleep(Duration::from_secs(2)).await;
     let killed_at = Instant::now();
-    nodes[victim].kill();
+    match fault {
+        Fault::Killed => nodes[victim].kill(),
+        Fault::Frozen => nodes[victim].freeze(),
+    }
     // Run on until some sessions in the dead master's buckets have
     // completed after the kill, then 3 s more; at most 20 s.
     let promoted = Instant::now() + Duration::from_secs(20);
@@ -433,10 +472,10 @@ async fn a_killed_master_is_survived_and_every_code_shown_is_one_case() {
         .collect();
     let unshown = cases.keys().filter(|p| !shown.contains_key(*p)).count();
     eprintln!(
-        "failover: promoted {promoted_at:?} after the kill; last failed session ended {last_failure:?} \
-         after the kill; first success in the dead master's buckets {first_dead_shard_success:?}; \
-         sessions started before the kill {} ({} with a code), after {} ({} with a code, {} in the \
-         dead master's buckets after the last failure); failed after the kill {}; codes shown {}; \
+        "failover ({fault:?}): promoted {promoted_at:?} after the fault; last failed session ended {last_failure:?} \
+         after the fault; first success in the dead master's buckets {first_dead_shard_success:?}; \
+         sessions started before the fault {} ({} with a code), after {} ({} with a code, {} in the \
+         dead master's buckets after the last failure); failed after the fault {}; codes shown {}; \
          cases found {}; lost {}; duplicated {}; cases whose code was not shown {unshown}; \
          topology rebuilds (checking client) {}",
         before.len(),
