@@ -377,8 +377,8 @@ async fn failover(fault: Fault) {
         Fault::Killed => nodes[victim].kill(),
         Fault::Frozen => nodes[victim].freeze(),
     }
-    // Run on until some sessions in the dead master's buckets have
-    // completed after the kill, then 3 s more; at most 20 s.
+    // Run on until the cluster has promoted the replica, then 6 s more; at
+    // most 20 s.
     let promoted = Instant::now() + Duration::from_secs(20);
     let mut promoted_at = None;
     while Instant::now() < promoted {
