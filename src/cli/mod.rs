@@ -26,7 +26,8 @@ use clap::{Parser, Subcommand};
 use crate::app::App;
 use crate::config::{self, Config, Env, LoadError, StoreKind};
 use crate::problem::Problem;
-use crate::store::Store;
+use crate::store::redis::{RedisOptions, RedisStore};
+use crate::store::{Store, StoreError};
 
 pub use error::CliError;
 
@@ -149,14 +150,21 @@ pub async fn build_store(config: &Config) -> Result<Arc<dyn Store>, CliError> {
     match &config.store.kind {
         StoreKind::Memory => Ok(App::memory_store(config)),
         StoreKind::Redis(url) => {
-            let store = crate::store::redis::RedisStore::connect(
-                url,
-                &config.store.key_prefix,
-                config.store.connect_timeout,
-                config.store.response_timeout,
-            )
-            .await
-            .map_err(CliError::Store)?;
+            let tls_ca = match &config.store.tls_ca_file {
+                Some(path) => Some(
+                    std::fs::read(path)
+                        .map_err(|e| CliError::Store(StoreError::Unavailable(Box::new(e))))?,
+                ),
+                None => None,
+            };
+            let opts = RedisOptions {
+                connect_timeout: config.store.connect_timeout,
+                response_timeout: config.store.response_timeout,
+                tls_ca,
+            };
+            let store = RedisStore::connect_with(url, &config.store.key_prefix, &opts)
+                .await
+                .map_err(CliError::Store)?;
             Ok(Arc::new(store))
         }
     }

@@ -64,6 +64,9 @@ pub struct StoreConfig {
     pub connect_timeout: Duration,
     /// Redis response timeout.
     pub response_timeout: Duration,
+    /// CA certificate (PEM) trusted for `rediss://` instead of the
+    /// system's roots, for a Redis with a self-signed certificate.
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 /// Privacy settings.

@@ -27,6 +27,7 @@ pub(super) struct RawStore {
     offline_codes: usize,
     connect_timeout_ms: u64,
     response_timeout_ms: u64,
+    tls_ca_file: Option<String>,
 }
 
 impl Default for RawStore {
@@ -39,6 +40,7 @@ impl Default for RawStore {
             offline_codes: DEFAULT_OFFLINE_CODES,
             connect_timeout_ms: 1_000,
             response_timeout_ms: 500,
+            tls_ca_file: None,
         }
     }
 }
@@ -62,6 +64,10 @@ pub(super) fn validate(st: &RawStore, base: &Path, env: &dyn Env, c: &mut Ctx<'_
     }
     c.positive("store.connect_timeout_ms", st.connect_timeout_ms);
     c.positive("store.response_timeout_ms", st.response_timeout_ms);
+    let tls_ca_file = st.tls_ca_file.as_ref().map(|f| base.join(f));
+    if let (Some(name), Some(path)) = (&st.tls_ca_file, &tls_ca_file) {
+        check_ca_file(name, path, &kind, c);
+    }
     StoreConfig {
         kind,
         max_sessions: st.max_sessions,
@@ -70,7 +76,27 @@ pub(super) fn validate(st: &RawStore, base: &Path, env: &dyn Env, c: &mut Ctx<'_
         offline_codes: st.offline_codes.min(MAX_OFFLINE_CODES),
         connect_timeout: Duration::from_millis(st.connect_timeout_ms),
         response_timeout: Duration::from_millis(st.response_timeout_ms),
+        tls_ca_file,
     }
+}
+
+/// `store.tls_ca_file`: a readable PEM certificate, for `rediss://` only.
+fn check_ca_file(name: &str, path: &Path, kind: &StoreKind, c: &mut Ctx<'_>) {
+    let key = quoted("store.tls_ca_file", name);
+    match std::fs::read(path) {
+        Ok(pem) if contains(&pem, b"-----BEGIN CERTIFICATE-----") => {}
+        Ok(_) => c.error(key.clone(), "holds no PEM certificate"),
+        Err(e) => c.error(key.clone(), format!("cannot be read: {e}")),
+    }
+    if let StoreKind::Redis(url) = kind
+        && !url.split(',').all(|u| u.trim().starts_with("rediss://"))
+    {
+        c.error(key, "needs HOTLINE_REDIS_URL to use rediss:// (TLS)");
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 /// The store kind: Redis when `HOTLINE_REDIS_URL` is set (its URLs checked,
@@ -101,19 +127,23 @@ fn kind(file_kind: &str, env: &dyn Env, c: &mut Ctx<'_>) -> StoreKind {
 
 fn check_redis_urls(url: &str, c: &mut Ctx<'_>) {
     let parts: Vec<&str> = url.split(',').map(str::trim).collect();
-    if parts.iter().any(|u| u.starts_with("rediss://")) {
-        c.env_error(
-            REDIS_URL_VAR,
-            "<hidden>",
-            "rediss:// (TLS) is not built in: keep Redis on a private network or loopback and use redis://",
-        );
-    } else if !parts.iter().all(|u| {
-        u.starts_with("redis://") || u.starts_with("redis+unix://") || u.starts_with("unix://")
+    let tls = parts.iter().filter(|u| u.starts_with("rediss://")).count();
+    if !parts.iter().all(|u| {
+        u.starts_with("redis://")
+            || u.starts_with("rediss://")
+            || u.starts_with("redis+unix://")
+            || u.starts_with("unix://")
     }) {
         c.env_error(
             REDIS_URL_VAR,
             "<hidden>",
-            "must be redis://… (several, comma-separated, for a cluster)",
+            "must be redis://… or rediss://… (several, comma-separated, for a cluster)",
+        );
+    } else if tls != 0 && tls != parts.len() {
+        c.env_error(
+            REDIS_URL_VAR,
+            "<hidden>",
+            "mixes rediss:// (TLS) and plain URLs: use one kind for every node",
         );
     }
 }

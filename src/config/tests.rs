@@ -70,7 +70,15 @@ fn redis_urls_are_checked_without_showing_them() {
         MIN,
         &env(&[("HOTLINE_REDIS_URL", "rediss://:secret@h:6379/")]),
     );
-    assert!(e[0].contains("rediss:// (TLS) is not built in"), "{e:?}");
+    assert!(e.is_empty(), "rediss:// is accepted: {e:?}");
+    let e = errors(
+        MIN,
+        &env(&[(
+            "HOTLINE_REDIS_URL",
+            "rediss://:secret@h:1,redis://:secret@g:2",
+        )]),
+    );
+    assert!(e[0].contains("mixes rediss://"), "{e:?}");
     assert!(!e[0].contains("secret"));
     let e = errors(MIN, &env(&[("HOTLINE_REDIS_URL", "http://h")]));
     assert!(e[0].contains("must be redis://"), "{e:?}");
@@ -191,4 +199,29 @@ fn ip_networks_match() {
             .contains("2001:db8::1".parse().unwrap())
     );
     assert!(IpNet::parse("nonsense").is_none());
+}
+
+#[test]
+fn a_redis_ca_file_must_be_a_readable_certificate_used_with_rediss() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let text = format!(
+        "{MIN}[store]\ntls_ca_file = {:?}\n",
+        ca.display().to_string()
+    );
+    let c = ok(&text, &env(&[("HOTLINE_REDIS_URL", "rediss://h:1")]));
+    assert_eq!(c.store.tls_ca_file.as_deref(), Some(ca.as_path()));
+    let e = errors(&text, &env(&[("HOTLINE_REDIS_URL", "redis://h:1")]));
+    assert!(
+        e[0].contains("needs HOTLINE_REDIS_URL to use rediss://"),
+        "{e:?}"
+    );
+    let missing = format!("{MIN}[store]\ntls_ca_file = \"no-such-ca.pem\"\n");
+    let e = errors(&missing, &env(&[("HOTLINE_REDIS_URL", "rediss://h:1")]));
+    assert!(e[0].contains("cannot be read"), "{e:?}");
 }

@@ -2,9 +2,11 @@
 //!
 //! One multiplexed, reconnecting connection (`ConnectionManager`, or the
 //! cluster client when `HOTLINE_REDIS_URL` lists several nodes) with explicit
-//! connect and response timeouts. Every multi-key operation is one Lua
-//! script (`lua/*.lua`), held as a [`redis::Script`] and loaded at start-up,
-//! so each webhook costs two round trips: `begin.lua` and `commit.lua`.
+//! connect and response timeouts; `conn` owns it: TLS, retries within the
+//! response timeout, and following a Redis Cluster failover. Every
+//! multi-key operation is one Lua script (`lua/*.lua`), held as a
+//! [`redis::Script`] and loaded at start-up, so each webhook costs two
+//! round trips: `begin.lua` and `commit.lua`.
 //!
 //! ## Keys
 //!
@@ -32,12 +34,15 @@
 //! invocation, each a few lines of keys and arguments, kept beside the key
 //! table above.
 
+mod conn;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::cluster_async::ClusterConnection;
-use redis::{Script, ScriptInvocation, Value};
+use redis::{Script, Value};
+
+use conn::Conn;
+pub use conn::{REFRESH_GAP, RedisOptions};
 
 use super::{
     BUCKETS, Begin, BeginRequest, CODE_QUARANTINE_MS, CachedReply, CaseRecord, CaseUpdate, Claimed,
@@ -90,28 +95,6 @@ impl Scripts {
             &self.finish,
             &self.lease,
         ]
-    }
-}
-
-#[derive(Clone)]
-enum Conn {
-    Single(ConnectionManager),
-    Cluster(ClusterConnection),
-}
-
-impl Conn {
-    async fn invoke(&self, inv: &ScriptInvocation<'_>) -> redis::RedisResult<Value> {
-        match self {
-            Conn::Single(c) => inv.invoke_async(&mut c.clone()).await,
-            Conn::Cluster(c) => inv.invoke_async(&mut c.clone()).await,
-        }
-    }
-
-    async fn query(&self, cmd: &redis::Cmd) -> redis::RedisResult<Value> {
-        match self {
-            Conn::Single(c) => cmd.query_async(&mut c.clone()).await,
-            Conn::Cluster(c) => cmd.query_async(&mut c.clone()).await,
-        }
     }
 }
 
@@ -194,40 +177,42 @@ pub fn parse_urls(url: &str) -> Vec<String> {
 }
 
 impl RedisStore {
-    /// Connect. A single URL gives a lazily connecting, reconnecting
-    /// `ConnectionManager` (the gateway starts even while Redis is down and
-    /// recovers on its own); several give a cluster connection, which needs a
-    /// node to answer now.
+    /// Connect with timeouts and no custom CA; see [`RedisStore::connect_with`].
     ///
     /// # Errors
-    /// [`StoreError::Unavailable`] when the URL is invalid or the cluster
-    /// cannot be reached.
+    /// As [`RedisStore::connect_with`].
     pub async fn connect(
         url: &str,
         prefix: &str,
         connect_timeout: Duration,
         response_timeout: Duration,
     ) -> Result<Self, StoreError> {
-        let urls = parse_urls(url);
-        let conn = if urls.len() > 1 {
-            let client = redis::cluster::ClusterClientBuilder::new(urls)
-                .connection_timeout(connect_timeout)
-                .response_timeout(response_timeout)
-                .retries(2)
-                .build()
-                .map_err(unavailable)?;
-            Conn::Cluster(client.get_async_connection().await.map_err(unavailable)?)
-        } else {
-            let client = redis::Client::open(url).map_err(unavailable)?;
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(connect_timeout))
-                .set_response_timeout(Some(response_timeout))
-                .set_number_of_retries(1)
-                .set_max_delay(Duration::from_millis(500));
-            Conn::Single(
-                ConnectionManager::new_lazy_with_config(client, config).map_err(unavailable)?,
-            )
+        let opts = RedisOptions {
+            connect_timeout,
+            response_timeout,
+            tls_ca: None,
         };
+        Self::connect_with(url, prefix, &opts).await
+    }
+
+    /// Connect. A single URL gives a lazily connecting, reconnecting
+    /// `ConnectionManager` (the gateway starts even while Redis is down and
+    /// recovers on its own); several give a cluster connection, which needs a
+    /// node to answer now and follows failovers (see `conn.rs`). `rediss://`
+    /// URLs speak TLS, trusting `opts.tls_ca` when given, else the system's
+    /// roots.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the URL or CA is invalid or the
+    /// cluster cannot be reached.
+    pub async fn connect_with(
+        url: &str,
+        prefix: &str,
+        opts: &RedisOptions,
+    ) -> Result<Self, StoreError> {
+        let conn = Conn::connect(&parse_urls(url), opts)
+            .await
+            .map_err(unavailable)?;
         let store = RedisStore {
             conn,
             scripts: Scripts::new(),
@@ -235,27 +220,16 @@ impl RedisStore {
         };
         // Load the scripts now so the first webhook pays no extra round
         // trip; if Redis is down, `invoke` loads them on first use instead.
-        if let Err(e) = store.load_scripts().await {
+        if let Err(e) = store.conn.load_scripts(&store.scripts.all()).await {
             tracing::warn!(error = %e, "could not load Redis scripts at start-up; will retry on first use");
         }
         Ok(store)
     }
 
-    async fn load_scripts(&self) -> Result<(), StoreError> {
-        for script in self.scripts.all() {
-            match &self.conn {
-                Conn::Single(c) => {
-                    script
-                        .load_async(&mut c.clone())
-                        .await
-                        .map_err(unavailable)?;
-                }
-                // A cluster loads each script on each node on first use
-                // (EVALSHA falls back to loading it on NOSCRIPT).
-                Conn::Cluster(_) => {}
-            }
-        }
-        Ok(())
+    /// How many times the cluster connection was rebuilt after a node
+    /// failed (always 0 for a single Redis).
+    pub fn topology_rebuilds(&self) -> u64 {
+        self.conn.rebuilds()
     }
 
     fn tag(&self, bucket: u16) -> String {

@@ -28,6 +28,17 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A free port whose Redis Cluster bus port (port + 10000) is free too: a
+/// cluster node on any other port fails to start.
+pub fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
 fn redis_server_binary() -> String {
     let candidates = [
         "redis-server",
@@ -112,7 +123,11 @@ impl RedisServer {
     /// A fresh `redis-server` with extra arguments (cluster nodes).
     pub fn start_with(args: &[&str]) -> RedisServer {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
+        let port = if args.contains(&"--cluster-enabled") {
+            free_cluster_port()
+        } else {
+            free_port()
+        };
         let mut s = RedisServer {
             child: None,
             url: format!("redis://127.0.0.1:{port}/"),

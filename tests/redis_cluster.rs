@@ -1,0 +1,515 @@
+//! A Redis Cluster losing a master under load: three masters and three
+//! replicas (real `redis-server`s on loopback), two gateway instances, USSD
+//! sessions walked to the end while one master is killed with SIGKILL (its
+//! connections reset) or frozen with SIGSTOP (its connections hang: every
+//! call to it times out, as when a host drops off the network).
+//!
+//! Asserts that every session that was shown a code is exactly one case in
+//! the store, and that sessions complete again once the replica is promoted
+//! (within 15 s; the measured time is printed — see docs/redis.md).
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::Gateway;
+use hotline::case::CaseData;
+use hotline::store::redis::RedisStore;
+use hotline::store::{BUCKETS, Store};
+
+const FINAL: &str = "1*1*1*Station 5*0";
+/// Callers walking sessions at once.
+const CALLERS: usize = 8;
+/// `cluster-node-timeout`, as in the issue's set-up.
+const NODE_TIMEOUT_MS: &str = "2000";
+
+/// One cluster node, killed on drop.
+struct Node {
+    port: u16,
+    child: Option<Child>,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    fn start(port: u16) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--cluster-enabled", "yes"])
+            .args(["--cluster-config-file", "nodes.conf"])
+            .args(["--cluster-node-timeout", NODE_TIMEOUT_MS])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server runs (apt-get install redis-server)");
+        Node {
+            port,
+            child: Some(child),
+            _dir: dir,
+        }
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli runs (apt-get install redis-tools)");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// SIGSTOP: the process hangs with its sockets open, as a host that
+    /// stops answering would; callers see timeouts, not resets.
+    fn freeze(&mut self) {
+        if let Some(c) = &self.child {
+            let status = Command::new("kill")
+                .args(["-STOP", &c.id().to_string()])
+                .status()
+                .expect("kill runs");
+            assert!(status.success());
+        }
+    }
+
+    /// SIGKILL, as a crash would (also ends a frozen one).
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A free port whose cluster bus port (+10000) is free too.
+fn free_cluster_port(taken: &BTreeSet<u16>) -> u16 {
+    loop {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        if port < 55_000
+            && !taken.contains(&port)
+            && !taken.contains(&(port + 10_000))
+            && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok()
+        {
+            return port;
+        }
+    }
+}
+
+/// Poll `ok` every 100 ms until it holds, or panic after `within`.
+fn wait_for(what: &str, within: Duration, mut ok: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !ok() {
+        assert!(Instant::now() < deadline, "{what} within {within:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Six nodes, three masters with one replica each, every replica in sync.
+fn start_cluster() -> Vec<Node> {
+    let mut taken = BTreeSet::new();
+    let nodes: Vec<Node> = (0..6)
+        .map(|_| {
+            let p = free_cluster_port(&taken);
+            taken.extend([p, p + 10_000]);
+            Node::start(p)
+        })
+        .collect();
+    for n in &nodes {
+        wait_for("redis-server answers", Duration::from_secs(10), || {
+            n.cli(&["ping"]).trim() == "PONG"
+        });
+    }
+    let addrs: Vec<String> = nodes
+        .iter()
+        .map(|n| format!("127.0.0.1:{}", n.port))
+        .collect();
+    let out = Command::new("redis-cli")
+        .args(["--cluster", "create"])
+        .args(&addrs)
+        .args(["--cluster-replicas", "1", "--cluster-yes"])
+        .output()
+        .expect("redis-cli runs");
+    assert!(
+        out.status.success(),
+        "cluster create failed: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    for n in &nodes {
+        wait_for("cluster_state:ok", Duration::from_secs(20), || {
+            n.cli(&["cluster", "info"]).contains("cluster_state:ok")
+        });
+    }
+    for n in nodes.iter().filter(|n| !is_master(n)) {
+        wait_for("replica in sync", Duration::from_secs(20), || {
+            n.cli(&["info", "replication"])
+                .contains("master_link_status:up")
+        });
+    }
+    nodes
+}
+
+fn is_master(n: &Node) -> bool {
+    n.cli(&["role"]).lines().next() == Some("master")
+}
+
+/// The slot ranges a master serves, from its `CLUSTER NODES` line.
+fn slots_of(n: &Node) -> Vec<(u16, u16)> {
+    let nodes = n.cli(&["cluster", "nodes"]);
+    let me = nodes.lines().find(|l| l.contains("myself")).unwrap();
+    me.split_whitespace()
+        .skip(8)
+        .filter_map(|r| {
+            let (a, b) = r.split_once('-').unwrap_or((r, r));
+            Some((a.parse().ok()?, b.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The buckets whose keys live on master `n`.
+fn buckets_on(n: &Node, live: &Node, prefix: &str) -> BTreeSet<u16> {
+    let ranges = slots_of(n);
+    (0..BUCKETS)
+        .filter(|b| {
+            let key = format!("{prefix}:{{{b}}}:x");
+            let slot: u16 = live
+                .cli(&["cluster", "keyslot", &key])
+                .trim()
+                .parse()
+                .unwrap();
+            ranges.iter().any(|(a, z)| (*a..=*z).contains(&slot))
+        })
+        .collect()
+}
+
+fn prefix_texts(full: &str) -> Vec<String> {
+    let parts: Vec<&str> = full.split('*').collect();
+    (0..=parts.len()).map(|n| parts[..n].join("*")).collect()
+}
+
+fn code_in(screen: &str) -> Option<String> {
+    screen
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 4)
+        .map(str::to_owned)
+}
+
+/// What became of one session.
+#[derive(Debug, Clone)]
+struct Session {
+    phone: String,
+    started: Instant,
+    ended: Instant,
+    /// The code she was shown, if any.
+    code: Option<String>,
+    /// How the session failed: hop and screen (no number in it).
+    failure: Option<String>,
+}
+
+/// Walk one session to the end; `None` as code when any hop failed.
+async fn walk(gw: &Gateway, id: &str, phone: &str) -> Session {
+    let started = Instant::now();
+    let texts = prefix_texts(FINAL);
+    let mut code = None;
+    let mut failure = None;
+    for (i, text) in texts.iter().enumerate() {
+        let r = gw.ussd(id, phone, text).await;
+        let last = i + 1 == texts.len();
+        let fine = r.status == 200 && r.body.starts_with(if last { "END " } else { "CON " });
+        if !fine {
+            failure = Some(format!(
+                "hop {i}: {} {}",
+                r.status,
+                r.body.chars().take(40).collect::<String>()
+            ));
+            break;
+        }
+        if last {
+            code = code_in(&r.body);
+        }
+    }
+    Session {
+        phone: phone.to_owned(),
+        started,
+        ended: Instant::now(),
+        code,
+        failure,
+    }
+}
+
+/// Callers walk sessions, alternating between the instances, until `stop`.
+async fn load(gws: Arc<[Gateway; 2]>, stop: Arc<AtomicBool>) -> Vec<Session> {
+    let mut tasks = Vec::new();
+    for caller in 0..CALLERS {
+        let (gws, stop) = (gws.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut done = Vec::new();
+            for n in 0.. {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let phone = format!("+99655{caller:02}{n:05}");
+                let id = format!("ATUid_fo_{caller}_{n}");
+                done.push(walk(&gws[n % 2], &id, &phone).await);
+            }
+            done
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all
+}
+
+/// Every case in the store, by caller number.
+async fn cases_by_caller(gw: &Gateway, store: &dyn Store) -> BTreeMap<String, Vec<String>> {
+    let mut by_caller: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for b in 0..BUCKETS {
+        for id in store.case_ids(b, false).await.unwrap() {
+            let rec = store.case(b, &id).await.unwrap().unwrap();
+            let plain = gw.app.deps.privacy.open(&rec.data).unwrap();
+            let data: CaseData = serde_json::from_slice(&plain).unwrap();
+            let caller = data.caller.map(|c| c.as_str().to_owned()).unwrap();
+            by_caller.entry(caller).or_default().push(rec.code);
+        }
+    }
+    by_caller
+}
+
+/// A gateway instance on the cluster. All load comes from one address, so
+/// the per-IP limit is raised out of the way.
+async fn start_gateway(url: &str, prefix: &str, spool: &Path) -> Gateway {
+    let cfg = common::default_config()
+        .replace("per_ip_per_second = 200", "per_ip_per_second = 100000")
+        .replace("per_ip_burst = 400", "per_ip_burst = 100000")
+        .replace(
+            "[store]\n",
+            &format!(
+                "[store]\nkey_prefix = {prefix:?}\nspool_dir = {:?}\n",
+                spool.display().to_string()
+            ),
+        );
+    assert!(
+        cfg.contains("per_ip_burst = 100000"),
+        "default config changed"
+    );
+    Gateway::start_with(
+        &cfg,
+        &[("HOTLINE_REDIS_URL", url)],
+        None,
+        hotline::clock::Clock::System,
+    )
+    .await
+}
+
+/// How the master fails.
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// SIGKILL: connections reset, reconnects refused.
+    Killed,
+    /// SIGSTOP: connections hang; every call to it times out.
+    Frozen,
+}
+
+/// One failover test at a time: each runs six Redis and two gateways.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_master_is_survived_and_every_code_shown_is_one_case() {
+    failover(Fault::Killed).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_master_is_survived_and_every_code_shown_is_one_case() {
+    failover(Fault::Frozen).await;
+}
+
+async fn failover(fault: Fault) {
+    let _serial = SERIAL.lock().await;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "hotline::store=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
+    let mut nodes = start_cluster();
+    let masters: Vec<usize> = (0..nodes.len()).filter(|i| is_master(&nodes[*i])).collect();
+    assert_eq!(masters.len(), 3, "three masters");
+    let url = masters
+        .iter()
+        .map(|i| format!("redis://127.0.0.1:{}/", nodes[*i].port))
+        .collect::<Vec<_>>()
+        .join(",");
+    let prefix = "hlfo";
+    let spool = tempfile::tempdir().unwrap();
+    let a = start_gateway(&url, prefix, &spool.path().join("a")).await;
+    let b = start_gateway(&url, prefix, &spool.path().join("b")).await;
+    let gws = Arc::new([a, b]);
+
+    let victim = masters[0];
+    let live = masters[1];
+    let dead_buckets = buckets_on(&nodes[victim], &nodes[live], prefix);
+    eprintln!(
+        "{fault:?}: master :{} serving buckets {dead_buckets:?}",
+        nodes[victim].port
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load_task = tokio::spawn(load(gws.clone(), stop.clone()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let killed_at = Instant::now();
+    match fault {
+        Fault::Killed => nodes[victim].kill(),
+        Fault::Frozen => nodes[victim].freeze(),
+    }
+    // Run on until the cluster has promoted the replica, then 6 s more; at
+    // most 20 s.
+    let promoted = Instant::now() + Duration::from_secs(20);
+    let mut promoted_at = None;
+    while Instant::now() < promoted {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let victim_addr = format!("127.0.0.1:{}@", nodes[victim].port);
+        if promoted_at.is_none()
+            && nodes[live]
+                .cli(&["cluster", "nodes"])
+                .lines()
+                .filter(|l| l.contains("master") && !l.contains("fail"))
+                .filter(|l| !l.contains(&victim_addr))
+                .count()
+                == 3
+        {
+            promoted_at = Some(killed_at.elapsed());
+        }
+        if promoted_at.is_some_and(|p| killed_at.elapsed() > p + Duration::from_secs(6)) {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let sessions = load_task.await.unwrap();
+
+    let before: Vec<&Session> = sessions.iter().filter(|s| s.started < killed_at).collect();
+    let after: Vec<&Session> = sessions.iter().filter(|s| s.started >= killed_at).collect();
+    let failed_after_kill: Vec<&Session> = sessions
+        .iter()
+        .filter(|s| s.code.is_none() && s.ended >= killed_at)
+        .collect();
+    let mut by_second: BTreeMap<(u64, String), usize> = BTreeMap::new();
+    for s in &failed_after_kill {
+        let sec = (s.ended - killed_at).as_secs();
+        *by_second
+            .entry((sec, s.failure.clone().unwrap_or_default()))
+            .or_default() += 1;
+    }
+    eprintln!("failures by second after the kill: {by_second:#?}");
+    let last_failure = failed_after_kill
+        .iter()
+        .map(|s| s.ended - killed_at)
+        .max()
+        .unwrap_or_default();
+    let code_bucket = |c: &str| c.parse::<u16>().unwrap() % BUCKETS;
+    let recovered_in_dead_shard = after
+        .iter()
+        .filter(|s| s.started >= killed_at + last_failure)
+        .filter(|s| {
+            s.code
+                .as_deref()
+                .is_some_and(|c| dead_buckets.contains(&code_bucket(c)))
+        })
+        .count();
+    let first_dead_shard_success = after
+        .iter()
+        .filter(|s| {
+            s.code
+                .as_deref()
+                .is_some_and(|c| dead_buckets.contains(&code_bucket(c)))
+        })
+        .map(|s| s.ended - killed_at)
+        .min();
+
+    // Every code shown is exactly one case (spooled ones replayed first).
+    let shown: BTreeMap<String, String> = sessions
+        .iter()
+        .filter_map(|s| Some((s.phone.clone(), s.code.clone()?)))
+        .collect();
+    let store = RedisStore::connect(&url, prefix, Duration::from_secs(1), Duration::from_secs(2))
+        .await
+        .expect("the checking client connects to the surviving nodes");
+    let mut cases;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(c) =
+            tokio::time::timeout(Duration::from_secs(10), cases_by_caller(&gws[0], &store)).await
+        {
+            cases = c;
+            if shown.keys().all(|p| cases.contains_key(p)) || Instant::now() > deadline {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let lost: Vec<&String> = shown.keys().filter(|p| !cases.contains_key(*p)).collect();
+    let duplicated: Vec<(&String, &Vec<String>)> =
+        cases.iter().filter(|(_, c)| c.len() > 1).collect();
+    let wrong_code: Vec<&String> = shown
+        .iter()
+        .filter(|(p, code)| cases.get(*p).is_some_and(|c| !c.contains(code)))
+        .map(|(p, _)| p)
+        .collect();
+    let unshown = cases.keys().filter(|p| !shown.contains_key(*p)).count();
+    eprintln!(
+        "failover ({fault:?}): promoted {promoted_at:?} after the fault; last failed session ended {last_failure:?} \
+         after the fault; first success in the dead master's buckets {first_dead_shard_success:?}; \
+         sessions started before the fault {} ({} with a code), after {} ({} with a code, {} in the \
+         dead master's buckets after the last failure); failed after the fault {}; codes shown {}; \
+         cases found {}; lost {}; duplicated {}; cases whose code was not shown {unshown}; \
+         topology rebuilds (checking client) {}",
+        before.len(),
+        before.iter().filter(|s| s.code.is_some()).count(),
+        after.len(),
+        after.iter().filter(|s| s.code.is_some()).count(),
+        recovered_in_dead_shard,
+        failed_after_kill.len(),
+        shown.len(),
+        shown.keys().filter(|p| cases.contains_key(*p)).count(),
+        lost.len(),
+        duplicated.len(),
+        store.topology_rebuilds(),
+    );
+    assert!(lost.is_empty(), "codes shown but no case: {lost:?}");
+    assert!(
+        duplicated.is_empty(),
+        "one caller, several cases: {duplicated:?}"
+    );
+    assert!(
+        wrong_code.is_empty(),
+        "case under another code: {wrong_code:?}"
+    );
+    assert!(promoted_at.is_some(), "the replica was promoted");
+    assert!(
+        last_failure < Duration::from_secs(15),
+        "sessions fail {last_failure:?} after the kill"
+    );
+    assert!(
+        recovered_in_dead_shard > 0,
+        "sessions in the dead master's buckets complete again after the failover"
+    );
+    let gws = Arc::try_unwrap(gws).ok().expect("load finished");
+    for gw in gws {
+        gw.stop().await;
+    }
+}
