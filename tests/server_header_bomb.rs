@@ -69,8 +69,7 @@ async fn a_header_bomb_keeps_memory_bounded() {
             tokio::spawn(async move {
                 let mut s = TcpStream::connect(public).await.ok()?;
                 // The server stops reading at its cap: writes fail or stall.
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(5), s.write_all(&bomb)).await;
+                let _ = tokio::time::timeout(Duration::from_secs(5), s.write_all(&bomb)).await;
                 let mut head = [0u8; 12];
                 let _ = tokio::time::timeout(Duration::from_secs(5), s.read(&mut head)).await;
                 Some((head, s))
@@ -80,7 +79,9 @@ async fn a_header_bomb_keeps_memory_bounded() {
     let mut held = Vec::new();
     let mut answered_431 = 0;
     for a in attackers {
-        let done = tokio::time::timeout(TIMEOUT, a).await.expect("attacker ends");
+        let done = tokio::time::timeout(TIMEOUT, a)
+            .await
+            .expect("attacker ends");
         if let Some((head, s)) = done.unwrap() {
             answered_431 += usize::from(head.starts_with(b"HTTP/1.1 431"));
             held.push(s);
@@ -99,7 +100,10 @@ async fn a_header_bomb_keeps_memory_bounded() {
         status_kib("VmHWM:") / 1024,
     );
     // The gateway still serves.
-    assert_eq!(gw.ussd("ATUid_after", "+996555710003", "").await.status, 200);
+    assert_eq!(
+        gw.ussd("ATUid_after", "+996555710003", "").await.status,
+        200
+    );
     drop(held);
     // Generous: 1,000 × 16 KiB buffers is ~16 MiB; the old default let this
     // bomb reach ~400 MiB.

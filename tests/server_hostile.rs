@@ -153,7 +153,10 @@ async fn two_thousand_idle_connections_from_one_address_do_not_starve_others() {
         started.elapsed().as_secs_f64() * 1e3
     );
     let hops = honest_hops(&gw, ip("127.0.0.2"), USSD, &[], "idle").await;
-    report("honest client from 127.0.0.2 during 2000 idle connections", &hops);
+    report(
+        "honest client from 127.0.0.2 during 2000 idle connections",
+        &hops,
+    );
     assert!(hops.iter().all(|(s, _)| *s == 200), "{hops:?}");
     // Everything over the per-address cap (64) was refused at once.
     let refused = gw.metric("hotline_ip_rate_limited_total").await;
@@ -161,7 +164,9 @@ async fn two_thousand_idle_connections_from_one_address_do_not_starve_others() {
     assert!(refused >= 1900.0, "{refused}");
     // An over-cap connection is told why before it is closed.
     let mut last = idle.pop().unwrap();
-    let r = tokio::time::timeout(TIMEOUT, read_all(&mut last)).await.unwrap();
+    let r = tokio::time::timeout(TIMEOUT, read_all(&mut last))
+        .await
+        .unwrap();
     assert_eq!((r.status, r.body.as_str()), (503, "too many connections\n"));
     drop(idle);
     gw.stop().await;
@@ -229,7 +234,10 @@ async fn a_bad_secret_flood_through_the_proxy_never_gets_the_aggregator_a_429() 
     for a in attackers {
         evil.extend(a.await.unwrap());
     }
-    report("aggregator through the proxy during a bad-secret flood", &hops);
+    report(
+        "aggregator through the proxy during a bad-secret flood",
+        &hops,
+    );
     let count = |code| evil.iter().filter(|s| **s == code).count();
     println!(
         "attacker: {} requests, {} × 403, {} × 429",
@@ -264,7 +272,10 @@ async fn wrong_secrets_from_the_aggregators_own_address_do_not_spend_its_budget(
     let path = format!("{USSD}?secret=right-secret");
     let hops = honest_hops(&gw, ip("127.0.0.3"), &path, &[], "nat").await;
     let limited = attacker.await.unwrap();
-    report("aggregator sharing its address with a bad-secret flood", &hops);
+    report(
+        "aggregator sharing its address with a bad-secret flood",
+        &hops,
+    );
     println!("attacker: 300 requests, {limited} × 429");
     assert!(hops.iter().all(|(s, _)| *s == 200), "{hops:?}");
     gw.stop().await;
@@ -281,17 +292,27 @@ async fn allow_ips_sees_the_client_behind_a_trusted_proxy() {
     let body = hop_body("ATUid_allow", "+996555710000", "");
     let allowed = ("X-Forwarded-For", "203.0.113.10, 127.0.0.9");
     let s = connect_from(ip("127.0.0.2"), gw.public).await;
-    assert_eq!(exchange(s, &post(USSD, &[allowed], &body)).await.status, 200);
+    assert_eq!(
+        exchange(s, &post(USSD, &[allowed], &body)).await.status,
+        200
+    );
     // A forged entry left of what the proxy saw is not believed.
     let forged = ("X-Forwarded-For", "203.0.113.10, 198.51.100.66");
     let s = connect_from(ip("127.0.0.2"), gw.public).await;
     assert_eq!(exchange(s, &post(USSD, &[forged], &body)).await.status, 403);
     gw.stop().await;
     // Without trusted proxies the header means nothing.
-    let cfg = cfg.replacen("trusted_proxies = [\"127.0.0.0/8\"]", "trusted_proxies = []", 1);
+    let cfg = cfg.replacen(
+        "trusted_proxies = [\"127.0.0.0/8\"]",
+        "trusted_proxies = []",
+        1,
+    );
     let gw = Gateway::start_with(&cfg, &[], None, Clock::System).await;
     let s = connect_from(ip("127.0.0.2"), gw.public).await;
-    assert_eq!(exchange(s, &post(USSD, &[allowed], &body)).await.status, 403);
+    assert_eq!(
+        exchange(s, &post(USSD, &[allowed], &body)).await.status,
+        403
+    );
     gw.stop().await;
 }
 
@@ -311,19 +332,31 @@ async fn stalled_bodies_get_408_and_huge_ones_413() {
     // Declared 100 bytes, sent 10, then nothing.
     let raw = format!("{head}Content-Length: 100\r\n\r\nsessionId=");
     let (r, took) = timed(&gw, raw.as_bytes()).await;
-    println!("stalled body: {} after {:.0} ms", r.status, took.as_secs_f64() * 1e3);
+    println!(
+        "stalled body: {} after {:.0} ms",
+        r.status,
+        took.as_secs_f64() * 1e3
+    );
     assert_eq!(r.status, 408);
     assert_eq!(r.header("connection"), Some("close"));
     // A chunk that says it is 2^64-1 bytes long, then stalls: 408.
     let chunked = format!("{head}Transfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n");
     let (r, took) = timed(&gw, format!("{chunked}sessionId=").as_bytes()).await;
-    println!("huge chunk, stalled: {} after {:.0} ms", r.status, took.as_secs_f64() * 1e3);
+    println!(
+        "huge chunk, stalled: {} after {:.0} ms",
+        r.status,
+        took.as_secs_f64() * 1e3
+    );
     assert_eq!(r.status, 408);
     // …and then sends more than the cap (16 KiB): 413 as soon as it does.
     let mut raw = chunked.into_bytes();
     raw.extend(std::iter::repeat_n(b'a', 17 * 1024));
     let (r, took) = timed(&gw, &raw).await;
-    println!("huge chunk, 17 KiB sent: {} after {:.0} ms", r.status, took.as_secs_f64() * 1e3);
+    println!(
+        "huge chunk, 17 KiB sent: {} after {:.0} ms",
+        r.status,
+        took.as_secs_f64() * 1e3
+    );
     assert_eq!(r.status, 413);
     // A chunk size that overflows 64 bits is not a body: 400.
     let raw = format!("{head}Transfer-Encoding: chunked\r\n\r\n1ffffffffffffffff\r\nab");
@@ -368,7 +401,10 @@ async fn during_the_drain_delay_readyz_is_503_and_webhooks_still_work() {
     }
     assert!(draining, "/readyz turns 503 at once");
     let r = gw.ussd("ATUid_drain", "+996555710001", "").await;
-    assert_eq!(r.status, 200, "a new request during the drain delay is served");
+    assert_eq!(
+        r.status, 200,
+        "a new request during the drain delay is served"
+    );
     assert!(r.body.starts_with("CON "), "{}", r.body);
     gw.join().await;
 }

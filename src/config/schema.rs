@@ -58,6 +58,18 @@ pub struct ServerConfig {
     pub log_json: bool,
 }
 
+impl ServerConfig {
+    /// What the public listener's connections can hold at most, in bytes:
+    /// `max_connections × (max_header_bytes + max_body_bytes + 8 KiB)` (the
+    /// read buffer, the collected body, hyper's and the task's own state).
+    /// `ops/systemd/hotline.service` sets `MemoryMax=` well above it.
+    pub fn connection_memory_bound(&self) -> usize {
+        const PER_CONNECTION_OVERHEAD: usize = 8 * 1024;
+        self.max_connections
+            .saturating_mul(self.max_header_bytes + self.max_body_bytes + PER_CONNECTION_OVERHEAD)
+    }
+}
+
 /// Which store to use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreKind {

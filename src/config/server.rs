@@ -108,7 +108,10 @@ pub(super) fn validate(s: &RawServer, env: &dyn Env, c: &mut Ctx<'_>) -> ServerC
         "server.auth_failures_per_minute",
         u64::from(s.auth_failures_per_minute),
     );
-    c.positive("server.auth_failures_burst", u64::from(s.auth_failures_burst));
+    c.positive(
+        "server.auth_failures_burst",
+        u64::from(s.auth_failures_burst),
+    );
     let trusted_proxies = trusted_proxies(&s.trusted_proxies, c);
     let log_format = env
         .var(LOG_FORMAT_VAR)
@@ -158,4 +161,73 @@ fn trusted_proxies(entries: &[String], c: &mut Ctx<'_>) -> Vec<IpNet> {
         }
     }
     nets
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use crate::config::{LoadError, parse};
+
+    const REST: &str = r#"
+[flows]
+dir = "../flows"
+default = "legal_help"
+fallback_phone = "+996 000 000 000"
+[[channels]]
+name = "africastalking"
+kind = "africastalking"
+"#;
+
+    fn errors(server: &str) -> Vec<String> {
+        let env: BTreeMap<&str, &str> = BTreeMap::new();
+        let text = format!("[server]\n{server}\n{REST}");
+        match parse(&text, "c.toml", Path::new("config"), &env) {
+            Ok(_) => Vec::new(),
+            Err(LoadError::Invalid(ps)) => ps.iter().map(ToString::to_string).collect(),
+            Err(LoadError::Unreadable(p)) => vec![p.to_string()],
+        }
+    }
+
+    #[test]
+    fn the_systemd_memory_limit_leaves_room_above_the_connection_bound() {
+        let unit = include_str!("../../ops/systemd/hotline.service");
+        let max_mib: usize = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("MemoryMax="))
+            .and_then(|v| v.trim().strip_suffix('M'))
+            .and_then(|v| v.parse().ok())
+            .expect("MemoryMax=<n>M in the unit");
+        let env: BTreeMap<&str, &str> = BTreeMap::new();
+        let text = include_str!("../../config/hotline.toml");
+        let (config, _) = parse(text, "hotline.toml", Path::new("config"), &env).unwrap();
+        let bound_mib = config.server.connection_memory_bound() / (1024 * 1024);
+        assert_eq!(bound_mib, 40, "the figure the docs quote");
+        assert!(max_mib >= 4 * bound_mib, "MemoryMax={max_mib}M");
+    }
+
+    #[test]
+    fn hostile_network_settings_are_checked() {
+        assert_eq!(
+            errors("trusted_proxies = [\"10.0.0.0/8\", \"proxy.local\"]"),
+            vec![
+                r#"c.toml: server.trusted_proxies[1] = "proxy.local": not an address or network like 10.0.0.0/8"#
+            ]
+        );
+        assert_eq!(
+            errors("max_header_bytes = 4096"),
+            vec!["c.toml: server.max_header_bytes = 4096: must be between 8192 and 1048576"]
+        );
+        assert_eq!(
+            errors("max_connections_per_ip = 0\nidle_timeout_ms = 0"),
+            vec![
+                "c.toml: server.max_connections_per_ip = 0: must be more than zero",
+                "c.toml: server.idle_timeout_ms = 0: must be more than zero",
+            ]
+        );
+        assert!(
+            errors("trusted_proxies = [\"::1\", \"127.0.0.1\"]\ndrain_delay_secs = 5").is_empty()
+        );
+    }
 }

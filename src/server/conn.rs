@@ -260,8 +260,16 @@ mod tests {
     fn ipv6_is_counted_per_64() {
         let per_ip = PerIp::new(1);
         let _s = per_ip.try_open("2001:db8:1:2::1".parse().unwrap()).unwrap();
-        assert!(per_ip.try_open("2001:db8:1:2::9".parse().unwrap()).is_none());
-        assert!(per_ip.try_open("2001:db8:1:3::1".parse().unwrap()).is_some());
+        assert!(
+            per_ip
+                .try_open("2001:db8:1:2::9".parse().unwrap())
+                .is_none()
+        );
+        assert!(
+            per_ip
+                .try_open("2001:db8:1:3::1".parse().unwrap())
+                .is_some()
+        );
         assert_eq!(per_ip.open_from("2001:db8:1:2::5".parse().unwrap()), 1);
     }
 

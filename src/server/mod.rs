@@ -90,6 +90,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
     let cfg = &app.config.server;
+    tracing::info!(
+        connection_memory_bound_mib = cfg.connection_memory_bound() / (1024 * 1024),
+        max_connections = cfg.max_connections,
+        max_connections_per_ip = cfg.max_connections_per_ip,
+        trusted_proxies = cfg.trusted_proxies.len(),
+        "public listener limits"
+    );
     let (stop_public, rx_public) = watch::channel(false);
     let (stop_admin, rx_admin) = watch::channel(false);
     let webhooks = Arc::new(public::Public::new(app.clone()));

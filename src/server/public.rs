@@ -137,14 +137,15 @@ impl Public {
         };
         let client = client_ip(&app.config.server.trusted_proxies, peer.ip(), req.headers());
         let timeout = app.config.server.request_timeout;
-        let served = tokio::time::timeout(timeout, self.serve(channel.as_ref(), event, req, client))
-            .await
-            .unwrap_or_else(|_| {
-                Err(Refusal::new(
-                    channel.render_error(StatusCode::SERVICE_UNAVAILABLE, "timed out\n"),
-                    Outcome::Timeout,
-                ))
-            });
+        let served =
+            tokio::time::timeout(timeout, self.serve(channel.as_ref(), event, req, client))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Refusal::new(
+                        channel.render_error(StatusCode::SERVICE_UNAVAILABLE, "timed out\n"),
+                        Outcome::Timeout,
+                    ))
+                });
         let (reply, outcome, refusal) = match served {
             Ok((reply, outcome)) => (reply, outcome, None),
             Err(r) => (r.reply, r.outcome, Some((r.close, r.retry_after))),
