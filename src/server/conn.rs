@@ -8,8 +8,10 @@
 //!   opened) for the idle timeout, its next read reports end-of-file, and
 //!   hyper closes the connection as if the client had. A request being
 //!   handled, or a head arriving slowly, is never cut by it (the header and
-//!   body timeouts govern those). [`Activity`] is the state the socket
-//!   wrapper and the request handler share.
+//!   body timeouts govern those). A client that does not read its response
+//!   within the idle timeout may lose it, which only a broken client does.
+//!   [`Activity`] is the state the socket wrapper and the request handler
+//!   share.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
