@@ -9,10 +9,11 @@
 //!
 //! An Africa's Talking USSD hop, `POST /webhooks/africastalking/ussd`:
 //!
-//! 1. [`server`] accepts it ([`server::public`]: route, per-IP limit, body
-//!    cap, timeout) and hands it to its channel.
-//! 2. [`channel`] — here [`channel::africastalking`] — authenticates it and
-//!    parses the form into a [`channel::UssdIn`].
+//! 1. [`server`] accepts it ([`server::public`]: route, client address,
+//!    body cap and timeouts) and hands it to its channel.
+//! 2. [`channel`] — here [`channel::africastalking`] — authenticates it
+//!    (then the server applies the per-IP limit, which only authenticated
+//!    requests spend) and parses the form into a [`channel::UssdIn`].
 //! 3. The [`gateway::Gateway`] service decides what it is (which flow this
 //!    channel starts) and hands it to [`conversation`], which runs the hop:
 //!    store round trip one (dedupe, rate limit, load session), the pure

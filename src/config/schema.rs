@@ -27,14 +27,47 @@ pub struct ServerConfig {
     pub request_timeout: Duration,
     /// Connections served at once; more wait in the kernel's backlog.
     pub max_connections: usize,
+    /// Public connections one address (an IPv6 /64) may hold at once, so
+    /// one client cannot take every slot; trusted proxies are exempt.
+    pub max_connections_per_ip: usize,
+    /// A connection that has sent nothing since its last response (or since
+    /// it opened) for this long is closed, freeing its slot.
+    pub idle_timeout: Duration,
+    /// Largest request head (request line and headers), and the size of
+    /// each connection's read buffer: what bounds memory per connection.
+    pub max_header_bytes: usize,
+    /// Time allowed to send the body once the head is in (408 otherwise).
+    pub body_read_timeout: Duration,
     /// How long in-flight requests may take to finish on shutdown.
     pub shutdown_grace: Duration,
-    /// Per-client-IP request rate on the public listener.
+    /// On shutdown, how long `/readyz` answers 503 while the public
+    /// listener still serves, so a load balancer can stop sending first.
+    pub drain_delay: Duration,
+    /// Per-client-IP rate of authenticated requests on the public listener.
     pub per_ip_per_second: u32,
-    /// Per-client-IP burst.
+    /// Per-client-IP burst of authenticated requests.
     pub per_ip_burst: u32,
+    /// Per-client-IP rate of failed authentications (kept apart from the
+    /// authenticated budget so bad secrets cannot spend it).
+    pub auth_failures_per_minute: u32,
+    /// Per-client-IP burst of failed authentications.
+    pub auth_failures_burst: u32,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
     /// `text` or `json` log lines.
     pub log_json: bool,
+}
+
+impl ServerConfig {
+    /// What the public listener's connections can hold at most, in bytes:
+    /// `max_connections × (max_header_bytes + max_body_bytes + 8 KiB)` (the
+    /// read buffer, the collected body, hyper's and the task's own state).
+    /// `ops/systemd/hotline.service` sets `MemoryMax=` well above it.
+    pub fn connection_memory_bound(&self) -> usize {
+        const PER_CONNECTION_OVERHEAD: usize = 8 * 1024;
+        self.max_connections
+            .saturating_mul(self.max_header_bytes + self.max_body_bytes + PER_CONNECTION_OVERHEAD)
+    }
 }
 
 /// Which store to use.

@@ -1,100 +1,82 @@
 //! HTTP listeners: the public webhook listener and the private admin one.
 //!
-//! hyper 1.x with hyper-util. Each listener accepts under a semaphore
-//! (`server.max_connections`): at the limit, new connections wait in the
-//! kernel's backlog instead of exhausting memory. Each connection gets a
-//! header-read timeout; each request a whole-request timeout (body and
-//! handling) and a body cap ([`public`]).
+//! hyper 1.x with hyper-util. [`run`] composes the two listeners and the
+//! background workers ([`crate::worker::Workers`]); [`listener`] accepts and
+//! serves connections; [`public`] and [`admin`] answer requests.
 //!
-//! [`run`] composes the two listeners and the background workers
-//! ([`crate::worker::Workers`]). Shutdown: when `shutdown` resolves, the app
-//! starts draining (`/readyz` answers 503), the public listener stops
-//! accepting, in-flight requests finish (keep-alive connections close after
-//! their current request), then the workers stop taking work and finish
-//! what they hold, each within `server.shutdown_grace`. The admin listener
-//! keeps answering until then.
+//! # Hostile networks: what bounds what
+//!
+//! The webhook listener faces the internet (usually through a reverse
+//! proxy). The threats it is built against, and the answer to each:
+//!
+//! - **Many connections from one address** (idle, or slow): each address
+//!   may hold `server.max_connections_per_ip` connections (IPv6: per /64);
+//!   one more is answered 503 and closed at once, so one client cannot take
+//!   the `server.max_connections` slots everyone shares. A connection that
+//!   sends nothing for `server.idle_timeout_ms` (after it opens, or between
+//!   requests) is closed. Trusted proxies are exempt from the per-address
+//!   cap: they carry everyone, and must cap their own clients.
+//! - **Header and body bombs**: the request head may be at most
+//!   `server.max_header_bytes` (431 beyond; hyper also caps it at 100
+//!   headers), which is also the size of the connection's read buffer; the
+//!   whole head must arrive within `server.header_read_timeout_ms`. A body
+//!   declared over `server.max_body_bytes` gets 413 unread; a chunked one
+//!   gets 413 as soon as the bytes read pass the cap (a chunk-size line
+//!   alone is not visible above hyper, which rejects sizes that overflow 64
+//!   bits as a bad body: 400). A body that stalls gets 408 after
+//!   `server.body_read_timeout_ms`. So memory for connections is bounded by
+//!   `max_connections × (max_header_bytes + max_body_bytes + ~8 KiB)`,
+//!   about 40 MiB with the defaults; `ops/systemd/hotline.service` sets
+//!   `MemoryMax=` with room above that.
+//! - **Spoofed or hidden clients behind a proxy**: the client address is
+//!   the TCP peer, unless the peer is in `server.trusted_proxies`; then it is
+//!   the right-most `X-Forwarded-For` hop that is not a trusted proxy
+//!   ([`client_ip`]). Per-IP limits and the channels' `allow_ips` use it.
+//! - **Floods of bad secrets**: see [`public`]. Failed authentications
+//!   spend their own, stricter per-address budget, and the general per-IP
+//!   limit counts only authenticated requests, so a flood of wrong secrets
+//!   (even from the aggregator's own address) never gets the aggregator a
+//!   429.
+//!
+//! # Shutdown
+//!
+//! When `shutdown` resolves, `/readyz` turns 503 at once while the public
+//! listener keeps serving for `server.drain_delay_secs`, so a load balancer
+//! polling it stops sending before anything is refused. Then the public
+//! listener stops accepting, in-flight requests finish (keep-alive
+//! connections close after their current request), then the workers stop
+//! taking work and finish what they hold, each within
+//! `server.shutdown_grace_secs`. The admin listener answers until the end.
 
 pub mod admin;
+pub mod client_ip;
+pub mod conn;
+pub mod listener;
 pub mod public;
 
-use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::app::App;
+use listener::{Limits, accept_loop};
 
 /// A response with a fully buffered body: every answer here is small.
 pub type Response = http::Response<http_body_util::Full<bytes::Bytes>>;
 
-/// Resolves once `stop` is true (or its sender is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await.map(|_| ());
-}
-
-/// Accept connections until `stop` flips, serving each with `handler`.
-/// Returns the graceful-shutdown tracker of the connections it started.
-async fn accept_loop<F, Fut>(
-    app: App,
-    listener: TcpListener,
-    handler: F,
-    mut stop: watch::Receiver<bool>,
-) -> GracefulShutdown
-where
-    F: Fn(App, http::Request<Incoming>, SocketAddr) -> Fut + Copy + Send + Sync + 'static,
-    Fut: Future<Output = Response> + Send + 'static,
-{
-    let graceful = GracefulShutdown::new();
-    let permits = Arc::new(Semaphore::new(app.config.server.max_connections));
-    loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return graceful },
-            _ = stopped(&mut stop) => return graceful,
-        };
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    // EMFILE and friends: back off briefly instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = stopped(&mut stop) => return graceful,
-        };
-        let app2 = app.clone();
-        let svc = service_fn(move |req| {
-            let app = app2.clone();
-            async move { Ok::<_, Infallible>(handler(app, req, peer).await) }
-        });
-        let conn = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(app.config.server.header_read_timeout)
-            .serve_connection(TokioIo::new(stream), svc);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-            drop(permit);
-        });
-    }
-}
+/// Connections the admin listener serves at once: Prometheus and a load
+/// balancer's health checks need a handful.
+const ADMIN_MAX_CONNECTIONS: usize = 64;
 
 /// Serve the public and admin listeners and run the background workers
-/// until `shutdown` resolves, then drain: `/readyz` turns 503, the public
-/// listener stops accepting, in-flight requests finish, the workers stop
+/// until `shutdown` resolves, then drain: `/readyz` turns 503, webhooks are
+/// still served for `server.drain_delay_secs`, the public listener stops
+/// accepting, in-flight requests finish, the workers stop
 /// taking work and finish what they hold (an SMS being sent is sent and
 /// recorded), each within `server.shutdown_grace`; the admin listener
 /// answers until the end.
@@ -107,23 +89,55 @@ pub async fn run(
     admin: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    let cfg = &app.config.server;
+    tracing::info!(
+        connection_memory_bound_mib = cfg.connection_memory_bound() / (1024 * 1024),
+        max_connections = cfg.max_connections,
+        max_connections_per_ip = cfg.max_connections_per_ip,
+        trusted_proxies = cfg.trusted_proxies.len(),
+        "public listener limits"
+    );
     let (stop_public, rx_public) = watch::channel(false);
     let (stop_admin, rx_admin) = watch::channel(false);
+    let webhooks = Arc::new(public::Public::new(app.clone()));
     let mut listeners = JoinSet::new();
-    let public_task = listeners.spawn(accept_loop(app.clone(), public, public::handle, rx_public));
+    let public_task = listeners.spawn(accept_loop(
+        app.clone(),
+        public,
+        {
+            let webhooks = webhooks.clone();
+            move |req, peer| {
+                let webhooks = webhooks.clone();
+                async move { webhooks.handle(req, peer).await }
+            }
+        },
+        Limits::public(cfg),
+        rx_public,
+    ));
     listeners.spawn(accept_loop(
         app.clone(),
         admin,
-        |app, req, _peer| admin::handle(app, req),
+        {
+            let app = app.clone();
+            move |req, _peer| admin::handle(app.clone(), req)
+        },
+        Limits::admin(cfg, ADMIN_MAX_CONNECTIONS),
         rx_admin,
     ));
-    let sweeper = tokio::spawn(sweep_ip_limiter(app.clone()));
+    let sweeper = tokio::spawn(sweep_ip_limiters(app.clone(), webhooks));
     let workers = app.start_workers();
 
     shutdown.await;
-    tracing::info!("shutting down: draining in-flight requests");
     app.start_draining();
-    let grace = app.config.server.shutdown_grace;
+    if !cfg.drain_delay.is_zero() {
+        tracing::info!(
+            drain_delay_secs = cfg.drain_delay.as_secs(),
+            "shutting down: /readyz answers 503; still serving webhooks"
+        );
+        tokio::time::sleep(cfg.drain_delay).await;
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+    let grace = cfg.shutdown_grace;
     let _ = stop_public.send(true);
     drain_listener(&mut listeners, public_task.id(), grace).await;
     sweeper.abort();
@@ -169,12 +183,13 @@ async fn drain_listener(
     }
 }
 
-/// Forget idle per-IP limiter entries so the map stays small.
-async fn sweep_ip_limiter(app: App) {
+/// Forget idle per-IP limiter entries so the maps stay small.
+async fn sweep_ip_limiters(app: App, webhooks: Arc<public::Public>) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
         tick.tick().await;
         app.ip_limiter.retain_recent();
+        webhooks.auth_failures.retain_recent();
     }
 }
 

@@ -2,31 +2,103 @@
 //!
 //! Routes: `POST /webhooks/{channel}/ussd`, `POST /webhooks/{channel}/sms`,
 //! `GET|POST /webhooks/{channel}/status` (methods per channel kind). In
-//! order, a request is: routed (unknown path or channel 404, wrong method
-//! 405), limited per client IP (429 with `Retry-After`), size-checked (over
-//! `server.max_body_bytes`: 413, without reading the rest), authenticated
-//! (403), parsed by its channel (400 with a short reason), and handled. Each
-//! refusal is counted and changes no state. The whole request, body
-//! included, must finish within `server.request_timeout` (503 otherwise).
+//! order, a request is:
+//!
+//! 1. routed (unknown path or channel 404, wrong method 405);
+//! 2. given its client address ([`super::client_ip`]: the TCP peer, or the
+//!    `X-Forwarded-For` hop a trusted proxy saw);
+//! 3. read: a body declared over `server.max_body_bytes` gets 413 unread,
+//!    one that grows past it 413 at once, one that stalls 408 after
+//!    `server.body_read_timeout_ms` (each with `Connection: close`);
+//! 4. authenticated by its channel (secret, signature, `allow_ips` against
+//!    the client address). A failure spends one token of the client's
+//!    failed-authentication budget (`server.auth_failures_per_minute`,
+//!    `server.auth_failures_burst`) and gets 403; over that budget, 429 with
+//!    `Retry-After`, and the connection is closed;
+//! 5. limited per client address (`server.per_ip_per_second`,
+//!    `server.per_ip_burst`; 429 with `Retry-After`): only authenticated
+//!    requests spend this budget;
+//! 6. parsed by its channel (400 with a short reason), and handled.
+//!
+//! Each refusal is counted (`hotline_webhook_requests_total`) and changes
+//! no state. The whole request, body included, must finish within
+//! `server.request_timeout_ms` (503 otherwise).
+//!
+//! ## Why authentication comes before the general limit
+//!
+//! The general per-IP limit used to run first. Behind a proxy every request
+//! then shares one budget, and even with the client address known, anyone
+//! sharing an address with the aggregator (its NAT, a proxy not listed in
+//! `trusted_proxies`) could spend that budget with wrong secrets and get the
+//! aggregator 429s. Now a request must authenticate to spend the general
+//! budget, and failures spend a separate, stricter one. There is
+//! deliberately no refusal by address *before* authentication: it would let
+//! the same neighbour lock the aggregator out. What an unauthenticated
+//! request costs is bounded instead: at most `max_body_bytes` read within
+//! `body_read_timeout_ms`, one constant-time comparison or HMAC, no store
+//! work; past its failure budget each attempt also costs the sender a new
+//! connection, which the per-address connection cap bounds.
 //!
 //! Nothing here decides anything about the domain: a parsed request goes
 //! to the [`crate::gateway::Gateway`] service, whose typed
 //! [`Outcome`] is counted and rendered in the aggregator's format.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use governor::{DefaultKeyedRateLimiter, Quota};
 use http::{HeaderValue, Method, StatusCode, header};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
 
 use super::Response;
+use super::client_ip::client_ip;
 use crate::app::App;
 use crate::channel::{Channel, ChannelError, Event, Reply, Request};
 use crate::metrics::UNKNOWN_CHANNEL;
 use crate::outcome::Outcome;
+
+/// The webhook handler: the app, and the failed-authentication budget that
+/// only this listener keeps.
+pub struct Public {
+    app: App,
+    /// Failed authentications per client address.
+    pub auth_failures: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+/// A refusal, and whether the connection should be closed after it.
+struct Refusal {
+    reply: Reply,
+    outcome: Outcome,
+    /// Send `Connection: close` (the body was left unread, or the client
+    /// is over a budget and should pay for a new connection).
+    close: bool,
+    /// Send `Retry-After` with these seconds.
+    retry_after: Option<u64>,
+}
+
+impl Refusal {
+    fn new(reply: Reply, outcome: Outcome) -> Self {
+        Refusal {
+            reply,
+            outcome,
+            close: false,
+            retry_after: None,
+        }
+    }
+
+    fn closing(reply: Reply, outcome: Outcome) -> Self {
+        Refusal {
+            reply,
+            outcome,
+            close: true,
+            retry_after: None,
+        }
+    }
+}
 
 fn response(reply: Reply) -> Response {
     let mut r = http::Response::new(Full::new(Bytes::from(reply.body)));
@@ -42,47 +114,150 @@ fn plain(status: StatusCode, body: &'static str) -> Response {
     response(Reply::text(status, body))
 }
 
-/// Handle one request on the public listener.
-pub async fn handle(app: App, req: http::Request<Incoming>, peer: SocketAddr) -> Response {
-    let started = Instant::now();
-    let (channel, event) = match route(&app, &req) {
-        Ok(x) => x,
-        Err(refused) => return *refused,
-    };
-    let name = channel.name().to_owned();
-    let count = |outcome: Outcome| {
+impl Public {
+    /// The handler for `app`'s webhooks.
+    pub fn new(app: App) -> Public {
+        let cfg = &app.config.server;
+        let per_minute = NonZeroU32::new(cfg.auth_failures_per_minute).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(cfg.auth_failures_burst).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::per_minute(per_minute).allow_burst(burst);
+        Public {
+            auth_failures: DefaultKeyedRateLimiter::keyed(quota),
+            app,
+        }
+    }
+
+    /// Handle one request from the TCP peer `peer`.
+    pub async fn handle(&self, req: http::Request<Incoming>, peer: SocketAddr) -> Response {
+        let app = &self.app;
+        let started = Instant::now();
+        let (channel, event) = match route(app, &req) {
+            Ok(x) => x,
+            Err(refused) => return *refused,
+        };
+        let client = client_ip(&app.config.server.trusted_proxies, peer.ip(), req.headers());
+        let timeout = app.config.server.request_timeout;
+        let served =
+            tokio::time::timeout(timeout, self.serve(channel.as_ref(), event, req, client))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(Refusal::new(
+                        channel.render_error(StatusCode::SERVICE_UNAVAILABLE, "timed out\n"),
+                        Outcome::Timeout,
+                    ))
+                });
+        let (reply, outcome, refusal) = match served {
+            Ok((reply, outcome)) => (reply, outcome, None),
+            Err(r) => (r.reply, r.outcome, Some((r.close, r.retry_after))),
+        };
         app.metrics()
             .webhook_requests
-            .with_label_values(&[&name, event.as_str(), outcome.as_str()])
+            .with_label_values(&[channel.name(), event.as_str(), outcome.as_str()])
             .inc();
-    };
-    if let Err(not_until) = app.ip_limiter.check_key(&peer.ip()) {
-        count(Outcome::RateLimited);
-        app.metrics().ip_limited.inc();
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(
-            &governor::clock::DefaultClock::default(),
-        ));
-        let mut r = plain(StatusCode::TOO_MANY_REQUESTS, "too many requests\n");
-        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-        return r;
+        app.metrics()
+            .webhook_duration
+            .with_label_values(&[channel.name(), event.as_str()])
+            .observe(started.elapsed().as_secs_f64());
+        let mut r = response(reply);
+        if let Some((close, retry_after)) = refusal {
+            if close {
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            if let Some(secs) = retry_after {
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+        }
+        r
     }
-    let timeout = app.config.server.request_timeout;
-    let result =
-        tokio::time::timeout(timeout, serve(&app, channel.as_ref(), event, req, peer)).await;
-    let (reply, outcome) = result.unwrap_or_else(|_| {
-        (
-            channel.render_error(StatusCode::SERVICE_UNAVAILABLE, "timed out\n"),
-            Outcome::Timeout,
-        )
-    });
-    count(outcome);
-    app.metrics()
-        .webhook_duration
-        .with_label_values(&[&name, event.as_str()])
-        .observe(started.elapsed().as_secs_f64());
-    response(reply)
+
+    /// Read the body, authenticate, limit, parse, handle.
+    async fn serve(
+        &self,
+        channel: &dyn Channel,
+        event: Event,
+        req: http::Request<Incoming>,
+        client: IpAddr,
+    ) -> Result<(Reply, Outcome), Refusal> {
+        let app = &self.app;
+        let request = read(app, channel, req, client).await?;
+        if channel.authenticate(&request).is_err() {
+            return Err(self.auth_failed(channel, event, client));
+        }
+        if let Err(not_until) = app.ip_limiter.check_key(&client) {
+            app.metrics().ip_limited.inc();
+            return Err(too_many(retry_after(&not_until), false));
+        }
+        let gw = &app.gateway;
+        let name = channel.name();
+        Ok(match event {
+            Event::Ussd => match channel.parse_ussd(&request) {
+                Ok(ussd) => {
+                    let session_id = ussd.session_id.clone();
+                    let answer = gw.ussd(name, ussd).await;
+                    let reply =
+                        channel.render_ussd_in_session(&session_id, &answer.text, answer.end);
+                    (reply, answer.outcome)
+                }
+                Err(e) => refuse(channel, event, &e),
+            },
+            Event::Sms => match channel.parse_sms(&request) {
+                Ok(messages) => ack_or_retry(channel, event, gw.sms(name, &messages).await),
+                Err(e) => refuse(channel, event, &e),
+            },
+            Event::Status => match channel.parse_status(&request) {
+                Ok(reports) => ack_or_retry(channel, event, gw.status(name, reports).await),
+                Err(e) => refuse(channel, event, &e),
+            },
+        })
+    }
+
+    /// A failed authentication from `client`: 403 within its failure
+    /// budget; past it, 429 and the connection closed (logged quietly: a
+    /// flood must not flood the logs too).
+    fn auth_failed(&self, channel: &dyn Channel, event: Event, client: IpAddr) -> Refusal {
+        match self.auth_failures.check_key(&client) {
+            Ok(()) => {
+                tracing::warn!(
+                    channel = channel.name(),
+                    event = event.as_str(),
+                    "webhook refused: authentication failed"
+                );
+                Refusal::new(
+                    channel.render_error(StatusCode::FORBIDDEN, "forbidden\n"),
+                    Outcome::Forbidden,
+                )
+            }
+            Err(not_until) => {
+                tracing::debug!(
+                    channel = channel.name(),
+                    event = event.as_str(),
+                    "webhook refused: authentication failed, over the failure budget"
+                );
+                self.app.metrics().ip_limited.inc();
+                too_many(retry_after(&not_until), true)
+            }
+        }
+    }
+}
+
+/// 429 with `Retry-After: secs`.
+fn too_many(secs: u64, close: bool) -> Refusal {
+    Refusal {
+        reply: Reply::text(StatusCode::TOO_MANY_REQUESTS, "too many requests\n"),
+        outcome: Outcome::RateLimited,
+        close,
+        retry_after: Some(secs),
+    }
+}
+
+/// Whole seconds (at least one) until a limiter lets `client` through.
+fn retry_after(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -> u64 {
+    let wait = not_until.wait_time_from(governor::clock::Clock::now(
+        &governor::clock::DefaultClock::default(),
+    ));
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
 /// The channel and event a request is for, or the 404/405 to answer.
@@ -143,52 +318,6 @@ fn route(
     Ok((channel, event))
 }
 
-/// Read the body (capped), authenticate, parse, handle.
-async fn serve(
-    app: &App,
-    channel: &dyn Channel,
-    event: Event,
-    req: http::Request<Incoming>,
-    peer: SocketAddr,
-) -> (Reply, Outcome) {
-    let request = match read(app, channel, req, peer).await {
-        Ok(r) => r,
-        Err(refusal) => return refusal,
-    };
-    if channel.authenticate(&request).is_err() {
-        tracing::warn!(
-            channel = channel.name(),
-            event = event.as_str(),
-            "webhook refused: authentication failed"
-        );
-        return (
-            channel.render_error(StatusCode::FORBIDDEN, "forbidden\n"),
-            Outcome::Forbidden,
-        );
-    }
-    let gw = &app.gateway;
-    let name = channel.name();
-    match event {
-        Event::Ussd => match channel.parse_ussd(&request) {
-            Ok(ussd) => {
-                let session_id = ussd.session_id.clone();
-                let answer = gw.ussd(name, ussd).await;
-                let reply = channel.render_ussd_in_session(&session_id, &answer.text, answer.end);
-                (reply, answer.outcome)
-            }
-            Err(e) => refuse(channel, event, &e),
-        },
-        Event::Sms => match channel.parse_sms(&request) {
-            Ok(messages) => ack_or_retry(channel, event, gw.sms(name, &messages).await),
-            Err(e) => refuse(channel, event, &e),
-        },
-        Event::Status => match channel.parse_status(&request) {
-            Ok(reports) => ack_or_retry(channel, event, gw.status(name, reports).await),
-            Err(e) => refuse(channel, event, &e),
-        },
-    }
-}
-
 /// Acknowledge, or ask the aggregator to deliver again when the store was
 /// down (its retry is the only copy).
 fn ack_or_retry(channel: &dyn Channel, event: Event, outcome: Outcome) -> (Reply, Outcome) {
@@ -200,16 +329,17 @@ fn ack_or_retry(channel: &dyn Channel, event: Event, outcome: Outcome) -> (Reply
     }
 }
 
-/// Read the whole body within the cap into a [`Request`].
+/// Read the whole body, within the cap and the body timeout, into a
+/// [`Request`] from `client`.
 async fn read(
     app: &App,
     channel: &dyn Channel,
     req: http::Request<Incoming>,
-    peer: SocketAddr,
-) -> Result<Request, (Reply, Outcome)> {
+    client: IpAddr,
+) -> Result<Request, Refusal> {
     let cap = app.config.server.max_body_bytes;
     let too_large = || {
-        (
+        Refusal::closing(
             channel.render_error(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"),
             Outcome::TooLarge,
         )
@@ -223,13 +353,20 @@ async fn read(
     if declared.is_some_and(|n| n > cap as u64) {
         return Err(too_large());
     }
-    let body = match Limited::new(body, cap).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
-        Err(_) => {
-            return Err((
+    let timeout = app.config.server.body_read_timeout;
+    let body = match tokio::time::timeout(timeout, Limited::new(body, cap).collect()).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
+        Ok(Err(_)) => {
+            return Err(Refusal::closing(
                 channel.render_error(StatusCode::BAD_REQUEST, "could not read body\n"),
                 Outcome::BadRequest,
+            ));
+        }
+        Err(_) => {
+            return Err(Refusal::closing(
+                channel.render_error(StatusCode::REQUEST_TIMEOUT, "body too slow\n"),
+                Outcome::Timeout,
             ));
         }
     };
@@ -239,7 +376,7 @@ async fn read(
         query: parts.uri.query().map(str::to_owned),
         headers: parts.headers,
         body,
-        peer: peer.ip(),
+        peer: client,
     })
 }
 

@@ -1,0 +1,173 @@
+//! The accept loop both listeners share, and the limits each one applies.
+//!
+//! Connections are accepted under a semaphore (`server.max_connections`): at
+//! the limit, new connections wait in the kernel's backlog instead of
+//! exhausting memory. On the public listener, an address over
+//! `server.max_connections_per_ip` ([`super::conn::PerIp`]) is answered a
+//! short 503 and closed without being served (counted in
+//! `hotline_ip_rate_limited_total`). Each connection gets hyper's
+//! header-read timeout, a read buffer and head cap of
+//! `server.max_header_bytes`, and an idle timeout
+//! ([`super::conn::IdleIo`]).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+
+use super::Response;
+use super::client_ip::is_trusted;
+use super::conn::{Activity, IdleIo, PerIp, Slot};
+use crate::app::App;
+use crate::config::{IpNet, ServerConfig};
+
+/// What one listener allows.
+#[derive(Debug)]
+pub struct Limits {
+    /// Connections served at once.
+    max_connections: usize,
+    /// Per-address connection cap and the peers exempt from it (`None`:
+    /// no per-address cap, as on the private admin listener).
+    per_ip: Option<(Arc<PerIp>, Vec<IpNet>)>,
+    /// hyper's time limit for a request head.
+    header_read_timeout: Duration,
+    /// Close a connection idle this long.
+    idle_timeout: Duration,
+    /// Largest head, and the read buffer's size.
+    max_header_bytes: usize,
+}
+
+impl Limits {
+    /// The public listener's: every limit in `[server]`.
+    pub fn public(cfg: &ServerConfig) -> Limits {
+        Limits {
+            max_connections: cfg.max_connections,
+            per_ip: Some((
+                PerIp::new(cfg.max_connections_per_ip),
+                cfg.trusted_proxies.clone(),
+            )),
+            header_read_timeout: cfg.header_read_timeout,
+            idle_timeout: cfg.idle_timeout,
+            max_header_bytes: cfg.max_header_bytes,
+        }
+    }
+
+    /// The admin listener's: private, so no per-address cap, and at most
+    /// `max_connections` (or the public limit, if lower).
+    pub fn admin(cfg: &ServerConfig, max_connections: usize) -> Limits {
+        Limits {
+            max_connections: max_connections.min(cfg.max_connections),
+            per_ip: None,
+            ..Limits::public(cfg)
+        }
+    }
+
+    fn http1(&self) -> http1::Builder {
+        let mut b = http1::Builder::new();
+        b.timer(TokioTimer::new())
+            .header_read_timeout(self.header_read_timeout)
+            .max_buf_size(self.max_header_bytes)
+            .max_header_size(self.max_header_bytes);
+        b
+    }
+}
+
+/// What an address over its connection cap reads before the close.
+const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+Connection: close\r\nContent-Type: text/plain\r\nContent-Length: 21\r\n\r\n\
+too many connections\n";
+
+/// Resolves once `stop` is true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await.map(|_| ());
+}
+
+/// Accept connections until `stop` flips, serving each with `handler`
+/// (given the request and the TCP peer). Returns the graceful-shutdown
+/// tracker of the connections it started.
+pub async fn accept_loop<F, Fut>(
+    app: App,
+    listener: TcpListener,
+    handler: F,
+    limits: Limits,
+    mut stop: watch::Receiver<bool>,
+) -> GracefulShutdown
+where
+    F: Fn(http::Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response> + Send + 'static,
+{
+    let graceful = GracefulShutdown::new();
+    let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let builder = limits.http1();
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return graceful },
+            _ = stopped(&mut stop) => return graceful,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped(&mut stop) => return graceful,
+        };
+        let Ok(slot) = admit(&limits, &stream, peer) else {
+            app.metrics().ip_limited.inc();
+            continue;
+        };
+        let activity = Activity::new();
+        let io = TokioIo::new(IdleIo::new(stream, activity.clone(), limits.idle_timeout));
+        let handler = handler.clone();
+        let svc = service_fn(move |req| {
+            let busy = activity.begin();
+            let answer = handler(req, peer);
+            async move {
+                let response = answer.await;
+                drop(busy);
+                Ok::<_, Infallible>(response)
+            }
+        });
+        let conn = graceful.watch(builder.serve_connection(io, svc));
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+            drop(slot);
+            drop(permit);
+        });
+    }
+}
+
+/// The per-address slot for a new connection (`None` when the listener has
+/// no per-address cap or the peer is a trusted proxy), or `Err` when the
+/// peer is over its cap: it is told so, best effort, and dropped.
+fn admit(limits: &Limits, stream: &TcpStream, peer: SocketAddr) -> Result<Option<Slot>, ()> {
+    let Some((per_ip, trusted)) = &limits.per_ip else {
+        return Ok(None);
+    };
+    if is_trusted(trusted, peer.ip()) {
+        return Ok(None);
+    }
+    match per_ip.try_open(peer.ip()) {
+        Some(slot) => Ok(Some(slot)),
+        None => {
+            // Never wait on a client that is already over its share.
+            let _ = stream.try_write(TOO_MANY_CONNECTIONS);
+            Err(())
+        }
+    }
+}
