@@ -258,7 +258,7 @@ async fn sends_retry_on_429_and_500_honouring_retry_after_and_never_twice() {
 }
 
 #[tokio::test]
-async fn permanent_failures_and_exhausted_retries_are_given_up_and_counted() {
+async fn her_number_refused_is_given_up_an_api_down_holds_and_blacklisting_opts_out() {
     let api = MockServer::start(vec![MockResponse::new(
         201,
         at_reply(403, "InvalidPhoneNumber", "None"),
@@ -273,25 +273,45 @@ async fn permanent_failures_and_exhausted_retries_are_given_up_and_counted() {
             .await,
         1.0
     );
-    // An API that is always down: three attempts, then given up.
+    // An API that is down is the channel's fault, not hers: her message is
+    // held and retried past max_attempts, never given up while the channel
+    // sends nothing…
     api.set_script(vec![MockResponse::new(503, "unavailable")]);
     sms(&gw, "+996555201302", "HELP", Some("p-2")).await;
-    sent(&api, 4).await;
-    quiet(&api, 4).await;
+    sent(&api, 5).await;
     assert_eq!(
         gw.metric(r#"hotline_outbox_failed_total{channel="africastalking",purpose="screen"}"#)
             .await,
-        2.0
+        1.0,
+        "held, not given up"
     );
+    let up = r#"hotline_channel_up{channel="africastalking"}"#;
+    assert_eq!(gw.metric(up).await, 0.0);
+    // …and goes out once the API answers again.
+    api.set_script(vec![MockResponse::new(
+        201,
+        at_reply(101, "Success", "ATXid_p2"),
+    )]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw
+        .metric(r#"hotline_outbox_sent_total{channel="africastalking",purpose="screen"}"#)
+        .await
+        < 1.0
+    {
+        assert!(Instant::now() < deadline, "the held message goes out");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(gw.metric(up).await, 1.0);
     // The aggregator says the number blacklisted us: opted out, no more sends.
     api.set_script(vec![MockResponse::new(
         201,
         at_reply(406, "UserInBlacklist", "None"),
     )]);
+    let before = api.requests().len();
     sms(&gw, "+996555201303", "HELP", Some("p-3")).await;
-    sent(&api, 5).await;
+    sent(&api, before + 1).await;
     sms(&gw, "+996555201303", "4", Some("p-4")).await;
-    quiet(&api, 5).await;
+    quiet(&api, before + 1).await;
     gw.stop().await;
 }
 
