@@ -111,7 +111,7 @@ impl World {
 
     /// Nothing more arrives for `to` for a while.
     async fn quiet(&self, to: &str, n: usize) {
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        common::outbox_idle(&self.gw).await;
         assert_eq!(self.to(to).len(), n, "{to}: {:?}", self.to(to));
     }
 

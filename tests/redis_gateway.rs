@@ -309,6 +309,9 @@ impl Store for Faulty {
     async fn lease_codes(&self, req: LeaseRequest) -> Result<Vec<String>, StoreError> {
         self.up()?.lease_codes(req).await
     }
+    async fn queue_len(&self, b: u16, q: Queue) -> Result<usize, StoreError> {
+        self.up()?.queue_len(b, q).await
+    }
     async fn get(
         &self,
         b: Option<u16>,

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -69,6 +70,8 @@ pub struct Outbox {
     health: ChannelHealth,
     /// A second channel to use while a channel is down, by channel name.
     fallbacks: HashMap<String, String>,
+    /// Messages claimed by this instance and not yet handled.
+    in_flight: AtomicUsize,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -120,7 +123,26 @@ impl Outbox {
             events,
             health,
             fallbacks: HashMap::new(),
+            in_flight: AtomicUsize::new(0),
         }
+    }
+
+    /// Whether nothing is left to send: this instance holds no message in
+    /// flight and the store's outbox holds none (due or not, leased or
+    /// not). Tests use it to prove that nothing more will be sent.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store cannot be asked.
+    pub async fn idle(&self) -> Result<bool, StoreError> {
+        if self.in_flight.load(Ordering::SeqCst) > 0 {
+            return Ok(false);
+        }
+        for bucket in 0..BUCKETS {
+            if self.deps.store.queue_len(bucket, Queue::Outbox).await? > 0 {
+                return Ok(false);
+            }
+        }
+        Ok(self.in_flight.load(Ordering::SeqCst) == 0)
     }
 
     /// Send `channel`'s messages through `fallback` while `channel` is down.
@@ -214,8 +236,10 @@ impl Outbox {
                     break;
                 };
                 let me = self.clone();
+                me.in_flight.fetch_add(1, Ordering::SeqCst);
                 sends.spawn(async move {
                     me.send_one(bucket, job).await;
+                    me.in_flight.fetch_sub(1, Ordering::SeqCst);
                     drop(permit);
                 });
             }

@@ -513,6 +513,14 @@ impl Store for MemoryStore {
         Ok(self.lock().lease(req))
     }
 
+    async fn queue_len(&self, bucket: u16, queue: Queue) -> Result<usize, StoreError> {
+        Ok(self
+            .lock()
+            .queues
+            .get(&(bucket, queue))
+            .map_or(0, |q| q.jobs.len()))
+    }
+
     async fn get(
         &self,
         bucket: Option<u16>,

@@ -494,6 +494,13 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::Unavailable`].
     async fn lease_codes(&self, req: LeaseRequest) -> Result<Vec<String>, StoreError>;
 
+    /// How many jobs a bucket's queue holds, leased ones included (a job
+    /// leaves the queue only when finished).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn queue_len(&self, bucket: u16, queue: Queue) -> Result<usize, StoreError>;
+
     /// Read a small value. `bucket` `None` is the global space (used for
     /// lookups that arrive without a caller, such as an aggregator's message
     /// id in a delivery report).

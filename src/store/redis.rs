@@ -577,6 +577,14 @@ impl Store for RedisStore {
             .collect()
     }
 
+    async fn queue_len(&self, bucket: u16, queue: Queue) -> Result<usize, StoreError> {
+        let [zset, _] = self.queue_keys(bucket, queue);
+        let mut cmd = redis::cmd("ZCARD");
+        cmd.arg(zset);
+        let v = self.conn.query(&cmd).await.map_err(unavailable)?;
+        Ok(int(&v).and_then(|n| usize::try_from(n).ok()).unwrap_or(0))
+    }
+
     async fn get(
         &self,
         bucket: Option<u16>,
