@@ -50,6 +50,7 @@ struct RawCity {
     #[serde(default)]
     names: BTreeMap<String, String>,
     route_to: Option<String>,
+    route_by_country: Option<BTreeMap<String, String>>,
     time_zone: Option<String>,
     country: Option<String>,
     coordinator: Option<String>,
