@@ -199,7 +199,8 @@ impl Dispatcher {
 
     /// The longest offer each lawyer can really be sent, per city: the
     /// longest situation and abuse, her texts' every language name and
-    /// callback note, a 16-digit callback, an 80-character location, a
+    /// callback note, a callback as long as a Kyrgyz or Ukrainian number
+    /// (13 characters), an 80-character location, a
     /// four-digit code, and the minutes of the city's last escalation
     /// offer. Returns (lawyer language, city, the offer as sent, characters
     /// of the location kept).
@@ -225,7 +226,7 @@ impl Dispatcher {
                     }
                     vars.insert("location".to_owned(), "Ѫ".repeat(LOCATION));
                     if typed {
-                        vars.insert("callback".to_owned(), "+996555000000000".to_owned());
+                        vars.insert("callback".to_owned(), "+996555000000".to_owned());
                     }
                     let case = CaseData {
                         id: "c_check".into(),
@@ -246,7 +247,11 @@ impl Dispatcher {
                     );
                     let kept = text.matches('Ѫ').count();
                     let units = measure(&text).units;
-                    if worst.as_ref().is_none_or(|(w, _)| measure(w).units < units) {
+                    // The worst is the one keeping least of the location.
+                    if worst
+                        .as_ref()
+                        .is_none_or(|(w, k)| (kept, usize::MAX - units) < (*k, usize::MAX - measure(w).units))
+                    {
                         worst = Some((text, kept));
                     }
                 }
@@ -293,7 +298,13 @@ fn worst_cases(t: &Texts) -> Vec<(String, Option<String>, String, bool)> {
         .collect();
     let mut out = Vec::new();
     for situation in t.situations.keys() {
-        for abuse in &abuses {
+        // Only the report path asks what happened (flows/legal_help.toml).
+        let abuses = if situation == "report" {
+            &abuses[..]
+        } else {
+            &abuses[..1]
+        };
+        for abuse in abuses {
             for language in t.languages.keys() {
                 for typed in [false, true] {
                     out.push((situation.clone(), abuse.clone(), language.clone(), typed));

@@ -226,7 +226,7 @@ mod tests {
     #[test]
     fn unknown_placeholders_and_missing_texts_are_problems() {
         let shipped = include_str!("../../config/lawyer_texts.toml");
-        let bad = shipped.replacen("{minutes} мин. Ответ", "{minuets} мин. Ответ", 1);
+        let bad = shipped.replacen("{minutes} мин назад", "{minuets} мин назад", 1);
         let e = LawyerTexts::parse(&bad, "t.toml").unwrap_err();
         assert!(
             e[0].to_string().contains("unknown placeholder {minuets}"),

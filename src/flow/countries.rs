@@ -15,8 +15,9 @@
 //!   routes to another (`[cities.other]`): whose lawyers answer when she
 //!   picks "other city". Who answers is the roster's business.
 //!
-//! [`validate_flow`] checks the flow file alone (the loader runs it);
-//! [`check`] checks the three together (`hotline check` runs it).
+//! [`validate_flow`] checks what the flow file's `[countries]` say (the
+//! loader runs it); [`check`] checks that every country served has all
+//! three (`hotline check` runs it, so a deployment cannot miss one).
 
 use std::collections::BTreeSet;
 
@@ -90,15 +91,6 @@ pub(super) fn validate_flow(flow: &Flow) -> Vec<Problem> {
             problems.push(Problem::error(&flow.source, k, msg));
         }
     }
-    for iso in served(flow) {
-        if !spec.countries.contains_key(&iso) {
-            problems.push(Problem::error(
-                &flow.source,
-                format!("countries.{iso}"),
-                "a condition names this country but it has no [countries] table: add its `languages` (her menu order; the first is her language until she chooses)",
-            ));
-        }
-    }
     problems
 }
 
@@ -122,6 +114,13 @@ pub fn check(flows: &FlowSet, config_file: &str, roster: Option<&Roster>) -> Vec
     for flow in flows.flows.values() {
         let cities = cities_set(flow);
         for iso in served(flow) {
+            if !flow.spec.countries.contains_key(&iso) {
+                problems.push(Problem::error(
+                    &flow.source,
+                    format!("countries.{iso}"),
+                    "a condition names this country but it has no [countries] table: add its `languages` (her menu order; the first is her language until she chooses)",
+                ));
+            }
             let key = format!("flows.fallback_phones.{iso}");
             match flow.fallback.by_country.get(&iso) {
                 None if fallback_checked.insert(iso.clone()) => problems.push(Problem::error(

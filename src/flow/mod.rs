@@ -56,15 +56,23 @@ pub struct Fallbacks {
     pub by_country: BTreeMap<String, String>,
 }
 
-impl Fallbacks {
-    /// One number for everyone (tests, single-country deployments).
-    pub fn single(number: &str) -> Self {
+/// One number for everyone (tests, single-country deployments).
+impl From<&str> for Fallbacks {
+    fn from(number: &str) -> Self {
         Fallbacks {
             default: number.to_owned(),
             by_country: BTreeMap::new(),
         }
     }
+}
 
+impl From<&Fallbacks> for Fallbacks {
+    fn from(f: &Fallbacks) -> Self {
+        f.clone()
+    }
+}
+
+impl Fallbacks {
     /// The number for a caller from `country`.
     pub fn for_country(&self, country: Option<&Country>) -> &str {
         country
