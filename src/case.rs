@@ -78,7 +78,9 @@ impl CaseData {
 
     /// The caller's country, as a [`Country`](crate::phone::Country).
     pub fn country(&self) -> Option<&'static crate::phone::Country> {
-        self.country.as_deref().and_then(crate::phone::country_by_iso)
+        self.country
+            .as_deref()
+            .and_then(crate::phone::country_by_iso)
     }
 
     /// Whether the number to call back is the phone she called from (which

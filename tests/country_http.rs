@@ -217,10 +217,15 @@ async fn a_ukrainian_caller_sees_only_ukraines_help_and_other_city_goes_to_polta
     // Poltava's lawyer on call gets it, in Ukrainian; Bishkek's nothing.
     let offer = &w.wait_for(OKSANA, 1).await[0];
     assert!(
-        offer.starts_with(&format!("{code} Інше місто, 0 хв тому: затримана, мова укр.")),
+        offer.starts_with(&format!(
+            "{code} Інше місто, 0 хв тому: затримана, мова укр."
+        )),
         "{offer}"
     );
-    assert!(offer.contains(&format!("Тел: {WOMAN_UA} (її тел.)")), "{offer}");
+    assert!(
+        offer.contains(&format!("Тел: {WOMAN_UA} (її тел.)")),
+        "{offer}"
+    );
     assert!(offer.contains("Де: Київ, вокзал."), "{offer}");
     assert!(hotline::text::measure(offer).sms_segments() <= 2, "{offer}");
 
@@ -229,15 +234,16 @@ async fn a_ukrainian_caller_sees_only_ukraines_help_and_other_city_goes_to_polta
     let to_her = w.wait_for(WOMAN_UA, 1).await;
     let unanswered = to_her.last().unwrap();
     assert!(
-        unanswered.starts_with(&format!("Запит {code}:")) && unanswered.ends_with("+380 53 000 0000"),
+        unanswered.starts_with(&format!("Запит {code}:"))
+            && unanswered.ends_with("+380 53 000 0000"),
         "{unanswered}"
     );
-    for (to, text) in w
-        .api
-        .requests()
-        .iter()
-        .map(|r| (r.field("to").unwrap_or_default(), r.field("message").unwrap_or_default()))
-    {
+    for (to, text) in w.api.requests().iter().map(|r| {
+        (
+            r.field("to").unwrap_or_default(),
+            r.field("message").unwrap_or_default(),
+        )
+    }) {
         assert_ne!(to, AIDA, "Bishkek's lawyer was sent {text:?}");
         if to == WOMAN_UA {
             assert!(!text.contains("+996"), "{text}");
@@ -258,11 +264,16 @@ async fn a_kyrgyz_caller_gets_kyrgyz_first_and_other_city_goes_to_bishkek() {
         screens[0]
     );
     let end = screens.last().unwrap();
-    assert!(end.starts_with("END Рахмат.") && end.ends_with("+996 000 000 000"), "{end}");
+    assert!(
+        end.starts_with("END Рахмат.") && end.ends_with("+996 000 000 000"),
+        "{end}"
+    );
     let code = code_of(end);
     let offer = &w.wait_for(AIDA, 1).await[0];
     assert!(
-        offer.starts_with(&format!("{code} Башка шаар, 0 мүн мурун: кармалган, кыргызча.")),
+        offer.starts_with(&format!(
+            "{code} Башка шаар, 0 мүн мурун: кармалган, кыргызча."
+        )),
         "{offer}"
     );
     assert!(w.to(OKSANA).is_empty());

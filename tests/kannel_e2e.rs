@@ -56,8 +56,7 @@ async fn a_cyrillic_keyword_over_real_kannel_walks_the_menu_and_opens_a_case() {
     assert_eq!(from, "21212");
     assert_eq!(to, WOMAN);
     assert_eq!(
-        text,
-        "Язык/Тил/Мова/Language\n1 Кыргызча\n2 Русский\n3 Ўзбекча\n4 English",
+        text, "Язык/Тил/Мова/Language\n1 Кыргызча\n2 Русский\n3 Ўзбекча\n4 English",
         "a +996 caller is offered Kyrgyz first"
     );
 

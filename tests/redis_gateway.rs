@@ -148,8 +148,7 @@ async fn a_redis_outage_is_survived_and_every_completed_case_lands_once() {
     let calm = gw.ussd("ATUid_mid", "+996555300401", "1").await;
     assert_eq!(calm.status, 200);
     assert_eq!(
-        calm.body,
-        "END Азыр мүмкүн эмес. Бизге чалыңыз: +996 000 000 000",
+        calm.body, "END Азыр мүмкүн эмес. Бизге чалыңыз: +996 000 000 000",
         "her session cannot be read: her country's language"
     );
     // The hop that completes a request is kept and acknowledged with its code.

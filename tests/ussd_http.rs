@@ -229,8 +229,7 @@ async fn invalid_answers_reprompt_then_end_with_the_fallback() {
     let gw = Gateway::start_default().await;
     let screens = walk(&gw, "ATUid_bad", KG, &["4", "9", "x", ""]).await;
     assert_eq!(
-        screens[2],
-        "CON Not valid. Try again:\nWhich city?\n1 Bishkek\n2 Osh\n3 Other city",
+        screens[2], "CON Not valid. Try again:\nWhich city?\n1 Bishkek\n2 Osh\n3 Other city",
         "the question is shown again under the hint"
     );
     assert!(screens[3].starts_with("CON Not valid."));
@@ -385,8 +384,7 @@ async fn a_flood_from_one_number_is_limited_calmly_and_others_pass() {
     let r = gw.ussd("ATUid_flood_x", KG, "").await;
     assert_eq!(r.status, 200);
     assert_eq!(
-        r.body,
-        "END Азыр мүмкүн эмес. Бизге чалыңыз: +996 000 000 000",
+        r.body, "END Азыр мүмкүн эмес. Бизге чалыңыз: +996 000 000 000",
         "before she chose: her country's language"
     );
     let other = gw.ussd("ATUid_other", "+996555999888", "").await;

@@ -312,14 +312,24 @@ impl Conversations {
                 }
                 Err(e) => {
                     tracing::error!(channel = hop.channel, caller = %hop.pseudonym, error = %e, "session could not be serialised");
-                    return self.unavailable(hop.flow.as_deref(), None, hop.caller.country, Outcome::Error);
+                    return self.unavailable(
+                        hop.flow.as_deref(),
+                        None,
+                        hop.caller.country,
+                        Outcome::Error,
+                    );
                 }
             };
             if let Some(answer) = self.store(&hop, prepared, now).await {
                 return answer;
             }
         }
-        self.unavailable(hop.flow.as_deref(), None, hop.caller.country, Outcome::Error)
+        self.unavailable(
+            hop.flow.as_deref(),
+            None,
+            hop.caller.country,
+            Outcome::Error,
+        )
     }
 
     /// Round trip one. `Err` is the answer to give without going further.
@@ -345,7 +355,12 @@ impl Conversations {
             }
             Ok(Begin::Limited { retry_after_ms }) => {
                 tracing::warn!(channel = hop.channel, caller = %hop.pseudonym, retry_after_ms, "caller over the rate limit");
-                Err(self.unavailable(hop.flow.as_deref(), None, hop.caller.country, Outcome::RateLimited))
+                Err(self.unavailable(
+                    hop.flow.as_deref(),
+                    None,
+                    hop.caller.country,
+                    Outcome::RateLimited,
+                ))
             }
             Err(e) => {
                 self.deps.store_failed("begin", &e);
@@ -357,7 +372,12 @@ impl Conversations {
                 {
                     return Err(answer);
                 }
-                Err(self.unavailable(hop.flow.as_deref(), None, hop.caller.country, Outcome::StoreUnavailable))
+                Err(self.unavailable(
+                    hop.flow.as_deref(),
+                    None,
+                    hop.caller.country,
+                    Outcome::StoreUnavailable,
+                ))
             }
         }
     }

@@ -233,7 +233,8 @@ impl Dispatcher {
                         flow: String::new(),
                         lang: language,
                         channel: String::new(),
-                        caller: crate::phone::PhoneNumber::parse_international("+380500000000").ok(),
+                        caller: crate::phone::PhoneNumber::parse_international("+380500000000")
+                            .ok(),
                         country: None,
                         city: city.to_owned(),
                         vars,
@@ -248,10 +249,9 @@ impl Dispatcher {
                     let kept = text.matches('Ѫ').count();
                     let units = measure(&text).units;
                     // The worst is the one keeping least of the location.
-                    if worst
-                        .as_ref()
-                        .is_none_or(|(w, k)| (kept, usize::MAX - units) < (*k, usize::MAX - measure(w).units))
-                    {
+                    if worst.as_ref().is_none_or(|(w, k)| {
+                        (kept, usize::MAX - units) < (*k, usize::MAX - measure(w).units)
+                    }) {
                         worst = Some((text, kept));
                     }
                 }

@@ -52,7 +52,11 @@ fn offers_fit_two_parts_by_cutting_the_location_and_the_shipped_texts_pass() {
         short.contains("ТЦ Дордой") && short.contains("+996555123456 (her phone)"),
         "{short}"
     );
-    let long = d.offer_text(&case(&"Октябрьский район, ул. Токтогула ".repeat(4)), aida, size);
+    let long = d.offer_text(
+        &case(&"Октябрьский район, ул. Токтогула ".repeat(4)),
+        aida,
+        size,
+    );
     let minutes = SEND_MARGIN_MINUTES.to_string();
     let sent = crate::template::render(&long, &[("code", "4821"), ("minutes", &minutes)]);
     let m = crate::text::measure(&sent);

@@ -36,9 +36,18 @@ pub fn served(flow: &Flow) -> BTreeSet<String> {
     };
     for node in flow.spec.nodes.values() {
         match node {
-            Node::Menu(m) => m.options.iter().for_each(|o| out.extend(named(o.when.as_ref()))),
-            Node::Language(l) => l.options.iter().for_each(|o| out.extend(named(o.when.as_ref()))),
-            Node::Route(r) => r.routes.iter().for_each(|x| out.extend(named(Some(&x.when)))),
+            Node::Menu(m) => m
+                .options
+                .iter()
+                .for_each(|o| out.extend(named(o.when.as_ref()))),
+            Node::Language(l) => l
+                .options
+                .iter()
+                .for_each(|o| out.extend(named(o.when.as_ref()))),
+            Node::Route(r) => r
+                .routes
+                .iter()
+                .for_each(|x| out.extend(named(Some(&x.when)))),
             Node::Input(_) | Node::End(_) => {}
         }
     }

@@ -154,7 +154,7 @@ pub fn screen(
         return Some(plain);
     }
     let hint = flow.text(&flow.spec.messages.invalid, lang, vis.country);
-    let with_hint = join_screen(Some(&hint), &[plain.clone()]);
+    let with_hint = join_screen(Some(&hint), std::slice::from_ref(&plain));
     Some(if crate::text::measure(&with_hint).fits_ussd() {
         with_hint
     } else {

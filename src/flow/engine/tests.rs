@@ -434,7 +434,12 @@ fn each_country_gets_its_own_language_menu_and_language_before_choosing() {
     // Before she chooses, a wrong answer is answered in her country's
     // language, with the same menu under it.
     let s = walk(&f, &ua(), &["9"]);
-    assert!(s.reply.starts_with("Не те. Ще раз:\nЯзык/Тил/Мова/Language\n1 Українська"), "{}", s.reply);
+    assert!(
+        s.reply
+            .starts_with("Не те. Ще раз:\nЯзык/Тил/Мова/Language\n1 Українська"),
+        "{}",
+        s.reply
+    );
     let s = walk(&f, &kg(), &["9"]);
     assert!(s.reply.starts_with("Туура эмес.\nЯзык"), "{}", s.reply);
     let s = walk(&f, &ua(), &["9", "9", "9"]);
@@ -442,7 +447,11 @@ fn each_country_gets_its_own_language_menu_and_language_before_choosing() {
     assert_eq!(s.reply, "Не вийшло. Подзвоніть нам: +380 50 000 0000");
     // Callers from elsewhere see every language, as written.
     let other = start(&f, &Caller::default(), None, 0);
-    assert!(other.reply.contains("1 Русский\n2 Кыргызча\n3 Українська"), "{}", other.reply);
+    assert!(
+        other.reply.contains("1 Русский\n2 Кыргызча\n3 Українська"),
+        "{}",
+        other.reply
+    );
 }
 
 #[test]
@@ -451,7 +460,11 @@ fn a_ukrainian_callers_last_screen_and_case_carry_her_country() {
     // Українська, Полтава? No: "Інше місто" (2), help now, don't know, this number.
     let s = walk(&f, &ua(), &["1", "2", "1", "0", "0"]);
     assert!(s.end);
-    assert!(s.reply.ends_with("+380 50 000 0000") && !s.reply.contains("+996"), "{}", s.reply);
+    assert!(
+        s.reply.ends_with("+380 50 000 0000") && !s.reply.contains("+996"),
+        "{}",
+        s.reply
+    );
     let Some(Effect::OpenCase(draft)) = s.effects.first() else {
         panic!("no case")
     };

@@ -66,7 +66,10 @@ fn route(l: &mut Loader<'_>, raw: &RawRoster, key: &str, to: &str, c: &RawCity) 
     for (iso, t) in &by_country {
         let k = format!("{key}.route_by_country.{iso}");
         if crate::phone::country_by_iso(iso).is_none_or(|x| x.iso != iso) {
-            l.error(k.clone(), "not a country code the gateway knows (KG, UA, GE)");
+            l.error(
+                k.clone(),
+                "not a country code the gateway knows (KG, UA, GE)",
+            );
         }
         target(l, raw, &k, t);
     }

@@ -59,7 +59,10 @@ fn the_shipped_roster_loads_clean_and_covers_every_city_of_the_flows() {
             .into(),
     };
     let (full, _) = crate::flow::load_dir(Path::new("flows"), "flows", &fallbacks);
-    assert_eq!(crate::flow::countries::check(&full, "hotline.toml", Some(&r)), vec![]);
+    assert_eq!(
+        crate::flow::countries::check(&full, "hotline.toml", Some(&r)),
+        vec![]
+    );
     assert_eq!(r.resolve("other", Some("UA")), "poltava");
     assert_eq!(r.resolve("other", Some("KG")), "bishkek");
     assert_eq!(r.resolve("other", None), "bishkek");
@@ -84,7 +87,9 @@ fn the_shipped_roster_loads_clean_and_covers_every_city_of_the_flows() {
         .map(ToString::to_string)
         .collect();
     assert!(
-        found.iter().any(|p| p.starts_with("hotline.toml: flows.fallback_phones.UA: ")),
+        found
+            .iter()
+            .any(|p| p.starts_with("hotline.toml: flows.fallback_phones.UA: ")),
         "{found:?}"
     );
 
