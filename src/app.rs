@@ -342,7 +342,6 @@ pub fn load_dispatch_with(
         sms_channel: d.sms_channel.clone(),
         sending_channels,
         flows: flows.clone(),
-        fallback: config.flows.fallback_phone.clone(),
         retention_ms: u64::try_from(config.privacy.case_retention.as_millis()).unwrap_or(u64::MAX),
         auto_close_ms: u64::try_from(d.auto_close.as_millis()).unwrap_or(u64::MAX),
     };
@@ -384,7 +383,7 @@ pub fn load_flows(config: &Config) -> (FlowSet, Vec<Problem>) {
     let (flows, mut problems) = flow::load_dir(
         &config.flows.dir,
         &config.flows.display_dir,
-        &config.flows.fallback_phone,
+        &config.flows.fallbacks,
     );
     for f in flows.flows.values() {
         problems.extend(flow::lint::lint(f));

@@ -17,7 +17,8 @@ use hotline::store::{
     LeaseRequest, NewCase, Queue, Store, StoreError,
 };
 
-const FINAL: &str = "1*1*1*Station 5*0";
+/// Русский (second for a +996 caller), Bishkek, help now, a place, this number.
+const FINAL: &str = "2*1*1*Station 5*0";
 
 fn code_of(screen: &str) -> String {
     screen
@@ -149,8 +150,8 @@ async fn a_redis_outage_is_survived_and_every_completed_case_lands_once() {
     let calm = gw.ussd("ATUid_mid", "+996555300401", "1").await;
     assert_eq!(calm.status, 200);
     assert_eq!(
-        calm.body,
-        "END Сейчас не получается. Позвоните нам: +996 000 000 000"
+        calm.body, "END Азыр мүмкүн эмес. Бизге чалыңыз: +996 000 000 000",
+        "her session cannot be read: her country's language"
     );
     // The hop that completes a request is kept and acknowledged with its code.
     let done = gw.ussd("ATUid_out", phone, FINAL).await;

@@ -176,8 +176,9 @@ pub struct FlowsConfig {
     pub display_dir: String,
     /// The flow a USSD dial starts.
     pub default: String,
-    /// The number shown where a flow says `{fallback}`.
-    pub fallback_phone: String,
+    /// The numbers shown where a flow says `{fallback}`: the caller's
+    /// country's (`fallback_phones`), else `fallback_phone`.
+    pub fallbacks: crate::flow::Fallbacks,
 }
 
 /// Aggregator kinds.

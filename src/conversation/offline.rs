@@ -119,7 +119,7 @@ impl Conversations {
             }
         };
         let done = Done {
-            lang: step.state.language(flow).to_owned(),
+            lang: step.state.language(flow, &hop.caller).to_owned(),
             flow: flow.clone(),
             step,
             case: None,

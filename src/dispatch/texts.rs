@@ -55,6 +55,14 @@ pub struct Texts {
     pub situations: BTreeMap<String, String>,
     /// Abuse names by flow value (`beating`, …), each with its own spacing.
     pub abuse: BTreeMap<String, String>,
+    /// The name of the language she chose, by code (`ky` → `кырг.`), for
+    /// an offer's `{language}`.
+    pub languages: BTreeMap<String, String>,
+    /// An offer's `{callback_note}` when the number to call is the phone
+    /// she called from (which may be in other hands).
+    pub own_phone: String,
+    /// An offer's `{callback_note}` when she typed another number.
+    pub other_phone: String,
 }
 
 /// Every language's texts.
@@ -70,6 +78,8 @@ const PLACEHOLDERS: &[&str] = &[
     "abuse",
     "location",
     "callback",
+    "callback_note",
+    "language",
     "minutes",
     "name",
     "list",
@@ -123,6 +133,8 @@ impl LawyerTexts {
                 ("help", &t.help),
                 ("unanswered", &t.unanswered),
                 ("unknown", &t.unknown),
+                ("own_phone", &t.own_phone),
+                ("other_phone", &t.other_phone),
             ];
             for (key, value) in fields {
                 if value.trim().is_empty() {
@@ -164,6 +176,11 @@ impl LawyerTexts {
         let text = std::fs::read_to_string(path)
             .map_err(|e| vec![Problem::error(display, "", format!("cannot read: {e}"))])?;
         Self::parse(&text, display)
+    }
+
+    /// Every language with texts.
+    pub fn languages(&self) -> impl Iterator<Item = &str> {
+        self.by_lang.keys().map(String::as_str)
     }
 
     /// The texts for the first of `langs` that has them, else English.
@@ -209,7 +226,7 @@ mod tests {
     #[test]
     fn unknown_placeholders_and_missing_texts_are_problems() {
         let shipped = include_str!("../../config/lawyer_texts.toml");
-        let bad = shipped.replacen("{minutes} мин. Ответ", "{minuets} мин. Ответ", 1);
+        let bad = shipped.replacen("{minutes} мин назад", "{minuets} мин назад", 1);
         let e = LawyerTexts::parse(&bad, "t.toml").unwrap_err();
         assert!(
             e[0].to_string().contains("unknown placeholder {minuets}"),
