@@ -3,7 +3,7 @@
 //! the shipped config with every channel enabled), sealing, pseudonyms,
 //! template rendering, screen measuring and number parsing.
 //!
-//! `cargo bench` runs them all with short time limits (about 0.2 s each);
+//! `cargo bench` runs them all with short time limits (0.05–0.2 s each, about 2 s in all);
 //! `cargo bench -- engine` runs those whose name contains `engine`, and
 //! divan's own flags (`--max-time 2`, `--sample-count 500`) override the
 //! defaults. The whole hop over HTTP is measured by `load-tests/run.sh`;
@@ -21,12 +21,12 @@ use hotline::channel::{self, Channel, Request};
 use hotline::flow::{Flow, engine, parse};
 use hotline::phone::{PhoneNumber, country_by_iso};
 use hotline::privacy::Privacy;
-use hotline::template;
 use hotline::text::measure;
 use http::{HeaderMap, HeaderValue, Method};
 
 fn main() {
     divan::Divan::default()
+        .min_time(Duration::from_millis(50))
         .max_time(Duration::from_millis(200))
         .config_with_args()
         .main();
@@ -54,7 +54,7 @@ static CITY: LazyLock<engine::Step> = LazyLock::new(|| {
     engine::step(&FLOW, &start.state, &caller(), "1", 0)
 });
 
-mod engine_ {
+mod flow_engine {
     use super::*;
 
     #[divan::bench]
@@ -139,7 +139,7 @@ fn channel(name: &str) -> &'static dyn Channel {
 
 const AT_USSD: &str = "sessionId=ATUid_0123456789abcdef&serviceCode=%2A384%2A123%23&phoneNumber=%2B996555123456&networkCode=43701&text=1%2A1%2A1%2AStation%205";
 
-mod parse_ {
+mod parsers {
     use super::*;
 
     #[divan::bench]
@@ -199,7 +199,7 @@ mod parse_ {
     }
 }
 
-mod privacy_ {
+mod privacy {
     use super::*;
 
     static PRIVACY: LazyLock<Privacy> =
@@ -227,14 +227,14 @@ mod privacy_ {
     }
 }
 
-mod text_ {
+mod text {
     use super::*;
 
     const OFFER: &str = "{code} {city}: {situation}{abuse}. Где: {location}. Звонить: {callback}. {minutes} мин. Ответ: OK {code} или NO {code}";
 
     #[divan::bench]
     fn template_render_offer() -> String {
-        template::render(
+        hotline::template::render(
             black_box(OFFER),
             &[
                 ("code", "4821"),

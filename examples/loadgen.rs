@@ -4,7 +4,8 @@
 //!
 //! `loadgen run --target ADDR --workload ussd|flood|mixed --connections N
 //!  --duration SECS [--rate R] [--scenario S] [--label L] [--hammers K]
-//!  [--sms-rate R] [--mock ADDR] [--requests N]` prints one JSON object.
+//!  [--sms-rate R] [--mock ADDR] [--requests N] [--cities 1|3]` prints one
+//!  JSON object.
 //!
 //! - Without `--rate` (closed loop) each connection sends its next request as
 //!   soon as the last is answered: the maximum throughput.
@@ -52,14 +53,20 @@ use tokio::sync::mpsc;
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// A session's hops: language, city (`{c}`), situation, place, callback.
 const STEPS: [&str; 6] = [
     "",
     "1",
-    "1*1",
-    "1*1*1",
-    "1*1*1*Station 5",
-    "1*1*1*Station 5*0",
+    "1*{c}",
+    "1*{c}*1",
+    "1*{c}*1*Station 5",
+    "1*{c}*1*Station 5*0",
 ];
+
+/// Callers for `--cities 3`: (number prefix, menu choice) for Bishkek, Osh
+/// (+996 callers) and Poltava (+380 callers), each with its own lawyer on
+/// call: one lawyer's commands are rate-limited (120 a minute).
+const CITIES: [(&str, &str); 3] = [("+99655", "1"), ("+99655", "2"), ("+38050", "1")];
 
 // ---------------------------------------------------------------- client
 
@@ -161,6 +168,8 @@ enum Gen {
         step: usize,
         /// Hops per session: 6 (whole sessions) or 1 (only open them).
         hops: usize,
+        /// How many cities sessions rotate over (1: Bishkek only).
+        cities: u64,
         fixed: Option<String>,
     },
     /// A woman texting the short code.
@@ -189,14 +198,17 @@ impl Gen {
                 session,
                 step,
                 hops,
+                cities,
                 fixed,
             } => {
                 if *step == 0 {
                     *session = SESSIONS.fetch_add(1, Ordering::Relaxed);
                 }
+                let (prefix, choice) = CITIES[(*session % *cities) as usize];
                 let phone = fixed
                     .clone()
-                    .unwrap_or_else(|| format!("+99655{:07}", *session % 10_000_000));
+                    .unwrap_or_else(|| format!("{prefix}{:07}", *session % 10_000_000));
+                let text = STEPS[*step].replace("{c}", choice);
                 let sid = format!("LT{conn}-{session}");
                 let req = post(
                     "/webhooks/africastalking/ussd",
@@ -205,7 +217,7 @@ impl Gen {
                         ("serviceCode", "*384#"),
                         ("phoneNumber", &phone),
                         ("networkCode", "43701"),
-                        ("text", STEPS[*step]),
+                        ("text", &text),
                     ],
                 );
                 let last = *step == STEPS.len() - 1;
@@ -417,6 +429,9 @@ async fn mock_at(
                     serde_urlencoded::from_bytes(&body).unwrap_or_default();
                 let to = form.get("to").cloned().unwrap_or_default();
                 let msg = form.get("message").cloned().unwrap_or_default();
+                if std::env::var_os("LOADGEN_DEBUG").is_some() {
+                    eprintln!("mock: to={to} {msg}");
+                }
                 if let Ok(mut s) = sent.lock() {
                     s.total += 1;
                     match code_in(&msg).filter(|c| msg.contains(&format!("OK {c}"))) {
@@ -569,6 +584,7 @@ async fn run(o: &Opts) -> Result<Value, Error> {
     } else {
         STEPS.len()
     };
+    let cities = (o.num("cities", 1.0)? as u64).clamp(1, 3);
     let start = Instant::now() + Duration::from_millis(20);
     let deadline = start + Duration::from_secs_f64(secs);
     let ended = Arc::new(Mutex::new(Vec::new()));
@@ -579,6 +595,7 @@ async fn run(o: &Opts) -> Result<Value, Error> {
             session: 0,
             step: 0,
             hops,
+            cities,
             fixed: None,
         };
         let e = (workload == "mixed").then(|| ended.clone());
@@ -595,6 +612,7 @@ async fn run(o: &Opts) -> Result<Value, Error> {
                 session: 0,
                 step: 0,
                 hops,
+                cities: 1,
                 fixed: Some(format!("+99670000{h:04}")),
             };
             tasks.push((

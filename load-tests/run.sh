@@ -14,10 +14,12 @@
 #   LT_CONNECTIONS  connections for steady/flood (default 16)
 #   LT_BURST_BASE   burst: the normal rate, hops/s (default 200; the burst is 10x)
 #   LT_FLOOD_RATE   flood: everyone else's rate, hops/s (default 300)
-#   LT_MIXED_RATE   mixed: USSD hops/s (default 60; SMS a tenth of it)
+#   LT_MIXED_RATE   mixed: USSD hops/s (default 24 = 4 cases/s over three cities,
+#                   under each on-call lawyer's command limit; SMS a tenth of it)
 #   LT_SESSIONS     rss: live sessions to open (default 100000)
 #   LT_NOTE         a note stored with the results (e.g. "machine shared")
 #   LT_OUT          where the JSON goes (default load-tests/results/latest.json)
+#   LT_KEEP=1       keep the temporary folder (configs, server logs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -40,7 +42,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
+  if [ -n "${LT_KEEP:-}" ]; then echo "logs kept in $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
 
@@ -94,11 +96,11 @@ config() {
     mixed)
       # Lawyers' numbers from the environment (phone_env), never a file.
       sed -e '/^phones_file/d' \
-          -e 's/^\[lawyers\.\([a-z0-9_-]*\)\]$/[lawyers.\1]\nphone_env = "LT_PHONE_\1"/' \
+          -e 's/^\[lawyers\.\([a-z0-9_-]*\)\]$/[lawyers.\1]\nphone_env = "LT_PHONE_\U\1"/' \
           config/roster.toml > "$work/roster.toml"
       local i=100
       for id in $(sed -n 's/^\[lawyers\.\([a-z0-9_-]*\)\]$/\1/p' config/roster.toml); do
-        i=$((i + 1)); export "LT_PHONE_$id=+996700000$i"
+        i=$((i + 1)); export "LT_PHONE_${id^^}=+996700000$i"
       done
       cat >> "$out" <<EOF
 username = "loadtest"
@@ -199,7 +201,7 @@ mixed() {
     mock_port=$(lg port)
     gateway "hotline-$store" "$store" mixed
     record mixed "hotline-$store" --target "${addr[hotline-$store]}" --workload mixed --connections 8 \
-      --rate "${LT_MIXED_RATE:-60}" --mock "127.0.0.1:$mock_port" --duration "$(dur 20)" >/dev/null
+      --cities 3 --rate "${LT_MIXED_RATE:-24}" --mock "127.0.0.1:$mock_port" --duration "$(dur 20)" >/dev/null
     stop_gateway
   done
 }
