@@ -681,11 +681,17 @@ fn f(v: &Value) -> f64 {
 
 fn report(o: &Opts) -> Result<(), Error> {
     let input = std::fs::read_to_string(o.str("in", "load-tests/results/run.jsonl"))?;
-    let records: Vec<Value> = input
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()?;
+    // A run's JSON lines, or an earlier latest.json (to print it again).
+    let records: Vec<Value> = match serde_json::from_str::<Value>(&input) {
+        Ok(Value::Object(o)) if o.contains_key("records") => {
+            o["records"].as_array().cloned().unwrap_or_default()
+        }
+        _ => input
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()?,
+    };
     println!(
         "{:<8} {:<22} {:>5} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8}",
         "scenario", "label", "conns", "rate", "req/s", "p50 ms", "p99 ms", "refused", "errors"
@@ -751,6 +757,41 @@ fn report(o: &Opts) -> Result<(), Error> {
     ] {
         if let Some(h) = find("steady", &format!("{label}@half")) {
             headline.insert(format!("{label}_p99_ms_at_half_max"), h["p99_ms"].clone());
+        }
+    }
+    // scale: the same ratios at each connection count (paired runs a few
+    // seconds apart), and their median, steadier on a busy machine.
+    for (name, num, den) in [
+        (
+            "scale_memory_vs_plain_hyper",
+            "hotline-memory",
+            "floor-plain",
+        ),
+        ("scale_redis_vs_2rt_floor", "hotline-redis", "floor-redis"),
+    ] {
+        let rate = |label: &str, c: &Value| {
+            records
+                .iter()
+                .find(|r| r["scenario"] == "scale" && r["label"] == label && &r["connections"] == c)
+                .map(|r| f(&r["groups"]["ussd"]["per_second"]))
+        };
+        let mut by_conns = serde_json::Map::new();
+        let mut ratios = Vec::new();
+        for r in records
+            .iter()
+            .filter(|r| r["scenario"] == "scale" && r["label"] == num)
+        {
+            if let (Some(a), Some(b)) = (rate(num, &r["connections"]), rate(den, &r["connections"]))
+            {
+                let ratio = (a / b.max(1.0) * 1000.0).round() / 1000.0;
+                by_conns.insert(r["connections"].to_string(), json!(ratio));
+                ratios.push(ratio);
+            }
+        }
+        if !ratios.is_empty() {
+            ratios.sort_by(f64::total_cmp);
+            headline.insert(format!("{name}_median"), json!(ratios[ratios.len() / 2]));
+            headline.insert(name.into(), Value::Object(by_conns));
         }
     }
     if !headline.is_empty() {
