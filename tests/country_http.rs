@@ -9,8 +9,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::Gateway;
+use common::mock::{MockResponse, MockServer};
 use hotline::case::CaseData;
-use hotline::channel::mock::{MockResponse, MockServer};
 use hotline::clock::Clock;
 
 /// 2026-12-01 04:00 UTC: 10:00 in Bishkek, 06:00 in Poltava.

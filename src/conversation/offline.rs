@@ -73,6 +73,7 @@ impl Conversations {
             None => self.unavailable(
                 Some(&done.flow),
                 Some(&done.lang),
+                hop.caller.country,
                 Outcome::StoreUnavailable,
             ),
         })
