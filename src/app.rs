@@ -250,7 +250,7 @@ pub fn build_channels(
     let mut problems = Vec::new();
     let mut channels: HashMap<String, Arc<dyn Channel>> = HashMap::new();
     let flows_ok = !flows.flows.is_empty();
-    let http = channel::http_client();
+    let http = channel::send::http_client_with(config.outbox.send_timeout);
     for (i, cfg) in config.channels.iter().enumerate() {
         match channel::build(i, cfg, &config.source, &http) {
             Ok(ch) => {

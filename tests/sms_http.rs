@@ -319,15 +319,15 @@ async fn her_number_refused_is_given_up_an_api_down_holds_and_blacklisting_opts_
 #[tokio::test]
 async fn a_slow_api_is_retried_without_a_double_send() {
     let api = MockServer::start(vec![
-        MockResponse::new(201, at_reply(101, "Success", "ATXid_5"))
-            .delayed(Duration::from_secs(20)),
+        MockResponse::new(201, at_reply(101, "Success", "ATXid_5")).delayed(Duration::from_secs(3)),
         MockResponse::new(201, at_reply(101, "Success", "ATXid_5")),
     ])
     .await;
-    let gw = start(&api, "").await;
+    let gw = start(&api, "send_timeout_ms = 500").await;
     sms(&gw, WOMAN, "HELP", Some("slow-1")).await;
-    // The first attempt times out (the client gives up after 15 s) and is retried.
-    let deadline = Instant::now() + Duration::from_secs(25);
+    // The first attempt times out (the client gives up after
+    // outbox.send_timeout_ms) and is retried.
+    let deadline = Instant::now() + Duration::from_secs(10);
     while gw
         .metric(r#"hotline_outbox_sent_total{channel="africastalking",purpose="screen"}"#)
         .await

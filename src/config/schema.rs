@@ -148,6 +148,8 @@ pub struct OutboxConfig {
     pub backoff_max: Duration,
     /// Messages being sent at once per instance.
     pub concurrency: usize,
+    /// How long one send to an aggregator may take (then it is retried).
+    pub send_timeout: Duration,
 }
 
 /// Lawyer dispatch.
