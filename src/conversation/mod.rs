@@ -374,8 +374,8 @@ impl Conversations {
             Err(e) => {
                 self.deps.store_failed("begin", &e);
                 // The session cannot be loaded. If a USSD text holds every
-                // answer of a completed request, replay it and keep the
-                // case; otherwise end calmly.
+                // answer so far, replay it: the menu goes on, and a
+                // completed request keeps its case; otherwise end calmly.
                 if let (Incoming::Cumulative(text), Some(flow)) = (hop.incoming, &hop.flow)
                     && let Some(answer) = self.replay_offline(flow, hop, text, now).await
                 {
