@@ -315,6 +315,14 @@ impl Store for Faulty {
     async fn lease_codes(&self, req: LeaseRequest) -> Result<Vec<String>, StoreError> {
         self.up()?.lease_codes(req).await
     }
+    async fn take_rate(
+        &self,
+        key: &str,
+        limit: hotline::store::RateLimit,
+        now: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        self.up()?.take_rate(key, limit, now).await
+    }
     async fn queue_len(&self, b: u16, q: Queue) -> Result<usize, StoreError> {
         self.up()?.queue_len(b, q).await
     }

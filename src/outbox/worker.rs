@@ -26,7 +26,7 @@ use crate::case::CaseData;
 use crate::channel::{Channel, DeliveryState, Fault, OutSms, SendOutcome};
 use crate::config::OutboxConfig;
 use crate::deps::Deps;
-use crate::store::{BUCKETS, Claimed, Queue, StoreError, keys};
+use crate::store::{BUCKETS, Claimed, Queue, RateLimit, StoreError, keys};
 
 /// How long a caller's "last sent" value is kept.
 const LAST_SENT_TTL_MS: u64 = 24 * 3600 * 1000;
@@ -91,6 +91,10 @@ enum Preflight {
     /// Leave it: the lease expires and it is tried again (store down).
     Later,
 }
+
+/// How many times a send waits for the shared channel rate before it goes
+/// anyway (a bound, not an expected path: each wait is the GCRA's own).
+const SHARED_RATE_TRIES: usize = 100;
 
 /// The longest wait before retrying a message held up by its channel, so
 /// that queued offers go out soon after the channel recovers.
@@ -276,6 +280,7 @@ impl Outbox {
         if let Some(limiter) = self.limiters.get(&used) {
             limiter.until_ready().await;
         }
+        self.shared_rate(&used, channel.tps()).await;
         let started = Instant::now();
         let outcome = channel
             .send(OutSms {
@@ -312,6 +317,28 @@ impl Outbox {
                 fault: Fault::Recipient,
             } => self.give_up(bucket, &job, &msg, &reason).await,
             SendOutcome::OptedOut => self.opted_out(bucket, &job, &msg).await,
+        }
+    }
+
+    /// Wait for a slot of `channel`'s rate shared by every instance (a GCRA
+    /// in the store), so that N instances together stay within the
+    /// aggregator's `tps`; the local `governor` limiter before it smooths
+    /// this instance's own sends. Real time, not domain time: it is about
+    /// the aggregator's clock. A store that does not answer does not hold
+    /// a send back (the local limiter still bounds this instance).
+    async fn shared_rate(&self, channel: &str, tps: u32) {
+        let tps = tps.max(1);
+        let limit = RateLimit {
+            per_minute: tps.saturating_mul(60),
+            burst: tps,
+        };
+        let key = keys::channel_rate(channel);
+        for _ in 0..SHARED_RATE_TRIES {
+            let now = u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap_or(0);
+            match self.deps.store.take_rate(&key, limit, now).await {
+                Ok(Some(wait)) => tokio::time::sleep(Duration::from_millis(wait.min(1000))).await,
+                Ok(None) | Err(_) => return,
+            }
         }
     }
 
