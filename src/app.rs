@@ -130,14 +130,7 @@ impl App {
             codes: codes.clone(),
             default_flow: config.flows.default.clone(),
         };
-        let events = dispatcher.clone().map(|d| d as Arc<dyn OutboxEvents>);
-        let mut outbox = Outbox::new(deps.clone(), channels.clone(), config.outbox, events);
-        if let Some(d) = &config.dispatch
-            && let Some(fallback) = &d.fallback_sms_channel
-        {
-            outbox = outbox.with_fallback(&d.sms_channel, fallback);
-        }
-        let outbox = Arc::new(outbox);
+        let outbox = Arc::new(build_outbox(&config, &deps, &channels, dispatcher.as_ref()));
         let flow_of = config
             .channels
             .iter()
@@ -209,6 +202,25 @@ impl App {
     /// Whether draining has started.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
+    }
+}
+
+/// The outbox sender, reacting to undelivered offers through dispatch and
+/// sending through the dispatch fallback channel while its channel is down.
+fn build_outbox(
+    config: &Config,
+    deps: &Deps,
+    channels: &Channels,
+    dispatcher: Option<&Arc<Dispatcher>>,
+) -> Outbox {
+    let events = dispatcher.map(|d| d.clone() as Arc<dyn OutboxEvents>);
+    let outbox = Outbox::new(deps.clone(), channels.clone(), config.outbox, events);
+    match &config.dispatch {
+        Some(d) => match &d.fallback_sms_channel {
+            Some(fallback) => outbox.with_fallback(&d.sms_channel, fallback),
+            None => outbox,
+        },
+        None => outbox,
     }
 }
 
