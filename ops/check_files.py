@@ -53,7 +53,7 @@ METRICS = {
     "hotline_escalations_total",
     "hotline_cases_unanswered_total",
     "hotline_cases_exhausted_total",
-    "hotline_oncall_gap_hours",
+    "hotline_oncall_gap_seconds",
     "hotline_lawyer_commands_total",
 }
 
