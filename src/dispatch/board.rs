@@ -248,6 +248,38 @@ impl OpenGauges {
     }
 }
 
+/// A duration for people: `45 s`, `7 min`, `2 h 05 min`, `3 d 4 h`.
+pub fn duration(secs: u64) -> String {
+    match secs {
+        0..60 => format!("{secs} s"),
+        60..3600 => format!("{} min", secs / 60),
+        3600..86_400 => format!("{} h {:02} min", secs / 3600, secs % 3600 / 60),
+        _ => format!("{} d {} h", secs / 86_400, secs % 86_400 / 3600),
+    }
+}
+
+/// An instant (ms since the Unix epoch); out of range: the epoch.
+pub fn timestamp(ms: u64) -> jiff::Timestamp {
+    i64::try_from(ms)
+        .ok()
+        .and_then(|ms| jiff::Timestamp::from_millisecond(ms).ok())
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}
+
+/// An instant as `2026-12-01 10:00 UTC`.
+pub fn utc(ms: u64) -> String {
+    timestamp(ms).strftime("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// The roster's cities that are not routes to another city, sorted.
+pub fn full_cities(roster: &Roster) -> Vec<&str> {
+    roster
+        .city_ids()
+        .into_iter()
+        .filter(|id| roster.city(id).is_some_and(|c| c.id == *id))
+        .collect()
+}
+
 /// Read the open cases and set the case gauges (`hotline_cases_open`,
 /// `hotline_case_oldest_unaccepted_seconds`); the timer worker calls it
 /// with the rest of its refresh, every 10 s — never a scrape. Costs one
