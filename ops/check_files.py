@@ -55,6 +55,10 @@ METRICS = {
     "hotline_cases_exhausted_total",
     "hotline_oncall_gap_seconds",
     "hotline_lawyer_commands_total",
+    "hotline_cases_open",
+    "hotline_case_oldest_unaccepted_seconds",
+    "hotline_outbox_held",
+    "hotline_outbox_held_oldest_seconds",
 }
 
 FUNCTIONS = {

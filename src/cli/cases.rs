@@ -127,7 +127,11 @@ pub(super) fn to_text(b: &Board) -> String {
         row(&mut out, r, b.now_ms);
     }
     if b.truncated {
-        let _ = writeln!(out, "\n(only the first {} cases were read)", board::MAX_READ);
+        let _ = writeln!(
+            out,
+            "\n(only the first {} cases were read)",
+            board::MAX_READ
+        );
     }
     out
 }

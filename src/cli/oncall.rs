@@ -57,7 +57,12 @@ fn text(flag: Option<PathBuf>, days: u32, city: Option<&str>) -> Result<String, 
 }
 
 /// The schedule of `cities` over `hours` from `from`, as text.
-pub(super) fn schedule_text(roster: &Roster, cities: &[&str], from: Timestamp, hours: u32) -> String {
+pub(super) fn schedule_text(
+    roster: &Roster,
+    cities: &[&str],
+    from: Timestamp,
+    hours: u32,
+) -> String {
     let mut out = String::new();
     for (i, id) in cities.iter().enumerate() {
         let Some(city) = roster.city(id) else {

@@ -289,7 +289,15 @@ pub async fn refresh_gauges(d: &super::Dispatcher) {
     let deps = d.deps();
     let now = deps.clock.now_ms();
     let filter = Filter::default();
-    match collect(deps.store.as_ref(), &deps.privacy, Some(&d.roster), &filter, now).await {
+    match collect(
+        deps.store.as_ref(),
+        &deps.privacy,
+        Some(&d.roster),
+        &filter,
+        now,
+    )
+    .await
+    {
         Ok(board) => deps.metrics.set_open_cases(&OpenGauges::of(&board.cases)),
         Err(e) => tracing::debug!(error = %e, "case gauges not refreshed"),
     }

@@ -198,7 +198,10 @@ impl ChannelHealth {
         for h in held.values() {
             let c = out.entry(h.channel.clone()).or_default();
             c.count += 1;
-            c.oldest_created_ms = Some(c.oldest_created_ms.map_or(h.created_ms, |o| o.min(h.created_ms)));
+            c.oldest_created_ms = Some(
+                c.oldest_created_ms
+                    .map_or(h.created_ms, |o| o.min(h.created_ms)),
+            );
         }
         out
     }
@@ -269,13 +272,19 @@ mod tests {
         h.hold("m2", "at", 4_000, 10_000);
         h.publish_held(61_000);
         let text = m.render();
-        assert!(text.contains(r#"hotline_outbox_held{channel="at"} 2"#), "{text}");
+        assert!(
+            text.contains(r#"hotline_outbox_held{channel="at"} 2"#),
+            "{text}"
+        );
         assert!(text.contains(r#"hotline_outbox_held_oldest_seconds{channel="at"} 60"#));
         h.release("m1");
         assert_eq!(h.held(61_000)["at"].count, 1);
         // Not held again here for a long while: another instance has it.
         assert!(h.held(10_000 + HELD_STALE_MS).is_empty());
         h.publish_held(10_000 + HELD_STALE_MS);
-        assert!(m.render().contains(r#"hotline_outbox_held{channel="at"} 0"#));
+        assert!(
+            m.render()
+                .contains(r#"hotline_outbox_held{channel="at"} 0"#)
+        );
     }
 }

@@ -93,8 +93,14 @@ fn respond(status: StatusCode, content_type: &'static str, body: String) -> Resp
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
@@ -215,7 +221,10 @@ fn esc(s: &str) -> String {
 }
 
 fn ago(now_ms: u64, at_ms: u64) -> String {
-    format!("{} ago", board::duration(now_ms.saturating_sub(at_ms) / 1000))
+    format!(
+        "{} ago",
+        board::duration(now_ms.saturating_sub(at_ms) / 1000)
+    )
 }
 
 fn local(t: Timestamp, roster: &Roster, city: &str) -> String {
@@ -286,7 +295,11 @@ fn summary(h: &mut String, v: &View<'_>) {
         h,
         "<p class=\"{class}\">{}</p><dl><dt>Dispatch</dt><dd>{}</dd><dt>Store</dt><dd>{} {}</dd>",
         esc(&mode),
-        yes_no(v.roster.is_some(), "on", "off (cases are recorded, offered to nobody)"),
+        yes_no(
+            v.roster.is_some(),
+            "on",
+            "off (cases are recorded, offered to nobody)"
+        ),
         esc(v.store_kind),
         yes_no(v.store_up, "up", "DOWN"),
     );
@@ -295,7 +308,11 @@ fn summary(h: &mut String, v: &View<'_>) {
             let _ = write!(
                 h,
                 "<dt>Spool</dt><dd>{}</dd>",
-                yes_no(n == 0, "empty", &format!("{n} case(s) waiting for the store"))
+                yes_no(
+                    n == 0,
+                    "empty",
+                    &format!("{n} case(s) waiting for the store")
+                )
             );
         }
         None => h.push_str("<dt>Spool</dt><dd class=\"muted\">none (embedded store)</dd>"),
@@ -313,13 +330,13 @@ fn summary(h: &mut String, v: &View<'_>) {
 }
 
 fn channels(h: &mut String, v: &View<'_>) {
-    h.push_str("<h2>Channels</h2><div class=\"wrap\"><table><tr><th>Channel</th><th>State</th><th>Last success</th><th>Last failure</th><th>Held here</th></tr>");
+    h.push_str("<h2>Channels</h2>");
     for c in &v.channels {
         let state = if c.health.is_up() {
             "<span class=\"ok\">up</span>".to_owned()
         } else {
             format!(
-                "<span class=\"bad\">down</span> ({} failures)",
+                "<span class=\"bad\">down</span> ({} failures in a row)",
                 c.health.failures_in_a_row
             )
         };
@@ -332,16 +349,18 @@ fn channels(h: &mut String, v: &View<'_>) {
             |(t, why)| format!("{} — {}", ago(v.now_ms, *t), esc(why)),
         );
         let held = match c.held.oldest_created_ms {
-            Some(t) if c.held.count > 0 => format!("{} (oldest {})", c.held.count, ago(v.now_ms, t)),
+            Some(t) if c.held.count > 0 => {
+                format!("{} (oldest queued {})", c.held.count, ago(v.now_ms, t))
+            }
             _ => "0".to_owned(),
         };
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{state}</td><td>{ok}</td><td>{failure}</td><td>{held}</td></tr>",
+            "<h3>{} — {state}</h3><dl><dt>Last success</dt><dd>{ok}</dd>\
+             <dt>Last failure</dt><dd>{failure}</dd><dt>Held here</dt><dd>{held}</dd></dl>",
             esc(&c.name)
         );
     }
-    h.push_str("</table></div>");
 }
 
 fn level(r: &CaseRow) -> String {
@@ -350,7 +369,12 @@ fn level(r: &CaseRow) -> String {
         _ => {
             let kind = r.level_kind.as_deref().unwrap_or("?").replace('_', " ");
             let passes = r.passes.map_or(String::new(), |p| format!("/{p}"));
-            format!("{} · level {} · pass {}{passes}", esc(&kind), r.level, r.pass)
+            format!(
+                "{} · level {} · pass {}{passes}",
+                esc(&kind),
+                r.level,
+                r.pass
+            )
         }
     }
 }
@@ -390,7 +414,11 @@ fn cases(h: &mut String, v: &View<'_>) {
             .iter()
             .map(|o| {
                 let declined = if o.declined { " (declined)" } else { "" };
-                format!("{} {}{declined}", who(&o.lawyer, o.name.as_deref()), ago(v.now_ms, o.at_ms))
+                format!(
+                    "{} {}{declined}",
+                    who(&o.lawyer, o.name.as_deref()),
+                    ago(v.now_ms, o.at_ms)
+                )
             })
             .collect();
         let accepted = match (&r.accepted_by, r.accept_secs) {
@@ -407,14 +435,22 @@ fn cases(h: &mut String, v: &View<'_>) {
             esc(&r.code),
             board::duration(r.age_secs),
             level(r),
-            if offers.is_empty() { "nobody yet".to_owned() } else { offers.join("<br>") },
+            if offers.is_empty() {
+                "nobody yet".to_owned()
+            } else {
+                offers.join("<br>")
+            },
         );
     }
     if city.is_some() {
         h.push_str("</table></div>");
     }
     if b.truncated {
-        let _ = write!(h, "<p class=\"bad\">Only the first {} cases were read.</p>", board::MAX_READ);
+        let _ = write!(
+            h,
+            "<p class=\"bad\">Only the first {} cases were read.</p>",
+            board::MAX_READ
+        );
     }
 }
 
@@ -428,21 +464,35 @@ fn on_call(h: &mut String, v: &View<'_>) {
     let names = |ids: &[crate::dispatch::roster::LawyerId]| -> String {
         let v: Vec<String> = ids
             .iter()
-            .map(|id| who(id.as_str(), roster.lawyer(id.as_str()).map(|l| l.name.as_str())))
+            .map(|id| {
+                who(
+                    id.as_str(),
+                    roster.lawyer(id.as_str()).map(|l| l.name.as_str()),
+                )
+            })
             .collect();
-        if v.is_empty() { "<span class=\"bad\">nobody</span>".to_owned() } else { v.join(", ") }
+        if v.is_empty() {
+            "<span class=\"bad\">nobody</span>".to_owned()
+        } else {
+            v.join(", ")
+        }
     };
     for city in board::full_cities(roster) {
         let oc = roster.on_call_at(city, now);
-        let tz = roster.city(city).map_or("UTC", |c| c.time_zone_name.as_str());
+        let tz = roster
+            .city(city)
+            .map_or("UTC", |c| c.time_zone_name.as_str());
         let _ = write!(
             h,
             "<h3>{}</h3><dl><dt>Now</dt><dd>{}</dd><dt>Next</dt><dd>{}{}</dd>",
             esc(city),
             names(&oc.now),
             names(&oc.next),
-            oc.next_from
-                .map_or(String::new(), |t| format!(" from {} <span class=\"muted\">({})</span>", local(t, roster, city), esc(tz))),
+            oc.next_from.map_or(String::new(), |t| format!(
+                " from {} <span class=\"muted\">({})</span>",
+                local(t, roster, city),
+                esc(tz)
+            )),
         );
         let gaps = roster.gaps(city, now, GAP_HOURS);
         if gaps.is_empty() {
@@ -452,7 +502,11 @@ fn on_call(h: &mut String, v: &View<'_>) {
                 .iter()
                 .map(|(a, b)| format!("{} – {}", local(*a, roster, city), local(*b, roster, city)))
                 .collect();
-            let _ = write!(h, "<dt>Gaps (14 days)</dt><dd class=\"bad\">{}</dd></dl>", list.join("<br>"));
+            let _ = write!(
+                h,
+                "<dt>Gaps (14 days)</dt><dd class=\"bad\">{}</dd></dl>",
+                list.join("<br>")
+            );
         }
     }
 }

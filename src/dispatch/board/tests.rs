@@ -49,7 +49,12 @@ fn offered(level: u32, lawyer: &str) -> Dispatch {
 #[test]
 fn a_row_names_lawyers_and_levels_and_nothing_about_her() {
     let r = roster();
-    let row = CaseRow::of(&case("c_1", "bishkek", offered(0, "aida")), "4821", Some(&r), T0 + 7 * MIN);
+    let row = CaseRow::of(
+        &case("c_1", "bishkek", offered(0, "aida")),
+        "4821",
+        Some(&r),
+        T0 + 7 * MIN,
+    );
     assert_eq!(row.code, "4821");
     assert_eq!(row.age_secs, 420);
     assert_eq!((row.level, row.pass), (1, 1));
@@ -106,7 +111,13 @@ async fn collect_lists_open_cases_and_with_all_the_recently_closed_ones() {
     let store = MemoryStore::new(100);
     let privacy = Privacy::new(b"0123456789abcdef0123456789abcdef");
     let r = roster();
-    let open = record(&store, &privacy, &case("c_1", "bishkek", offered(0, "aida")), 3).await;
+    let open = record(
+        &store,
+        &privacy,
+        &case("c_1", "bishkek", offered(0, "aida")),
+        3,
+    )
+    .await;
     let closed = Dispatch {
         status: Status::Closed,
         closed_at_ms: Some(T0 + MIN),
@@ -147,7 +158,9 @@ async fn collect_lists_open_cases_and_with_all_the_recently_closed_ones() {
         all: true,
         city: Some("osh".into()),
     };
-    let all = collect(&store, &privacy, Some(&r), &all, now).await.unwrap();
+    let all = collect(&store, &privacy, Some(&r), &all, now)
+        .await
+        .unwrap();
     // Opened exactly 72 h ago: still shown; the one opened and closed
     // earlier than that is not; Bishkek's is filtered out.
     assert_eq!(codes(&all), vec![closed_code]);

@@ -200,9 +200,24 @@ fn the_schedule_marks_an_override_even_when_it_names_the_same_lawyer() {
     assert_eq!(
         shape,
         vec![
-            (l("2026-03-02T09:00"), l("2026-03-02T12:00"), vec!["aida"], false),
-            (l("2026-03-02T12:00"), l("2026-03-02T18:00"), vec!["aida"], true),
-            (l("2026-03-02T18:00"), l("2026-03-03T09:00"), vec!["aida"], false),
+            (
+                l("2026-03-02T09:00"),
+                l("2026-03-02T12:00"),
+                vec!["aida"],
+                false
+            ),
+            (
+                l("2026-03-02T12:00"),
+                l("2026-03-02T18:00"),
+                vec!["aida"],
+                true
+            ),
+            (
+                l("2026-03-02T18:00"),
+                l("2026-03-03T09:00"),
+                vec!["aida"],
+                false
+            ),
         ]
     );
 }
