@@ -48,8 +48,8 @@ pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; base-uri '
 
 /// Answer a request for a page beyond `/metrics`, `/healthz`, `/readyz`.
 pub async fn handle(app: &App, req: &http::Request<hyper::body::Incoming>) -> Response {
-    if let Err(r) = authorize(&app.config, req.headers()) {
-        return r;
+    if let Some(refused) = refusal(&app.config, req.headers()) {
+        return refused;
     }
     match req.uri().path() {
         "/" => page(app).await,
@@ -58,13 +58,13 @@ pub async fn handle(app: &App, req: &http::Request<hyper::body::Incoming>) -> Re
     }
 }
 
-/// Whether the request may see the pages (`Err`: the answer to give).
-fn authorize(config: &Config, headers: &http::HeaderMap) -> Result<(), Response> {
+/// The answer to a request that may not see the pages (`None`: it may).
+fn refusal(config: &Config, headers: &http::HeaderMap) -> Option<Response> {
     if !config.admin_token_required() {
-        return Ok(());
+        return None;
     }
     let Some(token) = &config.server.admin_token else {
-        return Err(text(
+        return Some(text(
             StatusCode::FORBIDDEN,
             &format!(
                 "this is a production configuration: set {ADMIN_TOKEN_VAR} to use the status pages\n"
@@ -77,14 +77,14 @@ fn authorize(config: &Config, headers: &http::HeaderMap) -> Result<(), Response>
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if bool::from(given.as_bytes().ct_eq(token.0.as_bytes())) {
-        return Ok(());
+        return None;
     }
     let mut r = text(StatusCode::UNAUTHORIZED, "bearer token required\n");
     r.headers_mut().insert(
         header::WWW_AUTHENTICATE,
         HeaderValue::from_static("Bearer realm=\"hotline admin\""),
     );
-    Err(r)
+    Some(r)
 }
 
 fn respond(status: StatusCode, content_type: &'static str, body: String) -> Response {
