@@ -53,8 +53,12 @@ METRICS = {
     "hotline_escalations_total",
     "hotline_cases_unanswered_total",
     "hotline_cases_exhausted_total",
-    "hotline_oncall_gap_hours",
+    "hotline_oncall_gap_seconds",
     "hotline_lawyer_commands_total",
+    "hotline_cases_open",
+    "hotline_case_oldest_unaccepted_seconds",
+    "hotline_outbox_held",
+    "hotline_outbox_held_oldest_seconds",
 }
 
 FUNCTIONS = {

@@ -188,6 +188,13 @@ impl App {
         )
     }
 
+    /// The configuration's generation, shown on the status page: 1 for
+    /// the configuration the process started with (there is no reload yet;
+    /// a reload would count up from here).
+    pub fn config_generation(&self) -> u64 {
+        1
+    }
+
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.deps.metrics

@@ -46,12 +46,13 @@
 //!
 //! ## Modules
 //!
-//! - [`cli`] — `hotline serve | check | simulate | report`; `main.rs` only
-//!   calls it.
+//! - [`cli`] — `hotline serve | check | simulate | report | cases | oncall`;
+//!   `main.rs` only calls it.
 //! - [`config`] — the TOML config, environment overrides, validation (exit 64).
 //! - [`app`] — builds and wires every part; the handle the listeners hold.
 //! - [`server`] — hyper listeners: public webhooks, private admin (`/metrics`,
-//!   `/healthz`, `/readyz`), graceful shutdown of listeners and workers.
+//!   `/healthz`, `/readyz`, and the status page `/` and `/cases.json` in
+//!   [`server::status`]), graceful shutdown of listeners and workers.
 //! - [`gateway`] — the service between HTTP and the domain; typed outcomes.
 //! - [`outcome`] — how a webhook request ended (one enum, one label set).
 //! - [`channel`] — one adapter per aggregator kind behind one trait.

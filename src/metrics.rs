@@ -17,6 +17,7 @@ use prometheus::{
 
 use crate::channel::{DeliveryState, Event};
 use crate::dispatch::CommandOutcome;
+use crate::dispatch::board::{ACCEPTED, OpenGauges};
 use crate::dispatch::commands::Command;
 use crate::dispatch::roster::LevelKind;
 use crate::flow::engine::Outcome as SessionOutcome;
@@ -33,6 +34,8 @@ pub const STORE_OPS: [&str; 3] = ["begin", "commit", "ping"];
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
+    /// The city label values every city gauge is zeroed for.
+    cities: std::sync::Arc<[String]>,
     /// Webhook requests by channel, event and outcome.
     pub webhook_requests: IntCounterVec,
     /// Webhook handling time by channel and event.
@@ -89,8 +92,18 @@ pub struct Metrics {
     pub cases_unanswered: IntCounterVec,
     /// Cases that went through every escalation level unanswered, by city.
     pub cases_exhausted: IntCounterVec,
-    /// Hours in the next 24 with nobody on call, by city.
-    pub oncall_gap_hours: GaugeVec,
+    /// Seconds in the next 24 hours with nobody on call, by city.
+    pub oncall_gap_seconds: GaugeVec,
+    /// Cases not closed, by city and level (`accepted`, or the kind of the
+    /// chain level an unaccepted case is at); refreshed by the timer worker.
+    pub cases_open: IntGaugeVec,
+    /// How long the oldest case nobody has accepted has waited, by city.
+    pub oldest_unaccepted: IntGaugeVec,
+    /// Messages this instance holds for retry because their channel cannot
+    /// send, by channel.
+    pub outbox_held: IntGaugeVec,
+    /// Age of the oldest message this instance holds, by channel.
+    pub outbox_held_oldest: IntGaugeVec,
     /// Lawyers' SMS commands, by command and outcome.
     pub lawyer_commands: IntCounterVec,
     /// 1 while shutting down.
@@ -130,6 +143,11 @@ fn gauge(r: &Registry, name: &str, help: &str) -> IntGauge {
     )
 }
 
+fn gauge_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let g = IntGaugeVec::new(Opts::new(name, help), labels).expect("valid metric definition");
+    register(r, g)
+}
+
 fn histogram_vec(
     r: &Registry,
     name: &str,
@@ -151,7 +169,9 @@ impl Metrics {
         flows: impl IntoIterator<Item = &'a str>,
         cities: impl IntoIterator<Item = &'a str>,
     ) -> Self {
-        let m = Self::register_all(Registry::new());
+        let cities: Vec<&str> = cities.into_iter().chain(["other"]).collect();
+        let mut m = Self::register_all(Registry::new());
+        m.cities = cities.iter().map(|c| (*c).to_owned()).collect();
         m.build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
@@ -162,7 +182,8 @@ impl Metrics {
                 m.sessions_finished.with_label_values(&[flow, out.as_str()]);
             }
         }
-        m.zero_cities(cities);
+        m.zero_cities(cities.iter().copied());
+        m.set_open_cases(&OpenGauges::default());
         for cmd in Command::LABELS {
             for outcome in CommandOutcome::ALL {
                 m.lawyer_commands
@@ -182,6 +203,8 @@ impl Metrics {
                 self.outbox_failed.with_label_values(&[*ch, p.as_str()]);
             }
             self.outbox_retries.with_label_values(&[*ch]);
+            self.outbox_held.with_label_values(&[*ch]);
+            self.outbox_held_oldest.with_label_values(&[*ch]);
             self.sms_segments.with_label_values(&[*ch]);
             self.send_duration.with_label_values(&[*ch]);
             for st in DeliveryState::ALL {
@@ -200,7 +223,7 @@ impl Metrics {
     }
 
     fn zero_cities<'a>(&self, cities: impl IntoIterator<Item = &'a str>) {
-        for city in cities.into_iter().chain(["other"]) {
+        for city in cities {
             self.cases_opened.with_label_values(&[city]);
             self.cases_accepted.with_label_values(&[city]);
             self.time_to_accept.with_label_values(&[city]);
@@ -209,6 +232,25 @@ impl Metrics {
             for (level, _) in LevelKind::ALL {
                 self.escalations.with_label_values(&[city, level]);
             }
+        }
+    }
+
+    /// Set the open-case gauges to `g`: every known city and level at zero
+    /// unless `g` counts it.
+    pub fn set_open_cases(&self, g: &OpenGauges) {
+        for city in self.cities.iter() {
+            for level in LevelKind::ALL.map(|(n, _)| n).into_iter().chain([ACCEPTED]) {
+                self.cases_open
+                    .with_label_values(&[city.as_str(), level])
+                    .set(0);
+            }
+            self.oldest_unaccepted.with_label_values(&[city]).set(0);
+        }
+        for ((city, level), n) in &g.open {
+            self.cases_open.with_label_values(&[city, level]).set(*n);
+        }
+        for (city, secs) in &g.oldest_unaccepted_secs {
+            self.oldest_unaccepted.with_label_values(&[city]).set(*secs);
         }
     }
 
@@ -380,16 +422,40 @@ impl Metrics {
                 "Cases that went through every escalation level (all passes) unanswered, by city.",
                 &["city"],
             ),
-            oncall_gap_hours: register(
+            oncall_gap_seconds: register(
                 &r,
                 GaugeVec::new(
                     Opts::new(
-                        "hotline_oncall_gap_hours",
-                        "Hours in the next 24 with nobody on call, by city.",
+                        "hotline_oncall_gap_seconds",
+                        "Seconds in the next 24 hours with nobody on call, by city.",
                     ),
                     &["city"],
                 )
                 .expect("valid metric definition"),
+            ),
+            cases_open: gauge_vec(
+                &r,
+                "hotline_cases_open",
+                "Cases not closed, by city and level: accepted, or the kind of the chain level an unaccepted case is at (on_call, next_on_call, team, coordinator). Read from the store by each instance's timer worker every 10 s.",
+                &["city", "level"],
+            ),
+            oldest_unaccepted: gauge_vec(
+                &r,
+                "hotline_case_oldest_unaccepted_seconds",
+                "How long the oldest case nobody has accepted has been waiting, by city (0: none waiting). Read from the store every 10 s.",
+                &["city"],
+            ),
+            outbox_held: gauge_vec(
+                &r,
+                "hotline_outbox_held",
+                "Messages this instance holds for retry because their channel cannot send, by channel (per instance, not the store's whole queue).",
+                &["channel"],
+            ),
+            outbox_held_oldest: gauge_vec(
+                &r,
+                "hotline_outbox_held_oldest_seconds",
+                "Age of the oldest message this instance holds for retry, by channel (0: none held).",
+                &["channel"],
             ),
             lawyer_commands: counter_vec(
                 &r,
@@ -411,6 +477,7 @@ impl Metrics {
                 .expect("valid metric definition"),
             ),
             registry: r,
+            cities: std::sync::Arc::from(Vec::new()),
         }
     }
 

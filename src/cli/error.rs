@@ -47,6 +47,10 @@ pub enum CliError {
     /// The store's cases cannot be read.
     #[error("cannot read cases")]
     ReadCases(#[source] StoreError),
+    /// A running gateway's admin listener cannot be read (`hotline cases`
+    /// on the memory store).
+    #[error("cannot read the running gateway's cases from its admin listener: {0}")]
+    Admin(String),
     /// The server stopped with an error.
     #[error("server failed")]
     Server(#[source] std::io::Error),
@@ -65,7 +69,8 @@ impl CliError {
             CliError::Store(_)
             | CliError::Runtime(_)
             | CliError::Bind { .. }
-            | CliError::ReadCases(_) => ExitCode::from(EXIT_UNAVAILABLE),
+            | CliError::ReadCases(_)
+            | CliError::Admin(_) => ExitCode::from(EXIT_UNAVAILABLE),
             CliError::Server(_) => ExitCode::FAILURE,
         }
     }

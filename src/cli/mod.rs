@@ -1,18 +1,24 @@
 //! The command line: `hotline serve`, `hotline check`, `hotline simulate`,
-//! `hotline report`.
+//! `hotline report`, `hotline cases`, `hotline oncall`.
 //!
 //! Exit codes: `serve` 0 after a clean shutdown, 64 (EX_USAGE) on a bad
 //! config, 69 (EX_UNAVAILABLE) when a port or the store cannot be had;
 //! `check` 0 clean, 1 problems found, 2 config unreadable; `simulate` 0;
 //! `report` 0, 64 on a bad config or argument or on the memory store (whose
 //! cases live only inside the running gateway), 69 when Redis cannot be
-//! read. Each failure is a [`CliError`], which says which code it gets.
+//! read; `cases` 0, 64 on a bad config, 69 when the store (or, on the
+//! memory store, the running gateway's admin listener) cannot be read;
+//! `oncall` 0, 64 on a bad config or argument or without dispatch. Each
+//! failure is a [`CliError`], which says which code it gets.
 //!
-//! One file per command (`serve`, `check`, `simulate`, `report`); `error`
+//! One file per command (`serve`, `check`, `simulate`, `report`, `cases`,
+//! `oncall`); `error`
 //! holds [`CliError`].
 
+mod cases;
 mod check;
 mod error;
+mod oncall;
 mod report;
 mod serve;
 mod simulate;
@@ -82,6 +88,38 @@ pub enum Command {
         #[arg(long, default_value_t = 5)]
         threshold: u64,
     },
+    /// Open cases by city: code, age, level and pass, who was offered and
+    /// when, who accepted and after how long. Never a number or a place.
+    ///
+    /// Reads Redis directly; with the memory store, asks the running
+    /// gateway's admin listener (HOTLINE_ADMIN_LISTEN; HOTLINE_ADMIN_TOKEN
+    /// as bearer token when set). Exit codes: 0 printed; 64 a bad config;
+    /// 69 the store or the gateway cannot be read.
+    Cases {
+        /// Config file (default: $HOTLINE_CONFIG, else config/hotline.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Also the cases closed in the last 72 hours.
+        #[arg(long)]
+        all: bool,
+        /// Only this city (its id, as in the roster).
+        #[arg(long)]
+        city: Option<String>,
+    },
+    /// The on-call schedule per city in local time: shifts, overrides,
+    /// gaps. Exit codes: 0 printed; 64 a bad config, argument, or no
+    /// dispatch configured.
+    Oncall {
+        /// Config file (default: $HOTLINE_CONFIG, else config/hotline.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// How many days ahead, from now.
+        #[arg(long, default_value_t = 7)]
+        days: u32,
+        /// Only this city.
+        #[arg(long)]
+        city: Option<String>,
+    },
     /// An interactive phone in the terminal, running a flow over USSD.
     Simulate {
         /// Config file (default: $HOTLINE_CONFIG, else config/hotline.toml).
@@ -139,6 +177,10 @@ pub fn main() -> ExitCode {
             format,
             threshold,
         } => report::report(config, &format, threshold),
+        Command::Cases { config, all, city } => {
+            cases::cases(config, crate::dispatch::board::Filter { all, city })
+        }
+        Command::Oncall { config, days, city } => oncall::oncall(config, days, city),
     }
 }
 

@@ -17,6 +17,9 @@ pub const CONFIG_VAR: &str = "HOTLINE_CONFIG";
 pub const LISTEN_VAR: &str = "HOTLINE_LISTEN";
 /// Overrides `server.admin_listen`.
 pub const ADMIN_LISTEN_VAR: &str = "HOTLINE_ADMIN_LISTEN";
+/// The bearer token the admin listener asks for everything beyond
+/// `/metrics`, `/healthz` and `/readyz` (see [`crate::config::Config::admin_token_required`]).
+pub const ADMIN_TOKEN_VAR: &str = "HOTLINE_ADMIN_TOKEN";
 /// Overrides `server.log_format`.
 pub const LOG_FORMAT_VAR: &str = "HOTLINE_LOG_FORMAT";
 /// When set, the Redis store is used at this URL, whatever `store.kind` says.

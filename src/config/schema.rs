@@ -56,6 +56,18 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// `text` or `json` log lines.
     pub log_json: bool,
+    /// The admin listener's bearer token (`HOTLINE_ADMIN_TOKEN`), if set.
+    pub admin_token: Option<AdminToken>,
+}
+
+/// A bearer token; `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(pub String);
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(<hidden>)")
+    }
 }
 
 impl ServerConfig {
@@ -109,6 +121,9 @@ pub struct PrivacyConfig {
     pub pii_key: Vec<u8>,
     /// Whether it is the development default.
     pub is_dev_key: bool,
+    /// `privacy.require_pii_key`: the operator declared this a production
+    /// set-up (see [`Config::is_production`]).
+    pub require_pii_key: bool,
     /// How long a closed case keeps its number and location.
     pub case_retention: Duration,
 }
@@ -117,6 +132,7 @@ impl std::fmt::Debug for PrivacyConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PrivacyConfig")
             .field("is_dev_key", &self.is_dev_key)
+            .field("require_pii_key", &self.require_pii_key)
             .field("case_retention", &self.case_retention)
             .finish_non_exhaustive()
     }
@@ -271,4 +287,27 @@ pub struct Config {
     /// Names of channels present but `enabled = false` (their webhooks
     /// answer 404 until they are configured and enabled).
     pub disabled_channels: Vec<String>,
+}
+
+impl Config {
+    /// Whether this is a production set-up: `privacy.require_pii_key =
+    /// true`, or an enabled channel holding aggregator credentials (any
+    /// setting `…_env` besides `secret_env` — an API key, an auth token, a
+    /// `sendsms` password — which the config has read: such a channel
+    /// talks to a real account). The one place this is decided; the admin
+    /// listener asks for its token when it is true.
+    pub fn is_production(&self) -> bool {
+        self.privacy.require_pii_key || self.channels.iter().any(|c| !c.env.is_empty())
+    }
+
+    /// Whether the admin listener asks for `HOTLINE_ADMIN_TOKEN` on
+    /// everything beyond `/metrics`, `/healthz` and `/readyz`: in
+    /// production, when the admin listener is not on loopback, or whenever
+    /// a token is set. Only the embedded development default on loopback
+    /// serves its pages without one.
+    pub fn admin_token_required(&self) -> bool {
+        self.is_production()
+            || !self.server.admin_listen.ip().is_loopback()
+            || self.server.admin_token.is_some()
+    }
 }

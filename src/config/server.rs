@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::IpNet;
 use super::check::Ctx;
-use super::env::{ADMIN_LISTEN_VAR, Env, LISTEN_VAR, LOG_FORMAT_VAR};
+use super::env::{ADMIN_LISTEN_VAR, ADMIN_TOKEN_VAR, Env, LISTEN_VAR, LOG_FORMAT_VAR};
 use super::schema::ServerConfig;
 use crate::problem::quoted;
 
@@ -141,6 +141,7 @@ pub(super) fn validate(s: &RawServer, env: &dyn Env, c: &mut Ctx<'_>) -> ServerC
         auth_failures_burst: s.auth_failures_burst,
         trusted_proxies,
         log_json: log_format == "json",
+        admin_token: env.var(ADMIN_TOKEN_VAR).map(super::schema::AdminToken),
     }
 }
 

@@ -11,6 +11,9 @@
 //! - [`timers`] — the worker that fires escalation, fallback, close and
 //!   erase timers, each exactly once across instances.
 //! - [`report`] — statistics safe to publish.
+//! - [`board`] — the cases operators and coordinators see (`hotline cases`,
+//!   the status page, the case gauges): codes, cities, ages, levels and
+//!   lawyers, never a number or a place.
 //!
 //! This module ties them to the store through [`Dispatcher`]: a case's
 //! dispatch state lives inside its sealed data and changes only by
@@ -22,6 +25,7 @@
 //!
 //! Nothing here may log or report a lawyer's (or a caller's) phone number.
 
+pub mod board;
 pub mod commands;
 mod jobs;
 mod lawyer;
@@ -300,8 +304,9 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Hours in the next 24 with nobody on call, per city (for the gauge).
-    pub fn gap_hours(&self, now: jiff::Timestamp) -> Vec<(String, f64)> {
+    /// Seconds in the next 24 hours with nobody on call, per city (for the
+    /// gauge).
+    pub fn gap_seconds(&self, now: jiff::Timestamp) -> Vec<(String, f64)> {
         self.roster
             .city_ids()
             .into_iter()
@@ -312,7 +317,7 @@ impl Dispatcher {
                     .iter()
                     .map(|(a, b)| b.as_second() - a.as_second())
                     .sum();
-                (c.to_owned(), secs as f64 / 3600.0)
+                (c.to_owned(), secs as f64)
             })
             .collect()
     }

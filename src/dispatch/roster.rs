@@ -207,6 +207,11 @@ impl City {
         name_in(&self.names, lang).unwrap_or(&self.id)
     }
 
+    /// Whether an override decides who is on call at `t`.
+    fn overridden(&self, t: Timestamp) -> bool {
+        self.overrides.iter().any(|o| o.start <= t && t < o.end)
+    }
+
     /// Who is on call at `t`: an override's lawyers, else each rotation's.
     fn now(&self, t: Timestamp) -> Vec<LawyerId> {
         if let Some(o) = self.overrides.iter().find(|o| o.start <= t && t < o.end) {
@@ -286,6 +291,8 @@ pub struct Slot {
     pub end: Timestamp,
     /// On call throughout, primary first (empty: nobody).
     pub lawyers: Vec<LawyerId>,
+    /// Whether an override decides it (not the rotations).
+    pub overridden: bool,
 }
 
 /// The loaded, validated roster.
@@ -403,8 +410,9 @@ impl Roster {
     }
 
     /// Who is on call in `city` over `hours` from `from` (at most
-    /// [`MAX_REPORT_HOURS`]), as consecutive slots covering the whole window.
-    /// An unknown city is one slot with nobody.
+    /// [`MAX_REPORT_HOURS`]), as consecutive slots covering the whole window:
+    /// a new slot wherever who is on call changes, or an override starts or
+    /// ends. An unknown city is one slot with nobody.
     pub fn schedule(&self, city: &str, from: Timestamp, hours: u32) -> Vec<Slot> {
         let hours = i64::from(hours.min(MAX_REPORT_HOURS));
         let to = from
@@ -418,13 +426,17 @@ impl Roster {
                 break;
             }
             let lawyers = c.map(|c| c.now(cur)).unwrap_or_default();
+            let overridden = c.is_some_and(|c| c.overridden(cur));
             let end = c.and_then(|c| c.next_change(cur)).map_or(to, |t| t.min(to));
             match slots.last_mut() {
-                Some(last) if last.lawyers == lawyers => last.end = end,
+                Some(last) if last.lawyers == lawyers && last.overridden == overridden => {
+                    last.end = end;
+                }
                 _ => slots.push(Slot {
                     start: cur,
                     end,
                     lawyers,
+                    overridden,
                 }),
             }
             cur = end;

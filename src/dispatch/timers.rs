@@ -6,7 +6,7 @@
 //! compare-and-set and each timer carries the generation it belongs to, so
 //! a timer fired twice (two instances, or a worker that died after acting
 //! but before finishing) acts once. The worker also refreshes the set of
-//! lawyers off call and the on-call gap gauge.
+//! lawyers off call, the on-call gap gauge and the open-case gauges.
 //!
 //! [`TimerWorker::tick`] does one round at a given instant (tests call it
 //! directly); [`TimerWorker::run`] ticks until told to stop.
@@ -61,19 +61,21 @@ impl TimerWorker {
         }
     }
 
-    /// Refresh the off-call set and the on-call gap gauge.
+    /// Refresh the off-call set, the on-call gap gauge and the case gauges
+    /// ([`super::board::refresh_gauges`]).
     pub async fn refresh(&self) {
         let d = &self.dispatcher;
         if let Err(e) = d.refresh_off().await {
             tracing::debug!(error = %e, "could not refresh the off-call set");
         }
-        for (city, hours) in d.gap_hours(d.deps().clock.now()) {
+        for (city, seconds) in d.gap_seconds(d.deps().clock.now()) {
             d.deps()
                 .metrics
-                .oncall_gap_hours
+                .oncall_gap_seconds
                 .with_label_values(&[&city])
-                .set(hours);
+                .set(seconds);
         }
+        super::board::refresh_gauges(d).await;
     }
 
     /// Fire every timer due at `now_ms`; returns how many were claimed.

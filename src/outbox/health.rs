@@ -13,6 +13,14 @@
 //! This instance's view only, in memory: each instance learns from its own
 //! sends (a restarted instance starts by assuming every channel is up, and
 //! learns otherwise at its first send).
+//!
+//! It also counts the messages this instance holds for retry because their
+//! channel cannot send (`hotline_outbox_held{channel}` and the age of the
+//! oldest, `hotline_outbox_held_oldest_seconds`): the store's queues are
+//! not counted by channel (that would mean opening every message), so
+//! these gauges are per instance — sum or max them across instances. A
+//! held message another instance picked up is forgotten here after
+//! [`HELD_STALE_MS`] without being held again.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -50,10 +58,38 @@ impl Health {
     }
 }
 
+/// A held message is forgotten when this instance has not held it again
+/// for this long (another instance sent it, or it was given up there):
+/// well above the longest retry delay of a held message (30 s) plus a
+/// lease.
+pub const HELD_STALE_MS: u64 = 10 * 60 * 1000;
+
+/// Most held messages tracked (beyond it, new ones are not counted).
+const MAX_HELD: usize = 50_000;
+
+/// One message held for retry.
+#[derive(Debug, Clone)]
+struct Held {
+    channel: String,
+    created_ms: u64,
+    last_held_ms: u64,
+}
+
+/// Messages held on one channel, as this instance saw them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HeldCount {
+    /// How many.
+    pub count: usize,
+    /// When the oldest was queued (ms).
+    pub oldest_created_ms: Option<u64>,
+}
+
 /// Every channel's health, as this instance saw it.
 #[derive(Debug)]
 pub struct ChannelHealth {
     by_channel: Mutex<HashMap<String, Health>>,
+    /// Messages held for retry, by job id.
+    held: Mutex<HashMap<String, Held>>,
     metrics: Metrics,
 }
 
@@ -72,6 +108,7 @@ impl ChannelHealth {
             .collect();
         ChannelHealth {
             by_channel: Mutex::new(by_channel),
+            held: Mutex::new(HashMap::new()),
             metrics,
         }
     }
@@ -131,6 +168,70 @@ impl ChannelHealth {
         self.with(channel, |h| h.is_up())
     }
 
+    /// Message `id` (queued at `created_ms`) waits for `channel` to send
+    /// again.
+    pub fn hold(&self, id: &str, channel: &str, created_ms: u64, now_ms: u64) {
+        let mut held = self.held_map();
+        if held.len() >= MAX_HELD && !held.contains_key(id) {
+            return;
+        }
+        held.insert(
+            id.to_owned(),
+            Held {
+                channel: channel.to_owned(),
+                created_ms,
+                last_held_ms: now_ms,
+            },
+        );
+    }
+
+    /// Message `id` is no longer held (sent or given up).
+    pub fn release(&self, id: &str) {
+        self.held_map().remove(id);
+    }
+
+    /// Held messages by channel at `now_ms` (forgetting stale ones).
+    pub fn held(&self, now_ms: u64) -> HashMap<String, HeldCount> {
+        let mut held = self.held_map();
+        held.retain(|_, h| now_ms.saturating_sub(h.last_held_ms) < HELD_STALE_MS);
+        let mut out: HashMap<String, HeldCount> = HashMap::new();
+        for h in held.values() {
+            let c = out.entry(h.channel.clone()).or_default();
+            c.count += 1;
+            c.oldest_created_ms = Some(
+                c.oldest_created_ms
+                    .map_or(h.created_ms, |o| o.min(h.created_ms)),
+            );
+        }
+        out
+    }
+
+    /// Set the held-message gauges of every channel as of `now_ms`.
+    pub fn publish_held(&self, now_ms: u64) {
+        let held = self.held(now_ms);
+        let channels: Vec<String> = self.snapshot().into_keys().collect();
+        for ch in channels.iter().chain(held.keys()) {
+            let h = held.get(ch).copied().unwrap_or_default();
+            let age = h
+                .oldest_created_ms
+                .map_or(0, |t| now_ms.saturating_sub(t) / 1000);
+            let m = &self.metrics;
+            m.outbox_held
+                .with_label_values(&[ch])
+                .set(i64::try_from(h.count).unwrap_or(i64::MAX));
+            m.outbox_held_oldest
+                .with_label_values(&[ch])
+                .set(i64::try_from(age).unwrap_or(i64::MAX));
+        }
+    }
+
+    fn held_map(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
+        // A std mutex: held for a map operation, never across an await.
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// A copy of every channel's health (for status pages and tests).
     pub fn snapshot(&self) -> HashMap<String, Health> {
         self.by_channel
@@ -160,6 +261,30 @@ mod tests {
         assert!(
             m.render()
                 .contains(r#"hotline_channel_failures_total{channel="at",reason="refused"} 2"#)
+        );
+    }
+
+    #[test]
+    fn held_messages_are_counted_until_sent_or_stale() {
+        let m = Metrics::new(["at"], [], []);
+        let h = ChannelHealth::new(["at"], m.clone());
+        h.hold("m1", "at", 1_000, 10_000);
+        h.hold("m2", "at", 4_000, 10_000);
+        h.publish_held(61_000);
+        let text = m.render();
+        assert!(
+            text.contains(r#"hotline_outbox_held{channel="at"} 2"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"hotline_outbox_held_oldest_seconds{channel="at"} 60"#));
+        h.release("m1");
+        assert_eq!(h.held(61_000)["at"].count, 1);
+        // Not held again here for a long while: another instance has it.
+        assert!(h.held(10_000 + HELD_STALE_MS).is_empty());
+        h.publish_held(10_000 + HELD_STALE_MS);
+        assert!(
+            m.render()
+                .contains(r#"hotline_outbox_held{channel="at"} 0"#)
         );
     }
 }

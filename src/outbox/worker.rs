@@ -249,6 +249,7 @@ impl Outbox {
             }
         }
         while sends.join_next().await.is_some() {}
+        self.health.publish_held(self.deps.clock.now_ms());
         claimed
     }
 
@@ -415,6 +416,7 @@ impl Outbox {
     }
 
     async fn finish(&self, bucket: u16, job: &Claimed) {
+        self.health.release(&job.job.id);
         let store = &self.deps.store;
         if let Err(e) = store
             .finish(bucket, Queue::Outbox, &job.job.id, job.attempt)
@@ -526,6 +528,7 @@ impl Outbox {
         {
             tracing::warn!(message = %id, error = %e, "could not reschedule; its lease will expire");
         }
+        self.health.hold(id, used, msg.created_ms, now);
         self.deps
             .metrics
             .outbox_retries
@@ -551,6 +554,7 @@ impl Outbox {
     }
 
     async fn give_up(&self, bucket: u16, job: &Claimed, msg: &OutMsg, reason: &str) {
+        self.health.release(&job.job.id);
         if let Err(e) = self
             .deps
             .store

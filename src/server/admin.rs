@@ -5,6 +5,8 @@
 //! - `GET /readyz` — 200 when the store answers, flows are loaded and the
 //!   gateway is not draining; 503 with the reason otherwise. Load balancers
 //!   use it to stop sending traffic during a shutdown or a store outage.
+//! - `GET /` — the status page, and `GET /cases.json` — open cases (see
+//!   [`super::status`], which also says who may see them).
 
 use std::time::Duration;
 
@@ -84,6 +86,6 @@ pub async fn handle(app: App, req: http::Request<Incoming>) -> Response {
                 }
             }
         }
-        _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
+        _ => super::status::handle(&app, &req).await,
     }
 }

@@ -53,6 +53,7 @@ pub mod client_ip;
 pub mod conn;
 pub mod listener;
 pub mod public;
+pub mod status;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -184,6 +184,45 @@ fn an_override_wins_over_the_rotation_for_its_window_only() {
 }
 
 #[test]
+fn the_schedule_marks_an_override_even_when_it_names_the_same_lawyer() {
+    // Aida's rotation shift, and an override naming Aida for part of it:
+    // the schedule still shows where the override starts and ends.
+    let text = format!(
+        "{BASE}{ROT_BISHKEK}\n[[overrides]]\ncity = \"bishkek\"\nstart = \"2026-03-02 12:00\"\nend = \"2026-03-02 18:00\"\nlawyers = [\"aida\"]\n"
+    );
+    let r = roster(&text);
+    let l = |s| local("Asia/Bishkek", s);
+    let slots = r.schedule("bishkek", l("2026-03-02T09:00"), 24);
+    let shape: Vec<_> = slots
+        .iter()
+        .map(|s| (s.start, s.end, ids(&s.lawyers), s.overridden))
+        .collect();
+    assert_eq!(
+        shape,
+        vec![
+            (
+                l("2026-03-02T09:00"),
+                l("2026-03-02T12:00"),
+                vec!["aida"],
+                false
+            ),
+            (
+                l("2026-03-02T12:00"),
+                l("2026-03-02T18:00"),
+                vec!["aida"],
+                true
+            ),
+            (
+                l("2026-03-02T18:00"),
+                l("2026-03-03T09:00"),
+                vec!["aida"],
+                false
+            ),
+        ]
+    );
+}
+
+#[test]
 fn an_override_fills_a_gap_with_whole_days() {
     let text = format!(
         "{BASE}\n[[overrides]]\ncity = \"poltava\"\nstart = \"2026-05-01\"\nend = \"2026-05-03\"\nlawyers = [\"iryna\"]\n"
