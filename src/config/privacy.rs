@@ -61,6 +61,7 @@ pub(super) fn validate(p: &RawPrivacy, env: &dyn Env, c: &mut Ctx<'_>) -> Privac
     PrivacyConfig {
         pii_key,
         is_dev_key,
+        require_pii_key: p.require_pii_key,
         case_retention: Duration::from_secs(p.case_retention_hours * 3600),
     }
 }

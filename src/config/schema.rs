@@ -109,6 +109,9 @@ pub struct PrivacyConfig {
     pub pii_key: Vec<u8>,
     /// Whether it is the development default.
     pub is_dev_key: bool,
+    /// `require_pii_key = true`: the operator declared this a production
+    /// configuration (see [`Config::production`]).
+    pub require_pii_key: bool,
     /// How long a closed case keeps its number and location.
     pub case_retention: Duration,
 }
@@ -178,6 +181,9 @@ pub struct FlowsConfig {
     pub default: String,
     /// The number shown where a flow says `{fallback}`.
     pub fallback_phone: String,
+    /// The operator handles cases outside this gateway: a flow may open
+    /// cases without `[dispatch]`.
+    pub cases_handled_elsewhere: bool,
 }
 
 /// Aggregator kinds.
@@ -193,16 +199,19 @@ pub enum ChannelKind {
     Infobip,
     /// A USSD adapter configured by field names.
     Ussd,
+    /// The development sink: SMS kept in memory and shown on `/console`.
+    Console,
 }
 
 impl ChannelKind {
     /// Every kind with its config name.
-    pub const ALL: [(&'static str, ChannelKind); 5] = [
+    pub const ALL: [(&'static str, ChannelKind); 6] = [
         ("africastalking", ChannelKind::AfricasTalking),
         ("twilio", ChannelKind::Twilio),
         ("kannel", ChannelKind::Kannel),
         ("infobip", ChannelKind::Infobip),
         ("ussd", ChannelKind::Ussd),
+        ("console", ChannelKind::Console),
     ];
 
     /// The config name.

@@ -5,6 +5,8 @@
 //! - `GET /readyz` — 200 when the store answers, flows are loaded and the
 //!   gateway is not draining; 503 with the reason otherwise. Load balancers
 //!   use it to stop sending traffic during a shutdown or a store outage.
+//! - `GET /console`, `POST /console/sms` — the development sink's page,
+//!   only with a `console` channel ([`super::console`]).
 
 use std::time::Duration;
 
@@ -26,6 +28,9 @@ fn reply(status: StatusCode, content_type: &'static str, body: String) -> Respon
 
 /// Handle one admin request.
 pub async fn handle(app: App, req: http::Request<Incoming>) -> Response {
+    if super::console::is_console(req.uri().path()) {
+        return super::console::handle(app, req).await;
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = reply(
             StatusCode::METHOD_NOT_ALLOWED,
