@@ -104,9 +104,22 @@ fn check_dispatch(
 
 fn print_dispatch(d: &Dispatcher) {
     for g in &d.roster.acknowledged_gaps {
+        let zone = d
+            .roster
+            .city(&g.city)
+            .map_or(jiff::tz::TimeZone::UTC, |c| c.time_zone.clone());
+        let local = |t: jiff::Timestamp| {
+            t.to_zoned(zone.clone())
+                .strftime("%Y-%m-%d %H:%M")
+                .to_string()
+        };
         println!(
-            "{}: acknowledged gap in {} from {} to {}: {}",
-            d.roster.source, g.city, g.start, g.end, g.reason
+            "{}: acknowledged gap in {} from {} to {} (local time): {}",
+            d.roster.source,
+            g.city,
+            local(g.start),
+            local(g.end),
+            g.reason
         );
     }
     println!(
