@@ -88,6 +88,7 @@ impl App {
         env: &dyn Env,
     ) -> Result<(App, Vec<Problem>), Vec<Problem>> {
         let (flows, mut problems) = load_flows(&config);
+        problems.extend(unkept_promises(&config, &flows));
         let (channels, mut channel_problems) = build_channels(&config, &flows);
         problems.append(&mut channel_problems);
         let flows = Arc::new(flows);
@@ -326,7 +327,7 @@ pub fn load_dispatch_with(
     let Some(d) = &config.dispatch else {
         return (None, Vec::new());
     };
-    let mut problems = Vec::new();
+    let mut problems = unsendable(config, d, channels);
     let roster = match crate::dispatch::roster::load(&d.roster, env) {
         Ok((roster, mut warnings)) => {
             problems.append(&mut warnings);
@@ -369,7 +370,59 @@ pub fn load_dispatch_with(
     (Some(Arc::new(dispatcher)), problems)
 }
 
-/// A warning for every stretch in the next 14 days with nobody on call.
+/// Errors for `dispatch.sms_channel` (and its fallback) when it cannot
+/// send: every offer, and the woman's confirmation, would be lost.
+fn unsendable(
+    config: &Config,
+    d: &crate::config::DispatchConfig,
+    channels: &HashMap<String, Arc<dyn Channel>>,
+) -> Vec<Problem> {
+    let keys = std::iter::once(("dispatch.sms_channel", &d.sms_channel)).chain(
+        d.fallback_sms_channel
+            .iter()
+            .map(|f| ("dispatch.fallback_sms_channel", f)),
+    );
+    keys.filter(|(_, name)| channels.get(*name).is_some_and(|c| !c.can_send()))
+        .map(|(key, name)| {
+            Problem::error(
+                &config.source,
+                crate::problem::quoted(key, name),
+                "this channel cannot send SMS (no sending credentials): offers to lawyers would never go out. Configure its sending settings, or name a channel that can send",
+            )
+        })
+        .collect()
+}
+
+/// An error for every flow that opens cases when nobody will handle them:
+/// no `[dispatch]`, and the operator has not said that cases are handled
+/// elsewhere (`flows.cases_handled_elsewhere = true`). The woman would be
+/// told "we will call you soon" and nobody would.
+pub fn unkept_promises(config: &Config, flows: &FlowSet) -> Vec<Problem> {
+    if config.dispatch.is_some() || config.flows.cases_handled_elsewhere {
+        return Vec::new();
+    }
+    let mut problems = Vec::new();
+    for flow in flows.flows.values() {
+        for (id, node) in &flow.spec.nodes {
+            if let flow::model::Node::End(e) = node
+                && e.open_case
+            {
+                problems.push(Problem::error(
+                    &flow.source,
+                    format!("nodes.{id}.open_case = true"),
+                    format!(
+                        "opens a case, but {} has no [dispatch]: nobody would be told. Configure [dispatch], or set flows.cases_handled_elsewhere = true if cases reach lawyers another way",
+                        config.source
+                    ),
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// A warning for every stretch in the next 14 days with nobody on call,
+/// except those an `[[acknowledged_gaps]]` entry of the roster covers.
 fn gap_warnings(roster: &crate::dispatch::roster::Roster, from: jiff::Timestamp) -> Vec<Problem> {
     let mut problems = Vec::new();
     for city in roster.city_ids() {
@@ -383,6 +436,9 @@ fn gap_warnings(roster: &crate::dispatch::roster::Roster, from: jiff::Timestamp)
                 .to_string()
         };
         for (start, end) in roster.gaps(city, from, GAP_CHECK_HOURS) {
+            if roster.acknowledged(city, start, end).is_some() {
+                continue;
+            }
             problems.push(Problem::warning(
                 &roster.source,
                 format!("cities.{city}"),
@@ -397,7 +453,8 @@ fn gap_warnings(roster: &crate::dispatch::roster::Roster, from: jiff::Timestamp)
     problems
 }
 
-/// Load the flows a config names, with the lint warnings.
+/// Load the flows a config names, with the lint problems (a screen over
+/// its USSD limit is an error: the network would cut it).
 pub fn load_flows(config: &Config) -> (FlowSet, Vec<Problem>) {
     let (flows, mut problems) = flow::load_dir(
         &config.flows.dir,

@@ -51,8 +51,9 @@
 //! - [`config`] — the TOML config, environment overrides, validation (exit 64).
 //! - [`app`] — builds and wires every part; the handle the listeners hold.
 //! - [`server`] — hyper listeners: public webhooks, private admin (`/metrics`,
-//!   `/healthz`, `/readyz`, and the status page `/` and `/cases.json` in
-//!   [`server::status`]), graceful shutdown of listeners and workers.
+//!   `/healthz`, `/readyz`, the status page `/` and `/cases.json` in
+//!   [`server::status`], `/console` for the development sink), graceful
+//!   shutdown of listeners and workers.
 //! - [`gateway`] — the service between HTTP and the domain; typed outcomes.
 //! - [`outcome`] — how a webhook request ended (one enum, one label set).
 //! - [`channel`] — one adapter per aggregator kind behind one trait.

@@ -179,6 +179,17 @@ impl PhoneNumber {
             .find(|c| digits.starts_with(c.calling_code))
     }
 
+    /// Whether the number is in a range reserved for fiction, which no
+    /// phone answers: the UK's drama range +44 7700 900000–900999 (Ofcom)
+    /// and North America's 555-0100–0199. Demo rosters use them.
+    pub fn is_fictional(&self) -> bool {
+        let d = &self.0[1..];
+        let nanp = d.len() == 11
+            && d.starts_with('1')
+            && d.get(4..9).is_some_and(|x| x.starts_with("55501"));
+        (d.len() == 12 && d.starts_with("447700900")) || nanp
+    }
+
     /// A masked form for people who may see a number but not all of it
     /// (`+996•••••3456`).
     pub fn masked(&self) -> String {
@@ -281,6 +292,16 @@ mod tests {
         assert_eq!(n("+380501234567").country().unwrap().iso, "UA");
         assert_eq!(n("+995555123456").country().unwrap().iso, "GE");
         assert!(n("+254711000000").country().is_none());
+    }
+
+    #[test]
+    fn fictional_ranges() {
+        let f = |s: &str| PhoneNumber::parse_international(s).unwrap().is_fictional();
+        assert!(f("+44 7700 900123"));
+        assert!(f("+1 202 555 0123"));
+        assert!(!f("+44 7700 901123"));
+        assert!(!f("+996 555 000 001"));
+        assert!(!f("+1 202 555 1234"));
     }
 
     #[test]

@@ -188,3 +188,121 @@ async fn sigterm_drains_and_exits_zero() {
     assert_eq!(code, Some(0));
     assert!(lines.iter().any(|l| l.contains("shutting down")));
 }
+
+/// The console's messages as text (`GET /console/messages`), once `pred`
+/// holds (the outbox sends as soon as it is woken; bounded by a timeout).
+async fn console_until(admin: SocketAddr, pred: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + common::TIMEOUT;
+    loop {
+        let r = common::request(admin, "GET", "/console/messages", &[], b"").await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        if pred(&r.body) {
+            return r.body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "console never showed it: {}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_readme_walk_reaches_the_demo_lawyer_on_the_console_and_her_ok_confirms() {
+    // README "Try it": the shipped default (any HOTLINE_PII_KEY keeps it a
+    // development configuration, so the console runs).
+    let gw = start(&[]);
+    let mut end = String::new();
+    for text in [
+        "",
+        "4",
+        "4*1",
+        "4*1*1",
+        "4*1*1*Station 5",
+        "4*1*1*Station 5*0",
+    ] {
+        let body = common::form(&[
+            ("sessionId", "demo1"),
+            ("serviceCode", "*384#"),
+            ("phoneNumber", "+996555123456"),
+            ("text", text),
+        ]);
+        let r = common::post_form(gw.public, "/webhooks/africastalking/ussd", &body).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        end = r.body;
+    }
+    assert!(end.starts_with("END Thank you. Your code is "), "{end}");
+    let code: String = end
+        .trim_start_matches("END Thank you. Your code is ")
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let ok = format!("OK {code}");
+
+    // The offer reaches the demo lawyer on call, on /console.
+    let page = common::request(gw.admin, "GET", "/console", &[], b"").await;
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("DEVELOPMENT SINK"), "{}", page.body);
+    let csp = page.header("content-security-policy").unwrap_or_default();
+    assert!(csp.starts_with("default-src 'none'"), "{csp}");
+    let offer = console_until(gw.admin, |b| b.contains(&format!("OK or NO {code}"))).await;
+    // 24-hour shifts alternate between the two demo lawyers of Bishkek.
+    let lawyer = if offer.contains("to +447700900102 (Bermet (demo)): ") {
+        "demo-bermet"
+    } else {
+        assert!(
+            offer.contains("to +447700900101 (Aigul (demo)): "),
+            "{offer}"
+        );
+        "demo-aigul"
+    };
+
+    // A cross-site post is refused and changes nothing; a bad form is 400.
+    let form = common::form(&[("from", lawyer), ("text", &ok)]);
+    let cross = common::request(
+        gw.admin,
+        "POST",
+        "/console/sms",
+        &[
+            ("Content-Type", "application/x-www-form-urlencoded"),
+            ("Sec-Fetch-Site", "cross-site"),
+        ],
+        form.as_bytes(),
+    )
+    .await;
+    assert_eq!(cross.status, 403);
+    let bad = common::post_form(gw.admin, "/console/sms", "from=nobody&text=OK").await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+
+    // Her OK, typed in the console's form, accepts the case: the woman's
+    // confirmation appears on the console.
+    let r = common::post_form(gw.admin, "/console/sms", &form).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.header("location"), Some("/console"));
+    let after = console_until(gw.admin, |b| b.contains("to +996555123456: ")).await;
+    assert!(
+        after.contains(&format!(
+            "to +996555123456: We have your request {code}. You will get a call soon."
+        )),
+        "{after}"
+    );
+    let metrics = common::request(gw.admin, "GET", "/metrics", &[], b"").await;
+    assert!(
+        metrics.body.contains(
+            r#"hotline_webhook_requests_total{channel="console",event="sms",outcome="bad_request"} 1"#
+        ),
+        "counted"
+    );
+
+    let (code, lines) = gw.sigterm_and_wait();
+    assert_eq!(code, Some(0));
+    let all = lines.join("\n");
+    assert!(all.contains("/console"), "serve says where the console is");
+    for secret in ["555123456", "Station 5", "7700900", "is taken"] {
+        assert!(
+            !all.contains(secret),
+            "log output contains {secret:?}:\n{all}"
+        );
+    }
+}

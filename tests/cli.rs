@@ -57,7 +57,7 @@ fn check_names_each_problem_in_broken_fixtures() {
             r#"warning: {dir}/e_translation.toml: nodes.city.text: missing translation "en" (falls back to "ru")"#
         ),
         format!(
-            "warning: {dir}/f_too_long.toml: nodes.city.ru: screen for country * is 90 characters in UCS-2, over the USSD limit of 80"
+            "error: {dir}/f_too_long.toml: nodes.city.ru: screen for country * is 90 characters in UCS-2, over the USSD limit of 80"
         ),
         format!(
             r#"warning: {dir}/g_names_police.toml: nodes.city.text.ru: names "полиц" on a discreet screen"#
@@ -190,12 +190,15 @@ unanswered_after_minutes = 15
 [cities.osh]
 names = { en = "Osh" }
 route_to = "bishkek"
+route_by_country = { KG = "bishkek", UA = "bishkek" }
 [cities.poltava]
 names = { en = "Poltava" }
 route_to = "bishkek"
+route_by_country = { KG = "bishkek", UA = "bishkek" }
 [cities.other]
 names = { en = "Other" }
 route_to = "bishkek"
+route_by_country = { KG = "bishkek", UA = "bishkek" }
 [lawyers.nurgul]
 name = "Nurgul"
 languages = ["ru"]
@@ -216,19 +219,22 @@ lawyers = ["aida"]
     )
     .unwrap();
     let cfg = common::default_config()
-        .replace("dir = \"../flows\"", &format!("dir = {:?}", root.join("flows").display().to_string()))
         .replace(
-            "# [dispatch]\n# roster = \"roster.toml\"\n# texts = \"lawyer_texts.toml\"\n# sms_channel = \"africastalking\"",
+            "dir = \"../flows\"",
+            &format!("dir = {:?}", root.join("flows").display().to_string()),
+        )
+        .replace(
+            "[dispatch]\nroster = \"demo-roster.toml\"\ntexts = \"lawyer_texts.toml\"",
             &format!(
-                "[dispatch]\nroster = \"roster.toml\"\ntexts = {:?}\nsms_channel = \"africastalking\"",
+                "[dispatch]\nroster = \"roster.toml\"\ntexts = {:?}",
                 root.join("config/lawyer_texts.toml").display().to_string()
             ),
         );
     assert!(
-        cfg.contains("[dispatch]\nroster"),
-        "the default config documents [dispatch]"
+        cfg.contains("[dispatch]\nroster = \"roster.toml\""),
+        "the default config turns [dispatch] on"
     );
-    std::fs::write(dir.path().join("hotline.toml"), cfg).unwrap();
+    std::fs::write(dir.path().join("hotline.toml"), &cfg).unwrap();
     let out = Command::new(common::binary())
         .args([
             "check",
@@ -241,7 +247,9 @@ lawyers = ["aida"]
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    // Gaps are warnings: exit 3, told apart from errors (1).
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(stdout.contains("warning(s), no errors"), "{stdout}");
     assert!(
         stdout.contains("2 lawyers, cities bishkek, osh, other, poltava"),
         "{stdout}"
@@ -283,6 +291,57 @@ lawyers = ["aida"]
         stderr.contains("lawyers.aida") && stderr.contains("T_AIDA"),
         "{stderr}"
     );
+
+    // Known gaps, acknowledged in the roster with a reason, no longer fail
+    // the gate.
+    let roster = std::fs::read_to_string(dir.path().join("roster.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("roster.toml"),
+        format!(
+            "{roster}\n[[acknowledged_gaps]]\ncity = \"bishkek\"\nfrom = \"2026-01-01 00:00\"\nto = \"2036-01-01 00:00\"\nreason = \"nights are covered by the national hotline\"\n"
+        ),
+    )
+    .unwrap();
+    let check = |cfg: &str| {
+        std::fs::write(dir.path().join("hotline.toml"), cfg).unwrap();
+        let out = Command::new(common::binary())
+            .args([
+                "check",
+                "--config",
+                dir.path().join("hotline.toml").to_str().unwrap(),
+            ])
+            .env("T_NURGUL", "+996555000100")
+            .env("T_AIDA", "+996555000101")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = check(&cfg);
+    assert_eq!(code, Some(3), "one other warning: {stdout}\n{stderr}");
+    assert!(!stderr.contains("nobody on call"), "{stderr}");
+    assert!(
+        stdout.contains(
+            "acknowledged gap in bishkek from 2026-01-01 00:00 to 2036-01-01 00:00 (local time)"
+        ) && stdout.contains("nights are covered by the national hotline"),
+        "{stdout}"
+    );
+    // Dispatch on a channel that cannot send: an error, exit 1.
+    let (code, stdout, stderr) = check(&cfg.replace(
+        "sms_channel = \"console\"",
+        "sms_channel = \"africastalking\"",
+    ));
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(r#"error: "#)
+            && stderr.contains(
+                r#"dispatch.sms_channel = "africastalking": this channel cannot send SMS"#
+            ),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -303,5 +362,212 @@ fn report_refuses_the_memory_store_with_exit_64_instead_of_printing_empty_tables
     assert!(
         help.contains("64") && help.contains("memory store"),
         "{help}"
+    );
+}
+
+/// Run the binary with a config written to a temporary folder and extra
+/// environment; (exit code, stdout, stderr).
+fn run_with(args: &[&str], cfg: &str, env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hotline.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let mut cmd = Command::new(common::binary());
+    cmd.args(args)
+        .arg("--config")
+        .arg(&path)
+        .current_dir(common::root())
+        .env_remove("HOTLINE_CONFIG")
+        .env_remove("HOTLINE_REDIS_URL")
+        .env("HOTLINE_LISTEN", "127.0.0.1:0")
+        .env("HOTLINE_ADMIN_LISTEN", "127.0.0.1:0");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("binary runs");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The default config, its relative paths made absolute (for a copy
+/// elsewhere).
+fn default_config_anywhere() -> String {
+    let root = common::root();
+    let abs = |p: &str| format!("{:?}", root.join(p).display().to_string());
+    common::default_config()
+        .replace("dir = \"../flows\"", &format!("dir = {}", abs("flows")))
+        .replace(
+            "roster = \"demo-roster.toml\"",
+            &format!("roster = {}", abs("config/demo-roster.toml")),
+        )
+        .replace(
+            "texts = \"lawyer_texts.toml\"",
+            &format!("texts = {}", abs("config/lawyer_texts.toml")),
+        )
+}
+
+const PII_KEY: (&str, &str) = ("HOTLINE_PII_KEY", "cli-test-key-0123456789abcdef0123456789");
+
+#[test]
+fn check_says_the_default_is_a_development_configuration_and_lists_her_sms() {
+    let out = hotline(&["check", "--screens"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("development configuration"), "{stdout}");
+    assert!(
+        stdout.contains(r#"offers go out on channel "console""#),
+        "{stdout}"
+    );
+    for line in [
+        "flows/legal_help.toml: SMS messages.confirm.ru [country KG]: 43 UCS-2 · SMS 1 part(s)",
+        "SMS messages.unanswered.en [country UA]: ",
+        "SMS messages.sms_help.ky [country other]: ",
+        "config/lawyer_texts.toml: lawyer text ru.offer: ",
+        "config/lawyer_texts.toml: lawyer text en.accepted: ",
+    ] {
+        assert!(stdout.contains(line), "missing {line}\n{stdout}");
+    }
+}
+
+#[test]
+fn check_fails_a_copy_of_the_production_example_on_its_placeholders() {
+    let cfg =
+        std::fs::read_to_string(common::root().join("config/production.example.toml")).unwrap();
+    let (code, stdout, stderr) = run_with(
+        &["check"],
+        &cfg,
+        &[
+            PII_KEY,
+            ("HOTLINE_REDIS_URL", "redis://127.0.0.1:1/"),
+            ("HOTLINE_AT_SECRET", "s"),
+            ("HOTLINE_AT_API_KEY", "k"),
+        ],
+    );
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(r#"flows.fallback_phone = "+996 000 000 000": a placeholder ("000 000 000") in a production configuration (privacy.require_pii_key = true)"#),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn serve_refuses_the_console_channel_in_a_production_configuration() {
+    let cfg = default_config_anywhere()
+        .replace("# require_pii_key = false", "require_pii_key = true")
+        .replace("+996 000 000 000", "+996 312 123 456")
+        .replace("+380 000 000 000", "+380 53 200 0111");
+    let (code, _, stderr) = run_with(&["serve"], &cfg, &[PII_KEY]);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains(r#"channels[name = "console"].kind = "console": the console channel is a development sink and refuses to run in a production configuration (privacy.require_pii_key = true)"#),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn serve_refuses_a_flow_that_opens_cases_nobody_handles_unless_told() {
+    let with = default_config_anywhere();
+    let start = with.find("[dispatch]\n").unwrap();
+    let end = start + with[start..].find("auto_close_days = 7\n").unwrap();
+    let without = format!(
+        "{}{}",
+        &with[..start],
+        &with[end + "auto_close_days = 7\n".len()..]
+    );
+    let (code, _, stderr) = run_with(&["serve"], &without, &[]);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains(
+            "flows/legal_help.toml: nodes.end_urgent.open_case = true: opens a case, but"
+        ) && stderr.contains("has no [dispatch]: nobody would be told"),
+        "{stderr}"
+    );
+    // Said explicitly: cases reach lawyers another way.
+    let elsewhere = without.replace(
+        "# cases_handled_elsewhere = false",
+        "cases_handled_elsewhere = true",
+    );
+    let (code, stdout, stderr) = run_with(&["check"], &elsewhere, &[]);
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+}
+
+#[test]
+fn check_exits_3_on_warnings_only() {
+    // A lint warning: a word that would give her away on a discreet screen.
+    let dir = tempfile::tempdir().unwrap();
+    let flow = std::fs::read_to_string(common::root().join("flows/legal_help.toml"))
+        .unwrap()
+        .replace("en = \"Which city?\"", "en = \"Which city? (police)\"");
+    std::fs::create_dir(dir.path().join("flows")).unwrap();
+    std::fs::write(dir.path().join("flows/legal_help.toml"), flow).unwrap();
+    let cfg = default_config_anywhere().replace(
+        &format!("{:?}", common::root().join("flows").display().to_string()),
+        &format!("{:?}", dir.path().join("flows").display().to_string()),
+    );
+    let (code, stdout, stderr) = run_with(&["check"], &cfg, &[]);
+    assert_eq!(code, Some(3), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("warning: ") && !stderr.contains("error: "),
+        "{stderr}"
+    );
+    assert!(stdout.contains("1 warning(s), no errors"), "{stdout}");
+}
+
+/// `hotline simulate` with the lines a person would type.
+fn simulate(args: &[&str], input: &str) -> (Option<i32>, String) {
+    let mut child = Command::new(common::binary())
+        .arg("simulate")
+        .args(args)
+        .current_dir(common::root())
+        .env_remove("HOTLINE_CONFIG")
+        .env_remove("HOTLINE_REDIS_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("binary runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn simulate_shows_the_offer_fast_forwards_escalation_and_answers_as_a_lawyer() {
+    // Nobody answers: the team, the coordinator, then her "please call".
+    let (code, out) = simulate(
+        &["--number", "+996555123456"],
+        "4\n1\n1\nStation 5\n0\n:wait 10m\n:quit\n",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("── SMS to lawyer demo-"), "{out}");
+    assert!(
+        out.contains("── SMS to lawyer demo-kanykei (+447700900100)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("── SMS to her (+996555123456) · GSM-7 · 1 part(s) ──\nWe could not reach you yet about "),
+        "{out}"
+    );
+    assert!(out.contains("── 10m later ──"), "{out}");
+    // The coordinator, once offered the case, accepts it with a bare OK.
+    let (code, out) = simulate(
+        &["--number", "+996555123456", "--lawyer", "demo-kanykei"],
+        "4\n1\n1\nStation 5\n0\n:wait 5m\nOK\n",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("── SMS to her (+996555123456) · GSM-7 · 1 part(s) ──\nWe have your request ")
+            && out.contains(". You will get a call soon."),
+        "{out}"
     );
 }

@@ -37,7 +37,7 @@ struct World {
 fn config(api: &str, dir: &std::path::Path) -> String {
     std::fs::write(dir.join("roster.toml"), ROSTER).unwrap();
     let texts = common::root().join("config/lawyer_texts.toml");
-    common::default_config()
+    common::with_real_channels(&common::default_config())
         .replace(
             "# secret_env = \"HOTLINE_AT_SECRET\"",
             &format!("username = \"hotline\"\napi_key_env = \"HOTLINE_AT_API_KEY\"\nbase_url = \"{api}\""),
@@ -279,7 +279,7 @@ async fn a_decline_goes_to_the_next_lawyer_at_once_and_silence_escalates() {
     let woman = w.wait_for("+996555770002", 1).await;
     assert_eq!(
         woman[0],
-        format!("По запросу {code} пока не смогли связаться. Позвоните: +996 000 000 000")
+        format!("По запросу {code} пока не смогли связаться. Позвоните: +996 312 000 111")
     );
     assert_eq!(
         w.gw.metric(r#"hotline_cases_unanswered_total{city="bishkek"}"#)

@@ -22,7 +22,7 @@ async fn a_cyrillic_keyword_over_real_kannel_walks_the_menu_and_opens_a_case() {
     let public = format!("http://127.0.0.1:{port}");
     let k = Kannel::start(&format!("{public}/webhooks/kannel/sms?secret={SECRET}")).await;
     // Enable the shipped (disabled) kannel channel, pointed at this Kannel.
-    let shipped = common::default_config();
+    let shipped = common::with_real_channels(&common::default_config());
     let block_start = shipped
         .find("name = \"kannel\"")
         .expect("shipped config has a kannel channel");

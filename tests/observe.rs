@@ -4,8 +4,8 @@
 //! gauges, and `promtool check metrics` on the real `/metrics`.
 //!
 //! The gateway runs on the embedded store with dispatch on (the test
-//! roster) and no sending credentials: a development set-up, so its pages
-//! need no token; the offer waits in the outbox (the channel is down).
+//! roster) over the development default's console channel: a development
+//! set-up, so its pages need no token.
 
 mod common;
 
@@ -27,19 +27,27 @@ const PHONES: [(&str, &str); 4] = [
 const CALLER: &str = "+996555123456";
 const SECRETS: [&str; 4] = ["555123456", "Station 5", "+996555000101", "555000101"];
 
-/// The default config with dispatch on the test roster; `extra` goes into
-/// the Africa's Talking channel (credentials make it production).
+/// The default config with dispatch on the test roster. Without `extra`:
+/// the development default (offers go to its console channel). With
+/// `extra` (Africa's Talking credentials): a production configuration whose
+/// offers go out on that channel.
 fn config(dir: &std::path::Path, extra: &str) -> String {
     let roster = dir.join("roster.toml");
     std::fs::write(&roster, include_str!("fixtures/dispatch/roster.toml")).unwrap();
+    let roster = roster.display().to_string();
+    if extra.is_empty() {
+        return common::default_config().replace(
+            "roster = \"demo-roster.toml\"",
+            &format!("roster = {roster:?}"),
+        );
+    }
     let texts = common::root().join("config/lawyer_texts.toml");
-    common::default_config()
+    common::with_real_channels(&common::default_config())
         .replace("# secret_env = \"HOTLINE_AT_SECRET\"", extra)
         .replace(
             "[flows]",
             &format!(
-                "[dispatch]\nroster = {:?}\ntexts = {:?}\nsms_channel = \"africastalking\"\n\n[flows]",
-                roster.display().to_string(),
+                "[dispatch]\nroster = {roster:?}\ntexts = {:?}\nsms_channel = \"africastalking\"\n\n[flows]",
                 texts.display().to_string()
             ),
         )
@@ -54,13 +62,14 @@ async fn gateway(dir: &std::path::Path, extra: &str, env: &[(&str, &str)]) -> Ga
 /// A woman completes the urgent path in Bishkek; returns her case code.
 async fn open_case(gw: &Gateway) -> String {
     let mut last = String::new();
+    // Option 2 is Russian for a Kyrgyz number (Kyrgyz comes first).
     for text in [
         "",
-        "1",
-        "1*1",
-        "1*1*1",
-        "1*1*1*Station 5",
-        "1*1*1*Station 5*0",
+        "2",
+        "2*1",
+        "2*1*1",
+        "2*1*1*Station 5",
+        "2*1*1*Station 5*0",
     ] {
         last = gw.ussd("obs1", CALLER, text).await.body;
     }

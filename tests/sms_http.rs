@@ -17,7 +17,7 @@ fn at_reply(code: u16, status: &str, id: &str) -> String {
 }
 
 fn config(api: &str, extra: &str) -> String {
-    common::default_config()
+    common::with_real_channels(&common::default_config())
         .replace(
             "# secret_env = \"HOTLINE_AT_SECRET\"",
             &format!("username = \"hotline\"\napi_key_env = \"HOTLINE_AT_API_KEY\"\nfrom = \"21212\"\nbase_url = \"{api}\""),

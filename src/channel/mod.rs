@@ -15,6 +15,9 @@
 //!   set in config (`kind = "ussd"`).
 //! - [`kannel`] — Kannel (open-source SMS gateway): SMS via `get-url`,
 //!   delivery reports via a per-message `dlr-url`, sending via `sendsms`.
+//! - [`console`] — the development sink: SMS kept in memory for the
+//!   admin listener's `/console` page; no webhooks; refused in a
+//!   production configuration.
 //!
 //! An adapter also sends: [`Channel::send`] posts one SMS to the aggregator's
 //! API, and [`send`] classifies the answer with one ladder for every kind
@@ -30,6 +33,7 @@
 //! errors become HTTP bodies and log lines.
 
 pub mod africastalking;
+pub mod console;
 pub mod infobip;
 pub mod kannel;
 // The stand-in aggregator API, shared with the integration tests: one
@@ -416,6 +420,12 @@ pub trait Channel: Send + Sync + 'static {
         1
     }
 
+    /// The development sink behind this channel, when it is one (the
+    /// `/console` page and `hotline simulate` read it).
+    fn console(&self) -> Option<&console::Console> {
+        None
+    }
+
     /// Send one SMS and classify the answer. Must not panic; must time out.
     async fn send(&self, _msg: OutSms<'_>) -> SendOutcome {
         send::not_configured()
@@ -495,6 +505,7 @@ pub fn build(
         ChannelKind::Twilio => boxed(twilio::Twilio::new(&mut checks, http)),
         ChannelKind::Ussd => boxed(ussd::Ussd::new(&mut checks)),
         ChannelKind::Kannel => boxed(kannel::KannelAdapter::new(&mut checks, http)),
+        ChannelKind::Console => boxed(console::Console::new(&mut checks)),
     };
     let problems = checks.finish();
     match channel {

@@ -26,7 +26,7 @@ kind = "twilio"
 account_sid = "AC00000000000000000000000000000000"
 auth_token_env = "T_TOKEN"
 from = "+10000000000"
-public_url = "https://example.org"
+public_url = "https://gw.hotline.test"
 [[channels]]
 name = "kannel"
 kind = "kannel"

@@ -1,5 +1,9 @@
 //! `hotline check`: everything `serve` would load, without binding a port;
-//! every screen measured.
+//! every screen measured. A deploy gate: exit 0 clean, 1 errors (`serve`
+//! would refuse, or dispatch cannot send), 3 warnings only, 2 unreadable.
+//! It says whether the configuration is a production or a development one
+//! ([`Config::production`]); with `--screens` it also lists every SMS the
+//! woman receives and every lawyer text, with parts and encoding.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -27,6 +31,7 @@ pub(super) fn check(flag: Option<PathBuf>, list_screens: bool) -> ExitCode {
         }
     };
     let (flows, mut flow_problems) = crate::app::load_flows(&config);
+    flow_problems.extend(crate::app::unkept_promises(&config, &flows));
     let (channels, mut channel_problems) = crate::app::build_channels(&config, &flows);
     problems.append(&mut flow_problems);
     problems.append(&mut channel_problems);
@@ -42,6 +47,12 @@ pub(super) fn check(flag: Option<PathBuf>, list_screens: bool) -> ExitCode {
         print_dispatch(d);
     }
     print_flows(&flows, list_screens);
+    if list_screens {
+        print_sms(&flows);
+        if let Some(d) = &config.dispatch {
+            print_lawyer_texts(&d.texts, &d.texts_display);
+        }
+    }
     println!(
         "{}: {} channel(s), store {}, {} flow(s)",
         config.source,
@@ -52,13 +63,29 @@ pub(super) fn check(flag: Option<PathBuf>, list_screens: bool) -> ExitCode {
         },
         flows.flows.len()
     );
+    match config.production() {
+        Some(why) => println!("production configuration ({why})"),
+        None => println!(
+            "development configuration: demo values allowed, the console channel runs; not for real callers (a production one sets privacy.require_pii_key = true or gives a channel sending credentials)"
+        ),
+    }
     print_problems(&problems);
+    verdict(&problems)
+}
+
+/// Exit 0 clean, 1 errors, 3 warnings only.
+fn verdict(problems: &[Problem]) -> ExitCode {
+    let errors = problems.iter().filter(|p| p.is_error()).count();
+    let warnings = problems.len() - errors;
     if problems.is_empty() {
         println!("no problems found");
         ExitCode::SUCCESS
-    } else {
-        println!("{} problem(s) found", problems.len());
+    } else if errors > 0 {
+        println!("{errors} error(s), {warnings} warning(s): not deployable");
         ExitCode::from(1)
+    } else {
+        println!("{warnings} warning(s), no errors");
+        ExitCode::from(3)
     }
 }
 
@@ -81,6 +108,25 @@ fn check_dispatch(
 }
 
 fn print_dispatch(d: &Dispatcher) {
+    for g in &d.roster.acknowledged_gaps {
+        let zone = d
+            .roster
+            .city(&g.city)
+            .map_or(jiff::tz::TimeZone::UTC, |c| c.time_zone.clone());
+        let local = |t: jiff::Timestamp| {
+            t.to_zoned(zone.clone())
+                .strftime("%Y-%m-%d %H:%M")
+                .to_string()
+        };
+        println!(
+            "{}: acknowledged gap in {} from {} to {} (local time): {}",
+            d.roster.source,
+            g.city,
+            local(g.start),
+            local(g.end),
+            g.reason
+        );
+    }
     println!(
         "{}: {} lawyers, cities {}; offers go out on channel {:?}{}",
         d.roster.source,
@@ -126,6 +172,77 @@ fn print_flows(flows: &FlowSet, list_screens: bool) {
                 s.measure.ussd_limit(),
                 s.measure.encoding,
                 s.measure.sms_segments()
+            );
+        }
+    }
+}
+
+/// The SMS she receives (`confirm`, `unanswered`, `sms_help`), per
+/// language and per caller country (its fallback number differs; `other`:
+/// any country the flow does not name).
+fn print_sms(flows: &FlowSet) {
+    for flow in flows.flows.values() {
+        let m = &flow.spec.messages;
+        let keywords = flow.spec.keywords.join(", ");
+        for (key, text) in [
+            ("confirm", &m.confirm),
+            ("unanswered", &m.unanswered),
+            ("sms_help", &m.sms_help),
+        ] {
+            let Some(text) = text else { continue };
+            for country in lint::countries_in(flow) {
+                let label = country.map_or("other", |c| c.iso);
+                for lang in &flow.spec.languages {
+                    let t = crate::template::render(
+                        &flow.text(text, lang, country),
+                        &[("code", "0000"), ("keywords", &keywords)],
+                    );
+                    let ms = crate::text::measure(&t);
+                    println!(
+                        "  {}: SMS messages.{key}.{lang} [country {label}]: {} {} · SMS {} part(s)",
+                        flow.source,
+                        ms.units,
+                        ms.encoding,
+                        ms.sms_segments()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Every lawyer text, per language, measured with sample values.
+fn print_lawyer_texts(path: &std::path::Path, display: &str) {
+    let Ok(table) = std::fs::read_to_string(path)
+        .map_err(|_| ())
+        .and_then(|t| toml::from_str::<toml::Table>(&t).map_err(|_| ()))
+    else {
+        return; // its problems are reported with the others
+    };
+    let sample = [
+        ("code", "0000"),
+        ("city", "Bishkek"),
+        ("situation", "detained"),
+        ("abuse", ""),
+        ("location", "Station 5"),
+        ("callback", "+996555000000"),
+        ("minutes", "15"),
+        ("name", "Aigul"),
+        ("list", "0000, 0001"),
+        ("count", "2"),
+    ];
+    for (lang, texts) in &table {
+        let Some(texts) = texts.as_table() else {
+            continue;
+        };
+        for (key, text) in texts {
+            let Some(text) = text.as_str() else { continue };
+            let ms = crate::text::measure(&crate::template::render(text, &sample));
+            println!(
+                "  {display}: lawyer text {lang}.{key}: {} {} · SMS {} part(s)",
+                ms.units,
+                ms.encoding,
+                ms.sms_segments()
             );
         }
     }

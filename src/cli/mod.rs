@@ -3,7 +3,8 @@
 //!
 //! Exit codes: `serve` 0 after a clean shutdown, 64 (EX_USAGE) on a bad
 //! config, 69 (EX_UNAVAILABLE) when a port or the store cannot be had;
-//! `check` 0 clean, 1 problems found, 2 config unreadable; `simulate` 0;
+//! `check` 0 clean, 1 errors, 3 warnings only, 2 config unreadable;
+//! `simulate` 0;
 //! `report` 0, 64 on a bad config or argument or on the memory store (whose
 //! cases live only inside the running gateway), 69 when Redis cannot be
 //! read; `cases` 0, 64 on a bad config, 69 when the store (or, on the
@@ -120,7 +121,9 @@ pub enum Command {
         #[arg(long)]
         city: Option<String>,
     },
-    /// An interactive phone in the terminal, running a flow over USSD.
+    /// An interactive phone in the terminal, running a flow over USSD; then
+    /// the offer to the lawyer, answered as her, with timers fast-forwarded
+    /// (`:wait 10m`).
     Simulate {
         /// Config file (default: $HOTLINE_CONFIG, else config/hotline.toml).
         #[arg(long)]
@@ -131,6 +134,10 @@ pub enum Command {
         /// The caller's number; its country decides which options show.
         #[arg(long, default_value = "+996555000001")]
         number: String,
+        /// After her last screen, answer as this lawyer (a roster id; by
+        /// default the lawyer who got the offer).
+        #[arg(long)]
+        lawyer: Option<String>,
     },
 }
 
@@ -171,7 +178,8 @@ pub fn main() -> ExitCode {
             config,
             flow,
             number,
-        } => simulate::simulate(config, flow, &number),
+            lawyer,
+        } => simulate::simulate(config, flow, &number, lawyer),
         Command::Report {
             config,
             format,

@@ -75,6 +75,17 @@ async fn serve_until_shutdown(
         channels = app.channels.len(),
         "hotline listening"
     );
+    if let Some(name) = app
+        .channels
+        .iter()
+        .find_map(|(n, c)| c.console().map(|_| n.clone()))
+    {
+        tracing::warn!(
+            channel = %name,
+            page = %format!("http://{admin_addr}/console"),
+            "development configuration: the console channel keeps every SMS it sends in memory and shows it on the admin listener's /console page; nothing reaches a phone"
+        );
+    }
     crate::server::run(app, public, admin, shutdown)
         .await
         .map_err(CliError::Server)
@@ -121,16 +132,12 @@ fn log_warnings(app: &App, warnings: &[Problem], flow_warnings: &[Problem]) {
             "HOTLINE_PII_KEY is not set: using the public development key. Pseudonyms and sealed data are NOT protected. Never run like this with real callers."
         );
     }
-    if let Some(d) = &app.dispatcher
-        && !d.sending_channels.contains(&d.sms_channel)
-    {
-        tracing::warn!(channel = %d.sms_channel, "dispatch channel cannot send (no sending credentials): offers to lawyers will fail");
-    }
     for name in &app.config.disabled_channels {
         tracing::info!(channel = %name, "channel is disabled (enabled = false); its webhooks answer 404");
     }
     for ch in &app.config.channels {
-        if ch.secret.is_none() && ch.allow_ips.is_empty() && ch.kind != ChannelKind::Twilio {
+        let no_webhooks = matches!(ch.kind, ChannelKind::Twilio | ChannelKind::Console);
+        if ch.secret.is_none() && ch.allow_ips.is_empty() && !no_webhooks {
             tracing::warn!(channel = %ch.name, "channel accepts unauthenticated requests: set secret_env or allow_ips before going live");
         }
     }

@@ -1,6 +1,7 @@
-//! `[flows]`: where the menus live, which one a dial starts, and the hotline
+//! `[flows]`: where the menus live, which one a dial starts, the hotline
 //! numbers callers are told to ring — one per country, so that nobody is
-//! sent to a number in another country.
+//! sent to a number in another country — and whether cases they open may
+//! be handled outside this gateway.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,7 +12,8 @@ use super::check::{Ctx, lexical};
 use super::schema::FlowsConfig;
 use crate::flow::Fallbacks;
 
-/// `[flows]` as written: every key but `fallback_phones` is required.
+/// `[flows]` as written: every key but `fallback_phones` and
+/// `cases_handled_elsewhere` is required.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawFlows {
@@ -20,6 +22,8 @@ pub(super) struct RawFlows {
     fallback_phone: String,
     #[serde(default)]
     fallback_phones: BTreeMap<String, String>,
+    #[serde(default)]
+    cases_handled_elsewhere: bool,
 }
 
 /// Check `[flows]` (required); `dir` resolves against `base`.
@@ -34,6 +38,7 @@ pub(super) fn validate(f: Option<&RawFlows>, base: &Path, c: &mut Ctx<'_>) -> Fl
             display_dir: "flows".into(),
             default: String::new(),
             fallbacks: Fallbacks::default(),
+            cases_handled_elsewhere: false,
         };
     };
     if f.fallback_phone.trim().is_empty() {
@@ -61,5 +66,6 @@ pub(super) fn validate(f: Option<&RawFlows>, base: &Path, c: &mut Ctx<'_>) -> Fl
             default: f.fallback_phone.clone(),
             by_country: f.fallback_phones.clone(),
         },
+        cases_handled_elsewhere: f.cases_handled_elsewhere,
     }
 }

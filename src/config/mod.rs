@@ -21,6 +21,9 @@
 //!   `store`, `privacy`, `limits`, `outbox`, `flows`, `dispatch`,
 //!   `channels` (the keys every channel has; each kind's own settings are
 //!   checked by its adapter in `crate::channel`);
+//! - `production`: whether this is a production configuration (decided by
+//!   the file, never the environment), and what that forbids: placeholders
+//!   and the `console` channel;
 //! - `check`: the problem collector they share; `ipnet`: `allow_ips`.
 
 mod channels;
@@ -33,6 +36,7 @@ mod ipnet;
 mod limits;
 mod outbox;
 mod privacy;
+mod production;
 mod schema;
 mod server;
 mod store;
@@ -41,6 +45,7 @@ use std::path::{Path, PathBuf};
 
 pub use env::{ADMIN_TOKEN_VAR, DEFAULT_CONFIG, Env, ProcessEnv, config_path};
 pub use ipnet::IpNet;
+pub use production::PLACEHOLDERS;
 pub use schema::{
     AdminToken, ChannelConfig, ChannelKind, Config, DispatchConfig, FlowsConfig, Limits,
     OutboxConfig, PrivacyConfig, ServerConfig, StoreConfig, StoreKind,
@@ -123,6 +128,7 @@ pub fn parse(
         channels: channels.enabled,
         disabled_channels: channels.disabled,
     };
+    c.problems.extend(production::problems(&config, text));
     if c.problems.iter().any(Problem::is_error) {
         Err(LoadError::Invalid(c.problems))
     } else {

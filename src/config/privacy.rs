@@ -59,9 +59,9 @@ pub(super) fn validate(p: &RawPrivacy, env: &dyn Env, c: &mut Ctx<'_>) -> Privac
     };
     c.positive("privacy.case_retention_hours", p.case_retention_hours);
     PrivacyConfig {
-        require_pii_key: p.require_pii_key,
         pii_key,
         is_dev_key,
+        require_pii_key: p.require_pii_key,
         case_retention: Duration::from_secs(p.case_retention_hours * 3600),
     }
 }

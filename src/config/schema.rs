@@ -197,6 +197,9 @@ pub struct FlowsConfig {
     /// The numbers shown where a flow says `{fallback}`: the caller's
     /// country's (`fallback_phones`), else `fallback_phone`.
     pub fallbacks: crate::flow::Fallbacks,
+    /// The operator handles cases outside this gateway: a flow may open
+    /// cases without `[dispatch]`.
+    pub cases_handled_elsewhere: bool,
 }
 
 /// Aggregator kinds.
@@ -212,16 +215,19 @@ pub enum ChannelKind {
     Infobip,
     /// A USSD adapter configured by field names.
     Ussd,
+    /// The development sink: SMS kept in memory and shown on `/console`.
+    Console,
 }
 
 impl ChannelKind {
     /// Every kind with its config name.
-    pub const ALL: [(&'static str, ChannelKind); 5] = [
+    pub const ALL: [(&'static str, ChannelKind); 6] = [
         ("africastalking", ChannelKind::AfricasTalking),
         ("twilio", ChannelKind::Twilio),
         ("kannel", ChannelKind::Kannel),
         ("infobip", ChannelKind::Infobip),
         ("ussd", ChannelKind::Ussd),
+        ("console", ChannelKind::Console),
     ];
 
     /// The config name.
@@ -290,14 +296,11 @@ pub struct Config {
 }
 
 impl Config {
-    /// Whether this is a production set-up: `privacy.require_pii_key =
-    /// true`, or an enabled channel holding aggregator credentials (any
-    /// setting `…_env` besides `secret_env` — an API key, an auth token, a
-    /// `sendsms` password — which the config has read: such a channel
-    /// talks to a real account). The one place this is decided; the admin
+    /// Whether this is a production configuration (the reason is
+    /// [`Config::production`], the one place it is decided); the admin
     /// listener asks for its token when it is true.
     pub fn is_production(&self) -> bool {
-        self.privacy.require_pii_key || self.channels.iter().any(|c| !c.env.is_empty())
+        self.production().is_some()
     }
 
     /// Whether the admin listener asks for `HOTLINE_ADMIN_TOKEN` on

@@ -147,7 +147,10 @@ fn production_can_require_a_real_key() {
     let e = errors(&text, &env(&[]));
     assert_eq!(
         e,
-        vec!["c.toml: privacy.require_pii_key = true: HOTLINE_PII_KEY is not set"]
+        vec![
+            "c.toml: privacy.require_pii_key = true: HOTLINE_PII_KEY is not set",
+            r#"c.toml: flows.fallback_phone = "+996 000 000 000": a placeholder ("000 000 000") in a production configuration (privacy.require_pii_key = true): put the real value"#,
+        ]
     );
 }
 

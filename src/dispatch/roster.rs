@@ -304,6 +304,23 @@ pub struct Roster {
     routes: BTreeMap<String, Route>,
     lawyers: BTreeMap<LawyerId, Lawyer>,
     by_phone: HashMap<PhoneNumber, LawyerId>,
+    /// Gaps the roster says are known (`[[acknowledged_gaps]]`).
+    pub acknowledged_gaps: Vec<AcknowledgedGap>,
+}
+
+/// Hours a city is known to have nobody on call, and why
+/// (`[[acknowledged_gaps]]`): `hotline check` does not fail on a gap one
+/// of these covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcknowledgedGap {
+    /// The city.
+    pub city: String,
+    /// From.
+    pub start: Timestamp,
+    /// Until.
+    pub end: Timestamp,
+    /// Why, as written.
+    pub reason: String,
 }
 
 impl Roster {
@@ -442,6 +459,19 @@ impl Roster {
             cur = end;
         }
         slots
+    }
+
+    /// The acknowledged gap covering all of `start..end` in `city`, if any.
+    pub fn acknowledged(
+        &self,
+        city: &str,
+        start: Timestamp,
+        end: Timestamp,
+    ) -> Option<&AcknowledgedGap> {
+        let city = self.routes.get(city).map_or(city, |r| r.to.as_str());
+        self.acknowledged_gaps
+            .iter()
+            .find(|g| g.city == city && g.start <= start && end <= g.end)
     }
 
     /// Every stretch within `hours` of `from` with nobody on call in `city`

@@ -1,8 +1,10 @@
 //! Lints for flows: screens measured against handset limits, and words that
 //! would give a caller away.
 //!
-//! Nothing here changes how a flow runs; `hotline check` prints the findings
-//! and `hotline serve` logs them as warnings.
+//! Nothing here changes how a flow runs. A screen over its USSD limit is an
+//! error (`hotline serve` refuses to start: the network would cut the
+//! screen); the rest are warnings, which `hotline check` prints and
+//! `hotline serve` logs.
 
 use super::model::Node;
 use super::{Flow, Text, Visibility, screen};
@@ -80,7 +82,7 @@ pub struct Screen {
 
 /// Every caller country that changes what a flow shows (its `[countries]`
 /// and the countries its conditions name), then `None` for everyone else.
-fn countries_in(flow: &Flow) -> Vec<Option<&'static crate::phone::Country>> {
+pub fn countries_in(flow: &Flow) -> Vec<Option<&'static crate::phone::Country>> {
     let mut isos: Vec<&str> = flow.spec.countries.keys().map(String::as_str).collect();
     isos.extend(flow.fallback.by_country.keys().map(String::as_str));
     for node in flow.spec.nodes.values() {
@@ -202,13 +204,13 @@ fn discreet(node: &Node) -> bool {
     }
 }
 
-/// Warnings: screens over the USSD limit, and sensitive words on discreet
-/// nodes and in the engine's messages.
+/// Errors for screens over the USSD limit; warnings for sensitive words on
+/// discreet nodes and in the engine's messages.
 pub fn lint(flow: &Flow) -> Vec<Problem> {
     let mut problems = Vec::new();
     for s in screens(flow) {
         if !s.measure.fits_ussd() {
-            problems.push(Problem::warning(
+            problems.push(Problem::error(
                 &flow.source,
                 format!("{}.{}", s.key, s.lang),
                 format!(

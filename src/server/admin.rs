@@ -7,6 +7,8 @@
 //!   use it to stop sending traffic during a shutdown or a store outage.
 //! - `GET /` — the status page, and `GET /cases.json` — open cases (see
 //!   [`super::status`], which also says who may see them).
+//! - `GET /console`, `POST /console/sms` — the development sink's page,
+//!   only with a `console` channel ([`super::console`]).
 
 use std::time::Duration;
 
@@ -28,6 +30,9 @@ fn reply(status: StatusCode, content_type: &'static str, body: String) -> Respon
 
 /// Handle one admin request.
 pub async fn handle(app: App, req: http::Request<Incoming>) -> Response {
+    if super::console::is_console(req.uri().path()) {
+        return super::console::handle(app, req).await;
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = reply(
             StatusCode::METHOD_NOT_ALLOWED,

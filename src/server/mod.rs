@@ -2,7 +2,8 @@
 //!
 //! hyper 1.x with hyper-util. [`run`] composes the two listeners and the
 //! background workers ([`crate::worker::Workers`]); [`listener`] accepts and
-//! serves connections; [`public`] and [`admin`] answer requests.
+//! serves connections; [`public`] and [`admin`] answer requests
+//! ([`console`]: the admin listener's development-sink page).
 //!
 //! # Hostile networks: what bounds what
 //!
@@ -51,6 +52,7 @@
 pub mod admin;
 pub mod client_ip;
 pub mod conn;
+pub mod console;
 pub mod listener;
 pub mod public;
 pub mod status;

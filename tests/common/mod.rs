@@ -35,6 +35,33 @@ pub fn default_config() -> String {
     std::fs::read_to_string(root().join("config/hotline.toml")).expect("default config")
 }
 
+/// The shipped default made ready for a channel with sending credentials,
+/// which makes it a production configuration: without the demo `[dispatch]`
+/// (a test adds its own, or has none: then its cases are handled
+/// elsewhere), without the `console` channel (refused in production), and
+/// with a fallback number that is not a placeholder.
+pub fn with_real_channels(config: &str) -> String {
+    let start = config
+        .find("[dispatch]\n")
+        .expect("the default has [dispatch]");
+    let end = start
+        + config[start..]
+            .find("auto_close_days = 7\n")
+            .expect("[dispatch] ends with auto_close_days")
+        + "auto_close_days = 7\n".len();
+    let config = format!("{}{}", &config[..start], &config[end..]);
+    let console = config
+        .find("# The development sink")
+        .expect("the default has a console channel");
+    config[..console]
+        .replace("+996 000 000 000", "+996 312 000 111")
+        .replace("+380 000 000 000", "+380 53 200 0111")
+        .replace(
+            "# cases_handled_elsewhere = false",
+            "cases_handled_elsewhere = true",
+        )
+}
+
 /// A running gateway.
 pub struct Gateway {
     pub public: SocketAddr,

@@ -6,6 +6,7 @@
 //! looked for.
 
 mod cities;
+mod gaps;
 mod lawyers;
 mod shifts;
 
@@ -42,6 +43,18 @@ struct RawRoster {
     rotations: Vec<RawRotation>,
     #[serde(default)]
     overrides: Vec<RawOverride>,
+    #[serde(default)]
+    acknowledged_gaps: Vec<RawGap>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGap {
+    city: String,
+    from: toml::Value,
+    to: toml::Value,
+    #[serde(default)]
+    reason: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -255,6 +268,7 @@ pub fn parse(
     let (mut cities, routes) = cities(&mut l, &raw);
     rotations(&mut l, &raw, &mut cities);
     overrides(&mut l, &raw, &mut cities);
+    let acknowledged_gaps = gaps::acknowledged(&mut l, &raw, &mut cities);
     cross_checks(&mut l, &raw, &cities);
 
     if l.problems.iter().any(Problem::is_error) {
@@ -271,6 +285,7 @@ pub fn parse(
             routes,
             lawyers,
             by_phone,
+            acknowledged_gaps,
         },
         l.problems,
     ))

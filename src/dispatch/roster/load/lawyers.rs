@@ -46,20 +46,6 @@ fn phones_file(l: &mut Loader<'_>, name: &str, base: &Path) -> Option<PhonesFile
             return None;
         }
     };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(&path)
-            && meta.permissions().mode() & 0o077 != 0
-        {
-            l.warning(
-                quoted("phones_file", name),
-                format!(
-                    "{display} can be read by other accounts: chmod 600 it (it holds lawyers' numbers)"
-                ),
-            );
-        }
-    }
     // The toml crate's messages can quote what they failed on: report only
     // the line, never the text (it holds phone numbers).
     let table: toml::Table = match toml::from_str(&text) {
@@ -90,7 +76,35 @@ fn phones_file(l: &mut Loader<'_>, name: &str, base: &Path) -> Option<PhonesFile
             )),
         }
     }
+    // A file of numbers no phone answers (a demo roster's, committed on
+    // purpose) needs no protection.
+    let fictional = numbers
+        .values()
+        .all(|n| PhoneNumber::parse_international(n).is_ok_and(|p| p.is_fictional()));
+    if !fictional {
+        warn_if_readable(l, name, &path, &display);
+    }
     Some(PhonesFile { display, numbers })
+}
+
+/// A warning when other accounts can read the phones file.
+fn warn_if_readable(l: &mut Loader<'_>, name: &str, path: &Path, display: &str) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            l.warning(
+                quoted("phones_file", name),
+                format!(
+                    "{display} can be read by other accounts: chmod 600 it (it holds lawyers' numbers)"
+                ),
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (l, name, path, display);
 }
 
 pub(super) fn lawyers(

@@ -94,7 +94,7 @@ pub(super) fn local_value(v: &toml::Value) -> Result<(DateTime, bool), &'static 
 }
 
 /// The full city a rotation or override names, or a problem.
-fn city_of<'c>(
+pub(super) fn city_of<'c>(
     l: &mut Loader<'_>,
     key: &str,
     id: &str,

@@ -1,0 +1,169 @@
+//! Production or development: decided by the configuration itself, never
+//! by the environment.
+//!
+//! A configuration is a **production** one when it says so
+//! (`privacy.require_pii_key = true`) or when it can reach real phones: an
+//! enabled aggregator channel with sending credentials (a `*_env` setting
+//! naming its API key, auth token or password). Everything else — the
+//! embedded default among them, whatever `HOTLINE_PII_KEY` holds — is a
+//! **development** configuration.
+//!
+//! In a production configuration:
+//! - placeholders left in the file (`REPLACE`, `000 000 000`,
+//!   `example.org`, `your-…`) are errors: a woman must never be shown
+//!   `+996 000 000 000` as the number to call;
+//! - the `console` channel (the development sink) is an error: it would
+//!   keep real numbers and texts in memory and show them on a page.
+
+use crate::problem::{Problem, quoted};
+
+use super::schema::{ChannelKind, Config};
+
+/// Text in a setting's value that marks a value nobody filled in.
+pub const PLACEHOLDERS: &[&str] = &["REPLACE", "000 000 000", "example.org", "your-"];
+
+impl Config {
+    /// Why this is a production configuration (`None`: a development one).
+    pub fn production(&self) -> Option<String> {
+        if self.privacy.require_pii_key {
+            return Some("privacy.require_pii_key = true".into());
+        }
+        self.channels
+            .iter()
+            .find(|c| c.kind != ChannelKind::Console && sends(c))
+            .map(|c| format!("channel {:?} has sending credentials", c.name))
+    }
+}
+
+/// Whether a channel names a sending secret (every kind's `*_env` setting
+/// besides `secret_env`, which only authenticates webhooks).
+fn sends(c: &super::ChannelConfig) -> bool {
+    c.settings.keys().any(|k| k.ends_with("_env"))
+}
+
+/// Errors for a production configuration: every string value in `text`
+/// holding a placeholder, and every enabled `console` channel.
+pub(super) fn problems(config: &Config, text: &str) -> Vec<Problem> {
+    let Some(why) = config.production() else {
+        return Vec::new();
+    };
+    let file = config.source.as_str();
+    let mut out = Vec::new();
+    if let Ok(mut table) = toml::from_str::<toml::Table>(text) {
+        // A disabled channel's settings are not used: not checked either.
+        if let Some(toml::Value::Array(channels)) = table.get_mut("channels") {
+            for ch in channels.iter_mut() {
+                if ch.get("enabled").and_then(toml::Value::as_bool) == Some(false) {
+                    *ch = toml::Value::Table(toml::Table::new());
+                }
+            }
+        }
+        walk("", &toml::Value::Table(table), &mut |key, value| {
+            if let Some(p) = PLACEHOLDERS.iter().find(|p| value.contains(*p)) {
+                out.push(Problem::error(
+                    file,
+                    quoted(key, value),
+                    format!("a placeholder ({p:?}) in a production configuration ({why}): put the real value"),
+                ));
+            }
+        });
+    }
+    for c in config
+        .channels
+        .iter()
+        .filter(|c| c.kind == ChannelKind::Console)
+    {
+        out.push(Problem::error(
+            file,
+            format!("channels[name = {:?}].kind = \"console\"", c.name),
+            format!("the console channel is a development sink and refuses to run in a production configuration ({why}): it would keep real numbers and messages in memory and show them on a page. Remove it or set enabled = false"),
+        ));
+    }
+    out
+}
+
+/// Call `f` with the dotted key of every string in `v`.
+fn walk(key: &str, v: &toml::Value, f: &mut dyn FnMut(&str, &str)) {
+    match v {
+        toml::Value::String(s) => f(key, s),
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let k = if key.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{key}.{k}")
+                };
+                walk(&k, v, f);
+            }
+        }
+        toml::Value::Array(a) => {
+            for (i, v) in a.iter().enumerate() {
+                walk(&format!("{key}[{i}]"), v, f);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use super::super::parse;
+
+    fn root() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn load(text: &str, env: &[(&str, &str)]) -> Result<super::Config, Vec<String>> {
+        let env: BTreeMap<&str, &str> = env.iter().copied().collect();
+        parse(text, "hotline.toml", &root().join("config"), &env)
+            .map(|(c, _)| c)
+            .map_err(|e| e.problems().iter().map(ToString::to_string).collect())
+    }
+
+    const DEFAULT: &str = include_str!("../../config/hotline.toml");
+    const KEY: (&str, &str) = ("HOTLINE_PII_KEY", "k-0123456789-0123456789-0123456789");
+
+    #[test]
+    fn the_default_is_a_development_configuration_with_any_key() {
+        let c = load(DEFAULT, &[]).expect("default loads");
+        assert_eq!(c.production(), None);
+        let c = load(DEFAULT, &[KEY]).expect("default loads with a key");
+        assert_eq!(c.production(), None, "the environment does not decide");
+    }
+
+    #[test]
+    fn require_pii_key_makes_placeholders_and_the_console_errors() {
+        let text = DEFAULT.replace("# require_pii_key = false", "require_pii_key = true");
+        let problems = load(&text, &[KEY]).expect_err("refused");
+        let all = problems.join("\n");
+        assert!(
+            all.contains(r#"flows.fallback_phone = "+996 000 000 000": a placeholder ("000 000 000") in a production configuration (privacy.require_pii_key = true)"#),
+            "{all}"
+        );
+        assert!(
+            all.contains(r#"channels[name = "console"].kind = "console": the console channel is a development sink and refuses to run in a production configuration"#),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn sending_credentials_make_a_production_configuration() {
+        let text = DEFAULT.replace(
+            "# api_key_env = \"HOTLINE_AT_API_KEY\"",
+            "api_key_env = \"HOTLINE_AT_API_KEY\"\nusername = \"hotline\"",
+        );
+        let problems = load(&text, &[("HOTLINE_AT_API_KEY", "k")]).expect_err("refused");
+        let all = problems.join("\n");
+        assert!(
+            all.contains(r#"(channel "africastalking" has sending credentials)"#),
+            "{all}"
+        );
+        assert!(
+            all.contains("console channel is a development sink"),
+            "{all}"
+        );
+    }
+}
