@@ -7,6 +7,9 @@
 //! - [`lifecycle`] — the case lifecycle as pure functions: open, escalate,
 //!   accept, decline, close, the caller's fallback message, automatic close.
 //! - [`commands`] — parsing lawyers' SMS commands (`OK 4821`, `НЕТ 4821`, …).
+//! - [`cover`] — coordinators' covers (`COVER aida 18:00`) merged into
+//!   on-call resolution, and the pure decisions of their commands
+//!   (`coordinator.rs` carries them out).
 //! - [`texts`] — what lawyers read (`config/lawyer_texts.toml`).
 //! - [`timers`] — the worker that fires escalation, fallback, close and
 //!   erase timers, each exactly once across instances.
@@ -23,6 +26,8 @@
 //! Nothing here may log or report a lawyer's (or a caller's) phone number.
 
 pub mod commands;
+mod coordinator;
+pub mod cover;
 mod jobs;
 mod lawyer;
 pub mod lifecycle;
@@ -45,6 +50,7 @@ use crate::flow::FlowSet;
 use crate::outbox::worker::{OutboxEvents, Undelivered};
 use crate::outbox::{Purpose, Recipient};
 use crate::store::{CaseRecord, CaseUpdate, Job, Queue, StoreError};
+use cover::Covers;
 pub use lawyer::CommandOutcome;
 use lifecycle::{Action, Ctx, Status, Timer};
 use roster::Roster;
@@ -109,6 +115,8 @@ pub struct Dispatcher {
     deps: Deps,
     /// Lawyers who said OFF (refreshed from the store by the timer worker).
     off: RwLock<BTreeSet<String>>,
+    /// Coordinators' covers by city (refreshed like `off`).
+    covers: RwLock<Covers>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -142,6 +150,7 @@ impl Dispatcher {
             auto_close_ms: s.auto_close_ms,
             deps,
             off: RwLock::new(BTreeSet::new()),
+            covers: RwLock::new(Covers::new()),
         }
     }
 
@@ -163,6 +172,22 @@ impl Dispatcher {
             .off
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = off;
+    }
+
+    /// The covers in force (a copy).
+    pub fn covers(&self) -> Covers {
+        self.covers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replace the covers.
+    pub fn set_covers(&self, covers: Covers) {
+        *self
+            .covers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = covers;
     }
 
     /// The metric label of a city: its roster id, or `other` (labels come
@@ -242,6 +267,7 @@ impl Dispatcher {
             };
             let before = case.clone();
             let off = self.off_set();
+            let covers = self.covers();
             let city = case.city.clone();
             let ctx = Ctx {
                 roster: &self.roster,
@@ -249,6 +275,7 @@ impl Dispatcher {
                 now_ms: now,
                 opened_at_ms: case.opened_at_ms,
                 off: &off,
+                covers: &covers,
             };
             let actions = change(&mut case, &ctx);
             if case == before && actions.is_empty() {
@@ -319,6 +346,7 @@ impl Dispatcher {
 impl CasePlanner for Dispatcher {
     fn plan(&self, case: &mut CaseData, bucket: u16) -> Vec<(Queue, Job)> {
         let off = self.off_set();
+        let covers = self.covers();
         let city = case.city.clone();
         let ctx = Ctx {
             roster: &self.roster,
@@ -326,6 +354,7 @@ impl CasePlanner for Dispatcher {
             now_ms: case.opened_at_ms,
             opened_at_ms: case.opened_at_ms,
             off: &off,
+            covers: &covers,
         };
         let (state, actions) = lifecycle::open(&ctx, self.auto_close_ms);
         case.dispatch = state;
