@@ -35,6 +35,7 @@ pub(super) fn check(flag: Option<PathBuf>, list_screens: bool) -> ExitCode {
     problems.append(&mut dispatch_problems);
     if let Some(d) = &dispatcher {
         print_dispatch(d);
+        super::test_sms::print_unverified(&config, d);
     }
     print_flows(&flows, list_screens);
     println!(

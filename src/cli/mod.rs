@@ -1,5 +1,5 @@
 //! The command line: `hotline serve`, `hotline check`, `hotline simulate`,
-//! `hotline report`.
+//! `hotline report`, `hotline test-sms`.
 //!
 //! Exit codes: `serve` 0 after a clean shutdown, 64 (EX_USAGE) on a bad
 //! config, 69 (EX_UNAVAILABLE) when a port or the store cannot be had;
@@ -8,7 +8,8 @@
 //! cases live only inside the running gateway), 69 when Redis cannot be
 //! read. Each failure is a [`CliError`], which says which code it gets.
 //!
-//! One file per command (`serve`, `check`, `simulate`, `report`); `error`
+//! One file per command (`serve`, `check`, `simulate`, `report`,
+//! `test_sms`); `error`
 //! holds [`CliError`].
 
 mod check;
@@ -16,6 +17,7 @@ mod error;
 mod report;
 mod serve;
 mod simulate;
+mod test_sms;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -82,6 +84,25 @@ pub enum Command {
         #[arg(long, default_value_t = 5)]
         threshold: u64,
     },
+    /// Send a lawyer the welcome SMS (the commands; she replies OK, which
+    /// confirms her number).
+    ///
+    /// With Redis the welcome is queued in the store for the running
+    /// gateways to send; with the memory store the running gateway is asked
+    /// through its admin listener (`POST /test-sms`, bearer token from
+    /// HOTLINE_ADMIN_TOKEN). Exit codes: 0 queued; 64 a bad config or an
+    /// unknown lawyer or a refused token; 69 the store or gateway cannot be
+    /// reached.
+    TestSms {
+        /// The lawyer: roster id or name (Latin or Cyrillic).
+        lawyer: String,
+        /// Config file (default: $HOTLINE_CONFIG, else config/hotline.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The gateway's admin URL (default: http:// + the config's admin listener).
+        #[arg(long)]
+        admin: Option<String>,
+    },
     /// An interactive phone in the terminal, running a flow over USSD.
     Simulate {
         /// Config file (default: $HOTLINE_CONFIG, else config/hotline.toml).
@@ -139,6 +160,11 @@ pub fn main() -> ExitCode {
             format,
             threshold,
         } => report::report(config, &format, threshold),
+        Command::TestSms {
+            lawyer,
+            config,
+            admin,
+        } => test_sms::test_sms(config, &lawyer, admin),
     }
 }
 

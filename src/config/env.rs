@@ -19,6 +19,9 @@ pub const LISTEN_VAR: &str = "HOTLINE_LISTEN";
 pub const ADMIN_LISTEN_VAR: &str = "HOTLINE_ADMIN_LISTEN";
 /// Overrides `server.log_format`.
 pub const LOG_FORMAT_VAR: &str = "HOTLINE_LOG_FORMAT";
+/// The bearer token the admin listener's `POST` endpoints require
+/// (`/test-sms`); without it they answer only a gateway on the dev key.
+pub const ADMIN_TOKEN_VAR: &str = "HOTLINE_ADMIN_TOKEN";
 /// When set, the Redis store is used at this URL, whatever `store.kind` says.
 pub const REDIS_URL_VAR: &str = "HOTLINE_REDIS_URL";
 

@@ -39,7 +39,7 @@ mod store;
 
 use std::path::{Path, PathBuf};
 
-pub use env::{DEFAULT_CONFIG, Env, ProcessEnv, config_path};
+pub use env::{ADMIN_TOKEN_VAR, DEFAULT_CONFIG, Env, ProcessEnv, config_path};
 pub use ipnet::IpNet;
 pub use schema::{
     ChannelConfig, ChannelKind, Config, DispatchConfig, FlowsConfig, Limits, OutboxConfig,

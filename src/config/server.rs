@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::IpNet;
 use super::check::Ctx;
-use super::env::{ADMIN_LISTEN_VAR, Env, LISTEN_VAR, LOG_FORMAT_VAR};
+use super::env::{ADMIN_LISTEN_VAR, ADMIN_TOKEN_VAR, Env, LISTEN_VAR, LOG_FORMAT_VAR};
 use super::schema::ServerConfig;
 use crate::problem::quoted;
 
@@ -122,7 +122,14 @@ pub(super) fn validate(s: &RawServer, env: &dyn Env, c: &mut Ctx<'_>) -> ServerC
             "must be \"text\" or \"json\"",
         );
     }
+    let admin_token = env.var(ADMIN_TOKEN_VAR);
+    if let Some(t) = &admin_token
+        && t.len() < 16
+    {
+        c.env_error(ADMIN_TOKEN_VAR, "…", "must be at least 16 characters");
+    }
     ServerConfig {
+        admin_token: admin_token.map(super::schema::AdminToken),
         listen,
         admin_listen,
         max_body_bytes: s.max_body_bytes,

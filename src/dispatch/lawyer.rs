@@ -217,6 +217,9 @@ impl Dispatcher {
             .map(|(b, r, _)| (b, r))
             .collect();
         match mine.as_slice() {
+            [] if matches!(cmd, Command::Accept(None)) && self.answer_welcome(call).await? => {
+                Ok(Err(CommandOutcome::Ok))
+            }
             [] => {
                 self.tell(call, "none", call.texts.none_pending.clone())
                     .await?;

@@ -10,6 +10,8 @@
 //! - [`cover`] — coordinators' covers (`COVER aida 18:00`) merged into
 //!   on-call resolution, and the pure decisions of their commands
 //!   (`coordinator.rs` carries them out).
+//! - [`onboarding`] — the welcome SMS (`hotline test-sms`) and numbers
+//!   confirmed by her `OK`.
 //! - [`texts`] — what lawyers read (`config/lawyer_texts.toml`).
 //! - [`timers`] — the worker that fires escalation, fallback, close and
 //!   erase timers, each exactly once across instances.
@@ -31,6 +33,7 @@ pub mod cover;
 mod jobs;
 mod lawyer;
 pub mod lifecycle;
+pub mod onboarding;
 mod render;
 pub mod report;
 pub mod roster;

@@ -60,10 +60,17 @@ pub const ENV: [(&str, &str); 5] = [
 
 /// A world at [`T0`].
 pub async fn world() -> World {
+    world_with(&[]).await
+}
+
+/// A world at [`T0`] with more environment (`HOTLINE_PII_KEY`, …).
+pub async fn world_with(extra: &[(&str, &str)]) -> World {
     let api = MockServer::start(vec![MockResponse::new(201, at_reply())]).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&api.url, dir.path());
-    let gw = Gateway::start_with(&cfg, &ENV, None, Clock::manual(T0)).await;
+    std::fs::write(dir.path().join("hotline.toml"), &cfg).unwrap();
+    let env: Vec<(&str, &str)> = ENV.iter().chain(extra).copied().collect();
+    let gw = Gateway::start_with(&cfg, &env, None, Clock::manual(T0)).await;
     World { gw, api, dir }
 }
 
