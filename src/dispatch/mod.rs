@@ -328,17 +328,24 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Hours in the next 24 with nobody on call, per city (for the gauge).
+    /// Hours in the next 24 with nobody on call, per city (for the gauge);
+    /// a coordinator's cover fills the gaps it overlaps.
     pub fn gap_hours(&self, now: jiff::Timestamp) -> Vec<(String, f64)> {
+        let covers = self.covers();
         self.roster
             .city_ids()
             .into_iter()
             .map(|c| {
+                let covered_to = cover::active(&self.roster, &covers, c, now)
+                    .map_or(0, |x| i64::try_from(x.until_ms / 1000).unwrap_or(i64::MAX));
                 let secs: i64 = self
                     .roster
                     .gaps(c, now, 24)
                     .iter()
-                    .map(|(a, b)| b.as_second() - a.as_second())
+                    .map(|(a, b)| {
+                        let (a, b) = (a.as_second(), b.as_second());
+                        (b - a) - (b.min(covered_to) - a).max(0)
+                    })
                     .sum();
                 (c.to_owned(), secs as f64 / 3600.0)
             })
