@@ -1,20 +1,226 @@
 #!/usr/bin/env bash
-# Measure USSD hop throughput and latency with wrk against the release build.
-#   load-tests/run.sh                 embedded memory store
-#   HOTLINE_REDIS_URL=redis://127.0.0.1:6379/ load-tests/run.sh   Redis store
-# Options (environment): DURATION (default 20s), CONNECTIONS (16). Each wrk
-# thread has one connection, so every connection walks its own sessions.
+# Load tests: the gateway against the floor of the same machine, in one run.
+#
+#   load-tests/run.sh [steady|scale|burst|flood|mixed|rss|all]...   (default: steady)
+#
+# Builds the release binaries (hotline, examples/floor.rs, examples/loadgen.rs),
+# starts a private redis-server on a free loopback port, the floor servers and
+# the gateway (memory and Redis stores) as each scenario needs, drives each
+# with the same generator (examples/loadgen.rs), prints a table and writes
+# load-tests/results/latest.json. docs/performance.md explains every scenario.
+#
+# Environment:
+#   LT_SCALE        multiply every duration (default 1; 0.3 for a quick run)
+#   LT_CONNECTIONS  connections for steady/flood (default 16)
+#   LT_BURST_BASE   burst: the normal rate, hops/s (default 200; the burst is 10x)
+#   LT_FLOOD_RATE   flood: everyone else's rate, hops/s (default 300)
+#   LT_MIXED_RATE   mixed: USSD hops/s (default 24 = 4 cases/s over three cities,
+#                   under each on-call lawyer's command limit; SMS a tenth of it)
+#   LT_SESSIONS     rss: live sessions to open (default 100000)
+#   LT_NOTE         a note stored with the results (e.g. "machine shared")
+#   LT_OUT          where the JSON goes (default load-tests/results/latest.json)
+#   LT_KEEP=1       keep the temporary folder (configs, server logs)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-command -v wrk >/dev/null || { echo "install wrk (apt-get install wrk)"; exit 1; }
-cargo build --release --locked -q
+root=$PWD
+scenarios=("$@")
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(steady)
+[ "${scenarios[0]}" = all ] && scenarios=(steady scale burst flood mixed rss)
+for s in "${scenarios[@]}"; do
+  case $s in steady|scale|burst|flood|mixed|rss) ;; *) echo "unknown scenario: $s" >&2; exit 64 ;; esac
+done
+command -v redis-server >/dev/null || { echo "install redis-server" >&2; exit 69; }
+
+cargo build --release --locked -q --bin hotline --example floor --example loadgen
+bin=$root/target/release
+lg() { "$bin/examples/loadgen" "$@"; }
+
+work=$(mktemp -d /tmp/hotline-lt.XXXXXX)
+results=$work/run.jsonl
+: > "$results"
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ -n "${LT_KEEP:-}" ]; then echo "logs kept in $work" >&2; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+
+dur() { awk -v s="$1" -v k="${LT_SCALE:-1}" 'BEGIN { v = s * k; if (v < 1) v = 1; print v }'; }
+wait_port() {
+  for _ in $(seq 200); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "nothing listening on port $1" >&2
+  return 1
+}
+per_second() { grep -o '"per_second":[0-9.]*' <<<"$1" | head -1 | cut -d: -f2; }
+
+# --- shared servers -----------------------------------------------------------
+redis_port=$(lg port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
+  --dir "$work" --logfile "$work/redis.log" &
+pids+=($!)
+wait_port "$redis_port"
+redis_url=redis://127.0.0.1:$redis_port/
+
+declare -A addr
+floor() { # floor NAME MODE [REDIS_URL]
+  local port; port=$(lg port)
+  "$bin/examples/floor" "$2" "127.0.0.1:$port" ${3:+"$3"} 2>>"$work/floor.log" &
+  pids+=($!)
+  wait_port "$port"
+  addr[$1]=127.0.0.1:$port
+}
+
+# --- the gateway --------------------------------------------------------------
 export HOTLINE_PII_KEY=${HOTLINE_PII_KEY:-load-test-key-0123456789abcdef0123456789}
-export RUST_LOG=${RUST_LOG:-warn}
-./target/release/hotline serve --config load-tests/hotline.toml &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
-for _ in $(seq 100); do curl -sf http://127.0.0.1:19090/readyz >/dev/null && break; sleep 0.1; done
-store=$( [ -n "${HOTLINE_REDIS_URL:-}" ] && echo redis || echo memory )
-echo "== $(nproc) cores, store: $store, $(date -u +%F)"
-wrk -t"${CONNECTIONS:-16}" -c"${CONNECTIONS:-16}" -d"${DURATION:-20s}" --latency -s load-tests/ussd.lua http://127.0.0.1:18080 | grep -E "requests:|latency p|throughput|Socket errors"
-curl -s http://127.0.0.1:19090/metrics | grep -E '^hotline_(cases_opened_total\{city="bishkek"\}|webhook_requests_total\{channel="africastalking",event="ussd",outcome="(ok|rate_limited|store_unavailable|error)"\})'
+export RUST_LOG=${RUST_LOG:-error}
+gateway_n=0
+gateway_pid=
+# config KIND: the load-test config with absolute paths; KIND "flood" keeps
+# the shipped per-number limits, "mixed" adds dispatch through a mock of
+# Africa's Talking at $mock_port with the lawyers of config/roster.toml.
+# Sets $cfg (not echoed: it exports variables, so it must not run in a subshell).
+config() {
+  local out=$work/hotline-$1.toml
+  sed -e "s#^dir = \"../flows\"#dir = \"$root/flows\"#" \
+      -e "s#^spool_dir = .*#spool_dir = \"$work/spool\"#" \
+      -e "s#^\\[store\\]#[store]\\nkey_prefix = \"lt$gateway_n\"#" \
+      load-tests/hotline.toml > "$out"
+  case $1 in
+    flood)
+      sed -i -e 's/^per_number_per_minute = .*/per_number_per_minute = 30/' \
+             -e 's/^per_number_burst = .*/per_number_burst = 15/' "$out" ;;
+    mixed)
+      # Lawyers' numbers from the environment (phone_env), never a file.
+      sed -e '/^phones_file/d' \
+          -e 's/^\[lawyers\.\([a-z0-9_-]*\)\]$/[lawyers.\1]\nphone_env = "LT_PHONE_\U\1"/' \
+          config/roster.toml > "$work/roster.toml"
+      local i=100
+      for id in $(sed -n 's/^\[lawyers\.\([a-z0-9_-]*\)\]$/\1/p' config/roster.toml); do
+        i=$((i + 1)); export "LT_PHONE_${id^^}=+996700000$i"
+      done
+      cat >> "$out" <<EOF
+username = "loadtest"
+api_key_env = "LT_AT_API_KEY"
+base_url = "http://127.0.0.1:$mock_port"
+tps = 100000
+
+[outbox]
+concurrency = 32
+
+[dispatch]
+roster = "$work/roster.toml"
+texts = "$root/config/lawyer_texts.toml"
+sms_channel = "africastalking"
+EOF
+      export LT_AT_API_KEY=k ;;
+  esac
+  cfg=$out
+}
+gateway() { # gateway NAME STORE CONFIG-KIND
+  gateway_n=$((gateway_n + 1))
+  local port admin
+  config "$3"
+  port=$(lg port); admin=$(lg port)
+  if [ "$2" = redis ]; then export HOTLINE_REDIS_URL=$redis_url; else unset HOTLINE_REDIS_URL; fi
+  HOTLINE_LISTEN=127.0.0.1:$port HOTLINE_ADMIN_LISTEN=127.0.0.1:$admin \
+    "$bin/hotline" serve --config "$cfg" >>"$work/hotline.log" 2>&1 &
+  gateway_pid=$!
+  pids+=("$gateway_pid")
+  for _ in $(seq 200); do curl -sf "http://127.0.0.1:$admin/readyz" >/dev/null && break; sleep 0.05; done
+  curl -sf "http://127.0.0.1:$admin/readyz" >/dev/null || { tail -20 "$work/hotline.log" >&2; exit 1; }
+  addr[$1]=127.0.0.1:$port
+}
+stop_gateway() { kill "$gateway_pid" 2>/dev/null || true; wait "$gateway_pid" 2>/dev/null || true; }
+
+record() { # record SCENARIO LABEL ARGS... : one generator run, kept
+  local out
+  out=$(lg run --scenario "$1" --label "$2" "${@:3}")
+  echo "$out" >> "$results"
+  echo "$out"
+}
+
+conns=${LT_CONNECTIONS:-16}
+
+# --- scenarios ----------------------------------------------------------------
+steady() {
+  local d; d=$(dur 10)
+  floor floor-plain plain; floor floor-redis redis "$redis_url"
+  for name in floor-plain floor-redis hotline-memory hotline-redis; do
+    case $name in hotline-*) gateway "$name" "${name#hotline-}" base ;; esac
+    local out max
+    out=$(record steady "$name" --target "${addr[$name]}" --workload ussd --connections "$conns" --duration "$d")
+    max=$(per_second "$out")
+    record steady "$name@half" --target "${addr[$name]}" --workload ussd --connections "$conns" \
+      --duration "$d" --rate "$(awk -v m="$max" 'BEGIN { print int(m / 2) }')" >/dev/null
+    case $name in hotline-*) stop_gateway ;; esac
+  done
+}
+
+scale() {
+  local d; d=$(dur 5)
+  [ -n "${addr[floor-plain]:-}" ] || floor floor-plain plain
+  [ -n "${addr[floor-redis]:-}" ] || floor floor-redis redis "$redis_url"
+  for store in memory redis; do
+    gateway "hotline-$store" "$store" base
+    for c in 1 2 4 8 16 32 64; do
+      for name in "hotline-$store" "$([ $store = memory ] && echo floor-plain || echo floor-redis)"; do
+        record scale "$name" --target "${addr[$name]}" --workload ussd --connections "$c" --duration "$d" >/dev/null
+      done
+    done
+    stop_gateway
+  done
+}
+
+burst() {
+  local base=${LT_BURST_BASE:-200}
+  for store in memory redis; do
+    gateway "hotline-$store" "$store" base
+    local t=${addr[hotline-$store]}
+    record burst "hotline-$store:before" --target "$t" --connections 32 --duration "$(dur 10)" --rate "$base" >/dev/null
+    record burst "hotline-$store:10x" --target "$t" --connections 32 --duration "$(dur 30)" --rate $((base * 10)) >/dev/null
+    record burst "hotline-$store:after" --target "$t" --connections 32 --duration "$(dur 10)" --rate "$base" >/dev/null
+    stop_gateway
+  done
+}
+
+flood() {
+  for store in memory redis; do
+    gateway "hotline-$store" "$store" flood
+    record flood "hotline-$store" --target "${addr[hotline-$store]}" --workload flood --connections "$conns" \
+      --rate "${LT_FLOOD_RATE:-300}" --hammers 3 --duration "$(dur 15)" >/dev/null
+    stop_gateway
+  done
+}
+
+mixed() {
+  for store in memory redis; do
+    mock_port=$(lg port)
+    gateway "hotline-$store" "$store" mixed
+    record mixed "hotline-$store" --target "${addr[hotline-$store]}" --workload mixed --connections 8 \
+      --cities 3 --rate "${LT_MIXED_RATE:-24}" --mock "127.0.0.1:$mock_port" --duration "$(dur 20)" >/dev/null
+    stop_gateway
+  done
+}
+
+rss() {
+  local n=${LT_SESSIONS:-100000} before after
+  gateway hotline-memory memory base
+  before=$(awk '/^VmRSS/ { print $2 }' "/proc/$gateway_pid/status")
+  record rss "hotline-memory:open-$n" --target "${addr[hotline-memory]}" --workload sessions \
+    --connections "$conns" --requests "$n" --duration 120 >/dev/null
+  after=$(awk '/^VmRSS/ { print $2 }' "/proc/$gateway_pid/status")
+  echo "{\"scenario\":\"rss\",\"label\":\"hotline-memory\",\"sessions\":$n,\"rss_kib_before\":$before,\"rss_kib_after\":$after,\"groups\":{}}" >> "$results"
+  echo "rss: $((before / 1024)) MiB idle, $((after / 1024)) MiB with $n live sessions"
+  stop_gateway
+}
+
+echo "== $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ), scenarios: ${scenarios[*]}"
+for s in "${scenarios[@]}"; do "$s"; done
+mkdir -p load-tests/results
+lg report --in "$results" --out "${LT_OUT:-load-tests/results/latest.json}" \
+  --git "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+  --date "$(date -u +%FT%TZ)" --note "${LT_NOTE:-}"

@@ -130,14 +130,7 @@ impl App {
             codes: codes.clone(),
             default_flow: config.flows.default.clone(),
         };
-        let events = dispatcher.clone().map(|d| d as Arc<dyn OutboxEvents>);
-        let mut outbox = Outbox::new(deps.clone(), channels.clone(), config.outbox, events);
-        if let Some(d) = &config.dispatch
-            && let Some(fallback) = &d.fallback_sms_channel
-        {
-            outbox = outbox.with_fallback(&d.sms_channel, fallback);
-        }
-        let outbox = Arc::new(outbox);
+        let outbox = Arc::new(build_outbox(&config, &deps, &channels, dispatcher.as_ref()));
         let flow_of = config
             .channels
             .iter()
@@ -212,6 +205,25 @@ impl App {
     }
 }
 
+/// The outbox sender, reacting to undelivered offers through dispatch and
+/// sending through the dispatch fallback channel while its channel is down.
+fn build_outbox(
+    config: &Config,
+    deps: &Deps,
+    channels: &Channels,
+    dispatcher: Option<&Arc<Dispatcher>>,
+) -> Outbox {
+    let events = dispatcher.map(|d| d.clone() as Arc<dyn OutboxEvents>);
+    let outbox = Outbox::new(deps.clone(), channels.clone(), config.outbox, events);
+    match &config.dispatch {
+        Some(d) => match &d.fallback_sms_channel {
+            Some(fallback) => outbox.with_fallback(&d.sms_channel, fallback),
+            None => outbox,
+        },
+        None => outbox,
+    }
+}
+
 fn ip_limiter(config: &Config) -> DefaultKeyedRateLimiter<IpAddr> {
     let per_second = NonZeroU32::new(config.server.per_ip_per_second).unwrap_or(NonZeroU32::MIN);
     let burst = NonZeroU32::new(config.server.per_ip_burst).unwrap_or(NonZeroU32::MIN);
@@ -250,7 +262,7 @@ pub fn build_channels(
     let mut problems = Vec::new();
     let mut channels: HashMap<String, Arc<dyn Channel>> = HashMap::new();
     let flows_ok = !flows.flows.is_empty();
-    let http = channel::http_client();
+    let http = channel::send::http_client_with(config.outbox.send_timeout);
     for (i, cfg) in config.channels.iter().enumerate() {
         match channel::build(i, cfg, &config.source, &http) {
             Ok(ch) => {
@@ -342,7 +354,6 @@ pub fn load_dispatch_with(
         sms_channel: d.sms_channel.clone(),
         sending_channels,
         flows: flows.clone(),
-        fallback: config.flows.fallback_phone.clone(),
         retention_ms: u64::try_from(config.privacy.case_retention.as_millis()).unwrap_or(u64::MAX),
         auto_close_ms: u64::try_from(d.auto_close.as_millis()).unwrap_or(u64::MAX),
     };
@@ -384,7 +395,7 @@ pub fn load_flows(config: &Config) -> (FlowSet, Vec<Problem>) {
     let (flows, mut problems) = flow::load_dir(
         &config.flows.dir,
         &config.flows.display_dir,
-        &config.flows.fallback_phone,
+        &config.flows.fallbacks,
     );
     for f in flows.flows.values() {
         problems.extend(flow::lint::lint(f));

@@ -30,6 +30,11 @@ pub struct CaseData {
     pub channel: String,
     /// The caller's number (`None` once erased).
     pub caller: Option<PhoneNumber>,
+    /// The caller's country (ISO code) when her number's prefix is known:
+    /// "other city" is routed by it, and her messages carry her country's
+    /// fallback number. Kept after erasure: a country identifies no one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
     /// The city id from the flow (`bishkek`, `osh`, `poltava`, `other`).
     pub city: String,
     /// Every flow variable (situation, location, callback, abuse, …).
@@ -50,6 +55,7 @@ impl CaseData {
             lang: draft.lang,
             channel: channel.to_owned(),
             caller: Some(caller),
+            country: draft.country,
             city: draft
                 .vars
                 .get("city")
@@ -68,6 +74,23 @@ impl CaseData {
             .get("callback")
             .map(String::as_str)
             .or_else(|| self.caller.as_ref().map(PhoneNumber::as_str))
+    }
+
+    /// The caller's country, as a [`Country`](crate::phone::Country).
+    pub fn country(&self) -> Option<&'static crate::phone::Country> {
+        self.country
+            .as_deref()
+            .and_then(crate::phone::country_by_iso)
+    }
+
+    /// Whether the number to call back is the phone she called from (which
+    /// may be in other hands), rather than another number she typed.
+    pub fn callback_is_own_phone(&self) -> bool {
+        match (self.vars.get("callback"), &self.caller) {
+            (None, _) => true,
+            (Some(typed), Some(caller)) => typed == caller.as_str(),
+            (Some(_), None) => false,
+        }
     }
 
     /// Erase the personal data: numbers and location. What remains (city,
@@ -103,6 +126,7 @@ mod tests {
             lang: "ky".into(),
             channel: "africastalking".into(),
             caller: PhoneNumber::parse_international("+996555123456").ok(),
+            country: Some("KG".into()),
             city: "osh".into(),
             vars,
             opened_at_ms: 5,

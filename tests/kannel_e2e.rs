@@ -56,12 +56,12 @@ async fn a_cyrillic_keyword_over_real_kannel_walks_the_menu_and_opens_a_case() {
     assert_eq!(from, "21212");
     assert_eq!(to, WOMAN);
     assert_eq!(
-        text,
-        "Язык/Тил/Мова/Language\n1 Русский\n2 Кыргызча\n3 Українська\n4 English"
+        text, "Язык/Тил/Мова/Language\n1 Кыргызча\n2 Русский\n3 Ўзбекча\n4 English",
+        "a +996 caller is offered Kyrgyz first"
     );
 
     let expect = [
-        ("1", "Какой город?\n1 Бишкек\n2 Ош\n3 Другой город"),
+        ("2", "Какой город?\n1 Бишкек\n2 Ош\n3 Другой город"),
         (
             "1",
             "Чем помочь?\n1 Нужна помощь сейчас\n2 Помощь близкому\n3 Рассказать о насилии",

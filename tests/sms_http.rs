@@ -76,9 +76,10 @@ async fn sent(api: &MockServer, n: usize) -> Vec<String> {
     }
 }
 
-/// Nothing more is sent for a while.
-async fn quiet(api: &MockServer, n: usize) {
-    tokio::time::sleep(Duration::from_millis(700)).await;
+/// Nothing more will be sent: the outbox is idle (nothing in flight, no
+/// job left in the store, due or not), and `n` messages went out.
+async fn quiet(gw: &Gateway, api: &MockServer, n: usize) {
+    common::outbox_idle(gw).await;
     assert_eq!(
         api.requests().len(),
         n,
@@ -169,12 +170,13 @@ async fn duplicates_by_id_or_by_text_are_answered_once() {
         "a duplicate gets the normal answer"
     );
     sent(&api, 1).await;
-    tokio::time::sleep(slow + Duration::from_millis(200)).await;
+    // Her reply is recorded as sent once the slow send has finished.
+    common::outbox_idle(&gw).await;
     // Without an id: the same text again before we replied is a retry…
     assert_eq!(sms(&gw, WOMAN, "4", None).await.status, 200);
     assert_eq!(sms(&gw, WOMAN, "4", None).await.status, 200);
     sent(&api, 2).await;
-    quiet(&api, 2).await;
+    quiet(&gw, &api, 2).await;
     assert_eq!(
         gw.metric(r#"hotline_webhook_requests_total{channel="africastalking",event="sms",outcome="duplicate"}"#).await,
         2.0
@@ -183,7 +185,7 @@ async fn duplicates_by_id_or_by_text_are_answered_once() {
     // answer (menu option 1 on two screens in a row).
     assert_eq!(sms(&gw, WOMAN, "1", None).await.status, 200);
     sent(&api, 3).await;
-    tokio::time::sleep(slow + Duration::from_millis(200)).await;
+    common::outbox_idle(&gw).await;
     assert_eq!(sms(&gw, WOMAN, "1", None).await.status, 200);
     let msgs = sent(&api, 4).await;
     assert!(msgs[1].starts_with("Which city?"), "{msgs:?}");
@@ -211,13 +213,13 @@ async fn unknown_texts_get_help_once_and_stop_stops_everything() {
         sms(&gw, other, "what is this", Some("h-2")).await.status,
         200
     );
-    quiet(&api, 1).await;
+    quiet(&gw, &api, 1).await;
     // STOP in the middle of a conversation ends it and nothing more is sent.
     sms(&gw, WOMAN, "SOS", Some("s-1")).await;
     sent(&api, 2).await;
     sms(&gw, WOMAN, "стоп", Some("s-2")).await;
     sms(&gw, WOMAN, "1", Some("s-3")).await;
-    quiet(&api, 2).await;
+    quiet(&gw, &api, 2).await;
     // Writing a keyword again starts over and messages resume.
     sms(&gw, WOMAN, "ДОПОМОГА", Some("s-4")).await;
     let msgs = sent(&api, 3).await;
@@ -243,7 +245,7 @@ async fn sends_retry_on_429_and_500_honouring_retry_after_and_never_twice() {
     );
     let reqs = api.requests();
     assert_eq!(reqs[0].body, reqs[2].body, "the same message each time");
-    quiet(&api, 3).await;
+    quiet(&gw, &api, 3).await;
     assert_eq!(
         gw.metric(r#"hotline_outbox_retries_total{channel="africastalking"}"#)
             .await,
@@ -267,7 +269,7 @@ async fn her_number_refused_is_given_up_an_api_down_holds_and_blacklisting_opts_
     let gw = start(&api, "max_attempts = 3").await;
     sms(&gw, WOMAN, "HELP", Some("p-1")).await;
     sent(&api, 1).await;
-    quiet(&api, 1).await;
+    quiet(&gw, &api, 1).await;
     assert_eq!(
         gw.metric(r#"hotline_outbox_failed_total{channel="africastalking",purpose="screen"}"#)
             .await,
@@ -311,22 +313,22 @@ async fn her_number_refused_is_given_up_an_api_down_holds_and_blacklisting_opts_
     sms(&gw, "+996555201303", "HELP", Some("p-3")).await;
     sent(&api, before + 1).await;
     sms(&gw, "+996555201303", "4", Some("p-4")).await;
-    quiet(&api, before + 1).await;
+    quiet(&gw, &api, before + 1).await;
     gw.stop().await;
 }
 
 #[tokio::test]
 async fn a_slow_api_is_retried_without_a_double_send() {
     let api = MockServer::start(vec![
-        MockResponse::new(201, at_reply(101, "Success", "ATXid_5"))
-            .delayed(Duration::from_secs(20)),
+        MockResponse::new(201, at_reply(101, "Success", "ATXid_5")).delayed(Duration::from_secs(3)),
         MockResponse::new(201, at_reply(101, "Success", "ATXid_5")),
     ])
     .await;
-    let gw = start(&api, "").await;
+    let gw = start(&api, "send_timeout_ms = 500").await;
     sms(&gw, WOMAN, "HELP", Some("slow-1")).await;
-    // The first attempt times out (the client gives up after 15 s) and is retried.
-    let deadline = Instant::now() + Duration::from_secs(25);
+    // The first attempt times out (the client gives up after
+    // outbox.send_timeout_ms) and is retried.
+    let deadline = Instant::now() + Duration::from_secs(10);
     while gw
         .metric(r#"hotline_outbox_sent_total{channel="africastalking",purpose="screen"}"#)
         .await
@@ -341,7 +343,7 @@ async fn a_slow_api_is_retried_without_a_double_send() {
             .await,
         1.0
     );
-    quiet(&api, 2).await;
+    quiet(&gw, &api, 2).await;
     gw.stop().await;
 }
 
@@ -355,7 +357,8 @@ async fn delivery_reports_update_the_message_and_unknown_statuses_are_refused() 
     let gw = start(&api, "").await;
     sms(&gw, WOMAN, "HELP", Some("d-1")).await;
     sent(&api, 1).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The send is recorded (its aggregator id too) before a report comes.
+    common::outbox_idle(&gw).await;
     let path = "/webhooks/africastalking/status";
     let body = common::form(&[
         ("id", "ATXid_dlr"),

@@ -885,6 +885,32 @@ async fn leased_codes_are_kept_for_the_case_they_were_shown_for(env: impl Env) {
     );
 }
 
+async fn a_shared_rate_gives_the_burst_then_one_slot_per_interval(env: impl Env) {
+    let s = env.store();
+    // 2 per second, burst 2: an interval of 500 ms.
+    let limit = RateLimit {
+        per_minute: 120,
+        burst: 2,
+    };
+    let t0 = 1_000_000;
+    assert_eq!(s.take_rate("rate:at", limit, t0).await.unwrap(), None);
+    assert_eq!(s.take_rate("rate:at", limit, t0).await.unwrap(), None);
+    let wait = s.take_rate("rate:at", limit, t0).await.unwrap();
+    assert_eq!(wait, Some(500), "the third at once waits one interval");
+    assert_eq!(
+        s.take_rate("rate:twilio", limit, t0).await.unwrap(),
+        None,
+        "each key its own rate"
+    );
+    assert_eq!(s.take_rate("rate:at", limit, t0 + 500).await.unwrap(), None);
+    assert!(
+        s.take_rate("rate:at", limit, t0 + 500)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -920,6 +946,7 @@ conformance!(
     dedupe_can_be_scoped_by_a_value,
     cases_change_by_compare_and_set_and_close,
     leased_codes_are_kept_for_the_case_they_were_shown_for,
+    a_shared_rate_gives_the_burst_then_one_slot_per_interval,
 );
 
 #[tokio::test]

@@ -56,12 +56,13 @@ async fn case(gw: &Gateway, code: &str) -> CaseData {
 }
 
 #[tokio::test]
-async fn the_urgent_path_works_in_all_four_languages() {
+async fn the_urgent_path_works_in_every_language_a_kyrgyz_caller_is_offered() {
     let gw = Gateway::start_default().await;
+    // A +996 caller's menu: Кыргызча, Русский, Ўзбекча, English.
     let expectations = [
-        ("1", "Какой город?", "Бишкек", "Спасибо"),
-        ("2", "Кайсы шаар?", "Бишкек", "Рахмат"),
-        ("3", "Яке місто?", "Бішкек", "Дякуємо"),
+        ("1", "Кайсы шаар?", "Бишкек", "Рахмат"),
+        ("2", "Какой город?", "Бишкек", "Спасибо"),
+        ("3", "Қайси шаҳар?", "Бишкек", "Раҳмат"),
         ("4", "Which city?", "Bishkek", "Thank you"),
     ];
     for (i, (lang, city_q, bishkek, thanks)) in expectations.iter().enumerate() {
@@ -75,8 +76,11 @@ async fn the_urgent_path_works_in_all_four_languages() {
             &[lang, "1", "1", "Октябрьский РОВД, каб. 5", "0"],
         )
         .await;
-        assert!(screens[0].starts_with("CON "), "{}", screens[0]);
-        assert!(screens[0].contains("Русский") && screens[0].contains("English"));
+        assert!(
+            screens[0].starts_with("CON Язык/Тил/Мова/Language\n1 Кыргызча\n2 Русский"),
+            "Kyrgyz first: {}",
+            screens[0]
+        );
         assert!(
             screens[1].starts_with(&format!("CON {city_q}")),
             "{}",
@@ -136,7 +140,7 @@ async fn the_report_path_a_friend_and_another_number() {
         &gw,
         "ATUid_ua",
         ua,
-        &["3", "1", "3", "4", "Київська 1", "050 765 43 21"],
+        &["1", "1", "3", "4", "Київська 1", "050 765 43 21"],
     )
     .await;
     assert!(
@@ -225,10 +229,10 @@ async fn invalid_answers_reprompt_then_end_with_the_fallback() {
     let gw = Gateway::start_default().await;
     let screens = walk(&gw, "ATUid_bad", KG, &["4", "9", "x", ""]).await;
     assert_eq!(
-        screens[2],
-        "CON Not an option. Try again:\n1 Bishkek\n2 Osh\n3 Other city"
+        screens[2], "CON Not valid. Try again:\nWhich city?\n1 Bishkek\n2 Osh\n3 Other city",
+        "the question is shown again under the hint"
     );
-    assert!(screens[3].starts_with("CON Not an option."));
+    assert!(screens[3].starts_with("CON Not valid."));
     assert_eq!(
         screens[4],
         "END Sorry, that did not work. Please call us: +996 000 000 000"
@@ -380,8 +384,8 @@ async fn a_flood_from_one_number_is_limited_calmly_and_others_pass() {
     let r = gw.ussd("ATUid_flood_x", KG, "").await;
     assert_eq!(r.status, 200);
     assert_eq!(
-        r.body,
-        "END Сейчас не получается. Позвоните нам: +996 000 000 000"
+        r.body, "END Азыр мүмкүн эмес. Бизге чалыңыз: +996 000 000 000",
+        "before she chose: her country's language"
     );
     let other = gw.ussd("ATUid_other", "+996555999888", "").await;
     assert!(

@@ -360,9 +360,15 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 /// The HTTP client adapters send with: bounded connect and total timeouts,
 /// so a slow aggregator cannot hold a worker forever.
 pub fn http_client() -> reqwest::Client {
+    http_client_with(Duration::from_secs(15))
+}
+
+/// The HTTP client adapters send with, each send bounded by `timeout`
+/// (`outbox.send_timeout_ms`).
+pub fn http_client_with(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(15))
+        .connect_timeout(Duration::from_secs(5).min(timeout))
+        .timeout(timeout)
         .user_agent(concat!("hotline/", env!("CARGO_PKG_VERSION")))
         .build()
         .unwrap_or_default()

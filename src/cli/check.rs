@@ -33,6 +33,11 @@ pub(super) fn check(flag: Option<PathBuf>, list_screens: bool) -> ExitCode {
     let flows = Arc::new(flows);
     let (dispatcher, mut dispatch_problems) = check_dispatch(&config, &flows, &channels, &env);
     problems.append(&mut dispatch_problems);
+    problems.extend(crate::flow::countries::check(
+        &flows,
+        &config.source,
+        dispatcher.as_deref().map(|d| &d.roster),
+    ));
     if let Some(d) = &dispatcher {
         print_dispatch(d);
         super::test_sms::print_unverified(&config, d);

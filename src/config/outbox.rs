@@ -7,9 +7,9 @@ use serde::Deserialize;
 use super::check::Ctx;
 use super::schema::OutboxConfig;
 
-/// The shortest lease: a send may take 15 s (the HTTP client's timeout), and
-/// another worker must not take the message over while it is in flight.
-const MIN_LEASE_SECS: u64 = 20;
+/// How much longer than the send timeout a lease must be, so that another
+/// worker never takes a message over while its send is still in flight.
+const LEASE_MARGIN_SECS: u64 = 5;
 
 /// `[outbox]` as written; absent keys take the defaults below.
 #[derive(Debug, Deserialize)]
@@ -22,6 +22,7 @@ pub(super) struct RawOutbox {
     backoff_base_ms: u64,
     backoff_max_secs: u64,
     concurrency: usize,
+    send_timeout_ms: u64,
 }
 
 impl Default for RawOutbox {
@@ -34,6 +35,7 @@ impl Default for RawOutbox {
             backoff_base_ms: 2000,
             backoff_max_secs: 300,
             concurrency: 16,
+            send_timeout_ms: 15_000,
         }
     }
 }
@@ -47,10 +49,15 @@ pub(super) fn validate(o: &RawOutbox, c: &mut Ctx<'_>) -> OutboxConfig {
     c.positive("outbox.backoff_base_ms", o.backoff_base_ms);
     c.positive("outbox.backoff_max_secs", o.backoff_max_secs);
     c.positive("outbox.concurrency", o.concurrency as u64);
-    if o.lease_secs < MIN_LEASE_SECS {
+    c.positive("outbox.send_timeout_ms", o.send_timeout_ms);
+    let min_lease = o.send_timeout_ms.div_ceil(1000) + LEASE_MARGIN_SECS;
+    if o.lease_secs < min_lease {
         c.error(
             format!("outbox.lease_secs = {}", o.lease_secs),
-            "must be at least 20: a send may take 15 s",
+            format!(
+                "must be at least {min_lease}: a send may take outbox.send_timeout_ms ({} ms)",
+                o.send_timeout_ms
+            ),
         );
     }
     OutboxConfig {
@@ -61,5 +68,6 @@ pub(super) fn validate(o: &RawOutbox, c: &mut Ctx<'_>) -> OutboxConfig {
         backoff_base: Duration::from_millis(o.backoff_base_ms),
         backoff_max: Duration::from_secs(o.backoff_max_secs),
         concurrency: o.concurrency.max(1),
+        send_timeout: Duration::from_millis(o.send_timeout_ms.max(1)),
     }
 }

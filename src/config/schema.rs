@@ -167,6 +167,8 @@ pub struct OutboxConfig {
     pub backoff_max: Duration,
     /// Messages being sent at once per instance.
     pub concurrency: usize,
+    /// How long one send to an aggregator may take (then it is retried).
+    pub send_timeout: Duration,
 }
 
 /// Lawyer dispatch.
@@ -195,8 +197,9 @@ pub struct FlowsConfig {
     pub display_dir: String,
     /// The flow a USSD dial starts.
     pub default: String,
-    /// The number shown where a flow says `{fallback}`.
-    pub fallback_phone: String,
+    /// The numbers shown where a flow says `{fallback}`: the caller's
+    /// country's (`fallback_phones`), else `fallback_phone`.
+    pub fallbacks: crate::flow::Fallbacks,
 }
 
 /// Aggregator kinds.

@@ -43,7 +43,7 @@ use crate::flow::engine::{Caller, Step};
 use crate::flow::{Flow, FlowSet};
 use crate::outbox::{self, Purpose};
 use crate::outcome::Outcome;
-use crate::phone::PhoneNumber;
+use crate::phone::{Country, PhoneNumber};
 use crate::privacy::Pseudonym;
 use crate::spool::Spool;
 use crate::store::{
@@ -163,14 +163,20 @@ struct Done {
 }
 
 impl Conversations {
-    fn unavailable(&self, flow: Option<&Flow>, lang: Option<&str>, outcome: Outcome) -> Answer {
+    /// The calm last screen (`messages.unavailable`) in `lang`, else her
+    /// country's language, with her country's fallback number.
+    fn unavailable(
+        &self,
+        flow: Option<&Flow>,
+        lang: Option<&str>,
+        country: Option<&Country>,
+        outcome: Outcome,
+    ) -> Answer {
         let text = flow.map_or_else(
             || "Service unavailable.".to_owned(),
             |f| {
-                f.text(
-                    &f.spec.messages.unavailable,
-                    lang.unwrap_or(&f.spec.default_language),
-                )
+                let lang = lang.unwrap_or_else(|| f.default_language(country));
+                f.text(&f.spec.messages.unavailable, lang, country)
             },
         );
         Answer {
@@ -192,7 +198,7 @@ impl Conversations {
                 flow = flow_id,
                 "channel names a flow that is not loaded"
             );
-            return self.unavailable(None, None, Outcome::Error);
+            return self.unavailable(None, None, None, Outcome::Error);
         };
         let pseudonym = self.deps.privacy.pseudonym(req.from.as_str());
         let session_key = keys::ussd_session(channel, &req.session_id);
@@ -258,9 +264,10 @@ impl Conversations {
         self.run(hop).await
     }
 
-    /// The SMS help text: the default flow's `messages.sms_help` with every
-    /// flow's keywords.
-    pub fn help_text(&self) -> String {
+    /// The SMS help text: the default flow's `messages.sms_help` in the
+    /// language of a caller from `country` (her country's first language),
+    /// with every flow's keywords.
+    pub fn help_text(&self, country: Option<&Country>) -> String {
         let keywords: Vec<&str> = self
             .flows
             .flows
@@ -275,7 +282,7 @@ impl Conversations {
         {
             Some(f) => match &f.spec.messages.sms_help {
                 Some(t) => crate::template::render(
-                    &f.text(t, &f.spec.default_language),
+                    &f.text(t, f.default_language(country), country),
                     &[("keywords", &list)],
                 ),
                 None => format!("{list}?"),
@@ -301,7 +308,7 @@ impl Conversations {
                 existing.as_ref(),
                 now,
             ) else {
-                return self.unavailable(None, None, Outcome::Error);
+                return self.unavailable(None, None, None, Outcome::Error);
             };
             let prepared = match self.prepare(&hop, plan, version, now) {
                 Ok(Some(p)) => p,
@@ -314,14 +321,24 @@ impl Conversations {
                 }
                 Err(e) => {
                     tracing::error!(channel = hop.channel, caller = %hop.pseudonym, error = %e, "session could not be serialised");
-                    return self.unavailable(hop.flow.as_deref(), None, Outcome::Error);
+                    return self.unavailable(
+                        hop.flow.as_deref(),
+                        None,
+                        hop.caller.country,
+                        Outcome::Error,
+                    );
                 }
             };
             if let Some(answer) = self.store(&hop, prepared, now).await {
                 return answer;
             }
         }
-        self.unavailable(hop.flow.as_deref(), None, Outcome::Error)
+        self.unavailable(
+            hop.flow.as_deref(),
+            None,
+            hop.caller.country,
+            Outcome::Error,
+        )
     }
 
     /// Round trip one. `Err` is the answer to give without going further.
@@ -347,19 +364,29 @@ impl Conversations {
             }
             Ok(Begin::Limited { retry_after_ms }) => {
                 tracing::warn!(channel = hop.channel, caller = %hop.pseudonym, retry_after_ms, "caller over the rate limit");
-                Err(self.unavailable(hop.flow.as_deref(), None, Outcome::RateLimited))
+                Err(self.unavailable(
+                    hop.flow.as_deref(),
+                    None,
+                    hop.caller.country,
+                    Outcome::RateLimited,
+                ))
             }
             Err(e) => {
                 self.deps.store_failed("begin", &e);
                 // The session cannot be loaded. If a USSD text holds every
-                // answer of a completed request, replay it and keep the
-                // case; otherwise end calmly.
+                // answer so far, replay it: the menu goes on, and a
+                // completed request keeps its case; otherwise end calmly.
                 if let (Incoming::Cumulative(text), Some(flow)) = (hop.incoming, &hop.flow)
                     && let Some(answer) = self.replay_offline(flow, hop, text, now).await
                 {
                     return Err(answer);
                 }
-                Err(self.unavailable(hop.flow.as_deref(), None, Outcome::StoreUnavailable))
+                Err(self.unavailable(
+                    hop.flow.as_deref(),
+                    None,
+                    hop.caller.country,
+                    Outcome::StoreUnavailable,
+                ))
             }
         }
     }
@@ -416,7 +443,7 @@ impl Conversations {
                 None
             }
             Plan::Help => {
-                let text = self.help_text();
+                let text = self.help_text(hop.caller.country);
                 commit.session = SessionWrite::Save {
                     data: self.deps.privacy.seal_json(&SessionData::default())?,
                     ttl_ms: HELP_QUIET_MS,
@@ -486,7 +513,7 @@ impl Conversations {
         };
         commit.case = case.as_ref().map(|(c, _)| c.clone());
         Ok(Done {
-            lang: s.step.state.language(&s.flow).to_owned(),
+            lang: s.step.state.language(&s.flow, &hop.caller).to_owned(),
             flow: s.flow,
             step: s.step,
             case: case.map(|(c, d)| (c, d.city)),
@@ -526,7 +553,12 @@ impl Conversations {
                     }
                 }
                 let (flow, lang) = done.map_or((None, None), |d| (Some(d.flow), Some(d.lang)));
-                Some(self.unavailable(flow.as_deref(), lang.as_deref(), Outcome::StoreUnavailable))
+                Some(self.unavailable(
+                    flow.as_deref(),
+                    lang.as_deref(),
+                    hop.caller.country,
+                    Outcome::StoreUnavailable,
+                ))
             }
         }
     }

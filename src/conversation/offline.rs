@@ -73,6 +73,7 @@ impl Conversations {
             None => self.unavailable(
                 Some(&done.flow),
                 Some(&done.lang),
+                hop.caller.country,
                 Outcome::StoreUnavailable,
             ),
         })
@@ -84,9 +85,21 @@ impl Conversations {
         }
     }
 
-    /// With the store down, replay a cumulative USSD text from the start. If
-    /// every answer is accepted and the last one completes the flow, the case
-    /// is spooled and the caller sees the last screen; otherwise `None`.
+    /// With the store down, replay a cumulative USSD text from the start.
+    /// When every answer is accepted: a menu not yet finished shows its
+    /// next screen (nothing is stored; her next hop replays the text
+    /// again), and the answer that completes the flow spools the case and
+    /// shows the last screen. Otherwise (a wrong answer, or a typed `*`
+    /// that makes the text ambiguous) `None`: she is shown the fallback.
+    /// The next screen of a menu walked while the store is down.
+    fn continue_offline(step: &engine::Step) -> Answer {
+        Answer {
+            text: crate::template::render(&step.reply, &[]),
+            end: step.end,
+            outcome: Outcome::StoreUnavailable,
+        }
+    }
+
     pub(super) async fn replay_offline(
         &self,
         flow: &std::sync::Arc<Flow>,
@@ -94,11 +107,11 @@ impl Conversations {
         text: &str,
         now: u64,
     ) -> Option<Answer> {
+        let mut step = engine::start(flow, &hop.caller, None, now);
         if text.is_empty() {
-            return None;
+            return Some(Self::continue_offline(&step));
         }
         let inputs: Vec<&str> = text.split('*').collect();
-        let mut step = engine::start(flow, &hop.caller, None, now);
         for (i, input) in inputs.iter().enumerate() {
             let before = step.state.steps;
             step = engine::step(flow, &step.state, &hop.caller, input, now);
@@ -108,7 +121,7 @@ impl Conversations {
             }
         }
         if !step.end {
-            return None;
+            return Some(Self::continue_offline(&step));
         }
         let (case, data) = match self.case_for(&step, hop) {
             Ok(Some(x)) => x,
@@ -119,7 +132,7 @@ impl Conversations {
             }
         };
         let done = Done {
-            lang: step.state.language(flow).to_owned(),
+            lang: step.state.language(flow, &hop.caller).to_owned(),
             flow: flow.clone(),
             step,
             case: None,

@@ -163,7 +163,7 @@ impl Dispatcher {
         for city in self.her_cities(call) {
             let mut list: Vec<String> = open
                 .iter()
-                .filter(|(_, _, d)| self.roster.city(&d.city).is_some_and(|c| c.id == city))
+                .filter(|(_, _, d)| self.dispatch_city(d) == city)
                 .map(|(_, rec, d)| match &d.dispatch.accepted_by {
                     Some(by) => format!("{} ✓{}", rec.code, self.name_of(by)),
                     None => format!("{} ?", rec.code),

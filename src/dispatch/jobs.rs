@@ -4,6 +4,7 @@
 //! counter (`seq`), so the same change stored twice queues each message once.
 
 use super::lifecycle::{Action, Timer};
+use super::render::OfferSize;
 use super::roster::Lawyer;
 use super::{Dispatcher, Effects, TimerJob};
 use crate::case::CaseData;
@@ -63,10 +64,8 @@ impl Batch<'_> {
             _ => (flow.spec.messages.unanswered.as_ref(), Purpose::Unanswered),
         };
         let Some(text) = text else { return Ok(false) };
-        let text = partial(
-            &flow.text(text, &case.lang),
-            &[("fallback", &self.d.fallback)],
-        );
+        // Her own country's fallback number, in her language.
+        let text = flow.text(text, &case.lang, case.country());
         let pseudonym = self.d.deps.privacy.pseudonym(caller.as_str());
         let msg = OutMsg {
             channel: self.d.caller_channel(case),
@@ -134,12 +133,14 @@ impl Dispatcher {
         }
     }
 
-    /// Turn actions into jobs (messages and timers) for a case in `bucket`.
+    /// Turn actions into jobs (messages and timers) for a case in `bucket`
+    /// whose `code` is known (`None`: a new case, not stored yet).
     /// `reply_channel` carries replies to the lawyer who sent a command.
     pub(super) fn jobs(
         &self,
         case: &CaseData,
         bucket: u16,
+        code: Option<&str>,
         actions: &[Action],
         reply_channel: &str,
         now: u64,
@@ -159,7 +160,10 @@ impl Dispatcher {
                 Action::Offer(id) => {
                     if let Some(l) = self.roster.lawyer(id.as_str()) {
                         let key = format!("offer:{}:{}:{seq}", case.id, l.id);
-                        b.for_lawyer(key, sms, l, self.offer_text(case, l), Purpose::Offer)?;
+                        let minutes = now.saturating_sub(case.opened_at_ms) / 60_000;
+                        let size = OfferSize::new(code, minutes);
+                        let text = self.offer_text(case, l, size);
+                        b.for_lawyer(key, sms, l, text, Purpose::Offer)?;
                     }
                 }
                 Action::Taken { to, by } => {

@@ -88,8 +88,6 @@ pub struct DispatchSettings {
     pub sending_channels: BTreeSet<String>,
     /// Flows, for the women's `confirm` and `unanswered` texts.
     pub flows: Arc<FlowSet>,
-    /// The hotline's fallback number.
-    pub fallback: String,
     /// How long a closed case keeps its number and location.
     pub retention_ms: u64,
     /// How long a case may stay open before it is closed automatically.
@@ -108,8 +106,6 @@ pub struct Dispatcher {
     pub sending_channels: BTreeSet<String>,
     /// Flows, for the women's `confirm` and `unanswered` texts.
     pub flows: Arc<FlowSet>,
-    /// The hotline's fallback number.
-    pub fallback: String,
     /// How long a closed case keeps its number and location.
     pub retention_ms: u64,
     /// How long a case may stay open before it is closed automatically.
@@ -148,7 +144,6 @@ impl Dispatcher {
             sms_channel: s.sms_channel,
             sending_channels: s.sending_channels,
             flows: s.flows,
-            fallback: s.fallback,
             retention_ms: s.retention_ms,
             auto_close_ms: s.auto_close_ms,
             deps,
@@ -191,6 +186,13 @@ impl Dispatcher {
             .covers
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = covers;
+    }
+
+    /// The city whose lawyers answer `case` ("other city" by her country).
+    pub(super) fn dispatch_city(&self, case: &CaseData) -> String {
+        self.roster
+            .resolve(&case.city, case.country.as_deref())
+            .to_owned()
     }
 
     /// The metric label of a city: its roster id, or `other` (labels come
@@ -271,7 +273,7 @@ impl Dispatcher {
             let before = case.clone();
             let off = self.off_set();
             let covers = self.covers();
-            let city = case.city.clone();
+            let city = self.dispatch_city(&case);
             let ctx = Ctx {
                 roster: &self.roster,
                 city: &city,
@@ -286,7 +288,7 @@ impl Dispatcher {
             }
             let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
             let (jobs, fx) = self
-                .jobs(&case, bucket, &actions, reply_channel, now)
+                .jobs(&case, bucket, Some(&rec.code), &actions, reply_channel, now)
                 .map_err(corrupt)?;
             let update = CaseUpdate {
                 bucket,
@@ -357,7 +359,7 @@ impl CasePlanner for Dispatcher {
     fn plan(&self, case: &mut CaseData, bucket: u16) -> Vec<(Queue, Job)> {
         let off = self.off_set();
         let covers = self.covers();
-        let city = case.city.clone();
+        let city = self.dispatch_city(case);
         let ctx = Ctx {
             roster: &self.roster,
             city: &city,
@@ -368,7 +370,8 @@ impl CasePlanner for Dispatcher {
         };
         let (state, actions) = lifecycle::open(&ctx, self.auto_close_ms);
         case.dispatch = state;
-        match self.jobs(case, bucket, &actions, &self.sms_channel, case.opened_at_ms) {
+        let (sms, at) = (&self.sms_channel, case.opened_at_ms);
+        match self.jobs(case, bucket, None, &actions, sms, at) {
             Ok((jobs, _)) => jobs,
             Err(e) => {
                 // The case is still recorded; its timers cannot be: an

@@ -12,8 +12,10 @@
 //! kept out of git; they are [`PhoneNumber`]s (redacted `Debug`, no
 //! `Display`) and never appear in a [`Problem`](crate::problem::Problem).
 //!
-//! A city may be a *route* to another (`[cities.other] route_to = "bishkek"`):
-//! every query about it answers for the city it routes to.
+//! A city may be a *route* to another (`[cities.other] route_to = "bishkek"`),
+//! by the caller's country where it says so (`route_by_country = { UA =
+//! "poltava" }`): dispatch asks [`Roster::resolve`] first; every other query
+//! about a route answers for its default target.
 
 mod load;
 mod shift;
@@ -250,11 +252,15 @@ fn dedup<'a>(ids: impl Iterator<Item = &'a LawyerId>) -> Vec<LawyerId> {
     out
 }
 
-/// A city id that answers for another city (`other` → `bishkek`).
+/// A city id that answers for another city (`other` → `bishkek`), which
+/// may depend on the caller's country (`other` → `poltava` for `UA`).
 #[derive(Debug, Clone)]
 struct Route {
-    /// The city it routes to (always a full city).
+    /// The city it routes to (always a full city) for callers from a
+    /// country not in `by_country`.
     to: String,
+    /// The city it routes to by the caller's ISO country code.
+    by_country: BTreeMap<String, String>,
     /// Its own names, for messages (`Other city`).
     names: BTreeMap<String, String>,
 }
@@ -300,6 +306,30 @@ impl Roster {
             Some(route) => self.cities.get(&route.to),
             None => self.cities.get(id),
         }
+    }
+
+    /// The city whose lawyers answer a case for city `id` from a caller in
+    /// `country` (ISO code): a route's target for her country, or `id`.
+    /// Every other query takes the id this returns.
+    pub fn resolve<'a>(&'a self, id: &'a str, country: Option<&str>) -> &'a str {
+        match self.routes.get(id) {
+            Some(route) => country
+                .and_then(|c| route.by_country.get(c))
+                .unwrap_or(&route.to),
+            None => id,
+        }
+    }
+
+    /// Whether `id` is answered by another city's lawyers (`route_to`).
+    pub fn is_route(&self, id: &str) -> bool {
+        self.routes.contains_key(id)
+    }
+
+    /// Whether route `id` names a city for callers from `country`.
+    pub fn routes_country(&self, id: &str, country: &str) -> bool {
+        self.routes
+            .get(id)
+            .is_some_and(|r| r.by_country.contains_key(country))
     }
 
     /// Every city id the roster accepts (routes included), sorted.

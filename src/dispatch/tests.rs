@@ -14,7 +14,6 @@ fn dispatcher(texts: &str) -> Dispatcher {
         sms_channel: "at".into(),
         sending_channels: BTreeSet::new(),
         flows: Arc::new(FlowSet::default()),
-        fallback: "112".into(),
         retention_ms: 1,
         auto_close_ms: 1,
     };
@@ -32,6 +31,7 @@ fn case(location: &str) -> CaseData {
         lang: "ru".into(),
         channel: "at".into(),
         caller: PhoneNumber::parse_international("+996555123456").ok(),
+        country: Some("KG".into()),
         city: "bishkek".into(),
         vars,
         opened_at_ms: 0,
@@ -43,25 +43,78 @@ const SHIPPED: &str = include_str!("../../config/lawyer_texts.toml");
 
 #[test]
 fn offers_fit_two_parts_by_cutting_the_location_and_the_shipped_texts_pass() {
+    use super::render::{OfferSize, SEND_MARGIN_MINUTES};
     let d = dispatcher(SHIPPED);
     let aida = d.roster.lawyer("aida").unwrap();
-    let short = d.offer_text(&case("ТЦ Дордой"), aida);
+    let size = OfferSize::new(None, 0);
+    let short = d.offer_text(&case("ТЦ Дордой"), aida, size);
     assert!(
-        short.contains("ТЦ Дордой") && short.contains("+996555123456"),
+        short.contains("ТЦ Дордой") && short.contains("+996555123456 (her phone)"),
         "{short}"
     );
-    let long = d.offer_text(&case(&"Октябрьский район, ул. Токтогула ".repeat(4)), aida);
-    let sent = crate::template::render(&long, &[("code", "482101"), ("minutes", "999")]);
-    assert!(crate::text::measure(&sent).sms_segments() <= 2, "{sent}");
+    let long = d.offer_text(
+        &case(&"Октябрьский район, ул. Токтогула ".repeat(4)),
+        aida,
+        size,
+    );
+    let minutes = SEND_MARGIN_MINUTES.to_string();
+    let sent = crate::template::render(&long, &[("code", "4821"), ("minutes", &minutes)]);
+    let m = crate::text::measure(&sent);
     assert!(long.contains('…'), "the location was cut: {long}");
+    assert_eq!(
+        m.units, 134,
+        "cut by exactly what the code and minutes need: {sent}"
+    );
     assert!(d.check_offers("lawyer_texts.toml").is_empty());
+}
+
+#[test]
+fn an_offer_names_her_language_and_whether_the_number_is_her_own_phone() {
+    use super::render::OfferSize;
+    let d = dispatcher(SHIPPED);
+    let nurgul = d.roster.lawyer("nurgul").unwrap();
+    let mut c = case("ТЦ Дордой");
+    c.lang = "ky".into();
+    let own = d.offer_text(&c, nurgul, OfferSize::new(Some("4821"), 3));
+    assert!(
+        own.contains("яз. кырг.") && own.contains("+996555123456 (её тел.)"),
+        "{own}"
+    );
+    c.vars.insert("callback".into(), "+996700111222".into());
+    let other = d.offer_text(&c, nurgul, OfferSize::new(Some("4821"), 3));
+    assert!(
+        other.contains("+996700111222 (не её)") && !other.contains("+996555123456"),
+        "{other}"
+    );
+    // She typed the number she called from: still her own phone.
+    c.vars.insert("callback".into(), "+996555123456".into());
+    let typed_own = d.offer_text(&c, nurgul, OfferSize::new(Some("4821"), 3));
+    assert!(typed_own.contains("(её тел.)"), "{typed_own}");
+}
+
+#[test]
+fn the_longest_real_offer_in_every_language_fits_two_parts_keeping_what_room_allows() {
+    let d = dispatcher(SHIPPED);
+    let offers = d.longest_offers();
+    assert!(!offers.is_empty());
+    for (lang, city, text, kept) in offers {
+        let m = crate::text::measure(&text);
+        assert!(m.sms_segments() <= 2, "{lang} {city}: {text}");
+        // Cut by exactly what was needed: not one character more.
+        assert!(
+            kept == 80 || m.units == 134 || m.units == 306,
+            "{lang} {city} kept {kept}: {} units: {text}",
+            m.units
+        );
+        println!("{lang} {city} {} kept {kept}: {text}", m.units);
+    }
 }
 
 #[test]
 fn an_offer_template_too_long_to_fit_is_reported() {
     let long = SHIPPED.replacen(
-        "offer = \"{code} {city}: {situation}{abuse}. Кайда:",
-        "offer = \"Көңүл буруңуз, бул өтө маанилүү жана шашылыш иш, сураныч, тез арада жооп бериңиз: {code} {city}: {situation}{abuse}. Кайда:",
+        "offer = \"{code} {city}, {minutes} мүн мурун:",
+        "offer = \"Көңүл буруңуз, бул өтө маанилүү жана шашылыш иш, сураныч, тез арада жооп бериңиз: {code} {city}, {minutes} мүн мурун:",
         1,
     );
     let p = dispatcher(&long).check_offers("lawyer_texts.toml");

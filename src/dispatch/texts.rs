@@ -77,6 +77,14 @@ pub struct Texts {
     pub situations: BTreeMap<String, String>,
     /// Abuse names by flow value (`beating`, …), each with its own spacing.
     pub abuse: BTreeMap<String, String>,
+    /// The name of the language she chose, by code (`ky` → `кырг.`), for
+    /// an offer's `{language}`.
+    pub languages: BTreeMap<String, String>,
+    /// An offer's `{callback_note}` when the number to call is the phone
+    /// she called from (which may be in other hands).
+    pub own_phone: String,
+    /// An offer's `{callback_note}` when she typed another number.
+    pub other_phone: String,
 }
 
 /// Every language's texts.
@@ -92,6 +100,8 @@ const PLACEHOLDERS: &[&str] = &[
     "abuse",
     "location",
     "callback",
+    "callback_note",
+    "language",
     "minutes",
     "name",
     "list",
@@ -146,6 +156,8 @@ impl LawyerTexts {
                 ("help", &t.help),
                 ("unanswered", &t.unanswered),
                 ("unknown", &t.unknown),
+                ("own_phone", &t.own_phone),
+                ("other_phone", &t.other_phone),
                 ("assigned", &t.assigned),
                 ("not_coordinator", &t.not_coordinator),
                 ("no_lawyer", &t.no_lawyer),
@@ -200,6 +212,11 @@ impl LawyerTexts {
         Self::parse(&text, display)
     }
 
+    /// Every language with texts.
+    pub fn languages(&self) -> impl Iterator<Item = &str> {
+        self.by_lang.keys().map(String::as_str)
+    }
+
     /// The texts for the first of `langs` that has them, else English.
     pub fn for_langs(&self, langs: &[String]) -> &Texts {
         langs
@@ -243,7 +260,7 @@ mod tests {
     #[test]
     fn unknown_placeholders_and_missing_texts_are_problems() {
         let shipped = include_str!("../../config/lawyer_texts.toml");
-        let bad = shipped.replacen("{minutes} мин. Ответ", "{minuets} мин. Ответ", 1);
+        let bad = shipped.replacen("{minutes} мин назад", "{minuets} мин назад", 1);
         let e = LawyerTexts::parse(&bad, "t.toml").unwrap_err();
         assert!(
             e[0].to_string().contains("unknown placeholder {minuets}"),

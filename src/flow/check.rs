@@ -446,6 +446,7 @@ pub fn validate(flow: &Flow) -> Vec<Problem> {
     for (id, node) in &spec.nodes {
         c.node(id, node);
     }
+    c.problems.extend(super::countries::validate_flow(flow));
     if !c.problems.iter().any(Problem::is_error) {
         c.graph();
     }

@@ -82,6 +82,9 @@ pub struct CaseDraft {
     pub flow: String,
     /// The language of the session.
     pub lang: String,
+    /// The caller's country (ISO code), when her number has a known prefix:
+    /// dispatch routes "other city" by it.
+    pub country: Option<String>,
     /// Every variable set (city, situation, location, callback, …).
     pub vars: BTreeMap<String, String>,
     /// When (ms since the Unix epoch), as given to `step`.
@@ -111,9 +114,12 @@ pub struct Step {
 }
 
 impl State {
-    /// The session's language, or the flow's default.
-    pub fn language<'a>(&'a self, flow: &'a Flow) -> &'a str {
-        self.lang.as_deref().unwrap_or(&flow.spec.default_language)
+    /// The session's language, or — until she chooses one — her
+    /// country's default ([`Flow::default_language`]).
+    pub fn language<'a>(&'a self, flow: &'a Flow, caller: &Caller) -> &'a str {
+        self.lang
+            .as_deref()
+            .unwrap_or_else(|| flow.default_language(caller.country))
     }
 }
 
@@ -160,7 +166,7 @@ pub fn step(flow: &Flow, state: &State, caller: &Caller, input: &str, now_ms: u6
             }
         }
         Node::Language(l) => {
-            let options = visible_languages(l, &vis(caller, &state.vars));
+            let options = visible_languages(flow, l, &vis(caller, &state.vars));
             match options.into_iter().find(|(k, _)| *k == answer) {
                 Some((_, o)) => {
                     next_state.lang = Some(o.language.clone());
@@ -206,7 +212,7 @@ pub fn step(flow: &Flow, state: &State, caller: &Caller, input: &str, now_ms: u6
 pub fn redisplay(flow: &Flow, state: &State, caller: &Caller) -> Step {
     match flow.node(&state.node) {
         Some(node @ (Node::Menu(_) | Node::Input(_) | Node::Language(_))) => {
-            let lang = state.language(flow).to_owned();
+            let lang = state.language(flow, caller).to_owned();
             Step {
                 reply: screen(flow, node, &lang, &vis(caller, &state.vars), false)
                     .unwrap_or_default(),
@@ -239,10 +245,10 @@ fn accept(pattern: Pattern, answer: &str, caller: &Caller) -> Option<String> {
 
 fn invalid(flow: &Flow, mut state: State, node: &Node, caller: &Caller) -> Step {
     state.invalid = state.invalid.saturating_add(1);
-    let lang = state.language(flow).to_owned();
+    let lang = state.language(flow, caller).to_owned();
     if state.invalid >= MAX_INVALID {
         return Step {
-            reply: flow.text(&flow.spec.messages.too_many_invalid, &lang),
+            reply: flow.text(&flow.spec.messages.too_many_invalid, &lang, caller.country),
             state,
             end: true,
             outcome: Some(Outcome::TooManyInvalid),
@@ -276,11 +282,12 @@ fn enter(flow: &Flow, mut state: State, caller: &Caller, now_ms: u64) -> Step {
                     .map_or_else(|| r.default.clone(), |rule| rule.next.clone());
             }
             Node::End(e) => {
-                let lang = state.language(flow).to_owned();
+                let lang = state.language(flow, caller).to_owned();
                 let effects = if e.open_case {
                     vec![Effect::OpenCase(CaseDraft {
                         flow: flow.id().to_owned(),
                         lang: lang.clone(),
+                        country: caller.country.map(|c| c.iso.to_owned()),
                         vars: state.vars.clone(),
                         opened_at_ms: now_ms,
                     })]
@@ -288,7 +295,7 @@ fn enter(flow: &Flow, mut state: State, caller: &Caller, now_ms: u64) -> Step {
                     Vec::new()
                 };
                 return Step {
-                    reply: flow.text(&e.text, &lang),
+                    reply: flow.text(&e.text, &lang, caller.country),
                     state,
                     end: true,
                     outcome: Some(Outcome::Completed),
@@ -296,7 +303,7 @@ fn enter(flow: &Flow, mut state: State, caller: &Caller, now_ms: u64) -> Step {
                 };
             }
             _ => {
-                let lang = state.language(flow).to_owned();
+                let lang = state.language(flow, caller).to_owned();
                 let reply =
                     screen(flow, node, &lang, &vis(caller, &state.vars), false).unwrap_or_default();
                 return Step {
@@ -310,9 +317,9 @@ fn enter(flow: &Flow, mut state: State, caller: &Caller, now_ms: u64) -> Step {
         }
     }
     // Unreachable for a validated flow: end calmly rather than loop or panic.
-    let lang = state.language(flow).to_owned();
+    let lang = state.language(flow, caller).to_owned();
     Step {
-        reply: flow.text(&flow.spec.messages.unavailable, &lang),
+        reply: flow.text(&flow.spec.messages.unavailable, &lang, caller.country),
         state,
         end: true,
         outcome: Some(Outcome::TooManyInvalid),

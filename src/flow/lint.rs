@@ -78,8 +78,11 @@ pub struct Screen {
     pub measure: Measure,
 }
 
+/// Every caller country that changes what a flow shows (its `[countries]`
+/// and the countries its conditions name), then `None` for everyone else.
 fn countries_in(flow: &Flow) -> Vec<Option<&'static crate::phone::Country>> {
-    let mut isos: Vec<&str> = Vec::new();
+    let mut isos: Vec<&str> = flow.spec.countries.keys().map(String::as_str).collect();
+    isos.extend(flow.fallback.by_country.keys().map(String::as_str));
     for node in flow.spec.nodes.values() {
         let conds: Vec<_> = match node {
             Node::Menu(m) => m.options.iter().filter_map(|o| o.when.as_ref()).collect(),
@@ -94,6 +97,8 @@ fn countries_in(flow: &Flow) -> Vec<Option<&'static crate::phone::Country>> {
             }
         }
     }
+    isos.sort_unstable();
+    isos.dedup();
     let mut out: Vec<_> = isos
         .into_iter()
         .filter_map(country_by_iso)
@@ -148,15 +153,22 @@ pub fn screens(flow: &Flow) -> Vec<Screen> {
             ),
             ("messages.unavailable", &flow.spec.messages.unavailable),
         ] {
-            let text = flow.text(text, lang);
-            out.push(Screen {
-                key: key.to_owned(),
-                lang: lang.clone(),
-                country: "*".to_owned(),
-                reprompt: false,
-                measure: measure(&text),
-                text,
-            });
+            let mut seen: Vec<String> = Vec::new();
+            for country in &countries {
+                let text = flow.text(text, lang, *country);
+                if seen.contains(&text) {
+                    continue;
+                }
+                seen.push(text.clone());
+                out.push(Screen {
+                    key: key.to_owned(),
+                    lang: lang.clone(),
+                    country: country.map_or("*", |c| c.iso).to_owned(),
+                    reprompt: false,
+                    measure: measure(&text),
+                    text,
+                });
+            }
         }
     }
     out

@@ -8,12 +8,17 @@ use std::sync::Arc;
 
 use super::check::validate;
 use super::model::FlowFile;
-use super::{Flow, FlowSet};
+use super::{Fallbacks, Flow, FlowSet};
 use crate::problem::{Problem, quoted};
 
 /// Load every `*.toml` in `dir`. Returns the flows that loaded (possibly
 /// none) and every problem found; errors mean the set must not be served.
-pub fn load_dir(dir: &Path, display_dir: &str, fallback: &str) -> (FlowSet, Vec<Problem>) {
+pub fn load_dir(
+    dir: &Path,
+    display_dir: &str,
+    fallback: impl Into<Fallbacks>,
+) -> (FlowSet, Vec<Problem>) {
+    let fallback: Fallbacks = fallback.into();
     let mut problems = Vec::new();
     let mut set = FlowSet::default();
     let entries = match std::fs::read_dir(dir) {
@@ -54,7 +59,7 @@ pub fn load_dir(dir: &Path, display_dir: &str, fallback: &str) -> (FlowSet, Vec<
                 continue;
             }
         };
-        match parse(&text, &display, fallback) {
+        match parse(&text, &display, &fallback) {
             Ok((flow, mut found)) => {
                 problems.append(&mut found);
                 for k in &flow.spec.keywords {
@@ -90,7 +95,7 @@ pub fn load_dir(dir: &Path, display_dir: &str, fallback: &str) -> (FlowSet, Vec<
 pub fn parse(
     text: &str,
     display: &str,
-    fallback: &str,
+    fallback: impl Into<Fallbacks>,
 ) -> Result<(Flow, Vec<Problem>), Vec<Problem>> {
     let spec: FlowFile = toml::from_str(text).map_err(|e| {
         let msg = e.message().to_owned();
@@ -106,7 +111,7 @@ pub fn parse(
     let flow = Flow {
         source: display.to_owned(),
         spec,
-        fallback: fallback.to_owned(),
+        fallback: fallback.into(),
     };
     let problems = validate(&flow);
     if problems.iter().any(Problem::is_error) {

@@ -11,10 +11,13 @@
 //!   and re-exports the functions of the modules above.
 //! - [`engine`] is the pure state machine: `step(flow, state, caller, input,
 //!   now)`. It never does I/O and never reads the clock.
+//! - [`countries`] checks that every country a flow serves has its own
+//!   settings: languages, fallback number, and where "other city" goes.
 //! - [`lint`] measures screens against handset limits and looks for words that
 //!   would give a caller away; `hotline check` prints its findings.
 
 mod check;
+pub mod countries;
 pub mod engine;
 pub mod lint;
 mod load;
@@ -26,7 +29,9 @@ use std::sync::Arc;
 
 pub use check::validate;
 pub use load::{load_dir, parse};
-pub use model::{Condition, FlowFile, Node, Text};
+pub use model::{Condition, CountrySettings, FlowFile, Node, Text};
+
+use crate::phone::Country;
 pub use visible::{Visibility, route_holds, screen, visible_languages, visible_options};
 
 /// A validated flow, ready for the engine.
@@ -36,8 +41,44 @@ pub struct Flow {
     pub source: String,
     /// The flow as written.
     pub spec: FlowFile,
-    /// The fallback phone number substituted for `{fallback}`.
-    pub fallback: String,
+    /// The numbers substituted for `{fallback}`, by the caller's country.
+    pub fallback: Fallbacks,
+}
+
+/// The hotline numbers a caller is told to ring (`[flows] fallback_phone`
+/// and `fallback_phones` in the config): her own country's, so that a
+/// caller in Ukraine is never sent to a number in Kyrgyzstan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fallbacks {
+    /// For callers from a country without its own number.
+    pub default: String,
+    /// By ISO country code (`UA`).
+    pub by_country: BTreeMap<String, String>,
+}
+
+/// One number for everyone (tests, single-country deployments).
+impl From<&str> for Fallbacks {
+    fn from(number: &str) -> Self {
+        Fallbacks {
+            default: number.to_owned(),
+            by_country: BTreeMap::new(),
+        }
+    }
+}
+
+impl From<&Fallbacks> for Fallbacks {
+    fn from(f: &Fallbacks) -> Self {
+        f.clone()
+    }
+}
+
+impl Fallbacks {
+    /// The number for a caller from `country`.
+    pub fn for_country(&self, country: Option<&Country>) -> &str {
+        country
+            .and_then(|c| self.by_country.get(c.iso))
+            .unwrap_or(&self.default)
+    }
 }
 
 impl Flow {
@@ -51,14 +92,27 @@ impl Flow {
         self.spec.nodes.get(id)
     }
 
-    /// Resolve a text for a language, substituting `{fallback}` (other
-    /// placeholders, such as `{code}`, stay for a later
-    /// [`crate::template::render`]).
-    pub fn text(&self, text: &Text, lang: &str) -> String {
+    /// Resolve a text for a language, substituting `{fallback}` with the
+    /// number for a caller from `country` (other placeholders, such as
+    /// `{code}`, stay for a later [`crate::template::render`]).
+    pub fn text(&self, text: &Text, lang: &str, country: Option<&Country>) -> String {
         crate::template::partial(
             text.get(lang, &self.spec.default_language),
-            &[("fallback", &self.fallback)],
+            &[("fallback", self.fallback.for_country(country))],
         )
+    }
+
+    /// The settings for callers from `country`, when the flow has some.
+    pub fn country(&self, country: Option<&Country>) -> Option<&CountrySettings> {
+        country.and_then(|c| self.spec.countries.get(c.iso))
+    }
+
+    /// A caller's language until she chooses one: the first of her
+    /// country's `languages`, else the flow's `default_language`.
+    pub fn default_language(&self, country: Option<&Country>) -> &str {
+        self.country(country)
+            .and_then(|c| c.languages.first())
+            .unwrap_or(&self.spec.default_language)
     }
 
     /// Whether an SMS keyword starts this flow.

@@ -91,6 +91,11 @@ pub struct FlowFile {
     pub start: String,
     /// Texts the engine itself shows.
     pub messages: Messages,
+    /// What changes with the caller's country (`[countries.KG]`); a caller
+    /// from a country not listed gets `default_language` and the language
+    /// options as written.
+    #[serde(default)]
+    pub countries: BTreeMap<String, CountrySettings>,
     /// Every node by id.
     pub nodes: BTreeMap<String, Node>,
 }
@@ -101,6 +106,17 @@ fn default_session_timeout() -> u64 {
 
 fn default_sms_session_timeout() -> u64 {
     1800
+}
+
+/// What a flow does for callers from one country (`[countries.UA]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountrySettings {
+    /// Her language menu, in this order (languages not listed are not
+    /// offered to her). The first is her language until she chooses one:
+    /// re-prompts on the language menu, "too many tries", `unavailable`,
+    /// and the SMS help text.
+    pub languages: Vec<String>,
 }
 
 /// Texts the engine shows on its own.

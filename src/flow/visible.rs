@@ -80,11 +80,21 @@ pub fn visible_options<'a>(
     number(shown.into_iter().map(|o| (o.key.as_deref(), o)))
 }
 
-/// The language options shown to this caller, each with its key.
+/// The language options shown to this caller, each with its key: in her
+/// country's order when the flow has `[countries.XX] languages`, else as
+/// written (each option's `when` deciding).
 pub fn visible_languages<'a>(
+    flow: &'a Flow,
     node: &'a model::LanguageNode,
     vis: &Visibility<'_>,
 ) -> Vec<(String, &'a model::LanguageOption)> {
+    if let Some(settings) = flow.country(vis.country) {
+        let shown = settings
+            .languages
+            .iter()
+            .filter_map(|lang| node.options.iter().find(|o| &o.language == lang));
+        return number(shown.map(|o| (None, o)));
+    }
     let named = countries_named(node.options.iter().map(|o| o.when.as_ref()));
     let shown = node
         .options
@@ -129,8 +139,9 @@ fn join_screen(head: Option<&str>, lines: &[String]) -> String {
 }
 
 /// The screen a node shows, or `None` for nodes without one (routes).
-/// With `invalid`, the re-prompt: the invalid hint, then the options (menus)
-/// or the prompt (inputs).
+/// With `invalid`, the re-prompt: the invalid hint above the same screen
+/// (question and options, or the prompt), or — when the hint would push it
+/// past one USSD screen — the same screen alone, which is sign enough.
 pub fn screen(
     flow: &Flow,
     node: &Node,
@@ -138,32 +149,44 @@ pub fn screen(
     vis: &Visibility<'_>,
     invalid: bool,
 ) -> Option<String> {
-    let hint = invalid.then(|| flow.text(&flow.spec.messages.invalid, lang));
+    let plain = plain_screen(flow, node, lang, vis)?;
+    if !invalid {
+        return Some(plain);
+    }
+    let hint = flow.text(&flow.spec.messages.invalid, lang, vis.country);
+    let with_hint = join_screen(Some(&hint), std::slice::from_ref(&plain));
+    Some(if crate::text::measure(&with_hint).fits_ussd() {
+        with_hint
+    } else {
+        plain
+    })
+}
+
+fn plain_screen(flow: &Flow, node: &Node, lang: &str, vis: &Visibility<'_>) -> Option<String> {
+    let text = |t: &model::Text| flow.text(t, lang, vis.country);
     Some(match node {
         Node::Menu(m) => {
             let lines: Vec<String> = visible_options(m, vis)
                 .into_iter()
-                .map(|(k, o)| format!("{k} {}", flow.text(&o.label, lang)))
+                .map(|(k, o)| format!("{k} {}", text(&o.label)))
                 .collect();
-            let head = hint.unwrap_or_else(|| flow.text(&m.text, lang));
-            join_screen(Some(&head), &lines)
+            join_screen(Some(&text(&m.text)), &lines)
         }
         Node::Language(l) => {
-            let lines: Vec<String> = visible_languages(l, vis)
+            let lines: Vec<String> = visible_languages(flow, l, vis)
                 .into_iter()
-                .map(|(k, o)| format!("{k} {}", flow.text(&o.label, lang)))
+                .map(|(k, o)| format!("{k} {}", text(&o.label)))
                 .collect();
-            let head = hint.or_else(|| l.text.as_ref().map(|t| flow.text(t, lang)));
-            join_screen(head.as_deref(), &lines)
+            join_screen(l.text.as_ref().map(text).as_deref(), &lines)
         }
         Node::Input(i) => {
-            let mut lines = vec![flow.text(&i.text, lang)];
+            let mut lines = vec![text(&i.text)];
             if let Some(skip) = &i.skip {
-                lines.push(format!("{} {}", skip.key, flow.text(&skip.label, lang)));
+                lines.push(format!("{} {}", skip.key, text(&skip.label)));
             }
-            join_screen(hint.as_deref(), &lines)
+            join_screen(None, &lines)
         }
-        Node::End(e) => flow.text(&e.text, lang),
+        Node::End(e) => text(&e.text),
         Node::Route(_) => return None,
     })
 }

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -25,7 +26,7 @@ use crate::case::CaseData;
 use crate::channel::{Channel, DeliveryState, Fault, OutSms, SendOutcome};
 use crate::config::OutboxConfig;
 use crate::deps::Deps;
-use crate::store::{BUCKETS, Claimed, Queue, StoreError, keys};
+use crate::store::{BUCKETS, Claimed, Queue, RateLimit, StoreError, keys};
 
 /// How long a caller's "last sent" value is kept.
 const LAST_SENT_TTL_MS: u64 = 24 * 3600 * 1000;
@@ -69,6 +70,8 @@ pub struct Outbox {
     health: ChannelHealth,
     /// A second channel to use while a channel is down, by channel name.
     fallbacks: HashMap<String, String>,
+    /// Messages claimed by this instance and not yet handled.
+    in_flight: AtomicUsize,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -88,6 +91,10 @@ enum Preflight {
     /// Leave it: the lease expires and it is tried again (store down).
     Later,
 }
+
+/// How many times a send waits for the shared channel rate before it goes
+/// anyway (a bound, not an expected path: each wait is the GCRA's own).
+const SHARED_RATE_TRIES: usize = 100;
 
 /// The longest wait before retrying a message held up by its channel, so
 /// that queued offers go out soon after the channel recovers.
@@ -120,7 +127,26 @@ impl Outbox {
             events,
             health,
             fallbacks: HashMap::new(),
+            in_flight: AtomicUsize::new(0),
         }
+    }
+
+    /// Whether nothing is left to send: this instance holds no message in
+    /// flight and the store's outbox holds none (due or not, leased or
+    /// not). Tests use it to prove that nothing more will be sent.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store cannot be asked.
+    pub async fn idle(&self) -> Result<bool, StoreError> {
+        if self.in_flight.load(Ordering::SeqCst) > 0 {
+            return Ok(false);
+        }
+        for bucket in 0..BUCKETS {
+            if self.deps.store.queue_len(bucket, Queue::Outbox).await? > 0 {
+                return Ok(false);
+            }
+        }
+        Ok(self.in_flight.load(Ordering::SeqCst) == 0)
     }
 
     /// Send `channel`'s messages through `fallback` while `channel` is down.
@@ -214,8 +240,10 @@ impl Outbox {
                     break;
                 };
                 let me = self.clone();
+                me.in_flight.fetch_add(1, Ordering::SeqCst);
                 sends.spawn(async move {
                     me.send_one(bucket, job).await;
+                    me.in_flight.fetch_sub(1, Ordering::SeqCst);
                     drop(permit);
                 });
             }
@@ -252,6 +280,7 @@ impl Outbox {
         if let Some(limiter) = self.limiters.get(&used) {
             limiter.until_ready().await;
         }
+        self.shared_rate(&used, channel.tps()).await;
         let started = Instant::now();
         let outcome = channel
             .send(OutSms {
@@ -288,6 +317,28 @@ impl Outbox {
                 fault: Fault::Recipient,
             } => self.give_up(bucket, &job, &msg, &reason).await,
             SendOutcome::OptedOut => self.opted_out(bucket, &job, &msg).await,
+        }
+    }
+
+    /// Wait for a slot of `channel`'s rate shared by every instance (a GCRA
+    /// in the store), so that N instances together stay within the
+    /// aggregator's `tps`; the local `governor` limiter before it smooths
+    /// this instance's own sends. Real time, not domain time: it is about
+    /// the aggregator's clock. A store that does not answer does not hold
+    /// a send back (the local limiter still bounds this instance).
+    async fn shared_rate(&self, channel: &str, tps: u32) {
+        let tps = tps.max(1);
+        let limit = RateLimit {
+            per_minute: tps.saturating_mul(60),
+            burst: tps,
+        };
+        let key = keys::channel_rate(channel);
+        for _ in 0..SHARED_RATE_TRIES {
+            let now = u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap_or(0);
+            match self.deps.store.take_rate(&key, limit, now).await {
+                Ok(Some(wait)) => tokio::time::sleep(Duration::from_millis(wait.min(1000))).await,
+                Ok(None) | Err(_) => return,
+            }
         }
     }
 

@@ -91,6 +91,11 @@ pub fn provider_id(channel: &str, provider_id: &str) -> String {
     format!("p:{channel}:{provider_id}")
 }
 
+/// A channel's send rate shared by every instance (GCRA), global.
+pub fn channel_rate(channel: &str) -> String {
+    format!("rate:{channel}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +117,6 @@ mod tests {
         assert_eq!(sent_marker("07.x"), "sent:07.x");
         assert_eq!(sent_record("07.x"), "msg:07.x");
         assert_eq!(provider_id("at", "ATX"), "p:at:ATX");
+        assert_eq!(channel_rate("at"), "rate:at");
     }
 }

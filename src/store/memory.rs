@@ -21,7 +21,8 @@ use async_trait::async_trait;
 
 use super::{
     Begin, BeginRequest, CachedReply, CaseRecord, Claimed, CodeLease, Commit, CommitRequest, Job,
-    KvOp, LeaseRequest, Queue, SessionRecord, SessionWrite, Store, StoreError, gcra, lease_mark,
+    KvOp, LeaseRequest, Queue, RateLimit, SessionRecord, SessionWrite, Store, StoreError, gcra,
+    lease_mark,
 };
 
 /// A map whose entries expire, bounded in size: when full, the entry written
@@ -511,6 +512,35 @@ impl Store for MemoryStore {
 
     async fn lease_codes(&self, req: LeaseRequest) -> Result<Vec<String>, StoreError> {
         Ok(self.lock().lease(req))
+    }
+
+    async fn take_rate(
+        &self,
+        key: &str,
+        limit: RateLimit,
+        now_ms: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut s = self.lock();
+        let key = kv_key(None, key);
+        let tat =
+            s.kv.get(&key, now_ms)
+                .and_then(|v| std::str::from_utf8(v).ok()?.parse().ok());
+        match gcra(tat, now_ms, limit) {
+            Ok(new_tat) => {
+                let value = new_tat.to_string().into_bytes();
+                s.kv.insert(key, value, new_tat + 1, now_ms);
+                Ok(None)
+            }
+            Err(wait) => Ok(Some(wait.max(1))),
+        }
+    }
+
+    async fn queue_len(&self, bucket: u16, queue: Queue) -> Result<usize, StoreError> {
+        Ok(self
+            .lock()
+            .queues
+            .get(&(bucket, queue))
+            .map_or(0, |q| q.jobs.len()))
     }
 
     async fn get(

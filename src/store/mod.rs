@@ -494,6 +494,25 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::Unavailable`].
     async fn lease_codes(&self, req: LeaseRequest) -> Result<Vec<String>, StoreError>;
 
+    /// Take a slot of a rate shared by every instance (GCRA on `key`, in
+    /// the global space): `None` when taken, else how long to wait (ms).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn take_rate(
+        &self,
+        key: &str,
+        limit: RateLimit,
+        now_ms: u64,
+    ) -> Result<Option<u64>, StoreError>;
+
+    /// How many jobs a bucket's queue holds, leased ones included (a job
+    /// leaves the queue only when finished).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn queue_len(&self, bucket: u16, queue: Queue) -> Result<usize, StoreError>;
+
     /// Read a small value. `bucket` `None` is the global space (used for
     /// lookups that arrive without a caller, such as an aggregator's message
     /// id in a delivery report).

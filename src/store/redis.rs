@@ -46,8 +46,8 @@ pub use conn::{REFRESH_GAP, RedisOptions};
 
 use super::{
     BUCKETS, Begin, BeginRequest, CODE_QUARANTINE_MS, CachedReply, CaseRecord, CaseUpdate, Claimed,
-    CodeLease, Commit, CommitRequest, Job, KvOp, LeaseRequest, NewCase, Queue, SessionRecord,
-    SessionWrite, Store, StoreError, code_bucket, lease_mark,
+    CodeLease, Commit, CommitRequest, Job, KvOp, LeaseRequest, NewCase, Queue, RateLimit,
+    SessionRecord, SessionWrite, Store, StoreError, code_bucket, lease_mark,
 };
 
 const CASE_LUA: &str = include_str!("lua/case.lua");
@@ -62,6 +62,7 @@ struct Scripts {
     claim: Script,
     finish: Script,
     lease: Script,
+    rate: Script,
 }
 
 impl Scripts {
@@ -81,10 +82,11 @@ impl Scripts {
             claim: Script::new(include_str!("lua/claim.lua")),
             finish: Script::new(include_str!("lua/finish.lua")),
             lease: Script::new(include_str!("lua/lease.lua")),
+            rate: Script::new(include_str!("lua/rate.lua")),
         }
     }
 
-    fn all(&self) -> [&Script; 8] {
+    fn all(&self) -> [&Script; 9] {
         [
             &self.begin,
             &self.commit,
@@ -94,6 +96,7 @@ impl Scripts {
             &self.claim,
             &self.finish,
             &self.lease,
+            &self.rate,
         ]
     }
 }
@@ -575,6 +578,30 @@ impl Store for RedisStore {
                     .ok_or_else(|| corrupt("lease returned a bad index"))
             })
             .collect()
+    }
+
+    async fn take_rate(
+        &self,
+        key: &str,
+        limit: RateLimit,
+        now_ms: u64,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut inv = self.scripts.rate.prepare_invoke();
+        inv.key(self.kv_key(None, key))
+            .arg(now_ms)
+            .arg(limit.interval_ms())
+            .arg(limit.burst.max(1));
+        let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
+        let wait = int(&v).ok_or_else(|| corrupt("rate returned a non-integer"))?;
+        Ok((wait > 0).then(|| u64::try_from(wait).unwrap_or(u64::MAX)))
+    }
+
+    async fn queue_len(&self, bucket: u16, queue: Queue) -> Result<usize, StoreError> {
+        let [zset, _] = self.queue_keys(bucket, queue);
+        let mut cmd = redis::cmd("ZCARD");
+        cmd.arg(zset);
+        let v = self.conn.query(&cmd).await.map_err(unavailable)?;
+        Ok(int(&v).and_then(|n| usize::try_from(n).ok()).unwrap_or(0))
     }
 
     async fn get(

@@ -186,6 +186,20 @@ impl Gateway {
     }
 }
 
+/// Wait until the gateway's outbox is idle: nothing in flight, nothing left
+/// in the store's outbox. Proves "nothing more will be sent" without
+/// sleeping for a while and hoping.
+pub async fn outbox_idle(gw: &Gateway) {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    while !gw.app.outbox.idle().await.expect("store answers") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the outbox never went idle"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// URL-encode a form.
 pub fn form(fields: &[(&str, &str)]) -> String {
     serde_urlencoded::to_string(fields).unwrap()

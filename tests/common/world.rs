@@ -109,13 +109,14 @@ impl World {
     /// A woman completes the urgent path; returns her case code.
     pub async fn request(&self, session: &str, phone: &str) -> String {
         let mut last = String::new();
+        // Русский is second for a +996 caller (after Кыргызча).
         for text in [
             "",
-            "1",
-            "1*1",
-            "1*1*1",
-            "1*1*1*Station 5",
-            "1*1*1*Station 5*0",
+            "2",
+            "2*1",
+            "2*1*1",
+            "2*1*1*Station 5",
+            "2*1*1*Station 5*0",
         ] {
             last = self.gw.ussd(session, phone, text).await.body;
         }

@@ -24,7 +24,7 @@ use lawyers::lawyers;
 use shifts::{local_value, overrides, rotations};
 
 /// Language codes names and lawyers may use.
-const LANGUAGES: [&str; 5] = ["ru", "ky", "uk", "en", "ka"];
+const LANGUAGES: [&str; 6] = ["ru", "ky", "uk", "en", "uz", "ka"];
 /// Longest wait of a level, and latest fallback message, in minutes.
 const MAX_MINUTES: i64 = 24 * 60;
 
@@ -50,6 +50,7 @@ struct RawCity {
     #[serde(default)]
     names: BTreeMap<String, String>,
     route_to: Option<String>,
+    route_by_country: Option<BTreeMap<String, String>>,
     time_zone: Option<String>,
     country: Option<String>,
     coordinator: Option<String>,

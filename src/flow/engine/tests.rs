@@ -222,7 +222,10 @@ fn route_nodes_pick_the_end_by_variable() {
 fn invalid_answers_reprompt_then_end_after_three() {
     let f = toy();
     let s = walk(&f, &kg(), &["1", "7"]);
-    assert_eq!(s.reply, "Not an option.\n1 Bishkek\n2 Other");
+    assert_eq!(
+        s.reply, "Not an option.\nCity?\n1 Bishkek\n2 Other",
+        "the question is shown again under the hint"
+    );
     assert!(!s.end);
     let s = walk(&f, &kg(), &["1", "7", ""]);
     assert_eq!(s.state.invalid, 2);
@@ -292,10 +295,14 @@ fn state_serialises_compactly() {
 }
 
 fn legal_help() -> Flow {
+    let fallbacks = crate::flow::Fallbacks {
+        default: FALLBACK.to_owned(),
+        by_country: [("UA".to_owned(), "+380 50 000 0000".to_owned())].into(),
+    };
     parse(
         include_str!("../../../flows/legal_help.toml"),
         "flows/legal_help.toml",
-        FALLBACK,
+        &fallbacks,
     )
     .expect("the shipped flow is valid")
     .0
@@ -403,4 +410,65 @@ proptest! {
         let s = step(&f, &state, &caller, &input, 0);
         prop_assert!(f.node(&s.state.node).is_some());
     }
+}
+
+fn ua() -> Caller {
+    Caller {
+        country: country_by_iso("UA"),
+    }
+}
+
+#[test]
+fn each_country_gets_its_own_language_menu_and_language_before_choosing() {
+    let f = legal_help();
+    let kg_start = start(&f, &kg(), None, 0);
+    assert_eq!(
+        kg_start.reply,
+        "Язык/Тил/Мова/Language\n1 Кыргызча\n2 Русский\n3 Ўзбекча\n4 English"
+    );
+    let ua_start = start(&f, &ua(), None, 0);
+    assert_eq!(
+        ua_start.reply,
+        "Язык/Тил/Мова/Language\n1 Українська\n2 Русский\n3 English"
+    );
+    // Before she chooses, a wrong answer is answered in her country's
+    // language, with the same menu under it.
+    let s = walk(&f, &ua(), &["9"]);
+    assert!(
+        s.reply
+            .starts_with("Не те. Ще раз:\nЯзык/Тил/Мова/Language\n1 Українська"),
+        "{}",
+        s.reply
+    );
+    let s = walk(&f, &kg(), &["9"]);
+    assert!(s.reply.starts_with("Туура эмес.\nЯзык"), "{}", s.reply);
+    let s = walk(&f, &ua(), &["9", "9", "9"]);
+    assert!(s.end);
+    assert_eq!(s.reply, "Не вийшло. Подзвоніть нам: +380 50 000 0000");
+    // Callers from elsewhere see every language, as written.
+    let other = start(&f, &Caller::default(), None, 0);
+    assert!(
+        other.reply.contains("1 Русский\n2 Кыргызча\n3 Українська"),
+        "{}",
+        other.reply
+    );
+}
+
+#[test]
+fn a_ukrainian_callers_last_screen_and_case_carry_her_country() {
+    let f = legal_help();
+    // Українська, Полтава? No: "Інше місто" (2), help now, don't know, this number.
+    let s = walk(&f, &ua(), &["1", "2", "1", "0", "0"]);
+    assert!(s.end);
+    assert!(
+        s.reply.ends_with("+380 50 000 0000") && !s.reply.contains("+996"),
+        "{}",
+        s.reply
+    );
+    let Some(Effect::OpenCase(draft)) = s.effects.first() else {
+        panic!("no case")
+    };
+    assert_eq!(draft.country.as_deref(), Some("UA"));
+    assert_eq!(draft.vars["city"], "other");
+    assert_eq!(draft.lang, "uk");
 }

@@ -30,44 +30,69 @@ pub(super) fn cities(
         }
         l.names(&format!("{key}.names"), &c.names);
         if let Some(to) = &c.route_to {
-            let rk = format!("{key}.route_to");
-            match raw.cities.get(to) {
-                None => l.error(quoted(&rk, to), "no such city in [cities]"),
-                Some(t) if t.route_to.is_some() => l.error(
-                    quoted(&rk, to),
-                    "routes to a city that itself routes on: route to a city with its own lawyers",
-                ),
-                Some(_) => {}
-            }
-            let extra = [
-                ("time_zone", c.time_zone.is_some()),
-                ("country", c.country.is_some()),
-                ("coordinator", c.coordinator.is_some()),
-                ("team", c.team.is_some()),
-                ("escalation", c.escalation.is_some()),
-            ];
-            for (field, present) in extra {
-                if present {
-                    l.error(
-                        format!("{key}.{field}"),
-                        format!("a city with route_to takes this from cities.{to}: remove it"),
-                    );
-                }
-            }
-            routes.insert(
-                id.clone(),
-                Route {
-                    to: to.clone(),
-                    names: c.names.clone(),
-                },
-            );
+            routes.insert(id.clone(), route(l, raw, &key, to, c));
             continue;
+        }
+        if c.route_by_country.is_some() {
+            l.error(
+                format!("{key}.route_by_country"),
+                "only a city with route_to routes by country: add route_to (for callers from other countries)",
+            );
         }
         if let Some(city) = full_city(l, raw, id, c) {
             cities.insert(id.clone(), city);
         }
     }
     (cities, routes)
+}
+
+/// Check a route target (`route_to`, or one of `route_by_country`).
+fn target(l: &mut Loader<'_>, raw: &RawRoster, key: &str, to: &str) {
+    match raw.cities.get(to) {
+        None => l.error(quoted(key, to), "no such city in [cities]"),
+        Some(t) if t.route_to.is_some() => l.error(
+            quoted(key, to),
+            "routes to a city that itself routes on: route to a city with its own lawyers",
+        ),
+        Some(_) => {}
+    }
+}
+
+/// A city answered by another city's lawyers (by the caller's country
+/// where `route_by_country` says so).
+fn route(l: &mut Loader<'_>, raw: &RawRoster, key: &str, to: &str, c: &RawCity) -> Route {
+    target(l, raw, &format!("{key}.route_to"), to);
+    let by_country = c.route_by_country.clone().unwrap_or_default();
+    for (iso, t) in &by_country {
+        let k = format!("{key}.route_by_country.{iso}");
+        if crate::phone::country_by_iso(iso).is_none_or(|x| x.iso != iso) {
+            l.error(
+                k.clone(),
+                "not a country code the gateway knows (KG, UA, GE)",
+            );
+        }
+        target(l, raw, &k, t);
+    }
+    let extra = [
+        ("time_zone", c.time_zone.is_some()),
+        ("country", c.country.is_some()),
+        ("coordinator", c.coordinator.is_some()),
+        ("team", c.team.is_some()),
+        ("escalation", c.escalation.is_some()),
+    ];
+    for (field, present) in extra {
+        if present {
+            l.error(
+                format!("{key}.{field}"),
+                format!("a city with route_to takes this from cities.{to}: remove it"),
+            );
+        }
+    }
+    Route {
+        to: to.to_owned(),
+        by_country,
+        names: c.names.clone(),
+    }
 }
 
 fn full_city(l: &mut Loader<'_>, raw: &RawRoster, id: &str, c: &RawCity) -> Option<City> {

@@ -218,7 +218,7 @@ fn missing_fields_and_bad_ids_are_named() {
     );
     has(
         &p,
-        r#"config/roster.toml: lawyers.iryna.languages[0] = "ua": unknown language (known: ru, ky, uk, en, ka)"#,
+        r#"config/roster.toml: lawyers.iryna.languages[0] = "ua": unknown language (known: ru, ky, uk, en, uz, ka)"#,
     );
     has(
         &p,
@@ -230,7 +230,7 @@ fn missing_fields_and_bad_ids_are_named() {
     );
     has(
         &p,
-        "config/roster.toml: cities.poltava.names.pl: unknown language (known: ru, ky, uk, en, ka)",
+        "config/roster.toml: cities.poltava.names.pl: unknown language (known: ru, ky, uk, en, uz, ka)",
     );
 }
 

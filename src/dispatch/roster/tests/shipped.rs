@@ -50,6 +50,49 @@ fn the_shipped_roster_loads_clean_and_covers_every_city_of_the_flows() {
         vec![]
     );
 
+    // Every country the flow serves has its number and its "other city";
+    // without Ukraine's, check says so by key.
+    let fallbacks = crate::flow::Fallbacks {
+        default: "+996 000 000 000".into(),
+        by_country: [("KG", "+996 000 000 000"), ("UA", "+380 53 000 0000")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into(),
+    };
+    let (full, _) = crate::flow::load_dir(Path::new("flows"), "flows", &fallbacks);
+    assert_eq!(
+        crate::flow::countries::check(&full, "hotline.toml", Some(&r)),
+        vec![]
+    );
+    assert_eq!(r.resolve("other", Some("UA")), "poltava");
+    assert_eq!(r.resolve("other", Some("KG")), "bishkek");
+    assert_eq!(r.resolve("other", None), "bishkek");
+    let wrong = crate::flow::Fallbacks {
+        by_country: [("KG", "+996 000 000 000"), ("UA", "+996 111 000 000")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into(),
+        ..fallbacks
+    };
+    let (bad, _) = crate::flow::load_dir(Path::new("flows"), "flows", &wrong);
+    let found: Vec<String> = crate::flow::countries::check(&bad, "hotline.toml", Some(&r))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        found,
+        vec!["hotline.toml: flows.fallback_phones.UA: the number is in KG, not in UA"]
+    );
+    let (one, _) = crate::flow::load_dir(Path::new("flows"), "flows", "112");
+    let found: Vec<String> = crate::flow::countries::check(&one, "hotline.toml", None)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        found
+            .iter()
+            .any(|p| p.starts_with("hotline.toml: flows.fallback_phones.UA: ")),
+        "{found:?}"
+    );
+
     // Nobody is ever missing in the 14 days `hotline check` looks at.
     let from = utc("2026-03-03T00:00:00Z");
     for city in ["bishkek", "osh", "poltava", "other"] {
