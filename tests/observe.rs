@@ -251,15 +251,19 @@ async fn in_production_the_pages_need_the_bearer_token_and_metrics_do_not() {
 
     let env = [
         ("HOTLINE_AT_API_KEY", "k"),
-        ("HOTLINE_ADMIN_TOKEN", "s3cret-token"),
+        ("HOTLINE_ADMIN_TOKEN", "s3cret-token-0123456789"),
     ];
     let gw = gateway(dir.path(), creds, &env).await;
     for (path, auth, status) in [
         ("/", None, 401),
         ("/", Some("Bearer wrong"), 401),
-        ("/cases.json", Some("Bearer s3cret-token-longer"), 401),
-        ("/", Some("Bearer s3cret-token"), 200),
-        ("/cases.json", Some("Bearer s3cret-token"), 200),
+        (
+            "/cases.json",
+            Some("Bearer s3cret-token-0123456789-longer"),
+            401,
+        ),
+        ("/", Some("Bearer s3cret-token-0123456789"), 200),
+        ("/cases.json", Some("Bearer s3cret-token-0123456789"), 200),
         ("/metrics", None, 200),
         ("/healthz", None, 200),
         ("/readyz", None, 200),
@@ -268,7 +272,7 @@ async fn in_production_the_pages_need_the_bearer_token_and_metrics_do_not() {
         let r = common::request(gw.admin, "GET", path, &headers, b"").await;
         assert_eq!(r.status, status, "{path} {auth:?}: {}", r.body);
     }
-    let headers = [("Authorization", "Bearer s3cret-token")];
+    let headers = [("Authorization", "Bearer s3cret-token-0123456789")];
     let r = common::request(gw.admin, "GET", "/", &headers, b"").await;
     assert!(r.body.contains("Production mode"), "{}", r.body);
     assert_eq!(

@@ -45,6 +45,7 @@ pub(super) fn check(flag: Option<PathBuf>, list_screens: bool) -> ExitCode {
     ));
     if let Some(d) = &dispatcher {
         print_dispatch(d);
+        super::test_sms::print_unverified(&config, d);
     }
     print_flows(&flows, list_screens);
     if list_screens {

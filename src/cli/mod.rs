@@ -1,5 +1,5 @@
 //! The command line: `hotline serve`, `hotline check`, `hotline simulate`,
-//! `hotline report`, `hotline cases`, `hotline oncall`.
+//! `hotline report`, `hotline cases`, `hotline oncall`, `hotline test-sms`.
 //!
 //! Exit codes: `serve` 0 after a clean shutdown, 64 (EX_USAGE) on a bad
 //! config, 69 (EX_UNAVAILABLE) when a port or the store cannot be had;
@@ -13,7 +13,7 @@
 //! failure is a [`CliError`], which says which code it gets.
 //!
 //! One file per command (`serve`, `check`, `simulate`, `report`, `cases`,
-//! `oncall`); `error`
+//! `oncall`, `test_sms`); `error`
 //! holds [`CliError`].
 
 mod cases;
@@ -23,6 +23,7 @@ mod oncall;
 mod report;
 mod serve;
 mod simulate;
+mod test_sms;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -88,6 +89,25 @@ pub enum Command {
         /// Counts below this are suppressed.
         #[arg(long, default_value_t = 5)]
         threshold: u64,
+    },
+    /// Send a lawyer the welcome SMS (the commands; she replies OK, which
+    /// confirms her number).
+    ///
+    /// With Redis the welcome is queued in the store for the running
+    /// gateways to send; with the memory store the running gateway is asked
+    /// through its admin listener (`POST /test-sms`, bearer token from
+    /// HOTLINE_ADMIN_TOKEN). Exit codes: 0 queued; 64 a bad config or an
+    /// unknown lawyer or a refused token; 69 the store or gateway cannot be
+    /// reached.
+    TestSms {
+        /// The lawyer: roster id or name (Latin or Cyrillic).
+        lawyer: String,
+        /// Config file (default: $HOTLINE_CONFIG, else config/hotline.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The gateway's admin URL (default: http:// + the config's admin listener).
+        #[arg(long)]
+        admin: Option<String>,
     },
     /// Open cases by city: code, age, level and pass, who was offered and
     /// when, who accepted and after how long. Never a number or a place.
@@ -189,6 +209,11 @@ pub fn main() -> ExitCode {
             cases::cases(config, crate::dispatch::board::Filter { all, city })
         }
         Command::Oncall { config, days, city } => oncall::oncall(config, days, city),
+        Command::TestSms {
+            lawyer,
+            config,
+            admin,
+        } => test_sms::test_sms(config, &lawyer, admin),
     }
 }
 

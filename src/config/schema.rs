@@ -56,17 +56,24 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// `text` or `json` log lines.
     pub log_json: bool,
-    /// The admin listener's bearer token (`HOTLINE_ADMIN_TOKEN`), if set.
+    /// The admin `POST` endpoints' token (`HOTLINE_ADMIN_TOKEN`), if set.
     pub admin_token: Option<AdminToken>,
 }
 
-/// A bearer token; `Debug` never shows it.
-#[derive(Clone, PartialEq, Eq)]
+/// A secret bearer token. `Debug` never shows it; compared in constant time.
+#[derive(Clone)]
 pub struct AdminToken(pub String);
 
 impl std::fmt::Debug for AdminToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AdminToken(<hidden>)")
+        f.write_str("AdminToken(…)")
+    }
+}
+
+impl AdminToken {
+    /// Whether `given` is the token (constant time in the token's length).
+    pub fn matches(&self, given: &str) -> bool {
+        subtle::ConstantTimeEq::ct_eq(self.0.as_bytes(), given.as_bytes()).into()
     }
 }
 

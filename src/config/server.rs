@@ -122,7 +122,14 @@ pub(super) fn validate(s: &RawServer, env: &dyn Env, c: &mut Ctx<'_>) -> ServerC
             "must be \"text\" or \"json\"",
         );
     }
+    let admin_token = env.var(ADMIN_TOKEN_VAR);
+    if let Some(t) = &admin_token
+        && t.len() < 16
+    {
+        c.env_error(ADMIN_TOKEN_VAR, "…", "must be at least 16 characters");
+    }
     ServerConfig {
+        admin_token: admin_token.map(super::schema::AdminToken),
         listen,
         admin_listen,
         max_body_bytes: s.max_body_bytes,
@@ -141,7 +148,6 @@ pub(super) fn validate(s: &RawServer, env: &dyn Env, c: &mut Ctx<'_>) -> ServerC
         auth_failures_burst: s.auth_failures_burst,
         trusted_proxies,
         log_json: log_format == "json",
-        admin_token: env.var(ADMIN_TOKEN_VAR).map(super::schema::AdminToken),
     }
 }
 

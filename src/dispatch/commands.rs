@@ -2,6 +2,15 @@
 //! case that a city's shorter codes are all in use), in any of the pilots' languages and in Latin
 //! letters: `OK 4821`, `ДА 4821`, `NO 4821`, `НЕТ 4821`, `DONE 4821`, `ON`,
 //! `OFF`, `STATUS`, `HELP`. Pure parsing; nothing here touches a case.
+//!
+//! A city's coordinator also has `ASSIGN 4821 aida` (offer a case to a
+//! lawyer directly), `COVER aida 18:00` (aida is on call in her place of
+//! the roster until then), `CASES` (open cases in her city) and `WHO` (on
+//! call now and next). A lawyer is named by roster id or name, in Latin or
+//! Cyrillic letters. `<until>` is either a local time in the city, `HH:MM`
+//! or `HH` (the next such time: `COVER aida 9:00` at 18:00 means tomorrow
+//! morning), or a duration, a number followed by `m`, `h` or `d` (`90m`,
+//! `12h`, `2d`; also `м`, `ч`, `д`, `г`), at most [`MAX_COVER_DAYS`] days.
 
 /// What a lawyer asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,8 +29,65 @@ pub enum Command {
     Status,
     /// The one-line help.
     Help,
+    /// Coordinator: offer a case to a lawyer directly.
+    Assign {
+        /// The case code.
+        code: String,
+        /// The lawyer, as typed (lowercase).
+        lawyer: String,
+    },
+    /// Coordinator: a lawyer covers the city's on-call duty until a time.
+    Cover {
+        /// The lawyer, as typed (lowercase).
+        lawyer: String,
+        /// Until when (`None`: not understood).
+        until: Option<Until>,
+    },
+    /// Open cases in her city.
+    Cases,
+    /// On call now and next.
+    Who,
     /// Anything else.
     Unknown,
+}
+
+/// How long a `COVER` lasts, as typed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Until {
+    /// Until the next `hour:minute`, local time in the city.
+    At {
+        /// 0–23.
+        hour: u8,
+        /// 0–59.
+        minute: u8,
+    },
+    /// For this many minutes.
+    For(u32),
+}
+
+/// Longest `COVER` accepted.
+pub const MAX_COVER_DAYS: u32 = 14;
+
+/// Parse a `COVER` end: `18:00`, `18`, `90m`, `12h`, `2d` (Cyrillic units too).
+pub fn parse_until(s: &str) -> Option<Until> {
+    let s = s.trim().to_lowercase();
+    if let Some((h, m)) = s.split_once(':') {
+        let (hour, minute) = (h.parse::<u8>().ok()?, m.parse::<u8>().ok()?);
+        return (hour < 24 && minute < 60 && m.len() == 2).then_some(Until::At { hour, minute });
+    }
+    if let Ok(hour) = s.parse::<u8>() {
+        return (hour < 24).then_some(Until::At { hour, minute: 0 });
+    }
+    let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
+    let n: u32 = digits.parse().ok()?;
+    let per = match &s[digits.len()..] {
+        "m" | "min" | "м" | "мин" | "хв" => 1,
+        "h" | "ч" | "г" | "с" | "саат" => 60,
+        "d" | "д" | "дн" | "к" | "күн" => 24 * 60,
+        _ => return None,
+    };
+    let minutes = n.checked_mul(per)?;
+    (minutes > 0 && minutes <= MAX_COVER_DAYS * 24 * 60).then_some(Until::For(minutes))
 }
 
 impl Command {
@@ -35,13 +101,18 @@ impl Command {
             Command::Off => "off",
             Command::Status => "status",
             Command::Help => "help",
+            Command::Assign { .. } => "assign",
+            Command::Cover { .. } => "cover",
+            Command::Cases => "cases",
+            Command::Who => "who",
             Command::Unknown => "unknown",
         }
     }
 
     /// Every label, for zeroed metric series.
-    pub const LABELS: [&'static str; 8] = [
-        "accept", "decline", "done", "on", "off", "status", "help", "unknown",
+    pub const LABELS: [&'static str; 12] = [
+        "accept", "decline", "done", "on", "off", "status", "help", "assign", "cover", "cases",
+        "who", "unknown",
     ];
 }
 
@@ -80,11 +151,52 @@ const ON: &[&str] = &["ON", "ВКЛ", "VKL"];
 const OFF: &[&str] = &["OFF", "ВЫКЛ", "VYKL", "ВИМК"];
 const STATUS: &[&str] = &["STATUS", "СТАТУС", "ДЕЛА", "СПРАВИ", "ИШТЕР"];
 const HELP: &[&str] = &["HELP", "?", "ПОМОЩЬ", "ДОПОМОГА", "ЖАРДАМ", "КОМАНДЫ"];
+const ASSIGN: &[&str] = &["ASSIGN", "НАЗНАЧИТЬ", "ПРИЗНАЧИТИ", "ДАЙЫНДОО", "БЕР"];
+const COVER: &[&str] = &["COVER", "ЗАМЕНА", "ЗАМІНА", "АЛМАШТЫРУУ"];
+const CASES: &[&str] = &["CASES", "ОТКРЫТЫЕ", "ВІДКРИТІ", "АЧЫК"];
+const WHO: &[&str] = &["WHO", "КТО", "ХТО", "КИМ"];
+
+/// The coordinators' commands (`ASSIGN 4821 aida`, `COVER aida 18:00`,
+/// `CASES`, `WHO`), or `None` for anything else.
+fn coordinator_command(normalized: &str) -> Option<Command> {
+    let words: Vec<&str> = normalized.split_whitespace().collect();
+    let word = words.first()?.trim_matches(|c: char| !c.is_alphanumeric());
+    let is_code = |s: &str| (4..=6).contains(&s.len()) && s.chars().all(|c| c.is_ascii_digit());
+    if ASSIGN.contains(&word) {
+        return Some(match words[1..] {
+            [code, lawyer] if is_code(code) => Command::Assign {
+                code: code.to_owned(),
+                lawyer: lawyer.to_lowercase(),
+            },
+            _ => Command::Unknown,
+        });
+    }
+    if COVER.contains(&word) {
+        return Some(match words[1..] {
+            [lawyer, until] => Command::Cover {
+                lawyer: lawyer.to_lowercase(),
+                until: parse_until(until),
+            },
+            _ => Command::Unknown,
+        });
+    }
+    let alone = words.len() == 1;
+    if alone && CASES.contains(&word) {
+        return Some(Command::Cases);
+    }
+    if alone && WHO.contains(&word) {
+        return Some(Command::Who);
+    }
+    None
+}
 
 /// Parse a lawyer's SMS. The word is matched in any case; a four-digit code
 /// may follow, with or without a space, in any script's digits.
 pub fn parse(text: &str) -> Command {
     let normalized = crate::text::normalize_input(text).to_uppercase();
+    if let Some(cmd) = coordinator_command(&normalized) {
+        return cmd;
+    }
     // Split "OK4821" into "OK" and "4821".
     let split_at = normalized
         .find(|c: char| c.is_ascii_digit())
@@ -177,6 +289,55 @@ mod tests {
         assert_eq!(parse("help"), Command::Help);
         assert_eq!(parse("?"), Command::Help);
         assert_eq!(parse("ПОМОЩЬ"), Command::Help);
+    }
+
+    #[test]
+    fn coordinator_commands_in_latin_and_cyrillic() {
+        assert_eq!(
+            parse("assign 4821 Aida"),
+            Command::Assign {
+                code: "4821".into(),
+                lawyer: "aida".into()
+            }
+        );
+        assert_eq!(
+            parse("НАЗНАЧИТЬ 4821 Аида"),
+            Command::Assign {
+                code: "4821".into(),
+                lawyer: "аида".into()
+            }
+        );
+        assert_eq!(
+            parse("COVER aida 18:00"),
+            Command::Cover {
+                lawyer: "aida".into(),
+                until: Some(Until::At {
+                    hour: 18,
+                    minute: 0
+                })
+            }
+        );
+        assert_eq!(
+            parse("замена Бакыт 2д"),
+            Command::Cover {
+                lawyer: "бакыт".into(),
+                until: Some(Until::For(2 * 24 * 60))
+            }
+        );
+        assert_eq!(parse("cases"), Command::Cases);
+        assert_eq!(parse("Кто"), Command::Who);
+        assert_eq!(parse("ASSIGN aida"), Command::Unknown);
+        assert_eq!(parse("ASSIGN 48 aida"), Command::Unknown);
+    }
+
+    #[test]
+    fn cover_ends_parse_and_are_bounded() {
+        assert_eq!(parse_until("9"), Some(Until::At { hour: 9, minute: 0 }));
+        assert_eq!(parse_until("90m"), Some(Until::For(90)));
+        assert_eq!(parse_until("12h"), Some(Until::For(720)));
+        for bad in ["24:00", "18:5", "0d", "15d", "x", "2w", ""] {
+            assert_eq!(parse_until(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! A lawyer's SMS: `OK 4821`, `NO`, `DONE 4821`, `ON`, `OFF`, `STATUS`,
-//! `HELP`.
+//! `HELP` (a coordinator's `ASSIGN`, `COVER`, `CASES`, `WHO` are carried
+//! out in `coordinator.rs`).
 //!
 //! Commands about a case change it through the pure lifecycle
 //! ([`Dispatcher::change_case`]); the rest answer from the store. Every
@@ -66,13 +67,13 @@ impl CommandOutcome {
 }
 
 /// One command being handled.
-struct Call<'a> {
-    lawyer: &'a Lawyer,
-    texts: &'a Texts,
+pub(super) struct Call<'a> {
+    pub(super) lawyer: &'a Lawyer,
+    pub(super) texts: &'a Texts,
     /// Where replies go.
-    channel: &'a str,
+    pub(super) channel: &'a str,
     /// The inbound delivery, for reply idempotency.
-    delivery: &'a str,
+    pub(super) delivery: &'a str,
 }
 
 impl Dispatcher {
@@ -135,6 +136,10 @@ impl Dispatcher {
                 self.tell(call, "help", t.help.clone()).await?;
                 Ok(CommandOutcome::Ok)
             }
+            Command::Assign { code, lawyer } => self.assign(call, code, lawyer).await,
+            Command::Cover { lawyer, until } => self.cover(call, lawyer, *until).await,
+            Command::Cases => self.cases(call).await,
+            Command::Who => self.who(call).await,
             Command::Unknown => {
                 self.tell(call, "help", t.help.clone()).await?;
                 Ok(CommandOutcome::Unknown)
@@ -178,7 +183,7 @@ impl Dispatcher {
     }
 
     /// The case with `code`, or the outcome after telling her it is unknown.
-    async fn by_code(
+    pub(super) async fn by_code(
         &self,
         call: &Call<'_>,
         code: &str,
@@ -212,6 +217,9 @@ impl Dispatcher {
             .map(|(b, r, _)| (b, r))
             .collect();
         match mine.as_slice() {
+            [] if matches!(cmd, Command::Accept(None)) && self.answer_welcome(call).await? => {
+                Ok(Err(CommandOutcome::Ok))
+            }
             [] => {
                 self.tell(call, "none", call.texts.none_pending.clone())
                     .await?;
@@ -274,7 +282,7 @@ impl Dispatcher {
     }
 
     /// Every open case with its bucket, record and data.
-    async fn open_cases(&self) -> Result<Vec<(u16, CaseRecord, CaseData)>, StoreError> {
+    pub(super) async fn open_cases(&self) -> Result<Vec<(u16, CaseRecord, CaseData)>, StoreError> {
         let store = &self.deps.store;
         let mut out = Vec::new();
         for bucket in 0..BUCKETS {
@@ -290,7 +298,12 @@ impl Dispatcher {
     }
 
     /// Send a lawyer a message not tied to a case change.
-    async fn tell(&self, call: &Call<'_>, what: &str, text: String) -> Result<(), StoreError> {
+    pub(super) async fn tell(
+        &self,
+        call: &Call<'_>,
+        what: &str,
+        text: String,
+    ) -> Result<(), StoreError> {
         let lawyer = call.lawyer;
         let now = self.deps.clock.now_ms();
         let privacy = &self.deps.privacy;

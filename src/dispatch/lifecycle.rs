@@ -27,6 +27,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use super::cover::{self, Covers};
 use super::roster::{LawyerId, LevelKind, Roster};
 
 /// Where a case is.
@@ -134,6 +135,10 @@ pub enum Reply {
     NotOffered,
     /// It is closed.
     IsClosed,
+    /// (To a coordinator) offered to this lawyer, by roster id.
+    Assigned(String),
+    /// Only the city's coordinator may do that.
+    NotCoordinator,
 }
 
 /// Something to do besides storing the new state.
@@ -179,6 +184,8 @@ pub struct Ctx<'a> {
     pub opened_at_ms: u64,
     /// Lawyers who said OFF.
     pub off: &'a BTreeSet<String>,
+    /// Coordinators' covers in force (`COVER aida 18:00`).
+    pub covers: &'a Covers,
 }
 
 impl Ctx<'_> {
@@ -192,18 +199,14 @@ impl Ctx<'_> {
         match kind {
             // The first on call now who is not off; nobody if she was
             // asked already in this pass.
-            LevelKind::OnCall => self
-                .roster
-                .on_call(self.city, at)
+            LevelKind::OnCall => cover::on_call(self.roster, self.covers, self.city, at)
                 .into_iter()
                 .filter(available)
                 .take(1)
                 .filter(new)
                 .collect(),
             // The next in line who has not been asked yet.
-            LevelKind::NextOnCall => self
-                .roster
-                .next_on_call(self.city, at)
+            LevelKind::NextOnCall => cover::next_on_call(self.roster, self.covers, self.city, at)
                 .into_iter()
                 .filter(|l| available(l) && new(l))
                 .take(1)
@@ -396,6 +399,51 @@ pub fn decline(d: &mut Dispatch, ctx: &Ctx<'_>, lawyer: &str) -> Vec<Action> {
     let waiting = d.offers.iter().any(|o| o.round == round && !o.declined);
     if !waiting && !d.exhausted {
         actions.extend(advance(d, ctx, d.level + 1, d.round));
+    }
+    actions
+}
+
+/// The city's coordinator offers an open case to `lawyer` directly: the
+/// offer goes out at once, the lawyer may accept it like any offer, and the
+/// current level's wait starts again (escalation goes on if she does not
+/// answer). Anyone else is refused and nothing changes.
+pub fn assign(
+    d: &mut Dispatch,
+    ctx: &Ctx<'_>,
+    coordinator: &str,
+    lawyer: &LawyerId,
+) -> Vec<Action> {
+    if !is_coordinator(ctx, coordinator) {
+        return vec![Action::Reply(coordinator.to_owned(), Reply::NotCoordinator)];
+    }
+    if let Some(r) = busy_reply(d, coordinator) {
+        return vec![Action::Reply(coordinator.to_owned(), r)];
+    }
+    d.offers.push(Offer {
+        lawyer: lawyer.as_str().to_owned(),
+        at_ms: ctx.now_ms,
+        level: d.level,
+        round: d.round,
+        declined: false,
+    });
+    d.seq += 1;
+    let mut actions = vec![
+        Action::Offer(lawyer.clone()),
+        Action::Reply(
+            coordinator.to_owned(),
+            Reply::Assigned(lawyer.as_str().to_owned()),
+        ),
+    ];
+    let wait = ctx
+        .roster
+        .chain(ctx.city)
+        .and_then(|c| c.levels.get(d.level as usize))
+        .map(|l| ms(l.wait));
+    if let (Some(wait), false) = (wait, d.exhausted) {
+        actions.push(Action::Timer(
+            Timer::Escalate { seq: d.seq },
+            ctx.now_ms + wait,
+        ));
     }
     actions
 }

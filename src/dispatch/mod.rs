@@ -7,6 +7,11 @@
 //! - [`lifecycle`] — the case lifecycle as pure functions: open, escalate,
 //!   accept, decline, close, the caller's fallback message, automatic close.
 //! - [`commands`] — parsing lawyers' SMS commands (`OK 4821`, `НЕТ 4821`, …).
+//! - [`cover`] — coordinators' covers (`COVER aida 18:00`) merged into
+//!   on-call resolution, and the pure decisions of their commands
+//!   (`coordinator.rs` carries them out).
+//! - [`onboarding`] — the welcome SMS (`hotline test-sms`) and numbers
+//!   confirmed by her `OK`.
 //! - [`texts`] — what lawyers read (`config/lawyer_texts.toml`).
 //! - [`timers`] — the worker that fires escalation, fallback, close and
 //!   erase timers, each exactly once across instances.
@@ -27,9 +32,12 @@
 
 pub mod board;
 pub mod commands;
+mod coordinator;
+pub mod cover;
 mod jobs;
 mod lawyer;
 pub mod lifecycle;
+pub mod onboarding;
 mod render;
 pub mod report;
 pub mod roster;
@@ -49,6 +57,7 @@ use crate::flow::FlowSet;
 use crate::outbox::worker::{OutboxEvents, Undelivered};
 use crate::outbox::{Purpose, Recipient};
 use crate::store::{CaseRecord, CaseUpdate, Job, Queue, StoreError};
+use cover::Covers;
 pub use lawyer::CommandOutcome;
 use lifecycle::{Action, Ctx, Status, Timer};
 use roster::Roster;
@@ -109,6 +118,8 @@ pub struct Dispatcher {
     deps: Deps,
     /// Lawyers who said OFF (refreshed from the store by the timer worker).
     off: RwLock<BTreeSet<String>>,
+    /// Coordinators' covers by city (refreshed like `off`).
+    covers: RwLock<Covers>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -141,6 +152,7 @@ impl Dispatcher {
             auto_close_ms: s.auto_close_ms,
             deps,
             off: RwLock::new(BTreeSet::new()),
+            covers: RwLock::new(Covers::new()),
         }
     }
 
@@ -164,8 +176,24 @@ impl Dispatcher {
             .unwrap_or_else(std::sync::PoisonError::into_inner) = off;
     }
 
+    /// The covers in force (a copy).
+    pub fn covers(&self) -> Covers {
+        self.covers
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replace the covers.
+    pub fn set_covers(&self, covers: Covers) {
+        *self
+            .covers
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = covers;
+    }
+
     /// The city whose lawyers answer `case` ("other city" by her country).
-    fn dispatch_city(&self, case: &CaseData) -> String {
+    pub(super) fn dispatch_city(&self, case: &CaseData) -> String {
         self.roster
             .resolve(&case.city, case.country.as_deref())
             .to_owned()
@@ -248,6 +276,7 @@ impl Dispatcher {
             };
             let before = case.clone();
             let off = self.off_set();
+            let covers = self.covers();
             let city = self.dispatch_city(&case);
             let ctx = Ctx {
                 roster: &self.roster,
@@ -255,6 +284,7 @@ impl Dispatcher {
                 now_ms: now,
                 opened_at_ms: case.opened_at_ms,
                 off: &off,
+                covers: &covers,
             };
             let actions = change(&mut case, &ctx);
             if case == before && actions.is_empty() {
@@ -305,17 +335,23 @@ impl Dispatcher {
     }
 
     /// Seconds in the next 24 hours with nobody on call, per city (for the
-    /// gauge).
+    /// gauge); a coordinator's cover fills the gaps it overlaps.
     pub fn gap_seconds(&self, now: jiff::Timestamp) -> Vec<(String, f64)> {
+        let covers = self.covers();
         self.roster
             .city_ids()
             .into_iter()
             .map(|c| {
+                let covered_to = cover::active(&self.roster, &covers, c, now)
+                    .map_or(0, |x| i64::try_from(x.until_ms / 1000).unwrap_or(i64::MAX));
                 let secs: i64 = self
                     .roster
                     .gaps(c, now, 24)
                     .iter()
-                    .map(|(a, b)| b.as_second() - a.as_second())
+                    .map(|(a, b)| {
+                        let (a, b) = (a.as_second(), b.as_second());
+                        (b - a) - (b.min(covered_to) - a).max(0)
+                    })
                     .sum();
                 (c.to_owned(), secs as f64)
             })
@@ -326,6 +362,7 @@ impl Dispatcher {
 impl CasePlanner for Dispatcher {
     fn plan(&self, case: &mut CaseData, bucket: u16) -> Vec<(Queue, Job)> {
         let off = self.off_set();
+        let covers = self.covers();
         let city = self.dispatch_city(case);
         let ctx = Ctx {
             roster: &self.roster,
@@ -333,6 +370,7 @@ impl CasePlanner for Dispatcher {
             now_ms: case.opened_at_ms,
             opened_at_ms: case.opened_at_ms,
             off: &off,
+            covers: &covers,
         };
         let (state, actions) = lifecycle::open(&ctx, self.auto_close_ms);
         case.dispatch = state;

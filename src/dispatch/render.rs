@@ -184,6 +184,8 @@ impl Dispatcher {
             Reply::AlreadyYours => t.already_yours.clone(),
             Reply::NotOffered => t.not_offered.clone(),
             Reply::IsClosed => t.is_closed.clone(),
+            Reply::Assigned(id) => partial(&t.assigned, &[("name", &name_of(id))]),
+            Reply::NotCoordinator => t.not_coordinator.clone(),
         }
     }
 

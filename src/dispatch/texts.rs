@@ -51,6 +51,28 @@ pub struct Texts {
     pub unanswered: String,
     /// For a location not given.
     pub unknown: String,
+    /// (To a coordinator) `ASSIGN`: the case was offered to `{name}`.
+    pub assigned: String,
+    /// `ASSIGN` or `COVER` from someone who is not a coordinator.
+    pub not_coordinator: String,
+    /// `ASSIGN` or `COVER` naming nobody in the roster.
+    pub no_lawyer: String,
+    /// `COVER` done: `{name}` is on call in `{city}` until `{until}`.
+    pub covered: String,
+    /// `COVER` with an end not understood: an example.
+    pub cover_bad: String,
+    /// `CASES`: open cases in `{city}`.
+    pub cases: String,
+    /// `CASES` with none open.
+    pub cases_none: String,
+    /// `WHO`: on call now (`{name}`) and next (`{list}`) in `{city}`.
+    pub who: String,
+    /// In `WHO`, for nobody on call.
+    pub nobody: String,
+    /// `hotline test-sms`: the welcome, with the commands; asks for `OK`.
+    pub welcome: String,
+    /// A bare `OK` answering the welcome: her number is confirmed.
+    pub verified: String,
     /// Situation names by flow value (`detained_self`, …).
     pub situations: BTreeMap<String, String>,
     /// Abuse names by flow value (`beating`, …), each with its own spacing.
@@ -84,6 +106,7 @@ const PLACEHOLDERS: &[&str] = &[
     "name",
     "list",
     "count",
+    "until",
 ];
 
 impl LawyerTexts {
@@ -135,6 +158,17 @@ impl LawyerTexts {
                 ("unknown", &t.unknown),
                 ("own_phone", &t.own_phone),
                 ("other_phone", &t.other_phone),
+                ("assigned", &t.assigned),
+                ("not_coordinator", &t.not_coordinator),
+                ("no_lawyer", &t.no_lawyer),
+                ("covered", &t.covered),
+                ("cover_bad", &t.cover_bad),
+                ("cases", &t.cases),
+                ("cases_none", &t.cases_none),
+                ("who", &t.who),
+                ("nobody", &t.nobody),
+                ("welcome", &t.welcome),
+                ("verified", &t.verified),
             ];
             for (key, value) in fields {
                 if value.trim().is_empty() {

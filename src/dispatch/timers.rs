@@ -6,7 +6,8 @@
 //! compare-and-set and each timer carries the generation it belongs to, so
 //! a timer fired twice (two instances, or a worker that died after acting
 //! but before finishing) acts once. The worker also refreshes the set of
-//! lawyers off call, the on-call gap gauge and the open-case gauges.
+//! lawyers off call, the coordinators' covers, the on-call gap gauge and
+//! the open-case gauges.
 //!
 //! [`TimerWorker::tick`] does one round at a given instant (tests call it
 //! directly); [`TimerWorker::run`] ticks until told to stop.
@@ -67,6 +68,9 @@ impl TimerWorker {
         let d = &self.dispatcher;
         if let Err(e) = d.refresh_off().await {
             tracing::debug!(error = %e, "could not refresh the off-call set");
+        }
+        if let Err(e) = d.refresh_covers().await {
+            tracing::debug!(error = %e, "could not refresh the coordinators' covers");
         }
         for (city, seconds) in d.gap_seconds(d.deps().clock.now()) {
             d.deps()

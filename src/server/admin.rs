@@ -9,6 +9,11 @@
 //!   [`super::status`], which also says who may see them).
 //! - `GET /console`, `POST /console/sms` — the development sink's page,
 //!   only with a `console` channel ([`super::console`]).
+//! - `POST /test-sms?lawyer=aida` — send that lawyer the welcome SMS
+//!   (`hotline test-sms` for a memory-store gateway): 202, 404 for a name
+//!   the roster lacks, 503 without dispatch or when the store fails.
+//!   Authorized by [`super::admin_auth::authorize`] (a bearer token; in
+//!   production one must be set).
 
 use std::time::Duration;
 
@@ -19,6 +24,7 @@ use hyper::body::Incoming;
 
 use super::Response;
 use crate::app::App;
+use crate::dispatch::onboarding::WelcomeError;
 
 fn reply(status: StatusCode, content_type: &'static str, body: String) -> Response {
     let mut r = http::Response::new(Full::new(Bytes::from(body)));
@@ -32,6 +38,9 @@ fn reply(status: StatusCode, content_type: &'static str, body: String) -> Respon
 pub async fn handle(app: App, req: http::Request<Incoming>) -> Response {
     if super::console::is_console(req.uri().path()) {
         return super::console::handle(app, req).await;
+    }
+    if req.method() == Method::POST && req.uri().path() == "/test-sms" {
+        return test_sms(&app, &req).await;
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = reply(
@@ -92,5 +101,49 @@ pub async fn handle(app: App, req: http::Request<Incoming>) -> Response {
             }
         }
         _ => super::status::handle(&app, &req).await,
+    }
+}
+
+/// `POST /test-sms?lawyer=aida`.
+async fn test_sms(app: &App, req: &http::Request<Incoming>) -> Response {
+    if let Err(status) = super::admin_auth::authorize(&app.config, req.headers()) {
+        tracing::warn!(status = status.as_u16(), "admin request refused");
+        return reply(status, "text/plain", "not authorized\n".into());
+    }
+    let query: std::collections::HashMap<String, String> =
+        serde_urlencoded::from_str(req.uri().query().unwrap_or("")).unwrap_or_default();
+    let Some(lawyer) = query.get("lawyer").filter(|l| !l.is_empty()) else {
+        return reply(
+            StatusCode::BAD_REQUEST,
+            "text/plain",
+            "lawyer= is required\n".into(),
+        );
+    };
+    let Some(d) = &app.dispatcher else {
+        return reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "dispatch is not configured\n".into(),
+        );
+    };
+    match d.send_welcome(lawyer).await {
+        Ok(id) => reply(
+            StatusCode::ACCEPTED,
+            "text/plain",
+            format!("welcome queued for {id}\n"),
+        ),
+        Err(WelcomeError::NoLawyer(_)) => reply(
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "no such lawyer\n".into(),
+        ),
+        Err(WelcomeError::Store(e)) => {
+            tracing::warn!(error = %e, "welcome not queued: store failed");
+            reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                "store unavailable\n".into(),
+            )
+        }
     }
 }

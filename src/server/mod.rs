@@ -50,6 +50,7 @@
 //! `server.shutdown_grace_secs`. The admin listener answers until the end.
 
 pub mod admin;
+pub mod admin_auth;
 pub mod client_ip;
 pub mod conn;
 pub mod console;

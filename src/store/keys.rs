@@ -59,6 +59,23 @@ pub fn lawyer_off(lawyer: &str) -> String {
     format!("off:{lawyer}")
 }
 
+/// A coordinator's cover of a city (`COVER aida 18:00`), global, expiring
+/// with it.
+pub fn cover(city: &str) -> String {
+    format!("cover:{city}")
+}
+
+/// A welcome sent by `hotline test-sms`, waiting for her `OK`, global.
+pub fn welcome_pending(lawyer: &str) -> String {
+    format!("welcome:{lawyer}")
+}
+
+/// A lawyer's number confirmed by her `OK` to the welcome (the value is the
+/// number's pseudonym, so a changed number is unconfirmed again), global.
+pub fn lawyer_verified(lawyer: &str) -> String {
+    format!("verified:{lawyer}")
+}
+
 /// Set once a message was handed to its aggregator, in its bucket.
 pub fn sent_marker(message_id: &str) -> String {
     format!("sent:{message_id}")
@@ -94,6 +111,9 @@ mod tests {
         assert_eq!(opted_out("p_1"), "o:p_1");
         assert_eq!(last_sent("p_1"), "ls:p_1");
         assert_eq!(lawyer_off("aida"), "off:aida");
+        assert_eq!(cover("osh"), "cover:osh");
+        assert_eq!(welcome_pending("aida"), "welcome:aida");
+        assert_eq!(lawyer_verified("aida"), "verified:aida");
         assert_eq!(sent_marker("07.x"), "sent:07.x");
         assert_eq!(sent_record("07.x"), "msg:07.x");
         assert_eq!(provider_id("at", "ATX"), "p:at:ATX");

@@ -7,6 +7,7 @@
 pub mod kannel;
 pub mod mock;
 pub mod redis;
+pub mod world;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

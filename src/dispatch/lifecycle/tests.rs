@@ -37,6 +37,7 @@ fn ctx<'a>(r: &'a Roster, off: &'a BTreeSet<String>, now: u64) -> Ctx<'a> {
         now_ms: now,
         opened_at_ms: T0,
         off,
+        covers: &crate::dispatch::cover::NONE,
     }
 }
 
@@ -123,6 +124,7 @@ fn gap_ctx<'a>(r: &'a Roster, off: &'a BTreeSet<String>, now: u64) -> Ctx<'a> {
         now_ms: now,
         opened_at_ms: GAP_T,
         off,
+        covers: &crate::dispatch::cover::NONE,
     }
 }
 
@@ -567,4 +569,33 @@ mod props {
             }
         }
     }
+}
+
+#[test]
+fn the_coordinator_assigns_directly_and_nobody_else_can() {
+    let r = roster();
+    let off = BTreeSet::new();
+    let (mut d, _) = open(&ctx(&r, &off, T0), 3_600_000);
+    let cholpon = r.lawyer("cholpon").unwrap().id.clone();
+    let before = d.clone();
+    let refused = assign(&mut d, &ctx(&r, &off, T0 + MIN), "aida", &cholpon);
+    assert_eq!(
+        refused,
+        vec![Action::Reply("aida".into(), Reply::NotCoordinator)]
+    );
+    assert_eq!(d, before, "nothing changes");
+    let actions = assign(&mut d, &ctx(&r, &off, T0 + MIN), "nurgul", &cholpon);
+    assert_eq!(offers(&actions), ["cholpon"]);
+    assert_eq!(escalate_timer(&actions), Some((d.seq, T0 + 4 * MIN)));
+    assert!(pending_for(&d, "cholpon"));
+    let accepted = accept(&mut d, &ctx(&r, &off, T0 + 2 * MIN), "cholpon");
+    assert!(accepted.contains(&Action::Reply("cholpon".into(), Reply::Accepted)));
+    let late = assign(&mut d, &ctx(&r, &off, T0 + 3 * MIN), "nurgul", &cholpon);
+    assert_eq!(
+        late,
+        vec![Action::Reply(
+            "nurgul".into(),
+            Reply::AlreadyTaken("cholpon".into())
+        )]
+    );
 }

@@ -1,0 +1,145 @@
+//! `hotline test-sms <lawyer>`: send a lawyer the welcome SMS (the commands,
+//! and a request to reply `OK`, which confirms her number).
+//!
+//! With Redis, the welcome is queued straight into the store and the
+//! running gateways' outbox sends it. With the memory store the queue lives
+//! inside the running gateway, so the command asks it through its admin
+//! listener (`POST /test-sms`, `HOTLINE_ADMIN_TOKEN` as the bearer token).
+//! `unverified` is what `hotline check` prints about confirmed numbers.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use super::error::fail;
+use super::{CliError, build_store, load_config};
+use crate::clock::Clock;
+use crate::config::{Config, Env, ProcessEnv, StoreKind};
+use crate::deps::{Deps, Wake};
+use crate::dispatch::Dispatcher;
+use crate::dispatch::onboarding::{self, WelcomeError};
+use crate::metrics::Metrics;
+
+pub(super) fn test_sms(flag: Option<PathBuf>, lawyer: &str, admin: Option<String>) -> ExitCode {
+    let env = ProcessEnv;
+    let config = match load_config(flag.as_deref(), &env) {
+        Ok((c, _)) => c,
+        Err(e) => return fail(&CliError::Config(e)),
+    };
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return ExitCode::FAILURE;
+    };
+    let result = runtime.block_on(async {
+        match config.store.kind {
+            StoreKind::Memory => via_admin(&config, lawyer, admin, &env).await,
+            StoreKind::Redis(_) => via_store(&config, lawyer, &env).await,
+        }
+    });
+    match result {
+        Ok(msg) => {
+            println!("{msg}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+/// Build a dispatcher over the configured (Redis) store.
+async fn dispatcher(config: &Config, env: &dyn Env) -> Result<Arc<Dispatcher>, CliError> {
+    let store = build_store(config).await?;
+    let privacy = crate::privacy::Privacy::new(&config.privacy.pii_key);
+    let (flows, _) = crate::app::load_flows(config);
+    let (channels, _) = crate::app::build_channels(config, &flows);
+    let deps = Deps {
+        store,
+        clock: Clock::System,
+        privacy,
+        metrics: Metrics::new([], [], []),
+        wake: Wake::default(),
+    };
+    let (d, problems) =
+        crate::app::load_dispatch_with(config, &Arc::new(flows), &channels, deps, env);
+    d.ok_or(CliError::Build(problems))
+}
+
+async fn via_store(config: &Config, lawyer: &str, env: &dyn Env) -> Result<String, CliError> {
+    let d = dispatcher(config, env).await?;
+    match d.send_welcome(lawyer).await {
+        Ok(id) => Ok(format!(
+            "welcome queued for {id}; she confirms by replying OK"
+        )),
+        Err(WelcomeError::NoLawyer(l)) => {
+            Err(CliError::Usage(format!("no lawyer {l:?} in the roster")))
+        }
+        Err(WelcomeError::Store(e)) => Err(CliError::Store(e)),
+    }
+}
+
+async fn via_admin(
+    config: &Config,
+    lawyer: &str,
+    admin: Option<String>,
+    env: &dyn Env,
+) -> Result<String, CliError> {
+    let base = admin.unwrap_or_else(|| format!("http://{}", config.server.admin_listen));
+    let url = format!("{}/test-sms", base.trim_end_matches('/'));
+    let mut req = reqwest::Client::new()
+        .post(&url)
+        .query(&[("lawyer", lawyer)])
+        .timeout(std::time::Duration::from_secs(10));
+    if let Some(token) = env.var(crate::config::ADMIN_TOKEN_VAR) {
+        req = req.bearer_auth(token);
+    }
+    let unavailable = |e: String| CliError::Store(crate::store::StoreError::Unavailable(e.into()));
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| unavailable(format!("the gateway's admin listener at {base}: {e}")))?;
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    match status.as_u16() {
+        202 => Ok(body.trim().to_owned()),
+        404 => Err(CliError::Usage(format!(
+            "no lawyer {lawyer:?} in the roster"
+        ))),
+        401 | 403 => Err(CliError::Usage(format!(
+            "the gateway refused: {status} (set HOTLINE_ADMIN_TOKEN to its token)"
+        ))),
+        _ => Err(unavailable(format!(
+            "the gateway answered {status}: {}",
+            body.trim()
+        ))),
+    }
+}
+
+/// For `hotline check`: a line naming lawyers whose number is unconfirmed
+/// (Redis only: the memory store's records live inside the running gateway).
+pub(super) fn print_unverified(config: &Config, d: &Dispatcher) {
+    if config.store.kind == StoreKind::Memory {
+        return;
+    }
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    let privacy = crate::privacy::Privacy::new(&config.privacy.pii_key);
+    let listed = runtime.block_on(async {
+        let store = build_store(config).await.map_err(|e| e.to_string())?;
+        onboarding::unverified(store.as_ref(), &privacy, &d.roster, Clock::System.now_ms())
+            .await
+            .map_err(|e| e.to_string())
+    });
+    match listed {
+        Ok(ids) if ids.is_empty() => println!("every lawyer's number is confirmed"),
+        Ok(ids) => println!(
+            "unconfirmed numbers (send `hotline test-sms <lawyer>`): {}",
+            ids.join(", ")
+        ),
+        Err(e) => println!("could not read confirmed numbers: {e}"),
+    }
+}

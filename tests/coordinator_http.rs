@@ -1,0 +1,140 @@
+//! A coordinator's SMS commands end to end over HTTP (`ASSIGN`, `COVER`,
+//! `CASES`, `WHO`): the coordinator (nurgul, Russian) and lawyers text the
+//! SMS webhook, the mock Africa's Talking API records what they are sent.
+//! Time is a manual clock.
+
+mod common;
+
+use common::world::{AIDA, BAKYT, CHOLPON, MIN, NURGUL, world};
+
+#[tokio::test]
+async fn assign_offers_a_case_directly_and_only_the_coordinator_may() {
+    let w = world().await;
+    let code = w.request("ATUid_c1", "+996555771001").await;
+    w.wait_for(AIDA, 1).await;
+
+    // A lawyer who is not the coordinator is refused; nothing changes.
+    w.lawyer_says(AIDA, &format!("ASSIGN {code} bakyt")).await;
+    assert_eq!(
+        w.nth(AIDA, 2).await,
+        "Only the city's coordinator can do that."
+    );
+    assert_eq!(w.case(&code).await.dispatch.offers.len(), 1);
+
+    // The coordinator names her in Cyrillic.
+    w.lawyer_says(NURGUL, &format!("назначить {code} Чолпон"))
+        .await;
+    assert_eq!(
+        w.nth(NURGUL, 1).await,
+        format!("Дело {code} предложено: Cholpon.")
+    );
+    let offer = w.nth(CHOLPON, 1).await;
+    assert!(offer.starts_with(&format!("{code} Бишкек,")), "{offer}");
+    assert!(offer.ends_with(&format!("NO {code}")), "{offer}");
+    w.advance(MIN);
+    w.lawyer_says(CHOLPON, &format!("OK {code}")).await;
+    w.wait_for(CHOLPON, 2).await;
+    assert_eq!(
+        w.case(&code).await.dispatch.accepted_by.as_deref(),
+        Some("cholpon")
+    );
+    assert!(
+        w.to(BAKYT).is_empty(),
+        "the refused ASSIGN offered bakyt nothing"
+    );
+
+    // A name nobody has.
+    w.lawyer_says(NURGUL, &format!("ASSIGN {code} zarina"))
+        .await;
+    assert_eq!(w.nth(NURGUL, 2).await, "Нет юриста zarina.");
+    assert_eq!(w.commands("assign", "ok").await, 1.0);
+    assert_eq!(w.commands("assign", "refused").await, 2.0);
+    w.gw.stop().await;
+}
+
+#[tokio::test]
+async fn cover_puts_someone_on_call_until_it_ends() {
+    let w = world().await;
+    w.lawyer_says(BAKYT, "COVER bakyt 2d").await;
+    assert_eq!(
+        w.nth(BAKYT, 1).await,
+        "Only the city's coordinator can do that."
+    );
+    w.lawyer_says(NURGUL, "COVER bakyt soon").await;
+    assert!(
+        w.nth(NURGUL, 1)
+            .await
+            .starts_with("Не понято. Пример: COVER aida 18:00")
+    );
+
+    w.lawyer_says(NURGUL, "замена Бакыт 18:00").await;
+    assert_eq!(w.nth(NURGUL, 2).await, "Bakyt дежурит в Бишкек до 18:00.");
+    let stored =
+        w.gw.app
+            .deps
+            .store
+            .get(None, "cover:bishkek", w.gw.clock.now_ms())
+            .await
+            .unwrap()
+            .expect("the cover is a store record");
+    assert!(
+        String::from_utf8(stored)
+            .unwrap()
+            .contains("\"lawyer\":\"bakyt\"")
+    );
+
+    // A case now goes to bakyt, not to aida whose shift it is.
+    let code = w.request("ATUid_c2", "+996555771002").await;
+    let offer = w.nth(BAKYT, 2).await;
+    assert!(offer.starts_with(&format!("{code} Bishkek,")), "{offer}");
+    assert!(w.to(AIDA).is_empty());
+    w.lawyer_says(NURGUL, "WHO").await;
+    assert_eq!(
+        w.nth(NURGUL, 3).await,
+        "Бишкек: дежурит Bakyt (–18:00). Далее: Aida 18:00"
+    );
+
+    // After 18:00 the roster holds again.
+    w.lawyer_says(BAKYT, &format!("OK {code}")).await;
+    w.wait_for(BAKYT, 3).await;
+    w.advance(8 * 60 * MIN);
+    let code = w.request("ATUid_c3", "+996555771003").await;
+    let offer = w.nth(AIDA, 1).await;
+    assert!(offer.starts_with(&format!("{code} Bishkek,")), "{offer}");
+    assert_eq!(w.commands("cover", "ok").await, 1.0);
+    assert_eq!(w.commands("cover", "refused").await, 2.0);
+    w.gw.stop().await;
+}
+
+#[tokio::test]
+async fn cases_and_who_answer_in_her_language() {
+    let w = world().await;
+    w.lawyer_says(NURGUL, "CASES").await;
+    assert_eq!(w.nth(NURGUL, 1).await, "Бишкек: открытых дел нет.");
+    let a = w.request("ATUid_c4", "+996555771004").await;
+    let b = w.request("ATUid_c5", "+996555771005").await;
+    w.wait_for(AIDA, 2).await;
+    w.lawyer_says(AIDA, &format!("OK {a}")).await;
+    w.wait_for(AIDA, 3).await;
+    w.lawyer_says(NURGUL, "кейсы").await; // not a command: help
+    w.lawyer_says(NURGUL, "cases").await;
+    let list = w.nth(NURGUL, 3).await;
+    assert!(list.starts_with("Бишкек, открытые: "), "{list}");
+    assert!(list.contains(&format!("{a} ✓Aida")), "{list}");
+    assert!(list.contains(&format!("{b} ?")), "{list}");
+
+    w.lawyer_says(NURGUL, "кто").await;
+    assert_eq!(
+        w.nth(NURGUL, 4).await,
+        "Бишкек: дежурит Aida. Далее: Bakyt 02.12 09:00"
+    );
+    // Any lawyer may ask WHO for her own city.
+    w.lawyer_says(CHOLPON, "WHO").await;
+    assert_eq!(
+        w.nth(CHOLPON, 1).await,
+        "Бишкек: нөөмөттө Aida. Кийинки: Bakyt 02.12 09:00"
+    );
+    assert_eq!(w.commands("cases", "ok").await, 2.0);
+    assert_eq!(w.commands("who", "ok").await, 2.0);
+    w.gw.stop().await;
+}
