@@ -1,0 +1,456 @@
+//! The gateway under hostile networks and failing infrastructure (issue
+//! "Survive hostile networks and failing infrastructure"): Redis SIGKILLed
+//! with the shipped AOF config, a gateway SIGKILLed with offers in flight,
+//! an aggregator that fails every way it can for a while, every webhook
+//! delivered three times to two instances. Real `redis-server`s, the real
+//! binary, loopback only.
+//!
+//! Every scenario ends with the same audit ([`faults::audit`]): every code
+//! a woman saw is exactly one case in the store, hers (its sealed number is
+//! hers); no two women saw the same code; every case's offer reached the
+//! aggregator. The figures are printed (`--nocapture`). No assertion is
+//! about timing: deadlines are generous, for a loaded 2-core machine.
+
+mod common;
+#[path = "common/faults.rs"]
+mod faults;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use common::Gateway;
+use common::redis::RedisServer;
+use faults::{Aggregator, Binary, Load, Mode, Setup, ShippedRedis};
+use hotline::case::CaseData;
+use hotline::clock::Clock;
+use hotline::store::BUCKETS;
+
+/// Sends time out after 1 s; a claimed message's lease is 6 s (the
+/// shortest the config allows for that timeout), so a dead instance's
+/// messages are sent by another soon; retries start at 200 ms.
+const OUTBOX: &str = "poll_ms = 200\nbackoff_base_ms = 200\nbackoff_max_secs = 2\n\
+                      lease_secs = 6\nsend_timeout_ms = 1000";
+
+/// Long enough for every offer to get out after the faults end.
+const DRAIN: Duration = Duration::from_secs(45);
+
+/// An in-process instance with dispatch on, on a Redis.
+async fn gateway(redis_url: &str, agg: &Aggregator, username: &str, spool: &Path) -> Gateway {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = faults::config(&Setup {
+        api: &agg.url,
+        username,
+        spool,
+        dir: dir.path(),
+        outbox: OUTBOX,
+    });
+    let mut env = faults::env();
+    env.push(("HOTLINE_REDIS_URL", redis_url));
+    let gw = Gateway::start_with(&cfg, &env, None, Clock::System).await;
+    // The roster is read at start; the folder may go.
+    drop(dir);
+    gw
+}
+
+/// The sum of a metric over all its label values.
+async fn metric_sum(gw: &Gateway, name: &str) -> f64 {
+    let r = common::request(gw.admin, "GET", "/metrics", &[], b"").await;
+    r.body
+        .lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// USSD webhook requests answered `rate_limited`.
+async fn rate_limited(gw: &Gateway) -> f64 {
+    let r = common::request(gw.admin, "GET", "/metrics", &[], b"").await;
+    r.body
+        .lines()
+        .filter(|l| {
+            l.starts_with("hotline_webhook_requests_total{")
+                && l.contains("outcome=\"rate_limited\"")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Poll a metric until `ok` holds (bounded).
+async fn wait_metric(gw: &Gateway, name: &str, what: &str, ok: impl Fn(f64) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(45);
+    loop {
+        let v = metric_sum(gw, name).await;
+        if ok(v) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {name} = {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every case in the store, opened.
+async fn cases(gw: &Gateway) -> Vec<CaseData> {
+    let store = &gw.app.deps.store;
+    let mut all = Vec::new();
+    for b in 0..BUCKETS {
+        for id in store.case_ids(b, false).await.unwrap() {
+            let rec = store.case(b, &id).await.unwrap().unwrap();
+            all.push(gw.app.deps.privacy.open_json(&rec.data).unwrap());
+        }
+    }
+    all
+}
+
+/// Scenario 1: Redis SIGKILLed mid-load and restarted from its AOF.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: with ops/redis/redis.conf as shipped (`user default off` in users.acl, appendonly yes), \
+            Redis 7.0.15 drops every MULTI/EXEC block of its AOF at load (NOPERM: EXEC re-checks ACLs as the \
+            disabled default user, redis/redis#14541); every multi-write script's effects (commit.lua: \
+            sessions, cases, codes, outbox) are AOF transactions, so every case recorded before the kill is \
+            lost on restart. Workaround: `user default off ~* &* +@all` (see the test below)"]
+async fn redis_sigkilled_under_load_with_the_shipped_aof_config() {
+    redis_sigkilled("redis SIGKILL (shipped config)", false).await;
+}
+
+/// Scenario 1 with the ACL workaround: the shipped config, its `default`
+/// user still `off` but allowed to run what the AOF holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sigkilled_under_load_with_aof_and_the_acl_workaround() {
+    redis_sigkilled("redis SIGKILL (shipped config, default user granted)", true).await;
+}
+
+async fn redis_sigkilled(name: &str, grant_default: bool) {
+    let started = Instant::now();
+    let mut redis = ShippedRedis::start(grant_default);
+    let agg = Aggregator::start().await;
+    let spool = tempfile::tempdir().unwrap();
+    let gw = gateway(&redis.url(), &agg, "hotline", spool.path()).await;
+    // Every bucket holds its outage codes before the outage.
+    wait_metric(&gw, "hotline_offline_codes", "codes leased", |v| {
+        v >= 8.0 * f64::from(BUCKETS)
+    })
+    .await;
+    let load = Load::start("aof", 6, &[gw.public], Duration::ZERO);
+    load.walk_more(12).await;
+    let before = load.done();
+    redis.kill();
+    wait_metric(&gw, "hotline_store_up", "the outage is seen", |v| v == 0.0).await;
+    load.walk_more(12).await;
+    let during = load.done() - before;
+    redis.restart();
+    wait_metric(&gw, "hotline_store_up", "Redis is back", |v| v == 1.0).await;
+    load.walk_more(12).await;
+    let walks = load.finish().await;
+    wait_metric(&gw, "hotline_spool_pending", "spool replayed", |v| v == 0.0).await;
+    let spooled = metric_sum(&gw, "hotline_cases_spooled_total").await;
+    let changed = metric_sum(&gw, "hotline_spool_codes_changed_total").await;
+    let f = faults::audit(
+        name,
+        gw.app.deps.store.as_ref(),
+        &gw.app.deps.privacy,
+        &walks,
+        &agg,
+        DRAIN,
+    )
+    .await;
+    eprintln!(
+        "{name}: {during} sessions walked while Redis was down, {spooled} cases spooled, \
+         {changed} spooled codes changed, {} AOF transactions refused at load; {:.1} s",
+        redis.aof_errors(),
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(redis.aof_errors(), 0, "Redis refused part of its AOF");
+    faults::assert_sound(name, &f);
+    assert!(spooled > 0.0, "some requests completed during the outage");
+    assert_eq!(changed, 0.0, "a spooled case took another code than shown");
+    gw.stop().await;
+}
+
+/// Found by scenario 1: a woman mid-menu when Redis goes away goes on
+/// (each screen replayed from the cumulative text, nothing stored); when
+/// Redis is back, her stored session is behind her text by the answers she
+/// gave during the outage, and the gateway takes all of them together as
+/// one answer to the stored screen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: src/conversation/plan.rs plan(): with a stored session behind the cumulative text by \
+            more than one answer (answers given while the store was down), newest_input(text, d.c) \
+            is every unconsumed answer joined by '*', taken as one answer: she gets `Туура эмес` and \
+            the language menu instead of her next screen, her request not taken"]
+async fn answers_given_during_an_outage_are_not_lost_when_redis_returns() {
+    let mut redis = ShippedRedis::start(true);
+    let agg = Aggregator::start().await;
+    let spool = tempfile::tempdir().unwrap();
+    let gw = gateway(&redis.url(), &agg, "hotline", spool.path()).await;
+    let texts = faults::prefix_texts(faults::FINAL);
+    // What each hop answers with the store up all along.
+    let mut expected = Vec::new();
+    for t in &texts {
+        expected.push(gw.ussd("ATUid_ref", "+996700900001", t).await.body);
+    }
+    let phone = "+996700900002";
+    for t in &texts[..2] {
+        assert!(
+            gw.ussd("ATUid_blink", phone, t)
+                .await
+                .body
+                .starts_with("CON ")
+        );
+    }
+    redis.kill();
+    wait_metric(&gw, "hotline_store_up", "the outage is seen", |v| v == 0.0).await;
+    let offline = gw.ussd("ATUid_blink", phone, &texts[2]).await.body;
+    assert_eq!(offline, expected[2], "replayed during the outage");
+    redis.restart();
+    wait_metric(&gw, "hotline_store_up", "Redis is back", |v| v == 1.0).await;
+    let next = gw.ussd("ATUid_blink", phone, &texts[3]).await.body;
+    assert_eq!(next, expected[3], "her next screen after Redis came back");
+    gw.stop().await;
+}
+
+/// Scenario 2: two instances on one Redis, the real binary SIGKILLed while
+/// the aggregator holds its sends, restarted; the other instance sends its
+/// leased offers once the lease expires.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_sigkilled_with_offers_in_flight_and_another_takes_over() {
+    let name = "gateway SIGKILL";
+    let started = Instant::now();
+    let redis = RedisServer::start();
+    let agg = Aggregator::start().await;
+    // The aggregator takes its time: sends are in flight when the kill comes.
+    agg.set(Mode::Slow(Duration::from_millis(700)));
+    let spool = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = faults::config(&Setup {
+        api: &agg.url,
+        username: "instance-a",
+        spool: spool.path(),
+        dir: dir.path(),
+        outbox: OUTBOX,
+    });
+    let path = dir.path().join("hotline.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let mut a = Binary::start(&path, &redis.url, None);
+    let b = gateway(&redis.url, &agg, "instance-b", spool.path()).await;
+    let load = Load::start("kill", 4, &[a.public, b.public], Duration::ZERO);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    load.walk_more(8).await;
+    while agg.in_flight("instance-a") == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "instance a never had a send in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let held = agg.in_flight("instance-a");
+    a.kill();
+    load.walk_more(8).await;
+    a = Binary::start(&path, &redis.url, Some((a.public, a.admin)));
+    agg.set(Mode::Up);
+    load.walk_more(8).await;
+    let walks = load.finish().await;
+    let resent: usize = walks.iter().map(|w| w.resent).sum();
+    let f = faults::audit(
+        name,
+        b.app.deps.store.as_ref(),
+        &b.app.deps.privacy,
+        &walks,
+        &agg,
+        DRAIN,
+    )
+    .await;
+    let by = |u: &str| agg.delivered().iter().filter(|r| r.username == u).count();
+    eprintln!(
+        "{name}: {held} sends held by the aggregator when instance a was killed; {resent} hops resent \
+         by callers; offers taken from a {}, from b {}; {:.1} s",
+        by("instance-a"),
+        by("instance-b"),
+        started.elapsed().as_secs_f64()
+    );
+    faults::assert_sound(name, &f);
+    // At least once: a send the aggregator took from the killed instance,
+    // unrecorded, is sent again (nothing can tell it was taken).
+    assert!(f.duplicate_offers <= held, "{f:?}");
+    drop(a);
+    b.stop().await;
+}
+
+/// Scenario 3: the aggregator fails every way for a while, then recovers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aggregator_failing_every_way_then_recovering() {
+    let name = "aggregator down";
+    let started = Instant::now();
+    let redis = RedisServer::start();
+    let agg = Aggregator::start().await;
+    let spool = tempfile::tempdir().unwrap();
+    let gw = gateway(&redis.url, &agg, "hotline", spool.path()).await;
+    let load = Load::start("agg", 2, &[gw.public], Duration::from_millis(300));
+    load.walk_more(3).await;
+    let faults = [Mode::Error500, Mode::TooMany(1), Mode::Hang, Mode::Refuse];
+    for mode in faults {
+        agg.set(mode);
+        // Hold the fault a while: several retries of each message meet it.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        load.walk_more(2).await;
+    }
+    let failed_sends = agg.received().iter().filter(|r| !r.delivered).count();
+    // While it was down, no case moved on to another lawyer.
+    let offers_while_down: Vec<usize> = cases(&gw)
+        .await
+        .iter()
+        .map(|c| c.dispatch.offers.len())
+        .collect();
+    agg.set(Mode::Up);
+    load.walk_more(3).await;
+    let walks = load.finish().await;
+    let f = faults::audit(
+        name,
+        gw.app.deps.store.as_ref(),
+        &gw.app.deps.privacy,
+        &walks,
+        &agg,
+        DRAIN,
+    )
+    .await;
+    let after = cases(&gw).await;
+    let escalated = after
+        .iter()
+        .filter(|c| c.dispatch.offers.len() != 1 || c.dispatch.level != 0)
+        .count();
+    let given_up = metric_sum(&gw, "hotline_outbox_failed_total").await;
+    let retries = metric_sum(&gw, "hotline_outbox_retries_total").await;
+    eprintln!(
+        "{name}: {failed_sends} sends refused or failed (500, 429, hang, refused), {retries} retries, \
+         {given_up} given up, {escalated} cases escalated; {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    faults::assert_sound(name, &f);
+    assert!(failed_sends > 0, "the faults were met");
+    assert!(
+        offers_while_down.iter().all(|n| *n == 1),
+        "{offers_while_down:?}"
+    );
+    assert_eq!(
+        f.duplicate_offers, 0,
+        "a failed send is not a delivered one: {f:?}"
+    );
+    assert_eq!(
+        given_up, 0.0,
+        "nothing given up because the channel was down"
+    );
+    assert_eq!(
+        escalated, 0,
+        "no case escalated because the channel was down"
+    );
+    gw.stop().await;
+}
+
+/// Scenario 4: every hop delivered three times (to instance a, b, a);
+/// for half the sessions the three deliveries of the last two hops (the
+/// last opens the case) at once, to two instances sharing Redis.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_webhook_delivered_three_times_to_two_instances() {
+    triple("webhooks x3", 2).await;
+}
+
+/// Scenario 4 with every hop's three deliveries at once: 6 hops x 3 = 18
+/// requests, over the per-number burst (15).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: src/store/lua/begin.lua spends a rate-limit token for every concurrent duplicate of a \
+            delivery (the dedupe key is only written by commit), so an aggregator delivering each hop \
+            three times at once exhausts per_number_burst (15) by her 5th-6th hop: the duplicates, or all \
+            three, get `messages.unavailable` (outcome rate_limited) and, when all three are limited, \
+            her request is never recorded"]
+async fn every_webhook_delivered_three_times_at_once_to_two_instances() {
+    triple("webhooks x3 at once", 6).await;
+}
+
+/// `at_once`: how many of the last hops of even sessions are delivered
+/// three times concurrently (the others in turn).
+async fn triple(name: &str, at_once: usize) {
+    let started = Instant::now();
+    let redis = RedisServer::start();
+    let agg = Aggregator::start().await;
+    let spool = tempfile::tempdir().unwrap();
+    let a = gateway(&redis.url, &agg, "instance-a", spool.path()).await;
+    let b = gateway(&redis.url, &agg, "instance-b", spool.path()).await;
+    let (pa, pb) = (a.public, b.public);
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let name = name.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let session = format!("ATUid_x3_{i}");
+            let phone = format!("+9967008{i:05}");
+            let mut w = faults::Walk {
+                session: session.clone(),
+                phone: phone.clone(),
+                last: None,
+                code: None,
+                resent: 0,
+            };
+            let mut differ = 0;
+            let texts = faults::prefix_texts(faults::FINAL);
+            let from = texts.len() - at_once;
+            for (step, text) in texts.into_iter().enumerate() {
+                let answers: Vec<String> = if i % 2 == 0 && step >= from {
+                    let (x, y, z) = tokio::join!(
+                        faults::try_ussd(pa, &session, &phone, &text),
+                        faults::try_ussd(pb, &session, &phone, &text),
+                        faults::try_ussd(pa, &session, &phone, &text),
+                    );
+                    [x, y, z].into_iter().map(|r| r.expect("answered").body).collect()
+                } else {
+                    let mut v = Vec::new();
+                    for to in [pa, pb, pa] {
+                        v.push(faults::try_ussd(to, &session, &phone, &text).await.expect("answered").body);
+                    }
+                    v
+                };
+                if answers.iter().any(|x| x != &answers[0]) {
+                    eprintln!("{name}: {session} at {text:?}: deliveries answered differently: {answers:?}");
+                    differ += 1;
+                }
+                if answers[0].starts_with("END ") {
+                    w.code = faults::code_in(&answers[0]);
+                    w.last = Some(answers[0].clone());
+                    break;
+                }
+            }
+            (w, differ)
+        }));
+    }
+    let mut walks = Vec::new();
+    let mut differ = 0;
+    for t in tasks {
+        let (w, d) = t.await.unwrap();
+        walks.push(w);
+        differ += d;
+    }
+    let f = faults::audit(
+        name,
+        a.app.deps.store.as_ref(),
+        &a.app.deps.privacy,
+        &walks,
+        &agg,
+        DRAIN,
+    )
+    .await;
+    let limited = rate_limited(&a).await + rate_limited(&b).await;
+    eprintln!(
+        "{name}: {differ} hops whose three deliveries were answered differently, \
+         {limited} deliveries rate-limited; {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    faults::assert_sound(name, &f);
+    assert_eq!(
+        f.codes_shown,
+        walks.len(),
+        "every session ended with a code: {f:?}"
+    );
+    assert_eq!(differ, 0, "a retried hop answered differently");
+    assert_eq!(f.duplicate_offers, 0, "{f:?}");
+    a.stop().await;
+    b.stop().await;
+}
