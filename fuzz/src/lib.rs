@@ -27,11 +27,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use hotline::channel::{self, Channel, ChannelError, Request, UssdInput};
 use hotline::dispatch::commands::{self, Command};
 use hotline::flow::engine::{self, Caller, MAX_INVALID, State};
 use hotline::flow::{Flow, Node};
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 /// The shipped flow's text.
 const SHIPPED_FLOW: &str = include_str!("../../flows/legal_help.toml");
@@ -232,7 +232,10 @@ fn request(data: &[u8]) -> (Request, String) {
             peer = v.parse().unwrap_or(peer);
             continue;
         }
-        if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
             headers.append(k, v);
         }
     }
@@ -392,7 +395,10 @@ fn check_step(flow: &Flow, step: &engine::Step) {
         return;
     }
     assert!(step.effects.is_empty(), "effects on a screen that goes on");
-    assert!(step.state.invalid < MAX_INVALID, "too many invalid answers kept");
+    assert!(
+        step.state.invalid < MAX_INVALID,
+        "too many invalid answers kept"
+    );
     assert!(
         matches!(
             flow.node(&step.state.node),
