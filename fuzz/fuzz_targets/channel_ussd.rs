@@ -1,0 +1,5 @@
+#![no_main]
+//! The Ussd adapter: authenticate and every parser (see `hotline_fuzz::channel`).
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = hotline_fuzz::channel(hotline_fuzz::Adapter::Ussd, data);
+});
