@@ -151,7 +151,9 @@ pub(super) fn plan(
                     FlowStep::next(f, step, d, text.len())
                 }
                 Some((f, st, d)) if same_flow(&f) => {
-                    let step = engine::step(&f, &st, caller, newest_input(text, d.c), now);
+                    let rest = newest_input(text, d.c);
+                    let step = catch_up(&f, &st, caller, rest, now)
+                        .unwrap_or_else(|| engine::step(&f, &st, caller, rest, now));
                     FlowStep::next(f, step, d, text.len())
                 }
                 // New session, an unknown session id with stale input (start
@@ -171,6 +173,37 @@ pub(super) fn plan(
         }
         Incoming::Sms(text) => Some(plan_sms(flows, caller, text, active, existing, now)),
     }
+}
+
+/// Answers given while the store was down (the stored session is behind
+/// the cumulative text by several answers): step through each in turn.
+/// `None` when `rest` is one answer, or when the parts do not read as
+/// answers that each move the menu on — then `rest` is one answer with a
+/// `*` typed inside it.
+fn catch_up(
+    flow: &Flow,
+    state: &engine::State,
+    caller: &Caller,
+    rest: &str,
+    now: u64,
+) -> Option<Step> {
+    let parts: Vec<&str> = rest.split('*').collect();
+    if parts.len() < 2 {
+        return None;
+    }
+    let mut state = state.clone();
+    let mut last = None;
+    for (i, part) in parts.iter().enumerate() {
+        let before = state.steps;
+        let step = engine::step(flow, &state, caller, part, now);
+        let advanced = step.state.steps == before + 1;
+        if !advanced || (step.end && i + 1 != parts.len()) {
+            return None;
+        }
+        state = step.state.clone();
+        last = Some(step);
+    }
+    last
 }
 
 fn plan_sms(

@@ -21,8 +21,8 @@ use async_trait::async_trait;
 
 use super::{
     Begin, BeginRequest, CachedReply, CaseRecord, Claimed, CodeLease, Commit, CommitRequest, Job,
-    KvOp, LeaseRequest, Queue, RateLimit, SessionRecord, SessionWrite, Store, StoreError, gcra,
-    lease_mark,
+    KvOp, LeaseRequest, Queue, RateLimit, SEEN_WINDOW_MS, SessionRecord, SessionWrite, Store,
+    StoreError, gcra, lease_mark,
 };
 
 /// A map whose entries expire, bounded in size: when full, the entry written
@@ -323,11 +323,16 @@ impl Store for MemoryStore {
         if let Some(reply) = s.replies.get(&dedupe_key, now) {
             return Ok(Begin::Duplicate(reply.clone()));
         }
-        let tat = s.rates.get(&req.rate_key, now).copied();
-        match gcra(tat, now, req.rate) {
-            Err(retry_after_ms) => return Ok(Begin::Limited { retry_after_ms }),
-            Ok(new_tat) => {
-                s.rates.insert(req.rate_key, new_tat, new_tat, now);
+        // Only a delivery's first arrival spends a rate-limit slot.
+        let seen = format!("seen:{dedupe_key}");
+        if s.rates.get(&seen, now).is_none() {
+            let tat = s.rates.get(&req.rate_key, now).copied();
+            match gcra(tat, now, req.rate) {
+                Err(retry_after_ms) => return Ok(Begin::Limited { retry_after_ms }),
+                Ok(new_tat) => {
+                    s.rates.insert(req.rate_key, new_tat, new_tat, now);
+                    s.rates.insert(seen, 0, now + SEEN_WINDOW_MS, now);
+                }
             }
         }
         Ok(Begin::Proceed(

@@ -34,6 +34,11 @@ use serde::{Deserialize, Serialize};
 /// Fixed: changing it would orphan live sessions and codes.
 pub const BUCKETS: u16 = 16;
 
+/// How long a delivery counts as seen for the rate limit: copies of it
+/// arriving within this window (retries sent before the first was
+/// answered) do not spend another slot.
+pub const SEEN_WINDOW_MS: u64 = 60_000;
+
 /// A reply remembered for retries of the same delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CachedReply {

@@ -47,7 +47,7 @@ pub use conn::{REFRESH_GAP, RedisOptions};
 use super::{
     BUCKETS, Begin, BeginRequest, CODE_QUARANTINE_MS, CachedReply, CaseRecord, CaseUpdate, Claimed,
     CodeLease, Commit, CommitRequest, Job, KvOp, LeaseRequest, NewCase, Queue, RateLimit,
-    SessionRecord, SessionWrite, Store, StoreError, code_bucket, lease_mark,
+    SEEN_WINDOW_MS, SessionRecord, SessionWrite, Store, StoreError, code_bucket, lease_mark,
 };
 
 const CASE_LUA: &str = include_str!("lua/case.lua");
@@ -363,7 +363,8 @@ impl Store for RedisStore {
         }
         inv.arg(req.now_ms)
             .arg(req.rate.interval_ms())
-            .arg(req.rate.burst.max(1));
+            .arg(req.rate.burst.max(1))
+            .arg(SEEN_WINDOW_MS);
         let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
         let Value::Array(items) = v else {
             return Err(corrupt("begin returned a non-array"));

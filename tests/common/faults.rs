@@ -285,7 +285,7 @@ pub fn config(s: &Setup<'_>) -> String {
     std::fs::write(s.dir.join("roster.toml"), ROSTER).unwrap();
     let root = harness::root();
     let texts = root.join("config/lawyer_texts.toml");
-    let cfg = harness::default_config()
+    let cfg = harness::with_real_channels(&harness::default_config())
         .replace(
             "# secret_env = \"HOTLINE_AT_SECRET\"",
             &format!(

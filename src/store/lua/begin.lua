@@ -1,7 +1,10 @@
 -- Round trip one: dedupe, rate limit (GCRA), load the session.
 -- KEYS: 1 delivery (dedupe), 2 rate, 3 session, 4 (optional) scope value
--- ARGV: 1 now_ms, 2 interval_ms, 3 burst
+-- ARGV: 1 now_ms, 2 interval_ms, 3 burst, 4 seen window ms
 -- With a scope key, the delivery key is "<delivery>:<scope value or 0>".
+-- Only the first arrival of a delivery spends a rate-limit slot: copies
+-- the aggregator sends while the first is still being handled (before
+-- commit caches its reply) must not use up her limit.
 -- Returns {1, cached_reply} | {2, retry_after_ms} | {3} | {3, version, data}
 local dkey = KEYS[1]
 if KEYS[4] then
@@ -12,17 +15,21 @@ if cached then
   return {1, cached}
 end
 local now = tonumber(ARGV[1])
-local t = tonumber(ARGV[2])
-local tolerance = t * (tonumber(ARGV[3]) - 1)
-local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
-if tat < now then
-  tat = now
+local first = redis.call('SET', dkey .. ':seen', '1', 'NX', 'PX', ARGV[4])
+if first then
+  local t = tonumber(ARGV[2])
+  local tolerance = t * (tonumber(ARGV[3]) - 1)
+  local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
+  if tat < now then
+    tat = now
+  end
+  if tat - now > tolerance then
+    redis.call('DEL', dkey .. ':seen')
+    return {2, tostring(tat - now - tolerance)}
+  end
+  local new_tat = tat + t
+  redis.call('SET', KEYS[2], string.format('%d', new_tat), 'PX', string.format('%d', new_tat - now))
 end
-if tat - now > tolerance then
-  return {2, tostring(tat - now - tolerance)}
-end
-local new_tat = tat + t
-redis.call('SET', KEYS[2], string.format('%d', new_tat), 'PX', string.format('%d', new_tat - now))
 local s = redis.call('HMGET', KEYS[3], 'v', 'd')
 if s[1] then
   return {3, s[1], s[2]}
