@@ -59,7 +59,7 @@ kind = "twilio"
 account_sid = "AC00000000000000000000000000000000"
 auth_token_env = "F_TOKEN"
 from = "+10000000000"
-public_url = "https://hotline.example.org"
+public_url = "https://hotline.test"
 
 [[channels]]
 name = "kannel"
@@ -78,7 +78,7 @@ secret_env = "F_SECRET"
 base_url = "https://xxxxx.api.infobip.com"
 api_key_env = "F_SECRET"
 from = "hotline"
-public_url = "https://hotline.example.org"
+public_url = "https://hotline.test"
 
 [[channels]]
 name = "ussd"
