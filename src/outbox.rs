@@ -186,7 +186,8 @@ pub fn bucket_of(message_id: &str) -> Option<u16> {
 }
 
 /// What the gateway remembers about a message it sent (for delivery
-/// reports), kept for a week under `msg:<id>` in the message's bucket.
+/// reports), kept for a week under `msg:<id>` in the message's bucket,
+/// sealed like every other record that links a case to a person.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SentRecord {
     /// The channel it went through.

@@ -54,7 +54,7 @@ impl Outbox {
         let Some(mut record) = store
             .get(Some(bucket), &key, now)
             .await?
-            .and_then(|b| serde_json::from_slice::<SentRecord>(&b).ok())
+            .and_then(|b| self.deps().privacy.open_json::<SentRecord>(&b).ok())
         else {
             tracing::debug!(channel, message = %id, "delivery report for a message no longer remembered");
             return Ok(());
@@ -64,7 +64,11 @@ impl Outbox {
             return Ok(());
         }
         record.state = report.state;
-        let bytes = serde_json::to_vec(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let bytes = self
+            .deps()
+            .privacy
+            .seal_json(&record)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         store
             .put(Some(bucket), &key, bytes, Some(SENT_RECORD_TTL_MS), now)
             .await?;

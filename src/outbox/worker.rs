@@ -467,7 +467,8 @@ impl Outbox {
             )
             .await
             .is_ok();
-        match serde_json::to_vec(&record) {
+        // Sealed: it links a message to a case and a person's pseudonym.
+        match self.deps.privacy.seal_json(&record) {
             Ok(bytes) => {
                 let key = keys::sent_record(id);
                 ok &= store.put(Some(bucket), &key, bytes, ttl, now).await.is_ok();
