@@ -959,3 +959,54 @@ async fn hotline_report_reads_the_live_store_and_suppresses_small_cells() {
         );
     }
 }
+
+/// Every value Redis holds under `prefix`, read with the command its type
+/// needs, as one text.
+fn every_value(redis: &RedisServer, prefix: &str) -> String {
+    let mut all = String::new();
+    for key in redis
+        .cli(&["--scan", "--pattern", &format!("{prefix}:*")])
+        .lines()
+        .filter(|l| !l.is_empty())
+    {
+        let kind = redis.cli(&["TYPE", key]);
+        let value = match kind.trim() {
+            "string" => redis.cli(&["GET", key]),
+            "hash" => redis.cli(&["HGETALL", key]),
+            "zset" => redis.cli(&["ZRANGE", key, "0", "-1"]),
+            "set" => redis.cli(&["SMEMBERS", key]),
+            other => format!("<{other}>"),
+        };
+        all.push_str(key);
+        all.push('\n');
+        all.push_str(&value);
+    }
+    all
+}
+
+#[tokio::test]
+async fn the_reply_cache_keeps_no_screen_in_clear() {
+    let redis = RedisServer::shared_or_start();
+    let prefix = unique_prefix("sealed");
+    let spool = tempfile::tempdir().unwrap();
+    let gw = Gateway::start_redis(&redis.url, &prefix, spool.path()).await;
+    let texts = prefix_texts(FINAL);
+    let mut screens = Vec::new();
+    for text in &texts {
+        screens.push(gw.ussd("ATUid_sealed", "+996555300900", text).await.body);
+    }
+    // A retry is still answered with the same screen, from the sealed cache.
+    let retry = gw.ussd("ATUid_sealed", "+996555300900", &texts[2]).await;
+    assert_eq!(retry.body, screens[2]);
+    let dump = every_value(&redis, &prefix);
+    assert!(dump.contains(":d:"), "the reply cache is there: {dump}");
+    for screen in &screens {
+        // Any line of any screen, beyond its CON/END prefix.
+        for line in screen[4..].lines().filter(|l| l.chars().count() > 3) {
+            assert!(!dump.contains(line), "{line:?} in clear in Redis");
+        }
+    }
+    assert!(!dump.contains("555300900"), "her number in clear");
+    assert!(!dump.contains("Station 5"), "her location in clear");
+    gw.stop().await;
+}

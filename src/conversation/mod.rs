@@ -80,6 +80,10 @@ pub struct Answer {
     pub outcome: Outcome,
 }
 
+/// Marks a cached reply's text as sealed (texts cached before sealing
+/// existed are read as they are).
+const SEALED_REPLY: &str = "s1:";
+
 impl Answer {
     /// The answer to a delivery seen before: the same screen again (USSD);
     /// nothing for SMS, whose screen was queued the first time.
@@ -184,6 +188,38 @@ impl Conversations {
             end: true,
             outcome,
         }
+    }
+
+    /// A screen as the reply cache keeps it: sealed, so a store dump does
+    /// not show which path she took (the case code stays beside it, in
+    /// clear, for the store's scripts).
+    fn seal_reply(&self, text: &str) -> String {
+        use base64::Engine as _;
+        if text.is_empty() {
+            return String::new();
+        }
+        let sealed = self.deps.privacy.seal(text.as_bytes());
+        let b64 = base64::engine::general_purpose::STANDARD_NO_PAD.encode(sealed);
+        format!("{SEALED_REPLY}{b64}")
+    }
+
+    /// A cached reply with its text opened (an unreadable one comes back
+    /// empty: a retry then shows an empty screen rather than a wrong one).
+    fn open_reply(&self, mut reply: CachedReply) -> CachedReply {
+        use base64::Engine as _;
+        let Some(b64) = reply.text.strip_prefix(SEALED_REPLY) else {
+            return reply;
+        };
+        let opened = base64::engine::general_purpose::STANDARD_NO_PAD
+            .decode(b64)
+            .ok()
+            .and_then(|b| self.deps.privacy.open(&b).ok())
+            .and_then(|p| String::from_utf8(p).ok());
+        if opened.is_none() {
+            tracing::warn!("a cached reply could not be opened (wrong HOTLINE_PII_KEY?)");
+        }
+        reply.text = opened.unwrap_or_default();
+        reply
     }
 
     fn dedupe_ttl_ms(&self) -> u64 {
@@ -360,7 +396,7 @@ impl Conversations {
             Ok(Begin::Proceed(rec)) => Ok(rec),
             Ok(Begin::Duplicate(reply)) => {
                 tracing::info!(channel = hop.channel, caller = %hop.pseudonym, "retry answered from cache");
-                Err(Answer::duplicate(&reply, hop.is_sms()))
+                Err(Answer::duplicate(&self.open_reply(reply), hop.is_sms()))
             }
             Ok(Begin::Limited { retry_after_ms }) => {
                 tracing::warn!(channel = hop.channel, caller = %hop.pseudonym, retry_after_ms, "caller over the rate limit");
@@ -522,13 +558,14 @@ impl Conversations {
 
     /// Round trip two. `None`: the session changed under us; try again.
     async fn store(&self, hop: &Hop<'_>, prepared: Prepared, now: u64) -> Option<Answer> {
-        let Prepared { commit, done } = prepared;
+        let Prepared { mut commit, done } = prepared;
+        commit.reply.text = self.seal_reply(&commit.reply.text);
         let jobs = commit.jobs.clone();
         match self.deps.store.commit(commit).await {
             Ok(Commit::Saved { code }) => Some(self.saved(hop, done.as_ref(), code)),
             Ok(Commit::Conflict(Some(reply))) => {
                 tracing::info!(channel = hop.channel, caller = %hop.pseudonym, "concurrent duplicate lost the race; answering with the winner's reply");
-                Some(Answer::duplicate(&reply, hop.is_sms()))
+                Some(Answer::duplicate(&self.open_reply(reply), hop.is_sms()))
             }
             Ok(Commit::Conflict(None)) => {
                 tracing::info!(channel = hop.channel, caller = %hop.pseudonym, "session changed under this message; retrying once");
