@@ -41,7 +41,11 @@ impl Outbox {
         let id = match (&report.message_id, &report.provider_id) {
             (Some(m), _) => Some(m.clone()),
             (None, Some(pid)) => store
-                .get(None, &keys::provider_id(channel, pid), now)
+                .get(
+                    None,
+                    &keys::provider_id(channel, &self.deps().privacy.pseudonym(pid)),
+                    now,
+                )
                 .await?
                 .and_then(|b| String::from_utf8(b).ok()),
             (None, None) => None,

@@ -86,8 +86,9 @@ pub fn sent_record(message_id: &str) -> String {
     format!("msg:{message_id}")
 }
 
-/// The aggregator's id of a message → ours, global.
-pub fn provider_id(channel: &str, provider_id: &str) -> String {
+/// The aggregator's id of a message (as a keyed pseudonym, so a dump
+/// cannot be joined with the aggregator's records) → ours, global.
+pub fn provider_id(channel: &str, provider_id: impl Display) -> String {
     format!("p:{channel}:{provider_id}")
 }
 
