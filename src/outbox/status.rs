@@ -43,7 +43,7 @@ impl Outbox {
             (None, Some(pid)) => store
                 .get(
                     None,
-                    &keys::provider_id(channel, &self.deps().privacy.pseudonym(pid)),
+                    &keys::provider_id(channel, self.deps().privacy.pseudonym(pid)),
                     now,
                 )
                 .await?

@@ -479,7 +479,7 @@ impl Outbox {
             }
         }
         if let Some(pid) = &provider_id {
-            let key = keys::provider_id(used, &self.deps.privacy.pseudonym(pid));
+            let key = keys::provider_id(used, self.deps.privacy.pseudonym(pid));
             let value = id.clone().into_bytes();
             ok &= store.put(None, &key, value, ttl, now).await.is_ok();
         }
