@@ -160,6 +160,59 @@ async fn redis_sigkilled(name: &str, grant_default: bool) {
     gw.stop().await;
 }
 
+/// Scenario 1b: Redis frozen (SIGSTOP) for 10 s under load, then thawed:
+/// every call times out meanwhile (the worst kind of outage: nothing
+/// refuses, everything waits), requests completed then are spooled with
+/// leased codes, and afterwards the audit holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_frozen_ten_seconds_under_load() {
+    let name = "redis SIGSTOP 10 s";
+    let started = Instant::now();
+    let redis = ShippedRedis::start(false);
+    let agg = Aggregator::start().await;
+    let spool = tempfile::tempdir().unwrap();
+    let gw = gateway(&redis.url(), &agg, "hotline", spool.path()).await;
+    wait_metric(&gw, "hotline_offline_codes", "codes leased", |v| {
+        v >= 8.0 * f64::from(BUCKETS)
+    })
+    .await;
+    let load = Load::start("freeze", 6, &[gw.public], Duration::ZERO);
+    load.walk_more(12).await;
+    let before = load.done();
+    redis.freeze();
+    let frozen = Instant::now();
+    wait_metric(&gw, "hotline_store_up", "the freeze is seen", |v| v == 0.0).await;
+    // Keep the load on until ten seconds of freeze have passed.
+    while frozen.elapsed() < Duration::from_secs(10) {
+        load.walk_more(2).await;
+    }
+    let during = load.done() - before;
+    redis.thaw();
+    wait_metric(&gw, "hotline_store_up", "Redis answers again", |v| v == 1.0).await;
+    load.walk_more(12).await;
+    let walks = load.finish().await;
+    wait_metric(&gw, "hotline_spool_pending", "spool replayed", |v| v == 0.0).await;
+    let spooled = metric_sum(&gw, "hotline_cases_spooled_total").await;
+    let changed = metric_sum(&gw, "hotline_spool_codes_changed_total").await;
+    let f = faults::audit(
+        name,
+        gw.app.deps.store.as_ref(),
+        &gw.app.deps.privacy,
+        &walks,
+        &agg,
+        DRAIN,
+    )
+    .await;
+    eprintln!(
+        "{name}: {during} sessions walked while Redis was frozen, {spooled} cases spooled, \
+         {changed} spooled codes changed; {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    faults::assert_sound(name, &f);
+    assert_eq!(changed, 0.0, "a spooled case took another code than shown");
+    gw.stop().await;
+}
+
 /// Found by scenario 1: a woman mid-menu when Redis goes away goes on
 /// (each screen replayed from the cumulative text, nothing stored); when
 /// Redis is back, her stored session is behind her text by the answers she
