@@ -127,6 +127,37 @@ impl OfflineCodes {
         Ok(self.ready())
     }
 
+    /// Give back every leased code not shown yet (a graceful stop): each is
+    /// held again for a millisecond only, so it is free at once for every
+    /// instance. Shown codes keep their lease until their cases are
+    /// replayed, by this instance's spool or by another after it.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the store does not answer (the leases then end
+    /// on their own after [`LEASE_TTL_MS`]).
+    pub async fn release_free(&self, store: &dyn Store, now_ms: u64) -> Result<usize, StoreError> {
+        let mut released = 0;
+        for bucket in 0..BUCKETS {
+            let free = std::mem::take(&mut self.lock()[usize::from(bucket)].free);
+            if free.is_empty() {
+                continue;
+            }
+            released += free.len();
+            store
+                .lease_codes(LeaseRequest {
+                    bucket,
+                    holder: self.holder.clone(),
+                    target: free.len(),
+                    keep: free,
+                    candidates: Vec::new(),
+                    ttl_ms: 1,
+                    now_ms,
+                })
+                .await?;
+        }
+        Ok(released)
+    }
+
     async fn renew_bucket(
         &self,
         store: &dyn Store,

@@ -174,11 +174,28 @@ impl CodeLeaser {
         }
     }
 
+    /// A graceful stop gives back the codes not shown yet, so restarts do
+    /// not park them for a day.
+    pub async fn release(&self) {
+        let now = self.deps.clock.now_ms();
+        match self.codes.release_free(self.deps.store.as_ref(), now).await {
+            Ok(n) => tracing::info!(released = n, "unused outage codes given back"),
+            Err(e) => {
+                tracing::debug!(error = %e, "outage codes not given back; their leases end on their own")
+            }
+        }
+        self.deps
+            .metrics
+            .offline_codes
+            .set(self.codes.ready() as i64);
+    }
+
     async fn run(self, mut stop: watch::Receiver<bool>) {
         loop {
             let ok = self.tick(self.deps.clock.now_ms()).await;
             let every = if ok { LEASE_INTERVAL } else { LEASE_RETRY };
             if wait(every, &mut stop).await {
+                self.release().await;
                 return;
             }
         }

@@ -1010,3 +1010,27 @@ async fn the_reply_cache_keeps_no_screen_in_clear() {
     assert!(!dump.contains("Station 5"), "her location in clear");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_graceful_stop_gives_back_the_outage_codes_it_never_showed() {
+    let redis = RedisServer::shared_or_start();
+    let prefix = unique_prefix("release");
+    let spool = tempfile::tempdir().unwrap();
+    let gw = Gateway::start_redis(&redis.url, &prefix, spool.path()).await;
+    wait_for_offline_codes(&gw, 16.0).await;
+    let leased = count_keys(&redis, &format!("{prefix}:*:code:*"));
+    assert!(
+        leased >= 16,
+        "codes leased while the store answers: {leased}"
+    );
+    gw.stop().await;
+    // Each was held again for a millisecond: Redis lets them go at once.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while count_keys(&redis, &format!("{prefix}:*:code:*")) > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "unused leases given back at the stop"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
