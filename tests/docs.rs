@@ -199,3 +199,33 @@ fn the_dashboard_channel_list_leaves_out_the_unknown_channel_label() {
         "the $channel variable must not offer the label for unknown channels"
     );
 }
+
+/// A newcomer installs what the README says; CI installs what `.ci/run`
+/// says: the same packages.
+#[test]
+fn the_readme_installs_every_package_ci_installs() {
+    let ci = std::fs::read_to_string(root().join(".ci/run")).unwrap();
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let start = readme
+        .find("`apt-get install")
+        .expect("the README's install line");
+    let line: String = readme[start..]
+        .split('`')
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let packages: Vec<&str> = ci
+        .lines()
+        .filter_map(|l| l.split_once("need+=(")?.1.split_once(')'))
+        .map(|(p, _)| p)
+        .collect();
+    assert!(packages.len() >= 5, "{packages:?}");
+    for p in packages {
+        assert!(
+            line.split(' ').any(|w| w == p),
+            "README's `{line}` lacks {p}, which .ci/run installs"
+        );
+    }
+}
