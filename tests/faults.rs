@@ -116,13 +116,11 @@ async fn redis_sigkilled_under_load_with_the_shipped_aof_config() {
 /// Scenario 1b: Redis frozen (SIGSTOP) for 10 s under load, then thawed:
 /// every call times out meanwhile (the worst kind of outage: nothing
 /// refuses, everything waits), requests completed then are spooled with
-/// leased codes, and afterwards the audit holds.
+/// leased codes, and afterwards the audit holds. A commit that timed out
+/// still runs when Redis thaws, recording the case under its own code;
+/// replay then makes the code she was shown the case's alias, so both
+/// name her case.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "bug: a commit that times out against a frozen Redis is spooled with a leased code and \
-            that code is shown, but the frozen Redis still runs the commit when thawed, recording \
-            the case under its first free candidate; replay then finds the case with another code \
-            (hotline_spool_codes_changed_total) and the code she saw names no case (3 of 70 in one \
-            run, 0 in another). Fix: replay re-codes such a case to the leased code it was shown"]
 async fn redis_frozen_ten_seconds_under_load() {
     redis_outage("redis SIGSTOP 10 s", Fault::Freeze).await;
 }

@@ -533,6 +533,7 @@ async fn codes_shown_during_an_outage_are_the_codes_of_the_cases() {
                     bucket,
                     id: format!("c_fill{i}"),
                     code: code.clone(),
+                    alias: None,
                     expected_version: 1,
                     data: b"sealed".to_vec(),
                     close: true,

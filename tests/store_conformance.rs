@@ -678,6 +678,7 @@ async fn cases_change_by_compare_and_set_and_close(env: impl Env) {
         bucket: 4,
         id: "life1".into(),
         code: "1028".into(),
+        alias: None,
         expected_version: version,
         data: data.as_bytes().to_vec(),
         close,
@@ -911,6 +912,86 @@ async fn a_shared_rate_gives_the_burst_then_one_slot_per_interval(env: impl Env)
     );
 }
 
+/// A frozen Redis can run a commit that timed out after the caller was
+/// shown a leased code and her case spooled: on replay the shown code
+/// names the case too (its alias), so whichever code she saw finds it.
+async fn a_shown_code_also_names_a_case_recorded_meanwhile(env: impl Env) {
+    let s = env.store();
+    let day = 24 * 3600 * 1000;
+    // Codes in bucket 5: 1189, 1205, 1221, 1237.
+    let held = s
+        .lease_codes(lease_req(&env, "i5", &[], &["1189"], 1, day))
+        .await
+        .unwrap();
+    assert_eq!(held, ["1189"]);
+    // The commit that timed out lands after all, under its own candidate.
+    assert_eq!(
+        s.record_case(5, case("lc7", &["1205"]), env.now())
+            .await
+            .unwrap(),
+        "1205"
+    );
+    let lease = CodeLease {
+        code: "1189".into(),
+        holder: "i5".into(),
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            s.record_leased_case(5, case("lc7", &["1205"]), &lease, env.now())
+                .await
+                .unwrap(),
+            "1189",
+            "the shown code names the case, also on a second replay"
+        );
+    }
+    let rec = s.case_by_code("1189").await.unwrap().unwrap();
+    assert_eq!(rec.id, "lc7");
+    assert_eq!(rec.code, "1205");
+    assert_eq!(rec.alias.as_deref(), Some("1189"));
+    assert_eq!(s.case_by_code("1205").await.unwrap().unwrap().id, "lc7");
+    // Both codes stay reserved while the case is open and after it closes.
+    assert_eq!(
+        s.record_case(5, case("lc8", &["1189", "1205", "1221"]), env.now())
+            .await
+            .unwrap(),
+        "1221"
+    );
+    assert!(
+        s.update_case(hotline::store::CaseUpdate {
+            bucket: 5,
+            id: "lc7".into(),
+            code: rec.code.clone(),
+            alias: rec.alias.clone(),
+            expected_version: rec.version,
+            data: b"closed".to_vec(),
+            close: true,
+            jobs: Vec::new(),
+            now_ms: env.now(),
+        })
+        .await
+        .unwrap()
+    );
+    assert_eq!(s.case_by_code("1189").await.unwrap().unwrap().id, "lc7");
+    assert_eq!(
+        s.record_case(5, case("lc9", &["1189", "1205", "1237"]), env.now())
+            .await
+            .unwrap(),
+        "1237"
+    );
+    // A lease that no longer holds the code adds no alias.
+    let lost = CodeLease {
+        code: "1221".into(),
+        holder: "i5".into(),
+    };
+    assert_eq!(
+        s.record_leased_case(5, case("lc9", &["1237"]), &lost, env.now())
+            .await
+            .unwrap(),
+        "1237"
+    );
+    assert_eq!(s.case_by_code("1221").await.unwrap().unwrap().id, "lc8");
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -946,6 +1027,7 @@ conformance!(
     dedupe_can_be_scoped_by_a_value,
     cases_change_by_compare_and_set_and_close,
     leased_codes_are_kept_for_the_case_they_were_shown_for,
+    a_shown_code_also_names_a_case_recorded_meanwhile,
     a_shared_rate_gives_the_burst_then_one_slot_per_interval,
 );
 

@@ -298,6 +298,7 @@ impl Dispatcher {
                 bucket,
                 id: id.to_owned(),
                 code: rec.code.clone(),
+                alias: rec.alias.clone(),
                 expected_version: rec.version,
                 data: self.deps.privacy.seal_json(&case).map_err(corrupt)?,
                 close: case.dispatch.status == Status::Closed && rec.open,

@@ -19,7 +19,9 @@
 //! **Codes shown offline.** An entry records the code its caller was shown
 //! (a code leased for outages, see [`crate::codes`]) and the instance that
 //! leased it; replay records the case with exactly that code
-//! ([`Store::record_leased_case`]). Entries without a code (SMS, whose
+//! ([`Store::record_leased_case`]); if the case was recorded meanwhile
+//! under another code (a frozen store ran the commit that timed out), the
+//! shown code becomes its alias. Entries without a code (SMS, whose
 //! code goes out with the case; no leased code was ready; earlier
 //! versions) take the first free candidate.
 //!

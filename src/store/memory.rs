@@ -135,6 +135,7 @@ struct StoredCase {
     version: u64,
     data: Vec<u8>,
     open: bool,
+    alias: Option<String>,
 }
 
 #[derive(Debug)]
@@ -194,6 +195,7 @@ impl State {
                 version: 1,
                 data: case.data,
                 open: true,
+                alias: None,
             },
         );
         for (queue, job) in case.jobs {
@@ -242,12 +244,25 @@ impl State {
         lease: &CodeLease,
         now: u64,
     ) -> Result<String, StoreError> {
-        if !self.cases.contains_key(&case.id)
-            && self
-                .codes
-                .get(&lease.code)
-                .is_some_and(|(v, _)| *v == lease_mark(&lease.holder))
-        {
+        let holder = self.codes.get(&lease.code).map(|(v, _)| v.as_str());
+        if holder == Some(case.id.as_str()) {
+            // The shown code names this case already (a replay run twice).
+            return Ok(lease.code.clone());
+        }
+        if holder == Some(lease_mark(&lease.holder).as_str()) {
+            if let Some(existing) = self.cases.get_mut(&case.id) {
+                // Recorded meanwhile under another code: the shown code
+                // names the case too.
+                let until = if existing.open {
+                    u64::MAX
+                } else {
+                    now.saturating_add(super::CODE_QUARANTINE_MS)
+                };
+                existing.alias = Some(lease.code.clone());
+                self.codes
+                    .insert(lease.code.clone(), (case.id.clone(), until));
+                return Ok(lease.code.clone());
+            }
             self.codes.remove(&lease.code);
         }
         case.code_candidates.insert(0, lease.code.clone());
@@ -585,6 +600,7 @@ impl Store for MemoryStore {
             version: c.version,
             data: c.data.clone(),
             open: c.open,
+            alias: c.alias.clone(),
         }))
     }
 
@@ -610,9 +626,13 @@ impl Store for MemoryStore {
         case.data = u.data;
         if u.close && case.open {
             case.open = false;
-            let code = case.code.clone();
-            if let Some(entry) = s.codes.get_mut(&code) {
-                entry.1 = u.now_ms + super::CODE_QUARANTINE_MS;
+            let codes: Vec<String> = std::iter::once(case.code.clone())
+                .chain(case.alias.clone())
+                .collect();
+            for code in codes {
+                if let Some(entry) = s.codes.get_mut(&code) {
+                    entry.1 = u.now_ms + super::CODE_QUARANTINE_MS;
+                }
             }
         }
         for (queue, job) in u.jobs {

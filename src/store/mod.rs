@@ -306,6 +306,10 @@ pub struct CaseRecord {
     /// Whether the case is still open (a closed case's code stays reserved
     /// for [`CODE_QUARANTINE_MS`] and still finds it).
     pub open: bool,
+    /// A second code that names this case too: the code its caller was
+    /// shown while the store was down when the request had reached the
+    /// store after all under `code` (see [`Store::record_leased_case`]).
+    pub alias: Option<String>,
 }
 
 /// How long a closed case's code stays reserved (and still finds it).
@@ -358,6 +362,8 @@ pub struct CaseUpdate {
     pub id: String,
     /// Its code (to quarantine it on close).
     pub code: String,
+    /// Its alias, if any (quarantined with it).
+    pub alias: Option<String>,
     /// The version the change was computed from.
     pub expected_version: u64,
     /// The new sealed data.
@@ -472,12 +478,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<String, StoreError>;
 
     /// Record a case that was shown `lease.code` while the store was down
-    /// (spool replay), idempotently: a case whose id exists is left as it is
-    /// and its code returned. The case takes exactly `lease.code` when that
-    /// code is free or leased by `lease.holder` (and the lease ends);
-    /// otherwise — the lease was lost, which leases are sized to prevent —
-    /// the first free of its `code_candidates`. Returns the code it has, so
-    /// the caller can tell a changed code.
+    /// (spool replay), idempotently. The case takes exactly `lease.code`
+    /// when that code is free or leased by `lease.holder` (and the lease
+    /// ends); otherwise — the lease was lost, which leases are sized to
+    /// prevent — the first free of its `code_candidates`. When a case with
+    /// this id exists already under another code (the request that timed
+    /// out did reach the store, e.g. a frozen Redis that thawed) and
+    /// `lease.holder` still holds `lease.code`, that code becomes the case's
+    /// [`CaseRecord::alias`]: both name it. Returns the code the caller was
+    /// shown when it names the case, else the case's code, so the caller can
+    /// tell a changed code.
     ///
     /// # Errors
     /// [`StoreError::CodesExhausted`] when no code is free;

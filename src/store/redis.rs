@@ -21,7 +21,7 @@
 //! | `P:{b}:d:<delivery>` | string | cached reply (`code\nend\ntext`) | `limits.dedupe_ttl_secs` |
 //! | `P:{b}:r:<pseudonym>` | string | GCRA theoretical arrival time | when it passes |
 //! | `P:{b}:seq` | counter | session versions (never reused) | none |
-//! | `P:{b}:c:<case id>` | hash `code`,`v`,`d`,`st` | case, sealed data, status | none while open |
+//! | `P:{b}:c:<case id>` | hash `code`,`v`,`d`,`st`,`alias` | case, sealed data, status, a second code naming it (spool replay) | none while open |
 //! | `P:{b}:code:<code>` | string | case id of a code, or `~<instance>` while an instance leases it for outages | none while open; 72 h after closing; the lease's TTL |
 //! | `P:{b}:open` | set | ids of open cases | none |
 //! | `P:{b}:all` | set | ids of every case (statistics, retention) | none |
@@ -300,6 +300,7 @@ impl RedisStore {
         for a in Self::case_args(case) {
             inv.arg(a);
         }
+        inv.arg(CODE_QUARANTINE_MS);
         let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
         let Value::Array(items) = v else {
             return Err(corrupt("record_case returned a non-array"));
@@ -647,7 +648,8 @@ impl Store for RedisStore {
             .arg("code")
             .arg("v")
             .arg("d")
-            .arg("st");
+            .arg("st")
+            .arg("alias");
         let v = self.conn.query(&cmd).await.map_err(unavailable)?;
         let Value::Array(f) = v else {
             return Err(corrupt("HMGET returned a non-array"));
@@ -661,6 +663,7 @@ impl Store for RedisStore {
             version: f.get(1).and_then(int).unwrap_or(0).max(0) as u64,
             data: f.get(2).and_then(bytes).unwrap_or_default(),
             open: f.get(3).and_then(string).is_none_or(|st| st == "open"),
+            alias: f.get(4).and_then(string),
         }))
     }
 
@@ -686,6 +689,9 @@ impl Store for RedisStore {
             .key(format!("{t}:code:{}", u.code));
         for k in self.all_queue_keys(u.bucket) {
             inv.key(k);
+        }
+        if let Some(alias) = &u.alias {
+            inv.key(format!("{t}:code:{alias}"));
         }
         inv.arg(&u.id)
             .arg(u.expected_version.to_string())

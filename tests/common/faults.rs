@@ -812,6 +812,9 @@ pub struct Figures {
     pub lost: usize,
     /// Codes shown that open another case, or another woman's.
     pub wrong: usize,
+    /// Codes shown that find her case as its alias (recorded meanwhile
+    /// under another code; see `Store::record_leased_case`).
+    pub aliased: usize,
     /// Cases no session explains.
     pub strays: usize,
     /// Offers the aggregator took.
@@ -888,6 +891,7 @@ pub async fn audit(
                 f.lost += 1;
             }
             Some(rec) => {
+                f.aliased += usize::from(rec.code != *code);
                 let data: CaseData = privacy.open_json(&rec.data).expect("case opens");
                 let caller = data.caller.as_ref().map(|c| c.as_str());
                 if rec.id != case_id(privacy, &w.session) || caller != Some(w.phone.as_str()) {
@@ -951,7 +955,7 @@ pub async fn audit(
     }
     eprintln!(
         "{name}: {} sessions, {} codes shown ({} distinct), {} ended without a code, {} without an answer; \
-         {} cases present ({} of women shown no code, {} strays); {} duplicate codes, {} lost, {} wrong; \
+         {} cases present ({} of women shown no code, {} strays); {} duplicate codes, {} lost, {} wrong, {} found as an alias; \
          {} offers taken, {} duplicate offers, {} cases unoffered",
         f.sessions,
         f.codes_shown,
@@ -964,6 +968,7 @@ pub async fn audit(
         f.duplicate_codes,
         f.lost,
         f.wrong,
+        f.aliased,
         f.offers,
         f.duplicate_offers,
         f.unoffered

@@ -140,6 +140,7 @@ async fn collect_lists_open_cases_and_with_all_the_recently_closed_ones() {
             bucket,
             id: id.into(),
             code: code.into(),
+            alias: None,
             expected_version: rec.version,
             data: rec.data,
             close: true,
