@@ -52,8 +52,12 @@ pub struct Metrics {
     pub store_errors: IntCounterVec,
     /// Sessions evicted from the memory store to stay within its bound.
     pub sessions_evicted: IntCounter,
-    /// Requests refused by the per-IP limit on the public listener.
+    /// Requests and connections refused by the per-address limits on the
+    /// public listener.
     pub ip_limited: IntCounter,
+    /// Connections from a trusted proxy closed for a missing or malformed
+    /// PROXY protocol header.
+    pub proxy_headers_refused: IntCounter,
     /// Cases kept in the local spool because the store failed.
     pub cases_spooled: IntCounter,
     /// Cases in the local spool waiting for the store.
@@ -312,7 +316,12 @@ impl Metrics {
             ip_limited: counter(
                 &r,
                 "hotline_ip_rate_limited_total",
-                "Requests refused by the per-IP limit on the public listener.",
+                "Requests and connections refused by the per-address limits on the public listener.",
+            ),
+            proxy_headers_refused: counter(
+                &r,
+                "hotline_proxy_headers_refused_total",
+                "Connections from a trusted proxy closed for a missing, late or malformed PROXY protocol header.",
             ),
             cases_spooled: counter(
                 &r,

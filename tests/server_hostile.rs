@@ -316,6 +316,95 @@ async fn allow_ips_sees_the_client_behind_a_trusted_proxy() {
     gw.stop().await;
 }
 
+/// A PROXY protocol v1 line for `client`.
+fn proxy_v1(client: &str) -> Vec<u8> {
+    format!("PROXY TCP4 {client} 127.0.0.1 40000 8080\r\n").into_bytes()
+}
+
+/// A PROXY protocol v2 header for the IPv4 `client`.
+fn proxy_v2(client: [u8; 4]) -> Vec<u8> {
+    let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    h.extend_from_slice(&[0x21, 0x11, 0, 12]);
+    h.extend_from_slice(&client);
+    h.extend_from_slice(&[127, 0, 0, 1]);
+    h.extend_from_slice(&40000u16.to_be_bytes());
+    h.extend_from_slice(&8080u16.to_be_bytes());
+    h
+}
+
+/// A TCP proxy (HAProxy `send-proxy`, an NLB) names the client in a PROXY
+/// header: `allow_ips` and the per-address cap see that client; a trusted
+/// peer without a header is closed; an untrusted peer's header is not
+/// believed.
+#[tokio::test]
+async fn behind_a_tcp_proxy_the_proxy_protocol_names_the_client() {
+    let cfg = config(&[
+        "trusted_proxies = [\"127.0.0.1\"]",
+        "proxy_protocol = true",
+        "max_connections_per_ip = 2",
+    ])
+    .replacen(
+        "# allow_ips = [\"192.0.2.0/24\"]",
+        "allow_ips = [\"203.0.113.0/24\"]",
+        1,
+    );
+    let gw = Gateway::start_with(&cfg, &[], None, Clock::System).await;
+    let body = hop_body("ATUid_pp", "+996555710001", "");
+    let with = |header: Vec<u8>| [header, post(USSD, &[], &body)].concat();
+    let proxy = ip("127.0.0.1");
+    let s = connect_from(proxy, gw.public).await;
+    assert_eq!(
+        exchange(s, &with(proxy_v1("203.0.113.10"))).await.status,
+        200
+    );
+    let s = connect_from(proxy, gw.public).await;
+    assert_eq!(
+        exchange(s, &with(proxy_v2([203, 0, 113, 11]))).await.status,
+        200
+    );
+    let s = connect_from(proxy, gw.public).await;
+    assert_eq!(
+        exchange(s, &with(proxy_v1("198.51.100.66"))).await.status,
+        403,
+        "allow_ips sees the client the header names"
+    );
+    // A trusted proxy's connection without a header is closed unanswered.
+    let mut s = connect_from(proxy, gw.public).await;
+    s.write_all(&post(USSD, &[], &body)).await.unwrap();
+    let mut buf = Vec::new();
+    let n = tokio::time::timeout(TIMEOUT, s.read_to_end(&mut buf))
+        .await
+        .expect("closed in time");
+    assert!(n.map_or(true, |n| n == 0), "no answer without a header");
+    assert_eq!(gw.metric("hotline_proxy_headers_refused_total").await, 1.0);
+    // Another peer's header is not believed: it is just a bad request.
+    let s = connect_from(ip("127.0.0.2"), gw.public).await;
+    assert_eq!(
+        exchange(s, &with(proxy_v1("203.0.113.10"))).await.status,
+        400
+    );
+    // The per-address cap counts the client the header names, not the proxy.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = connect_from(proxy, gw.public).await;
+        s.write_all(&proxy_v1("203.0.113.20")).await.unwrap();
+        held.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let s = connect_from(proxy, gw.public).await;
+    assert_eq!(
+        exchange(s, &with(proxy_v1("203.0.113.20"))).await.status,
+        503
+    );
+    let s = connect_from(proxy, gw.public).await;
+    assert_eq!(
+        exchange(s, &with(proxy_v1("203.0.113.21"))).await.status,
+        200
+    );
+    drop(held);
+    gw.stop().await;
+}
+
 /// Send `raw` and return the response and how long it took.
 async fn timed(gw: &Gateway, raw: &[u8]) -> (Response, Duration) {
     let started = Instant::now();

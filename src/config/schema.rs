@@ -54,6 +54,9 @@ pub struct ServerConfig {
     pub auth_failures_burst: u32,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Connections from a trusted proxy start with a PROXY protocol header
+    /// (v1 or v2) naming the client.
+    pub proxy_protocol: bool,
     /// `text` or `json` log lines.
     pub log_json: bool,
     /// The admin `POST` endpoints' token (`HOTLINE_ADMIN_TOKEN`), if set.

@@ -37,6 +37,7 @@ pub(super) struct RawServer {
     auth_failures_per_minute: u32,
     auth_failures_burst: u32,
     trusted_proxies: Vec<String>,
+    proxy_protocol: bool,
     log_format: String,
 }
 
@@ -60,6 +61,7 @@ impl Default for RawServer {
             auth_failures_per_minute: 60,
             auth_failures_burst: 10,
             trusted_proxies: Vec::new(),
+            proxy_protocol: false,
             log_format: "text".into(),
         }
     }
@@ -113,6 +115,12 @@ pub(super) fn validate(s: &RawServer, env: &dyn Env, c: &mut Ctx<'_>) -> ServerC
         u64::from(s.auth_failures_burst),
     );
     let trusted_proxies = trusted_proxies(&s.trusted_proxies, c);
+    if s.proxy_protocol && s.trusted_proxies.is_empty() {
+        c.error(
+            "server.proxy_protocol = true",
+            "needs server.trusted_proxies: only a trusted proxy's PROXY header is read",
+        );
+    }
     let log_format = env
         .var(LOG_FORMAT_VAR)
         .unwrap_or_else(|| s.log_format.clone());
@@ -147,6 +155,7 @@ pub(super) fn validate(s: &RawServer, env: &dyn Env, c: &mut Ctx<'_>) -> ServerC
         auth_failures_per_minute: s.auth_failures_per_minute,
         auth_failures_burst: s.auth_failures_burst,
         trusted_proxies,
+        proxy_protocol: s.proxy_protocol,
         log_json: log_format == "json",
     }
 }
@@ -236,5 +245,16 @@ kind = "africastalking"
         assert!(
             errors("trusted_proxies = [\"::1\", \"127.0.0.1\"]\ndrain_delay_secs = 5").is_empty()
         );
+    }
+
+    #[test]
+    fn the_proxy_protocol_needs_trusted_proxies() {
+        assert_eq!(
+            errors("proxy_protocol = true"),
+            [
+                "c.toml: server.proxy_protocol = true: needs server.trusted_proxies: only a trusted proxy's PROXY header is read"
+            ]
+        );
+        assert!(errors("proxy_protocol = true\ntrusted_proxies = [\"10.0.0.0/8\"]").is_empty());
     }
 }

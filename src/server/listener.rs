@@ -8,7 +8,11 @@
 //! `hotline_ip_rate_limited_total`). Each connection gets hyper's
 //! header-read timeout, a read buffer and head cap of
 //! `server.max_header_bytes`, and an idle timeout
-//! ([`super::conn::IdleIo`]).
+//! ([`super::conn::IdleIo`]). With `server.proxy_protocol`, a connection
+//! from a trusted proxy first gives its PROXY header
+//! ([`super::proxy_protocol`]) within the header-read timeout, or is closed
+//! (counted in `hotline_proxy_headers_refused_total`); the client address in
+//! it is then the connection's address, per-address caps included.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -27,11 +31,12 @@ use tokio::sync::{Semaphore, watch};
 use super::Response;
 use super::client_ip::is_trusted;
 use super::conn::{Activity, IdleIo, PerIp, Slot};
+use super::proxy_protocol::{self, Prefixed, Source};
 use crate::app::App;
 use crate::config::{IpNet, ServerConfig};
 
 /// What one listener allows.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Limits {
     /// Connections served at once.
     max_connections: usize,
@@ -44,6 +49,9 @@ pub struct Limits {
     idle_timeout: Duration,
     /// Largest head, and the read buffer's size.
     max_header_bytes: usize,
+    /// Peers whose connections start with a PROXY protocol header (the
+    /// trusted proxies, when `server.proxy_protocol` is on; else none).
+    proxy_protocol_from: Vec<IpNet>,
 }
 
 impl Limits {
@@ -58,6 +66,11 @@ impl Limits {
             header_read_timeout: cfg.header_read_timeout,
             idle_timeout: cfg.idle_timeout,
             max_header_bytes: cfg.max_header_bytes,
+            proxy_protocol_from: if cfg.proxy_protocol {
+                cfg.trusted_proxies.clone()
+            } else {
+                Vec::new()
+            },
         }
     }
 
@@ -67,6 +80,7 @@ impl Limits {
         Limits {
             max_connections: max_connections.min(cfg.max_connections),
             per_ip: None,
+            proxy_protocol_from: Vec::new(),
             ..Limits::public(cfg)
         }
     }
@@ -107,7 +121,7 @@ where
 {
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let builder = limits.http1();
+    let limits = Arc::new(limits);
     loop {
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return graceful },
@@ -125,23 +139,46 @@ where
             },
             _ = stopped(&mut stop) => return graceful,
         };
+        if is_trusted(&limits.proxy_protocol_from, peer.ip()) {
+            // The header first, off the accept loop: a slow proxy delays
+            // only its own connection.
+            let limits = limits.clone();
+            let (app, handler, graceful) = (app.clone(), handler.clone(), graceful.watcher());
+            tokio::spawn(async move {
+                let mut stream = stream;
+                let (client, rest) =
+                    match proxy_protocol::read(&mut stream, limits.header_read_timeout).await {
+                        Ok((Source::Client(client), rest)) => (client, rest),
+                        Ok((Source::Local, rest)) => (peer, rest),
+                        Err(e) => {
+                            app.metrics().proxy_headers_refused.inc();
+                            tracing::debug!(error = %e, "connection from a trusted proxy refused");
+                            return;
+                        }
+                    };
+                let Ok(slot) = admit(&limits, &stream, client) else {
+                    app.metrics().ip_limited.inc();
+                    return;
+                };
+                let conn = serve(&limits, Prefixed::new(rest, stream), client, handler);
+                if let Err(e) = graceful.watch(conn).await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                drop(slot);
+                drop(permit);
+            });
+            continue;
+        }
         let Ok(slot) = admit(&limits, &stream, peer) else {
             app.metrics().ip_limited.inc();
             continue;
         };
-        let activity = Activity::new();
-        let io = TokioIo::new(IdleIo::new(stream, activity.clone(), limits.idle_timeout));
-        let handler = handler.clone();
-        let svc = service_fn(move |req| {
-            let busy = activity.begin();
-            let answer = handler(req, peer);
-            async move {
-                let response = answer.await;
-                drop(busy);
-                Ok::<_, Infallible>(response)
-            }
-        });
-        let conn = graceful.watch(builder.serve_connection(io, svc));
+        let conn = graceful.watch(serve(
+            &limits,
+            Prefixed::new(Vec::new(), stream),
+            peer,
+            handler.clone(),
+        ));
         tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "connection ended with an error");
@@ -152,10 +189,37 @@ where
     }
 }
 
+/// Serve one connection from `client` with `handler`, with the idle
+/// timeout and hyper's limits.
+fn serve<F, Fut>(
+    limits: &Limits,
+    stream: Prefixed<TcpStream>,
+    client: SocketAddr,
+    handler: F,
+) -> impl hyper_util::server::graceful::GracefulConnection<Error = hyper::Error> + Send + 'static
+where
+    F: Fn(http::Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response> + Send + 'static,
+{
+    let activity = Activity::new();
+    let io = TokioIo::new(IdleIo::new(stream, activity.clone(), limits.idle_timeout));
+    let svc = service_fn(move |req| {
+        let busy = activity.begin();
+        let answer = handler(req, client);
+        async move {
+            let response = answer.await;
+            drop(busy);
+            Ok::<_, Infallible>(response)
+        }
+    });
+    limits.http1().serve_connection(io, svc)
+}
+
 /// The per-address slot for a new connection (`None` when the listener has
 /// no per-address cap or the peer is a trusted proxy), or `Err` when the
 /// peer is over its cap: it is told so, best effort, and dropped.
 fn admit(limits: &Limits, stream: &TcpStream, peer: SocketAddr) -> Result<Option<Slot>, ()> {
+    // (`peer`: the client address, the PROXY header's when there is one.)
     let Some((per_ip, trusted)) = &limits.per_ip else {
         return Ok(None);
     };

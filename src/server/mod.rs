@@ -55,6 +55,7 @@ pub mod client_ip;
 pub mod conn;
 pub mod console;
 pub mod listener;
+pub mod proxy_protocol;
 pub mod public;
 pub mod status;
 
