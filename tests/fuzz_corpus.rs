@@ -97,3 +97,8 @@ fn roster_load_corpus() {
 fn commands_corpus() {
     replay("commands", harness::commands);
 }
+
+#[test]
+fn proxy_header_corpus() {
+    replay("proxy_header", harness::proxy_header);
+}

@@ -476,3 +476,18 @@ pub fn commands(data: &[u8]) {
         "bad code {code:?}"
     );
 }
+
+/// The PROXY protocol header parser. Invariant: a header it accepts is no
+/// longer than the bytes it was given, and parsing a prefix of those bytes
+/// never accepts a different header.
+pub fn proxy_header(data: &[u8]) {
+    use hotline::server::proxy_protocol::{Parsed, parse};
+    if let Parsed::Done { len, source } = parse(data) {
+        assert!(len <= data.len(), "header longer than its input");
+        assert_eq!(
+            parse(&data[..len]),
+            Parsed::Done { len, source },
+            "the header alone parses the same"
+        );
+    }
+}
