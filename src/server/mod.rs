@@ -33,6 +33,9 @@
 //!   the TCP peer, unless the peer is in `server.trusted_proxies`; then it is
 //!   the right-most `X-Forwarded-For` hop that is not a trusted proxy
 //!   ([`client_ip`]). Per-IP limits and the channels' `allow_ips` use it.
+//!   With `server.proxy_protocol`, a trusted peer's connection starts with a
+//!   PROXY protocol header ([`proxy_protocol`]) whose client replaces the
+//!   peer for the whole connection, per-address cap included.
 //! - **Floods of bad secrets**: see [`public`]. Failed authentications
 //!   spend their own, stricter per-address budget, and the general per-IP
 //!   limit counts only authenticated requests, so a flood of wrong secrets
