@@ -286,6 +286,9 @@ impl Store for Faulty {
     ) -> Result<Vec<Claimed>, StoreError> {
         self.up()?.claim(b, q, now, lease, max).await
     }
+    async fn peek_jobs(&self, b: u16, q: Queue, max: usize) -> Result<Vec<Job>, StoreError> {
+        self.up()?.peek_jobs(b, q, max).await
+    }
     async fn finish(&self, b: u16, q: Queue, id: &str, a: u32) -> Result<bool, StoreError> {
         self.up()?.finish(b, q, id, a).await
     }
