@@ -42,6 +42,7 @@ use crate::store::redis::{RedisOptions, RedisStore};
 use crate::store::{Store, StoreError};
 
 pub use error::CliError;
+pub use texts::HEADER as TEXTS_CSV_HEADER;
 
 /// EX_USAGE: the configuration is wrong.
 pub const EXIT_CONFIG: u8 = 64;
