@@ -527,12 +527,24 @@ pub fn to_csv<S: AsRef<str>>(records: &[Vec<S>]) -> String {
 }
 
 /// Parse CSV text (RFC 4180; LF or CRLF line ends, a UTF-8 byte-order mark
-/// ignored) into records.
+/// ignored) into records. The separator is a comma, or a semicolon or tab
+/// when the first line has one and no comma (a spreadsheet set to a
+/// Russian or Ukrainian locale saves "CSV" with semicolons).
 ///
 /// # Errors
 /// The line where a quoted field is malformed or never closed.
 pub fn from_csv(text: &str) -> Result<Vec<Vec<String>>, String> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let first = text.lines().next().unwrap_or("");
+    let sep = if first.contains(',') {
+        ','
+    } else if first.contains(';') {
+        ';'
+    } else if first.contains('\t') {
+        '\t'
+    } else {
+        ','
+    };
     let mut records = Vec::new();
     let mut record: Vec<String> = Vec::new();
     let mut field = String::new();
@@ -549,7 +561,8 @@ pub fn from_csv(text: &str) -> Result<Vec<Vec<String>>, String> {
                 } else {
                     quoted_from = None;
                     match chars.peek() {
-                        None | Some(',' | '\n' | '\r') => {}
+                        Some(c) if *c == sep || *c == '\n' || *c == '\r' => {}
+                        None => {}
                         Some(_) => {
                             return Err(format!(
                                 "line {line}: text after the closing quote of a field opened on line {from}"
@@ -571,7 +584,7 @@ pub fn from_csv(text: &str) -> Result<Vec<Vec<String>>, String> {
                 at_start = false;
             }
             '"' => return Err(format!("line {line}: a quote inside an unquoted field")),
-            ',' => {
+            c if c == sep => {
                 record.push(std::mem::take(&mut field));
                 at_start = true;
             }
@@ -976,6 +989,12 @@ mod tests {
         // LF line ends and a byte-order mark (spreadsheets write both).
         let lf = format!("\u{feff}{}", text.replace("\r\n", "\n"));
         assert_eq!(from_csv(&lf).unwrap(), records);
+        // Semicolons, as a spreadsheet in a Russian locale saves them.
+        let semi = "file;key_path;text\r\nf;k;\"a; b, c\"\r\n";
+        assert_eq!(
+            from_csv(semi).unwrap(),
+            vec![vec!["file", "key_path", "text"], vec!["f", "k", "a; b, c"]]
+        );
     }
 
     #[test]
