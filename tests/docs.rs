@@ -255,9 +255,9 @@ fn the_runbook_says_how_often_the_store_wide_gauges_are_read() {
     let flat = runbook.split_whitespace().collect::<Vec<_>>().join(" ");
     let secs = hotline::outbox::worker::QUEUE_GAUGES_EVERY.as_secs();
     assert!(
-        flat.contains(&format!(
+        flat.contains(
             "*Outbox depth* and *Oldest message in the outbox* are the store's whole outbox per channel"
-        )) && flat.contains(&format!("read from the store by every instance every {secs} s")),
+        ) && flat.contains(&format!("read from the store by every instance every {secs} s")),
         "ops/RUNBOOK.md must say the outbox gauges are read every {secs} s"
     );
 }
