@@ -811,9 +811,14 @@ async fn a_ussd_hop_costs_two_round_trips_and_a_session_is_small() {
         .iter()
         .filter(|c| **c == begin || **c == commit)
         .collect();
+    // The outbox worker reads the whole outbox for its gauges every 10 s.
+    let gauges = |c: &str| {
+        (c.starts_with("ZRANGE ") && c.ends_with(":q:outbox"))
+            || (c.starts_with("HMGET ") && c.ends_with(":j:outbox"))
+    };
     let other: Vec<&String> = commands
         .iter()
-        .filter(|c| **c != begin && **c != commit && **c != claim && **c != lease)
+        .filter(|c| **c != begin && **c != commit && **c != claim && **c != lease && !gauges(c))
         .collect();
     eprintln!(
         "{hops} hops (the last opens a case): {} webhook commands, {:.2} round trips per hop ({} background outbox polls and lease renewals)",
