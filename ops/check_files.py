@@ -59,6 +59,10 @@ METRICS = {
     "hotline_case_oldest_unaccepted_seconds",
     "hotline_outbox_held",
     "hotline_outbox_held_oldest_seconds",
+    "hotline_outbox_depth",
+    "hotline_outbox_oldest_seconds",
+    "hotline_offline_codes",
+    "hotline_spool_codes_changed_total",
 }
 
 FUNCTIONS = {

@@ -108,6 +108,11 @@ pub struct Metrics {
     pub outbox_held: IntGaugeVec,
     /// Age of the oldest message this instance holds, by channel.
     pub outbox_held_oldest: IntGaugeVec,
+    /// Messages in the store's outbox (every instance's: due, waiting for a
+    /// retry, or being sent), by channel; refreshed by the outbox worker.
+    pub outbox_depth: IntGaugeVec,
+    /// Age of the oldest message in the store's outbox, by channel.
+    pub outbox_oldest: IntGaugeVec,
     /// Lawyers' SMS commands, by command and outcome.
     pub lawyer_commands: IntCounterVec,
     /// 1 while shutting down.
@@ -209,6 +214,8 @@ impl Metrics {
             self.outbox_retries.with_label_values(&[*ch]);
             self.outbox_held.with_label_values(&[*ch]);
             self.outbox_held_oldest.with_label_values(&[*ch]);
+            self.outbox_depth.with_label_values(&[*ch]);
+            self.outbox_oldest.with_label_values(&[*ch]);
             self.sms_segments.with_label_values(&[*ch]);
             self.send_duration.with_label_values(&[*ch]);
             for st in DeliveryState::ALL {
@@ -236,6 +243,29 @@ impl Metrics {
             for (level, _) in LevelKind::ALL {
                 self.escalations.with_label_values(&[city, level]);
             }
+        }
+    }
+
+    /// Set the store-wide outbox gauges: `queued` maps a channel to its
+    /// message count and the age (seconds) of its oldest; every channel
+    /// seen before and not in `queued` goes to zero.
+    pub fn set_outbox_queue(&self, queued: &std::collections::BTreeMap<String, (i64, i64)>) {
+        let known: Vec<String> = self
+            .outbox_depth
+            .collect()
+            .iter()
+            .flat_map(|m| m.get_metric().iter())
+            .filter_map(|series| series.get_label().first().map(|l| l.value().to_owned()))
+            .collect();
+        for ch in known.iter().filter(|ch| !queued.contains_key(ch.as_str())) {
+            self.outbox_depth.with_label_values(&[ch.as_str()]).set(0);
+            self.outbox_oldest.with_label_values(&[ch.as_str()]).set(0);
+        }
+        for (ch, (n, age)) in queued {
+            self.outbox_depth.with_label_values(&[ch.as_str()]).set(*n);
+            self.outbox_oldest
+                .with_label_values(&[ch.as_str()])
+                .set(*age);
         }
     }
 
@@ -464,6 +494,18 @@ impl Metrics {
                 &r,
                 "hotline_outbox_held_oldest_seconds",
                 "Age of the oldest message this instance holds for retry, by channel (0: none held).",
+                &["channel"],
+            ),
+            outbox_depth: gauge_vec(
+                &r,
+                "hotline_outbox_depth",
+                "Messages in the store's outbox, every instance's (due, waiting for a retry, or being sent), by channel. Read from the store by each instance's outbox worker every 10 s: every instance reports the same value (aggregate with max, not sum).",
+                &["channel"],
+            ),
+            outbox_oldest: gauge_vec(
+                &r,
+                "hotline_outbox_oldest_seconds",
+                "Age of the oldest message in the store's outbox, every instance's, by channel (0: none). Read from the store every 10 s.",
                 &["channel"],
             ),
             lawyer_commands: counter_vec(

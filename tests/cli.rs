@@ -571,3 +571,47 @@ fn simulate_shows_the_offer_fast_forwards_escalation_and_answers_as_a_lawyer() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn oncall_names_the_lawyers_who_sent_off_read_from_redis_never_a_number() {
+    use hotline::store::Store;
+    let redis = common::redis::RedisServer::shared_or_start();
+    let prefix = common::redis::unique_prefix("oncall_off");
+    let store = hotline::store::redis::RedisStore::connect(
+        &redis.url,
+        &prefix,
+        std::time::Duration::from_secs(2),
+        std::time::Duration::from_secs(2),
+    )
+    .await
+    .unwrap();
+    let key = hotline::store::keys::lawyer_off("demo-bermet");
+    store.put(None, &key, b"1".to_vec(), None, 0).await.unwrap();
+    let cfg = default_config_anywhere()
+        .replace("[store]\n", &format!("[store]\nkey_prefix = {prefix:?}\n"));
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        run_with(
+            &["oncall", "--days", "1"],
+            &cfg,
+            &[("HOTLINE_REDIS_URL", &redis.url)],
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(
+        out.contains("  off call (sent OFF; skipped until ON): Bermet (demo) (demo-bermet)\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  off call (sent OFF): nobody\n"),
+        "Poltava: {out}"
+    );
+    for number in ["+996", "+380", "+44"] {
+        assert!(!out.contains(number), "a number in:\n{out}");
+    }
+    // On the memory store the flags live in the running gateway.
+    let (code, out, err) = run_with(&["oncall", "--days", "1"], &default_config_anywhere(), &[]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(out.contains("  off call (sent OFF): kept by the running gateway (memory store): see its status page\n"), "{out}");
+}

@@ -229,3 +229,35 @@ fn the_readme_installs_every_package_ci_installs() {
         );
     }
 }
+
+#[test]
+fn the_readme_names_the_texts_csv_columns_in_order() {
+    let readme = read("README.md");
+    let section = readme
+        .split("## Translating")
+        .nth(1)
+        .and_then(|s| s.split("\n## ").next())
+        .expect("README has a Translating section");
+    let mut at = 0;
+    for col in hotline::cli::TEXTS_CSV_HEADER {
+        let found = section[at..].find(&format!("`{col}`")).unwrap_or_else(|| {
+            panic!("README Translating: column `{col}` missing or out of order")
+        });
+        at += found;
+    }
+    assert!(section.contains("texts export --format csv"));
+    assert!(section.contains("texts import texts.csv --dry-run"));
+}
+
+#[test]
+fn the_runbook_says_how_often_the_store_wide_gauges_are_read() {
+    let runbook = read("ops/RUNBOOK.md");
+    let flat = runbook.split_whitespace().collect::<Vec<_>>().join(" ");
+    let secs = hotline::outbox::worker::QUEUE_GAUGES_EVERY.as_secs();
+    assert!(
+        flat.contains(
+            "*Outbox depth* and *Oldest message in the outbox* are the store's whole outbox per channel"
+        ) && flat.contains(&format!("read from the store by every instance every {secs} s")),
+        "ops/RUNBOOK.md must say the outbox gauges are read every {secs} s"
+    );
+}

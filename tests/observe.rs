@@ -134,6 +134,14 @@ async fn the_status_page_shows_the_case_in_a_real_browser_and_no_number() {
     let dir = tempfile::tempdir().unwrap();
     let gw = gateway(dir.path(), "", &[]).await;
     let code = open_case(&gw).await;
+    // Bakyt goes off call (through the console, as an SMS from her phone).
+    let off = common::post_form(
+        gw.admin,
+        "/console/sms",
+        &common::form(&[("from", "bakyt"), ("text", "OFF")]),
+    )
+    .await;
+    assert_eq!(off.status, 303, "{}", off.body);
     let url = format!("http://{}/", gw.admin);
 
     let profile = tempfile::tempdir().unwrap();
@@ -157,11 +165,16 @@ async fn the_status_page_shows_the_case_in_a_real_browser_and_no_number() {
         "Dispatch</dt><dd><span class=\"ok\">on</span>",
         "africastalking",
         "generation 1",
+        "<dt>Off call</dt><dd>Bakyt <span class=\"muted\">(sent OFF",
     ] {
         assert!(dom.contains(expected), "missing {expected:?} in:\n{dom}");
     }
     assert_private("the status page", &dom);
     assert!(!dom.contains("+996"), "a number on the page:\n{dom}");
+    assert!(
+        !dom.contains("555000102"),
+        "the off-call lawyer's number on the page:\n{dom}"
+    );
 
     let artifacts = common::root().join("target/ci-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();

@@ -438,6 +438,55 @@ async fn outbox_claims_due_jobs_in_order(env: impl Env) {
     );
 }
 
+async fn queued_jobs_can_be_read_without_claiming_them(env: impl Env) {
+    let s = env.store();
+    let now = env.now();
+    assert!(s.peek_jobs(2, Queue::Outbox, 10).await.unwrap().is_empty());
+    let job = |id: &str, due: u64, payload: &[u8]| Job {
+        id: id.into(),
+        due_ms: due,
+        payload: payload.to_vec(),
+    };
+    s.schedule(
+        2,
+        Queue::Outbox,
+        vec![
+            job("later", now + 5_000, b"b|with a bar"),
+            job("due", now, b"a"),
+            job("third", now + 9_000, b"c"),
+        ],
+    )
+    .await
+    .unwrap();
+    let peeked = s.peek_jobs(2, Queue::Outbox, 10).await.unwrap();
+    let ids: Vec<&str> = peeked.iter().map(|j| j.id.as_str()).collect();
+    assert_eq!(ids, ["due", "later", "third"], "soonest due first");
+    assert_eq!(
+        peeked[1].payload, b"b|with a bar",
+        "the payload as scheduled"
+    );
+    assert_eq!(peeked[1].due_ms, now + 5_000);
+    assert_eq!(
+        s.peek_jobs(2, Queue::Outbox, 2).await.unwrap().len(),
+        2,
+        "at most `max`"
+    );
+    assert!(s.peek_jobs(2, Queue::Timers, 10).await.unwrap().is_empty());
+    assert!(s.peek_jobs(3, Queue::Outbox, 10).await.unwrap().is_empty());
+    // Peeking claims nothing; a claimed (leased) job is still queued.
+    let claimed = s.claim(2, Queue::Outbox, now, 60_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let peeked = s.peek_jobs(2, Queue::Outbox, 10).await.unwrap();
+    assert_eq!(peeked.len(), 3, "leased jobs included");
+    assert_eq!(peeked.iter().find(|j| j.id == "due").unwrap().payload, b"a");
+    assert!(
+        s.finish(2, Queue::Outbox, "due", claimed[0].attempt)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.peek_jobs(2, Queue::Outbox, 10).await.unwrap().len(), 2);
+}
+
 async fn leases_expire_and_stale_workers_lose(env: impl Env) {
     let s = env.store();
     let now = env.now();
@@ -1021,6 +1070,7 @@ conformance!(
     compare_and_set_lets_exactly_one_writer_win,
     case_codes_are_unique_and_exhaustion_writes_nothing,
     outbox_claims_due_jobs_in_order,
+    queued_jobs_can_be_read_without_claiming_them,
     leases_expire_and_stale_workers_lose,
     sessions_and_deliveries_expire,
     commits_schedule_jobs_and_write_values_atomically,

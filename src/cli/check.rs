@@ -30,19 +30,13 @@ pub(super) fn check(flag: Option<PathBuf>, list_screens: bool) -> ExitCode {
             });
         }
     };
-    let (flows, mut flow_problems) = crate::app::load_flows(&config);
-    flow_problems.extend(crate::app::unkept_promises(&config, &flows));
-    let (channels, mut channel_problems) = crate::app::build_channels(&config, &flows);
-    problems.append(&mut flow_problems);
-    problems.append(&mut channel_problems);
-    let flows = Arc::new(flows);
-    let (dispatcher, mut dispatch_problems) = check_dispatch(&config, &flows, &channels, &env);
-    problems.append(&mut dispatch_problems);
-    problems.extend(crate::flow::countries::check(
-        &flows,
-        &config.source,
-        dispatcher.as_deref().map(|d| &d.roster),
-    ));
+    let Gathered {
+        flows,
+        channels,
+        dispatcher,
+        problems: found,
+    } = gather(&config, &env);
+    problems.extend(found);
     if let Some(d) = &dispatcher {
         print_dispatch(d);
         super::test_sms::print_unverified(&config, d);
@@ -57,7 +51,7 @@ pub(super) fn check(flag: Option<PathBuf>, list_screens: bool) -> ExitCode {
     println!(
         "{}: {} channel(s), store {}, {} flow(s)",
         config.source,
-        channels.len(),
+        channels,
         match config.store.kind {
             StoreKind::Memory => "memory",
             StoreKind::Redis(_) => "redis",
@@ -72,6 +66,41 @@ pub(super) fn check(flag: Option<PathBuf>, list_screens: bool) -> ExitCode {
     }
     print_problems(&problems);
     verdict(&problems)
+}
+
+/// What `check` loads, and the problems found loading it.
+struct Gathered {
+    flows: Arc<FlowSet>,
+    channels: usize,
+    dispatcher: Option<Arc<Dispatcher>>,
+    problems: Vec<Problem>,
+}
+
+fn gather(config: &Config, env: &dyn Env) -> Gathered {
+    let (flows, mut problems) = crate::app::load_flows(config);
+    problems.extend(crate::app::unkept_promises(config, &flows));
+    let (channels, channel_problems) = crate::app::build_channels(config, &flows);
+    problems.extend(channel_problems);
+    let flows = Arc::new(flows);
+    let (dispatcher, dispatch_problems) = check_dispatch(config, &flows, &channels, env);
+    problems.extend(dispatch_problems);
+    problems.extend(crate::flow::countries::check(
+        &flows,
+        &config.source,
+        dispatcher.as_deref().map(|d| &d.roster),
+    ));
+    Gathered {
+        flows,
+        channels: channels.len(),
+        dispatcher,
+        problems,
+    }
+}
+
+/// Every problem `check` reports for `config` (after the config's own),
+/// printing nothing: `hotline texts import` validates its result with it.
+pub(super) fn problems(config: &Config, env: &dyn Env) -> Vec<Problem> {
+    gather(config, env).problems
 }
 
 /// Exit 0 clean, 1 errors, 3 warnings only.

@@ -1,5 +1,6 @@
 //! The command line: `hotline serve`, `hotline check`, `hotline simulate`,
-//! `hotline report`, `hotline cases`, `hotline oncall`, `hotline test-sms`.
+//! `hotline report`, `hotline cases`, `hotline oncall`, `hotline test-sms`,
+//! `hotline texts export|import`.
 //!
 //! Exit codes: `serve` 0 after a clean shutdown, 64 (EX_USAGE) on a bad
 //! config, 69 (EX_UNAVAILABLE) when a port or the store cannot be had;
@@ -9,11 +10,13 @@
 //! cases live only inside the running gateway), 69 when Redis cannot be
 //! read; `cases` 0, 64 on a bad config, 69 when the store (or, on the
 //! memory store, the running gateway's admin listener) cannot be read;
-//! `oncall` 0, 64 on a bad config or argument or without dispatch. Each
+//! `oncall` 0, 64 on a bad config or argument or without dispatch;
+//! `texts` 0, 1 rows or a result rejected (nothing written), 64 a bad
+//! config, argument or CSV file. Each
 //! failure is a [`CliError`], which says which code it gets.
 //!
 //! One file per command (`serve`, `check`, `simulate`, `report`, `cases`,
-//! `oncall`, `test_sms`); `error`
+//! `oncall`, `test_sms`, `texts`); `error`
 //! holds [`CliError`].
 
 mod cases;
@@ -24,6 +27,7 @@ mod report;
 mod serve;
 mod simulate;
 mod test_sms;
+mod texts;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -38,6 +42,7 @@ use crate::store::redis::{RedisOptions, RedisStore};
 use crate::store::{Store, StoreError};
 
 pub use error::CliError;
+pub use texts::HEADER as TEXTS_CSV_HEADER;
 
 /// EX_USAGE: the configuration is wrong.
 pub const EXIT_CONFIG: u8 = 64;
@@ -141,6 +146,13 @@ pub enum Command {
         #[arg(long)]
         city: Option<String>,
     },
+    /// Every text a woman or a lawyer reads, as CSV for translators, and
+    /// back into the TOML files (comments kept).
+    Texts {
+        /// `export` or `import`.
+        #[command(subcommand)]
+        action: TextsAction,
+    },
     /// An interactive phone in the terminal, running a flow over USSD; then
     /// the offer to the lawyer, answered as her, with timers fast-forwarded
     /// (`:wait 10m`).
@@ -158,6 +170,41 @@ pub enum Command {
         /// default the lawyer who got the offer).
         #[arg(long)]
         lawyer: Option<String>,
+    },
+}
+
+/// `hotline texts` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TextsAction {
+    /// Every screen, message and lawyer text as CSV: file, key_path, node,
+    /// language, kind, limit, length, encoding, text. Exit codes: 0
+    /// written; 64 a bad config or argument.
+    Export {
+        /// Config file (default: $HOTLINE_CONFIG, else config/hotline.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Only `csv`.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+    /// Write the texts of a CSV (as exported, edited) back into the TOML
+    /// files. Every row is checked first (file and key known, length within
+    /// its limit, the same placeholders), then the result as `hotline check`
+    /// would; nothing is written unless all pass. Exit codes: 0 written or
+    /// nothing to change; 1 rejected, nothing written; 64 a bad config,
+    /// argument or CSV file.
+    Import {
+        /// The CSV file.
+        csv: PathBuf,
+        /// Config file (default: $HOTLINE_CONFIG, else config/hotline.toml).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Show what would change; write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -209,6 +256,18 @@ pub fn main() -> ExitCode {
             cases::cases(config, crate::dispatch::board::Filter { all, city })
         }
         Command::Oncall { config, days, city } => oncall::oncall(config, days, city),
+        Command::Texts { action } => match action {
+            TextsAction::Export {
+                config,
+                format,
+                output,
+            } => texts::export(config, &format, output),
+            TextsAction::Import {
+                csv,
+                config,
+                dry_run,
+            } => texts::import(config, &csv, dry_run),
+        },
         Command::TestSms {
             lawyer,
             config,

@@ -3,7 +3,11 @@
 //! overrides marked, gaps marked — from now for `--days` days.
 //!
 //! Built from [`Roster::schedule`], the same resolution dispatch uses.
+//! Under each city, the lawyers who sent `OFF` (names only): read from
+//! Redis; the memory store's flags live inside the running gateway, whose
+//! status page shows them.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,8 +16,8 @@ use jiff::Timestamp;
 
 use super::cases::load_roster;
 use super::error::fail;
-use super::{CliError, load_config};
-use crate::config::ProcessEnv;
+use super::{CliError, build_store, load_config};
+use crate::config::{Config, ProcessEnv, StoreKind};
 use crate::dispatch::board;
 use crate::dispatch::roster::{MAX_REPORT_HOURS, Roster};
 
@@ -53,7 +57,43 @@ fn text(flag: Option<PathBuf>, days: u32, city: Option<&str>) -> Result<String, 
         },
         None => board::full_cities(&roster),
     };
-    Ok(schedule_text(&roster, &cities, Timestamp::now(), hours))
+    let off = off_call(&config, &roster);
+    Ok(schedule_text(
+        &roster,
+        &cities,
+        Timestamp::now(),
+        hours,
+        off.as_ref().map_err(|e| *e),
+    ))
+}
+
+/// Who sent `OFF`, read from Redis (`Err`: why it is not known here).
+fn off_call(config: &Config, roster: &Roster) -> Result<BTreeSet<String>, &'static str> {
+    if config.store.kind == StoreKind::Memory {
+        return Err("kept by the running gateway (memory store): see its status page");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|_| "not read")?;
+    runtime.block_on(async {
+        let read = async {
+            let store = build_store(config).await.map_err(|_| ())?;
+            let now = crate::clock::Clock::System.now_ms();
+            let mut off = BTreeSet::new();
+            for l in roster.lawyers() {
+                let key = crate::store::keys::lawyer_off(l.id.as_str());
+                if store.get(None, &key, now).await.map_err(|_| ())?.is_some() {
+                    off.insert(l.id.as_str().to_owned());
+                }
+            }
+            Ok::<_, ()>(off)
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(10), read).await {
+            Ok(Ok(off)) => Ok(off),
+            _ => Err("not known: the store could not be read"),
+        }
+    })
 }
 
 /// The schedule of `cities` over `hours` from `from`, as text.
@@ -62,6 +102,7 @@ pub(super) fn schedule_text(
     cities: &[&str],
     from: Timestamp,
     hours: u32,
+    off: Result<&BTreeSet<String>, &str>,
 ) -> String {
     let mut out = String::new();
     for (i, id) in cities.iter().enumerate() {
@@ -78,6 +119,25 @@ pub(super) fn schedule_text(
             city.name("en"),
             city.time_zone_name,
         );
+        let _ = match off {
+            Ok(off) => {
+                let names: Vec<String> = roster
+                    .lawyers()
+                    .filter(|l| off.contains(l.id.as_str()) && l.cities.iter().any(|c| c == *id))
+                    .map(|l| format!("{} ({})", l.name, l.id))
+                    .collect();
+                if names.is_empty() {
+                    writeln!(out, "  off call (sent OFF): nobody")
+                } else {
+                    writeln!(
+                        out,
+                        "  off call (sent OFF; skipped until ON): {}",
+                        names.join(", ")
+                    )
+                }
+            }
+            Err(why) => writeln!(out, "  off call (sent OFF): {why}"),
+        };
         for slot in roster.schedule(id, from, hours) {
             let start = slot.start.to_zoned(tz.clone());
             let end = slot.end.to_zoned(tz.clone());
@@ -108,4 +168,29 @@ pub(super) fn schedule_text(
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lawyers_off_call_are_named_under_their_city_never_their_number() {
+        let roster = crate::dispatch::lifecycle::tests::roster();
+        let from = Timestamp::from_millisecond(1_796_097_600_000).unwrap();
+        let off: BTreeSet<String> = ["bakyt".to_owned()].into();
+        let text = schedule_text(&roster, &["bishkek"], from, 24, Ok(&off));
+        assert!(
+            text.contains("  off call (sent OFF; skipped until ON): Bakyt (bakyt)\n"),
+            "{text}"
+        );
+        assert!(!text.contains("555000102"), "{text}");
+        let none = schedule_text(&roster, &["bishkek"], from, 24, Ok(&BTreeSet::new()));
+        assert!(none.contains("  off call (sent OFF): nobody\n"), "{none}");
+        let unknown = schedule_text(&roster, &["bishkek"], from, 24, Err("not known"));
+        assert!(
+            unknown.contains("  off call (sent OFF): not known\n"),
+            "{unknown}"
+        );
+    }
 }

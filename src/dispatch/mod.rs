@@ -161,7 +161,8 @@ impl Dispatcher {
         &self.deps
     }
 
-    fn off_set(&self) -> BTreeSet<String> {
+    /// The ids of the lawyers off call (sent `OFF`), as last read.
+    pub fn off_set(&self) -> BTreeSet<String> {
         self.off
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -30,6 +30,11 @@ use crate::store::{BUCKETS, Claimed, Queue, RateLimit, StoreError, keys};
 
 /// How long a caller's "last sent" value is kept.
 const LAST_SENT_TTL_MS: u64 = 24 * 3600 * 1000;
+/// How often the store-wide outbox gauges are read.
+pub const QUEUE_GAUGES_EVERY: Duration = Duration::from_secs(10);
+/// Most messages read per bucket for those gauges (a deeper queue is
+/// counted exactly by `queue_len`, its channels from the first this many).
+pub const QUEUE_GAUGES_PEEK: usize = 2000;
 
 /// A message that will not reach its recipient, for whoever must react
 /// (lawyer dispatch escalates an offer that cannot be delivered).
@@ -198,9 +203,14 @@ impl Outbox {
     /// Tick until `stop` turns true: at once when woken, else every
     /// `outbox.poll`. The tick in progress when `stop` turns finishes.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut last_gauges: Option<Instant> = None;
         loop {
             if *stop.borrow() {
                 return;
+            }
+            if last_gauges.is_none_or(|t| t.elapsed() >= QUEUE_GAUGES_EVERY) {
+                self.refresh_queue_gauges().await;
+                last_gauges = Some(Instant::now());
             }
             let handled = self.tick(self.deps.clock.now_ms()).await;
             if handled == 0 {
@@ -211,6 +221,67 @@ impl Outbox {
                 }
             }
         }
+    }
+
+    /// Read the store's whole outbox (every instance's) and set
+    /// `hotline_outbox_depth` and `hotline_outbox_oldest_seconds` per
+    /// channel. [`Outbox::run`] calls it every [`QUEUE_GAUGES_EVERY`] —
+    /// never a scrape. Costs two reads per bucket and opening each message
+    /// read; a bucket deeper than [`QUEUE_GAUGES_PEEK`] adds its unread
+    /// messages to the channel of its last one read. A message that cannot
+    /// be opened counts under `_unknown`. On a store failure the gauges
+    /// keep their last values.
+    pub async fn refresh_queue_gauges(&self) {
+        let now = self.deps.clock.now_ms();
+        let store = &self.deps.store;
+        let mut queued: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
+        for bucket in 0..BUCKETS {
+            let jobs = match store
+                .peek_jobs(bucket, Queue::Outbox, QUEUE_GAUGES_PEEK)
+                .await
+            {
+                Ok(j) => j,
+                Err(e) => {
+                    tracing::debug!(error = %e, "outbox gauges not refreshed");
+                    return;
+                }
+            };
+            let mut unread = 0;
+            if jobs.len() >= QUEUE_GAUGES_PEEK {
+                match store.queue_len(bucket, Queue::Outbox).await {
+                    Ok(n) => unread = n.saturating_sub(jobs.len()),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "outbox gauges not refreshed");
+                        return;
+                    }
+                }
+            }
+            let mut last = None;
+            for job in &jobs {
+                let (channel, created) = match open(&self.deps.privacy, &job.payload) {
+                    Ok(msg) => (
+                        if self.channels.contains_key(&msg.channel) {
+                            msg.channel
+                        } else {
+                            crate::metrics::UNKNOWN_CHANNEL.to_owned()
+                        },
+                        Some(msg.created_ms),
+                    ),
+                    Err(_) => (crate::metrics::UNKNOWN_CHANNEL.to_owned(), None),
+                };
+                let age = created.map_or(0, |c| now.saturating_sub(c) / 1000);
+                let e = queued.entry(channel.clone()).or_default();
+                e.0 += 1;
+                e.1 = e.1.max(i64::try_from(age).unwrap_or(i64::MAX));
+                last = Some(channel);
+            }
+            if let Some(ch) = last
+                && unread > 0
+            {
+                queued.entry(ch).or_default().0 += i64::try_from(unread).unwrap_or(i64::MAX);
+            }
+        }
+        self.deps.metrics.set_outbox_queue(&queued);
     }
 
     /// Claim every due message (as of `now_ms`) and send them; returns how

@@ -8,7 +8,7 @@
 //! tag, readable on a phone. It shows whether dispatch is on, each
 //! channel's health (last success, last failure and why, messages this
 //! instance holds), open cases by city and age, who is on call now and
-//! next per city, coverage gaps in the next 14 days, the store and the
+//! next per city (and who of its lawyers sent `OFF`: names only), coverage gaps in the next 14 days, the store and the
 //! spool, the version and the config generation — and which access mode
 //! it is in.
 //!
@@ -21,6 +21,7 @@
 //! Cases are shown as [`crate::dispatch::board`] rows: code, city, age,
 //! level, lawyers' names — never a number, a location or a callback.
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -172,6 +173,9 @@ struct View<'a> {
     offline_codes: Option<usize>,
     channels: Vec<ChannelView>,
     board: Result<Board, String>,
+    /// Lawyers off call (ids), and whether the store was read for it now
+    /// (else: as this instance last read it).
+    off: (BTreeSet<String>, bool),
 }
 
 async fn page(app: &App) -> Response {
@@ -189,6 +193,13 @@ async fn page(app: &App) -> Response {
         })
         .collect();
     channels.sort_by(|a, b| a.name.cmp(&b.name));
+    let off = match &app.dispatcher {
+        Some(d) => {
+            let read = tokio::time::timeout(Duration::from_millis(1000), d.refresh_off()).await;
+            (d.off_set(), matches!(read, Ok(Ok(()))))
+        }
+        None => (BTreeSet::new(), true),
+    };
     let view = View {
         now_ms,
         config: &app.config,
@@ -200,6 +211,7 @@ async fn page(app: &App) -> Response {
         offline_codes: app.codes.as_ref().map(|c| c.ready()),
         channels,
         board: read_board(app, &Filter::default()).await,
+        off,
     };
     respond(StatusCode::OK, "text/html; charset=utf-8", render(&view))
 }
@@ -461,14 +473,20 @@ fn on_call(h: &mut String, v: &View<'_>) {
         return;
     };
     let now = board::timestamp(v.now_ms);
+    let (off, fresh) = &v.off;
     let names = |ids: &[crate::dispatch::roster::LawyerId]| -> String {
         let v: Vec<String> = ids
             .iter()
             .map(|id| {
-                who(
+                let name = who(
                     id.as_str(),
                     roster.lawyer(id.as_str()).map(|l| l.name.as_str()),
-                )
+                );
+                if off.contains(id.as_str()) {
+                    format!("{name} <span class=\"bad\">(off call)</span>")
+                } else {
+                    name
+                }
             })
             .collect();
         if v.is_empty() {
@@ -494,6 +512,25 @@ fn on_call(h: &mut String, v: &View<'_>) {
                 esc(tz)
             )),
         );
+        let off_here: Vec<String> = roster
+            .lawyers()
+            .filter(|l| off.contains(l.id.as_str()) && l.cities.iter().any(|c| c == city))
+            .map(|l| who(l.id.as_str(), Some(&l.name)))
+            .collect();
+        let stale = if *fresh {
+            ""
+        } else {
+            " <span class=\"muted\">(store unreadable: as last read)</span>"
+        };
+        if off_here.is_empty() {
+            let _ = write!(h, "<dt>Off call</dt><dd class=\"muted\">nobody{stale}</dd>");
+        } else {
+            let _ = write!(
+                h,
+                "<dt>Off call</dt><dd>{} <span class=\"muted\">(sent OFF; ON brings her back)</span>{stale}</dd>",
+                off_here.join(", ")
+            );
+        }
         let gaps = roster.gaps(city, now, GAP_HOURS);
         if gaps.is_empty() {
             h.push_str("<dt>Gaps (14 days)</dt><dd class=\"ok\">none</dd></dl>");

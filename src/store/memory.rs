@@ -563,6 +563,29 @@ impl Store for MemoryStore {
             .map_or(0, |q| q.jobs.len()))
     }
 
+    async fn peek_jobs(
+        &self,
+        bucket: u16,
+        queue: Queue,
+        max: usize,
+    ) -> Result<Vec<Job>, StoreError> {
+        let s = self.lock();
+        let Some(q) = s.queues.get(&(bucket, queue)) else {
+            return Ok(Vec::new());
+        };
+        Ok(q.by_due
+            .iter()
+            .take(max)
+            .filter_map(|(due, id)| {
+                q.jobs.get(id).map(|j| Job {
+                    id: id.clone(),
+                    due_ms: *due,
+                    payload: j.payload.clone(),
+                })
+            })
+            .collect())
+    }
+
     async fn get(
         &self,
         bucket: Option<u16>,

@@ -528,6 +528,19 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::Unavailable`].
     async fn queue_len(&self, bucket: u16, queue: Queue) -> Result<usize, StoreError>;
 
+    /// Up to `max` of a bucket's queued jobs, soonest due first, leased ones
+    /// included, without claiming them: what the queue holds, for the
+    /// store-wide outbox gauges (read every 10 s, never per request).
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn peek_jobs(
+        &self,
+        bucket: u16,
+        queue: Queue,
+        max: usize,
+    ) -> Result<Vec<Job>, StoreError>;
+
     /// Read a small value. `bucket` `None` is the global space (used for
     /// lookups that arrive without a caller, such as an aggregator's message
     /// id in a delivery report).

@@ -606,6 +606,68 @@ impl Store for RedisStore {
         Ok(int(&v).and_then(|n| usize::try_from(n).ok()).unwrap_or(0))
     }
 
+    async fn peek_jobs(
+        &self,
+        bucket: u16,
+        queue: Queue,
+        max: usize,
+    ) -> Result<Vec<Job>, StoreError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let [zset, hash] = self.queue_keys(bucket, queue);
+        let mut cmd = redis::cmd("ZRANGE");
+        cmd.arg(&zset).arg(0).arg(max - 1).arg("WITHSCORES");
+        let v = self.conn.query(&cmd).await.map_err(unavailable)?;
+        let Value::Array(items) = v else {
+            return Err(corrupt("ZRANGE returned a non-array"));
+        };
+        // RESP2: id, score, id, score…; RESP3: [id, score] pairs.
+        let mut due: Vec<(String, u64)> = Vec::new();
+        let score = |v: &Value| match v {
+            Value::Double(d) => Some(*d as u64),
+            other => string(other)
+                .and_then(|s| s.parse::<f64>().ok())
+                .map(|d| d as u64),
+        };
+        let mut it = items.iter();
+        while let Some(first) = it.next() {
+            let (id, s) = match first {
+                Value::Array(pair) => (pair.first(), pair.get(1)),
+                id => (Some(id), it.next()),
+            };
+            if let (Some(id), Some(s)) = (id.and_then(string), s.and_then(score)) {
+                due.push((id, s));
+            }
+        }
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("HMGET");
+        cmd.arg(&hash);
+        for (id, _) in &due {
+            cmd.arg(id);
+        }
+        let v = self.conn.query(&cmd).await.map_err(unavailable)?;
+        let Value::Array(values) = v else {
+            return Err(corrupt("HMGET returned a non-array"));
+        };
+        Ok(due
+            .into_iter()
+            .zip(values.iter())
+            .filter_map(|((id, due_ms), v)| {
+                // Stored as `attempt|payload`; gone when finished meanwhile.
+                let raw = bytes(v)?;
+                let sep = raw.iter().position(|b| *b == b'|')?;
+                Some(Job {
+                    id,
+                    due_ms,
+                    payload: raw[sep + 1..].to_vec(),
+                })
+            })
+            .collect())
+    }
+
     async fn get(
         &self,
         bucket: Option<u16>,
