@@ -5,15 +5,14 @@
 //! ([`Config::production`]); with `--screens` it also lists every SMS the
 //! woman receives and every lawyer text, with parts and encoding.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use super::{load_config, print_problems};
-use crate::channel::Channel;
+use crate::app::LoadedSet;
 use crate::clock::Clock;
-use crate::config::{Config, Env, LoadError, ProcessEnv, StoreKind};
+use crate::config::{LoadError, ProcessEnv, StoreKind};
+use crate::deps::Deps;
 use crate::dispatch::Dispatcher;
 use crate::flow::{FlowSet, lint};
 use crate::problem::Problem;
@@ -30,19 +29,16 @@ pub(super) fn check(flag: Option<PathBuf>, list_screens: bool) -> ExitCode {
             });
         }
     };
-    let (flows, mut flow_problems) = crate::app::load_flows(&config);
-    flow_problems.extend(crate::app::unkept_promises(&config, &flows));
-    let (channels, mut channel_problems) = crate::app::build_channels(&config, &flows);
-    problems.append(&mut flow_problems);
+    let (channels, mut channel_problems) = crate::app::build_channels(&config);
     problems.append(&mut channel_problems);
-    let flows = Arc::new(flows);
-    let (dispatcher, mut dispatch_problems) = check_dispatch(&config, &flows, &channels, &env);
-    problems.append(&mut dispatch_problems);
-    problems.extend(crate::flow::countries::check(
-        &flows,
-        &config.source,
-        dispatcher.as_deref().map(|d| &d.roster),
-    ));
+    // The same loading and checks as `serve` and a reload.
+    let deps = Deps::detached(
+        crate::privacy::Privacy::new(&config.privacy.pii_key),
+        Clock::manual(Clock::System.now_ms()),
+    );
+    let (LoadedSet { flows, dispatcher }, mut set_problems) =
+        crate::app::load_set(&config, &channels, deps, &env);
+    problems.append(&mut set_problems);
     if let Some(d) = &dispatcher {
         print_dispatch(d);
         super::test_sms::print_unverified(&config, d);
@@ -88,24 +84,6 @@ fn verdict(problems: &[Problem]) -> ExitCode {
         println!("{warnings} warning(s), no errors");
         ExitCode::from(3)
     }
-}
-
-/// Load the roster and texts as `serve` would, to report their problems.
-fn check_dispatch(
-    config: &Config,
-    flows: &Arc<FlowSet>,
-    channels: &HashMap<String, Arc<dyn Channel>>,
-    env: &dyn Env,
-) -> (Option<Arc<Dispatcher>>, Vec<Problem>) {
-    let privacy = crate::privacy::Privacy::new(&config.privacy.pii_key);
-    crate::app::load_dispatch(
-        config,
-        flows,
-        channels,
-        &privacy,
-        env,
-        Clock::System.now_ms(),
-    )
 }
 
 fn print_dispatch(d: &Dispatcher) {

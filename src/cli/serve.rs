@@ -71,7 +71,7 @@ async fn serve_until_shutdown(
         public = %public_addr,
         admin = %admin_addr,
         store = app.deps.store.kind(),
-        flows = app.flows.flows.len(),
+        flows = app.flows().flows.len(),
         channels = app.channels.len(),
         "hotline listening"
     );

@@ -121,7 +121,8 @@ struct CasesQuery {
 
 async fn read_board(app: &App, filter: &Filter) -> Result<Board, String> {
     let deps = &app.deps;
-    let roster = app.dispatcher.as_ref().map(|d| &d.roster);
+    let dispatcher = app.dispatcher();
+    let roster = dispatcher.as_ref().map(|d| &d.roster);
     board::collect(
         deps.store.as_ref(),
         &deps.privacy,
@@ -189,11 +190,12 @@ async fn page(app: &App) -> Response {
         })
         .collect();
     channels.sort_by(|a, b| a.name.cmp(&b.name));
+    let dispatcher = app.dispatcher();
     let view = View {
         now_ms,
         config: &app.config,
         generation: app.config_generation(),
-        roster: app.dispatcher.as_ref().map(|d| &d.roster),
+        roster: dispatcher.as_deref().map(|d| &d.roster),
         store_kind: app.deps.store.kind(),
         store_up: matches!(ping, Ok(Ok(()))),
         spool_pending: app.spool.as_ref().map(|s| s.pending()),
