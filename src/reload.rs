@@ -235,49 +235,36 @@ fn diff(prefix: &str, old: &toml::Table, new: &toml::Table, out: &mut Vec<String
 mod tests {
     use super::*;
 
-    fn set(flows: &[(&str, &str)]) -> Arc<FlowSet> {
+    /// The shipped flow, its text varied by `edit` (a new version).
+    fn set(edit: &str) -> Arc<FlowSet> {
+        let text = format!("{}\n# {edit}\n", include_str!("../flows/legal_help.toml"));
+        let (f, _) = crate::flow::parse(&text, "legal_help.toml", "112").expect("shipped flow");
         let mut s = FlowSet::default();
-        for (id, text) in flows {
-            let toml = format!(
-                r#"id = "{id}"
-languages = ["en"]
-default_language = "en"
-start = "end"
-[messages]
-invalid = {{ en = "Invalid. {text}" }}
-too_many_invalid = {{ en = "Bye." }}
-unavailable = {{ en = "Down." }}
-[nodes.end]
-type = "end"
-text = {{ en = "Done." }}
-"#
-            );
-            let (f, _) = crate::flow::parse(&toml, "t.toml", "112").expect("test flow");
-            s.flows.insert((*id).to_owned(), Arc::new(f));
-        }
+        s.flows.insert(f.id().to_owned(), Arc::new(f));
         Arc::new(s)
     }
 
     #[test]
     fn replaced_versions_outlive_a_few_reloads_then_go() {
-        let g1 = FlowVersions::new(set(&[("a", "one")]));
-        let v1 = g1.get("a").unwrap().version.clone();
-        let g2 = g1.next(set(&[("a", "two")]));
-        let v2 = g2.get("a").unwrap().version.clone();
+        let a = "legal_help";
+        let g1 = FlowVersions::new(set("one"));
+        let v1 = g1.get(a).unwrap().version.clone();
+        let g2 = g1.next(set("two"));
+        let v2 = g2.get(a).unwrap().version.clone();
         assert_ne!(v1, v2);
         assert_eq!(g2.generation, 2);
-        assert_eq!(g2.session_flow("a", &v1).unwrap().version, v1);
-        assert_eq!(g2.session_flow("a", &v2).unwrap().version, v2);
-        assert_eq!(g2.session_flow("a", "").unwrap().version, v2);
+        assert_eq!(g2.session_flow(a, &v1).unwrap().version, v1);
+        assert_eq!(g2.session_flow(a, &v2).unwrap().version, v2);
+        assert_eq!(g2.session_flow(a, "").unwrap().version, v2);
         // Unchanged reloads keep it until it is KEEP_GENERATIONS behind.
         let mut g = g2;
         for _ in 0..KEEP_GENERATIONS - 1 {
-            g = g.next(set(&[("a", "two")]));
-            assert!(g.session_flow("a", &v1).is_some(), "gen {}", g.generation);
+            g = g.next(set("two"));
+            assert!(g.session_flow(a, &v1).is_some(), "gen {}", g.generation);
         }
-        g = g.next(set(&[("a", "two")]));
-        assert!(g.session_flow("a", &v1).is_none());
-        assert_eq!(g.versions()["a"], vec![v2]);
+        g = g.next(set("two"));
+        assert!(g.session_flow(a, &v1).is_none());
+        assert_eq!(g.versions()[a], vec![v2]);
     }
 
     #[test]

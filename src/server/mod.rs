@@ -220,13 +220,16 @@ pub async fn reload_now(app: App) -> crate::reload::Report {
         })
 }
 
+/// SIGHUPs to come.
 #[cfg(unix)]
-type Hangups = Option<tokio::signal::unix::Signal>;
+pub type Hangups = Option<tokio::signal::unix::Signal>;
+/// SIGHUPs to come.
 #[cfg(not(unix))]
-type Hangups = ();
+pub type Hangups = ();
 
-/// SIGHUP, listened for from now on.
-fn hangup_signal() -> Hangups {
+/// SIGHUP, listened for from now on. Once called, SIGHUP no longer ends
+/// the process (`serve` calls it before it binds its listeners).
+pub fn hangup_signal() -> Hangups {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
