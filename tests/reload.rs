@@ -341,14 +341,15 @@ async fn an_open_case_escalates_along_the_new_roster_after_its_lawyer_left() {
     let code = open_case(gw.public, "left-1", "+996555300001").await;
     let console = console_until(gw.admin, |b| b.contains(&format!("OK or NO {code}"))).await;
     let line = offer_line(&console, &code);
-    let (gone, gone_phone, stays_phone) = if line.contains(AIGUL) {
-        ("demo-aigul", AIGUL, BERMET)
+    let (gone, gone_phone, stays) = if line.contains(AIGUL) {
+        ("demo-aigul", AIGUL, "demo-bermet")
     } else {
         assert!(line.contains(BERMET), "{line}");
-        ("demo-bermet", BERMET, AIGUL)
+        ("demo-bermet", BERMET, "demo-aigul")
     };
 
-    // The lawyer offered the case leaves the roster while it waits.
+    // The lawyer offered the case leaves the roster while it waits, and
+    // Kanykei joins Bishkek's team.
     let roster = dir.path().join("config/demo-roster.toml");
     let mut text = std::fs::read_to_string(&roster).unwrap();
     text = text
@@ -357,6 +358,9 @@ async fn an_open_case_escalates_along_the_new_roster_after_its_lawyer_left() {
     let block = text.find(&format!("[lawyers.{gone}]")).unwrap();
     let block_end = block + text[block..].find("\n\n").unwrap() + 2;
     text.replace_range(block..block_end, "");
+    let team = format!("team = [\"{stays}\"]");
+    assert!(text.contains(&team), "{text}");
+    text = text.replacen(&team, &format!("team = [\"{stays}\", \"demo-kanykei\"]"), 1);
     std::fs::write(&roster, text).unwrap();
     let phones = dir.path().join("config/demo-roster.phones.toml");
     let text = std::fs::read_to_string(&phones).unwrap();
@@ -371,9 +375,15 @@ async fn an_open_case_escalates_along_the_new_roster_after_its_lawyer_left() {
     assert!(report.applied, "{}", report.render());
     assert_eq!(report.generation, 2);
 
-    // Her reply now comes from a number the roster no longer knows: no
-    // lawyer command, nothing breaks.
+    // Her late OK now comes from a number the roster no longer knows: it
+    // is no lawyer's command (the case stays unaccepted), and nothing
+    // breaks.
+    let form = common::form(&[("from", gone_phone), ("text", &format!("OK {code}"))]);
+    let r = common::post_form(gw.admin, "/console/sms", &form).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    common::outbox_idle(&gw).await;
     let before = console_until(gw.admin, |_| true).await;
+    assert!(!before.contains("to +996555300001"), "not accepted: {before}");
     let offers_to_gone = |b: &str| {
         b.lines()
             .filter(|l| l.contains(gone_phone) && l.contains(&format!("OK or NO {code}")))
@@ -382,11 +392,11 @@ async fn an_open_case_escalates_along_the_new_roster_after_its_lawyer_left() {
     assert_eq!(offers_to_gone(&before), 1);
 
     // Past the on-call level's wait the case escalates to the team as it
-    // is now: the lawyer who stayed, never the one who left.
+    // is now: Kanykei is offered it, the lawyer who left never again.
     clock.advance(3 * 60 * 1000);
     let after = console_until(gw.admin, |b| {
         b.lines()
-            .any(|l| l.contains(stays_phone) && l.contains(&format!("OK or NO {code}")))
+            .any(|l| l.contains(KANYKEI) && l.contains(&format!("OK or NO {code}")))
     })
     .await;
     assert_eq!(offers_to_gone(&after), 1, "{after}");
