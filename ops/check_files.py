@@ -59,6 +59,9 @@ METRICS = {
     "hotline_case_oldest_unaccepted_seconds",
     "hotline_outbox_held",
     "hotline_outbox_held_oldest_seconds",
+    "hotline_config_generation",
+    "hotline_config_reload_total",
+    "hotline_config_last_reload_timestamp_seconds",
 }
 
 FUNCTIONS = {

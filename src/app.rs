@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use governor::{DefaultKeyedRateLimiter, Quota};
 
@@ -30,8 +30,8 @@ use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 use crate::outbox::worker::{Channels, Outbox, OutboxEvents};
 use crate::privacy::Privacy;
-use crate::reload::{FlowVersions, Live, Report};
 use crate::problem::Problem;
+use crate::reload::{FlowVersions, Live, Report};
 use crate::spool::Spool;
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
@@ -252,9 +252,15 @@ impl App {
             );
         }
         if report.applied {
-            tracing::info!(generation = report.generation, "reload: new flows, roster and texts in force");
+            tracing::info!(
+                generation = report.generation,
+                "reload: new flows, roster and texts in force"
+            );
         } else {
-            tracing::error!(generation = report.generation, "reload rejected: the running flows, roster and texts stay");
+            tracing::error!(
+                generation = report.generation,
+                "reload rejected: the running flows, roster and texts stay"
+            );
         }
         report
     }
@@ -278,7 +284,8 @@ impl App {
             (Some(old), Some(new)) => crate::reload::changed_keys(old, &new),
             _ => Vec::new(),
         };
-        let (set, mut set_problems) = load_set(&self.config, &self.channels, self.deps.clone(), env);
+        let (set, mut set_problems) =
+            load_set(&self.config, &self.channels, self.deps.clone(), env);
         problems.append(&mut set_problems);
         if problems.iter().any(Problem::is_error) {
             return rejected(problems, restart_keys);
@@ -432,7 +439,8 @@ pub fn load_set(
     problems.extend(unkept_promises(config, &flows));
     problems.extend(flow_references(config, &flows));
     let flows = Arc::new(flows);
-    let (dispatcher, mut dispatch_problems) = load_dispatch_with(config, &flows, channels, deps, env);
+    let (dispatcher, mut dispatch_problems) =
+        load_dispatch_with(config, &flows, channels, deps, env);
     problems.append(&mut dispatch_problems);
     problems.extend(crate::flow::countries::check(
         &flows,

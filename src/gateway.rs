@@ -20,8 +20,8 @@ use crate::conversation::{Answer, Conversations};
 use crate::dispatch::roster::Lawyer;
 use crate::dispatch::{CommandOutcome, Dispatcher};
 use crate::outbox::worker::Outbox;
-use crate::reload::Live;
 pub use crate::outcome::Outcome;
+use crate::reload::Live;
 use crate::store::{
     BUCKETS, Begin, BeginRequest, CachedReply, CommitRequest, RateLimit, SessionWrite, keys,
 };

@@ -108,11 +108,7 @@ impl FlowVersions {
     #[must_use]
     pub fn next(&self, current: Arc<FlowSet>) -> Self {
         let generation = self.generation + 1;
-        let live = |f: &Flow| {
-            current
-                .get(f.id())
-                .is_some_and(|c| c.version == f.version)
-        };
+        let live = |f: &Flow| current.get(f.id()).is_some_and(|c| c.version == f.version);
         let mut retired: Vec<(u64, Arc<Flow>)> = self
             .current
             .flows
@@ -269,10 +265,9 @@ mod tests {
 
     #[test]
     fn changed_keys_names_keys_not_values() {
-        let old: toml::Table = toml::from_str(
-            "[server]\nlisten = \"0.0.0.0:8080\"\n[store]\nkind = \"memory\"\n",
-        )
-        .unwrap();
+        let old: toml::Table =
+            toml::from_str("[server]\nlisten = \"0.0.0.0:8080\"\n[store]\nkind = \"memory\"\n")
+                .unwrap();
         let new: toml::Table = toml::from_str(
             "[server]\nlisten = \"0.0.0.0:9090\"\n[store]\nkind = \"memory\"\n[outbox]\ntps = 3\n",
         )

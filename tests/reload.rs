@@ -162,7 +162,11 @@ async fn console_until(admin: SocketAddr, pred: impl Fn(&str) -> bool) -> String
         if pred(&r.body) {
             return r.body;
         }
-        assert!(Instant::now() < deadline, "console never showed it: {}", r.body);
+        assert!(
+            Instant::now() < deadline,
+            "console never showed it: {}",
+            r.body
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -204,7 +208,8 @@ async fn sighup_swaps_the_roster_and_a_broken_flow_is_rejected_while_the_old_set
     gw.log_until("new flows, roster and texts in force");
     assert_eq!(gw.metric("hotline_config_generation").await, 2.0);
     assert_eq!(
-        gw.metric(r#"hotline_config_reload_total{result="ok"}"#).await,
+        gw.metric(r#"hotline_config_reload_total{result="ok"}"#)
+            .await,
         1.0
     );
     assert!(
@@ -223,7 +228,10 @@ async fn sighup_swaps_the_roster_and_a_broken_flow_is_rejected_while_the_old_set
     gw.hangup();
     let log = gw.log_until("reload rejected");
     let log = log.join("\n");
-    assert!(log.contains("legal_help.toml"), "the problem names the file: {log}");
+    assert!(
+        log.contains("legal_help.toml"),
+        "the problem names the file: {log}"
+    );
     assert_eq!(
         gw.metric(r#"hotline_config_reload_total{result="rejected"}"#)
             .await,
@@ -383,7 +391,10 @@ async fn an_open_case_escalates_along_the_new_roster_after_its_lawyer_left() {
     assert_eq!(r.status, 303, "{}", r.body);
     common::outbox_idle(&gw).await;
     let before = console_until(gw.admin, |_| true).await;
-    assert!(!before.contains("to +996555300001"), "not accepted: {before}");
+    assert!(
+        !before.contains("to +996555300001"),
+        "not accepted: {before}"
+    );
     let offers_to_gone = |b: &str| {
         b.lines()
             .filter(|l| l.contains(gone_phone) && l.contains(&format!("OK or NO {code}")))

@@ -39,13 +39,13 @@ use crate::channel::{SmsIn, UssdIn, UssdInput};
 use crate::codes::OfflineCodes;
 use crate::config::Limits;
 use crate::deps::Deps;
-use crate::flow::engine::{Caller, Step};
 use crate::flow::Flow;
-use crate::reload::{FlowVersions, Live};
+use crate::flow::engine::{Caller, Step};
 use crate::outbox::{self, Purpose};
 use crate::outcome::Outcome;
 use crate::phone::{Country, PhoneNumber};
 use crate::privacy::Pseudonym;
+use crate::reload::{FlowVersions, Live};
 use crate::spool::Spool;
 use crate::store::{
     BUCKETS, Begin, BeginRequest, CachedReply, Commit, CommitRequest, Job, KvWrite, NewCase, Queue,

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::flow::engine::{self, Caller, Step};
 use crate::flow::Flow;
+use crate::flow::engine::{self, Caller, Step};
 use crate::reload::FlowVersions;
 
 /// Words that stop all messages to a number (any case).
@@ -146,13 +146,8 @@ pub(super) fn plan(
     // A session goes on in the flow version it began on; when a reload
     // retired that version long enough ago, it starts again (below: the
     // `_` arms for USSD, `plan_sms` for SMS).
-    let active = existing.and_then(|d| {
-        Some((
-            flows.session_flow(&d.f, &d.v)?.clone(),
-            d.st.clone()?,
-            d,
-        ))
-    });
+    let active =
+        existing.and_then(|d| Some((flows.session_flow(&d.f, &d.v)?.clone(), d.st.clone()?, d)));
     if let Some(d) = existing
         && active.is_none()
         && d.st.is_some()
