@@ -120,7 +120,11 @@ impl App {
             metrics,
             wake: Wake::default(),
         };
-        let (set, mut set_problems) = load_set(&config, &channels, deps.clone(), env);
+        // As `check` and a reload load it; what `serve` refused before
+        // reload existed, and only that, stops it (the routing problems
+        // `check` also reports do not).
+        let (set, mut set_problems, _routing) =
+            load_set_parts(&config, &channels, deps.clone(), env);
         problems.append(&mut set_problems);
         if problems.iter().any(Problem::is_error) {
             return Err(problems);
@@ -427,14 +431,28 @@ pub struct LoadedSet {
 }
 
 /// Load flows, roster and lawyers' texts for `config` and check them:
-/// the one path `hotline check`, `serve` and a reload share. Any error
-/// means the set must not be served.
+/// the one path `hotline check` and a reload share (`serve` uses it too,
+/// see [`App::build`]). Any error means the set must not be served.
 pub fn load_set(
     config: &Config,
     channels: &HashMap<String, Arc<dyn Channel>>,
     deps: Deps,
     env: &dyn Env,
 ) -> (LoadedSet, Vec<Problem>) {
+    let (set, mut problems, routing) = load_set_parts(config, channels, deps, env);
+    problems.extend(routing);
+    (set, problems)
+}
+
+/// [`load_set`], with the per-country routing problems
+/// ([`crate::flow::countries::check`]) apart: `serve` has never refused
+/// to start over them (only `check`, and a reload, do).
+fn load_set_parts(
+    config: &Config,
+    channels: &HashMap<String, Arc<dyn Channel>>,
+    deps: Deps,
+    env: &dyn Env,
+) -> (LoadedSet, Vec<Problem>, Vec<Problem>) {
     let (flows, mut problems) = load_flows(config);
     problems.extend(unkept_promises(config, &flows));
     problems.extend(flow_references(config, &flows));
@@ -442,12 +460,12 @@ pub fn load_set(
     let (dispatcher, mut dispatch_problems) =
         load_dispatch_with(config, &flows, channels, deps, env);
     problems.append(&mut dispatch_problems);
-    problems.extend(crate::flow::countries::check(
+    let routing = crate::flow::countries::check(
         &flows,
         &config.source,
         dispatcher.as_deref().map(|d| &d.roster),
-    ));
-    (LoadedSet { flows, dispatcher }, problems)
+    );
+    (LoadedSet { flows, dispatcher }, problems, routing)
 }
 
 /// The config file as a TOML table (to compare with a later read).

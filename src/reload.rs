@@ -4,7 +4,8 @@
 //!
 //! The new set is loaded and checked by [`crate::app::load_set`], the
 //! function `hotline check` uses, and the config file is read again and
-//! checked as `check` would. With any error the reload is rejected: the
+//! checked as `check` would (so a reload also refuses the per-country
+//! routing errors that `serve` does not refuse at start). With any error the reload is rejected: the
 //! problems are logged (and answered to `POST /reload`) and the running set
 //! stays. Otherwise the set is swapped in one step ([`Live::set`]): the
 //! dispatcher first, then the flows, and every request reads each once, so
