@@ -12,8 +12,8 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use governor::{DefaultKeyedRateLimiter, Quota};
 
@@ -31,6 +31,7 @@ use crate::metrics::Metrics;
 use crate::outbox::worker::{Channels, Outbox, OutboxEvents};
 use crate::privacy::Privacy;
 use crate::problem::Problem;
+use crate::reload::{FlowVersions, Live, Report};
 use crate::spool::Spool;
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
@@ -44,14 +45,15 @@ pub struct Shared {
     pub channels: Channels,
     /// Store, clock, keys, metrics, outbox wake-up.
     pub deps: Deps,
-    /// Loaded flows (for readiness).
-    pub flows: Arc<FlowSet>,
     /// The service between HTTP and the domain.
     pub gateway: Gateway,
     /// The outbox sender.
     pub outbox: Arc<Outbox>,
-    /// Lawyer dispatch, when configured.
-    pub dispatcher: Option<Arc<Dispatcher>>,
+    /// The flows in force and the versions live sessions may still be on
+    /// (swapped by a reload).
+    pub live_flows: Live<FlowVersions>,
+    /// Lawyer dispatch, when configured (swapped by a reload).
+    pub live_dispatcher: Option<Live<Dispatcher>>,
     /// Where cases go when the store fails as they complete.
     pub spool: Option<Arc<Spool>>,
     /// Case codes this instance leased to show while the store is down
@@ -61,6 +63,11 @@ pub struct Shared {
     pub ip_limiter: DefaultKeyedRateLimiter<IpAddr>,
     /// Set on SIGTERM: `/readyz` answers 503 from then on.
     pub draining: AtomicBool,
+    /// The config file as it was read at start, to name the keys a reload
+    /// cannot apply (`None` when it could not be read again).
+    pub config_file: Option<toml::Table>,
+    /// Held by a reload: one at a time.
+    reloading: Mutex<()>,
 }
 
 /// A handle to the application.
@@ -87,11 +94,7 @@ impl App {
         clock: Clock,
         env: &dyn Env,
     ) -> Result<(App, Vec<Problem>), Vec<Problem>> {
-        let (flows, mut problems) = load_flows(&config);
-        problems.extend(unkept_promises(&config, &flows));
-        let (channels, mut channel_problems) = build_channels(&config, &flows);
-        problems.append(&mut channel_problems);
-        let flows = Arc::new(flows);
+        let (channels, mut problems) = build_channels(&config);
         // A fresh id per process: its spool file and its code leases. A
         // restarted instance's old spool is replayed as an orphan.
         let instance = format!("{:016x}", rand::random::<u64>());
@@ -99,13 +102,17 @@ impl App {
         let codes = spool
             .as_ref()
             .map(|_| OfflineCodes::new(&instance, config.store.offline_codes));
-        let cities = flows.cities();
+        // The metrics' label sets come from the flows: read them first (the
+        // set is loaded again, with the real dependencies, below).
+        let (first_flows, _) = load_flows(&config);
+        let cities = first_flows.cities();
         let metrics = Metrics::new(
             config.channels.iter().map(|c| c.name.as_str()),
-            flows.flows.keys().map(String::as_str),
+            first_flows.flows.keys().map(String::as_str),
             cities.iter().map(String::as_str),
         );
         metrics.store_up.set(1);
+        metrics.config_generation.set(1);
         let deps = Deps {
             store,
             clock,
@@ -113,12 +120,18 @@ impl App {
             metrics,
             wake: Wake::default(),
         };
-        let (dispatcher, mut dispatch_problems) =
-            load_dispatch_with(&config, &flows, &channels, deps.clone(), env);
-        problems.append(&mut dispatch_problems);
+        // As `check` and a reload load it; what `serve` refused before
+        // reload existed, and only that, stops it (the routing problems
+        // `check` also reports do not).
+        let (set, mut set_problems, _routing) =
+            load_set_parts(&config, &channels, deps.clone(), env);
+        problems.append(&mut set_problems);
         if problems.iter().any(Problem::is_error) {
             return Err(problems);
         }
+        let LoadedSet { flows, dispatcher } = set;
+        let dispatcher = dispatcher.map(Live::from);
+        let flows = Live::from(Arc::new(FlowVersions::new(flows)));
         let channels: Channels = Arc::new(channels);
         let conversations = Conversations {
             deps: deps.clone(),
@@ -126,7 +139,7 @@ impl App {
             limits: config.limits,
             planner: dispatcher
                 .clone()
-                .map(|d| d as Arc<dyn crate::conversation::CasePlanner>),
+                .map(|d| Arc::new(d) as Arc<dyn crate::conversation::CasePlanner>),
             spool: spool.clone(),
             codes: codes.clone(),
             default_flow: config.flows.default.clone(),
@@ -144,18 +157,21 @@ impl App {
             flow_of,
             config.flows.default.clone(),
         );
+        let config_file = read_config_table(&config);
         let shared = Shared {
             ip_limiter: ip_limiter(&config),
             draining: AtomicBool::new(false),
             channels,
             deps,
-            flows,
+            live_flows: flows,
+            live_dispatcher: dispatcher,
             gateway,
             outbox,
-            dispatcher,
             spool,
             codes,
             config,
+            config_file,
+            reloading: Mutex::new(()),
         };
         Ok((App(Arc::new(shared)), problems))
     }
@@ -169,7 +185,7 @@ impl App {
     /// dispatch is on, spool replay and code leases when there is a spool).
     pub fn start_workers(&self) -> Workers {
         let timers = self
-            .dispatcher
+            .live_dispatcher
             .clone()
             .map(|d| TimerWorker::new(d, self.config.outbox.poll));
         let spool = self
@@ -189,11 +205,111 @@ impl App {
         )
     }
 
-    /// The configuration's generation, shown on the status page: 1 for
-    /// the configuration the process started with (there is no reload yet;
-    /// a reload would count up from here).
+    /// The configuration's generation, shown on the status page and as
+    /// `hotline_config_generation`: 1 for the set the process started
+    /// with, one more for each accepted reload.
     pub fn config_generation(&self) -> u64 {
-        1
+        self.live_flows.get().generation
+    }
+
+    /// The flows in force now (read once per use: a reload may swap them).
+    pub fn flows(&self) -> Arc<FlowVersions> {
+        self.live_flows.get()
+    }
+
+    /// Lawyer dispatch as it is now, when configured.
+    pub fn dispatcher(&self) -> Option<Arc<Dispatcher>> {
+        self.live_dispatcher.as_ref().map(Live::get)
+    }
+
+    /// Re-read flows, roster (and its phones file) and lawyers' texts,
+    /// check them as `hotline check` does, and swap them in, or keep the
+    /// running set when any error is found ([`crate::reload`]). `env` is
+    /// where the roster's phone variables are read. Logs and counts the
+    /// result.
+    pub fn reload(&self, env: &dyn Env) -> Report {
+        let _one_at_a_time = self
+            .reloading
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let report = self.try_reload(env);
+        let m = self.metrics();
+        let result = if report.applied { "ok" } else { "rejected" };
+        m.config_reloads.with_label_values(&[result]).inc();
+        m.config_generation
+            .set(i64::try_from(report.generation).unwrap_or(i64::MAX));
+        if report.applied {
+            m.config_last_reload
+                .set(i64::try_from(self.deps.clock.now_ms() / 1000).unwrap_or(i64::MAX));
+        }
+        for p in &report.problems {
+            if p.is_error() {
+                tracing::error!(problem = %p, "reload: configuration error");
+            } else {
+                tracing::warn!(problem = %p, "reload: configuration warning");
+            }
+        }
+        if !report.restart_keys.is_empty() {
+            tracing::warn!(
+                keys = %report.restart_keys.join(", "),
+                "reload: the config file changed; these keys take effect only after a restart (flows, roster, phones and lawyer texts were reloaded)"
+            );
+        }
+        if report.applied {
+            tracing::info!(
+                generation = report.generation,
+                "reload: new flows, roster and texts in force"
+            );
+        } else {
+            tracing::error!(
+                generation = report.generation,
+                "reload rejected: the running flows, roster and texts stay"
+            );
+        }
+        report
+    }
+
+    fn try_reload(&self, env: &dyn Env) -> Report {
+        let now = self.flows();
+        let rejected = |problems: Vec<Problem>, restart_keys: Vec<String>| Report {
+            applied: false,
+            generation: now.generation,
+            problems,
+            restart_keys,
+        };
+        // The config file is checked as `check` checks it; its changes are
+        // named, not applied.
+        let path = std::path::Path::new(&self.config.source);
+        let mut problems = match crate::config::load(path, env) {
+            Ok((_, warnings)) => warnings,
+            Err(e) => return rejected(e.problems().to_vec(), Vec::new()),
+        };
+        let restart_keys = match (&self.config_file, read_config_table(&self.config)) {
+            (Some(old), Some(new)) => crate::reload::changed_keys(old, &new),
+            _ => Vec::new(),
+        };
+        let (set, mut set_problems) =
+            load_set(&self.config, &self.channels, self.deps.clone(), env);
+        problems.append(&mut set_problems);
+        if problems.iter().any(Problem::is_error) {
+            return rejected(problems, restart_keys);
+        }
+        // Dispatch first: a new flow's case for a new city finds its roster.
+        if let (Some(live), Some(new)) = (&self.live_dispatcher, &set.dispatcher) {
+            let old = live.get();
+            new.set_off(old.off_set());
+            new.set_covers(old.covers());
+            live.set(new.clone());
+        }
+        let next = Arc::new(now.next(set.flows));
+        let generation = next.generation;
+        self.live_flows.set(next);
+        Report {
+            applied: true,
+            generation,
+            problems,
+            restart_keys,
+        }
     }
 
     /// The metrics.
@@ -219,9 +335,9 @@ fn build_outbox(
     config: &Config,
     deps: &Deps,
     channels: &Channels,
-    dispatcher: Option<&Arc<Dispatcher>>,
+    dispatcher: Option<&Live<Dispatcher>>,
 ) -> Outbox {
-    let events = dispatcher.map(|d| d.clone() as Arc<dyn OutboxEvents>);
+    let events = dispatcher.map(|d| Arc::new(d.clone()) as Arc<dyn OutboxEvents>);
     let outbox = Outbox::new(deps.clone(), channels.clone(), config.outbox, events);
     match &config.dispatch {
         Some(d) => match &d.fallback_sms_channel {
@@ -262,14 +378,10 @@ fn open_spool(
         })
 }
 
-/// Build every configured channel and check the flows they name.
-pub fn build_channels(
-    config: &Config,
-    flows: &FlowSet,
-) -> (HashMap<String, Arc<dyn Channel>>, Vec<Problem>) {
+/// Build every configured channel.
+pub fn build_channels(config: &Config) -> (HashMap<String, Arc<dyn Channel>>, Vec<Problem>) {
     let mut problems = Vec::new();
     let mut channels: HashMap<String, Arc<dyn Channel>> = HashMap::new();
-    let flows_ok = !flows.flows.is_empty();
     let http = channel::send::http_client_with(config.outbox.send_timeout);
     for (i, cfg) in config.channels.iter().enumerate() {
         match channel::build(i, cfg, &config.source, &http) {
@@ -278,7 +390,19 @@ pub fn build_channels(
             }
             Err(mut p) => problems.append(&mut p),
         }
-        if flows_ok && flows.get(&cfg.flow).is_none() {
+    }
+    (channels, problems)
+}
+
+/// An error for every flow the config names (a channel's, the default)
+/// that `flows` lacks.
+pub fn flow_references(config: &Config, flows: &FlowSet) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if flows.flows.is_empty() {
+        return problems; // the folder's own error says why
+    }
+    for (i, cfg) in config.channels.iter().enumerate() {
+        if flows.get(&cfg.flow).is_none() {
             problems.push(Problem::error(
                 &config.source,
                 crate::problem::quoted(&format!("channels[{i}].flow"), &cfg.flow),
@@ -286,33 +410,73 @@ pub fn build_channels(
             ));
         }
     }
-    if flows_ok && flows.get(&config.flows.default).is_none() {
+    if flows.get(&config.flows.default).is_none() {
         problems.push(Problem::error(
             &config.source,
             crate::problem::quoted("flows.default", &config.flows.default),
             "no flow with this id",
         ));
     }
-    (channels, problems)
+    problems
+}
+
+/// The part of the configuration a reload re-reads: flows, and dispatch
+/// (roster, phones, lawyers' texts) when configured.
+#[derive(Debug)]
+pub struct LoadedSet {
+    /// The flows.
+    pub flows: Arc<FlowSet>,
+    /// Dispatch over them, when `[dispatch]` is configured and loaded.
+    pub dispatcher: Option<Arc<Dispatcher>>,
+}
+
+/// Load flows, roster and lawyers' texts for `config` and check them:
+/// the one path `hotline check` and a reload share (`serve` uses it too,
+/// see [`App::build`]). Any error means the set must not be served.
+pub fn load_set(
+    config: &Config,
+    channels: &HashMap<String, Arc<dyn Channel>>,
+    deps: Deps,
+    env: &dyn Env,
+) -> (LoadedSet, Vec<Problem>) {
+    let (set, mut problems, routing) = load_set_parts(config, channels, deps, env);
+    problems.extend(routing);
+    (set, problems)
+}
+
+/// [`load_set`], with the per-country routing problems
+/// ([`crate::flow::countries::check`]) apart: `serve` has never refused
+/// to start over them (only `check`, and a reload, do).
+fn load_set_parts(
+    config: &Config,
+    channels: &HashMap<String, Arc<dyn Channel>>,
+    deps: Deps,
+    env: &dyn Env,
+) -> (LoadedSet, Vec<Problem>, Vec<Problem>) {
+    let (flows, mut problems) = load_flows(config);
+    problems.extend(unkept_promises(config, &flows));
+    problems.extend(flow_references(config, &flows));
+    let flows = Arc::new(flows);
+    let (dispatcher, mut dispatch_problems) =
+        load_dispatch_with(config, &flows, channels, deps, env);
+    problems.append(&mut dispatch_problems);
+    let routing = crate::flow::countries::check(
+        &flows,
+        &config.source,
+        dispatcher.as_deref().map(|d| &d.roster),
+    );
+    (LoadedSet { flows, dispatcher }, problems, routing)
+}
+
+/// The config file as a TOML table (to compare with a later read).
+fn read_config_table(config: &Config) -> Option<toml::Table> {
+    std::fs::read_to_string(&config.source)
+        .ok()
+        .and_then(|t| toml::from_str(&t).ok())
 }
 
 /// How far ahead `hotline check` looks for hours with nobody on call.
 pub const GAP_CHECK_HOURS: u32 = 14 * 24;
-
-/// [`load_dispatch_with`] for tools that only inspect the result (`check`):
-/// the dispatcher gets detached dependencies (an embedded store, fresh
-/// metrics) and the clock reads `now_ms`.
-pub fn load_dispatch(
-    config: &Config,
-    flows: &Arc<FlowSet>,
-    channels: &HashMap<String, Arc<dyn Channel>>,
-    privacy: &Privacy,
-    env: &dyn Env,
-    now_ms: u64,
-) -> (Option<Arc<Dispatcher>>, Vec<Problem>) {
-    let deps = Deps::detached(privacy.clone(), Clock::manual(now_ms));
-    load_dispatch_with(config, flows, channels, deps, env)
-}
 
 /// Load the roster and lawyers' texts when dispatch is configured. Problems
 /// include every stretch in the next 14 days (from the clock's now) with

@@ -21,6 +21,7 @@ use crate::dispatch::roster::Lawyer;
 use crate::dispatch::{CommandOutcome, Dispatcher};
 use crate::outbox::worker::Outbox;
 pub use crate::outcome::Outcome;
+use crate::reload::Live;
 use crate::store::{
     BUCKETS, Begin, BeginRequest, CachedReply, CommitRequest, RateLimit, SessionWrite, keys,
 };
@@ -36,7 +37,7 @@ const LAWYER_RATE: RateLimit = RateLimit {
 #[derive(Clone)]
 pub struct Gateway {
     conversations: Conversations,
-    dispatcher: Option<Arc<Dispatcher>>,
+    dispatcher: Option<Live<Dispatcher>>,
     outbox: Arc<Outbox>,
     /// The flow each channel's USSD sessions start, by channel name.
     flows: Arc<HashMap<String, String>>,
@@ -55,7 +56,7 @@ impl Gateway {
     /// their USSD sessions start; others start `default_flow`.
     pub fn new(
         conversations: Conversations,
-        dispatcher: Option<Arc<Dispatcher>>,
+        dispatcher: Option<Live<Dispatcher>>,
         outbox: Arc<Outbox>,
         flows: HashMap<String, String>,
         default_flow: String,
@@ -93,9 +94,10 @@ impl Gateway {
     pub async fn sms(&self, channel: &str, messages: &[SmsIn]) -> Outcome {
         let mut outcome = Outcome::Ok;
         for msg in messages {
-            let lawyer = self
-                .dispatcher
-                .as_ref()
+            // The roster as it is now, for this whole message.
+            let d = self.dispatcher.as_ref().map(Live::get);
+            let lawyer = d
+                .as_deref()
                 .and_then(|d| Some((d, d.lawyer_for(&msg.from)?)));
             let result = match lawyer {
                 Some((d, lawyer)) => self.lawyer_sms(d, channel, lawyer, msg).await,

@@ -106,6 +106,7 @@ pub mod outcome;
 pub mod phone;
 pub mod privacy;
 pub mod problem;
+pub mod reload;
 pub mod server;
 pub mod spool;
 pub mod store;

@@ -117,6 +117,12 @@ pub struct Metrics {
     pub lawyer_commands: IntCounterVec,
     /// 1 while shutting down.
     pub draining: IntGauge,
+    /// `hotline_config_generation`.
+    pub config_generation: IntGauge,
+    /// `hotline_config_reload_total{result}`.
+    pub config_reloads: IntCounterVec,
+    /// `hotline_config_last_reload_timestamp_seconds`.
+    pub config_last_reload: IntGauge,
     /// Build information (always 1).
     pub build_info: IntGaugeVec,
 }
@@ -201,6 +207,9 @@ impl Metrics {
         }
         for op in STORE_OPS {
             m.store_errors.with_label_values(&[op]);
+        }
+        for result in ["ok", "rejected"] {
+            m.config_reloads.with_label_values(&[result]);
         }
         m
     }
@@ -518,6 +527,22 @@ impl Metrics {
                 &r,
                 "hotline_draining",
                 "1 while the gateway is shutting down.",
+            ),
+            config_generation: gauge(
+                &r,
+                "hotline_config_generation",
+                "Generation of the flows, roster and texts in force: 1 at start, one more per accepted reload.",
+            ),
+            config_reloads: counter_vec(
+                &r,
+                "hotline_config_reload_total",
+                "Reloads (SIGHUP, POST /reload), by result (ok, rejected).",
+                &["result"],
+            ),
+            config_last_reload: gauge(
+                &r,
+                "hotline_config_last_reload_timestamp_seconds",
+                "When the last accepted reload was swapped in (Unix seconds; 0: none yet).",
             ),
             build_info: register(
                 &r,

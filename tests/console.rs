@@ -44,7 +44,7 @@ impl World {
         let clock = Clock::manual(T0);
         let store = App::memory_store(&config);
         let (app, _) = App::build(config, store, clock.clone(), &env).expect("the default builds");
-        let d = app.dispatcher.clone().expect("the default dispatches");
+        let d = app.live_dispatcher.clone().expect("the default dispatches");
         World {
             app,
             clock,

@@ -261,3 +261,58 @@ fn the_runbook_says_how_often_the_store_wide_gauges_are_read() {
         "ops/RUNBOOK.md must say the outbox gauges are read every {secs} s"
     );
 }
+
+#[test]
+fn the_reload_docs_name_what_the_code_does() {
+    let exported = hotline::metrics::Metrics::new([], [], []).render();
+    let readme = read("README.md");
+    let dashboard = read("ops/grafana/hotline.json");
+    let ops_names = read("ops/check_files.py");
+    for metric in [
+        "hotline_config_generation",
+        "hotline_config_reload_total",
+        "hotline_config_last_reload_timestamp_seconds",
+    ] {
+        assert!(
+            exported.contains(&format!("# TYPE {metric} ")),
+            "{metric} is exported"
+        );
+        assert!(readme.contains(metric), "README names {metric}");
+        assert!(dashboard.contains(metric), "the dashboard shows {metric}");
+        assert!(
+            ops_names.contains(&format!("\"{metric}\"")),
+            "ops/check_files.py knows {metric}"
+        );
+    }
+    assert!(
+        exported.contains("hotline_config_reload_total{result=\"ok\"} 0")
+            && exported.contains("hotline_config_reload_total{result=\"rejected\"} 0"),
+        "both results start at zero"
+    );
+    let unit = read("ops/systemd/hotline.service");
+    assert!(
+        unit.lines()
+            .any(|l| l.trim() == "ExecReload=/bin/kill -HUP $MAINPID"),
+        "the systemd unit reloads with SIGHUP"
+    );
+    let runbook = read("ops/RUNBOOK.md");
+    assert!(runbook.contains("systemctl reload hotline"));
+    assert!(readme.contains("`POST /reload`"));
+    // The log lines the runbook tells operators to look for.
+    let app = read("src/app.rs");
+    for line in [
+        "reload: new flows, roster and texts in force",
+        "reload rejected",
+        "take effect only after a restart",
+    ] {
+        assert!(app.contains(line), "src/app.rs logs {line:?}");
+        assert!(runbook.contains(line), "ops/RUNBOOK.md names {line:?}");
+    }
+    let keep = hotline::reload::KEEP_GENERATIONS;
+    let flows = read("docs/flows.md");
+    assert!(
+        flows.contains(&format!("replaced by the last {keep} reloads")),
+        "docs/flows.md says how many versions are kept"
+    );
+    assert!(readme.contains(&format!("the last {keep} replaced versions are kept")));
+}

@@ -238,7 +238,7 @@ async fn hotline_cases_reads_a_running_memory_gateway_and_the_gauges_count_the_c
     assert_private("hotline cases", &stdout);
 
     // The timer worker's refresh sets the case gauges from the store.
-    let dispatcher = gw.app.dispatcher.clone().expect("dispatch on");
+    let dispatcher = gw.app.live_dispatcher.clone().expect("dispatch on");
     gw.clock.advance(90_000);
     hotline::dispatch::timers::TimerWorker::new(dispatcher, std::time::Duration::from_secs(1))
         .refresh()
@@ -300,7 +300,7 @@ async fn promtool_accepts_the_real_metrics() {
     let dir = tempfile::tempdir().unwrap();
     let gw = gateway(dir.path(), "", &[]).await;
     open_case(&gw).await;
-    let dispatcher = gw.app.dispatcher.clone().expect("dispatch on");
+    let dispatcher = gw.app.live_dispatcher.clone().expect("dispatch on");
     hotline::dispatch::timers::TimerWorker::new(dispatcher, std::time::Duration::from_secs(1))
         .refresh()
         .await;

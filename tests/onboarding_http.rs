@@ -14,7 +14,7 @@ use hotline::dispatch::onboarding;
 
 async fn unverified(w: &common::world::World) -> Vec<String> {
     let app = &w.gw.app;
-    let d = app.dispatcher.as_ref().unwrap();
+    let d = app.dispatcher().unwrap();
     onboarding::unverified(
         app.deps.store.as_ref(),
         &app.deps.privacy,

@@ -5,15 +5,15 @@
 //! ([`Config::production`]); with `--screens` it also lists every SMS the
 //! woman receives and every lawyer text, with parts and encoding.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use super::{load_config, print_problems};
-use crate::channel::Channel;
+use crate::app::LoadedSet;
 use crate::clock::Clock;
 use crate::config::{Config, Env, LoadError, ProcessEnv, StoreKind};
+use crate::deps::Deps;
 use crate::dispatch::Dispatcher;
 use crate::flow::{FlowSet, lint};
 use crate::problem::Problem;
@@ -77,18 +77,15 @@ struct Gathered {
 }
 
 fn gather(config: &Config, env: &dyn Env) -> Gathered {
-    let (flows, mut problems) = crate::app::load_flows(config);
-    problems.extend(crate::app::unkept_promises(config, &flows));
-    let (channels, channel_problems) = crate::app::build_channels(config, &flows);
-    problems.extend(channel_problems);
-    let flows = Arc::new(flows);
-    let (dispatcher, dispatch_problems) = check_dispatch(config, &flows, &channels, env);
-    problems.extend(dispatch_problems);
-    problems.extend(crate::flow::countries::check(
-        &flows,
-        &config.source,
-        dispatcher.as_deref().map(|d| &d.roster),
-    ));
+    let (channels, mut problems) = crate::app::build_channels(config);
+    // The same loading and checks as `serve` and a reload.
+    let deps = Deps::detached(
+        crate::privacy::Privacy::new(&config.privacy.pii_key),
+        Clock::manual(Clock::System.now_ms()),
+    );
+    let (LoadedSet { flows, dispatcher }, set_problems) =
+        crate::app::load_set(config, &channels, deps, env);
+    problems.extend(set_problems);
     Gathered {
         flows,
         channels: channels.len(),
@@ -117,24 +114,6 @@ fn verdict(problems: &[Problem]) -> ExitCode {
         println!("{warnings} warning(s), no errors");
         ExitCode::from(3)
     }
-}
-
-/// Load the roster and texts as `serve` would, to report their problems.
-fn check_dispatch(
-    config: &Config,
-    flows: &Arc<FlowSet>,
-    channels: &HashMap<String, Arc<dyn Channel>>,
-    env: &dyn Env,
-) -> (Option<Arc<Dispatcher>>, Vec<Problem>) {
-    let privacy = crate::privacy::Privacy::new(&config.privacy.pii_key);
-    crate::app::load_dispatch(
-        config,
-        flows,
-        channels,
-        &privacy,
-        env,
-        Clock::System.now_ms(),
-    )
 }
 
 fn print_dispatch(d: &Dispatcher) {

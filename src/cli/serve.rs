@@ -57,6 +57,8 @@ async fn serve_until_shutdown(
     log_warnings(&app, warnings, &flow_warnings);
     // Install the signal handlers before anyone can see us listening.
     let shutdown = crate::server::shutdown_signal();
+    // From here a SIGHUP reloads instead of ending the process.
+    drop(crate::server::hangup_signal());
     let public = bind("webhook", app.config.server.listen).await?;
     let admin = bind("admin", app.config.server.admin_listen).await?;
     let public_addr = public
@@ -71,7 +73,7 @@ async fn serve_until_shutdown(
         public = %public_addr,
         admin = %admin_addr,
         store = app.deps.store.kind(),
-        flows = app.flows.flows.len(),
+        flows = app.flows().flows.len(),
         channels = app.channels.len(),
         "hotline listening"
     );

@@ -114,7 +114,7 @@ struct Afterwards {
 
 impl Afterwards {
     async fn run(&mut self, out: &mut impl Write, lines: &mut Lines<'_>) {
-        let Some((console, d)) = self.console().zip(self.app.dispatcher.clone()) else {
+        let Some((console, d)) = self.console().zip(self.app.dispatcher()) else {
             let _ = writeln!(
                 out,
                 "(no dispatch over a console channel in this config: offers are not shown here)"
@@ -214,7 +214,7 @@ impl Afterwards {
         let Some(console) = self.app.channels.get(&name).and_then(|c| c.console()) else {
             return;
         };
-        let d = self.app.dispatcher.clone();
+        let d = self.app.dispatcher();
         for m in console.since(self.seen) {
             self.seen = m.seq;
             let who = d
@@ -263,7 +263,7 @@ fn simulated_phone(
     let clock = Clock::manual(Clock::System.now_ms());
     let (app, _) = App::build(config, store, clock.clone(), &env).map_err(CliError::Build)?;
     let flow_id = flow.unwrap_or_else(|| app.config.flows.default.clone());
-    if app.flows.get(&flow_id).is_none() {
+    if app.flows().get(&flow_id).is_none() {
         return Err(CliError::Usage(format!("no flow {flow_id:?}")));
     }
     Ok((app, clock, flow_id, from))

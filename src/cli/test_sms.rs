@@ -52,7 +52,7 @@ async fn dispatcher(config: &Config, env: &dyn Env) -> Result<Arc<Dispatcher>, C
     let store = build_store(config).await?;
     let privacy = crate::privacy::Privacy::new(&config.privacy.pii_key);
     let (flows, _) = crate::app::load_flows(config);
-    let (channels, _) = crate::app::build_channels(config, &flows);
+    let (channels, _) = crate::app::build_channels(config);
     let deps = Deps {
         store,
         clock: Clock::System,

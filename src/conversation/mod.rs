@@ -39,12 +39,13 @@ use crate::channel::{SmsIn, UssdIn, UssdInput};
 use crate::codes::OfflineCodes;
 use crate::config::Limits;
 use crate::deps::Deps;
+use crate::flow::Flow;
 use crate::flow::engine::{Caller, Step};
-use crate::flow::{Flow, FlowSet};
 use crate::outbox::{self, Purpose};
 use crate::outcome::Outcome;
 use crate::phone::{Country, PhoneNumber};
 use crate::privacy::Pseudonym;
+use crate::reload::{FlowVersions, Live};
 use crate::spool::Spool;
 use crate::store::{
     BUCKETS, Begin, BeginRequest, CachedReply, Commit, CommitRequest, Job, KvWrite, NewCase, Queue,
@@ -105,8 +106,9 @@ impl Answer {
 pub struct Conversations {
     /// Store, clock, keys, metrics, outbox wake-up.
     pub deps: Deps,
-    /// Loaded flows.
-    pub flows: Arc<FlowSet>,
+    /// The flows in force, and the versions live sessions began on (a
+    /// reload swaps them; each message reads them once).
+    pub flows: Live<FlowVersions>,
     /// Caller limits.
     pub limits: Limits,
     /// Jobs for new cases (none until dispatch is configured).
@@ -143,6 +145,8 @@ struct Hop<'a> {
     incoming: Incoming<'a>,
     /// The flow a new USSD session starts.
     flow: Option<Arc<Flow>>,
+    /// The flows as they were when the message came in.
+    flows: Arc<FlowVersions>,
 }
 
 impl Hop<'_> {
@@ -228,7 +232,8 @@ impl Conversations {
 
     /// Handle one USSD hop on `channel`, whose sessions start `flow_id`.
     pub async fn ussd(&self, channel: &str, flow_id: &str, req: UssdIn) -> Answer {
-        let Some(flow) = self.flows.get(flow_id).cloned() else {
+        let flows = self.flows.get();
+        let Some(flow) = flows.get(flow_id).cloned() else {
             tracing::error!(
                 channel,
                 flow = flow_id,
@@ -267,6 +272,7 @@ impl Conversations {
             dedupe_ttl_ms: ttl,
             incoming,
             flow: Some(flow),
+            flows,
         };
         self.run(hop).await
     }
@@ -296,6 +302,7 @@ impl Conversations {
             dedupe_ttl_ms: ttl,
             incoming: Incoming::Sms(&msg.text),
             flow: None,
+            flows: self.flows.get(),
         };
         self.run(hop).await
     }
@@ -304,17 +311,16 @@ impl Conversations {
     /// language of a caller from `country` (her country's first language),
     /// with every flow's keywords.
     pub fn help_text(&self, country: Option<&Country>) -> String {
-        let keywords: Vec<&str> = self
-            .flows
+        let flows = self.flows.get();
+        let keywords: Vec<&str> = flows
             .flows
             .values()
             .flat_map(|f| f.spec.keywords.iter().map(String::as_str))
             .collect();
         let list = keywords.join(", ");
-        match self
-            .flows
+        match flows
             .get(&self.default_flow)
-            .or_else(|| self.flows.flows.values().next())
+            .or_else(|| flows.flows.values().next())
         {
             Some(f) => match &f.spec.messages.sms_help {
                 Some(t) => crate::template::render(
@@ -337,7 +343,7 @@ impl Conversations {
             let version = loaded.as_ref().map_or(0, |r| r.version);
             let existing = loaded.as_ref().and_then(|r| self.open_session(r));
             let Some(plan) = plan::plan(
-                &self.flows,
+                &hop.flows,
                 hop.flow.as_ref(),
                 &hop.caller,
                 hop.incoming,
@@ -519,6 +525,7 @@ impl Conversations {
         if !s.step.end {
             let data = SessionData {
                 f: s.flow.id().to_owned(),
+                v: s.flow.version.clone(),
                 st: Some(s.step.state.clone()),
                 c: s.consumed,
                 t0: s.t0,

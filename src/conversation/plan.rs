@@ -10,8 +10,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::flow::Flow;
 use crate::flow::engine::{self, Caller, Step};
-use crate::flow::{Flow, FlowSet};
+use crate::reload::FlowVersions;
 
 /// Words that stop all messages to a number (any case).
 pub const STOP_WORDS: &[&str] = &[
@@ -30,6 +31,10 @@ pub(super) struct SessionData {
     /// Flow id; empty for a "was sent the help text" marker.
     #[serde(default)]
     pub f: String,
+    /// The version of the flow the session began on ([`Flow::version`]);
+    /// empty in sessions stored before versions existed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub v: String,
     /// Engine state.
     #[serde(default)]
     pub st: Option<engine::State>,
@@ -131,14 +136,28 @@ pub(super) fn first_word(text: &str) -> String {
 /// Decide what a message means given the loaded session (`existing`).
 /// `start` is the flow a new USSD session starts; `None` for SMS.
 pub(super) fn plan(
-    flows: &FlowSet,
+    flows: &FlowVersions,
     start: Option<&Arc<Flow>>,
     caller: &Caller,
     incoming: Incoming<'_>,
     existing: Option<&SessionData>,
     now: u64,
 ) -> Option<Plan> {
-    let active = existing.and_then(|d| Some((flows.get(&d.f)?.clone(), d.st.clone()?, d)));
+    // A session goes on in the flow version it began on; when a reload
+    // retired that version long enough ago, it starts again (below: the
+    // `_` arms for USSD, `plan_sms` for SMS).
+    let active =
+        existing.and_then(|d| Some((flows.session_flow(&d.f, &d.v)?.clone(), d.st.clone()?, d)));
+    if let Some(d) = existing
+        && active.is_none()
+        && d.st.is_some()
+        && !d.f.is_empty()
+    {
+        tracing::info!(
+            flow = %d.f,
+            "session's flow version was retired by reloads; it starts again"
+        );
+    }
     let same_flow = |f: &Arc<Flow>| start.is_some_and(|s| s.id() == f.id());
     match incoming {
         Incoming::Cumulative(text) => {
@@ -207,7 +226,7 @@ fn catch_up(
 }
 
 fn plan_sms(
-    flows: &FlowSet,
+    flows: &FlowVersions,
     caller: &Caller,
     text: &str,
     active: Option<(Arc<Flow>, engine::State, &SessionData)>,
@@ -221,13 +240,18 @@ fn plan_sms(
     if let Some(flow) = flows.by_keyword(&word) {
         return Plan::Step(FlowStep::start(flow, caller, now, 0));
     }
-    match active {
-        Some((f, st, d)) => {
+    // Her session's flow version is gone: its flow starts again.
+    let restart = existing
+        .filter(|d| d.st.is_some())
+        .and_then(|d| flows.get(&d.f));
+    match (active, restart) {
+        (Some((f, st, d)), _) => {
             let step = engine::step(&f, &st, caller, text, now);
             Plan::Step(FlowStep::next(f, step, d, 0))
         }
-        None if existing.is_some() => Plan::Silent,
-        None => Plan::Help,
+        (None, Some(flow)) => Plan::Step(FlowStep::start(flow, caller, now, 0)),
+        (None, None) if existing.is_some() => Plan::Silent,
+        (None, None) => Plan::Help,
     }
 }
 

@@ -36,7 +36,7 @@ impl Conversations {
     }
 
     pub(super) fn count_case(&self, channel: &str, pseudonym: &Pseudonym, city: &str) {
-        let label = if self.flows.cities().contains(city) {
+        let label = if self.flows.get().cities().contains(city) {
             city
         } else {
             "other"

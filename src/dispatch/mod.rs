@@ -56,6 +56,7 @@ use crate::deps::Deps;
 use crate::flow::FlowSet;
 use crate::outbox::worker::{OutboxEvents, Undelivered};
 use crate::outbox::{Purpose, Recipient};
+use crate::reload::Live;
 use crate::store::{CaseRecord, CaseUpdate, Job, Queue, StoreError};
 use cover::Covers;
 pub use lawyer::CommandOutcome;
@@ -413,6 +414,23 @@ impl OutboxEvents for Dispatcher {
         if let Err(e) = result {
             tracing::warn!(error = %e, "could not escalate after an undelivered offer");
         }
+    }
+}
+
+/// The dispatcher in force, read once per case planned: a reload swaps
+/// it ([`crate::reload`]).
+impl CasePlanner for Live<Dispatcher> {
+    fn plan(&self, case: &mut CaseData, bucket: u16) -> Vec<(Queue, Job)> {
+        self.get().plan(case, bucket)
+    }
+}
+
+/// The dispatcher in force when the event arrives.
+#[async_trait]
+impl OutboxEvents for Live<Dispatcher> {
+    async fn undelivered(&self, event: Undelivered) {
+        let d = self.get();
+        d.undelivered(event).await;
     }
 }
 

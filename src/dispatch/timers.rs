@@ -12,12 +12,12 @@
 //! [`TimerWorker::tick`] does one round at a given instant (tests call it
 //! directly); [`TimerWorker::run`] ticks until told to stop.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 use super::{Dispatcher, TimerJob};
+use crate::reload::Live;
 use crate::store::{BUCKETS, Claimed, Queue};
 
 /// How long a claimed timer is held before another worker may take it.
@@ -30,15 +30,20 @@ const BATCH: usize = 16;
 /// The timer worker.
 #[derive(Debug)]
 pub struct TimerWorker {
-    dispatcher: Arc<Dispatcher>,
+    /// Read afresh for each timer and refresh: a reload swaps it.
+    dispatcher: Live<Dispatcher>,
     /// How long to wait when nothing was due.
     poll: Duration,
 }
 
 impl TimerWorker {
-    /// A worker firing `dispatcher`'s timers, polling every `poll`.
-    pub fn new(dispatcher: Arc<Dispatcher>, poll: Duration) -> Self {
-        TimerWorker { dispatcher, poll }
+    /// A worker firing `dispatcher`'s timers (a fixed one, or the one a
+    /// reload swaps), polling every `poll`.
+    pub fn new(dispatcher: impl Into<Live<Dispatcher>>, poll: Duration) -> Self {
+        TimerWorker {
+            dispatcher: dispatcher.into(),
+            poll,
+        }
     }
 
     /// Tick until `stop` turns true.
@@ -52,7 +57,7 @@ impl TimerWorker {
                 self.refresh().await;
                 last_refresh = Some(tokio::time::Instant::now());
             }
-            let now = self.dispatcher.deps().clock.now_ms();
+            let now = self.dispatcher.get().deps().clock.now_ms();
             if self.tick(now).await == 0 {
                 tokio::select! {
                     () = tokio::time::sleep(self.poll) => {}
@@ -65,7 +70,7 @@ impl TimerWorker {
     /// Refresh the off-call set, the on-call gap gauge and the case gauges
     /// ([`super::board::refresh_gauges`]).
     pub async fn refresh(&self) {
-        let d = &self.dispatcher;
+        let d = &self.dispatcher.get();
         if let Err(e) = d.refresh_off().await {
             tracing::debug!(error = %e, "could not refresh the off-call set");
         }
@@ -84,7 +89,7 @@ impl TimerWorker {
 
     /// Fire every timer due at `now_ms`; returns how many were claimed.
     pub async fn tick(&self, now_ms: u64) -> usize {
-        let store = &self.dispatcher.deps().store;
+        let store = self.dispatcher.get().deps().store.clone();
         let mut fired = 0;
         for bucket in 0..BUCKETS {
             let claimed = match store
@@ -106,10 +111,13 @@ impl TimerWorker {
     }
 
     async fn fire(&self, bucket: u16, job: &Claimed) {
-        let store = &self.dispatcher.deps().store;
+        // The roster in force now: a case opened before a reload escalates
+        // along the new chain.
+        let d = self.dispatcher.get();
+        let store = &d.deps().store;
         let id = &job.job.id;
         let result = match serde_json::from_slice::<TimerJob>(&job.job.payload) {
-            Ok(timer) => self.dispatcher.fire(bucket, &timer).await,
+            Ok(timer) => d.fire(bucket, &timer).await,
             Err(e) => {
                 tracing::error!(timer = %id, error = %e, "unreadable timer dropped");
                 Ok(())

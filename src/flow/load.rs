@@ -112,6 +112,7 @@ pub fn parse(
         source: display.to_owned(),
         spec,
         fallback: fallback.into(),
+        version: version_of(text),
     };
     let problems = validate(&flow);
     if problems.iter().any(Problem::is_error) {
@@ -119,4 +120,13 @@ pub fn parse(
     } else {
         Ok((flow, problems))
     }
+}
+
+/// The version of a flow file's text: 16 hex digits of its SHA-256.
+pub fn version_of(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(text.as_bytes())[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

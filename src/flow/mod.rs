@@ -43,6 +43,10 @@ pub struct Flow {
     pub spec: FlowFile,
     /// The numbers substituted for `{fallback}`, by the caller's country.
     pub fallback: Fallbacks,
+    /// A short digest of the file's text: a session records the version it
+    /// began on and finishes on it after a reload changed the file
+    /// ([`crate::reload`]).
+    pub version: String,
 }
 
 /// The hotline numbers a caller is told to ring (`[flows] fallback_phone`

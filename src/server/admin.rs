@@ -14,6 +14,10 @@
 //!   the roster lacks, 503 without dispatch or when the store fails.
 //!   Authorized by [`super::admin_auth::authorize`] (a bearer token; in
 //!   production one must be set).
+//! - `POST /reload` — re-read flows, roster, phones and lawyers' texts
+//!   ([`crate::reload`]), as `SIGHUP` does: 200 with the new generation,
+//!   422 with the problems when rejected (the running set stays), 401/403
+//!   as `/test-sms`.
 
 use std::time::Duration;
 
@@ -41,6 +45,9 @@ pub async fn handle(app: App, req: http::Request<Incoming>) -> Response {
     }
     if req.method() == Method::POST && req.uri().path() == "/test-sms" {
         return test_sms(&app, &req).await;
+    }
+    if req.method() == Method::POST && req.uri().path() == "/reload" {
+        return reload(app, &req).await;
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = reply(
@@ -72,7 +79,7 @@ pub async fn handle(app: App, req: http::Request<Incoming>) -> Response {
                     "draining\n".into(),
                 );
             }
-            if app.flows.flows.is_empty() {
+            if app.flows().flows.is_empty() {
                 return reply(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "text/plain",
@@ -104,6 +111,22 @@ pub async fn handle(app: App, req: http::Request<Incoming>) -> Response {
     }
 }
 
+/// `POST /reload`: what [`App::reload`] did, as text.
+async fn reload(app: App, req: &http::Request<Incoming>) -> Response {
+    if let Err(status) = super::admin_auth::authorize(&app.config, req.headers()) {
+        tracing::warn!(status = status.as_u16(), "admin request refused");
+        return reply(status, "text/plain", "not authorized\n".into());
+    }
+    tracing::info!("reload requested on the admin listener");
+    let report = super::reload_now(app).await;
+    let status = if report.applied {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    reply(status, "text/plain; charset=utf-8", report.render())
+}
+
 /// `POST /test-sms?lawyer=aida`.
 async fn test_sms(app: &App, req: &http::Request<Incoming>) -> Response {
     if let Err(status) = super::admin_auth::authorize(&app.config, req.headers()) {
@@ -119,7 +142,7 @@ async fn test_sms(app: &App, req: &http::Request<Incoming>) -> Response {
             "lawyer= is required\n".into(),
         );
     };
-    let Some(d) = &app.dispatcher else {
+    let Some(d) = app.dispatcher() else {
         return reply(
             StatusCode::SERVICE_UNAVAILABLE,
             "text/plain",

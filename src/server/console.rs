@@ -136,7 +136,7 @@ async fn inject(
 
 /// A lawyer's id from the roster, or a number in international form.
 fn sender(app: &App, from: &str) -> Option<PhoneNumber> {
-    let lawyer = app.dispatcher.as_ref().and_then(|d| {
+    let lawyer = app.dispatcher().and_then(|d| {
         d.roster
             .lawyers()
             .find(|l| l.id.as_str() == from)
@@ -172,7 +172,7 @@ fn page(app: &App, channel: &str, console: &Console) -> Response {
         escape(channel)
     ));
     html.push_str("<h1>Console</h1><h2>Answer as a lawyer</h2><form method=\"post\" action=\"/console/sms\"><label>From <select name=\"from\">");
-    if let Some(d) = &app.dispatcher {
+    if let Some(d) = app.dispatcher() {
         for l in d.roster.lawyers() {
             html.push_str(&format!(
                 "<option value=\"{}\">{} ({})</option>",
@@ -226,7 +226,7 @@ fn listing(app: &App, console: &Console) -> Response {
 }
 
 fn lawyer_name(app: &App, phone: &PhoneNumber) -> Option<String> {
-    let d = app.dispatcher.as_ref()?;
+    let d = app.dispatcher()?;
     d.roster.lawyer_by_phone(phone).map(|l| l.name.clone())
 }
 

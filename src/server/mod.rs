@@ -97,6 +97,9 @@ pub async fn run(
     admin: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
+    // Before the listeners answer: a SIGHUP from then on reloads (its
+    // default would end the process).
+    let hangups = hangup_signal();
     let cfg = &app.config.server;
     tracing::info!(
         connection_memory_bound_mib = cfg.connection_memory_bound() / (1024 * 1024),
@@ -133,6 +136,7 @@ pub async fn run(
         rx_admin,
     ));
     let sweeper = tokio::spawn(sweep_ip_limiters(app.clone(), webhooks));
+    let reloader = tokio::spawn(reload_on_sighup(app.clone(), hangups));
     let workers = app.start_workers();
 
     shutdown.await;
@@ -149,6 +153,7 @@ pub async fn run(
     let _ = stop_public.send(true);
     drain_listener(&mut listeners, public_task.id(), grace).await;
     sweeper.abort();
+    reloader.abort();
     workers.shutdown(grace).await;
     let _ = stop_admin.send(true);
     while let Some(done) = listeners.join_next().await {
@@ -198,6 +203,61 @@ async fn sweep_ip_limiters(app: App, webhooks: Arc<public::Public>) {
         tick.tick().await;
         app.ip_limiter.retain_recent();
         webhooks.auth_failures.retain_recent();
+    }
+}
+
+/// Reload flows, roster, phones and lawyers' texts ([`App::reload`]) off
+/// the async threads (it reads files), with the process environment.
+pub async fn reload_now(app: App) -> crate::reload::Report {
+    let generation = app.config_generation();
+    tokio::task::spawn_blocking(move || app.reload(&crate::config::ProcessEnv))
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "reload failed");
+            crate::reload::Report {
+                applied: false,
+                generation,
+                problems: Vec::new(),
+                restart_keys: Vec::new(),
+            }
+        })
+}
+
+/// SIGHUPs to come.
+#[cfg(unix)]
+pub type Hangups = Option<tokio::signal::unix::Signal>;
+/// SIGHUPs to come.
+#[cfg(not(unix))]
+pub type Hangups = ();
+
+/// SIGHUP, listened for from now on. Once called, SIGHUP no longer ends
+/// the process (`serve` calls it before it binds its listeners).
+pub fn hangup_signal() -> Hangups {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP; reload with POST /reload");
+                None
+            }
+        }
+    }
+}
+
+/// Reload on every SIGHUP (`systemctl reload hotline`).
+async fn reload_on_sighup(app: App, hangups: Hangups) {
+    #[cfg(unix)]
+    if let Some(mut hup) = hangups {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading flows, roster and texts");
+            reload_now(app.clone()).await;
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (app, hangups);
     }
 }
 

@@ -122,7 +122,8 @@ struct CasesQuery {
 
 async fn read_board(app: &App, filter: &Filter) -> Result<Board, String> {
     let deps = &app.deps;
-    let roster = app.dispatcher.as_ref().map(|d| &d.roster);
+    let dispatcher = app.dispatcher();
+    let roster = dispatcher.as_ref().map(|d| &d.roster);
     board::collect(
         deps.store.as_ref(),
         &deps.privacy,
@@ -193,7 +194,8 @@ async fn page(app: &App) -> Response {
         })
         .collect();
     channels.sort_by(|a, b| a.name.cmp(&b.name));
-    let off = match &app.dispatcher {
+    let dispatcher = app.dispatcher();
+    let off = match &dispatcher {
         Some(d) => {
             let read = tokio::time::timeout(Duration::from_millis(1000), d.refresh_off()).await;
             (d.off_set(), matches!(read, Ok(Ok(()))))
@@ -204,7 +206,7 @@ async fn page(app: &App) -> Response {
         now_ms,
         config: &app.config,
         generation: app.config_generation(),
-        roster: app.dispatcher.as_ref().map(|d| &d.roster),
+        roster: dispatcher.as_deref().map(|d| &d.roster),
         store_kind: app.deps.store.kind(),
         store_up: matches!(ping, Ok(Ok(()))),
         spool_pending: app.spool.as_ref().map(|s| s.pending()),

@@ -63,6 +63,31 @@ pub fn with_real_channels(config: &str) -> String {
         )
 }
 
+/// Copy the shipped default (config file, demo roster and phones, lawyers'
+/// texts, flows) into `dir`, for tests that edit it and reload; returns
+/// the config file's path.
+pub fn copy_default_setup(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    std::fs::create_dir_all(dir.join("flows")).unwrap();
+    for f in [
+        "config/hotline.toml",
+        "config/demo-roster.toml",
+        "config/demo-roster.phones.toml",
+        "config/lawyer_texts.toml",
+        "flows/legal_help.toml",
+    ] {
+        std::fs::copy(root().join(f), dir.join(f)).unwrap();
+    }
+    dir.join("config/hotline.toml")
+}
+
+/// Replace `from` with `to` in the file at `path` (it must be there).
+pub fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{} has no {from:?}", path.display());
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
 /// A running gateway.
 pub struct Gateway {
     pub public: SocketAddr,
@@ -97,13 +122,42 @@ impl Gateway {
                 Ok(x) => x,
                 Err(e) => panic!("test config invalid: {e:?}"),
             };
+        Self::start_config(config, &vars, store, clock).await
+    }
+
+    /// Start with the config file at `path` (a reload reads it again),
+    /// extra environment and a clock, on the memory store.
+    pub async fn start_file(path: &Path, env: &[(&str, &str)], clock: Clock) -> Gateway {
+        let mut vars: BTreeMap<&str, &str> = BTreeMap::new();
+        vars.insert("HOTLINE_LISTEN", "127.0.0.1:0");
+        vars.insert("HOTLINE_ADMIN_LISTEN", "127.0.0.1:0");
+        vars.insert(
+            "HOTLINE_PII_KEY",
+            "test-key-0123456789-0123456789-0123456789",
+        );
+        for (k, v) in env {
+            vars.insert(k, v);
+        }
+        let (config, _) = match hotline::config::load(path, &vars) {
+            Ok(x) => x,
+            Err(e) => panic!("test config invalid: {e:?}"),
+        };
+        Self::start_config(config, &vars, None, clock).await
+    }
+
+    async fn start_config(
+        config: hotline::config::Config,
+        vars: &BTreeMap<&str, &str>,
+        store: Option<Arc<dyn Store>>,
+        clock: Clock,
+    ) -> Gateway {
         let store = match store {
             Some(s) => s,
             None => hotline::cli::build_store(&config)
                 .await
                 .expect("store connects"),
         };
-        let (app, _) = match App::build(config, store, clock.clone(), &vars) {
+        let (app, _) = match App::build(config, store, clock.clone(), vars) {
             Ok(x) => x,
             Err(problems) => panic!(
                 "app does not build: {:#?}",
