@@ -463,4 +463,21 @@ mod tests {
             assert_eq!(parse(text), Command::Unknown, "{text:?}");
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn done_words_are_bounded_and_never_hold_a_separator(text in "\\PC{0,200}") {
+            if let Command::Done { code, outcomes } = parse(&format!("DONE {text}")) {
+                proptest::prop_assert!(outcomes.len() <= MAX_OUTCOMES);
+                for w in &outcomes {
+                    proptest::prop_assert!(!w.is_empty() && w.chars().count() <= MAX_OUTCOME_WORD);
+                    proptest::prop_assert!(!w.contains(|c: char| c.is_whitespace() || c == ','));
+                }
+                if let Some(code) = code {
+                    proptest::prop_assert!((4..=6).contains(&code.len()));
+                    proptest::prop_assert!(code.chars().all(|c| c.is_ascii_digit()));
+                }
+            }
+        }
+    }
 }
