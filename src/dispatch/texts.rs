@@ -383,41 +383,8 @@ fn outcome_problems(
                     "not an outcome in en (every language lists the same ids)",
                 ));
             }
-            let id_ok = !id.is_empty()
-                && id.chars().all(|c| c.is_ascii_lowercase() || c == '_')
-                && id != super::lifecycle::NOT_GIVEN;
-            if !id_ok {
-                problems.push(Problem::error(
-                    file,
-                    &key,
-                    "an outcome id is lowercase Latin letters and `_`, and not `not_given`",
-                ));
-            }
-            if o.label.trim().is_empty() || o.label.contains('{') {
-                problems.push(Problem::error(
-                    file,
-                    format!("{key}.label"),
-                    "must be a short text without placeholders",
-                ));
-            }
-            if o.words.is_empty() {
-                problems.push(Problem::error(
-                    file,
-                    format!("{key}.words"),
-                    "list at least one word",
-                ));
-            }
+            outcome_entry_problems(file, &key, id, o, problems);
             for w in &o.words {
-                let ok = (1..=MAX_WORD_CHARS).contains(&w.chars().count())
-                    && w.chars().all(char::is_alphabetic);
-                if !ok {
-                    problems.push(Problem::error(
-                        file,
-                        quoted(&format!("{key}.words"), w),
-                        format!("an outcome word is 1 to {MAX_WORD_CHARS} letters, no digits, spaces or punctuation"),
-                    ));
-                    continue;
-                }
                 let upper = w.to_uppercase();
                 match words.get(&upper) {
                     Some(other) if other != id => problems.push(Problem::error(
@@ -426,7 +393,7 @@ fn outcome_problems(
                         format!("this word already means outcome {other}: a word means one outcome in every language"),
                     )),
                     _ => {
-                        words.insert(upper, (*id).clone());
+                        words.insert(upper, id.clone());
                     }
                 }
             }
@@ -445,6 +412,51 @@ fn outcome_problems(
         }
     }
     words
+}
+
+/// One outcome's own problems: its id, label and words.
+fn outcome_entry_problems(
+    file: &str,
+    key: &str,
+    id: &str,
+    o: &OutcomeText,
+    problems: &mut Vec<Problem>,
+) {
+    let id_ok = !id.is_empty()
+        && id.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        && id != super::lifecycle::NOT_GIVEN;
+    if !id_ok {
+        problems.push(Problem::error(
+            file,
+            key,
+            "an outcome id is lowercase Latin letters and `_`, and not `not_given`",
+        ));
+    }
+    if o.label.trim().is_empty() || o.label.contains('{') {
+        problems.push(Problem::error(
+            file,
+            format!("{key}.label"),
+            "must be a short text without placeholders",
+        ));
+    }
+    if o.words.is_empty() {
+        problems.push(Problem::error(
+            file,
+            format!("{key}.words"),
+            "list at least one word",
+        ));
+    }
+    for w in &o.words {
+        let ok =
+            (1..=MAX_WORD_CHARS).contains(&w.chars().count()) && w.chars().all(char::is_alphabetic);
+        if !ok {
+            problems.push(Problem::error(
+                file,
+                quoted(&format!("{key}.words"), w),
+                format!("an outcome word is 1 to {MAX_WORD_CHARS} letters, no digits, spaces or punctuation"),
+            ));
+        }
+    }
 }
 
 #[cfg(test)]
