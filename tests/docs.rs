@@ -260,7 +260,9 @@ fn the_runbook_says_how_often_the_store_wide_gauges_are_read() {
         ) && flat.contains(&format!("read from the store by every instance every {secs} s")),
         "ops/RUNBOOK.md must say the outbox gauges are read every {secs} s"
     );
+}
 
+#[test]
 fn the_dispatch_docs_list_every_outcome_code_lawyers_can_send() {
     let docs = read("docs/dispatch.md");
     let texts = hotline::dispatch::texts::LawyerTexts::parse(
