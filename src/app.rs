@@ -506,7 +506,10 @@ pub fn load_dispatch_with(
         }
     };
     let texts = match crate::dispatch::texts::LawyerTexts::load(&d.texts, &d.texts_display) {
-        Ok(t) => Some(t),
+        Ok(t) => {
+            problems.extend(t.check_sizes(&d.texts_display));
+            Some(t)
+        }
         Err(mut errors) => {
             problems.append(&mut errors);
             None

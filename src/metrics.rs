@@ -96,6 +96,9 @@ pub struct Metrics {
     pub cases_unanswered: IntCounterVec,
     /// Cases that went through every escalation level unanswered, by city.
     pub cases_exhausted: IntCounterVec,
+    /// Case outcomes recorded, by city and outcome id (`not_given` for a
+    /// case closed without one).
+    pub cases_closed: IntCounterVec,
     /// Seconds in the next 24 hours with nobody on call, by city.
     pub oncall_gap_seconds: GaugeVec,
     /// Cases not closed, by city and level (`accepted`, or the kind of the
@@ -275,6 +278,16 @@ impl Metrics {
             self.outbox_oldest
                 .with_label_values(&[ch.as_str()])
                 .set(*age);
+        }
+    }
+
+    /// Zeroed series of `hotline_cases_closed_total` for every city and
+    /// outcome id (the configured ones and `not_given`).
+    pub fn zero_outcomes(&self, cities: &[&str], outcomes: &[&str]) {
+        for city in cities {
+            for outcome in outcomes {
+                self.cases_closed.with_label_values(&[city, outcome]);
+            }
         }
     }
 
@@ -469,6 +482,12 @@ impl Metrics {
                 "hotline_cases_exhausted_total",
                 "Cases that went through every escalation level (all passes) unanswered, by city.",
                 &["city"],
+            ),
+            cases_closed: counter_vec(
+                &r,
+                "hotline_cases_closed_total",
+                "Case outcomes recorded, by city and outcome id from the lawyers' texts: each code the first time it is recorded on a case (at DONE or a correction); not_given for a case closed without one (by a lawyer or automatically).",
+                &["city", "outcome"],
             ),
             oncall_gap_seconds: register(
                 &r,

@@ -322,7 +322,7 @@ async fn with_everyone_off_call_the_coordinator_gets_it_and_commands_answer() {
     w.lawyer_says(NURGUL, "what?").await;
     assert_eq!(
         w.wait_for(NURGUL, 4).await[3],
-        "OK 1234 принять, NO 1234 отказ, DONE 1234 закрыть, ON/OFF дежурство, STATUS"
+        "OK 1234 принять, NO 1234 отказ, DONE 1234 ИТОГ закрыть (итог: АДМ ЖАЛ УГОЛ СТРАЖА МЕД НАПР ОСВ НЕДОЗ), ON/OFF, STATUS"
     );
     w.lawyer_says(AIDA, "OK 9999").await;
     assert_eq!(w.wait_for(AIDA, 2).await[1], "No case 9999.");
@@ -332,7 +332,7 @@ async fn with_everyone_off_call_the_coordinator_gets_it_and_commands_answer() {
     w.lawyer_says(BAKYT, "HELP").await;
     assert_eq!(
         w.wait_for(BAKYT, 2).await[1],
-        "OK 1234 accept, NO 1234 decline, DONE 1234 close, ON/OFF on call, STATUS"
+        "OK 1234 accept, NO 1234 decline, DONE 1234 CODE close (codes: ADM COMPL CRIM CUST MED REF REL NOREACH), ON/OFF, STATUS"
     );
     assert_eq!(
         w.gw.metric(r#"hotline_sessions_started_total{flow="legal_help"}"#)
@@ -385,7 +385,7 @@ async fn a_closed_case_is_erased_after_retention_and_its_statistics_remain() {
     w.lawyer_says(AIDA, &format!("DONE {code}")).await;
     assert_eq!(
         w.wait_for(AIDA, 3).await[2],
-        format!("Case {code} closed. Thank you.")
+        format!("Case {code} closed: no outcome given (see HELP). Thank you.")
     );
     let closed = w.case(&code).await;
     assert_eq!(

@@ -316,3 +316,43 @@ fn the_reload_docs_name_what_the_code_does() {
     );
     assert!(readme.contains(&format!("the last {keep} replaced versions are kept")));
 }
+
+#[test]
+fn the_dispatch_docs_list_every_outcome_code_lawyers_can_send() {
+    let docs = read("docs/dispatch.md");
+    let texts = hotline::dispatch::texts::LawyerTexts::parse(
+        &read("config/lawyer_texts.toml"),
+        "config/lawyer_texts.toml",
+    )
+    .expect("shipped texts load");
+    let row = |id: &str| -> &str {
+        docs.lines()
+            .find(|l| l.starts_with(&format!("| `{id}`")))
+            .unwrap_or_else(|| panic!("docs/dispatch.md has no row for outcome {id}"))
+    };
+    for (word, id) in texts.outcome_words() {
+        assert!(
+            row(id).contains(&format!("`{word}`")),
+            "docs/dispatch.md: outcome {id} does not list {word}"
+        );
+    }
+    for id in texts.outcome_ids() {
+        // Every word the row names is one the texts give this outcome.
+        for word in row(id).split('`').skip(3).step_by(2) {
+            assert_eq!(
+                texts.outcome(word),
+                Some(id),
+                "docs/dispatch.md: {word} in the row of {id}"
+            );
+        }
+    }
+    for band in hotline::dispatch::report::TIME_BANDS {
+        assert!(
+            docs.contains(&format!("`{band}`")),
+            "docs/dispatch.md: {band}"
+        );
+    }
+    assert!(docs.contains("hotline_cases_closed_total{city,outcome}"));
+    let runbook = read("ops/RUNBOOK.md");
+    assert!(runbook.contains("--city osh") && runbook.contains("[LANG.outcomes]"));
+}

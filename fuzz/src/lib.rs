@@ -466,8 +466,11 @@ impl hotline::config::Env for AnyPhone {
 /// ASCII digits.
 pub fn commands(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let (Command::Accept(Some(code)) | Command::Decline(Some(code)) | Command::Done(Some(code))) =
-        commands::parse(&text)
+    let (Command::Accept(Some(code))
+    | Command::Decline(Some(code))
+    | Command::Done {
+        code: Some(code), ..
+    }) = commands::parse(&text)
     else {
         return;
     };

@@ -244,9 +244,24 @@ fn print_lawyer_texts(path: &std::path::Path, display: &str) {
         let Some(texts) = texts.as_table() else {
             continue;
         };
+        // `help` and `outcome_bad` list the outcome codes: the first word
+        // of each outcome, in the file's (sorted) order.
+        let codes: Vec<&str> = texts
+            .get("outcomes")
+            .and_then(toml::Value::as_table)
+            .into_iter()
+            .flat_map(|t| t.values())
+            .filter_map(|o| o.get("words")?.as_array()?.first()?.as_str())
+            .collect();
+        let codes = codes.join(" ");
         for (key, text) in texts {
             let Some(text) = text.as_str() else { continue };
-            let ms = crate::text::measure(&crate::template::render(text, &sample));
+            let filled = if key == "help" || key == "outcome_bad" {
+                crate::template::render(text, &[("list", codes.as_str())])
+            } else {
+                crate::template::render(text, &sample)
+            };
+            let ms = crate::text::measure(&filled);
             println!(
                 "  {display}: lawyer text {lang}.{key}: {} {} · SMS {} part(s)",
                 ms.units,

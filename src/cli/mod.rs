@@ -78,7 +78,9 @@ pub enum Command {
         screens: bool,
     },
     /// Statistics safe to publish: cases by city, week, situation and abuse
-    /// type, and time to accept; small counts suppressed.
+    /// type, and time to accept; outcome tables by quarter (outcome × city,
+    /// outcome × abuse type, time to accept × outcome) and how many closed
+    /// cases had no outcome given; small counts suppressed.
     ///
     /// Reads the cases in Redis (HOTLINE_REDIS_URL). Exit codes: 0 printed;
     /// 64 a bad config or argument, or the memory store (its cases live only
@@ -94,6 +96,10 @@ pub enum Command {
         /// Counts below this are suppressed.
         #[arg(long, default_value_t = 5)]
         threshold: u64,
+        /// Only this city's cases (a city id of the flows: `osh`), for one
+        /// working group.
+        #[arg(long)]
+        city: Option<String>,
     },
     /// Send a lawyer the welcome SMS (the commands; she replies OK, which
     /// confirms her number).
@@ -251,7 +257,8 @@ pub fn main() -> ExitCode {
             config,
             format,
             threshold,
-        } => report::report(config, &format, threshold),
+            city,
+        } => report::report(config, &format, threshold, city.as_deref()),
         Command::Cases { config, all, city } => {
             cases::cases(config, crate::dispatch::board::Filter { all, city })
         }

@@ -7,8 +7,13 @@ use super::error::fail;
 use super::{CliError, build_store, load_config};
 use crate::config::{Config, ProcessEnv, StoreKind};
 
-pub(super) fn report(flag: Option<PathBuf>, format: &str, threshold: u64) -> ExitCode {
-    let config = match report_config(flag, format) {
+pub(super) fn report(
+    flag: Option<PathBuf>,
+    format: &str,
+    threshold: u64,
+    city: Option<&str>,
+) -> ExitCode {
+    let config = match report_config(flag, format).and_then(|c| known_city(c, city)) {
         Ok(c) => c,
         Err(e) => return fail(&e),
     };
@@ -18,7 +23,7 @@ pub(super) fn report(flag: Option<PathBuf>, format: &str, threshold: u64) -> Exi
     else {
         return ExitCode::FAILURE;
     };
-    match runtime.block_on(report_text(&config, format, threshold.max(1))) {
+    match runtime.block_on(report_text(&config, format, threshold.max(1), city)) {
         Ok(out) => {
             print!("{out}");
             ExitCode::SUCCESS
@@ -40,16 +45,53 @@ fn report_config(flag: Option<PathBuf>, format: &str) -> Result<Config, CliError
     Ok(config)
 }
 
-async fn report_text(config: &Config, format: &str, threshold: u64) -> Result<String, CliError> {
+/// `--city` must name a city of the flows (checked before Redis is read).
+fn known_city(config: Config, city: Option<&str>) -> Result<Config, CliError> {
+    let Some(city) = city else {
+        return Ok(config);
+    };
+    let (flows, _) = crate::app::load_flows(&config);
+    let cities = flows.cities();
+    if cities.contains(city) {
+        Ok(config)
+    } else {
+        let known: Vec<&str> = cities.iter().map(String::as_str).collect();
+        Err(CliError::Usage(format!(
+            "--city must be one of the flows' cities: {}",
+            known.join(", ")
+        )))
+    }
+}
+
+async fn report_text(
+    config: &Config,
+    format: &str,
+    threshold: u64,
+    city: Option<&str>,
+) -> Result<String, CliError> {
+    use crate::dispatch::report;
     let store = build_store(config).await?;
     let privacy = crate::privacy::Privacy::new(&config.privacy.pii_key);
-    let stats = crate::dispatch::report::collect(store.as_ref(), &privacy)
+    let mut stats = report::collect(store.as_ref(), &privacy)
         .await
         .map_err(CliError::ReadCases)?;
-    let tables = crate::dispatch::report::build(&stats, threshold);
+    if let Some(city) = city {
+        stats.retain(|s| s.city == city);
+    }
+    let tables = report::build(&stats, threshold);
+    let outcomes = report::build_outcomes(&stats, threshold);
     Ok(if format == "csv" {
-        crate::dispatch::report::to_csv(&tables, threshold)
+        report::to_csv(&tables, threshold) + &report::outcomes_csv(&outcomes, threshold)
     } else {
-        crate::dispatch::report::to_markdown(&tables, threshold)
+        let md = report::to_markdown(&tables, threshold);
+        let md = match city {
+            Some(city) => md.replacen(
+                "# Hotline statistics\n",
+                &format!("# Hotline statistics: {city} only\n"),
+                1,
+            ),
+            None => md,
+        };
+        md + &report::outcomes_markdown(&outcomes, threshold)
     })
 }

@@ -3,6 +3,11 @@
 //! letters: `OK 4821`, `ДА 4821`, `NO 4821`, `НЕТ 4821`, `DONE 4821`, `ON`,
 //! `OFF`, `STATUS`, `HELP`. Pure parsing; nothing here touches a case.
 //!
+//! `DONE 4821` may be followed by outcome words (`DONE 4821 ОСВ, ЖАЛ`),
+//! separated by spaces or commas; they are returned as typed (uppercase)
+//! and looked up in the lawyers' texts by the caller
+//! ([`crate::dispatch::texts::LawyerTexts::outcome`]).
+//!
 //! A city's coordinator also has `ASSIGN 4821 aida` (offer a case to a
 //! lawyer directly), `COVER aida 18:00` (aida is on call in her place of
 //! the roster until then), `CASES` (open cases in her city) and `WHO` (on
@@ -19,8 +24,13 @@ pub enum Command {
     Accept(Option<String>),
     /// Decline a case.
     Decline(Option<String>),
-    /// Close a case.
-    Done(Option<String>),
+    /// Close a case (or correct the outcome of one she closed).
+    Done {
+        /// The case code (`None`: the only case she has).
+        code: Option<String>,
+        /// Outcome words as typed, uppercase, in order (may be empty).
+        outcomes: Vec<String>,
+    },
     /// Go on call.
     On,
     /// Go off call.
@@ -96,7 +106,7 @@ impl Command {
         match self {
             Command::Accept(_) => "accept",
             Command::Decline(_) => "decline",
-            Command::Done(_) => "done",
+            Command::Done { .. } => "done",
             Command::On => "on",
             Command::Off => "off",
             Command::Status => "status",
@@ -190,11 +200,71 @@ fn coordinator_command(normalized: &str) -> Option<Command> {
     None
 }
 
+/// Longest outcome word accepted by the parser (the configured ones are
+/// shorter; this only bounds what an unknown word can cost).
+pub const MAX_OUTCOME_WORD: usize = 24;
+
+/// At most this many outcome words in one `DONE`.
+pub const MAX_OUTCOMES: usize = 8;
+
+/// `DONE [code] [outcome …]`, or `None` when the first word is not `DONE`.
+fn done_command(normalized: &str) -> Option<Command> {
+    let mut tokens = normalized
+        .split(|c: char| c.is_whitespace() || c == ',' || c == ';')
+        .filter(|t| !t.is_empty());
+    let first = tokens.next()?;
+    let split = first
+        .find(|c: char| c.is_ascii_digit())
+        .unwrap_or(first.len());
+    let (word, glued) = first.split_at(split);
+    if !DONE.contains(&word.trim_matches(|c: char| !c.is_alphanumeric())) {
+        return None;
+    }
+    let mut rest: Vec<&str> = tokens.collect();
+    let code = if !glued.is_empty() {
+        Some(glued)
+    } else if rest
+        .first()
+        .is_some_and(|t| t.starts_with(|c: char| c.is_ascii_digit()))
+    {
+        Some(rest.remove(0))
+    } else {
+        None
+    };
+    let code = match code.map(|c| c.trim_end_matches(|c: char| !c.is_alphanumeric())) {
+        Some(c) if (4..=6).contains(&c.len()) && c.chars().all(|c| c.is_ascii_digit()) => {
+            Some(c.to_owned())
+        }
+        Some(_) => return Some(Command::Unknown),
+        None => None,
+    };
+    let outcomes: Vec<String> = rest
+        .iter()
+        .map(|t| t.trim_matches(|c: char| !c.is_alphanumeric()))
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let too_long = outcomes
+        .iter()
+        .any(|w| w.chars().count() > MAX_OUTCOME_WORD);
+    if outcomes.len() > MAX_OUTCOMES || too_long {
+        // Kept as one word nobody configures: she is told the valid codes.
+        return Some(Command::Done {
+            code,
+            outcomes: vec!["?".to_owned()],
+        });
+    }
+    Some(Command::Done { code, outcomes })
+}
+
 /// Parse a lawyer's SMS. The word is matched in any case; a four-digit code
 /// may follow, with or without a space, in any script's digits.
 pub fn parse(text: &str) -> Command {
     let normalized = crate::text::normalize_input(text).to_uppercase();
     if let Some(cmd) = coordinator_command(&normalized) {
+        return cmd;
+    }
+    if let Some(cmd) = done_command(&normalized) {
         return cmd;
     }
     // Split "OK4821" into "OK" and "4821".
@@ -228,8 +298,6 @@ pub fn parse(text: &str) -> Command {
         with_code(Command::Accept)
     } else if DECLINE.contains(&word) {
         with_code(Command::Decline)
-    } else if DONE.contains(&word) {
-        with_code(Command::Done)
     } else if has_digits {
         Command::Unknown
     } else if ON.contains(&word) {
@@ -251,6 +319,34 @@ mod tests {
 
     fn c(s: &str) -> Option<String> {
         Some(s.to_owned())
+    }
+
+    fn done(code: Option<String>, outcomes: &[&str]) -> Command {
+        Command::Done {
+            code,
+            outcomes: outcomes.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    #[test]
+    fn done_takes_outcome_words_after_the_code() {
+        assert_eq!(parse("DONE 4821 ОСВ"), done(c("4821"), &["ОСВ"]));
+        assert_eq!(
+            parse("готово 4821 осв, жал"),
+            done(c("4821"), &["ОСВ", "ЖАЛ"])
+        );
+        assert_eq!(
+            parse("done4821 rel,compl;med."),
+            done(c("4821"), &["REL", "COMPL", "MED"])
+        );
+        assert_eq!(parse("бүттү ４８２１ бош"), done(c("4821"), &["БОШ"]));
+        assert_eq!(parse("DONE rel"), done(None, &["REL"]));
+        assert_eq!(parse("DONE 48 rel"), Command::Unknown);
+        assert_eq!(parse("DONE 4821012 rel"), Command::Unknown);
+        let many = format!("DONE 4821{}", " rel".repeat(MAX_OUTCOMES + 1));
+        assert_eq!(parse(&many), done(c("4821"), &["?"]));
+        let long = format!("DONE 4821 {}", "x".repeat(MAX_OUTCOME_WORD + 1));
+        assert_eq!(parse(&long), done(c("4821"), &["?"]));
     }
 
     #[test]
@@ -278,9 +374,16 @@ mod tests {
         for text in ["NO 4821", "нет 4821", "Жок 4821", "ні 4821", "net 4821"] {
             assert_eq!(parse(text), Command::Decline(c("4821")), "{text}");
         }
-        for text in ["DONE 4821", "готово 4821", "закрыто 4821", "бүттү 4821"] {
-            assert_eq!(parse(text), Command::Done(c("4821")), "{text}");
+        for text in [
+            "DONE 4821",
+            "готово 4821",
+            "закрыто 4821",
+            "бүттү 4821",
+            "done4821.",
+        ] {
+            assert_eq!(parse(text), done(c("4821"), &[]), "{text}");
         }
+        assert_eq!(parse("DONE"), done(None, &[]));
         assert_eq!(parse("on"), Command::On);
         assert_eq!(parse("OFF"), Command::Off);
         assert_eq!(parse("выкл"), Command::Off);
@@ -358,6 +461,23 @@ mod tests {
             "DONE 12a4",
         ] {
             assert_eq!(parse(text), Command::Unknown, "{text:?}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn done_words_are_bounded_and_never_hold_a_separator(text in "\\PC{0,200}") {
+            if let Command::Done { code, outcomes } = parse(&format!("DONE {text}")) {
+                proptest::prop_assert!(outcomes.len() <= MAX_OUTCOMES);
+                for w in &outcomes {
+                    proptest::prop_assert!(!w.is_empty() && w.chars().count() <= MAX_OUTCOME_WORD);
+                    proptest::prop_assert!(!w.contains(|c: char| c.is_whitespace() || c == ','));
+                }
+                if let Some(code) = code {
+                    proptest::prop_assert!((4..=6).contains(&code.len()));
+                    proptest::prop_assert!(code.chars().all(|c| c.is_ascii_digit()));
+                }
+            }
         }
     }
 }

@@ -200,6 +200,7 @@ impl Dispatcher {
                 Action::Escalated(kind) => fx.escalated.push(kind.as_str()),
                 Action::AcceptedAfter(ms) => fx.accepted_after_ms = Some(*ms),
                 Action::Exhausted => fx.exhausted = true,
+                Action::Outcomes(ids) => fx.outcomes.extend(ids.iter().cloned()),
             }
         }
         Ok((b.jobs, fx))

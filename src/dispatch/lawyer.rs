@@ -1,4 +1,4 @@
-//! A lawyer's SMS: `OK 4821`, `NO`, `DONE 4821`, `ON`, `OFF`, `STATUS`,
+//! A lawyer's SMS: `OK 4821`, `NO`, `DONE 4821 [outcome …]`, `ON`, `OFF`, `STATUS`,
 //! `HELP` (a coordinator's `ASSIGN`, `COVER`, `CASES`, `WHO` are carried
 //! out in `coordinator.rs`).
 //!
@@ -36,19 +36,23 @@ pub enum CommandOutcome {
     Ambiguous,
     /// Not a command: she was sent the help.
     Unknown,
+    /// `DONE` with an outcome word not configured: she was sent the valid
+    /// codes, and nothing changed.
+    BadOutcome,
     /// The store failed: the aggregator should deliver it again.
     StoreUnavailable,
 }
 
 impl CommandOutcome {
     /// Every outcome, for zeroed metric series.
-    pub const ALL: [CommandOutcome; 7] = [
+    pub const ALL: [CommandOutcome; 8] = [
         CommandOutcome::Ok,
         CommandOutcome::Refused,
         CommandOutcome::NotFound,
         CommandOutcome::NonePending,
         CommandOutcome::Ambiguous,
         CommandOutcome::Unknown,
+        CommandOutcome::BadOutcome,
         CommandOutcome::StoreUnavailable,
     ];
 
@@ -61,6 +65,7 @@ impl CommandOutcome {
             CommandOutcome::NonePending => "none_pending",
             CommandOutcome::Ambiguous => "ambiguous",
             CommandOutcome::Unknown => "unknown",
+            CommandOutcome::BadOutcome => "bad_outcome",
             CommandOutcome::StoreUnavailable => "store_unavailable",
         }
     }
@@ -123,8 +128,16 @@ impl Dispatcher {
     ) -> Result<CommandOutcome, StoreError> {
         let t = call.texts;
         match cmd {
-            Command::Accept(code) | Command::Decline(code) | Command::Done(code) => {
-                self.case_command(call, cmd, code.as_deref()).await
+            Command::Accept(code) | Command::Decline(code) => {
+                self.case_command(call, cmd, code.as_deref(), Vec::new())
+                    .await
+            }
+            Command::Done { code, outcomes } => {
+                let Some(ids) = self.outcome_ids(outcomes) else {
+                    self.tell(call, "outcome_bad", t.outcome_bad_text()).await?;
+                    return Ok(CommandOutcome::BadOutcome);
+                };
+                self.case_command(call, cmd, code.as_deref(), ids).await
             }
             Command::On | Command::Off => self.on_off(call, matches!(cmd, Command::Off)).await,
             Command::Status => {
@@ -133,7 +146,7 @@ impl Dispatcher {
                 Ok(CommandOutcome::Ok)
             }
             Command::Help => {
-                self.tell(call, "help", t.help.clone()).await?;
+                self.tell(call, "help", t.help_text()).await?;
                 Ok(CommandOutcome::Ok)
             }
             Command::Assign { code, lawyer } => self.assign(call, code, lawyer).await,
@@ -141,18 +154,33 @@ impl Dispatcher {
             Command::Cases => self.cases(call).await,
             Command::Who => self.who(call).await,
             Command::Unknown => {
-                self.tell(call, "help", t.help.clone()).await?;
+                self.tell(call, "help", t.help_text()).await?;
                 Ok(CommandOutcome::Unknown)
             }
         }
     }
 
-    /// `OK`, `NO`, `DONE`, with or without a code.
+    /// The outcome ids of the words of a `DONE`, in order, each once;
+    /// `None` when a word is not a configured outcome in any language.
+    fn outcome_ids(&self, words: &[String]) -> Option<Vec<String>> {
+        let mut ids: Vec<String> = Vec::new();
+        for w in words {
+            let id = self.texts.outcome(w)?;
+            if !ids.iter().any(|i| i == id) {
+                ids.push(id.to_owned());
+            }
+        }
+        Some(ids)
+    }
+
+    /// `OK`, `NO`, `DONE` (with the outcome ids given), with or without a
+    /// code.
     async fn case_command(
         &self,
         call: &Call<'_>,
         cmd: &Command,
         code: Option<&str>,
+        outcomes: Vec<String>,
     ) -> Result<CommandOutcome, StoreError> {
         let target = match code {
             Some(code) => self.by_code(call, code).await?,
@@ -169,11 +197,11 @@ impl Dispatcher {
             .change_case(bucket, &id, call.channel, move |case, ctx| match &kind {
                 Command::Accept(_) => lifecycle::accept(&mut case.dispatch, ctx, &who),
                 Command::Decline(_) => lifecycle::decline(&mut case.dispatch, ctx, &who),
-                _ => lifecycle::close(&mut case.dispatch, ctx, &who, retention),
+                _ => lifecycle::close(&mut case.dispatch, ctx, &who, retention, &outcomes),
             })
             .await?;
         let refused = actions.as_deref().unwrap_or_default().iter().any(|a| {
-            matches!(a, Action::Reply(_, r) if !matches!(r, Reply::Accepted | Reply::Declined | Reply::Closed))
+            matches!(a, Action::Reply(_, r) if !matches!(r, Reply::Accepted | Reply::Declined | Reply::Closed(_)))
         });
         Ok(if refused {
             CommandOutcome::Refused
@@ -211,7 +239,7 @@ impl Dispatcher {
             .await?
             .into_iter()
             .filter(|(_, _, d)| match cmd {
-                Command::Done(_) => d.dispatch.accepted_by.as_deref() == Some(me),
+                Command::Done { .. } => d.dispatch.accepted_by.as_deref() == Some(me),
                 _ => lifecycle::pending_for(&d.dispatch, me),
             })
             .map(|(b, r, _)| (b, r))

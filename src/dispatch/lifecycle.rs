@@ -87,7 +87,19 @@ pub struct Dispatch {
     pub unanswered_sent: bool,
     /// Personal data erased (retention).
     pub erased: bool,
+    /// What happened next, as outcome ids from the lawyers' texts
+    /// (`released`, `complaint`, …), given with `DONE 4821 <codes>`; empty
+    /// when none was given. Categories only, never free text: kept after
+    /// erasure for the working groups' report.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outcomes: Vec<String>,
+    /// When the outcome was last given or corrected (ms).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome_at_ms: Option<u64>,
 }
+
+/// The metric label of a case closed with no outcome given.
+pub const NOT_GIVEN: &str = "not_given";
 
 /// A timer to set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -125,8 +137,8 @@ pub enum Reply {
     Accepted,
     /// Declined; passed on.
     Declined,
-    /// Closed.
-    Closed,
+    /// Closed (or its outcome corrected), with the outcome ids recorded.
+    Closed(Vec<String>),
     /// Someone else has it.
     AlreadyTaken(String),
     /// You already have it.
@@ -169,6 +181,9 @@ pub enum Action {
     AcceptedAfter(u64),
     /// Every pass went unanswered (for metrics).
     Exhausted,
+    /// Outcome ids recorded on the case for the first time ([`NOT_GIVEN`]
+    /// when it closed without one; for metrics).
+    Outcomes(Vec<String>),
 }
 
 /// What the lifecycle needs to know about the world.
@@ -448,10 +463,45 @@ pub fn assign(
     actions
 }
 
-/// The lawyer who has the case (or the coordinator) closes it.
-pub fn close(d: &mut Dispatch, ctx: &Ctx<'_>, lawyer: &str, retention_ms: u64) -> Vec<Action> {
+/// The lawyer who has the case (or the coordinator) closes it, with the
+/// outcome ids she gave (`outcomes`, already checked against the texts;
+/// empty: not given).
+///
+/// `DONE` with outcomes on a case already closed corrects its outcome: from
+/// the lawyer who closed it or had accepted it, or the city's coordinator,
+/// until retention erases the case's personal data. After that the outcome
+/// is final (`IsClosed`, nothing changes), and a bare `DONE` on a closed
+/// case never clears one (`IsClosed`).
+pub fn close(
+    d: &mut Dispatch,
+    ctx: &Ctx<'_>,
+    lawyer: &str,
+    retention_ms: u64,
+    outcomes: &[String],
+) -> Vec<Action> {
     if d.status == Status::Closed {
-        return vec![Action::Reply(lawyer.to_owned(), Reply::IsClosed)];
+        let involved = d.closed_by.as_deref() == Some(lawyer)
+            || d.accepted_by.as_deref() == Some(lawyer)
+            || is_coordinator(ctx, lawyer);
+        if outcomes.is_empty() || d.erased || !involved {
+            return vec![Action::Reply(lawyer.to_owned(), Reply::IsClosed)];
+        }
+        let added: Vec<String> = outcomes
+            .iter()
+            .filter(|o| !d.outcomes.contains(o))
+            .cloned()
+            .collect();
+        d.outcomes = outcomes.to_vec();
+        d.outcome_at_ms = Some(ctx.now_ms);
+        d.seq += 1;
+        let mut actions = vec![Action::Reply(
+            lawyer.to_owned(),
+            Reply::Closed(d.outcomes.clone()),
+        )];
+        if !added.is_empty() {
+            actions.push(Action::Outcomes(added));
+        }
+        return actions;
     }
     let allowed = d.accepted_by.as_deref() == Some(lawyer) || is_coordinator(ctx, lawyer);
     if !allowed {
@@ -464,10 +514,18 @@ pub fn close(d: &mut Dispatch, ctx: &Ctx<'_>, lawyer: &str, retention_ms: u64) -
     d.status = Status::Closed;
     d.closed_at_ms = Some(ctx.now_ms);
     d.closed_by = Some(lawyer.to_owned());
+    d.outcomes = outcomes.to_vec();
+    d.outcome_at_ms = (!outcomes.is_empty()).then_some(ctx.now_ms);
     d.seq += 1;
+    let counted = if outcomes.is_empty() {
+        vec![NOT_GIVEN.to_owned()]
+    } else {
+        outcomes.to_vec()
+    };
     vec![
-        Action::Reply(lawyer.to_owned(), Reply::Closed),
+        Action::Reply(lawyer.to_owned(), Reply::Closed(outcomes.to_vec())),
         Action::Timer(Timer::Erase, ctx.now_ms + retention_ms),
+        Action::Outcomes(counted),
     ]
 }
 
@@ -489,7 +547,10 @@ pub fn auto_close(d: &mut Dispatch, ctx: &Ctx<'_>, retention_ms: u64) -> Vec<Act
     d.closed_at_ms = Some(ctx.now_ms);
     d.closed_by = Some("auto".into());
     d.seq += 1;
-    vec![Action::Timer(Timer::Erase, ctx.now_ms + retention_ms)]
+    vec![
+        Action::Timer(Timer::Erase, ctx.now_ms + retention_ms),
+        Action::Outcomes(vec![NOT_GIVEN.to_owned()]),
+    ]
 }
 
 #[cfg(test)]

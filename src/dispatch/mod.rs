@@ -5,7 +5,9 @@
 //!   Pure: loaded once from `config/roster.toml`, then queried with an
 //!   instant; it never reads the clock and never does I/O after loading.
 //! - [`lifecycle`] — the case lifecycle as pure functions: open, escalate,
-//!   accept, decline, close, the caller's fallback message, automatic close.
+//!   accept, decline, close (with the outcome the lawyer gives, which she
+//!   may correct until erasure), the caller's fallback message, automatic
+//!   close.
 //! - [`commands`] — parsing lawyers' SMS commands (`OK 4821`, `НЕТ 4821`, …).
 //! - [`cover`] — coordinators' covers (`COVER aida 18:00`) merged into
 //!   on-call resolution, and the pure decisions of their commands
@@ -138,11 +140,17 @@ struct Effects {
     accepted_after_ms: Option<u64>,
     exhausted: bool,
     unanswered: bool,
+    /// Outcome ids first recorded (or `not_given`), for the closed counter.
+    outcomes: Vec<String>,
 }
 
 impl Dispatcher {
     /// Build from validated settings.
     pub fn new(s: DispatchSettings, deps: Deps) -> Self {
+        let cities: Vec<&str> = s.roster.city_ids().into_iter().chain(["other"]).collect();
+        let mut outcomes = s.texts.outcome_ids();
+        outcomes.push(lifecycle::NOT_GIVEN);
+        deps.metrics.zero_outcomes(&cities, &outcomes);
         Dispatcher {
             roster: s.roster,
             texts: s.texts,
@@ -238,6 +246,11 @@ impl Dispatcher {
         }
         if fx.unanswered {
             m.cases_unanswered.with_label_values(&[label]).inc();
+        }
+        for outcome in &fx.outcomes {
+            // Ids come from the texts (checked by the lifecycle's caller)
+            // or `not_given`: a bounded, pre-registered label set.
+            m.cases_closed.with_label_values(&[label, outcome]).inc();
         }
     }
 

@@ -179,7 +179,7 @@ impl Dispatcher {
                 &[("callback", &callback), ("location", &location)],
             ),
             Reply::Declined => t.declined.clone(),
-            Reply::Closed => t.closed.clone(),
+            Reply::Closed(ids) => partial(&t.closed, &[("list", &t.outcome_labels(ids))]),
             Reply::AlreadyTaken(by) => partial(&t.already_taken, &[("name", &name_of(by))]),
             Reply::AlreadyYours => t.already_yours.clone(),
             Reply::NotOffered => t.not_offered.clone(),

@@ -1,6 +1,12 @@
 //! What lawyers and coordinators read: `config/lawyer_texts.toml`, one table
 //! per language. Loaded and checked like everything else: a missing text or
 //! an unknown placeholder is a problem naming its key.
+//!
+//! Each language also lists the case outcomes a lawyer may give with
+//! `DONE 4821 <codes>` (`[LANG.outcomes]`: a stable id → the short words
+//! lawyers type and a label). Every language lists the same ids; a word
+//! means one id whichever language it is in, and words from every language
+//! (Latin-letter ones included) are accepted from every lawyer.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,8 +27,14 @@ pub struct Texts {
     pub taken: String,
     /// To a lawyer who declined.
     pub declined: String,
-    /// To the lawyer who closed a case.
+    /// To the lawyer who closed a case (or corrected its outcome): `{list}`
+    /// the outcome labels, or `no_outcome`.
     pub closed: String,
+    /// `{list}` of `closed` when no outcome was given.
+    pub no_outcome: String,
+    /// `DONE` with an outcome word not configured: nothing changed;
+    /// `{list}` the valid codes.
+    pub outcome_bad: String,
     /// Accepting a case someone else has.
     pub already_taken: String,
     /// Accepting one's own case again.
@@ -45,7 +57,7 @@ pub struct Texts {
     pub status: String,
     /// `STATUS` without.
     pub status_none: String,
-    /// `HELP` and unknown commands: one line.
+    /// `HELP` and unknown commands: one line; `{list}` the outcome codes.
     pub help: String,
     /// To the coordinator when a case went through every level unaccepted.
     pub unanswered: String,
@@ -85,12 +97,67 @@ pub struct Texts {
     pub own_phone: String,
     /// An offer's `{callback_note}` when she typed another number.
     pub other_phone: String,
+    /// Case outcomes by stable id (`released`, `complaint`, …).
+    pub outcomes: BTreeMap<String, OutcomeText>,
+}
+
+/// One case outcome in one language.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeText {
+    /// The short words lawyers type (the first is shown in `HELP`).
+    pub words: Vec<String>,
+    /// What the lawyer is told was recorded.
+    pub label: String,
+}
+
+/// Longest outcome word (lawyers type them on basic phones).
+pub const MAX_WORD_CHARS: usize = 10;
+
+impl Texts {
+    /// The outcome codes for `HELP` and `outcome_bad`: the first word of
+    /// each outcome, space-separated.
+    pub fn outcome_codes(&self) -> String {
+        self.outcomes
+            .values()
+            .filter_map(|o| o.words.first())
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The labels of outcome ids (`no_outcome` for none).
+    pub fn outcome_labels(&self, ids: &[String]) -> String {
+        if ids.is_empty() {
+            return self.no_outcome.clone();
+        }
+        ids.iter()
+            .map(|id| {
+                self.outcomes
+                    .get(id)
+                    .map_or(id.as_str(), |o| o.label.as_str())
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// `HELP`, with the outcome codes.
+    pub fn help_text(&self) -> String {
+        crate::template::render(&self.help, &[("list", &self.outcome_codes())])
+    }
+
+    /// `outcome_bad`, with the outcome codes.
+    pub fn outcome_bad_text(&self) -> String {
+        crate::template::render(&self.outcome_bad, &[("list", &self.outcome_codes())])
+    }
 }
 
 /// Every language's texts.
 #[derive(Debug, Clone, Default)]
 pub struct LawyerTexts {
     by_lang: BTreeMap<String, Texts>,
+    /// Every outcome word (uppercase), in any language → its id.
+    words: BTreeMap<String, String>,
 }
 
 const PLACEHOLDERS: &[&str] = &[
@@ -142,6 +209,8 @@ impl LawyerTexts {
                 ("taken", &t.taken),
                 ("declined", &t.declined),
                 ("closed", &t.closed),
+                ("no_outcome", &t.no_outcome),
+                ("outcome_bad", &t.outcome_bad),
                 ("already_taken", &t.already_taken),
                 ("already_yours", &t.already_yours),
                 ("not_found", &t.not_found),
@@ -195,8 +264,9 @@ impl LawyerTexts {
                 }
             }
         }
+        let words = outcome_problems(&by_lang, file, &mut problems);
         if problems.is_empty() {
-            Ok(LawyerTexts { by_lang })
+            Ok(LawyerTexts { by_lang, words })
         } else {
             Err(problems)
         }
@@ -212,6 +282,52 @@ impl LawyerTexts {
         Self::parse(&text, display)
     }
 
+    /// The outcome id a word means (any language, any case), if any.
+    pub fn outcome(&self, word: &str) -> Option<&str> {
+        self.words.get(&word.to_uppercase()).map(String::as_str)
+    }
+
+    /// Every outcome id, in order.
+    pub fn outcome_ids(&self) -> Vec<&str> {
+        self.by_lang
+            .get("en")
+            .or_else(|| self.by_lang.values().next())
+            .map(|t| t.outcomes.keys().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+
+    /// Every outcome word with its id, for documentation and tests.
+    pub fn outcome_words(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.words.iter().map(|(w, id)| (w.as_str(), id.as_str()))
+    }
+
+    /// Warnings for `HELP` and `outcome_bad` texts that, with the outcome
+    /// codes filled in, need more than two SMS parts.
+    pub fn check_sizes(&self, file: &str) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        for (lang, t) in &self.by_lang {
+            for (key, text) in [
+                ("help", t.help_text()),
+                ("outcome_bad", t.outcome_bad_text()),
+            ] {
+                let m = crate::text::measure(&text);
+                if m.sms_segments() > 2 {
+                    problems.push(Problem::warning(
+                        file,
+                        format!("{lang}.{key}"),
+                        format!(
+                            "with the outcome codes it is {} characters in {} ({} SMS parts): shorten the text or the codes",
+                            m.units,
+                            m.encoding,
+                            m.sms_segments()
+                        ),
+                    ));
+                }
+            }
+        }
+        problems
+    }
+
     /// Every language with texts.
     pub fn languages(&self) -> impl Iterator<Item = &str> {
         self.by_lang.keys().map(String::as_str)
@@ -225,6 +341,121 @@ impl LawyerTexts {
             .or_else(|| self.by_lang.get("en"))
             .or_else(|| self.by_lang.values().next())
             .expect("validated: at least English")
+    }
+}
+
+/// Check the outcome tables: the same ids in every language (as English),
+/// ids `[a-z_]`, labels and words present, words short, letters only, and
+/// no word meaning two ids. Returns every word (uppercase) → its id.
+fn outcome_problems(
+    by_lang: &BTreeMap<String, Texts>,
+    file: &str,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<String, String> {
+    let mut words: BTreeMap<String, String> = BTreeMap::new();
+    let reference: Vec<&String> = by_lang
+        .get("en")
+        .map(|t| t.outcomes.keys().collect())
+        .unwrap_or_default();
+    if by_lang.contains_key("en") && reference.is_empty() {
+        problems.push(Problem::error(
+            file,
+            "en.outcomes",
+            "list at least one outcome",
+        ));
+    }
+    for (lang, t) in by_lang {
+        for id in &reference {
+            if !t.outcomes.contains_key(*id) {
+                problems.push(Problem::error(
+                    file,
+                    format!("{lang}.outcomes"),
+                    format!("outcome {id} is missing (every language lists the same ids as en)"),
+                ));
+            }
+        }
+        for (id, o) in &t.outcomes {
+            let key = format!("{lang}.outcomes.{id}");
+            if !reference.contains(&id) {
+                problems.push(Problem::error(
+                    file,
+                    &key,
+                    "not an outcome in en (every language lists the same ids)",
+                ));
+            }
+            outcome_entry_problems(file, &key, id, o, problems);
+            for w in &o.words {
+                let upper = w.to_uppercase();
+                match words.get(&upper) {
+                    Some(other) if other != id => problems.push(Problem::error(
+                        file,
+                        quoted(&format!("{key}.words"), w),
+                        format!("this word already means outcome {other}: a word means one outcome in every language"),
+                    )),
+                    _ => {
+                        words.insert(upper, id.clone());
+                    }
+                }
+            }
+        }
+    }
+    for id in &reference {
+        let latin = words
+            .iter()
+            .any(|(w, i)| i == *id && w.chars().all(|c| c.is_ascii_alphabetic()));
+        if !latin {
+            problems.push(Problem::error(
+                file,
+                format!("en.outcomes.{id}.words"),
+                "give at least one word in Latin letters (for phones without Cyrillic)",
+            ));
+        }
+    }
+    words
+}
+
+/// One outcome's own problems: its id, label and words.
+fn outcome_entry_problems(
+    file: &str,
+    key: &str,
+    id: &str,
+    o: &OutcomeText,
+    problems: &mut Vec<Problem>,
+) {
+    let id_ok = !id.is_empty()
+        && id.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+        && id != super::lifecycle::NOT_GIVEN;
+    if !id_ok {
+        problems.push(Problem::error(
+            file,
+            key,
+            "an outcome id is lowercase Latin letters and `_`, and not `not_given`",
+        ));
+    }
+    if o.label.trim().is_empty() || o.label.contains('{') {
+        problems.push(Problem::error(
+            file,
+            format!("{key}.label"),
+            "must be a short text without placeholders",
+        ));
+    }
+    if o.words.is_empty() {
+        problems.push(Problem::error(
+            file,
+            format!("{key}.words"),
+            "list at least one word",
+        ));
+    }
+    for w in &o.words {
+        let ok =
+            (1..=MAX_WORD_CHARS).contains(&w.chars().count()) && w.chars().all(char::is_alphabetic);
+        if !ok {
+            problems.push(Problem::error(
+                file,
+                quoted(&format!("{key}.words"), w),
+                format!("an outcome word is 1 to {MAX_WORD_CHARS} letters, no digits, spaces or punctuation"),
+            ));
+        }
     }
 }
 
@@ -272,5 +503,91 @@ mod tests {
             1,
         );
         assert!(LawyerTexts::parse(&missing, "t.toml").is_err());
+    }
+
+    #[test]
+    fn outcomes_are_the_same_in_every_language_and_words_work_from_anyone() {
+        let file = "config/lawyer_texts.toml";
+        let t = LawyerTexts::parse(include_str!("../../config/lawyer_texts.toml"), file).unwrap();
+        let ids = t.outcome_ids();
+        for id in [
+            "released",
+            "admin_charge",
+            "criminal_charge",
+            "in_custody",
+            "complaint",
+            "injuries",
+            "referred",
+            "unreachable",
+        ] {
+            assert!(ids.contains(&id), "{id}");
+        }
+        for (word, id) in [
+            ("осв", "released"),
+            ("REL", "released"),
+            ("бош", "released"),
+            ("ЗВІЛ", "released"),
+            ("zvil", "released"),
+            ("Жал", "complaint"),
+            ("med", "injuries"),
+            ("ЖОН", "referred"),
+        ] {
+            assert_eq!(t.outcome(word), Some(id), "{word}");
+        }
+        assert_eq!(t.outcome("Ivanov"), None);
+        for lang in t.languages() {
+            let x = t.for_langs(&[lang.into()]);
+            assert_eq!(
+                x.outcomes.keys().map(String::as_str).collect::<Vec<_>>(),
+                ids,
+                "{lang}"
+            );
+            assert!(!x.help_text().contains('{'), "{lang}");
+            for text in [x.help_text(), x.outcome_bad_text()] {
+                assert!(
+                    crate::text::measure(&text).sms_segments() <= 2,
+                    "{lang}: {text}"
+                );
+            }
+        }
+        assert!(t.check_sizes(file).is_empty(), "{:?}", t.check_sizes(file));
+    }
+
+    #[test]
+    fn outcome_tables_that_differ_or_clash_are_problems() {
+        let shipped = include_str!("../../config/lawyer_texts.toml");
+        let missing = shipped.replacen(
+            "unreachable = { words = [\"НЕДОЗ\", \"NEDOZ\"], label = \"не дозвонились\" }\n",
+            "",
+            1,
+        );
+        assert_ne!(missing, shipped);
+        let e = LawyerTexts::parse(&missing, "t.toml").unwrap_err();
+        assert!(
+            e.iter()
+                .any(|p| p.to_string().contains("outcome unreachable is missing")),
+            "{e:?}"
+        );
+        let clash = shipped.replacen("[\"ЖАЛ\", \"ZHAL\"]", "[\"ЖАЛ\", \"REL\"]", 1);
+        assert_ne!(clash, shipped);
+        let e = LawyerTexts::parse(&clash, "t.toml").unwrap_err();
+        assert!(
+            e.iter()
+                .any(|p| p.to_string().contains("already means outcome")),
+            "{e:?}"
+        );
+        let digits = shipped.replacen("[\"REL\"]", "[\"REL1\"]", 1);
+        assert!(LawyerTexts::parse(&digits, "t.toml").is_err());
+        let long = shipped.replacen(
+            "help = \"OK 1234 accept,",
+            &format!("help = \"{} OK 1234 accept,", "Please. ".repeat(40)),
+            1,
+        );
+        let t = LawyerTexts::parse(&long, "t.toml").unwrap();
+        let w = t.check_sizes("t.toml");
+        assert!(
+            w.len() == 1 && w[0].to_string().contains("en.help"),
+            "{w:?}"
+        );
     }
 }

@@ -426,30 +426,36 @@ fn only_the_lawyer_with_the_case_or_the_coordinator_closes_it() {
     let off = BTreeSet::new();
     let (mut d, _) = open(&ctx(&r, &off, T0), 1 << 40);
     assert_eq!(
-        close(&mut d, &ctx(&r, &off, T0), "aida", 100),
+        close(&mut d, &ctx(&r, &off, T0), "aida", 100, &[]),
         [Action::Reply("aida".into(), Reply::NotOffered)]
     );
     accept(&mut d, &ctx(&r, &off, T0 + MIN), "aida");
     assert_eq!(
-        close(&mut d, &ctx(&r, &off, T0), "bakyt", 100),
+        close(&mut d, &ctx(&r, &off, T0), "bakyt", 100, &[]),
         [Action::Reply(
             "bakyt".into(),
             Reply::AlreadyTaken("aida".into())
         )]
     );
-    let a = close(&mut d, &ctx(&r, &off, T0 + 10 * MIN), "aida", 72 * 60 * MIN);
+    let a = close(
+        &mut d,
+        &ctx(&r, &off, T0 + 10 * MIN),
+        "aida",
+        72 * 60 * MIN,
+        &[],
+    );
     assert!(a.contains(&Action::Timer(Timer::Erase, T0 + 10 * MIN + 72 * 60 * MIN)));
     assert_eq!(d.status, Status::Closed);
     assert_eq!(
-        close(&mut d, &ctx(&r, &off, T0), "nurgul", 100),
+        close(&mut d, &ctx(&r, &off, T0), "nurgul", 100, &[]),
         [Action::Reply("nurgul".into(), Reply::IsClosed)]
     );
     // The coordinator may accept a case nobody offered her, and close it.
     let (mut d2, _) = open(&ctx(&r, &off, T0), 1 << 40);
     assert!(accept(&mut d2, &ctx(&r, &off, T0), "nurgul").contains(&Action::Confirm));
     assert!(
-        close(&mut d2, &ctx(&r, &off, T0), "nurgul", 100)
-            .contains(&Action::Reply("nurgul".into(), Reply::Closed))
+        close(&mut d2, &ctx(&r, &off, T0), "nurgul", 100, &[])
+            .contains(&Action::Reply("nurgul".into(), Reply::Closed(vec![])))
     );
 }
 
@@ -461,9 +467,89 @@ fn the_fallback_message_goes_once_and_auto_close_closes_what_is_left() {
     assert_eq!(unanswered(&mut d), [Action::Unanswered]);
     assert!(unanswered(&mut d).is_empty());
     let a = auto_close(&mut d, &ctx(&r, &off, T0 + 100), 50);
-    assert_eq!(a, [Action::Timer(Timer::Erase, T0 + 150)]);
+    assert_eq!(
+        a,
+        [
+            Action::Timer(Timer::Erase, T0 + 150),
+            Action::Outcomes(vec![NOT_GIVEN.into()])
+        ]
+    );
     assert_eq!(d.closed_by.as_deref(), Some("auto"));
     assert!(auto_close(&mut d, &ctx(&r, &off, T0 + 200), 50).is_empty());
+}
+
+#[test]
+fn an_outcome_is_recorded_on_close_and_corrected_until_erasure() {
+    let r = roster();
+    let off = BTreeSet::new();
+    let ids = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let (mut d, _) = open(&ctx(&r, &off, T0), 1 << 40);
+    accept(&mut d, &ctx(&r, &off, T0 + MIN), "aida");
+    let a = close(
+        &mut d,
+        &ctx(&r, &off, T0 + 9 * MIN),
+        "aida",
+        100,
+        &ids(&["released"]),
+    );
+    assert!(a.contains(&Action::Reply(
+        "aida".into(),
+        Reply::Closed(ids(&["released"]))
+    )));
+    assert!(a.contains(&Action::Outcomes(ids(&["released"]))));
+    assert_eq!(d.outcomes, ids(&["released"]));
+    // A bare DONE never clears it; someone not involved cannot change it.
+    let bare = close(&mut d, &ctx(&r, &off, T0 + 10 * MIN), "aida", 100, &[]);
+    assert_eq!(bare, [Action::Reply("aida".into(), Reply::IsClosed)]);
+    let other = close(
+        &mut d,
+        &ctx(&r, &off, T0 + 10 * MIN),
+        "bakyt",
+        100,
+        &ids(&["complaint"]),
+    );
+    assert_eq!(other, [Action::Reply("bakyt".into(), Reply::IsClosed)]);
+    assert_eq!(d.outcomes, ids(&["released"]));
+    // She corrects it; the coordinator may too. Only new codes are counted.
+    let fix = close(
+        &mut d,
+        &ctx(&r, &off, T0 + 11 * MIN),
+        "aida",
+        100,
+        &ids(&["released", "complaint"]),
+    );
+    assert!(fix.contains(&Action::Outcomes(ids(&["complaint"]))));
+    assert!(
+        !fix.iter().any(|a| matches!(a, Action::Timer(..))),
+        "no second erase timer"
+    );
+    assert_eq!(d.outcomes, ids(&["released", "complaint"]));
+    assert_eq!(d.outcome_at_ms, Some(T0 + 11 * MIN));
+    close(
+        &mut d,
+        &ctx(&r, &off, T0 + 12 * MIN),
+        "nurgul",
+        100,
+        &ids(&["injuries"]),
+    );
+    assert_eq!(d.outcomes, ids(&["injuries"]));
+    // After erasure it is final.
+    d.erased = true;
+    let late = close(
+        &mut d,
+        &ctx(&r, &off, T0 + 13 * MIN),
+        "aida",
+        100,
+        &ids(&["released"]),
+    );
+    assert_eq!(late, [Action::Reply("aida".into(), Reply::IsClosed)]);
+    assert_eq!(d.outcomes, ids(&["injuries"]));
+    // Closed without an outcome: counted as not given.
+    let (mut d2, _) = open(&ctx(&r, &off, T0), 1 << 40);
+    accept(&mut d2, &ctx(&r, &off, T0), "aida");
+    let a = close(&mut d2, &ctx(&r, &off, T0), "aida", 100, &[]);
+    assert!(a.contains(&Action::Outcomes(ids(&[NOT_GIVEN]))));
+    assert!(d2.outcomes.is_empty());
 }
 
 mod props {
@@ -508,7 +594,7 @@ mod props {
                     Event::Timer(s) => escalate(&mut d, &c, *s),
                     Event::Decline(w) => decline(&mut d, &c, WHO[*w]),
                     Event::Accept(w) => accept(&mut d, &c, WHO[*w]),
-                    Event::Close(w) => close(&mut d, &c, WHO[*w], 100),
+                    Event::Close(w) => close(&mut d, &c, WHO[*w], 100, &[]),
                     Event::Unanswered => unanswered(&mut d),
                     Event::AutoClose => auto_close(&mut d, &c, 100),
                 };
@@ -545,7 +631,7 @@ mod props {
                     Event::Timer(s) => escalate(&mut d, &c, *s),
                     Event::Decline(w) => decline(&mut d, &c, who[*w]),
                     Event::Accept(w) => accept(&mut d, &c, who[*w]),
-                    Event::Close(w) => close(&mut d, &c, who[*w], 100),
+                    Event::Close(w) => close(&mut d, &c, who[*w], 100, &[]),
                     Event::Unanswered => unanswered(&mut d),
                     Event::AutoClose => auto_close(&mut d, &c, 100),
                 };
