@@ -34,6 +34,7 @@ use crate::problem::Problem;
 use crate::spool::Spool;
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
+use crate::store::waking::Waking;
 use crate::worker::{CodeLeaser, SpoolReplayer, StoreWatch, Workers};
 
 /// Everything the listeners and workers need.
@@ -106,12 +107,14 @@ impl App {
             cities.iter().map(String::as_str),
         );
         metrics.store_up.set(1);
+        // Every job the store accepts wakes its worker for its bucket.
+        let wake = Wake::default();
         let deps = Deps {
-            store,
+            store: Arc::new(Waking::new(store, wake.clone())),
             clock,
             privacy: Privacy::new(&config.privacy.pii_key),
             metrics,
-            wake: Wake::default(),
+            wake,
         };
         let (dispatcher, mut dispatch_problems) =
             load_dispatch_with(&config, &flows, &channels, deps.clone(), env);

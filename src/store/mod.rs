@@ -26,6 +26,7 @@
 pub mod keys;
 pub mod memory;
 pub mod redis;
+pub mod waking;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -235,6 +236,18 @@ pub struct Claimed {
     pub attempt: u32,
 }
 
+/// Jobs claimed from one bucket's queue, and when that queue next needs a
+/// claim, so that a worker can sleep until then instead of polling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimBatch {
+    /// The jobs claimed (see [`Store::claim`]).
+    pub jobs: Vec<Claimed>,
+    /// The earliest due time of a job this claim did not take (a job leased
+    /// by another worker counts at its lease's end); `None` when there is
+    /// none. A store that cannot tell says `Some(now)`: ask again.
+    pub next_due_ms: Option<u64>,
+}
+
 /// A case to record in round trip two.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewCase {
@@ -429,6 +442,56 @@ pub trait Store: Send + Sync + 'static {
         max: usize,
     ) -> Result<Vec<Claimed>, StoreError>;
 
+    /// [`Store::claim`], and say when the queue next needs a claim (one
+    /// round trip for both). The default asks [`Store::claim`] and cannot
+    /// tell: `next_due_ms` is `Some(now_ms)`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn claim_next(
+        &self,
+        bucket: u16,
+        queue: Queue,
+        now_ms: u64,
+        lease_ms: u64,
+        max: usize,
+    ) -> Result<ClaimBatch, StoreError> {
+        let jobs = self.claim(bucket, queue, now_ms, lease_ms, max).await?;
+        Ok(ClaimBatch {
+            jobs,
+            next_due_ms: Some(now_ms),
+        })
+    }
+
+    /// Write small values in the job's bucket (what a sent message leaves
+    /// behind) and finish the job, in one round trip. The values are
+    /// written even when `attempt` is stale (the work was done); the job is
+    /// finished only with the current lease, as [`Store::finish`]. The
+    /// default writes each value, then finishes.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn finish_with(
+        &self,
+        bucket: u16,
+        queue: Queue,
+        id: &str,
+        attempt: u32,
+        kv: Vec<KvWrite>,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        for w in kv {
+            match w.op {
+                KvOp::Set { value, ttl_ms } => {
+                    self.put(Some(bucket), &w.key, value, ttl_ms, now_ms)
+                        .await?;
+                }
+                KvOp::Delete => self.delete(Some(bucket), &w.key).await?,
+            }
+        }
+        self.finish(bucket, queue, id, attempt).await
+    }
+
     /// Remove a finished job. A stale `attempt` (the lease was lost) is a
     /// no-op and returns false.
     ///
@@ -590,6 +653,25 @@ pub trait Store: Send + Sync + 'static {
     fn sessions_evicted(&self) -> u64 {
         0
     }
+}
+
+/// When a delivery is one of its session's own (`<session key>:<suffix>`,
+/// as every USSD hop is) and unscoped, its suffix (`:3`): the stores keep
+/// its reply and its seen mark with the session, not under keys of their
+/// own, and only for the latest such delivery (a session's hops come one
+/// after another: only the latest is retried). Its reply lives as long as
+/// the session, and for the dedupe TTL after the session ended.
+pub fn session_delivery<'a>(
+    session_key: &str,
+    dedupe_key: &'a str,
+    scope: Option<&str>,
+) -> Option<&'a str> {
+    if scope.is_some() {
+        return None;
+    }
+    dedupe_key
+        .strip_prefix(session_key)
+        .filter(|rest| rest.len() > 1 && rest.starts_with(':'))
 }
 
 /// The bucket a case code belongs to.

@@ -45,9 +45,10 @@ use conn::Conn;
 pub use conn::{REFRESH_GAP, RedisOptions};
 
 use super::{
-    BUCKETS, Begin, BeginRequest, CODE_QUARANTINE_MS, CachedReply, CaseRecord, CaseUpdate, Claimed,
-    CodeLease, Commit, CommitRequest, Job, KvOp, LeaseRequest, NewCase, Queue, RateLimit,
-    SEEN_WINDOW_MS, SessionRecord, SessionWrite, Store, StoreError, code_bucket, lease_mark,
+    BUCKETS, Begin, BeginRequest, CODE_QUARANTINE_MS, CachedReply, CaseRecord, CaseUpdate,
+    ClaimBatch, Claimed, CodeLease, Commit, CommitRequest, Job, KvOp, KvWrite, LeaseRequest,
+    NewCase, Queue, RateLimit, SEEN_WINDOW_MS, SessionRecord, SessionWrite, Store, StoreError,
+    code_bucket, lease_mark, session_delivery,
 };
 
 const CASE_LUA: &str = include_str!("lua/case.lua");
@@ -141,6 +142,23 @@ fn int(v: &Value) -> Option<i64> {
     match v {
         Value::Int(i) => Some(*i),
         other => string(other)?.parse().ok(),
+    }
+}
+
+/// A sorted-set score (a due time in ms), as Redis formats it.
+fn score(v: &Value) -> Option<u64> {
+    match v {
+        Value::Int(i) => u64::try_from(*i).ok(),
+        Value::Double(d) if *d >= 0.0 => Some(*d as u64),
+        other => {
+            let s = string(other)?;
+            s.parse::<u64>().ok().or_else(|| {
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|d| *d >= 0.0)
+                    .map(|d| d as u64)
+            })
+        }
     }
 }
 
@@ -361,10 +379,16 @@ impl Store for RedisStore {
         if let Some(scope) = &req.dedupe_scope {
             inv.key(self.kv_key(Some(req.bucket), scope));
         }
+        let fold = session_delivery(
+            &req.session_key,
+            &req.dedupe_key,
+            req.dedupe_scope.as_deref(),
+        );
         inv.arg(req.now_ms)
             .arg(req.rate.interval_ms())
             .arg(req.rate.burst.max(1))
-            .arg(SEEN_WINDOW_MS);
+            .arg(SEEN_WINDOW_MS)
+            .arg(fold.unwrap_or_default());
         let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
         let Value::Array(items) = v else {
             return Err(corrupt("begin returned a non-array"));
@@ -413,7 +437,15 @@ impl Store for RedisStore {
             .arg(req.dedupe_ttl_ms.max(1))
             .arg(req.jobs.len())
             .arg(req.kv.len())
-            .arg(if req.case.is_some() { "1" } else { "0" });
+            .arg(if req.case.is_some() { "1" } else { "0" })
+            .arg(
+                session_delivery(
+                    &req.session_key,
+                    &req.dedupe_key,
+                    req.dedupe_scope.as_deref(),
+                )
+                .unwrap_or_default(),
+            );
         for a in job_args(&req.jobs) {
             inv.arg(a);
         }
@@ -481,16 +513,34 @@ impl Store for RedisStore {
         lease_ms: u64,
         max: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
+        Ok(self
+            .claim_next(bucket, queue, now_ms, lease_ms, max)
+            .await?
+            .jobs)
+    }
+
+    async fn claim_next(
+        &self,
+        bucket: u16,
+        queue: Queue,
+        now_ms: u64,
+        lease_ms: u64,
+        max: usize,
+    ) -> Result<ClaimBatch, StoreError> {
         let mut inv = self.scripts.claim.prepare_invoke();
         for k in self.queue_keys(bucket, queue) {
             inv.key(k);
         }
         inv.arg(now_ms).arg(lease_ms).arg(max);
         let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
-        let Value::Array(items) = v else {
+        let Value::Array(parts) = v else {
             return Err(corrupt("claim returned a non-array"));
         };
-        items
+        let Some(Value::Array(items)) = parts.first() else {
+            return Err(corrupt("claim returned no job list"));
+        };
+        let next_due_ms = parts.get(1).and_then(score);
+        let jobs = items
             .iter()
             .map(|item| {
                 let Value::Array(f) = item else {
@@ -500,13 +550,45 @@ impl Store for RedisStore {
                 Ok(Claimed {
                     job: Job {
                         id: string(get(0)?).ok_or_else(|| corrupt("job id"))?,
-                        due_ms: int(get(2)?).unwrap_or(0).max(0) as u64,
+                        due_ms: score(get(2)?).unwrap_or(0),
                         payload: bytes(get(3)?).unwrap_or_default(),
                     },
                     attempt: u32::try_from(int(get(1)?).unwrap_or(0)).unwrap_or(0),
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ClaimBatch { jobs, next_due_ms })
+    }
+
+    async fn finish_with(
+        &self,
+        bucket: u16,
+        queue: Queue,
+        id: &str,
+        attempt: u32,
+        kv: Vec<KvWrite>,
+        _now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let mut inv = self.scripts.finish.prepare_invoke();
+        for k in self.queue_keys(bucket, queue) {
+            inv.key(k);
+        }
+        inv.arg(id)
+            .arg(attempt.to_string())
+            .arg("")
+            .arg("")
+            .arg("0");
+        for w in &kv {
+            inv.key(self.kv_key(Some(bucket), &w.key));
+            match &w.op {
+                KvOp::Set { value, ttl_ms } => inv
+                    .arg(value.clone())
+                    .arg(ttl_ms.map(|t| t.max(1).to_string()).unwrap_or_default()),
+                KvOp::Delete => inv.arg("").arg("-"),
+            };
+        }
+        let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
+        Ok(int(&v) == Some(1))
     }
 
     async fn finish(
