@@ -468,6 +468,26 @@ async fn round_trips_per_hop_offer_command_and_idle_and_bytes_per_session() {
         e.1 += bytes;
     }
     eprintln!("memory by kind (keys, bytes): {kinds:?}");
+    if let Some(k) = after.iter().find(|k| k.contains(":s:")) {
+        let fields: Vec<String> = redis::cmd("HKEYS").arg(k).query(&mut mon.own).unwrap();
+        let lens: Vec<(String, u64)> = fields
+            .into_iter()
+            .map(|f| {
+                let n: u64 = redis::cmd("HSTRLEN")
+                    .arg(k)
+                    .arg(&f)
+                    .query(&mut mon.own)
+                    .unwrap();
+                (f, n)
+            })
+            .collect();
+        let enc: String = redis::cmd("OBJECT")
+            .arg("ENCODING")
+            .arg(k)
+            .query(&mut mon.own)
+            .unwrap();
+        eprintln!("a session hash ({enc}): field lengths {lens:?}");
+    }
     let total: u64 = kinds.values().map(|(_, b)| b).sum();
     let per_session = total as f64 / f64::from(n);
     eprintln!(

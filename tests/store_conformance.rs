@@ -911,6 +911,170 @@ async fn a_shared_rate_gives_the_burst_then_one_slot_per_interval(env: impl Env)
     );
 }
 
+async fn a_claim_says_when_the_queue_is_next_due(env: impl Env) {
+    let s = env.store();
+    let now = env.now();
+    let job = |id: &str, due: u64| Job {
+        id: id.into(),
+        due_ms: due,
+        payload: id.as_bytes().to_vec(),
+    };
+    let empty = s.claim_next(3, Queue::Timers, now, 1000, 10).await.unwrap();
+    assert!(empty.jobs.is_empty());
+    assert_eq!(empty.next_due_ms, None, "an empty queue has no next time");
+    s.schedule(
+        3,
+        Queue::Timers,
+        vec![job("t1", now + 10), job("t2", now + 50)],
+    )
+    .await
+    .unwrap();
+    let got = s
+        .claim_next(3, Queue::Timers, now + 20, 1000, 10)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = got.jobs.iter().map(|c| c.job.id.as_str()).collect();
+    assert_eq!(ids, ["t1"]);
+    assert_eq!(
+        got.next_due_ms,
+        Some(now + 50),
+        "the next job not claimed here, not this claim's own lease"
+    );
+    let again = s
+        .claim_next(3, Queue::Timers, now + 20, 1000, 10)
+        .await
+        .unwrap();
+    assert!(again.jobs.is_empty());
+    assert_eq!(again.next_due_ms, Some(now + 50));
+    s.finish(3, Queue::Timers, "t1", 1).await.unwrap();
+    let last = s
+        .claim_next(3, Queue::Timers, now + 60, 1000, 10)
+        .await
+        .unwrap();
+    assert_eq!(last.jobs.len(), 1);
+    assert_eq!(last.next_due_ms, None, "only its own leased job is left");
+    let other = s
+        .claim_next(3, Queue::Timers, now + 60, 1000, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        other.next_due_ms,
+        Some(now + 1060),
+        "another worker's lease counts at its end"
+    );
+}
+
+async fn a_finish_writes_what_the_job_left_in_the_same_step(env: impl Env) {
+    let s = env.store();
+    let now = env.now();
+    s.put(Some(4), "gone", b"x".to_vec(), None, now)
+        .await
+        .unwrap();
+    s.schedule(
+        4,
+        Queue::Outbox,
+        vec![Job {
+            id: "f1".into(),
+            due_ms: now,
+            payload: b"p".to_vec(),
+        }],
+    )
+    .await
+    .unwrap();
+    let claimed = s.claim(4, Queue::Outbox, now, 60_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let kv = vec![
+        KvWrite::set("sent:f1".into(), b"1".to_vec(), Some(60_000)),
+        KvWrite::set("kept".into(), b"k".to_vec(), None),
+        KvWrite::delete("gone".into()),
+    ];
+    assert!(
+        !s.finish_with(4, Queue::Outbox, "f1", 7, kv.clone(), now)
+            .await
+            .unwrap(),
+        "a stale lease finishes nothing"
+    );
+    assert_eq!(
+        s.get(Some(4), "sent:f1", now).await.unwrap().as_deref(),
+        Some(&b"1"[..]),
+        "but the values are written: the work was done"
+    );
+    assert_eq!(s.queue_len(4, Queue::Outbox).await.unwrap(), 1);
+    s.put(Some(4), "gone", b"x".to_vec(), None, now)
+        .await
+        .unwrap();
+    assert!(
+        s.finish_with(4, Queue::Outbox, "f1", 1, kv, now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.queue_len(4, Queue::Outbox).await.unwrap(), 0);
+    assert_eq!(
+        s.get(Some(4), "kept", now).await.unwrap().as_deref(),
+        Some(&b"k"[..])
+    );
+    assert_eq!(s.get(Some(4), "gone", now).await.unwrap(), None);
+}
+
+async fn a_sessions_own_deliveries_keep_the_latest_reply(env: impl Env) {
+    let s = env.store();
+    let session = "u:c:S1";
+    let reply = |r: &Begin| match r {
+        Begin::Duplicate(c) => Some(c.text.clone()),
+        _ => None,
+    };
+    let b1 = s
+        .begin(begin_req(&env, "u:c:S1:1", "r-fold", session))
+        .await
+        .unwrap();
+    assert_eq!(b1, Begin::Proceed(None));
+    s.commit(commit_req(&env, session, 0, "u:c:S1:1", "one", None))
+        .await
+        .unwrap();
+    let again = s
+        .begin(begin_req(&env, "u:c:S1:1", "r-fold", session))
+        .await
+        .unwrap();
+    assert_eq!(reply(&again).as_deref(), Some("one"), "a retried hop");
+    let Begin::Proceed(Some(rec)) = s
+        .begin(begin_req(&env, "u:c:S1:2", "r-fold", session))
+        .await
+        .unwrap()
+    else {
+        panic!("the next hop proceeds with the session");
+    };
+    assert_eq!(rec.data, b"data-one");
+    let mut end = commit_req(&env, session, rec.version, "u:c:S1:2", "bye", None);
+    end.session = SessionWrite::Delete;
+    assert!(matches!(
+        s.commit(end.clone()).await.unwrap(),
+        Commit::Saved { .. }
+    ));
+    assert_eq!(load(&env, session).await, None, "the session ended");
+    let retry = s
+        .begin(begin_req(&env, "u:c:S1:2", "r-fold", session))
+        .await
+        .unwrap();
+    assert_eq!(
+        reply(&retry).as_deref(),
+        Some("bye"),
+        "the last screen of an ended session is answered again"
+    );
+    match s.commit(end).await.unwrap() {
+        Commit::Conflict(Some(r)) => assert_eq!(r.text, "bye"),
+        other => panic!("a concurrent copy gets the reply: {other:?}"),
+    }
+    assert!(
+        matches!(
+            s.begin(begin_req(&env, "u:c:S1:1", "r-fold", session))
+                .await
+                .unwrap(),
+            Begin::Proceed(None)
+        ),
+        "only the latest hop's reply is kept"
+    );
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -947,6 +1111,9 @@ conformance!(
     cases_change_by_compare_and_set_and_close,
     leased_codes_are_kept_for_the_case_they_were_shown_for,
     a_shared_rate_gives_the_burst_then_one_slot_per_interval,
+    a_claim_says_when_the_queue_is_next_due,
+    a_finish_writes_what_the_job_left_in_the_same_step,
+    a_sessions_own_deliveries_keep_the_latest_reply,
 );
 
 #[tokio::test]
