@@ -158,18 +158,21 @@ impl Dispatcher {
             Some(code) => self.by_code(call, code).await?,
             None => self.the_only_case(call, cmd).await?,
         };
-        let (bucket, id) = match target {
+        let (bucket, rec) = match target {
             Ok(x) => x,
             Err(outcome) => return Ok(outcome),
         };
         let retention = self.retention_ms;
         let kind = cmd.clone();
         let who = call.lawyer.id.as_str().to_owned();
-        let actions = self
-            .change_case(bucket, &id, call.channel, move |case, ctx| match &kind {
-                Command::Accept(_) => lifecycle::accept(&mut case.dispatch, ctx, &who),
-                Command::Decline(_) => lifecycle::decline(&mut case.dispatch, ctx, &who),
-                _ => lifecycle::close(&mut case.dispatch, ctx, &who, retention),
+        let id = rec.id.clone();
+        let actions =
+            self.change_loaded_case(bucket, &id, Some(rec), call.channel, move |case, ctx| {
+                match &kind {
+                    Command::Accept(_) => lifecycle::accept(&mut case.dispatch, ctx, &who),
+                    Command::Decline(_) => lifecycle::decline(&mut case.dispatch, ctx, &who),
+                    _ => lifecycle::close(&mut case.dispatch, ctx, &who, retention),
+                }
             })
             .await?;
         let refused = actions.as_deref().unwrap_or_default().iter().any(|a| {
@@ -182,14 +185,15 @@ impl Dispatcher {
         })
     }
 
-    /// The case with `code`, or the outcome after telling her it is unknown.
+    /// The case with `code` (its bucket and record, one lookup), or the
+    /// outcome after telling her it is unknown.
     pub(super) async fn by_code(
         &self,
         call: &Call<'_>,
         code: &str,
-    ) -> Result<Result<(u16, String), CommandOutcome>, StoreError> {
+    ) -> Result<Result<(u16, CaseRecord), CommandOutcome>, StoreError> {
         match self.deps.store.case_by_code(code).await? {
-            Some(rec) => Ok(Ok((code_bucket(code).unwrap_or(0), rec.id))),
+            Some(rec) => Ok(Ok((code_bucket(code).unwrap_or(0), rec))),
             None => {
                 let text = render(&call.texts.not_found, &[("code", code)]);
                 self.tell(call, "nf", text).await?;
@@ -204,7 +208,7 @@ impl Dispatcher {
         &self,
         call: &Call<'_>,
         cmd: &Command,
-    ) -> Result<Result<(u16, String), CommandOutcome>, StoreError> {
+    ) -> Result<Result<(u16, CaseRecord), CommandOutcome>, StoreError> {
         let me = call.lawyer.id.as_str();
         let mine: Vec<(u16, CaseRecord)> = self
             .open_cases()
@@ -225,7 +229,7 @@ impl Dispatcher {
                     .await?;
                 Ok(Err(CommandOutcome::NonePending))
             }
-            [(b, r)] => Ok(Ok((*b, r.id.clone()))),
+            [(b, r)] => Ok(Ok((*b, r.clone()))),
             many => {
                 let list: Vec<&str> = many.iter().map(|(_, r)| r.code.as_str()).collect();
                 let joined = list.join(", ");

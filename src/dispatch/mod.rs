@@ -265,11 +265,33 @@ impl Dispatcher {
     where
         F: Fn(&mut CaseData, &Ctx<'_>) -> Vec<Action> + Send + Sync,
     {
+        self.change_loaded_case(bucket, id, None, reply_channel, change)
+            .await
+    }
+
+    /// [`Dispatcher::change_case`] starting from `loaded`, a record just
+    /// read (a lawyer's command found the case by its code): the first
+    /// attempt reads nothing; a concurrent change reloads it.
+    async fn change_loaded_case<F>(
+        &self,
+        bucket: u16,
+        id: &str,
+        mut loaded: Option<CaseRecord>,
+        reply_channel: &str,
+        change: F,
+    ) -> Result<Option<Vec<Action>>, StoreError>
+    where
+        F: Fn(&mut CaseData, &Ctx<'_>) -> Vec<Action> + Send + Sync,
+    {
         let store = &self.deps.store;
         for _ in 0..CAS_ATTEMPTS {
             let now = self.deps.clock.now_ms();
-            let Some(rec) = store.case(bucket, id).await? else {
-                return Ok(None);
+            let rec = match loaded.take() {
+                Some(rec) => rec,
+                None => match store.case(bucket, id).await? {
+                    Some(rec) => rec,
+                    None => return Ok(None),
+                },
             };
             let Some(mut case) = self.open_case(&rec) else {
                 return Ok(None);

@@ -64,6 +64,7 @@ struct Scripts {
     finish: Script,
     lease: Script,
     rate: Script,
+    case_by_code: Script,
 }
 
 impl Scripts {
@@ -84,10 +85,11 @@ impl Scripts {
             finish: Script::new(include_str!("lua/finish.lua")),
             lease: Script::new(include_str!("lua/lease.lua")),
             rate: Script::new(include_str!("lua/rate.lua")),
+            case_by_code: Script::new(include_str!("lua/case_by_code.lua")),
         }
     }
 
-    fn all(&self) -> [&Script; 9] {
+    fn all(&self) -> [&Script; 10] {
         [
             &self.begin,
             &self.commit,
@@ -98,6 +100,7 @@ impl Scripts {
             &self.finish,
             &self.lease,
             &self.rate,
+            &self.case_by_code,
         ]
     }
 }
@@ -750,14 +753,22 @@ impl Store for RedisStore {
         let Some(bucket) = code_bucket(code) else {
             return Ok(None);
         };
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(format!("{}:code:{code}", self.tag(bucket)));
-        let v = self.conn.query(&cmd).await.map_err(unavailable)?;
-        match string(&v) {
-            // A leased code (`~instance`) belongs to no case yet.
-            Some(id) if !id.starts_with('~') => self.case(bucket, &id).await,
-            _ => Ok(None),
-        }
+        let t = self.tag(bucket);
+        let mut inv = self.scripts.case_by_code.prepare_invoke();
+        inv.key(format!("{t}:code:{code}")).arg(format!("{t}:c:"));
+        let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
+        let Value::Array(f) = v else {
+            // A leased code (`~instance`) or a free one belongs to no case.
+            return Ok(None);
+        };
+        let get = |i: usize| f.get(i).ok_or_else(|| corrupt("case_by_code is short"));
+        Ok(Some(CaseRecord {
+            id: string(get(0)?).ok_or_else(|| corrupt("case id"))?,
+            code: string(get(1)?).ok_or_else(|| corrupt("case code"))?,
+            version: int(get(2)?).unwrap_or(0).max(0) as u64,
+            data: bytes(get(3)?).unwrap_or_default(),
+            open: string(get(4)?).is_none_or(|st| st == "open"),
+        }))
     }
 
     async fn update_case(&self, u: CaseUpdate) -> Result<bool, StoreError> {

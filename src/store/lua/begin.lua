@@ -4,7 +4,7 @@
 -- delivery's suffix when it is one of the session's own (a USSD hop,
 -- `<session>:<suffix>`), else ''.
 -- A session's own delivery keeps its reply and its seen mark in the
--- session hash (fields rk/rr: the last delivery and its reply; sk: the
+-- session hash (field r: "<suffix>\n<reply>" of the last delivery; sk: the
 -- delivery whose rate slot was spent), not in keys of their own: only the
 -- latest hop of a session is retried. Other deliveries use KEYS[1] (and
 -- KEYS[1]:seen).
@@ -30,11 +30,12 @@ local function spend()
 end
 local fold = ARGV[5]
 if fold ~= '' then
-  local f = redis.call('HMGET', KEYS[3], 'rk', 'rr', 'sk', 'v', 'd')
-  if f[1] == fold and f[2] then
-    return {1, f[2]}
+  local f = redis.call('HMGET', KEYS[3], 'r', 'sk', 'v', 'd')
+  local mine = fold .. '\n'
+  if f[1] and string.sub(f[1], 1, #mine) == mine then
+    return {1, string.sub(f[1], #mine + 1)}
   end
-  if f[3] ~= fold then
+  if f[2] ~= fold then
     local wait = spend()
     if wait then
       return {2, tostring(wait)}
@@ -44,8 +45,8 @@ if fold ~= '' then
       redis.call('PEXPIRE', KEYS[3], ARGV[4])
     end
   end
-  if f[4] then
-    return {3, f[4], f[5]}
+  if f[3] then
+    return {3, f[3], f[4]}
   end
   return {3}
 end

@@ -10,7 +10,7 @@
 -- is one of the session's own (see begin.lua; its reply then goes in the
 -- session hash, not in KEYS[2]), else ''; then the jobs (4 args each), the
 -- values (value, ttl_ms or '', '1' to delete: 3 args each), the case args.
--- An ended session keeps only its last reply (rk/rr) for the dedupe TTL.
+-- An ended session keeps only its last reply (field r) for the dedupe TTL.
 -- With a dedupe scope (see begin.lua), its key is the last of KEYS.
 -- Returns {1, code-or-''} | {0, cached reply of this delivery or nil} | {2}
 local dkey = KEYS[2]
@@ -21,9 +21,10 @@ local fold = ARGV[10]
 local current = redis.call('HGET', KEYS[1], 'v') or '0'
 if current ~= ARGV[1] then
   if fold ~= '' then
-    local f = redis.call('HMGET', KEYS[1], 'rk', 'rr')
-    if f[1] == fold then
-      return {0, f[2]}
+    local r = redis.call('HGET', KEYS[1], 'r')
+    local mine = fold .. '\n'
+    if r and string.sub(r, 1, #mine) == mine then
+      return {0, string.sub(r, #mine + 1)}
     end
     return {0, false}
   end
@@ -44,7 +45,7 @@ local reply = code .. '\n' .. ARGV[5]
 if ARGV[2] == 'save' then
   local v = redis.call('INCR', KEYS[3])
   if fold ~= '' then
-    redis.call('HSET', KEYS[1], 'v', v, 'd', ARGV[3], 'rk', fold, 'rr', reply)
+    redis.call('HSET', KEYS[1], 'v', v, 'd', ARGV[3], 'r', fold .. '\n' .. reply)
     redis.call('HDEL', KEYS[1], 'sk')
   else
     redis.call('HSET', KEYS[1], 'v', v, 'd', ARGV[3])
@@ -53,7 +54,7 @@ if ARGV[2] == 'save' then
 else
   redis.call('DEL', KEYS[1])
   if fold ~= '' then
-    redis.call('HSET', KEYS[1], 'rk', fold, 'rr', reply)
+    redis.call('HSET', KEYS[1], 'r', fold .. '\n' .. reply)
     redis.call('PEXPIRE', KEYS[1], ARGV[6])
   end
 end
