@@ -6,7 +6,10 @@
 //! response timeout, and following a Redis Cluster failover. Every
 //! multi-key operation is one Lua script (`lua/*.lua`), held as a
 //! [`redis::Script`] and loaded at start-up, so each webhook costs two
-//! round trips: `begin.lua` and `commit.lua`.
+//! round trips: `begin.lua` and `commit.lua`. Background work costs one
+//! claim per bucket with work due (`claim.lua` says when that is) and one
+//! `finish.lua` per sent message, its record included (see
+//! `docs/redis.md`, *Background work*).
 //!
 //! ## Keys
 //!
@@ -17,8 +20,8 @@
 //!
 //! | key | type | what | expiry |
 //! |---|---|---|---|
-//! | `P:{b}:s:<session>` | hash `v`,`d` | session version, sealed data | session timeout |
-//! | `P:{b}:d:<delivery>` | string | cached reply (`code\nend\ntext`) | `limits.dedupe_ttl_secs` |
+//! | `P:{b}:s:<session>` | hash `v`,`d`,`r`,`sk` | session version, sealed data; a USSD session's latest hop and its reply (`r`: `hop\ncode\nend\ntext`), the hop that spent a rate slot (`sk`) | session timeout; only `r` for `limits.dedupe_ttl_secs` after it ended |
+//! | `P:{b}:d:<delivery>` | string | cached reply (`code\nend\ntext`) of a delivery that is not a session's own hop | `limits.dedupe_ttl_secs` |
 //! | `P:{b}:r:<pseudonym>` | string | GCRA theoretical arrival time | when it passes |
 //! | `P:{b}:seq` | counter | session versions (never reused) | none |
 //! | `P:{b}:c:<case id>` | hash `code`,`v`,`d`,`st` | case, sealed data, status | none while open |
