@@ -142,7 +142,7 @@ impl Monitor {
         let name = format!("rt-mark-{}", self.marks);
         let _: String = redis::cmd("ECHO").arg(&name).query(&mut self.own).unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !self.index_of(&name).is_some() {
+        while self.index_of(&name).is_none() {
             assert!(Instant::now() < deadline, "MONITOR shows the mark");
             std::thread::sleep(Duration::from_millis(5));
         }
