@@ -537,6 +537,7 @@ async fn codes_shown_during_an_outage_are_the_codes_of_the_cases() {
                     data: b"sealed".to_vec(),
                     close: true,
                     jobs: Vec::new(),
+                    mark: None,
                     now_ms: now,
                 })
                 .await

@@ -10,8 +10,9 @@ use common::redis::{RedisServer, unique_prefix};
 use hotline::store::memory::MemoryStore;
 use hotline::store::redis::RedisStore;
 use hotline::store::{
-    Begin, BeginRequest, CachedReply, CodeLease, Commit, CommitRequest, Job, KvWrite, LeaseRequest,
-    NewCase, Queue, RateLimit, SessionWrite, Store, StoreError,
+    Begin, BeginRequest, CachedReply, CaseBegin, CaseCommandBegin, CodeLease, Commit,
+    CommitRequest, Job, KvWrite, LeaseRequest, NewCase, Queue, RateLimit, SessionWrite, Store,
+    StoreError,
 };
 
 /// A store and a notion of time: virtual for memory, real for Redis (whose
@@ -689,6 +690,7 @@ async fn cases_change_by_compare_and_set_and_close(env: impl Env) {
                 payload: data.as_bytes().to_vec(),
             },
         )],
+        mark: None,
         now_ms: now,
     };
     assert!(
@@ -1075,6 +1077,85 @@ async fn a_sessions_own_deliveries_keep_the_latest_reply(env: impl Env) {
     );
 }
 
+async fn a_lawyers_command_by_code_is_one_read_and_one_marked_change(env: impl Env) {
+    let s = env.store();
+    let now = env.now();
+    // 1076 % 16 == 4.
+    s.record_case(4, case("cmd1", &["1076"]), now)
+        .await
+        .unwrap();
+    let begin = |mark: &str| CaseCommandBegin {
+        code: "1076".into(),
+        mark_key: mark.into(),
+        rate_key: "p_lawyer".into(),
+        rate: RateLimit {
+            per_minute: 60,
+            burst: 2,
+        },
+        now_ms: now,
+    };
+    let CaseBegin::Proceed(Some(rec)) = s.begin_case_command(begin("ld:at:m1")).await.unwrap()
+    else {
+        panic!("the case of the code");
+    };
+    assert_eq!((rec.id.as_str(), rec.code.as_str()), ("cmd1", "1076"));
+    assert_eq!(
+        s.begin_case_command(begin("ld:at:m1")).await.unwrap(),
+        CaseBegin::Proceed(Some(rec.clone())),
+        "a copy before the change spends no second slot"
+    );
+    let update = |version: u64, data: &str| hotline::store::CaseUpdate {
+        bucket: 4,
+        id: "cmd1".into(),
+        code: "1076".into(),
+        expected_version: version,
+        data: data.as_bytes().to_vec(),
+        close: false,
+        jobs: Vec::new(),
+        mark: Some(KvWrite::set("ld:at:m1".into(), b"1".to_vec(), Some(60_000))),
+        now_ms: now,
+    };
+    assert!(
+        s.update_case(update(rec.version, "accepted"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.begin_case_command(begin("ld:at:m1")).await.unwrap(),
+        CaseBegin::Duplicate,
+        "handled: a retry is a duplicate"
+    );
+    assert!(
+        s.update_case(update(rec.version, "again")).await.unwrap(),
+        "a concurrent copy's change counts as done"
+    );
+    let after = s.case(4, "cmd1").await.unwrap().unwrap();
+    assert_eq!(after.data, b"accepted", "and writes nothing");
+    assert_eq!(after.version, rec.version + 1);
+    assert!(matches!(
+        s.begin_case_command(begin("ld:at:m2")).await.unwrap(),
+        CaseBegin::Proceed(Some(_))
+    ));
+    assert!(
+        matches!(
+            s.begin_case_command(begin("ld:at:m3")).await.unwrap(),
+            CaseBegin::Limited { .. }
+        ),
+        "her third new command at once is over the burst"
+    );
+    let unknown = CaseCommandBegin {
+        code: "1092".into(),
+        ..begin("ld:at:m4")
+    };
+    assert_eq!(
+        s.begin_case_command(unknown).await.unwrap(),
+        CaseBegin::Limited {
+            retry_after_ms: 1000
+        },
+        "the limit holds in the bucket"
+    );
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -1114,6 +1195,7 @@ conformance!(
     a_claim_says_when_the_queue_is_next_due,
     a_finish_writes_what_the_job_left_in_the_same_step,
     a_sessions_own_deliveries_keep_the_latest_reply,
+    a_lawyers_command_by_code_is_one_read_and_one_marked_change,
 );
 
 #[tokio::test]

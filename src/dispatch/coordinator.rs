@@ -92,9 +92,14 @@ impl Dispatcher {
         };
         let id = rec.id.clone();
         let actions = self
-            .change_loaded_case(bucket, &id, Some(rec), call.channel, move |case, ctx| {
-                lifecycle::assign(&mut case.dispatch, ctx, &me, &target)
-            })
+            .change_loaded_case(
+                bucket,
+                &id,
+                Some(rec),
+                None,
+                call.channel,
+                move |case, ctx| lifecycle::assign(&mut case.dispatch, ctx, &me, &target),
+            )
             .await?
             .unwrap_or_default();
         let assigned = actions

@@ -9,6 +9,7 @@
 //! inbound delivery, so a retried webhook queues it once.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::Dispatcher;
 use super::commands::{self, Command};
@@ -18,7 +19,7 @@ use super::texts::Texts;
 use crate::case::CaseData;
 use crate::outbox::{self, Purpose};
 use crate::phone::PhoneNumber;
-use crate::store::{BUCKETS, CaseRecord, StoreError, code_bucket, keys};
+use crate::store::{BUCKETS, CaseRecord, KvWrite, StoreError, code_bucket, keys};
 use crate::template::render;
 
 /// How a lawyer's command ended (a metric label).
@@ -74,6 +75,13 @@ pub(super) struct Call<'a> {
     pub(super) channel: &'a str,
     /// The inbound delivery, for reply idempotency.
     pub(super) delivery: &'a str,
+    /// What round trip one found for the code she typed (`Some(None)`: no
+    /// such case), so it is not looked up again.
+    pub(super) found: Option<Option<CaseRecord>>,
+    /// The delivery's mark, written with the case change it makes.
+    pub(super) mark: Option<KvWrite>,
+    /// Whether a case change wrote the mark.
+    pub(super) marked: AtomicBool,
 }
 
 impl Dispatcher {
@@ -91,6 +99,39 @@ impl Dispatcher {
         text: &str,
         delivery: &str,
     ) -> CommandOutcome {
+        self.command_with(channel, lawyer, text, delivery, None, None)
+            .await
+            .0
+    }
+
+    /// The code of a command about one case by its code (`OK 4821`, `NO
+    /// 4821`, `DONE 4821`), whose delivery can be deduplicated in the
+    /// code's bucket (see [`crate::store::Store::begin_case_command`]).
+    pub fn case_code(text: &str) -> Option<String> {
+        match commands::parse(text) {
+            Command::Accept(Some(code))
+            | Command::Decline(Some(code))
+            | Command::Done(Some(code))
+                if code_bucket(&code).is_some() =>
+            {
+                Some(code)
+            }
+            _ => None,
+        }
+    }
+
+    /// [`Dispatcher::command`] with the case round trip one found for its
+    /// code (`found`) and the delivery's mark to write with the change it
+    /// makes; returns the outcome and whether the mark was written.
+    pub async fn command_with(
+        &self,
+        channel: &str,
+        lawyer: &Lawyer,
+        text: &str,
+        delivery: &str,
+        found: Option<Option<CaseRecord>>,
+        mark: Option<KvWrite>,
+    ) -> (CommandOutcome, bool) {
         let cmd = commands::parse(text);
         let reply_channel = if self.sending_channels.contains(channel) {
             channel
@@ -102,6 +143,9 @@ impl Dispatcher {
             texts: self.texts.for_langs(&lawyer.languages),
             channel: reply_channel,
             delivery,
+            found,
+            mark,
+            marked: AtomicBool::new(false),
         };
         let outcome = self
             .run_command(&call, &cmd)
@@ -113,7 +157,7 @@ impl Dispatcher {
             .with_label_values(&[cmd.as_str(), outcome.as_str()])
             .inc();
         tracing::info!(lawyer = %lawyer.id, command = cmd.as_str(), outcome = outcome.as_str(), "lawyer command");
-        outcome
+        (outcome, call.marked.load(Ordering::SeqCst))
     }
 
     async fn run_command(
@@ -166,14 +210,19 @@ impl Dispatcher {
         let kind = cmd.clone();
         let who = call.lawyer.id.as_str().to_owned();
         let id = rec.id.clone();
-        let actions =
-            self.change_loaded_case(bucket, &id, Some(rec), call.channel, move |case, ctx| {
-                match &kind {
+        let actions = self
+            .change_loaded_case(
+                bucket,
+                &id,
+                Some(rec),
+                call.mark.as_ref().map(|m| (m, &call.marked)),
+                call.channel,
+                move |case, ctx| match &kind {
                     Command::Accept(_) => lifecycle::accept(&mut case.dispatch, ctx, &who),
                     Command::Decline(_) => lifecycle::decline(&mut case.dispatch, ctx, &who),
                     _ => lifecycle::close(&mut case.dispatch, ctx, &who, retention),
-                }
-            })
+                },
+            )
             .await?;
         let refused = actions.as_deref().unwrap_or_default().iter().any(|a| {
             matches!(a, Action::Reply(_, r) if !matches!(r, Reply::Accepted | Reply::Declined | Reply::Closed))
@@ -192,7 +241,11 @@ impl Dispatcher {
         call: &Call<'_>,
         code: &str,
     ) -> Result<Result<(u16, CaseRecord), CommandOutcome>, StoreError> {
-        match self.deps.store.case_by_code(code).await? {
+        let found = match &call.found {
+            Some(found) => found.clone(),
+            None => self.deps.store.case_by_code(code).await?,
+        };
+        match found {
             Some(rec) => Ok(Ok((code_bucket(code).unwrap_or(0), rec))),
             None => {
                 let text = render(&call.texts.not_found, &[("code", code)]);

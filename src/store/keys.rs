@@ -44,6 +44,12 @@ pub fn lawyer_session(channel: &str, lawyer: &str) -> String {
     format!("l:{channel}:{lawyer}")
 }
 
+/// A lawyer's command about a case by its code, handled: the mark of its
+/// delivery, in the code's bucket (written with the case change).
+pub fn lawyer_delivery(channel: &str, message_id: &str) -> String {
+    format!("ld:{channel}:{message_id}")
+}
+
 /// Set while a caller has opted out (`STOP`), in her bucket.
 pub fn opted_out(pseudonym: impl Display) -> String {
     format!("o:{pseudonym}")
@@ -110,6 +116,7 @@ mod tests {
         assert_eq!(sms_delivery("at", "id"), "s:at:id");
         assert_eq!(sms_delivery_by_text("at", "p_1", "h"), "s:at:p_1:h");
         assert_eq!(opted_out("p_1"), "o:p_1");
+        assert_eq!(lawyer_delivery("at", "id"), "ld:at:id");
         assert_eq!(last_sent("p_1"), "ls:p_1");
         assert_eq!(lawyer_off("aida"), "off:aida");
         assert_eq!(cover("osh"), "cover:osh");

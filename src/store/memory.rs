@@ -706,8 +706,51 @@ impl Store for MemoryStore {
         self.case(0, &id).await
     }
 
+    async fn begin_case_command(
+        &self,
+        req: super::CaseCommandBegin,
+    ) -> Result<super::CaseBegin, StoreError> {
+        let Some(bucket) = super::code_bucket(&req.code) else {
+            return Ok(super::CaseBegin::Proceed(None));
+        };
+        {
+            let mut s = self.lock();
+            let now = req.now_ms;
+            let mark = kv_key(Some(bucket), &req.mark_key);
+            if s.kv.get(&mark, now).is_some() {
+                return Ok(super::CaseBegin::Duplicate);
+            }
+            // Only a delivery's first arrival spends a rate-limit slot.
+            let seen = format!("seen:{mark}");
+            if s.rates.get(&seen, now).is_none() {
+                let rate_key = format!("{bucket}:{}", req.rate_key);
+                let tat = s.rates.get(&rate_key, now).copied();
+                match gcra(tat, now, req.rate) {
+                    Err(retry_after_ms) => {
+                        return Ok(super::CaseBegin::Limited { retry_after_ms });
+                    }
+                    Ok(new_tat) => {
+                        s.rates.insert(rate_key, new_tat, new_tat, now);
+                        s.rates.insert(seen, 0, now + SEEN_WINDOW_MS, now);
+                    }
+                }
+            }
+        }
+        Ok(super::CaseBegin::Proceed(
+            self.case_by_code(&req.code).await?,
+        ))
+    }
+
     async fn update_case(&self, u: super::CaseUpdate) -> Result<bool, StoreError> {
         let mut s = self.lock();
+        if let Some(mark) = &u.mark
+            && s.kv
+                .get(&kv_key(Some(u.bucket), &mark.key), u.now_ms)
+                .is_some()
+        {
+            // Made before, for this same delivery.
+            return Ok(true);
+        }
         let Some(case) = s.cases.get_mut(&u.id) else {
             return Ok(false);
         };
@@ -728,6 +771,18 @@ impl Store for MemoryStore {
                 .entry((u.bucket, queue))
                 .or_default()
                 .put(job.id, job.due_ms, job.payload, 0);
+        }
+        if let Some(mark) = u.mark {
+            let key = kv_key(Some(u.bucket), &mark.key);
+            match mark.op {
+                KvOp::Set { value, ttl_ms } => {
+                    let expires = ttl_ms.map_or(u64::MAX, |t| u.now_ms + t);
+                    s.kv.insert(key, value, expires, u.now_ms);
+                }
+                KvOp::Delete => {
+                    s.kv.remove(&key);
+                }
+            }
         }
         Ok(true)
     }

@@ -380,8 +380,44 @@ pub struct CaseUpdate {
     pub close: bool,
     /// Jobs scheduled with the change (messages, timers), in its bucket.
     pub jobs: Vec<(Queue, Job)>,
+    /// A mark of what asked for the change (a lawyer's delivery), written
+    /// with it in the case's bucket. When the mark exists already, the
+    /// change was made before (a retried command): nothing is written and
+    /// the update counts as done.
+    pub mark: Option<KvWrite>,
     /// Now.
     pub now_ms: u64,
+}
+
+/// Round trip one of a lawyer's command with a case code, in the code's
+/// bucket: was this delivery handled (its mark, see [`CaseUpdate::mark`]),
+/// may she send another (her rate limit in that bucket), and the case.
+#[derive(Debug, Clone)]
+pub struct CaseCommandBegin {
+    /// The code she typed.
+    pub code: String,
+    /// The delivery's mark (a small value's key in the code's bucket).
+    pub mark_key: String,
+    /// Identity of the sender for the rate limit (a pseudonym).
+    pub rate_key: String,
+    /// The limit to apply.
+    pub rate: RateLimit,
+    /// Now.
+    pub now_ms: u64,
+}
+
+/// What round trip one of a lawyer's command found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaseBegin {
+    /// This delivery was handled before.
+    Duplicate,
+    /// Over the rate limit.
+    Limited {
+        /// When a retry would be allowed.
+        retry_after_ms: u64,
+    },
+    /// Go ahead, with the case of the code (as [`Store::case_by_code`]).
+    Proceed(Option<CaseRecord>),
 }
 
 /// The cause of an unavailable store (a Redis or I/O error, a timeout).
@@ -625,6 +661,27 @@ pub trait Store: Send + Sync + 'static {
     /// # Errors
     /// [`StoreError::Unavailable`].
     async fn case_by_code(&self, code: &str) -> Result<Option<CaseRecord>, StoreError>;
+
+    /// Round trip one of a lawyer's command with a code (see
+    /// [`CaseCommandBegin`]); only the first arrival of a delivery spends
+    /// a slot of the rate. The default asks [`Store::get`] and
+    /// [`Store::case_by_code`] and limits nothing.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn begin_case_command(&self, req: CaseCommandBegin) -> Result<CaseBegin, StoreError> {
+        let Some(bucket) = code_bucket(&req.code) else {
+            return Ok(CaseBegin::Proceed(None));
+        };
+        if self
+            .get(Some(bucket), &req.mark_key, req.now_ms)
+            .await?
+            .is_some()
+        {
+            return Ok(CaseBegin::Duplicate);
+        }
+        Ok(CaseBegin::Proceed(self.case_by_code(&req.code).await?))
+    }
 
     /// Change a case if its version is unchanged (compare-and-set), with
     /// its jobs; returns false when someone else changed it first.

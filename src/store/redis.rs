@@ -48,10 +48,10 @@ use conn::Conn;
 pub use conn::{REFRESH_GAP, RedisOptions};
 
 use super::{
-    BUCKETS, Begin, BeginRequest, CODE_QUARANTINE_MS, CachedReply, CaseRecord, CaseUpdate,
-    ClaimBatch, Claimed, CodeLease, Commit, CommitRequest, Job, KvOp, KvWrite, LeaseRequest,
-    NewCase, Queue, RateLimit, SEEN_WINDOW_MS, SessionRecord, SessionWrite, Store, StoreError,
-    code_bucket, lease_mark, session_delivery,
+    BUCKETS, Begin, BeginRequest, CODE_QUARANTINE_MS, CachedReply, CaseBegin, CaseCommandBegin,
+    CaseRecord, CaseUpdate, ClaimBatch, Claimed, CodeLease, Commit, CommitRequest, Job, KvOp,
+    KvWrite, LeaseRequest, NewCase, Queue, RateLimit, SEEN_WINDOW_MS, SessionRecord, SessionWrite,
+    Store, StoreError, code_bucket, lease_mark, session_delivery,
 };
 
 const CASE_LUA: &str = include_str!("lua/case.lua");
@@ -68,6 +68,7 @@ struct Scripts {
     lease: Script,
     rate: Script,
     case_by_code: Script,
+    case_command: Script,
 }
 
 impl Scripts {
@@ -89,10 +90,11 @@ impl Scripts {
             lease: Script::new(include_str!("lua/lease.lua")),
             rate: Script::new(include_str!("lua/rate.lua")),
             case_by_code: Script::new(include_str!("lua/case_by_code.lua")),
+            case_command: Script::new(include_str!("lua/case_command.lua")),
         }
     }
 
-    fn all(&self) -> [&Script; 10] {
+    fn all(&self) -> [&Script; 11] {
         [
             &self.begin,
             &self.commit,
@@ -104,6 +106,7 @@ impl Scripts {
             &self.lease,
             &self.rate,
             &self.case_by_code,
+            &self.case_command,
         ]
     }
 }
@@ -795,8 +798,52 @@ impl Store for RedisStore {
         for a in job_args(&u.jobs) {
             inv.arg(a);
         }
+        if let Some(KvWrite {
+            key,
+            op: KvOp::Set { value, ttl_ms },
+        }) = &u.mark
+        {
+            inv.key(self.kv_key(Some(u.bucket), key))
+                .arg(value.clone())
+                .arg(ttl_ms.map(|t| t.max(1).to_string()).unwrap_or_default());
+        }
         let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
         Ok(int(&v) == Some(1))
+    }
+
+    async fn begin_case_command(&self, req: CaseCommandBegin) -> Result<CaseBegin, StoreError> {
+        let Some(bucket) = code_bucket(&req.code) else {
+            return Ok(CaseBegin::Proceed(None));
+        };
+        let t = self.tag(bucket);
+        let mut inv = self.scripts.case_command.prepare_invoke();
+        inv.key(self.kv_key(Some(bucket), &req.mark_key))
+            .key(format!("{t}:r:{}", req.rate_key))
+            .key(format!("{t}:code:{}", req.code))
+            .arg(req.now_ms)
+            .arg(req.rate.interval_ms())
+            .arg(req.rate.burst.max(1))
+            .arg(SEEN_WINDOW_MS)
+            .arg(format!("{t}:c:"));
+        let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
+        let Value::Array(f) = v else {
+            return Err(corrupt("case_command returned a non-array"));
+        };
+        match f.first().and_then(int) {
+            Some(1) => Ok(CaseBegin::Duplicate),
+            Some(2) => Ok(CaseBegin::Limited {
+                retry_after_ms: f.get(1).and_then(int).unwrap_or(0).max(0) as u64,
+            }),
+            Some(3) if f.len() >= 6 => Ok(CaseBegin::Proceed(Some(CaseRecord {
+                id: string(&f[1]).ok_or_else(|| corrupt("case id"))?,
+                code: string(&f[2]).ok_or_else(|| corrupt("case code"))?,
+                version: int(&f[3]).unwrap_or(0).max(0) as u64,
+                data: bytes(&f[4]).unwrap_or_default(),
+                open: string(&f[5]).is_none_or(|st| st == "open"),
+            }))),
+            Some(3) => Ok(CaseBegin::Proceed(None)),
+            _ => Err(corrupt("case_command returned an unknown status")),
+        }
     }
 
     async fn case_ids(&self, bucket: u16, open_only: bool) -> Result<Vec<String>, StoreError> {

@@ -13,8 +13,9 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use super::{
-    Begin, BeginRequest, CaseRecord, CaseUpdate, ClaimBatch, Claimed, CodeLease, Commit,
-    CommitRequest, Job, KvWrite, LeaseRequest, NewCase, Queue, RateLimit, Store, StoreError,
+    Begin, BeginRequest, CaseBegin, CaseCommandBegin, CaseRecord, CaseUpdate, ClaimBatch, Claimed,
+    CodeLease, Commit, CommitRequest, Job, KvWrite, LeaseRequest, NewCase, Queue, RateLimit, Store,
+    StoreError,
 };
 use crate::deps::Wake;
 
@@ -216,6 +217,10 @@ impl Store for Waking {
 
     async fn case_by_code(&self, code: &str) -> Result<Option<CaseRecord>, StoreError> {
         self.inner.case_by_code(code).await
+    }
+
+    async fn begin_case_command(&self, req: CaseCommandBegin) -> Result<CaseBegin, StoreError> {
+        self.inner.begin_case_command(req).await
     }
 
     async fn update_case(&self, update: CaseUpdate) -> Result<bool, StoreError> {
