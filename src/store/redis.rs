@@ -31,6 +31,7 @@
 //! | `P:{b}:q:<queue>` | zset | job ids by due time (`outbox`, `timers`) | none |
 //! | `P:{b}:j:<queue>` | hash | job id → `attempt|payload` | none |
 //! | `P:{b}:k:<key>` | string | small values (opt-out flags, message records) | per value |
+//! | `P:{b}:k:ld:<channel>:<id>` | string | a lawyer's command by code was handled (in the code's bucket) | `limits.dedupe_ttl_secs` |
 //! | `P:{g}:k:<key>` | string | global small values (aggregator message id → ours) | per value |
 //!
 //! Over 600 lines: the connection and every trait operation's script
