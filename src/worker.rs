@@ -357,3 +357,72 @@ impl Workers {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Claimed, Job};
+
+    const POLL: Duration = Duration::from_secs(1);
+
+    fn batch(jobs: usize, next: Option<u64>) -> ClaimBatch {
+        let job = Claimed {
+            job: Job {
+                id: "j".into(),
+                due_ms: 0,
+                payload: Vec::new(),
+            },
+            attempt: 1,
+        };
+        ClaimBatch {
+            jobs: vec![job; jobs],
+            next_due_ms: next,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_bucket_first_then_only_due_ones_and_one_probe_per_poll() {
+        let mut due = DueBuckets::new();
+        let all = due.to_claim(1000, POLL);
+        assert_eq!(all.len(), usize::from(BUCKETS), "unknown at start: all");
+        for b in all {
+            let next = (b == 3).then_some(5000);
+            due.claimed(b, &batch(0, next), 1000, 16, POLL);
+        }
+        assert_eq!(due.sleep_for(1000, POLL), POLL, "at most a poll");
+        assert_eq!(due.sleep_for(4500, POLL), Duration::from_millis(500));
+        assert_eq!(due.to_claim(5000, POLL), [3], "the due bucket, no probe");
+        due.claimed(3, &batch(0, None), 5000, 16, POLL);
+        // Nothing due: one bucket per poll, in turn.
+        let first = due.to_claim(5000, POLL);
+        assert_eq!(first.len(), 1);
+        assert!(
+            due.to_claim(5000, POLL).is_empty(),
+            "not again within a poll"
+        );
+        tokio::time::advance(POLL).await;
+        let second = due.to_claim(5000, POLL);
+        assert_eq!(second, [(first[0] + 1) % BUCKETS]);
+        // A wake-up for a job due now makes its bucket due.
+        due.hint(9, 4000);
+        assert_eq!(due.to_claim(5000, POLL), [9]);
+    }
+
+    #[test]
+    fn a_full_batch_is_claimed_again_and_a_store_that_cannot_tell_waits_a_poll() {
+        let mut due = DueBuckets::new();
+        due.claimed(2, &batch(16, Some(9000)), 1000, 16, POLL);
+        assert!(due.to_claim(1000, POLL).contains(&2), "more may be due");
+        due.claimed(2, &batch(0, Some(1000)), 1000, 16, POLL);
+        assert!(!due.to_claim(1500, POLL).contains(&2));
+        assert!(
+            due.to_claim(2000, POLL).contains(&2),
+            "asked again after a poll"
+        );
+        due.retry_later(&[2], 2000, POLL);
+        assert!(
+            !due.to_claim(2500, POLL).contains(&2),
+            "a failed claim waits"
+        );
+    }
+}
