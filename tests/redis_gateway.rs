@@ -323,6 +323,30 @@ impl Store for Faulty {
     ) -> Result<Option<u64>, StoreError> {
         self.up()?.take_rate(key, limit, now).await
     }
+    async fn set_add(
+        &self,
+        b: Option<u16>,
+        add: hotline::store::SetAdd,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        self.up()?.set_add(b, add, now).await
+    }
+    async fn set_members(
+        &self,
+        b: Option<u16>,
+        key: &str,
+        now: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        self.up()?.set_members(b, key, now).await
+    }
+    async fn set_remove(
+        &self,
+        b: Option<u16>,
+        key: &str,
+        members: &[String],
+    ) -> Result<(), StoreError> {
+        self.up()?.set_remove(b, key, members).await
+    }
     async fn queue_len(&self, b: u16, q: Queue) -> Result<usize, StoreError> {
         self.up()?.queue_len(b, q).await
     }

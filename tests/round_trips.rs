@@ -474,6 +474,38 @@ async fn round_trips_per_hop_offer_command_and_idle_and_bytes_per_session() {
         show(&retry)
     );
 
+    // A bare STATUS: her case index, not every open case.
+    let status_from = mon.mark();
+    let body = common::form(&[
+        ("from", AIDA),
+        ("to", "21212"),
+        ("text", "STATUS"),
+        ("id", "lw-status-1"),
+    ]);
+    let r = common::post_form(gw.public, "/webhooks/africastalking/sms", &body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let status_to = mon.mark();
+    // Her reply goes out meanwhile; its case-less notice reads no case.
+    sent(&api, &mut mon, 4).await;
+    let status: Vec<Seen> = mon
+        .between(&status_from, &status_to)
+        .into_iter()
+        .filter(|s| !is_probe(s) && (!is_send(s) || s.verb() == "HMGET"))
+        .collect();
+    eprintln!(
+        "a bare STATUS: {} commands: {:?}",
+        status.len(),
+        show(&status)
+    );
+    assert!(
+        status
+            .iter()
+            .all(|s| !(s.verb() == "SMEMBERS" && s.key().ends_with(":open"))),
+        "no open-case set is read: {:?}",
+        show(&status)
+    );
+    assert!(status.len() <= 5, "{:?}", show(&status));
+
     // Bytes of Redis per live session: every key 20 sessions in the middle
     // of the menu added (session, replies, rate limit).
     let before: BTreeSet<String> = mon.keys(&format!("{PREFIX}:*")).into_iter().collect();

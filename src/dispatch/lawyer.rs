@@ -264,7 +264,7 @@ impl Dispatcher {
     ) -> Result<Result<(u16, CaseRecord), CommandOutcome>, StoreError> {
         let me = call.lawyer.id.as_str();
         let mine: Vec<(u16, CaseRecord)> = self
-            .open_cases()
+            .cases_of(me)
             .await?
             .into_iter()
             .filter(|(_, _, d)| match cmd {
@@ -324,7 +324,7 @@ impl Dispatcher {
     async fn status_text(&self, call: &Call<'_>) -> Result<String, StoreError> {
         let me = call.lawyer.id.as_str();
         let mut list = Vec::new();
-        for (_, rec, d) in self.open_cases().await? {
+        for (_, rec, d) in self.cases_of(me).await? {
             if d.dispatch.accepted_by.as_deref() == Some(me) {
                 list.push(format!("{} ✓", rec.code));
             } else if lifecycle::pending_for(&d.dispatch, me) {
@@ -336,6 +336,54 @@ impl Dispatcher {
         } else {
             render(&call.texts.status, &[("list", &list.join(", "))])
         })
+    }
+
+    /// The open cases offered to or held by lawyer `me`, from her index
+    /// (`keys::lawyer_cases`, added as each offer to her is sent): one read
+    /// of the index and one per case in it, never every open case. Cases
+    /// no longer hers are pruned from it. An empty index (she has no case,
+    /// or an offer was sent while the store failed) falls back to reading
+    /// every open case.
+    pub(super) async fn cases_of(
+        &self,
+        me: &str,
+    ) -> Result<Vec<(u16, CaseRecord, CaseData)>, StoreError> {
+        let store = &self.deps.store;
+        let now = self.deps.clock.now_ms();
+        let key = keys::lawyer_cases(me);
+        let mut out = Vec::new();
+        let mut stale = Vec::new();
+        for member in store.set_members(None, &key, now).await? {
+            let parsed = member
+                .split_once(':')
+                .and_then(|(b, id)| Some((b.parse::<u16>().ok()?, id.to_owned())));
+            let Some((bucket, id)) = parsed else {
+                stale.push(member);
+                continue;
+            };
+            let data = match store.case(bucket, &id).await? {
+                Some(rec) if rec.open => self.open_case(&rec).map(|d| (rec, d)),
+                _ => None,
+            };
+            match data {
+                Some((rec, d))
+                    if d.dispatch.accepted_by.as_deref() == Some(me)
+                        || lifecycle::pending_for(&d.dispatch, me) =>
+                {
+                    out.push((bucket, rec, d));
+                }
+                _ => stale.push(member),
+            }
+        }
+        if !stale.is_empty()
+            && let Err(e) = store.set_remove(None, &key, &stale).await
+        {
+            tracing::debug!(error = %e, "a lawyer's case index was not pruned");
+        }
+        if out.is_empty() {
+            return self.open_cases().await;
+        }
+        Ok(out)
     }
 
     /// Every open case with its bucket, record and data.

@@ -26,7 +26,7 @@ use crate::case::CaseData;
 use crate::channel::{Channel, DeliveryState, Fault, OutSms, SendOutcome};
 use crate::config::OutboxConfig;
 use crate::deps::Deps;
-use crate::store::{BUCKETS, Claimed, KvWrite, Queue, RateLimit, StoreError, keys};
+use crate::store::{BUCKETS, Claimed, KvWrite, Queue, RateLimit, SetAdd, StoreError, keys};
 use crate::worker::DueBuckets;
 
 /// How long a caller's "last sent" value is kept.
@@ -310,7 +310,8 @@ impl Outbox {
         if let Some(limiter) = self.limiters.get(&used) {
             limiter.until_ready().await;
         }
-        self.shared_rate(&used, channel.tps()).await;
+        self.shared_rate(&used, channel.tps(), lawyer_index(&msg))
+            .await;
         let started = Instant::now();
         let outcome = channel
             .send(OutSms {
@@ -356,7 +357,11 @@ impl Outbox {
     /// this instance's own sends. Real time, not domain time: it is about
     /// the aggregator's clock. A store that does not answer does not hold
     /// a send back (the local limiter still bounds this instance).
-    async fn shared_rate(&self, channel: &str, tps: u32) {
+    ///
+    /// An offer to a lawyer is added to her case index with its first try
+    /// (`add`, same script): her bare `OK` finds the case without reading
+    /// every open case.
+    async fn shared_rate(&self, channel: &str, tps: u32, mut add: Option<SetAdd>) {
         let tps = tps.max(1);
         let limit = RateLimit {
             per_minute: tps.saturating_mul(60),
@@ -365,7 +370,12 @@ impl Outbox {
         let key = keys::channel_rate(channel);
         for _ in 0..SHARED_RATE_TRIES {
             let now = u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap_or(0);
-            match self.deps.store.take_rate(&key, limit, now).await {
+            match self
+                .deps
+                .store
+                .take_rate_and_add(&key, limit, now, add.take())
+                .await
+            {
                 Ok(Some(wait)) => tokio::time::sleep(Duration::from_millis(wait.min(1000))).await,
                 Ok(None) | Err(_) => return,
             }
@@ -629,6 +639,23 @@ impl Outbox {
             reason: reason.to_owned(),
         })
         .await;
+    }
+}
+
+/// How long a lawyer's case index lives after the last offer to her
+/// (longer than a case stays open unanswered: it closes by itself after
+/// `dispatch.auto_close_days`).
+const LAWYER_INDEX_TTL_MS: u64 = 30 * 24 * 3600 * 1000;
+
+/// The entry of a lawyer's case index an offer to her adds.
+fn lawyer_index(msg: &OutMsg) -> Option<SetAdd> {
+    match (&msg.purpose, &msg.recipient, &msg.case) {
+        (Purpose::Offer, Recipient::Lawyer { id }, Some(case)) => Some(SetAdd {
+            key: keys::lawyer_cases(id),
+            member: format!("{}:{}", case.bucket, case.id),
+            ttl_ms: LAWYER_INDEX_TTL_MS,
+        }),
+        _ => None,
     }
 }
 

@@ -60,6 +60,13 @@ pub fn last_sent(pseudonym: impl Display) -> String {
     format!("ls:{pseudonym}")
 }
 
+/// The cases offered to a lawyer (a set of `<bucket>:<case id>`, added as
+/// each offer is sent, pruned when read), global: her bare `OK` or
+/// `STATUS` reads it instead of every open case.
+pub fn lawyer_cases(lawyer: &str) -> String {
+    format!("lw:{lawyer}")
+}
+
 /// Set while a lawyer is off call (`OFF`), global.
 pub fn lawyer_off(lawyer: &str) -> String {
     format!("off:{lawyer}")
@@ -119,6 +126,7 @@ mod tests {
         assert_eq!(lawyer_delivery("at", "id"), "ld:at:id");
         assert_eq!(last_sent("p_1"), "ls:p_1");
         assert_eq!(lawyer_off("aida"), "off:aida");
+        assert_eq!(lawyer_cases("aida"), "lw:aida");
         assert_eq!(cover("osh"), "cover:osh");
         assert_eq!(welcome_pending("aida"), "welcome:aida");
         assert_eq!(lawyer_verified("aida"), "verified:aida");

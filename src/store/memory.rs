@@ -150,6 +150,8 @@ struct State {
     cases: HashMap<String, StoredCase>,
     /// Small values: (bucket or global, key) → value.
     kv: TtlMap<Vec<u8>>,
+    /// Sets of small values: key → (members, expires at).
+    sets: HashMap<String, (BTreeSet<String>, u64)>,
     /// Code → (case id, reserved until; `u64::MAX` while open), or
     /// (`~holder`, lease end) while an instance leases it.
     codes: HashMap<String, (String, u64)>,
@@ -286,6 +288,7 @@ impl MemoryStore {
                 rates: TtlMap::new(max_sessions.saturating_mul(2)),
                 cases: HashMap::new(),
                 kv: TtlMap::new(max_sessions.saturating_mul(10)),
+                sets: HashMap::new(),
                 codes: HashMap::new(),
                 queues: BTreeMap::new(),
                 next_version: 0,
@@ -328,7 +331,7 @@ impl Store for MemoryStore {
         );
         if let Some(suffix) = fold {
             if let Some((k, reply)) = s.folded.get(&req.session_key, now)
-                && k == suffix
+                && (k == suffix || super::older_hop(suffix, k))
             {
                 return Ok(Begin::Duplicate(reply.clone()));
             }
@@ -646,6 +649,57 @@ impl Store for MemoryStore {
             }
             Err(wait) => Ok(Some(wait.max(1))),
         }
+    }
+
+    async fn set_add(
+        &self,
+        bucket: Option<u16>,
+        add: super::SetAdd,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let entry = s
+            .sets
+            .entry(kv_key(bucket, &add.key))
+            .or_insert_with(|| (BTreeSet::new(), 0));
+        if entry.1 <= now_ms {
+            entry.0.clear();
+        }
+        entry.0.insert(add.member);
+        entry.1 = now_ms + add.ttl_ms;
+        Ok(())
+    }
+
+    async fn set_members(
+        &self,
+        bucket: Option<u16>,
+        key: &str,
+        now_ms: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let s = self.lock();
+        Ok(match s.sets.get(&kv_key(bucket, key)) {
+            Some((members, expires)) if *expires > now_ms => members.iter().cloned().collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    async fn set_remove(
+        &self,
+        bucket: Option<u16>,
+        key: &str,
+        members: &[String],
+    ) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let key = kv_key(bucket, key);
+        if let Some((set, _)) = s.sets.get_mut(&key) {
+            for m in members {
+                set.remove(m);
+            }
+            if set.is_empty() {
+                s.sets.remove(&key);
+            }
+        }
+        Ok(())
     }
 
     async fn queue_len(&self, bucket: u16, queue: Queue) -> Result<usize, StoreError> {

@@ -389,6 +389,18 @@ pub struct CaseUpdate {
     pub now_ms: u64,
 }
 
+/// A member to add to a set of small values, whose lifetime it renews
+/// (a lawyer's index of the cases offered to her).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAdd {
+    /// The set's key (a small value's key).
+    pub key: String,
+    /// The member.
+    pub member: String,
+    /// The set's lifetime from now.
+    pub ttl_ms: u64,
+}
+
 /// Round trip one of a lawyer's command with a case code, in the code's
 /// bucket: was this delivery handled (its mark, see [`CaseUpdate::mark`]),
 /// may she send another (her rate limit in that bucket), and the case.
@@ -610,6 +622,59 @@ pub trait Store: Send + Sync + 'static {
         now_ms: u64,
     ) -> Result<Option<u64>, StoreError>;
 
+    /// [`Store::take_rate`], first adding `add` to its set (in the global
+    /// space, like the rate), in one round trip. The default adds, then
+    /// takes.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn take_rate_and_add(
+        &self,
+        key: &str,
+        limit: RateLimit,
+        now_ms: u64,
+        add: Option<SetAdd>,
+    ) -> Result<Option<u64>, StoreError> {
+        if let Some(add) = add {
+            self.set_add(None, add, now_ms).await?;
+        }
+        self.take_rate(key, limit, now_ms).await
+    }
+
+    /// Add a member to a set of small values (`bucket` `None`: global),
+    /// renewing the set's lifetime.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn set_add(
+        &self,
+        bucket: Option<u16>,
+        add: SetAdd,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
+
+    /// The members of a set of small values, sorted.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn set_members(
+        &self,
+        bucket: Option<u16>,
+        key: &str,
+        now_ms: u64,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Remove members from a set of small values.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn set_remove(
+        &self,
+        bucket: Option<u16>,
+        key: &str,
+        members: &[String],
+    ) -> Result<(), StoreError>;
+
     /// How many jobs a bucket's queue holds, leased ones included (a job
     /// leaves the queue only when finished).
     ///
@@ -716,8 +781,10 @@ pub trait Store: Send + Sync + 'static {
 /// as every USSD hop is) and unscoped, its suffix (`:3`): the stores keep
 /// its reply and its seen mark with the session, not under keys of their
 /// own, and only for the latest such delivery (a session's hops come one
-/// after another: only the latest is retried). Its reply lives as long as
-/// the session, and for the dedupe TTL after the session ended.
+/// after another: only the latest is retried; a copy of an earlier
+/// cumulative hop gets the latest reply, see [`older_hop`]). Its reply
+/// lives as long as the session, and for the dedupe TTL after the session
+/// ended.
 pub fn session_delivery<'a>(
     session_key: &str,
     dedupe_key: &'a str,
@@ -729,6 +796,14 @@ pub fn session_delivery<'a>(
     dedupe_key
         .strip_prefix(session_key)
         .filter(|rest| rest.len() > 1 && rest.starts_with(':'))
+}
+
+/// Whether a session's own delivery `suffix` is a cumulative hop
+/// (`:<steps>`) older than `latest`: a stale copy of an earlier hop, which
+/// changes nothing and is answered with the latest reply.
+pub fn older_hop(suffix: &str, latest: &str) -> bool {
+    let steps = |s: &str| s.strip_prefix(':')?.parse::<u64>().ok();
+    matches!((steps(suffix), steps(latest)), (Some(a), Some(b)) if a < b)
 }
 
 /// The bucket a case code belongs to.

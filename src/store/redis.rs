@@ -52,7 +52,7 @@ use super::{
     BUCKETS, Begin, BeginRequest, CODE_QUARANTINE_MS, CachedReply, CaseBegin, CaseCommandBegin,
     CaseRecord, CaseUpdate, ClaimBatch, Claimed, CodeLease, Commit, CommitRequest, Job, KvOp,
     KvWrite, LeaseRequest, NewCase, Queue, RateLimit, SEEN_WINDOW_MS, SessionRecord, SessionWrite,
-    Store, StoreError, code_bucket, lease_mark, session_delivery,
+    SetAdd, Store, StoreError, code_bucket, lease_mark, session_delivery,
 };
 
 const CASE_LUA: &str = include_str!("lua/case.lua");
@@ -679,14 +679,81 @@ impl Store for RedisStore {
         limit: RateLimit,
         now_ms: u64,
     ) -> Result<Option<u64>, StoreError> {
+        self.take_rate_and_add(key, limit, now_ms, None).await
+    }
+
+    async fn take_rate_and_add(
+        &self,
+        key: &str,
+        limit: RateLimit,
+        now_ms: u64,
+        add: Option<SetAdd>,
+    ) -> Result<Option<u64>, StoreError> {
         let mut inv = self.scripts.rate.prepare_invoke();
         inv.key(self.kv_key(None, key))
             .arg(now_ms)
             .arg(limit.interval_ms())
             .arg(limit.burst.max(1));
+        if let Some(add) = add {
+            inv.key(self.kv_key(None, &add.key))
+                .arg(add.member)
+                .arg(add.ttl_ms.max(1));
+        }
         let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
         let wait = int(&v).ok_or_else(|| corrupt("rate returned a non-integer"))?;
         Ok((wait > 0).then(|| u64::try_from(wait).unwrap_or(u64::MAX)))
+    }
+
+    async fn set_add(
+        &self,
+        bucket: Option<u16>,
+        add: SetAdd,
+        _now_ms: u64,
+    ) -> Result<(), StoreError> {
+        // Not on a hot path (a send adds with its rate, in `rate.lua`).
+        let key = self.kv_key(bucket, &add.key);
+        let mut sadd = redis::cmd("SADD");
+        sadd.arg(&key).arg(add.member);
+        self.conn.query(&sadd).await.map_err(unavailable)?;
+        let mut expire = redis::cmd("PEXPIRE");
+        expire.arg(&key).arg(add.ttl_ms.max(1));
+        self.conn.query(&expire).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn set_members(
+        &self,
+        bucket: Option<u16>,
+        key: &str,
+        _now_ms: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut cmd = redis::cmd("SMEMBERS");
+        cmd.arg(self.kv_key(bucket, key));
+        let v = self.conn.query(&cmd).await.map_err(unavailable)?;
+        let mut members: Vec<String> = match v {
+            Value::Array(items) | Value::Set(items) => items.iter().filter_map(string).collect(),
+            _ => return Err(corrupt("SMEMBERS returned a non-array")),
+        };
+        members.sort();
+        Ok(members)
+    }
+
+    async fn set_remove(
+        &self,
+        bucket: Option<u16>,
+        key: &str,
+        members: &[String],
+    ) -> Result<(), StoreError> {
+        if members.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = redis::cmd("SREM");
+        cmd.arg(self.kv_key(bucket, key));
+        for m in members {
+            cmd.arg(m);
+        }
+        self.conn.query(&cmd).await.map_err(unavailable)?;
+        Ok(())
     }
 
     async fn queue_len(&self, bucket: u16, queue: Queue) -> Result<usize, StoreError> {

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::SetAdd;
 use super::{
     Begin, BeginRequest, CaseBegin, CaseCommandBegin, CaseRecord, CaseUpdate, ClaimBatch, Claimed,
     CodeLease, Commit, CommitRequest, Job, KvWrite, LeaseRequest, NewCase, Queue, RateLimit, Store,
@@ -181,6 +182,43 @@ impl Store for Waking {
         now_ms: u64,
     ) -> Result<Option<u64>, StoreError> {
         self.inner.take_rate(key, limit, now_ms).await
+    }
+
+    async fn take_rate_and_add(
+        &self,
+        key: &str,
+        limit: RateLimit,
+        now_ms: u64,
+        add: Option<SetAdd>,
+    ) -> Result<Option<u64>, StoreError> {
+        self.inner.take_rate_and_add(key, limit, now_ms, add).await
+    }
+
+    async fn set_add(
+        &self,
+        bucket: Option<u16>,
+        add: SetAdd,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        self.inner.set_add(bucket, add, now_ms).await
+    }
+
+    async fn set_members(
+        &self,
+        bucket: Option<u16>,
+        key: &str,
+        now_ms: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        self.inner.set_members(bucket, key, now_ms).await
+    }
+
+    async fn set_remove(
+        &self,
+        bucket: Option<u16>,
+        key: &str,
+        members: &[String],
+    ) -> Result<(), StoreError> {
+        self.inner.set_remove(bucket, key, members).await
     }
 
     async fn queue_len(&self, bucket: u16, queue: Queue) -> Result<usize, StoreError> {

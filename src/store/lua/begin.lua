@@ -6,7 +6,8 @@
 -- A session's own delivery keeps its reply and its seen mark in the
 -- session hash (field r: "<suffix>\n<reply>" of the last delivery; sk: the
 -- delivery whose rate slot was spent), not in keys of their own: only the
--- latest hop of a session is retried. Other deliveries use KEYS[1] (and
+-- latest hop of a session is retried (a copy of an earlier cumulative hop
+-- is answered with the latest reply). Other deliveries use KEYS[1] (and
 -- KEYS[1]:seen).
 -- With a scope key, the delivery key is "<delivery>:<scope value or 0>".
 -- Only the first arrival of a delivery spends a rate-limit slot: copies
@@ -31,9 +32,18 @@ end
 local fold = ARGV[5]
 if fold ~= '' then
   local f = redis.call('HMGET', KEYS[3], 'r', 'sk', 'v', 'd')
-  local mine = fold .. '\n'
-  if f[1] and string.sub(f[1], 1, #mine) == mine then
-    return {1, string.sub(f[1], #mine + 1)}
+  if f[1] then
+    local sep = string.find(f[1], '\n', 1, true)
+    local last = string.sub(f[1], 1, sep - 1)
+    if last == fold then
+      return {1, string.sub(f[1], sep + 1)}
+    end
+    -- A cumulative hop (`:<steps>`) older than the latest: a stale copy
+    -- of an earlier hop. It changes nothing and gets her latest screen.
+    local mine, latest = tonumber(string.sub(fold, 2)), tonumber(string.sub(last, 2))
+    if mine and latest and mine < latest then
+      return {1, string.sub(f[1], sep + 1)}
+    end
   end
   if f[2] ~= fold then
     local wait = spend()
