@@ -33,6 +33,7 @@
 //! | `P:{b}:k:<key>` | string | small values (opt-out flags, message records) | per value |
 //! | `P:{b}:k:ld:<channel>:<id>` | string | a lawyer's command by code was handled (in the code's bucket) | `limits.dedupe_ttl_secs` |
 //! | `P:{g}:k:<key>` | string | global small values (aggregator message id → ours) | per value |
+//! | `P:{g}:k:lw:<lawyer>` | set | the cases offered to a lawyer (`bucket:case id`) | 30 days after the last offer |
 //!
 //! Over 600 lines: the connection and every trait operation's script
 //! invocation, each a few lines of keys and arguments, kept beside the key
