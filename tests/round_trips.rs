@@ -339,6 +339,27 @@ async fn round_trips_per_hop_offer_command_and_idle_and_bytes_per_session() {
         show(&idle)
     );
 
+    // Idle over 10.5 s: one round of the timer worker's 10 s refresh
+    // (off-call flags, covers, the open-case gauges) falls in it.
+    let long_from = mon.mark();
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_millis(10_500)).await;
+    let long_to = mon.mark();
+    let long_secs = started.elapsed().as_secs_f64();
+    let long = mon.between(&long_from, &long_to);
+    let long_work = long.iter().filter(|s| !shas.is(s, &shas.lease)).count();
+    let long_rate = long_work as f64 / long_secs;
+    let claims = long.iter().filter(|s| shas.is(s, &shas.claim)).count();
+    eprintln!(
+        "idle with the 10 s refresh: {long_work} commands in {long_secs:.1} s ({long_rate:.1}/s; {claims} claims, the rest the refresh and the store ping): {:?}",
+        show(&long)
+    );
+    assert!(
+        long_rate <= 6.0,
+        "idle with the refresh: {long_rate:.1}/s: {:?}",
+        show(&long)
+    );
+
     // A six-hop session that opens a case, and the offer it sends.
     let from = mon.mark();
     let mut last = String::new();
