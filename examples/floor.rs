@@ -69,6 +69,7 @@ async fn round_trips(r: &Redis, hop: &Hop) -> redis::RedisResult<()> {
     let t = format!("floor:{{{bucket}}}");
     let delivery = format!("{t}:d:{}:{}", hop.session_id, hop.text);
     let session = format!("{t}:s:{}", hop.session_id);
+    let hop_suffix = format!(":{}", hop.text);
     let mut conn = r.conn.clone();
     let begun: Value = r
         .begin
@@ -78,6 +79,8 @@ async fn round_trips(r: &Redis, hop: &Hop) -> redis::RedisResult<()> {
         .arg(now_ms())
         .arg(60_000 / 30) // 30 a minute,
         .arg(15) // burst 15: the shipped defaults
+        .arg(60_000) // the seen window
+        .arg(&hop_suffix) // a hop is one of its session's own deliveries
         .invoke_async(&mut conn)
         .await?;
     let expected = match begun {
@@ -105,7 +108,8 @@ async fn round_trips(r: &Redis, hop: &Hop) -> redis::RedisResult<()> {
         .arg(86_400_000)
         .arg(0)
         .arg(0)
-        .arg("0");
+        .arg("0")
+        .arg(&hop_suffix);
     let _: Value = inv.invoke_async(&mut conn).await?;
     Ok(())
 }

@@ -35,6 +35,7 @@ use crate::reload::{FlowVersions, Live, Report};
 use crate::spool::Spool;
 use crate::store::Store;
 use crate::store::memory::MemoryStore;
+use crate::store::waking::Waking;
 use crate::worker::{CodeLeaser, SpoolReplayer, StoreWatch, Workers};
 
 /// Everything the listeners and workers need.
@@ -113,12 +114,14 @@ impl App {
         );
         metrics.store_up.set(1);
         metrics.config_generation.set(1);
+        // Every job the store accepts wakes its worker for its bucket.
+        let wake = Wake::default();
         let deps = Deps {
-            store,
+            store: Arc::new(Waking::new(store, wake.clone())),
             clock,
             privacy: Privacy::new(&config.privacy.pii_key),
             metrics,
-            wake: Wake::default(),
+            wake,
         };
         // As `check` and a reload load it; what `serve` refused before
         // reload existed, and only that, stops it (the routing problems

@@ -6,14 +6,15 @@
 //! the whole application ([`crate::app::App`]); this value is all it may
 //! reach, so a reader knows what a service can touch from its fields.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 use tokio::sync::Notify;
 
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::privacy::Privacy;
-use crate::store::{Store, StoreError};
+use crate::store::{BUCKETS, Queue, Store, StoreError};
 
 /// What every domain service may use. Cheap to clone.
 #[derive(Clone)]
@@ -64,19 +65,69 @@ impl Deps {
     }
 }
 
-/// A wake-up for the outbox worker.
+/// Wake-ups for the background workers, with the bucket (and due time) of
+/// what was queued, so a worker claims the one bucket that has work instead
+/// of all of them. [`crate::store::waking::Waking`] sends one for every job
+/// the store accepts; the workers merge them into their
+/// [`crate::worker::DueBuckets`].
 #[derive(Debug, Clone, Default)]
-pub struct Wake(Arc<Notify>);
+pub struct Wake(Arc<WakeInner>);
+
+#[derive(Debug, Default)]
+struct WakeInner {
+    outbox: Signal,
+    timers: Signal,
+}
+
+#[derive(Debug, Default)]
+struct Signal {
+    notify: Notify,
+    /// Bucket → earliest due time queued since the worker last looked.
+    hints: Mutex<BTreeMap<u16, u64>>,
+}
 
 impl Wake {
-    /// Wake the outbox worker (a no-op when it is already awake; one
-    /// wake-up is remembered while it is busy).
-    pub fn outbox(&self) {
-        self.0.notify_one();
+    fn signal(&self, queue: Queue) -> &Signal {
+        match queue {
+            Queue::Outbox => &self.0.outbox,
+            Queue::Timers => &self.0.timers,
+        }
     }
 
-    /// Resolves at the next [`Wake::outbox`].
-    pub async fn woken(&self) {
-        self.0.notified().await;
+    /// Wake the outbox worker without naming a bucket: it claims the
+    /// buckets it already knows to be due (a no-op when it is awake; one
+    /// wake-up is remembered while it is busy).
+    pub fn outbox(&self) {
+        self.0.outbox.notify.notify_one();
+    }
+
+    /// A job due at `due_ms` was queued in `bucket`: tell its worker.
+    pub fn queued(&self, queue: Queue, bucket: u16, due_ms: u64) {
+        let signal = self.signal(queue);
+        {
+            let mut hints = signal
+                .hints
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let due = hints.entry(bucket % BUCKETS).or_insert(due_ms);
+            *due = (*due).min(due_ms);
+        }
+        signal.notify.notify_one();
+    }
+
+    /// The buckets queued in since the last call, each with its earliest
+    /// due time.
+    pub fn take(&self, queue: Queue) -> Vec<(u16, u64)> {
+        let mut hints = self
+            .signal(queue)
+            .hints
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        std::mem::take(&mut *hints).into_iter().collect()
+    }
+
+    /// Resolves at the next wake-up of `queue`'s worker.
+    pub async fn woken(&self, queue: Queue) {
+        self.signal(queue).notify.notified().await;
     }
 }

@@ -23,7 +23,8 @@ use crate::outbox::worker::Outbox;
 pub use crate::outcome::Outcome;
 use crate::reload::Live;
 use crate::store::{
-    BUCKETS, Begin, BeginRequest, CachedReply, CommitRequest, RateLimit, SessionWrite, keys,
+    BUCKETS, Begin, BeginRequest, CachedReply, CaseBegin, CaseCommandBegin, CommitRequest, KvWrite,
+    RateLimit, SessionWrite, code_bucket, keys,
 };
 
 /// Lawyers' commands are not rate-limited like callers; this only stops a
@@ -126,6 +127,11 @@ impl Gateway {
             let delivery = format!("{channel}@{now}");
             return command_outcome(d.command(channel, lawyer, &msg.text, &delivery).await);
         };
+        if let Some(code) = Dispatcher::case_code(&msg.text) {
+            return self
+                .lawyer_case_command(d, channel, lawyer, msg, id, &code)
+                .await;
+        }
         let delivery = keys::sms_delivery(channel, id);
         let pseudonym = deps.privacy.pseudonym(lawyer.phone.as_str());
         let bucket = pseudonym.bucket(BUCKETS);
@@ -177,6 +183,74 @@ impl Gateway {
         if let Err(e) = deps.store.commit(commit).await {
             // The command took effect; only its dedupe mark is missing.
             deps.store_failed("commit", &e);
+        }
+        Outcome::Ok
+    }
+
+    /// A lawyer's command about a case by its code (`OK 4821`) in two round
+    /// trips, both in the code's bucket: the delivery's mark, her rate and
+    /// the case in one ([`crate::store::Store::begin_case_command`]); the
+    /// case change with the mark in the other. A command that changes no
+    /// case (an unknown code) writes the mark on its own.
+    async fn lawyer_case_command(
+        &self,
+        d: &Dispatcher,
+        channel: &str,
+        lawyer: &Lawyer,
+        msg: &SmsIn,
+        id: &str,
+        code: &str,
+    ) -> Outcome {
+        let deps = &self.conversations.deps;
+        let now = deps.clock.now_ms();
+        let mark_key = keys::lawyer_delivery(channel, id);
+        let pseudonym = deps.privacy.pseudonym(lawyer.phone.as_str());
+        let begin = deps
+            .store
+            .begin_case_command(CaseCommandBegin {
+                code: code.to_owned(),
+                mark_key: mark_key.clone(),
+                rate_key: pseudonym.as_str().to_owned(),
+                rate: LAWYER_RATE,
+                now_ms: now,
+            })
+            .await;
+        let found = match begin {
+            Ok(CaseBegin::Proceed(found)) => found,
+            Ok(CaseBegin::Duplicate) => return Outcome::Duplicate,
+            Ok(CaseBegin::Limited { .. }) => return Outcome::RateLimited,
+            Err(e) => {
+                deps.store_failed("begin", &e);
+                return Outcome::StoreUnavailable;
+            }
+        };
+        let ttl =
+            u64::try_from(self.conversations.limits.dedupe_ttl.as_millis()).unwrap_or(u64::MAX);
+        let mark = KvWrite::set(mark_key.clone(), b"1".to_vec(), Some(ttl));
+        let delivery = keys::sms_delivery(channel, id);
+        let (outcome, marked) = d
+            .command_with(
+                channel,
+                lawyer,
+                &msg.text,
+                &delivery,
+                Some(found),
+                Some(mark),
+            )
+            .await;
+        if outcome == CommandOutcome::StoreUnavailable {
+            return Outcome::StoreUnavailable;
+        }
+        if !marked {
+            let bucket = code_bucket(code).unwrap_or(0);
+            if let Err(e) = deps
+                .store
+                .put(Some(bucket), &mark_key, b"1".to_vec(), Some(ttl), now)
+                .await
+            {
+                // The command took effect; only its dedupe mark is missing.
+                deps.store_failed("commit", &e);
+            }
         }
         Outcome::Ok
     }

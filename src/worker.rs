@@ -31,6 +31,7 @@ use crate::deps::Deps;
 use crate::dispatch::timers::TimerWorker;
 use crate::outbox::worker::Outbox;
 use crate::spool::{Replayed, Spool};
+use crate::store::{BUCKETS, ClaimBatch};
 
 /// How often the spool is retried while it holds cases.
 pub const SPOOL_INTERVAL: Duration = Duration::from_millis(500);
@@ -51,6 +52,110 @@ async fn wait(every: Duration, stop: &mut watch::Receiver<bool>) -> bool {
         _ = stop.changed() => {}
     }
     *stop.borrow()
+}
+
+/// When each bucket's queue next needs a claim, as far as this instance
+/// knows: the outbox and timer workers sleep until the earliest of these
+/// instead of polling every bucket. A bucket learns its time from its last
+/// claim ([`crate::store::Store::claim_next`]) and from wake-ups for jobs
+/// this instance queued ([`crate::deps::Wake::queued`]). Work queued by
+/// another instance (or left by one that died) is found by a probe: while
+/// nothing is due, one bucket in turn is claimed every `probe_every`, so
+/// an idle worker makes one claim per poll interval, not one per bucket.
+#[derive(Debug, Clone)]
+pub struct DueBuckets {
+    /// Domain time (ms) each bucket is next due; 0 at start (unknown:
+    /// claim at once), `u64::MAX` when its queue is empty.
+    next: [u64; BUCKETS as usize],
+    /// The bucket the next probe claims.
+    probe: u16,
+    /// When the last probe (or claim) was made, in real time.
+    last_probe: Option<tokio::time::Instant>,
+}
+
+impl Default for DueBuckets {
+    fn default() -> Self {
+        DueBuckets {
+            next: [0; BUCKETS as usize],
+            probe: 0,
+            last_probe: None,
+        }
+    }
+}
+
+impl DueBuckets {
+    /// Every bucket due at once (a worker's start).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Something in `bucket` is due at `due_ms`.
+    pub fn hint(&mut self, bucket: u16, due_ms: u64) {
+        let b = usize::from(bucket % BUCKETS);
+        self.next[b] = self.next[b].min(due_ms);
+    }
+
+    /// A claim of `bucket` (of at most `max` jobs, at `now_ms`) said when
+    /// its queue is next due. A full batch is claimed again at once; a
+    /// store that cannot tell (it answers a time already past without a
+    /// full batch) is asked again after `poll`.
+    pub fn claimed(
+        &mut self,
+        bucket: u16,
+        got: &ClaimBatch,
+        now_ms: u64,
+        max: usize,
+        poll: Duration,
+    ) {
+        let poll_ms = u64::try_from(poll.as_millis()).unwrap_or(1000).max(1);
+        let next = match got.next_due_ms {
+            _ if got.jobs.len() >= max => now_ms,
+            Some(at) if at <= now_ms => now_ms + poll_ms,
+            Some(at) => at,
+            None => u64::MAX,
+        };
+        self.next[usize::from(bucket % BUCKETS)] = next;
+    }
+
+    /// A claim failed (the store is down): try `buckets` again after `poll`.
+    pub fn retry_later(&mut self, buckets: &[u16], now_ms: u64, poll: Duration) {
+        let poll_ms = u64::try_from(poll.as_millis()).unwrap_or(1000).max(1);
+        for b in buckets {
+            let b = usize::from(b % BUCKETS);
+            self.next[b] = self.next[b].max(now_ms + poll_ms);
+        }
+    }
+
+    /// The buckets to claim at `now_ms`: every due one; when none is, the
+    /// next bucket in turn once `probe_every` has passed since the last
+    /// probe.
+    pub fn to_claim(&mut self, now_ms: u64, probe_every: Duration) -> Vec<u16> {
+        let due: Vec<u16> = (0..BUCKETS)
+            .filter(|b| self.next[usize::from(*b)] <= now_ms)
+            .collect();
+        let now = tokio::time::Instant::now();
+        if !due.is_empty() {
+            return due;
+        }
+        if self
+            .last_probe
+            .is_some_and(|t| now.duration_since(t) < probe_every)
+        {
+            return Vec::new();
+        }
+        self.last_probe = Some(now);
+        let b = self.probe;
+        self.probe = (self.probe + 1) % BUCKETS;
+        vec![b]
+    }
+
+    /// How long to sleep at `now_ms`: until the earliest known due time,
+    /// at most `poll` (a manual clock may jump; a probe is due every poll).
+    pub fn sleep_for(&self, now_ms: u64, poll: Duration) -> Duration {
+        let earliest = self.next.iter().copied().min().unwrap_or(u64::MAX);
+        let until = Duration::from_millis(earliest.saturating_sub(now_ms));
+        until.min(poll)
+    }
 }
 
 /// Keeps `hotline_store_up` true to the store's state even without traffic.
@@ -250,5 +355,74 @@ impl Workers {
             );
             self.tasks.shutdown().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Claimed, Job};
+
+    const POLL: Duration = Duration::from_secs(1);
+
+    fn batch(jobs: usize, next: Option<u64>) -> ClaimBatch {
+        let job = Claimed {
+            job: Job {
+                id: "j".into(),
+                due_ms: 0,
+                payload: Vec::new(),
+            },
+            attempt: 1,
+        };
+        ClaimBatch {
+            jobs: vec![job; jobs],
+            next_due_ms: next,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_bucket_first_then_only_due_ones_and_one_probe_per_poll() {
+        let mut due = DueBuckets::new();
+        let all = due.to_claim(1000, POLL);
+        assert_eq!(all.len(), usize::from(BUCKETS), "unknown at start: all");
+        for b in all {
+            let next = (b == 3).then_some(5000);
+            due.claimed(b, &batch(0, next), 1000, 16, POLL);
+        }
+        assert_eq!(due.sleep_for(1000, POLL), POLL, "at most a poll");
+        assert_eq!(due.sleep_for(4500, POLL), Duration::from_millis(500));
+        assert_eq!(due.to_claim(5000, POLL), [3], "the due bucket, no probe");
+        due.claimed(3, &batch(0, None), 5000, 16, POLL);
+        // Nothing due: one bucket per poll, in turn.
+        let first = due.to_claim(5000, POLL);
+        assert_eq!(first.len(), 1);
+        assert!(
+            due.to_claim(5000, POLL).is_empty(),
+            "not again within a poll"
+        );
+        tokio::time::advance(POLL).await;
+        let second = due.to_claim(5000, POLL);
+        assert_eq!(second, [(first[0] + 1) % BUCKETS]);
+        // A wake-up for a job due now makes its bucket due.
+        due.hint(9, 4000);
+        assert_eq!(due.to_claim(5000, POLL), [9]);
+    }
+
+    #[test]
+    fn a_full_batch_is_claimed_again_and_a_store_that_cannot_tell_waits_a_poll() {
+        let mut due = DueBuckets::new();
+        due.claimed(2, &batch(16, Some(9000)), 1000, 16, POLL);
+        assert!(due.to_claim(1000, POLL).contains(&2), "more may be due");
+        due.claimed(2, &batch(0, Some(1000)), 1000, 16, POLL);
+        assert!(!due.to_claim(1500, POLL).contains(&2));
+        assert!(
+            due.to_claim(2000, POLL).contains(&2),
+            "asked again after a poll"
+        );
+        due.retry_later(&[2], 2000, POLL);
+        assert!(
+            !due.to_claim(2500, POLL).contains(&2),
+            "a failed claim waits"
+        );
     }
 }

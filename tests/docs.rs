@@ -164,6 +164,30 @@ fn the_readme_and_docs_run_the_binary_one_way() {
 }
 
 #[test]
+fn the_redis_docs_name_every_script_and_the_idle_cost() {
+    let docs = read("docs/redis.md");
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(root().join("src/store/lua")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.ends_with(".lua") && !docs.contains(&format!("`{name}`")) {
+            missing.push(name);
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "docs/redis.md must say what each script does: {missing:?}"
+    );
+    // One claim per poll for each of the two workers while idle.
+    let per_sec = 2 * 1000 / hotline::config::DEFAULT_POLL_MS;
+    assert!(
+        docs.contains(&format!(
+            "An idle instance sends {per_sec} commands a second"
+        )),
+        "docs/redis.md states the idle cost of the default poll"
+    );
+}
+
+#[test]
 fn the_runbook_says_how_often_store_up_is_refreshed() {
     let runbook = read("ops/RUNBOOK.md");
     let secs = hotline::worker::STORE_PING_INTERVAL.as_secs();

@@ -10,8 +10,9 @@ use common::redis::{RedisServer, unique_prefix};
 use hotline::store::memory::MemoryStore;
 use hotline::store::redis::RedisStore;
 use hotline::store::{
-    Begin, BeginRequest, CachedReply, CodeLease, Commit, CommitRequest, Job, KvWrite, LeaseRequest,
-    NewCase, Queue, RateLimit, SessionWrite, Store, StoreError,
+    Begin, BeginRequest, CachedReply, CaseBegin, CaseCommandBegin, CodeLease, Commit,
+    CommitRequest, Job, KvWrite, LeaseRequest, NewCase, Queue, RateLimit, SessionWrite, SetAdd,
+    Store, StoreError,
 };
 
 /// A store and a notion of time: virtual for memory, real for Redis (whose
@@ -739,6 +740,7 @@ async fn cases_change_by_compare_and_set_and_close(env: impl Env) {
                 payload: data.as_bytes().to_vec(),
             },
         )],
+        mark: None,
         now_ms: now,
     };
     assert!(
@@ -1011,6 +1013,7 @@ async fn a_shown_code_also_names_a_case_recorded_meanwhile(env: impl Env) {
             id: "lc7".into(),
             code: rec.code.clone(),
             alias: rec.alias.clone(),
+            mark: None,
             expected_version: rec.version,
             data: b"closed".to_vec(),
             close: true,
@@ -1039,6 +1042,303 @@ async fn a_shown_code_also_names_a_case_recorded_meanwhile(env: impl Env) {
         "1237"
     );
     assert_eq!(s.case_by_code("1221").await.unwrap().unwrap().id, "lc8");
+}
+
+async fn a_claim_says_when_the_queue_is_next_due(env: impl Env) {
+    let s = env.store();
+    let now = env.now();
+    let job = |id: &str, due: u64| Job {
+        id: id.into(),
+        due_ms: due,
+        payload: id.as_bytes().to_vec(),
+    };
+    let empty = s.claim_next(3, Queue::Timers, now, 1000, 10).await.unwrap();
+    assert!(empty.jobs.is_empty());
+    assert_eq!(empty.next_due_ms, None, "an empty queue has no next time");
+    s.schedule(
+        3,
+        Queue::Timers,
+        vec![job("t1", now + 10), job("t2", now + 50)],
+    )
+    .await
+    .unwrap();
+    let got = s
+        .claim_next(3, Queue::Timers, now + 20, 1000, 10)
+        .await
+        .unwrap();
+    let ids: Vec<&str> = got.jobs.iter().map(|c| c.job.id.as_str()).collect();
+    assert_eq!(ids, ["t1"]);
+    assert_eq!(
+        got.next_due_ms,
+        Some(now + 50),
+        "the next job not claimed here, not this claim's own lease"
+    );
+    let again = s
+        .claim_next(3, Queue::Timers, now + 20, 1000, 10)
+        .await
+        .unwrap();
+    assert!(again.jobs.is_empty());
+    assert_eq!(again.next_due_ms, Some(now + 50));
+    s.finish(3, Queue::Timers, "t1", 1).await.unwrap();
+    let last = s
+        .claim_next(3, Queue::Timers, now + 60, 1000, 10)
+        .await
+        .unwrap();
+    assert_eq!(last.jobs.len(), 1);
+    assert_eq!(last.next_due_ms, None, "only its own leased job is left");
+    let other = s
+        .claim_next(3, Queue::Timers, now + 60, 1000, 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        other.next_due_ms,
+        Some(now + 1060),
+        "another worker's lease counts at its end"
+    );
+}
+
+async fn a_finish_writes_what_the_job_left_in_the_same_step(env: impl Env) {
+    let s = env.store();
+    let now = env.now();
+    s.put(Some(4), "gone", b"x".to_vec(), None, now)
+        .await
+        .unwrap();
+    s.schedule(
+        4,
+        Queue::Outbox,
+        vec![Job {
+            id: "f1".into(),
+            due_ms: now,
+            payload: b"p".to_vec(),
+        }],
+    )
+    .await
+    .unwrap();
+    let claimed = s.claim(4, Queue::Outbox, now, 60_000, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    let kv = vec![
+        KvWrite::set("sent:f1".into(), b"1".to_vec(), Some(60_000)),
+        KvWrite::set("kept".into(), b"k".to_vec(), None),
+        KvWrite::delete("gone".into()),
+    ];
+    assert!(
+        !s.finish_with(4, Queue::Outbox, "f1", 7, kv.clone(), now)
+            .await
+            .unwrap(),
+        "a stale lease finishes nothing"
+    );
+    assert_eq!(
+        s.get(Some(4), "sent:f1", now).await.unwrap().as_deref(),
+        Some(&b"1"[..]),
+        "but the values are written: the work was done"
+    );
+    assert_eq!(s.queue_len(4, Queue::Outbox).await.unwrap(), 1);
+    s.put(Some(4), "gone", b"x".to_vec(), None, now)
+        .await
+        .unwrap();
+    assert!(
+        s.finish_with(4, Queue::Outbox, "f1", 1, kv, now)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.queue_len(4, Queue::Outbox).await.unwrap(), 0);
+    assert_eq!(
+        s.get(Some(4), "kept", now).await.unwrap().as_deref(),
+        Some(&b"k"[..])
+    );
+    assert_eq!(s.get(Some(4), "gone", now).await.unwrap(), None);
+}
+
+async fn a_sessions_own_deliveries_keep_the_latest_reply(env: impl Env) {
+    let s = env.store();
+    let session = "u:c:S1";
+    let reply = |r: &Begin| match r {
+        Begin::Duplicate(c) => Some(c.text.clone()),
+        _ => None,
+    };
+    let b1 = s
+        .begin(begin_req(&env, "u:c:S1:1", "r-fold", session))
+        .await
+        .unwrap();
+    assert_eq!(b1, Begin::Proceed(None));
+    s.commit(commit_req(&env, session, 0, "u:c:S1:1", "one", None))
+        .await
+        .unwrap();
+    let again = s
+        .begin(begin_req(&env, "u:c:S1:1", "r-fold", session))
+        .await
+        .unwrap();
+    assert_eq!(reply(&again).as_deref(), Some("one"), "a retried hop");
+    let Begin::Proceed(Some(rec)) = s
+        .begin(begin_req(&env, "u:c:S1:2", "r-fold", session))
+        .await
+        .unwrap()
+    else {
+        panic!("the next hop proceeds with the session");
+    };
+    assert_eq!(rec.data, b"data-one");
+    let mut end = commit_req(&env, session, rec.version, "u:c:S1:2", "bye", None);
+    end.session = SessionWrite::Delete;
+    assert!(matches!(
+        s.commit(end.clone()).await.unwrap(),
+        Commit::Saved { .. }
+    ));
+    assert_eq!(load(&env, session).await, None, "the session ended");
+    let retry = s
+        .begin(begin_req(&env, "u:c:S1:2", "r-fold", session))
+        .await
+        .unwrap();
+    assert_eq!(
+        reply(&retry).as_deref(),
+        Some("bye"),
+        "the last screen of an ended session is answered again"
+    );
+    match s.commit(end).await.unwrap() {
+        Commit::Conflict(Some(r)) => assert_eq!(r.text, "bye"),
+        other => panic!("a concurrent copy gets the reply: {other:?}"),
+    }
+    assert_eq!(
+        reply(
+            &s.begin(begin_req(&env, "u:c:S1:1", "r-fold", session))
+                .await
+                .unwrap()
+        )
+        .as_deref(),
+        Some("bye"),
+        "a stale copy of an earlier hop gets the latest reply"
+    );
+}
+
+async fn a_lawyers_command_by_code_is_one_read_and_one_marked_change(env: impl Env) {
+    let s = env.store();
+    let now = env.now();
+    // 1076 % 16 == 4.
+    s.record_case(4, case("cmd1", &["1076"]), now)
+        .await
+        .unwrap();
+    let begin = |mark: &str| CaseCommandBegin {
+        code: "1076".into(),
+        mark_key: mark.into(),
+        rate_key: "p_lawyer".into(),
+        rate: RateLimit {
+            per_minute: 60,
+            burst: 2,
+        },
+        now_ms: now,
+    };
+    let CaseBegin::Proceed(Some(rec)) = s.begin_case_command(begin("ld:at:m1")).await.unwrap()
+    else {
+        panic!("the case of the code");
+    };
+    assert_eq!((rec.id.as_str(), rec.code.as_str()), ("cmd1", "1076"));
+    assert_eq!(
+        s.begin_case_command(begin("ld:at:m1")).await.unwrap(),
+        CaseBegin::Proceed(Some(rec.clone())),
+        "a copy before the change spends no second slot"
+    );
+    let update = |version: u64, data: &str| hotline::store::CaseUpdate {
+        bucket: 4,
+        id: "cmd1".into(),
+        code: "1076".into(),
+        alias: None,
+        expected_version: version,
+        data: data.as_bytes().to_vec(),
+        close: false,
+        jobs: Vec::new(),
+        mark: Some(KvWrite::set("ld:at:m1".into(), b"1".to_vec(), Some(60_000))),
+        now_ms: now,
+    };
+    assert!(
+        s.update_case(update(rec.version, "accepted"))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.begin_case_command(begin("ld:at:m1")).await.unwrap(),
+        CaseBegin::Duplicate,
+        "handled: a retry is a duplicate"
+    );
+    assert!(
+        s.update_case(update(rec.version, "again")).await.unwrap(),
+        "a concurrent copy's change counts as done"
+    );
+    let after = s.case(4, "cmd1").await.unwrap().unwrap();
+    assert_eq!(after.data, b"accepted", "and writes nothing");
+    assert_eq!(after.version, rec.version + 1);
+    assert!(matches!(
+        s.begin_case_command(begin("ld:at:m2")).await.unwrap(),
+        CaseBegin::Proceed(Some(_))
+    ));
+    assert!(
+        matches!(
+            s.begin_case_command(begin("ld:at:m3")).await.unwrap(),
+            CaseBegin::Limited { .. }
+        ),
+        "her third new command at once is over the burst"
+    );
+    let unknown = CaseCommandBegin {
+        code: "1092".into(),
+        ..begin("ld:at:m4")
+    };
+    assert_eq!(
+        s.begin_case_command(unknown).await.unwrap(),
+        CaseBegin::Limited {
+            retry_after_ms: 1000
+        },
+        "the limit holds in the bucket"
+    );
+}
+
+async fn sets_of_small_values_add_list_remove_and_ride_with_a_rate(env: impl Env) {
+    let s = env.store();
+    let now = env.now();
+    let add = |member: &str| SetAdd {
+        key: "lw:aida".into(),
+        member: member.into(),
+        ttl_ms: 60_000,
+    };
+    assert!(
+        s.set_members(None, "lw:aida", now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    s.set_add(None, add("3:c_b"), now).await.unwrap();
+    let limit = RateLimit {
+        per_minute: 60,
+        burst: 1,
+    };
+    assert_eq!(
+        s.take_rate_and_add("rate:set", limit, 1_000_000, Some(add("1:c_a")))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.take_rate_and_add("rate:set", limit, 1_000_000, Some(add("1:c_a")))
+            .await
+            .unwrap(),
+        Some(1000),
+        "the rate holds; the member is added either way"
+    );
+    assert_eq!(
+        s.set_members(None, "lw:aida", now).await.unwrap(),
+        ["1:c_a", "3:c_b"]
+    );
+    s.set_remove(None, "lw:aida", &["3:c_b".to_owned(), "9:none".to_owned()])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.set_members(None, "lw:aida", now).await.unwrap(),
+        ["1:c_a"]
+    );
+    assert!(
+        s.set_members(Some(2), "lw:aida", now)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a bucket's set is another set"
+    );
 }
 
 macro_rules! conformance {
@@ -1079,6 +1379,11 @@ conformance!(
     leased_codes_are_kept_for_the_case_they_were_shown_for,
     a_shown_code_also_names_a_case_recorded_meanwhile,
     a_shared_rate_gives_the_burst_then_one_slot_per_interval,
+    a_claim_says_when_the_queue_is_next_due,
+    a_finish_writes_what_the_job_left_in_the_same_step,
+    a_sessions_own_deliveries_keep_the_latest_reply,
+    a_lawyers_command_by_code_is_one_read_and_one_marked_change,
+    sets_of_small_values_add_list_remove_and_ride_with_a_rate,
 );
 
 #[tokio::test]

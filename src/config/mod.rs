@@ -45,6 +45,7 @@ use std::path::{Path, PathBuf};
 
 pub use env::{ADMIN_TOKEN_VAR, DEFAULT_CONFIG, Env, ProcessEnv, config_path};
 pub use ipnet::IpNet;
+pub use outbox::DEFAULT_POLL_MS;
 pub use production::PLACEHOLDERS;
 pub use schema::{
     AdminToken, ChannelConfig, ChannelKind, Config, DispatchConfig, FlowsConfig, Limits,

@@ -11,6 +11,10 @@ use super::schema::OutboxConfig;
 /// worker never takes a message over while its send is still in flight.
 const LEASE_MARGIN_SECS: u64 = 5;
 
+/// `outbox.poll_ms` when not set: the longest an idle worker sleeps, and
+/// how often it probes one bucket (`docs/redis.md`, *Background work*).
+pub const DEFAULT_POLL_MS: u64 = 1000;
+
 /// `[outbox]` as written; absent keys take the defaults below.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -31,7 +35,7 @@ impl Default for RawOutbox {
             max_attempts: 8,
             max_age_secs: 3600,
             lease_secs: 60,
-            poll_ms: 1000,
+            poll_ms: DEFAULT_POLL_MS,
             backoff_base_ms: 2000,
             backoff_max_secs: 300,
             concurrency: 16,

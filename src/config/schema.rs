@@ -166,7 +166,9 @@ pub struct OutboxConfig {
     pub max_age: Duration,
     /// How long a worker holds a claimed message before another may take it.
     pub lease: Duration,
-    /// How often the outbox is polled for due messages.
+    /// The longest an idle outbox or timer worker sleeps; while nothing is
+    /// due it claims one bucket per poll (work queued by other instances),
+    /// otherwise only the buckets it knows to have work due.
     pub poll: Duration,
     /// First retry delay; doubles each attempt (with jitter).
     pub backoff_base: Duration,

@@ -86,14 +86,20 @@ impl Dispatcher {
             return self.no_lawyer(call, typed).await;
         };
         let target: LawyerId = target.id.clone();
-        let (bucket, id) = match self.by_code(call, code).await? {
+        let (bucket, rec) = match self.by_code(call, code).await? {
             Ok(x) => x,
             Err(outcome) => return Ok(outcome),
         };
+        let id = rec.id.clone();
         let actions = self
-            .change_case(bucket, &id, call.channel, move |case, ctx| {
-                lifecycle::assign(&mut case.dispatch, ctx, &me, &target)
-            })
+            .change_loaded_case(
+                bucket,
+                &id,
+                Some(rec),
+                None,
+                call.channel,
+                move |case, ctx| lifecycle::assign(&mut case.dispatch, ctx, &me, &target),
+            )
             .await?
             .unwrap_or_default();
         let assigned = actions

@@ -9,6 +9,7 @@
 //! inbound delivery, so a retried webhook queues it once.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::Dispatcher;
 use super::commands::{self, Command};
@@ -18,7 +19,7 @@ use super::texts::Texts;
 use crate::case::CaseData;
 use crate::outbox::{self, Purpose};
 use crate::phone::PhoneNumber;
-use crate::store::{BUCKETS, CaseRecord, StoreError, code_bucket, keys};
+use crate::store::{BUCKETS, CaseRecord, KvWrite, StoreError, code_bucket, keys};
 use crate::template::render;
 
 /// How a lawyer's command ended (a metric label).
@@ -79,6 +80,13 @@ pub(super) struct Call<'a> {
     pub(super) channel: &'a str,
     /// The inbound delivery, for reply idempotency.
     pub(super) delivery: &'a str,
+    /// What round trip one found for the code she typed (`Some(None)`: no
+    /// such case), so it is not looked up again.
+    pub(super) found: Option<Option<CaseRecord>>,
+    /// The delivery's mark, written with the case change it makes.
+    pub(super) mark: Option<KvWrite>,
+    /// Whether a case change wrote the mark.
+    pub(super) marked: AtomicBool,
 }
 
 impl Dispatcher {
@@ -96,6 +104,37 @@ impl Dispatcher {
         text: &str,
         delivery: &str,
     ) -> CommandOutcome {
+        self.command_with(channel, lawyer, text, delivery, None, None)
+            .await
+            .0
+    }
+
+    /// The code of a command about one case by its code (`OK 4821`, `NO
+    /// 4821`, `DONE 4821`), whose delivery can be deduplicated in the
+    /// code's bucket (see [`crate::store::Store::begin_case_command`]).
+    pub fn case_code(text: &str) -> Option<String> {
+        match commands::parse(text) {
+            Command::Accept(Some(code))
+            | Command::Decline(Some(code))
+            | Command::Done {
+                code: Some(code), ..
+            } if code_bucket(&code).is_some() => Some(code),
+            _ => None,
+        }
+    }
+
+    /// [`Dispatcher::command`] with the case round trip one found for its
+    /// code (`found`) and the delivery's mark to write with the change it
+    /// makes; returns the outcome and whether the mark was written.
+    pub async fn command_with(
+        &self,
+        channel: &str,
+        lawyer: &Lawyer,
+        text: &str,
+        delivery: &str,
+        found: Option<Option<CaseRecord>>,
+        mark: Option<KvWrite>,
+    ) -> (CommandOutcome, bool) {
         let cmd = commands::parse(text);
         let reply_channel = if self.sending_channels.contains(channel) {
             channel
@@ -107,6 +146,9 @@ impl Dispatcher {
             texts: self.texts.for_langs(&lawyer.languages),
             channel: reply_channel,
             delivery,
+            found,
+            mark,
+            marked: AtomicBool::new(false),
         };
         let outcome = self
             .run_command(&call, &cmd)
@@ -118,7 +160,7 @@ impl Dispatcher {
             .with_label_values(&[cmd.as_str(), outcome.as_str()])
             .inc();
         tracing::info!(lawyer = %lawyer.id, command = cmd.as_str(), outcome = outcome.as_str(), "lawyer command");
-        outcome
+        (outcome, call.marked.load(Ordering::SeqCst))
     }
 
     async fn run_command(
@@ -186,19 +228,27 @@ impl Dispatcher {
             Some(code) => self.by_code(call, code).await?,
             None => self.the_only_case(call, cmd).await?,
         };
-        let (bucket, id) = match target {
+        let (bucket, rec) = match target {
             Ok(x) => x,
             Err(outcome) => return Ok(outcome),
         };
         let retention = self.retention_ms;
         let kind = cmd.clone();
         let who = call.lawyer.id.as_str().to_owned();
+        let id = rec.id.clone();
         let actions = self
-            .change_case(bucket, &id, call.channel, move |case, ctx| match &kind {
-                Command::Accept(_) => lifecycle::accept(&mut case.dispatch, ctx, &who),
-                Command::Decline(_) => lifecycle::decline(&mut case.dispatch, ctx, &who),
-                _ => lifecycle::close(&mut case.dispatch, ctx, &who, retention, &outcomes),
-            })
+            .change_loaded_case(
+                bucket,
+                &id,
+                Some(rec),
+                call.mark.as_ref().map(|m| (m, &call.marked)),
+                call.channel,
+                move |case, ctx| match &kind {
+                    Command::Accept(_) => lifecycle::accept(&mut case.dispatch, ctx, &who),
+                    Command::Decline(_) => lifecycle::decline(&mut case.dispatch, ctx, &who),
+                    _ => lifecycle::close(&mut case.dispatch, ctx, &who, retention, &outcomes),
+                },
+            )
             .await?;
         let refused = actions.as_deref().unwrap_or_default().iter().any(|a| {
             matches!(a, Action::Reply(_, r) if !matches!(r, Reply::Accepted | Reply::Declined | Reply::Closed(_)))
@@ -210,14 +260,19 @@ impl Dispatcher {
         })
     }
 
-    /// The case with `code`, or the outcome after telling her it is unknown.
+    /// The case with `code` (its bucket and record, one lookup), or the
+    /// outcome after telling her it is unknown.
     pub(super) async fn by_code(
         &self,
         call: &Call<'_>,
         code: &str,
-    ) -> Result<Result<(u16, String), CommandOutcome>, StoreError> {
-        match self.deps.store.case_by_code(code).await? {
-            Some(rec) => Ok(Ok((code_bucket(code).unwrap_or(0), rec.id))),
+    ) -> Result<Result<(u16, CaseRecord), CommandOutcome>, StoreError> {
+        let found = match &call.found {
+            Some(found) => found.clone(),
+            None => self.deps.store.case_by_code(code).await?,
+        };
+        match found {
+            Some(rec) => Ok(Ok((code_bucket(code).unwrap_or(0), rec))),
             None => {
                 let text = render(&call.texts.not_found, &[("code", code)]);
                 self.tell(call, "nf", text).await?;
@@ -232,10 +287,10 @@ impl Dispatcher {
         &self,
         call: &Call<'_>,
         cmd: &Command,
-    ) -> Result<Result<(u16, String), CommandOutcome>, StoreError> {
+    ) -> Result<Result<(u16, CaseRecord), CommandOutcome>, StoreError> {
         let me = call.lawyer.id.as_str();
         let mine: Vec<(u16, CaseRecord)> = self
-            .open_cases()
+            .cases_of(me)
             .await?
             .into_iter()
             .filter(|(_, _, d)| match cmd {
@@ -253,7 +308,7 @@ impl Dispatcher {
                     .await?;
                 Ok(Err(CommandOutcome::NonePending))
             }
-            [(b, r)] => Ok(Ok((*b, r.id.clone()))),
+            [(b, r)] => Ok(Ok((*b, r.clone()))),
             many => {
                 let list: Vec<&str> = many.iter().map(|(_, r)| r.code.as_str()).collect();
                 let joined = list.join(", ");
@@ -295,7 +350,7 @@ impl Dispatcher {
     async fn status_text(&self, call: &Call<'_>) -> Result<String, StoreError> {
         let me = call.lawyer.id.as_str();
         let mut list = Vec::new();
-        for (_, rec, d) in self.open_cases().await? {
+        for (_, rec, d) in self.cases_of(me).await? {
             if d.dispatch.accepted_by.as_deref() == Some(me) {
                 list.push(format!("{} ✓", rec.code));
             } else if lifecycle::pending_for(&d.dispatch, me) {
@@ -307,6 +362,54 @@ impl Dispatcher {
         } else {
             render(&call.texts.status, &[("list", &list.join(", "))])
         })
+    }
+
+    /// The open cases offered to or held by lawyer `me`, from her index
+    /// (`keys::lawyer_cases`, added as each offer to her is sent): one read
+    /// of the index and one per case in it, never every open case. Cases
+    /// no longer hers are pruned from it. An empty index (she has no case,
+    /// or an offer was sent while the store failed) falls back to reading
+    /// every open case.
+    pub(super) async fn cases_of(
+        &self,
+        me: &str,
+    ) -> Result<Vec<(u16, CaseRecord, CaseData)>, StoreError> {
+        let store = &self.deps.store;
+        let now = self.deps.clock.now_ms();
+        let key = keys::lawyer_cases(me);
+        let mut out = Vec::new();
+        let mut stale = Vec::new();
+        for member in store.set_members(None, &key, now).await? {
+            let parsed = member
+                .split_once(':')
+                .and_then(|(b, id)| Some((b.parse::<u16>().ok()?, id.to_owned())));
+            let Some((bucket, id)) = parsed else {
+                stale.push(member);
+                continue;
+            };
+            let data = match store.case(bucket, &id).await? {
+                Some(rec) if rec.open => self.open_case(&rec).map(|d| (rec, d)),
+                _ => None,
+            };
+            match data {
+                Some((rec, d))
+                    if d.dispatch.accepted_by.as_deref() == Some(me)
+                        || lifecycle::pending_for(&d.dispatch, me) =>
+                {
+                    out.push((bucket, rec, d));
+                }
+                _ => stale.push(member),
+            }
+        }
+        if !stale.is_empty()
+            && let Err(e) = store.set_remove(None, &key, &stale).await
+        {
+            tracing::debug!(error = %e, "a lawyer's case index was not pruned");
+        }
+        if out.is_empty() {
+            return self.open_cases().await;
+        }
+        Ok(out)
     }
 
     /// Every open case with its bucket, record and data.

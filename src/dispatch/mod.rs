@@ -47,6 +47,7 @@ pub mod texts;
 pub mod timers;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
@@ -59,7 +60,7 @@ use crate::flow::FlowSet;
 use crate::outbox::worker::{OutboxEvents, Undelivered};
 use crate::outbox::{Purpose, Recipient};
 use crate::reload::Live;
-use crate::store::{CaseRecord, CaseUpdate, Job, Queue, StoreError};
+use crate::store::{CaseRecord, CaseUpdate, Job, KvWrite, Queue, StoreError};
 use cover::Covers;
 pub use lawyer::CommandOutcome;
 use lifecycle::{Action, Ctx, Status, Timer};
@@ -280,11 +281,36 @@ impl Dispatcher {
     where
         F: Fn(&mut CaseData, &Ctx<'_>) -> Vec<Action> + Send + Sync,
     {
+        self.change_loaded_case(bucket, id, None, None, reply_channel, change)
+            .await
+    }
+
+    /// [`Dispatcher::change_case`] starting from `loaded`, a record just
+    /// read (a lawyer's command found the case by its code): the first
+    /// attempt reads nothing; a concurrent change reloads it. With `mark`,
+    /// the change writes that mark of its delivery (see
+    /// [`CaseUpdate::mark`]) and sets the flag when it did.
+    async fn change_loaded_case<F>(
+        &self,
+        bucket: u16,
+        id: &str,
+        mut loaded: Option<CaseRecord>,
+        mark: Option<(&KvWrite, &AtomicBool)>,
+        reply_channel: &str,
+        change: F,
+    ) -> Result<Option<Vec<Action>>, StoreError>
+    where
+        F: Fn(&mut CaseData, &Ctx<'_>) -> Vec<Action> + Send + Sync,
+    {
         let store = &self.deps.store;
         for _ in 0..CAS_ATTEMPTS {
             let now = self.deps.clock.now_ms();
-            let Some(rec) = store.case(bucket, id).await? else {
-                return Ok(None);
+            let rec = match loaded.take() {
+                Some(rec) => rec,
+                None => match store.case(bucket, id).await? {
+                    Some(rec) => rec,
+                    None => return Ok(None),
+                },
             };
             let Some(mut case) = self.open_case(&rec) else {
                 return Ok(None);
@@ -318,9 +344,13 @@ impl Dispatcher {
                 data: self.deps.privacy.seal_json(&case).map_err(corrupt)?,
                 close: case.dispatch.status == Status::Closed && rec.open,
                 jobs,
+                mark: mark.map(|(m, _)| m.clone()),
                 now_ms: now,
             };
             if store.update_case(update).await? {
+                if let Some((_, written)) = mark {
+                    written.store(true, Ordering::SeqCst);
+                }
                 self.apply_effects(&case.city, &fx);
                 self.deps.wake.outbox();
                 return Ok(Some(actions));

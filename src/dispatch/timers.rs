@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use super::{Dispatcher, TimerJob};
 use crate::reload::Live;
 use crate::store::{BUCKETS, Claimed, Queue};
+use crate::worker::DueBuckets;
 
 /// How long a claimed timer is held before another worker may take it.
 pub const LEASE_MS: u64 = 30_000;
@@ -49,6 +50,8 @@ impl TimerWorker {
     /// Tick until `stop` turns true.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let mut last_refresh: Option<tokio::time::Instant> = None;
+        let mut due = DueBuckets::new();
+        let deps = self.dispatcher.get().deps().clone();
         loop {
             if *stop.borrow() {
                 return;
@@ -57,10 +60,16 @@ impl TimerWorker {
                 self.refresh().await;
                 last_refresh = Some(tokio::time::Instant::now());
             }
-            let now = self.dispatcher.get().deps().clock.now_ms();
-            if self.tick(now).await == 0 {
+            for (bucket, at) in deps.wake.take(Queue::Timers) {
+                due.hint(bucket, at);
+            }
+            let now = deps.clock.now_ms();
+            let buckets = due.to_claim(now, self.poll);
+            if self.claim_buckets(now, &buckets, &mut due).await == 0 {
+                let pause = due.sleep_for(deps.clock.now_ms(), self.poll);
                 tokio::select! {
-                    () = tokio::time::sleep(self.poll) => {}
+                    () = tokio::time::sleep(pause) => {}
+                    () = deps.wake.woken(Queue::Timers) => {}
                     _ = stop.changed() => {}
                 }
             }
@@ -89,16 +98,28 @@ impl TimerWorker {
 
     /// Fire every timer due at `now_ms`; returns how many were claimed.
     pub async fn tick(&self, now_ms: u64) -> usize {
+        let all: Vec<u16> = (0..BUCKETS).collect();
+        self.claim_buckets(now_ms, &all, &mut DueBuckets::new())
+            .await
+    }
+
+    /// Fire the timers of `buckets` due at `now_ms`; note in `due` when
+    /// each bucket is next due. Returns how many were claimed.
+    async fn claim_buckets(&self, now_ms: u64, buckets: &[u16], due: &mut DueBuckets) -> usize {
         let store = self.dispatcher.get().deps().store.clone();
         let mut fired = 0;
-        for bucket in 0..BUCKETS {
+        for (i, &bucket) in buckets.iter().enumerate() {
             let claimed = match store
-                .claim(bucket, Queue::Timers, now_ms, LEASE_MS, BATCH)
+                .claim_next(bucket, Queue::Timers, now_ms, LEASE_MS, BATCH)
                 .await
             {
-                Ok(c) => c,
+                Ok(got) => {
+                    due.claimed(bucket, &got, now_ms, BATCH, self.poll);
+                    got.jobs
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "timer claim failed; will retry");
+                    due.retry_later(&buckets[i..], now_ms, self.poll);
                     break;
                 }
             };
@@ -127,10 +148,18 @@ impl TimerWorker {
             Ok(()) => {
                 if let Err(e) = store.finish(bucket, Queue::Timers, id, job.attempt).await {
                     tracing::warn!(timer = %id, error = %e, "could not finish a timer; it fires again harmlessly");
+                    let deps = d.deps();
+                    let at = deps.clock.now_ms().saturating_add(LEASE_MS);
+                    deps.wake.queued(Queue::Timers, bucket, at);
                 }
             }
             // Leave it: the lease expires and it is tried again.
-            Err(e) => tracing::warn!(timer = %id, error = %e, "timer failed; will retry"),
+            Err(e) => {
+                tracing::warn!(timer = %id, error = %e, "timer failed; will retry");
+                let deps = d.deps();
+                let at = deps.clock.now_ms().saturating_add(LEASE_MS);
+                deps.wake.queued(Queue::Timers, bucket, at);
+            }
         }
     }
 }

@@ -26,7 +26,8 @@ use crate::case::CaseData;
 use crate::channel::{Channel, DeliveryState, Fault, OutSms, SendOutcome};
 use crate::config::OutboxConfig;
 use crate::deps::Deps;
-use crate::store::{BUCKETS, Claimed, Queue, RateLimit, StoreError, keys};
+use crate::store::{BUCKETS, Claimed, KvWrite, Queue, RateLimit, SetAdd, StoreError, keys};
+use crate::worker::DueBuckets;
 
 /// How long a caller's "last sent" value is kept.
 const LAST_SENT_TTL_MS: u64 = 24 * 3600 * 1000;
@@ -200,10 +201,15 @@ impl Outbox {
         }
     }
 
-    /// Tick until `stop` turns true: at once when woken, else every
-    /// `outbox.poll`. The tick in progress when `stop` turns finishes.
+    /// Tick until `stop` turns true. Claims only the buckets known to be
+    /// due ([`DueBuckets`]): at once when this instance queued a message
+    /// ([`crate::deps::Wake`]), else when a bucket's next message falls
+    /// due; while nothing is due, one bucket in turn every `outbox.poll`
+    /// (messages queued by other instances, leases of a dead one). The
+    /// round in progress when `stop` turns finishes.
     pub async fn run(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let mut last_gauges: Option<Instant> = None;
+        let mut due = DueBuckets::new();
         loop {
             if *stop.borrow() {
                 return;
@@ -212,11 +218,17 @@ impl Outbox {
                 self.refresh_queue_gauges().await;
                 last_gauges = Some(Instant::now());
             }
-            let handled = self.tick(self.deps.clock.now_ms()).await;
+            for (bucket, at) in self.deps.wake.take(Queue::Outbox) {
+                due.hint(bucket, at);
+            }
+            let now = self.deps.clock.now_ms();
+            let buckets = due.to_claim(now, self.cfg.poll);
+            let handled = self.claim_buckets(now, &buckets, &mut due).await;
             if handled == 0 {
+                let pause = due.sleep_for(self.deps.clock.now_ms(), self.cfg.poll);
                 tokio::select! {
-                    () = tokio::time::sleep(self.cfg.poll) => {}
-                    () = self.deps.wake.woken() => {}
+                    () = tokio::time::sleep(pause) => {}
+                    () = self.deps.wake.woken(Queue::Outbox) => {}
                     _ = stop.changed() => {}
                 }
             }
@@ -284,24 +296,41 @@ impl Outbox {
         self.deps.metrics.set_outbox_queue(&queued);
     }
 
-    /// Claim every due message (as of `now_ms`) and send them; returns how
-    /// many were claimed, once all of them were handled.
+    /// Claim every due message (as of `now_ms`) in every bucket and send
+    /// them; returns how many were claimed, once all of them were handled.
     pub async fn tick(self: &Arc<Self>, now_ms: u64) -> usize {
+        let all: Vec<u16> = (0..BUCKETS).collect();
+        self.claim_buckets(now_ms, &all, &mut DueBuckets::new())
+            .await
+    }
+
+    /// Claim the due messages of `buckets` and send them; note in `due`
+    /// when each bucket is next due.
+    async fn claim_buckets(
+        self: &Arc<Self>,
+        now_ms: u64,
+        buckets: &[u16],
+        due: &mut DueBuckets,
+    ) -> usize {
         let permits = Arc::new(Semaphore::new(self.cfg.concurrency.max(1)));
         let lease = u64::try_from(self.cfg.lease.as_millis()).unwrap_or(60_000);
         let mut sends = JoinSet::new();
         let mut claimed = 0;
-        for bucket in 0..BUCKETS {
+        for (i, &bucket) in buckets.iter().enumerate() {
             let batch = self.cfg.concurrency.max(1);
             let jobs = match self
                 .deps
                 .store
-                .claim(bucket, Queue::Outbox, now_ms, lease, batch)
+                .claim_next(bucket, Queue::Outbox, now_ms, lease, batch)
                 .await
             {
-                Ok(jobs) => jobs,
+                Ok(got) => {
+                    due.claimed(bucket, &got, now_ms, batch, self.cfg.poll);
+                    got.jobs
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "outbox claim failed; will retry");
+                    due.retry_later(&buckets[i..], now_ms, self.cfg.poll);
                     break;
                 }
             };
@@ -339,7 +368,7 @@ impl Outbox {
             Preflight::Send(text) => text,
             Preflight::Finish => return self.finish(bucket, &job).await,
             Preflight::GiveUp(reason) => return self.give_up(bucket, &job, &msg, reason).await,
-            Preflight::Later => return,
+            Preflight::Later => return self.retry_at_lease_end(bucket),
         };
         let Some((used, channel)) = self.route(&msg) else {
             let now = self.deps.clock.now_ms();
@@ -352,7 +381,8 @@ impl Outbox {
         if let Some(limiter) = self.limiters.get(&used) {
             limiter.until_ready().await;
         }
-        self.shared_rate(&used, channel.tps()).await;
+        self.shared_rate(&used, channel.tps(), lawyer_index(&msg))
+            .await;
         let started = Instant::now();
         let outcome = channel
             .send(OutSms {
@@ -398,7 +428,11 @@ impl Outbox {
     /// this instance's own sends. Real time, not domain time: it is about
     /// the aggregator's clock. A store that does not answer does not hold
     /// a send back (the local limiter still bounds this instance).
-    async fn shared_rate(&self, channel: &str, tps: u32) {
+    ///
+    /// An offer to a lawyer is added to her case index with its first try
+    /// (`add`, same script): her bare `OK` finds the case without reading
+    /// every open case.
+    async fn shared_rate(&self, channel: &str, tps: u32, mut add: Option<SetAdd>) {
         let tps = tps.max(1);
         let limit = RateLimit {
             per_minute: tps.saturating_mul(60),
@@ -407,7 +441,12 @@ impl Outbox {
         let key = keys::channel_rate(channel);
         for _ in 0..SHARED_RATE_TRIES {
             let now = u64::try_from(jiff::Timestamp::now().as_millisecond()).unwrap_or(0);
-            match self.deps.store.take_rate(&key, limit, now).await {
+            match self
+                .deps
+                .store
+                .take_rate_and_add(&key, limit, now, add.take())
+                .await
+            {
                 Ok(Some(wait)) => tokio::time::sleep(Duration::from_millis(wait.min(1000))).await,
                 Ok(None) | Err(_) => return,
             }
@@ -494,7 +533,16 @@ impl Outbox {
             .await
         {
             tracing::warn!(message = %job.job.id, error = %e, "could not finish a message; its lease will expire");
+            self.retry_at_lease_end(bucket);
         }
+    }
+
+    /// A claimed message was left to its lease (the store did not answer):
+    /// look at its bucket again when the lease ends.
+    fn retry_at_lease_end(&self, bucket: u16) {
+        let lease = u64::try_from(self.cfg.lease.as_millis()).unwrap_or(60_000);
+        let at = self.deps.clock.now_ms().saturating_add(lease);
+        self.deps.wake.queued(Queue::Outbox, bucket, at);
     }
 
     /// Remember a sent message (for retries after a crash, delivery reports
@@ -528,42 +576,47 @@ impl Outbox {
             provider_id: provider_id.clone(),
             state: DeliveryState::Sent,
         };
-        let mut ok = store
-            .put(
-                Some(bucket),
-                &keys::sent_marker(id),
-                b"1".to_vec(),
-                ttl,
-                now,
-            )
-            .await
-            .is_ok();
+        // The marker, the record and her "last sent" go with the job's
+        // finish in one round trip (all in the job's bucket); only the
+        // aggregator's id, looked up without a bucket, is a write of its own.
+        let mut kv = vec![KvWrite::set(keys::sent_marker(id), b"1".to_vec(), ttl)];
+        let mut ok = true;
         // Sealed: it links a message to a case and a person's pseudonym.
         match self.deps.privacy.seal_json(&record) {
-            Ok(bytes) => {
-                let key = keys::sent_record(id);
-                ok &= store.put(Some(bucket), &key, bytes, ttl, now).await.is_ok();
-            }
+            Ok(bytes) => kv.push(KvWrite::set(keys::sent_record(id), bytes, ttl)),
             Err(e) => {
                 tracing::error!(message = %id, error = %e, "sent record cannot be serialised");
                 ok = false;
             }
+        }
+        if let Recipient::Caller { pseudonym } = &msg.recipient {
+            let value = now.to_string().into_bytes();
+            kv.push(KvWrite::set(
+                keys::last_sent(pseudonym),
+                value,
+                Some(LAST_SENT_TTL_MS),
+            ));
         }
         if let Some(pid) = &provider_id {
             let key = keys::provider_id(used, self.deps.privacy.pseudonym(pid));
             let value = id.clone().into_bytes();
             ok &= store.put(None, &key, value, ttl, now).await.is_ok();
         }
-        if let Recipient::Caller { pseudonym } = &msg.recipient {
-            let key = keys::last_sent(pseudonym);
-            let value = now.to_string().into_bytes();
-            let ttl = Some(LAST_SENT_TTL_MS);
-            ok &= store.put(Some(bucket), &key, value, ttl, now).await.is_ok();
+        self.health.release(id);
+        match store
+            .finish_with(bucket, Queue::Outbox, id, job.attempt, kv, now)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) => {
+                ok = false;
+                tracing::warn!(message = %id, error = %e, "could not finish a message; its lease will expire");
+                self.retry_at_lease_end(bucket);
+            }
         }
         if !ok {
             tracing::warn!(message = %id, "sent, but its record could not be written; delivery reports may not match");
         }
-        self.finish(bucket, job).await;
         tracing::info!(message = %id, channel = %used, purpose = msg.purpose.as_str(), attempt = job.attempt, "message sent");
     }
 
@@ -657,6 +710,23 @@ impl Outbox {
             reason: reason.to_owned(),
         })
         .await;
+    }
+}
+
+/// How long a lawyer's case index lives after the last offer to her
+/// (longer than a case stays open unanswered: it closes by itself after
+/// `dispatch.auto_close_days`).
+const LAWYER_INDEX_TTL_MS: u64 = 30 * 24 * 3600 * 1000;
+
+/// The entry of a lawyer's case index an offer to her adds.
+fn lawyer_index(msg: &OutMsg) -> Option<SetAdd> {
+    match (&msg.purpose, &msg.recipient, &msg.case) {
+        (Purpose::Offer, Recipient::Lawyer { id }, Some(case)) => Some(SetAdd {
+            key: keys::lawyer_cases(id),
+            member: format!("{}:{}", case.bucket, case.id),
+            ttl_ms: LAWYER_INDEX_TTL_MS,
+        }),
+        _ => None,
     }
 }
 

@@ -44,6 +44,12 @@ pub fn lawyer_session(channel: &str, lawyer: &str) -> String {
     format!("l:{channel}:{lawyer}")
 }
 
+/// A lawyer's command about a case by its code, handled: the mark of its
+/// delivery, in the code's bucket (written with the case change).
+pub fn lawyer_delivery(channel: &str, message_id: &str) -> String {
+    format!("ld:{channel}:{message_id}")
+}
+
 /// Set while a caller has opted out (`STOP`), in her bucket.
 pub fn opted_out(pseudonym: impl Display) -> String {
     format!("o:{pseudonym}")
@@ -52,6 +58,13 @@ pub fn opted_out(pseudonym: impl Display) -> String {
 /// When a caller was last sent a message (ms), in her bucket.
 pub fn last_sent(pseudonym: impl Display) -> String {
     format!("ls:{pseudonym}")
+}
+
+/// The cases offered to a lawyer (a set of `<bucket>:<case id>`, added as
+/// each offer is sent, pruned when read), global: her bare `OK` or
+/// `STATUS` reads it instead of every open case.
+pub fn lawyer_cases(lawyer: &str) -> String {
+    format!("lw:{lawyer}")
 }
 
 /// Set while a lawyer is off call (`OFF`), global.
@@ -110,8 +123,10 @@ mod tests {
         assert_eq!(sms_delivery("at", "id"), "s:at:id");
         assert_eq!(sms_delivery_by_text("at", "p_1", "h"), "s:at:p_1:h");
         assert_eq!(opted_out("p_1"), "o:p_1");
+        assert_eq!(lawyer_delivery("at", "id"), "ld:at:id");
         assert_eq!(last_sent("p_1"), "ls:p_1");
         assert_eq!(lawyer_off("aida"), "off:aida");
+        assert_eq!(lawyer_cases("aida"), "lw:aida");
         assert_eq!(cover("osh"), "cover:osh");
         assert_eq!(welcome_pending("aida"), "welcome:aida");
         assert_eq!(lawyer_verified("aida"), "verified:aida");

@@ -20,9 +20,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 
 use super::{
-    Begin, BeginRequest, CachedReply, CaseRecord, Claimed, CodeLease, Commit, CommitRequest, Job,
-    KvOp, LeaseRequest, Queue, RateLimit, SEEN_WINDOW_MS, SessionRecord, SessionWrite, Store,
-    StoreError, gcra, lease_mark,
+    Begin, BeginRequest, CachedReply, CaseRecord, ClaimBatch, Claimed, CodeLease, Commit,
+    CommitRequest, Job, KvOp, KvWrite, LeaseRequest, Queue, RateLimit, SEEN_WINDOW_MS,
+    SessionRecord, SessionWrite, Store, StoreError, gcra, lease_mark, session_delivery,
 };
 
 /// A map whose entries expire, bounded in size: when full, the entry written
@@ -142,10 +142,17 @@ struct StoredCase {
 struct State {
     sessions: TtlMap<SessionRecord>,
     replies: TtlMap<CachedReply>,
+    /// Session key → its latest own delivery (suffix) and reply (see
+    /// [`super::session_delivery`]).
+    folded: TtlMap<(String, CachedReply)>,
+    /// Session key → its own delivery whose rate slot was spent.
+    fold_seen: TtlMap<String>,
     rates: TtlMap<u64>,
     cases: HashMap<String, StoredCase>,
     /// Small values: (bucket or global, key) → value.
     kv: TtlMap<Vec<u8>>,
+    /// Sets of small values: key → (members, expires at).
+    sets: HashMap<String, (BTreeSet<String>, u64)>,
     /// Code → (case id, reserved until; `u64::MAX` while open), or
     /// (`~holder`, lease end) while an instance leases it.
     codes: HashMap<String, (String, u64)>,
@@ -291,9 +298,12 @@ impl MemoryStore {
             state: Mutex::new(State {
                 sessions: TtlMap::new(max_sessions),
                 replies: TtlMap::new(max_sessions.saturating_mul(10)),
+                folded: TtlMap::new(max_sessions.saturating_mul(10)),
+                fold_seen: TtlMap::new(max_sessions),
                 rates: TtlMap::new(max_sessions.saturating_mul(2)),
                 cases: HashMap::new(),
                 kv: TtlMap::new(max_sessions.saturating_mul(10)),
+                sets: HashMap::new(),
                 codes: HashMap::new(),
                 queues: BTreeMap::new(),
                 next_version: 0,
@@ -329,6 +339,33 @@ impl Store for MemoryStore {
     async fn begin(&self, req: BeginRequest) -> Result<Begin, StoreError> {
         let mut s = self.lock();
         let now = req.now_ms;
+        let fold = session_delivery(
+            &req.session_key,
+            &req.dedupe_key,
+            req.dedupe_scope.as_deref(),
+        );
+        if let Some(suffix) = fold {
+            if let Some((k, reply)) = s.folded.get(&req.session_key, now)
+                && (k == suffix || super::older_hop(suffix, k))
+            {
+                return Ok(Begin::Duplicate(reply.clone()));
+            }
+            if s.fold_seen.get(&req.session_key, now).map(String::as_str) != Some(suffix) {
+                let tat = s.rates.get(&req.rate_key, now).copied();
+                match gcra(tat, now, req.rate) {
+                    Err(retry_after_ms) => return Ok(Begin::Limited { retry_after_ms }),
+                    Ok(new_tat) => {
+                        s.rates.insert(req.rate_key, new_tat, new_tat, now);
+                        let key = req.session_key.clone();
+                        s.fold_seen
+                            .insert(key, suffix.to_owned(), now + SEEN_WINDOW_MS, now);
+                    }
+                }
+            }
+            return Ok(Begin::Proceed(
+                s.sessions.get(&req.session_key, now).cloned(),
+            ));
+        }
         let dedupe_key = s.scoped(
             req.bucket,
             &req.dedupe_key,
@@ -368,13 +405,35 @@ impl Store for MemoryStore {
             .sessions
             .get(&req.session_key, now)
             .map_or(0, |r| r.version);
+        let fold = session_delivery(
+            &req.session_key,
+            &req.dedupe_key,
+            req.dedupe_scope.as_deref(),
+        )
+        .map(str::to_owned);
         if current != req.expected_version {
-            return Ok(Commit::Conflict(s.replies.get(&dedupe_key, now).cloned()));
+            let cached = match &fold {
+                Some(suffix) => s
+                    .folded
+                    .get(&req.session_key, now)
+                    .filter(|(k, _)| k == suffix)
+                    .map(|(_, r)| r.clone()),
+                None => s.replies.get(&dedupe_key, now).cloned(),
+            };
+            return Ok(Commit::Conflict(cached));
         }
         // Record the case first: if no code is free, nothing is written.
         let code = match req.case {
             Some(case) => Some(s.create_case(req.bucket, case, now)?),
             None => None,
+        };
+        let mut reply = req.reply;
+        reply.code.clone_from(&code);
+        // A session's own delivery: its reply lives with the session (and
+        // for the dedupe TTL once the session ended).
+        let reply_expires = match &req.session {
+            SessionWrite::Save { ttl_ms, .. } => now + ttl_ms,
+            SessionWrite::Delete => now + req.dedupe_ttl_ms,
         };
         match req.session {
             SessionWrite::Save { data, ttl_ms } => {
@@ -383,7 +442,7 @@ impl Store for MemoryStore {
                 s.next_version += 1;
                 let version = s.next_version;
                 let evicted = s.sessions.insert(
-                    req.session_key,
+                    req.session_key.clone(),
                     SessionRecord { version, data },
                     now + ttl_ms,
                     now,
@@ -413,10 +472,17 @@ impl Store for MemoryStore {
                 }
             }
         }
-        let mut reply = req.reply;
-        reply.code.clone_from(&code);
-        s.replies
-            .insert(dedupe_key, reply, now + req.dedupe_ttl_ms, now);
+        match fold {
+            Some(suffix) => {
+                s.fold_seen.remove(&req.session_key);
+                s.folded
+                    .insert(req.session_key, (suffix, reply), reply_expires, now);
+            }
+            None => {
+                s.replies
+                    .insert(dedupe_key, reply, now + req.dedupe_ttl_ms, now);
+            }
+        }
         Ok(Commit::Saved { code })
     }
 
@@ -464,6 +530,51 @@ impl Store for MemoryStore {
             q.put(id, now_ms + lease_ms, entry.payload, attempt);
         }
         Ok(out)
+    }
+
+    async fn claim_next(
+        &self,
+        bucket: u16,
+        queue: Queue,
+        now_ms: u64,
+        lease_ms: u64,
+        max: usize,
+    ) -> Result<ClaimBatch, StoreError> {
+        let jobs = self.claim(bucket, queue, now_ms, lease_ms, max).await?;
+        let mut s = self.lock();
+        let q = s.queues.entry((bucket, queue)).or_default();
+        let next_due_ms = q
+            .by_due
+            .iter()
+            .find(|(_, id)| !jobs.iter().any(|c| c.job.id == *id))
+            .map(|(due, _)| *due);
+        Ok(ClaimBatch { jobs, next_due_ms })
+    }
+
+    async fn finish_with(
+        &self,
+        bucket: u16,
+        queue: Queue,
+        id: &str,
+        attempt: u32,
+        kv: Vec<KvWrite>,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        {
+            let mut s = self.lock();
+            for w in kv {
+                let key = kv_key(Some(bucket), &w.key);
+                match w.op {
+                    KvOp::Set { value, ttl_ms } => {
+                        s.kv.insert(key, value, ttl_ms.map_or(u64::MAX, |t| now_ms + t), now_ms);
+                    }
+                    KvOp::Delete => {
+                        s.kv.remove(&key);
+                    }
+                }
+            }
+        }
+        self.finish(bucket, queue, id, attempt).await
     }
 
     async fn finish(
@@ -555,6 +666,57 @@ impl Store for MemoryStore {
         }
     }
 
+    async fn set_add(
+        &self,
+        bucket: Option<u16>,
+        add: super::SetAdd,
+        now_ms: u64,
+    ) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let entry = s
+            .sets
+            .entry(kv_key(bucket, &add.key))
+            .or_insert_with(|| (BTreeSet::new(), 0));
+        if entry.1 <= now_ms {
+            entry.0.clear();
+        }
+        entry.0.insert(add.member);
+        entry.1 = now_ms + add.ttl_ms;
+        Ok(())
+    }
+
+    async fn set_members(
+        &self,
+        bucket: Option<u16>,
+        key: &str,
+        now_ms: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let s = self.lock();
+        Ok(match s.sets.get(&kv_key(bucket, key)) {
+            Some((members, expires)) if *expires > now_ms => members.iter().cloned().collect(),
+            _ => Vec::new(),
+        })
+    }
+
+    async fn set_remove(
+        &self,
+        bucket: Option<u16>,
+        key: &str,
+        members: &[String],
+    ) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let key = kv_key(bucket, key);
+        if let Some((set, _)) = s.sets.get_mut(&key) {
+            for m in members {
+                set.remove(m);
+            }
+            if set.is_empty() {
+                s.sets.remove(&key);
+            }
+        }
+        Ok(())
+    }
+
     async fn queue_len(&self, bucket: u16, queue: Queue) -> Result<usize, StoreError> {
         Ok(self
             .lock()
@@ -637,8 +799,51 @@ impl Store for MemoryStore {
         self.case(0, &id).await
     }
 
+    async fn begin_case_command(
+        &self,
+        req: super::CaseCommandBegin,
+    ) -> Result<super::CaseBegin, StoreError> {
+        let Some(bucket) = super::code_bucket(&req.code) else {
+            return Ok(super::CaseBegin::Proceed(None));
+        };
+        {
+            let mut s = self.lock();
+            let now = req.now_ms;
+            let mark = kv_key(Some(bucket), &req.mark_key);
+            if s.kv.get(&mark, now).is_some() {
+                return Ok(super::CaseBegin::Duplicate);
+            }
+            // Only a delivery's first arrival spends a rate-limit slot.
+            let seen = format!("seen:{mark}");
+            if s.rates.get(&seen, now).is_none() {
+                let rate_key = format!("{bucket}:{}", req.rate_key);
+                let tat = s.rates.get(&rate_key, now).copied();
+                match gcra(tat, now, req.rate) {
+                    Err(retry_after_ms) => {
+                        return Ok(super::CaseBegin::Limited { retry_after_ms });
+                    }
+                    Ok(new_tat) => {
+                        s.rates.insert(rate_key, new_tat, new_tat, now);
+                        s.rates.insert(seen, 0, now + SEEN_WINDOW_MS, now);
+                    }
+                }
+            }
+        }
+        Ok(super::CaseBegin::Proceed(
+            self.case_by_code(&req.code).await?,
+        ))
+    }
+
     async fn update_case(&self, u: super::CaseUpdate) -> Result<bool, StoreError> {
         let mut s = self.lock();
+        if let Some(mark) = &u.mark
+            && s.kv
+                .get(&kv_key(Some(u.bucket), &mark.key), u.now_ms)
+                .is_some()
+        {
+            // Made before, for this same delivery.
+            return Ok(true);
+        }
         let Some(case) = s.cases.get_mut(&u.id) else {
             return Ok(false);
         };
@@ -663,6 +868,18 @@ impl Store for MemoryStore {
                 .entry((u.bucket, queue))
                 .or_default()
                 .put(job.id, job.due_ms, job.payload, 0);
+        }
+        if let Some(mark) = u.mark {
+            let key = kv_key(Some(u.bucket), &mark.key);
+            match mark.op {
+                KvOp::Set { value, ttl_ms } => {
+                    let expires = ttl_ms.map_or(u64::MAX, |t| u.now_ms + t);
+                    s.kv.insert(key, value, expires, u.now_ms);
+                }
+                KvOp::Delete => {
+                    s.kv.remove(&key);
+                }
+            }
         }
         Ok(true)
     }

@@ -26,6 +26,7 @@
 pub mod keys;
 pub mod memory;
 pub mod redis;
+pub mod waking;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -235,6 +236,18 @@ pub struct Claimed {
     pub attempt: u32,
 }
 
+/// Jobs claimed from one bucket's queue, and when that queue next needs a
+/// claim, so that a worker can sleep until then instead of polling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimBatch {
+    /// The jobs claimed (see [`Store::claim`]).
+    pub jobs: Vec<Claimed>,
+    /// The earliest due time of a job this claim did not take (a job leased
+    /// by another worker counts at its lease's end); `None` when there is
+    /// none. A store that cannot tell says `Some(now)`: ask again.
+    pub next_due_ms: Option<u64>,
+}
+
 /// A case to record in round trip two.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewCase {
@@ -373,8 +386,56 @@ pub struct CaseUpdate {
     pub close: bool,
     /// Jobs scheduled with the change (messages, timers), in its bucket.
     pub jobs: Vec<(Queue, Job)>,
+    /// A mark of what asked for the change (a lawyer's delivery), written
+    /// with it in the case's bucket. When the mark exists already, the
+    /// change was made before (a retried command): nothing is written and
+    /// the update counts as done.
+    pub mark: Option<KvWrite>,
     /// Now.
     pub now_ms: u64,
+}
+
+/// A member to add to a set of small values, whose lifetime it renews
+/// (a lawyer's index of the cases offered to her).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAdd {
+    /// The set's key (a small value's key).
+    pub key: String,
+    /// The member.
+    pub member: String,
+    /// The set's lifetime from now.
+    pub ttl_ms: u64,
+}
+
+/// Round trip one of a lawyer's command with a case code, in the code's
+/// bucket: was this delivery handled (its mark, see [`CaseUpdate::mark`]),
+/// may she send another (her rate limit in that bucket), and the case.
+#[derive(Debug, Clone)]
+pub struct CaseCommandBegin {
+    /// The code she typed.
+    pub code: String,
+    /// The delivery's mark (a small value's key in the code's bucket).
+    pub mark_key: String,
+    /// Identity of the sender for the rate limit (a pseudonym).
+    pub rate_key: String,
+    /// The limit to apply.
+    pub rate: RateLimit,
+    /// Now.
+    pub now_ms: u64,
+}
+
+/// What round trip one of a lawyer's command found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CaseBegin {
+    /// This delivery was handled before.
+    Duplicate,
+    /// Over the rate limit.
+    Limited {
+        /// When a retry would be allowed.
+        retry_after_ms: u64,
+    },
+    /// Go ahead, with the case of the code (as [`Store::case_by_code`]).
+    Proceed(Option<CaseRecord>),
 }
 
 /// The cause of an unavailable store (a Redis or I/O error, a timeout).
@@ -434,6 +495,56 @@ pub trait Store: Send + Sync + 'static {
         lease_ms: u64,
         max: usize,
     ) -> Result<Vec<Claimed>, StoreError>;
+
+    /// [`Store::claim`], and say when the queue next needs a claim (one
+    /// round trip for both). The default asks [`Store::claim`] and cannot
+    /// tell: `next_due_ms` is `Some(now_ms)`.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn claim_next(
+        &self,
+        bucket: u16,
+        queue: Queue,
+        now_ms: u64,
+        lease_ms: u64,
+        max: usize,
+    ) -> Result<ClaimBatch, StoreError> {
+        let jobs = self.claim(bucket, queue, now_ms, lease_ms, max).await?;
+        Ok(ClaimBatch {
+            jobs,
+            next_due_ms: Some(now_ms),
+        })
+    }
+
+    /// Write small values in the job's bucket (what a sent message leaves
+    /// behind) and finish the job, in one round trip. The values are
+    /// written even when `attempt` is stale (the work was done); the job is
+    /// finished only with the current lease, as [`Store::finish`]. The
+    /// default writes each value, then finishes.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn finish_with(
+        &self,
+        bucket: u16,
+        queue: Queue,
+        id: &str,
+        attempt: u32,
+        kv: Vec<KvWrite>,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        for w in kv {
+            match w.op {
+                KvOp::Set { value, ttl_ms } => {
+                    self.put(Some(bucket), &w.key, value, ttl_ms, now_ms)
+                        .await?;
+                }
+                KvOp::Delete => self.delete(Some(bucket), &w.key).await?,
+            }
+        }
+        self.finish(bucket, queue, id, attempt).await
+    }
 
     /// Remove a finished job. A stale `attempt` (the lease was lost) is a
     /// no-op and returns false.
@@ -521,6 +632,59 @@ pub trait Store: Send + Sync + 'static {
         now_ms: u64,
     ) -> Result<Option<u64>, StoreError>;
 
+    /// [`Store::take_rate`], first adding `add` to its set (in the global
+    /// space, like the rate), in one round trip. The default adds, then
+    /// takes.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn take_rate_and_add(
+        &self,
+        key: &str,
+        limit: RateLimit,
+        now_ms: u64,
+        add: Option<SetAdd>,
+    ) -> Result<Option<u64>, StoreError> {
+        if let Some(add) = add {
+            self.set_add(None, add, now_ms).await?;
+        }
+        self.take_rate(key, limit, now_ms).await
+    }
+
+    /// Add a member to a set of small values (`bucket` `None`: global),
+    /// renewing the set's lifetime.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn set_add(
+        &self,
+        bucket: Option<u16>,
+        add: SetAdd,
+        now_ms: u64,
+    ) -> Result<(), StoreError>;
+
+    /// The members of a set of small values, sorted.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn set_members(
+        &self,
+        bucket: Option<u16>,
+        key: &str,
+        now_ms: u64,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Remove members from a set of small values.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn set_remove(
+        &self,
+        bucket: Option<u16>,
+        key: &str,
+        members: &[String],
+    ) -> Result<(), StoreError>;
+
     /// How many jobs a bucket's queue holds, leased ones included (a job
     /// leaves the queue only when finished).
     ///
@@ -586,6 +750,27 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::Unavailable`].
     async fn case_by_code(&self, code: &str) -> Result<Option<CaseRecord>, StoreError>;
 
+    /// Round trip one of a lawyer's command with a code (see
+    /// [`CaseCommandBegin`]); only the first arrival of a delivery spends
+    /// a slot of the rate. The default asks [`Store::get`] and
+    /// [`Store::case_by_code`] and limits nothing.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn begin_case_command(&self, req: CaseCommandBegin) -> Result<CaseBegin, StoreError> {
+        let Some(bucket) = code_bucket(&req.code) else {
+            return Ok(CaseBegin::Proceed(None));
+        };
+        if self
+            .get(Some(bucket), &req.mark_key, req.now_ms)
+            .await?
+            .is_some()
+        {
+            return Ok(CaseBegin::Duplicate);
+        }
+        Ok(CaseBegin::Proceed(self.case_by_code(&req.code).await?))
+    }
+
     /// Change a case if its version is unchanged (compare-and-set), with
     /// its jobs; returns false when someone else changed it first.
     ///
@@ -613,6 +798,35 @@ pub trait Store: Send + Sync + 'static {
     fn sessions_evicted(&self) -> u64 {
         0
     }
+}
+
+/// When a delivery is one of its session's own (`<session key>:<suffix>`,
+/// as every USSD hop is) and unscoped, its suffix (`:3`): the stores keep
+/// its reply and its seen mark with the session, not under keys of their
+/// own, and only for the latest such delivery (a session's hops come one
+/// after another: only the latest is retried; a copy of an earlier
+/// cumulative hop gets the latest reply, see [`older_hop`]). Its reply
+/// lives as long as the session, and for the dedupe TTL after the session
+/// ended.
+pub fn session_delivery<'a>(
+    session_key: &str,
+    dedupe_key: &'a str,
+    scope: Option<&str>,
+) -> Option<&'a str> {
+    if scope.is_some() {
+        return None;
+    }
+    dedupe_key
+        .strip_prefix(session_key)
+        .filter(|rest| rest.len() > 1 && rest.starts_with(':'))
+}
+
+/// Whether a session's own delivery `suffix` is a cumulative hop
+/// (`:<steps>`) older than `latest`: a stale copy of an earlier hop, which
+/// changes nothing and is answered with the latest reply.
+pub fn older_hop(suffix: &str, latest: &str) -> bool {
+    let steps = |s: &str| s.strip_prefix(':')?.parse::<u64>().ok();
+    matches!((steps(suffix), steps(latest)), (Some(a), Some(b)) if a < b)
 }
 
 /// The bucket a case code belongs to.

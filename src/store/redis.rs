@@ -6,7 +6,10 @@
 //! response timeout, and following a Redis Cluster failover. Every
 //! multi-key operation is one Lua script (`lua/*.lua`), held as a
 //! [`redis::Script`] and loaded at start-up, so each webhook costs two
-//! round trips: `begin.lua` and `commit.lua`.
+//! round trips: `begin.lua` and `commit.lua`. Background work costs one
+//! claim per bucket with work due (`claim.lua` says when that is) and one
+//! `finish.lua` per sent message, its record included (see
+//! `docs/redis.md`, *Background work*).
 //!
 //! ## Keys
 //!
@@ -17,8 +20,8 @@
 //!
 //! | key | type | what | expiry |
 //! |---|---|---|---|
-//! | `P:{b}:s:<session>` | hash `v`,`d` | session version, sealed data | session timeout |
-//! | `P:{b}:d:<delivery>` | string | cached reply (`code\nend\ntext`) | `limits.dedupe_ttl_secs` |
+//! | `P:{b}:s:<session>` | hash `v`,`d`,`r`,`sk` | session version, sealed data; a USSD session's latest hop and its reply (`r`: `hop\ncode\nend\ntext`), the hop that spent a rate slot (`sk`) | session timeout; only `r` for `limits.dedupe_ttl_secs` after it ended |
+//! | `P:{b}:d:<delivery>` | string | cached reply (`code\nend\ntext`) of a delivery that is not a session's own hop | `limits.dedupe_ttl_secs` |
 //! | `P:{b}:r:<pseudonym>` | string | GCRA theoretical arrival time | when it passes |
 //! | `P:{b}:seq` | counter | session versions (never reused) | none |
 //! | `P:{b}:c:<case id>` | hash `code`,`v`,`d`,`st`,`alias` | case, sealed data, status, a second code naming it (spool replay) | none while open |
@@ -28,7 +31,9 @@
 //! | `P:{b}:q:<queue>` | zset | job ids by due time (`outbox`, `timers`) | none |
 //! | `P:{b}:j:<queue>` | hash | job id → `attempt|payload` | none |
 //! | `P:{b}:k:<key>` | string | small values (opt-out flags, message records) | per value |
+//! | `P:{b}:k:ld:<channel>:<id>` | string | a lawyer's command by code was handled (in the code's bucket) | `limits.dedupe_ttl_secs` |
 //! | `P:{g}:k:<key>` | string | global small values (aggregator message id → ours) | per value |
+//! | `P:{g}:k:lw:<lawyer>` | set | the cases offered to a lawyer (`bucket:case id`) | 30 days after the last offer |
 //!
 //! Over 600 lines: the connection and every trait operation's script
 //! invocation, each a few lines of keys and arguments, kept beside the key
@@ -45,9 +50,10 @@ use conn::Conn;
 pub use conn::{REFRESH_GAP, RedisOptions};
 
 use super::{
-    BUCKETS, Begin, BeginRequest, CODE_QUARANTINE_MS, CachedReply, CaseRecord, CaseUpdate, Claimed,
-    CodeLease, Commit, CommitRequest, Job, KvOp, LeaseRequest, NewCase, Queue, RateLimit,
-    SEEN_WINDOW_MS, SessionRecord, SessionWrite, Store, StoreError, code_bucket, lease_mark,
+    BUCKETS, Begin, BeginRequest, CODE_QUARANTINE_MS, CachedReply, CaseBegin, CaseCommandBegin,
+    CaseRecord, CaseUpdate, ClaimBatch, Claimed, CodeLease, Commit, CommitRequest, Job, KvOp,
+    KvWrite, LeaseRequest, NewCase, Queue, RateLimit, SEEN_WINDOW_MS, SessionRecord, SessionWrite,
+    SetAdd, Store, StoreError, code_bucket, lease_mark, session_delivery,
 };
 
 const CASE_LUA: &str = include_str!("lua/case.lua");
@@ -63,6 +69,8 @@ struct Scripts {
     finish: Script,
     lease: Script,
     rate: Script,
+    case_by_code: Script,
+    case_command: Script,
 }
 
 impl Scripts {
@@ -83,10 +91,12 @@ impl Scripts {
             finish: Script::new(include_str!("lua/finish.lua")),
             lease: Script::new(include_str!("lua/lease.lua")),
             rate: Script::new(include_str!("lua/rate.lua")),
+            case_by_code: Script::new(include_str!("lua/case_by_code.lua")),
+            case_command: Script::new(include_str!("lua/case_command.lua")),
         }
     }
 
-    fn all(&self) -> [&Script; 9] {
+    fn all(&self) -> [&Script; 11] {
         [
             &self.begin,
             &self.commit,
@@ -97,6 +107,8 @@ impl Scripts {
             &self.finish,
             &self.lease,
             &self.rate,
+            &self.case_by_code,
+            &self.case_command,
         ]
     }
 }
@@ -141,6 +153,23 @@ fn int(v: &Value) -> Option<i64> {
     match v {
         Value::Int(i) => Some(*i),
         other => string(other)?.parse().ok(),
+    }
+}
+
+/// A sorted-set score (a due time in ms), as Redis formats it.
+fn score(v: &Value) -> Option<u64> {
+    match v {
+        Value::Int(i) => u64::try_from(*i).ok(),
+        Value::Double(d) if *d >= 0.0 => Some(*d as u64),
+        other => {
+            let s = string(other)?;
+            s.parse::<u64>().ok().or_else(|| {
+                s.parse::<f64>()
+                    .ok()
+                    .filter(|d| *d >= 0.0)
+                    .map(|d| d as u64)
+            })
+        }
     }
 }
 
@@ -362,10 +391,16 @@ impl Store for RedisStore {
         if let Some(scope) = &req.dedupe_scope {
             inv.key(self.kv_key(Some(req.bucket), scope));
         }
+        let fold = session_delivery(
+            &req.session_key,
+            &req.dedupe_key,
+            req.dedupe_scope.as_deref(),
+        );
         inv.arg(req.now_ms)
             .arg(req.rate.interval_ms())
             .arg(req.rate.burst.max(1))
-            .arg(SEEN_WINDOW_MS);
+            .arg(SEEN_WINDOW_MS)
+            .arg(fold.unwrap_or_default());
         let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
         let Value::Array(items) = v else {
             return Err(corrupt("begin returned a non-array"));
@@ -414,7 +449,15 @@ impl Store for RedisStore {
             .arg(req.dedupe_ttl_ms.max(1))
             .arg(req.jobs.len())
             .arg(req.kv.len())
-            .arg(if req.case.is_some() { "1" } else { "0" });
+            .arg(if req.case.is_some() { "1" } else { "0" })
+            .arg(
+                session_delivery(
+                    &req.session_key,
+                    &req.dedupe_key,
+                    req.dedupe_scope.as_deref(),
+                )
+                .unwrap_or_default(),
+            );
         for a in job_args(&req.jobs) {
             inv.arg(a);
         }
@@ -482,16 +525,34 @@ impl Store for RedisStore {
         lease_ms: u64,
         max: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
+        Ok(self
+            .claim_next(bucket, queue, now_ms, lease_ms, max)
+            .await?
+            .jobs)
+    }
+
+    async fn claim_next(
+        &self,
+        bucket: u16,
+        queue: Queue,
+        now_ms: u64,
+        lease_ms: u64,
+        max: usize,
+    ) -> Result<ClaimBatch, StoreError> {
         let mut inv = self.scripts.claim.prepare_invoke();
         for k in self.queue_keys(bucket, queue) {
             inv.key(k);
         }
         inv.arg(now_ms).arg(lease_ms).arg(max);
         let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
-        let Value::Array(items) = v else {
+        let Value::Array(parts) = v else {
             return Err(corrupt("claim returned a non-array"));
         };
-        items
+        let Some(Value::Array(items)) = parts.first() else {
+            return Err(corrupt("claim returned no job list"));
+        };
+        let next_due_ms = parts.get(1).and_then(score);
+        let jobs = items
             .iter()
             .map(|item| {
                 let Value::Array(f) = item else {
@@ -501,13 +562,45 @@ impl Store for RedisStore {
                 Ok(Claimed {
                     job: Job {
                         id: string(get(0)?).ok_or_else(|| corrupt("job id"))?,
-                        due_ms: int(get(2)?).unwrap_or(0).max(0) as u64,
+                        due_ms: score(get(2)?).unwrap_or(0),
                         payload: bytes(get(3)?).unwrap_or_default(),
                     },
                     attempt: u32::try_from(int(get(1)?).unwrap_or(0)).unwrap_or(0),
                 })
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ClaimBatch { jobs, next_due_ms })
+    }
+
+    async fn finish_with(
+        &self,
+        bucket: u16,
+        queue: Queue,
+        id: &str,
+        attempt: u32,
+        kv: Vec<KvWrite>,
+        _now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let mut inv = self.scripts.finish.prepare_invoke();
+        for k in self.queue_keys(bucket, queue) {
+            inv.key(k);
+        }
+        inv.arg(id)
+            .arg(attempt.to_string())
+            .arg("")
+            .arg("")
+            .arg("0");
+        for w in &kv {
+            inv.key(self.kv_key(Some(bucket), &w.key));
+            match &w.op {
+                KvOp::Set { value, ttl_ms } => inv
+                    .arg(value.clone())
+                    .arg(ttl_ms.map(|t| t.max(1).to_string()).unwrap_or_default()),
+                KvOp::Delete => inv.arg("").arg("-"),
+            };
+        }
+        let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
+        Ok(int(&v) == Some(1))
     }
 
     async fn finish(
@@ -588,14 +681,81 @@ impl Store for RedisStore {
         limit: RateLimit,
         now_ms: u64,
     ) -> Result<Option<u64>, StoreError> {
+        self.take_rate_and_add(key, limit, now_ms, None).await
+    }
+
+    async fn take_rate_and_add(
+        &self,
+        key: &str,
+        limit: RateLimit,
+        now_ms: u64,
+        add: Option<SetAdd>,
+    ) -> Result<Option<u64>, StoreError> {
         let mut inv = self.scripts.rate.prepare_invoke();
         inv.key(self.kv_key(None, key))
             .arg(now_ms)
             .arg(limit.interval_ms())
             .arg(limit.burst.max(1));
+        if let Some(add) = add {
+            inv.key(self.kv_key(None, &add.key))
+                .arg(add.member)
+                .arg(add.ttl_ms.max(1));
+        }
         let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
         let wait = int(&v).ok_or_else(|| corrupt("rate returned a non-integer"))?;
         Ok((wait > 0).then(|| u64::try_from(wait).unwrap_or(u64::MAX)))
+    }
+
+    async fn set_add(
+        &self,
+        bucket: Option<u16>,
+        add: SetAdd,
+        _now_ms: u64,
+    ) -> Result<(), StoreError> {
+        // Not on a hot path (a send adds with its rate, in `rate.lua`).
+        let key = self.kv_key(bucket, &add.key);
+        let mut sadd = redis::cmd("SADD");
+        sadd.arg(&key).arg(add.member);
+        self.conn.query(&sadd).await.map_err(unavailable)?;
+        let mut expire = redis::cmd("PEXPIRE");
+        expire.arg(&key).arg(add.ttl_ms.max(1));
+        self.conn.query(&expire).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn set_members(
+        &self,
+        bucket: Option<u16>,
+        key: &str,
+        _now_ms: u64,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut cmd = redis::cmd("SMEMBERS");
+        cmd.arg(self.kv_key(bucket, key));
+        let v = self.conn.query(&cmd).await.map_err(unavailable)?;
+        let mut members: Vec<String> = match v {
+            Value::Array(items) | Value::Set(items) => items.iter().filter_map(string).collect(),
+            _ => return Err(corrupt("SMEMBERS returned a non-array")),
+        };
+        members.sort();
+        Ok(members)
+    }
+
+    async fn set_remove(
+        &self,
+        bucket: Option<u16>,
+        key: &str,
+        members: &[String],
+    ) -> Result<(), StoreError> {
+        if members.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = redis::cmd("SREM");
+        cmd.arg(self.kv_key(bucket, key));
+        for m in members {
+            cmd.arg(m);
+        }
+        self.conn.query(&cmd).await.map_err(unavailable)?;
+        Ok(())
     }
 
     async fn queue_len(&self, bucket: u16, queue: Queue) -> Result<usize, StoreError> {
@@ -733,14 +893,23 @@ impl Store for RedisStore {
         let Some(bucket) = code_bucket(code) else {
             return Ok(None);
         };
-        let mut cmd = redis::cmd("GET");
-        cmd.arg(format!("{}:code:{code}", self.tag(bucket)));
-        let v = self.conn.query(&cmd).await.map_err(unavailable)?;
-        match string(&v) {
-            // A leased code (`~instance`) belongs to no case yet.
-            Some(id) if !id.starts_with('~') => self.case(bucket, &id).await,
-            _ => Ok(None),
-        }
+        let t = self.tag(bucket);
+        let mut inv = self.scripts.case_by_code.prepare_invoke();
+        inv.key(format!("{t}:code:{code}")).arg(format!("{t}:c:"));
+        let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
+        let Value::Array(f) = v else {
+            // A leased code (`~instance`) or a free one belongs to no case.
+            return Ok(None);
+        };
+        let get = |i: usize| f.get(i).ok_or_else(|| corrupt("case_by_code is short"));
+        Ok(Some(CaseRecord {
+            id: string(get(0)?).ok_or_else(|| corrupt("case id"))?,
+            code: string(get(1)?).ok_or_else(|| corrupt("case code"))?,
+            version: int(get(2)?).unwrap_or(0).max(0) as u64,
+            data: bytes(get(3)?).unwrap_or_default(),
+            open: string(get(4)?).is_none_or(|st| st == "open"),
+            alias: f.get(5).and_then(string).filter(|a| !a.is_empty()),
+        }))
     }
 
     async fn update_case(&self, u: CaseUpdate) -> Result<bool, StoreError> {
@@ -767,8 +936,54 @@ impl Store for RedisStore {
         for a in job_args(&u.jobs) {
             inv.arg(a);
         }
+        inv.arg(if u.alias.is_some() { "1" } else { "0" });
+        if let Some(KvWrite {
+            key,
+            op: KvOp::Set { value, ttl_ms },
+        }) = &u.mark
+        {
+            inv.key(self.kv_key(Some(u.bucket), key))
+                .arg(value.clone())
+                .arg(ttl_ms.map(|t| t.max(1).to_string()).unwrap_or_default());
+        }
         let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
         Ok(int(&v) == Some(1))
+    }
+
+    async fn begin_case_command(&self, req: CaseCommandBegin) -> Result<CaseBegin, StoreError> {
+        let Some(bucket) = code_bucket(&req.code) else {
+            return Ok(CaseBegin::Proceed(None));
+        };
+        let t = self.tag(bucket);
+        let mut inv = self.scripts.case_command.prepare_invoke();
+        inv.key(self.kv_key(Some(bucket), &req.mark_key))
+            .key(format!("{t}:r:{}", req.rate_key))
+            .key(format!("{t}:code:{}", req.code))
+            .arg(req.now_ms)
+            .arg(req.rate.interval_ms())
+            .arg(req.rate.burst.max(1))
+            .arg(SEEN_WINDOW_MS)
+            .arg(format!("{t}:c:"));
+        let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
+        let Value::Array(f) = v else {
+            return Err(corrupt("case_command returned a non-array"));
+        };
+        match f.first().and_then(int) {
+            Some(1) => Ok(CaseBegin::Duplicate),
+            Some(2) => Ok(CaseBegin::Limited {
+                retry_after_ms: f.get(1).and_then(int).unwrap_or(0).max(0) as u64,
+            }),
+            Some(3) if f.len() >= 6 => Ok(CaseBegin::Proceed(Some(CaseRecord {
+                id: string(&f[1]).ok_or_else(|| corrupt("case id"))?,
+                code: string(&f[2]).ok_or_else(|| corrupt("case code"))?,
+                version: int(&f[3]).unwrap_or(0).max(0) as u64,
+                data: bytes(&f[4]).unwrap_or_default(),
+                open: string(&f[5]).is_none_or(|st| st == "open"),
+                alias: f.get(6).and_then(string).filter(|a| !a.is_empty()),
+            }))),
+            Some(3) => Ok(CaseBegin::Proceed(None)),
+            _ => Err(corrupt("case_command returned an unknown status")),
+        }
     }
 
     async fn case_ids(&self, bucket: u16, open_only: bool) -> Result<Vec<String>, StoreError> {

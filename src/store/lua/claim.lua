@@ -2,9 +2,12 @@
 -- ARGV: 1 now_ms, 2 lease_ms, 3 max.
 -- Each claimed job becomes due again at now + lease (re-claimed if the
 -- worker dies) and its attempt count, also the lease token, goes up.
--- Returns {{id, attempt, due_ms, payload}, ...}
+-- Returns {{{id, attempt, due_ms, payload}, ...}, next}: next is the due
+-- time of the earliest job this call did not claim (false: none), so the
+-- worker sleeps until then instead of polling.
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {}
+local mine = {}
 local until_ms = tonumber(ARGV[1]) + tonumber(ARGV[2])
 for _, id in ipairs(ids) do
   local v = redis.call('HGET', KEYS[2], id)
@@ -16,8 +19,17 @@ for _, id in ipairs(ids) do
     redis.call('HSET', KEYS[2], id, attempt .. '|' .. payload)
     redis.call('ZADD', KEYS[1], string.format('%d', until_ms), id)
     out[#out + 1] = {id, attempt, due, payload}
+    mine[id] = true
   else
     redis.call('ZREM', KEYS[1], id)
   end
 end
-return out
+local next_due = false
+local head = redis.call('ZRANGE', KEYS[1], 0, #out, 'WITHSCORES')
+for i = 1, #head, 2 do
+  if not mine[head[i]] then
+    next_due = head[i + 1]
+    break
+  end
+end
+return {out, next_due}
