@@ -297,3 +297,37 @@ fn a_malformed_csv_is_refused_with_exit_64() {
     assert_eq!(code, Some(64), "{err}");
     unchanged(&copy);
 }
+
+/// The outcome labels a lawyer is told when she closes a case are exported
+/// and measured inside their language's `closed` message; an edited Kyrgyz
+/// label is written into its inline table; `help` is measured with the
+/// language's real outcome codes.
+#[test]
+fn outcome_labels_are_texts_for_translators_too() {
+    let copy = Copy::new();
+    let csv = copy.export();
+    let (_, line) = row(&csv, LAWYER, "ky.outcomes.released.label");
+    assert!(line.contains(",outcomes.released,ky,lawyer,"), "{line}");
+    let (_, help) = row(&csv, LAWYER, "ru.help");
+    let limit: usize = help.split(',').nth(5).unwrap().parse().unwrap();
+    let text = std::fs::read_to_string(common::root().join(LAWYER)).unwrap();
+    let texts = hotline::dispatch::texts::LawyerTexts::parse(&text, LAWYER).unwrap();
+    let real = texts
+        .for_langs(&["ru".to_owned()])
+        .help_text()
+        .chars()
+        .count();
+    let own = texts.for_langs(&["ru".to_owned()]).help.chars().count();
+    assert_eq!(
+        limit,
+        134 - (real - own),
+        "help's limit leaves room for the real codes"
+    );
+    let new = "айыпсыз бошотулду";
+    let edited = edit(&csv, LAWYER, "ky.outcomes.released.label", new);
+    let (code, out, err) = copy.import(&edited, &[]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    assert!(copy.read(LAWYER).contains(&format!("label = \"{new}\"")));
+    let (code, out, err) = copy.hotline(&["check"]);
+    assert_eq!(code, Some(0), "{out}\n{err}");
+}

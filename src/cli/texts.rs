@@ -399,29 +399,58 @@ const LAWYER_SAMPLE: &[(&str, &str)] = &[
 ];
 
 fn lawyer_rows(display: &str, doc: &DocumentMut) -> Vec<Row> {
+    // `help` and `outcome_bad` are sent with the language's real outcome
+    // codes, and an outcome's label inside `closed`: measure them so.
+    let parsed = crate::dispatch::texts::LawyerTexts::parse(&doc.to_string(), display).ok();
     let mut out = Vec::new();
-    for (segs, text) in strings(doc) {
-        let (Some(lang), Some(name)) = (key(&segs, 0), key(&segs, 1)) else {
+    let all = strings(doc);
+    let closed_of = |lang: &str| {
+        all.iter()
+            .find(|(segs, _)| {
+                segs.len() == 2 && key(segs, 0) == Some(lang) && key(segs, 1) == Some("closed")
+            })
+            .map(|(_, t)| t.clone())
+    };
+    for (segs, text) in &all {
+        let (Some(lang), Some(name)) = (key(segs, 0), key(segs, 1)) else {
             continue;
         };
-        if segs.len() > 3 || (segs.len() == 3 && key(&segs, 2).is_none()) {
+        let label = segs.len() == 4 && name == "outcomes" && key(segs, 3) == Some("label");
+        if !label && (segs.len() > 3 || (segs.len() == 3 && key(segs, 2).is_none())) {
             continue;
         }
-        let shown = render(&text, LAWYER_SAMPLE);
+        let codes = parsed.as_ref().map(|p| {
+            p.for_langs(std::slice::from_ref(&lang.to_owned()))
+                .outcome_codes()
+        });
+        let mut sample: Vec<(&str, &str)> = LAWYER_SAMPLE.to_vec();
+        if let (Some(codes), "help" | "outcome_bad") = (&codes, name) {
+            sample.retain(|(k, _)| *k != "list");
+            sample.push(("list", codes));
+        }
+        // A label is measured inside its language's `closed` message.
+        let (shown, own, node) = if label {
+            let closed = closed_of(lang).unwrap_or_else(|| "{list}".into());
+            let whole = render(&closed, &[("list", text), ("code", "0000")]);
+            let node = format!("outcomes.{}", key(segs, 2).unwrap_or_default());
+            (whole, text.clone(), node)
+        } else {
+            (render(text, &sample), text.clone(), name.to_owned())
+        };
         let m = measure(&shown);
         out.push(Row {
             file: display.to_owned(),
-            key_path: path_string(&segs),
-            node: name.to_owned(),
+            key_path: path_string(segs),
+            node,
             language: lang.to_owned(),
             kind: Kind::Lawyer,
             budgets: vec![Budget {
-                rest: signed(m.units) - signed(units_in(&text, m.encoding)),
+                rest: signed(m.units) - signed(units_in(&own, m.encoding)),
                 base: m.encoding,
                 cap: two_parts,
             }],
-            segs,
-            text,
+            segs: segs.clone(),
+            text: own,
         });
     }
     out
