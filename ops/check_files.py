@@ -36,6 +36,7 @@ METRICS = {
     "hotline_store_errors_total",
     "hotline_sessions_evicted_total",
     "hotline_ip_rate_limited_total",
+    "hotline_proxy_headers_refused_total",
     "hotline_draining",
     "hotline_build_info",
     "hotline_cases_spooled_total",
