@@ -152,7 +152,7 @@ where
                         Ok((Source::Local, rest)) => (peer, rest),
                         Err(e) => {
                             app.metrics().proxy_headers_refused.inc();
-                            tracing::debug!(error = %e, "connection from a trusted proxy refused");
+                            tracing::warn!(error = %e, "connection from a trusted proxy refused");
                             return;
                         }
                     };
