@@ -134,6 +134,11 @@ pub struct OutMsg {
     pub case: Option<CaseRef>,
     /// When it was queued (ms), for giving up on stale messages.
     pub created_ms: u64,
+    /// When its case opened (ms), for `{minutes}`: with the code the claim
+    /// read, the text is filled in without reading the case. Messages
+    /// queued before this field existed read the case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_opened_ms: Option<u64>,
 }
 
 impl std::fmt::Debug for OutMsg {
@@ -159,7 +164,13 @@ pub fn job(
     due_ms: u64,
 ) -> Result<(Queue, Job), serde_json::Error> {
     let digest = privacy.pseudonym(&format!("out:{key}"));
-    let id = format!("{bucket:02}.{}", &digest.as_str()[2..]);
+    let mut id = format!("{bucket:02}.{}", &digest.as_str()[2..]);
+    // A message about a case of this bucket names it in its id: the claim
+    // reads the case's code with the job (`store::job_case`).
+    if let Some(case) = msg.case.as_ref().filter(|c| c.bucket == bucket) {
+        id.push('.');
+        id.push_str(&case.id);
+    }
     Ok((
         Queue::Outbox,
         Job {
@@ -226,6 +237,7 @@ mod tests {
             },
             case: None,
             created_ms: 5,
+            case_opened_ms: None,
         };
         let (q, a) = job(&p, 7, "k1", &msg, 10).unwrap();
         let (_, b) = job(&p, 7, "k1", &msg, 10).unwrap();

@@ -373,6 +373,7 @@ mod tests {
                 payload: Vec::new(),
             },
             attempt: 1,
+            case_code: None,
         };
         ClaimBatch {
             jobs: vec![job; jobs],

@@ -1098,6 +1098,7 @@ async fn every_instance_reports_the_whole_outbox_per_channel_from_the_store() {
         recipient: Recipient::Lawyer { id: "aida".into() },
         case: None,
         created_ms: now - age_s * 1000,
+        case_opened_ms: None,
     };
     // Queued through instance A, in three buckets, due in an hour (so no
     // instance sends them while the test looks).

@@ -418,8 +418,15 @@ async fn round_trips_per_hop_offer_command_and_idle_and_bytes_per_session() {
         "no scan"
     );
     assert!(
-        offer.len() <= 5,
-        "the offer costs at most 5: {:?}",
+        offer
+            .iter()
+            .all(|s| !(s.verb() == "HMGET" && s.key().contains(":c:"))),
+        "the claim read the case's code: {:?}",
+        show(&offer)
+    );
+    assert!(
+        offer.len() <= 3,
+        "the offer costs at most 3 (claim, shared rate, finish): {:?}",
         show(&offer)
     );
 
@@ -526,6 +533,39 @@ async fn round_trips_per_hop_offer_command_and_idle_and_bytes_per_session() {
         show(&status)
     );
     assert!(status.len() <= 5, "{:?}", show(&status));
+
+    // A bare STATUS from a lawyer with no case: her empty index, nothing
+    // else read (no fallback to every open case).
+    let empty_from = mon.mark();
+    let body = common::form(&[
+        ("from", "+996555000102"),
+        ("to", "21212"),
+        ("text", "STATUS"),
+        ("id", "lw-status-2"),
+    ]);
+    let r = common::post_form(gw.public, "/webhooks/africastalking/sms", &body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let empty_to = mon.mark();
+    sent(&api, &mut mon, 5).await;
+    let empty: Vec<Seen> = mon
+        .between(&empty_from, &empty_to)
+        .into_iter()
+        .filter(|s| !is_probe(s) && (!is_send(s) || s.verb() == "HMGET"))
+        .collect();
+    eprintln!(
+        "a bare STATUS, no case: {} commands: {:?}",
+        empty.len(),
+        show(&empty)
+    );
+    assert!(
+        empty
+            .iter()
+            .all(|s| !(s.verb() == "SMEMBERS" && s.key().ends_with(":open"))
+                && s.verb() != "HMGET"),
+        "an empty index reads no case: {:?}",
+        show(&empty)
+    );
+    assert!(empty.len() <= 4, "{:?}", show(&empty));
 
     // Bytes of Redis per live session: every key 20 sessions in the middle
     // of the menu added (session, replies, rate limit).

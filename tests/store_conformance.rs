@@ -1122,7 +1122,7 @@ async fn a_finish_writes_what_the_job_left_in_the_same_step(env: impl Env) {
         KvWrite::delete("gone".into()),
     ];
     assert!(
-        !s.finish_with(4, Queue::Outbox, "f1", 7, kv.clone(), now)
+        !s.finish_with(4, Queue::Outbox, "f1", 7, kv.clone(), vec![], now)
             .await
             .unwrap(),
         "a stale lease finishes nothing"
@@ -1137,9 +1137,21 @@ async fn a_finish_writes_what_the_job_left_in_the_same_step(env: impl Env) {
         .await
         .unwrap();
     assert!(
-        s.finish_with(4, Queue::Outbox, "f1", 1, kv, now)
-            .await
-            .unwrap()
+        s.finish_with(
+            4,
+            Queue::Outbox,
+            "f1",
+            1,
+            kv,
+            vec![KvWrite::set(
+                "p:at:f1".into(),
+                b"04.f1".to_vec(),
+                Some(60_000)
+            )],
+            now
+        )
+        .await
+        .unwrap()
     );
     assert_eq!(s.queue_len(4, Queue::Outbox).await.unwrap(), 0);
     assert_eq!(
@@ -1147,6 +1159,11 @@ async fn a_finish_writes_what_the_job_left_in_the_same_step(env: impl Env) {
         Some(&b"k"[..])
     );
     assert_eq!(s.get(Some(4), "gone", now).await.unwrap(), None);
+    assert_eq!(
+        s.get(None, "p:at:f1", now).await.unwrap().as_deref(),
+        Some(&b"04.f1"[..]),
+        "a global value goes with the finish"
+    );
 }
 
 async fn a_sessions_own_deliveries_keep_the_latest_reply(env: impl Env) {
@@ -1341,6 +1358,65 @@ async fn sets_of_small_values_add_list_remove_and_ride_with_a_rate(env: impl Env
     );
 }
 
+/// A message about a case names it in its id (`store::job_case`): its claim
+/// returns the case's code with it, so the send reads no case. Codes of
+/// 1028 % 16 = 4 live in bucket 4.
+async fn a_claim_reads_the_code_of_the_case_its_message_names(env: impl Env) {
+    let s = env.store();
+    let now = env.now();
+    s.record_case(4, case("c_0a1b", &["1028"]), now)
+        .await
+        .unwrap();
+    let job = |id: &str| Job {
+        id: id.into(),
+        due_ms: now,
+        payload: b"m".to_vec(),
+    };
+    s.schedule(
+        4,
+        Queue::Outbox,
+        vec![job("04.aa11.c_0a1b"), job("04.bb22.c_ffff"), job("04.cc33")],
+    )
+    .await
+    .unwrap();
+    let got = s.claim(4, Queue::Outbox, now, 60_000, 10).await.unwrap();
+    let codes: std::collections::BTreeMap<&str, Option<&str>> = got
+        .iter()
+        .map(|c| (c.job.id.as_str(), c.case_code.as_deref()))
+        .collect();
+    assert_eq!(codes["04.aa11.c_0a1b"], Some("1028"), "its case's code");
+    assert_eq!(codes["04.bb22.c_ffff"], None, "a case that does not exist");
+    assert_eq!(codes["04.cc33"], None, "an id that names no case");
+    assert_eq!(hotline::store::job_case("04.aa11.c_0a1b"), Some("c_0a1b"));
+    assert_eq!(hotline::store::job_case("04.aa11"), None);
+    assert_eq!(hotline::store::job_case("04.aa11.c_"), None);
+    assert_eq!(hotline::store::job_case("04.aa11.x_12"), None);
+}
+
+/// Several small values in one read, in the order asked, missing ones
+/// `None`.
+async fn small_values_are_read_together(env: impl Env) {
+    let s = env.store();
+    let now = env.now();
+    s.put(None, "off:aida", b"1".to_vec(), None, now)
+        .await
+        .unwrap();
+    s.put(None, "cover:osh", b"c".to_vec(), Some(60_000), now)
+        .await
+        .unwrap();
+    let keys = ["cover:osh", "off:bakyt", "off:aida"].map(String::from);
+    assert_eq!(
+        s.get_many(None, &keys, now).await.unwrap(),
+        [Some(b"c".to_vec()), None, Some(b"1".to_vec())]
+    );
+    assert!(s.get_many(None, &[], now).await.unwrap().is_empty());
+    assert_eq!(
+        s.get_many(Some(3), &keys[2..], now).await.unwrap(),
+        [None],
+        "a bucket's values are other values"
+    );
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -1384,6 +1460,8 @@ conformance!(
     a_sessions_own_deliveries_keep_the_latest_reply,
     a_lawyers_command_by_code_is_one_read_and_one_marked_change,
     sets_of_small_values_add_list_remove_and_ride_with_a_rate,
+    a_claim_reads_the_code_of_the_case_its_message_names,
+    small_values_are_read_together,
 );
 
 #[tokio::test]

@@ -400,6 +400,10 @@ impl Channel for Infobip {
         self.tps
     }
 
+    fn reports_name_our_id(&self) -> bool {
+        self.sender.as_ref().is_some_and(|s| s.public_url.is_some())
+    }
+
     async fn send(&self, msg: OutSms<'_>) -> SendOutcome {
         let Some(s) = &self.sender else {
             return send::not_configured();

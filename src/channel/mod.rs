@@ -420,6 +420,14 @@ pub trait Channel: Send + Sync + 'static {
         1
     }
 
+    /// Whether every delivery report of a message this channel sends names
+    /// our message id (a per-message callback URL, [`status_url`]): then
+    /// the aggregator's id needs no lookup key of its own
+    /// (`p:{channel}:{id}`), one write less per message.
+    fn reports_name_our_id(&self) -> bool {
+        false
+    }
+
     /// The development sink behind this channel, when it is one (the
     /// `/console` page and `hotline simulate` read it).
     fn console(&self) -> Option<&console::Console> {

@@ -454,6 +454,11 @@ impl Channel for Twilio {
         self.tps
     }
 
+    fn reports_name_our_id(&self) -> bool {
+        // Every send carries its `StatusCallback` with our id.
+        true
+    }
+
     async fn send(&self, msg: OutSms<'_>) -> SendOutcome {
         let Some(origin) = &self.origin else {
             return send::not_configured();

@@ -31,6 +31,7 @@ impl Conversations {
             },
             case,
             created_ms: now,
+            case_opened_ms: None,
         };
         outbox::job(&self.deps.privacy, hop.bucket, key, &msg, now)
     }

@@ -240,8 +240,11 @@ impl Dispatcher {
     pub async fn refresh_covers(&self) -> Result<(), StoreError> {
         let now = self.deps.clock.now_ms();
         let mut covers = Covers::new();
-        for city in self.roster.city_ids() {
-            let Some(raw) = self.deps.store.get(None, &keys::cover(city), now).await? else {
+        let cities = self.roster.city_ids();
+        let names: Vec<String> = cities.iter().map(|c| keys::cover(c)).collect();
+        let values = self.deps.store.get_many(None, &names, now).await?;
+        for (city, raw) in cities.into_iter().zip(values) {
+            let Some(raw) = raw else {
                 continue;
             };
             match serde_json::from_slice::<Cover>(&raw) {

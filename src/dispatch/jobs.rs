@@ -44,9 +44,10 @@ impl Batch<'_> {
         text: String,
         purpose: Purpose,
     ) -> Result<(), serde_json::Error> {
-        let msg = self
+        let mut msg = self
             .d
             .lawyer_msg(channel, lawyer, text, purpose, self.case_ref(), self.now);
+        msg.case_opened_ms = Some(self.case.opened_at_ms);
         self.message(key, &msg)
     }
 
@@ -77,6 +78,7 @@ impl Batch<'_> {
             },
             case: self.case_ref(),
             created_ms: self.now,
+            case_opened_ms: Some(case.opened_at_ms),
         };
         self.message(format!("{}:{}", purpose.as_str(), case.id), &msg)?;
         Ok(true)
@@ -120,6 +122,7 @@ impl Dispatcher {
             },
             case,
             created_ms: now,
+            case_opened_ms: None,
         }
     }
 

@@ -236,6 +236,12 @@ impl Dispatcher {
         let kind = cmd.clone();
         let who = call.lawyer.id.as_str().to_owned();
         let id = rec.id.clone();
+        // Accepted by its code without an offer (a coordinator taking a
+        // case): her index gets it, so that her bare `DONE` finds it.
+        let unoffered = matches!(cmd, Command::Accept(Some(_)))
+            && self
+                .open_case(&rec)
+                .is_some_and(|d| !d.dispatch.offers.iter().any(|o| o.lawyer == who));
         let actions = self
             .change_loaded_case(
                 bucket,
@@ -253,6 +259,14 @@ impl Dispatcher {
         let refused = actions.as_deref().unwrap_or_default().iter().any(|a| {
             matches!(a, Action::Reply(_, r) if !matches!(r, Reply::Accepted | Reply::Declined | Reply::Closed(_)))
         });
+        if unoffered && !refused && actions.is_some() {
+            let now = self.deps.clock.now_ms();
+            let entry =
+                crate::outbox::worker::lawyer_index_entry(call.lawyer.id.as_str(), bucket, &id);
+            if let Err(e) = self.deps.store.set_add(None, entry, now).await {
+                tracing::warn!(error = %e, "a case accepted without an offer is not in her index; her bare DONE will not find it");
+            }
+        }
         Ok(if refused {
             CommandOutcome::Refused
         } else {
@@ -365,11 +379,11 @@ impl Dispatcher {
     }
 
     /// The open cases offered to or held by lawyer `me`, from her index
-    /// (`keys::lawyer_cases`, added as each offer to her is sent): one read
-    /// of the index and one per case in it, never every open case. Cases
-    /// no longer hers are pruned from it. An empty index (she has no case,
-    /// or an offer was sent while the store failed) falls back to reading
-    /// every open case.
+    /// (`keys::lawyer_cases`): one read of the index and one per case in
+    /// it, never every open case. An offer is added before it is sent (the
+    /// outbox does not send it while the store cannot note it), and a case
+    /// she accepted by its code without an offer when she accepts it.
+    /// Cases no longer hers are pruned from it.
     pub(super) async fn cases_of(
         &self,
         me: &str,
@@ -405,9 +419,6 @@ impl Dispatcher {
             && let Err(e) = store.set_remove(None, &key, &stale).await
         {
             tracing::debug!(error = %e, "a lawyer's case index was not pruned");
-        }
-        if out.is_empty() {
-            return self.open_cases().await;
         }
         Ok(out)
     }
@@ -454,13 +465,15 @@ impl Dispatcher {
     /// [`StoreError::Unavailable`].
     pub async fn refresh_off(&self) -> Result<(), StoreError> {
         let now = self.deps.clock.now_ms();
-        let mut off = BTreeSet::new();
-        for l in self.roster.lawyers() {
-            let key = keys::lawyer_off(l.id.as_str());
-            if self.deps.store.get(None, &key, now).await?.is_some() {
-                off.insert(l.id.as_str().to_owned());
-            }
-        }
+        let lawyers: Vec<&str> = self.roster.lawyers().map(|l| l.id.as_str()).collect();
+        let flags: Vec<String> = lawyers.iter().map(|l| keys::lawyer_off(l)).collect();
+        let values = self.deps.store.get_many(None, &flags, now).await?;
+        let off = lawyers
+            .iter()
+            .zip(values)
+            .filter(|(_, v)| v.is_some())
+            .map(|(l, _)| (*l).to_owned())
+            .collect::<BTreeSet<String>>();
         self.set_off(off);
         Ok(())
     }

@@ -381,8 +381,15 @@ impl Outbox {
         if let Some(limiter) = self.limiters.get(&used) {
             limiter.until_ready().await;
         }
-        self.shared_rate(&used, channel.tps(), lawyer_index(&msg))
-            .await;
+        if !self
+            .shared_rate(&used, channel.tps(), lawyer_index(&msg))
+            .await
+        {
+            // Her case index must name an offer before she gets it (her
+            // bare `OK` reads only the index): try again when the store
+            // answers.
+            return self.retry_at_lease_end(bucket);
+        }
         let started = Instant::now();
         let outcome = channel
             .send(OutSms {
@@ -400,6 +407,7 @@ impl Outbox {
         match outcome {
             SendOutcome::Sent { provider_id } => {
                 self.health.ok(&used, now);
+                let provider_id = provider_id.map(|p| (p, channel.reports_name_our_id()));
                 self.record_sent(bucket, &job, &msg, &used, provider_id, &text)
                     .await;
             }
@@ -431,8 +439,9 @@ impl Outbox {
     ///
     /// An offer to a lawyer is added to her case index with its first try
     /// (`add`, same script): her bare `OK` finds the case without reading
-    /// every open case.
-    async fn shared_rate(&self, channel: &str, tps: u32, mut add: Option<SetAdd>) {
+    /// every open case. Returns false when that add could not be made (the
+    /// store did not answer): then the offer is not sent now.
+    async fn shared_rate(&self, channel: &str, tps: u32, mut add: Option<SetAdd>) -> bool {
         let tps = tps.max(1);
         let limit = RateLimit {
             per_minute: tps.saturating_mul(60),
@@ -444,13 +453,18 @@ impl Outbox {
             match self
                 .deps
                 .store
-                .take_rate_and_add(&key, limit, now, add.take())
+                .take_rate_and_add(&key, limit, now, add.clone())
                 .await
             {
-                Ok(Some(wait)) => tokio::time::sleep(Duration::from_millis(wait.min(1000))).await,
-                Ok(None) | Err(_) => return,
+                Ok(Some(wait)) => {
+                    add = None;
+                    tokio::time::sleep(Duration::from_millis(wait.min(1000))).await;
+                }
+                Ok(None) => return true,
+                Err(_) => return add.is_none(),
             }
         }
+        true
     }
 
     /// Checks before sending: sent already, opted out, too old, channel
@@ -487,21 +501,35 @@ impl Outbox {
             // A channel removed from the config since the message was queued.
             return Preflight::GiveUp("no_such_channel");
         }
-        match self.render(msg, now).await {
+        match self.render(msg, job.case_code.as_deref(), now).await {
             Ok(text) => Preflight::Send(text),
             Err(StoreError::Corrupt(_)) => Preflight::GiveUp("case_missing"),
             Err(_) => Preflight::Later,
         }
     }
 
-    /// Fill in `{code}` and `{minutes}` from the message's case.
-    async fn render(&self, msg: &OutMsg, now: u64) -> Result<String, StoreError> {
+    /// Fill in `{code}` and `{minutes}` from the message's case: from the
+    /// code its claim read and the opening time it carries when it has
+    /// both (no read), else from the case.
+    async fn render(
+        &self,
+        msg: &OutMsg,
+        claimed_code: Option<&str>,
+        now: u64,
+    ) -> Result<String, StoreError> {
         let Some(case) = &msg.case else {
             return Ok(crate::template::render(&msg.text, &[]));
         };
         let names = crate::template::names(&msg.text);
         if !names.iter().any(|n| n == "code" || n == "minutes") {
             return Ok(crate::template::render(&msg.text, &[]));
+        }
+        if let (Some(code), Some(opened)) = (claimed_code, msg.case_opened_ms) {
+            let minutes = (now.saturating_sub(opened) / 60_000).to_string();
+            return Ok(crate::template::render(
+                &msg.text,
+                &[("code", code), ("minutes", &minutes)],
+            ));
         }
         let rec = self
             .deps
@@ -546,16 +574,22 @@ impl Outbox {
     }
 
     /// Remember a sent message (for retries after a crash, delivery reports
-    /// and SMS dedupe), then finish its job.
+    /// and SMS dedupe), then finish its job. `provider_id`: the
+    /// aggregator's id, and whether the channel's reports name ours anyway
+    /// (then no lookup key is written for it).
     async fn record_sent(
         &self,
         bucket: u16,
         job: &Claimed,
         msg: &OutMsg,
         used: &str,
-        provider_id: Option<String>,
+        provider_id: Option<(String, bool)>,
         text: &str,
     ) {
+        let (provider_id, reports_name_ours) = match provider_id {
+            Some((p, ours)) => (Some(p), ours),
+            None => (None, true),
+        };
         // Counted first: the aggregator has it, whatever happens below.
         let m = &self.deps.metrics;
         m.outbox_sent
@@ -576,10 +610,11 @@ impl Outbox {
             provider_id: provider_id.clone(),
             state: DeliveryState::Sent,
         };
-        // The marker, the record and her "last sent" go with the job's
-        // finish in one round trip (all in the job's bucket); only the
-        // aggregator's id, looked up without a bucket, is a write of its own.
+        // The marker, the record and her "last sent" (in the job's bucket)
+        // and the aggregator's id (global: a report names only that) go
+        // with the job's finish, in one round trip on one Redis.
         let mut kv = vec![KvWrite::set(keys::sent_marker(id), b"1".to_vec(), ttl)];
+        let mut global = Vec::new();
         let mut ok = true;
         // Sealed: it links a message to a case and a person's pseudonym.
         match self.deps.privacy.seal_json(&record) {
@@ -597,14 +632,13 @@ impl Outbox {
                 Some(LAST_SENT_TTL_MS),
             ));
         }
-        if let Some(pid) = &provider_id {
+        if let Some(pid) = provider_id.as_ref().filter(|_| !reports_name_ours) {
             let key = keys::provider_id(used, self.deps.privacy.pseudonym(pid));
-            let value = id.clone().into_bytes();
-            ok &= store.put(None, &key, value, ttl, now).await.is_ok();
+            global.push(KvWrite::set(key, id.clone().into_bytes(), ttl));
         }
         self.health.release(id);
         match store
-            .finish_with(bucket, Queue::Outbox, id, job.attempt, kv, now)
+            .finish_with(bucket, Queue::Outbox, id, job.attempt, kv, global, now)
             .await
         {
             Ok(_) => {}
@@ -721,12 +755,19 @@ const LAWYER_INDEX_TTL_MS: u64 = 30 * 24 * 3600 * 1000;
 /// The entry of a lawyer's case index an offer to her adds.
 fn lawyer_index(msg: &OutMsg) -> Option<SetAdd> {
     match (&msg.purpose, &msg.recipient, &msg.case) {
-        (Purpose::Offer, Recipient::Lawyer { id }, Some(case)) => Some(SetAdd {
-            key: keys::lawyer_cases(id),
-            member: format!("{}:{}", case.bucket, case.id),
-            ttl_ms: LAWYER_INDEX_TTL_MS,
-        }),
+        (Purpose::Offer, Recipient::Lawyer { id }, Some(case)) => {
+            Some(lawyer_index_entry(id, case.bucket, &case.id))
+        }
         _ => None,
+    }
+}
+
+/// The entry of lawyer `lawyer`'s case index for a case.
+pub fn lawyer_index_entry(lawyer: &str, bucket: u16, case_id: &str) -> SetAdd {
+    SetAdd {
+        key: keys::lawyer_cases(lawyer),
+        member: format!("{bucket}:{case_id}"),
+        ttl_ms: LAWYER_INDEX_TTL_MS,
     }
 }
 

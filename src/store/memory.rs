@@ -526,8 +526,16 @@ impl Store for MemoryStore {
                     payload: entry.payload.clone(),
                 },
                 attempt,
+                case_code: None,
             });
             q.put(id, now_ms + lease_ms, entry.payload, attempt);
+        }
+        // As `claim.lua`: the code of the case a message id names.
+        for c in &mut out {
+            c.case_code = super::job_case(&c.job.id)
+                .and_then(|id| s.cases.get(id))
+                .filter(|case| case.bucket == bucket)
+                .map(|case| case.code.clone());
         }
         Ok(out)
     }
@@ -558,12 +566,17 @@ impl Store for MemoryStore {
         id: &str,
         attempt: u32,
         kv: Vec<KvWrite>,
+        global: Vec<KvWrite>,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
         {
             let mut s = self.lock();
-            for w in kv {
-                let key = kv_key(Some(bucket), &w.key);
+            let all = global
+                .into_iter()
+                .map(|w| (None, w))
+                .chain(kv.into_iter().map(|w| (Some(bucket), w)));
+            for (b, w) in all {
+                let key = kv_key(b, &w.key);
                 match w.op {
                     KvOp::Set { value, ttl_ms } => {
                         s.kv.insert(key, value, ttl_ms.map_or(u64::MAX, |t| now_ms + t), now_ms);

@@ -234,6 +234,23 @@ pub struct Claimed {
     /// How many times it has been claimed, this claim included. Also the
     /// lease token: finishing or rescheduling with a stale one is a no-op.
     pub attempt: u32,
+    /// For a job whose id names a case of its bucket
+    /// ([`job_case`]): that case's code, read by the claim itself (`None`
+    /// when the case is gone or the id names none), so that sending a
+    /// message with `{code}` needs no read of its own.
+    pub case_code: Option<String>,
+}
+
+/// The case a job id names: message ids made for a case in the case's own
+/// bucket end in `.<case id>` (`07.<digest>.c_<hex>`; see
+/// [`crate::outbox::job`]). `claim.lua` reads the same suffix.
+pub fn job_case(job_id: &str) -> Option<&str> {
+    let (_, rest) = job_id.split_once('.')?;
+    let (_, case) = rest.split_once('.')?;
+    (case.len() > 2
+        && case.starts_with("c_")
+        && case[2..].bytes().all(|b| b.is_ascii_alphanumeric()))
+    .then_some(case)
 }
 
 /// Jobs claimed from one bucket's queue, and when that queue next needs a
@@ -518,10 +535,14 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Write small values in the job's bucket (what a sent message leaves
-    /// behind) and finish the job, in one round trip. The values are
-    /// written even when `attempt` is stale (the work was done); the job is
-    /// finished only with the current lease, as [`Store::finish`]. The
-    /// default writes each value, then finishes.
+    /// behind) and global ones (`global`: the aggregator's id of a sent
+    /// message), and finish the job, in one round trip where the store can:
+    /// on a Redis Cluster a global key lives in another slot, so each global
+    /// value is a write of its own after the finish (its failure is an
+    /// error, but the job is finished and its bucket's values written). The values are written even when
+    /// `attempt` is stale (the work was done); the job is finished only with
+    /// the current lease, as [`Store::finish`]. The default writes each
+    /// value, then finishes.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`].
@@ -532,6 +553,7 @@ pub trait Store: Send + Sync + 'static {
         id: &str,
         attempt: u32,
         kv: Vec<KvWrite>,
+        global: Vec<KvWrite>,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
         for w in kv {
@@ -543,7 +565,16 @@ pub trait Store: Send + Sync + 'static {
                 KvOp::Delete => self.delete(Some(bucket), &w.key).await?,
             }
         }
-        self.finish(bucket, queue, id, attempt).await
+        let done = self.finish(bucket, queue, id, attempt).await?;
+        for w in global {
+            match w.op {
+                KvOp::Set { value, ttl_ms } => {
+                    self.put(None, &w.key, value, ttl_ms, now_ms).await?;
+                }
+                KvOp::Delete => self.delete(None, &w.key).await?,
+            }
+        }
+        Ok(done)
     }
 
     /// Remove a finished job. A stale `attempt` (the lease was lost) is a
@@ -673,6 +704,25 @@ pub trait Store: Send + Sync + 'static {
         key: &str,
         now_ms: u64,
     ) -> Result<Vec<String>, StoreError>;
+
+    /// Several small values of one bucket (or the global space) at once, in
+    /// `keys`' order: one round trip where the store can (`MGET`; the keys
+    /// share a slot). The default reads each.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn get_many(
+        &self,
+        bucket: Option<u16>,
+        keys: &[String],
+        now_ms: u64,
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let mut out = Vec::with_capacity(keys.len());
+        for k in keys {
+            out.push(self.get(bucket, k, now_ms).await?);
+        }
+        Ok(out)
+    }
 
     /// Remove members from a set of small values.
     ///

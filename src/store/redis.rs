@@ -544,6 +544,9 @@ impl Store for RedisStore {
             inv.key(k);
         }
         inv.arg(now_ms).arg(lease_ms).arg(max);
+        if queue == Queue::Outbox {
+            inv.arg(format!("{}:c:", self.tag(bucket)));
+        }
         let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
         let Value::Array(parts) = v else {
             return Err(corrupt("claim returned a non-array"));
@@ -566,6 +569,7 @@ impl Store for RedisStore {
                         payload: bytes(get(3)?).unwrap_or_default(),
                     },
                     attempt: u32::try_from(int(get(1)?).unwrap_or(0)).unwrap_or(0),
+                    case_code: f.get(4).and_then(string),
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -579,8 +583,19 @@ impl Store for RedisStore {
         id: &str,
         attempt: u32,
         kv: Vec<KvWrite>,
-        _now_ms: u64,
+        global: Vec<KvWrite>,
+        now_ms: u64,
     ) -> Result<bool, StoreError> {
+        // One Redis takes a global key in the same script; on a cluster it
+        // lives in another slot: a write of its own, first.
+        // Second, after the job's own values and its finish: a failure
+        // leaves no job to send again, only the global value unwritten.
+        let cluster = self.conn.is_cluster();
+        let mut writes: Vec<(String, &KvWrite)> = Vec::new();
+        if !cluster {
+            writes.extend(global.iter().map(|w| (self.kv_key(None, &w.key), w)));
+        }
+        writes.extend(kv.iter().map(|w| (self.kv_key(Some(bucket), &w.key), w)));
         let mut inv = self.scripts.finish.prepare_invoke();
         for k in self.queue_keys(bucket, queue) {
             inv.key(k);
@@ -590,8 +605,8 @@ impl Store for RedisStore {
             .arg("")
             .arg("")
             .arg("0");
-        for w in &kv {
-            inv.key(self.kv_key(Some(bucket), &w.key));
+        for (key, w) in writes {
+            inv.key(key);
             match &w.op {
                 KvOp::Set { value, ttl_ms } => inv
                     .arg(value.clone())
@@ -600,6 +615,16 @@ impl Store for RedisStore {
             };
         }
         let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
+        if cluster {
+            for w in global {
+                match w.op {
+                    KvOp::Set { value, ttl_ms } => {
+                        self.put(None, &w.key, value, ttl_ms, now_ms).await?;
+                    }
+                    KvOp::Delete => self.delete(None, &w.key).await?,
+                }
+            }
+        }
         Ok(int(&v) == Some(1))
     }
 
@@ -838,6 +863,27 @@ impl Store for RedisStore {
         cmd.arg(self.kv_key(bucket, key));
         let v = self.conn.query(&cmd).await.map_err(unavailable)?;
         Ok(bytes(&v))
+    }
+
+    async fn get_many(
+        &self,
+        bucket: Option<u16>,
+        keys: &[String],
+        _now_ms: u64,
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut cmd = redis::cmd("MGET");
+        for k in keys {
+            cmd.arg(self.kv_key(bucket, k));
+        }
+        match self.conn.query(&cmd).await.map_err(unavailable)? {
+            Value::Array(items) if items.len() == keys.len() => {
+                Ok(items.iter().map(bytes).collect())
+            }
+            _ => Err(corrupt("MGET returned another number of values")),
+        }
     }
 
     async fn put(

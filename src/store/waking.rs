@@ -117,10 +117,11 @@ impl Store for Waking {
         id: &str,
         attempt: u32,
         kv: Vec<KvWrite>,
+        global: Vec<KvWrite>,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
         self.inner
-            .finish_with(bucket, queue, id, attempt, kv, now_ms)
+            .finish_with(bucket, queue, id, attempt, kv, global, now_ms)
             .await
     }
 
@@ -241,6 +242,15 @@ impl Store for Waking {
         now_ms: u64,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         self.inner.get(bucket, key, now_ms).await
+    }
+
+    async fn get_many(
+        &self,
+        bucket: Option<u16>,
+        keys: &[String],
+        now_ms: u64,
+    ) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.inner.get_many(bucket, keys, now_ms).await
     }
 
     async fn put(

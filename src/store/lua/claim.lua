@@ -1,10 +1,14 @@
 -- Claim due jobs under a lease. KEYS: 1 zset, 2 hash.
--- ARGV: 1 now_ms, 2 lease_ms, 3 max.
+-- ARGV: 1 now_ms, 2 lease_ms, 3 max, 4 (optional) the case key of the
+-- bucket without the id ('<prefix>:{b}:c:'; same hash tag).
 -- Each claimed job becomes due again at now + lease (re-claimed if the
 -- worker dies) and its attempt count, also the lease token, goes up.
--- Returns {{{id, attempt, due_ms, payload}, ...}, next}: next is the due
--- time of the earliest job this call did not claim (false: none), so the
--- worker sleeps until then instead of polling.
+-- A message id made for a case of this bucket ends in '.c_<hex>'
+-- (store::job_case): its case's code is read here and returned with it,
+-- so that sending it needs no read of its own (false: no such case).
+-- Returns {{{id, attempt, due_ms, payload, code}, ...}, next}: next is the
+-- due time of the earliest job this call did not claim (false: none), so
+-- the worker sleeps until then instead of polling.
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 local out = {}
 local mine = {}
@@ -18,7 +22,12 @@ for _, id in ipairs(ids) do
     local due = redis.call('ZSCORE', KEYS[1], id)
     redis.call('HSET', KEYS[2], id, attempt .. '|' .. payload)
     redis.call('ZADD', KEYS[1], string.format('%d', until_ms), id)
-    out[#out + 1] = {id, attempt, due, payload}
+    local code = false
+    local case = ARGV[4] and string.match(id, '^[^.]*%.[^.]*%.(c_%w+)$')
+    if case then
+      code = redis.call('HGET', ARGV[4] .. case, 'code')
+    end
+    out[#out + 1] = {id, attempt, due, payload, code}
     mine[id] = true
   else
     redis.call('ZREM', KEYS[1], id)

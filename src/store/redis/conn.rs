@@ -73,6 +73,12 @@ pub(super) enum Conn {
 }
 
 impl Conn {
+    /// Whether this is a Redis Cluster (a script's keys must then share a
+    /// slot).
+    pub(super) fn is_cluster(&self) -> bool {
+        matches!(self, Conn::Cluster(_))
+    }
+
     /// Connect. One URL gives a lazy `ConnectionManager`; several give a
     /// cluster connection, which needs a node to answer now.
     pub(super) async fn connect(urls: &[String], opts: &RedisOptions) -> RedisResult<Conn> {
