@@ -138,3 +138,33 @@ async fn cases_and_who_answer_in_her_language() {
     assert_eq!(w.commands("who", "ok").await, 2.0);
     w.gw.stop().await;
 }
+
+/// A coordinator takes a case nobody offered her, by its code; her bare
+/// `DONE` then finds it: a bare command reads only her case index (never
+/// every open case), and accepting without an offer puts the case in it.
+#[tokio::test]
+async fn a_case_the_coordinator_took_by_its_code_is_found_by_her_bare_done() {
+    let w = world().await;
+    let code = w.request("ATUid_c9", "+996555771009").await;
+    w.wait_for(AIDA, 1).await;
+    w.lawyer_says(NURGUL, &format!("OK {code}")).await;
+    w.wait_for(NURGUL, 1).await;
+    assert_eq!(
+        w.case(&code).await.dispatch.accepted_by.as_deref(),
+        Some("nurgul")
+    );
+    w.advance(MIN);
+    w.lawyer_says(NURGUL, "DONE").await;
+    w.wait_for(NURGUL, 2).await;
+    assert_eq!(
+        w.case(&code).await.dispatch.status,
+        hotline::dispatch::lifecycle::Status::Closed,
+        "closed by her bare DONE: {:?}",
+        w.to(NURGUL)
+    );
+    // A lawyer with no case: her bare OK finds nothing.
+    w.lawyer_says(BAKYT, "OK").await;
+    w.wait_for(BAKYT, 1).await;
+    assert_eq!(w.commands("accept", "none_pending").await, 1.0);
+    w.gw.stop().await;
+}
