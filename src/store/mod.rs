@@ -546,6 +546,7 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// # Errors
     /// [`StoreError::Unavailable`].
+    #[allow(clippy::too_many_arguments)] // the job, and what it leaves in two places
     async fn finish_with(
         &self,
         bucket: u16,

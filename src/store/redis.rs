@@ -576,6 +576,7 @@ impl Store for RedisStore {
         Ok(ClaimBatch { jobs, next_due_ms })
     }
 
+    #[allow(clippy::too_many_arguments)] // the job, and what it leaves in two places
     async fn finish_with(
         &self,
         bucket: u16,

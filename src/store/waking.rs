@@ -110,6 +110,7 @@ impl Store for Waking {
         self.inner.finish(bucket, queue, id, attempt).await
     }
 
+    #[allow(clippy::too_many_arguments)] // the job, and what it leaves in two places
     async fn finish_with(
         &self,
         bucket: u16,
