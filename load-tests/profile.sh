@@ -7,12 +7,13 @@
 #
 # Builds the release binaries as load-tests/run.sh does, starts
 # `examples/floor.rs plain` and `hotline serve` (memory store,
-# load-tests/hotline.toml) each under `valgrind --tool=callgrind`, zeroes
-# the counters once the server is ready (start-up is not counted), drives it
-# with `examples/loadgen.rs` (2 connections walking six-hop sessions), then
-# dumps and prints: requests, instructions, instructions per request and
-# the top 15 functions (callgrind_annotate, exclusive). Instruction counts
-# do not depend on what else the machine runs (unlike time). Needs valgrind.
+# load-tests/hotline.toml) each under `valgrind --tool=callgrind`: once
+# started and stopped with no request (start-up and shutdown, subtracted),
+# once driven by `examples/loadgen.rs` (2 connections walking six-hop
+# sessions) for SECONDS. Prints requests, instructions per request and the
+# top 20 functions by their own instructions (callgrind_annotate). Counts
+# do not depend on what else the machine runs (unlike time); the kernel's
+# work (syscalls, the network) is not in them. Needs valgrind.
 # LT_KEEP=1 keeps the callgrind files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -40,31 +41,37 @@ sed -e "s#^dir = \"../flows\"#dir = \"$root/flows\"#" \
     load-tests/hotline.toml > "$work/hotline.toml"
 
 profile() { # profile NAME URL-TO-WAIT-FOR COMMAND...
-  local name=$1 up=$2 out=$work/$1.callgrind
+  local name=$1 up=$2
   shift 2
-  valgrind --tool=callgrind --callgrind-out-file="$out" "$@" 2>"$work/$name.valgrind.log" &
+  # Start-up and shutdown alone, to subtract: the server started, ready,
+  # stopped, no request.
+  valgrind --tool=callgrind --callgrind-out-file="$work/$name.idle" "$@" 2>/dev/null &
   pid=$!
   wait_up "$up"
-  callgrind_control -z "$pid" >/dev/null
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+  pid=
+  local idle
+  idle=$(total "$work/$name.idle")
+  # The run: the same, with the load in between.
+  valgrind --tool=callgrind --callgrind-out-file="$work/$name.callgrind" "$@" 2>"$work/$name.valgrind.log" &
+  pid=$!
+  wait_up "$up"
   local res requests
   res=$(lg run --scenario profile --label "$name" --target "$addr" --workload ussd \
     --connections 2 --duration "$secs")
   requests=$(grep -o '"requests":[0-9]*' <<<"$res" | head -1 | cut -d: -f2)
-  callgrind_control -d "$pid" >/dev/null
-  kill "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
+  kill "$pid"; wait "$pid" 2>/dev/null || true
   pid=
-  # The dump made after the load is the one with the counters since zeroing.
-  local dump
-  dump=$(ls -t "$out".* 2>/dev/null | head -1)
-  [ -n "$dump" ] || dump=$out
-  local total
-  total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1; exit }')
-  echo "== $name: $requests requests, $total instructions, $((total / (requests > 0 ? requests : 1))) per request"
-  callgrind_annotate --threshold=100 "$dump" 2>/dev/null \
-    | awk '/^-+$/ { sep++ ; next } sep >= 3 && NF > 1 && n < 15 { print; n++ }' \
-    | sed -E 's/\(\S+\)$//' | cut -c1-160
+  local all
+  all=$(total "$work/$name.callgrind")
+  echo "== $name: $requests requests; $all instructions, $idle of them start-up and shutdown;" \
+    "$(( (all - idle) / (requests > 0 ? requests : 1) )) per request"
+  echo "   top functions by their own instructions (start-up included):"
+  callgrind_annotate --inclusive=no "$work/$name.callgrind" 2>/dev/null \
+    | sed -n '/file:function/,$p' | grep -E '^ *[0-9,]+ \( *[0-9.]+%\)' | awk 'NR <= 20' \
+    | sed -E 's/ \[[^]]*\]$//' | cut -c1-150 || true
 }
+total() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ && !n { gsub(",", "", $1); print $1; n = 1 }'; }
 
 port=$(lg port)
 addr=127.0.0.1:$port

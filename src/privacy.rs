@@ -81,7 +81,9 @@ pub enum OpenError {
 /// The keys derived from `HOTLINE_PII_KEY`.
 #[derive(Clone)]
 pub struct Privacy {
-    pseudonym_key: [u8; 32],
+    /// HMAC-SHA256 keyed with the pseudonym subkey, its key blocks already
+    /// hashed: each pseudonym clones it (two compressions fewer a call).
+    pseudonym_mac: HmacSha256,
     cipher: XChaCha20Poly1305,
     /// True when running on [`DEV_KEY`].
     pub is_dev_key: bool,
@@ -106,7 +108,11 @@ impl Privacy {
     pub fn new(master: &[u8]) -> Self {
         let seal_key = derive(master, "hotline/seal/v1");
         Privacy {
-            pseudonym_key: derive(master, "hotline/pseudonym/v1"),
+            pseudonym_mac: <HmacSha256 as Mac>::new_from_slice(&derive(
+                master,
+                "hotline/pseudonym/v1",
+            ))
+            .expect("HMAC takes any key length"),
             cipher: XChaCha20Poly1305::new((&seal_key).into()),
             is_dev_key: master == DEV_KEY.as_bytes(),
         }
@@ -114,14 +120,15 @@ impl Privacy {
 
     /// The keyed pseudonym of a number (or of any identifier).
     pub fn pseudonym(&self, value: &str) -> Pseudonym {
-        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.pseudonym_key)
-            .expect("HMAC takes any key length");
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut mac = self.pseudonym_mac.clone();
         mac.update(value.as_bytes());
         let out = mac.finalize().into_bytes();
         let mut s = String::with_capacity(22);
         s.push_str("p_");
         for b in &out[..10] {
-            s.push_str(&format!("{b:02x}"));
+            s.push(char::from(HEX[usize::from(b >> 4)]));
+            s.push(char::from(HEX[usize::from(b & 0x0f)]));
         }
         Pseudonym(s)
     }
@@ -182,6 +189,24 @@ impl Privacy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A pseudonym names stored data (keys, buckets): its value must never
+    /// change with how it is computed. Here: "p_" and the first 10 bytes,
+    /// in lowercase hex, of HMAC-SHA256(derive(master, label), value).
+    #[test]
+    fn pseudonyms_are_the_documented_hmac() {
+        let master = b"0123456789abcdef0123456789abcdef";
+        let p = Privacy::new(master);
+        for value in ["+996555123456", "", "case:u:at:ATUid_1", "ж"] {
+            let mut mac =
+                <HmacSha256 as Mac>::new_from_slice(&derive(master, "hotline/pseudonym/v1"))
+                    .unwrap();
+            mac.update(value.as_bytes());
+            let out = mac.finalize().into_bytes();
+            let hex: String = out[..10].iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(p.pseudonym(value).as_str(), format!("p_{hex}"), "{value}");
+        }
+    }
 
     #[test]
     fn pseudonyms_are_keyed_and_stable() {

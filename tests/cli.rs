@@ -36,6 +36,18 @@ fn check_passes_on_the_shipped_config() {
     assert!(stdout.contains("nodes.city.en [country *]: "), "{stdout}");
 }
 
+/// `load-tests/run.sh` and `load-tests/profile.sh` start the gateway on this
+/// config: it must stay valid as `hotline check` grows stricter (it once
+/// did not, and the load tests could not start).
+#[test]
+fn check_passes_on_the_load_test_config() {
+    let out = hotline(&["check", "--config", "load-tests/hotline.toml"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("no problems found"), "{stdout}");
+}
+
 #[test]
 fn check_names_each_problem_in_broken_fixtures() {
     let out = hotline(&["check", "--config", "tests/fixtures/broken/hotline.toml"]);

@@ -894,15 +894,31 @@ pub fn code_bucket(code: &str) -> Option<u16> {
 /// four six-digit codes follow, so that even with the short codes of a
 /// bucket all taken a case is not refused (the load test opens 60 000
 /// cases in a minute without one being refused).
+///
+/// Candidate `i` comes from bytes `4·(i mod 8)` to `4·(i mod 8) + 3` of
+/// SHA-256(`seed` ‖ `i div 8`, big-endian u32): one hash for eight
+/// candidates (three for the usual 20), not one each.
 pub fn code_candidates(bucket: u16, seed: &str, n: usize) -> Vec<String> {
     use sha2::{Digest, Sha256};
     let b = u32::from(bucket % BUCKETS);
     let buckets = u32::from(BUCKETS);
-    let pick = |i: u32, low: u32, high: u32| {
-        let h = Sha256::new()
-            .chain_update(seed.as_bytes())
-            .chain_update(i.to_be_bytes())
-            .finalize();
+    let mut block: Option<(u32, [u8; 32])> = None;
+    let mut pick = |i: u32, low: u32, high: u32| {
+        let j = i / 8;
+        let h = match block {
+            Some((k, h)) if k == j => h,
+            _ => {
+                let h: [u8; 32] = Sha256::new()
+                    .chain_update(seed.as_bytes())
+                    .chain_update(j.to_be_bytes())
+                    .finalize()
+                    .into();
+                block = Some((j, h));
+                h
+            }
+        };
+        let at = (i % 8) as usize * 4;
+        let h = [h[at], h[at + 1], h[at + 2], h[at + 3]];
         // Codes c in [low, high) with c % BUCKETS == bucket.
         let first = low.div_ceil(buckets) * buckets + b;
         let first = if first >= low + buckets {
@@ -915,10 +931,16 @@ pub fn code_candidates(bucket: u16, seed: &str, n: usize) -> Vec<String> {
         (first + k * buckets).to_string()
     };
     let n = u32::try_from(n).unwrap_or(u32::MAX);
-    (0..n)
-        .map(|i| pick(i, 1000, 10_000))
-        .chain((n..n + 8).map(|i| pick(i, 10_000, 100_000)))
-        .chain((n + 8..n + 12).map(|i| pick(i, 100_000, 1_000_000)))
+    (0..n + 12)
+        .map(|i| {
+            if i < n {
+                pick(i, 1000, 10_000)
+            } else if i < n + 8 {
+                pick(i, 10_000, 100_000)
+            } else {
+                pick(i, 100_000, 1_000_000)
+            }
+        })
         .collect()
 }
 
