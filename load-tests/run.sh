@@ -2,6 +2,8 @@
 # Load tests: the gateway against the floor of the same machine, in one run.
 #
 #   load-tests/run.sh [steady|scale|burst|flood|mixed|rss|all]...   (default: steady)
+#   load-tests/run.sh configs    (only write each scenario's gateway config
+#                                 and run `hotline check` on it; tests/cli.rs)
 #
 # Builds the release binaries (hotline, examples/floor.rs, examples/loadgen.rs),
 # starts a private redis-server on a free loopback port, the floor servers and
@@ -20,6 +22,8 @@
 #   LT_NOTE         a note stored with the results (e.g. "machine shared")
 #   LT_OUT          where the JSON goes (default load-tests/results/latest.json)
 #   LT_KEEP=1       keep the temporary folder (configs, server logs)
+#   LT_BIN          a folder with a built `hotline` to use instead of building
+#                   (for `configs`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -27,12 +31,16 @@ scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(steady)
 [ "${scenarios[0]}" = all ] && scenarios=(steady scale burst flood mixed rss)
 for s in "${scenarios[@]}"; do
-  case $s in steady|scale|burst|flood|mixed|rss) ;; *) echo "unknown scenario: $s" >&2; exit 64 ;; esac
+  case $s in steady|scale|burst|flood|mixed|rss|configs) ;; *) echo "unknown scenario: $s" >&2; exit 64 ;; esac
 done
 command -v redis-server >/dev/null || { echo "install redis-server" >&2; exit 69; }
 
-cargo build --release --locked -q --bin hotline --example floor --example loadgen
-bin=$root/target/release
+if [ -n "${LT_BIN:-}" ]; then
+  bin=$LT_BIN
+else
+  cargo build --release --locked -q --bin hotline --example floor --example loadgen
+  bin=$root/target/release
+fi
 lg() { "$bin/examples/loadgen" "$@"; }
 
 work=$(mktemp -d /tmp/hotline-lt.XXXXXX)
@@ -119,6 +127,9 @@ EOF
       export LT_AT_API_KEY=k ;;
   esac
   cfg=$out
+  # A config `hotline check` refuses would stop the run half-way: say so now.
+  "$bin/hotline" check --config "$cfg" >"$work/check-$1.log" 2>&1 \
+    || { cat "$work/check-$1.log" >&2; echo "the $1 config is not valid" >&2; exit 1; }
 }
 gateway() { # gateway NAME STORE CONFIG-KIND
   gateway_n=$((gateway_n + 1))
@@ -217,6 +228,19 @@ rss() {
   echo "rss: $((before / 1024)) MiB idle, $((after / 1024)) MiB with $n live sessions"
   stop_gateway
 }
+
+configs() {
+  mock_port=1
+  for kind in base flood mixed; do
+    config "$kind"
+    echo "config $kind: valid"
+  done
+}
+
+if [ "${scenarios[*]}" = configs ]; then
+  configs
+  exit 0
+fi
 
 echo "== $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%FT%TZ), scenarios: ${scenarios[*]}"
 for s in "${scenarios[@]}"; do "$s"; done

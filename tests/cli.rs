@@ -46,6 +46,22 @@ fn check_passes_on_the_load_test_config() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("no problems found"), "{stdout}");
+    // Each scenario's variant of it, written by the script itself (`mixed`
+    // adds dispatch and a channel with credentials: stricter checks).
+    let bin_dir = common::binary().parent().unwrap().to_path_buf();
+    let out = Command::new("bash")
+        .args(["load-tests/run.sh", "configs"])
+        .current_dir(common::root())
+        .env("LT_BIN", &bin_dir)
+        .env_remove("HOTLINE_REDIS_URL")
+        .output()
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    for kind in ["base", "flood", "mixed"] {
+        assert!(stdout.contains(&format!("config {kind}: valid")), "{stdout}");
+    }
 }
 
 #[test]
