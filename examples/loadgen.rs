@@ -23,11 +23,12 @@
 //!   the count): N live sessions, to measure the gateway's memory.
 //! - `mixed`: USSD sessions and SMS from women, plus lawyers: `--mock ADDR`
 //!   serves a mock Africa's Talking API that records every send; each offer
-//!   (`… OK 4821 …`) is answered at once by its lawyer with `OK 4821`
+//!   (`4821 Бишкек, … NO 4821`) is answered at once by its lawyer with `OK 4821`
 //!   through the SMS webhook; the dispatch latency is from a woman's last
 //!   key press to her confirmation SMS at the mock.
 //!
-//! `LOADGEN_DEBUG=1` prints every SMS the mock receives to stderr.
+//! `LOADGEN_DEBUG=1` prints every SMS the mock receives, and every `END`
+//! screen that ended a session early, to stderr.
 //!
 //! `loadgen report --in RESULTS.jsonl --out latest.json` prints the table
 //! and writes the JSON; `loadgen port` prints a free loopback port.
@@ -187,7 +188,23 @@ struct Next {
 }
 
 /// Session counter shared by all connections: every session a new number.
+/// Sessions started by this process, from a start that differs per run:
+/// several runs against one gateway (`scale`, `steady` then its half rate)
+/// must not reuse a session id or a number — a reused id continues a
+/// session of the earlier run, and the gateway ends it (an `END` counted
+/// as refused, as the first version of this generator found).
 static SESSIONS: AtomicU64 = AtomicU64::new(0);
+
+/// This run's start for [`SESSIONS`] (set once in `main`).
+fn seed_sessions() {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    // Runs start nanoseconds apart (seconds, in fact): their session ids
+    // differ; numbers (the counter's last 7 digits) start anywhere.
+    let start = u64::try_from(nanos % 10_000_000_000_000).unwrap_or(0);
+    SESSIONS.store(start, Ordering::Relaxed);
+}
 
 /// Requests left to send when `--requests` caps the run.
 static LEFT: AtomicU64 = AtomicU64::new(u64::MAX);
@@ -303,6 +320,13 @@ struct Ended {
     at: Instant,
 }
 
+/// Whether a message to a lawyer is the offer of case `code`: it starts
+/// with the code and ends with how to answer, `NO <code>` (every language
+/// of `config/lawyer_texts.toml`: "… OK или NO 4821").
+fn is_offer(msg: &str, code: &str) -> bool {
+    msg.starts_with(code) && msg.trim_end().ends_with(&format!("NO {code}"))
+}
+
 /// The first run of four or more digits: the case code of an `END` screen.
 fn code_in(text: &str) -> Option<String> {
     let mut run = String::new();
@@ -367,6 +391,9 @@ async fn connection(
                 let text = String::from_utf8_lossy(&body);
                 if work.is_ussd() && text.starts_with("END") && !next.last {
                     stats.refused += 1;
+                    if std::env::var_os("LOADGEN_DEBUG").is_some() {
+                        eprintln!("refused: {text}");
+                    }
                     // The session is over: start a new one.
                     if let Gen::Ussd { step, .. } = &mut work {
                         *step = 0;
@@ -436,7 +463,7 @@ async fn mock_at(
                 }
                 if let Ok(mut s) = sent.lock() {
                     s.total += 1;
-                    match code_in(&msg).filter(|c| msg.contains(&format!("OK {c}"))) {
+                    match code_in(&msg).filter(|c| is_offer(&msg, c)) {
                         Some(code) if !s.offers.contains_key(&code) => {
                             s.offers.insert(code.clone(), at);
                             let _ = accept.send((to, code));
@@ -816,6 +843,7 @@ fn report(o: &Opts) -> Result<(), Error> {
 }
 
 fn main() -> Result<(), Error> {
+    seed_sessions();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
