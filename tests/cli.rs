@@ -60,7 +60,10 @@ fn check_passes_on_the_load_test_config() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     for kind in ["base", "flood", "mixed"] {
-        assert!(stdout.contains(&format!("config {kind}: valid")), "{stdout}");
+        assert!(
+            stdout.contains(&format!("config {kind}: valid")),
+            "{stdout}"
+        );
     }
 }
 

@@ -15,7 +15,7 @@
 //! place, mirroring the Redis scripts operation by operation.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
@@ -25,13 +25,18 @@ use super::{
     SessionRecord, SessionWrite, Store, StoreError, gcra, lease_mark, session_delivery,
 };
 
-/// A map whose entries expire, bounded in size: when full, the entry written
-/// longest ago goes first.
+/// A map whose entries expire, bounded in size: when full, the entry that
+/// would expire first goes first (for a map whose entries all live as long,
+/// such as sessions, that is the one written longest ago; among entries
+/// expiring at the same time, the one written first).
+///
+/// One index serves expiry and eviction, and the key is stored once (shared
+/// by the map and the index): every live session costs an entry in three of
+/// these maps, so their overhead is most of the embedded store's memory.
 #[derive(Debug)]
 struct TtlMap<V> {
-    entries: HashMap<String, (V, u64, u64)>, // value, expires_at, seq
-    by_seq: BTreeMap<u64, String>,
-    by_expiry: BTreeSet<(u64, u64)>, // (expires_at, seq)
+    entries: HashMap<Arc<str>, (V, u64, u64)>, // value, expires_at, seq
+    by_expiry: BTreeSet<(u64, u64, Arc<str>)>, // (expires_at, seq, key)
     seq: u64,
     capacity: usize,
 }
@@ -40,7 +45,6 @@ impl<V> TtlMap<V> {
     fn new(capacity: usize) -> Self {
         TtlMap {
             entries: HashMap::new(),
-            by_seq: BTreeMap::new(),
             by_expiry: BTreeSet::new(),
             seq: 0,
             capacity: capacity.max(1),
@@ -55,9 +59,8 @@ impl<V> TtlMap<V> {
     }
 
     fn remove(&mut self, key: &str) -> Option<V> {
-        let (v, exp, seq) = self.entries.remove(key)?;
-        self.by_seq.remove(&seq);
-        self.by_expiry.remove(&(exp, seq));
+        let (k, (v, exp, seq)) = self.entries.remove_entry(key)?;
+        self.by_expiry.remove(&(exp, seq, k));
         Some(v)
     }
 
@@ -67,28 +70,27 @@ impl<V> TtlMap<V> {
         self.purge(now);
         let mut evicted = 0;
         while self.entries.len() >= self.capacity {
-            let Some((_, oldest)) = self.by_seq.pop_first() else {
+            let Some((_, _, first)) = self.by_expiry.pop_first() else {
                 break;
             };
-            self.remove(&oldest);
+            self.entries.remove(&*first);
             evicted += 1;
         }
         self.seq += 1;
-        self.by_seq.insert(self.seq, key.clone());
-        self.by_expiry.insert((expires_at, self.seq));
+        let key: Arc<str> = Arc::from(key);
+        self.by_expiry.insert((expires_at, self.seq, key.clone()));
         self.entries.insert(key, (value, expires_at, self.seq));
         evicted
     }
 
     /// Drop every expired entry.
     fn purge(&mut self, now: u64) {
-        while let Some(&(exp, seq)) = self.by_expiry.first() {
-            if exp > now {
+        while let Some((exp, _, _)) = self.by_expiry.first() {
+            if *exp > now {
                 break;
             }
-            self.by_expiry.pop_first();
-            if let Some(key) = self.by_seq.remove(&seq) {
-                self.entries.remove(&key);
+            if let Some((_, _, key)) = self.by_expiry.pop_first() {
+                self.entries.remove(&*key);
             }
         }
     }
@@ -929,6 +931,7 @@ mod tests {
 
     #[test]
     fn ttl_map_expires_and_evicts_the_oldest() {
+        // All of a, b, c expire at 100: the first written goes first.
         let mut m = TtlMap::new(2);
         m.insert("a".into(), 1, 100, 0);
         m.insert("b".into(), 2, 100, 1);
@@ -943,6 +946,20 @@ mod tests {
         assert_eq!(m.get("b", 4), Some(&4));
         m.purge(300);
         assert_eq!(m.len(), 0);
-        assert!(m.by_seq.is_empty() && m.by_expiry.is_empty());
+        assert!(m.entries.is_empty() && m.by_expiry.is_empty());
+        // Same expiry: write order, not key order.
+        let mut m = TtlMap::new(2);
+        m.insert("z".into(), 1, 100, 0);
+        m.insert("a".into(), 2, 100, 0);
+        assert_eq!(m.insert("m".into(), 3, 100, 0), 1);
+        assert!(m.get("z", 0).is_none(), "written first, evicted first");
+        assert_eq!(m.get("a", 0), Some(&2));
+        // A shorter life goes before an older write.
+        let mut m = TtlMap::new(2);
+        m.insert("old".into(), 1, 500, 0);
+        m.insert("brief".into(), 2, 50, 1);
+        m.insert("new".into(), 3, 500, 2);
+        assert!(m.get("brief", 2).is_none(), "expires first, evicted first");
+        assert_eq!(m.get("old", 2), Some(&1));
     }
 }
