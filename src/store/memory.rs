@@ -65,7 +65,8 @@ impl<V> TtlMap<V> {
     }
 
     /// Insert or replace; returns how many entries were evicted for room.
-    fn insert(&mut self, key: String, value: V, expires_at: u64, now: u64) -> usize {
+    fn insert(&mut self, key: impl Into<Arc<str>>, value: V, expires_at: u64, now: u64) -> usize {
+        let key: Arc<str> = key.into();
         self.remove(&key);
         self.purge(now);
         let mut evicted = 0;
@@ -77,7 +78,6 @@ impl<V> TtlMap<V> {
             evicted += 1;
         }
         self.seq += 1;
-        let key: Arc<str> = Arc::from(key);
         self.by_expiry.insert((expires_at, self.seq, key.clone()));
         self.entries.insert(key, (value, expires_at, self.seq));
         evicted
@@ -437,6 +437,8 @@ impl Store for MemoryStore {
             SessionWrite::Save { ttl_ms, .. } => now + ttl_ms,
             SessionWrite::Delete => now + req.dedupe_ttl_ms,
         };
+        // One allocation of the key for the session and its reply.
+        let session_key: Arc<str> = Arc::from(req.session_key.as_str());
         match req.session {
             SessionWrite::Save { data, ttl_ms } => {
                 // One counter for every session: a key deleted and created
@@ -444,7 +446,7 @@ impl Store for MemoryStore {
                 s.next_version += 1;
                 let version = s.next_version;
                 let evicted = s.sessions.insert(
-                    req.session_key.clone(),
+                    session_key.clone(),
                     SessionRecord { version, data },
                     now + ttl_ms,
                     now,
@@ -478,7 +480,7 @@ impl Store for MemoryStore {
             Some(suffix) => {
                 s.fold_seen.remove(&req.session_key);
                 s.folded
-                    .insert(req.session_key, (suffix, reply), reply_expires, now);
+                    .insert(session_key, (suffix, reply), reply_expires, now);
             }
             None => {
                 s.replies
@@ -933,15 +935,15 @@ mod tests {
     fn ttl_map_expires_and_evicts_the_oldest() {
         // All of a, b, c expire at 100: the first written goes first.
         let mut m = TtlMap::new(2);
-        m.insert("a".into(), 1, 100, 0);
-        m.insert("b".into(), 2, 100, 1);
-        assert_eq!(m.insert("c".into(), 3, 100, 2), 1);
+        m.insert("a", 1, 100, 0);
+        m.insert("b", 2, 100, 1);
+        assert_eq!(m.insert("c", 3, 100, 2), 1);
         assert!(m.get("a", 2).is_none(), "oldest evicted");
         assert_eq!(m.get("b", 2), Some(&2));
         assert!(m.get("c", 100).is_none(), "expired at its time");
         // Rewriting refreshes age: b becomes newest, so c goes next.
-        m.insert("b".into(), 4, 200, 3);
-        m.insert("d".into(), 5, 200, 4);
+        m.insert("b", 4, 200, 3);
+        m.insert("d", 5, 200, 4);
         assert!(m.get("c", 4).is_none());
         assert_eq!(m.get("b", 4), Some(&4));
         m.purge(300);
@@ -949,16 +951,16 @@ mod tests {
         assert!(m.entries.is_empty() && m.by_expiry.is_empty());
         // Same expiry: write order, not key order.
         let mut m = TtlMap::new(2);
-        m.insert("z".into(), 1, 100, 0);
-        m.insert("a".into(), 2, 100, 0);
-        assert_eq!(m.insert("m".into(), 3, 100, 0), 1);
+        m.insert("z", 1, 100, 0);
+        m.insert("a", 2, 100, 0);
+        assert_eq!(m.insert("m", 3, 100, 0), 1);
         assert!(m.get("z", 0).is_none(), "written first, evicted first");
         assert_eq!(m.get("a", 0), Some(&2));
         // A shorter life goes before an older write.
         let mut m = TtlMap::new(2);
-        m.insert("old".into(), 1, 500, 0);
-        m.insert("brief".into(), 2, 50, 1);
-        m.insert("new".into(), 3, 500, 2);
+        m.insert("old", 1, 500, 0);
+        m.insert("brief", 2, 50, 1);
+        m.insert("new", 3, 500, 2);
         assert!(m.get("brief", 2).is_none(), "expires first, evicted first");
         assert_eq!(m.get("old", 2), Some(&1));
     }
