@@ -191,6 +191,12 @@ pub async fn collect(
                 break 'buckets;
             }
             read += 1;
+            // The embedded store answers without waiting: thousands of
+            // reads and decryptions in a row would hold this worker thread
+            // (and the requests queued on it) for tens of ms.
+            if read % 64 == 0 {
+                tokio::task::yield_now().await;
+            }
             let Some(rec) = store.case(bucket, &id).await? else {
                 continue;
             };

@@ -269,7 +269,12 @@ impl Outbox {
                 }
             }
             let mut last = None;
-            for job in &jobs {
+            for (i, job) in jobs.iter().enumerate() {
+                // Thousands of decryptions in a row would hold this worker
+                // thread (and the requests queued on it): let them through.
+                if i % 64 == 63 {
+                    tokio::task::yield_now().await;
+                }
                 let (channel, created) = match open(&self.deps.privacy, &job.payload) {
                     Ok(msg) => (
                         if self.channels.contains_key(&msg.channel) {

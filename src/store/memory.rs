@@ -151,6 +151,10 @@ struct State {
     fold_seen: TtlMap<String>,
     rates: TtlMap<u64>,
     cases: HashMap<String, StoredCase>,
+    /// Case ids by bucket: every case, and the open ones (as the Redis
+    /// store's sets), so that listing a bucket's cases does not walk every
+    /// case under the lock (the case gauges list them every 10 s).
+    case_ids: BTreeMap<(u16, bool), BTreeSet<String>>,
     /// Small values: (bucket or global, key) → value.
     kv: TtlMap<Vec<u8>>,
     /// Sets of small values: key → (members, expires at).
@@ -196,6 +200,12 @@ impl State {
             .ok_or(StoreError::CodesExhausted)?
             .clone();
         self.codes.insert(code.clone(), (case.id.clone(), u64::MAX));
+        for open in [false, true] {
+            self.case_ids
+                .entry((bucket, open))
+                .or_default()
+                .insert(case.id.clone());
+        }
         self.cases.insert(
             case.id,
             StoredCase {
@@ -304,6 +314,7 @@ impl MemoryStore {
                 fold_seen: TtlMap::new(max_sessions),
                 rates: TtlMap::new(max_sessions.saturating_mul(2)),
                 cases: HashMap::new(),
+                case_ids: BTreeMap::new(),
                 kv: TtlMap::new(max_sessions.saturating_mul(10)),
                 sets: HashMap::new(),
                 codes: HashMap::new(),
@@ -872,9 +883,13 @@ impl Store for MemoryStore {
         case.data = u.data;
         if u.close && case.open {
             case.open = false;
+            let bucket = case.bucket;
             let codes: Vec<String> = std::iter::once(case.code.clone())
                 .chain(case.alias.clone())
                 .collect();
+            if let Some(open) = s.case_ids.get_mut(&(bucket, true)) {
+                open.remove(&u.id);
+            }
             for code in codes {
                 if let Some(entry) = s.codes.get_mut(&code) {
                     entry.1 = u.now_ms + super::CODE_QUARANTINE_MS;
@@ -904,14 +919,10 @@ impl Store for MemoryStore {
 
     async fn case_ids(&self, bucket: u16, open_only: bool) -> Result<Vec<String>, StoreError> {
         let s = self.lock();
-        let mut ids: Vec<String> = s
-            .cases
-            .iter()
-            .filter(|(_, c)| c.bucket == bucket && (c.open || !open_only))
-            .map(|(id, _)| id.clone())
-            .collect();
-        ids.sort();
-        Ok(ids)
+        Ok(s.case_ids
+            .get(&(bucket, open_only))
+            .map(|ids| ids.iter().cloned().collect())
+            .unwrap_or_default())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
