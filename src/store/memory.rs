@@ -21,7 +21,7 @@
 //! Maps that only grow (cases, codes, sets, queues) are B-trees: a hash
 //! map doubling with tens of thousands of entries rehashed them all under
 //! the lock, a stall of tens of ms for every request waiting (the rest of
-//! that p99, to 4.6 ms). The maps of live data ([`TtlMap`]: sessions,
+//! that p99, to 4.6 ms). The maps of live data (`TtlMap`: sessions,
 //! replies, rates), bounded and evicted, stay hash maps: smaller per entry,
 //! which keeps 100,000 sessions within 96 MiB.
 //! Time comes from the requests (`now_ms`), never from a clock read here.
