@@ -513,3 +513,70 @@ async fn failover(fault: Fault) {
         gw.stop().await;
     }
 }
+
+/// Dispatch on a Redis Cluster, where a script's keys must share a slot:
+/// the offer's claim reads its case's code in the case's slot (an
+/// undeclared key of the same slot), the aggregator's id — a global key,
+/// another slot — is written after the finish, off flags and covers are
+/// read with one `MGET` of the global slot, a lawyer's `OK 4821` runs two
+/// scripts in the code's slot, and her bare `STATUS` reads her index (global)
+/// and then her case (its bucket).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offer_and_a_lawyers_answers_work_across_the_clusters_slots() {
+    use common::world::{AIDA, world_with};
+    let _serial = SERIAL.lock().await;
+    let nodes = start_cluster();
+    let url = nodes
+        .iter()
+        .filter(|n| is_master(n))
+        .map(|n| format!("redis://127.0.0.1:{}/", n.port))
+        .collect::<Vec<_>>()
+        .join(",");
+    let w = world_with(&[("HOTLINE_REDIS_URL", url.as_str())]).await;
+    let code = w.request("ATUid_cl1", "+996555771101").await;
+    let offer = w.nth(AIDA, 1).await;
+    assert!(offer.starts_with(&format!("{code} ")), "{offer}");
+    assert!(offer.ends_with(&format!("NO {code}")), "{offer}");
+
+    // The mock answers every send with the id ATXid_d: its lookup key
+    // names the offer, written after the finish.
+    let deps = &w.gw.app.deps;
+    let key =
+        hotline::store::keys::provider_id("africastalking", deps.privacy.pseudonym("ATXid_d"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ours = loop {
+        if let Some(v) = deps
+            .store
+            .get(None, &key, deps.clock.now_ms())
+            .await
+            .unwrap()
+        {
+            break String::from_utf8(v).unwrap();
+        }
+        assert!(Instant::now() < deadline, "the aggregator's id is recorded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        hotline::outbox::bucket_of(&ours).is_some(),
+        "it names our message: {ours}"
+    );
+
+    w.lawyer_says(AIDA, &format!("OK {code}")).await;
+    w.wait_for(AIDA, 2).await;
+    assert_eq!(
+        w.case(&code).await.dispatch.accepted_by.as_deref(),
+        Some("aida")
+    );
+    w.lawyer_says(AIDA, "STATUS").await;
+    let status = w.nth(AIDA, 3).await;
+    assert!(status.contains(&format!("{code} ✓")), "{status}");
+
+    // Off call: her flag is read back with the others in one MGET.
+    w.lawyer_says(AIDA, "OFF").await;
+    w.wait_for(AIDA, 4).await;
+    let d = w.gw.app.dispatcher().expect("dispatch is configured");
+    d.set_off(Default::default());
+    d.refresh_off().await.unwrap();
+    assert!(d.off_set().contains("aida"), "her off flag is read back");
+    w.gw.stop().await;
+}
