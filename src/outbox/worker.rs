@@ -393,6 +393,7 @@ impl Outbox {
             // Her case index must name an offer before she gets it (her
             // bare `OK` reads only the index): try again when the store
             // answers.
+            tracing::warn!(message = %id, "offer held: the lawyer's case index could not be written (store unavailable); sent when its lease ends");
             return self.retry_at_lease_end(bucket);
         }
         let started = Instant::now();
