@@ -85,7 +85,10 @@ static CHANNELS: LazyLock<BTreeMap<String, Arc<dyn Channel>>> = LazyLock::new(||
         .replace("+996 000 000 000", "+996 312 555 010")
         .replace("+380 000 000 000", "+380 532 555 010")
         .replace("sms_channel = \"console\"", "sms_channel = \"twilio\"")
-        .replace("name = \"console\"\nkind = \"console\"", "name = \"console\"\nkind = \"console\"\nenabled = false");
+        .replace(
+            "name = \"console\"\nkind = \"console\"",
+            "name = \"console\"\nkind = \"console\"\nenabled = false",
+        );
     let env: BTreeMap<&str, &str> = [
         ("HOTLINE_PII_KEY", "bench-key-0123456789abcdef0123456789"),
         ("HOTLINE_TWILIO_AUTH_TOKEN", "t"),
