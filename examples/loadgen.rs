@@ -187,8 +187,8 @@ struct Next {
     phone: String,
 }
 
-/// Session counter shared by all connections: every session a new number.
-/// Sessions started by this process, from a start that differs per run:
+/// Session counter shared by all connections (every session a new id and a
+/// new number), from a start that differs per run:
 /// several runs against one gateway (`scale`, `steady` then its half rate)
 /// must not reuse a session id or a number — a reused id continues a
 /// session of the earlier run, and the gateway ends it (an `END` counted

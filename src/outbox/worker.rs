@@ -413,7 +413,6 @@ impl Outbox {
         match outcome {
             SendOutcome::Sent { provider_id } => {
                 self.health.ok(&used, now);
-                let provider_id = provider_id.map(|p| (p, channel.reports_name_our_id()));
                 self.record_sent(bucket, &job, &msg, &used, provider_id, &text)
                     .await;
             }
@@ -580,22 +579,17 @@ impl Outbox {
     }
 
     /// Remember a sent message (for retries after a crash, delivery reports
-    /// and SMS dedupe), then finish its job. `provider_id`: the
-    /// aggregator's id, and whether the channel's reports name ours anyway
-    /// (then no lookup key is written for it).
+    /// and SMS dedupe), then finish its job. The aggregator's id gets a
+    /// lookup key only where `used`'s reports do not name ours anyway.
     async fn record_sent(
         &self,
         bucket: u16,
         job: &Claimed,
         msg: &OutMsg,
         used: &str,
-        provider_id: Option<(String, bool)>,
+        provider_id: Option<String>,
         text: &str,
     ) {
-        let (provider_id, reports_name_ours) = match provider_id {
-            Some((p, ours)) => (Some(p), ours),
-            None => (None, true),
-        };
         // Counted first: the aggregator has it, whatever happens below.
         let m = &self.deps.metrics;
         m.outbox_sent
@@ -638,6 +632,10 @@ impl Outbox {
                 Some(LAST_SENT_TTL_MS),
             ));
         }
+        let reports_name_ours = self
+            .channels
+            .get(used)
+            .is_some_and(|c| c.reports_name_our_id());
         if let Some(pid) = provider_id.as_ref().filter(|_| !reports_name_ours) {
             let key = keys::provider_id(used, self.deps.privacy.pseudonym(pid));
             global.push(KvWrite::set(key, id.clone().into_bytes(), ttl));

@@ -14,9 +14,9 @@
 //! kernel until the holder (descheduled on a busy 2-core machine) ran
 //! again, and every request queued on that worker waited with it — the
 //! embedded store's p99 at half load on a fresh store went from 14–70 ms
-//! to 5–11 ms (docs/performance.md, "The embedded store's tail"). Without poisoning: a
-//! panic while holding the lock cannot leave a half-applied operation
-//! visible (each one mutates only after its checks).
+//! to 5–11 ms (docs/performance.md, "The embedded store's tail").
+//! Without poisoning: a panic while holding the lock cannot leave a
+//! half-applied operation visible (each one mutates only after its checks).
 //!
 //! Maps that only grow (cases, codes, sets, queues) are B-trees: a hash
 //! map doubling with tens of thousands of entries rehashed them all under
@@ -24,6 +24,7 @@
 //! that p99, to 4.6 ms). The maps of live data (`TtlMap`: sessions,
 //! replies, rates), bounded and evicted, stay hash maps: smaller per entry,
 //! which keeps 100,000 sessions within 96 MiB.
+//!
 //! Time comes from the requests (`now_ms`), never from a clock read here.
 //!
 //! Over 600 lines because it implements the whole [`Store`] trait in one

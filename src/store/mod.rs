@@ -241,6 +241,27 @@ pub struct Claimed {
     pub case_code: Option<String>,
 }
 
+/// Write small values one by one (`put` or `delete` each), in `bucket` or
+/// the global space: for stores, or store paths, that cannot write them
+/// with something else in one step.
+///
+/// # Errors
+/// [`StoreError::Unavailable`] at the first that fails.
+pub async fn write_each<S: Store + ?Sized>(
+    store: &S,
+    bucket: Option<u16>,
+    writes: Vec<KvWrite>,
+    now_ms: u64,
+) -> Result<(), StoreError> {
+    for w in writes {
+        match w.op {
+            KvOp::Set { value, ttl_ms } => store.put(bucket, &w.key, value, ttl_ms, now_ms).await?,
+            KvOp::Delete => store.delete(bucket, &w.key).await?,
+        }
+    }
+    Ok(())
+}
+
 /// The case a job id names: message ids made for a case in the case's own
 /// bucket end in `.<case id>` (`07.<digest>.c_<hex>`; see
 /// [`crate::outbox::job`]). `claim.lua` reads the same suffix.
@@ -539,10 +560,11 @@ pub trait Store: Send + Sync + 'static {
     /// message), and finish the job, in one round trip where the store can:
     /// on a Redis Cluster a global key lives in another slot, so each global
     /// value is a write of its own after the finish (its failure is an
-    /// error, but the job is finished and its bucket's values written). The values are written even when
-    /// `attempt` is stale (the work was done); the job is finished only with
-    /// the current lease, as [`Store::finish`]. The default writes each
-    /// value, then finishes.
+    /// error, but the job is finished and its bucket's values written).
+    /// The values are written even when `attempt` is stale (the work was
+    /// done); the job is finished only with the current lease, as
+    /// [`Store::finish`]. The default writes the bucket's values, finishes,
+    /// then writes the global ones.
     ///
     /// # Errors
     /// [`StoreError::Unavailable`].
@@ -557,24 +579,9 @@ pub trait Store: Send + Sync + 'static {
         global: Vec<KvWrite>,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
-        for w in kv {
-            match w.op {
-                KvOp::Set { value, ttl_ms } => {
-                    self.put(Some(bucket), &w.key, value, ttl_ms, now_ms)
-                        .await?;
-                }
-                KvOp::Delete => self.delete(Some(bucket), &w.key).await?,
-            }
-        }
+        write_each(self, Some(bucket), kv, now_ms).await?;
         let done = self.finish(bucket, queue, id, attempt).await?;
-        for w in global {
-            match w.op {
-                KvOp::Set { value, ttl_ms } => {
-                    self.put(None, &w.key, value, ttl_ms, now_ms).await?;
-                }
-                KvOp::Delete => self.delete(None, &w.key).await?,
-            }
-        }
+        write_each(self, None, global, now_ms).await?;
         Ok(done)
     }
 

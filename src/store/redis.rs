@@ -587,10 +587,10 @@ impl Store for RedisStore {
         global: Vec<KvWrite>,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
-        // One Redis takes a global key in the same script; on a cluster it
-        // lives in another slot: a write of its own, first.
-        // Second, after the job's own values and its finish: a failure
-        // leaves no job to send again, only the global value unwritten.
+        // One Redis takes a global key in the same script. On a cluster it
+        // lives in another slot: a write of its own, after the job's values
+        // and its finish, so that its failure leaves no job to send again,
+        // only the global value unwritten.
         let cluster = self.conn.is_cluster();
         let mut writes: Vec<(String, &KvWrite)> = Vec::new();
         if !cluster {
@@ -617,14 +617,7 @@ impl Store for RedisStore {
         }
         let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
         if cluster {
-            for w in global {
-                match w.op {
-                    KvOp::Set { value, ttl_ms } => {
-                        self.put(None, &w.key, value, ttl_ms, now_ms).await?;
-                    }
-                    KvOp::Delete => self.delete(None, &w.key).await?,
-                }
-            }
+            super::write_each(self, None, global, now_ms).await?;
         }
         Ok(int(&v) == Some(1))
     }
