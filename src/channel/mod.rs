@@ -43,6 +43,19 @@ pub mod kannel;
 mod mock;
 #[cfg(test)]
 mod props;
+
+/// A loopback port where nothing listens, for "the aggregator is down"
+/// tests: bound but never listening, and reserved while the returned socket
+/// lives (a port merely freed could be taken meanwhile by another test's
+/// mock server, which would answer).
+#[cfg(test)]
+pub(crate) fn dead_port() -> (tokio::net::TcpSocket, u16) {
+    let held = tokio::net::TcpSocket::new_v4().expect("a socket");
+    held.bind(([127, 0, 0, 1], 0).into())
+        .expect("bind a free port");
+    let port = held.local_addr().expect("its address").port();
+    (held, port)
+}
 pub mod send;
 pub mod settings;
 pub mod twilio;

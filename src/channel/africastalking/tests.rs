@@ -336,12 +336,7 @@ async fn send_posts_the_documented_request_to_the_api() {
 async fn send_against_a_dead_or_slow_api_asks_for_a_retry() {
     use crate::channel::mock::{MockResponse, MockServer};
     let to = PhoneNumber::parse_international("+996555123456").unwrap();
-    // Nothing listens on this port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (_held, port) = crate::channel::dead_port();
     let out = sending_at(&format!("http://127.0.0.1:{port}"))
         .send(OutSms {
             id: "m1",

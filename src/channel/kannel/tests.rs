@@ -498,12 +498,7 @@ async fn send_replies_are_classified() {
 
 #[tokio::test]
 async fn send_against_a_dead_or_slow_smsbox_asks_for_a_retry() {
-    // Nothing listens on this port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (_held, port) = crate::channel::dead_port();
     let k = sending(&format!("http://127.0.0.1:{port}"), None);
     assert_eq!(
         send(&k, "x").await,

@@ -171,12 +171,7 @@ async fn send_answers_are_classified() {
 
 #[tokio::test]
 async fn send_against_a_dead_or_slow_api_asks_for_a_retry() {
-    // Nothing listens on this port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (_held, port) = crate::channel::dead_port();
     let out = send_once(&sending_ib(&format!("http://127.0.0.1:{port}"), None)).await;
     assert_eq!(
         out,

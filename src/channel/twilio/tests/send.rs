@@ -198,11 +198,7 @@ async fn send_answers_are_classified() {
 
 #[tokio::test]
 async fn send_against_a_dead_or_slow_api_asks_for_a_retry() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let (_held, port) = crate::channel::dead_port();
     let out = send_once(&sending(&format!("http://127.0.0.1:{port}"), cfg(good()))).await;
     assert_eq!(
         out,
