@@ -18,13 +18,13 @@ use std::sync::Arc;
 use crate::channel::{SmsIn, StatusIn, UssdIn};
 use crate::conversation::{Answer, Conversations};
 use crate::dispatch::roster::Lawyer;
-use crate::dispatch::{CommandOutcome, Dispatcher};
+use crate::dispatch::{Begun, CommandOutcome, Dispatcher};
 use crate::outbox::worker::Outbox;
 pub use crate::outcome::Outcome;
 use crate::reload::Live;
 use crate::store::{
-    BUCKETS, Begin, BeginRequest, CachedReply, CaseBegin, CaseCommandBegin, CommitRequest, KvWrite,
-    RateLimit, SessionWrite, code_bucket, keys,
+    CaseBegin, CaseCommandBegin, KvWrite, LawyerBegin, LawyerCommandBegin, RateLimit, code_bucket,
+    keys,
 };
 
 /// Lawyers' commands are not rate-limited like callers; this only stops a
@@ -132,55 +132,79 @@ impl Gateway {
                 .lawyer_case_command(d, channel, lawyer, msg, id, &code)
                 .await;
         }
-        let delivery = keys::sms_delivery(channel, id);
-        let pseudonym = deps.privacy.pseudonym(lawyer.phone.as_str());
-        let bucket = pseudonym.bucket(BUCKETS);
-        let session_key = keys::lawyer_session(channel, lawyer.id.as_str());
+        self.lawyer_bare_command(d, channel, lawyer, msg, id).await
+    }
+
+    /// A lawyer's command without a code (`OK`, `DONE`, `STATUS`, `OFF`) in
+    /// two round trips on one Redis and in the memory store: her delivery's
+    /// mark, her rate, her `ON`/`OFF` flag and her case index with its
+    /// cases in one ([`crate::store::Store::begin_lawyer_command`]); the
+    /// case change with the mark, or her reply, in the other. A command
+    /// whose only effect is its reply writes its mark in round trip one; a
+    /// case command that changes no case (nothing pending, several) writes
+    /// it on its own after. On a Redis Cluster her cases are read apart.
+    async fn lawyer_bare_command(
+        &self,
+        d: &Dispatcher,
+        channel: &str,
+        lawyer: &Lawyer,
+        msg: &SmsIn,
+        id: &str,
+    ) -> Outcome {
+        let deps = &self.conversations.deps;
+        let now = deps.clock.now_ms();
+        let mark_key = keys::lawyer_delivery(channel, id);
+        let ttl =
+            u64::try_from(self.conversations.limits.dedupe_ttl.as_millis()).unwrap_or(u64::MAX);
+        let mark_now = Dispatcher::only_replies(&msg.text);
         let begin = deps
             .store
-            .begin(BeginRequest {
-                bucket,
-                dedupe_key: delivery.clone(),
-                rate_key: pseudonym.as_str().to_owned(),
+            .begin_lawyer_command(LawyerCommandBegin {
+                mark_key: mark_key.clone(),
+                mark_now,
+                mark_ttl_ms: ttl,
+                rate_key: deps
+                    .privacy
+                    .pseudonym(lawyer.phone.as_str())
+                    .as_str()
+                    .to_owned(),
                 rate: LAWYER_RATE,
-                session_key: session_key.clone(),
-                dedupe_scope: None,
+                index_key: keys::lawyer_cases(lawyer.id.as_str()),
+                flag: Dispatcher::off_flag(lawyer, &msg.text),
                 now_ms: now,
             })
             .await;
-        let version = match begin {
-            Ok(Begin::Proceed(rec)) => rec.map_or(0, |r| r.version),
-            Ok(Begin::Duplicate(_)) => return Outcome::Duplicate,
-            Ok(Begin::Limited { .. }) => return Outcome::RateLimited,
+        let index = match begin {
+            Ok(LawyerBegin::Proceed(index)) => index,
+            Ok(LawyerBegin::Duplicate) => return Outcome::Duplicate,
+            Ok(LawyerBegin::Limited { .. }) => return Outcome::RateLimited,
             Err(e) => {
                 deps.store_failed("begin", &e);
                 return Outcome::StoreUnavailable;
             }
         };
-        let outcome = d.command(channel, lawyer, &msg.text, &delivery).await;
+        let mark = KvWrite::set(mark_key.clone(), b"1".to_vec(), Some(ttl));
+        let delivery = keys::sms_delivery(channel, id);
+        let (outcome, marked) = d
+            .command_with(
+                channel,
+                lawyer,
+                &msg.text,
+                &delivery,
+                Begun::Index(index),
+                Some((mark, true)),
+            )
+            .await;
         if outcome == CommandOutcome::StoreUnavailable {
             return Outcome::StoreUnavailable;
         }
-        let ttl = self.conversations.limits.dedupe_ttl;
-        let commit = CommitRequest {
-            bucket,
-            session_key,
-            expected_version: version,
-            session: SessionWrite::Delete,
-            dedupe_key: delivery,
-            reply: CachedReply {
-                text: String::new(),
-                end: true,
-                code: None,
-            },
-            dedupe_ttl_ms: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
-            dedupe_scope: None,
-            case: None,
-            jobs: Vec::new(),
-            kv: Vec::new(),
-            now_ms: now,
-        };
-        if let Err(e) = deps.store.commit(commit).await {
+        if !marked
+            && !mark_now
+            && let Err(e) = deps
+                .store
+                .put(None, &mark_key, b"1".to_vec(), Some(ttl), now)
+                .await
+        {
             // The command took effect; only its dedupe mark is missing.
             deps.store_failed("commit", &e);
         }
@@ -234,8 +258,8 @@ impl Gateway {
                 lawyer,
                 &msg.text,
                 &delivery,
-                Some(found),
-                Some(mark),
+                Begun::Code(found),
+                Some((mark, false)),
             )
             .await;
         if outcome == CommandOutcome::StoreUnavailable {

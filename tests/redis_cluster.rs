@@ -578,5 +578,31 @@ async fn an_offer_and_a_lawyers_answers_work_across_the_clusters_slots() {
     d.set_off(Default::default());
     d.refresh_off().await.unwrap();
     assert!(d.off_set().contains("aida"), "her off flag is read back");
+
+    // A bare DONE: her index in the global slot, her case in its own, the
+    // change's mark (global) written right after it; the same delivery
+    // again is a duplicate and sends nothing.
+    let body = common::form(&[
+        ("from", AIDA),
+        ("to", "21212"),
+        ("text", "DONE"),
+        ("id", "cluster-done-1"),
+    ]);
+    let r = common::post_form(w.gw.public, "/webhooks/africastalking/sms", &body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let closed = w.nth(AIDA, 5).await;
+    assert!(closed.contains(&code), "her DONE closed her case: {closed}");
+    assert_eq!(
+        w.case(&code).await.dispatch.status,
+        hotline::dispatch::lifecycle::Status::Closed
+    );
+    let r = common::post_form(w.gw.public, "/webhooks/africastalking/sms", &body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        w.commands("done", "ok").await,
+        1.0,
+        "the retried DONE is a duplicate: it runs no command"
+    );
+    assert_eq!(w.to(AIDA).len(), 5, "{:?}", w.to(AIDA));
     w.gw.stop().await;
 }

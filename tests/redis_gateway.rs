@@ -566,6 +566,7 @@ async fn codes_shown_during_an_outage_are_the_codes_of_the_cases() {
                     close: true,
                     jobs: Vec::new(),
                     mark: None,
+                    mark_global: false,
                     now_ms: now,
                 })
                 .await

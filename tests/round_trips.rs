@@ -571,7 +571,11 @@ async fn round_trips_per_hop_offer_command_and_idle_and_bytes_per_session() {
         "no open-case set is read: {:?}",
         show(&status)
     );
-    assert!(status.len() <= 5, "{:?}", show(&status));
+    assert!(
+        status.len() <= 2,
+        "a bare STATUS: her mark, rate, index and cases in one round trip, her reply in the other: {:?}",
+        show(&status)
+    );
 
     // A bare STATUS from a lawyer with no case: her empty index, nothing
     // else read (no fallback to every open case).
@@ -604,7 +608,52 @@ async fn round_trips_per_hop_offer_command_and_idle_and_bytes_per_session() {
         "an empty index reads no case: {:?}",
         show(&empty)
     );
-    assert!(empty.len() <= 4, "{:?}", show(&empty));
+    assert!(empty.len() <= 2, "{:?}", show(&empty));
+
+    // A bare DONE: the one case she holds, found through her index read in
+    // round trip one, closed in round trip two with the delivery's mark.
+    mon.after_refresh().await;
+    let done_from = mon.mark();
+    let body = common::form(&[
+        ("from", AIDA),
+        ("to", "21212"),
+        ("text", "DONE"),
+        ("id", "lw-done-1"),
+    ]);
+    let r = common::post_form(gw.public, "/webhooks/africastalking/sms", &body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let done_to = mon.mark();
+    let done: Vec<Seen> = mon
+        .between(&done_from, &done_to)
+        .into_iter()
+        .filter(|s| !is_probe(s) && (!is_send(s) || s.verb() == "HMGET"))
+        .collect();
+    eprintln!("a bare DONE: {} commands: {:?}", done.len(), show(&done));
+    assert!(
+        done.iter()
+            .all(|s| !(s.verb() == "SMEMBERS" && s.key().ends_with(":open"))),
+        "no open-case set is read: {:?}",
+        show(&done)
+    );
+    assert!(done.len() <= 2, "{:?}", show(&done));
+    sent(&api, &mut mon, 6).await;
+    let closed = api.requests();
+    let reply = String::from_utf8_lossy(&closed[closed.len() - 1].body).into_owned();
+    assert!(
+        reply.contains(&code),
+        "her DONE closed her case {code}: {reply}"
+    );
+    // Retried, it is answered from its mark: one round trip, nothing sent.
+    let retry_from = mon.mark();
+    let r = common::post_form(gw.public, "/webhooks/africastalking/sms", &body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let retry_to = mon.mark();
+    let retry: Vec<Seen> = mon
+        .between(&retry_from, &retry_to)
+        .into_iter()
+        .filter(|s| !is_probe(s))
+        .collect();
+    assert_eq!(retry.len(), 1, "a retried DONE: {:?}", show(&retry));
 
     // Bytes of Redis per live session: every key 20 sessions in the middle
     // of the menu added (session, replies, rate limit).

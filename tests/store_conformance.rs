@@ -11,8 +11,8 @@ use hotline::store::memory::MemoryStore;
 use hotline::store::redis::RedisStore;
 use hotline::store::{
     Begin, BeginRequest, CachedReply, CaseBegin, CaseCommandBegin, CodeLease, Commit,
-    CommitRequest, Job, KvWrite, LeaseRequest, NewCase, Queue, RateLimit, SessionWrite, SetAdd,
-    Store, StoreError,
+    CommitRequest, Job, KvWrite, LawyerBegin, LawyerCommandBegin, LeaseRequest, NewCase, Queue,
+    RateLimit, SessionWrite, SetAdd, Store, StoreError,
 };
 
 /// A store and a notion of time: virtual for memory, real for Redis (whose
@@ -741,6 +741,7 @@ async fn cases_change_by_compare_and_set_and_close(env: impl Env) {
             },
         )],
         mark: None,
+        mark_global: false,
         now_ms: now,
     };
     assert!(
@@ -1014,6 +1015,7 @@ async fn a_shown_code_also_names_a_case_recorded_meanwhile(env: impl Env) {
             code: rec.code.clone(),
             alias: rec.alias.clone(),
             mark: None,
+            mark_global: false,
             expected_version: rec.version,
             data: b"closed".to_vec(),
             close: true,
@@ -1263,6 +1265,7 @@ async fn a_lawyers_command_by_code_is_one_read_and_one_marked_change(env: impl E
         close: false,
         jobs: Vec::new(),
         mark: Some(KvWrite::set("ld:at:m1".into(), b"1".to_vec(), Some(60_000))),
+        mark_global: false,
         now_ms: now,
     };
     assert!(
@@ -1304,6 +1307,175 @@ async fn a_lawyers_command_by_code_is_one_read_and_one_marked_change(env: impl E
         },
         "the limit holds in the bucket"
     );
+}
+
+async fn a_lawyers_bare_command_reads_her_index_and_its_cases_in_one(env: impl Env) {
+    let s = env.store();
+    let now = env.now();
+    // Two open cases in her index, one closed, one gone, one unparsable.
+    s.record_case(4, case("ix1", &["1076"]), now).await.unwrap();
+    s.record_case(5, case("ix2", &["1077"]), now).await.unwrap();
+    s.record_case(6, case("ix3", &["1078"]), now).await.unwrap();
+    let closed = s.case(6, "ix3").await.unwrap().unwrap();
+    let close = hotline::store::CaseUpdate {
+        bucket: 6,
+        id: "ix3".into(),
+        code: "1078".into(),
+        alias: None,
+        expected_version: closed.version,
+        data: b"closed".to_vec(),
+        close: true,
+        jobs: Vec::new(),
+        mark: None,
+        mark_global: false,
+        now_ms: now,
+    };
+    assert!(s.update_case(close).await.unwrap());
+    for member in ["4:ix1", "5:ix2", "6:ix3", "7:gone", "junk"] {
+        let add = SetAdd {
+            key: "lw:aida".into(),
+            member: member.into(),
+            ttl_ms: 60_000,
+        };
+        s.set_add(None, add, now).await.unwrap();
+    }
+    let begin = |mark: &str, mark_now: bool, flag: Option<KvWrite>| LawyerCommandBegin {
+        mark_key: mark.into(),
+        mark_now,
+        mark_ttl_ms: 60_000,
+        rate_key: "p_lawyer".into(),
+        rate: RateLimit {
+            per_minute: 60,
+            burst: 3,
+        },
+        index_key: "lw:aida".into(),
+        flag,
+        now_ms: now,
+    };
+    let LawyerBegin::Proceed(index) = s
+        .begin_lawyer_command(begin("ld:m1", false, None))
+        .await
+        .unwrap()
+    else {
+        panic!("her index");
+    };
+    let found: Vec<(&str, u16, &str, &str, bool)> = index
+        .iter()
+        .map(|c| {
+            let (b, r) = &c.case;
+            (
+                c.member.as_str(),
+                *b,
+                r.id.as_str(),
+                r.code.as_str(),
+                r.open,
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("4:ix1", 4, "ix1", "1076", true),
+            ("5:ix2", 5, "ix2", "1077", true)
+        ],
+        "her open cases, read with the index"
+    );
+    assert_eq!(
+        index[0].case.1,
+        s.case(4, "ix1").await.unwrap().unwrap(),
+        "as a read of the case"
+    );
+    assert_eq!(
+        s.set_members(None, "lw:aida", now).await.unwrap(),
+        ["4:ix1", "5:ix2"],
+        "the closed, the gone and the unparsable are pruned"
+    );
+    // A case change writes her global mark; a retry is then a duplicate.
+    let rec = index[0].case.1.clone();
+    let accept = |data: &str| hotline::store::CaseUpdate {
+        bucket: 4,
+        id: "ix1".into(),
+        code: "1076".into(),
+        alias: None,
+        expected_version: rec.version,
+        data: data.as_bytes().to_vec(),
+        close: false,
+        jobs: Vec::new(),
+        mark: Some(KvWrite::set("ld:m1".into(), b"1".to_vec(), Some(60_000))),
+        mark_global: true,
+        now_ms: now,
+    };
+    assert!(s.update_case(accept("accepted")).await.unwrap());
+    assert!(
+        s.get(None, "ld:m1", now).await.unwrap().is_some(),
+        "a global mark"
+    );
+    assert!(s.get(Some(4), "ld:m1", now).await.unwrap().is_none());
+    assert_eq!(
+        s.begin_lawyer_command(begin("ld:m1", false, None))
+            .await
+            .unwrap(),
+        LawyerBegin::Duplicate
+    );
+    assert!(
+        s.update_case(accept("again")).await.unwrap(),
+        "a concurrent copy's change counts as done"
+    );
+    assert_eq!(s.case(4, "ix1").await.unwrap().unwrap().data, b"accepted");
+    // OFF: the flag and the mark written with the round trip.
+    let off = KvWrite::set("off:aida".into(), b"1".to_vec(), None);
+    assert!(matches!(
+        s.begin_lawyer_command(begin("ld:m2", true, Some(off)))
+            .await
+            .unwrap(),
+        LawyerBegin::Proceed(_)
+    ));
+    assert_eq!(
+        s.get(None, "off:aida", now).await.unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
+    assert_eq!(
+        s.begin_lawyer_command(begin("ld:m2", true, None))
+            .await
+            .unwrap(),
+        LawyerBegin::Duplicate,
+        "marked at once: a retry is a duplicate"
+    );
+    let on = KvWrite {
+        key: "off:aida".into(),
+        op: hotline::store::KvOp::Delete,
+    };
+    assert!(matches!(
+        s.begin_lawyer_command(begin("ld:m3", true, Some(on)))
+            .await
+            .unwrap(),
+        LawyerBegin::Proceed(_)
+    ));
+    assert!(
+        s.get(None, "off:aida", now).await.unwrap().is_none(),
+        "ON deletes it"
+    );
+    assert!(
+        matches!(
+            s.begin_lawyer_command(begin("ld:m4", true, None))
+                .await
+                .unwrap(),
+            LawyerBegin::Limited { .. }
+        ),
+        "her fourth new command at once is over the burst"
+    );
+    let off = KvWrite::set("off:aida".into(), b"1".to_vec(), None);
+    assert!(matches!(
+        s.begin_lawyer_command(begin("ld:m5", true, Some(off)))
+            .await
+            .unwrap(),
+        LawyerBegin::Limited { .. }
+    ));
+    assert!(
+        s.get(None, "off:aida", now).await.unwrap().is_none(),
+        "a limited command writes nothing"
+    );
+    assert!(s.get(None, "ld:m5", now).await.unwrap().is_none());
 }
 
 async fn sets_of_small_values_add_list_remove_and_ride_with_a_rate(env: impl Env) {
@@ -1459,6 +1631,7 @@ conformance!(
     a_finish_writes_what_the_job_left_in_the_same_step,
     a_sessions_own_deliveries_keep_the_latest_reply,
     a_lawyers_command_by_code_is_one_read_and_one_marked_change,
+    a_lawyers_bare_command_reads_her_index_and_its_cases_in_one,
     sets_of_small_values_add_list_remove_and_ride_with_a_rate,
     a_claim_reads_the_code_of_the_case_its_message_names,
     small_values_are_read_together,

@@ -19,7 +19,7 @@ use super::texts::Texts;
 use crate::case::CaseData;
 use crate::outbox::{self, Purpose};
 use crate::phone::PhoneNumber;
-use crate::store::{BUCKETS, CaseRecord, KvWrite, StoreError, code_bucket, keys};
+use crate::store::{BUCKETS, CaseRecord, IndexedCase, KvWrite, StoreError, code_bucket, keys};
 use crate::template::render;
 
 /// How a lawyer's command ended (a metric label).
@@ -72,6 +72,21 @@ impl CommandOutcome {
     }
 }
 
+/// What round trip one of a lawyer's command read (the gateway's
+/// [`crate::store::Store::begin_case_command`] or
+/// [`crate::store::Store::begin_lawyer_command`]).
+#[derive(Debug, Clone, Default)]
+pub enum Begun {
+    /// Nothing: the command reads what it needs.
+    #[default]
+    Nothing,
+    /// The case of the code she typed (`None`: no such case).
+    Code(Option<CaseRecord>),
+    /// The open cases of her index (a command without a code); an `ON` or
+    /// `OFF` was written with it ([`Dispatcher::off_flag`]).
+    Index(Vec<IndexedCase>),
+}
+
 /// One command being handled.
 pub(super) struct Call<'a> {
     pub(super) lawyer: &'a Lawyer,
@@ -80,11 +95,12 @@ pub(super) struct Call<'a> {
     pub(super) channel: &'a str,
     /// The inbound delivery, for reply idempotency.
     pub(super) delivery: &'a str,
-    /// What round trip one found for the code she typed (`Some(None)`: no
-    /// such case), so it is not looked up again.
-    pub(super) found: Option<Option<CaseRecord>>,
+    /// What round trip one read, so it is not read again.
+    pub(super) begun: Begun,
     /// The delivery's mark, written with the case change it makes.
     pub(super) mark: Option<KvWrite>,
+    /// The mark is global (beside her index), not in the case's bucket.
+    pub(super) mark_global: bool,
     /// Whether a case change wrote the mark.
     pub(super) marked: AtomicBool,
 }
@@ -104,7 +120,7 @@ impl Dispatcher {
         text: &str,
         delivery: &str,
     ) -> CommandOutcome {
-        self.command_with(channel, lawyer, text, delivery, None, None)
+        self.command_with(channel, lawyer, text, delivery, Begun::Nothing, None)
             .await
             .0
     }
@@ -123,17 +139,18 @@ impl Dispatcher {
         }
     }
 
-    /// [`Dispatcher::command`] with the case round trip one found for its
-    /// code (`found`) and the delivery's mark to write with the change it
-    /// makes; returns the outcome and whether the mark was written.
+    /// [`Dispatcher::command`] with what round trip one read (`begun`)
+    /// and the delivery's mark to write with the change it makes (`true`:
+    /// a global mark, beside her index); returns the outcome and whether
+    /// the mark was written.
     pub async fn command_with(
         &self,
         channel: &str,
         lawyer: &Lawyer,
         text: &str,
         delivery: &str,
-        found: Option<Option<CaseRecord>>,
-        mark: Option<KvWrite>,
+        begun: Begun,
+        mark: Option<(KvWrite, bool)>,
     ) -> (CommandOutcome, bool) {
         let cmd = commands::parse(text);
         let reply_channel = if self.sending_channels.contains(channel) {
@@ -146,8 +163,9 @@ impl Dispatcher {
             texts: self.texts.for_langs(&lawyer.languages),
             channel: reply_channel,
             delivery,
-            found,
-            mark,
+            begun,
+            mark_global: mark.as_ref().is_some_and(|(_, global)| *global),
+            mark: mark.map(|(m, _)| m),
             marked: AtomicBool::new(false),
         };
         let outcome = self
@@ -247,7 +265,9 @@ impl Dispatcher {
                 bucket,
                 &id,
                 Some(rec),
-                call.mark.as_ref().map(|m| (m, &call.marked)),
+                call.mark
+                    .as_ref()
+                    .map(|m| (m, call.mark_global, &call.marked)),
                 call.channel,
                 move |case, ctx| match &kind {
                     Command::Accept(_) => lifecycle::accept(&mut case.dispatch, ctx, &who),
@@ -281,9 +301,9 @@ impl Dispatcher {
         call: &Call<'_>,
         code: &str,
     ) -> Result<Result<(u16, CaseRecord), CommandOutcome>, StoreError> {
-        let found = match &call.found {
-            Some(found) => found.clone(),
-            None => self.deps.store.case_by_code(code).await?,
+        let found = match &call.begun {
+            Begun::Code(found) => found.clone(),
+            _ => self.deps.store.case_by_code(code).await?,
         };
         match found {
             Some(rec) => Ok(Ok((code_bucket(code).unwrap_or(0), rec))),
@@ -304,7 +324,7 @@ impl Dispatcher {
     ) -> Result<Result<(u16, CaseRecord), CommandOutcome>, StoreError> {
         let me = call.lawyer.id.as_str();
         let mine: Vec<(u16, CaseRecord)> = self
-            .cases_of(me)
+            .cases_of(call)
             .await?
             .into_iter()
             .filter(|(_, _, d)| match cmd {
@@ -333,12 +353,43 @@ impl Dispatcher {
         }
     }
 
+    /// The write of an `ON` / `OFF` from `lawyer` (her off flag), to make
+    /// with round trip one; `None` for any other command.
+    pub fn off_flag(lawyer: &Lawyer, text: &str) -> Option<KvWrite> {
+        let key = keys::lawyer_off(lawyer.id.as_str());
+        match commands::parse(text) {
+            Command::Off => Some(KvWrite::set(key, b"1".to_vec(), None)),
+            Command::On => Some(KvWrite {
+                key,
+                op: crate::store::KvOp::Delete,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Whether a command's only effects are its reply and an `ON`/`OFF`
+    /// flag: its delivery's mark can be written with round trip one.
+    pub fn only_replies(text: &str) -> bool {
+        matches!(
+            commands::parse(text),
+            Command::On
+                | Command::Off
+                | Command::Status
+                | Command::Help
+                | Command::Cases
+                | Command::Who
+                | Command::Unknown
+        )
+    }
+
     /// `ON` / `OFF`.
     async fn on_off(&self, call: &Call<'_>, off: bool) -> Result<CommandOutcome, StoreError> {
         let me = call.lawyer.id.as_str().to_owned();
         let key = keys::lawyer_off(&me);
         let store = &self.deps.store;
-        if off {
+        // Round trip one wrote it with her index read (see `Begun`).
+        if matches!(call.begun, Begun::Index(_)) {
+        } else if off {
             let now = self.deps.clock.now_ms();
             store.put(None, &key, b"1".to_vec(), None, now).await?;
         } else {
@@ -364,7 +415,7 @@ impl Dispatcher {
     async fn status_text(&self, call: &Call<'_>) -> Result<String, StoreError> {
         let me = call.lawyer.id.as_str();
         let mut list = Vec::new();
-        for (_, rec, d) in self.cases_of(me).await? {
+        for (_, rec, d) in self.cases_of(call).await? {
             if d.dispatch.accepted_by.as_deref() == Some(me) {
                 list.push(format!("{} ✓", rec.code));
             } else if lifecycle::pending_for(&d.dispatch, me) {
@@ -378,49 +429,41 @@ impl Dispatcher {
         })
     }
 
-    /// The open cases offered to or held by lawyer `me`, from her index
-    /// (`keys::lawyer_cases`): one read of the index and one per case in
-    /// it, never every open case. An offer is added before it is sent (the
-    /// outbox does not send it while the store cannot note it), and a case
-    /// she accepted by its code without an offer when she accepts it.
-    /// Cases no longer hers are pruned from it.
+    /// The open cases offered to or held by the lawyer, from her index
+    /// (`keys::lawyer_cases`), never every open case: as round trip one
+    /// read it ([`Begun::Index`]), or one read of the index and one per
+    /// case. An offer is added before it is sent (the outbox does not send
+    /// it while the store cannot note it), and a case she accepted by its
+    /// code without an offer when she accepts it. Members whose case is
+    /// gone or closed are removed as they are read; one she declined or
+    /// another took stays until its case closes (her index lives 30 days).
     pub(super) async fn cases_of(
         &self,
-        me: &str,
+        call: &Call<'_>,
     ) -> Result<Vec<(u16, CaseRecord, CaseData)>, StoreError> {
-        let store = &self.deps.store;
-        let now = self.deps.clock.now_ms();
-        let key = keys::lawyer_cases(me);
-        let mut out = Vec::new();
-        let mut stale = Vec::new();
-        for member in store.set_members(None, &key, now).await? {
-            let parsed = member
-                .split_once(':')
-                .and_then(|(b, id)| Some((b.parse::<u16>().ok()?, id.to_owned())));
-            let Some((bucket, id)) = parsed else {
-                stale.push(member);
-                continue;
-            };
-            let data = match store.case(bucket, &id).await? {
-                Some(rec) if rec.open => self.open_case(&rec).map(|d| (rec, d)),
-                _ => None,
-            };
-            match data {
-                Some((rec, d))
-                    if d.dispatch.accepted_by.as_deref() == Some(me)
-                        || lifecycle::pending_for(&d.dispatch, me) =>
-                {
-                    out.push((bucket, rec, d));
-                }
-                _ => stale.push(member),
+        let me = call.lawyer.id.as_str();
+        let indexed = match &call.begun {
+            Begun::Index(index) => index.clone(),
+            _ => {
+                let now = self.deps.clock.now_ms();
+                let key = keys::lawyer_cases(me);
+                crate::store::read_index(self.deps.store.as_ref(), &key, now).await?
             }
-        }
-        if !stale.is_empty()
-            && let Err(e) = store.set_remove(None, &key, &stale).await
-        {
-            tracing::debug!(error = %e, "a lawyer's case index was not pruned");
-        }
-        Ok(out)
+        };
+        Ok(indexed
+            .into_iter()
+            .filter_map(
+                |IndexedCase {
+                     case: (bucket, rec),
+                     ..
+                 }| {
+                    let d = self.open_case(&rec)?;
+                    (d.dispatch.accepted_by.as_deref() == Some(me)
+                        || lifecycle::pending_for(&d.dispatch, me))
+                    .then_some((bucket, rec, d))
+                },
+            )
+            .collect())
     }
 
     /// Every open case with its bucket, record and data.

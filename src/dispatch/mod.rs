@@ -62,7 +62,7 @@ use crate::outbox::{Purpose, Recipient};
 use crate::reload::Live;
 use crate::store::{CaseRecord, CaseUpdate, Job, KvWrite, Queue, StoreError};
 use cover::Covers;
-pub use lawyer::CommandOutcome;
+pub use lawyer::{Begun, CommandOutcome};
 use lifecycle::{Action, Ctx, Status, Timer};
 use roster::Roster;
 use texts::LawyerTexts;
@@ -289,13 +289,14 @@ impl Dispatcher {
     /// read (a lawyer's command found the case by its code): the first
     /// attempt reads nothing; a concurrent change reloads it. With `mark`,
     /// the change writes that mark of its delivery (see
-    /// [`CaseUpdate::mark`]) and sets the flag when it did.
+    /// [`CaseUpdate::mark`]; global, [`CaseUpdate::mark_global`], when
+    /// its `bool` says so) and sets the flag when it did.
     async fn change_loaded_case<F>(
         &self,
         bucket: u16,
         id: &str,
         mut loaded: Option<CaseRecord>,
-        mark: Option<(&KvWrite, &AtomicBool)>,
+        mark: Option<(&KvWrite, bool, &AtomicBool)>,
         reply_channel: &str,
         change: F,
     ) -> Result<Option<Vec<Action>>, StoreError>
@@ -344,11 +345,12 @@ impl Dispatcher {
                 data: self.deps.privacy.seal_json(&case).map_err(corrupt)?,
                 close: case.dispatch.status == Status::Closed && rec.open,
                 jobs,
-                mark: mark.map(|(m, _)| m.clone()),
+                mark: mark.map(|(m, _, _)| m.clone()),
+                mark_global: mark.is_some_and(|(_, global, _)| global),
                 now_ms: now,
             };
             if store.update_case(update).await? {
-                if let Some((_, written)) = mark {
+                if let Some((_, _, written)) = mark {
                     written.store(true, Ordering::SeqCst);
                 }
                 self.apply_effects(&case.city, &fx);

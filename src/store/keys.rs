@@ -39,13 +39,10 @@ pub fn sms_delivery_by_text(channel: &str, pseudonym: impl Display, text_hash: &
     format!("s:{channel}:{pseudonym}:{text_hash}")
 }
 
-/// A lawyer's conversation (only its deliveries are kept, for dedupe).
-pub fn lawyer_session(channel: &str, lawyer: &str) -> String {
-    format!("l:{channel}:{lawyer}")
-}
-
-/// A lawyer's command about a case by its code, handled: the mark of its
-/// delivery, in the code's bucket (written with the case change).
+/// A lawyer's command, handled: the mark of its delivery, in the code's
+/// bucket for a command with a code, global (beside her case index) for
+/// one without (written with the case change, or at once for a command
+/// whose only effect is its reply).
 pub fn lawyer_delivery(channel: &str, message_id: &str) -> String {
     format!("ld:{channel}:{message_id}")
 }

@@ -158,6 +158,19 @@ struct StoredCase {
     alias: Option<String>,
 }
 
+impl StoredCase {
+    fn record(&self, id: &str) -> CaseRecord {
+        CaseRecord {
+            id: id.to_owned(),
+            code: self.code.clone(),
+            version: self.version,
+            data: self.data.clone(),
+            open: self.open,
+            alias: self.alias.clone(),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct State {
     sessions: TtlMap<SessionRecord>,
@@ -821,14 +834,7 @@ impl Store for MemoryStore {
 
     async fn case(&self, _bucket: u16, id: &str) -> Result<Option<CaseRecord>, StoreError> {
         let s = self.lock();
-        Ok(s.cases.get(id).map(|c| CaseRecord {
-            id: id.to_owned(),
-            code: c.code.clone(),
-            version: c.version,
-            data: c.data.clone(),
-            open: c.open,
-            alias: c.alias.clone(),
-        }))
+        Ok(s.cases.get(id).map(|c| c.record(id)))
     }
 
     async fn case_by_code(&self, code: &str) -> Result<Option<CaseRecord>, StoreError> {
@@ -876,11 +882,75 @@ impl Store for MemoryStore {
         ))
     }
 
+    async fn begin_lawyer_command(
+        &self,
+        req: super::LawyerCommandBegin,
+    ) -> Result<super::LawyerBegin, StoreError> {
+        let mut s = self.lock();
+        let now = req.now_ms;
+        let mark = kv_key(None, &req.mark_key);
+        if s.kv.get(&mark, now).is_some() {
+            return Ok(super::LawyerBegin::Duplicate);
+        }
+        // Only a delivery's first arrival spends a rate-limit slot.
+        let seen = format!("seen:{mark}");
+        if s.rates.get(&seen, now).is_none() {
+            let rate_key = format!("g:{}", req.rate_key);
+            let tat = s.rates.get(&rate_key, now).copied();
+            match gcra(tat, now, req.rate) {
+                Err(retry_after_ms) => return Ok(super::LawyerBegin::Limited { retry_after_ms }),
+                Ok(new_tat) => {
+                    s.rates.insert(rate_key, new_tat, new_tat, now);
+                    s.rates.insert(seen, 0, now + SEEN_WINDOW_MS, now);
+                }
+            }
+        }
+        if req.mark_now {
+            s.kv.insert(mark, b"1".to_vec(), now + req.mark_ttl_ms, now);
+        }
+        if let Some(flag) = req.flag {
+            let key = kv_key(None, &flag.key);
+            match flag.op {
+                KvOp::Set { value, ttl_ms } => {
+                    s.kv.insert(key, value, ttl_ms.map_or(u64::MAX, |t| now + t), now);
+                }
+                KvOp::Delete => {
+                    s.kv.remove(&key);
+                }
+            }
+        }
+        let index = kv_key(None, &req.index_key);
+        let members: Vec<String> = match s.sets.get(&index) {
+            Some((members, expires)) if *expires > now => members.iter().cloned().collect(),
+            _ => Vec::new(),
+        };
+        let mut out = Vec::new();
+        for member in members {
+            let case = super::index_member(&member).and_then(|(bucket, id)| {
+                s.cases
+                    .get(id)
+                    .filter(|c| c.open)
+                    .map(|c| (bucket, c.record(id)))
+            });
+            match case {
+                Some(case) => out.push(super::IndexedCase { member, case }),
+                // Gone or closed: no longer in her index.
+                None => {
+                    if let Some((set, _)) = s.sets.get_mut(&index) {
+                        set.remove(&member);
+                    }
+                }
+            }
+        }
+        Ok(super::LawyerBegin::Proceed(out))
+    }
+
     async fn update_case(&self, u: super::CaseUpdate) -> Result<bool, StoreError> {
         let mut s = self.lock();
+        let mark_bucket = (!u.mark_global).then_some(u.bucket);
         if let Some(mark) = &u.mark
             && s.kv
-                .get(&kv_key(Some(u.bucket), &mark.key), u.now_ms)
+                .get(&kv_key(mark_bucket, &mark.key), u.now_ms)
                 .is_some()
         {
             // Made before, for this same delivery.
@@ -916,7 +986,7 @@ impl Store for MemoryStore {
                 .put(job.id, job.due_ms, job.payload, 0);
         }
         if let Some(mark) = u.mark {
-            let key = kv_key(Some(u.bucket), &mark.key);
+            let key = kv_key(mark_bucket, &mark.key);
             match mark.op {
                 KvOp::Set { value, ttl_ms } => {
                     let expires = ttl_ms.map_or(u64::MAX, |t| u.now_ms + t);

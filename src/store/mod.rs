@@ -429,6 +429,12 @@ pub struct CaseUpdate {
     /// change was made before (a retried command): nothing is written and
     /// the update counts as done.
     pub mark: Option<KvWrite>,
+    /// The mark lives beside the lawyer's case index (a global small
+    /// value), not in the case's bucket: a command without a code, whose
+    /// round trip one ([`Store::begin_lawyer_command`]) looked for it
+    /// there. One Redis writes it in the same script; a Redis Cluster
+    /// (another slot) right after a change.
+    pub mark_global: bool,
     /// Now.
     pub now_ms: u64,
 }
@@ -474,6 +480,107 @@ pub enum CaseBegin {
     },
     /// Go ahead, with the case of the code (as [`Store::case_by_code`]).
     Proceed(Option<CaseRecord>),
+}
+
+/// Round trip one of a lawyer's command without a code, beside her case
+/// index: was this delivery handled (its mark, a global small value), may
+/// she send another (her rate limit), an `ON`/`OFF` flag to write, and the
+/// cases of her index (`keys::lawyer_cases`), each read — all in one round
+/// trip on one Redis and in the memory store; on a Redis Cluster her cases
+/// live in other slots and are read after it, one read each.
+#[derive(Debug, Clone)]
+pub struct LawyerCommandBegin {
+    /// The delivery's mark (a global small value's key).
+    pub mark_key: String,
+    /// Write the mark now, with the check: for a command whose only effect
+    /// is its reply (and a flag written here), so that a retry is a
+    /// duplicate. Otherwise the mark is written with the case change the
+    /// command makes ([`CaseUpdate::mark_global`]).
+    pub mark_now: bool,
+    /// Its lifetime.
+    pub mark_ttl_ms: u64,
+    /// Identity of the sender for the rate limit (a pseudonym).
+    pub rate_key: String,
+    /// The limit to apply.
+    pub rate: RateLimit,
+    /// Her case index (a global set).
+    pub index_key: String,
+    /// A global small value to write once the delivery may go ahead
+    /// (`OFF` sets her off flag, `ON` deletes it).
+    pub flag: Option<KvWrite>,
+    /// Now.
+    pub now_ms: u64,
+}
+
+/// A member of a lawyer's case index (`<bucket>:<case id>`) and its open
+/// case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedCase {
+    /// The member as stored (to prune it).
+    pub member: String,
+    /// The case's bucket and record.
+    pub case: (u16, CaseRecord),
+}
+
+/// What round trip one of a lawyer's command without a code found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LawyerBegin {
+    /// This delivery was handled before.
+    Duplicate,
+    /// Over the rate limit.
+    Limited {
+        /// When a retry would be allowed.
+        retry_after_ms: u64,
+    },
+    /// Go ahead, with the open cases of her index (in member order);
+    /// members whose case is gone or closed were removed from it.
+    Proceed(Vec<IndexedCase>),
+}
+
+/// The open cases of a lawyer's case index (a global set), each read
+/// apart; members whose case is gone or closed are removed from it.
+///
+/// # Errors
+/// [`StoreError::Unavailable`].
+pub async fn read_index<S: Store + ?Sized>(
+    store: &S,
+    key: &str,
+    now_ms: u64,
+) -> Result<Vec<IndexedCase>, StoreError> {
+    let mut out = Vec::new();
+    let mut stale = Vec::new();
+    for member in store.set_members(None, key, now_ms).await? {
+        let case = match index_member(&member) {
+            Some((bucket, id)) => store.case(bucket, id).await?.map(|r| (bucket, r)),
+            None => None,
+        };
+        match case {
+            Some((bucket, rec)) if rec.open => out.push(IndexedCase {
+                member,
+                case: (bucket, rec),
+            }),
+            _ => stale.push(member),
+        }
+    }
+    prune_index(store, key, &stale).await;
+    Ok(out)
+}
+
+/// Remove members of a lawyer's case index (their cases are gone or
+/// closed); a failure only leaves them for the next read.
+pub async fn prune_index<S: Store + ?Sized>(store: &S, key: &str, stale: &[String]) {
+    if !stale.is_empty()
+        && let Err(e) = store.set_remove(None, key, stale).await
+    {
+        tracing::debug!(error = %e, "a lawyer's case index was not pruned");
+    }
+}
+
+/// A member of a lawyer's case index, `<bucket>:<case id>`, parsed.
+pub fn index_member(member: &str) -> Option<(u16, &str)> {
+    let (b, id) = member.split_once(':')?;
+    let b = b.parse::<u16>().ok().filter(|b| *b < BUCKETS)?;
+    (!id.is_empty()).then_some((b, id))
 }
 
 /// The cause of an unavailable store (a Redis or I/O error, a timeout).
@@ -827,6 +934,42 @@ pub trait Store: Send + Sync + 'static {
             return Ok(CaseBegin::Duplicate);
         }
         Ok(CaseBegin::Proceed(self.case_by_code(&req.code).await?))
+    }
+
+    /// Round trip one of a lawyer's command without a code (see
+    /// [`LawyerCommandBegin`]). The default reads the mark, writes it and
+    /// the flag, and reads her index and each case apart, and limits
+    /// nothing.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn begin_lawyer_command(
+        &self,
+        req: LawyerCommandBegin,
+    ) -> Result<LawyerBegin, StoreError> {
+        let now = req.now_ms;
+        if self.get(None, &req.mark_key, now).await?.is_some() {
+            return Ok(LawyerBegin::Duplicate);
+        }
+        if req.mark_now {
+            let mark = b"1".to_vec();
+            self.put(None, &req.mark_key, mark, Some(req.mark_ttl_ms), now)
+                .await?;
+        }
+        match req.flag {
+            Some(KvWrite {
+                key,
+                op: KvOp::Set { value, ttl_ms },
+            }) => self.put(None, &key, value, ttl_ms, now).await?,
+            Some(KvWrite {
+                key,
+                op: KvOp::Delete,
+            }) => self.delete(None, &key).await?,
+            None => {}
+        }
+        Ok(LawyerBegin::Proceed(
+            read_index(self, &req.index_key, now).await?,
+        ))
     }
 
     /// Change a case if its version is unchanged (compare-and-set), with

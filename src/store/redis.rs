@@ -51,9 +51,10 @@ pub use conn::{REFRESH_GAP, RedisOptions};
 
 use super::{
     BUCKETS, Begin, BeginRequest, CODE_QUARANTINE_MS, CachedReply, CaseBegin, CaseCommandBegin,
-    CaseRecord, CaseUpdate, ClaimBatch, Claimed, CodeLease, Commit, CommitRequest, Job, KvOp,
-    KvWrite, LeaseRequest, NewCase, Queue, RateLimit, SEEN_WINDOW_MS, SessionRecord, SessionWrite,
-    SetAdd, Store, StoreError, code_bucket, lease_mark, session_delivery,
+    CaseRecord, CaseUpdate, ClaimBatch, Claimed, CodeLease, Commit, CommitRequest, IndexedCase,
+    Job, KvOp, KvWrite, LawyerBegin, LawyerCommandBegin, LeaseRequest, NewCase, Queue, RateLimit,
+    SEEN_WINDOW_MS, SessionRecord, SessionWrite, SetAdd, Store, StoreError, code_bucket,
+    lease_mark, session_delivery,
 };
 
 const CASE_LUA: &str = include_str!("lua/case.lua");
@@ -71,6 +72,7 @@ struct Scripts {
     rate: Script,
     case_by_code: Script,
     case_command: Script,
+    lawyer_command: Script,
 }
 
 impl Scripts {
@@ -93,10 +95,11 @@ impl Scripts {
             rate: Script::new(include_str!("lua/rate.lua")),
             case_by_code: Script::new(include_str!("lua/case_by_code.lua")),
             case_command: Script::new(include_str!("lua/case_command.lua")),
+            lawyer_command: Script::new(include_str!("lua/lawyer_command.lua")),
         }
     }
 
-    fn all(&self) -> [&Script; 11] {
+    fn all(&self) -> [&Script; 12] {
         [
             &self.begin,
             &self.commit,
@@ -109,6 +112,7 @@ impl Scripts {
             &self.rate,
             &self.case_by_code,
             &self.case_command,
+            &self.lawyer_command,
         ]
     }
 }
@@ -977,17 +981,140 @@ impl Store for RedisStore {
             inv.arg(a);
         }
         inv.arg(if u.alias.is_some() { "1" } else { "0" });
-        if let Some(KvWrite {
-            key,
-            op: KvOp::Set { value, ttl_ms },
-        }) = &u.mark
+        // A global mark (a command without a code) rides in the script on
+        // one Redis; on a cluster it is another slot: written right after
+        // a change (round trip one of the command checked it).
+        let cluster = self.conn.is_cluster();
+        let mark_bucket = (!u.mark_global).then_some(u.bucket);
+        let mark = match &u.mark {
+            Some(KvWrite {
+                key,
+                op: KvOp::Set { value, ttl_ms },
+            }) => Some((self.kv_key(mark_bucket, key), value, ttl_ms)),
+            _ => None,
+        };
+        if let Some((key, value, ttl_ms)) = &mark
+            && !(cluster && u.mark_global)
         {
-            inv.key(self.kv_key(Some(u.bucket), key))
-                .arg(value.clone())
+            inv.key(key)
+                .arg(value.as_slice())
                 .arg(ttl_ms.map(|t| t.max(1).to_string()).unwrap_or_default());
         }
         let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
-        Ok(int(&v) == Some(1))
+        let changed = int(&v) == Some(1);
+        if changed
+            && cluster
+            && u.mark_global
+            && let Some((key, value, ttl_ms)) = mark
+        {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key).arg(value.clone());
+            if let Some(t) = ttl_ms {
+                cmd.arg("PX").arg((*t).max(1));
+            }
+            self.conn.query(&cmd).await.map_err(unavailable)?;
+        }
+        Ok(changed)
+    }
+
+    async fn begin_lawyer_command(
+        &self,
+        req: LawyerCommandBegin,
+    ) -> Result<LawyerBegin, StoreError> {
+        let cluster = self.conn.is_cluster();
+        let mut inv = self.scripts.lawyer_command.prepare_invoke();
+        inv.key(self.kv_key(None, &req.mark_key))
+            .key(format!("{}:{{g}}:r:{}", self.prefix, req.rate_key))
+            .key(self.kv_key(None, &req.index_key))
+            .arg(req.now_ms)
+            .arg(req.rate.interval_ms())
+            .arg(req.rate.burst.max(1))
+            .arg(SEEN_WINDOW_MS)
+            .arg(if req.mark_now {
+                req.mark_ttl_ms.max(1).to_string()
+            } else {
+                String::new()
+            })
+            .arg(if cluster {
+                String::new()
+            } else {
+                format!("{}:{{", self.prefix)
+            });
+        match &req.flag {
+            Some(KvWrite {
+                key,
+                op: KvOp::Set { value, .. },
+            }) => {
+                inv.key(self.kv_key(None, key))
+                    .arg("set")
+                    .arg(value.clone());
+            }
+            Some(KvWrite {
+                key,
+                op: KvOp::Delete,
+            }) => {
+                inv.key(self.kv_key(None, key)).arg("del");
+            }
+            None => {
+                inv.arg("");
+            }
+        }
+        let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
+        let Value::Array(f) = v else {
+            return Err(corrupt("lawyer_command returned a non-array"));
+        };
+        match f.first().and_then(int) {
+            Some(1) => return Ok(LawyerBegin::Duplicate),
+            Some(2) => {
+                return Ok(LawyerBegin::Limited {
+                    retry_after_ms: f.get(1).and_then(int).unwrap_or(0).max(0) as u64,
+                });
+            }
+            Some(3) => {}
+            _ => return Err(corrupt("lawyer_command returned an unknown status")),
+        }
+        let mut out = Vec::new();
+        let mut rest = f[1..].iter();
+        let mut stale = Vec::new();
+        while let Some(member) = rest.next() {
+            let member = string(member).ok_or_else(|| corrupt("index member"))?;
+            let code = rest.next().and_then(string).unwrap_or_default();
+            let parsed = super::index_member(&member).map(|(b, id)| (b, id.to_owned()));
+            if cluster {
+                // Her cases are in other slots: read apart.
+                match parsed {
+                    Some((bucket, id)) => match self.case(bucket, &id).await? {
+                        Some(rec) if rec.open => out.push(IndexedCase {
+                            member,
+                            case: (bucket, rec),
+                        }),
+                        _ => stale.push(member),
+                    },
+                    None => stale.push(member),
+                }
+                continue;
+            }
+            let (version, data, alias) = (rest.next(), rest.next(), rest.next());
+            let Some((bucket, id)) = parsed else {
+                return Err(corrupt("lawyer_command returned an unparsed member"));
+            };
+            out.push(IndexedCase {
+                member,
+                case: (
+                    bucket,
+                    CaseRecord {
+                        id,
+                        code,
+                        version: version.and_then(int).unwrap_or(0).max(0) as u64,
+                        data: data.and_then(bytes).unwrap_or_default(),
+                        open: true,
+                        alias: alias.and_then(string).filter(|a| !a.is_empty()),
+                    },
+                ),
+            });
+        }
+        super::prune_index(self, &req.index_key, &stale).await;
+        Ok(LawyerBegin::Proceed(out))
     }
 
     async fn begin_case_command(&self, req: CaseCommandBegin) -> Result<CaseBegin, StoreError> {

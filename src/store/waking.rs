@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use super::SetAdd;
 use super::{
     Begin, BeginRequest, CaseBegin, CaseCommandBegin, CaseRecord, CaseUpdate, ClaimBatch, Claimed,
-    CodeLease, Commit, CommitRequest, Job, KvWrite, LeaseRequest, NewCase, Queue, RateLimit, Store,
-    StoreError,
+    CodeLease, Commit, CommitRequest, Job, KvWrite, LawyerBegin, LawyerCommandBegin, LeaseRequest,
+    NewCase, Queue, RateLimit, Store, StoreError,
 };
 use crate::deps::Wake;
 
@@ -279,6 +279,13 @@ impl Store for Waking {
 
     async fn begin_case_command(&self, req: CaseCommandBegin) -> Result<CaseBegin, StoreError> {
         self.inner.begin_case_command(req).await
+    }
+
+    async fn begin_lawyer_command(
+        &self,
+        req: LawyerCommandBegin,
+    ) -> Result<LawyerBegin, StoreError> {
+        self.inner.begin_lawyer_command(req).await
     }
 
     async fn update_case(&self, update: CaseUpdate) -> Result<bool, StoreError> {

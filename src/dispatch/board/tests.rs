@@ -146,6 +146,7 @@ async fn collect_lists_open_cases_and_with_all_the_recently_closed_ones() {
             close: true,
             jobs: Vec::new(),
             mark: None,
+            mark_global: false,
             now_ms: T0 + MIN,
         };
         assert!(store.update_case(update).await.unwrap());
