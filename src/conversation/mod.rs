@@ -196,11 +196,15 @@ impl Conversations {
 
     /// A screen as the reply cache keeps it: sealed, so a store dump does
     /// not show which path she took (the case code stays beside it, in
-    /// clear, for the store's scripts).
+    /// clear, for the store's scripts). A store whose data never leaves
+    /// the process keeps it as it is ([`crate::store::Store::in_process`]).
     fn seal_reply(&self, text: &str) -> String {
         use base64::Engine as _;
         if text.is_empty() {
             return String::new();
+        }
+        if self.deps.store.in_process() && !text.starts_with(SEALED_REPLY) {
+            return text.to_owned();
         }
         let sealed = self.deps.privacy.seal(text.as_bytes());
         let b64 = base64::engine::general_purpose::STANDARD_NO_PAD.encode(sealed);
@@ -433,8 +437,23 @@ impl Conversations {
         }
     }
 
+    /// Session state as the store keeps it: sealed JSON, or plain JSON in
+    /// a store whose data never leaves the process.
+    fn seal_state(&self, data: &SessionData) -> Result<Vec<u8>, serde_json::Error> {
+        if self.deps.store.in_process() {
+            serde_json::to_vec(data)
+        } else {
+            self.deps.privacy.seal_json(data)
+        }
+    }
+
     fn open_session(&self, rec: &SessionRecord) -> Option<SessionData> {
-        match self.deps.privacy.open_json(&rec.data) {
+        let opened = if self.deps.store.in_process() {
+            serde_json::from_slice(&rec.data).map_err(crate::privacy::OpenError::from)
+        } else {
+            self.deps.privacy.open_json(&rec.data)
+        };
+        match opened {
             Ok(d) => Some(d),
             Err(e) => {
                 // Unreadable (a changed key, an older format): start afresh.
@@ -487,7 +506,7 @@ impl Conversations {
             Plan::Help => {
                 let text = self.help_text(hop.caller.country);
                 commit.session = SessionWrite::Save {
-                    data: self.deps.privacy.seal_json(&SessionData::default())?,
+                    data: self.seal_state(&SessionData::default())?,
                     ttl_ms: HELP_QUIET_MS,
                 };
                 let job = self.sms_job(hop, &job_key, text.clone(), Purpose::Help, None, now)?;
@@ -536,7 +555,7 @@ impl Conversations {
                 s.flow.spec.session_timeout_secs
             };
             commit.session = SessionWrite::Save {
-                data: self.deps.privacy.seal_json(&data)?,
+                data: self.seal_state(&data)?,
                 ttl_ms: ttl_secs * 1000,
             };
         }

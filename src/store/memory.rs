@@ -1019,6 +1019,10 @@ impl Store for MemoryStore {
     fn sessions_evicted(&self) -> u64 {
         self.evicted()
     }
+
+    fn in_process(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

@@ -999,6 +999,15 @@ pub trait Store: Send + Sync + 'static {
     fn sessions_evicted(&self) -> u64 {
         0
     }
+
+    /// Whether what it holds never leaves this process (the memory store):
+    /// session state and cached screens are then kept unsealed, as sealing
+    /// them would protect them with a key that lives in the same memory
+    /// (docs/security.md). Cases, messages and spool entries are sealed
+    /// whatever the store.
+    fn in_process(&self) -> bool {
+        false
+    }
 }
 
 /// When a delivery is one of its session's own (`<session key>:<suffix>`,

@@ -313,4 +313,8 @@ impl Store for Waking {
     fn sessions_evicted(&self) -> u64 {
         self.inner.sessions_evicted()
     }
+
+    fn in_process(&self) -> bool {
+        self.inner.in_process()
+    }
 }
