@@ -25,7 +25,7 @@ pub const STOP_WORDS: &[&str] = &[
     "ТОКТОТ",
 ];
 
-/// A session as stored (sealed).
+/// A session as stored (sealed, unless the store keeps it in the process).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(super) struct SessionData {
     /// Flow id; empty for a "was sent the help text" marker.

@@ -14,9 +14,11 @@
 //!
 //! Everything else (outbox, timers, case updates) is for background workers.
 //!
-//! The store never sees a phone number or a location in clear: keys carry
-//! pseudonyms, and session and case data arrive sealed (see
-//! [`crate::privacy`]). Every key of one caller shares a *bucket* so that a
+//! A store outside the process never sees a phone number or a location in
+//! clear: keys carry pseudonyms, and session and case data arrive sealed
+//! (see [`crate::privacy`]); the memory store, whose data never leaves the
+//! process, gets session state and cached screens unsealed
+//! ([`Store::in_process`]). Every key of one caller shares a *bucket* so that a
 //! Redis Cluster keeps them in one slot; case codes encode their bucket
 //! (`code % BUCKETS`) so that a lawyer's `OK 4821` finds its case's slot.
 //!
@@ -164,7 +166,7 @@ impl KvWrite {
 pub struct SessionRecord {
     /// Incremented by every save; the compare-and-set token.
     pub version: u64,
-    /// Sealed session data.
+    /// Session data: sealed, unless the store is [`Store::in_process`].
     pub data: Vec<u8>,
 }
 
@@ -185,9 +187,9 @@ pub enum Begin {
 /// What to do with the session in round trip two.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SessionWrite {
-    /// Save this sealed data, forgetting it after `ttl_ms` without activity.
+    /// Save this data, forgetting it after `ttl_ms` without activity.
     Save {
-        /// Sealed data.
+        /// Sealed data (unless the store is [`Store::in_process`]).
         data: Vec<u8>,
         /// Idle lifetime.
         ttl_ms: u64,

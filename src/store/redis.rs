@@ -122,6 +122,9 @@ pub struct RedisStore {
     conn: Conn,
     scripts: Scripts,
     prefix: String,
+    /// Each bucket's hash tag (`<prefix>:{<bucket>}`) and its four queue
+    /// keys, built once: a hop's keys are concatenated, not formatted.
+    tags: Vec<(String, [String; 4])>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -191,6 +194,16 @@ fn parse_reply(raw: &[u8]) -> Result<CachedReply, StoreError> {
 }
 
 /// Four script args per job: queue, id, due, payload.
+/// `parts` joined: a key without `format!`'s machinery (a hop builds
+/// several).
+fn cat(parts: &[&str]) -> String {
+    let mut s = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        s.push_str(p);
+    }
+    s
+}
+
 fn job_args(jobs: &[(Queue, Job)]) -> Vec<Vec<u8>> {
     let mut args = Vec::with_capacity(jobs.len() * 4);
     for (queue, job) in jobs {
@@ -249,10 +262,23 @@ impl RedisStore {
         let conn = Conn::connect(&parse_urls(url), opts)
             .await
             .map_err(unavailable)?;
+        let tags = (0..BUCKETS)
+            .map(|b| {
+                let t = format!("{prefix}:{{{b}}}");
+                let queues = [
+                    format!("{t}:q:outbox"),
+                    format!("{t}:j:outbox"),
+                    format!("{t}:q:timers"),
+                    format!("{t}:j:timers"),
+                ];
+                (t, queues)
+            })
+            .collect();
         let store = RedisStore {
             conn,
             scripts: Scripts::new(),
             prefix: prefix.to_owned(),
+            tags,
         };
         // Load the scripts now so the first webhook pays no extra round
         // trip; if Redis is down, `invoke` loads them on first use instead.
@@ -268,36 +294,30 @@ impl RedisStore {
         self.conn.rebuilds()
     }
 
-    fn tag(&self, bucket: u16) -> String {
-        format!("{}:{{{}}}", self.prefix, bucket % BUCKETS)
+    fn tag(&self, bucket: u16) -> &str {
+        &self.tags[usize::from(bucket % BUCKETS)].0
     }
 
     /// The four queue keys, in the order `add_jobs` expects.
-    fn all_queue_keys(&self, bucket: u16) -> [String; 4] {
-        let t = self.tag(bucket);
-        [
-            format!("{t}:q:outbox"),
-            format!("{t}:j:outbox"),
-            format!("{t}:q:timers"),
-            format!("{t}:j:timers"),
-        ]
+    fn all_queue_keys(&self, bucket: u16) -> &[String; 4] {
+        &self.tags[usize::from(bucket % BUCKETS)].1
     }
 
     /// The case, open-set and code keys, in the order `create_case` expects.
     fn case_keys(&self, bucket: u16, case: &NewCase) -> Vec<String> {
         let t = self.tag(bucket);
         let mut keys = vec![
-            format!("{t}:c:{}", case.id),
-            format!("{t}:open"),
-            format!("{t}:all"),
+            cat(&[t, ":c:", &case.id]),
+            cat(&[t, ":open"]),
+            cat(&[t, ":all"]),
         ];
-        keys.extend(case.code_candidates.iter().map(|c| format!("{t}:code:{c}")));
+        keys.extend(case.code_candidates.iter().map(|c| cat(&[t, ":code:", c])));
         keys
     }
 
     fn kv_key(&self, bucket: Option<u16>, key: &str) -> String {
         match bucket {
-            Some(b) => format!("{}:k:{key}", self.tag(b)),
+            Some(b) => cat(&[self.tag(b), ":k:", key]),
             None => format!("{}:{{g}}:k:{key}", self.prefix),
         }
     }
@@ -389,9 +409,9 @@ impl Store for RedisStore {
     async fn begin(&self, req: BeginRequest) -> Result<Begin, StoreError> {
         let t = self.tag(req.bucket);
         let mut inv = self.scripts.begin.prepare_invoke();
-        inv.key(format!("{t}:d:{}", req.dedupe_key))
-            .key(format!("{t}:r:{}", req.rate_key))
-            .key(format!("{t}:s:{}", req.session_key));
+        inv.key(cat(&[t, ":d:", &req.dedupe_key]))
+            .key(cat(&[t, ":r:", &req.rate_key]))
+            .key(cat(&[t, ":s:", &req.session_key]));
         if let Some(scope) = &req.dedupe_scope {
             inv.key(self.kv_key(Some(req.bucket), scope));
         }
@@ -432,9 +452,9 @@ impl Store for RedisStore {
     async fn commit(&self, req: CommitRequest) -> Result<Commit, StoreError> {
         let t = self.tag(req.bucket);
         let mut inv = self.scripts.commit.prepare_invoke();
-        inv.key(format!("{t}:s:{}", req.session_key))
-            .key(format!("{t}:d:{}", req.dedupe_key))
-            .key(format!("{t}:seq"));
+        inv.key(cat(&[t, ":s:", &req.session_key]))
+            .key(cat(&[t, ":d:", &req.dedupe_key]))
+            .key(cat(&[t, ":seq"]));
         for k in self.all_queue_keys(req.bucket) {
             inv.key(k);
         }
@@ -449,7 +469,10 @@ impl Store for RedisStore {
             .arg(write)
             .arg(data)
             .arg(ttl.max(1))
-            .arg(format!("{}\n{}", u8::from(req.reply.end), req.reply.text))
+            .arg(cat(&[
+                if req.reply.end { "1\n" } else { "0\n" },
+                &req.reply.text,
+            ]))
             .arg(req.dedupe_ttl_ms.max(1))
             .arg(req.jobs.len())
             .arg(req.kv.len())
