@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
-# Where the embedded store's hop goes, next to plain hyper: instructions per
-# request under callgrind (valgrind), the same generator and sessions for
-# both, and each one's top functions by their own instructions.
+# Where a hop goes, next to its floor: instructions per request under
+# callgrind (valgrind), the same generator and sessions for each server,
+# and each one's top functions by their own instructions.
 #
-#   load-tests/profile.sh [SECONDS]     (default 20 of load per server)
+#   load-tests/profile.sh [SECONDS [NAME...]]
 #
-# Builds the release binaries as load-tests/run.sh does, starts
-# `examples/floor.rs plain` and `hotline serve` (memory store,
+# SECONDS of load per server (default 20); NAMEs among floor-plain,
+# hotline-memory, floor-redis, hotline-redis (default: all four). Builds
+# the release binaries as load-tests/run.sh does, starts a private
+# redis-server when a Redis one is asked for, then `examples/floor.rs plain`
+# / `redis` and `hotline serve` (memory or Redis store,
 # load-tests/hotline.toml) each under `valgrind --tool=callgrind`: once
 # started and stopped with no request (start-up and shutdown, subtracted),
 # once driven by `examples/loadgen.rs` (2 connections walking six-hop
 # sessions) for SECONDS. Prints requests, instructions per request and the
 # top 20 functions by their own instructions (callgrind_annotate). Counts
 # do not depend on what else the machine runs (unlike time); the kernel's
-# work (syscalls, the network) is not in them. Needs valgrind.
+# work (syscalls, the network) and Redis's are not in them. Needs valgrind.
 # LT_KEEP=1 keeps the callgrind files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,8 +28,10 @@ bin=$root/target/release
 lg() { "$bin/examples/loadgen" "$@"; }
 work=$(mktemp -d /tmp/hotline-prof.XXXXXX)
 pid=
+redis_pid=
 cleanup() {
   [ -z "$pid" ] || { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
+  [ -z "$redis_pid" ] || { kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; }
   if [ -n "${LT_KEEP:-}" ]; then echo "kept in $work" >&2; else rm -rf "$work"; fi
 }
 trap cleanup EXIT
@@ -73,10 +78,36 @@ profile() { # profile NAME URL-TO-WAIT-FOR COMMAND...
 }
 total() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ && !n { gsub(",", "", $1); print $1; n = 1 }'; }
 
-port=$(lg port)
-addr=127.0.0.1:$port
-profile floor-plain "http://$addr/" "$bin/examples/floor" plain "$addr"
-port=$(lg port); admin=$(lg port)
-addr=127.0.0.1:$port
-HOTLINE_LISTEN=$addr HOTLINE_ADMIN_LISTEN=127.0.0.1:$admin \
-  profile hotline-memory "http://127.0.0.1:$admin/readyz" "$bin/hotline" serve --config "$work/hotline.toml"
+names=("${@:2}")
+[ ${#names[@]} -gt 0 ] || names=(floor-plain hotline-memory floor-redis hotline-redis)
+redis_url=
+for name in "${names[@]}"; do
+  case $name in
+    floor-plain|hotline-memory) ;;
+    floor-redis|hotline-redis)
+      if [ -z "$redis_url" ]; then
+        command -v redis-server >/dev/null || { echo "install redis-server" >&2; exit 69; }
+        rport=$(lg port)
+        redis-server --port "$rport" --bind 127.0.0.1 --save '' --appendonly no \
+          --dir "$work" --logfile "$work/redis.log" &
+        redis_pid=$!
+        for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.05; done
+        redis_url=redis://127.0.0.1:$rport/
+      fi ;;
+    *) echo "unknown server: $name" >&2; exit 64 ;;
+  esac
+done
+for name in "${names[@]}"; do
+  port=$(lg port); admin=$(lg port)
+  addr=127.0.0.1:$port
+  case $name in
+    floor-plain) profile "$name" "http://$addr/" "$bin/examples/floor" plain "$addr" ;;
+    floor-redis) profile "$name" "http://$addr/" "$bin/examples/floor" redis "$addr" "$redis_url" ;;
+    hotline-memory)
+      HOTLINE_LISTEN=$addr HOTLINE_ADMIN_LISTEN=127.0.0.1:$admin \
+        profile "$name" "http://127.0.0.1:$admin/readyz" "$bin/hotline" serve --config "$work/hotline.toml" ;;
+    hotline-redis)
+      HOTLINE_REDIS_URL=$redis_url HOTLINE_LISTEN=$addr HOTLINE_ADMIN_LISTEN=127.0.0.1:$admin \
+        profile "$name" "http://127.0.0.1:$admin/readyz" "$bin/hotline" serve --config "$work/hotline.toml" ;;
+  esac
+done
