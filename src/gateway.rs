@@ -112,7 +112,11 @@ impl Gateway {
         outcome
     }
 
-    /// A lawyer's command, deduplicated by the aggregator's message id.
+    /// A lawyer's command, deduplicated by the aggregator's message id and
+    /// rate-limited. A message without an id (a Kannel `get-url` without
+    /// `id=%I`) has nothing to recognise a retry by: it gets an id of its
+    /// own, never seen again, and takes the same path (the same two round
+    /// trips, the same rate limit).
     async fn lawyer_sms(
         &self,
         d: &Dispatcher,
@@ -120,12 +124,14 @@ impl Gateway {
         lawyer: &Lawyer,
         msg: &SmsIn,
     ) -> Outcome {
-        let deps = &self.conversations.deps;
-        let now = deps.clock.now_ms();
-        let Some(id) = &msg.message_id else {
-            // No id: nothing to recognise a retry by.
-            let delivery = format!("{channel}@{now}");
-            return command_outcome(d.command(channel, lawyer, &msg.text, &delivery).await);
+        let own;
+        let id = match &msg.message_id {
+            Some(id) => id.as_str(),
+            None => {
+                let now = self.conversations.deps.clock.now_ms();
+                own = format!("noid-{now}-{:016x}", rand::random::<u64>());
+                own.as_str()
+            }
         };
         if let Some(code) = Dispatcher::case_code(&msg.text) {
             return self
@@ -288,13 +294,5 @@ impl Gateway {
                 Outcome::StoreUnavailable
             }
         }
-    }
-}
-
-fn command_outcome(o: CommandOutcome) -> Outcome {
-    if o == CommandOutcome::StoreUnavailable {
-        Outcome::StoreUnavailable
-    } else {
-        Outcome::Ok
     }
 }

@@ -168,3 +168,36 @@ async fn a_case_the_coordinator_took_by_its_code_is_found_by_her_bare_done() {
     assert_eq!(w.commands("accept", "none_pending").await, 1.0);
     w.gw.stop().await;
 }
+
+/// A lawyer's SMS without a message id (Kannel without `id=%I`) cannot be
+/// told from its retry: it acts once per arrival, through the same path as
+/// one with an id, and under the same rate limit (burst 30).
+#[tokio::test]
+async fn a_lawyers_sms_without_an_id_acts_and_is_rate_limited() {
+    let w = world().await;
+    let code = w.request("ATUid_noid", "+996555300777").await;
+    w.wait_for(AIDA, 1).await;
+    let say = |text: String| {
+        let body = common::form(&[("from", AIDA), ("to", "21212"), ("text", &text)]);
+        let public = w.gw.public;
+        async move {
+            let r = common::post_form(public, "/webhooks/africastalking/sms", &body).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+    };
+    say(format!("OK {code}")).await;
+    assert_eq!(
+        w.case(&code).await.dispatch.accepted_by.as_deref(),
+        Some("aida"),
+        "her OK without an id took the case"
+    );
+    // The clock stands still: a burst of 30 bare commands, then refusals.
+    for _ in 0..34 {
+        say("STATUS".into()).await;
+    }
+    assert_eq!(
+        w.commands("status", "ok").await,
+        30.0,
+        "30 answered at once, the rest refused by her rate limit"
+    );
+}

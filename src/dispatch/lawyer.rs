@@ -111,20 +111,6 @@ impl Dispatcher {
         self.roster.lawyer_by_phone(phone)
     }
 
-    /// Handle an SMS from `lawyer` received on `channel`; `delivery`
-    /// identifies the inbound message (its retries share it).
-    pub async fn command(
-        &self,
-        channel: &str,
-        lawyer: &Lawyer,
-        text: &str,
-        delivery: &str,
-    ) -> CommandOutcome {
-        self.command_with(channel, lawyer, text, delivery, Begun::Nothing, None)
-            .await
-            .0
-    }
-
     /// The code of a command about one case by its code (`OK 4821`, `NO
     /// 4821`, `DONE 4821`), whose delivery can be deduplicated in the
     /// code's bucket (see [`crate::store::Store::begin_case_command`]).
@@ -139,10 +125,11 @@ impl Dispatcher {
         }
     }
 
-    /// [`Dispatcher::command`] with what round trip one read (`begun`)
-    /// and the delivery's mark to write with the change it makes (`true`:
-    /// a global mark, beside her index); returns the outcome and whether
-    /// the mark was written.
+    /// Handle an SMS from `lawyer` received on `channel`; `delivery`
+    /// identifies the inbound message (its retries share it). With what
+    /// round trip one read (`begun`) and the delivery's mark to write with
+    /// the change it makes (`true`: a global mark, beside her index);
+    /// returns the outcome and whether the mark was written.
     pub async fn command_with(
         &self,
         channel: &str,
