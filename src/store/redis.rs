@@ -1099,20 +1099,16 @@ impl Store for RedisStore {
         let mut out = Vec::new();
         let mut rest = f[1..].iter();
         let mut stale = Vec::new();
+        // On a cluster her cases are in other slots: read apart, all at
+        // once (one network round trip's wait, one command each).
+        let mut apart = Vec::new();
         while let Some(member) = rest.next() {
             let member = string(member).ok_or_else(|| corrupt("index member"))?;
             let code = rest.next().and_then(string).unwrap_or_default();
             let parsed = super::index_member(&member).map(|(b, id)| (b, id.to_owned()));
             if cluster {
-                // Her cases are in other slots: read apart.
                 match parsed {
-                    Some((bucket, id)) => match self.case(bucket, &id).await? {
-                        Some(rec) if rec.open => out.push(IndexedCase {
-                            member,
-                            case: (bucket, rec),
-                        }),
-                        _ => stale.push(member),
-                    },
+                    Some((bucket, id)) => apart.push((member, bucket, id)),
                     None => stale.push(member),
                 }
                 continue;
@@ -1135,6 +1131,19 @@ impl Store for RedisStore {
                     },
                 ),
             });
+        }
+        let read = futures_util::future::try_join_all(
+            apart.iter().map(|(_, bucket, id)| self.case(*bucket, id)),
+        )
+        .await?;
+        for ((member, bucket, _), rec) in apart.into_iter().zip(read) {
+            match rec {
+                Some(rec) if rec.open => out.push(IndexedCase {
+                    member,
+                    case: (bucket, rec),
+                }),
+                _ => stale.push(member),
+            }
         }
         super::prune_index(self, &req.index_key, &stale).await;
         Ok(LawyerBegin::Proceed(out))
