@@ -113,10 +113,21 @@ impl Gateway {
     }
 
     /// A lawyer's command, deduplicated by the aggregator's message id and
-    /// rate-limited. A message without an id (a Kannel `get-url` without
-    /// `id=%I`) has nothing to recognise a retry by: it gets an id of its
-    /// own, never seen again, and takes the same path (the same two round
-    /// trips, the same rate limit).
+    /// rate-limited, in two round trips on one Redis and in the memory
+    /// store. Round trip one: the delivery's mark, her rate and what the
+    /// command acts on — with a code (`OK 4821`), the code's case, in the
+    /// code's bucket ([`crate::store::Store::begin_case_command`]);
+    /// without (`OK`, `DONE`, `STATUS`, `OFF`), her `ON`/`OFF` flag and
+    /// her case index with its cases, beside the index
+    /// ([`crate::store::Store::begin_lawyer_command`]; on a Redis Cluster
+    /// her cases are read apart). Round trip two: the case change with the
+    /// mark, or her reply. A command whose only effect is its reply writes
+    /// its mark in round trip one; one that changes no case (an unknown
+    /// code, nothing pending) writes it on its own after.
+    ///
+    /// A message without an id (a Kannel `get-url` without `id=%I`) has
+    /// nothing to recognise a retry by: it gets an id of its own, never
+    /// seen again, and takes the same path under the same rate limit.
     async fn lawyer_sms(
         &self,
         d: &Dispatcher,
@@ -124,81 +135,84 @@ impl Gateway {
         lawyer: &Lawyer,
         msg: &SmsIn,
     ) -> Outcome {
-        let own;
-        let id = match &msg.message_id {
-            Some(id) => id.as_str(),
-            None => {
-                let now = self.conversations.deps.clock.now_ms();
-                own = format!("noid-{now}-{:016x}", rand::random::<u64>());
-                own.as_str()
-            }
-        };
-        if let Some(code) = Dispatcher::case_code(&msg.text) {
-            return self
-                .lawyer_case_command(d, channel, lawyer, msg, id, &code)
-                .await;
-        }
-        self.lawyer_bare_command(d, channel, lawyer, msg, id).await
-    }
-
-    /// A lawyer's command without a code (`OK`, `DONE`, `STATUS`, `OFF`) in
-    /// two round trips on one Redis and in the memory store: her delivery's
-    /// mark, her rate, her `ON`/`OFF` flag and her case index with its
-    /// cases in one ([`crate::store::Store::begin_lawyer_command`]); the
-    /// case change with the mark, or her reply, in the other. A command
-    /// whose only effect is its reply writes its mark in round trip one; a
-    /// case command that changes no case (nothing pending, several) writes
-    /// it on its own after. On a Redis Cluster her cases are read apart.
-    async fn lawyer_bare_command(
-        &self,
-        d: &Dispatcher,
-        channel: &str,
-        lawyer: &Lawyer,
-        msg: &SmsIn,
-        id: &str,
-    ) -> Outcome {
         let deps = &self.conversations.deps;
         let now = deps.clock.now_ms();
-        let mark_key = keys::lawyer_delivery(channel, id);
+        let id = match &msg.message_id {
+            Some(id) => id.clone(),
+            None => format!("noid-{now}-{:016x}", rand::random::<u64>()),
+        };
+        let mark_key = keys::lawyer_delivery(channel, &id);
+        let rate_key = deps
+            .privacy
+            .pseudonym(lawyer.phone.as_str())
+            .as_str()
+            .to_owned();
         let ttl =
             u64::try_from(self.conversations.limits.dedupe_ttl.as_millis()).unwrap_or(u64::MAX);
-        let mark_now = Dispatcher::only_replies(&msg.text);
-        let begin = deps
-            .store
-            .begin_lawyer_command(LawyerCommandBegin {
-                mark_key: mark_key.clone(),
-                mark_now,
-                mark_ttl_ms: ttl,
-                rate_key: deps
-                    .privacy
-                    .pseudonym(lawyer.phone.as_str())
-                    .as_str()
-                    .to_owned(),
-                rate: LAWYER_RATE,
-                index_key: keys::lawyer_cases(lawyer.id.as_str()),
-                flag: Dispatcher::off_flag(lawyer, &msg.text),
-                now_ms: now,
-            })
-            .await;
-        let index = match begin {
-            Ok(LawyerBegin::Proceed(index)) => index,
-            Ok(LawyerBegin::Duplicate) => return Outcome::Duplicate,
-            Ok(LawyerBegin::Limited { .. }) => return Outcome::RateLimited,
-            Err(e) => {
-                deps.store_failed("begin", &e);
-                return Outcome::StoreUnavailable;
+        // What round trip one read, where the mark lives (a code's bucket,
+        // or global), and whether round trip one wrote it.
+        let (begun, mark_bucket, mark_now) = match Dispatcher::case_code(&msg.text) {
+            Some(code) => {
+                let begin = deps
+                    .store
+                    .begin_case_command(CaseCommandBegin {
+                        mark_key: mark_key.clone(),
+                        rate_key,
+                        rate: LAWYER_RATE,
+                        now_ms: now,
+                        code: code.clone(),
+                    })
+                    .await;
+                match begin {
+                    Ok(CaseBegin::Proceed(found)) => (
+                        Begun::Code(found),
+                        Some(code_bucket(&code).unwrap_or(0)),
+                        false,
+                    ),
+                    Ok(CaseBegin::Duplicate) => return Outcome::Duplicate,
+                    Ok(CaseBegin::Limited { .. }) => return Outcome::RateLimited,
+                    Err(e) => {
+                        deps.store_failed("begin", &e);
+                        return Outcome::StoreUnavailable;
+                    }
+                }
+            }
+            None => {
+                let mark_now = Dispatcher::only_replies(&msg.text);
+                let begin = deps
+                    .store
+                    .begin_lawyer_command(LawyerCommandBegin {
+                        mark_key: mark_key.clone(),
+                        mark_now,
+                        mark_ttl_ms: ttl,
+                        rate_key,
+                        rate: LAWYER_RATE,
+                        index_key: keys::lawyer_cases(lawyer.id.as_str()),
+                        flag: Dispatcher::off_flag(lawyer, &msg.text),
+                        now_ms: now,
+                    })
+                    .await;
+                match begin {
+                    Ok(LawyerBegin::Proceed(index)) => (Begun::Index(index), None, mark_now),
+                    Ok(LawyerBegin::Duplicate) => return Outcome::Duplicate,
+                    Ok(LawyerBegin::Limited { .. }) => return Outcome::RateLimited,
+                    Err(e) => {
+                        deps.store_failed("begin", &e);
+                        return Outcome::StoreUnavailable;
+                    }
+                }
             }
         };
         let mark = KvWrite::set(mark_key.clone(), b"1".to_vec(), Some(ttl));
-        let delivery = keys::sms_delivery(channel, id);
+        let delivery = keys::sms_delivery(channel, &id);
         let (outcome, marked) = d
             .command_with(
                 channel,
                 lawyer,
                 &msg.text,
                 &delivery,
-                Begun::Index(index),
-                Some((mark, true)),
+                begun,
+                Some((mark, mark_bucket.is_none())),
             )
             .await;
         if outcome == CommandOutcome::StoreUnavailable {
@@ -208,79 +222,11 @@ impl Gateway {
             && !mark_now
             && let Err(e) = deps
                 .store
-                .put(None, &mark_key, b"1".to_vec(), Some(ttl), now)
+                .put(mark_bucket, &mark_key, b"1".to_vec(), Some(ttl), now)
                 .await
         {
             // The command took effect; only its dedupe mark is missing.
             deps.store_failed("commit", &e);
-        }
-        Outcome::Ok
-    }
-
-    /// A lawyer's command about a case by its code (`OK 4821`) in two round
-    /// trips, both in the code's bucket: the delivery's mark, her rate and
-    /// the case in one ([`crate::store::Store::begin_case_command`]); the
-    /// case change with the mark in the other. A command that changes no
-    /// case (an unknown code) writes the mark on its own.
-    async fn lawyer_case_command(
-        &self,
-        d: &Dispatcher,
-        channel: &str,
-        lawyer: &Lawyer,
-        msg: &SmsIn,
-        id: &str,
-        code: &str,
-    ) -> Outcome {
-        let deps = &self.conversations.deps;
-        let now = deps.clock.now_ms();
-        let mark_key = keys::lawyer_delivery(channel, id);
-        let pseudonym = deps.privacy.pseudonym(lawyer.phone.as_str());
-        let begin = deps
-            .store
-            .begin_case_command(CaseCommandBegin {
-                code: code.to_owned(),
-                mark_key: mark_key.clone(),
-                rate_key: pseudonym.as_str().to_owned(),
-                rate: LAWYER_RATE,
-                now_ms: now,
-            })
-            .await;
-        let found = match begin {
-            Ok(CaseBegin::Proceed(found)) => found,
-            Ok(CaseBegin::Duplicate) => return Outcome::Duplicate,
-            Ok(CaseBegin::Limited { .. }) => return Outcome::RateLimited,
-            Err(e) => {
-                deps.store_failed("begin", &e);
-                return Outcome::StoreUnavailable;
-            }
-        };
-        let ttl =
-            u64::try_from(self.conversations.limits.dedupe_ttl.as_millis()).unwrap_or(u64::MAX);
-        let mark = KvWrite::set(mark_key.clone(), b"1".to_vec(), Some(ttl));
-        let delivery = keys::sms_delivery(channel, id);
-        let (outcome, marked) = d
-            .command_with(
-                channel,
-                lawyer,
-                &msg.text,
-                &delivery,
-                Begun::Code(found),
-                Some((mark, false)),
-            )
-            .await;
-        if outcome == CommandOutcome::StoreUnavailable {
-            return Outcome::StoreUnavailable;
-        }
-        if !marked {
-            let bucket = code_bucket(code).unwrap_or(0);
-            if let Err(e) = deps
-                .store
-                .put(Some(bucket), &mark_key, b"1".to_vec(), Some(ttl), now)
-                .await
-            {
-                // The command took effect; only its dedupe mark is missing.
-                deps.store_failed("commit", &e);
-            }
         }
         Outcome::Ok
     }

@@ -321,6 +321,25 @@ async fn sent(api: &MockServer, mon: &mut Monitor, n: usize) {
     }
 }
 
+/// A lawyer's SMS (`id`: its aggregator message id) on the webhook, and
+/// the client commands Redis saw while it was answered that `keep` keeps.
+async fn lawyer_sms(
+    public: std::net::SocketAddr,
+    mon: &mut Monitor,
+    (from, text, id): (&str, &str, &str),
+    keep: &dyn Fn(&Seen) -> bool,
+) -> Vec<Seen> {
+    let start = mon.mark();
+    let body = common::form(&[("from", from), ("to", "21212"), ("text", text), ("id", id)]);
+    let r = common::post_form(public, "/webhooks/africastalking/sms", &body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let end = mon.mark();
+    mon.between(&start, &end)
+        .into_iter()
+        .filter(|s| keep(s))
+        .collect()
+}
+
 fn show(cmds: &[Seen]) -> Vec<String> {
     cmds.iter().map(Seen::short).collect()
 }
@@ -523,15 +542,11 @@ async fn round_trips_per_hop_offer_command_and_idle_and_bytes_per_session() {
         show(&command)
     );
     // Her retried OK is answered from the mark: one round trip, no reply.
-    let retry_from = mon.mark();
-    let r = common::post_form(gw.public, "/webhooks/africastalking/sms", &body).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let retry_to = mon.mark();
-    let retry: Vec<Seen> = mon
-        .between(&retry_from, &retry_to)
-        .into_iter()
-        .filter(|s| !is_probe(s))
-        .collect();
+    let ok_text = format!("OK {code}");
+    let retry = lawyer_sms(gw.public, &mut mon, (AIDA, &ok_text, "lw-ok-1"), &|s| {
+        !is_probe(s)
+    })
+    .await;
     eprintln!("her retried OK: {:?}", show(&retry));
     assert_eq!(
         retry.len(),
@@ -540,25 +555,13 @@ async fn round_trips_per_hop_offer_command_and_idle_and_bytes_per_session() {
         show(&retry)
     );
 
+    // A bare command's own commands: her reply goes out meanwhile, and
+    // its case-less notice reads no case.
+    let bare = |s: &Seen| !is_probe(s) && (!is_send(s) || s.verb() == "HMGET");
     // A bare STATUS: her case index, not every open case.
     mon.after_refresh().await;
-    let status_from = mon.mark();
-    let body = common::form(&[
-        ("from", AIDA),
-        ("to", "21212"),
-        ("text", "STATUS"),
-        ("id", "lw-status-1"),
-    ]);
-    let r = common::post_form(gw.public, "/webhooks/africastalking/sms", &body).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let status_to = mon.mark();
-    // Her reply goes out meanwhile; its case-less notice reads no case.
+    let status = lawyer_sms(gw.public, &mut mon, (AIDA, "STATUS", "lw-status-1"), &bare).await;
     sent(&api, &mut mon, 4).await;
-    let status: Vec<Seen> = mon
-        .between(&status_from, &status_to)
-        .into_iter()
-        .filter(|s| !is_probe(s) && (!is_send(s) || s.verb() == "HMGET"))
-        .collect();
     eprintln!(
         "a bare STATUS: {} commands: {:?}",
         status.len(),
@@ -579,22 +582,14 @@ async fn round_trips_per_hop_offer_command_and_idle_and_bytes_per_session() {
 
     // A bare STATUS from a lawyer with no case: her empty index, nothing
     // else read (no fallback to every open case).
-    let empty_from = mon.mark();
-    let body = common::form(&[
-        ("from", "+996555000102"),
-        ("to", "21212"),
-        ("text", "STATUS"),
-        ("id", "lw-status-2"),
-    ]);
-    let r = common::post_form(gw.public, "/webhooks/africastalking/sms", &body).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let empty_to = mon.mark();
+    let empty = lawyer_sms(
+        gw.public,
+        &mut mon,
+        ("+996555000102", "STATUS", "lw-status-2"),
+        &bare,
+    )
+    .await;
     sent(&api, &mut mon, 5).await;
-    let empty: Vec<Seen> = mon
-        .between(&empty_from, &empty_to)
-        .into_iter()
-        .filter(|s| !is_probe(s) && (!is_send(s) || s.verb() == "HMGET"))
-        .collect();
     eprintln!(
         "a bare STATUS, no case: {} commands: {:?}",
         empty.len(),
@@ -613,21 +608,7 @@ async fn round_trips_per_hop_offer_command_and_idle_and_bytes_per_session() {
     // A bare DONE: the one case she holds, found through her index read in
     // round trip one, closed in round trip two with the delivery's mark.
     mon.after_refresh().await;
-    let done_from = mon.mark();
-    let body = common::form(&[
-        ("from", AIDA),
-        ("to", "21212"),
-        ("text", "DONE"),
-        ("id", "lw-done-1"),
-    ]);
-    let r = common::post_form(gw.public, "/webhooks/africastalking/sms", &body).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let done_to = mon.mark();
-    let done: Vec<Seen> = mon
-        .between(&done_from, &done_to)
-        .into_iter()
-        .filter(|s| !is_probe(s) && (!is_send(s) || s.verb() == "HMGET"))
-        .collect();
+    let done = lawyer_sms(gw.public, &mut mon, (AIDA, "DONE", "lw-done-1"), &bare).await;
     eprintln!("a bare DONE: {} commands: {:?}", done.len(), show(&done));
     assert!(
         done.iter()
@@ -644,15 +625,10 @@ async fn round_trips_per_hop_offer_command_and_idle_and_bytes_per_session() {
         "her DONE closed her case {code}: {reply}"
     );
     // Retried, it is answered from its mark: one round trip, nothing sent.
-    let retry_from = mon.mark();
-    let r = common::post_form(gw.public, "/webhooks/africastalking/sms", &body).await;
-    assert_eq!(r.status, 200, "{}", r.body);
-    let retry_to = mon.mark();
-    let retry: Vec<Seen> = mon
-        .between(&retry_from, &retry_to)
-        .into_iter()
-        .filter(|s| !is_probe(s))
-        .collect();
+    let retry = lawyer_sms(gw.public, &mut mon, (AIDA, "DONE", "lw-done-1"), &|s| {
+        !is_probe(s)
+    })
+    .await;
     assert_eq!(retry.len(), 1, "a retried DONE: {:?}", show(&retry));
 
     // Bytes of Redis per live session: every key 20 sessions in the middle

@@ -1359,29 +1359,17 @@ async fn a_lawyers_bare_command_reads_her_index_and_its_cases_in_one(env: impl E
     else {
         panic!("her index");
     };
-    let found: Vec<(&str, u16, &str, &str, bool)> = index
+    let found: Vec<(u16, &str, &str, bool)> = index
         .iter()
-        .map(|c| {
-            let (b, r) = &c.case;
-            (
-                c.member.as_str(),
-                *b,
-                r.id.as_str(),
-                r.code.as_str(),
-                r.open,
-            )
-        })
+        .map(|(b, r)| (*b, r.id.as_str(), r.code.as_str(), r.open))
         .collect();
     assert_eq!(
         found,
-        [
-            ("4:ix1", 4, "ix1", "1076", true),
-            ("5:ix2", 5, "ix2", "1077", true)
-        ],
+        [(4, "ix1", "1076", true), (5, "ix2", "1077", true)],
         "her open cases, read with the index"
     );
     assert_eq!(
-        index[0].case.1,
+        index[0].1,
         s.case(4, "ix1").await.unwrap().unwrap(),
         "as a read of the case"
     );
@@ -1391,7 +1379,7 @@ async fn a_lawyers_bare_command_reads_her_index_and_its_cases_in_one(env: impl E
         "the closed, the gone and the unparsable are pruned"
     );
     // A case change writes her global mark; a retry is then a duplicate.
-    let rec = index[0].case.1.clone();
+    let rec = index[0].1.clone();
     let accept = |data: &str| hotline::store::CaseUpdate {
         bucket: 4,
         id: "ix1".into(),

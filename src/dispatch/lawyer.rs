@@ -19,7 +19,7 @@ use super::texts::Texts;
 use crate::case::CaseData;
 use crate::outbox::{self, Purpose};
 use crate::phone::PhoneNumber;
-use crate::store::{BUCKETS, CaseRecord, IndexedCase, KvWrite, StoreError, code_bucket, keys};
+use crate::store::{BUCKETS, CaseRecord, KvWrite, StoreError, code_bucket, keys};
 use crate::template::render;
 
 /// How a lawyer's command ended (a metric label).
@@ -84,7 +84,7 @@ pub enum Begun {
     Code(Option<CaseRecord>),
     /// The open cases of her index (a command without a code); an `ON` or
     /// `OFF` was written with it ([`Dispatcher::off_flag`]).
-    Index(Vec<IndexedCase>),
+    Index(Vec<(u16, CaseRecord)>),
 }
 
 /// One command being handled.
@@ -439,17 +439,12 @@ impl Dispatcher {
         };
         Ok(indexed
             .into_iter()
-            .filter_map(
-                |IndexedCase {
-                     case: (bucket, rec),
-                     ..
-                 }| {
-                    let d = self.open_case(&rec)?;
-                    (d.dispatch.accepted_by.as_deref() == Some(me)
-                        || lifecycle::pending_for(&d.dispatch, me))
-                    .then_some((bucket, rec, d))
-                },
-            )
+            .filter_map(|(bucket, rec)| {
+                let d = self.open_case(&rec)?;
+                (d.dispatch.accepted_by.as_deref() == Some(me)
+                    || lifecycle::pending_for(&d.dispatch, me))
+                .then_some((bucket, rec, d))
+            })
             .collect())
     }
 

@@ -258,7 +258,44 @@ impl State {
     }
 }
 
+/// How round trip one of a lawyer's command starts ([`State::command_begin`]).
+enum CommandStart {
+    /// Its delivery was handled before.
+    Handled,
+    /// Over her rate limit: retry after this many ms.
+    Limited(u64),
+    /// Go on.
+    Go,
+}
+
 impl State {
+    /// The start of a lawyer's command, as `command_begin.lua` does it: was
+    /// the delivery handled (its `mark`), and her rate (`rate_key`); only a
+    /// delivery's first arrival spends a slot.
+    fn command_begin(
+        &mut self,
+        mark: &str,
+        rate_key: String,
+        rate: super::RateLimit,
+        now: u64,
+    ) -> CommandStart {
+        if self.kv.get(mark, now).is_some() {
+            return CommandStart::Handled;
+        }
+        let seen = format!("seen:{mark}");
+        if self.rates.get(&seen, now).is_none() {
+            let tat = self.rates.get(&rate_key, now).copied();
+            match gcra(tat, now, rate) {
+                Err(retry_after_ms) => return CommandStart::Limited(retry_after_ms),
+                Ok(new_tat) => {
+                    self.rates.insert(rate_key, new_tat, new_tat, now);
+                    self.rates.insert(seen, 0, now + SEEN_WINDOW_MS, now);
+                }
+            }
+        }
+        CommandStart::Go
+    }
+
     /// Whether a code may be given to a new case or lease now.
     fn code_free(&self, code: &str, now: u64) -> bool {
         self.codes.get(code).is_none_or(|(_, until)| *until <= now)
@@ -854,28 +891,17 @@ impl Store for MemoryStore {
         let Some(bucket) = super::code_bucket(&req.code) else {
             return Ok(super::CaseBegin::Proceed(None));
         };
+        let rate_key = format!("{bucket}:{}", req.rate_key);
+        let mark = kv_key(Some(bucket), &req.mark_key);
+        match self
+            .lock()
+            .command_begin(&mark, rate_key, req.rate, req.now_ms)
         {
-            let mut s = self.lock();
-            let now = req.now_ms;
-            let mark = kv_key(Some(bucket), &req.mark_key);
-            if s.kv.get(&mark, now).is_some() {
-                return Ok(super::CaseBegin::Duplicate);
+            CommandStart::Handled => return Ok(super::CaseBegin::Duplicate),
+            CommandStart::Limited(retry_after_ms) => {
+                return Ok(super::CaseBegin::Limited { retry_after_ms });
             }
-            // Only a delivery's first arrival spends a rate-limit slot.
-            let seen = format!("seen:{mark}");
-            if s.rates.get(&seen, now).is_none() {
-                let rate_key = format!("{bucket}:{}", req.rate_key);
-                let tat = s.rates.get(&rate_key, now).copied();
-                match gcra(tat, now, req.rate) {
-                    Err(retry_after_ms) => {
-                        return Ok(super::CaseBegin::Limited { retry_after_ms });
-                    }
-                    Ok(new_tat) => {
-                        s.rates.insert(rate_key, new_tat, new_tat, now);
-                        s.rates.insert(seen, 0, now + SEEN_WINDOW_MS, now);
-                    }
-                }
-            }
+            CommandStart::Go => {}
         }
         Ok(super::CaseBegin::Proceed(
             self.case_by_code(&req.code).await?,
@@ -889,21 +915,12 @@ impl Store for MemoryStore {
         let mut s = self.lock();
         let now = req.now_ms;
         let mark = kv_key(None, &req.mark_key);
-        if s.kv.get(&mark, now).is_some() {
-            return Ok(super::LawyerBegin::Duplicate);
-        }
-        // Only a delivery's first arrival spends a rate-limit slot.
-        let seen = format!("seen:{mark}");
-        if s.rates.get(&seen, now).is_none() {
-            let rate_key = format!("g:{}", req.rate_key);
-            let tat = s.rates.get(&rate_key, now).copied();
-            match gcra(tat, now, req.rate) {
-                Err(retry_after_ms) => return Ok(super::LawyerBegin::Limited { retry_after_ms }),
-                Ok(new_tat) => {
-                    s.rates.insert(rate_key, new_tat, new_tat, now);
-                    s.rates.insert(seen, 0, now + SEEN_WINDOW_MS, now);
-                }
+        match s.command_begin(&mark, format!("g:{}", req.rate_key), req.rate, now) {
+            CommandStart::Handled => return Ok(super::LawyerBegin::Duplicate),
+            CommandStart::Limited(retry_after_ms) => {
+                return Ok(super::LawyerBegin::Limited { retry_after_ms });
             }
+            CommandStart::Go => {}
         }
         if req.mark_now {
             s.kv.insert(mark, b"1".to_vec(), now + req.mark_ttl_ms, now);
@@ -933,7 +950,7 @@ impl Store for MemoryStore {
                     .map(|c| (bucket, c.record(id)))
             });
             match case {
-                Some(case) => out.push(super::IndexedCase { member, case }),
+                Some(case) => out.push(case),
                 // Gone or closed: no longer in her index.
                 None => {
                     if let Some((set, _)) = s.sets.get_mut(&index) {

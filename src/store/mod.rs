@@ -514,16 +514,6 @@ pub struct LawyerCommandBegin {
     pub now_ms: u64,
 }
 
-/// A member of a lawyer's case index (`<bucket>:<case id>`) and its open
-/// case.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IndexedCase {
-    /// The member as stored (to prune it).
-    pub member: String,
-    /// The case's bucket and record.
-    pub case: (u16, CaseRecord),
-}
-
 /// What round trip one of a lawyer's command without a code found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LawyerBegin {
@@ -534,13 +524,14 @@ pub enum LawyerBegin {
         /// When a retry would be allowed.
         retry_after_ms: u64,
     },
-    /// Go ahead, with the open cases of her index (in member order);
-    /// members whose case is gone or closed were removed from it.
-    Proceed(Vec<IndexedCase>),
+    /// Go ahead, with the open cases of her index (bucket and record, in
+    /// member order); members whose case is gone or closed were removed
+    /// from it.
+    Proceed(Vec<(u16, CaseRecord)>),
 }
 
-/// The open cases of a lawyer's case index (a global set), each read
-/// apart; members whose case is gone or closed are removed from it.
+/// The open cases of a lawyer's case index (a global set), read after it;
+/// members whose case is gone or closed are removed from it.
 ///
 /// # Errors
 /// [`StoreError::Unavailable`].
@@ -548,24 +539,39 @@ pub async fn read_index<S: Store + ?Sized>(
     store: &S,
     key: &str,
     now_ms: u64,
-) -> Result<Vec<IndexedCase>, StoreError> {
-    let mut out = Vec::new();
+) -> Result<Vec<(u16, CaseRecord)>, StoreError> {
+    let members = store.set_members(None, key, now_ms).await?;
+    let (open, stale) = read_members(store, members).await?;
+    prune_index(store, key, &stale).await;
+    Ok(open)
+}
+
+/// The open cases of these members of a lawyer's case index, read all at
+/// once (one wait), and the members whose case is gone, closed, or that
+/// do not parse.
+///
+/// # Errors
+/// [`StoreError::Unavailable`].
+pub async fn read_members<S: Store + ?Sized>(
+    store: &S,
+    members: Vec<String>,
+) -> Result<(Vec<(u16, CaseRecord)>, Vec<String>), StoreError> {
+    let read = futures_util::future::try_join_all(members.iter().map(|m| async move {
+        match index_member(m) {
+            Some((bucket, id)) => Ok(store.case(bucket, id).await?.map(|r| (bucket, r))),
+            None => Ok(None),
+        }
+    }))
+    .await?;
+    let mut open = Vec::new();
     let mut stale = Vec::new();
-    for member in store.set_members(None, key, now_ms).await? {
-        let case = match index_member(&member) {
-            Some((bucket, id)) => store.case(bucket, id).await?.map(|r| (bucket, r)),
-            None => None,
-        };
+    for (member, case) in members.into_iter().zip(read) {
         match case {
-            Some((bucket, rec)) if rec.open => out.push(IndexedCase {
-                member,
-                case: (bucket, rec),
-            }),
+            Some((bucket, rec)) if rec.open => open.push((bucket, rec)),
             _ => stale.push(member),
         }
     }
-    prune_index(store, key, &stale).await;
-    Ok(out)
+    Ok((open, stale))
 }
 
 /// Remove members of a lawyer's case index (their cases are gone or

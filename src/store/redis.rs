@@ -51,13 +51,16 @@ pub use conn::{REFRESH_GAP, RedisOptions};
 
 use super::{
     BUCKETS, Begin, BeginRequest, CODE_QUARANTINE_MS, CachedReply, CaseBegin, CaseCommandBegin,
-    CaseRecord, CaseUpdate, ClaimBatch, Claimed, CodeLease, Commit, CommitRequest, IndexedCase,
-    Job, KvOp, KvWrite, LawyerBegin, LawyerCommandBegin, LeaseRequest, NewCase, Queue, RateLimit,
+    CaseRecord, CaseUpdate, ClaimBatch, Claimed, CodeLease, Commit, CommitRequest, Job, KvOp,
+    KvWrite, LawyerBegin, LawyerCommandBegin, LeaseRequest, NewCase, Queue, RateLimit,
     SEEN_WINDOW_MS, SessionRecord, SessionWrite, SetAdd, Store, StoreError, code_bucket,
     lease_mark, session_delivery,
 };
 
 const CASE_LUA: &str = include_str!("lua/case.lua");
+/// The mark and rate check that starts a lawyer's command (prepended to
+/// `case_command.lua` and `lawyer_command.lua`).
+const COMMAND_BEGIN_LUA: &str = include_str!("lua/command_begin.lua");
 
 /// The scripts, compiled once.
 struct Scripts {
@@ -94,8 +97,14 @@ impl Scripts {
             lease: Script::new(include_str!("lua/lease.lua")),
             rate: Script::new(include_str!("lua/rate.lua")),
             case_by_code: Script::new(include_str!("lua/case_by_code.lua")),
-            case_command: Script::new(include_str!("lua/case_command.lua")),
-            lawyer_command: Script::new(include_str!("lua/lawyer_command.lua")),
+            case_command: Script::new(&format!(
+                "{COMMAND_BEGIN_LUA}\n{}",
+                include_str!("lua/case_command.lua")
+            )),
+            lawyer_command: Script::new(&format!(
+                "{COMMAND_BEGIN_LUA}\n{}",
+                include_str!("lua/lawyer_command.lua")
+            )),
         }
     }
 
@@ -1096,56 +1105,34 @@ impl Store for RedisStore {
             Some(3) => {}
             _ => return Err(corrupt("lawyer_command returned an unknown status")),
         }
-        let mut out = Vec::new();
         let mut rest = f[1..].iter();
-        let mut stale = Vec::new();
-        // On a cluster her cases are in other slots: read apart, all at
-        // once (one network round trip's wait, one command each).
-        let mut apart = Vec::new();
+        if cluster {
+            // Her cases are in other slots: read after the script.
+            let members = rest.step_by(2).filter_map(string).collect();
+            let (open, stale) = super::read_members(self, members).await?;
+            super::prune_index(self, &req.index_key, &stale).await;
+            return Ok(LawyerBegin::Proceed(open));
+        }
+        let mut out = Vec::new();
         while let Some(member) = rest.next() {
             let member = string(member).ok_or_else(|| corrupt("index member"))?;
             let code = rest.next().and_then(string).unwrap_or_default();
-            let parsed = super::index_member(&member).map(|(b, id)| (b, id.to_owned()));
-            if cluster {
-                match parsed {
-                    Some((bucket, id)) => apart.push((member, bucket, id)),
-                    None => stale.push(member),
-                }
-                continue;
-            }
             let (version, data, alias) = (rest.next(), rest.next(), rest.next());
-            let Some((bucket, id)) = parsed else {
+            let Some((bucket, id)) = super::index_member(&member) else {
                 return Err(corrupt("lawyer_command returned an unparsed member"));
             };
-            out.push(IndexedCase {
-                member,
-                case: (
-                    bucket,
-                    CaseRecord {
-                        id,
-                        code,
-                        version: version.and_then(int).unwrap_or(0).max(0) as u64,
-                        data: data.and_then(bytes).unwrap_or_default(),
-                        open: true,
-                        alias: alias.and_then(string).filter(|a| !a.is_empty()),
-                    },
-                ),
-            });
+            out.push((
+                bucket,
+                CaseRecord {
+                    id: id.to_owned(),
+                    code,
+                    version: version.and_then(int).unwrap_or(0).max(0) as u64,
+                    data: data.and_then(bytes).unwrap_or_default(),
+                    open: true,
+                    alias: alias.and_then(string).filter(|a| !a.is_empty()),
+                },
+            ));
         }
-        let read = futures_util::future::try_join_all(
-            apart.iter().map(|(_, bucket, id)| self.case(*bucket, id)),
-        )
-        .await?;
-        for ((member, bucket, _), rec) in apart.into_iter().zip(read) {
-            match rec {
-                Some(rec) if rec.open => out.push(IndexedCase {
-                    member,
-                    case: (bucket, rec),
-                }),
-                _ => stale.push(member),
-            }
-        }
-        super::prune_index(self, &req.index_key, &stale).await;
         Ok(LawyerBegin::Proceed(out))
     }
 

@@ -1,6 +1,7 @@
 -- Round trip one of a lawyer's command without a code, beside her case
 -- index (the global slot): was this delivery handled (its mark), her rate
--- limit (GCRA; only a delivery's first arrival spends a slot), the mark
+-- limit (GCRA; only a delivery's first arrival spends a slot: both
+-- `command_begin`, command_begin.lua), the mark
 -- written now (a command whose only effect is its reply), a flag to write
 -- (ON/OFF), and her index with, on one Redis, each case in it.
 -- KEYS: 1 the delivery's mark, 2 her rate key, 3 her case index, then
@@ -15,23 +16,10 @@
 -- member: on one Redis (its open cases only; members whose case is gone or
 -- closed are removed) member, code, version, data, alias; on a cluster
 -- member, ''}
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return {1}
-end
-local now = tonumber(ARGV[1])
-if redis.call('SET', KEYS[1] .. ':seen', '1', 'NX', 'PX', ARGV[4]) then
-  local t = tonumber(ARGV[2])
-  local tolerance = t * (tonumber(ARGV[3]) - 1)
-  local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
-  if tat < now then
-    tat = now
-  end
-  if tat - now > tolerance then
-    redis.call('DEL', KEYS[1] .. ':seen')
-    return {2, tostring(tat - now - tolerance)}
-  end
-  local new_tat = tat + t
-  redis.call('SET', KEYS[2], string.format('%d', new_tat), 'PX', string.format('%d', new_tat - now))
+local early = command_begin(KEYS[1], KEYS[2], tonumber(ARGV[1]), tonumber(ARGV[2]),
+  tonumber(ARGV[3]), ARGV[4])
+if early then
+  return early
 end
 if ARGV[5] ~= '' then
   redis.call('SET', KEYS[1], '1', 'PX', ARGV[5])
