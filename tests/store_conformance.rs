@@ -1577,6 +1577,28 @@ async fn small_values_are_read_together(env: impl Env) {
     );
 }
 
+async fn a_code_of_another_bucket_is_never_given(env: impl Env) {
+    // 1234 is of bucket 2 (1234 % 16), 1251 of bucket 3: a case of bucket 3
+    // skips the first, so no two cases share a code (a lawyer's `OK 1234`
+    // looks in bucket 2).
+    let s = env.store();
+    let now = env.now();
+    s.record_case(2, case("cb2", &["1234"]), now).await.unwrap();
+    let code = s
+        .record_case(3, case("cb3", &["1234", "1251"]), now)
+        .await
+        .unwrap();
+    assert_eq!(code, "1251");
+    assert_eq!(s.case_by_code("1234").await.unwrap().unwrap().id, "cb2");
+    assert_eq!(s.case_by_code("1251").await.unwrap().unwrap().id, "cb3");
+    let none = s.record_case(3, case("cb4", &["1234"]), now).await;
+    assert!(
+        matches!(none, Err(StoreError::CodesExhausted)),
+        "no code of its bucket: refused, not given another bucket's"
+    );
+    assert!(s.case(3, "cb4").await.unwrap().is_none(), "nothing written");
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -1623,6 +1645,7 @@ conformance!(
     sets_of_small_values_add_list_remove_and_ride_with_a_rate,
     a_claim_reads_the_code_of_the_case_its_message_names,
     small_values_are_read_together,
+    a_code_of_another_bucket_is_never_given,
 );
 
 #[tokio::test]
@@ -1641,4 +1664,206 @@ async fn memory_store_evicts_the_least_recently_active_session() {
         .await
         .unwrap();
     assert_eq!(begin, Begin::Proceed(None), "the oldest went first");
+}
+
+#[tokio::test]
+async fn memory_store_bounds_sessions_across_its_shards() {
+    // The bound is over every bucket's shard together: women spread over
+    // all sixteen buckets, 400 sessions into room for 32.
+    let env = mem();
+    let store = MemoryStore::new(32);
+    for i in 0..400u64 {
+        let mut req = commit_req(&env, &format!("s{i}"), 0, &format!("d{i}"), "x", None);
+        req.bucket = (i % 16) as u16;
+        req.now_ms += i;
+        store.commit(req).await.unwrap();
+    }
+    let live = store.session_count(env.now() + 400);
+    assert_eq!(live, 32, "the bound holds across shards");
+    assert_eq!(store.evicted(), 400 - 32);
+    for (key, bucket, kept) in [("s0", 0, false), ("s383", 15, true), ("s399", 15, true)] {
+        let mut req = begin_req(&env, &format!("probe-{key}"), "r", key);
+        req.bucket = bucket;
+        req.now_ms += 400;
+        let found = matches!(store.begin(req).await.unwrap(), Begin::Proceed(Some(_)));
+        assert_eq!(
+            found, kept,
+            "{key}: the least recently active of its bucket go first"
+        );
+    }
+}
+
+#[test]
+fn memory_store_serves_every_bucket_and_the_global_space_at_once() {
+    // Hops in every bucket, lawyers' commands (the global space, then a
+    // bucket) and finished jobs with global marks, all at once on ten
+    // threads: every one completes (the lock order cannot deadlock) and
+    // nothing is lost. Plain threads, each with its own runtime, so that a
+    // deadlock fails the test by the deadline instead of hanging it.
+    fn run<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(f)
+    }
+    let env = std::sync::Arc::new(Mem {
+        store: MemoryStore::new(10_000),
+        ..mem()
+    });
+    run(async {
+        for b in 0..16u16 {
+            let code = (1008 + u32::from(b)).to_string(); // 1008 % 16 == 0
+            env.store
+                .record_case(b, case(&format!("c{b}"), &[&code]), env.now())
+                .await
+                .unwrap();
+            let add = SetAdd {
+                key: "lw:aida".into(),
+                member: format!("{b}:c{b}"),
+                ttl_ms: 600_000,
+            };
+            env.store.set_add(None, add, env.now()).await.unwrap();
+        }
+    });
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let mut threads = Vec::new();
+    for t in 0..8u16 {
+        let env = env.clone();
+        let done = done.clone();
+        threads.push(std::thread::spawn(move || {
+            run(async {
+                for i in 0..300u16 {
+                    let key = format!("t{t}-{i}");
+                    let mut req = commit_req(&*env, &key, 0, &format!("d-{key}"), "x", None);
+                    req.bucket = (t * 300 + i) % 16;
+                    assert!(matches!(
+                        env.store.commit(req).await.unwrap(),
+                        Commit::Saved { .. }
+                    ));
+                }
+            });
+            done.send(()).ok();
+        }));
+    }
+    let changed = std::sync::Arc::new(AtomicU64::new(0));
+    for t in 0..2u16 {
+        let env = env.clone();
+        let changed = changed.clone();
+        let done = done.clone();
+        threads.push(std::thread::spawn(move || {
+            run(async {
+                for i in 0..200u16 {
+                    let begin = LawyerCommandBegin {
+                        mark_key: format!("ld:t{t}-{i}"),
+                        mark_now: false,
+                        mark_ttl_ms: 60_000,
+                        rate_key: format!("p{t}"),
+                        rate: RateLimit {
+                            per_minute: 600_000,
+                            burst: 1_000,
+                        },
+                        index_key: "lw:aida".into(),
+                        flag: None,
+                        now_ms: env.now(),
+                    };
+                    let LawyerBegin::Proceed(index) =
+                        env.store.begin_lawyer_command(begin).await.unwrap()
+                    else {
+                        panic!("her index");
+                    };
+                    assert_eq!(index.len(), 16, "every bucket's case, read with the index");
+                    let (bucket, record) = &index[usize::from(i % 16)];
+                    let update = hotline::store::CaseUpdate {
+                        bucket: *bucket,
+                        id: record.id.clone(),
+                        code: record.code.clone(),
+                        alias: None,
+                        expected_version: record.version,
+                        data: b"noted".to_vec(),
+                        close: false,
+                        jobs: Vec::new(),
+                        mark: Some(KvWrite::set(format!("ld:t{t}-{i}"), b"1".to_vec(), None)),
+                        mark_global: true,
+                        now_ms: env.now(),
+                    };
+                    // This change, or the other lawyer's first (a stale version).
+                    if env.store.update_case(update).await.unwrap() {
+                        changed.fetch_add(1, Ordering::SeqCst);
+                        let mark = format!("ld:t{t}-{i}");
+                        assert!(
+                            env.store
+                                .get(None, &mark, env.now())
+                                .await
+                                .unwrap()
+                                .is_some()
+                        );
+                    }
+                    let sent = vec![KvWrite::set(format!("sent:t{t}-{i}"), b"1".to_vec(), None)];
+                    env.store
+                        .finish_with(
+                            i % 16,
+                            Queue::Outbox,
+                            "none",
+                            1,
+                            sent.clone(),
+                            sent,
+                            env.now(),
+                        )
+                        .await
+                        .unwrap();
+                }
+            });
+            done.send(()).ok();
+        }));
+    }
+    drop(done);
+    for n in 0..threads.len() {
+        finished
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| {
+                panic!("only {n} of 10 threads finished: a lock-order deadlock, or a panic above")
+            });
+    }
+    for t in threads {
+        t.join().expect("no thread panicked");
+    }
+    run(async {
+        assert_eq!(env.store.session_count(env.now()), 8 * 300, "no hop lost");
+        for t in 0..2 {
+            for i in [0u16, 199] {
+                let key = format!("sent:t{t}-{i}");
+                assert!(
+                    env.store
+                        .get(None, &key, env.now())
+                        .await
+                        .unwrap()
+                        .is_some()
+                );
+                assert!(
+                    env.store
+                        .get(Some(i % 16), &key, env.now())
+                        .await
+                        .unwrap()
+                        .is_some()
+                );
+            }
+        }
+        let mut versions = 0;
+        for b in 0..16u16 {
+            let c = env
+                .store
+                .case(b, &format!("c{b}"))
+                .await
+                .unwrap()
+                .expect("its case");
+            versions += c.version - 1;
+        }
+        assert_eq!(
+            versions,
+            changed.load(Ordering::SeqCst),
+            "every change counted once"
+        );
+        assert!(versions > 0);
+    });
 }

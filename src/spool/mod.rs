@@ -410,6 +410,7 @@ mod tests {
     use super::*;
     use crate::store::memory::MemoryStore;
 
+    /// A case of bucket 2 (its candidate codes are of bucket 2).
     fn case(id: &str) -> NewCase {
         NewCase {
             id: id.into(),
@@ -438,7 +439,11 @@ mod tests {
             spool.append(2, &case("c1"), None, 2).await.unwrap(),
             Appended::Already { code: None }
         );
-        spool.append(3, &case("c2"), None, 3).await.unwrap();
+        let c2 = NewCase {
+            code_candidates: vec!["1251".into()],
+            ..case("c2")
+        };
+        spool.append(3, &c2, None, 3).await.unwrap();
         assert_eq!(spool.pending(), 2, "a retried append is not added twice");
         assert!(
             Spool::open(dir.path(), "a").is_err(),
@@ -451,7 +456,7 @@ mod tests {
         assert_eq!(spool.replay(&store, 10).await.unwrap().recorded, 2);
         assert_eq!(spool.pending(), 0);
         assert_eq!(store.case(2, "c1").await.unwrap().unwrap().code, "1234");
-        assert_eq!(store.case(3, "c2").await.unwrap().unwrap().code, "1250");
+        assert_eq!(store.case(3, "c2").await.unwrap().unwrap().code, "1251");
         // Replaying the same case again (a crash before the spool was
         // rewritten) leaves the store as it was.
         spool.append(2, &case("c1"), None, 11).await.unwrap();

@@ -6,39 +6,48 @@
 //! in Redis. What it cannot do is survive a restart or be shared by two
 //! instances; that is what the Redis store is for.
 //!
-//! One mutex guards all state: it is never held across an `.await` (no
-//! method awaits while holding it), every operation is a few map lookups,
-//! and one lock makes each operation atomic as the trait requires. It is
-//! `parking_lot`'s, which spins briefly before it sleeps: with
+//! The state is sharded as the Redis store's keys are slotted: one shard
+//! per bucket and one for the global space, each behind its own mutex
+//! ([`MemoryStore`]). A woman's hop locks only her bucket's shard, so the
+//! two worker threads of a 2-core machine rarely wait for each other: with
+//! one mutex for everything they did, and the waiting (spinning, then
+//! `sched_yield`, half a system call per hop) was a quarter of the
+//! embedded hop's CPU (docs/performance.md, "The embedded store's tail").
+//! No mutex is held across an `.await` (no method awaits while holding
+//! one), every operation is a few map lookups, and each operation is
+//! atomic within its shard as the trait requires; one that needs the
+//! global space and a bucket takes the global lock first. The mutexes are
+//! `parking_lot`'s, which spin briefly before they sleep: with
 //! `std::sync::Mutex` a worker thread that found the lock held slept in the
 //! kernel until the holder (descheduled on a busy 2-core machine) ran
-//! again, and every request queued on that worker waited with it — the
-//! embedded store's p99 at half load on a fresh store went from 14–70 ms
-//! to 5–11 ms (docs/performance.md, "The embedded store's tail").
-//! Without poisoning: a panic while holding the lock cannot leave a
+//! again, and every request queued on that worker waited with it.
+//! Without poisoning: a panic while holding a lock cannot leave a
 //! half-applied operation visible (each one mutates only after its checks).
 //!
-//! Maps that only grow (cases, codes, sets, queues) are B-trees: a hash
-//! map doubling with tens of thousands of entries rehashed them all under
-//! the lock, a stall of tens of ms for every request waiting (the rest of
-//! that p99, to 4.6 ms). The maps of live data (`TtlMap`: sessions,
-//! replies, rates), bounded and evicted, stay hash maps: smaller per entry,
-//! which keeps 100,000 sessions within 96 MiB.
+//! Maps are hash maps, except where order is needed (expiry, due times,
+//! sorted sets). A hash map doubling rehashes every entry under its lock:
+//! with one lock for the whole store that stalled every request for tens
+//! of ms, so the maps that only grow (cases, codes) were B-trees for a
+//! while; sharded, a rehash holds one bucket's sixteenth, and B-trees of
+//! string keys cost more per case (a cache miss per comparison) than the
+//! rare rehash does. The maps of live data (`TtlMap`: sessions, replies,
+//! rates), bounded and evicted, keep 100,000 sessions within 96 MiB.
 //!
 //! Time comes from the requests (`now_ms`), never from a clock read here.
 //!
 //! Over 600 lines because it implements the whole [`Store`] trait in one
 //! place, mirroring the Redis scripts operation by operation.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
 use super::{
-    Begin, BeginRequest, CachedReply, CaseRecord, ClaimBatch, Claimed, CodeLease, Commit,
+    BUCKETS, Begin, BeginRequest, CachedReply, CaseRecord, ClaimBatch, Claimed, CodeLease, Commit,
     CommitRequest, Job, KvOp, KvWrite, LeaseRequest, Queue, RateLimit, SEEN_WINDOW_MS,
     SessionRecord, SessionWrite, Store, StoreError, gcra, lease_mark, session_delivery,
 };
@@ -51,21 +60,43 @@ use super::{
 /// One index serves expiry and eviction, and the key is stored once (shared
 /// by the map and the index): every live session costs an entry in three of
 /// these maps, so their overhead is most of the embedded store's memory.
+///
+/// The bound is over every shard's map of the same kind: `total` counts
+/// their entries together, and a shard whose insert finds the total at the
+/// bound evicts its own soonest-expiring entries (so eviction is exact
+/// within a shard and close to it across shards, whose keys are spread
+/// evenly by the pseudonym's bucket). A shard with nothing of its own to
+/// evict inserts anyway: the bound may be passed by at most one entry per
+/// shard.
 #[derive(Debug)]
 struct TtlMap<V> {
     entries: HashMap<Arc<str>, (V, u64, u64)>, // value, expires_at, seq
     by_expiry: BTreeSet<(u64, u64, Arc<str>)>, // (expires_at, seq, key)
     seq: u64,
     capacity: usize,
+    total: Arc<AtomicUsize>,
 }
 
 impl<V> TtlMap<V> {
+    #[cfg(test)]
     fn new(capacity: usize) -> Self {
+        Self::shared(capacity, &Arc::default())
+    }
+
+    /// An empty map bounded together with the others counted by `total`.
+    fn shared(capacity: usize, total: &Arc<AtomicUsize>) -> Self {
         TtlMap {
             entries: HashMap::new(),
             by_expiry: BTreeSet::new(),
             seq: 0,
             capacity: capacity.max(1),
+            total: Arc::clone(total),
+        }
+    }
+
+    fn gone(&self, n: usize) {
+        if n > 0 {
+            self.total.fetch_sub(n, Ordering::Relaxed);
         }
     }
 
@@ -79,6 +110,7 @@ impl<V> TtlMap<V> {
     fn remove(&mut self, key: &str) -> Option<V> {
         let (k, (v, exp, seq)) = self.entries.remove_entry(key)?;
         self.by_expiry.remove(&(exp, seq, k));
+        self.gone(1);
         Some(v)
     }
 
@@ -88,16 +120,18 @@ impl<V> TtlMap<V> {
         self.remove(&key);
         self.purge(now);
         let mut evicted = 0;
-        while self.entries.len() >= self.capacity {
+        while self.total.load(Ordering::Relaxed) >= self.capacity {
             let Some((_, _, first)) = self.by_expiry.pop_first() else {
                 break;
             };
             self.entries.remove(&*first);
+            self.gone(1);
             evicted += 1;
         }
         self.seq += 1;
         self.by_expiry.insert((expires_at, self.seq, key.clone()));
         self.entries.insert(key, (value, expires_at, self.seq));
+        self.total.fetch_add(1, Ordering::Relaxed);
         evicted
     }
 
@@ -109,6 +143,7 @@ impl<V> TtlMap<V> {
             }
             if let Some((_, _, key)) = self.by_expiry.pop_first() {
                 self.entries.remove(&*key);
+                self.gone(1);
             }
         }
     }
@@ -181,18 +216,18 @@ struct State {
     /// Session key → its own delivery whose rate slot was spent.
     fold_seen: TtlMap<String>,
     rates: TtlMap<u64>,
-    cases: BTreeMap<String, StoredCase>,
+    cases: HashMap<String, StoredCase>,
     /// Case ids by bucket: every case, and the open ones (as the Redis
     /// store's sets), so that listing a bucket's cases does not walk every
     /// case under the lock (the case gauges list them every 10 s).
-    case_ids: BTreeMap<(u16, bool), BTreeSet<String>>,
+    case_ids: HashMap<(u16, bool), HashSet<String>>,
     /// Small values: (bucket or global, key) → value.
     kv: TtlMap<Vec<u8>>,
     /// Sets of small values: key → (members, expires at).
     sets: BTreeMap<String, (BTreeSet<String>, u64)>,
     /// Code → (case id, reserved until; `u64::MAX` while open), or
     /// (`~holder`, lease end) while an instance leases it.
-    codes: BTreeMap<String, (String, u64)>,
+    codes: HashMap<String, (String, u64)>,
     queues: BTreeMap<(u16, Queue), JobQueue>,
     next_version: u64,
     evicted: u64,
@@ -225,8 +260,7 @@ impl State {
             return Ok(existing.code.clone());
         }
         let code = case
-            .code_candidates
-            .iter()
+            .codes_of(bucket)
             .find(|c| self.code_free(c, now))
             .ok_or(StoreError::CodesExhausted)?
             .clone();
@@ -294,6 +328,22 @@ impl State {
             }
         }
         CommandStart::Go
+    }
+
+    /// Small-value writes in `bucket` (`None`: the global space).
+    fn write_kv(&mut self, bucket: Option<u16>, writes: Vec<KvWrite>, now: u64) {
+        for w in writes {
+            let key = kv_key(bucket, &w.key);
+            match w.op {
+                KvOp::Set { value, ttl_ms } => {
+                    self.kv
+                        .insert(key, value, ttl_ms.map_or(u64::MAX, |t| now + t), now);
+                }
+                KvOp::Delete => {
+                    self.kv.remove(&key);
+                }
+            }
+        }
     }
 
     /// Whether a code may be given to a new case or lease now.
@@ -365,55 +415,93 @@ fn kv_key(bucket: Option<u16>, key: &str) -> String {
 }
 
 /// The embedded, in-process store.
+///
+/// Sharded as the Redis store's keys are slotted: one [`State`] per bucket
+/// (a woman's hop, her cases, their codes and queues) and one for the
+/// global space (lawyers' marks, rates, flags and indexes), each behind
+/// its own mutex. A hop locks only its bucket, so two worker threads serving
+/// two women rarely wait for each other. An operation that needs the global
+/// space and a bucket locks the global one first, then at most one bucket
+/// at a time; nothing takes the global lock while holding a bucket's, so the
+/// order cannot deadlock.
 #[derive(Debug)]
 pub struct MemoryStore {
-    state: Mutex<State>,
+    /// Buckets `0..BUCKETS`, then the global space.
+    shards: Box<[Mutex<State>]>,
 }
+
+/// The index of the global space in [`MemoryStore::shards`].
+const GLOBAL: usize = BUCKETS as usize;
 
 impl MemoryStore {
     /// A store holding at most `max_sessions` live sessions (and ten times as
-    /// many remembered deliveries).
+    /// many remembered deliveries), across all its shards.
     pub fn new(max_sessions: usize) -> Self {
-        MemoryStore {
-            state: Mutex::new(State {
-                sessions: TtlMap::new(max_sessions),
-                replies: TtlMap::new(max_sessions.saturating_mul(10)),
-                folded: TtlMap::new(max_sessions.saturating_mul(10)),
-                fold_seen: TtlMap::new(max_sessions),
-                rates: TtlMap::new(max_sessions.saturating_mul(2)),
-                cases: BTreeMap::new(),
-                case_ids: BTreeMap::new(),
-                kv: TtlMap::new(max_sessions.saturating_mul(10)),
-                sets: BTreeMap::new(),
-                codes: BTreeMap::new(),
-                queues: BTreeMap::new(),
-                next_version: 0,
-                evicted: 0,
-            }),
-        }
+        let [sessions, replies, folded, fold_seen, rates, kv] =
+            std::array::from_fn(|_| Arc::new(AtomicUsize::new(0)));
+        let shards = (0..=GLOBAL)
+            .map(|_| {
+                Mutex::new(State {
+                    sessions: TtlMap::shared(max_sessions, &sessions),
+                    replies: TtlMap::shared(max_sessions.saturating_mul(10), &replies),
+                    folded: TtlMap::shared(max_sessions.saturating_mul(10), &folded),
+                    fold_seen: TtlMap::shared(max_sessions, &fold_seen),
+                    rates: TtlMap::shared(max_sessions.saturating_mul(2), &rates),
+                    cases: HashMap::new(),
+                    case_ids: HashMap::new(),
+                    kv: TtlMap::shared(max_sessions.saturating_mul(10), &kv),
+                    sets: BTreeMap::new(),
+                    codes: HashMap::new(),
+                    queues: BTreeMap::new(),
+                    next_version: 0,
+                    evicted: 0,
+                })
+            })
+            .collect();
+        MemoryStore { shards }
     }
 
-    fn lock(&self) -> parking_lot::MutexGuard<'_, State> {
-        self.state.lock()
+    /// A bucket's shard.
+    fn bucket(&self, bucket: u16) -> MutexGuard<'_, State> {
+        self.shards[usize::from(bucket % BUCKETS)].lock()
+    }
+
+    /// The global space's shard. Taken before any bucket's, never while
+    /// holding one.
+    fn global(&self) -> MutexGuard<'_, State> {
+        self.shards[GLOBAL].lock()
+    }
+
+    /// A bucket's shard, or the global one for `None`.
+    fn slot(&self, bucket: Option<u16>) -> MutexGuard<'_, State> {
+        match bucket {
+            Some(b) => self.bucket(b),
+            None => self.global(),
+        }
     }
 
     /// Live sessions right now (for tests and metrics).
     pub fn session_count(&self, now_ms: u64) -> usize {
-        let mut s = self.lock();
-        s.sessions.purge(now_ms);
-        s.sessions.len()
+        self.shards
+            .iter()
+            .map(|shard| {
+                let mut s = shard.lock();
+                s.sessions.purge(now_ms);
+                s.sessions.len()
+            })
+            .sum()
     }
 
     /// Sessions evicted to stay within the bound, since start.
     pub fn evicted(&self) -> u64 {
-        self.lock().evicted
+        self.shards.iter().map(|s| s.lock().evicted).sum()
     }
 }
 
 #[async_trait]
 impl Store for MemoryStore {
     async fn begin(&self, req: BeginRequest) -> Result<Begin, StoreError> {
-        let mut s = self.lock();
+        let mut s = self.bucket(req.bucket);
         let now = req.now_ms;
         let fold = session_delivery(
             &req.session_key,
@@ -469,7 +557,7 @@ impl Store for MemoryStore {
     }
 
     async fn commit(&self, req: CommitRequest) -> Result<Commit, StoreError> {
-        let mut s = self.lock();
+        let mut s = self.bucket(req.bucket);
         let now = req.now_ms;
         let dedupe_key = s.scoped(
             req.bucket,
@@ -539,17 +627,7 @@ impl Store for MemoryStore {
                 0,
             );
         }
-        for w in req.kv {
-            let key = kv_key(Some(req.bucket), &w.key);
-            match w.op {
-                KvOp::Set { value, ttl_ms } => {
-                    s.kv.insert(key, value, ttl_ms.map_or(u64::MAX, |t| now + t), now);
-                }
-                KvOp::Delete => {
-                    s.kv.remove(&key);
-                }
-            }
-        }
+        s.write_kv(Some(req.bucket), req.kv, now);
         match fold {
             Some(suffix) => {
                 s.fold_seen.remove(&req.session_key);
@@ -565,7 +643,7 @@ impl Store for MemoryStore {
     }
 
     async fn schedule(&self, bucket: u16, queue: Queue, jobs: Vec<Job>) -> Result<(), StoreError> {
-        let mut s = self.lock();
+        let mut s = self.bucket(bucket);
         let q = s.queues.entry((bucket, queue)).or_default();
         for job in jobs {
             q.put(job.id, job.due_ms, job.payload, 0);
@@ -581,7 +659,7 @@ impl Store for MemoryStore {
         lease_ms: u64,
         max: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
-        let mut s = self.lock();
+        let mut s = self.bucket(bucket);
         let q = s.queues.entry((bucket, queue)).or_default();
         let due: Vec<String> = q
             .by_due
@@ -627,7 +705,7 @@ impl Store for MemoryStore {
         max: usize,
     ) -> Result<ClaimBatch, StoreError> {
         let jobs = self.claim(bucket, queue, now_ms, lease_ms, max).await?;
-        let mut s = self.lock();
+        let mut s = self.bucket(bucket);
         let q = s.queues.entry((bucket, queue)).or_default();
         let next_due_ms = q
             .by_due
@@ -648,24 +726,10 @@ impl Store for MemoryStore {
         global: Vec<KvWrite>,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
-        {
-            let mut s = self.lock();
-            let all = global
-                .into_iter()
-                .map(|w| (None, w))
-                .chain(kv.into_iter().map(|w| (Some(bucket), w)));
-            for (b, w) in all {
-                let key = kv_key(b, &w.key);
-                match w.op {
-                    KvOp::Set { value, ttl_ms } => {
-                        s.kv.insert(key, value, ttl_ms.map_or(u64::MAX, |t| now_ms + t), now_ms);
-                    }
-                    KvOp::Delete => {
-                        s.kv.remove(&key);
-                    }
-                }
-            }
-        }
+        // As the Redis store's: the global marks, then the bucket's, then
+        // the job (each its own step; a retry of the job repeats them).
+        self.global().write_kv(None, global, now_ms);
+        self.bucket(bucket).write_kv(Some(bucket), kv, now_ms);
         self.finish(bucket, queue, id, attempt).await
     }
 
@@ -676,7 +740,7 @@ impl Store for MemoryStore {
         id: &str,
         attempt: u32,
     ) -> Result<bool, StoreError> {
-        let mut s = self.lock();
+        let mut s = self.bucket(bucket);
         let q = s.queues.entry((bucket, queue)).or_default();
         match q.jobs.get(id) {
             Some(e) if e.attempt == attempt => {
@@ -698,7 +762,7 @@ impl Store for MemoryStore {
         due_ms: u64,
         payload: Option<Vec<u8>>,
     ) -> Result<bool, StoreError> {
-        let mut s = self.lock();
+        let mut s = self.bucket(bucket);
         let q = s.queues.entry((bucket, queue)).or_default();
         match q.jobs.remove(id) {
             Some(e) if e.attempt == attempt => {
@@ -720,7 +784,7 @@ impl Store for MemoryStore {
         case: super::NewCase,
         now_ms: u64,
     ) -> Result<String, StoreError> {
-        self.lock().create_case(bucket, case, now_ms)
+        self.bucket(bucket).create_case(bucket, case, now_ms)
     }
 
     async fn record_leased_case(
@@ -730,11 +794,12 @@ impl Store for MemoryStore {
         lease: &CodeLease,
         now_ms: u64,
     ) -> Result<String, StoreError> {
-        self.lock().record_leased(bucket, case, lease, now_ms)
+        self.bucket(bucket)
+            .record_leased(bucket, case, lease, now_ms)
     }
 
     async fn lease_codes(&self, req: LeaseRequest) -> Result<Vec<String>, StoreError> {
-        Ok(self.lock().lease(req))
+        Ok(self.bucket(req.bucket).lease(req))
     }
 
     async fn take_rate(
@@ -743,7 +808,7 @@ impl Store for MemoryStore {
         limit: RateLimit,
         now_ms: u64,
     ) -> Result<Option<u64>, StoreError> {
-        let mut s = self.lock();
+        let mut s = self.global();
         let key = kv_key(None, key);
         let tat =
             s.kv.get(&key, now_ms)
@@ -764,7 +829,7 @@ impl Store for MemoryStore {
         add: super::SetAdd,
         now_ms: u64,
     ) -> Result<(), StoreError> {
-        let mut s = self.lock();
+        let mut s = self.slot(bucket);
         let entry = s
             .sets
             .entry(kv_key(bucket, &add.key))
@@ -783,7 +848,7 @@ impl Store for MemoryStore {
         key: &str,
         now_ms: u64,
     ) -> Result<Vec<String>, StoreError> {
-        let s = self.lock();
+        let s = self.slot(bucket);
         Ok(match s.sets.get(&kv_key(bucket, key)) {
             Some((members, expires)) if *expires > now_ms => members.iter().cloned().collect(),
             _ => Vec::new(),
@@ -796,7 +861,7 @@ impl Store for MemoryStore {
         key: &str,
         members: &[String],
     ) -> Result<(), StoreError> {
-        let mut s = self.lock();
+        let mut s = self.slot(bucket);
         let key = kv_key(bucket, key);
         if let Some((set, _)) = s.sets.get_mut(&key) {
             for m in members {
@@ -811,7 +876,7 @@ impl Store for MemoryStore {
 
     async fn queue_len(&self, bucket: u16, queue: Queue) -> Result<usize, StoreError> {
         Ok(self
-            .lock()
+            .bucket(bucket)
             .queues
             .get(&(bucket, queue))
             .map_or(0, |q| q.jobs.len()))
@@ -823,7 +888,7 @@ impl Store for MemoryStore {
         queue: Queue,
         max: usize,
     ) -> Result<Vec<Job>, StoreError> {
-        let s = self.lock();
+        let s = self.bucket(bucket);
         let Some(q) = s.queues.get(&(bucket, queue)) else {
             return Ok(Vec::new());
         };
@@ -846,7 +911,11 @@ impl Store for MemoryStore {
         key: &str,
         now_ms: u64,
     ) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.lock().kv.get(&kv_key(bucket, key), now_ms).cloned())
+        Ok(self
+            .slot(bucket)
+            .kv
+            .get(&kv_key(bucket, key), now_ms)
+            .cloned())
     }
 
     async fn put(
@@ -858,30 +927,34 @@ impl Store for MemoryStore {
         now: u64,
     ) -> Result<(), StoreError> {
         let key = kv_key(bucket, key);
-        self.lock()
+        self.slot(bucket)
             .kv
             .insert(key, value, ttl_ms.map_or(u64::MAX, |t| now + t), now);
         Ok(())
     }
 
     async fn delete(&self, bucket: Option<u16>, key: &str) -> Result<(), StoreError> {
-        self.lock().kv.remove(&kv_key(bucket, key));
+        self.slot(bucket).kv.remove(&kv_key(bucket, key));
         Ok(())
     }
 
-    async fn case(&self, _bucket: u16, id: &str) -> Result<Option<CaseRecord>, StoreError> {
-        let s = self.lock();
+    async fn case(&self, bucket: u16, id: &str) -> Result<Option<CaseRecord>, StoreError> {
+        let s = self.bucket(bucket);
         Ok(s.cases.get(id).map(|c| c.record(id)))
     }
 
     async fn case_by_code(&self, code: &str) -> Result<Option<CaseRecord>, StoreError> {
         // A code maps to its case until a new case takes it (after the
-        // quarantine), so a closed case is still found meanwhile.
-        let id = match self.lock().codes.get(code) {
-            Some((id, _)) if !id.starts_with('~') => id.clone(),
-            _ => return Ok(None),
+        // quarantine), so a closed case is still found meanwhile. A code
+        // and its case live in the code's bucket.
+        let Some(bucket) = super::code_bucket(code) else {
+            return Ok(None);
         };
-        self.case(0, &id).await
+        let s = self.bucket(bucket);
+        Ok(match s.codes.get(code) {
+            Some((id, _)) if !id.starts_with('~') => s.cases.get(id).map(|c| c.record(id)),
+            _ => None,
+        })
     }
 
     async fn begin_case_command(
@@ -894,7 +967,7 @@ impl Store for MemoryStore {
         let rate_key = format!("{bucket}:{}", req.rate_key);
         let mark = kv_key(Some(bucket), &req.mark_key);
         match self
-            .lock()
+            .bucket(bucket)
             .command_begin(&mark, rate_key, req.rate, req.now_ms)
         {
             CommandStart::Handled => return Ok(super::CaseBegin::Duplicate),
@@ -912,7 +985,9 @@ impl Store for MemoryStore {
         &self,
         req: super::LawyerCommandBegin,
     ) -> Result<super::LawyerBegin, StoreError> {
-        let mut s = self.lock();
+        // The global space (her mark, rate, flag and index), held while her
+        // cases are read from their buckets (global first, as ever).
+        let mut s = self.global();
         let now = req.now_ms;
         let mark = kv_key(None, &req.mark_key);
         match s.command_begin(&mark, format!("g:{}", req.rate_key), req.rate, now) {
@@ -944,7 +1019,8 @@ impl Store for MemoryStore {
         let mut out = Vec::new();
         for member in members {
             let case = super::index_member(&member).and_then(|(bucket, id)| {
-                s.cases
+                self.bucket(bucket)
+                    .cases
                     .get(id)
                     .filter(|c| c.open)
                     .map(|c| (bucket, c.record(id)))
@@ -963,15 +1039,17 @@ impl Store for MemoryStore {
     }
 
     async fn update_case(&self, u: super::CaseUpdate) -> Result<bool, StoreError> {
-        let mut s = self.lock();
+        // A global mark's space first, then the case's bucket.
+        let mut global = u.mark_global.then(|| self.global());
+        let mut s = self.bucket(u.bucket);
         let mark_bucket = (!u.mark_global).then_some(u.bucket);
-        if let Some(mark) = &u.mark
-            && s.kv
-                .get(&kv_key(mark_bucket, &mark.key), u.now_ms)
-                .is_some()
-        {
-            // Made before, for this same delivery.
-            return Ok(true);
+        if let Some(mark) = &u.mark {
+            let key = kv_key(mark_bucket, &mark.key);
+            let marks = global.as_deref().unwrap_or(&s);
+            if marks.kv.get(&key, u.now_ms).is_some() {
+                // Made before, for this same delivery.
+                return Ok(true);
+            }
         }
         let Some(case) = s.cases.get_mut(&u.id) else {
             return Ok(false);
@@ -1003,26 +1081,25 @@ impl Store for MemoryStore {
                 .put(job.id, job.due_ms, job.payload, 0);
         }
         if let Some(mark) = u.mark {
-            let key = kv_key(mark_bucket, &mark.key);
-            match mark.op {
-                KvOp::Set { value, ttl_ms } => {
-                    let expires = ttl_ms.map_or(u64::MAX, |t| u.now_ms + t);
-                    s.kv.insert(key, value, expires, u.now_ms);
-                }
-                KvOp::Delete => {
-                    s.kv.remove(&key);
-                }
-            }
+            let marks = match global.as_deref_mut() {
+                Some(g) => g,
+                None => &mut s,
+            };
+            marks.write_kv(mark_bucket, vec![mark], u.now_ms);
         }
         Ok(true)
     }
 
     async fn case_ids(&self, bucket: u16, open_only: bool) -> Result<Vec<String>, StoreError> {
-        let s = self.lock();
-        Ok(s.case_ids
+        let mut ids: Vec<String> = self
+            .bucket(bucket)
+            .case_ids
             .get(&(bucket, open_only))
             .map(|ids| ids.iter().cloned().collect())
-            .unwrap_or_default())
+            .unwrap_or_default();
+        // Sorted, as the Redis store's (outside the lock).
+        ids.sort_unstable();
+        Ok(ids)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -294,13 +294,25 @@ pub struct NewCase {
     /// Unique id.
     pub id: String,
     /// Codes to try, in order; the first free one is taken. Each must be in
-    /// the caller's bucket (`code % BUCKETS == bucket`).
+    /// the caller's bucket (`code % BUCKETS == bucket`): a lawyer's `OK 4821`
+    /// finds the case in its code's bucket, so the stores skip any other
+    /// ([`NewCase::codes_of`]) rather than give two cases one code.
     pub code_candidates: Vec<String>,
     /// Sealed case data.
     pub data: Vec<u8>,
     /// Jobs scheduled with the case (its first offer, its escalation timer),
     /// each with the queue it goes to.
     pub jobs: Vec<(Queue, Job)>,
+}
+
+impl NewCase {
+    /// The candidate codes that belong to `bucket`, in order.
+    pub fn codes_of(&self, bucket: u16) -> impl Iterator<Item = &String> {
+        let bucket = bucket % BUCKETS;
+        self.code_candidates
+            .iter()
+            .filter(move |c| code_bucket(c) == Some(bucket))
+    }
 }
 
 /// Round trip two.

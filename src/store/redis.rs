@@ -320,7 +320,7 @@ impl RedisStore {
             cat(&[t, ":open"]),
             cat(&[t, ":all"]),
         ];
-        keys.extend(case.code_candidates.iter().map(|c| cat(&[t, ":code:", c])));
+        keys.extend(case.codes_of(bucket).map(|c| cat(&[t, ":code:", c])));
         keys
     }
 
@@ -331,14 +331,15 @@ impl RedisStore {
         }
     }
 
-    fn case_args(case: &NewCase) -> Vec<Vec<u8>> {
+    fn case_args(bucket: u16, case: &NewCase) -> Vec<Vec<u8>> {
+        let codes: Vec<&String> = case.codes_of(bucket).collect();
         let mut args: Vec<Vec<u8>> = vec![
             case.id.clone().into_bytes(),
             case.data.clone(),
-            case.code_candidates.len().to_string().into_bytes(),
+            codes.len().to_string().into_bytes(),
             case.jobs.len().to_string().into_bytes(),
         ];
-        args.extend(case.code_candidates.iter().map(|c| c.clone().into_bytes()));
+        args.extend(codes.into_iter().map(|c| c.clone().into_bytes()));
         args.extend(job_args(&case.jobs));
         args
     }
@@ -359,7 +360,7 @@ impl RedisStore {
             inv.key(k);
         }
         inv.arg(mark);
-        for a in Self::case_args(case) {
+        for a in Self::case_args(bucket, case) {
             inv.arg(a);
         }
         inv.arg(CODE_QUARANTINE_MS);
@@ -510,7 +511,7 @@ impl Store for RedisStore {
             for k in self.case_keys(req.bucket, case) {
                 inv.key(k);
             }
-            for a in Self::case_args(case) {
+            for a in Self::case_args(req.bucket, case) {
                 inv.arg(a);
             }
         }
