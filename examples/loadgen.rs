@@ -759,6 +759,19 @@ fn report(o: &Opts) -> Result<(), Error> {
         if let Some(d) = r.get("dispatch") {
             println!("         dispatch: {d}");
         }
+        if let Some(us) = r.get("cpu_us_per_request") {
+            let redis = r
+                .get("redis_cpu_us_per_request")
+                .map(|v| format!(" + redis-server {:.1}", f(v)))
+                .unwrap_or_default();
+            println!(
+                "cpu      {:<22} {} requests at {}/s: {:.1} µs of CPU per request{redis}",
+                r["label"].as_str().unwrap_or(""),
+                r["requests"],
+                r["rate"],
+                f(us),
+            );
+        }
     }
     let find = |scenario: &str, label: &str| {
         records
@@ -819,6 +832,35 @@ fn report(o: &Opts) -> Result<(), Error> {
             ratios.sort_by(f64::total_cmp);
             headline.insert(format!("{name}_median"), json!(ratios[ratios.len() / 2]));
             headline.insert(name.into(), Value::Object(by_conns));
+        }
+    }
+    // cpu: CPU time per request at one fixed rate, and the floor's as a
+    // fraction of the gateway's (the Redis ones with redis-server's).
+    let cpu = |label: &str| {
+        records
+            .iter()
+            .find(|r| r["scenario"] == "cpu" && r["label"] == label)
+            .map(|r| f(&r["cpu_us_per_request"]) + f(&r["redis_cpu_us_per_request"]))
+    };
+    for (name, num, den) in [
+        (
+            "cpu_plain_hyper_vs_memory_hop",
+            "floor-plain",
+            "hotline-memory",
+        ),
+        ("cpu_2rt_floor_vs_redis_hop", "floor-redis", "hotline-redis"),
+    ] {
+        if let (Some(a), Some(b)) = (cpu(num), cpu(den)) {
+            headline.insert(
+                format!("cpu_us_{}", num.replace('-', "_")),
+                json!((a * 10.0).round() / 10.0),
+            );
+            headline.insert(
+                format!("cpu_us_{}", den.replace('-', "_")),
+                json!((b * 10.0).round() / 10.0),
+            );
+            let ratio = a / b.max(f64::MIN_POSITIVE);
+            headline.insert(name.into(), json!((ratio * 1000.0).round() / 1000.0));
         }
     }
     if !headline.is_empty() {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Load tests: the gateway against the floor of the same machine, in one run.
 #
-#   load-tests/run.sh [steady|scale|burst|flood|mixed|rss|all]...   (default: steady)
+#   load-tests/run.sh [steady|scale|burst|flood|mixed|rss|cpu|all]...   (default: steady)
 #   load-tests/run.sh configs    (only write each scenario's gateway config
 #                                 and run `hotline check` on it; tests/cli.rs)
 #
@@ -19,6 +19,8 @@
 #   LT_MIXED_RATE   mixed: USSD hops/s (default 24 = 4 cases/s over three cities,
 #                   under each on-call lawyer's command limit; SMS a tenth of it)
 #   LT_SESSIONS     rss: live sessions to open (default 100000)
+#   LT_CPU_RATE     cpu: the fixed rate every server is driven at, requests/s
+#                   (default 4000, under every server's maximum here)
 #   LT_NOTE         a note stored with the results (e.g. "machine shared")
 #   LT_OUT          where the JSON goes (default load-tests/results/latest.json)
 #   LT_KEEP=1       keep the temporary folder (configs, server logs)
@@ -29,9 +31,9 @@ cd "$(dirname "$0")/.."
 root=$PWD
 scenarios=("$@")
 [ ${#scenarios[@]} -gt 0 ] || scenarios=(steady)
-[ "${scenarios[0]}" = all ] && scenarios=(steady scale burst flood mixed rss)
+[ "${scenarios[0]}" = all ] && scenarios=(steady scale burst flood mixed rss cpu)
 for s in "${scenarios[@]}"; do
-  case $s in steady|scale|burst|flood|mixed|rss|configs) ;; *) echo "unknown scenario: $s" >&2; exit 64 ;; esac
+  case $s in steady|scale|burst|flood|mixed|rss|cpu|configs) ;; *) echo "unknown scenario: $s" >&2; exit 64 ;; esac
 done
 command -v redis-server >/dev/null || { echo "install redis-server" >&2; exit 69; }
 
@@ -69,14 +71,16 @@ per_second() { grep -o '"per_second":[0-9.]*' <<<"$1" | head -1 | cut -d: -f2; }
 redis_port=$(lg port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
   --dir "$work" --logfile "$work/redis.log" &
-pids+=($!)
+redis_pid=$!
+pids+=("$redis_pid")
 wait_port "$redis_port"
 redis_url=redis://127.0.0.1:$redis_port/
 
-declare -A addr
+declare -A addr spid # each server's address and process id
 floor() { # floor NAME MODE [REDIS_URL]
   local port; port=$(lg port)
   "$bin/examples/floor" "$2" "127.0.0.1:$port" ${3:+"$3"} 2>>"$work/floor.log" &
+  spid[$1]=$!
   pids+=($!)
   wait_port "$port"
   addr[$1]=127.0.0.1:$port
@@ -148,6 +152,7 @@ gateway() { # gateway NAME STORE CONFIG-KIND
   for _ in $(seq 200); do curl -sf "http://127.0.0.1:$admin/readyz" >/dev/null && break; sleep 0.05; done
   curl -sf "http://127.0.0.1:$admin/readyz" >/dev/null || { tail -20 "$work/hotline.log" >&2; exit 1; }
   addr[$1]=127.0.0.1:$port
+  spid[$1]=$gateway_pid
 }
 stop_gateway() { kill "$gateway_pid" 2>/dev/null || true; wait "$gateway_pid" 2>/dev/null || true; }
 
@@ -231,6 +236,36 @@ rss() {
   echo "{\"scenario\":\"rss\",\"label\":\"hotline-memory\",\"sessions\":$n,\"rss_kib_before\":$before,\"rss_kib_after\":$after,\"groups\":{}}" >> "$results"
   echo "rss: $((before / 1024)) MiB idle, $((after / 1024)) MiB with $n live sessions"
   stop_gateway
+}
+
+# cpu: CPU time per request of each server at one fixed rate, below every
+# server's maximum (LT_CPU_RATE, default 4,000/s), and of redis-server behind
+# the Redis ones. What a request costs, without the saturation effects
+# (who waits for whom on 2 shared cores) that move the maximum.
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+cpu() {
+  local rate=${LT_CPU_RATE:-4000} d; d=$(dur 10)
+  local hz; hz=$(getconf CLK_TCK)
+  [ -n "${addr[floor-plain]:-}" ] || floor floor-plain plain
+  [ -n "${addr[floor-redis]:-}" ] || floor floor-redis redis "$redis_url"
+  for name in floor-plain floor-redis hotline-memory hotline-redis; do
+    case $name in hotline-*) gateway "$name" "${name#hotline-}" base ;; esac
+    local pid=${spid[$name]} t=${addr[$name]} out c0 c1 r0 r1 n us rus=""
+    lg run --scenario cpu --label warm --target "$t" --workload ussd --connections "$conns" \
+      --duration 2 --rate "$rate" >/dev/null
+    c0=$(cpu_ticks "$pid"); r0=$(cpu_ticks "$redis_pid")
+    out=$(lg run --scenario cpu --label "$name" --target "$t" --workload ussd --connections "$conns" \
+      --duration "$d" --rate "$rate")
+    c1=$(cpu_ticks "$pid"); r1=$(cpu_ticks "$redis_pid")
+    n=$(grep -o '"requests":[0-9]*' <<<"$out" | head -1 | cut -d: -f2)
+    us=$(awk -v a="$c0" -v b="$c1" -v hz="$hz" -v n="$n" 'BEGIN { printf "%.2f", (b - a) * 1e6 / hz / n }')
+    case $name in *redis)
+      rus=$(awk -v a="$r0" -v b="$r1" -v hz="$hz" -v n="$n" 'BEGIN { printf ",\"redis_cpu_us_per_request\":%.2f", (b - a) * 1e6 / hz / n }') ;;
+    esac
+    echo "{\"scenario\":\"cpu\",\"label\":\"$name\",\"rate\":$rate,\"connections\":$conns,\"requests\":$n,\"cpu_us_per_request\":$us$rus,\"groups\":{}}" >> "$results"
+    echo "cpu: $name $us µs per request"
+    case $name in hotline-*) stop_gateway ;; esac
+  done
 }
 
 configs() {

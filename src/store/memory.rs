@@ -39,12 +39,14 @@
 //! place, mirroring the Redis scripts operation by operation.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
+use hashbrown::HashTable;
 
 use super::{
     BUCKETS, Begin, BeginRequest, CachedReply, CaseRecord, ClaimBatch, Claimed, CodeLease, Commit,
@@ -68,13 +70,41 @@ use super::{
 /// evenly by the pseudonym's bucket). A shard with nothing of its own to
 /// evict inserts anyway: the bound may be passed by at most one entry per
 /// shard.
+///
+/// Each entry keeps its key's hash (32 bits, spread to 64 when the table
+/// asks), so a table that doubles moves its entries without reading their
+/// keys: with keys hashed again (`std`'s `HashMap`), a shard's doubling read
+/// every key from the heap and took 0.3–10 ms under its lock, the embedded
+/// hop's worst waits (docs/performance.md, "The embedded store's tail").
+/// The hash is keyed (std's `RandomState`, one per map), as `HashMap`'s.
 #[derive(Debug)]
 struct TtlMap<V> {
-    entries: HashMap<Arc<str>, (V, u64, u64)>, // value, expires_at, seq
-    by_expiry: BTreeSet<(u64, u64, Arc<str>)>, // (expires_at, seq, key)
-    seq: u64,
+    entries: HashTable<Slot<V>>,
+    hasher: RandomState,
+    by_expiry: BTreeSet<(u64, u32, Arc<str>)>, // (expires_at, seq, key)
+    /// Write order among entries expiring at the same time; wraps after
+    /// 2³² writes to one shard's map, which only reorders those ties.
+    seq: u32,
     capacity: usize,
     total: Arc<AtomicUsize>,
+}
+
+/// An entry of a [`TtlMap`]: 64 bytes for a session, as `HashMap`'s
+/// `(key, (value, expires_at, seq))` was with a 64-bit `seq`.
+#[derive(Debug)]
+struct Slot<V> {
+    key: Arc<str>,
+    value: V,
+    expires_at: u64,
+    seq: u32,
+    hash: u32,
+}
+
+/// A stored 32-bit hash as the table's 64-bit one: the table takes its
+/// bucket from the low bits and its tag from the top seven, so both must
+/// vary.
+fn spread(hash: u32) -> u64 {
+    u64::from(hash).wrapping_mul(0x9E37_79B9_7F4A_7C15)
 }
 
 impl<V> TtlMap<V> {
@@ -86,12 +116,18 @@ impl<V> TtlMap<V> {
     /// An empty map bounded together with the others counted by `total`.
     fn shared(capacity: usize, total: &Arc<AtomicUsize>) -> Self {
         TtlMap {
-            entries: HashMap::new(),
+            entries: HashTable::new(),
+            hasher: RandomState::new(),
             by_expiry: BTreeSet::new(),
             seq: 0,
             capacity: capacity.max(1),
             total: Arc::clone(total),
         }
+    }
+
+    fn hash(&self, key: &str) -> u32 {
+        // The top half: SipHash's bits are all equally good.
+        (self.hasher.hash_one(key) >> 32) as u32
     }
 
     fn gone(&self, n: usize) {
@@ -101,50 +137,68 @@ impl<V> TtlMap<V> {
     }
 
     fn get(&self, key: &str, now: u64) -> Option<&V> {
+        let hash = self.hash(key);
         self.entries
-            .get(key)
-            .filter(|(_, exp, _)| *exp > now)
-            .map(|(v, _, _)| v)
+            .find(spread(hash), |s| s.hash == hash && *s.key == *key)
+            .filter(|s| s.expires_at > now)
+            .map(|s| &s.value)
     }
 
     fn remove(&mut self, key: &str) -> Option<V> {
-        let (k, (v, exp, seq)) = self.entries.remove_entry(key)?;
-        self.by_expiry.remove(&(exp, seq, k));
+        let hash = self.hash(key);
+        self.remove_hashed(key, hash)
+    }
+
+    fn remove_hashed(&mut self, key: &str, hash: u32) -> Option<V> {
+        let (slot, _) = self
+            .entries
+            .find_entry(spread(hash), |s| s.hash == hash && *s.key == *key)
+            .ok()?
+            .remove();
+        self.by_expiry
+            .remove(&(slot.expires_at, slot.seq, slot.key));
         self.gone(1);
-        Some(v)
+        Some(slot.value)
     }
 
     /// Insert or replace; returns how many entries were evicted for room.
     fn insert(&mut self, key: impl Into<Arc<str>>, value: V, expires_at: u64, now: u64) -> usize {
         let key: Arc<str> = key.into();
-        self.remove(&key);
+        let hash = self.hash(&key);
+        self.remove_hashed(&key, hash);
         self.purge(now);
         let mut evicted = 0;
         while self.total.load(Ordering::Relaxed) >= self.capacity {
-            let Some((_, _, first)) = self.by_expiry.pop_first() else {
+            let Some((_, _, first)) = self.by_expiry.first() else {
                 break;
             };
-            self.entries.remove(&*first);
-            self.gone(1);
+            let first = Arc::clone(first);
+            self.remove(&first);
             evicted += 1;
         }
-        self.seq += 1;
+        self.seq = self.seq.wrapping_add(1);
         self.by_expiry.insert((expires_at, self.seq, key.clone()));
-        self.entries.insert(key, (value, expires_at, self.seq));
+        let slot = Slot {
+            key,
+            value,
+            expires_at,
+            seq: self.seq,
+            hash,
+        };
+        self.entries
+            .insert_unique(spread(hash), slot, |s| spread(s.hash));
         self.total.fetch_add(1, Ordering::Relaxed);
         evicted
     }
 
     /// Drop every expired entry.
     fn purge(&mut self, now: u64) {
-        while let Some((exp, _, _)) = self.by_expiry.first() {
+        while let Some((exp, _, key)) = self.by_expiry.first() {
             if *exp > now {
                 break;
             }
-            if let Some((_, _, key)) = self.by_expiry.pop_first() {
-                self.entries.remove(&*key);
-                self.gone(1);
-            }
+            let key = Arc::clone(key);
+            self.remove(&key);
         }
     }
 
@@ -1122,6 +1176,12 @@ impl Store for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sessions_entry_stays_64_bytes() {
+        // Three of these per live session: 100,000 sessions within 96 MiB.
+        assert_eq!(std::mem::size_of::<Slot<SessionRecord>>(), 64);
+    }
 
     #[test]
     fn ttl_map_expires_and_evicts_the_oldest() {
