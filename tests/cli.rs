@@ -67,6 +67,40 @@ fn check_passes_on_the_load_test_config() {
     }
 }
 
+/// The scenarios `load-tests/run.sh all` runs are the ones its usage line,
+/// the README and docs/performance.md's table name: a scenario added to one
+/// and not the others is a doc that lies (`cpu` once was missing).
+#[test]
+fn the_load_test_scenarios_are_documented_where_they_are_run() {
+    let script = std::fs::read_to_string(common::root().join("load-tests/run.sh")).unwrap();
+    let all: Vec<&str> = script
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"[ "${scenarios[0]}" = all ] && scenarios=("#))
+        .and_then(|l| l.strip_suffix(')'))
+        .expect("run.sh expands `all`")
+        .split(' ')
+        .collect();
+    assert!(all.len() >= 7, "{all:?}");
+    let usage = format!("load-tests/run.sh [{}|all]", all.join("|"));
+    assert!(script.contains(&usage), "run.sh's usage line: {usage}");
+    let accepted = format!("case $s in {}|configs)", all.join("|"));
+    assert!(script.contains(&accepted), "run.sh accepts: {accepted}");
+    let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
+    assert!(readme.contains(&format!("`{usage}`")), "README: {usage}");
+    let perf = std::fs::read_to_string(common::root().join("docs/performance.md")).unwrap();
+    let rows: Vec<&str> = perf
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `")?.split('`').next())
+        .collect();
+    for s in &all {
+        assert!(rows.contains(s), "docs/performance.md has no row for `{s}`");
+        assert!(
+            script.contains(&format!("\n{s}() {{")),
+            "run.sh defines {s}()"
+        );
+    }
+}
+
 #[test]
 fn check_names_each_problem_in_broken_fixtures() {
     let out = hotline(&["check", "--config", "tests/fixtures/broken/hotline.toml"]);
