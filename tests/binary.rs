@@ -44,7 +44,12 @@ fn start(extra_env: &[(&str, &str)]) -> Running {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     for (k, v) in extra_env {
-        cmd.env(k, v);
+        // An empty value: not set at all (as on a newcomer's machine).
+        if v.is_empty() {
+            cmd.env_remove(k);
+        } else {
+            cmd.env(k, v);
+        }
     }
     let mut child = cmd.spawn().expect("binary starts");
     let (tx, rx) = mpsc::channel();
@@ -210,10 +215,11 @@ async fn console_until(admin: SocketAddr, pred: impl Fn(&str) -> bool) -> String
 
 #[tokio::test]
 async fn the_readme_walk_reaches_the_demo_lawyer_on_the_console_and_her_ok_confirms() {
-    // README "Try it": the shipped default (any HOTLINE_PII_KEY keeps it a
-    // development configuration, so the console runs).
-    let gw = start(&[]);
+    // README "Try it", as a newcomer runs it: the shipped default and no
+    // HOTLINE_PII_KEY (the development key, so her code is the README's).
+    let gw = start(&[("HOTLINE_PII_KEY", "")]);
     let mut end = String::new();
+    let mut first = String::new();
     for text in [
         "",
         "4",
@@ -230,6 +236,9 @@ async fn the_readme_walk_reaches_the_demo_lawyer_on_the_console_and_her_ok_confi
         ]);
         let r = common::post_form(gw.public, "/webhooks/africastalking/ussd", &body).await;
         assert_eq!(r.status, 200, "{}", r.body);
+        if text.is_empty() {
+            first.clone_from(&r.body);
+        }
         end = r.body;
     }
     assert!(end.starts_with("END Thank you. Your code is "), "{end}");
@@ -239,6 +248,31 @@ async fn the_readme_walk_reaches_the_demo_lawyer_on_the_console_and_her_ok_confi
         .take_while(char::is_ascii_digit)
         .collect();
     let ok = format!("OK {code}");
+    // What the README shows a newcomer is what she gets: its first screen
+    // and its code (the development key makes the code the same on every
+    // machine; a stale "4821" once sent newcomers' `OK` to no case).
+    let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
+    let shown = |prefix: &str| {
+        readme
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("README has `{prefix}`"))
+            .to_owned()
+    };
+    let first_line = shown("hop \"\" ");
+    assert!(
+        first_line.ends_with(&format!("# {}", first.replace('\n', "  "))),
+        "README: {first_line}\ngateway: {first}"
+    );
+    let last_line = shown("hop \"4*1*1*Station 5*0\"");
+    assert!(
+        last_line.contains(&format!("Your code is {code}.")),
+        "README: {last_line}\ngateway: {end}"
+    );
+    assert!(
+        readme.contains(&format!("text='{ok}'")),
+        "README's OK names {code}"
+    );
 
     // The offer reaches the demo lawyer on call, on /console.
     let page = common::request(gw.admin, "GET", "/console", &[], b"").await;
