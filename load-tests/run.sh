@@ -258,6 +258,7 @@ cpu() {
       --duration "$d" --rate "$rate")
     c1=$(cpu_ticks "$pid"); r1=$(cpu_ticks "$redis_pid")
     n=$(grep -o '"requests":[0-9]*' <<<"$out" | head -1 | cut -d: -f2)
+    [ "${n:-0}" -gt 0 ] || { echo "cpu: $name answered no request: $out" >&2; exit 1; }
     us=$(awk -v a="$c0" -v b="$c1" -v hz="$hz" -v n="$n" 'BEGIN { printf "%.2f", (b - a) * 1e6 / hz / n }')
     case $name in *redis)
       rus=$(awk -v a="$r0" -v b="$r1" -v hz="$hz" -v n="$n" 'BEGIN { printf ",\"redis_cpu_us_per_request\":%.2f", (b - a) * 1e6 / hz / n }') ;;

@@ -400,6 +400,20 @@ impl State {
         }
     }
 
+    /// Remove a claimed job if `attempt` still holds its lease.
+    fn finish_job(&mut self, bucket: u16, queue: Queue, id: &str, attempt: u32) -> bool {
+        let q = self.queues.entry((bucket, queue)).or_default();
+        match q.jobs.get(id) {
+            Some(e) if e.attempt == attempt => {
+                let due = e.due_ms;
+                q.jobs.remove(id);
+                q.by_due.remove(&(due, id.to_owned()));
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Whether a code may be given to a new case or lease now.
     fn code_free(&self, code: &str, now: u64) -> bool {
         self.codes.get(code).is_none_or(|(_, until)| *until <= now)
@@ -780,11 +794,13 @@ impl Store for MemoryStore {
         global: Vec<KvWrite>,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
-        // As the Redis store's: the global marks, then the bucket's, then
-        // the job (each its own step; a retry of the job repeats them).
-        self.global().write_kv(None, global, now_ms);
-        self.bucket(bucket).write_kv(Some(bucket), kv, now_ms);
-        self.finish(bucket, queue, id, attempt).await
+        // All at once, as `finish.lua` on one Redis: the values are written
+        // even when the lease was lost (the work they record was done).
+        let mut g = self.global();
+        let mut s = self.bucket(bucket);
+        g.write_kv(None, global, now_ms);
+        s.write_kv(Some(bucket), kv, now_ms);
+        Ok(s.finish_job(bucket, queue, id, attempt))
     }
 
     async fn finish(
@@ -794,17 +810,7 @@ impl Store for MemoryStore {
         id: &str,
         attempt: u32,
     ) -> Result<bool, StoreError> {
-        let mut s = self.bucket(bucket);
-        let q = s.queues.entry((bucket, queue)).or_default();
-        match q.jobs.get(id) {
-            Some(e) if e.attempt == attempt => {
-                let due = e.due_ms;
-                q.jobs.remove(id);
-                q.by_due.remove(&(due, id.to_owned()));
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        Ok(self.bucket(bucket).finish_job(bucket, queue, id, attempt))
     }
 
     async fn reschedule(
