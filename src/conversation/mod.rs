@@ -32,7 +32,7 @@ mod writes;
 use std::sync::Arc;
 
 pub use plan::STOP_WORDS;
-use plan::{FlowStep, Incoming, Plan, SessionData};
+use plan::{FlowStep, Incoming, Plan, SessionData, SessionDataRef};
 
 use crate::case::CaseData;
 use crate::channel::{SmsIn, UssdIn, UssdInput};
@@ -351,7 +351,7 @@ impl Conversations {
                 hop.flow.as_ref(),
                 &hop.caller,
                 hop.incoming,
-                existing.as_ref(),
+                existing,
                 now,
             ) else {
                 return self.unavailable(None, None, None, Outcome::Error);
@@ -439,9 +439,12 @@ impl Conversations {
 
     /// Session state as the store keeps it: sealed JSON, or plain JSON in
     /// a store whose data never leaves the process.
-    fn seal_state(&self, data: &SessionData) -> Result<Vec<u8>, serde_json::Error> {
+    fn seal_state(&self, data: &impl serde::Serialize) -> Result<Vec<u8>, serde_json::Error> {
         if self.deps.store.in_process() {
-            serde_json::to_vec(data)
+            // A session's JSON is 100-250 bytes: one allocation, no regrowth.
+            let mut out = Vec::with_capacity(256);
+            serde_json::to_writer(&mut out, data)?;
+            Ok(out)
         } else {
             self.deps.privacy.seal_json(data)
         }
@@ -542,10 +545,10 @@ impl Conversations {
         }
         let case = self.case_for(&s.step, hop)?;
         if !s.step.end {
-            let data = SessionData {
-                f: s.flow.id().to_owned(),
-                v: s.flow.version.clone(),
-                st: Some(s.step.state.clone()),
+            let data = SessionDataRef {
+                f: s.flow.id(),
+                v: &s.flow.version,
+                st: Some(&s.step.state),
                 c: s.consumed,
                 t0: s.t0,
             };

@@ -114,7 +114,7 @@ impl Conversations {
         let inputs: Vec<&str> = text.split('*').collect();
         for (i, input) in inputs.iter().enumerate() {
             let before = step.state.steps;
-            step = engine::step(flow, &step.state, &hop.caller, input, now);
+            step = engine::advance(flow, step.state, &hop.caller, input, now);
             let advanced = step.state.steps == before + 1;
             if !advanced || (step.end && i + 1 != inputs.len()) {
                 return None;

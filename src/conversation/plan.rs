@@ -46,6 +46,19 @@ pub(super) struct SessionData {
     pub t0: u64,
 }
 
+/// [`SessionData`] as written: borrows what the step already holds, so
+/// saving a session copies nothing. Serialises to the same JSON (a unit
+/// test holds them together).
+#[derive(Serialize)]
+pub(super) struct SessionDataRef<'a> {
+    pub f: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub v: &'a str,
+    pub st: Option<&'a engine::State>,
+    pub c: usize,
+    pub t0: u64,
+}
+
 /// What came in.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Incoming<'a> {
@@ -92,15 +105,24 @@ impl FlowStep {
         }
     }
 
-    fn next(flow: Arc<Flow>, step: Step, d: &SessionData, consumed: usize) -> Self {
+    fn next(flow: Arc<Flow>, t0: u64, step: Step, consumed: usize) -> Self {
         FlowStep {
             flow,
             step,
-            t0: d.t0,
+            t0,
             consumed,
             started: false,
         }
     }
+}
+
+/// A loaded session whose flow version is still served: what a step needs
+/// of it, the engine state moved out rather than copied.
+pub(super) struct Active {
+    flow: Arc<Flow>,
+    state: engine::State,
+    consumed: usize,
+    t0: u64,
 }
 
 /// A short digest of a text, for delivery keys (never the text itself).
@@ -140,24 +162,35 @@ pub(super) fn plan(
     start: Option<&Arc<Flow>>,
     caller: &Caller,
     incoming: Incoming<'_>,
-    existing: Option<&SessionData>,
+    existing: Option<SessionData>,
     now: u64,
 ) -> Option<Plan> {
     // A session goes on in the flow version it began on; when a reload
     // retired that version long enough ago, it starts again (below: the
     // `_` arms for USSD, `plan_sms` for SMS).
-    let active =
-        existing.and_then(|d| Some((flows.session_flow(&d.f, &d.v)?.clone(), d.st.clone()?, d)));
-    if let Some(d) = existing
-        && active.is_none()
-        && d.st.is_some()
-        && !d.f.is_empty()
-    {
-        tracing::info!(
-            flow = %d.f,
-            "session's flow version was retired by reloads; it starts again"
-        );
-    }
+    let had_session = existing.is_some();
+    let mut retired = None;
+    let active = existing.and_then(|d| {
+        let state = d.st?;
+        match flows.session_flow(&d.f, &d.v) {
+            Some(flow) => Some(Active {
+                flow: flow.clone(),
+                state,
+                consumed: d.c,
+                t0: d.t0,
+            }),
+            None => {
+                if !d.f.is_empty() {
+                    tracing::info!(
+                        flow = %d.f,
+                        "session's flow version was retired by reloads; it starts again"
+                    );
+                }
+                retired = Some(d.f);
+                None
+            }
+        }
+    });
     let same_flow = |f: &Arc<Flow>| start.is_some_and(|s| s.id() == f.id());
     match incoming {
         Incoming::Cumulative(text) => {
@@ -165,15 +198,17 @@ pub(super) fn plan(
             Some(Plan::Step(match active {
                 // The same text again after its cached reply was forgotten:
                 // show the current screen again.
-                Some((f, st, d)) if same_flow(&f) && d.c > 0 && text.len() <= d.c => {
-                    let step = engine::redisplay(&f, &st, caller);
-                    FlowStep::next(f, step, d, text.len())
+                Some(a) if same_flow(&a.flow) && a.consumed > 0 && text.len() <= a.consumed => {
+                    let step = engine::redisplay(&a.flow, &a.state, caller);
+                    FlowStep::next(a.flow, a.t0, step, text.len())
                 }
-                Some((f, st, d)) if same_flow(&f) => {
-                    let rest = newest_input(text, d.c);
-                    let step = catch_up(&f, &st, caller, rest, now)
-                        .unwrap_or_else(|| engine::step(&f, &st, caller, rest, now));
-                    FlowStep::next(f, step, d, text.len())
+                Some(a) if same_flow(&a.flow) => {
+                    let rest = newest_input(text, a.consumed);
+                    let step = match catch_up(&a.flow, &a.state, caller, rest, now) {
+                        Some(step) => step,
+                        None => engine::advance(&a.flow, a.state, caller, rest, now),
+                    };
+                    FlowStep::next(a.flow, a.t0, step, text.len())
                 }
                 // New session, an unknown session id with stale input (start
                 // afresh), unreadable data, or a renamed flow.
@@ -183,14 +218,22 @@ pub(super) fn plan(
         Incoming::Latest { text, first } => {
             let flow = start?;
             Some(Plan::Step(match active {
-                Some((f, st, d)) if !first && same_flow(&f) => {
-                    let step = engine::step(&f, &st, caller, text, now);
-                    FlowStep::next(f, step, d, 0)
+                Some(a) if !first && same_flow(&a.flow) => {
+                    let step = engine::advance(&a.flow, a.state, caller, text, now);
+                    FlowStep::next(a.flow, a.t0, step, 0)
                 }
                 _ => FlowStep::start(flow, caller, now, 0),
             }))
         }
-        Incoming::Sms(text) => Some(plan_sms(flows, caller, text, active, existing, now)),
+        Incoming::Sms(text) => Some(plan_sms(
+            flows,
+            caller,
+            text,
+            active,
+            retired.as_deref(),
+            had_session,
+            now,
+        )),
     }
 }
 
@@ -229,8 +272,9 @@ fn plan_sms(
     flows: &FlowVersions,
     caller: &Caller,
     text: &str,
-    active: Option<(Arc<Flow>, engine::State, &SessionData)>,
-    existing: Option<&SessionData>,
+    active: Option<Active>,
+    retired: Option<&str>,
+    had_session: bool,
     now: u64,
 ) -> Plan {
     let word = first_word(text);
@@ -241,16 +285,14 @@ fn plan_sms(
         return Plan::Step(FlowStep::start(flow, caller, now, 0));
     }
     // Her session's flow version is gone: its flow starts again.
-    let restart = existing
-        .filter(|d| d.st.is_some())
-        .and_then(|d| flows.get(&d.f));
+    let restart = retired.and_then(|f| flows.get(f));
     match (active, restart) {
-        (Some((f, st, d)), _) => {
-            let step = engine::step(&f, &st, caller, text, now);
-            Plan::Step(FlowStep::next(f, step, d, 0))
+        (Some(a), _) => {
+            let step = engine::advance(&a.flow, a.state, caller, text, now);
+            Plan::Step(FlowStep::next(a.flow, a.t0, step, 0))
         }
         (None, Some(flow)) => Plan::Step(FlowStep::start(flow, caller, now, 0)),
-        (None, None) if existing.is_some() => Plan::Silent,
+        (None, None) if had_session => Plan::Silent,
         (None, None) => Plan::Help,
     }
 }
@@ -277,6 +319,44 @@ mod tests {
             "2",
             "inconsistent lengths fall back to the last field"
         );
+    }
+
+    #[test]
+    fn a_session_is_written_as_it_is_read() {
+        let mut vars = std::collections::BTreeMap::new();
+        vars.insert("city".to_owned(), "osh".to_owned());
+        vars.insert("where".to_owned(), "ул. \"Ленина\" {5}".to_owned());
+        let state = engine::State {
+            node: "situation".into(),
+            lang: Some("ky".into()),
+            vars,
+            invalid: 2,
+            steps: 3,
+        };
+        for (v, st) in [("3f2a", Some(&state)), ("", None)] {
+            let written = SessionDataRef {
+                f: "help",
+                v,
+                st,
+                c: 7,
+                t0: 1_700_000_000_000,
+            };
+            let owned = SessionData {
+                f: "help".into(),
+                v: v.into(),
+                st: st.cloned(),
+                c: 7,
+                t0: 1_700_000_000_000,
+            };
+            let json = serde_json::to_string(&written).unwrap();
+            assert_eq!(json, serde_json::to_string(&owned).unwrap());
+            let back: SessionData = serde_json::from_str(&json).unwrap();
+            assert_eq!(back.st, owned.st);
+            assert_eq!(
+                (back.f, back.v, back.c, back.t0),
+                (owned.f, owned.v, 7, owned.t0)
+            );
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::model::{Node, Pattern};
-use super::{Flow, Visibility, screen, visible_languages, visible_options};
+use super::{Flow, Visibility, screen_of, visible_languages, visible_options};
 use crate::phone::{Country, PhoneNumber};
 use crate::text::{normalize_input, truncate_chars};
 
@@ -147,20 +147,25 @@ pub fn start(flow: &Flow, caller: &Caller, lang: Option<&str>, now_ms: u64) -> S
 
 /// Advance a session by one answer.
 pub fn step(flow: &Flow, state: &State, caller: &Caller, input: &str, now_ms: u64) -> Step {
+    advance(flow, state.clone(), caller, input, now_ms)
+}
+
+/// [`step`], consuming the state: what the gateway calls on every hop,
+/// which has the session's state to give away and no use for a copy.
+pub fn advance(flow: &Flow, mut state: State, caller: &Caller, input: &str, now_ms: u64) -> Step {
     let Some(node) = flow.node(&state.node) else {
         return start(flow, caller, state.lang.as_deref(), now_ms);
     };
     let answer = normalize_input(input);
-    let mut next_state = state.clone();
     let next = match node {
         Node::Menu(m) => {
             let options = visible_options(m, &vis(caller, &state.vars));
             match options.into_iter().find(|(k, _)| *k == answer) {
                 Some((_, o)) => {
                     for (k, v) in &o.set {
-                        next_state.vars.insert(k.clone(), v.clone());
+                        state.vars.insert(k.clone(), v.clone());
                     }
-                    Some(o.next.clone())
+                    Some(o.next.as_str())
                 }
                 None => None,
             }
@@ -169,23 +174,23 @@ pub fn step(flow: &Flow, state: &State, caller: &Caller, input: &str, now_ms: u6
             let options = visible_languages(flow, l, &vis(caller, &state.vars));
             match options.into_iter().find(|(k, _)| *k == answer) {
                 Some((_, o)) => {
-                    next_state.lang = Some(o.language.clone());
-                    Some(l.next.clone())
+                    state.lang = Some(o.language.clone());
+                    Some(l.next.as_str())
                 }
                 None => None,
             }
         }
         Node::Input(i) => {
             if i.skip.as_ref().is_some_and(|s| s.key == answer) {
-                next_state.vars.remove(&i.var);
-                Some(i.next.clone())
+                state.vars.remove(&i.var);
+                Some(i.next.as_str())
             } else {
                 match accept(i.pattern, &answer, caller) {
                     Some(value) => {
-                        next_state
+                        state
                             .vars
                             .insert(i.var.clone(), truncate_chars(&value, i.max_len).to_owned());
-                        Some(i.next.clone())
+                        Some(i.next.as_str())
                     }
                     None => None,
                 }
@@ -198,12 +203,12 @@ pub fn step(flow: &Flow, state: &State, caller: &Caller, input: &str, now_ms: u6
     };
     match next {
         Some(target) => {
-            next_state.node = target;
-            next_state.invalid = 0;
-            next_state.steps += 1;
-            enter(flow, next_state, caller, now_ms)
+            target.clone_into(&mut state.node);
+            state.invalid = 0;
+            state.steps += 1;
+            enter(flow, state, caller, now_ms)
         }
-        None => invalid(flow, next_state, node, caller),
+        None => invalid(flow, state, node, caller),
     }
 }
 
@@ -214,8 +219,16 @@ pub fn redisplay(flow: &Flow, state: &State, caller: &Caller) -> Step {
         Some(node @ (Node::Menu(_) | Node::Input(_) | Node::Language(_))) => {
             let lang = state.language(flow, caller).to_owned();
             Step {
-                reply: screen(flow, node, &lang, &vis(caller, &state.vars), false)
-                    .unwrap_or_default(),
+                reply: screen_of(
+                    flow,
+                    &state.node,
+                    node,
+                    &lang,
+                    caller.country,
+                    &state.vars,
+                    false,
+                )
+                .unwrap_or_default(),
                 state: state.clone(),
                 end: false,
                 outcome: None,
@@ -255,7 +268,16 @@ fn invalid(flow: &Flow, mut state: State, node: &Node, caller: &Caller) -> Step 
             effects: Vec::new(),
         };
     }
-    let reply = screen(flow, node, &lang, &vis(caller, &state.vars), true).unwrap_or_default();
+    let reply = screen_of(
+        flow,
+        &state.node,
+        node,
+        &lang,
+        caller.country,
+        &state.vars,
+        true,
+    )
+    .unwrap_or_default();
     Step {
         state,
         reply,
@@ -303,9 +325,17 @@ fn enter(flow: &Flow, mut state: State, caller: &Caller, now_ms: u64) -> Step {
                 };
             }
             _ => {
-                let lang = state.language(flow, caller).to_owned();
-                let reply =
-                    screen(flow, node, &lang, &vis(caller, &state.vars), false).unwrap_or_default();
+                let lang = state.language(flow, caller);
+                let reply = screen_of(
+                    flow,
+                    &state.node,
+                    node,
+                    lang,
+                    caller.country,
+                    &state.vars,
+                    false,
+                )
+                .unwrap_or_default();
                 return Step {
                     state,
                     reply,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::check::validate;
 use super::model::FlowFile;
-use super::{Fallbacks, Flow, FlowSet};
+use super::{Fallbacks, Flow, FlowSet, ScreenCache};
 use crate::problem::{Problem, quoted};
 
 /// Load every `*.toml` in `dir`. Returns the flows that loaded (possibly
@@ -113,6 +113,7 @@ pub fn parse(
         spec,
         fallback: fallback.into(),
         version: version_of(text),
+        screens: ScreenCache::default(),
     };
     let problems = validate(&flow);
     if problems.iter().any(Problem::is_error) {

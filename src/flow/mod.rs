@@ -32,7 +32,9 @@ pub use load::{load_dir, parse};
 pub use model::{Condition, CountrySettings, FlowFile, Node, Text};
 
 use crate::phone::Country;
-pub use visible::{Visibility, route_holds, screen, visible_languages, visible_options};
+pub use visible::{
+    ScreenCache, Visibility, route_holds, screen, screen_of, visible_languages, visible_options,
+};
 
 /// A validated flow, ready for the engine.
 #[derive(Debug, Clone)]
@@ -47,6 +49,8 @@ pub struct Flow {
     /// began on and finishes on it after a reload changed the file
     /// ([`crate::reload`]).
     pub version: String,
+    /// Screens rendered so far ([`screen_of`]); empty in a clone.
+    pub screens: ScreenCache,
 }
 
 /// The hotline numbers a caller is told to ring (`[flows] fallback_phone`

@@ -265,3 +265,79 @@ fn the_shipped_flow_passes_every_check_and_lint() {
         assert!(s.measure.fits_ussd(), "{} {} {}", s.key, s.lang, s.text);
     }
 }
+
+#[test]
+fn a_cached_screen_is_the_screen_for_every_node_language_and_country() {
+    let fallbacks = Fallbacks {
+        default: "+996 000 000 000".into(),
+        by_country: [("KG", "+996 312 000 000"), ("UA", "+380 53 000 0000")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into(),
+    };
+    let (flows, problems) = load_dir(std::path::Path::new("flows"), "flows", &fallbacks);
+    assert!(problems.iter().all(|p| !p.is_error()), "{problems:?}");
+    let countries: Vec<Option<&'static crate::phone::Country>> = std::iter::once(None)
+        .chain(crate::phone::COUNTRIES.iter().map(Some))
+        .collect();
+    let vars = BTreeMap::from([("city".to_owned(), "osh".to_owned())]);
+    let mut shown = 0;
+    for flow in flows.flows.values() {
+        for (id, node) in &flow.spec.nodes {
+            for lang in &flow.spec.languages {
+                for &country in &countries {
+                    for invalid in [false, true] {
+                        let vis = Visibility {
+                            country,
+                            vars: Some(&vars),
+                        };
+                        let want = screen(flow, node, lang, &vis, invalid);
+                        for _ in 0..2 {
+                            let got = screen_of(flow, id, node, lang, country, &vars, invalid);
+                            assert_eq!(
+                                got,
+                                want,
+                                "{}: {id} {lang} {country:?} {invalid}",
+                                flow.id()
+                            );
+                        }
+                        shown += usize::from(want.is_some());
+                    }
+                }
+            }
+        }
+        // Bounded: one entry per node, language, country and re-prompt.
+        let bound = flow.spec.nodes.len() * flow.spec.languages.len() * countries.len() * 2;
+        assert!(!flow.screens.is_empty() && flow.screens.len() <= bound);
+        // A clone may be changed before use: it starts empty.
+        assert!(Flow::clone(flow).screens.is_empty());
+    }
+    assert!(shown > 100, "{shown} screens compared");
+}
+
+#[test]
+fn a_screen_that_reads_variables_is_never_cached() {
+    let toml = BASE.replace(
+        "label = { en = \"B\", ru = \"Б\" }",
+        "label = { en = \"B\", ru = \"Б\" }\nwhen = { var = \"seen\", in = [\"yes\"] }",
+    );
+    let (flow, _) = parse(&toml, "flows/x.toml", "112").expect("valid");
+    let node = flow.node("city").expect("node");
+    let with = BTreeMap::from([("seen".to_owned(), "yes".to_owned())]);
+    let without = BTreeMap::new();
+    let a = screen_of(&flow, "city", node, "en", None, &with, false).unwrap();
+    let b = screen_of(&flow, "city", node, "en", None, &without, false).unwrap();
+    assert_eq!(a, "City?\n1 A\n2 B");
+    assert_eq!(b, "City?\n1 A");
+    assert!(flow.screens.is_empty());
+    // A language the flow does not have is rendered, never kept.
+    let _ = screen_of(
+        &flow,
+        "end",
+        flow.node("end").unwrap(),
+        "xx",
+        None,
+        &without,
+        false,
+    );
+    assert!(flow.screens.is_empty());
+}

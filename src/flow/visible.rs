@@ -3,6 +3,7 @@
 //! text of each node's screen. Route conditions are evaluated here too.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::hash::BuildHasher;
 
 use super::Flow;
 use super::model::{self, Condition, Node};
@@ -189,4 +190,116 @@ fn plain_screen(flow: &Flow, node: &Node, lang: &str, vis: &Visibility<'_>) -> O
         Node::End(e) => text(&e.text),
         Node::Route(_) => return None,
     })
+}
+
+/// Screens a flow has rendered, so that a hop shows one by copying it.
+///
+/// A screen depends on the flow (this cache lives in its [`Flow`], which
+/// never changes once loaded; a clone starts empty), the node, the
+/// language, the caller's country (option conditions, `{fallback}`) and
+/// whether it is a re-prompt. A node whose options read the variables set
+/// so far is never cached: its screen differs between callers. Entries
+/// are bounded by nodes × the flow's languages × countries × 2.
+#[derive(Default)]
+pub struct ScreenCache {
+    map: parking_lot::RwLock<hashbrown::HashTable<CachedScreen>>,
+    hasher: std::hash::RandomState,
+}
+
+struct CachedScreen {
+    hash: u64,
+    node: Box<str>,
+    lang: Box<str>,
+    country: Option<&'static str>,
+    invalid: bool,
+    text: Option<Box<str>>,
+}
+
+impl Clone for ScreenCache {
+    /// Empty: a cloned flow may be changed before it is used.
+    fn clone(&self) -> Self {
+        ScreenCache::default()
+    }
+}
+
+impl std::fmt::Debug for ScreenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScreenCache")
+            .field("screens", &self.map.read().len())
+            .finish()
+    }
+}
+
+impl ScreenCache {
+    /// How many screens are kept.
+    pub fn len(&self) -> usize {
+        self.map.read().len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Whether what a node shows can depend on the variables set so far.
+fn reads_vars(node: &Node) -> bool {
+    let by_var = |w: Option<&Condition>| w.is_some_and(|c| c.country.is_none());
+    match node {
+        Node::Menu(m) => m.options.iter().any(|o| by_var(o.when.as_ref())),
+        Node::Language(l) => l.options.iter().any(|o| by_var(o.when.as_ref())),
+        Node::Input(_) | Node::End(_) | Node::Route(_) => false,
+    }
+}
+
+/// [`screen`] for the node `id` of `flow`, from the flow's cache when the
+/// screen does not depend on the caller's variables.
+pub fn screen_of(
+    flow: &Flow,
+    id: &str,
+    node: &Node,
+    lang: &str,
+    country: Option<&'static crate::phone::Country>,
+    vars: &BTreeMap<String, String>,
+    invalid: bool,
+) -> Option<String> {
+    let vis = Visibility {
+        country,
+        vars: Some(vars),
+    };
+    // Only the flow's own languages: the entries stay bounded whatever a
+    // stored state says.
+    if reads_vars(node) || !flow.spec.languages.iter().any(|l| l == lang) {
+        return screen(flow, node, lang, &vis, invalid);
+    }
+    let iso = country.map(|c| c.iso);
+    let cache = &flow.screens;
+    let hash = cache.hasher.hash_one((id, lang, iso, invalid));
+    let matches = |e: &CachedScreen| {
+        e.hash == hash
+            && &*e.node == id
+            && &*e.lang == lang
+            && e.country == iso
+            && e.invalid == invalid
+    };
+    if let Some(e) = cache.map.read().find(hash, matches) {
+        return e.text.as_deref().map(str::to_owned);
+    }
+    let text = screen(flow, node, lang, &vis, invalid);
+    let mut map = cache.map.write();
+    if map.find(hash, matches).is_none() {
+        map.insert_unique(
+            hash,
+            CachedScreen {
+                hash,
+                node: id.into(),
+                lang: lang.into(),
+                country: iso,
+                invalid,
+                text: text.as_deref().map(Into::into),
+            },
+            |e| e.hash,
+        );
+    }
+    text
 }
