@@ -380,3 +380,24 @@ fn the_dispatch_docs_list_every_outcome_code_lawyers_can_send() {
     let runbook = read("ops/RUNBOOK.md");
     assert!(runbook.contains("--city osh") && runbook.contains("[LANG.outcomes]"));
 }
+
+/// The allocator is built without transparent huge pages (11-12 MiB more
+/// for 100,000 sessions with them, docs/performance.md), and the systemd
+/// unit turns off the kernel's own on hosts that hand them out always.
+#[test]
+fn the_allocator_keeps_off_huge_pages_where_the_docs_say() {
+    let manifest = read("Cargo.toml");
+    let line = manifest
+        .lines()
+        .find(|l| l.starts_with("mimalloc ="))
+        .expect("Cargo.toml depends on mimalloc");
+    assert!(line.contains("\"no_thp\""), "{line}");
+    let unit = read("ops/systemd/hotline.service");
+    assert!(
+        unit.lines()
+            .any(|l| l.trim() == "Environment=MIMALLOC_ALLOW_THP=0"),
+        "the systemd unit sets MIMALLOC_ALLOW_THP=0"
+    );
+    let perf = read("docs/performance.md");
+    assert!(perf.contains("`no_thp`") && perf.contains("MIMALLOC_ALLOW_THP=0"));
+}
