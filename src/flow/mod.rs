@@ -6,11 +6,13 @@
 //!   unique, menus are not empty, translations exist. A [`Flow`] that exists has
 //!   passed those checks, so the engine can rely on them.
 //! - `visible` decides what a caller sees: the options shown to her and the
-//!   text of each screen.
+//!   text of each screen, which each [`Flow`] keeps once rendered when it
+//!   does not depend on the caller's variables ([`ScreenCache`]).
 //! - This module holds the validated [`Flow`] and the [`FlowSet`] of a folder,
 //!   and re-exports the functions of the modules above.
 //! - [`engine`] is the pure state machine: `step(flow, state, caller, input,
-//!   now)`. It never does I/O and never reads the clock.
+//!   now)` (`advance` when the state can be given away). It never does I/O
+//!   and never reads the clock.
 //! - [`countries`] checks that every country a flow serves has its own
 //!   settings: languages, fallback number, and where "other city" goes.
 //! - [`lint`] measures screens against handset limits and looks for words that
