@@ -23,7 +23,7 @@
 //! or the screen text.
 //!
 //! Over 600 lines: the two round trips and the commit they build read best
-//! together; the pure parts are in [`plan`], the outage path in [`offline`].
+//! together; the pure parts are in [`plan`], the outage path in `offline`.
 
 mod offline;
 pub mod plan;

@@ -15,7 +15,7 @@
 //!   routes to another (`[cities.other]`): whose lawyers answer when she
 //!   picks "other city". Who answers is the roster's business.
 //!
-//! [`validate_flow`] checks what the flow file's `[countries]` say (the
+//! `validate_flow` checks what the flow file's `[countries]` say (the
 //! loader runs it); [`check`] checks that every country served has all
 //! three (`hotline check` runs it, so a deployment cannot miss one).
 

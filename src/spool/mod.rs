@@ -9,7 +9,7 @@
 //!
 //! **One file per instance.** Each instance appends only to its own
 //! `cases-<instance>.jsonl` in `store.spool_dir` and holds an exclusive lock
-//! on `cases-<instance>.lock` for as long as it runs ([`files`]). Appends and
+//! on `cases-<instance>.lock` for as long as it runs (`files`). Appends and
 //! the rewrite after a replay happen under that lock and this process's
 //! mutex, so two instances sharing a folder never lose each other's
 //! entries. Any instance also replays the spools nobody holds — a crashed

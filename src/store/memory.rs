@@ -484,7 +484,7 @@ fn kv_key(bucket: Option<u16>, key: &str) -> String {
 
 /// The embedded, in-process store.
 ///
-/// Sharded as the Redis store's keys are slotted: one [`State`] per bucket
+/// Sharded as the Redis store's keys are slotted: one `State` per bucket
 /// (a woman's hop, her cases, their codes and queues) and one for the
 /// global space (lawyers' marks, rates, flags and indexes), each behind
 /// its own mutex. A hop locks only its bucket, so two worker threads serving
