@@ -118,7 +118,7 @@ impl FlowStep {
 
 /// A loaded session whose flow version is still served: what a step needs
 /// of it, the engine state moved out rather than copied.
-pub(super) struct Active {
+struct Active {
     flow: Arc<Flow>,
     state: engine::State,
     consumed: usize,

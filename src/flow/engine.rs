@@ -216,27 +216,31 @@ pub fn advance(flow: &Flow, mut state: State, caller: &Caller, input: &str, now_
 /// whose earlier answer is no longer remembered).
 pub fn redisplay(flow: &Flow, state: &State, caller: &Caller) -> Step {
     match flow.node(&state.node) {
-        Some(node @ (Node::Menu(_) | Node::Input(_) | Node::Language(_))) => {
-            let lang = state.language(flow, caller).to_owned();
-            Step {
-                reply: screen_of(
-                    flow,
-                    &state.node,
-                    node,
-                    &lang,
-                    caller.country,
-                    &state.vars,
-                    false,
-                )
-                .unwrap_or_default(),
-                state: state.clone(),
-                end: false,
-                outcome: None,
-                effects: Vec::new(),
-            }
-        }
+        Some(node @ (Node::Menu(_) | Node::Input(_) | Node::Language(_))) => Step {
+            reply: shown(flow, state, node, caller, false),
+            state: state.clone(),
+            end: false,
+            outcome: None,
+            effects: Vec::new(),
+        },
         _ => start(flow, caller, state.lang.as_deref(), 0),
     }
+}
+
+/// The screen of `node`, the node `state` rests on (the re-prompt with
+/// `invalid`), in her language: from the flow's cache when it can be.
+fn shown(flow: &Flow, state: &State, node: &Node, caller: &Caller, invalid: bool) -> String {
+    let lang = state.language(flow, caller);
+    screen_of(
+        flow,
+        &state.node,
+        node,
+        lang,
+        caller.country,
+        &state.vars,
+        invalid,
+    )
+    .unwrap_or_default()
 }
 
 /// Check an answer against an input's pattern; the value to save.
@@ -268,16 +272,7 @@ fn invalid(flow: &Flow, mut state: State, node: &Node, caller: &Caller) -> Step 
             effects: Vec::new(),
         };
     }
-    let reply = screen_of(
-        flow,
-        &state.node,
-        node,
-        &lang,
-        caller.country,
-        &state.vars,
-        true,
-    )
-    .unwrap_or_default();
+    let reply = shown(flow, &state, node, caller, true);
     Step {
         state,
         reply,
@@ -325,17 +320,7 @@ fn enter(flow: &Flow, mut state: State, caller: &Caller, now_ms: u64) -> Step {
                 };
             }
             _ => {
-                let lang = state.language(flow, caller);
-                let reply = screen_of(
-                    flow,
-                    &state.node,
-                    node,
-                    lang,
-                    caller.country,
-                    &state.vars,
-                    false,
-                )
-                .unwrap_or_default();
+                let reply = shown(flow, &state, node, caller, false);
                 return Step {
                     state,
                     reply,

@@ -329,8 +329,9 @@ fn a_screen_that_reads_variables_is_never_cached() {
     assert_eq!(a, "City?\n1 A\n2 B");
     assert_eq!(b, "City?\n1 A");
     assert!(flow.screens.is_empty());
-    // A language the flow does not have is rendered, never kept.
-    let _ = screen_of(
+    // A language the flow does not have is rendered (in the default
+    // language), never kept.
+    let end = screen_of(
         &flow,
         "end",
         flow.node("end").unwrap(),
@@ -339,5 +340,6 @@ fn a_screen_that_reads_variables_is_never_cached() {
         &without,
         false,
     );
+    assert_eq!(end.as_deref(), Some("Code {code}"));
     assert!(flow.screens.is_empty());
 }

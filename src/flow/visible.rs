@@ -252,8 +252,9 @@ fn reads_vars(node: &Node) -> bool {
     }
 }
 
-/// [`screen`] for the node `id` of `flow`, from the flow's cache when the
-/// screen does not depend on the caller's variables.
+/// [`screen`] for the node `id` of `flow` (`node` is `flow.node(id)`),
+/// from the flow's cache when the screen does not depend on the caller's
+/// variables.
 pub fn screen_of(
     flow: &Flow,
     id: &str,
@@ -263,6 +264,10 @@ pub fn screen_of(
     vars: &BTreeMap<String, String>,
     invalid: bool,
 ) -> Option<String> {
+    debug_assert!(
+        flow.node(id).is_some_and(|n| std::ptr::eq(n, node)),
+        "screen_of: {id} is not the node given"
+    );
     let vis = Visibility {
         country,
         vars: Some(vars),
