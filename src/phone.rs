@@ -99,7 +99,8 @@ fn digits_of(raw: &str) -> Result<(bool, String), PhoneError> {
         Some(rest) => (true, rest),
         None => (false, raw),
     };
-    let mut digits = String::with_capacity(rest.len());
+    // Room for the `+` that `e164` puts in front.
+    let mut digits = String::with_capacity(rest.len() + 1);
     for c in rest.chars() {
         match crate::text::digit_value(c) {
             Some(d) => digits.push(d),
@@ -120,7 +121,9 @@ fn e164(digits: String) -> Result<PhoneNumber, PhoneError> {
     if !(8..=15).contains(&digits.len()) || digits.starts_with('0') {
         return Err(PhoneError::BadLength);
     }
-    Ok(PhoneNumber(format!("+{digits}")))
+    let mut number = digits;
+    number.insert(0, '+');
+    Ok(PhoneNumber(number))
 }
 
 impl PhoneNumber {

@@ -112,6 +112,9 @@ const DIGIT_ZEROS: &[u32] = &[
 
 /// The ASCII digit a character stands for, from any of the common scripts.
 pub fn digit_value(c: char) -> Option<char> {
+    if c.is_ascii_digit() {
+        return Some(c);
+    }
     let cp = c as u32;
     DIGIT_ZEROS
         .iter()

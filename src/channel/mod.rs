@@ -15,6 +15,8 @@
 //!   set in config (`kind = "ussd"`).
 //! - [`kannel`] — Kannel (open-source SMS gateway): SMS via `get-url`,
 //!   delivery reports via a per-message `dlr-url`, sending via `sendsms`.
+//! - [`form`] — a form body's named fields, read as `serde_urlencoded`
+//!   reads them but borrowed (the Africa's Talking hot path).
 //! - [`console`] — the development sink: SMS kept in memory for the
 //!   admin listener's `/console` page; no webhooks; refused in a
 //!   production configuration.
@@ -34,6 +36,7 @@
 
 pub mod africastalking;
 pub mod console;
+pub mod form;
 pub mod infobip;
 pub mod kannel;
 // The stand-in aggregator API, shared with the integration tests: one

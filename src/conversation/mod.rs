@@ -25,6 +25,7 @@
 //! Over 600 lines: the two round trips and the commit they build read best
 //! together; the pure parts are in [`plan`], the outage path in `offline`.
 
+mod codec;
 mod offline;
 pub mod plan;
 mod writes;
@@ -437,14 +438,12 @@ impl Conversations {
         }
     }
 
-    /// Session state as the store keeps it: sealed JSON, or plain JSON in
-    /// a store whose data never leaves the process.
-    fn seal_state(&self, data: &impl serde::Serialize) -> Result<Vec<u8>, serde_json::Error> {
+    /// Session state as the store keeps it: sealed JSON, or the compact
+    /// in-process form ([`codec`]) in a store whose data never leaves the
+    /// process.
+    fn seal_state(&self, data: &SessionDataRef<'_>) -> Result<Vec<u8>, serde_json::Error> {
         if self.deps.store.in_process() {
-            // A session's JSON is 100-250 bytes: one allocation, no regrowth.
-            let mut out = Vec::with_capacity(256);
-            serde_json::to_writer(&mut out, data)?;
-            Ok(out)
+            Ok(codec::encode(data))
         } else {
             self.deps.privacy.seal_json(data)
         }
@@ -452,9 +451,12 @@ impl Conversations {
 
     fn open_session(&self, rec: &SessionRecord) -> Option<SessionData> {
         let opened = if self.deps.store.in_process() {
-            serde_json::from_slice(&rec.data).map_err(crate::privacy::OpenError::from)
+            codec::decode(&rec.data).map_err(|e| e.to_string())
         } else {
-            self.deps.privacy.open_json(&rec.data)
+            self.deps
+                .privacy
+                .open_json(&rec.data)
+                .map_err(|e| e.to_string())
         };
         match opened {
             Ok(d) => Some(d),
@@ -476,7 +478,7 @@ impl Conversations {
     ) -> Result<Option<Prepared>, serde_json::Error> {
         // Job ids derive from the delivery and the version it advanced, so
         // a message is queued once however often it is retried.
-        let job_key = format!("{}@{version}", hop.dedupe_key);
+        let job_key = keys::numbered(&hop.dedupe_key, '@', version);
         let mut commit = CommitRequest {
             bucket: hop.bucket,
             session_key: hop.session_key.clone(),
@@ -509,7 +511,7 @@ impl Conversations {
             Plan::Help => {
                 let text = self.help_text(hop.caller.country);
                 commit.session = SessionWrite::Save {
-                    data: self.seal_state(&SessionData::default())?,
+                    data: self.seal_state(&SessionData::default().as_ref())?,
                     ttl_ms: HELP_QUIET_MS,
                 };
                 let job = self.sms_job(hop, &job_key, text.clone(), Purpose::Help, None, now)?;

@@ -46,6 +46,19 @@ pub(super) struct SessionData {
     pub t0: u64,
 }
 
+impl SessionData {
+    /// The session as written.
+    pub(super) fn as_ref(&self) -> SessionDataRef<'_> {
+        SessionDataRef {
+            f: &self.f,
+            v: &self.v,
+            st: self.st.as_ref(),
+            c: self.c,
+            t0: self.t0,
+        }
+    }
+}
+
 /// [`SessionData`] as written: borrows what the step already holds, so
 /// saving a session copies nothing. Serialises to the same JSON (a unit
 /// test holds them together).

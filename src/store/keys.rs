@@ -10,7 +10,8 @@ use std::fmt::Display;
 
 /// A USSD session: `u:{channel}:{aggregator session id}`.
 pub fn ussd_session(channel: &str, session_id: &str) -> String {
-    format!("u:{channel}:{session_id}")
+    // On every hop: one allocation, no formatting machinery.
+    ["u:", channel, ":", session_id].concat()
 }
 
 /// An SMS conversation: `m:{channel}:{pseudonym}`.
@@ -21,7 +22,17 @@ pub fn sms_session(channel: &str, pseudonym: impl Display) -> String {
 /// A delivery of a USSD hop with a cumulative text: the session key and the
 /// number of answers in it.
 pub fn ussd_cumulative_delivery(session_key: &str, steps: usize) -> String {
-    format!("{session_key}:{steps}")
+    numbered(session_key, ':', steps as u64)
+}
+
+/// `{key}{sep}{n}` in one allocation (on every hop).
+pub(crate) fn numbered(key: &str, sep: char, n: u64) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(key.len() + 1 + 20);
+    out.push_str(key);
+    out.push(sep);
+    let _ = write!(out, "{n}");
+    out
 }
 
 /// A delivery of a USSD hop that carries only the latest answer.
@@ -115,6 +126,7 @@ mod tests {
     fn the_schema_is_stable() {
         assert_eq!(ussd_session("at", "S1"), "u:at:S1");
         assert_eq!(ussd_cumulative_delivery("u:at:S1", 3), "u:at:S1:3");
+        assert_eq!(numbered("k:1", '@', u64::MAX), format!("k:1@{}", u64::MAX));
         assert_eq!(ussd_latest_delivery("u:x:S", true, "ab"), "u:x:S:L1:ab");
         assert_eq!(sms_session("at", "p_1"), "m:at:p_1");
         assert_eq!(sms_delivery("at", "id"), "s:at:id");

@@ -76,7 +76,9 @@ use super::{
 /// keys: with keys hashed again (`std`'s `HashMap`), a shard's doubling read
 /// every key from the heap and took 0.3–10 ms under its lock, the embedded
 /// hop's worst waits (docs/performance.md, "The embedded store's tail").
-/// The hash is keyed (std's `RandomState`, one per map), as `HashMap`'s.
+/// The hash is keyed (std's `RandomState`), as `HashMap`'s, and shared by
+/// every map of the store: a hop hashes its session key once for the four
+/// maps it reads and writes ([`Hashed`]).
 #[derive(Debug)]
 struct TtlMap<V> {
     entries: HashTable<Slot<V>>,
@@ -87,6 +89,13 @@ struct TtlMap<V> {
     seq: u32,
     capacity: usize,
     total: Arc<AtomicUsize>,
+}
+
+/// A key with its hash under the store's hasher, for several maps.
+#[derive(Debug, Clone, Copy)]
+struct Hashed<'a> {
+    key: &'a str,
+    hash: u32,
 }
 
 /// An entry of a [`TtlMap`]: 64 bytes for a session, as `HashMap`'s
@@ -110,14 +119,16 @@ fn spread(hash: u32) -> u64 {
 impl<V> TtlMap<V> {
     #[cfg(test)]
     fn new(capacity: usize) -> Self {
-        Self::shared(capacity, &Arc::default())
+        Self::shared(capacity, &Arc::default(), &RandomState::new())
     }
 
-    /// An empty map bounded together with the others counted by `total`.
-    fn shared(capacity: usize, total: &Arc<AtomicUsize>) -> Self {
+    /// An empty map bounded together with the others counted by `total`,
+    /// hashing with `hasher` (the store's, so that a [`Hashed`] key serves
+    /// every map).
+    fn shared(capacity: usize, total: &Arc<AtomicUsize>, hasher: &RandomState) -> Self {
         TtlMap {
             entries: HashTable::new(),
-            hasher: RandomState::new(),
+            hasher: hasher.clone(),
             by_expiry: BTreeSet::new(),
             seq: 0,
             capacity: capacity.max(1),
@@ -136,8 +147,21 @@ impl<V> TtlMap<V> {
         }
     }
 
+    /// `key` with its hash, for this map and every other of the store.
+    fn hashed<'k>(&self, key: &'k str) -> Hashed<'k> {
+        Hashed {
+            key,
+            hash: self.hash(key),
+        }
+    }
+
     fn get(&self, key: &str, now: u64) -> Option<&V> {
-        let hash = self.hash(key);
+        self.get_hashed(self.hashed(key), now)
+    }
+
+    fn get_hashed(&self, k: Hashed<'_>, now: u64) -> Option<&V> {
+        debug_assert_eq!(k.hash, self.hash(k.key), "hashed by another hasher");
+        let Hashed { key, hash } = k;
         self.entries
             .find(spread(hash), |s| s.hash == hash && *s.key == *key)
             .filter(|s| s.expires_at > now)
@@ -165,6 +189,19 @@ impl<V> TtlMap<V> {
     fn insert(&mut self, key: impl Into<Arc<str>>, value: V, expires_at: u64, now: u64) -> usize {
         let key: Arc<str> = key.into();
         let hash = self.hash(&key);
+        self.insert_hashed(key, hash, value, expires_at, now)
+    }
+
+    /// [`TtlMap::insert`] of a key already hashed (`hash` is `key`'s).
+    fn insert_hashed(
+        &mut self,
+        key: Arc<str>,
+        hash: u32,
+        value: V,
+        expires_at: u64,
+        now: u64,
+    ) -> usize {
+        debug_assert_eq!(hash, self.hash(&key), "hashed by another hasher");
         self.remove_hashed(&key, hash);
         self.purge(now);
         let mut evicted = 0;
@@ -507,17 +544,18 @@ impl MemoryStore {
     pub fn new(max_sessions: usize) -> Self {
         let [sessions, replies, folded, fold_seen, rates, kv] =
             std::array::from_fn(|_| Arc::new(AtomicUsize::new(0)));
+        let hasher = RandomState::new();
         let shards = (0..=GLOBAL)
             .map(|_| {
                 Mutex::new(State {
-                    sessions: TtlMap::shared(max_sessions, &sessions),
-                    replies: TtlMap::shared(max_sessions.saturating_mul(10), &replies),
-                    folded: TtlMap::shared(max_sessions.saturating_mul(10), &folded),
-                    fold_seen: TtlMap::shared(max_sessions, &fold_seen),
-                    rates: TtlMap::shared(max_sessions.saturating_mul(2), &rates),
+                    sessions: TtlMap::shared(max_sessions, &sessions, &hasher),
+                    replies: TtlMap::shared(max_sessions.saturating_mul(10), &replies, &hasher),
+                    folded: TtlMap::shared(max_sessions.saturating_mul(10), &folded, &hasher),
+                    fold_seen: TtlMap::shared(max_sessions, &fold_seen, &hasher),
+                    rates: TtlMap::shared(max_sessions.saturating_mul(2), &rates, &hasher),
                     cases: HashMap::new(),
                     case_ids: HashMap::new(),
-                    kv: TtlMap::shared(max_sessions.saturating_mul(10), &kv),
+                    kv: TtlMap::shared(max_sessions.saturating_mul(10), &kv, &hasher),
                     sets: BTreeMap::new(),
                     codes: HashMap::new(),
                     queues: BTreeMap::new(),
@@ -577,26 +615,38 @@ impl Store for MemoryStore {
             req.dedupe_scope.as_deref(),
         );
         if let Some(suffix) = fold {
-            if let Some((k, reply)) = s.folded.get(&req.session_key, now)
+            // Her session key serves four maps: hashed once.
+            let sk = s.sessions.hashed(&req.session_key);
+            if let Some((k, reply)) = s.folded.get_hashed(sk, now)
                 && (k == suffix || super::older_hop(suffix, k))
             {
                 return Ok(Begin::Duplicate(reply.clone()));
             }
-            if s.fold_seen.get(&req.session_key, now).map(String::as_str) != Some(suffix) {
-                let tat = s.rates.get(&req.rate_key, now).copied();
+            if s.fold_seen.get_hashed(sk, now).map(String::as_str) != Some(suffix) {
+                let rk = s.rates.hashed(&req.rate_key);
+                let tat = s.rates.get_hashed(rk, now).copied();
                 match gcra(tat, now, req.rate) {
                     Err(retry_after_ms) => return Ok(Begin::Limited { retry_after_ms }),
                     Ok(new_tat) => {
-                        s.rates.insert(req.rate_key, new_tat, new_tat, now);
-                        let key = req.session_key.clone();
-                        s.fold_seen
-                            .insert(key, suffix.to_owned(), now + SEEN_WINDOW_MS, now);
+                        let rate_hash = rk.hash;
+                        s.rates.insert_hashed(
+                            Arc::from(req.rate_key.as_str()),
+                            rate_hash,
+                            new_tat,
+                            new_tat,
+                            now,
+                        );
+                        s.fold_seen.insert_hashed(
+                            Arc::from(req.session_key.as_str()),
+                            sk.hash,
+                            suffix.to_owned(),
+                            now + SEEN_WINDOW_MS,
+                            now,
+                        );
                     }
                 }
             }
-            return Ok(Begin::Proceed(
-                s.sessions.get(&req.session_key, now).cloned(),
-            ));
+            return Ok(Begin::Proceed(s.sessions.get_hashed(sk, now).cloned()));
         }
         let dedupe_key = s.scoped(
             req.bucket,
@@ -633,10 +683,9 @@ impl Store for MemoryStore {
             req.dedupe_scope.as_deref(),
             now,
         );
-        let current = s
-            .sessions
-            .get(&req.session_key, now)
-            .map_or(0, |r| r.version);
+        // Her session key serves up to four maps: hashed once.
+        let sk = s.sessions.hashed(&req.session_key);
+        let current = s.sessions.get_hashed(sk, now).map_or(0, |r| r.version);
         let fold = session_delivery(
             &req.session_key,
             &req.dedupe_key,
@@ -647,7 +696,7 @@ impl Store for MemoryStore {
             let cached = match &fold {
                 Some(suffix) => s
                     .folded
-                    .get(&req.session_key, now)
+                    .get_hashed(sk, now)
                     .filter(|(k, _)| k == suffix)
                     .map(|(_, r)| r.clone()),
                 None => s.replies.get(&dedupe_key, now).cloned(),
@@ -675,8 +724,9 @@ impl Store for MemoryStore {
                 // again never reuses a version a slow writer may still hold.
                 s.next_version += 1;
                 let version = s.next_version;
-                let evicted = s.sessions.insert(
+                let evicted = s.sessions.insert_hashed(
                     session_key.clone(),
+                    sk.hash,
                     SessionRecord { version, data },
                     now + ttl_ms,
                     now,
@@ -684,7 +734,7 @@ impl Store for MemoryStore {
                 s.evicted += evicted as u64;
             }
             SessionWrite::Delete => {
-                s.sessions.remove(&req.session_key);
+                s.sessions.remove_hashed(sk.key, sk.hash);
             }
         }
         for (queue, job) in req.jobs {
@@ -698,9 +748,9 @@ impl Store for MemoryStore {
         s.write_kv(Some(req.bucket), req.kv, now);
         match fold {
             Some(suffix) => {
-                s.fold_seen.remove(&req.session_key);
+                s.fold_seen.remove_hashed(sk.key, sk.hash);
                 s.folded
-                    .insert(session_key, (suffix, reply), reply_expires, now);
+                    .insert_hashed(session_key, sk.hash, (suffix, reply), reply_expires, now);
             }
             None => {
                 s.replies
