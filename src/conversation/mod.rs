@@ -199,13 +199,13 @@ impl Conversations {
     /// not show which path she took (the case code stays beside it, in
     /// clear, for the store's scripts). A store whose data never leaves
     /// the process keeps it as it is ([`crate::store::Store::in_process`]).
-    fn seal_reply(&self, text: &str) -> String {
+    fn seal_reply(&self, text: String) -> String {
         use base64::Engine as _;
         if text.is_empty() {
-            return String::new();
+            return text;
         }
         if self.deps.store.in_process() && !text.starts_with(SEALED_REPLY) {
-            return text.to_owned();
+            return text;
         }
         let sealed = self.deps.privacy.seal(text.as_bytes());
         let b64 = base64::engine::general_purpose::STANDARD_NO_PAD.encode(sealed);
@@ -590,7 +590,7 @@ impl Conversations {
     /// Round trip two. `None`: the session changed under us; try again.
     async fn store(&self, hop: &Hop<'_>, prepared: Prepared, now: u64) -> Option<Answer> {
         let Prepared { mut commit, done } = prepared;
-        commit.reply.text = self.seal_reply(&commit.reply.text);
+        commit.reply.text = self.seal_reply(std::mem::take(&mut commit.reply.text));
         let jobs = commit.jobs.clone();
         match self.deps.store.commit(commit).await {
             Ok(Commit::Saved { code }) => Some(self.saved(hop, done.as_ref(), code)),
@@ -646,9 +646,7 @@ impl Conversations {
                 self.count_case(hop.channel, &hop.pseudonym, city);
             }
         }
-        let (text, end) = done.map_or((String::new(), true), |d| {
-            (d.step.reply.clone(), d.step.end)
-        });
+        let end = done.is_none_or(|d| d.step.end);
         tracing::info!(
             channel = hop.channel,
             caller = %hop.pseudonym,
@@ -659,12 +657,12 @@ impl Conversations {
             sms = hop.is_sms(),
             "hop"
         );
-        let reply = CachedReply { text, end, code };
         Answer {
-            text: if hop.is_sms() {
-                String::new()
-            } else {
-                reply.render()
+            text: match done {
+                Some(d) if !hop.is_sms() => {
+                    crate::store::render_reply(&d.step.reply, code.as_deref())
+                }
+                _ => String::new(),
             },
             end,
             outcome: Outcome::Ok,

@@ -59,10 +59,16 @@ pub struct CachedReply {
 impl CachedReply {
     /// The text as the caller sees it, with the case code filled in.
     pub fn render(&self) -> String {
-        match &self.code {
-            Some(code) => crate::template::render(&self.text, &[("code", code)]),
-            None => crate::template::render(&self.text, &[]),
-        }
+        render_reply(&self.text, self.code.as_deref())
+    }
+}
+
+/// A reply's text as the caller sees it, with the case code filled in
+/// ([`CachedReply::render`] without building one).
+pub fn render_reply(text: &str, code: Option<&str>) -> String {
+    match code {
+        Some(code) => crate::template::render(text, &[("code", code)]),
+        None => crate::template::render(text, &[]),
     }
 }
 
