@@ -1030,6 +1030,57 @@ fn every_value(redis: &RedisServer, prefix: &str) -> String {
     all
 }
 
+/// A session in Redis is sealed JSON, as every earlier version wrote it
+/// and read it: two versions of the gateway share one Redis during a
+/// rolling deploy, so only the in-process store may keep its compact form
+/// (docs/performance.md).
+#[tokio::test]
+async fn a_session_in_redis_is_sealed_json_that_every_version_reads() {
+    use hotline::store::{BUCKETS, Begin, BeginRequest, RateLimit, keys};
+    let redis = RedisServer::shared_or_start();
+    let prefix = unique_prefix("format");
+    let spool = tempfile::tempdir().unwrap();
+    let gw = Gateway::start_redis(&redis.url, &prefix, spool.path()).await;
+    let (session, phone) = ("ATUid_format", "+996555300902");
+    for text in ["", "2"] {
+        let hop = gw.ussd(session, phone, text).await;
+        assert!(hop.body.starts_with("CON "), "{}", hop.body);
+    }
+    let deps = &gw.app.deps;
+    assert!(!deps.store.in_process());
+    let loaded = deps
+        .store
+        .begin(BeginRequest {
+            bucket: deps.privacy.pseudonym(phone).bucket(BUCKETS),
+            dedupe_key: "probe:format".into(),
+            rate_key: "probe-format".into(),
+            rate: RateLimit {
+                per_minute: 60,
+                burst: 10,
+            },
+            session_key: keys::ussd_session("africastalking", session),
+            dedupe_scope: None,
+            now_ms: deps.clock.now_ms(),
+        })
+        .await
+        .unwrap();
+    let Begin::Proceed(Some(rec)) = loaded else {
+        panic!("her session is live: {loaded:?}");
+    };
+    assert!(
+        !rec.data.windows(10).any(|w| w == b"legal_help"),
+        "sealed: nothing of it in clear"
+    );
+    let state: serde_json::Value = deps
+        .privacy
+        .open_json(&rec.data)
+        .expect("sealed JSON under the gateway's key");
+    assert_eq!(state["f"], "legal_help", "{state}");
+    assert_eq!(state["st"]["s"], 1, "one screen answered: {state}");
+    assert_eq!(state["c"], 1, "one byte of text consumed: {state}");
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn the_reply_cache_keeps_no_screen_in_clear() {
     let redis = RedisServer::shared_or_start();
