@@ -5,8 +5,8 @@
 //! sealed nor written anywhere), so its sessions need no format that
 //! outlives a restart: this one is read only by the binary that wrote it.
 //! A store whose data leaves the process (Redis) keeps sealed JSON, as
-//! before. Reading and writing a session this way costs about a fifth of
-//! what JSON cost (docs/performance.md).
+//! before. Reading and writing a session this way costs about a third of
+//! what JSON cost, and it takes about half the bytes (docs/performance.md).
 //!
 //! Layout: the byte [`TAG`], then in order `f`, `v`, `st` (`0`, or `1`
 //! followed by node, language (`0`, or `1` and the text), the count of

@@ -23,7 +23,8 @@
 //! or the screen text.
 //!
 //! Over 600 lines: the two round trips and the commit they build read best
-//! together; the pure parts are in [`plan`], the outage path in `offline`.
+//! together; the pure parts are in [`plan`], the outage path in `offline`,
+//! the embedded store's compact session form in `codec`.
 
 mod codec;
 mod offline;
