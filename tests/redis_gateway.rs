@@ -1036,7 +1036,6 @@ fn every_value(redis: &RedisServer, prefix: &str) -> String {
 /// (docs/performance.md).
 #[tokio::test]
 async fn a_session_in_redis_is_sealed_json_that_every_version_reads() {
-    use hotline::store::{BUCKETS, Begin, BeginRequest, RateLimit, keys};
     let redis = RedisServer::shared_or_start();
     let prefix = unique_prefix("format");
     let spool = tempfile::tempdir().unwrap();
@@ -1048,32 +1047,14 @@ async fn a_session_in_redis_is_sealed_json_that_every_version_reads() {
     }
     let deps = &gw.app.deps;
     assert!(!deps.store.in_process());
-    let loaded = deps
-        .store
-        .begin(BeginRequest {
-            bucket: deps.privacy.pseudonym(phone).bucket(BUCKETS),
-            dedupe_key: "probe:format".into(),
-            rate_key: "probe-format".into(),
-            rate: RateLimit {
-                per_minute: 60,
-                burst: 10,
-            },
-            session_key: keys::ussd_session("africastalking", session),
-            dedupe_scope: None,
-            now_ms: deps.clock.now_ms(),
-        })
-        .await
-        .unwrap();
-    let Begin::Proceed(Some(rec)) = loaded else {
-        panic!("her session is live: {loaded:?}");
-    };
+    let data = gw.stored_ussd_session(session, phone).await;
     assert!(
-        !rec.data.windows(10).any(|w| w == b"legal_help"),
+        !data.windows(10).any(|w| w == b"legal_help"),
         "sealed: nothing of it in clear"
     );
     let state: serde_json::Value = deps
         .privacy
-        .open_json(&rec.data)
+        .open_json(&data)
         .expect("sealed JSON under the gateway's key");
     assert_eq!(state["f"], "legal_help", "{state}");
     assert_eq!(state["st"]["s"], 1, "one screen answered: {state}");

@@ -600,40 +600,19 @@ async fn a_flood_from_one_address_gets_429_with_retry_after() {
 /// Cases stay sealed (`case` above opens one with the app's key).
 #[tokio::test]
 async fn the_memory_store_keeps_session_state_in_clear_and_answers_retries() {
-    use hotline::store::{BUCKETS, Begin, BeginRequest, RateLimit, keys};
     let gw = Gateway::start_default().await;
     let (session, phone) = ("ATUid_in_process", "+996555300901");
     let first = gw.ussd(session, phone, "").await;
     assert!(first.body.starts_with("CON "), "{}", first.body);
     let again = gw.ussd(session, phone, "").await;
     assert_eq!(again.body, first.body, "a retry gets the same screen");
-    let deps = &gw.app.deps;
-    assert!(deps.store.in_process());
-    let bucket = deps.privacy.pseudonym(phone).bucket(BUCKETS);
-    let loaded = deps
-        .store
-        .begin(BeginRequest {
-            bucket,
-            dedupe_key: "probe:1".into(),
-            rate_key: "probe".into(),
-            rate: RateLimit {
-                per_minute: 60,
-                burst: 10,
-            },
-            session_key: keys::ussd_session("africastalking", session),
-            dedupe_scope: None,
-            now_ms: deps.clock.now_ms(),
-        })
-        .await
-        .unwrap();
-    let Begin::Proceed(Some(rec)) = loaded else {
-        panic!("her session is live: {loaded:?}");
-    };
+    assert!(gw.app.deps.store.in_process());
+    let data = gw.stored_ussd_session(session, phone).await;
     // The compact in-process form (`conversation/codec.rs`), not sealed:
     // her flow's id is there in clear.
     assert!(
-        rec.data.windows(10).any(|w| w == b"legal_help"),
+        data.windows(10).any(|w| w == b"legal_help"),
         "{:?}",
-        String::from_utf8_lossy(&rec.data)
+        String::from_utf8_lossy(&data)
     );
 }

@@ -254,6 +254,35 @@ impl Gateway {
         post_form(self.public, "/webhooks/africastalking/ussd", &body).await
     }
 
+    /// The stored record of her live Africa's Talking USSD session, read
+    /// back through the store's own `begin` (as the next hop would), under
+    /// a probe's dedupe and rate keys so her own keys are left as they are.
+    /// Panics when the session is not live.
+    pub async fn stored_ussd_session(&self, session: &str, phone: &str) -> Vec<u8> {
+        use hotline::store::{BUCKETS, Begin, BeginRequest, RateLimit, keys};
+        let deps = &self.app.deps;
+        let loaded = deps
+            .store
+            .begin(BeginRequest {
+                bucket: deps.privacy.pseudonym(phone).bucket(BUCKETS),
+                dedupe_key: format!("probe:{session}"),
+                rate_key: format!("probe-{session}"),
+                rate: RateLimit {
+                    per_minute: 60,
+                    burst: 10,
+                },
+                session_key: keys::ussd_session("africastalking", session),
+                dedupe_scope: None,
+                now_ms: deps.clock.now_ms(),
+            })
+            .await
+            .expect("the store answers");
+        let Begin::Proceed(Some(rec)) = loaded else {
+            panic!("her session is live: {loaded:?}");
+        };
+        rec.data
+    }
+
     /// The value of one metric series on /metrics (0 when absent).
     pub async fn metric(&self, series: &str) -> f64 {
         let r = request(self.admin, "GET", "/metrics", &[], b"").await;
