@@ -4,8 +4,9 @@
 //!
 //! `loadgen run --target ADDR --workload ussd|flood|mixed --connections N
 //!  --duration SECS [--rate R] [--scenario S] [--label L] [--hammers K]
-//!  [--sms-rate R] [--mock ADDR] [--requests N] [--cities 1|3]` prints one
-//!  JSON object.
+//!  [--sms-rate R] [--mock ADDR] [--requests N] [--cities 1|3] [--round K]`
+//!  prints one JSON object (`--round` only labels it: `steady` runs the
+//!  gateway and its floor in turns, and `report` pairs them by round).
 //!
 //! - Without `--rate` (closed loop) each connection sends its next request as
 //!   soon as the last is answered: the maximum throughput.
@@ -686,6 +687,9 @@ async fn run(o: &Opts) -> Result<Value, Error> {
         "rate": rate,
         "duration_s": secs,
     });
+    if let Some(round) = o.0.get("round") {
+        out["round"] = json!(round.parse::<u64>()?);
+    }
     let gj: serde_json::Map<String, Value> = groups
         .into_iter()
         .map(|(g, s)| (g.to_owned(), s.json(secs)))
@@ -726,11 +730,14 @@ fn report(o: &Opts) -> Result<(), Error> {
     for r in &records {
         let groups = r["groups"].as_object().cloned().unwrap_or_default();
         for (g, s) in &groups {
-            let label = if groups.len() > 1 {
+            let mut label = if groups.len() > 1 {
                 format!("{} [{g}]", r["label"].as_str().unwrap_or(""))
             } else {
                 r["label"].as_str().unwrap_or("").to_owned()
             };
+            if let Some(round) = r["round"].as_u64() {
+                label = format!("{label} #{round}");
+            }
             println!(
                 "{:<8} {:<22} {:>5} {:>8} {:>9} {:>8.2} {:>8.2} {:>8} {:>8}",
                 r["scenario"].as_str().unwrap_or(""),
@@ -780,14 +787,37 @@ fn report(o: &Opts) -> Result<(), Error> {
             .map(|r| r["groups"]["ussd"].clone())
     };
     let mut headline = serde_json::Map::new();
+    // steady: closed-loop rounds of the gateway and its floor in turn, a
+    // ratio per round (the same round number), and their median: the
+    // machine's drift between two runs moves both sides of a round alike.
     for (name, num, den) in [
         ("redis_hop_vs_2rt_floor", "hotline-redis", "floor-redis"),
         ("memory_hop_vs_plain_hyper", "hotline-memory", "floor-plain"),
     ] {
-        if let (Some(a), Some(b)) = (find("steady", num), find("steady", den)) {
-            let ratio = f(&a["per_second"]) / f(&b["per_second"]).max(1.0);
-            headline.insert(name.into(), json!((ratio * 1000.0).round() / 1000.0));
+        let rounds = |label: &str| -> BTreeMap<u64, f64> {
+            records
+                .iter()
+                .filter(|r| r["scenario"] == "steady" && r["label"] == label)
+                .map(|r| {
+                    (
+                        r["round"].as_u64().unwrap_or(0),
+                        f(&r["groups"]["ussd"]["per_second"]),
+                    )
+                })
+                .collect()
+        };
+        let (a, b) = (rounds(num), rounds(den));
+        let mut ratios: Vec<f64> = a
+            .iter()
+            .filter_map(|(round, x)| b.get(round).map(|y| x / y.max(1.0)))
+            .map(|r| (r * 1000.0).round() / 1000.0)
+            .collect();
+        if ratios.is_empty() {
+            continue;
         }
+        headline.insert(format!("{name}_rounds"), json!(ratios));
+        ratios.sort_by(f64::total_cmp);
+        headline.insert(name.into(), json!(ratios[ratios.len() / 2]));
     }
     for label in [
         "hotline-memory",

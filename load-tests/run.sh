@@ -14,6 +14,7 @@
 # Environment:
 #   LT_SCALE        multiply every duration (default 1; 0.3 for a quick run)
 #   LT_CONNECTIONS  connections for steady/flood (default 16)
+#   LT_ROUNDS       steady: rounds of gateway and floor in turn (default 5)
 #   LT_BURST_BASE   burst: the normal rate, hops/s (default 200; the burst is 10x)
 #   LT_FLOOD_RATE   flood: everyone else's rate, hops/s (default 300)
 #   LT_MIXED_RATE   mixed: USSD hops/s (default 24 = 4 cases/s over three cities,
@@ -167,16 +168,34 @@ conns=${LT_CONNECTIONS:-16}
 
 # --- scenarios ----------------------------------------------------------------
 steady() {
-  local d; d=$(dur 10)
+  # Rounds of the gateway and its floor in turn (closed loop, d seconds
+  # each), both servers up throughout: a round's two runs are seconds apart,
+  # so the machine's drift moves both alike; the headline ratio is the
+  # median of the rounds'. Then each at half its median maximum (open loop)
+  # for the p99.
+  local d rounds=${LT_ROUNDS:-5}
+  d=$(dur 4)
   floor floor-plain plain; floor floor-redis redis "$redis_url"
-  for name in floor-plain floor-redis hotline-memory hotline-redis; do
-    case $name in hotline-*) gateway "$name" "${name#hotline-}" base ;; esac
-    local out max
-    out=$(record steady "$name" --target "${addr[$name]}" --workload ussd --connections "$conns" --duration "$d")
-    max=$(per_second "$out")
-    record steady "$name@half" --target "${addr[$name]}" --workload ussd --connections "$conns" \
-      --duration "$d" --rate "$(awk -v m="$max" 'BEGIN { print int(m / 2) }')" >/dev/null
-    case $name in hotline-*) stop_gateway ;; esac
+  for store in memory redis; do
+    local name=hotline-$store floor_name
+    floor_name=$([ $store = memory ] && echo floor-plain || echo floor-redis)
+    gateway "$name" "$store" base
+    declare -A maxes=()
+    for round in $(seq "$rounds"); do
+      for n in "$floor_name" "$name"; do
+        local out
+        out=$(record steady "$n" --target "${addr[$n]}" --workload ussd --connections "$conns" \
+          --duration "$d" --round "$round")
+        maxes[$n]="${maxes[$n]:-} $(per_second "$out")"
+      done
+    done
+    for n in "$floor_name" "$name"; do
+      local median
+      median=$(tr ' ' '\n' <<<"${maxes[$n]}" | grep . | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+      record steady "$n@half" --target "${addr[$n]}" --workload ussd --connections "$conns" \
+        --duration "$(dur 10)" --rate "$(awk -v m="$median" 'BEGIN { print int(m / 2) }')" >/dev/null
+    done
+    stop_gateway
   done
 }
 
