@@ -17,14 +17,20 @@
 # top 20 functions by their own instructions (callgrind_annotate). Counts
 # do not depend on what else the machine runs (unlike time); the kernel's
 # work (syscalls, the network) and Redis's are not in them. Needs valgrind.
-# LT_KEEP=1 keeps the callgrind files.
+# LT_KEEP=1 keeps the callgrind files; LT_BIN=DIR profiles the binaries
+# in DIR (`hotline`, `examples/floor`, `examples/loadgen`) instead of
+# building them: another build, to compare.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 secs=${1:-20}
 command -v valgrind >/dev/null || { echo "install valgrind" >&2; exit 69; }
-cargo build --release --locked -q --bin hotline --example floor --example loadgen
-bin=$root/target/release
+if [ -n "${LT_BIN:-}" ]; then
+  bin=$LT_BIN
+else
+  cargo build --release --locked -q --bin hotline --example floor --example loadgen
+  bin=$root/target/release
+fi
 lg() { "$bin/examples/loadgen" "$@"; }
 work=$(mktemp -d /tmp/hotline-prof.XXXXXX)
 pid=

@@ -101,7 +101,10 @@ impl Gateway {
                 .as_deref()
                 .and_then(|d| Some((d, d.lawyer_for(&msg.from)?)));
             let result = match lawyer {
-                Some((d, lawyer)) => self.lawyer_sms(d, channel, lawyer, msg).await,
+                // Boxed: a lawyer's command is rare next to women's hops,
+                // and would otherwise set the size of every webhook's
+                // future (hyper moves it whole, per request).
+                Some((d, lawyer)) => Box::pin(self.lawyer_sms(d, channel, lawyer, msg)).await,
                 None => self.conversations.sms(channel, msg).await.outcome,
             };
             if result != Outcome::Ok {

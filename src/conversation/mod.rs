@@ -424,8 +424,10 @@ impl Conversations {
                 // The session cannot be loaded. If a USSD text holds every
                 // answer so far, replay it: the menu goes on, and a
                 // completed request keeps its case; otherwise end calmly.
+                // Boxed: a store outage's path, kept out of the size of
+                // every hop's future (which hyper moves, whole, per request).
                 if let (Incoming::Cumulative(text), Some(flow)) = (hop.incoming, &hop.flow)
-                    && let Some(answer) = self.replay_offline(flow, hop, text, now).await
+                    && let Some(answer) = Box::pin(self.replay_offline(flow, hop, text, now)).await
                 {
                     return Err(answer);
                 }
@@ -614,7 +616,9 @@ impl Conversations {
                     let mut case = case.clone();
                     // Her last SMS screen goes out with the case.
                     case.jobs.extend(jobs);
-                    if let Some(mut answer) = self.spool_case(done, case, city, hop, now).await {
+                    // Boxed, as `replay_offline` above: an outage's path.
+                    let spooled = Box::pin(self.spool_case(done, case, city, hop, now)).await;
+                    if let Some(mut answer) = spooled {
                         if hop.is_sms() {
                             answer.text.clear();
                         }

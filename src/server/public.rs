@@ -43,6 +43,7 @@
 //! to the [`crate::gateway::Gateway`] service, whose typed
 //! [`Outcome`] is counted and rendered in the aggregator's format.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -58,15 +59,23 @@ use super::Response;
 use super::client_ip::client_ip;
 use crate::app::App;
 use crate::channel::{Channel, ChannelError, Event, Reply, Request};
-use crate::metrics::UNKNOWN_CHANNEL;
+use crate::metrics::{UNKNOWN_CHANNEL, WebhookSeries};
 use crate::outcome::Outcome;
 
 /// The webhook handler: the app, and the failed-authentication budget that
 /// only this listener keeps.
 pub struct Public {
     app: App,
+    /// The app's channels by name, each with its metric series.
+    routes: HashMap<String, Route>,
     /// Failed authentications per client address.
     pub auth_failures: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+/// A channel that serves webhooks, and its series of the webhook metrics.
+struct Route {
+    channel: Arc<dyn Channel>,
+    series: WebhookSeries,
 }
 
 /// A refusal, and whether the connection should be closed after it.
@@ -121,8 +130,20 @@ impl Public {
         let per_minute = NonZeroU32::new(cfg.auth_failures_per_minute).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(cfg.auth_failures_burst).unwrap_or(NonZeroU32::MIN);
         let quota = Quota::per_minute(per_minute).allow_burst(burst);
+        let routes = app
+            .channels
+            .iter()
+            .map(|(name, channel)| {
+                let route = Route {
+                    channel: Arc::clone(channel),
+                    series: WebhookSeries::new(app.metrics(), name),
+                };
+                (name.clone(), route)
+            })
+            .collect();
         Public {
             auth_failures: DefaultKeyedRateLimiter::keyed(quota),
+            routes,
             app,
         }
     }
@@ -131,33 +152,27 @@ impl Public {
     pub async fn handle(&self, req: http::Request<Incoming>, peer: SocketAddr) -> Response {
         let app = &self.app;
         let started = Instant::now();
-        let (channel, event) = match route(app, &req) {
+        let (route, event) = match self.route(&req) {
             Ok(x) => x,
             Err(refused) => return *refused,
         };
+        let channel = route.channel.as_ref();
         let client = client_ip(&app.config.server.trusted_proxies, peer.ip(), req.headers());
         let timeout = app.config.server.request_timeout;
-        let served =
-            tokio::time::timeout(timeout, self.serve(channel.as_ref(), event, req, client))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(Refusal::new(
-                        channel.render_error(StatusCode::SERVICE_UNAVAILABLE, "timed out\n"),
-                        Outcome::Timeout,
-                    ))
-                });
+        let served = tokio::time::timeout(timeout, self.serve(channel, event, req, client))
+            .await
+            .unwrap_or_else(|_| {
+                Err(Refusal::new(
+                    channel.render_error(StatusCode::SERVICE_UNAVAILABLE, "timed out\n"),
+                    Outcome::Timeout,
+                ))
+            });
         let (reply, outcome, refusal) = match served {
             Ok((reply, outcome)) => (reply, outcome, None),
             Err(r) => (r.reply, r.outcome, Some((r.close, r.retry_after))),
         };
-        app.metrics()
-            .webhook_requests
-            .with_label_values(&[channel.name(), event.as_str(), outcome.as_str()])
-            .inc();
-        app.metrics()
-            .webhook_duration
-            .with_label_values(&[channel.name(), event.as_str()])
-            .observe(started.elapsed().as_secs_f64());
+        route.series.count(event, outcome);
+        route.series.observe(event, started.elapsed().as_secs_f64());
         let mut r = response(reply);
         if let Some((close, retry_after)) = refusal {
             if close {
@@ -260,62 +275,56 @@ fn retry_after(not_until: &governor::NotUntil<governor::clock::QuantaInstant>) -
     (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
 }
 
-/// The channel and event a request is for, or the 404/405 to answer.
-fn route(
-    app: &App,
-    req: &http::Request<Incoming>,
-) -> Result<(Arc<dyn Channel>, Event), Box<Response>> {
-    let unknown = |event: Event| {
-        app.metrics()
-            .webhook_requests
-            .with_label_values(&[UNKNOWN_CHANNEL, event.as_str(), Outcome::NotFound.as_str()])
-            .inc();
-    };
-    let route = req
-        .uri()
-        .path()
-        .strip_prefix("/webhooks/")
-        .and_then(|rest| rest.split_once('/'))
-        .and_then(|(ch, ev)| Some((ch, Event::parse(ev)?)));
-    let Some((channel_name, event)) = route else {
-        unknown(Event::Ussd);
-        return Err(Box::new(plain(StatusCode::NOT_FOUND, "not found\n")));
-    };
-    let Some(channel) = app.channels.get(channel_name).cloned() else {
-        unknown(event);
-        let disabled = app
-            .config
-            .disabled_channels
-            .iter()
-            .any(|c| c == channel_name);
-        let body = if disabled {
-            "channel is disabled\n"
-        } else {
-            "no such channel\n"
+impl Public {
+    /// The channel and event a request is for, or the 404/405 to answer.
+    fn route(&self, req: &http::Request<Incoming>) -> Result<(&Route, Event), Box<Response>> {
+        let app = &self.app;
+        let unknown = |event: Event| {
+            app.metrics()
+                .webhook_requests
+                .with_label_values(&[UNKNOWN_CHANNEL, event.as_str(), Outcome::NotFound.as_str()])
+                .inc();
         };
-        return Err(Box::new(plain(StatusCode::NOT_FOUND, body)));
-    };
-    let count = |outcome: Outcome| {
-        app.metrics()
-            .webhook_requests
-            .with_label_values(&[channel.name(), event.as_str(), outcome.as_str()])
-            .inc();
-    };
-    let Some(methods) = channel.methods(event) else {
-        count(Outcome::NotFound);
-        let body = "this channel does not take this event\n";
-        return Err(Box::new(plain(StatusCode::NOT_FOUND, body)));
-    };
-    if !methods.contains(req.method()) {
-        count(Outcome::MethodNotAllowed);
-        let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
-        let allow: Vec<&str> = methods.iter().map(Method::as_str).collect();
-        if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
-            r.headers_mut().insert(header::ALLOW, v);
+        let path = req
+            .uri()
+            .path()
+            .strip_prefix("/webhooks/")
+            .and_then(|rest| rest.split_once('/'))
+            .and_then(|(ch, ev)| Some((ch, Event::parse(ev)?)));
+        let Some((channel_name, event)) = path else {
+            unknown(Event::Ussd);
+            return Err(Box::new(plain(StatusCode::NOT_FOUND, "not found\n")));
+        };
+        let Some(route) = self.routes.get(channel_name) else {
+            unknown(event);
+            let disabled = app
+                .config
+                .disabled_channels
+                .iter()
+                .any(|c| c == channel_name);
+            let body = if disabled {
+                "channel is disabled\n"
+            } else {
+                "no such channel\n"
+            };
+            return Err(Box::new(plain(StatusCode::NOT_FOUND, body)));
+        };
+        let Some(methods) = route.channel.methods(event) else {
+            route.series.count(event, Outcome::NotFound);
+            let body = "this channel does not take this event\n";
+            return Err(Box::new(plain(StatusCode::NOT_FOUND, body)));
+        };
+        if !methods.contains(req.method()) {
+            route.series.count(event, Outcome::MethodNotAllowed);
+            let mut r = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+            let allow: Vec<&str> = methods.iter().map(Method::as_str).collect();
+            if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
+                r.headers_mut().insert(header::ALLOW, v);
+            }
+            return Err(Box::new(r));
         }
-        return Err(Box::new(r));
+        Ok((route, event))
     }
-    Ok((channel, event))
 }
 
 /// Acknowledge, or ask the aggregator to deliver again when the store was
