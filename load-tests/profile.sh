@@ -19,7 +19,10 @@
 # work (syscalls, the network) and Redis's are not in them. Needs valgrind.
 # LT_KEEP=1 keeps the callgrind files; LT_BIN=DIR profiles the binaries
 # in DIR (`hotline`, `examples/floor`, `examples/loadgen`) instead of
-# building them: another build, to compare.
+# building them: another build, to compare. Ends with each store's
+# instructions per request as a multiple of its floor's, and writes all
+# of them to load-tests/results/profile.json (LT_PROFILE_OUT for another
+# file).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -75,8 +78,9 @@ profile() { # profile NAME URL-TO-WAIT-FOR COMMAND...
   pid=
   local all
   all=$(total "$work/$name.callgrind")
+  per[$name]=$(( (all - idle) / (requests > 0 ? requests : 1) ))
   echo "== $name: $requests requests; $all instructions, $idle of them start-up and shutdown;" \
-    "$(( (all - idle) / (requests > 0 ? requests : 1) )) per request"
+    "${per[$name]} per request"
   echo "   top functions by their own instructions (start-up included):"
   callgrind_annotate --inclusive=no "$work/$name.callgrind" 2>/dev/null \
     | sed -n '/file:function/,$p' | grep -E '^ *[0-9,]+ \( *[0-9.]+%\)' | awk 'NR <= 20' \
@@ -84,6 +88,7 @@ profile() { # profile NAME URL-TO-WAIT-FOR COMMAND...
 }
 total() { callgrind_annotate "$1" 2>/dev/null | awk '/PROGRAM TOTALS/ && !n { gsub(",", "", $1); print $1; n = 1 }'; }
 
+declare -A per # instructions per request, by server
 names=("${@:2}")
 [ ${#names[@]} -gt 0 ] || names=(floor-plain hotline-memory floor-redis hotline-redis)
 redis_url=
@@ -117,3 +122,27 @@ for name in "${names[@]}"; do
         profile "$name" "http://127.0.0.1:$admin/readyz" "$bin/hotline" serve --config "$work/hotline.toml" ;;
   esac
 done
+
+# The summary: each server's instructions per request, and each store's
+# as a multiple of its floor's (the measure that does not move with the
+# machine), printed and written as JSON (LT_PROFILE_OUT, default
+# load-tests/results/profile.json).
+out=${LT_PROFILE_OUT:-$root/load-tests/results/profile.json}
+json=""
+for name in "${names[@]}"; do
+  json+="${json:+, }\"$name\": ${per[$name]}"
+done
+ratios=""
+for pair in hotline-memory:floor-plain hotline-redis:floor-redis; do
+  gw=${pair%%:*} fl=${pair##*:}
+  if [ -n "${per[$gw]:-}" ] && [ -n "${per[$fl]:-}" ] && [ "${per[$fl]}" -gt 0 ]; then
+    r=$(awk -v a="${per[$gw]}" -v b="${per[$fl]}" 'BEGIN { printf "%.2f", a / b }')
+    echo "$gw / $fl: $r x the instructions per request"
+    ratios+="${ratios:+, }\"${gw}_vs_${fl}\": $r"
+  fi
+done
+mkdir -p "$(dirname "$out")"
+printf '{"date": "%s", "git": "%s", "seconds": %s, "instructions_per_request": {%s}, "ratios": {%s}}\n' \
+  "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+  "$secs" "$json" "$ratios" > "$out"
+echo "wrote $out"
