@@ -767,10 +767,17 @@ fn report(o: &Opts) -> Result<(), Error> {
             println!("         dispatch: {d}");
         }
         if let Some(us) = r.get("cpu_us_per_request") {
-            let redis = r
+            let mut redis = r
                 .get("redis_cpu_us_per_request")
                 .map(|v| format!(" + redis-server {:.1}", f(v)))
                 .unwrap_or_default();
+            if let Some(us) = r.get("redis_script_us_per_request") {
+                redis.push_str(&format!(
+                    " (scripts: {:.2} per request, {:.1} µs of it)",
+                    f(&r["redis_scripts_per_request"]),
+                    f(us)
+                ));
+            }
             println!(
                 "cpu      {:<22} {} requests at {}/s: {:.1} µs of CPU per request{redis}",
                 r["label"].as_str().unwrap_or(""),
@@ -891,6 +898,19 @@ fn report(o: &Opts) -> Result<(), Error> {
             );
             let ratio = a / b.max(f64::MIN_POSITIVE);
             headline.insert(name.into(), json!((ratio * 1000.0).round() / 1000.0));
+        }
+    }
+    // Redis's own time in the scripts per request, floor and gateway.
+    for label in ["floor-redis", "hotline-redis"] {
+        if let Some(us) = records
+            .iter()
+            .find(|r| r["scenario"] == "cpu" && r["label"] == label)
+            .and_then(|r| r.get("redis_script_us_per_request"))
+        {
+            headline.insert(
+                format!("redis_script_us_{}", label.replace('-', "_")),
+                json!((f(us) * 10.0).round() / 10.0),
+            );
         }
     }
     if !headline.is_empty() {

@@ -36,7 +36,8 @@ scenarios=("$@")
 for s in "${scenarios[@]}"; do
   case $s in steady|scale|burst|flood|mixed|rss|cpu|configs) ;; *) echo "unknown scenario: $s" >&2; exit 64 ;; esac
 done
-command -v redis-server >/dev/null || { echo "install redis-server" >&2; exit 69; }
+command -v redis-server >/dev/null && command -v redis-cli >/dev/null ||
+  { echo "install redis-server and redis-cli (Debian: redis-server, redis-tools)" >&2; exit 69; }
 
 if [ -n "${LT_BIN:-}" ]; then
   bin=$LT_BIN
@@ -278,6 +279,7 @@ cpu() {
     local pid=${spid[$name]} t=${addr[$name]} out c0 c1 r0 r1 n us rus=""
     lg run --scenario cpu --label warm --target "$t" --workload ussd --connections "$conns" \
       --duration 2 --rate "$rate" >/dev/null
+    case $name in *redis) redis-cli -p "$redis_port" config resetstat >/dev/null ;; esac
     c0=$(cpu_ticks "$pid"); r0=$(cpu_ticks "$redis_pid")
     out=$(lg run --scenario cpu --label "$name" --target "$t" --workload ussd --connections "$conns" \
       --duration "$d" --rate "$rate")
@@ -286,7 +288,14 @@ cpu() {
     [ "${n:-0}" -gt 0 ] || { echo "cpu: $name answered no request: $out" >&2; exit 1; }
     us=$(awk -v a="$c0" -v b="$c1" -v hz="$hz" -v n="$n" 'BEGIN { printf "%.2f", (b - a) * 1e6 / hz / n }')
     case $name in *redis)
-      rus=$(awk -v a="$r0" -v b="$r1" -v hz="$hz" -v n="$n" 'BEGIN { printf ",\"redis_cpu_us_per_request\":%.2f", (b - a) * 1e6 / hz / n }') ;;
+      rus=$(awk -v a="$r0" -v b="$r1" -v hz="$hz" -v n="$n" 'BEGIN { printf ",\"redis_cpu_us_per_request\":%.2f", (b - a) * 1e6 / hz / n }')
+      # Redis's own time in the scripts (INFO commandstats: EVALSHA's
+      # calls and microseconds, the commands the scripts run included),
+      # since the config resetstat above: what each hop costs redis-server
+      # apart from reading and writing its connections.
+      rus=$rus$(redis-cli -p "$redis_port" info commandstats | tr -d '\r' | awk -F'[:=,]' -v n="$n" '
+        /^cmdstat_evalsha:/ { calls = $3; usec = $5 }
+        END { printf ",\"redis_scripts_per_request\":%.3f,\"redis_script_us_per_request\":%.2f", calls / n, usec / n }') ;;
     esac
     echo "{\"scenario\":\"cpu\",\"label\":\"$name\",\"rate\":$rate,\"connections\":$conns,\"requests\":$n,\"cpu_us_per_request\":$us$rus,\"groups\":{}}" >> "$results"
     echo "cpu: $name $us µs per request"
