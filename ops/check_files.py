@@ -40,6 +40,7 @@ METRICS = {
     "hotline_draining",
     "hotline_build_info",
     "hotline_cases_spooled_total",
+    "hotline_cases_not_recorded_total",
     "hotline_spool_pending",
     "hotline_outbox_sent_total",
     "hotline_outbox_failed_total",

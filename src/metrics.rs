@@ -30,6 +30,12 @@ pub const UNKNOWN_CHANNEL: &str = "_unknown";
 /// Store operations counted in `hotline_store_errors_total`.
 pub const STORE_OPS: [&str; 3] = ["begin", "commit", "ping"];
 
+/// Why a request that completed its flow left no case
+/// (`hotline_cases_not_recorded_total`): every candidate code was taken,
+/// the store was down and the local spool could not keep it, or the store
+/// refused it otherwise.
+pub const NOT_RECORDED_REASONS: [&str; 3] = ["codes_exhausted", "spool_failed", "store_error"];
+
 /// The gateway's metrics.
 #[derive(Clone)]
 pub struct Metrics {
@@ -60,6 +66,9 @@ pub struct Metrics {
     pub proxy_headers_refused: IntCounter,
     /// Cases kept in the local spool because the store failed.
     pub cases_spooled: IntCounter,
+    /// Requests that completed their flow but left no case, by reason
+    /// ([`NOT_RECORDED_REASONS`]); the caller was shown the fallback number.
+    pub cases_not_recorded: IntCounterVec,
     /// Cases in the local spool waiting for the store.
     pub spool_pending: IntGauge,
     /// Case codes leased by this instance, ready to be shown while the
@@ -250,6 +259,9 @@ impl Metrics {
         for op in STORE_OPS {
             m.store_errors.with_label_values(&[op]);
         }
+        for reason in NOT_RECORDED_REASONS {
+            m.cases_not_recorded.with_label_values(&[reason]);
+        }
         for result in ["ok", "rejected"] {
             m.config_reloads.with_label_values(&[result]);
         }
@@ -418,6 +430,12 @@ impl Metrics {
                 &r,
                 "hotline_cases_spooled_total",
                 "Completed cases kept in the local durable spool because the store failed.",
+            ),
+            cases_not_recorded: counter_vec(
+                &r,
+                "hotline_cases_not_recorded_total",
+                "Requests that completed their flow but left no case (shown the fallback number instead of a code), by reason: codes_exhausted, spool_failed, store_error.",
+                &["reason"],
             ),
             spool_pending: gauge(
                 &r,

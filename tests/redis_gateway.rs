@@ -483,6 +483,43 @@ async fn a_case_whose_commit_fails_is_spooled_and_replayed_once() {
     gw.stop().await;
 }
 
+/// On Redis too (`commit.lua` finds every candidate taken): the woman who
+/// finished is sent to the fallback number, never shown a code, nothing of
+/// hers is written, the commit is not spooled (a replay would meet the same
+/// codes), and `hotline_cases_not_recorded_total` counts it.
+#[tokio::test]
+async fn with_every_candidate_code_taken_on_redis_nothing_is_shown_spooled_or_written() {
+    let redis = RedisServer::shared_or_start();
+    let prefix = unique_prefix("nocode");
+    let spool = tempfile::tempdir().unwrap();
+    let gw = Gateway::start_redis(&redis.url, &prefix, spool.path()).await;
+    let (session, phone) = ("ATUid_nocode", "+996555500700");
+    let taken = gw.take_her_case_codes(session, phone).await;
+    let texts = prefix_texts(FINAL);
+    for text in &texts[..texts.len() - 1] {
+        let r = gw.ussd(session, phone, text).await;
+        assert!(r.body.starts_with("CON "), "{}", r.body);
+    }
+    let end = gw.ussd(session, phone, FINAL).await.body;
+    assert_eq!(
+        end, "END Сейчас не получается. Позвоните нам: +996 000 000 000",
+        "the fallback screen in her language"
+    );
+    assert!(!taken.iter().any(|c| end.contains(c.as_str())), "{end}");
+    assert_eq!(
+        gw.metric(r#"hotline_cases_not_recorded_total{reason="codes_exhausted"}"#)
+            .await,
+        1.0
+    );
+    assert_eq!(gw.metric("hotline_cases_spooled_total").await, 0.0);
+    assert_eq!(
+        count_keys(&redis, &format!("{prefix}:*:c:*")),
+        taken.len(),
+        "the fillers' cases, not hers"
+    );
+    gw.stop().await;
+}
+
 /// Every four-digit code of a bucket.
 fn short_codes(bucket: u16) -> Vec<String> {
     (1000..10_000u32)

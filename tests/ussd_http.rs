@@ -616,3 +616,55 @@ async fn the_memory_store_keeps_session_state_in_clear_and_answers_retries() {
         String::from_utf8_lossy(&data)
     );
 }
+
+/// When every code her case could take is in use, the woman who finished
+/// the menu is told to call the fallback number — never shown a code —
+/// nothing is recorded, and the operator is told
+/// (`hotline_cases_not_recorded_total`, alert `HotlineCasesNotRecorded`).
+#[tokio::test]
+async fn with_every_candidate_code_taken_she_is_sent_to_the_fallback_number_and_it_is_counted() {
+    let gw = Gateway::start_default().await;
+    let (session, phone) = ("ATUid_no_code", "+996555123499");
+    let taken = gw.take_her_case_codes(session, phone).await;
+    assert_eq!(taken.len(), 20, "eight four-digit codes, twelve longer");
+    let screens = walk(
+        &gw,
+        session,
+        phone,
+        &["2", "1", "1", "Октябрьский РОВД", "0"],
+    )
+    .await;
+    let end = &screens[5];
+    assert_eq!(
+        end, "END Сейчас не получается. Позвоните нам: +996 000 000 000",
+        "the fallback screen in her language"
+    );
+    assert!(
+        !taken.iter().any(|c| end.contains(c.as_str())),
+        "no code: {end}"
+    );
+    let not_recorded = r#"hotline_cases_not_recorded_total{reason="codes_exhausted"}"#;
+    assert_eq!(gw.metric(not_recorded).await, 1.0);
+    assert_eq!(
+        gw.metric(r#"hotline_cases_not_recorded_total{reason="spool_failed"}"#)
+            .await,
+        0.0
+    );
+    assert_eq!(
+        gw.metric(r#"hotline_cases_opened_total{city="bishkek"}"#)
+            .await,
+        0.0
+    );
+    // Her case was not recorded.
+    let deps = &gw.app.deps;
+    let bucket = deps
+        .privacy
+        .pseudonym(phone)
+        .bucket(hotline::store::BUCKETS);
+    let id = deps.privacy.case_id(&hotline::store::keys::ussd_session(
+        "africastalking",
+        session,
+    ));
+    assert!(deps.store.case(bucket, &id).await.unwrap().is_none());
+    gw.stop().await;
+}

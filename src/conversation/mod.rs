@@ -625,6 +625,16 @@ impl Conversations {
                         return Some(answer);
                     }
                 }
+                if done.as_ref().is_some_and(|d| d.case.is_some()) {
+                    self.not_recorded(
+                        hop,
+                        match e {
+                            crate::store::StoreError::CodesExhausted => "codes_exhausted",
+                            crate::store::StoreError::Unavailable(_) => "spool_failed",
+                            _ => "store_error",
+                        },
+                    );
+                }
                 let (flow, lang) = done.map_or((None, None), |d| (Some(d.flow), Some(d.lang)));
                 Some(self.unavailable(
                     flow.as_deref(),

@@ -137,6 +137,10 @@ impl Conversations {
             step,
             case: None,
         };
-        self.spool_case(&done, case, &data.city, hop, now).await
+        let spooled = self.spool_case(&done, case, &data.city, hop, now).await;
+        if spooled.is_none() {
+            self.not_recorded(hop, "spool_failed");
+        }
+        spooled
     }
 }

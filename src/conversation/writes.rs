@@ -6,10 +6,7 @@ use crate::case::CaseData;
 use crate::flow::engine::{Effect, Step};
 use crate::outbox::{self, OutMsg, Purpose, Recipient};
 use crate::privacy::Pseudonym;
-use crate::store::{Job, NewCase, Queue, code_candidates};
-
-/// How many case codes to offer the store at once.
-const CODE_CANDIDATES: usize = 8;
+use crate::store::{CODE_CANDIDATES, Job, NewCase, Queue, code_candidates};
 
 impl Conversations {
     pub(super) fn sms_job(
@@ -34,6 +31,25 @@ impl Conversations {
             case_opened_ms: None,
         };
         outbox::job(&self.deps.privacy, hop.bucket, key, &msg, now)
+    }
+
+    /// A request that completed its flow but left no case: she is shown
+    /// the fallback number (`messages.unavailable`), never a code, and the
+    /// operator is told (`hotline_cases_not_recorded_total`, alert
+    /// `HotlineCasesNotRecorded`). `reason` is one of
+    /// [`crate::metrics::NOT_RECORDED_REASONS`].
+    pub(super) fn not_recorded(&self, hop: &Hop<'_>, reason: &'static str) {
+        self.deps
+            .metrics
+            .cases_not_recorded
+            .with_label_values(&[reason])
+            .inc();
+        tracing::error!(
+            channel = hop.channel,
+            caller = %hop.pseudonym,
+            reason,
+            "a completed request left no case: she was shown the fallback number"
+        );
     }
 
     pub(super) fn count_case(&self, channel: &str, pseudonym: &Pseudonym, city: &str) {

@@ -1072,6 +1072,10 @@ pub fn code_bucket(code: &str) -> Option<u16> {
         .map(|n| (n % u32::from(BUCKETS)) as u16)
 }
 
+/// How many four-digit codes a new case is offered ([`code_candidates`]'s
+/// `n`; twelve longer ones follow).
+pub const CODE_CANDIDATES: usize = 8;
+
 /// Case codes in `bucket` for [`NewCase::code_candidates`], derived from
 /// `seed` (the case id): a retried request that records the same case offers
 /// the same codes, so the caller is shown the same code again. The first

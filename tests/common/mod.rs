@@ -283,6 +283,34 @@ impl Gateway {
         rec.data
     }
 
+    /// Takes every code the case of her Africa's Talking USSD session would
+    /// be offered, with a filler case on each (recorded through the store's
+    /// own `record_case`), so that her case finds none free. Returns them.
+    pub async fn take_her_case_codes(&self, session: &str, phone: &str) -> Vec<String> {
+        use hotline::store::{BUCKETS, CODE_CANDIDATES, NewCase, code_candidates, keys};
+        let deps = &self.app.deps;
+        let bucket = deps.privacy.pseudonym(phone).bucket(BUCKETS);
+        let id = deps
+            .privacy
+            .case_id(&keys::ussd_session("africastalking", session));
+        let codes = code_candidates(bucket, &id, CODE_CANDIDATES);
+        for code in &codes {
+            let filler = NewCase {
+                id: format!("filler-{code}"),
+                code_candidates: vec![code.clone()],
+                data: deps.privacy.seal(b"{}"),
+                jobs: Vec::new(),
+            };
+            let got = deps
+                .store
+                .record_case(bucket, filler, deps.clock.now_ms())
+                .await
+                .expect("the store records a filler case");
+            assert_eq!(&got, code, "the filler took its code");
+        }
+        codes
+    }
+
     /// The value of one metric series on /metrics (0 when absent).
     pub async fn metric(&self, series: &str) -> f64 {
         let r = request(self.admin, "GET", "/metrics", &[], b"").await;
