@@ -158,30 +158,53 @@ impl DueBuckets {
     }
 }
 
-/// Keeps `hotline_store_up` true to the store's state even without traffic.
+/// Keeps `hotline_store_up` true to the store's state even without traffic,
+/// and logs each change of it once: `store operation failed` (`op=ping`,
+/// with the error) when the store stops answering, `store reachable again`
+/// when it answers again.
 #[derive(Debug, Clone)]
 pub struct StoreWatch {
     deps: Deps,
+    /// Whether the last ping was answered (the store is taken as up at
+    /// start: the gateway checked it then).
+    was_up: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl StoreWatch {
     /// A watch over `deps.store`.
     pub fn new(deps: Deps) -> Self {
-        StoreWatch { deps }
+        StoreWatch {
+            deps,
+            was_up: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        }
     }
 
     /// Ping once; returns whether the store answered.
     pub async fn tick(&self) -> bool {
-        let ok = tokio::time::timeout(PING_TIMEOUT, self.deps.store.ping())
-            .await
-            .is_ok_and(|r| r.is_ok());
+        use std::sync::atomic::Ordering;
+        let result = match tokio::time::timeout(PING_TIMEOUT, self.deps.store.ping()).await {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!(
+                "no answer within {} ms",
+                PING_TIMEOUT.as_millis()
+            )),
+        };
+        let ok = result.is_ok();
         self.deps.metrics.store_up.set(i64::from(ok));
-        if !ok {
-            self.deps
-                .metrics
-                .store_errors
-                .with_label_values(&["ping"])
-                .inc();
+        let was_up = self.was_up.swap(ok, Ordering::Relaxed);
+        match result {
+            Err(e) => {
+                self.deps
+                    .metrics
+                    .store_errors
+                    .with_label_values(&["ping"])
+                    .inc();
+                if was_up {
+                    tracing::error!(op = "ping", error = %e, "store operation failed");
+                }
+            }
+            Ok(()) if !was_up => tracing::info!("store reachable again"),
+            Ok(()) => {}
         }
         ok
     }

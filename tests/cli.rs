@@ -680,3 +680,53 @@ async fn oncall_names_the_lawyers_who_sent_off_read_from_redis_never_a_number() 
     assert_eq!(code, Some(0), "{out}\n{err}");
     assert!(out.contains("  off call (sent OFF): kept by the running gateway (memory store): see its status page\n"), "{out}");
 }
+
+/// The runbook's toolkit runs hotline commands the way the service runs
+/// them (`hcheck`, and `h` for the others: the config and the secrets from
+/// /etc/hotline/env). Run its definitions as written, with the host's paths
+/// pointed at a copy of the default setup and this build.
+#[test]
+fn the_runbooks_command_helpers_work_as_written() {
+    let runbook = std::fs::read_to_string(common::root().join("ops/RUNBOOK.md")).unwrap();
+    let def = |name: &str| {
+        runbook
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}() {{")))
+            .unwrap_or_else(|| panic!("the runbook defines {name}()"))
+            .to_owned()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::copy_default_setup(dir.path());
+    let env = dir.path().join("env");
+    std::fs::write(
+        &env,
+        "HOTLINE_PII_KEY=runbook-test-key-0123456789-0123456789\n",
+    )
+    .unwrap();
+    let script = format!(
+        "{}\n{}\nhcheck >/dev/null; echo \"hcheck=$?\"\nh oncall --days 1; echo \"h=$?\"\n",
+        def("hcheck"),
+        def("h")
+    )
+    .replace("/etc/hotline/env", &env.display().to_string())
+    .replace("/etc/hotline/hotline.toml", &config.display().to_string())
+    .replace(
+        "/usr/local/bin/hotline",
+        &common::binary().display().to_string(),
+    );
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(dir.path())
+        .env_remove("HOTLINE_CONFIG")
+        .env_remove("HOTLINE_REDIS_URL")
+        .output()
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("hcheck=0\n"), "{stdout}\n{stderr}");
+    assert!(stdout.contains("h=0\n"), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("bishkek — Bishkek (Asia/Bishkek, UTC+06)"),
+        "{stdout}"
+    );
+}

@@ -468,3 +468,46 @@ async fn triple(name: &str, at_once: usize) {
     a.stop().await;
     b.stop().await;
 }
+
+/// With no traffic at all, Redis going away and coming back is logged once
+/// each — `store operation failed` with `op` ping and the error (what the
+/// runbook's HotlineStoreDown tells the operator to look for), then `store
+/// reachable again` — not at every 5 s ping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_going_away_and_coming_back_is_logged_once_each() {
+    let mut redis = ShippedRedis::start(false);
+    let agg = Aggregator::start().await;
+    let spool = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = faults::config(&Setup {
+        api: &agg.url,
+        username: "quiet",
+        spool: spool.path(),
+        dir: dir.path(),
+        outbox: OUTBOX,
+    });
+    let path = dir.path().join("hotline.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let gw = Binary::start(&path, &redis.url(), None);
+    redis.kill();
+    gw.log_until("store operation failed");
+    // Two more pings fail meanwhile (every 5 s).
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    redis.restart();
+    let lines = gw.log_until("store reachable again");
+    let pings: Vec<serde_json::Value> = lines
+        .iter()
+        .filter(|l| l.contains("store operation failed"))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["op"] == "ping")
+        .collect();
+    assert_eq!(pings.len(), 1, "once per outage: {lines:#?}");
+    assert_eq!(pings[0]["level"], "ERROR");
+    assert!(
+        pings[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("unavailable")),
+        "{}",
+        pings[0]
+    );
+}

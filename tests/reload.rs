@@ -201,7 +201,7 @@ async fn sighup_swaps_the_roster_and_a_broken_flow_is_rejected_while_the_old_set
     let roster = dir.path().join("config/demo-roster.toml");
     common::edit(
         &roster,
-        "city = \"bishkek\"\nstart = \"2026-01-01 09:00\"\nshift_hours = 24\nlawyers = [\"demo-aigul\", \"demo-bermet\"]",
+        "city = \"bishkek\"\nstart = \"2026-01-01 09:00\"\nshift_hours = 24\nlawyers = [\"demo-bermet\"]",
         "city = \"bishkek\"\nstart = \"2026-01-01 09:00\"\nshift_hours = 24\nlawyers = [\"demo-kanykei\"]",
     );
     gw.hangup();
@@ -362,7 +362,12 @@ async fn an_open_case_escalates_along_the_new_roster_after_its_lawyer_left() {
     let mut text = std::fs::read_to_string(&roster).unwrap();
     text = text
         .replace(&format!("\"{gone}\", "), "")
-        .replace(&format!(", \"{gone}\""), "");
+        .replace(&format!(", \"{gone}\""), "")
+        // A rotation of hers alone is handed to the lawyer who stays.
+        .replace(
+            &format!("lawyers = [\"{gone}\"]"),
+            &format!("lawyers = [\"{stays}\"]"),
+        );
     let block = text.find(&format!("[lawyers.{gone}]")).unwrap();
     let block_end = block + text[block..].find("\n\n").unwrap() + 2;
     text.replace_range(block..block_end, "");

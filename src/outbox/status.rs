@@ -60,7 +60,7 @@ impl Outbox {
             .await?
             .and_then(|b| self.deps().privacy.open_json::<SentRecord>(&b).ok())
         else {
-            tracing::debug!(channel, message = %id, "delivery report for a message no longer remembered");
+            tracing::debug!(channel, message_id = %id, "delivery report for a message no longer remembered");
             return Ok(());
         };
         // A late "sent" must not overwrite "delivered" or "failed".
@@ -76,7 +76,7 @@ impl Outbox {
         store
             .put(Some(bucket), &key, bytes, Some(SENT_RECORD_TTL_MS), now)
             .await?;
-        tracing::info!(channel, message = %id, state = report.state.as_str(), reason = report.reason.as_deref().unwrap_or(""), "delivery report");
+        tracing::info!(channel, message_id = %id, state = report.state.as_str(), reason = report.reason.as_deref().unwrap_or(""), "delivery report");
         let reason = report.reason.as_deref().unwrap_or("undelivered");
         if report.state == DeliveryState::Failed && CHANNEL_REASONS.contains(&reason) {
             // The account's fault, not the number's: no lawyer declined.

@@ -364,7 +364,7 @@ impl Outbox {
         let msg = match open(&self.deps.privacy, &job.job.payload) {
             Ok(msg) => msg,
             Err(e) => {
-                tracing::error!(message = %id, error = %e, "outbox payload cannot be opened; dropped");
+                tracing::error!(message_id = %id, error = %e, "outbox payload cannot be opened; dropped");
                 self.finish(bucket, &job).await;
                 return;
             }
@@ -393,7 +393,7 @@ impl Outbox {
             // Her case index must name an offer before she gets it (her
             // bare `OK` reads only the index): try again when the store
             // answers.
-            tracing::warn!(message = %id, "offer held: the lawyer's case index could not be written (store unavailable); sent when its lease ends");
+            tracing::warn!(message_id = %id, "offer held: the lawyer's case index could not be written (store unavailable); sent when its lease ends");
             return self.retry_at_lease_end(bucket);
         }
         let started = Instant::now();
@@ -565,7 +565,7 @@ impl Outbox {
             .finish(bucket, Queue::Outbox, &job.job.id, job.attempt)
             .await
         {
-            tracing::warn!(message = %job.job.id, error = %e, "could not finish a message; its lease will expire");
+            tracing::warn!(message_id = %job.job.id, error = %e, "could not finish a message; its lease will expire");
             self.retry_at_lease_end(bucket);
         }
     }
@@ -620,7 +620,7 @@ impl Outbox {
         match self.deps.privacy.seal_json(&record) {
             Ok(bytes) => kv.push(KvWrite::set(keys::sent_record(id), bytes, ttl)),
             Err(e) => {
-                tracing::error!(message = %id, error = %e, "sent record cannot be serialised");
+                tracing::error!(message_id = %id, error = %e, "sent record cannot be serialised");
                 ok = false;
             }
         }
@@ -648,14 +648,14 @@ impl Outbox {
             Ok(_) => {}
             Err(e) => {
                 ok = false;
-                tracing::warn!(message = %id, error = %e, "could not finish a message; its lease will expire");
+                tracing::warn!(message_id = %id, error = %e, "could not finish a message; its lease will expire");
                 self.retry_at_lease_end(bucket);
             }
         }
         if !ok {
-            tracing::warn!(message = %id, "sent, but its record could not be written; delivery reports may not match");
+            tracing::warn!(message_id = %id, "sent, but its record could not be written; delivery reports may not match");
         }
-        tracing::info!(message = %id, channel = %used, purpose = msg.purpose.as_str(), attempt = job.attempt, "message sent");
+        tracing::info!(message_id = %id, channel = %used, purpose = msg.purpose.as_str(), attempt = job.attempt, "message sent");
     }
 
     /// A send failed because of the channel (`used`): the message waits
@@ -689,7 +689,7 @@ impl Outbox {
             .reschedule(bucket, Queue::Outbox, id, job.attempt, due, None)
             .await
         {
-            tracing::warn!(message = %id, error = %e, "could not reschedule; its lease will expire");
+            tracing::warn!(message_id = %id, error = %e, "could not reschedule; its lease will expire");
         }
         self.health.hold(id, used, msg.created_ms, now);
         self.deps
@@ -697,7 +697,7 @@ impl Outbox {
             .outbox_retries
             .with_label_values(&[used])
             .inc();
-        tracing::info!(message = %id, channel = %used, attempt = job.attempt, reason = %reason, delay_ms = delay.as_millis() as u64, "send will be retried");
+        tracing::info!(message_id = %id, channel = %used, attempt = job.attempt, reason = %reason, delay_ms = delay.as_millis() as u64, "send will be retried");
     }
 
     async fn opted_out(&self, bucket: u16, job: &Claimed, msg: &OutMsg) {
@@ -733,7 +733,7 @@ impl Outbox {
             .with_label_values(&[&msg.channel, msg.purpose.as_str()])
             .inc();
         tracing::warn!(
-            message = %job.job.id,
+            message_id = %job.job.id,
             channel = %msg.channel,
             purpose = msg.purpose.as_str(),
             attempt = job.attempt,

@@ -347,7 +347,14 @@ async fn read(
     client: IpAddr,
 ) -> Result<Request, Refusal> {
     let cap = app.config.server.max_body_bytes;
+    // Logged as `refuse` logs a malformed one (the runbook's
+    // HotlineBadRequestsSpike reads these reasons).
     let too_large = || {
+        tracing::warn!(
+            channel = channel.name(),
+            reason = "body over server.max_body_bytes",
+            "webhook refused"
+        );
         Refusal::closing(
             channel.render_error(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"),
             Outcome::TooLarge,
@@ -367,6 +374,11 @@ async fn read(
         Ok(Ok(b)) => b.to_bytes(),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
         Ok(Err(_)) => {
+            tracing::warn!(
+                channel = channel.name(),
+                reason = "could not read body",
+                "webhook refused"
+            );
             return Err(Refusal::closing(
                 channel.render_error(StatusCode::BAD_REQUEST, "could not read body\n"),
                 Outcome::BadRequest,

@@ -334,6 +334,8 @@ pub struct Binary {
     pub public: SocketAddr,
     /// Admin listener.
     pub admin: SocketAddr,
+    /// Every line it logged after "hotline listening", as it comes.
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Binary {
@@ -389,15 +391,44 @@ impl Binary {
                 .unwrap_or_else(|_| panic!("no 'hotline listening' line; saw: {seen:#?}"));
             if line.contains("hotline listening") {
                 let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-                // Keep draining into nowhere.
-                std::thread::spawn(move || while rx.recv().is_ok() {});
+                // Keep draining, into `lines`.
+                let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+                let kept = lines.clone();
+                std::thread::spawn(move || {
+                    while let Ok(l) = rx.recv() {
+                        kept.lock().unwrap().push(l);
+                    }
+                });
                 return Binary {
                     child: Some(child),
                     public: v["public"].as_str().unwrap().parse().unwrap(),
                     admin: v["admin"].as_str().unwrap().parse().unwrap(),
+                    lines,
                 };
             }
             seen.push(line);
+        }
+    }
+
+    /// The lines logged so far (after "hotline listening").
+    pub fn logged(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Wait (up to 30 s) until a logged line contains `needle`; returns
+    /// every line logged so far.
+    pub fn log_until(&self, needle: &str) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let lines = self.logged();
+            if lines.iter().any(|l| l.contains(needle)) {
+                return lines;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no log line with {needle:?}; saw: {lines:#?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 
