@@ -133,11 +133,26 @@ impl Privacy {
         Pseudonym(s)
     }
 
-    /// The id of the case a session opens: derived from the session's key, so
-    /// that a retried or replayed request names the same case (a session
-    /// opens at most one), and meaningless without the key.
-    pub fn case_id(&self, session_key: &str) -> String {
-        let p = self.pseudonym(&format!("case:{session_key}"));
+    /// The id of the case a session opens: derived from the session's key
+    /// and `instance`, so that a retried or replayed request names the same
+    /// case (a session opens at most one), and meaningless without the key.
+    ///
+    /// `instance` tells apart sessions under one key: an SMS conversation's
+    /// key is her number's, so each request she makes by SMS is a new
+    /// session under the same key, and an aggregator may reuse a USSD
+    /// session id. It is the session's start time (ms; [`SessionData`]'s
+    /// `t0`), or, for a request completed while the store was down and her
+    /// session could not be read, the day (days since 1970; a retry of it
+    /// during the outage names the same case). 0: the key alone, as before
+    /// sessions recorded their start.
+    ///
+    /// [`SessionData`]: crate::conversation
+    pub fn case_id(&self, session_key: &str, instance: u64) -> String {
+        let p = if instance == 0 {
+            self.pseudonym(&format!("case:{session_key}"))
+        } else {
+            self.pseudonym(&format!("case:{session_key}:{instance}"))
+        };
         format!("c_{}", &p.as_str()[2..])
     }
 

@@ -419,8 +419,30 @@ async fn a_closed_case_is_erased_after_retention_and_its_statistics_remain() {
         hotline::dispatch::report::collect(w.gw.app.deps.store.as_ref(), &w.gw.app.deps.privacy)
             .await
             .unwrap();
-    assert_eq!(stats.len(), 1);
-    assert_eq!(stats[0].city, "bishkek");
+    assert_eq!(stats.stats.len(), 1);
+    assert_eq!(stats.stats[0].city, "bishkek");
+    assert_eq!(stats.unreadable, 0);
+    // A case sealed under another HOTLINE_PII_KEY is in no table, and
+    // counted (`hotline report` warns of it).
+    let other = hotline::privacy::Privacy::new(b"another-key-0123456789-0123456789-0123");
+    let deps = &w.gw.app.deps;
+    deps.store
+        .record_case(
+            3,
+            hotline::store::NewCase {
+                id: "c_sealed_elsewhere".into(),
+                code_candidates: hotline::store::code_candidates(3, "elsewhere", 8),
+                data: other.seal(b"{}"),
+                jobs: Vec::new(),
+            },
+            deps.clock.now_ms(),
+        )
+        .await
+        .unwrap();
+    let stats = hotline::dispatch::report::collect(deps.store.as_ref(), &deps.privacy)
+        .await
+        .unwrap();
+    assert_eq!((stats.stats.len(), stats.unreadable), (1, 1));
     w.gw.stop().await;
 }
 

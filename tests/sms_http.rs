@@ -423,3 +423,65 @@ async fn a_channel_sends_no_faster_than_its_tps() {
     );
     gw.stop().await;
 }
+
+/// Her number is her SMS conversation's key: a second request by SMS after
+/// the first completed is a session of its own, with a case and a code of
+/// its own — not the first case's code again with nothing recorded (an
+/// independent test found that: the case id came from the key alone).
+#[tokio::test]
+async fn a_second_request_by_sms_opens_its_own_case_with_its_own_code() {
+    let api = MockServer::start(vec![MockResponse::new(
+        201,
+        at_reply(101, "Success", "ATXid_1"),
+    )])
+    .await;
+    let gw = start(&api, "").await;
+    let mut n = 0;
+    let mut codes = Vec::new();
+    // Bishkek, Station 5; then Osh (city 2), someone close (2), Osh bazaar.
+    for (walk, answers) in [
+        ["4", "1", "1", "Station 5", "0"],
+        ["4", "2", "2", "Osh bazaar", "0"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        for text in std::iter::once(&"HELP").chain(answers.iter()) {
+            n += 1;
+            let r = sms(&gw, WOMAN, text, Some(&format!("in-{walk}-{n}"))).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            sent(&api, n).await;
+        }
+        let last = sent(&api, n).await.pop().unwrap();
+        assert!(last.starts_with("Thank you. Your code is "), "{last}");
+        codes.push(
+            last.split("code is ")
+                .nth(1)
+                .unwrap()
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>(),
+        );
+    }
+    assert_ne!(codes[0], codes[1], "a code of its own");
+    for (code, place) in codes.iter().zip(["Station 5", "Osh bazaar"]) {
+        let case = gw
+            .app
+            .deps
+            .store
+            .case_by_code(code)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("code {code} names a case"));
+        let data: hotline::case::CaseData = gw.app.deps.privacy.open_json(&case.data).unwrap();
+        assert_eq!(data.vars["location"], place, "code {code} is that request's");
+    }
+    for city in ["bishkek", "osh"] {
+        assert_eq!(
+            gw.metric(&format!(r#"hotline_cases_opened_total{{city="{city}"}}"#))
+                .await,
+            1.0
+        );
+    }
+    gw.stop().await;
+}

@@ -623,9 +623,17 @@ async fn the_memory_store_keeps_session_state_in_clear_and_answers_retries() {
 /// (`hotline_cases_not_recorded_total`, alert `HotlineCasesNotRecorded`).
 #[tokio::test]
 async fn with_every_candidate_code_taken_she_is_sent_to_the_fallback_number_and_it_is_counted() {
-    let gw = Gateway::start_default().await;
+    // A manual clock: her session starts at T0, which names her case.
+    const T0: u64 = 1_796_097_600_000;
+    let gw = Gateway::start_with(
+        &common::default_config(),
+        &[],
+        None,
+        hotline::clock::Clock::manual(T0),
+    )
+    .await;
     let (session, phone) = ("ATUid_no_code", "+996555123499");
-    let taken = gw.take_her_case_codes(session, phone).await;
+    let taken = gw.take_her_case_codes(session, phone, T0).await;
     assert_eq!(taken.len(), 20, "eight four-digit codes, twelve longer");
     let screens = walk(
         &gw,
@@ -655,16 +663,57 @@ async fn with_every_candidate_code_taken_she_is_sent_to_the_fallback_number_and_
             .await,
         0.0
     );
-    // Her case was not recorded.
+    // Her case was not recorded: only the fillers are in her bucket.
     let deps = &gw.app.deps;
     let bucket = deps
         .privacy
         .pseudonym(phone)
         .bucket(hotline::store::BUCKETS);
-    let id = deps.privacy.case_id(&hotline::store::keys::ussd_session(
-        "africastalking",
-        session,
-    ));
-    assert!(deps.store.case(bucket, &id).await.unwrap().is_none());
+    let ids = deps.store.case_ids(bucket, false).await.unwrap();
+    assert_eq!(ids.len(), taken.len(), "{ids:?}");
+    assert!(ids.iter().all(|id| id.starts_with("filler-")), "{ids:?}");
+    gw.stop().await;
+}
+
+/// A USSD session is its caller's: another number sending the same session
+/// id (an aggregator that reuses ids, or someone who learned hers) starts a
+/// session of its own and never sees her screens, answers or code; her
+/// menu goes on, and her case has her place and her number.
+#[tokio::test]
+async fn another_number_with_her_session_id_gets_a_session_of_its_own() {
+    let gw = Gateway::start_default().await;
+    let (session, her) = ("ATUid_shared_id", "+996555123470");
+    // A number whose data lives beside hers (the same store bucket).
+    let privacy = &gw.app.deps.privacy;
+    let bucket = |n: &str| privacy.pseudonym(n).bucket(hotline::store::BUCKETS);
+    let other = (0..200)
+        .map(|i| format!("+380500000{i:03}"))
+        .find(|n| bucket(n) == bucket(her))
+        .expect("one in 200 numbers shares her bucket");
+    let other = other.as_str();
+    for text in ["", "4", "4*1", "4*1*1"] {
+        let r = gw.ussd(session, her, text).await;
+        assert!(r.body.starts_with("CON "), "{}", r.body);
+    }
+    // The other number sends hops of the same session id: a whole request
+    // of its own (which is its own case, if any), then a hop like hers.
+    let theirs = gw.ussd(session, other, "1*1*1*Somewhere else*0").await.body;
+    // Her menu goes on as she left it, and her code is her case's.
+    let r = gw.ussd(session, her, "4*1*1*Station 5").await;
+    assert!(
+        r.body.starts_with("CON Which number is safe to call?"),
+        "her next screen, not the end of theirs: {}",
+        r.body
+    );
+    let end = gw.ussd(session, her, "4*1*1*Station 5*0").await.body;
+    assert!(end.starts_with("END Thank you. Your code is "), "{end}");
+    let code = code_of(&end);
+    let c = case(&gw, &code).await;
+    assert_eq!(c.vars["location"], "Station 5");
+    assert_eq!(c.caller.as_ref().map(|c| c.as_str()), Some(her));
+    assert!(
+        !theirs.contains(&code),
+        "the other number was not shown her code: {theirs}"
+    );
     gw.stop().await;
 }

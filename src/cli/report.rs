@@ -24,8 +24,14 @@ pub(super) fn report(
         return ExitCode::FAILURE;
     };
     match runtime.block_on(report_text(&config, format, threshold.max(1), city)) {
-        Ok(out) => {
+        Ok((out, unreadable)) => {
             print!("{out}");
+            if unreadable > 0 {
+                // On stderr: the report itself stays fit to publish.
+                eprintln!(
+                    "hotline: warning: {unreadable} case(s) could not be read (sealed under another HOTLINE_PII_KEY, or by another version) and are in no table"
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e),
@@ -63,24 +69,26 @@ fn known_city(config: Config, city: Option<&str>) -> Result<Config, CliError> {
     }
 }
 
+/// The report, and how many cases could not be read.
 async fn report_text(
     config: &Config,
     format: &str,
     threshold: u64,
     city: Option<&str>,
-) -> Result<String, CliError> {
+) -> Result<(String, usize), CliError> {
     use crate::dispatch::report;
     let store = build_store(config).await?;
     let privacy = crate::privacy::Privacy::new(&config.privacy.pii_key);
-    let mut stats = report::collect(store.as_ref(), &privacy)
+    let collected = report::collect(store.as_ref(), &privacy)
         .await
         .map_err(CliError::ReadCases)?;
+    let mut stats = collected.stats;
     if let Some(city) = city {
         stats.retain(|s| s.city == city);
     }
     let tables = report::build(&stats, threshold);
     let outcomes = report::build_outcomes(&stats, threshold);
-    Ok(if format == "csv" {
+    let text = if format == "csv" {
         report::to_csv(&tables, threshold) + &report::outcomes_csv(&outcomes, threshold)
     } else {
         let md = report::to_markdown(&tables, threshold);
@@ -93,5 +101,6 @@ async fn report_text(
             None => md,
         };
         md + &report::outcomes_markdown(&outcomes, threshold)
-    })
+    };
+    Ok((text, collected.unreadable))
 }

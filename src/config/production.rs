@@ -13,7 +13,11 @@
 //!   `example.org`, `your-…`) are errors: a woman must never be shown
 //!   `+996 000 000 000` as the number to call;
 //! - the `console` channel (the development sink) is an error: it would
-//!   keep real numbers and texts in memory and show them on a page.
+//!   keep real numbers and texts in memory and show them on a page;
+//! - a channel whose webhooks nobody authenticates (no `secret_env`, no
+//!   `allow_ips`; Twilio signs its own) is a warning: anyone could post as
+//!   any number on it — use up a woman's per-number limit, which every
+//!   channel shares, or send a command from a lawyer's number.
 
 use crate::problem::{Problem, quoted};
 
@@ -77,6 +81,17 @@ pub(super) fn problems(config: &Config, text: &str) -> Vec<Problem> {
             file,
             format!("channels[name = {:?}].kind = \"console\"", c.name),
             format!("the console channel is a development sink and refuses to run in a production configuration ({why}): it would keep real numbers and messages in memory and show them on a page. Remove it or set enabled = false"),
+        ));
+    }
+    for c in config.channels.iter().filter(|c| {
+        !matches!(c.kind, ChannelKind::Twilio | ChannelKind::Console)
+            && c.secret.is_none()
+            && c.allow_ips.is_empty()
+    }) {
+        out.push(Problem::warning(
+            file,
+            format!("channels[name = {:?}]", c.name),
+            format!("accepts unauthenticated webhooks in a production configuration ({why}): anyone can post as any number on it, a woman's (using up her per-number limit, which every channel shares) or a lawyer's (a command in her name). Set secret_env or allow_ips"),
         ));
     }
     out
@@ -165,5 +180,23 @@ mod tests {
             all.contains("console channel is a development sink"),
             "{all}"
         );
+        assert!(
+            all.contains(r#"hotline.toml: channels[name = "africastalking"]: accepts unauthenticated webhooks in a production configuration"#),
+            "{all}"
+        );
+    }
+
+    #[test]
+    fn an_authenticated_channel_is_no_warning() {
+        let text = DEFAULT
+            .replace("# require_pii_key = false", "require_pii_key = true")
+            .replace(
+                "# secret_env = \"HOTLINE_AT_SECRET\"",
+                "secret_env = \"HOTLINE_AT_SECRET\"",
+            );
+        let problems = load(&text, &[KEY, ("HOTLINE_AT_SECRET", "s-0123456789abcdef")])
+            .expect_err("placeholders still refused");
+        let all = problems.join("\n");
+        assert!(!all.contains("unauthenticated"), "{all}");
     }
 }

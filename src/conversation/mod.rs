@@ -248,7 +248,7 @@ impl Conversations {
             return self.unavailable(None, None, None, Outcome::Error);
         };
         let pseudonym = self.deps.privacy.pseudonym(req.from.as_str());
-        let session_key = keys::ussd_session(channel, &req.session_id);
+        let session_key = keys::ussd_session(channel, &req.session_id, pseudonym.as_str());
         let (incoming, dedupe_key, ttl) = match &req.input {
             UssdInput::Cumulative(text) => (
                 Incoming::Cumulative(text),
@@ -548,7 +548,7 @@ impl Conversations {
                     .push(KvWrite::delete(keys::opted_out(&hop.pseudonym)));
             }
         }
-        let case = self.case_for(&s.step, hop)?;
+        let case = self.case_for(&s.step, hop, s.t0)?;
         if !s.step.end {
             let data = SessionDataRef {
                 f: s.flow.id(),

@@ -66,16 +66,19 @@ impl Conversations {
         tracing::info!(channel, caller = %pseudonym, city = label, "case opened");
     }
 
+    /// The case `step` opens, if any, for the session started at `t0`
+    /// ([`crate::privacy::Privacy::case_id`]'s instance).
     pub(super) fn case_for(
         &self,
         step: &Step,
         hop: &Hop<'_>,
+        t0: u64,
     ) -> Result<Option<(NewCase, CaseData)>, serde_json::Error> {
         let Some(Effect::OpenCase(draft)) = step.effects.first().cloned() else {
             return Ok(None);
         };
         let privacy = &self.deps.privacy;
-        let id = privacy.case_id(&hop.session_key);
+        let id = privacy.case_id(&hop.session_key, t0);
         let mut data = CaseData::from_draft(id.clone(), hop.channel, hop.from.clone(), draft);
         let jobs = self
             .planner

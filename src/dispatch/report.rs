@@ -77,6 +77,17 @@ impl CaseStat {
     }
 }
 
+/// Every case in the store as anonymous facts, and how many could not be
+/// read (sealed under another `HOTLINE_PII_KEY`, or written by a version
+/// this one cannot read): those are in no table.
+#[derive(Debug, Default)]
+pub struct Collected {
+    /// One per readable case.
+    pub stats: Vec<CaseStat>,
+    /// Cases left out because they could not be opened or decoded.
+    pub unreadable: usize,
+}
+
 /// Read every case in the store (all buckets) as anonymous facts.
 ///
 /// # Errors
@@ -84,8 +95,9 @@ impl CaseStat {
 pub async fn collect(
     store: &dyn crate::store::Store,
     privacy: &crate::privacy::Privacy,
-) -> Result<Vec<CaseStat>, crate::store::StoreError> {
+) -> Result<Collected, crate::store::StoreError> {
     let mut out = Vec::new();
+    let mut unreadable = 0;
     for bucket in 0..crate::store::BUCKETS {
         for id in store.case_ids(bucket, false).await? {
             let Some(rec) = store.case(bucket, &id).await? else {
@@ -96,12 +108,16 @@ pub async fn collect(
                 .ok()
                 .and_then(|p| serde_json::from_slice::<CaseData>(&p).ok())
             else {
+                unreadable += 1;
                 continue;
             };
             out.push(CaseStat::of(&case));
         }
     }
-    Ok(out)
+    Ok(Collected {
+        stats: out,
+        unreadable,
+    })
 }
 
 /// One row of a table.

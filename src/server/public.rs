@@ -385,9 +385,17 @@ async fn read(
             ));
         }
         Err(_) => {
+            // The client's fault, counted as a refused request (not
+            // `timeout`, the gateway's own failure: anyone can send a slow
+            // body, and that must not page the operator).
+            tracing::warn!(
+                channel = channel.name(),
+                reason = "body too slow",
+                "webhook refused"
+            );
             return Err(Refusal::closing(
                 channel.render_error(StatusCode::REQUEST_TIMEOUT, "body too slow\n"),
-                Outcome::Timeout,
+                Outcome::BadRequest,
             ));
         }
     };

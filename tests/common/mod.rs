@@ -271,7 +271,11 @@ impl Gateway {
                     per_minute: 60,
                     burst: 10,
                 },
-                session_key: keys::ussd_session("africastalking", session),
+                session_key: keys::ussd_session(
+                    "africastalking",
+                    session,
+                    deps.privacy.pseudonym(phone).as_str(),
+                ),
                 dedupe_scope: None,
                 now_ms: deps.clock.now_ms(),
             })
@@ -283,16 +287,19 @@ impl Gateway {
         rec.data
     }
 
-    /// Takes every code the case of her Africa's Talking USSD session would
-    /// be offered, with a filler case on each (recorded through the store's
-    /// own `record_case`), so that her case finds none free. Returns them.
-    pub async fn take_her_case_codes(&self, session: &str, phone: &str) -> Vec<String> {
+    /// Takes every code the case of her Africa's Talking USSD session,
+    /// started at `t0` (ms), would be offered, with a filler case on each
+    /// (recorded through the store's own `record_case`), so that her case
+    /// finds none free. Returns them.
+    pub async fn take_her_case_codes(&self, session: &str, phone: &str, t0: u64) -> Vec<String> {
         use hotline::store::{BUCKETS, CODE_CANDIDATES, NewCase, code_candidates, keys};
         let deps = &self.app.deps;
-        let bucket = deps.privacy.pseudonym(phone).bucket(BUCKETS);
-        let id = deps
-            .privacy
-            .case_id(&keys::ussd_session("africastalking", session));
+        let pseudonym = deps.privacy.pseudonym(phone);
+        let bucket = pseudonym.bucket(BUCKETS);
+        let id = deps.privacy.case_id(
+            &keys::ussd_session("africastalking", session, pseudonym.as_str()),
+            t0,
+        );
         let codes = code_candidates(bucket, &id, CODE_CANDIDATES);
         for code in &codes {
             let filler = NewCase {
