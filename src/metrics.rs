@@ -531,7 +531,7 @@ impl Metrics {
             cases_unanswered: counter_vec(
                 &r,
                 "hotline_cases_unanswered_total",
-                "Cases whose caller was sent the fallback number because nobody accepted in time, by city.",
+                "Cases nobody accepted within the city's unanswered_after_minutes, by city (their caller is sent the fallback number when the flow has messages.unanswered and her number is known).",
                 &["city"],
             ),
             cases_exhausted: counter_vec(

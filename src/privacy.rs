@@ -139,14 +139,10 @@ impl Privacy {
     ///
     /// `instance` tells apart sessions under one key: an SMS conversation's
     /// key is her number's, so each request she makes by SMS is a new
-    /// session under the same key, and an aggregator may reuse a USSD
-    /// session id. It is the session's start time (ms; [`SessionData`]'s
-    /// `t0`), or, for a request completed while the store was down and her
-    /// session could not be read, the day (days since 1970; a retry of it
-    /// during the outage names the same case). 0: the key alone, as before
-    /// sessions recorded their start.
-    ///
-    /// [`SessionData`]: crate::conversation
+    /// session under the same key, told apart by its start time (ms). 0:
+    /// the key alone — a USSD session, whose key is the aggregator's
+    /// session id (unique per session) and her number, online and on the
+    /// outage path alike.
     pub fn case_id(&self, session_key: &str, instance: u64) -> String {
         let p = if instance == 0 {
             self.pseudonym(&format!("case:{session_key}"))

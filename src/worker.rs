@@ -184,10 +184,7 @@ impl StoreWatch {
         use std::sync::atomic::Ordering;
         let result = match tokio::time::timeout(PING_TIMEOUT, self.deps.store.ping()).await {
             Ok(r) => r.map_err(|e| e.to_string()),
-            Err(_) => Err(format!(
-                "no answer within {} ms",
-                PING_TIMEOUT.as_millis()
-            )),
+            Err(_) => Err(format!("no answer within {} ms", PING_TIMEOUT.as_millis())),
         };
         let ok = result.is_ok();
         self.deps.metrics.store_up.set(i64::from(ok));

@@ -615,3 +615,46 @@ async fn offers_go_through_the_fallback_channel_while_the_first_cannot_send() {
     assert_eq!(c.dispatch.offers.len(), 1, "still the lawyer on call only");
     w.gw.stop().await;
 }
+
+/// A case nobody accepts in time is counted unanswered — and so pages
+/// (HotlineCaseUnanswered) — even when no message to her could be queued:
+/// here a flow with no `messages.unanswered`.
+#[tokio::test]
+async fn a_case_nobody_accepts_is_unanswered_even_with_no_message_for_her() {
+    let api = MockServer::start(vec![MockResponse::new(201, at_reply())]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let flows = dir.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    let flow = std::fs::read_to_string(common::root().join("flows/legal_help.toml")).unwrap();
+    let without: Vec<&str> = flow
+        .lines()
+        .filter(|l| !l.starts_with("unanswered = "))
+        .collect();
+    assert_eq!(without.len() + 1, flow.lines().count(), "one line removed");
+    std::fs::write(flows.join("legal_help.toml"), without.join("\n")).unwrap();
+    let cfg = config(&api.url, dir.path()).replace(
+        "dir = \"../flows\"",
+        &format!("dir = {:?}", flows.display().to_string()),
+    );
+    let gw = Gateway::start_with(&cfg, &ENV, None, Clock::manual(T0)).await;
+    let w = World { gw, api, _dir: dir };
+    let woman = "+996555770009";
+    w.request("ATUid_nu", woman).await;
+    w.wait_for(AIDA, 1).await;
+    let series = r#"hotline_cases_unanswered_total{city="bishkek"}"#;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while w.gw.metric(series).await < 1.0 {
+        assert!(Instant::now() < deadline, "counted unanswered");
+        w.advance(MIN);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(w.gw.metric(series).await, 1.0);
+    assert!(
+        w.to(woman)
+            .iter()
+            .all(|m| !m.contains("не смогли связаться")),
+        "no fallback message: the flow has none: {:?}",
+        w.to(woman)
+    );
+    w.gw.stop().await;
+}

@@ -492,23 +492,9 @@ async fn with_every_candidate_code_taken_on_redis_nothing_is_shown_spooled_or_wr
     let redis = RedisServer::shared_or_start();
     let prefix = unique_prefix("nocode");
     let spool = tempfile::tempdir().unwrap();
-    const T0: u64 = 1_796_097_600_000;
-    let cfg = common::default_config().replace(
-        "[store]\n",
-        &format!(
-            "[store]\nkey_prefix = {prefix:?}\nspool_dir = {:?}\n",
-            spool.path().display().to_string()
-        ),
-    );
-    let gw = Gateway::start_with(
-        &cfg,
-        &[("HOTLINE_REDIS_URL", &redis.url)],
-        None,
-        hotline::clock::Clock::manual(T0),
-    )
-    .await;
+    let gw = Gateway::start_redis(&redis.url, &prefix, spool.path()).await;
     let (session, phone) = ("ATUid_nocode", "+996555500700");
-    let taken = gw.take_her_case_codes(session, phone, T0).await;
+    let taken = gw.take_her_case_codes(session, phone).await;
     let texts = prefix_texts(FINAL);
     for text in &texts[..texts.len() - 1] {
         let r = gw.ussd(session, phone, text).await;
@@ -1123,8 +1109,13 @@ async fn the_reply_cache_keeps_no_screen_in_clear() {
     let retry = gw.ussd("ATUid_sealed", "+996555300900", &texts[last]).await;
     assert_eq!(retry.body, screens[last]);
     let dump = every_value(&redis, &prefix);
+    let key = hotline::store::keys::ussd_session(
+        "africastalking",
+        "ATUid_sealed",
+        gw.app.deps.privacy.pseudonym("+996555300900").as_str(),
+    );
     assert!(
-        dump.contains(":s:u:africastalking:ATUid_sealed\nr\n"),
+        dump.contains(&format!(":s:{key}\nr\n")),
         "the reply cache is there: {dump}"
     );
     for screen in &screens {

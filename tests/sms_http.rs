@@ -474,7 +474,10 @@ async fn a_second_request_by_sms_opens_its_own_case_with_its_own_code() {
             .unwrap()
             .unwrap_or_else(|| panic!("code {code} names a case"));
         let data: hotline::case::CaseData = gw.app.deps.privacy.open_json(&case.data).unwrap();
-        assert_eq!(data.vars["location"], place, "code {code} is that request's");
+        assert_eq!(
+            data.vars["location"], place,
+            "code {code} is that request's"
+        );
     }
     for city in ["bishkek", "osh"] {
         assert_eq!(

@@ -623,17 +623,9 @@ async fn the_memory_store_keeps_session_state_in_clear_and_answers_retries() {
 /// (`hotline_cases_not_recorded_total`, alert `HotlineCasesNotRecorded`).
 #[tokio::test]
 async fn with_every_candidate_code_taken_she_is_sent_to_the_fallback_number_and_it_is_counted() {
-    // A manual clock: her session starts at T0, which names her case.
-    const T0: u64 = 1_796_097_600_000;
-    let gw = Gateway::start_with(
-        &common::default_config(),
-        &[],
-        None,
-        hotline::clock::Clock::manual(T0),
-    )
-    .await;
+    let gw = Gateway::start_default().await;
     let (session, phone) = ("ATUid_no_code", "+996555123499");
-    let taken = gw.take_her_case_codes(session, phone, T0).await;
+    let taken = gw.take_her_case_codes(session, phone).await;
     assert_eq!(taken.len(), 20, "eight four-digit codes, twelve longer");
     let screens = walk(
         &gw,

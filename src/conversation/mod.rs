@@ -548,7 +548,13 @@ impl Conversations {
                     .push(KvWrite::delete(keys::opted_out(&hop.pseudonym)));
             }
         }
-        let case = self.case_for(&s.step, hop, s.t0)?;
+        // A USSD session's key is the aggregator's session id (unique per
+        // session, as an aggregator's must be: docs/ussd-adapter.md) and
+        // her number, so the key names the case, the same on a retry and
+        // on the outage path. An SMS conversation's key is her number's
+        // alone: each request she makes by SMS is told apart by its start.
+        let instance = if is_sms { s.t0 } else { 0 };
+        let case = self.case_for(&s.step, hop, instance)?;
         if !s.step.end {
             let data = SessionDataRef {
                 f: s.flow.id(),

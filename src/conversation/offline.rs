@@ -123,10 +123,8 @@ impl Conversations {
         if !step.end {
             return Some(Self::continue_offline(&step));
         }
-        // Her session (and its start) cannot be read: the day names this
-        // request's case, so that a retry during the outage finds it.
-        let day = now / 86_400_000;
-        let (case, data) = match self.case_for(&step, hop, day.max(1)) {
+        // USSD: the session's key alone names its case (as online).
+        let (case, data) = match self.case_for(&step, hop, 0) {
             Ok(Some(x)) => x,
             Ok(None) => return None,
             Err(e) => {

@@ -196,8 +196,12 @@ impl Dispatcher {
                     }
                 }
                 Action::Confirm | Action::Unanswered => {
-                    let queued = b.for_caller(action)?;
-                    fx.unanswered |= queued && matches!(action, Action::Unanswered);
+                    b.for_caller(action)?;
+                    // Counted (and paged: HotlineCaseUnanswered) whether or
+                    // not she could be sent the fallback number: a flow
+                    // without `messages.unanswered`, or a case without her
+                    // number, is no less unanswered.
+                    fx.unanswered |= matches!(action, Action::Unanswered);
                 }
                 Action::Timer(timer, due) => b.timer(*timer, *due)?,
                 Action::Escalated(kind) => fx.escalated.push(kind.as_str()),

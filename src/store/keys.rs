@@ -132,7 +132,10 @@ mod tests {
 
     #[test]
     fn the_schema_is_stable() {
-        assert_eq!(ussd_session("at", "S1", "p_0123456789abcdef0123"), "u:at:S1:01234567");
+        assert_eq!(
+            ussd_session("at", "S1", "p_0123456789abcdef0123"),
+            "u:at:S1:01234567"
+        );
         assert_eq!(ussd_cumulative_delivery("u:at:S1", 3), "u:at:S1:3");
         assert_eq!(numbered("k:1", '@', u64::MAX), format!("k:1@{}", u64::MAX));
         assert_eq!(ussd_latest_delivery("u:x:S", true, "ab"), "u:x:S:L1:ab");

@@ -856,7 +856,6 @@ pub struct Figures {
     pub unoffered: usize,
 }
 
-
 /// Every case in the store: id → (code, caller).
 async fn all_cases(
     store: &dyn Store,
@@ -936,7 +935,11 @@ pub async fn audit(
     let cases = all_cases(store, privacy).await;
     f.cases = cases.len();
     let by_phone: BTreeMap<&str, &Walk> = walks.iter().map(|w| (w.phone.as_str(), w)).collect();
-    assert_eq!(by_phone.len(), walks.len(), "{name}: a number of its own per walk");
+    assert_eq!(
+        by_phone.len(),
+        walks.len(),
+        "{name}: a number of its own per walk"
+    );
     let mut per_walk: BTreeMap<&str, usize> = BTreeMap::new();
     for (id, (_, caller)) in &cases {
         match caller.as_deref().and_then(|c| by_phone.get(c)) {

@@ -287,18 +287,17 @@ impl Gateway {
         rec.data
     }
 
-    /// Takes every code the case of her Africa's Talking USSD session,
-    /// started at `t0` (ms), would be offered, with a filler case on each
-    /// (recorded through the store's own `record_case`), so that her case
-    /// finds none free. Returns them.
-    pub async fn take_her_case_codes(&self, session: &str, phone: &str, t0: u64) -> Vec<String> {
+    /// Takes every code the case of her Africa's Talking USSD session would
+    /// be offered, with a filler case on each (recorded through the store's
+    /// own `record_case`), so that her case finds none free. Returns them.
+    pub async fn take_her_case_codes(&self, session: &str, phone: &str) -> Vec<String> {
         use hotline::store::{BUCKETS, CODE_CANDIDATES, NewCase, code_candidates, keys};
         let deps = &self.app.deps;
         let pseudonym = deps.privacy.pseudonym(phone);
         let bucket = pseudonym.bucket(BUCKETS);
         let id = deps.privacy.case_id(
             &keys::ussd_session("africastalking", session, pseudonym.as_str()),
-            t0,
+            0,
         );
         let codes = code_candidates(bucket, &id, CODE_CANDIDATES);
         for code in &codes {
