@@ -107,9 +107,7 @@ impl Gateway {
                 Some((d, lawyer)) => Box::pin(self.lawyer_sms(d, channel, lawyer, msg)).await,
                 None => self.conversations.sms(channel, msg).await.outcome,
             };
-            if result != Outcome::Ok {
-                outcome = result;
-            }
+            outcome = batch_outcome(outcome, result);
         }
         self.conversations.deps.wake.outbox();
         outcome
@@ -243,5 +241,36 @@ impl Gateway {
                 Outcome::StoreUnavailable
             }
         }
+    }
+}
+
+/// A batch's outcome so far, with one more message's: a store failure
+/// stays (the aggregator must deliver the batch again: it is the only copy
+/// of that message; the others are then answered as duplicates), else the
+/// latest that is not `Ok`.
+fn batch_outcome(so_far: Outcome, next: Outcome) -> Outcome {
+    match (so_far, next) {
+        (Outcome::StoreUnavailable, _) => Outcome::StoreUnavailable,
+        (so_far, Outcome::Ok) => so_far,
+        (_, next) => next,
+    }
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::{Outcome, batch_outcome};
+
+    #[test]
+    fn a_store_failure_in_a_batch_is_not_hidden_by_a_later_message() {
+        let fold = |xs: &[Outcome]| xs.iter().fold(Outcome::Ok, |a, b| batch_outcome(a, *b));
+        use Outcome::{Duplicate, Ok, RateLimited, StoreUnavailable};
+        assert_eq!(fold(&[StoreUnavailable, Duplicate]), StoreUnavailable);
+        assert_eq!(fold(&[StoreUnavailable, Ok]), StoreUnavailable);
+        assert_eq!(
+            fold(&[Ok, Duplicate, StoreUnavailable, RateLimited]),
+            StoreUnavailable
+        );
+        assert_eq!(fold(&[Ok, Duplicate, Ok]), Duplicate);
+        assert_eq!(fold(&[Ok, Ok]), Ok);
     }
 }

@@ -155,7 +155,8 @@ pub(super) fn step_count(text: &str) -> usize {
 
 /// The newest input in a cumulative text, given how much was consumed. Uses
 /// the consumed length rather than splitting on `*`, so a `*` typed inside
-/// free text stays part of the answer.
+/// free text stays part of the answer — unless [`catch_up`] reads its parts
+/// as answers that each move the menu on (docs/redis.md).
 pub(super) fn newest_input(text: &str, consumed: usize) -> &str {
     match text.get(consumed..) {
         Some(rest) if consumed > 0 && !rest.is_empty() => rest.strip_prefix('*').unwrap_or(rest),
