@@ -139,10 +139,11 @@ impl Privacy {
     ///
     /// `instance` tells apart sessions under one key: an SMS conversation's
     /// key is her number's, so each request she makes by SMS is a new
-    /// session under the same key, told apart by its start time (ms). 0:
-    /// the key alone — a USSD session, whose key is the aggregator's
-    /// session id (unique per session) and her number, online and on the
-    /// outage path alike.
+    /// session under the same key, told apart by its start time (ms); so is
+    /// a USSD session of an operator that sends only the latest answer (it
+    /// may reuse ids). 0: the key alone — a cumulative USSD session, whose
+    /// id must be new for every session, online and on the outage path
+    /// alike.
     pub fn case_id(&self, session_key: &str, instance: u64) -> String {
         let p = if instance == 0 {
             self.pseudonym(&format!("case:{session_key}"))

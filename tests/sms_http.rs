@@ -488,3 +488,54 @@ async fn a_second_request_by_sms_opens_its_own_case_with_its_own_code() {
     }
     gw.stop().await;
 }
+
+/// By SMS too, a request that cannot get a case code (every candidate
+/// taken) is told the fallback number — by SMS, since the store is up —
+/// never a code, is acknowledged (a retry would meet the same codes), and
+/// is counted (`hotline_cases_not_recorded_total`).
+#[tokio::test]
+async fn with_every_candidate_code_taken_she_is_sent_the_fallback_number_by_sms() {
+    const T0: u64 = 1_796_097_600_000;
+    let api = MockServer::start(vec![MockResponse::new(
+        201,
+        at_reply(101, "Success", "ATXid_1"),
+    )])
+    .await;
+    let gw = Gateway::start_with(
+        &config(&api.url, ""),
+        &[("HOTLINE_AT_API_KEY", "k-test")],
+        None,
+        hotline::clock::Clock::manual(T0),
+    )
+    .await;
+    // Her SMS session starts at T0 (the clock stands still): its case id.
+    let privacy = &gw.app.deps.privacy;
+    let pseudonym = privacy.pseudonym(WOMAN);
+    let id = privacy.case_id(
+        &hotline::store::keys::sms_session("africastalking", &pseudonym),
+        T0,
+    );
+    let taken = gw
+        .take_case_codes(pseudonym.bucket(hotline::store::BUCKETS), &id)
+        .await;
+    let mut n = 0;
+    for text in ["HELP", "4", "1", "1", "Station 5", "0"] {
+        n += 1;
+        let r = sms(&gw, WOMAN, text, Some(&format!("x-{n}"))).await;
+        assert_eq!(r.status, 200, "acknowledged: {}", r.body);
+        sent(&api, n).await;
+    }
+    let last = sent(&api, 6).await.pop().unwrap();
+    assert_eq!(
+        last,
+        "We cannot take your request right now. Please call us: +996 312 000 111"
+    );
+    assert!(!taken.iter().any(|c| last.contains(c.as_str())));
+    assert_eq!(
+        gw.metric(r#"hotline_cases_not_recorded_total{reason="codes_exhausted"}"#)
+            .await,
+        1.0
+    );
+    quiet(&gw, &api, 6).await;
+    gw.stop().await;
+}

@@ -89,3 +89,90 @@ async fn a_configured_json_operator_walks_the_menu_and_gets_json_back() {
     assert_eq!(r.status, 404);
     gw.stop().await;
 }
+
+/// An operator that sends only the latest answer: the same answer twice in
+/// a row is a retry only within a few seconds. Two equal answers to two
+/// screens ("1 Bishkek", then "1 I need help now"; "0 Don't know", then
+/// "0 This number") walk the menu to its end (an independent test found
+/// the second one taken for a retry for as long as the session lived).
+#[tokio::test]
+async fn with_latest_input_the_same_answer_to_the_next_screen_is_an_answer() {
+    const LATEST: &str = r#"
+[[channels]]
+name = "lastonly"
+kind = "ussd"
+format = "form"
+session_field = "sid"
+phone_field = "msisdn"
+text_field = "text"
+input = "latest"
+reply = "text"
+"#;
+    let config = format!("{}{LATEST}", default_config());
+    let clock = Clock::manual(1_796_097_600_000);
+    let gw = Gateway::start_with(&config, &[], None, clock.clone()).await;
+    let hop = |text: &str| {
+        let body = common::form(&[
+            ("sid", "op-latest-1"),
+            ("msisdn", "996555123481"),
+            ("text", text),
+        ]);
+        let public = gw.public;
+        async move {
+            common::post_form(public, "/webhooks/lastonly/ussd", &body)
+                .await
+                .body
+        }
+    };
+    assert!(hop("").await.starts_with("CON Язык"), "language menu");
+    let city = hop("4").await;
+    assert!(city.starts_with("CON Which city?"), "{city}");
+    clock.advance(5_000);
+    let what = hop("1").await;
+    assert!(what.starts_with("CON How can we help?"), "{what}");
+    // The same text again at once: a retry, answered with the same screen.
+    assert_eq!(hop("1").await, what);
+    // The same answer to the next screen, seconds later: an answer.
+    clock.advance(5_000);
+    let place = hop("1").await;
+    assert!(place.starts_with("CON Where are you now?"), "{place}");
+    clock.advance(5_000);
+    let number = hop("0").await;
+    assert!(
+        number.starts_with("CON Which number is safe to call?"),
+        "{number}"
+    );
+    clock.advance(5_000);
+    let end = hop("0").await;
+    assert!(end.starts_with("END Thank you. Your code is "), "{end}");
+    assert_eq!(
+        gw.metric(r#"hotline_cases_opened_total{city="bishkek"}"#)
+            .await,
+        1.0
+    );
+    // The operator gives her the same session id again, a minute later:
+    // a session of its own, a case and a code of its own (Osh).
+    let code_of = |s: &str| {
+        s.split("code is ")
+            .nth(1)
+            .map(|r| {
+                r.chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect::<String>()
+            })
+            .unwrap_or_default()
+    };
+    clock.advance(60_000);
+    let mut again = String::new();
+    for text in ["", "4", "2", "2", "Osh bazaar", "0"] {
+        again = hop(text).await;
+        clock.advance(5_000);
+    }
+    assert!(again.starts_with("END Thank you. Your code is "), "{again}");
+    assert_ne!(code_of(&again), code_of(&end), "a code of its own");
+    assert_eq!(
+        gw.metric(r#"hotline_cases_opened_total{city="osh"}"#).await,
+        1.0
+    );
+    gw.stop().await;
+}

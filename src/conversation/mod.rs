@@ -548,12 +548,18 @@ impl Conversations {
                     .push(KvWrite::delete(keys::opted_out(&hop.pseudonym)));
             }
         }
-        // A USSD session's key is the aggregator's session id (unique per
-        // session, as an aggregator's must be: docs/ussd-adapter.md) and
-        // her number, so the key names the case, the same on a retry and
-        // on the outage path. An SMS conversation's key is her number's
-        // alone: each request she makes by SMS is told apart by its start.
-        let instance = if is_sms { s.t0 } else { 0 };
+        // The case's id: the session's key, and its start where the key
+        // may name several sessions. An SMS conversation's key is her
+        // number's alone; an operator sending only the latest answer may
+        // give her an id again (a counter, her number). A cumulative USSD
+        // session (Africa's Talking) is replayed from its text during an
+        // outage, where its start cannot be read: its key alone names the
+        // case, the same on a retry and on the outage path, and its ids
+        // must be new for every session (docs/ussd-adapter.md).
+        let instance = match hop.incoming {
+            Incoming::Cumulative(_) => 0,
+            Incoming::Latest { .. } | Incoming::Sms(_) => s.t0,
+        };
         let case = self.case_for(&s.step, hop, instance)?;
         if !s.step.end {
             let data = SessionDataRef {
@@ -642,13 +648,41 @@ impl Conversations {
                     );
                 }
                 let (flow, lang) = done.map_or((None, None), |d| (Some(d.flow), Some(d.lang)));
-                Some(self.unavailable(
+                // An outage: the aggregator delivers an SMS again (503).
+                // Anything else (every code taken, data it cannot read) a
+                // retry would meet again: an error, acknowledged.
+                let outcome = if outage {
+                    Outcome::StoreUnavailable
+                } else {
+                    Outcome::Error
+                };
+                let mut answer = self.unavailable(
                     flow.as_deref(),
                     lang.as_deref(),
                     hop.caller.country,
-                    Outcome::StoreUnavailable,
-                ))
+                    outcome,
+                );
+                if hop.is_sms() && !outage {
+                    // Her fallback number by SMS, as USSD shows it: the
+                    // store is up. Boxed: a rare path.
+                    let text = std::mem::take(&mut answer.text);
+                    Box::pin(self.fallback_by_sms(hop, text, now)).await;
+                }
+                Some(answer)
             }
+        }
+    }
+
+    /// Queue `text` (her `messages.unavailable`) to her by SMS, once per
+    /// delivery (the job is named after it).
+    async fn fallback_by_sms(&self, hop: &Hop<'_>, text: String, now: u64) {
+        let key = format!("fallback:{}", hop.dedupe_key);
+        let queued = match self.sms_job(hop, &key, text, outbox::Purpose::Screen, None, now) {
+            Ok((queue, job)) => self.deps.store.schedule(hop.bucket, queue, vec![job]).await,
+            Err(e) => Err(crate::store::StoreError::Corrupt(e.to_string())),
+        };
+        if let Err(e) = queued {
+            tracing::error!(channel = hop.channel, caller = %hop.pseudonym, error = %e, "could not queue her the fallback number");
         }
     }
 

@@ -33,9 +33,10 @@ impl Conversations {
         outbox::job(&self.deps.privacy, hop.bucket, key, &msg, now)
     }
 
-    /// A request that completed its flow but left no case: she is shown
-    /// the fallback number (`messages.unavailable`), never a code, and the
-    /// operator is told (`hotline_cases_not_recorded_total`, alert
+    /// A request that completed its flow but left no case: she is given
+    /// the fallback number (`messages.unavailable`: her last USSD screen, or
+    /// an SMS; by SMS during an outage the aggregator delivers her message
+    /// again), never a code, and the operator is told (`hotline_cases_not_recorded_total`, alert
     /// `HotlineCasesNotRecorded`). `reason` is one of
     /// [`crate::metrics::NOT_RECORDED_REASONS`].
     pub(super) fn not_recorded(&self, hop: &Hop<'_>, reason: &'static str) {
@@ -48,7 +49,7 @@ impl Conversations {
             channel = hop.channel,
             caller = %hop.pseudonym,
             reason,
-            "a completed request left no case: she was shown the fallback number"
+            "a completed request left no case: she is given the fallback number, not a code"
         );
     }
 

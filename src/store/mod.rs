@@ -1036,14 +1036,22 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
-/// When a delivery is one of its session's own (`<session key>:<suffix>`,
-/// as every USSD hop is) and unscoped, its suffix (`:3`): the stores keep
-/// its reply and its seen mark with the session, not under keys of their
-/// own, and only for the latest such delivery (a session's hops come one
-/// after another: only the latest is retried; a copy of an earlier
+/// When a delivery is one of its session's own cumulative hops
+/// (`<session key>:<steps>`) and unscoped, its suffix (`:3`): the stores
+/// keep its reply and its seen mark with the session, not under keys of
+/// their own, and only for the latest such delivery (a session's hops come
+/// one after another: only the latest is retried; a copy of an earlier
 /// cumulative hop gets the latest reply, see [`older_hop`]). Its reply
 /// lives as long as the session, and for the dedupe TTL after the session
 /// ended.
+///
+/// A hop of a channel that sends only the latest answer
+/// (`<session key>:L<first>:<hash of the text>`) is not folded: the same
+/// text is a retry only within its short window
+/// (`LATEST_DEDUPE_WINDOW_MS`, the TTL of a key of its own). Folded, two
+/// equal answers to two screens in a row ("1 Bishkek", then "1 I need help
+/// now") read as one answer and its retry for as long as the session
+/// lived, and the menu could not go on.
 pub fn session_delivery<'a>(
     session_key: &str,
     dedupe_key: &'a str,
@@ -1052,9 +1060,9 @@ pub fn session_delivery<'a>(
     if scope.is_some() {
         return None;
     }
-    dedupe_key
-        .strip_prefix(session_key)
-        .filter(|rest| rest.len() > 1 && rest.starts_with(':'))
+    dedupe_key.strip_prefix(session_key).filter(|rest| {
+        rest.len() > 1 && rest.starts_with(':') && rest.as_bytes()[1].is_ascii_digit()
+    })
 }
 
 /// Whether a session's own delivery `suffix` is a cumulative hop

@@ -291,15 +291,22 @@ impl Gateway {
     /// be offered, with a filler case on each (recorded through the store's
     /// own `record_case`), so that her case finds none free. Returns them.
     pub async fn take_her_case_codes(&self, session: &str, phone: &str) -> Vec<String> {
-        use hotline::store::{BUCKETS, CODE_CANDIDATES, NewCase, code_candidates, keys};
+        use hotline::store::{BUCKETS, keys};
         let deps = &self.app.deps;
         let pseudonym = deps.privacy.pseudonym(phone);
-        let bucket = pseudonym.bucket(BUCKETS);
         let id = deps.privacy.case_id(
             &keys::ussd_session("africastalking", session, pseudonym.as_str()),
             0,
         );
-        let codes = code_candidates(bucket, &id, CODE_CANDIDATES);
+        self.take_case_codes(pseudonym.bucket(BUCKETS), &id).await
+    }
+
+    /// Takes every code the case `id` in `bucket` would be offered, with a
+    /// filler case on each (through the store's own `record_case`).
+    pub async fn take_case_codes(&self, bucket: u16, id: &str) -> Vec<String> {
+        use hotline::store::{CODE_CANDIDATES, NewCase, code_candidates};
+        let deps = &self.app.deps;
+        let codes = code_candidates(bucket, id, CODE_CANDIDATES);
         for code in &codes {
             let filler = NewCase {
                 id: format!("filler-{code}"),
