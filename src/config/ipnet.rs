@@ -25,6 +25,17 @@ impl IpNet {
         Some(IpNet { addr, prefix })
     }
 
+    /// Whether this network admits a large part of the internet: an IPv4
+    /// prefix shorter than /8 (`0.0.0.0/0` is everyone) or an IPv6 prefix
+    /// shorter than /16. No aggregator's published range is that wide; as
+    /// an allow list it authenticates nobody.
+    pub fn is_wide(&self) -> bool {
+        match self.addr {
+            IpAddr::V4(_) => self.prefix < 8,
+            IpAddr::V6(_) => self.prefix < 16,
+        }
+    }
+
     /// Whether `ip` is inside this network.
     pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = match ip {

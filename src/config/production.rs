@@ -14,13 +14,15 @@
 //!   `+996 000 000 000` as the number to call;
 //! - the `console` channel (the development sink) is an error: it would
 //!   keep real numbers and texts in memory and show them on a page;
-//! - a channel whose webhooks nobody authenticates (no `secret_env`, no
-//!   `allow_ips`; Twilio signs its own) is a warning: anyone could post as
+//! - a channel whose webhooks nobody authenticates (no `secret_env`, and no
+//!   `allow_ips` or one holding a network wider than an IPv4 /8 or an IPv6
+//!   /16, such as `0.0.0.0/0`; Twilio signs its own) is a warning: anyone could post as
 //!   any number on it — use up a woman's per-number limit, which every
 //!   channel shares, or send a command from a lawyer's number.
 
 use crate::problem::{Problem, quoted};
 
+use super::IpNet;
 use super::schema::{ChannelKind, Config};
 
 /// Text in a setting's value that marks a value nobody filled in.
@@ -84,14 +86,19 @@ pub(super) fn problems(config: &Config, text: &str) -> Vec<Problem> {
         ));
     }
     for c in config.channels.iter().filter(|c| {
-        !matches!(c.kind, ChannelKind::Twilio | ChannelKind::Console)
-            && c.secret.is_none()
-            && c.allow_ips.is_empty()
+        !matches!(c.kind, ChannelKind::Twilio | ChannelKind::Console) && c.secret.is_none()
     }) {
+        let open = if c.allow_ips.is_empty() {
+            ""
+        } else if c.allow_ips.iter().any(IpNet::is_wide) {
+            ": its allow_ips holds a network wider than an IPv4 /8 or an IPv6 /16, which admits a large part of the internet"
+        } else {
+            continue;
+        };
         out.push(Problem::warning(
             file,
             format!("channels[name = {:?}]", c.name),
-            format!("accepts unauthenticated webhooks in a production configuration ({why}): anyone can post as any number on it, a woman's (using up her per-number limit, which every channel shares) or a lawyer's (a command in her name). Set secret_env or allow_ips"),
+            format!("accepts unauthenticated webhooks in a production configuration ({why}){open}: anyone can post as any number on it, a woman's (using up her per-number limit, which every channel shares) or a lawyer's (a command in her name). Set secret_env or allow_ips to the aggregator's own addresses"),
         ));
     }
     out
@@ -184,6 +191,38 @@ mod tests {
             all.contains(r#"hotline.toml: channels[name = "africastalking"]: accepts unauthenticated webhooks in a production configuration"#),
             "{all}"
         );
+    }
+
+    #[test]
+    fn an_allow_list_admitting_everyone_is_no_authentication() {
+        let base = DEFAULT.replace("# require_pii_key = false", "require_pii_key = true");
+        for (list, warned) in [
+            ("[\"0.0.0.0/0\"]", true),
+            ("[\"203.0.113.0/24\", \"::/0\"]", true),
+            ("[\"0.0.0.0/7\"]", true),
+            ("[\"10.0.0.0/8\"]", false),
+            ("[\"203.0.113.0/24\", \"2001:db8::/32\"]", false),
+        ] {
+            let text = base.replace(
+                "# allow_ips = [\"192.0.2.0/24\"]",
+                &format!("allow_ips = {list}"),
+            );
+            assert_ne!(text, base, "the shipped config lost its allow_ips example");
+            let problems = load(&text, &[KEY]).expect_err("placeholders still refused");
+            let all = problems.join("\n");
+            assert_eq!(
+                all.contains(
+                    r#"channels[name = "africastalking"]: accepts unauthenticated webhooks"#
+                ),
+                warned,
+                "{list}: {all}"
+            );
+            assert_eq!(
+                all.contains("wider than an IPv4 /8"),
+                warned,
+                "{list}: {all}"
+            );
+        }
     }
 
     #[test]
