@@ -87,6 +87,10 @@ pub struct Metrics {
     pub sms_segments: IntCounterVec,
     /// Delivery reports received, by channel and state.
     pub delivery_reports: IntCounterVec,
+    /// Delivery reports that matched no message the gateway remembers, by
+    /// channel (after waiting for their send's record, or pushed out of the
+    /// full waiting set).
+    pub delivery_reports_unmatched: IntCounterVec,
     /// Time an aggregator took to answer a send, by channel.
     pub send_duration: HistogramVec,
     /// 1 while a channel can send (as this instance last saw it), by channel.
@@ -284,6 +288,7 @@ impl Metrics {
             for st in DeliveryState::ALL {
                 self.delivery_reports.with_label_values(&[*ch, st.as_str()]);
             }
+            self.delivery_reports_unmatched.with_label_values(&[*ch]);
         }
         for ch in channels.iter().chain(&[UNKNOWN_CHANNEL]) {
             for ev in Event::ALL {
@@ -481,6 +486,12 @@ impl Metrics {
                 "hotline_delivery_reports_total",
                 "Delivery reports received, by channel and state (sent, delivered, failed).",
                 &["channel", "state"],
+            ),
+            delivery_reports_unmatched: counter_vec(
+                &r,
+                "hotline_delivery_reports_unmatched_total",
+                "Delivery reports that matched no message this gateway remembers, by channel: kept for up to outbox.send_timeout_ms + 5 s in case they overtook their send's record, or pushed out of the full waiting set (1024 reports), or naming no message at all.",
+                &["channel"],
             ),
             send_duration: histogram_vec(
                 &r,

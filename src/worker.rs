@@ -8,7 +8,9 @@
 //!   spool no live instance holds;
 //! - [`CodeLeaser`] keeps this instance's leased case codes (the only codes
 //!   shown during an outage) renewed and topped up;
-//! - the outbox sender ([`crate::outbox::worker::Outbox`]);
+//! - the outbox sender ([`crate::outbox::worker::Outbox`]), and beside it
+//!   the retries of delivery reports that came before their message's
+//!   record ([`crate::outbox::status`]);
 //! - the dispatch timers ([`crate::dispatch::timers::TimerWorker`]), when
 //!   dispatch is on.
 //!
@@ -346,6 +348,7 @@ impl Workers {
     ) -> Self {
         let (stop, rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        tasks.spawn(outbox.clone().retry_parked_reports(rx.clone()));
         tasks.spawn(outbox.run(rx.clone()));
         tasks.spawn(watch.run(rx.clone()));
         if let Some(t) = timers {

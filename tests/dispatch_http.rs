@@ -658,3 +658,100 @@ async fn a_case_nobody_accepts_is_unanswered_even_with_no_message_for_her() {
     );
     w.gw.stop().await;
 }
+
+/// Africa's Talking's answer to a send, naming the message `id`.
+fn at_reply_id(id: &str) -> String {
+    at_reply().replace("ATXid_d", id)
+}
+
+/// The state the gateway recorded for the message Africa's Talking named
+/// `provider_id` (`None`: no record yet).
+async fn recorded_state(gw: &Gateway, provider_id: &str) -> Option<String> {
+    use hotline::store::keys;
+    let deps = &gw.app.deps;
+    let now = deps.clock.now_ms();
+    let lookup = keys::provider_id("africastalking", deps.privacy.pseudonym(provider_id));
+    let ours = String::from_utf8(deps.store.get(None, &lookup, now).await.unwrap()?).unwrap();
+    let bucket = hotline::outbox::bucket_of(&ours).unwrap();
+    let sealed = deps
+        .store
+        .get(Some(bucket), &keys::sent_record(&ours), now)
+        .await
+        .unwrap()?;
+    let record: hotline::outbox::SentRecord = deps.privacy.open_json(&sealed).unwrap();
+    Some(record.state.as_str().to_owned())
+}
+
+/// Africa's Talking (and Kannel) can report a message within milliseconds,
+/// before answering its send, so before the gateway has recorded it. Here
+/// the aggregator reports the offer to the lawyer on call `Failed` and only
+/// then answers the send: the report waits for the record and counts as her
+/// decline at once (no time passes on the clock); the next offer's
+/// `Success`, also first, marks that message delivered. On Redis.
+#[tokio::test]
+async fn a_report_that_overtakes_its_send_is_applied_once_the_send_is_recorded() {
+    let redis = RedisServer::shared_or_start();
+    let prefix = unique_prefix("overtake");
+    let api = MockServer::start(vec![MockResponse::new(201, at_reply())]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&api.url, dir.path()).replace(
+        "[store]\n",
+        &format!(
+            "[store]\nkey_prefix = {prefix:?}\nspool_dir = {:?}\n",
+            dir.path().join("spool").display().to_string()
+        ),
+    );
+    let mut env = ENV.to_vec();
+    env.push(("HOTLINE_REDIS_URL", &redis.url));
+    let gw = Gateway::start_with(&cfg, &env, None, Clock::manual(T0)).await;
+    let status = "/webhooks/africastalking/status";
+    let failed = common::form(&[
+        ("id", "ATXid_early1"),
+        ("status", "Failed"),
+        ("failureReason", "DeliveryFailure"),
+    ]);
+    let delivered = common::form(&[("id", "ATXid_early2"), ("status", "Success")]);
+    api.set_script(vec![
+        MockResponse::new(201, at_reply_id("ATXid_early1"))
+            .report_first(gw.public, status, &failed),
+        MockResponse::new(201, at_reply_id("ATXid_early2"))
+            .report_first(gw.public, status, &delivered),
+        MockResponse::new(201, at_reply()),
+    ]);
+    let w = World { gw, api, _dir: dir };
+    let code = w.request("ATUid_early", "+996555770012").await;
+    assert!(w.wait_for(AIDA, 1).await[0].starts_with(&code));
+    // The clock stands still: Bakyt is offered the case only because
+    // Aida's offer counted as declined.
+    assert!(
+        w.wait_for(BAKYT, 1).await[0].starts_with(&code),
+        "the failed offer moved the case on at once"
+    );
+    assert_eq!(w.api.reports_answered(), [200, 200]);
+    let case = w.case(&code).await;
+    let aida = case.dispatch.offers.iter().find(|o| o.lawyer == "aida");
+    assert!(
+        aida.is_some_and(|o| o.declined),
+        "{:?}",
+        case.dispatch.offers
+    );
+    assert_eq!(
+        recorded_state(&w.gw, "ATXid_early1").await.as_deref(),
+        Some("failed")
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while recorded_state(&w.gw, "ATXid_early2").await.as_deref() != Some("delivered") {
+        assert!(
+            Instant::now() < deadline,
+            "the second offer is recorded delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        w.gw.metric(r#"hotline_delivery_reports_unmatched_total{channel="africastalking"}"#)
+            .await,
+        0.0
+    );
+    assert_eq!(w.to(CHOLPON).len(), 0, "nobody else was offered it");
+    w.gw.stop().await;
+}

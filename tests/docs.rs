@@ -401,3 +401,49 @@ fn the_allocator_keeps_off_huge_pages_where_the_docs_say() {
     let perf = read("docs/performance.md");
     assert!(perf.contains("`no_thp`") && perf.contains("MIMALLOC_ALLOW_THP=0"));
 }
+
+/// `ops/check_files.py` rejects dashboard and alert queries on metrics it
+/// does not know: it must know every metric the gateway exports (a
+/// histogram by its `_bucket` series), and only those.
+#[test]
+fn the_ops_checker_knows_every_exported_metric() {
+    let m = hotline::metrics::Metrics::new(["africastalking"], ["legal_help"], ["bishkek"]);
+    // Series made only as things happen.
+    m.zero_outcomes(&["bishkek"], &["not_given"]);
+    m.channel_up.with_label_values(&["africastalking"]).set(1);
+    m.channel_failures
+        .with_label_values(&["africastalking", "refused"])
+        .inc();
+    m.oncall_gap_seconds
+        .with_label_values(&["bishkek"])
+        .set(0.0);
+    let exported: std::collections::BTreeSet<String> = m
+        .render()
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(name, kind)| match kind {
+            "histogram" => format!("{name}_bucket"),
+            _ => name.to_owned(),
+        })
+        .collect();
+    let checker = read("ops/check_files.py");
+    let list = checker
+        .split("METRICS = {")
+        .nth(1)
+        .and_then(|s| s.split('}').next())
+        .expect("ops/check_files.py has METRICS = {…}");
+    let known: std::collections::BTreeSet<String> = list
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|n| *n != "up")
+        .map(str::to_owned)
+        .collect();
+    let missing: Vec<_> = exported.difference(&known).collect();
+    let extra: Vec<_> = known.difference(&exported).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "ops/check_files.py METRICS: missing {missing:?}, not exported {extra:?}"
+    );
+}

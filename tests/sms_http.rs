@@ -539,3 +539,114 @@ async fn with_every_candidate_code_taken_she_is_sent_the_fallback_number_by_sms(
     quiet(&gw, &api, 6).await;
     gw.stop().await;
 }
+
+/// Delivery reports about messages nobody sent (strays, or hostile ones
+/// with the channel's secret) wait for a record in a bounded set: past
+/// `PARKED_REPORTS_MAX` the oldest are pushed out, the rest when their
+/// window ends (`outbox.send_timeout_ms` + 5 s), each counted as unmatched.
+/// A fresh report that overtakes its send is still applied meanwhile. On
+/// Redis.
+#[tokio::test]
+async fn stray_delivery_reports_wait_in_a_bounded_set_and_are_counted_unmatched() {
+    use hotline::channel::{DeliveryState, StatusIn};
+    let redis = common::redis::RedisServer::shared_or_start();
+    let prefix = common::redis::unique_prefix("strays");
+    let dir = tempfile::tempdir().unwrap();
+    let api = MockServer::start(vec![MockResponse::new(
+        201,
+        at_reply(101, "Success", "ATXid_s"),
+    )])
+    .await;
+    let cfg = config(&api.url, "send_timeout_ms = 200").replace(
+        "[store]\n",
+        &format!(
+            "[store]\nkey_prefix = {prefix:?}\nspool_dir = {:?}\n",
+            dir.path().join("spool").display().to_string()
+        ),
+    );
+    let gw = Gateway::start_with(
+        &cfg,
+        &[
+            ("HOTLINE_AT_API_KEY", "k-test"),
+            ("HOTLINE_REDIS_URL", &redis.url),
+        ],
+        None,
+        hotline::clock::Clock::System,
+    )
+    .await;
+    let max = hotline::outbox::status::PARKED_REPORTS_MAX;
+    let strays: Vec<StatusIn> = (0..max + 5)
+        .map(|i| StatusIn {
+            provider_id: Some(format!("ATXid_stray{i}")),
+            message_id: None,
+            state: DeliveryState::Failed,
+            reason: None,
+        })
+        .collect();
+    let started = Instant::now();
+    gw.app
+        .outbox
+        .on_status("africastalking", strays)
+        .await
+        .expect("the store answers");
+    let unmatched = r#"hotline_delivery_reports_unmatched_total{channel="africastalking"}"#;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while gw.metric(unmatched).await < 5.0 {
+        assert!(Instant::now() < deadline, "the five oldest are pushed out");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(gw.metric(unmatched).await, 5.0, "only those, for now");
+    assert!(gw.app.outbox.parked_reports().len() <= max);
+    // A report that overtakes its send, behind a full set: applied.
+    let report = common::form(&[("id", "ATXid_fresh"), ("status", "Success")]);
+    api.set_script(vec![
+        MockResponse::new(201, at_reply(101, "Success", "ATXid_fresh")).report_first(
+            gw.public,
+            "/webhooks/africastalking/status",
+            &report,
+        ),
+    ]);
+    sms(&gw, WOMAN, "HELP", Some("fresh-1")).await;
+    sent(&api, 1).await;
+    assert_eq!(api.reports_answered(), [200]);
+    let delivered = r#"hotline_delivery_reports_total{channel="africastalking",state="delivered"}"#;
+    assert_eq!(gw.metric(delivered).await, 1.0);
+    let deps = &gw.app.deps;
+    let lookup =
+        hotline::store::keys::provider_id("africastalking", deps.privacy.pseudonym("ATXid_fresh"));
+    let state = || async {
+        let now = deps.clock.now_ms();
+        let ours = deps.store.get(None, &lookup, now).await.unwrap()?;
+        let ours = String::from_utf8(ours).unwrap();
+        let bucket = hotline::outbox::bucket_of(&ours).unwrap();
+        let key = hotline::store::keys::sent_record(&ours);
+        let sealed = deps.store.get(Some(bucket), &key, now).await.unwrap()?;
+        let record: hotline::outbox::SentRecord = deps.privacy.open_json(&sealed).unwrap();
+        Some(record.state)
+    };
+    while state().await != Some(DeliveryState::Delivered) {
+        assert!(
+            Instant::now() < deadline + Duration::from_secs(5),
+            "the fresh report is applied"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The strays' window ends: every one is counted, none is kept.
+    let all = (max + 5) as f64;
+    while gw.metric(unmatched).await < all {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the strays are given up after their window"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let waited = started.elapsed();
+    println!("{all} strays given up {waited:?} after they came");
+    assert!(
+        waited >= Duration::from_millis(5200),
+        "not before the window"
+    );
+    assert_eq!(gw.metric(unmatched).await, all);
+    assert!(gw.app.outbox.parked_reports().is_empty());
+    gw.stop().await;
+}

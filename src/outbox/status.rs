@@ -4,8 +4,37 @@
 //! aggregator's (looked up in `p:{channel}:{id}`). Its state is written to
 //! the message's [`SentRecord`]; a late `sent` never overwrites `delivered`
 //! or `failed`; a `failed` is told to whoever reacts to undelivered
-//! messages (dispatch, for an offer). Reports about messages the gateway
-//! does not remember are counted and ignored.
+//! messages (dispatch, for an offer).
+//!
+//! ## Reports that overtake their send
+//!
+//! The outbox records a message (its [`SentRecord`] and the `p:…` lookup)
+//! only once the aggregator has answered the send. Kannel and Africa's
+//! Talking can report within milliseconds, before that answer arrives. A
+//! report whose message is not (yet) known is therefore not dropped but
+//! *parked* ([`Parked`]): kept in this process's memory and tried again
+//! (after 100 ms, then doubling up to every 2 s) until its record exists,
+//! for at most `outbox.send_timeout_ms` + [`PARK_MARGIN`] (a record is
+//! written at the latest that long after the aggregator got the message).
+//! Any instance may write the record: the retries read the store. A
+//! report that is still unmatched then is counted in
+//! `hotline_delivery_reports_unmatched_total{channel}` and dropped.
+//!
+//! The waiting set is bounded: at most [`PARKED_REPORTS_MAX`] reports. At
+//! the bound the oldest one is pushed out and counted as unmatched (it has
+//! had the most time already; a fresh report is likelier to be for a send
+//! in flight now). Stray or hostile reports (they must pass the channel's
+//! authentication) therefore cost at most that much memory and a few store
+//! reads each, never more. Parked reports live in memory only: a restart
+//! loses them (the message keeps its last recorded state; an offer whose
+//! `failed` report was lost then waits out its level as if unanswered).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
 
 use super::worker::{Outbox, Undelivered};
 use super::{SENT_RECORD_TTL_MS, SentRecord, bucket_of};
@@ -17,8 +46,161 @@ use crate::store::{StoreError, keys};
 /// overflow) and 30002 (account suspended).
 pub const CHANNEL_REASONS: &[&str] = &["InsufficientCredit", "30001", "30002"];
 
+/// Most delivery reports kept waiting for their message's record.
+pub const PARKED_REPORTS_MAX: usize = 1024;
+
+/// How much longer than `outbox.send_timeout_ms` a report waits for its
+/// message's record (the record's write after the send's answer).
+pub const PARK_MARGIN: Duration = Duration::from_secs(5);
+
+/// The first wait before a parked report is tried again; it doubles.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+/// The longest wait between two tries of a parked report.
+const MAX_RETRY_GAP: Duration = Duration::from_secs(2);
+
+/// What became of one report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Match {
+    /// Written to its message's record.
+    Applied,
+    /// Its message is not known (yet): park it.
+    NotYet,
+    /// It can never match (no usable id, or a record this key cannot open).
+    Never,
+}
+
+/// A delivery report waiting for its message's record.
+#[derive(Debug, Clone)]
+pub struct Waiting {
+    /// The channel it came in on.
+    pub channel: String,
+    /// The report.
+    pub report: StatusIn,
+    /// When it was parked.
+    since: Instant,
+    /// When to try it again.
+    retry_at: Instant,
+    /// Tries so far (after the first).
+    tries: u32,
+}
+
+/// Delivery reports that arrived before their message's record: a bounded
+/// set, oldest first ([module docs](self)).
+#[derive(Debug)]
+pub struct Parked {
+    /// How long a report waits at most.
+    window: Duration,
+    /// The reports, by the order they were parked in.
+    waiting: Mutex<(u64, BTreeMap<u64, Waiting>)>,
+    /// Wakes the retry loop when a report is parked.
+    wake: Notify,
+}
+
+impl Parked {
+    /// An empty set whose reports wait at most `window`.
+    pub fn new(window: Duration) -> Self {
+        Parked {
+            window,
+            waiting: Mutex::new((0, BTreeMap::new())),
+            wake: Notify::new(),
+        }
+    }
+
+    /// How long a report waits at most.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+
+    /// Reports waiting now (not counting those being tried).
+    pub fn len(&self) -> usize {
+        self.lock().1.len()
+    }
+
+    /// Whether none is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (u64, BTreeMap<u64, Waiting>)> {
+        self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Keep `report` (received on `channel` at `now`) to try again. Returns
+    /// the channels of the reports pushed out to make room: unmatched.
+    pub fn park(&self, channel: &str, report: StatusIn, now: Instant) -> Vec<String> {
+        let mut guard = self.lock();
+        let (next, waiting) = &mut *guard;
+        let seq = *next;
+        *next += 1;
+        waiting.insert(
+            seq,
+            Waiting {
+                channel: channel.to_owned(),
+                report,
+                since: now,
+                retry_at: now + FIRST_RETRY,
+                tries: 0,
+            },
+        );
+        let pushed_out = trim(waiting);
+        drop(guard);
+        self.wake.notify_one();
+        pushed_out
+    }
+
+    /// Take the reports due for another try at `now` (with their places).
+    pub fn take_due(&self, now: Instant) -> Vec<(u64, Waiting)> {
+        let mut guard = self.lock();
+        let waiting = &mut guard.1;
+        let due: Vec<u64> = waiting
+            .iter()
+            .filter(|(_, w)| w.retry_at <= now)
+            .map(|(seq, _)| *seq)
+            .collect();
+        due.into_iter()
+            .filter_map(|seq| Some((seq, waiting.remove(&seq)?)))
+            .collect()
+    }
+
+    /// Put back a report taken by [`Parked::take_due`] that still matched
+    /// nothing at `now`, in its old place. Returns the channels of the
+    /// reports that are unmatched for good: this one when its time is up,
+    /// or the oldest when the set is full.
+    pub fn put_back(&self, seq: u64, mut w: Waiting, now: Instant) -> Vec<String> {
+        let deadline = w.since + self.window;
+        if now >= deadline {
+            return vec![w.channel];
+        }
+        w.tries += 1;
+        let gap = FIRST_RETRY
+            .saturating_mul(1 << w.tries.min(8))
+            .min(MAX_RETRY_GAP);
+        w.retry_at = (now + gap).min(deadline);
+        let mut guard = self.lock();
+        guard.1.insert(seq, w);
+        trim(&mut guard.1)
+    }
+
+    /// When the next report is due, if any is waiting.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.lock().1.values().map(|w| w.retry_at).min()
+    }
+}
+
+/// Push the oldest reports out while there are too many; their channels.
+fn trim(waiting: &mut BTreeMap<u64, Waiting>) -> Vec<String> {
+    let mut out = Vec::new();
+    while waiting.len() > PARKED_REPORTS_MAX {
+        if let Some((_, w)) = waiting.pop_first() {
+            out.push(w.channel);
+        }
+    }
+    out
+}
+
 impl Outbox {
-    /// Apply delivery reports received on `channel`.
+    /// Apply delivery reports received on `channel`; a report whose message
+    /// is not recorded (yet) is parked and tried again ([module docs](self)).
     ///
     /// # Errors
     /// [`StoreError::Unavailable`] when the store is down (the aggregator
@@ -30,42 +212,108 @@ impl Outbox {
                 .delivery_reports
                 .with_label_values(&[channel, report.state.as_str()])
                 .inc();
-            self.apply_report(channel, report).await?;
+            match self.apply_report(channel, &report).await? {
+                Match::Applied => {}
+                Match::Never => self.unmatched(channel),
+                Match::NotYet => {
+                    tracing::debug!(
+                        channel,
+                        "delivery report before its message's record; kept to try again"
+                    );
+                    let now = Instant::now();
+                    for ch in self.parked_reports().park(channel, report, now) {
+                        self.unmatched(&ch);
+                    }
+                }
+            }
         }
         Ok(())
     }
 
-    async fn apply_report(&self, channel: &str, report: StatusIn) -> Result<(), StoreError> {
+    /// Try the parked delivery reports again as they fall due, until
+    /// `stop` turns true. Every instance runs it beside [`Outbox::run`].
+    pub async fn retry_parked_reports(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let parked = self.parked_reports();
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            for (seq, w) in parked.take_due(Instant::now()) {
+                let unmatched = match self.apply_report(&w.channel, &w.report).await {
+                    Ok(Match::Applied) => {
+                        tracing::debug!(
+                            channel = %w.channel,
+                            waited_ms = w.since.elapsed().as_millis() as u64,
+                            "delivery report applied after its message was recorded"
+                        );
+                        Vec::new()
+                    }
+                    Ok(Match::Never) => vec![w.channel],
+                    // Not yet, or the store did not answer: later.
+                    Ok(Match::NotYet) | Err(_) => parked.put_back(seq, w, Instant::now()),
+                };
+                for ch in unmatched {
+                    self.unmatched(&ch);
+                }
+            }
+            let next = parked.next_due();
+            tokio::select! {
+                () = async {
+                    match next {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                } => {}
+                () = parked.wake.notified() => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    /// Count a report that matched no message.
+    fn unmatched(&self, channel: &str) {
+        tracing::debug!(channel, "delivery report matched no message");
+        self.deps()
+            .metrics
+            .delivery_reports_unmatched
+            .with_label_values(&[channel])
+            .inc();
+    }
+
+    async fn apply_report(&self, channel: &str, report: &StatusIn) -> Result<Match, StoreError> {
         let store = &self.deps().store;
         let now = self.deps().clock.now_ms();
         let id = match (&report.message_id, &report.provider_id) {
-            (Some(m), _) => Some(m.clone()),
-            (None, Some(pid)) => store
-                .get(
-                    None,
-                    &keys::provider_id(channel, self.deps().privacy.pseudonym(pid)),
-                    now,
-                )
-                .await?
-                .and_then(|b| String::from_utf8(b).ok()),
-            (None, None) => None,
+            (Some(m), _) => m.clone(),
+            (None, Some(pid)) => {
+                let found = store
+                    .get(
+                        None,
+                        &keys::provider_id(channel, self.deps().privacy.pseudonym(pid)),
+                        now,
+                    )
+                    .await?;
+                match found.map(String::from_utf8) {
+                    Some(Ok(id)) => id,
+                    Some(Err(_)) => return Ok(Match::Never),
+                    None => return Ok(Match::NotYet),
+                }
+            }
+            (None, None) => return Ok(Match::Never),
         };
-        let Some((bucket, id)) = id.and_then(|id| Some((bucket_of(&id)?, id))) else {
-            tracing::debug!(channel, "delivery report for an unknown message");
-            return Ok(());
+        let Some(bucket) = bucket_of(&id) else {
+            return Ok(Match::Never);
         };
         let key = keys::sent_record(&id);
-        let Some(mut record) = store
-            .get(Some(bucket), &key, now)
-            .await?
-            .and_then(|b| self.deps().privacy.open_json::<SentRecord>(&b).ok())
-        else {
-            tracing::debug!(channel, message_id = %id, "delivery report for a message no longer remembered");
-            return Ok(());
+        let Some(sealed) = store.get(Some(bucket), &key, now).await? else {
+            return Ok(Match::NotYet);
+        };
+        let Ok(mut record) = self.deps().privacy.open_json::<SentRecord>(&sealed) else {
+            return Ok(Match::Never);
         };
         // A late "sent" must not overwrite "delivered" or "failed".
         if record.state != DeliveryState::Sent && report.state == DeliveryState::Sent {
-            return Ok(());
+            return Ok(Match::Applied);
         }
         record.state = report.state;
         let bytes = self
@@ -89,10 +337,94 @@ impl Outbox {
                 purpose: record.purpose,
                 recipient: record.recipient.clone(),
                 case: record.case.clone(),
-                reason: report.reason.unwrap_or_else(|| "undelivered".into()),
+                reason: reason.to_owned(),
             })
             .await;
         }
-        Ok(())
+        Ok(Match::Applied)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(id: &str) -> StatusIn {
+        StatusIn {
+            provider_id: Some(id.to_owned()),
+            message_id: None,
+            state: DeliveryState::Failed,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn at_the_bound_the_oldest_report_is_pushed_out_and_named() {
+        let parked = Parked::new(Duration::from_secs(20));
+        let t0 = Instant::now();
+        for i in 0..PARKED_REPORTS_MAX {
+            assert!(parked.park("at", report(&format!("r{i}")), t0).is_empty());
+        }
+        assert_eq!(parked.len(), PARKED_REPORTS_MAX);
+        // Three more, on another channel: the three oldest go.
+        for i in 0..3 {
+            assert_eq!(
+                parked.park("kannel", report(&format!("k{i}")), t0),
+                vec!["at".to_owned()]
+            );
+        }
+        assert_eq!(parked.len(), PARKED_REPORTS_MAX);
+        let due = parked.take_due(t0 + FIRST_RETRY);
+        assert_eq!(due.len(), PARKED_REPORTS_MAX);
+        let ids: Vec<&str> = due
+            .iter()
+            .filter_map(|(_, w)| w.report.provider_id.as_deref())
+            .collect();
+        assert_eq!(ids[0], "r3", "r0, r1 and r2 were pushed out");
+        assert_eq!(&ids[PARKED_REPORTS_MAX - 3..], ["k0", "k1", "k2"]);
+        assert!(parked.is_empty(), "taken while being tried");
+        // Put back in their old places: a new one still pushes out r3.
+        for (seq, w) in due {
+            assert!(parked.put_back(seq, w, t0 + FIRST_RETRY).is_empty());
+        }
+        assert_eq!(
+            parked.park("kannel", report("k3"), t0),
+            vec!["at".to_owned()]
+        );
+        assert_eq!(parked.len(), PARKED_REPORTS_MAX);
+    }
+
+    #[test]
+    fn a_report_is_tried_with_growing_gaps_until_its_window_ends() {
+        let window = Duration::from_secs(20);
+        let parked = Parked::new(window);
+        let t0 = Instant::now();
+        assert!(parked.park("at", report("x"), t0).is_empty());
+        assert!(parked.take_due(t0).is_empty(), "not due at once");
+        let mut tries = Vec::new();
+        let end = loop {
+            let now = parked.next_due().expect("waiting");
+            let mut due = parked.take_due(now);
+            assert_eq!(due.len(), 1);
+            let (seq, w) = due.pop().unwrap();
+            tries.push(now - t0);
+            let gone = parked.put_back(seq, w, now);
+            if !gone.is_empty() {
+                assert_eq!(gone, ["at"]);
+                break now;
+            }
+        };
+        assert_eq!(end - t0, window, "the last try is at the window's end");
+        assert_eq!(tries[0], FIRST_RETRY);
+        assert_eq!(tries[1] - tries[0], 2 * FIRST_RETRY);
+        assert!(
+            tries.windows(2).all(|w| w[1] - w[0] <= MAX_RETRY_GAP),
+            "{tries:?}"
+        );
+        assert!(
+            tries.len() < 20,
+            "a few store reads, not a busy loop: {tries:?}"
+        );
+        assert!(parked.is_empty() && parked.next_due().is_none());
     }
 }

@@ -7,7 +7,8 @@
 //! this instance queued something ([`crate::deps::Wake`]), else every
 //! `outbox.poll`. A stop lets the tick in progress finish its sends.
 //! [`Outbox::on_status`] applies delivery reports to the record of the
-//! message they are about.
+//! message they are about; [`Outbox::retry_parked_reports`] tries again
+//! those that came before that record.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -78,6 +79,8 @@ pub struct Outbox {
     fallbacks: HashMap<String, String>,
     /// Messages claimed by this instance and not yet handled.
     in_flight: AtomicUsize,
+    /// Delivery reports that came before their message's record.
+    parked: super::status::Parked,
 }
 
 impl std::fmt::Debug for Outbox {
@@ -129,11 +132,14 @@ impl Outbox {
             deps,
             channels,
             limiters,
-            cfg,
             events,
             health,
             fallbacks: HashMap::new(),
             in_flight: AtomicUsize::new(0),
+            parked: super::status::Parked::new(
+                cfg.send_timeout.saturating_add(super::status::PARK_MARGIN),
+            ),
+            cfg,
         }
     }
 
@@ -187,6 +193,12 @@ impl Outbox {
             (Some(own), _) => Some(own),
             (None, fb) => fb,
         }
+    }
+
+    /// Delivery reports waiting for their message's record
+    /// ([`super::status`]).
+    pub fn parked_reports(&self) -> &super::status::Parked {
+        &self.parked
     }
 
     /// The dependencies it was built with.

@@ -33,6 +33,9 @@ pub struct MockResponse {
     pub body: String,
     /// Wait this long before answering (a slow aggregator).
     pub delay: Duration,
+    /// Before answering, POST this form (address, path, body) and wait for
+    /// its answer: a delivery report that overtakes the send's answer.
+    pub report_first: Option<(SocketAddr, String, String)>,
 }
 
 impl MockResponse {
@@ -43,7 +46,18 @@ impl MockResponse {
             headers: Vec::new(),
             body: body.into(),
             delay: Duration::ZERO,
+            report_first: None,
         }
+    }
+
+    /// Before answering, POST the form `body` to `path` at `to` (the
+    /// gateway's status webhook) and wait for its answer, as an aggregator
+    /// whose delivery report comes before its answer to the send. The
+    /// report's HTTP status is kept ([`MockServer::reports_answered`]).
+    #[must_use]
+    pub fn report_first(mut self, to: SocketAddr, path: &str, body: &str) -> Self {
+        self.report_first = Some((to, path.to_owned(), body.to_owned()));
+        self
     }
 
     /// Add a header.
@@ -108,6 +122,8 @@ struct State {
     script: Vec<MockResponse>,
     next: usize,
     seen: Vec<Recorded>,
+    /// The statuses the gateway answered to reports sent first.
+    reports: Vec<u16>,
 }
 
 /// A running mock API.
@@ -131,6 +147,7 @@ impl MockServer {
             script,
             next: 0,
             seen: Vec::new(),
+            reports: Vec::new(),
         }));
         let st = state.clone();
         tokio::spawn(async move {
@@ -157,6 +174,16 @@ impl MockServer {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .seen
+            .clone()
+    }
+
+    /// The HTTP statuses of the reports sent before answering
+    /// ([`MockResponse::report_first`]), in order.
+    pub fn reports_answered(&self) -> Vec<u16> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .reports
             .clone()
     }
 
@@ -201,6 +228,13 @@ async fn answer(
             .cloned()
             .unwrap_or_else(|| MockResponse::new(200, ""))
     };
+    if let Some((to, path, body)) = &answer.report_first {
+        let status = post_form(*to, path, body).await;
+        st.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .reports
+            .push(status);
+    }
     tokio::time::sleep(answer.delay).await;
     let mut r = http::Response::new(Full::new(Bytes::from(answer.body)));
     *r.status_mut() = http::StatusCode::from_u16(answer.status).unwrap_or(http::StatusCode::OK);
@@ -213,4 +247,31 @@ async fn answer(
         }
     }
     Ok(r)
+}
+
+/// POST a form on a connection of its own; the answer's status (0 when
+/// there was none).
+async fn post_form(to: SocketAddr, path: &str, body: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(to).await.ok()?;
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: mock\r\nConnection: close\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf).await;
+        String::from_utf8_lossy(&buf)
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0)
 }
