@@ -37,6 +37,7 @@ METRICS = {
     "hotline_sessions_evicted_total",
     "hotline_ip_rate_limited_total",
     "hotline_proxy_headers_refused_total",
+    "hotline_connections_refused_total",
     "hotline_draining",
     "hotline_build_info",
     "hotline_cases_spooled_total",

@@ -30,6 +30,12 @@ pub const UNKNOWN_CHANNEL: &str = "_unknown";
 /// Store operations counted in `hotline_store_errors_total`.
 pub const STORE_OPS: [&str; 3] = ["begin", "commit", "ping"];
 
+/// Why hyper refused a connection's request before any handler ran
+/// (`hotline_connections_refused_total`): its head was over
+/// `server.max_header_bytes` (431), malformed (400), or not complete within
+/// `server.header_read_timeout_ms` (closed unanswered).
+pub const CONNECTION_REFUSALS: [&str; 3] = ["head_too_large", "malformed", "head_timeout"];
+
 /// Why a request that completed its flow left no case
 /// (`hotline_cases_not_recorded_total`): every candidate code was taken,
 /// the store was down and the local spool could not keep it, or the store
@@ -64,6 +70,9 @@ pub struct Metrics {
     /// Connections from a trusted proxy closed for a missing or malformed
     /// PROXY protocol header.
     pub proxy_headers_refused: IntCounter,
+    /// Connections to the public listener whose request hyper refused
+    /// before the handler ran, by reason ([`CONNECTION_REFUSALS`]).
+    pub connections_refused: IntCounterVec,
     /// Cases kept in the local spool because the store failed.
     pub cases_spooled: IntCounter,
     /// Requests that completed their flow but left no case, by reason
@@ -266,6 +275,9 @@ impl Metrics {
         for reason in NOT_RECORDED_REASONS {
             m.cases_not_recorded.with_label_values(&[reason]);
         }
+        for reason in CONNECTION_REFUSALS {
+            m.connections_refused.with_label_values(&[reason]);
+        }
         for result in ["ok", "rejected"] {
             m.config_reloads.with_label_values(&[result]);
         }
@@ -430,6 +442,12 @@ impl Metrics {
                 &r,
                 "hotline_proxy_headers_refused_total",
                 "Connections from a trusted proxy closed for a missing, late or malformed PROXY protocol header.",
+            ),
+            connections_refused: counter_vec(
+                &r,
+                "hotline_connections_refused_total",
+                "Connections to the public listener closed because the HTTP server refused the request before any webhook handler ran (so with no channel), by reason: head_too_large (431, over server.max_header_bytes), malformed (400, not HTTP/1.1), head_timeout (no complete head within server.header_read_timeout_ms).",
+                &["reason"],
             ),
             cases_spooled: counter(
                 &r,

@@ -342,3 +342,107 @@ async fn the_readme_walk_reaches_the_demo_lawyer_on_the_console_and_her_ok_confi
         );
     }
 }
+
+impl Running {
+    /// The lines logged within `wait` from now.
+    fn lines_within(&mut self, wait: Duration) -> Vec<String> {
+        let deadline = std::time::Instant::now() + wait;
+        let mut out = Vec::new();
+        while let Ok(l) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+        {
+            self.seen.push(l.clone());
+            out.push(l);
+        }
+        out
+    }
+}
+
+/// The `webhook refused` lines among `lines`, parsed.
+fn refused_lines(lines: &[String]) -> Vec<serde_json::Value> {
+    lines
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "webhook refused")
+        .collect()
+}
+
+/// Anyone can send the webhooks bad requests, so a flood of them must not
+/// flood the log: one `webhook refused` line per channel and reason every
+/// 10 s, the next one saying how many were left out; the metrics count
+/// every request. The real binary, on Redis.
+#[tokio::test]
+async fn a_flood_of_bad_requests_logs_one_line_per_reason_and_counts_them_all() {
+    let redis = common::redis::RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::copy_default_setup(dir.path());
+    let spool = dir.path().join("spool");
+    common::edit(
+        &config,
+        "[store]\n",
+        &format!("[store]\nspool_dir = {:?}\n", spool.display().to_string()),
+    );
+    let mut gw = start(&[
+        ("HOTLINE_CONFIG", config.to_str().unwrap()),
+        ("HOTLINE_REDIS_URL", &redis.url),
+    ]);
+    assert!(gw.seen.iter().any(|l| l.contains("\"store\":\"redis\"")));
+    let path = "/webhooks/africastalking/ussd";
+    let first = std::time::Instant::now();
+    for _ in 0..200 {
+        let r = common::post_form(gw.public, path, "sessionId=flood").await;
+        assert_eq!(r.status, 400, "{}", r.body);
+    }
+    let big = vec![b'a'; 17 * 1024];
+    for _ in 0..50 {
+        let r = common::request(gw.public, "POST", path, &[], &big).await;
+        assert_eq!(r.status, 413);
+    }
+    let flood_took = first.elapsed();
+    assert!(
+        flood_took < Duration::from_secs(8),
+        "the flood must fit in one 10 s period: {flood_took:?}"
+    );
+    let lines = refused_lines(&gw.lines_within(Duration::from_millis(500)));
+    let reasons: Vec<&str> = lines.iter().filter_map(|v| v["reason"].as_str()).collect();
+    assert_eq!(
+        reasons.len(),
+        2,
+        "one line per reason for 250 requests: {lines:#?}"
+    );
+    let malformed = reasons[0];
+    assert!(malformed.contains("missing field"), "{reasons:?}");
+    assert_eq!(reasons[1], "body over server.max_body_bytes");
+    assert!(lines.iter().all(|v| v["channel"] == "africastalking"));
+    assert!(lines.iter().all(|v| v["suppressed"] == 0), "{lines:#?}");
+    let metric = |outcome: &str| {
+        format!(
+            r#"hotline_webhook_requests_total{{channel="africastalking",event="ussd",outcome="{outcome}"}}"#
+        )
+    };
+    let metrics = common::request(gw.admin, "GET", "/metrics", &[], b"")
+        .await
+        .body;
+    for (outcome, n) in [("bad_request", 200), ("too_large", 50)] {
+        let series = metric(outcome);
+        assert!(
+            metrics.lines().any(|l| l == format!("{series} {n}")),
+            "{series} {n}"
+        );
+    }
+    // Ten seconds after the first line, the next of its kind is logged,
+    // with the 199 left out.
+    tokio::time::sleep(
+        (first + Duration::from_secs(10)).saturating_duration_since(std::time::Instant::now()),
+    )
+    .await;
+    let r = common::post_form(gw.public, path, "sessionId=flood").await;
+    assert_eq!(r.status, 400);
+    let lines = refused_lines(&gw.lines_within(Duration::from_millis(500)));
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert_eq!(lines[0]["reason"], malformed);
+    assert_eq!(lines[0]["suppressed"], 199, "{lines:#?}");
+    let (code, _) = gw.sigterm_and_wait();
+    assert_eq!(code, Some(0));
+}

@@ -447,3 +447,36 @@ fn the_ops_checker_knows_every_exported_metric() {
         "ops/check_files.py METRICS: missing {missing:?}, not exported {extra:?}"
     );
 }
+
+/// What the README and the runbook say about refused requests: how often
+/// they are logged, and the metric for those refused before a channel is
+/// known, with its reasons.
+#[test]
+fn the_docs_say_how_refusals_are_logged_and_counted() {
+    let secs = hotline::server::log_limit::LOG_EVERY.as_secs();
+    let exported = hotline::metrics::Metrics::new([], [], []).render();
+    for file in ["README.md", "ops/RUNBOOK.md"] {
+        let flat = read(file).split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            flat.contains(&format!("once per channel and reason every {secs} s"))
+                || flat.contains(&format!("line per channel and reason every {secs} s"))
+                || flat.contains(&format!("one per channel and reason every {secs} s")),
+            "{file} says refusals are logged once per channel and reason every {secs} s"
+        );
+        assert!(flat.contains("suppressed"), "{file} names `suppressed`");
+        assert!(flat.contains("hotline_connections_refused_total"), "{file}");
+    }
+    let readme = read("README.md");
+    for reason in hotline::metrics::CONNECTION_REFUSALS {
+        assert!(
+            exported.contains(&format!(
+                "hotline_connections_refused_total{{reason=\"{reason}\"}} 0"
+            )),
+            "{reason} starts at zero"
+        );
+        assert!(
+            readme.contains(&format!("`{reason}`")),
+            "README names {reason}"
+        );
+    }
+}

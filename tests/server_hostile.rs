@@ -506,3 +506,93 @@ async fn during_the_drain_delay_readyz_is_503_and_webhooks_still_work() {
     assert!(r.body.starts_with("CON "), "{}", r.body);
     gw.join().await;
 }
+
+/// Requests hyper refuses before any handler runs have no channel: the
+/// public listener counts them by reason
+/// (`hotline_connections_refused_total`) — a head over
+/// `server.max_header_bytes` (431), bytes that are not HTTP (400), a head
+/// that does not arrive within `server.header_read_timeout_ms` (closed
+/// unanswered). Real TCP, on Redis.
+#[tokio::test]
+async fn requests_refused_before_the_handler_are_counted_by_reason() {
+    let redis = common::redis::RedisServer::shared_or_start();
+    let prefix = common::redis::unique_prefix("refused");
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&["header_read_timeout_ms = 300"]).replace(
+        "[store]\n",
+        &format!(
+            "[store]\nkey_prefix = {prefix:?}\nspool_dir = {:?}\n",
+            dir.path().join("spool").display().to_string()
+        ),
+    );
+    let gw = Gateway::start_with(
+        &cfg,
+        &[("HOTLINE_REDIS_URL", &redis.url)],
+        None,
+        Clock::System,
+    )
+    .await;
+    let refused =
+        |reason: &str| format!(r#"hotline_connections_refused_total{{reason="{reason}"}}"#);
+    for reason in ["head_too_large", "malformed", "head_timeout"] {
+        assert_eq!(gw.metric(&refused(reason)).await, 0.0, "{reason} at zero");
+    }
+    // An oversized head, twice.
+    let big = "a".repeat(20 * 1024);
+    let raw = format!("POST {USSD} HTTP/1.1\r\nHost: t\r\nX-Big: {big}\r\n\r\n");
+    for _ in 0..2 {
+        assert_eq!(timed(&gw, raw.as_bytes()).await.0.status, 431);
+    }
+    // Garbage: text that is no request line, and a TLS ClientHello.
+    let (r, _) = timed(&gw, b"HELLO THERE\r\n\r\n").await;
+    assert_eq!(r.status, 400);
+    let hello = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\x01\x02\x03\x04\r\n\r\n";
+    let (r, _) = timed(&gw, hello).await;
+    assert_eq!(r.status, 400);
+    // Half a head, then nothing: closed unanswered after the timeout.
+    let started = Instant::now();
+    let mut s = TcpStream::connect(gw.public).await.unwrap();
+    s.write_all(format!("POST {USSD} HTTP/1.1\r\nHost: t\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(TIMEOUT, s.read_to_end(&mut buf)).await;
+    assert!(buf.is_empty(), "{:?}", String::from_utf8_lossy(&buf));
+    println!("half a head: closed after {:?}", started.elapsed());
+    // Counted once the connections have ended.
+    let deadline = Instant::now() + TIMEOUT;
+    let want = [
+        ("head_too_large", 2.0),
+        ("malformed", 2.0),
+        ("head_timeout", 1.0),
+    ];
+    loop {
+        let mut got = Vec::new();
+        for (reason, _) in want {
+            got.push((reason, gw.metric(&refused(reason)).await));
+        }
+        if got == want {
+            break;
+        }
+        assert!(Instant::now() < deadline, "counted: {got:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Not in any webhook series (no channel is known), and a real hop
+    // still works.
+    let metrics = request(gw.admin, "GET", "/metrics", &[], b"").await.body;
+    let webhook: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("hotline_webhook_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert_eq!(webhook, 0.0);
+    let r = gw.ussd("ATUid_after", "+996555710003", "").await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.starts_with("CON "), "{}", r.body);
+    // The admin listener is private: what it refuses is not counted.
+    let s = TcpStream::connect(gw.admin).await.unwrap();
+    assert_eq!(exchange(s, b"HELLO THERE\r\n\r\n").await.status, 400);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(gw.metric(&refused("malformed")).await, 2.0);
+    gw.stop().await;
+}

@@ -13,6 +13,13 @@
 //! ([`super::proxy_protocol`]) within the header-read timeout, or is closed
 //! (counted in `hotline_proxy_headers_refused_total`); the client address in
 //! it is then the connection's address, per-address caps included.
+//!
+//! A request hyper refuses before any handler runs — a head over
+//! `server.max_header_bytes` (431), one that is not HTTP/1.1 (400), or no
+//! complete head within the header-read timeout (closed) — has no channel,
+//! so the public listener counts it here, by reason
+//! (`hotline_connections_refused_total`, [`refusal`]). It is not logged
+//! but at debug: anyone can send them.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -52,6 +59,9 @@ pub struct Limits {
     /// Peers whose connections start with a PROXY protocol header (the
     /// trusted proxies, when `server.proxy_protocol` is on; else none).
     proxy_protocol_from: Vec<IpNet>,
+    /// Count requests hyper refuses (`hotline_connections_refused_total`):
+    /// the public listener's.
+    count_refusals: bool,
 }
 
 impl Limits {
@@ -71,6 +81,7 @@ impl Limits {
             } else {
                 Vec::new()
             },
+            count_refusals: true,
         }
     }
 
@@ -81,6 +92,7 @@ impl Limits {
             max_connections: max_connections.min(cfg.max_connections),
             per_ip: None,
             proxy_protocol_from: Vec::new(),
+            count_refusals: false,
             ..Limits::public(cfg)
         }
     }
@@ -162,7 +174,7 @@ where
                 };
                 let conn = serve(&limits, Prefixed::new(rest, stream), client, handler);
                 if let Err(e) = graceful.watch(conn).await {
-                    tracing::debug!(error = %e, "connection ended with an error");
+                    ended_with(&app, &limits, &e);
                 }
                 drop(slot);
                 drop(permit);
@@ -179,13 +191,40 @@ where
             peer,
             handler.clone(),
         ));
+        let (app, limits) = (app.clone(), limits.clone());
         tokio::spawn(async move {
             if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
+                ended_with(&app, &limits, &e);
             }
             drop(slot);
             drop(permit);
         });
+    }
+}
+
+/// Why hyper refused a request before any handler ran (a label of
+/// `hotline_connections_refused_total`), or `None` for an error that is no
+/// refusal (the client went away mid-request, a reset).
+pub fn refusal(e: &hyper::Error) -> Option<&'static str> {
+    if e.is_parse_too_large() {
+        Some("head_too_large")
+    } else if e.is_parse() {
+        Some("malformed")
+    } else if e.is_timeout() {
+        Some("head_timeout")
+    } else {
+        None
+    }
+}
+
+/// A connection ended with `e`: counted when hyper refused its request.
+fn ended_with(app: &App, limits: &Limits, e: &hyper::Error) {
+    tracing::debug!(error = %e, "connection ended with an error");
+    if let Some(reason) = refusal(e).filter(|_| limits.count_refusals) {
+        app.metrics()
+            .connections_refused
+            .with_label_values(&[reason])
+            .inc();
     }
 }
 

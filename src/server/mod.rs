@@ -41,6 +41,11 @@
 //!   limit counts only authenticated requests, so a flood of wrong secrets
 //!   (even from the aggregator's own address) never gets the aggregator a
 //!   429.
+//! - **Floods of bad requests, in the logs**: a refused request is logged
+//!   at most once per channel and reason every 10 s ([`log_limit`]; the
+//!   next line says how many were left out), while the metrics count each
+//!   one — those hyper refuses before a channel is known too
+//!   (`hotline_connections_refused_total`, [`listener`]).
 //!
 //! # Shutdown
 //!
@@ -58,6 +63,7 @@ pub mod client_ip;
 pub mod conn;
 pub mod console;
 pub mod listener;
+pub mod log_limit;
 pub mod proxy_protocol;
 pub mod public;
 pub mod status;

@@ -21,8 +21,14 @@
 //! 6. parsed by its channel (400 with a short reason), and handled.
 //!
 //! Each refusal is counted (`hotline_webhook_requests_total`) and changes
-//! no state. The whole request, body included, must finish within
-//! `server.request_timeout_ms` (503 otherwise).
+//! no state. Refusals of steps 3, 4 and 6 are also logged (`webhook
+//! refused`, with the reason), at most once per channel and reason every
+//! 10 s ([`super::log_limit`]): the next line says how many were left out
+//! (`suppressed`), so a flood of bad requests cannot fill the disk. The
+//! whole request, body included, must finish within
+//! `server.request_timeout_ms` (503 otherwise). Requests hyper refuses
+//! before this handler runs (a head too large, malformed or too slow) are
+//! counted by the listener ([`super::listener`]).
 //!
 //! ## Why authentication comes before the general limit
 //!
@@ -57,6 +63,7 @@ use hyper::body::Incoming;
 
 use super::Response;
 use super::client_ip::client_ip;
+use super::log_limit::LogLimit;
 use crate::app::App;
 use crate::channel::{Channel, ChannelError, Event, Reply, Request};
 use crate::metrics::{UNKNOWN_CHANNEL, WebhookSeries};
@@ -70,6 +77,8 @@ pub struct Public {
     routes: HashMap<String, Route>,
     /// Failed authentications per client address.
     pub auth_failures: DefaultKeyedRateLimiter<IpAddr>,
+    /// At most one `webhook refused` line per channel and reason a while.
+    log_limit: LogLimit,
 }
 
 /// A channel that serves webhooks, and its series of the webhook metrics.
@@ -145,6 +154,7 @@ impl Public {
             auth_failures: DefaultKeyedRateLimiter::keyed(quota),
             routes,
             app,
+            log_limit: LogLimit::default(),
         }
     }
 
@@ -196,7 +206,7 @@ impl Public {
         client: IpAddr,
     ) -> Result<(Reply, Outcome), Refusal> {
         let app = &self.app;
-        let request = read(app, channel, req, client).await?;
+        let request = self.read(channel, event, req, client).await?;
         if channel.authenticate(&request).is_err() {
             return Err(self.auth_failed(channel, event, client));
         }
@@ -215,30 +225,41 @@ impl Public {
                         channel.render_ussd_in_session(&session_id, &answer.text, answer.end);
                     (reply, answer.outcome)
                 }
-                Err(e) => refuse(channel, event, &e),
+                Err(e) => self.refuse(channel, event, &e),
             },
             Event::Sms => match channel.parse_sms(&request) {
                 Ok(messages) => ack_or_retry(channel, event, gw.sms(name, &messages).await),
-                Err(e) => refuse(channel, event, &e),
+                Err(e) => self.refuse(channel, event, &e),
             },
             Event::Status => match channel.parse_status(&request) {
                 Ok(reports) => ack_or_retry(channel, event, gw.status(name, reports).await),
-                Err(e) => refuse(channel, event, &e),
+                Err(e) => self.refuse(channel, event, &e),
             },
         })
     }
 
+    /// Log a refused request, at most once per channel and reason every
+    /// [`super::log_limit::LOG_EVERY`], with how many were left out since.
+    fn log_refused(&self, channel: &dyn Channel, event: Event, reason: &str) {
+        let name = channel.name();
+        if let Some(suppressed) = self.log_limit.admit(name, reason, Instant::now()) {
+            tracing::warn!(
+                channel = name,
+                event = event.as_str(),
+                reason,
+                suppressed,
+                "webhook refused"
+            );
+        }
+    }
+
     /// A failed authentication from `client`: 403 within its failure
-    /// budget; past it, 429 and the connection closed (logged quietly: a
-    /// flood must not flood the logs too).
+    /// budget (logged as `webhook refused`, rate-limited); past it, 429
+    /// and the connection closed (logged at debug only).
     fn auth_failed(&self, channel: &dyn Channel, event: Event, client: IpAddr) -> Refusal {
         match self.auth_failures.check_key(&client) {
             Ok(()) => {
-                tracing::warn!(
-                    channel = channel.name(),
-                    event = event.as_str(),
-                    "webhook refused: authentication failed"
-                );
+                self.log_refused(channel, event, "authentication failed");
                 Refusal::new(
                     channel.render_error(StatusCode::FORBIDDEN, "forbidden\n"),
                     Outcome::Forbidden,
@@ -338,94 +359,88 @@ fn ack_or_retry(channel: &dyn Channel, event: Event, outcome: Outcome) -> (Reply
     }
 }
 
-/// Read the whole body, within the cap and the body timeout, into a
-/// [`Request`] from `client`.
-async fn read(
-    app: &App,
-    channel: &dyn Channel,
-    req: http::Request<Incoming>,
-    client: IpAddr,
-) -> Result<Request, Refusal> {
-    let cap = app.config.server.max_body_bytes;
-    // Logged as `refuse` logs a malformed one (the runbook's
-    // HotlineBadRequestsSpike reads these reasons).
-    let too_large = || {
-        tracing::warn!(
-            channel = channel.name(),
-            reason = "body over server.max_body_bytes",
-            "webhook refused"
-        );
-        Refusal::closing(
-            channel.render_error(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"),
-            Outcome::TooLarge,
-        )
-    };
-    let (parts, body) = req.into_parts();
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > cap as u64) {
-        return Err(too_large());
+impl Public {
+    /// Read the whole body, within the cap and the body timeout, into a
+    /// [`Request`] from `client`.
+    async fn read(
+        &self,
+        channel: &dyn Channel,
+        event: Event,
+        req: http::Request<Incoming>,
+        client: IpAddr,
+    ) -> Result<Request, Refusal> {
+        let app = &self.app;
+        let cap = app.config.server.max_body_bytes;
+        // Logged as `refuse` logs a malformed one (the runbook's
+        // HotlineBadRequestsSpike reads these reasons).
+        let too_large = || {
+            self.log_refused(channel, event, "body over server.max_body_bytes");
+            Refusal::closing(
+                channel.render_error(StatusCode::PAYLOAD_TOO_LARGE, "body too large\n"),
+                Outcome::TooLarge,
+            )
+        };
+        let (parts, body) = req.into_parts();
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > cap as u64) {
+            return Err(too_large());
+        }
+        let timeout = app.config.server.body_read_timeout;
+        let body = match tokio::time::timeout(timeout, Limited::new(body, cap).collect()).await {
+            Ok(Ok(b)) => b.to_bytes(),
+            Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+                return Err(too_large());
+            }
+            Ok(Err(_)) => {
+                self.log_refused(channel, event, "could not read body");
+                return Err(Refusal::closing(
+                    channel.render_error(StatusCode::BAD_REQUEST, "could not read body\n"),
+                    Outcome::BadRequest,
+                ));
+            }
+            Err(_) => {
+                // The client's fault, counted as a refused request (not
+                // `timeout`, the gateway's own failure: anyone can send a
+                // slow body, and that must not page the operator).
+                self.log_refused(channel, event, "body too slow");
+                return Err(Refusal::closing(
+                    channel.render_error(StatusCode::REQUEST_TIMEOUT, "body too slow\n"),
+                    Outcome::BadRequest,
+                ));
+            }
+        };
+        Ok(Request {
+            method: parts.method,
+            path: parts.uri.path().to_owned(),
+            query: parts.uri.query().map(str::to_owned),
+            headers: parts.headers,
+            body,
+            peer: client,
+        })
     }
-    let timeout = app.config.server.body_read_timeout;
-    let body = match tokio::time::timeout(timeout, Limited::new(body, cap).collect()).await {
-        Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
-        Ok(Err(_)) => {
-            tracing::warn!(
-                channel = channel.name(),
-                reason = "could not read body",
-                "webhook refused"
-            );
-            return Err(Refusal::closing(
-                channel.render_error(StatusCode::BAD_REQUEST, "could not read body\n"),
-                Outcome::BadRequest,
-            ));
-        }
-        Err(_) => {
-            // The client's fault, counted as a refused request (not
-            // `timeout`, the gateway's own failure: anyone can send a slow
-            // body, and that must not page the operator).
-            tracing::warn!(
-                channel = channel.name(),
-                reason = "body too slow",
-                "webhook refused"
-            );
-            return Err(Refusal::closing(
-                channel.render_error(StatusCode::REQUEST_TIMEOUT, "body too slow\n"),
-                Outcome::BadRequest,
-            ));
-        }
-    };
-    Ok(Request {
-        method: parts.method,
-        path: parts.uri.path().to_owned(),
-        query: parts.uri.query().map(str::to_owned),
-        headers: parts.headers,
-        body,
-        peer: client,
-    })
-}
 
-fn refuse(channel: &dyn Channel, event: Event, e: &ChannelError) -> (Reply, Outcome) {
-    tracing::warn!(channel = channel.name(), event = event.as_str(), reason = %e, "webhook refused");
-    match e {
-        ChannelError::BadRequest(reason) => (
-            channel.render_error(StatusCode::BAD_REQUEST, &format!("{reason}\n")),
-            Outcome::BadRequest,
-        ),
-        ChannelError::Forbidden => (
-            channel.render_error(StatusCode::FORBIDDEN, "forbidden\n"),
-            Outcome::Forbidden,
-        ),
-        ChannelError::NotSupported => (
-            channel.render_error(
-                StatusCode::NOT_FOUND,
-                "this channel does not take this event\n",
+    fn refuse(&self, channel: &dyn Channel, event: Event, e: &ChannelError) -> (Reply, Outcome) {
+        self.log_refused(channel, event, &e.to_string());
+        match e {
+            ChannelError::BadRequest(reason) => (
+                channel.render_error(StatusCode::BAD_REQUEST, &format!("{reason}\n")),
+                Outcome::BadRequest,
             ),
-            Outcome::NotFound,
-        ),
+            ChannelError::Forbidden => (
+                channel.render_error(StatusCode::FORBIDDEN, "forbidden\n"),
+                Outcome::Forbidden,
+            ),
+            ChannelError::NotSupported => (
+                channel.render_error(
+                    StatusCode::NOT_FOUND,
+                    "this channel does not take this event\n",
+                ),
+                Outcome::NotFound,
+            ),
+        }
     }
 }
