@@ -291,10 +291,18 @@ pub fn parse_form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Chan
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ChannelError> {
     serde_json::from_slice(body).map_err(|e| {
         let msg = e.to_string();
-        let safe = if msg.starts_with("missing field")
-            || msg.starts_with("unknown variant")
-            || msg.starts_with("duplicate field")
-        {
+        let safe = if let Some(rest) = msg.strip_prefix("unknown variant") {
+            // "unknown variant `<what the request sent>`, expected one of
+            // `a`, `b` at line 1 column 9": the request's value may be
+            // anything (a number, a text) and must not reach a log or a
+            // reply; keep what was expected.
+            let expected = rest
+                .rfind("`, expected")
+                .map(|i| &rest[i + 1..])
+                .and_then(|r| r.split(" at line").next())
+                .unwrap_or("");
+            format!("unknown variant{expected}")
+        } else if msg.starts_with("missing field") || msg.starts_with("duplicate field") {
             // "missing field `to` at line 1 column 20": keep the field name.
             msg.split(" at line")
                 .next()
@@ -555,6 +563,41 @@ mod tests {
             body: Bytes::new(),
             peer: peer.parse().unwrap(),
         }
+    }
+
+    #[test]
+    fn a_json_error_never_quotes_what_the_request_sent() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        enum Kind {
+            Sms,
+            Ussd,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Body {
+            kind: Kind,
+            to: String,
+        }
+        let err = |body: &str| match parse_json::<Body>(body.as_bytes()) {
+            Err(ChannelError::BadRequest(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        for value in ["+996555123456", "Dom 5`, expected 2", "x` at line 9"] {
+            let body = serde_json::json!({ "kind": value, "to": "1" }).to_string();
+            let m = err(&body);
+            assert_eq!(m, "unknown variant, expected `Sms` or `Ussd`", "{value}");
+            assert!(!m.contains("996") && !m.contains("Dom"), "{m}");
+        }
+        assert_eq!(err(r#"{"kind": "Sms"}"#), "missing field `to`");
+        assert_eq!(
+            err(r#"{"kind": "Sms", "to": "+996555123456", "to": "2"}"#),
+            "duplicate field `to`"
+        );
+        assert_eq!(
+            err(r#"{"kind": 1, "to": "+996555123456"}"#),
+            "body is not valid JSON of the expected shape"
+        );
     }
 
     #[test]

@@ -9,9 +9,10 @@
 //! (`suppressed=N`). The metrics (`hotline_webhook_requests_total`) still
 //! count every request.
 //!
-//! The state is bounded: channels come from the config and reasons mostly
-//! from a fixed vocabulary, but a reason may quote what a request sent
-//! (an unknown JSON variant), so at most [`MAX_KINDS`] kinds are tracked;
+//! The state is bounded: channels come from the config and reasons from a
+//! fixed vocabulary and the adapters' field names (a reason never quotes a
+//! value the request sent: `channel::parse_json`), yet to be sure at most
+//! [`MAX_KINDS`] kinds are tracked;
 //! past that, every new kind shares one more ([`OTHER_REASONS`]), whose
 //! line names the channel and reason that opened its window.
 
