@@ -150,7 +150,7 @@ fn production_can_require_a_real_key() {
         vec![
             "c.toml: privacy.require_pii_key = true: HOTLINE_PII_KEY is not set",
             r#"c.toml: flows.fallback_phone = "+996 000 000 000": a placeholder ("000 000 000") in a production configuration (privacy.require_pii_key = true): put the real value"#,
-            r#"c.toml: channels[name = "africastalking"]: accepts unauthenticated webhooks in a production configuration (privacy.require_pii_key = true): anyone can post as any number on it, a woman's (using up her per-number limit, which every channel shares) or a lawyer's (a command in her name). Set secret_env or allow_ips"#,
+            r#"c.toml: channels[name = "africastalking"]: accepts unauthenticated webhooks in a production configuration (privacy.require_pii_key = true): anyone can post as any number on it, a woman's (using up her per-number limit, which every channel shares) or a lawyer's (a command in her name). Set secret_env or allow_ips to the aggregator's own addresses"#,
         ]
     );
 }
