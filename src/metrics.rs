@@ -370,10 +370,32 @@ impl Metrics {
             }
             self.oldest_unaccepted.with_label_values(&[city]).set(0);
         }
+        // A city the roster does not know (a case opened on a flow
+        // version a reload replaced) is `other`: labels come from a fixed
+        // set, never from a case's data.
+        let label = |city: &str| -> String {
+            if self.cities.iter().any(|c| c == city) {
+                city.to_owned()
+            } else {
+                "other".to_owned()
+            }
+        };
+        let mut open: std::collections::BTreeMap<(String, &str), i64> =
+            std::collections::BTreeMap::new();
         for ((city, level), n) in &g.open {
-            self.cases_open.with_label_values(&[city, level]).set(*n);
+            *open.entry((label(city), level.as_str())).or_default() += *n;
         }
+        for ((city, level), n) in &open {
+            self.cases_open
+                .with_label_values(&[city.as_str(), *level])
+                .set(*n);
+        }
+        let mut oldest: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
         for (city, secs) in &g.oldest_unaccepted_secs {
+            let o = oldest.entry(label(city)).or_default();
+            *o = (*o).max(*secs);
+        }
+        for (city, secs) in &oldest {
             self.oldest_unaccepted.with_label_values(&[city]).set(*secs);
         }
     }

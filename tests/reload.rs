@@ -423,3 +423,98 @@ async fn an_open_case_escalates_along_the_new_roster_after_its_lawyer_left() {
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_case_for_a_city_a_reload_removed_pages_at_once_and_she_is_given_the_fallback_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::copy_default_setup(dir.path());
+    let clock = Clock::manual(Clock::System.now_ms());
+    let gw = common::Gateway::start_file(&config, &[], clock.clone()).await;
+    let (session, phone) = ("gone-osh", "+996555400001");
+    // She chooses Osh…
+    for text in ["", "4"] {
+        ussd(gw.public, session, phone, text).await;
+    }
+    let next = ussd(gw.public, session, phone, "4*2").await;
+    assert!(next.starts_with("CON "), "{next}");
+    assert!(!next.contains("Which city?"), "Osh was taken: {next}");
+
+    // …and before she finishes, the operator takes Osh out of the flow and
+    // the roster (a reload her session does not follow: it finishes on the
+    // flow version it began on).
+    let flow = dir.path().join("flows/legal_help.toml");
+    common::edit(
+        &flow,
+        "set = { city = \"osh\" }",
+        "set = { city = \"bishkek\" }",
+    );
+    let roster = dir.path().join("config/demo-roster.toml");
+    let mut text = std::fs::read_to_string(&roster).unwrap();
+    let cut = |text: &mut String, from: &str, to: &str| {
+        let a = text.find(from).unwrap_or_else(|| panic!("no {from:?}"));
+        let b = a + text[a..].find(to).unwrap_or_else(|| panic!("no {to:?}"));
+        text.replace_range(a..b, "");
+    };
+    cut(&mut text, "[cities.osh]\n", "[cities.poltava]\n");
+    cut(
+        &mut text,
+        "[[rotations]]\ncity = \"osh\"",
+        "[[rotations]]\ncity = \"poltava\"",
+    );
+    let text = text.replace("cities = [\"bishkek\", \"osh\"]", "cities = [\"bishkek\"]");
+    assert!(
+        !text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .any(|l| l.contains("osh")),
+        "{text}"
+    );
+    std::fs::write(&roster, text).unwrap();
+    let vars: std::collections::BTreeMap<&str, &str> = [(
+        "HOTLINE_PII_KEY",
+        "test-key-0123456789-0123456789-0123456789",
+    )]
+    .into();
+    let report = gw.app.reload(&vars);
+    assert!(report.applied, "{}", report.render());
+
+    let mut end = String::new();
+    for text in ["4*2*1", "4*2*1*Station 5", "4*2*1*Station 5*0"] {
+        end = ussd(gw.public, session, phone, text).await;
+    }
+    assert!(end.starts_with("END Thank you. Your code is "), "{end}");
+    let code: String = end
+        .trim_start_matches("END Thank you. Your code is ")
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+
+    // Nobody can be offered it, and the operator is paged at once
+    // (HotlineChainExhausted), under a fixed label.
+    assert_eq!(
+        gw.metric(r#"hotline_cases_exhausted_total{city="other"}"#)
+            .await,
+        1.0
+    );
+    common::outbox_idle(&gw).await;
+    let console = console_until(gw.admin, |_| true).await;
+    assert!(
+        !console.contains(&format!("OK or NO {code}")),
+        "no lawyer can be offered a case for Osh now: {console}"
+    );
+    // She is not left waiting on "you will get a call soon": after the
+    // roster's shortest unanswered wait (10 minutes) she is sent the
+    // fallback number.
+    clock.advance(10 * 60 * 1000 + 1);
+    let console = console_until(gw.admin, |b| {
+        b.contains(&format!("We could not reach you yet about {code}"))
+    })
+    .await;
+    assert!(console.contains(phone), "{console}");
+    assert_eq!(
+        gw.metric(r#"hotline_cases_unanswered_total{city="other"}"#)
+            .await,
+        1.0
+    );
+    gw.stop().await;
+}

@@ -252,16 +252,22 @@ fn ms(d: std::time::Duration) -> u64 {
 /// Open a case: offer it at the first level with anyone (in a roster gap
 /// that is never `on_call`), and set its timers. When no level of any pass
 /// reaches anyone, the chain is exhausted at once — the coordinator is
-/// alerted — and the fallback-number timer is set all the same.
+/// alerted — and the fallback-number timer is set all the same. A city the
+/// roster does not know (her session began on a flow version a reload has
+/// since replaced) has no chain and no coordinator: exhausted at once too
+/// (counted, which pages), and she is given the fallback number after the
+/// roster's shortest `unanswered_after`.
 pub fn open(ctx: &Ctx<'_>, auto_close_ms: u64) -> (Dispatch, Vec<Action>) {
     let mut d = Dispatch::default();
     let mut actions = advance(&mut d, ctx, 0, 0);
-    if let Some(chain) = ctx.roster.chain(ctx.city) {
-        actions.push(Action::Timer(
-            Timer::Unanswered,
-            ctx.opened_at_ms + ms(chain.unanswered_after),
-        ));
-    }
+    let unanswered_after = ctx.roster.chain(ctx.city).map_or_else(
+        || ctx.roster.shortest_unanswered_after(),
+        |c| c.unanswered_after,
+    );
+    actions.push(Action::Timer(
+        Timer::Unanswered,
+        ctx.opened_at_ms + ms(unanswered_after),
+    ));
     actions.push(Action::Timer(
         Timer::AutoClose,
         ctx.opened_at_ms + auto_close_ms,

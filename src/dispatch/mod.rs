@@ -420,11 +420,24 @@ impl CasePlanner for Dispatcher {
             off: &off,
             covers: &covers,
         };
+        if self.roster.chain(&city).is_none() {
+            // Her session began on a flow version a reload has replaced
+            // since: nobody can be offered the case. Exhausted at once,
+            // counted as `other` (HotlineChainExhausted pages).
+            tracing::error!(case = %case.id, "a case for a city the roster does not know: no lawyer can be offered it; reach her by hand");
+        }
         let (state, actions) = lifecycle::open(&ctx, self.auto_close_ms);
         case.dispatch = state;
         let (sms, at) = (&self.sms_channel, case.opened_at_ms);
         match self.jobs(case, bucket, None, &actions, sms, at) {
-            Ok((jobs, _)) => jobs,
+            // What opening did (a chain exhausted at once, levels skipped)
+            // is counted now: the case is recorded in the same commit.
+            // (A commit that is retried after a conflict plans again and
+            // counts again; rare, and a page either way.)
+            Ok((jobs, fx)) => {
+                self.apply_effects(&city, &fx);
+                jobs
+            }
             Err(e) => {
                 // The case is still recorded; its timers cannot be: an
                 // operator must know.

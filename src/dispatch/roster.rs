@@ -499,6 +499,17 @@ impl Roster {
         self.city(city).map(|c| &c.escalation)
     }
 
+    /// When a case for a city the roster does not know (a flow version
+    /// from before a reload removed it) gives her the fallback number: the
+    /// shortest `unanswered_after` of any city (15 minutes with none).
+    pub fn shortest_unanswered_after(&self) -> std::time::Duration {
+        self.cities
+            .values()
+            .map(|c| c.escalation.unanswered_after)
+            .min()
+            .unwrap_or(std::time::Duration::from_secs(15 * 60))
+    }
+
     /// A lawyer by id.
     pub fn lawyer(&self, id: &str) -> Option<&Lawyer> {
         self.lawyers.get(id)

@@ -8,8 +8,12 @@ use crate::phone::PhoneNumber;
 use crate::privacy::Privacy;
 
 fn dispatcher(texts: &str) -> Dispatcher {
+    dispatcher_with(texts, roster())
+}
+
+fn dispatcher_with(texts: &str, roster: crate::dispatch::roster::Roster) -> Dispatcher {
     let settings = DispatchSettings {
-        roster: roster(),
+        roster,
         texts: LawyerTexts::parse(texts, "lawyer_texts.toml").expect("texts"),
         sms_channel: "at".into(),
         sending_channels: BTreeSet::new(),
@@ -172,4 +176,70 @@ async fn the_timer_worker_escalates_on_tokio_time_without_sleeping() {
     let now: CaseData = deps.privacy.open_json(&rec.data).unwrap();
     assert_eq!(offered(&now), ["aida", "bakyt"]);
     assert_eq!(worker.tick(clock.now_ms()).await, 0, "a timer fires once");
+}
+
+/// The timers `jobs` schedule, by name, with when they are due.
+fn timers(jobs: &[(crate::store::Queue, crate::store::Job)]) -> BTreeMap<String, u64> {
+    jobs.iter()
+        .filter(|(q, _)| *q == crate::store::Queue::Timers)
+        .filter_map(|(_, j)| Some((j.id.rsplit('.').next()?.to_owned(), j.due_ms)))
+        .collect()
+}
+
+#[test]
+fn a_chain_exhausted_as_the_case_opens_is_counted_at_once() {
+    use crate::conversation::CasePlanner;
+    use crate::dispatch::lifecycle::tests::{ROSTER, roster_from};
+    // A chain without its coordinator level (the coordinator is reached
+    // even when off call).
+    let no_coordinator = ROSTER.replace("  { kind = \"coordinator\", wait_minutes = 5 },\n", "");
+    assert_ne!(no_coordinator, ROSTER);
+    let d = dispatcher_with(SHIPPED, roster_from(&no_coordinator));
+    // Everyone off call: no level of Bishkek's chain reaches anyone.
+    d.set_off(
+        ["nurgul", "aida", "bakyt", "cholpon"]
+            .map(String::from)
+            .into(),
+    );
+    let mut c = case("Station 5");
+    c.opened_at_ms = T0;
+    let jobs = d.plan(&mut c, 3);
+    assert!(c.dispatch.exhausted);
+    let exhausted = |city: &str| {
+        d.deps
+            .metrics
+            .cases_exhausted
+            .with_label_values(&[city])
+            .get()
+    };
+    // HotlineChainExhausted pages on this counter: before, only the
+    // coordinator's SMS said so (the counter moved on a timer's firing).
+    assert_eq!(exhausted("bishkek"), 1);
+    assert_eq!(timers(&jobs)["unanswered"], T0 + 15 * 60_000);
+}
+
+#[test]
+fn a_case_for_a_city_the_roster_lacks_pages_and_gives_her_the_fallback_number() {
+    use crate::conversation::CasePlanner;
+    let d = dispatcher(SHIPPED);
+    // Her session began on a flow version that set a city a reload has
+    // since taken out of the roster.
+    let mut c = case("Station 5");
+    c.city = "karakol".into();
+    c.opened_at_ms = T0;
+    let jobs = d.plan(&mut c, 3);
+    assert!(c.dispatch.exhausted, "nobody can be offered it");
+    assert!(c.dispatch.offers.is_empty());
+    let exhausted = |city: &str| {
+        d.deps
+            .metrics
+            .cases_exhausted
+            .with_label_values(&[city])
+            .get()
+    };
+    assert_eq!(exhausted("other"), 1, "paged at once, under a fixed label");
+    // She is not left with "we will call you soon": the fallback number
+    // after the roster's shortest unanswered wait (Bishkek's 15 minutes).
+    assert_eq!(timers(&jobs)["unanswered"], T0 + 15 * 60_000);
+    assert!(timers(&jobs).contains_key("autoclose"));
 }

@@ -327,8 +327,25 @@ impl Checker<'_> {
         false
     }
 
-    /// Every path to an `open_case` end must have set `city`.
+    /// Every path to an `open_case` end must have set `city`, and only a
+    /// menu option may set it: a city she types ("Karakol") is no roster
+    /// city, so her case would reach no lawyer — and `hotline check`
+    /// compares the roster with the cities the menus set.
     fn must_set_city(&mut self) {
+        let typed: Vec<String> = self
+            .flow
+            .spec
+            .nodes
+            .iter()
+            .filter(|(_, n)| matches!(n, Node::Input(i) if i.var == "city"))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in typed {
+            self.error(
+                format!("nodes.{id}.var"),
+                "`city` cannot be typed in: a typed city names no roster city and its case would reach no lawyer; set it with a menu option's `set = { city = \"…\" }` (an \"other city\" option can be a roster route), and keep what she types in another variable",
+            );
+        }
         let spec = &self.flow.spec;
         // Must-analysis: `has[n]` = city is certainly set on arrival at n.
         let mut has: BTreeMap<&str, bool> = spec.nodes.keys().map(|k| (k.as_str(), true)).collect();
@@ -345,7 +362,9 @@ impl Checker<'_> {
                         .iter()
                         .map(|o| (&o.next, here || o.set.contains_key("city")))
                         .collect(),
-                    Node::Input(i) => vec![(&i.next, here || i.var == "city")],
+                    // A typed city is refused below: it sets nothing a
+                    // roster can route.
+                    Node::Input(i) => vec![(&i.next, here)],
                     Node::Language(l) => vec![(&l.next, here)],
                     Node::Route(r) => r
                         .routes

@@ -201,6 +201,40 @@ fn a_case_needs_city_on_every_path() {
 }
 
 #[test]
+fn a_typed_city_is_refused() {
+    // "Other city" leads to a free-text screen that sets `city` itself:
+    // "Karakol" is no roster city, and its case would reach no lawyer.
+    let bad = BASE
+        .replacen(
+            "set = { city = \"b\" }\nnext = \"end\"",
+            "next = \"town\"",
+            1,
+        )
+        .replace(
+            "[nodes.end]",
+            "[nodes.town]\nkind = \"input\"\ntext = { en = \"Town?\", ru = \"Город?\" }\nvar = \"city\"\nnext = \"end\"\n[nodes.end]",
+        );
+    assert_ne!(bad, BASE);
+    let e = errors(&bad);
+    assert_eq!(e.len(), 2, "{e:#?}");
+    assert!(
+        e[0].starts_with("flows/x.toml: nodes.town.var: `city` cannot be typed in"),
+        "{e:#?}"
+    );
+    assert_eq!(
+        e[1],
+        "flows/x.toml: nodes.end.open_case: a path reaches this node without setting the variable `city`"
+    );
+    // Typed into another variable, beside a menu's city: fine.
+    let ok = bad.replace("var = \"city\"", "var = \"town\"").replacen(
+        "next = \"town\"",
+        "set = { city = \"b\" }\nnext = \"town\"",
+        1,
+    );
+    assert_eq!(errors(&ok), Vec::<String>::new());
+}
+
+#[test]
 fn code_without_a_case_is_an_error() {
     let bad = BASE.replace("open_case = true", "");
     assert_eq!(

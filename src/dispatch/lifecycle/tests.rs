@@ -9,7 +9,7 @@ pub(crate) fn roster() -> Roster {
     roster_from(ROSTER)
 }
 
-fn roster_from(text: &str) -> Roster {
+pub(crate) fn roster_from(text: &str) -> Roster {
     let env: BTreeMap<&str, &str> = [
         ("P_NURGUL", "+996555000100"),
         ("P_AIDA", "+996555000101"),
