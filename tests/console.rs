@@ -59,6 +59,7 @@ impl World {
             .ussd(
                 "africastalking",
                 UssdIn {
+                    hop_id: None,
                     session_id: "s1".into(),
                     from: PhoneNumber::parse_international(HER).unwrap(),
                     service_code: "*384#".into(),

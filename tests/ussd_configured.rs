@@ -176,3 +176,67 @@ reply = "text"
     );
     gw.stop().await;
 }
+
+/// An operator that names each hop (`hop_id_field`): a retry is known by
+/// its id however late it comes — the audit found a retry 5 s after a
+/// middle hop applied to the next question (the case then said what she
+/// never chose) and a late retry of the last hop answered with the
+/// language menu instead of her code — and the same answer to the next
+/// screen is an answer however soon.
+#[tokio::test]
+async fn with_hop_ids_a_late_retry_is_a_retry_and_a_quick_answer_an_answer() {
+    const NAMED: &str = r#"
+[[channels]]
+name = "named"
+kind = "ussd"
+format = "form"
+session_field = "sid"
+phone_field = "msisdn"
+text_field = "text"
+hop_id_field = "req"
+input = "latest"
+reply = "text"
+"#;
+    let config = format!("{}{NAMED}", default_config());
+    let clock = Clock::manual(1_796_097_600_000);
+    let gw = Gateway::start_with(&config, &[], None, clock.clone()).await;
+    let hop = |req: &str, text: &str| {
+        let body = common::form(&[
+            ("sid", "op-named-1"),
+            ("msisdn", "996555123482"),
+            ("req", req),
+            ("text", text),
+        ]);
+        let public = gw.public;
+        async move {
+            common::post_form(public, "/webhooks/named/ussd", &body)
+                .await
+                .body
+        }
+    };
+    assert!(hop("r1", "").await.starts_with("CON Язык"), "language menu");
+    let city = hop("r2", "4").await;
+    assert!(city.starts_with("CON Which city?"), "{city}");
+    let what = hop("r3", "2").await;
+    assert!(what.starts_with("CON How can we help?"), "{what}");
+    // The operator retries that hop half a minute later: the same screen,
+    // not an answer to "How can we help?".
+    clock.advance(30_000);
+    assert_eq!(hop("r3", "2").await, what);
+    // "1" then "1" at once, each a hop of its own: two answers.
+    let place = hop("r4", "1").await;
+    assert!(place.starts_with("CON Where are you now?"), "{place}");
+    let place2 = hop("r5", "Osh bazaar").await;
+    assert!(place2.starts_with("CON Which number"), "{place2}");
+    let end = hop("r6", "0").await;
+    assert!(end.starts_with("END Thank you. Your code is "), "{end}");
+    // A retry of the last hop a minute later: her code again, not a new
+    // session.
+    clock.advance(60_000);
+    assert_eq!(hop("r6", "0").await, end);
+    assert_eq!(
+        gw.metric(r#"hotline_cases_opened_total{city="osh"}"#).await,
+        1.0
+    );
+    gw.stop().await;
+}

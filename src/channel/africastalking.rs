@@ -261,6 +261,7 @@ impl Channel for AfricasTalking {
         let from = PhoneNumber::parse_international(&phone_number)
             .map_err(|e| ChannelError::BadRequest(format!("phoneNumber: {e}")))?;
         Ok(UssdIn {
+            hop_id: None,
             session_id: session_id.into_owned(),
             from,
             service_code: service_code.into_owned(),

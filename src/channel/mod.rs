@@ -193,6 +193,10 @@ pub struct UssdIn {
     pub service_code: String,
     /// What the caller typed.
     pub input: UssdInput,
+    /// The operator's id of this hop, the same on its retries and new on
+    /// every other hop (`hop_id_field` of a `kind = "ussd"` channel with
+    /// latest input): a retry is then known by it, however late.
+    pub hop_id: Option<String>,
 }
 
 /// An inbound SMS.

@@ -25,6 +25,12 @@
 //!   only with `input = "latest"`): a field whose value marks the hop that
 //!   opens a session (`type = "begin"`, `newSession = true` → `"true"`).
 //!   When set, the field must be present on every hop.
+//! - `hop_id_field` (optional, only with `input = "latest"`): a field whose
+//!   value is the same on a retried hop and new on every other hop of the
+//!   session (a request id, a hop counter). When set it must be present on
+//!   every hop, and a retry is known by it for `limits.dedupe_ttl_secs`
+//!   however late it comes; without it, the same answer within 4 s is
+//!   taken for a retry and a later one for an answer.
 //! - `input` (required): `"cumulative"` — the text is every input so far
 //!   joined by `input_separator` (default `"*"`, exactly one character that
 //!   is not a letter, digit or space), empty on the first hop, as Africa's
@@ -125,6 +131,7 @@ enum Input {
     },
     Latest {
         new_session: Option<(Field, String)>,
+        hop_id: Option<Field>,
     },
 }
 
@@ -331,14 +338,28 @@ impl Channel for Ussd {
                 self.text.name
             )));
         }
+        let mut hop_id = None;
         let input = match &self.input {
             Input::Cumulative { separator: '*' } => UssdInput::Cumulative(text),
             Input::Cumulative { separator } => UssdInput::Cumulative(text.replace(*separator, "*")),
-            Input::Latest { new_session } => {
+            Input::Latest {
+                new_session,
+                hop_id: hop_field,
+            } => {
                 let first = match new_session {
                     Some((field, value)) => payload.require(field)? == *value,
                     None => text.is_empty() || (!service_code.is_empty() && text == service_code),
                 };
+                if let Some(f) = hop_field {
+                    let id = payload.require(f)?;
+                    if !id_ok(&id) {
+                        return Err(ChannelError::BadRequest(format!(
+                            "{} is not a valid id",
+                            f.name
+                        )));
+                    }
+                    hop_id = Some(id);
+                }
                 UssdInput::Latest { text, first }
             }
         };
@@ -347,6 +368,7 @@ impl Channel for Ussd {
             from,
             service_code,
             input,
+            hop_id,
         })
     }
 

@@ -77,6 +77,7 @@ fn walk(
             "simulator",
             flow_id,
             UssdIn {
+                hop_id: None,
                 session_id: session_id.clone(),
                 from: from.clone(),
                 service_code: "*000#".into(),

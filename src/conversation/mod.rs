@@ -255,14 +255,26 @@ impl Conversations {
                 keys::ussd_cumulative_delivery(&session_key, plan::step_count(text)),
                 self.dedupe_ttl_ms(),
             ),
-            UssdInput::Latest { text, first } => (
-                Incoming::Latest {
-                    text,
-                    first: *first,
-                },
-                keys::ussd_latest_delivery(&session_key, *first, &plan::short_hash(text)),
-                LATEST_DEDUPE_WINDOW_MS,
-            ),
+            // The operator's hop id names a retry however late it comes;
+            // without one, the same answer within a few seconds is one.
+            UssdInput::Latest { text, first } => match &req.hop_id {
+                Some(id) => (
+                    Incoming::Latest {
+                        text,
+                        first: *first,
+                    },
+                    keys::ussd_hop_delivery(&session_key, &plan::short_hash(id)),
+                    self.dedupe_ttl_ms(),
+                ),
+                None => (
+                    Incoming::Latest {
+                        text,
+                        first: *first,
+                    },
+                    keys::ussd_latest_delivery(&session_key, *first, &plan::short_hash(text)),
+                    LATEST_DEDUPE_WINDOW_MS,
+                ),
+            },
         };
         let hop = Hop {
             channel,

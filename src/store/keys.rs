@@ -51,6 +51,13 @@ pub fn ussd_latest_delivery(session_key: &str, first: bool, text_hash: &str) -> 
     format!("{session_key}:L{}:{text_hash}", u8::from(first))
 }
 
+/// A hop of a latest-input USSD session that the operator names
+/// (`hop_id_field`): its retries carry the same id. `id_hash` is a short
+/// hash of the id, so the key stays short whatever the operator sends.
+pub fn ussd_hop_delivery(session_key: &str, id_hash: &str) -> String {
+    format!("{session_key}:H{id_hash}")
+}
+
 /// An inbound SMS with the aggregator's message id.
 pub fn sms_delivery(channel: &str, message_id: &str) -> String {
     format!("s:{channel}:{message_id}")

@@ -1048,7 +1048,9 @@ pub trait Store: Send + Sync + 'static {
 /// A hop of a channel that sends only the latest answer
 /// (`<session key>:L<first>:<hash of the text>`) is not folded: the same
 /// text is a retry only within its short window
-/// (`LATEST_DEDUPE_WINDOW_MS`, the TTL of a key of its own). Folded, two
+/// (`LATEST_DEDUPE_WINDOW_MS`, the TTL of a key of its own); one the
+/// operator names (`<session key>:H<hash of its hop id>`) keeps its key
+/// for the dedupe TTL. Folded, two
 /// equal answers to two screens in a row ("1 Bishkek", then "1 I need help
 /// now") read as one answer and its retry for as long as the session
 /// lived, and the menu could not go on.

@@ -21,7 +21,7 @@
 //! | key | type | what | expiry |
 //! |---|---|---|---|
 //! | `P:{b}:s:<session>` | hash `v`,`d`,`r`,`sk` | session version, sealed data; a cumulative USSD session's latest hop and its reply (`r`: `hop\ncode\nend\ntext`), the hop that spent a rate slot (`sk`) | session timeout; only `r` for `limits.dedupe_ttl_secs` after it ended |
-//! | `P:{b}:d:<delivery>` | string | cached reply (`code\nend\ntext`) of a delivery that is not a cumulative session's own hop (SMS, lawyers' SMS, a latest-input hop) | `limits.dedupe_ttl_secs`; 4 s for a latest-input hop |
+//! | `P:{b}:d:<delivery>` | string | cached reply (`code\nend\ntext`) of a delivery that is not a cumulative session's own hop (SMS, lawyers' SMS, a latest-input hop) | `limits.dedupe_ttl_secs`; 4 s for a latest-input hop without an operator hop id |
 //! | `P:{b}:r:<pseudonym>` | string | GCRA theoretical arrival time | when it passes |
 //! | `P:{b}:seq` | counter | session versions (never reused) | none |
 //! | `P:{b}:c:<case id>` | hash `code`,`v`,`d`,`st`,`alias` | case, sealed data, status, a second code naming it (spool replay) | none while open |

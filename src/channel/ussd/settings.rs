@@ -24,6 +24,7 @@ struct Settings {
     service_code_field: Option<String>,
     new_session_field: Option<String>,
     new_session_value: Option<String>,
+    hop_id_field: Option<String>,
     #[serde(default, deserialize_with = "one_of")]
     input: Option<InputKind>,
     input_separator: Option<String>,
@@ -79,6 +80,7 @@ struct RequestFields {
     text: Option<Field>,
     service_code: Option<Field>,
     new_session: Option<Field>,
+    hop_id: Option<Field>,
 }
 
 impl Ussd {
@@ -90,7 +92,7 @@ impl Ussd {
         let format = checks.required("format", s.format);
         let format = format.unwrap_or(Format::Form);
         let fields = request_fields(checks, &s, format);
-        let input = input(checks, &s, fields.new_session);
+        let input = input(checks, &s, fields.new_session, fields.hop_id);
         let reply = reply(checks, &s, fields.session.as_ref());
         Some(Ussd {
             name: cfg.name.clone(),
@@ -128,12 +130,14 @@ fn request_fields(checks: &mut Checks<'_>, s: &Settings, format: Format) -> Requ
         |key: &str, name: &Option<String>| name.clone().map(|n| field(checks, key, n, nest));
     let service_code = optional("service_code_field", &s.service_code_field);
     let new_session = optional("new_session_field", &s.new_session_field);
+    let hop_id = optional("hop_id_field", &s.hop_id_field);
     let named = [
         ("session_field", &session),
         ("phone_field", &phone),
         ("text_field", &text),
         ("service_code_field", &service_code),
         ("new_session_field", &new_session),
+        ("hop_id_field", &hop_id),
     ];
     let paths: Vec<(&str, &[String])> = named
         .iter()
@@ -155,12 +159,18 @@ fn request_fields(checks: &mut Checks<'_>, s: &Settings, format: Format) -> Requ
         text,
         service_code,
         new_session,
+        hop_id,
     }
 }
 
 /// How the input arrives (cumulative when `input` is missing or bad, so
 /// the rest is still checked).
-fn input(checks: &mut Checks<'_>, s: &Settings, new_session_field: Option<Field>) -> Input {
+fn input(
+    checks: &mut Checks<'_>,
+    s: &Settings,
+    new_session_field: Option<Field>,
+    hop_id: Option<Field>,
+) -> Input {
     let kind = checks.required("input", s.input);
     if kind == Some(InputKind::Latest) {
         if s.input_separator.is_some() {
@@ -181,7 +191,10 @@ fn input(checks: &mut Checks<'_>, s: &Settings, new_session_field: Option<Field>
             }
             (None, None) => None,
         };
-        return Input::Latest { new_session };
+        return Input::Latest {
+            new_session,
+            hop_id,
+        };
     }
     if kind.is_some() {
         for key in ["new_session_field", "new_session_value"] {
@@ -189,6 +202,10 @@ fn input(checks: &mut Checks<'_>, s: &Settings, new_session_field: Option<Field>
                 let msg = "only used with input = \"latest\" (a cumulative text is empty on the first hop)";
                 checks.problem(key, None, msg);
             }
+        }
+        if checks.given("hop_id_field") {
+            let msg = "only used with input = \"latest\" (a cumulative text tells its hops apart)";
+            checks.problem("hop_id_field", None, msg);
         }
     }
     let sep = s.input_separator.as_deref().unwrap_or("*");

@@ -530,6 +530,43 @@ fn latest_without_a_marker_spots_the_first_hop_by_its_text() {
 }
 
 #[test]
+fn a_hop_id_field_names_each_hop_and_is_only_for_latest_input() {
+    let with_id = FORM_LATEST_FLAG.replace(
+        "input = \"latest\"",
+        "input = \"latest\"\nhop_id_field = \"REQID\"",
+    );
+    let c = channel(&with_id);
+    let hop = |body: &str| c.parse_ussd(&post(body));
+    let r = hop("SESSIONID=1&MSISDN=380671234567&SERVICECODE=1&USERDATA=3&REQID=r-17").unwrap();
+    assert_eq!(r.hop_id.as_deref(), Some("r-17"));
+    assert_eq!(
+        hop("SESSIONID=1&MSISDN=380671234567&SERVICECODE=1&USERDATA=3").unwrap_err(),
+        bad("missing field `REQID`")
+    );
+    assert_eq!(
+        hop("SESSIONID=1&MSISDN=380671234567&SERVICECODE=1&USERDATA=3&REQID=a%20b").unwrap_err(),
+        bad("REQID is not a valid id")
+    );
+    // Without the setting, no hop id.
+    let r = channel(FORM_LATEST_FLAG)
+        .parse_ussd(&post(
+            "SESSIONID=1&MSISDN=380671234567&SERVICECODE=1&USERDATA=3&REQID=r-17",
+        ))
+        .unwrap();
+    assert_eq!(r.hop_id, None);
+    // A cumulative text tells its hops apart.
+    let p = problems(&FORM_CUMULATIVE.replace(
+        "input = \"cumulative\"",
+        "input = \"cumulative\"\nhop_id_field = \"REQID\"",
+    ));
+    assert!(
+        p.iter()
+            .any(|l| l.contains("hop_id_field") && l.contains("only used with input = \"latest\"")),
+        "{p:#?}"
+    );
+}
+
+#[test]
 fn a_boolean_end_flag_is_true_only_on_the_last_screen() {
     let c = channel(FORM_LATEST_FLAG);
     assert_eq!(
