@@ -37,12 +37,13 @@ impl Conversations {
             Some(codes) if !hop.is_sms() => codes.take(hop.bucket, now),
             _ => None,
         };
-        let shown = match spool.append(hop.bucket, &case, lease.as_ref(), now).await {
-            Ok(Appended::Added) => lease.map(|l| l.code),
+        let (shown, new) = match spool.append(hop.bucket, &case, lease.as_ref(), now).await {
+            Ok(Appended::Added) => (lease.map(|l| l.code), true),
             Ok(Appended::Already { code }) => {
-                // A retry: show what the first attempt showed.
+                // A retry: show what the first attempt showed (and count
+                // nothing twice).
                 self.give_back(lease);
-                code
+                (code, false)
             }
             Err(e) => {
                 self.give_back(lease);
@@ -51,17 +52,19 @@ impl Conversations {
             }
         };
         let metrics = &self.deps.metrics;
-        metrics.cases_spooled.inc();
         metrics.spool_pending.set(spool.pending() as i64);
         if let Some(codes) = &self.codes {
             metrics.offline_codes.set(codes.ready() as i64);
         }
-        self.count_case(hop.channel, &hop.pseudonym, city);
-        if let Some(outcome) = done.step.outcome {
-            metrics
-                .sessions_finished
-                .with_label_values(&[done.flow.id(), outcome.as_str()])
-                .inc();
+        if new {
+            metrics.cases_spooled.inc();
+            self.count_case(hop.channel, &hop.pseudonym, city);
+            if let Some(outcome) = done.step.outcome {
+                metrics
+                    .sessions_finished
+                    .with_label_values(&[done.flow.id(), outcome.as_str()])
+                    .inc();
+            }
         }
         tracing::warn!(channel = hop.channel, caller = %hop.pseudonym, code_shown = shown.is_some(), "store unavailable: completed case kept in the local spool");
         Some(match shown {
