@@ -129,5 +129,19 @@ async fn a_cyrillic_keyword_over_real_kannel_walks_the_menu_and_opens_a_case() {
             .await,
         6.0
     );
+    // Every report was applied to its message's record: a report that came
+    // before the record waited for it (parked), none was dropped.
+    while !gw.app.outbox.parked_reports().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "parked reports applied"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        gw.metric(r#"hotline_delivery_reports_unmatched_total{channel="kannel"}"#)
+            .await,
+        0.0
+    );
     gw.stop().await;
 }
