@@ -86,6 +86,9 @@ pub struct Metrics {
     /// Spooled cases recorded with a code other than the one shown (a lost
     /// lease: should stay 0).
     pub spool_codes_changed: IntCounter,
+    /// Spooled cases recorded meanwhile under another code, whose shown
+    /// code became their alias (both name the case; messages name both).
+    pub spool_codes_aliased: IntCounter,
     /// Messages sent, by channel and purpose.
     pub outbox_sent: IntCounterVec,
     /// Messages given up, by channel and purpose.
@@ -496,6 +499,11 @@ impl Metrics {
                 &r,
                 "hotline_spool_codes_changed_total",
                 "Spooled cases recorded with another code than the one the caller was shown (a lost code lease; must stay 0).",
+            ),
+            spool_codes_aliased: counter(
+                &r,
+                "hotline_spool_codes_aliased_total",
+                "Spooled cases the store had recorded meanwhile under another code (a commit that timed out but landed): the code the caller was shown became the case's alias, and messages name both codes.",
             ),
             outbox_sent: counter_vec(
                 &r,

@@ -259,6 +259,9 @@ impl SpoolReplayer {
         metrics
             .spool_codes_changed
             .inc_by(done.codes_changed as u64);
+        metrics
+            .spool_codes_aliased
+            .inc_by(done.codes_aliased as u64);
         metrics.spool_pending.set(self.spool.pending() as i64);
         done.recorded
     }
@@ -397,6 +400,7 @@ mod tests {
             },
             attempt: 1,
             case_code: None,
+            case_alias: None,
         };
         ClaimBatch {
             jobs: vec![job; jobs],

@@ -14,7 +14,7 @@ use hotline::case::CaseData;
 use hotline::store::redis::RedisStore;
 use hotline::store::{
     BUCKETS, Begin, BeginRequest, CaseRecord, Claimed, CodeLease, Commit, CommitRequest, Job,
-    LeaseRequest, NewCase, Queue, Store, StoreError,
+    LeaseRequest, LeasedRecord, NewCase, Queue, Store, StoreError,
 };
 
 /// Русский (second for a +996 caller), Bishkek, help now, a place, this number.
@@ -235,6 +235,12 @@ const HEALTHY: u8 = 0;
 const CASE_COMMITS_FAIL: u8 = 1;
 /// Every call fails: an outage, while the real Redis keeps its data.
 const DOWN: u8 = 2;
+/// A Redis frozen between a hop's two round trips, thawing: a commit that
+/// records a case runs (when Redis thaws) but its caller has timed out,
+/// and the outbox has not claimed anything since; the rest answers.
+const THAWING: u8 = 3;
+/// Only the outbox's claims fail (it has not come round yet).
+const CLAIMS_FAIL: u8 = 4;
 
 /// A real store with injected failures, made deterministic.
 struct Faulty {
@@ -268,8 +274,17 @@ impl Store for Faulty {
         self.up()?.begin(req).await
     }
     async fn commit(&self, req: CommitRequest) -> Result<Commit, StoreError> {
-        if req.case.is_some() && self.mode.load(Ordering::SeqCst) == CASE_COMMITS_FAIL {
+        let mode = self.mode.load(Ordering::SeqCst);
+        if req.case.is_some() && mode == CASE_COMMITS_FAIL {
             return Err(StoreError::Unavailable("injected".into()));
+        }
+        if req.case.is_some() && mode == THAWING {
+            let landed = self.inner.commit(req).await;
+            assert!(
+                matches!(landed, Ok(Commit::Saved { code: Some(_) })),
+                "{landed:?}"
+            );
+            return Err(StoreError::Unavailable("injected timeout".into()));
         }
         self.up()?.commit(req).await
     }
@@ -284,6 +299,9 @@ impl Store for Faulty {
         lease: u64,
         max: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
+        if matches!(self.mode.load(Ordering::SeqCst), THAWING | CLAIMS_FAIL) {
+            return Err(StoreError::Unavailable("injected".into()));
+        }
         self.up()?.claim(b, q, now, lease, max).await
     }
     async fn peek_jobs(&self, b: u16, q: Queue, max: usize) -> Result<Vec<Job>, StoreError> {
@@ -312,7 +330,7 @@ impl Store for Faulty {
         c: NewCase,
         lease: &CodeLease,
         now: u64,
-    ) -> Result<String, StoreError> {
+    ) -> Result<LeasedRecord, StoreError> {
         self.up()?.record_leased_case(b, c, lease, now).await
     }
     async fn lease_codes(&self, req: LeaseRequest) -> Result<Vec<String>, StoreError> {
@@ -494,6 +512,165 @@ async fn a_case_whose_commit_fails_is_spooled_and_replayed_once() {
         count_keys(&redis, &format!("{prefix}:*:c:*")),
         1,
         "once, not per replay tick"
+    );
+    gw.stop().await;
+}
+
+/// The dispatch roster of `tests/dispatch_http.rs`: aida (English texts)
+/// is on call at [`DISPATCH_T0`].
+const DISPATCH_ROSTER: &str = include_str!("fixtures/dispatch/roster.toml");
+/// 2026-12-01 10:00 in Bishkek.
+const DISPATCH_T0: u64 = 1_796_097_600_000;
+const AIDA: &str = "+996555000101";
+
+/// Audit (reproduced): a commit that timed out but landed (a frozen Redis
+/// thawing) recorded her case under its own code; she had been shown a
+/// leased code from the spool, which became the case's alias on replay.
+/// Every message naming the case named only the other code: the offer,
+/// the accepting lawyer's details, her confirmation. Now each names both
+/// codes (`code/alias`), and the lawyer's reply with the combined form as
+/// printed acts on the case.
+#[tokio::test]
+async fn the_code_she_was_shown_is_in_every_message_when_it_became_an_alias() {
+    let redis = RedisServer::shared_or_start();
+    let prefix = unique_prefix("alias");
+    let dir = tempfile::tempdir().unwrap();
+    let real: Arc<dyn Store> = Arc::new(
+        RedisStore::connect(
+            &redis.url,
+            &prefix,
+            Duration::from_secs(2),
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap(),
+    );
+    let faulty = Faulty::new(real.clone(), HEALTHY);
+    let api = common::mock::MockServer::start(vec![common::mock::MockResponse::new(
+        201,
+        r#"{"SMSMessageData":{"Message":"Sent to 1/1","Recipients":[{"statusCode":101,"number":"+996","status":"Success","cost":"KES 0.8","messageId":"ATXid_al"}]}}"#,
+    )])
+    .await;
+    std::fs::write(dir.path().join("roster.toml"), DISPATCH_ROSTER).unwrap();
+    let texts = common::root().join("config/lawyer_texts.toml");
+    let cfg = common::with_real_channels(&common::default_config())
+        .replace(
+            "# secret_env = \"HOTLINE_AT_SECRET\"",
+            &format!(
+                "username = \"hotline\"\napi_key_env = \"HOTLINE_AT_API_KEY\"\nbase_url = \"{}\"",
+                api.url
+            ),
+        )
+        .replace(
+            "[flows]",
+            &format!(
+                "[outbox]\npoll_ms = 30\nbackoff_base_ms = 50\n\n[dispatch]\nroster = {:?}\ntexts = {:?}\nsms_channel = \"africastalking\"\n\n[flows]",
+                dir.path().join("roster.toml").display().to_string(),
+                texts.display().to_string()
+            ),
+        )
+        .replace(
+            "[store]\n",
+            &format!(
+                "[store]\nspool_dir = {:?}\n",
+                dir.path().join("spool").display().to_string()
+            ),
+        );
+    let env = [
+        ("HOTLINE_AT_API_KEY", "k"),
+        ("P_NURGUL", "+996555000100"),
+        ("P_AIDA", AIDA),
+        ("P_BAKYT", "+996555000102"),
+        ("P_CHOLPON", "+996555000103"),
+    ];
+    let gw = Gateway::start_with(
+        &cfg,
+        &env,
+        Some(faulty.clone()),
+        hotline::clock::Clock::manual(DISPATCH_T0),
+    )
+    .await;
+    let to = |phone: &str| -> Vec<String> {
+        api.requests()
+            .iter()
+            .filter(|r| r.field("to").as_deref() == Some(phone))
+            .map(|r| r.field("message").unwrap_or_default())
+            .collect()
+    };
+    let wait_for = |phone: &'static str, n: usize| {
+        let to = &to;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let got = to(phone);
+                if got.len() >= n {
+                    return got;
+                }
+                assert!(Instant::now() < deadline, "{phone}: {got:?}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let (session, woman) = ("ATUid_alias", "+996555770090");
+    let hops = prefix_texts(FINAL);
+    for text in &hops[..hops.len() - 1] {
+        let r = gw.ussd(session, woman, text).await;
+        assert!(r.body.starts_with("CON "), "{}", r.body);
+    }
+    wait_for_offline_codes(&gw, 16.0).await;
+    // Redis froze between her last hop's two round trips: the commit runs
+    // when it thaws, after the gateway gave up on it and showed her a
+    // leased code from the spool.
+    faulty.set(THAWING);
+    let done = gw.ussd(session, woman, FINAL).await;
+    assert!(
+        done.body.starts_with("END Спасибо. Ваш код "),
+        "{}",
+        done.body
+    );
+    let shown = code_of(&done.body);
+    // The spool replays (here before the outbox claims the first offer).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw.metric("hotline_spool_pending").await > 0.0 {
+        assert!(Instant::now() < deadline, "spool replayed in time");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let rec = real.case_by_code(&shown).await.unwrap().expect("her case");
+    assert_ne!(rec.code, shown, "recorded under the commit's own code");
+    assert_eq!(rec.alias.as_deref(), Some(shown.as_str()));
+    let both = format!("{}/{shown}", rec.code);
+    assert_eq!(gw.metric("hotline_spool_codes_aliased_total").await, 1.0);
+    assert_eq!(gw.metric("hotline_spool_codes_changed_total").await, 0.0);
+    faulty.set(HEALTHY);
+    gw.app.deps.wake.outbox();
+    let offer = wait_for(AIDA, 1).await.remove(0);
+    assert!(
+        offer.starts_with(&format!("{both} Bishkek, 0 min ago: ")),
+        "the offer names the code she was shown: {offer}"
+    );
+    assert!(
+        offer.ends_with(&format!("Reply OK or NO {both}")),
+        "{offer}"
+    );
+    assert!(hotline::text::measure(&offer).sms_segments() <= 2);
+    // The lawyer answers with the code as printed.
+    let body = common::form(&[
+        ("from", AIDA),
+        ("to", "21212"),
+        ("text", &format!("OK {both}")),
+        ("id", "lw-alias-1"),
+    ]);
+    let r = common::post_form(gw.public, "/webhooks/africastalking/sms", &body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let aida = wait_for(AIDA, 2).await;
+    assert_eq!(
+        aida[1],
+        format!("Case {both} is yours. Call {woman}. Where: Station 5. Close: DONE {both}")
+    );
+    let confirm = wait_for(woman, 1).await.remove(0);
+    assert_eq!(
+        confirm,
+        format!("Ваш запрос {both} принят. Вам скоро позвонят.")
     );
     gw.stop().await;
 }

@@ -11,8 +11,8 @@ use hotline::store::memory::MemoryStore;
 use hotline::store::redis::RedisStore;
 use hotline::store::{
     Begin, BeginRequest, CachedReply, CaseBegin, CaseCommandBegin, CodeLease, Commit,
-    CommitRequest, Job, KvWrite, LawyerBegin, LawyerCommandBegin, LeaseRequest, NewCase, Queue,
-    RateLimit, SessionWrite, SetAdd, Store, StoreError,
+    CommitRequest, Job, KvWrite, LawyerBegin, LawyerCommandBegin, LeaseRequest, LeasedRecord,
+    NewCase, Queue, RateLimit, SessionWrite, SetAdd, Store, StoreError,
 };
 
 /// A store and a notion of time: virtual for memory, real for Redis (whose
@@ -891,7 +891,10 @@ async fn leased_codes_are_kept_for_the_case_they_were_shown_for(env: impl Env) {
             s.record_leased_case(5, case("lc3", &["1109"]), &lease, env.now())
                 .await
                 .unwrap(),
-            "1013"
+            LeasedRecord {
+                code: "1013".into(),
+                aliased: false
+            }
         );
     }
     assert_eq!(s.case_by_code("1013").await.unwrap().unwrap().id, "lc3");
@@ -905,7 +908,10 @@ async fn leased_codes_are_kept_for_the_case_they_were_shown_for(env: impl Env) {
         s.record_leased_case(5, case("lc4", &["1125"]), &wrong, env.now())
             .await
             .unwrap(),
-        "1125"
+        LeasedRecord {
+            code: "1125".into(),
+            aliased: false
+        }
     );
     // Renewal keeps what is still ours; a code that became a case is gone.
     let renewed = s
@@ -987,13 +993,16 @@ async fn a_shown_code_also_names_a_case_recorded_meanwhile(env: impl Env) {
         code: "1189".into(),
         holder: "i5".into(),
     };
-    for _ in 0..2 {
+    for first in [true, false] {
         assert_eq!(
             s.record_leased_case(5, case("lc7", &["1205"]), &lease, env.now())
                 .await
                 .unwrap(),
-            "1189",
-            "the shown code names the case, also on a second replay"
+            LeasedRecord {
+                code: "1189".into(),
+                aliased: first
+            },
+            "the shown code names the case, also on a second replay (which adds no alias)"
         );
     }
     let rec = s.case_by_code("1189").await.unwrap().unwrap();
@@ -1041,7 +1050,10 @@ async fn a_shown_code_also_names_a_case_recorded_meanwhile(env: impl Env) {
         s.record_leased_case(5, case("lc9", &["1237"]), &lost, env.now())
             .await
             .unwrap(),
-        "1237"
+        LeasedRecord {
+            code: "1237".into(),
+            aliased: false
+        }
     );
     assert_eq!(s.case_by_code("1221").await.unwrap().unwrap().id, "lc8");
 }
@@ -1553,6 +1565,69 @@ async fn a_claim_reads_the_code_of_the_case_its_message_names(env: impl Env) {
     assert_eq!(hotline::store::job_case("04.aa11.x_12"), None);
 }
 
+/// A case whose shown code became its alias (spool replay after a commit
+/// that timed out but landed) is named by both codes: the claim of a
+/// message about it returns the alias with the code, in the same script,
+/// so the message names the code she was shown too. Codes of bucket 5:
+/// 1253, 1269, 1285.
+async fn a_claim_names_every_code_of_a_case_with_an_alias(env: impl Env) {
+    let s = env.store();
+    let now = env.now();
+    let day = 24 * 3600 * 1000;
+    let held = s
+        .lease_codes(lease_req(&env, "i6", &[], &["1253"], 1, day))
+        .await
+        .unwrap();
+    assert_eq!(held, ["1253"]);
+    // The commit landed under its own candidate; the spool replays the
+    // code she was shown.
+    s.record_case(5, case("c_a11a", &["1269"]), now)
+        .await
+        .unwrap();
+    let lease = CodeLease {
+        code: "1253".into(),
+        holder: "i6".into(),
+    };
+    let done = s
+        .record_leased_case(5, case("c_a11a", &["1269"]), &lease, now)
+        .await
+        .unwrap();
+    assert!(done.aliased);
+    s.record_case(5, case("c_b22b", &["1285"]), now)
+        .await
+        .unwrap();
+    let rec = s.case(5, "c_a11a").await.unwrap().unwrap();
+    assert_eq!(rec.named_code(), "1269/1253");
+    let job = |id: &str| Job {
+        id: id.into(),
+        due_ms: now,
+        payload: b"m".to_vec(),
+    };
+    s.schedule(
+        5,
+        Queue::Outbox,
+        vec![job("05.aa11.c_a11a"), job("05.bb22.c_b22b")],
+    )
+    .await
+    .unwrap();
+    let got = s.claim(5, Queue::Outbox, now, 60_000, 10).await.unwrap();
+    let of = |id: &str| {
+        let c = got.iter().find(|c| c.job.id == id).expect("claimed");
+        (c.case_code.clone(), c.case_alias.clone(), c.case_codes())
+    };
+    let some = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        of("05.aa11.c_a11a"),
+        (some("1269"), some("1253"), some("1269/1253")),
+        "the code and the alias she was shown"
+    );
+    assert_eq!(
+        of("05.bb22.c_b22b"),
+        (some("1285"), None, some("1285")),
+        "a case without an alias: its code alone"
+    );
+}
+
 /// Several small values in one read, in the order asked, missing ones
 /// `None`.
 async fn small_values_are_read_together(env: impl Env) {
@@ -1644,6 +1719,7 @@ conformance!(
     a_lawyers_bare_command_reads_her_index_and_its_cases_in_one,
     sets_of_small_values_add_list_remove_and_ride_with_a_rate,
     a_claim_reads_the_code_of_the_case_its_message_names,
+    a_claim_names_every_code_of_a_case_with_an_alias,
     small_values_are_read_together,
     a_code_of_another_bucket_is_never_given,
 );

@@ -50,7 +50,8 @@ pub struct OfferRow {
 /// One case, as the board shows it: nothing that identifies the woman.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaseRow {
-    /// The short code lawyers answer with.
+    /// The short code lawyers answer with; a case with an alias shows
+    /// both (`8516/2356`, [`crate::store::named_code`]).
     pub code: String,
     /// The city id.
     pub city: String,
@@ -207,7 +208,7 @@ pub async fn collect(
             if filter.city.as_ref().is_some_and(|c| *c != case.city) {
                 continue;
             }
-            let row = CaseRow::of(&case, &rec.code, roster, now_ms);
+            let row = CaseRow::of(&case, &rec.named_code(), roster, now_ms);
             if row.shown(filter.all, case.dispatch.accepted_at_ms, now_ms) {
                 board.cases.push(row);
             }

@@ -3,6 +3,11 @@
 //! letters: `OK 4821`, `ДА 4821`, `NO 4821`, `НЕТ 4821`, `DONE 4821`, `ON`,
 //! `OFF`, `STATUS`, `HELP`. Pure parsing; nothing here touches a case.
 //!
+//! A case with an alias is named by both its codes in what lawyers read
+//! (`8516/2356`, [`crate::store::named_code`]): a code may be typed as
+//! printed, `OK 8516/2356`, and the first of the two is used (either finds
+//! the case).
+//!
 //! `DONE 4821` may be followed by outcome words (`DONE 4821 ОСВ, ЖАЛ`),
 //! separated by spaces or commas; they are returned as typed (uppercase)
 //! and looked up in the lawyers' texts by the caller
@@ -166,16 +171,31 @@ const COVER: &[&str] = &["COVER", "ЗАМЕНА", "ЗАМІНА", "АЛМАШТ�
 const CASES: &[&str] = &["CASES", "ОТКРЫТЫЕ", "ВІДКРИТІ", "АЧЫК"];
 const WHO: &[&str] = &["WHO", "КТО", "ХТО", "КИМ"];
 
+/// Whether `s` is a case code: four to six ASCII digits.
+fn is_code(s: &str) -> bool {
+    (4..=6).contains(&s.len()) && s.chars().all(|c| c.is_ascii_digit())
+}
+
+/// The code of a typed code word: a code, or a code and its alias as
+/// messages print them (`8516/2356`): then the first (both name the case).
+/// `None` when it is neither.
+fn code_of(word: &str) -> Option<&str> {
+    let (first, alias) = match word.split_once('/') {
+        Some((first, alias)) => (first, Some(alias)),
+        None => (word, None),
+    };
+    (is_code(first) && alias.is_none_or(is_code)).then_some(first)
+}
+
 /// The coordinators' commands (`ASSIGN 4821 aida`, `COVER aida 18:00`,
 /// `CASES`, `WHO`), or `None` for anything else.
 fn coordinator_command(normalized: &str) -> Option<Command> {
     let words: Vec<&str> = normalized.split_whitespace().collect();
     let word = words.first()?.trim_matches(|c: char| !c.is_alphanumeric());
-    let is_code = |s: &str| (4..=6).contains(&s.len()) && s.chars().all(|c| c.is_ascii_digit());
     if ASSIGN.contains(&word) {
         return Some(match words[1..] {
-            [code, lawyer] if is_code(code) => Command::Assign {
-                code: code.to_owned(),
+            [code, lawyer] if code_of(code).is_some() => Command::Assign {
+                code: code_of(code).unwrap_or(code).to_owned(),
                 lawyer: lawyer.to_lowercase(),
             },
             _ => Command::Unknown,
@@ -231,11 +251,9 @@ fn done_command(normalized: &str) -> Option<Command> {
     } else {
         None
     };
-    let code = match code.map(|c| c.trim_end_matches(|c: char| !c.is_alphanumeric())) {
-        Some(c) if (4..=6).contains(&c.len()) && c.chars().all(|c| c.is_ascii_digit()) => {
-            Some(c.to_owned())
-        }
-        Some(_) => return Some(Command::Unknown),
+    let code = match code.map(|c| code_of(c.trim_end_matches(|c: char| !c.is_alphanumeric()))) {
+        Some(Some(c)) => Some(c.to_owned()),
+        Some(None) => return Some(Command::Unknown),
         None => None,
     };
     let outcomes: Vec<String> = rest
@@ -278,10 +296,12 @@ pub fn parse(text: &str) -> Command {
         .unwrap_or("")
         .trim_matches(|c: char| !c.is_alphanumeric() && c != '?');
     let rest_words = word_part.split_whitespace().count();
+    // The code, or the code and its alias as printed (`8516/2356`).
     let code = digits_part
-        .split(|c: char| !c.is_ascii_digit())
+        .split(|c: char| !c.is_ascii_digit() && c != '/')
         .next()
-        .filter(|d| (4..=6).contains(&d.len()))
+        .map(|d| d.trim_end_matches('/'))
+        .and_then(code_of)
         .map(str::to_owned);
     let has_digits = !digits_part.trim().is_empty();
     if rest_words > 1 {
@@ -440,6 +460,38 @@ mod tests {
         assert_eq!(parse_until("12h"), Some(Until::For(720)));
         for bad in ["24:00", "18:5", "0d", "15d", "x", "2w", ""] {
             assert_eq!(parse_until(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_code_with_its_alias_as_printed_names_the_case_by_the_first() {
+        for text in [
+            "OK 8516/2356",
+            "ok8516/2356",
+            "да 8516/2356.",
+            "OK ８５１６／２３５６",
+        ] {
+            assert_eq!(parse(text), Command::Accept(c("8516")), "{text}");
+        }
+        assert_eq!(parse("OK 2356"), Command::Accept(c("2356")));
+        assert_eq!(parse("NO 8516/2356"), Command::Decline(c("8516")));
+        assert_eq!(parse("DONE 8516/2356 rel"), done(c("8516"), &["REL"]));
+        assert_eq!(parse("done8516/123456"), done(c("8516"), &[]));
+        assert_eq!(
+            parse("ASSIGN 8516/2356 aida"),
+            Command::Assign {
+                code: "8516".into(),
+                lawyer: "aida".into()
+            }
+        );
+        for text in [
+            "OK 8516/23",
+            "OK 8516/2356/1234",
+            "DONE 8516/23",
+            "DONE 8516/2356/1234",
+            "ASSIGN 8516/23 aida",
+        ] {
+            assert_eq!(parse(text), Command::Unknown, "{text}");
         }
     }
 

@@ -171,8 +171,8 @@ impl Dispatcher {
                 .iter()
                 .filter(|(_, _, d)| self.dispatch_city(d) == city)
                 .map(|(_, rec, d)| match &d.dispatch.accepted_by {
-                    Some(by) => format!("{} ✓{}", rec.code, self.name_of(by)),
-                    None => format!("{} ?", rec.code),
+                    Some(by) => format!("{} ✓{}", rec.named_code(), self.name_of(by)),
+                    None => format!("{} ?", rec.named_code()),
                 })
                 .collect();
             let more = list.len().saturating_sub(MAX_LISTED);

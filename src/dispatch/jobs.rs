@@ -137,7 +137,9 @@ impl Dispatcher {
     }
 
     /// Turn actions into jobs (messages and timers) for a case in `bucket`
-    /// whose `code` is known (`None`: a new case, not stored yet).
+    /// whose `code` is known, as messages name it (with its alias:
+    /// [`crate::store::CaseRecord::named_code`]; `None`: a new case, not
+    /// stored yet).
     /// `reply_channel` carries replies to the lawyer who sent a command.
     pub(super) fn jobs(
         &self,

@@ -331,9 +331,9 @@ impl Dispatcher {
             }
             [(b, r)] => Ok(Ok((*b, r.clone()))),
             many => {
-                let list: Vec<&str> = many.iter().map(|(_, r)| r.code.as_str()).collect();
+                let list: Vec<String> = many.iter().map(|(_, r)| r.named_code()).collect();
                 let joined = list.join(", ");
-                let text = render(&call.texts.which, &[("list", &joined), ("code", list[0])]);
+                let text = render(&call.texts.which, &[("list", &joined), ("code", &list[0])]);
                 self.tell(call, "which", text).await?;
                 Ok(Err(CommandOutcome::Ambiguous))
             }
@@ -404,9 +404,9 @@ impl Dispatcher {
         let mut list = Vec::new();
         for (_, rec, d) in self.cases_of(call).await? {
             if d.dispatch.accepted_by.as_deref() == Some(me) {
-                list.push(format!("{} ✓", rec.code));
+                list.push(format!("{} ✓", rec.named_code()));
             } else if lifecycle::pending_for(&d.dispatch, me) {
-                list.push(format!("{} ?", rec.code));
+                list.push(format!("{} ?", rec.named_code()));
             }
         }
         Ok(if list.is_empty() {

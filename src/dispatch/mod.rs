@@ -334,7 +334,14 @@ impl Dispatcher {
             }
             let corrupt = |e: serde_json::Error| StoreError::Corrupt(e.to_string());
             let (jobs, fx) = self
-                .jobs(&case, bucket, Some(&rec.code), &actions, reply_channel, now)
+                .jobs(
+                    &case,
+                    bucket,
+                    Some(&rec.named_code()),
+                    &actions,
+                    reply_channel,
+                    now,
+                )
                 .map_err(corrupt)?;
             let update = CaseUpdate {
                 bucket,

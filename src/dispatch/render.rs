@@ -43,7 +43,8 @@ pub const FIRST_CODE_LEN: usize = 4;
 /// both as known when the offer is queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OfferSize {
-    /// Digits of the case's code.
+    /// Characters of the case's code as messages name it (with its alias,
+    /// when it has one: `8516/2356`, [`crate::store::named_code`]).
     pub code_len: usize,
     /// Minutes since the case opened, at queue time.
     pub minutes: u64,

@@ -518,7 +518,7 @@ impl Outbox {
             // A channel removed from the config since the message was queued.
             return Preflight::GiveUp("no_such_channel");
         }
-        match self.render(msg, job.case_code.as_deref(), now).await {
+        match self.render(msg, job.case_codes().as_deref(), now).await {
             Ok(text) => Preflight::Send(text),
             Err(StoreError::Corrupt(_)) => Preflight::GiveUp("case_missing"),
             Err(_) => Preflight::Later,
@@ -527,7 +527,10 @@ impl Outbox {
 
     /// Fill in `{code}` and `{minutes}` from the message's case: from the
     /// code its claim read and the opening time it carries when it has
-    /// both (no read), else from the case.
+    /// both (no read), else from the case. `{code}` names every code of
+    /// the case: its code and, when it has one, its alias
+    /// ([`crate::store::named_code`]: `8516/2356`), so that whichever code
+    /// she was shown is in what she and the lawyers read.
     async fn render(
         &self,
         msg: &OutMsg,
@@ -566,7 +569,7 @@ impl Outbox {
         let minutes = minutes.to_string();
         Ok(crate::template::render(
             &msg.text,
-            &[("code", &rec.code), ("minutes", &minutes)],
+            &[("code", &rec.named_code()), ("minutes", &minutes)],
         ))
     }
 

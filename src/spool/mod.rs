@@ -21,7 +21,10 @@
 //! leased it; replay records the case with exactly that code
 //! ([`Store::record_leased_case`]); if the case was recorded meanwhile
 //! under another code (a frozen store ran the commit that timed out), the
-//! shown code becomes its alias. Entries without a code (SMS, whose
+//! shown code becomes its alias: both find the case, and every message that
+//! names it names both (`8516/2356`, [`crate::store::named_code`]). That is
+//! logged (the case id, never a code) and counted
+//! (`hotline_spool_codes_aliased_total`). Entries without a code (SMS, whose
 //! code goes out with the case; no leased code was ready; earlier
 //! versions) take the first free candidate.
 //!
@@ -141,12 +144,16 @@ pub struct Replayed {
     /// Of those, cases recorded with another code than the one shown (a
     /// lost lease; logged as an error).
     pub codes_changed: usize,
+    /// Of those, cases recorded meanwhile under another code whose shown
+    /// code became their alias (both name the case; logged).
+    pub codes_aliased: usize,
 }
 
 impl std::ops::AddAssign for Replayed {
     fn add_assign(&mut self, o: Replayed) {
         self.recorded += o.recorded;
         self.codes_changed += o.codes_changed;
+        self.codes_aliased += o.codes_aliased;
     }
 }
 
@@ -348,10 +355,7 @@ async fn replay_file(path: PathBuf, store: &dyn Store, now_ms: u64) -> FileRepla
             continue;
         }
         match replay_entry(&entry, store, now_ms).await {
-            Ok(Some(changed)) => {
-                out.done.recorded += 1;
-                out.done.codes_changed += usize::from(changed);
-            }
+            Ok(Some(done)) => out.done += done,
             Ok(None) => remaining.push(entry),
             Err(e) => {
                 out.error = Some(e);
@@ -373,36 +377,43 @@ async fn replay_file(path: PathBuf, store: &dyn Store, now_ms: u64) -> FileRepla
     out
 }
 
-/// Record one entry. `Some(changed)` when recorded (`changed`: with another
-/// code than the one shown); `None` when it cannot be decoded (kept for an
-/// operator).
+/// Record one entry: what it did (one case recorded; with another code
+/// than the one shown, or with the shown one as its alias), or `None` when
+/// it cannot be decoded (kept for an operator).
 async fn replay_entry(
     entry: &Entry,
     store: &dyn Store,
     now_ms: u64,
-) -> Result<Option<bool>, StoreError> {
+) -> Result<Option<Replayed>, StoreError> {
     let Some(case) = entry.to_case() else {
         tracing::error!(case = %entry.id, "spool entry cannot be decoded; kept for an operator");
         return Ok(None);
     };
-    let changed = match entry.lease() {
+    let (changed, aliased) = match entry.lease() {
         Some(lease) => {
-            let code = store
+            let done = store
                 .record_leased_case(entry.bucket, case, &lease, now_ms)
                 .await?;
-            code != lease.code
+            (done.code != lease.code, done.aliased)
         }
         None => {
             store.record_case(entry.bucket, case, now_ms).await?;
-            false
+            (false, false)
         }
     };
     if changed {
         tracing::error!(case = %entry.id, "a case recorded from the spool got another code than the one its caller was shown (lost code lease)");
+    } else if aliased {
+        // The case id only: codes are never logged.
+        tracing::info!(case = %entry.id, "a spooled case was recorded meanwhile under another code: the code its caller was shown is now its alias, and its messages name both");
     } else {
         tracing::info!(case = %entry.id, "spooled case recorded");
     }
-    Ok(Some(changed))
+    Ok(Some(Replayed {
+        recorded: 1,
+        codes_changed: usize::from(changed),
+        codes_aliased: usize::from(aliased),
+    }))
 }
 
 #[cfg(test)]
@@ -469,6 +480,48 @@ mod tests {
             (1, 1),
             "each case's job once, in its bucket"
         );
+    }
+
+    #[tokio::test]
+    async fn a_shown_code_that_becomes_an_alias_is_counted_once() {
+        use crate::store::{LeaseRequest, Store as _};
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), "a").unwrap();
+        let store = MemoryStore::new(10);
+        let held = store
+            .lease_codes(LeaseRequest {
+                bucket: 2,
+                holder: "a".into(),
+                keep: Vec::new(),
+                candidates: vec!["1266".into()],
+                target: 1,
+                ttl_ms: 60_000,
+                now_ms: 1,
+            })
+            .await
+            .unwrap();
+        assert_eq!(held, ["1266"]);
+        let shown = CodeLease {
+            code: "1266".into(),
+            holder: "a".into(),
+        };
+        spool.append(2, &case("c1"), Some(&shown), 2).await.unwrap();
+        // The commit that timed out landed under its own code.
+        store.record_case(2, case("c1"), 3).await.unwrap();
+        let done = spool.replay(&store, 4).await.unwrap();
+        assert_eq!(
+            done,
+            Replayed {
+                recorded: 1,
+                codes_changed: 0,
+                codes_aliased: 1
+            }
+        );
+        let rec = store.case(2, "c1").await.unwrap().unwrap();
+        assert_eq!(rec.named_code(), "1234/1266");
+        // Replayed again (a crash before the rewrite): not counted again.
+        spool.append(2, &case("c1"), Some(&shown), 5).await.unwrap();
+        assert_eq!(spool.replay(&store, 6).await.unwrap().codes_aliased, 0);
     }
 
     #[tokio::test]

@@ -50,8 +50,9 @@ use hashbrown::HashTable;
 
 use super::{
     BUCKETS, Begin, BeginRequest, CachedReply, CaseRecord, ClaimBatch, Claimed, CodeLease, Commit,
-    CommitRequest, Job, KvOp, KvWrite, LeaseRequest, Queue, RateLimit, SEEN_WINDOW_MS,
-    SessionRecord, SessionWrite, Store, StoreError, gcra, lease_mark, session_delivery,
+    CommitRequest, Job, KvOp, KvWrite, LeaseRequest, LeasedRecord, Queue, RateLimit,
+    SEEN_WINDOW_MS, SessionRecord, SessionWrite, Store, StoreError, gcra, lease_mark,
+    session_delivery,
 };
 
 /// A map whose entries expire, bounded in size: when full, the entry that
@@ -485,11 +486,15 @@ impl State {
         mut case: super::NewCase,
         lease: &CodeLease,
         now: u64,
-    ) -> Result<String, StoreError> {
+    ) -> Result<LeasedRecord, StoreError> {
+        let shown = |aliased| LeasedRecord {
+            code: lease.code.clone(),
+            aliased,
+        };
         let holder = self.codes.get(&lease.code).map(|(v, _)| v.as_str());
         if holder == Some(case.id.as_str()) {
             // The shown code names this case already (a replay run twice).
-            return Ok(lease.code.clone());
+            return Ok(shown(false));
         }
         if holder == Some(lease_mark(&lease.holder).as_str()) {
             if let Some(existing) = self.cases.get_mut(&case.id) {
@@ -503,12 +508,16 @@ impl State {
                 existing.alias = Some(lease.code.clone());
                 self.codes
                     .insert(lease.code.clone(), (case.id.clone(), until));
-                return Ok(lease.code.clone());
+                return Ok(shown(true));
             }
             self.codes.remove(&lease.code);
         }
         case.code_candidates.insert(0, lease.code.clone());
-        self.create_case(bucket, case, now)
+        let code = self.create_case(bucket, case, now)?;
+        Ok(LeasedRecord {
+            code,
+            aliased: false,
+        })
     }
 }
 
@@ -801,15 +810,18 @@ impl Store for MemoryStore {
                 },
                 attempt,
                 case_code: None,
+                case_alias: None,
             });
             q.put(id, now_ms + lease_ms, entry.payload, attempt);
         }
-        // As `claim.lua`: the code of the case a message id names.
+        // As `claim.lua`: the code (and alias) of the case a message id
+        // names.
         for c in &mut out {
-            c.case_code = super::job_case(&c.job.id)
+            let case = super::job_case(&c.job.id)
                 .and_then(|id| s.cases.get(id))
-                .filter(|case| case.bucket == bucket)
-                .map(|case| case.code.clone());
+                .filter(|case| case.bucket == bucket);
+            c.case_code = case.map(|case| case.code.clone());
+            c.case_alias = case.and_then(|case| case.alias.clone());
         }
         Ok(out)
     }
@@ -903,7 +915,7 @@ impl Store for MemoryStore {
         case: super::NewCase,
         lease: &CodeLease,
         now_ms: u64,
-    ) -> Result<String, StoreError> {
+    ) -> Result<LeasedRecord, StoreError> {
         self.bucket(bucket)
             .record_leased(bucket, case, lease, now_ms)
     }

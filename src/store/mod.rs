@@ -247,6 +247,18 @@ pub struct Claimed {
     /// when the case is gone or the id names none), so that sending a
     /// message with `{code}` needs no read of its own.
     pub case_code: Option<String>,
+    /// That case's alias, read with its code ([`CaseRecord::alias`]).
+    pub case_alias: Option<String>,
+}
+
+impl Claimed {
+    /// Every code of the case the job names, as a message names them
+    /// ([`named_code`]): `None` when the claim read no case.
+    pub fn case_codes(&self) -> Option<String> {
+        self.case_code
+            .as_deref()
+            .map(|code| named_code(code, self.case_alias.as_deref()))
+    }
 }
 
 /// Write small values one by one (`put` or `delete` each), in `bucket` or
@@ -383,6 +395,25 @@ pub struct CaseRecord {
     pub alias: Option<String>,
 }
 
+impl CaseRecord {
+    /// Every code of the case, as a message names them ([`named_code`]).
+    pub fn named_code(&self) -> String {
+        named_code(&self.code, self.alias.as_deref())
+    }
+}
+
+/// How a message names a case (its `{code}`): its code, and its alias when
+/// it has one, after a slash — `8516/2356`. A woman shown either code, and
+/// a lawyer or coordinator who calls her, find the same case in it; a
+/// lawyer may answer with either code or with both as printed (`OK
+/// 8516/2356`, see [`crate::dispatch::commands`]).
+pub fn named_code(code: &str, alias: Option<&str>) -> String {
+    match alias {
+        Some(alias) if !alias.is_empty() && alias != code => format!("{code}/{alias}"),
+        _ => code.to_owned(),
+    }
+}
+
 /// How long a closed case's code stays reserved (and still finds it).
 pub const CODE_QUARANTINE_MS: u64 = 72 * 3600 * 1000;
 
@@ -395,6 +426,18 @@ pub struct CodeLease {
     pub code: String,
     /// The instance that holds it.
     pub holder: String,
+}
+
+/// What [`Store::record_leased_case`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeasedRecord {
+    /// The code the caller was shown when it names the case (as its code
+    /// or its alias), else the case's code (the lease was lost).
+    pub code: String,
+    /// The case existed already under another code and this call made the
+    /// shown code its alias (a second replay of the same entry says
+    /// `false`).
+    pub aliased: bool,
 }
 
 /// Hold (or keep holding) case codes in one bucket for one instance.
@@ -770,7 +813,8 @@ pub trait Store: Send + Sync + 'static {
     /// `lease.holder` still holds `lease.code`, that code becomes the case's
     /// [`CaseRecord::alias`]: both name it. Returns the code the caller was
     /// shown when it names the case, else the case's code, so the caller can
-    /// tell a changed code.
+    /// tell a changed code, and whether this call made the shown code an
+    /// alias.
     ///
     /// # Errors
     /// [`StoreError::CodesExhausted`] when no code is free;
@@ -781,7 +825,7 @@ pub trait Store: Send + Sync + 'static {
         case: NewCase,
         lease: &CodeLease,
         now_ms: u64,
-    ) -> Result<String, StoreError>;
+    ) -> Result<LeasedRecord, StoreError>;
 
     /// Hold codes for `req.holder` (see [`LeaseRequest`]); returns the codes
     /// it now holds in the bucket. A leased code is skipped by case
@@ -1184,6 +1228,14 @@ mod tests {
     fn codes_are_reproducible_from_the_seed() {
         assert_eq!(code_candidates(3, "c_1", 8), code_candidates(3, "c_1", 8));
         assert_ne!(code_candidates(3, "c_1", 8), code_candidates(3, "c_2", 8));
+    }
+
+    #[test]
+    fn a_case_with_an_alias_is_named_by_both_codes() {
+        assert_eq!(named_code("8516", Some("2356")), "8516/2356");
+        assert_eq!(named_code("8516", None), "8516");
+        assert_eq!(named_code("8516", Some("")), "8516");
+        assert_eq!(named_code("8516", Some("8516")), "8516");
     }
 
     #[test]

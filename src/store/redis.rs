@@ -52,8 +52,8 @@ pub use conn::{REFRESH_GAP, RedisOptions};
 use super::{
     BUCKETS, Begin, BeginRequest, CODE_QUARANTINE_MS, CachedReply, CaseBegin, CaseCommandBegin,
     CaseRecord, CaseUpdate, ClaimBatch, Claimed, CodeLease, Commit, CommitRequest, Job, KvOp,
-    KvWrite, LawyerBegin, LawyerCommandBegin, LeaseRequest, NewCase, Queue, RateLimit,
-    SEEN_WINDOW_MS, SessionRecord, SessionWrite, SetAdd, Store, StoreError, code_bucket,
+    KvWrite, LawyerBegin, LawyerCommandBegin, LeaseRequest, LeasedRecord, NewCase, Queue,
+    RateLimit, SEEN_WINDOW_MS, SessionRecord, SessionWrite, SetAdd, Store, StoreError, code_bucket,
     lease_mark, session_delivery,
 };
 
@@ -346,12 +346,14 @@ impl RedisStore {
 
     /// `record_case.lua`: with `mark` non-empty, the first candidate is a
     /// code leased under that mark.
+    /// `record_case.lua`: the case's code (or the shown one) and whether the
+    /// shown code became its alias.
     async fn record_case_marked(
         &self,
         bucket: u16,
         case: &NewCase,
         mark: &str,
-    ) -> Result<String, StoreError> {
+    ) -> Result<LeasedRecord, StoreError> {
         let mut inv = self.scripts.record_case.prepare_invoke();
         for k in self.all_queue_keys(bucket) {
             inv.key(k);
@@ -369,10 +371,13 @@ impl RedisStore {
             return Err(corrupt("record_case returned a non-array"));
         };
         match items.first().and_then(int) {
-            Some(1) => items
-                .get(1)
-                .and_then(string)
-                .ok_or_else(|| corrupt("record_case: no code")),
+            Some(status @ (1 | 3)) => Ok(LeasedRecord {
+                code: items
+                    .get(1)
+                    .and_then(string)
+                    .ok_or_else(|| corrupt("record_case: no code"))?,
+                aliased: status == 3,
+            }),
             Some(2) => Err(StoreError::CodesExhausted),
             _ => Err(corrupt("record_case returned an unknown status")),
         }
@@ -607,6 +612,7 @@ impl Store for RedisStore {
                     },
                     attempt: u32::try_from(int(get(1)?).unwrap_or(0)).unwrap_or(0),
                     case_code: f.get(4).and_then(string),
+                    case_alias: f.get(5).and_then(string).filter(|a| !a.is_empty()),
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -689,7 +695,7 @@ impl Store for RedisStore {
         case: NewCase,
         _now_ms: u64,
     ) -> Result<String, StoreError> {
-        self.record_case_marked(bucket, &case, "").await
+        Ok(self.record_case_marked(bucket, &case, "").await?.code)
     }
 
     async fn record_leased_case(
@@ -698,7 +704,7 @@ impl Store for RedisStore {
         mut case: NewCase,
         lease: &CodeLease,
         _now_ms: u64,
-    ) -> Result<String, StoreError> {
+    ) -> Result<LeasedRecord, StoreError> {
         case.code_candidates.insert(0, lease.code.clone());
         self.record_case_marked(bucket, &case, &lease_mark(&lease.holder))
             .await

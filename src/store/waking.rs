@@ -12,12 +12,12 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::SetAdd;
 use super::{
     Begin, BeginRequest, CaseBegin, CaseCommandBegin, CaseRecord, CaseUpdate, ClaimBatch, Claimed,
     CodeLease, Commit, CommitRequest, Job, KvWrite, LawyerBegin, LawyerCommandBegin, LeaseRequest,
     NewCase, Queue, RateLimit, Store, StoreError,
 };
+use super::{LeasedRecord, SetAdd};
 use crate::deps::Wake;
 
 /// The store, with wake-ups for the jobs it accepts.
@@ -163,14 +163,14 @@ impl Store for Waking {
         case: NewCase,
         lease: &CodeLease,
         now_ms: u64,
-    ) -> Result<String, StoreError> {
+    ) -> Result<LeasedRecord, StoreError> {
         let jobs = dues(&case.jobs);
-        let code = self
+        let recorded = self
             .inner
             .record_leased_case(bucket, case, lease, now_ms)
             .await?;
         self.queued(bucket, jobs);
-        Ok(code)
+        Ok(recorded)
     }
 
     async fn lease_codes(&self, req: LeaseRequest) -> Result<Vec<String>, StoreError> {

@@ -956,11 +956,16 @@ pub async fn audit(
     // A walk opens one case: more is a stray.
     f.strays += per_walk.values().map(|n| n - 1).sum::<usize>();
     // Every case's offer reaches the aggregator; then nothing is left to send.
+    // An offer starts with the case's code, or with its code and its alias
+    // (`8516/2356 `, once the alias exists).
     let codes: BTreeSet<String> = cases.values().map(|(c, _)| c.clone()).collect();
     let offers_of = |code: &str| {
         agg.delivered()
             .iter()
-            .filter(|r| r.message.starts_with(&format!("{code} ")))
+            .filter(|r| {
+                r.message.starts_with(&format!("{code} "))
+                    || r.message.starts_with(&format!("{code}/"))
+            })
             .count()
     };
     let deadline = Instant::now() + within;

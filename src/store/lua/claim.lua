@@ -4,9 +4,10 @@
 -- Each claimed job becomes due again at now + lease (re-claimed if the
 -- worker dies) and its attempt count, also the lease token, goes up.
 -- A message id made for a case of this bucket ends in '.c_<hex>'
--- (store::job_case): its case's code is read here and returned with it,
--- so that sending it needs no read of its own (false: no such case).
--- Returns {{{id, attempt, due_ms, payload, code}, ...}, next}: next is the
+-- (store::job_case): its case's code and alias are read here and returned
+-- with it, so that sending it needs no read of its own (false: no such
+-- case, or no alias).
+-- Returns {{{id, attempt, due_ms, payload, code, alias}, ...}, next}: next is the
 -- due time of the earliest job this call did not claim (false: none), so
 -- the worker sleeps until then instead of polling.
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
@@ -22,12 +23,13 @@ for _, id in ipairs(ids) do
     local due = redis.call('ZSCORE', KEYS[1], id)
     redis.call('HSET', KEYS[2], id, attempt .. '|' .. payload)
     redis.call('ZADD', KEYS[1], string.format('%d', until_ms), id)
-    local code = false
+    local code, alias = false, false
     local case = ARGV[4] and string.match(id, '^[^.]*%.[^.]*%.(c_%w+)$')
     if case then
-      code = redis.call('HGET', ARGV[4] .. case, 'code')
+      local f = redis.call('HMGET', ARGV[4] .. case, 'code', 'alias')
+      code, alias = f[1], f[2]
     end
-    out[#out + 1] = {id, attempt, due, payload, code}
+    out[#out + 1] = {id, attempt, due, payload, code, alias}
     mine[id] = true
   else
     redis.call('ZREM', KEYS[1], id)

@@ -11,7 +11,8 @@
 -- holds the shown code, the shown code becomes the case's alias: both
 -- codes name the case, the one she was shown and the one a retry of her
 -- request (answered from the reply cache) or an offer may have carried.
--- Returns {1, code} | {2} when no code is free.
+-- Returns {1, code} | {3, shown} when the shown code became the case's
+-- alias here | {2} when no code is free.
 local mark = ARGV[1]
 if mark ~= '' then
   local shown = ARGV[6]
@@ -30,7 +31,7 @@ if mark ~= '' then
       redis.call('SET', KEYS[8], ARGV[2], 'PX', ARGV[#ARGV])
     end
     redis.call('HSET', KEYS[5], 'alias', shown)
-    return {1, shown}
+    return {3, shown}
   end
 end
 local c = create_case(5, 1, 2)
