@@ -239,8 +239,6 @@ const DOWN: u8 = 2;
 /// records a case runs (when Redis thaws) but its caller has timed out,
 /// and the outbox has not claimed anything since; the rest answers.
 const THAWING: u8 = 3;
-/// Only the outbox's claims fail (it has not come round yet).
-const CLAIMS_FAIL: u8 = 4;
 
 /// A real store with injected failures, made deterministic.
 struct Faulty {
@@ -299,7 +297,7 @@ impl Store for Faulty {
         lease: u64,
         max: usize,
     ) -> Result<Vec<Claimed>, StoreError> {
-        if matches!(self.mode.load(Ordering::SeqCst), THAWING | CLAIMS_FAIL) {
+        if self.mode.load(Ordering::SeqCst) == THAWING {
             return Err(StoreError::Unavailable("injected".into()));
         }
         self.up()?.claim(b, q, now, lease, max).await
