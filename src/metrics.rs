@@ -62,6 +62,8 @@ pub struct Metrics {
     pub store_up: IntGauge,
     /// Store operations that failed, by operation.
     pub store_errors: IntCounterVec,
+    /// Times the store was found to have lost what it held.
+    pub store_data_lost: IntCounter,
     /// Sessions evicted from the memory store to stay within its bound.
     pub sessions_evicted: IntCounter,
     /// Requests and connections refused by the per-address limits on the
@@ -452,6 +454,11 @@ impl Metrics {
                 "hotline_store_errors_total",
                 "Store operations that failed, by operation.",
                 &["op"],
+            ),
+            store_data_lost: counter(
+                &r,
+                "hotline_store_data_lost_total",
+                "Times the store was found to have lost what it held (a Redis restarted without persistence, flushed, or failed over to an empty replica): open cases, queued offers and timers gone.",
             ),
             sessions_evicted: counter(
                 &r,

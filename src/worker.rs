@@ -163,7 +163,11 @@ impl DueBuckets {
 /// Keeps `hotline_store_up` true to the store's state even without traffic,
 /// and logs each change of it once: `store operation failed` (`op=ping`,
 /// with the error) when the store stops answering, `store reachable again`
-/// when it answers again.
+/// when it answers again. Its ping also tells whether the store lost what
+/// it held ([`crate::store::Store::watch`]): then `the store lost its data`
+/// is logged and `hotline_store_data_lost_total` counted (the critical
+/// alert `HotlineStoreDataLost`): every open case, queued offer and timer
+/// in it is gone, and nobody else would notice.
 #[derive(Debug, Clone)]
 pub struct StoreWatch {
     deps: Deps,
@@ -184,10 +188,17 @@ impl StoreWatch {
     /// Ping once; returns whether the store answered.
     pub async fn tick(&self) -> bool {
         use std::sync::atomic::Ordering;
-        let result = match tokio::time::timeout(PING_TIMEOUT, self.deps.store.ping()).await {
+        let result = match tokio::time::timeout(PING_TIMEOUT, self.deps.store.watch()).await {
             Ok(r) => r.map_err(|e| e.to_string()),
             Err(_) => Err(format!("no answer within {} ms", PING_TIMEOUT.as_millis())),
         };
+        if let Ok(true) = result {
+            self.deps.metrics.store_data_lost.inc();
+            tracing::error!(
+                "the store lost its data: open cases, queued offers and timers written before are gone (Redis restarted without persistence, flushed, or failed over to an empty replica)"
+            );
+        }
+        let result = result.map(|_| ());
         let ok = result.is_ok();
         self.deps.metrics.store_up.set(i64::from(ok));
         let was_up = self.was_up.swap(ok, Ordering::Relaxed);

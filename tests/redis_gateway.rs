@@ -405,6 +405,9 @@ impl Store for Faulty {
     async fn ping(&self) -> Result<(), StoreError> {
         self.up()?.ping().await
     }
+    async fn watch(&self) -> Result<bool, StoreError> {
+        self.up()?.watch().await
+    }
     fn kind(&self) -> &'static str {
         "faulty"
     }
@@ -1047,6 +1050,11 @@ async fn a_ussd_hop_costs_two_round_trips_and_a_session_is_small() {
         "EVALSHA {}",
         sha(include_str!("../src/store/lua/claim.lua"))
     );
+    // The store ping reads the sentinel (`Store::watch`).
+    let sentinel = format!(
+        "EVALSHA {}",
+        sha(include_str!("../src/store/lua/sentinel.lua"))
+    );
     // The code leaser renews this instance's outage codes in the background.
     let lease = format!(
         "EVALSHA {}",
@@ -1066,6 +1074,7 @@ async fn a_ussd_hop_costs_two_round_trips_and_a_session_is_small() {
             || (c.starts_with("SMEMBERS ") && c.ends_with(":open"))
             || (c.starts_with("HMGET ") && c.contains(":c:"))
             || c.trim() == "PING"
+            || *c == sentinel
     };
     let other: Vec<&String> = commands
         .iter()
@@ -1420,4 +1429,63 @@ async fn every_instance_reports_the_whole_outbox_per_channel_from_the_store() {
     assert_eq!(a.metric(&depth("africastalking")).await, 2.0);
     a.stop().await;
     b.stop().await;
+}
+
+/// A Redis that comes back empty (restarted without persistence, flushed,
+/// failed over to an empty replica) takes every open case, queued offer
+/// and timer with it, and answers pings as if nothing happened: an audit
+/// found the gateway "ready", `hotline_store_up` 1, and nobody told. The
+/// store watch's ping reads a sentinel key: its loss is logged and counted
+/// (`HotlineStoreDataLost` pages), once.
+#[tokio::test]
+async fn a_redis_that_comes_back_empty_is_noticed_once() {
+    let mut redis = RedisServer::start();
+    let store: Arc<dyn Store> = Arc::new(
+        RedisStore::connect(
+            &redis.url,
+            &unique_prefix("lost"),
+            Duration::from_secs(2),
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap(),
+    );
+    let gw = Gateway::start_with(
+        &common::default_config(),
+        &[],
+        Some(store.clone()),
+        hotline::clock::Clock::System,
+    )
+    .await;
+    for text in prefix_texts(FINAL) {
+        gw.ussd("ATUid_lost", "+996555500700", &text).await;
+    }
+    let code = code_of(&gw.ussd("ATUid_lost", "+996555500700", FINAL).await.body);
+    assert!(store.case_by_code(&code).await.unwrap().is_some());
+    let watch = hotline::worker::StoreWatch::new(gw.app.deps.clone());
+    assert!(watch.tick().await, "the store answers");
+    assert!(watch.tick().await);
+    let lost = || gw.metric("hotline_store_data_lost_total");
+    assert_eq!(lost().await, 0.0, "nothing lost while Redis keeps its data");
+
+    // Redis restarts with nothing (no persistence in this test's Redis).
+    redis.stop();
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lost().await == 0.0 {
+        assert!(Instant::now() < deadline, "the loss is noticed");
+        watch.tick().await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(lost().await, 1.0);
+    assert!(
+        store.case_by_code(&code).await.unwrap().is_none(),
+        "her case is gone: why this pages"
+    );
+    // Once per loss, not at every ping after it.
+    for _ in 0..3 {
+        assert!(watch.tick().await);
+    }
+    assert_eq!(lost().await, 1.0);
+    gw.stop().await;
 }

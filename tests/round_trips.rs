@@ -241,6 +241,7 @@ struct Shas {
     finish: String,
     rate: String,
     lease: String,
+    sentinel: String,
 }
 
 impl Shas {
@@ -256,6 +257,7 @@ impl Shas {
             finish: sha(include_str!("../src/store/lua/finish.lua")),
             rate: sha(include_str!("../src/store/lua/rate.lua")),
             lease: sha(include_str!("../src/store/lua/lease.lua")),
+            sentinel: sha(include_str!("../src/store/lua/sentinel.lua")),
         }
     }
 
@@ -441,6 +443,7 @@ async fn round_trips_per_hop_offer_command_and_idle_and_bytes_per_session() {
         shas.is(s, &shas.claim) && !s.key().ends_with(&format!(":{{{bucket}}}:q:outbox"))
             || shas.is(s, &shas.lease)
             || v == "PING"
+            || shas.is(s, &shas.sentinel)
             || (v == "ZRANGE" && s.key().ends_with(":q:outbox"))
             // The same gauges read the payloads of a bucket's waiting
             // messages (`peek_jobs`) when it has any: seen in a window

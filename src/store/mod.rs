@@ -1061,6 +1061,19 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::Unavailable`] when it cannot.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// The store watch's ping ([`crate::worker::StoreWatch`]), which also
+    /// tells whether the store lost what it held since the last watch:
+    /// `Ok(true)` then. Redis reads a sentinel key it wrote once and never
+    /// expires (`sentinel.lua`): a Redis restarted without persistence,
+    /// flushed, or failed over to an empty replica no longer has it. The
+    /// memory store never loses data while the process lives.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`] when the store does not answer.
+    async fn watch(&self) -> Result<bool, StoreError> {
+        self.ping().await.map(|()| false)
+    }
+
     /// Short name for logs and metrics (`memory`, `redis`).
     fn kind(&self) -> &'static str;
 

@@ -32,6 +32,7 @@
 //! | `P:{b}:j:<queue>` | hash | job id → `attempt|payload` | none |
 //! | `P:{b}:k:<key>` | string | small values (opt-out flags, message records) | per value |
 //! | `P:{b}:k:ld:<channel>:<id>` | string | a lawyer's command by code was handled (in the code's bucket) | `limits.dedupe_ttl_secs` |
+//! | `P:{g}:sentinel`, `P:{b}:sentinel` | string | read by every store ping ([`Store::watch`]); gone: Redis lost its data | never |
 //! | `P:{g}:k:<key>` | string | global small values (aggregator message id → ours) | per value |
 //! | `P:{g}:k:lw:<lawyer>` | set | the cases offered to a lawyer (`bucket:case id`) | 30 days after the last offer |
 //!
@@ -76,6 +77,7 @@ struct Scripts {
     case_by_code: Script,
     case_command: Script,
     lawyer_command: Script,
+    sentinel: Script,
 }
 
 impl Scripts {
@@ -105,10 +107,11 @@ impl Scripts {
                 "{COMMAND_BEGIN_LUA}\n{}",
                 include_str!("lua/lawyer_command.lua")
             )),
+            sentinel: Script::new(include_str!("lua/sentinel.lua")),
         }
     }
 
-    fn all(&self) -> [&Script; 12] {
+    fn all(&self) -> [&Script; 13] {
         [
             &self.begin,
             &self.commit,
@@ -122,6 +125,7 @@ impl Scripts {
             &self.case_by_code,
             &self.case_command,
             &self.lawyer_command,
+            &self.sentinel,
         ]
     }
 }
@@ -134,6 +138,20 @@ pub struct RedisStore {
     /// Each bucket's hash tag (`<prefix>:{<bucket>}`) and its four queue
     /// keys, built once: a hop's keys are concatenated, not formatted.
     tags: Vec<(String, [String; 4])>,
+    /// The sentinels ([`Store::watch`]): the next to read, and the value
+    /// last seen in each (the 16 buckets' and the global slot's).
+    sentinels: std::sync::Mutex<Sentinels>,
+}
+
+/// What [`Store::watch`] last saw of the sentinel keys.
+#[derive(Debug)]
+struct Sentinels {
+    /// The value this instance writes into a missing sentinel.
+    mine: String,
+    /// The sentinel read next (a cluster's are read in turn).
+    next: usize,
+    /// The value last seen in each: `None` before the first read.
+    seen: Vec<Option<String>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -283,11 +301,23 @@ impl RedisStore {
                 (t, queues)
             })
             .collect();
+        let mine = format!(
+            "{:016x}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+                ^ u128::from(std::process::id())
+        );
         let store = RedisStore {
             conn,
             scripts: Scripts::new(),
             prefix: prefix.to_owned(),
             tags,
+            sentinels: std::sync::Mutex::new(Sentinels {
+                mine,
+                next: 0,
+                seen: vec![None; usize::from(BUCKETS) + 1],
+            }),
         };
         // Load the scripts now so the first webhook pays no extra round
         // trip; if Redis is down, `invoke` loads them on first use instead.
@@ -1193,6 +1223,52 @@ impl Store for RedisStore {
         };
         ids.sort();
         Ok(ids)
+    }
+
+    /// Read a sentinel key (the global slot's on one Redis, each slot's in
+    /// turn on a cluster, where each master holds its own) in the round
+    /// trip that is the ping: `Ok(true)` when one this instance had seen is
+    /// gone or holds another value (written again by another instance
+    /// after a loss): Redis lost its data.
+    async fn watch(&self) -> Result<bool, StoreError> {
+        let (index, mine) = {
+            let mut s = self
+                .sentinels
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let index = match self.conn {
+                Conn::Single(_) => usize::from(BUCKETS),
+                Conn::Cluster(_) => {
+                    let i = s.next;
+                    s.next = (s.next + 1) % (usize::from(BUCKETS) + 1);
+                    i
+                }
+            };
+            (index, s.mine.clone())
+        };
+        let key = match u16::try_from(index) {
+            Ok(b) if b < BUCKETS => format!("{}:sentinel", self.tag(b)),
+            _ => format!("{}:{{g}}:sentinel", self.prefix),
+        };
+        let mut inv = self.scripts.sentinel.prepare_invoke();
+        inv.key(key).arg(mine);
+        let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
+        let Value::Array(items) = v else {
+            return Err(corrupt("sentinel returned a non-array"));
+        };
+        let written_now = items.first().and_then(int) == Some(0);
+        let value = items
+            .get(1)
+            .and_then(string)
+            .ok_or_else(|| corrupt("sentinel: no value"))?;
+        let mut s = self
+            .sentinels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let before = s.seen[index].replace(value.clone());
+        // Seen before, and now missing (written again just now) or another
+        // value (written again by another instance that found it missing).
+        Ok(before.is_some_and(|b| written_now || b != value))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -306,6 +306,10 @@ impl Store for Waking {
         self.inner.ping().await
     }
 
+    async fn watch(&self) -> Result<bool, StoreError> {
+        self.inner.watch().await
+    }
+
     fn kind(&self) -> &'static str {
         self.inner.kind()
     }
