@@ -35,6 +35,7 @@ METRICS = {
     "hotline_store_up",
     "hotline_store_errors_total",
     "hotline_store_data_lost_total",
+    "hotline_sms_refused_total",
     "hotline_sessions_evicted_total",
     "hotline_ip_rate_limited_total",
     "hotline_proxy_headers_refused_total",

@@ -62,6 +62,8 @@ pub struct Metrics {
     pub store_up: IntGauge,
     /// Store operations that failed, by operation.
     pub store_errors: IntCounterVec,
+    /// Messages of an SMS batch refused alone (the rest were handled).
+    pub sms_refused: IntCounterVec,
     /// Times the store was found to have lost what it held.
     pub store_data_lost: IntCounter,
     /// Sessions evicted from the memory store to stay within its bound.
@@ -306,6 +308,7 @@ impl Metrics {
                 self.delivery_reports.with_label_values(&[*ch, st.as_str()]);
             }
             self.delivery_reports_unmatched.with_label_values(&[*ch]);
+            self.sms_refused.with_label_values(&[*ch]);
         }
         for ch in channels.iter().chain(&[UNKNOWN_CHANNEL]) {
             for ev in Event::ALL {
@@ -454,6 +457,12 @@ impl Metrics {
                 "hotline_store_errors_total",
                 "Store operations that failed, by operation.",
                 &["op"],
+            ),
+            sms_refused: counter_vec(
+                &r,
+                "hotline_sms_refused_total",
+                "Messages of an inbound SMS batch refused alone (a sender that is no phone number, a bad id), by channel; the batch's other messages were handled.",
+                &["channel"],
             ),
             store_data_lost: counter(
                 &r,

@@ -650,3 +650,76 @@ async fn stray_delivery_reports_wait_in_a_bounded_set_and_are_counted_unmatched(
     assert!(gw.app.outbox.parked_reports().is_empty());
     gw.stop().await;
 }
+
+/// An Infobip batch holding a woman's SOS and a message whose sender is no
+/// phone number (an operator's alphanumeric sender): hers is taken, the
+/// other refused alone and counted. The audit found the whole batch
+/// refused with 400 — and Infobip's retry meets the same 400 for ever.
+#[tokio::test]
+async fn one_unreadable_message_in_an_infobip_batch_costs_the_others_nothing() {
+    let api = MockServer::start(vec![MockResponse::new(
+        200,
+        at_reply(101, "Success", "ATXid_ib"),
+    )])
+    .await;
+    let cfg = config(&api.url, "");
+    let start = cfg.find("name = \"infobip\"").expect("an infobip block");
+    let end = start + cfg[start..].find("\n\n").unwrap();
+    let block = cfg[start..end]
+        .replace("enabled = false", "enabled = true")
+        .replace("https://xxxxx.api.infobip.com", &api.url)
+        .replace("https://hotline.example.org", "http://127.0.0.1:9");
+    let cfg = format!("{}{block}{}", &cfg[..start], &cfg[end..]);
+    let gw = Gateway::start_with(
+        &cfg,
+        &[
+            ("HOTLINE_AT_API_KEY", "k-test"),
+            ("HOTLINE_INFOBIP_API_KEY", "k-ib"),
+            ("HOTLINE_INFOBIP_SECRET", "s-0123456789abcdef"),
+        ],
+        None,
+        hotline::clock::Clock::System,
+    )
+    .await;
+    let batch = r#"{"results":[
+        {"messageId":"ibw1","from":"996700222001","to":"21212","text":"SOS"},
+        {"messageId":"ibw2","from":"Beeline","to":"21212","text":"Balance"}
+    ],"messageCount":2,"pendingMessageCount":0}"#;
+    let post = || {
+        common::request(
+            gw.public,
+            "POST",
+            "/webhooks/infobip/sms?secret=s-0123456789abcdef",
+            &[("Content-Type", "application/json")],
+            batch.as_bytes(),
+        )
+    };
+    let r = post().await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        gw.metric(r#"hotline_sms_refused_total{channel="infobip"}"#)
+            .await,
+        1.0
+    );
+    assert_eq!(
+        gw.metric(r#"hotline_webhook_requests_total{channel="infobip",event="sms",outcome="ok"}"#)
+            .await,
+        1.0
+    );
+    // Her SOS started the menu: its first screen is queued for her.
+    assert_eq!(
+        gw.metric(r#"hotline_sessions_started_total{flow="legal_help"}"#)
+            .await,
+        1.0
+    );
+    // Infobip delivers the batch again: her message is a duplicate now,
+    // nothing starts twice.
+    let again = post().await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(
+        gw.metric(r#"hotline_sessions_started_total{flow="legal_help"}"#)
+            .await,
+        1.0
+    );
+    gw.stop().await;
+}

@@ -316,38 +316,33 @@ impl Channel for Infobip {
     }
 
     fn parse_sms(&self, req: &Request) -> Result<Vec<SmsIn>, ChannelError> {
+        let (messages, refused) = self.parse_sms_batch(req)?;
+        match refused.into_iter().next() {
+            Some(reason) => Err(ChannelError::BadRequest(reason)),
+            None => Ok(messages),
+        }
+    }
+
+    /// Each result on its own: one that cannot be read (an alphanumeric
+    /// sender such as `Beeline`, a bad id) is refused, the others are
+    /// taken — a woman's `SOS` in the same batch is not lost with it.
+    fn parse_sms_batch(&self, req: &Request) -> Result<(Vec<SmsIn>, Vec<String>), ChannelError> {
         let inbound: Inbound = parse_json(&req.body)?;
         check_batch(&inbound.results)?;
-        inbound
-            .results
-            .into_iter()
-            .enumerate()
-            .map(|(i, r)| {
-                if !id_ok(&r.message_id) {
-                    return Err(ChannelError::BadRequest(format!(
-                        "results[{i}].messageId is not a valid id"
-                    )));
-                }
-                let from = PhoneNumber::parse_international(&r.from)
-                    .map_err(|e| ChannelError::BadRequest(format!("results[{i}].from: {e}")))?;
-                if r.text.len() > MAX_TEXT_BYTES {
-                    return Err(ChannelError::BadRequest(format!(
-                        "results[{i}].text is too long"
-                    )));
-                }
-                if r.to.len() > 32 {
-                    return Err(ChannelError::BadRequest(format!(
-                        "results[{i}].to is too long"
-                    )));
-                }
-                Ok(SmsIn {
-                    message_id: Some(r.message_id),
-                    from,
-                    to: r.to,
-                    text: r.text,
-                })
-            })
-            .collect()
+        let mut messages = Vec::new();
+        let mut refused = Vec::new();
+        for (i, r) in inbound.results.into_iter().enumerate() {
+            match one_sms(i, r) {
+                Ok(m) => messages.push(m),
+                Err(reason) => refused.push(reason),
+            }
+        }
+        if messages.is_empty()
+            && let Some(reason) = refused.first()
+        {
+            return Err(ChannelError::BadRequest(reason.clone()));
+        }
+        Ok((messages, refused))
     }
 
     fn parse_status(&self, req: &Request) -> Result<Vec<StatusIn>, ChannelError> {
@@ -435,6 +430,28 @@ impl Channel for Infobip {
             .await;
         send::finish(resp, &RULES, read).await
     }
+}
+
+/// Result `i` of an inbound batch as a message, or why it cannot be read
+/// (naming the field, never its value).
+fn one_sms(i: usize, r: InboundResult) -> Result<SmsIn, String> {
+    if !id_ok(&r.message_id) {
+        return Err(format!("results[{i}].messageId is not a valid id"));
+    }
+    let from =
+        PhoneNumber::parse_international(&r.from).map_err(|e| format!("results[{i}].from: {e}"))?;
+    if r.text.len() > MAX_TEXT_BYTES {
+        return Err(format!("results[{i}].text is too long"));
+    }
+    if r.to.len() > 32 {
+        return Err(format!("results[{i}].to is too long"));
+    }
+    Ok(SmsIn {
+        message_id: Some(r.message_id),
+        from,
+        to: r.to,
+        text: r.text,
+    })
 }
 
 #[cfg(test)]

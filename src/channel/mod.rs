@@ -422,6 +422,20 @@ pub trait Channel: Send + Sync + 'static {
         Err(ChannelError::NotSupported)
     }
 
+    /// Parse an inbound SMS webhook that may batch several messages: the
+    /// messages that can be read, and why each of the others cannot (a
+    /// sender that is no phone number, a bad id). One bad message must not
+    /// cost the others theirs: an aggregator that retries the batch gets
+    /// the same refusal every time. The default is [`Channel::parse_sms`]
+    /// (one message, or all refused).
+    ///
+    /// # Errors
+    /// As [`Channel::parse_sms`]; a batch none of whose messages can be
+    /// read is refused whole.
+    fn parse_sms_batch(&self, req: &Request) -> Result<(Vec<SmsIn>, Vec<String>), ChannelError> {
+        self.parse_sms(req).map(|m| (m, Vec::new()))
+    }
+
     /// Parse a delivery report webhook.
     ///
     /// # Errors

@@ -227,8 +227,18 @@ impl Public {
                 }
                 Err(e) => self.refuse(channel, event, &e),
             },
-            Event::Sms => match channel.parse_sms(&request) {
-                Ok(messages) => ack_or_retry(channel, event, gw.sms(name, &messages).await),
+            Event::Sms => match channel.parse_sms_batch(&request) {
+                Ok((messages, refused)) => {
+                    // Messages of a batch that cannot be read are refused
+                    // alone (counted, logged like a refused request); the
+                    // others are handled, and the batch acknowledged as
+                    // they are.
+                    for reason in &refused {
+                        app.metrics().sms_refused.with_label_values(&[name]).inc();
+                        self.log_refused(channel, event, reason);
+                    }
+                    ack_or_retry(channel, event, gw.sms(name, &messages).await)
+                }
                 Err(e) => self.refuse(channel, event, &e),
             },
             Event::Status => match channel.parse_status(&request) {

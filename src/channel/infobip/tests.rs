@@ -90,6 +90,38 @@ fn sms_batch_gives_one_message_per_result_in_order() {
 }
 
 #[test]
+fn a_message_that_cannot_be_read_is_refused_alone_not_its_whole_batch() {
+    // An operator's alphanumeric sender beside a woman's SOS: she must not
+    // lose hers (a retried batch meets the same refusal every time).
+    let body = r#"{"results":[
+        {"messageId":"w1","from":"996700222001","to":"1","text":"SOS"},
+        {"messageId":"w2","from":"Beeline","to":"1","text":"Balance"},
+        {"messageId":"bad id","from":"996700222003","to":"1","text":"x"}
+    ],"messageCount":3,"pendingMessageCount":0}"#;
+    let (m, refused) = ib().parse_sms_batch(&req(body)).unwrap();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].message_id.as_deref(), Some("w1"));
+    assert_eq!(m[0].text, "SOS");
+    assert_eq!(refused.len(), 2, "{refused:?}");
+    assert!(refused[0].starts_with("results[1].from: "), "{refused:?}");
+    assert!(
+        !refused[0].contains("Beeline"),
+        "names the field, not the value"
+    );
+    assert_eq!(refused[1], "results[2].messageId is not a valid id");
+    // `parse_sms` (one answer for the batch) still refuses it.
+    assert!(ib().parse_sms(&req(body)).is_err());
+    // A batch with nothing readable is refused whole.
+    let none = r#"{"results":[
+        {"messageId":"w2","from":"Beeline","to":"1","text":"Balance"}
+    ],"messageCount":1,"pendingMessageCount":0}"#;
+    assert!(matches!(
+        ib().parse_sms_batch(&req(none)),
+        Err(ChannelError::BadRequest(r)) if r.starts_with("results[0].from: ")
+    ));
+}
+
+#[test]
 fn sms_missing_fields_are_named_without_values() {
     for (result, field) in [
         (
