@@ -374,6 +374,57 @@ async fn two_lawyers_answering_at_once_exactly_one_wins() {
     w.gw.stop().await;
 }
 
+/// The aggregator delivers one `OK` several times at once (its retries
+/// overlapping): one acceptance, one message to her — and one count. An
+/// audit saw eight copies of one command counted up to five times
+/// (`update_case` answered "done" for every copy that met the mark).
+#[tokio::test]
+async fn copies_of_one_command_at_once_are_counted_once() {
+    // On Redis: the copies' round trips interleave there.
+    let redis = RedisServer::shared_or_start();
+    let prefix = unique_prefix("copies");
+    let api = MockServer::start(vec![MockResponse::new(201, at_reply())]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&api.url, dir.path()).replace(
+        "[store]\n",
+        &format!(
+            "[store]\nkey_prefix = {prefix:?}\nspool_dir = {:?}\n",
+            dir.path().join("spool").display().to_string()
+        ),
+    );
+    let mut env = ENV.to_vec();
+    env.push(("HOTLINE_REDIS_URL", &redis.url));
+    let gw = Gateway::start_with(&cfg, &env, None, Clock::manual(T0)).await;
+    let w = World { gw, api, _dir: dir };
+    let woman = "+996555770005";
+    let code = w.request("ATUid_d5", woman).await;
+    w.wait_for(AIDA, 1).await;
+    let body = common::form(&[
+        ("from", AIDA),
+        ("to", "21212"),
+        ("text", &format!("OK {code}")),
+        ("id", "lw-copies-1"),
+    ]);
+    let post = || common::post_form(w.gw.public, "/webhooks/africastalking/sms", &body);
+    let answers = futures_util::future::join_all((0..8).map(|_| post())).await;
+    for r in &answers {
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    w.wait_for(woman, 1).await;
+    w.quiet(woman, 1).await;
+    assert_eq!(
+        w.gw.metric(r#"hotline_cases_accepted_total{city="bishkek"}"#)
+            .await,
+        1.0
+    );
+    assert_eq!(
+        w.gw.metric(r#"hotline_case_time_to_accept_seconds_count{city="bishkek"}"#)
+            .await,
+        1.0
+    );
+    w.gw.stop().await;
+}
+
 #[tokio::test]
 async fn a_closed_case_is_erased_after_retention_and_its_statistics_remain() {
     let w = world().await;

@@ -393,8 +393,11 @@ impl Store for Faulty {
     async fn case(&self, b: u16, id: &str) -> Result<Option<CaseRecord>, StoreError> {
         self.up()?.case(b, id).await
     }
-    async fn update_case(&self, u: hotline::store::CaseUpdate) -> Result<bool, StoreError> {
-        self.up()?.update_case(u).await
+    async fn update_case_once(
+        &self,
+        u: hotline::store::CaseUpdate,
+    ) -> Result<hotline::store::Updated, StoreError> {
+        self.up()?.update_case_once(u).await
     }
     async fn case_ids(&self, b: u16, open_only: bool) -> Result<Vec<String>, StoreError> {
         self.up()?.case_ids(b, open_only).await

@@ -1294,6 +1294,14 @@ async fn a_lawyers_command_by_code_is_one_read_and_one_marked_change(env: impl E
         s.update_case(update(rec.version, "again")).await.unwrap(),
         "a concurrent copy's change counts as done"
     );
+    // …as made before, not now: only the first copy's effects are counted
+    // (eight copies of one `DONE` counted five closed cases).
+    assert_eq!(
+        s.update_case_once(update(rec.version, "again"))
+            .await
+            .unwrap(),
+        hotline::store::Updated::MadeBefore
+    );
     let after = s.case(4, "cmd1").await.unwrap().unwrap();
     assert_eq!(after.data, b"accepted", "and writes nothing");
     assert_eq!(after.version, rec.version + 1);

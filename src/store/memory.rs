@@ -1160,7 +1160,7 @@ impl Store for MemoryStore {
         Ok(super::LawyerBegin::Proceed(out))
     }
 
-    async fn update_case(&self, u: super::CaseUpdate) -> Result<bool, StoreError> {
+    async fn update_case_once(&self, u: super::CaseUpdate) -> Result<super::Updated, StoreError> {
         // A global mark's space first, then the case's bucket.
         let mut global = u.mark_global.then(|| self.global());
         let mut s = self.bucket(u.bucket);
@@ -1170,14 +1170,14 @@ impl Store for MemoryStore {
             let marks = global.as_deref().unwrap_or(&s);
             if marks.kv.get(&key, u.now_ms).is_some() {
                 // Made before, for this same delivery.
-                return Ok(true);
+                return Ok(super::Updated::MadeBefore);
             }
         }
         let Some(case) = s.cases.get_mut(&u.id) else {
-            return Ok(false);
+            return Ok(super::Updated::Stale);
         };
         if case.version != u.expected_version {
-            return Ok(false);
+            return Ok(super::Updated::Stale);
         }
         case.version += 1;
         case.data = u.data;
@@ -1209,7 +1209,7 @@ impl Store for MemoryStore {
             };
             marks.write_kv(mark_bucket, vec![mark], u.now_ms);
         }
-        Ok(true)
+        Ok(super::Updated::Changed)
     }
 
     async fn case_ids(&self, bucket: u16, open_only: bool) -> Result<Vec<String>, StoreError> {

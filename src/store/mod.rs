@@ -215,6 +215,18 @@ pub struct Job {
     pub payload: Vec<u8>,
 }
 
+/// What [`Store::update_case_once`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Updated {
+    /// The case was changed now.
+    Changed,
+    /// The update's mark exists: another copy of the same delivery made
+    /// its change before; nothing was written.
+    MadeBefore,
+    /// Someone else changed the case first (or there is no such case).
+    Stale,
+}
+
 /// The queues background workers poll.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Queue {
@@ -1043,11 +1055,23 @@ pub trait Store: Send + Sync + 'static {
     }
 
     /// Change a case if its version is unchanged (compare-and-set), with
-    /// its jobs; returns false when someone else changed it first.
+    /// its jobs; returns false when someone else changed it first (true
+    /// also when its mark says this delivery's change was made before).
     ///
     /// # Errors
     /// [`StoreError::Unavailable`].
-    async fn update_case(&self, update: CaseUpdate) -> Result<bool, StoreError>;
+    async fn update_case(&self, update: CaseUpdate) -> Result<bool, StoreError> {
+        Ok(self.update_case_once(update).await? != Updated::Stale)
+    }
+
+    /// [`Store::update_case`], telling a change made now from one its
+    /// mark says was made before by another copy of the same delivery
+    /// (two copies of a lawyer's `OK` handled at once): only the first
+    /// counts in the metrics.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    async fn update_case_once(&self, update: CaseUpdate) -> Result<Updated, StoreError>;
 
     /// Ids of the cases in a bucket: every case, or only the open ones.
     ///

@@ -54,8 +54,8 @@ use super::{
     BUCKETS, Begin, BeginRequest, CODE_QUARANTINE_MS, CachedReply, CaseBegin, CaseCommandBegin,
     CaseRecord, CaseUpdate, ClaimBatch, Claimed, CodeLease, Commit, CommitRequest, Job, KvOp,
     KvWrite, LawyerBegin, LawyerCommandBegin, LeaseRequest, LeasedRecord, NewCase, Queue,
-    RateLimit, SEEN_WINDOW_MS, SessionRecord, SessionWrite, SetAdd, Store, StoreError, code_bucket,
-    lease_mark, session_delivery,
+    RateLimit, SEEN_WINDOW_MS, SessionRecord, SessionWrite, SetAdd, Store, StoreError, Updated,
+    code_bucket, lease_mark, session_delivery,
 };
 
 const CASE_LUA: &str = include_str!("lua/case.lua");
@@ -1025,7 +1025,7 @@ impl Store for RedisStore {
         }))
     }
 
-    async fn update_case(&self, u: CaseUpdate) -> Result<bool, StoreError> {
+    async fn update_case_once(&self, u: CaseUpdate) -> Result<Updated, StoreError> {
         let t = self.tag(u.bucket);
         let mut inv = self.scripts.update_case.prepare_invoke();
         inv.key(format!("{t}:c:{}", u.id))
@@ -1070,8 +1070,12 @@ impl Store for RedisStore {
                 .arg(ttl_ms.map(|t| t.max(1).to_string()).unwrap_or_default());
         }
         let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
-        let changed = int(&v) == Some(1);
-        if changed
+        let outcome = match int(&v) {
+            Some(1) => Updated::Changed,
+            Some(2) => Updated::MadeBefore,
+            _ => Updated::Stale,
+        };
+        if outcome == Updated::Changed
             && cluster
             && u.mark_global
             && let Some((key, value, ttl_ms)) = mark
@@ -1083,7 +1087,7 @@ impl Store for RedisStore {
             }
             self.conn.query(&cmd).await.map_err(unavailable)?;
         }
-        Ok(changed)
+        Ok(outcome)
     }
 
     async fn begin_lawyer_command(

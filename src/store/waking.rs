@@ -17,7 +17,7 @@ use super::{
     CodeLease, Commit, CommitRequest, Job, KvWrite, LawyerBegin, LawyerCommandBegin, LeaseRequest,
     NewCase, Queue, RateLimit, Store, StoreError,
 };
-use super::{LeasedRecord, SetAdd};
+use super::{LeasedRecord, SetAdd, Updated};
 use crate::deps::Wake;
 
 /// The store, with wake-ups for the jobs it accepts.
@@ -288,11 +288,11 @@ impl Store for Waking {
         self.inner.begin_lawyer_command(req).await
     }
 
-    async fn update_case(&self, update: CaseUpdate) -> Result<bool, StoreError> {
+    async fn update_case_once(&self, update: CaseUpdate) -> Result<Updated, StoreError> {
         let bucket = update.bucket;
         let jobs = dues(&update.jobs);
-        let done = self.inner.update_case(update).await?;
-        if done {
+        let done = self.inner.update_case_once(update).await?;
+        if done == Updated::Changed {
             self.queued(bucket, jobs);
         }
         Ok(done)

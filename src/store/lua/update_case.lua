@@ -6,9 +6,9 @@
 -- ('' to keep the case open), 5 number of jobs, then the jobs (4 args
 -- each), then '1' with an alias key ('0' without), then with a mark its
 -- value and ttl ms ('' for none).
--- Returns 1 when changed (or when the mark exists: this delivery's change
--- was made before, nothing is written), 0 when the version moved on (or
--- no such case).
+-- Returns 1 when changed, 2 when the mark exists (this delivery's change
+-- was made before, by another copy of it: nothing is written), 0 when the
+-- version moved on (or no such case).
 local nj = tonumber(ARGV[5])
 local a = 6 + nj * 4
 local alias_key = nil
@@ -20,7 +20,7 @@ else
   mark_key = KEYS[8]
 end
 if mark_key and redis.call('EXISTS', mark_key) == 1 then
-  return 1
+  return 2
 end
 local v = redis.call('HGET', KEYS[1], 'v')
 if not v or v ~= ARGV[2] then
