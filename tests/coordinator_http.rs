@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::world::{AIDA, BAKYT, CHOLPON, MIN, NURGUL, world};
+use common::world::{AIDA, BAKYT, CHOLPON, MIN, NURGUL, world, world_on_redis};
 
 #[tokio::test]
 async fn assign_offers_a_case_directly_and_only_the_coordinator_may() {
@@ -103,6 +103,50 @@ async fn cover_puts_someone_on_call_until_it_ends() {
     assert!(offer.starts_with(&format!("{code} Bishkek,")), "{offer}");
     assert_eq!(w.commands("cover", "ok").await, 1.0);
     assert_eq!(w.commands("cover", "refused").await, 2.0);
+    w.gw.stop().await;
+}
+
+/// A lawyer who asks for help herself — a USSD walk from her own number
+/// (aida, whose shift it is) — is never offered her own case: the offer
+/// (her situation, her location) would go to the phone that may be in
+/// police hands, and the first level would be spent on her. The chain goes
+/// on as if she were off call, the coordinator's `ASSIGN` to her is
+/// refused, and her `OK` cannot take it. On Redis.
+#[tokio::test]
+async fn a_lawyer_who_asks_for_help_is_never_offered_her_own_case() {
+    let w = world_on_redis("owncase").await;
+    let code = w.request("ATUid_own", AIDA).await;
+    // At once to the next in line: the on_call level is not spent on her.
+    let offer = w.nth(BAKYT, 1).await;
+    assert!(offer.starts_with(&format!("{code} Bishkek,")), "{offer}");
+    w.advance(3 * MIN + 1000);
+    assert!(w.nth(CHOLPON, 1).await.starts_with(&code));
+    w.advance(5 * MIN + 1000);
+    assert!(w.nth(NURGUL, 1).await.starts_with(&code));
+
+    w.lawyer_says(NURGUL, &format!("ASSIGN {code} aida")).await;
+    assert_eq!(
+        w.nth(NURGUL, 2).await,
+        format!("Дело {code} открыто с телефона Aida: ей оно не предлагается.")
+    );
+    w.lawyer_says(AIDA, &format!("OK {code}")).await;
+    assert_eq!(
+        w.nth(AIDA, 1).await,
+        format!("Case {code} was not offered to you.")
+    );
+    let case = w.case(&code).await;
+    assert!(
+        case.dispatch.offers.iter().all(|o| o.lawyer != "aida"),
+        "{:?}",
+        case.dispatch.offers
+    );
+    assert_eq!(case.dispatch.accepted_by, None);
+    assert!(
+        w.to(AIDA).iter().all(|m| !m.contains("Station 5")),
+        "her location never went to her phone: {:?}",
+        w.to(AIDA)
+    );
+    assert_eq!(w.commands("assign", "refused").await, 1.0);
     w.gw.stop().await;
 }
 

@@ -187,6 +187,7 @@ impl Dispatcher {
             Reply::IsClosed => t.is_closed.clone(),
             Reply::Assigned(id) => partial(&t.assigned, &[("name", &name_of(id))]),
             Reply::NotCoordinator => t.not_coordinator.clone(),
+            Reply::OwnCase(id) => partial(&t.own_case, &[("name", &name_of(id))]),
         }
     }
 

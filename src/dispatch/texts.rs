@@ -67,6 +67,9 @@ pub struct Texts {
     pub assigned: String,
     /// `ASSIGN` or `COVER` from someone who is not a coordinator.
     pub not_coordinator: String,
+    /// (To a coordinator) `ASSIGN` to `{name}`, whose own number opened
+    /// case `{code}` (she asked for help herself): refused.
+    pub own_case: String,
     /// `ASSIGN` or `COVER` naming nobody in the roster.
     pub no_lawyer: String,
     /// `COVER` done: `{name}` is on call in `{city}` until `{until}`.
@@ -229,6 +232,7 @@ impl LawyerTexts {
                 ("other_phone", &t.other_phone),
                 ("assigned", &t.assigned),
                 ("not_coordinator", &t.not_coordinator),
+                ("own_case", &t.own_case),
                 ("no_lawyer", &t.no_lawyer),
                 ("covered", &t.covered),
                 ("cover_bad", &t.cover_bad),

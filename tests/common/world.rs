@@ -29,6 +29,8 @@ pub struct World {
     pub gw: Gateway,
     pub api: MockServer,
     pub dir: tempfile::TempDir,
+    /// The Redis of a world on Redis ([`world_on_redis`]), kept running.
+    pub redis: Option<super::redis::RedisServer>,
 }
 
 /// The config for a world whose aggregator API is at `api`.
@@ -71,7 +73,39 @@ pub async fn world_with(extra: &[(&str, &str)]) -> World {
     std::fs::write(dir.path().join("hotline.toml"), &cfg).unwrap();
     let env: Vec<(&str, &str)> = ENV.iter().chain(extra).copied().collect();
     let gw = Gateway::start_with(&cfg, &env, None, Clock::manual(T0)).await;
-    World { gw, api, dir }
+    World {
+        gw,
+        api,
+        dir,
+        redis: None,
+    }
+}
+
+/// A world at [`T0`] on a real Redis (its own `redis-server`, or
+/// `HOTLINE_TEST_REDIS_URL`, under a key prefix of its own).
+pub async fn world_on_redis(test: &str) -> World {
+    let redis = super::redis::RedisServer::shared_or_start();
+    let prefix = super::redis::unique_prefix(test);
+    let api = MockServer::start(vec![MockResponse::new(201, at_reply())]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&api.url, dir.path()).replace(
+        "[store]\n",
+        &format!(
+            "[store]\nkey_prefix = {prefix:?}\nspool_dir = {:?}\n",
+            dir.path().join("spool").display().to_string()
+        ),
+    );
+    assert!(cfg.contains(&prefix), "the config has a [store] table");
+    std::fs::write(dir.path().join("hotline.toml"), &cfg).unwrap();
+    let mut env: Vec<(&str, &str)> = ENV.to_vec();
+    env.push(("HOTLINE_REDIS_URL", &redis.url));
+    let gw = Gateway::start_with(&cfg, &env, None, Clock::manual(T0)).await;
+    World {
+        gw,
+        api,
+        dir,
+        redis: Some(redis),
+    }
 }
 
 impl World {

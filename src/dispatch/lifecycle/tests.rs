@@ -38,6 +38,7 @@ fn ctx<'a>(r: &'a Roster, off: &'a BTreeSet<String>, now: u64) -> Ctx<'a> {
         opened_at_ms: T0,
         off,
         covers: &crate::dispatch::cover::NONE,
+        caller_lawyer: None,
     }
 }
 
@@ -125,6 +126,7 @@ fn gap_ctx<'a>(r: &'a Roster, off: &'a BTreeSet<String>, now: u64) -> Ctx<'a> {
         opened_at_ms: GAP_T,
         off,
         covers: &crate::dispatch::cover::NONE,
+        caller_lawyer: None,
     }
 }
 
@@ -683,5 +685,133 @@ fn the_coordinator_assigns_directly_and_nobody_else_can() {
             "nurgul".into(),
             Reply::AlreadyTaken("cholpon".into())
         )]
+    );
+}
+
+// ---------------------------------------------------------------- her own case
+
+fn own_ctx<'a>(r: &'a Roster, off: &'a BTreeSet<String>, now: u64, caller: &'a str) -> Ctx<'a> {
+    Ctx {
+        caller_lawyer: Some(caller),
+        ..ctx(r, off, now)
+    }
+}
+
+/// A lawyer who asks for help herself (a USSD walk from her own number) is
+/// never offered her own case — her phone may be in police hands — at any
+/// level of any pass: the chain moves on as if she were off call.
+#[test]
+fn a_lawyer_who_asks_for_help_is_never_offered_her_own_case() {
+    let r = roster_from(&ROSTER.replace("repeats = 0", "repeats = 1"));
+    let off = BTreeSet::new();
+    let (mut d, a) = open(&own_ctx(&r, &off, T0, "aida"), 1 << 40);
+    assert_eq!(offers(&a), ["bakyt"], "aida's shift: on_call is skipped");
+    let mut now = T0;
+    let mut seq = escalate_timer(&a).unwrap().0;
+    let mut steps = vec!["bakyt".to_owned()];
+    loop {
+        now += 5 * MIN;
+        let a = escalate(&mut d, &own_ctx(&r, &off, now, "aida"), seq);
+        if a.contains(&Action::Exhausted) {
+            assert!(a.contains(&Action::CoordinatorAlert(
+                r.coordinator("bishkek").unwrap().clone()
+            )));
+            break;
+        }
+        steps.push(offers(&a).join("+"));
+        seq = escalate_timer(&a).unwrap().0;
+    }
+    assert_eq!(
+        steps,
+        ["bakyt", "cholpon", "nurgul", "bakyt", "cholpon", "nurgul"]
+    );
+    assert!(d.offers.iter().all(|o| o.lawyer != "aida"));
+    // She cannot take it by its code either.
+    let a = accept(&mut d, &own_ctx(&r, &off, now, "aida"), "aida");
+    assert_eq!(a, [Action::Reply("aida".into(), Reply::NotOffered)]);
+}
+
+/// The coordinator's own request: skipped at the coordinator level, never
+/// alerted about it, and she cannot take, close or assign it herself.
+#[test]
+fn a_coordinators_own_case_is_handled_by_the_others() {
+    let r = roster();
+    let off = BTreeSet::new();
+    let c = |now| own_ctx(&r, &off, now, "nurgul");
+    let (mut d, a) = open(&c(T0), 1 << 40);
+    assert_eq!(offers(&a), ["aida"]);
+    let mut now = T0;
+    let mut seq = escalate_timer(&a).unwrap().0;
+    loop {
+        now += 5 * MIN;
+        let a = escalate(&mut d, &c(now), seq);
+        if a.contains(&Action::Exhausted) {
+            assert!(
+                !a.iter().any(|x| matches!(x, Action::CoordinatorAlert(_))),
+                "no alert to her own phone: {a:?}"
+            );
+            break;
+        }
+        assert!(!offers(&a).contains(&"nurgul"), "{a:?}");
+        seq = escalate_timer(&a).unwrap().0;
+    }
+    let before = d.clone();
+    assert_eq!(
+        accept(&mut d, &c(now), "nurgul"),
+        [Action::Reply("nurgul".into(), Reply::NotOffered)]
+    );
+    assert_eq!(
+        close(&mut d, &c(now), "nurgul", 1, &[]),
+        [Action::Reply("nurgul".into(), Reply::NotOffered)]
+    );
+    let bakyt = r.lawyer("bakyt").unwrap().id.clone();
+    assert_eq!(
+        assign(&mut d, &c(now), "nurgul", &bakyt),
+        [Action::Reply("nurgul".into(), Reply::NotCoordinator)]
+    );
+    assert_eq!(d, before);
+}
+
+/// `ASSIGN` of a case to the lawyer whose number opened it is refused;
+/// a cover naming her does not reach her either.
+#[test]
+fn neither_assign_nor_a_cover_offers_a_lawyer_her_own_case() {
+    let r = roster();
+    let off = BTreeSet::new();
+    let (mut d, _) = open(&own_ctx(&r, &off, T0, "cholpon"), 1 << 40);
+    let before = d.clone();
+    let cholpon = r.lawyer("cholpon").unwrap().id.clone();
+    assert_eq!(
+        assign(
+            &mut d,
+            &own_ctx(&r, &off, T0 + MIN, "cholpon"),
+            "nurgul",
+            &cholpon
+        ),
+        [Action::Reply(
+            "nurgul".into(),
+            Reply::OwnCase("cholpon".into())
+        )]
+    );
+    assert_eq!(d, before, "nothing changes");
+    let covers: crate::dispatch::cover::Covers = [(
+        "bishkek".to_owned(),
+        crate::dispatch::cover::Cover {
+            city: "bishkek".into(),
+            lawyer: "cholpon".into(),
+            until_ms: T0 + 600 * MIN,
+            by: "nurgul".into(),
+        },
+    )]
+    .into();
+    let covered = Ctx {
+        covers: &covers,
+        ..own_ctx(&r, &off, T0, "cholpon")
+    };
+    let (_, a) = open(&covered, 1 << 40);
+    assert_eq!(
+        offers(&a),
+        ["bakyt"],
+        "the cover's on_call is skipped; next_on_call asks the roster's next"
     );
 }
