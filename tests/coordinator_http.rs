@@ -5,7 +5,10 @@
 
 mod common;
 
-use common::world::{AIDA, BAKYT, CHOLPON, MIN, NURGUL, world, world_on_redis};
+use common::world::{
+    AIDA, BAKYT, CHOLPON, HALYNA, LARYSA, MIN, NURGUL, POLTAVA_ENV, roster_with_poltava, world,
+    world_on_redis, world_on_redis_with,
+};
 
 #[tokio::test]
 async fn assign_offers_a_case_directly_and_only_the_coordinator_may() {
@@ -147,6 +150,51 @@ async fn a_lawyer_who_asks_for_help_is_never_offered_her_own_case() {
         w.to(AIDA)
     );
     assert_eq!(w.commands("assign", "refused").await, 1.0);
+    w.gw.stop().await;
+}
+
+/// `COVER` and `ASSIGN` of a lawyer who does not work in the city are
+/// refused with a reply saying so: Bishkek's coordinator covering with
+/// Halyna (Poltava only) was told "Halyna дежурит в Бишкек", and the next
+/// Bishkek woman's number and location went to Halyna's Ukrainian phone.
+/// Her own city's coordinator may. On Redis.
+#[tokio::test]
+async fn cover_and_assign_refuse_a_lawyer_from_another_city() {
+    let w = world_on_redis_with("notincity", &roster_with_poltava(), &POLTAVA_ENV).await;
+    w.lawyer_says(NURGUL, "COVER halyna 2h").await;
+    assert_eq!(
+        w.nth(NURGUL, 1).await,
+        "Halyna не работает в Бишкек: ничего не изменено."
+    );
+    let now = w.gw.clock.now_ms();
+    let store = &w.gw.app.deps.store;
+    assert!(
+        store
+            .get(None, "cover:bishkek", now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The next Bishkek case goes to the roster's lawyer, not to Halyna.
+    let code = w.request("ATUid_nic", "+996555771010").await;
+    assert!(w.nth(AIDA, 1).await.starts_with(&code));
+    w.lawyer_says(NURGUL, &format!("ASSIGN {code} halyna"))
+        .await;
+    assert_eq!(
+        w.nth(NURGUL, 2).await,
+        "Halyna не работает в Бишкек: ничего не изменено."
+    );
+    assert_eq!(w.case(&code).await.dispatch.offers.len(), 1);
+
+    // Poltava's coordinator puts her on call in Poltava (06:00 in Kyiv).
+    w.lawyer_says(LARYSA, "COVER halyna 2h").await;
+    assert_eq!(w.nth(LARYSA, 1).await, "Halyna чергує в Полтава до 08:00.");
+    common::outbox_idle(&w.gw).await;
+    assert!(w.to(HALYNA).is_empty(), "{:?}", w.to(HALYNA));
+    assert_eq!(w.commands("cover", "refused").await, 1.0);
+    assert_eq!(w.commands("assign", "refused").await, 1.0);
+    assert_eq!(w.commands("cover", "ok").await, 1.0);
     w.gw.stop().await;
 }
 

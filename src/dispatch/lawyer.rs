@@ -197,7 +197,11 @@ impl Dispatcher {
                 Ok(CommandOutcome::Ok)
             }
             Command::Assign { code, lawyer } => self.assign(call, code, lawyer).await,
-            Command::Cover { lawyer, until } => self.cover(call, lawyer, *until).await,
+            Command::Cover {
+                lawyer,
+                city,
+                until,
+            } => self.cover(call, lawyer, city.as_deref(), *until).await,
             Command::Cases => self.cases(call).await,
             Command::Who => self.who(call).await,
             Command::Unknown => {

@@ -154,6 +154,9 @@ pub enum Reply {
     /// (To a coordinator) this lawyer, by roster id, is the one whose
     /// number opened the case: it is not offered to her.
     OwnCase(String),
+    /// (To a coordinator) this lawyer, by roster id, does not work in the
+    /// case's city: it is not offered to her.
+    NotInCity(String),
 }
 
 /// Something to do besides storing the new state.
@@ -452,7 +455,8 @@ pub fn decline(d: &mut Dispatch, ctx: &Ctx<'_>, lawyer: &str) -> Vec<Action> {
 /// offer goes out at once, the lawyer may accept it like any offer, and the
 /// current level's wait starts again (escalation goes on if she does not
 /// answer). Anyone else is refused and nothing changes; so is an `ASSIGN`
-/// to the lawyer whose number opened the case ([`Reply::OwnCase`]).
+/// to the lawyer whose number opened the case ([`Reply::OwnCase`]) or to
+/// one who does not work in the case's city ([`Reply::NotInCity`]).
 pub fn assign(
     d: &mut Dispatch,
     ctx: &Ctx<'_>,
@@ -469,6 +473,12 @@ pub fn assign(
         return vec![Action::Reply(
             coordinator.to_owned(),
             Reply::OwnCase(lawyer.as_str().to_owned()),
+        )];
+    }
+    if !ctx.roster.works_in(lawyer.as_str(), ctx.city) {
+        return vec![Action::Reply(
+            coordinator.to_owned(),
+            Reply::NotInCity(lawyer.as_str().to_owned()),
         )];
     }
     d.offers.push(Offer {

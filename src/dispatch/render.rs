@@ -188,6 +188,12 @@ impl Dispatcher {
             Reply::Assigned(id) => partial(&t.assigned, &[("name", &name_of(id))]),
             Reply::NotCoordinator => t.not_coordinator.clone(),
             Reply::OwnCase(id) => partial(&t.own_case, &[("name", &name_of(id))]),
+            Reply::NotInCity(id) => {
+                let lang = lawyer.languages.first().map_or("en", String::as_str);
+                let city = self.dispatch_city(case);
+                let name = self.roster.city_name(&city, lang).unwrap_or(&city);
+                partial(&t.not_in_city, &[("name", &name_of(id)), ("city", name)])
+            }
         }
     }
 

@@ -72,6 +72,14 @@ pub struct Texts {
     pub own_case: String,
     /// `ASSIGN` or `COVER` naming nobody in the roster.
     pub no_lawyer: String,
+    /// `ASSIGN` or `COVER` of `{name}`, who does not work in `{city}` (the
+    /// case's city; for `COVER`, the city named or the coordinator's
+    /// cities): refused, nothing changed.
+    pub not_in_city: String,
+    /// `COVER` of a lawyer who works in several of the coordinator's
+    /// cities (`{list}`, their names) without naming one: an example with
+    /// `{name}` her roster id and `{city}` the first city's id.
+    pub cover_city: String,
     /// `COVER` done: `{name}` is on call in `{city}` until `{until}`.
     pub covered: String,
     /// `COVER` with an end not understood: an example.
@@ -234,6 +242,8 @@ impl LawyerTexts {
                 ("not_coordinator", &t.not_coordinator),
                 ("own_case", &t.own_case),
                 ("no_lawyer", &t.no_lawyer),
+                ("not_in_city", &t.not_in_city),
+                ("cover_city", &t.cover_city),
                 ("covered", &t.covered),
                 ("cover_bad", &t.cover_bad),
                 ("cases", &t.cases),

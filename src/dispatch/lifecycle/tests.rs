@@ -815,3 +815,25 @@ fn neither_assign_nor_a_cover_offers_a_lawyer_her_own_case() {
         "the cover's on_call is skipped; next_on_call asks the roster's next"
     );
 }
+
+/// `ASSIGN` of a case to a lawyer who does not work in its city is
+/// refused and changes nothing (Halyna works in Poltava only).
+#[test]
+fn assign_to_a_lawyer_from_another_city_is_refused() {
+    let r = roster_from(crate::dispatch::cover::tests::THREE_CITIES);
+    let off = BTreeSet::new();
+    let (mut d, _) = open(&ctx(&r, &off, T0), 1 << 40);
+    let before = d.clone();
+    let halyna = r.lawyer("halyna").unwrap().id.clone();
+    assert_eq!(
+        assign(&mut d, &ctx(&r, &off, T0 + MIN), "nurgul", &halyna),
+        [Action::Reply(
+            "nurgul".into(),
+            Reply::NotInCity("halyna".into())
+        )]
+    );
+    assert_eq!(d, before, "nothing changes");
+    let bakyt = r.lawyer("bakyt").unwrap().id.clone();
+    let a = assign(&mut d, &ctx(&r, &off, T0 + MIN), "nurgul", &bakyt);
+    assert_eq!(offers(&a), ["bakyt"]);
+}
