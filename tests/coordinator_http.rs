@@ -198,6 +198,63 @@ async fn cover_and_assign_refuse_a_lawyer_from_another_city() {
     w.gw.stop().await;
 }
 
+/// A coordinator's `DONE` on an open case nobody accepted (a one-digit
+/// typo is enough) used to close it without a trace: the woman, told she
+/// would be called, heard nothing more; it was not counted unanswered (no
+/// page); the lawyers holding the offer were not told. Now she is sent
+/// the fallback number, it counts as unanswered, they are told, and the
+/// coordinator's reply says nobody had accepted it. On Redis.
+#[tokio::test]
+async fn a_coordinators_done_on_a_case_nobody_accepted_leaves_a_trace() {
+    let w = world_on_redis("closeopen").await;
+    let woman = "+996555771011";
+    let code = w.request("ATUid_co", woman).await;
+    assert!(w.nth(AIDA, 1).await.starts_with(&code));
+    w.advance(3 * MIN + 1000);
+    assert!(w.nth(BAKYT, 1).await.starts_with(&code));
+
+    w.lawyer_says(NURGUL, &format!("DONE {code}")).await;
+    assert_eq!(
+        w.nth(NURGUL, 1).await,
+        format!(
+            "Дело {code} закрыто: итог не указан (см. HELP). Его никто не принял: учтено как без ответа."
+        )
+    );
+    let fallback = w.nth(woman, 1).await;
+    assert!(
+        fallback.starts_with(&format!("По запросу {code} пока не смогли связаться.")),
+        "{fallback}"
+    );
+    for lawyer in [AIDA, BAKYT] {
+        assert_eq!(
+            w.nth(lawyer, 2).await,
+            format!("Case {code} was closed by Nurgul before anyone accepted it. Nothing to do.")
+        );
+    }
+    assert_eq!(
+        w.gw.metric(r#"hotline_cases_unanswered_total{city="bishkek"}"#)
+            .await,
+        1.0
+    );
+    // A later OK is told it is closed; the fallback timer sends nothing more.
+    w.lawyer_says(AIDA, &format!("OK {code}")).await;
+    assert_eq!(
+        w.nth(AIDA, 3).await,
+        format!("Case {code} is already closed.")
+    );
+    w.advance(15 * MIN);
+    common::outbox_idle(&w.gw).await;
+    assert_eq!(w.to(woman).len(), 1, "{:?}", w.to(woman));
+    assert_eq!(w.to(CHOLPON).len(), 0, "never offered, not told");
+    assert_eq!(
+        w.gw.metric(r#"hotline_cases_unanswered_total{city="bishkek"}"#)
+            .await,
+        1.0
+    );
+    assert_eq!(w.commands("done", "ok").await, 1.0);
+    w.gw.stop().await;
+}
+
 #[tokio::test]
 async fn cases_and_who_answer_in_her_language() {
     let w = world().await;

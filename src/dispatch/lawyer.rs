@@ -268,7 +268,7 @@ impl Dispatcher {
             )
             .await?;
         let refused = actions.as_deref().unwrap_or_default().iter().any(|a| {
-            matches!(a, Action::Reply(_, r) if !matches!(r, Reply::Accepted | Reply::Declined | Reply::Closed(_)))
+            matches!(a, Action::Reply(_, r) if !matches!(r, Reply::Accepted | Reply::Declined | Reply::Closed(_) | Reply::ClosedUnaccepted(_)))
         });
         if unoffered && !refused && actions.is_some() {
             let now = self.deps.clock.now_ms();

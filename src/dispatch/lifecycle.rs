@@ -139,6 +139,9 @@ pub enum Reply {
     Declined,
     /// Closed (or its outcome corrected), with the outcome ids recorded.
     Closed(Vec<String>),
+    /// (To a coordinator) closed, with the outcome ids recorded, though
+    /// nobody had accepted it: counted as unanswered.
+    ClosedUnaccepted(Vec<String>),
     /// Someone else has it.
     AlreadyTaken(String),
     /// You already have it.
@@ -169,6 +172,14 @@ pub enum Action {
         /// To whom.
         to: String,
         /// Who took it.
+        by: String,
+    },
+    /// Tell a lawyer with an open offer of the case that it was closed
+    /// before anyone accepted it.
+    ClosedNotice {
+        /// To whom.
+        to: String,
+        /// Who closed it.
         by: String,
     },
     /// Send the caller her discreet confirmation.
@@ -514,6 +525,14 @@ pub fn assign(
 /// outcome ids she gave (`outcomes`, already checked against the texts;
 /// empty: not given).
 ///
+/// The coordinator may close a case nobody has accepted (a test, spam, or a
+/// case handled by phone) — and a one-digit typo does the same — so such a
+/// close never leaves a false promise or no trace: the woman, who was told
+/// she will be called, is sent the fallback-number message (unless she was
+/// already), the case counts as unanswered (which pages), every lawyer
+/// still holding its offer is told it was closed, and the coordinator's
+/// reply says nobody had accepted it.
+///
 /// `DONE` with outcomes on a case already closed corrects its outcome: from
 /// the lawyer who closed it or had accepted it, or the city's coordinator,
 /// until retention erases the case's personal data. After that the outcome
@@ -558,6 +577,7 @@ pub fn close(
         };
         return vec![Action::Reply(lawyer.to_owned(), reply)];
     }
+    let unaccepted = d.status == Status::Open;
     d.status = Status::Closed;
     d.closed_at_ms = Some(ctx.now_ms);
     d.closed_by = Some(lawyer.to_owned());
@@ -569,11 +589,36 @@ pub fn close(
     } else {
         outcomes.to_vec()
     };
-    vec![
-        Action::Reply(lawyer.to_owned(), Reply::Closed(outcomes.to_vec())),
+    let reply = if unaccepted {
+        Reply::ClosedUnaccepted(outcomes.to_vec())
+    } else {
+        Reply::Closed(outcomes.to_vec())
+    };
+    let mut actions = vec![
+        Action::Reply(lawyer.to_owned(), reply),
         Action::Timer(Timer::Erase, ctx.now_ms + retention_ms),
         Action::Outcomes(counted),
-    ]
+    ];
+    if unaccepted {
+        if !d.unanswered_sent {
+            d.unanswered_sent = true;
+            actions.push(Action::Unanswered);
+        }
+        let mut told = BTreeSet::new();
+        for o in d
+            .offers
+            .iter()
+            .filter(|o| !o.declined && o.lawyer != lawyer)
+        {
+            if told.insert(o.lawyer.clone()) {
+                actions.push(Action::ClosedNotice {
+                    to: o.lawyer.clone(),
+                    by: lawyer.to_owned(),
+                });
+            }
+        }
+    }
+    actions
 }
 
 /// The caller's fallback-number timer fired.

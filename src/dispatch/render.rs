@@ -181,6 +181,9 @@ impl Dispatcher {
             ),
             Reply::Declined => t.declined.clone(),
             Reply::Closed(ids) => partial(&t.closed, &[("list", &t.outcome_labels(ids))]),
+            Reply::ClosedUnaccepted(ids) => {
+                partial(&t.closed_open, &[("list", &t.outcome_labels(ids))])
+            }
             Reply::AlreadyTaken(by) => partial(&t.already_taken, &[("name", &name_of(by))]),
             Reply::AlreadyYours => t.already_yours.clone(),
             Reply::NotOffered => t.not_offered.clone(),

@@ -30,6 +30,12 @@ pub struct Texts {
     /// To the lawyer who closed a case (or corrected its outcome): `{list}`
     /// the outcome labels, or `no_outcome`.
     pub closed: String,
+    /// (To a coordinator) `closed` for a case nobody had accepted: it
+    /// counts as unanswered; `{list}` as in `closed`.
+    pub closed_open: String,
+    /// To a lawyer holding the offer of a case the coordinator `{name}`
+    /// closed before anyone accepted it.
+    pub closed_notice: String,
     /// `{list}` of `closed` when no outcome was given.
     pub no_outcome: String,
     /// `DONE` with an outcome word not configured: nothing changed;
@@ -220,6 +226,8 @@ impl LawyerTexts {
                 ("taken", &t.taken),
                 ("declined", &t.declined),
                 ("closed", &t.closed),
+                ("closed_open", &t.closed_open),
+                ("closed_notice", &t.closed_notice),
                 ("no_outcome", &t.no_outcome),
                 ("outcome_bad", &t.outcome_bad),
                 ("already_taken", &t.already_taken),

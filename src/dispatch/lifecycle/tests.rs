@@ -837,3 +837,57 @@ fn assign_to_a_lawyer_from_another_city_is_refused() {
     let a = assign(&mut d, &ctx(&r, &off, T0 + MIN), "nurgul", &bakyt);
     assert_eq!(offers(&a), ["bakyt"]);
 }
+
+/// The coordinator closes a case nobody accepted (a test, spam — or a
+/// one-digit typo): the woman, told she would be called, is sent the
+/// fallback number; it counts as unanswered; the lawyers still holding the
+/// offer are told; the coordinator's reply says nobody had accepted it.
+/// Once she was sent the fallback number, it is not sent (nor counted)
+/// again.
+#[test]
+fn closing_a_case_nobody_accepted_leaves_a_trace() {
+    let r = roster();
+    let off = BTreeSet::new();
+    let (mut d, a) = open(&ctx(&r, &off, T0), 1 << 40);
+    let a = escalate(
+        &mut d,
+        &ctx(&r, &off, T0 + 3 * MIN),
+        escalate_timer(&a).unwrap().0,
+    );
+    assert_eq!(offers(&a), ["bakyt"]);
+    let a = escalate(
+        &mut d,
+        &ctx(&r, &off, T0 + 6 * MIN),
+        escalate_timer(&a).unwrap().0,
+    );
+    assert_eq!(offers(&a), ["cholpon"]);
+    decline(&mut d, &ctx(&r, &off, T0 + 7 * MIN), "bakyt");
+    let a = close(&mut d, &ctx(&r, &off, T0 + 8 * MIN), "nurgul", 100, &[]);
+    assert_eq!(d.status, Status::Closed);
+    assert!(d.unanswered_sent);
+    assert!(a.contains(&Action::Reply(
+        "nurgul".into(),
+        Reply::ClosedUnaccepted(vec![])
+    )));
+    assert!(a.contains(&Action::Unanswered), "{a:?}");
+    let told: Vec<&str> = a
+        .iter()
+        .filter_map(|x| match x {
+            Action::ClosedNotice { to, by } if by == "nurgul" => Some(to.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told, ["aida", "cholpon"], "bakyt declined; {a:?}");
+    // Later timers do nothing.
+    assert!(unanswered(&mut d).is_empty());
+
+    // She already had the fallback number: not sent, not counted again.
+    let (mut d, _) = open(&ctx(&r, &off, T0), 1 << 40);
+    assert_eq!(unanswered(&mut d), [Action::Unanswered]);
+    let a = close(&mut d, &ctx(&r, &off, T0 + 20 * MIN), "nurgul", 100, &[]);
+    assert!(!a.contains(&Action::Unanswered), "{a:?}");
+    assert!(a.contains(&Action::ClosedNotice {
+        to: "aida".into(),
+        by: "nurgul".into()
+    }));
+}
