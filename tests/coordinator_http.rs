@@ -5,7 +5,10 @@
 
 mod common;
 
-use common::world::{AIDA, BAKYT, CHOLPON, MIN, NURGUL, world};
+use common::world::{
+    AIDA, BAKYT, CHOLPON, HALYNA, LARYSA, MIN, NURGUL, POLTAVA_ENV, roster_with_poltava, world,
+    world_on_redis, world_on_redis_with,
+};
 
 #[tokio::test]
 async fn assign_offers_a_case_directly_and_only_the_coordinator_may() {
@@ -103,6 +106,152 @@ async fn cover_puts_someone_on_call_until_it_ends() {
     assert!(offer.starts_with(&format!("{code} Bishkek,")), "{offer}");
     assert_eq!(w.commands("cover", "ok").await, 1.0);
     assert_eq!(w.commands("cover", "refused").await, 2.0);
+    w.gw.stop().await;
+}
+
+/// A lawyer who asks for help herself — a USSD walk from her own number
+/// (aida, whose shift it is) — is never offered her own case: the offer
+/// (her situation, her location) would go to the phone that may be in
+/// police hands, and the first level would be spent on her. The chain goes
+/// on as if she were off call, the coordinator's `ASSIGN` to her is
+/// refused, and her `OK` cannot take it. On Redis.
+#[tokio::test]
+async fn a_lawyer_who_asks_for_help_is_never_offered_her_own_case() {
+    let w = world_on_redis("owncase").await;
+    let code = w.request("ATUid_own", AIDA).await;
+    // At once to the next in line: the on_call level is not spent on her.
+    let offer = w.nth(BAKYT, 1).await;
+    assert!(offer.starts_with(&format!("{code} Bishkek,")), "{offer}");
+    w.advance(3 * MIN + 1000);
+    assert!(w.nth(CHOLPON, 1).await.starts_with(&code));
+    w.advance(5 * MIN + 1000);
+    assert!(w.nth(NURGUL, 1).await.starts_with(&code));
+
+    w.lawyer_says(NURGUL, &format!("ASSIGN {code} aida")).await;
+    assert_eq!(
+        w.nth(NURGUL, 2).await,
+        format!("Дело {code} открыто с телефона Aida: ей оно не предлагается.")
+    );
+    w.lawyer_says(AIDA, &format!("OK {code}")).await;
+    assert_eq!(
+        w.nth(AIDA, 1).await,
+        format!("Case {code} was not offered to you.")
+    );
+    let case = w.case(&code).await;
+    assert!(
+        case.dispatch.offers.iter().all(|o| o.lawyer != "aida"),
+        "{:?}",
+        case.dispatch.offers
+    );
+    assert_eq!(case.dispatch.accepted_by, None);
+    assert!(
+        w.to(AIDA).iter().all(|m| !m.contains("Station 5")),
+        "her location never went to her phone: {:?}",
+        w.to(AIDA)
+    );
+    assert_eq!(w.commands("assign", "refused").await, 1.0);
+    w.gw.stop().await;
+}
+
+/// `COVER` and `ASSIGN` of a lawyer who does not work in the city are
+/// refused with a reply saying so: Bishkek's coordinator covering with
+/// Halyna (Poltava only) was told "Halyna дежурит в Бишкек", and the next
+/// Bishkek woman's number and location went to Halyna's Ukrainian phone.
+/// Her own city's coordinator may. On Redis.
+#[tokio::test]
+async fn cover_and_assign_refuse_a_lawyer_from_another_city() {
+    let w = world_on_redis_with("notincity", &roster_with_poltava(), &POLTAVA_ENV).await;
+    w.lawyer_says(NURGUL, "COVER halyna 2h").await;
+    assert_eq!(
+        w.nth(NURGUL, 1).await,
+        "Halyna не работает в Бишкек: ничего не изменено."
+    );
+    let now = w.gw.clock.now_ms();
+    let store = &w.gw.app.deps.store;
+    assert!(
+        store
+            .get(None, "cover:bishkek", now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // The next Bishkek case goes to the roster's lawyer, not to Halyna.
+    let code = w.request("ATUid_nic", "+996555771010").await;
+    assert!(w.nth(AIDA, 1).await.starts_with(&code));
+    w.lawyer_says(NURGUL, &format!("ASSIGN {code} halyna"))
+        .await;
+    assert_eq!(
+        w.nth(NURGUL, 2).await,
+        "Halyna не работает в Бишкек: ничего не изменено."
+    );
+    assert_eq!(w.case(&code).await.dispatch.offers.len(), 1);
+
+    // Poltava's coordinator puts her on call in Poltava (06:00 in Kyiv).
+    w.lawyer_says(LARYSA, "COVER halyna 2h").await;
+    assert_eq!(w.nth(LARYSA, 1).await, "Halyna чергує в Полтава до 08:00.");
+    common::outbox_idle(&w.gw).await;
+    assert!(w.to(HALYNA).is_empty(), "{:?}", w.to(HALYNA));
+    assert_eq!(w.commands("cover", "refused").await, 1.0);
+    assert_eq!(w.commands("assign", "refused").await, 1.0);
+    assert_eq!(w.commands("cover", "ok").await, 1.0);
+    w.gw.stop().await;
+}
+
+/// A coordinator's `DONE` on an open case nobody accepted (a one-digit
+/// typo is enough) used to close it without a trace: the woman, told she
+/// would be called, heard nothing more; it was not counted unanswered (no
+/// page); the lawyers holding the offer were not told. Now she is sent
+/// the fallback number, it counts as unanswered, they are told, and the
+/// coordinator's reply says nobody had accepted it. On Redis.
+#[tokio::test]
+async fn a_coordinators_done_on_a_case_nobody_accepted_leaves_a_trace() {
+    let w = world_on_redis("closeopen").await;
+    let woman = "+996555771011";
+    let code = w.request("ATUid_co", woman).await;
+    assert!(w.nth(AIDA, 1).await.starts_with(&code));
+    w.advance(3 * MIN + 1000);
+    assert!(w.nth(BAKYT, 1).await.starts_with(&code));
+
+    w.lawyer_says(NURGUL, &format!("DONE {code}")).await;
+    assert_eq!(
+        w.nth(NURGUL, 1).await,
+        format!(
+            "Дело {code} закрыто: итог не указан (см. HELP). Его никто не принял: учтено как без ответа."
+        )
+    );
+    let fallback = w.nth(woman, 1).await;
+    assert!(
+        fallback.starts_with(&format!("По запросу {code} пока не смогли связаться.")),
+        "{fallback}"
+    );
+    for lawyer in [AIDA, BAKYT] {
+        assert_eq!(
+            w.nth(lawyer, 2).await,
+            format!("Case {code} was closed by Nurgul before anyone accepted it. Nothing to do.")
+        );
+    }
+    assert_eq!(
+        w.gw.metric(r#"hotline_cases_unanswered_total{city="bishkek"}"#)
+            .await,
+        1.0
+    );
+    // A later OK is told it is closed; the fallback timer sends nothing more.
+    w.lawyer_says(AIDA, &format!("OK {code}")).await;
+    assert_eq!(
+        w.nth(AIDA, 3).await,
+        format!("Case {code} is already closed.")
+    );
+    w.advance(15 * MIN);
+    common::outbox_idle(&w.gw).await;
+    assert_eq!(w.to(woman).len(), 1, "{:?}", w.to(woman));
+    assert_eq!(w.to(CHOLPON).len(), 0, "never offered, not told");
+    assert_eq!(
+        w.gw.metric(r#"hotline_cases_unanswered_total{city="bishkek"}"#)
+            .await,
+        1.0
+    );
+    assert_eq!(w.commands("done", "ok").await, 1.0);
     w.gw.stop().await;
 }
 

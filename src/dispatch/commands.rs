@@ -55,6 +55,10 @@ pub enum Command {
     Cover {
         /// The lawyer, as typed (lowercase).
         lawyer: String,
+        /// The city, as typed (lowercase), when named (`COVER aida osh
+        /// 18:00`): needed when she works in several of the coordinator's
+        /// cities.
+        city: Option<String>,
         /// Until when (`None`: not understood).
         until: Option<Until>,
     },
@@ -205,6 +209,12 @@ fn coordinator_command(normalized: &str) -> Option<Command> {
         return Some(match words[1..] {
             [lawyer, until] => Command::Cover {
                 lawyer: lawyer.to_lowercase(),
+                city: None,
+                until: parse_until(until),
+            },
+            [lawyer, city, until] => Command::Cover {
+                lawyer: lawyer.to_lowercase(),
+                city: Some(city.to_lowercase()),
                 until: parse_until(until),
             },
             _ => Command::Unknown,
@@ -434,6 +444,18 @@ mod tests {
             parse("COVER aida 18:00"),
             Command::Cover {
                 lawyer: "aida".into(),
+                city: None,
+                until: Some(Until::At {
+                    hour: 18,
+                    minute: 0
+                })
+            }
+        );
+        assert_eq!(
+            parse("COVER aida Ош 18:00"),
+            Command::Cover {
+                lawyer: "aida".into(),
+                city: Some("ош".into()),
                 until: Some(Until::At {
                     hour: 18,
                     minute: 0
@@ -444,6 +466,7 @@ mod tests {
             parse("замена Бакыт 2д"),
             Command::Cover {
                 lawyer: "бакыт".into(),
+                city: None,
                 until: Some(Until::For(2 * 24 * 60))
             }
         );

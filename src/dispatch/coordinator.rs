@@ -115,22 +115,56 @@ impl Dispatcher {
         })
     }
 
-    /// `COVER aida 18:00`.
+    /// City names in her language, joined.
+    fn city_names(&self, call: &Call<'_>, cities: &[String]) -> String {
+        cities
+            .iter()
+            .map(|c| self.roster.city_name(c, self.lang(call)).unwrap_or(c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// `COVER aida 18:00`, or `COVER aida osh 18:00` naming the city.
     pub(super) async fn cover(
         &self,
         call: &Call<'_>,
         typed: &str,
+        city: Option<&str>,
         until: Option<Until>,
     ) -> Result<CommandOutcome, StoreError> {
         let now = self.deps.clock.now();
         let me = call.lawyer.id.as_str();
-        let c = match cover::decide(&self.roster, me, typed, until, now) {
+        let c = match cover::decide(&self.roster, me, typed, city, until, now) {
             Ok(c) => c,
             Err(CoverRefusal::NotCoordinator) => return self.refuse(call).await,
             Err(CoverRefusal::NoLawyer) => return self.no_lawyer(call, typed).await,
             Err(CoverRefusal::BadUntil) => {
                 self.tell(call, "coverbad", call.texts.cover_bad.clone())
                     .await?;
+                return Ok(CommandOutcome::Refused);
+            }
+            Err(CoverRefusal::NotInCity { lawyer, cities }) => {
+                tracing::info!(coordinator = %me, lawyer = %lawyer, "cover refused: she does not work in the city");
+                let text = render(
+                    &call.texts.not_in_city,
+                    &[
+                        ("name", &self.name_of(&lawyer)),
+                        ("city", &self.city_names(call, &cities)),
+                    ],
+                );
+                self.tell(call, "notincity", text).await?;
+                return Ok(CommandOutcome::Refused);
+            }
+            Err(CoverRefusal::WhichCity { lawyer, cities }) => {
+                let text = render(
+                    &call.texts.cover_city,
+                    &[
+                        ("name", &lawyer),
+                        ("list", &self.city_names(call, &cities)),
+                        ("city", cities.first().map_or("", String::as_str)),
+                    ],
+                );
+                self.tell(call, "covercity", text).await?;
                 return Ok(CommandOutcome::Refused);
             }
         };

@@ -46,7 +46,10 @@ fn ms(t: Timestamp) -> u64 {
     u64::try_from(t.as_millisecond()).unwrap_or(0)
 }
 
-/// The cover in force in `city` (following a route) at `at`.
+/// The cover in force in `city` (following a route) at `at`: never one
+/// of a lawyer who does not work in the city (a cover stored before
+/// `COVER` checked it, or a roster reloaded since), which the roster's
+/// on-call lawyer replaces.
 pub fn active<'a>(
     roster: &Roster,
     covers: &'a Covers,
@@ -56,7 +59,7 @@ pub fn active<'a>(
     let id = &roster.city(city)?.id;
     covers
         .get(id)
-        .filter(|c| ms(at) < c.until_ms && roster.lawyer(&c.lawyer).is_some())
+        .filter(|c| ms(at) < c.until_ms && roster.works_in(&c.lawyer, id))
 }
 
 /// [`Roster::on_call`] with covers: the covering lawyer alone while a
@@ -188,12 +191,43 @@ pub fn find_lawyer<'a>(roster: &'a Roster, typed: &str) -> Option<&'a Lawyer> {
 /// Why a `COVER` was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CoverRefusal {
-    /// The sender coordinates no city.
+    /// The sender coordinates no city (or not the city she named).
     NotCoordinator,
     /// Nobody in the roster has that name.
     NoLawyer,
-    /// The end was not understood.
+    /// The end (or the city named) was not understood.
     BadUntil,
+    /// The lawyer works in none of these cities (the one named, else every
+    /// city the coordinator coordinates): nothing changes.
+    NotInCity {
+        /// The lawyer's roster id.
+        lawyer: String,
+        /// City ids.
+        cities: Vec<String>,
+    },
+    /// The lawyer works in several of the coordinator's cities and none was
+    /// named (`COVER aida osh 18:00`): nothing changes.
+    WhichCity {
+        /// The lawyer's roster id.
+        lawyer: String,
+        /// The coordinator's cities she works in (ids).
+        cities: Vec<String>,
+    },
+}
+
+/// The full city `typed` names: its id or its name in any language, in
+/// Latin or Cyrillic letters (`osh`, `Ош`, `Бишкек`).
+pub fn find_city<'a>(roster: &'a Roster, typed: &str) -> Option<&'a str> {
+    let want = latin(typed.trim());
+    if want.is_empty() {
+        return None;
+    }
+    roster
+        .city_ids()
+        .into_iter()
+        .filter_map(|c| roster.city(c).filter(|x| x.id == c))
+        .find(|c| latin(&c.id) == want || c.names.values().any(|n| latin(n) == want))
+        .map(|c| c.id.as_str())
 }
 
 /// The end of a cover beginning at `now` in time zone `tz`, in ms.
@@ -217,9 +251,14 @@ pub fn until_ms(until: Until, now: Timestamp, tz: &jiff::tz::TimeZone) -> Option
     }
 }
 
-/// Decide a coordinator's `COVER`: the record to store, or why not. The
-/// city is the first she coordinates where the lawyer works, else the
-/// first she coordinates.
+/// Decide a coordinator's `COVER`: the record to store, or why not.
+///
+/// The cover is for the city of hers the lawyer works in. When the lawyer
+/// works in several of them, the coordinator names one (`city`, typed:
+/// `COVER aida osh 18:00`), else she is asked which and nothing changes.
+/// A lawyer who works in none of them (or not in the city named) is
+/// refused: she would be sent women's numbers in a city she does not
+/// work in.
 ///
 /// # Errors
 /// The [`CoverRefusal`].
@@ -227,31 +266,60 @@ pub fn decide(
     roster: &Roster,
     coordinator: &str,
     typed: &str,
+    city: Option<&str>,
     until: Option<Until>,
     now: Timestamp,
 ) -> Result<Cover, CoverRefusal> {
-    let cities = coordinated(roster, coordinator);
-    let first = *cities.first().ok_or(CoverRefusal::NotCoordinator)?;
+    let mine = coordinated(roster, coordinator);
+    if mine.is_empty() {
+        return Err(CoverRefusal::NotCoordinator);
+    }
     let lawyer = find_lawyer(roster, typed).ok_or(CoverRefusal::NoLawyer)?;
-    let city = cities
+    let id = lawyer.id.as_str();
+    let candidates: Vec<&str> = match city {
+        Some(typed_city) => {
+            let named = find_city(roster, typed_city).ok_or(CoverRefusal::BadUntil)?;
+            if !mine.contains(&named) {
+                return Err(CoverRefusal::NotCoordinator);
+            }
+            vec![named]
+        }
+        None => mine,
+    };
+    let works: Vec<&str> = candidates
         .iter()
         .copied()
-        .find(|c| lawyer.cities.iter().any(|x| x == c))
-        .unwrap_or(first);
+        .filter(|c| roster.works_in(id, c))
+        .collect();
+    let city = match works.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(CoverRefusal::NotInCity {
+                lawyer: id.to_owned(),
+                cities: candidates.into_iter().map(str::to_owned).collect(),
+            });
+        }
+        several => {
+            return Err(CoverRefusal::WhichCity {
+                lawyer: id.to_owned(),
+                cities: several.iter().map(|c| (*c).to_owned()).collect(),
+            });
+        }
+    };
     let tz = &roster.city(city).ok_or(CoverRefusal::NoLawyer)?.time_zone;
     let until_ms = until
         .and_then(|u| until_ms(u, now, tz))
         .ok_or(CoverRefusal::BadUntil)?;
     Ok(Cover {
         city: city.to_owned(),
-        lawyer: lawyer.id.as_str().to_owned(),
+        lawyer: id.to_owned(),
         until_ms,
         by: coordinator.to_owned(),
     })
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn roster() -> Roster {
@@ -283,6 +351,7 @@ mod tests {
             &r,
             "nurgul",
             "Чолпон",
+            None,
             Some(Until::At {
                 hour: 18,
                 minute: 0,
@@ -308,24 +377,194 @@ mod tests {
         let r = roster();
         let until = Some(Until::For(60));
         assert_eq!(
-            decide(&r, "aida", "bakyt", until, t0()),
+            decide(&r, "aida", "bakyt", None, until, t0()),
             Err(CoverRefusal::NotCoordinator)
         );
         assert_eq!(
-            decide(&r, "nurgul", "nobody", until, t0()),
+            decide(&r, "nurgul", "nobody", None, until, t0()),
             Err(CoverRefusal::NoLawyer)
         );
         assert_eq!(
-            decide(&r, "nurgul", "bakyt", None, t0()),
+            decide(&r, "nurgul", "bakyt", None, None, t0()),
             Err(CoverRefusal::BadUntil)
         );
         let early = decide(
             &r,
             "nurgul",
             "bakyt",
+            None,
             Some(Until::At { hour: 9, minute: 0 }),
             t0(),
         );
         assert_eq!(early.unwrap().until_ms, ms(t0()) + 23 * 3_600_000);
+    }
+
+    /// Nurgul coordinates Bishkek and Osh; Bakyt works in both, Cholpon in
+    /// Osh only; Larysa coordinates Poltava, where Halyna works.
+    pub(crate) const THREE_CITIES: &str = r#"
+[cities.bishkek]
+names = { ru = "Бишкек", en = "Bishkek" }
+time_zone = "Asia/Bishkek"
+country = "KG"
+coordinator = "nurgul"
+team = ["aida", "bakyt"]
+[cities.bishkek.escalation]
+levels = [{ kind = "on_call", wait_minutes = 3 }, { kind = "team", wait_minutes = 5 }]
+unanswered_after_minutes = 15
+[cities.osh]
+names = { ru = "Ош", en = "Osh" }
+time_zone = "Asia/Bishkek"
+country = "KG"
+coordinator = "nurgul"
+team = ["bakyt", "cholpon"]
+[cities.osh.escalation]
+levels = [{ kind = "on_call", wait_minutes = 3 }, { kind = "team", wait_minutes = 5 }]
+unanswered_after_minutes = 15
+[cities.poltava]
+names = { uk = "Полтава", en = "Poltava" }
+time_zone = "Europe/Kyiv"
+country = "UA"
+coordinator = "larysa"
+team = ["halyna"]
+[cities.poltava.escalation]
+levels = [{ kind = "on_call", wait_minutes = 3 }, { kind = "team", wait_minutes = 5 }]
+unanswered_after_minutes = 15
+[lawyers.nurgul]
+name = "Nurgul"
+languages = ["ru"]
+cities = ["bishkek", "osh"]
+phone_env = "P_NURGUL"
+[lawyers.aida]
+name = "Aida"
+languages = ["en"]
+cities = ["bishkek"]
+phone_env = "P_AIDA"
+[lawyers.bakyt]
+name = "Bakyt"
+languages = ["en"]
+cities = ["bishkek", "osh"]
+phone_env = "P_BAKYT"
+[lawyers.cholpon]
+name = "Cholpon"
+languages = ["en"]
+cities = ["osh"]
+phone_env = "P_CHOLPON"
+[lawyers.larysa]
+name = "Larysa"
+languages = ["uk"]
+cities = ["poltava"]
+phone_env = "P_LARYSA"
+[lawyers.halyna]
+name = "Halyna"
+languages = ["uk"]
+cities = ["poltava"]
+phone_env = "P_HALYNA"
+[[rotations]]
+city = "bishkek"
+start = "2026-03-02 09:00"
+shift_hours = 24
+lawyers = ["aida", "bakyt"]
+[[rotations]]
+city = "osh"
+start = "2026-03-02 09:00"
+shift_hours = 24
+lawyers = ["cholpon", "bakyt"]
+[[rotations]]
+city = "poltava"
+start = "2026-03-02 08:00"
+shift_hours = 24
+lawyers = ["halyna"]
+"#;
+
+    fn three() -> Roster {
+        crate::dispatch::lifecycle::tests::roster_from(THREE_CITIES)
+    }
+
+    /// A lawyer who works in none of the coordinator's cities is refused
+    /// (Halyna, Poltava only, named by Bishkek's and Osh's coordinator):
+    /// the cover used to land on the coordinator's first city.
+    #[test]
+    fn a_cover_of_a_lawyer_from_another_city_is_refused() {
+        let r = three();
+        let until = Some(Until::For(120));
+        assert_eq!(
+            decide(&r, "nurgul", "halyna", None, until, t0()),
+            Err(CoverRefusal::NotInCity {
+                lawyer: "halyna".into(),
+                cities: vec!["bishkek".into(), "osh".into()],
+            })
+        );
+        assert_eq!(
+            decide(&r, "nurgul", "Halyna", Some("бишкек"), until, t0()),
+            Err(CoverRefusal::NotInCity {
+                lawyer: "halyna".into(),
+                cities: vec!["bishkek".into()],
+            })
+        );
+        assert_eq!(
+            decide(&r, "nurgul", "cholpon", Some("bishkek"), until, t0()),
+            Err(CoverRefusal::NotInCity {
+                lawyer: "cholpon".into(),
+                cities: vec!["bishkek".into()],
+            })
+        );
+        // A city she does not coordinate; a city nobody knows.
+        assert_eq!(
+            decide(&r, "nurgul", "halyna", Some("poltava"), until, t0()),
+            Err(CoverRefusal::NotCoordinator)
+        );
+        assert_eq!(
+            decide(&r, "nurgul", "bakyt", Some("tokyo"), until, t0()),
+            Err(CoverRefusal::BadUntil)
+        );
+        // Her own coordinator may.
+        let c = decide(&r, "larysa", "halyna", None, until, t0()).unwrap();
+        assert_eq!((c.city.as_str(), c.lawyer.as_str()), ("poltava", "halyna"));
+    }
+
+    /// The cover is for the coordinator's city the lawyer works in; one who
+    /// works in several is covered in the one named (`COVER bakyt osh
+    /// 18:00`, by id or name in either script), and without a name nothing
+    /// changes and the coordinator is asked which (it always landed on
+    /// Bishkek).
+    #[test]
+    fn the_city_of_a_cover_is_the_one_she_works_in_or_the_one_named() {
+        let r = three();
+        let until = Some(Until::For(120));
+        let c = decide(&r, "nurgul", "cholpon", None, until, t0()).unwrap();
+        assert_eq!(c.city, "osh");
+        assert_eq!(
+            decide(&r, "nurgul", "bakyt", None, until, t0()),
+            Err(CoverRefusal::WhichCity {
+                lawyer: "bakyt".into(),
+                cities: vec!["bishkek".into(), "osh".into()],
+            })
+        );
+        for typed in ["osh", "Ош", "OSH"] {
+            let c = decide(&r, "nurgul", "bakyt", Some(typed), until, t0()).unwrap();
+            assert_eq!(c.city, "osh", "{typed}");
+        }
+        let c = decide(&r, "nurgul", "bakyt", Some("Бишкек"), until, t0()).unwrap();
+        assert_eq!(c.city, "bishkek");
+        let covers: Covers = [("bishkek".to_owned(), c)].into();
+        assert_eq!(on_call(&r, &covers, "bishkek", t0())[0].as_str(), "bakyt");
+        assert_eq!(on_call(&r, &covers, "osh", t0())[0].as_str(), "cholpon");
+    }
+
+    /// A cover stored for a lawyer who does not work in the city (before
+    /// `COVER` checked it, or a roster reloaded since) is not in force: the
+    /// roster's lawyer is on call.
+    #[test]
+    fn a_stored_cover_of_a_lawyer_from_another_city_is_ignored() {
+        let r = three();
+        let stale = Cover {
+            city: "bishkek".into(),
+            lawyer: "halyna".into(),
+            until_ms: ms(t0()) + 3_600_000,
+            by: "nurgul".into(),
+        };
+        let covers: Covers = [("bishkek".to_owned(), stale)].into();
+        assert!(active(&r, &covers, "bishkek", t0()).is_none());
+        assert_eq!(on_call(&r, &covers, "bishkek", t0())[0].as_str(), "aida");
     }
 }

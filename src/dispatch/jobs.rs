@@ -183,6 +183,18 @@ impl Dispatcher {
                         b.for_lawyer(key, sms, l, text, Purpose::Taken)?;
                     }
                 }
+                Action::ClosedNotice { to, by } => {
+                    if let Some(l) = self.roster.lawyer(to) {
+                        let t = self.texts.for_langs(&l.languages);
+                        let by_name = self
+                            .roster
+                            .lawyer(by)
+                            .map_or_else(|| by.clone(), |b| b.name.clone());
+                        let text = partial(&t.closed_notice, &[("name", &by_name)]);
+                        let key = format!("closednotice:{}:{to}", case.id);
+                        b.for_lawyer(key, sms, l, text, Purpose::Notice)?;
+                    }
+                }
                 Action::Reply(to, reply) => {
                     if let Some(l) = self.roster.lawyer(to) {
                         let text = self.reply_text(l, reply, case);

@@ -197,7 +197,11 @@ impl Dispatcher {
                 Ok(CommandOutcome::Ok)
             }
             Command::Assign { code, lawyer } => self.assign(call, code, lawyer).await,
-            Command::Cover { lawyer, until } => self.cover(call, lawyer, *until).await,
+            Command::Cover {
+                lawyer,
+                city,
+                until,
+            } => self.cover(call, lawyer, city.as_deref(), *until).await,
             Command::Cases => self.cases(call).await,
             Command::Who => self.who(call).await,
             Command::Unknown => {
@@ -264,7 +268,7 @@ impl Dispatcher {
             )
             .await?;
         let refused = actions.as_deref().unwrap_or_default().iter().any(|a| {
-            matches!(a, Action::Reply(_, r) if !matches!(r, Reply::Accepted | Reply::Declined | Reply::Closed(_)))
+            matches!(a, Action::Reply(_, r) if !matches!(r, Reply::Accepted | Reply::Declined | Reply::Closed(_) | Reply::ClosedUnaccepted(_)))
         });
         if unoffered && !refused && actions.is_some() {
             let now = self.deps.clock.now_ms();

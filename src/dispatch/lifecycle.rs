@@ -139,6 +139,9 @@ pub enum Reply {
     Declined,
     /// Closed (or its outcome corrected), with the outcome ids recorded.
     Closed(Vec<String>),
+    /// (To a coordinator) closed, with the outcome ids recorded, though
+    /// nobody had accepted it: counted as unanswered.
+    ClosedUnaccepted(Vec<String>),
     /// Someone else has it.
     AlreadyTaken(String),
     /// You already have it.
@@ -151,6 +154,12 @@ pub enum Reply {
     Assigned(String),
     /// Only the city's coordinator may do that.
     NotCoordinator,
+    /// (To a coordinator) this lawyer, by roster id, is the one whose
+    /// number opened the case: it is not offered to her.
+    OwnCase(String),
+    /// (To a coordinator) this lawyer, by roster id, does not work in the
+    /// case's city: it is not offered to her.
+    NotInCity(String),
 }
 
 /// Something to do besides storing the new state.
@@ -163,6 +172,14 @@ pub enum Action {
         /// To whom.
         to: String,
         /// Who took it.
+        by: String,
+    },
+    /// Tell a lawyer with an open offer of the case that it was closed
+    /// before anyone accepted it.
+    ClosedNotice {
+        /// To whom.
+        to: String,
+        /// Who closed it.
         by: String,
     },
     /// Send the caller her discreet confirmation.
@@ -201,15 +218,27 @@ pub struct Ctx<'a> {
     pub off: &'a BTreeSet<String>,
     /// Coordinators' covers in force (`COVER aida 18:00`).
     pub covers: &'a Covers,
+    /// The lawyer whose number opened the case (a lawyer asking for help
+    /// herself; her phone may be in police hands): she is never offered
+    /// it, at any level or by `ASSIGN`, and cannot take, close or assign
+    /// it as its coordinator. `None` for every other case.
+    pub caller_lawyer: Option<&'a str>,
 }
 
 impl Ctx<'_> {
+    /// Whether `lawyer` is the one whose number opened the case.
+    pub fn is_caller(&self, lawyer: &str) -> bool {
+        self.caller_lawyer == Some(lawyer)
+    }
+
     /// Who a level of `kind` asks now: nobody off call (but the
-    /// coordinator), nobody in `asked` (already asked in this pass).
+    /// coordinator), nobody in `asked` (already asked in this pass), never
+    /// the lawyer whose number opened the case (skipped as if off call).
     fn lawyers_at(&self, kind: LevelKind, asked: &BTreeSet<&str>) -> Vec<LawyerId> {
         let at = jiff::Timestamp::from_millisecond(i64::try_from(self.now_ms).unwrap_or(i64::MAX))
             .unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-        let available = |l: &LawyerId| !self.off.contains(l.as_str());
+        let available =
+            |l: &LawyerId| !self.off.contains(l.as_str()) && !self.is_caller(l.as_str());
         let new = |l: &LawyerId| !asked.contains(l.as_str());
         match kind {
             // The first on call now who is not off; nobody if she was
@@ -233,12 +262,13 @@ impl Ctx<'_> {
                 .filter(|l| available(l) && new(l))
                 .cloned()
                 .collect(),
-            // The coordinator is reached even when off call: the last resort.
+            // The coordinator is reached even when off call (the last
+            // resort), but not about her own request.
             LevelKind::Coordinator => self
                 .roster
                 .coordinator(self.city)
                 .into_iter()
-                .filter(|l| new(l))
+                .filter(|l| new(l) && !self.is_caller(l.as_str()))
                 .cloned()
                 .collect(),
         }
@@ -288,7 +318,11 @@ fn advance(d: &mut Dispatch, ctx: &Ctx<'_>, mut level: u32, mut round: u32) -> V
             d.exhausted = true;
             d.seq += 1;
             let mut actions = vec![Action::Exhausted];
-            if let Some(c) = ctx.roster.coordinator(ctx.city) {
+            // Not to the coordinator's own phone when she is the one who
+            // asked: the exhausted count pages an operator all the same.
+            if let Some(c) = ctx.roster.coordinator(ctx.city)
+                && !ctx.is_caller(c.as_str())
+            {
                 actions.push(Action::CoordinatorAlert(c.clone()));
             }
             return actions;
@@ -361,10 +395,14 @@ fn busy_reply(d: &Dispatch, lawyer: &str) -> Option<Reply> {
     }
 }
 
+/// Whether `lawyer` acts as the case's coordinator: its city's coordinator,
+/// unless the case is her own request (then others handle it).
 fn is_coordinator(ctx: &Ctx<'_>, lawyer: &str) -> bool {
-    ctx.roster
-        .coordinator(ctx.city)
-        .is_some_and(|c| c.as_str() == lawyer)
+    !ctx.is_caller(lawyer)
+        && ctx
+            .roster
+            .coordinator(ctx.city)
+            .is_some_and(|c| c.as_str() == lawyer)
 }
 
 /// A lawyer accepts.
@@ -427,7 +465,9 @@ pub fn decline(d: &mut Dispatch, ctx: &Ctx<'_>, lawyer: &str) -> Vec<Action> {
 /// The city's coordinator offers an open case to `lawyer` directly: the
 /// offer goes out at once, the lawyer may accept it like any offer, and the
 /// current level's wait starts again (escalation goes on if she does not
-/// answer). Anyone else is refused and nothing changes.
+/// answer). Anyone else is refused and nothing changes; so is an `ASSIGN`
+/// to the lawyer whose number opened the case ([`Reply::OwnCase`]) or to
+/// one who does not work in the case's city ([`Reply::NotInCity`]).
 pub fn assign(
     d: &mut Dispatch,
     ctx: &Ctx<'_>,
@@ -439,6 +479,18 @@ pub fn assign(
     }
     if let Some(r) = busy_reply(d, coordinator) {
         return vec![Action::Reply(coordinator.to_owned(), r)];
+    }
+    if ctx.is_caller(lawyer.as_str()) {
+        return vec![Action::Reply(
+            coordinator.to_owned(),
+            Reply::OwnCase(lawyer.as_str().to_owned()),
+        )];
+    }
+    if !ctx.roster.works_in(lawyer.as_str(), ctx.city) {
+        return vec![Action::Reply(
+            coordinator.to_owned(),
+            Reply::NotInCity(lawyer.as_str().to_owned()),
+        )];
     }
     d.offers.push(Offer {
         lawyer: lawyer.as_str().to_owned(),
@@ -472,6 +524,14 @@ pub fn assign(
 /// The lawyer who has the case (or the coordinator) closes it, with the
 /// outcome ids she gave (`outcomes`, already checked against the texts;
 /// empty: not given).
+///
+/// The coordinator may close a case nobody has accepted (a test, spam, or a
+/// case handled by phone) — and a one-digit typo does the same — so such a
+/// close never leaves a false promise or no trace: the woman, who was told
+/// she will be called, is sent the fallback-number message (unless she was
+/// already), the case counts as unanswered (which pages), every lawyer
+/// still holding its offer is told it was closed, and the coordinator's
+/// reply says nobody had accepted it.
 ///
 /// `DONE` with outcomes on a case already closed corrects its outcome: from
 /// the lawyer who closed it or had accepted it, or the city's coordinator,
@@ -517,6 +577,7 @@ pub fn close(
         };
         return vec![Action::Reply(lawyer.to_owned(), reply)];
     }
+    let unaccepted = d.status == Status::Open;
     d.status = Status::Closed;
     d.closed_at_ms = Some(ctx.now_ms);
     d.closed_by = Some(lawyer.to_owned());
@@ -528,11 +589,36 @@ pub fn close(
     } else {
         outcomes.to_vec()
     };
-    vec![
-        Action::Reply(lawyer.to_owned(), Reply::Closed(outcomes.to_vec())),
+    let reply = if unaccepted {
+        Reply::ClosedUnaccepted(outcomes.to_vec())
+    } else {
+        Reply::Closed(outcomes.to_vec())
+    };
+    let mut actions = vec![
+        Action::Reply(lawyer.to_owned(), reply),
         Action::Timer(Timer::Erase, ctx.now_ms + retention_ms),
         Action::Outcomes(counted),
-    ]
+    ];
+    if unaccepted {
+        if !d.unanswered_sent {
+            d.unanswered_sent = true;
+            actions.push(Action::Unanswered);
+        }
+        let mut told = BTreeSet::new();
+        for o in d
+            .offers
+            .iter()
+            .filter(|o| !o.declined && o.lawyer != lawyer)
+        {
+            if told.insert(o.lawyer.clone()) {
+                actions.push(Action::ClosedNotice {
+                    to: o.lawyer.clone(),
+                    by: lawyer.to_owned(),
+                });
+            }
+        }
+    }
+    actions
 }
 
 /// The caller's fallback-number timer fired.

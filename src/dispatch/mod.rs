@@ -210,6 +210,15 @@ impl Dispatcher {
             .to_owned()
     }
 
+    /// The roster id of the lawyer whose number opened `case` (a lawyer
+    /// asking for help herself), if any: she is never offered it.
+    pub(super) fn caller_lawyer(&self, case: &CaseData) -> Option<String> {
+        let caller = case.caller.as_ref()?;
+        self.roster
+            .lawyer_by_phone(caller)
+            .map(|l| l.id.as_str().to_owned())
+    }
+
     /// The metric label of a city: its roster id, or `other` (labels come
     /// from a fixed set).
     fn city_label<'a>(&'a self, city: &str) -> &'a str {
@@ -320,6 +329,7 @@ impl Dispatcher {
             let off = self.off_set();
             let covers = self.covers();
             let city = self.dispatch_city(&case);
+            let caller = self.caller_lawyer(&case);
             let ctx = Ctx {
                 roster: &self.roster,
                 city: &city,
@@ -327,6 +337,7 @@ impl Dispatcher {
                 opened_at_ms: case.opened_at_ms,
                 off: &off,
                 covers: &covers,
+                caller_lawyer: caller.as_deref(),
             };
             let actions = change(&mut case, &ctx);
             if case == before && actions.is_empty() {
@@ -430,6 +441,11 @@ impl CasePlanner for Dispatcher {
         let off = self.off_set();
         let covers = self.covers();
         let city = self.dispatch_city(case);
+        let caller = self.caller_lawyer(case);
+        if caller.is_some() {
+            // Logged by roster id, never her number.
+            tracing::warn!(case = %case.id, lawyer = caller.as_deref().unwrap_or(""), "a lawyer's own number opened a case: it is never offered to her");
+        }
         let ctx = Ctx {
             roster: &self.roster,
             city: &city,
@@ -437,6 +453,7 @@ impl CasePlanner for Dispatcher {
             opened_at_ms: case.opened_at_ms,
             off: &off,
             covers: &covers,
+            caller_lawyer: caller.as_deref(),
         };
         if self.roster.chain(&city).is_none() {
             // Her session began on a flow version a reload has replaced

@@ -181,12 +181,22 @@ impl Dispatcher {
             ),
             Reply::Declined => t.declined.clone(),
             Reply::Closed(ids) => partial(&t.closed, &[("list", &t.outcome_labels(ids))]),
+            Reply::ClosedUnaccepted(ids) => {
+                partial(&t.closed_open, &[("list", &t.outcome_labels(ids))])
+            }
             Reply::AlreadyTaken(by) => partial(&t.already_taken, &[("name", &name_of(by))]),
             Reply::AlreadyYours => t.already_yours.clone(),
             Reply::NotOffered => t.not_offered.clone(),
             Reply::IsClosed => t.is_closed.clone(),
             Reply::Assigned(id) => partial(&t.assigned, &[("name", &name_of(id))]),
             Reply::NotCoordinator => t.not_coordinator.clone(),
+            Reply::OwnCase(id) => partial(&t.own_case, &[("name", &name_of(id))]),
+            Reply::NotInCity(id) => {
+                let lang = lawyer.languages.first().map_or("en", String::as_str);
+                let city = self.dispatch_city(case);
+                let name = self.roster.city_name(&city, lang).unwrap_or(&city);
+                partial(&t.not_in_city, &[("name", &name_of(id)), ("city", name)])
+            }
         }
     }
 

@@ -510,6 +510,19 @@ impl Roster {
             .unwrap_or(std::time::Duration::from_secs(15 * 60))
     }
 
+    /// Whether lawyer `id` works in `city` (following a route): the city
+    /// is one of her `cities`, or she is in its team or its coordinator.
+    /// Only such a lawyer can be put on call there (`COVER`) or be
+    /// offered its cases (`ASSIGN`).
+    pub fn works_in(&self, id: &str, city: &str) -> bool {
+        let Some(c) = self.city(city) else {
+            return false;
+        };
+        self.lawyer(id).is_some_and(|l| l.cities.contains(&c.id))
+            || c.team.iter().any(|l| l.as_str() == id)
+            || c.coordinator.as_str() == id
+    }
+
     /// A lawyer by id.
     pub fn lawyer(&self, id: &str) -> Option<&Lawyer> {
         self.lawyers.get(id)

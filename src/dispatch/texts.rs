@@ -30,6 +30,12 @@ pub struct Texts {
     /// To the lawyer who closed a case (or corrected its outcome): `{list}`
     /// the outcome labels, or `no_outcome`.
     pub closed: String,
+    /// (To a coordinator) `closed` for a case nobody had accepted: it
+    /// counts as unanswered; `{list}` as in `closed`.
+    pub closed_open: String,
+    /// To a lawyer holding the offer of a case the coordinator `{name}`
+    /// closed before anyone accepted it.
+    pub closed_notice: String,
     /// `{list}` of `closed` when no outcome was given.
     pub no_outcome: String,
     /// `DONE` with an outcome word not configured: nothing changed;
@@ -67,8 +73,19 @@ pub struct Texts {
     pub assigned: String,
     /// `ASSIGN` or `COVER` from someone who is not a coordinator.
     pub not_coordinator: String,
+    /// (To a coordinator) `ASSIGN` to `{name}`, whose own number opened
+    /// case `{code}` (she asked for help herself): refused.
+    pub own_case: String,
     /// `ASSIGN` or `COVER` naming nobody in the roster.
     pub no_lawyer: String,
+    /// `ASSIGN` or `COVER` of `{name}`, who does not work in `{city}` (the
+    /// case's city; for `COVER`, the city named or the coordinator's
+    /// cities): refused, nothing changed.
+    pub not_in_city: String,
+    /// `COVER` of a lawyer who works in several of the coordinator's
+    /// cities (`{list}`, their names) without naming one: an example with
+    /// `{name}` her roster id and `{city}` the first city's id.
+    pub cover_city: String,
     /// `COVER` done: `{name}` is on call in `{city}` until `{until}`.
     pub covered: String,
     /// `COVER` with an end not understood: an example.
@@ -209,6 +226,8 @@ impl LawyerTexts {
                 ("taken", &t.taken),
                 ("declined", &t.declined),
                 ("closed", &t.closed),
+                ("closed_open", &t.closed_open),
+                ("closed_notice", &t.closed_notice),
                 ("no_outcome", &t.no_outcome),
                 ("outcome_bad", &t.outcome_bad),
                 ("already_taken", &t.already_taken),
@@ -229,7 +248,10 @@ impl LawyerTexts {
                 ("other_phone", &t.other_phone),
                 ("assigned", &t.assigned),
                 ("not_coordinator", &t.not_coordinator),
+                ("own_case", &t.own_case),
                 ("no_lawyer", &t.no_lawyer),
+                ("not_in_city", &t.not_in_city),
+                ("cover_city", &t.cover_city),
                 ("covered", &t.covered),
                 ("cover_bad", &t.cover_bad),
                 ("cases", &t.cases),

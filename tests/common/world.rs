@@ -18,8 +18,52 @@ pub const BAKYT: &str = "+996555000102";
 pub const CHOLPON: &str = "+996555000103";
 /// The coordinator.
 pub const NURGUL: &str = "+996555000100";
+/// Poltava's lawyer and coordinator, in rosters that have Poltava as a
+/// city of its own ([`POLTAVA`]).
+pub const HALYNA: &str = "+380500000012";
+pub const LARYSA: &str = "+380500000001";
 
-const ROSTER: &str = include_str!("../fixtures/dispatch/roster.toml");
+pub const ROSTER: &str = include_str!("../fixtures/dispatch/roster.toml");
+
+/// Poltava as a city of its own (coordinator larysa, halyna on call), in
+/// place of the fixture's route to Bishkek; numbers from `P_LARYSA` and
+/// `P_HALYNA` (see [`POLTAVA_ENV`]).
+pub const POLTAVA: &str = r#"
+[cities.poltava]
+names = { ru = "Полтава", uk = "Полтава", en = "Poltava" }
+time_zone = "Europe/Kyiv"
+country = "UA"
+coordinator = "larysa"
+team = ["halyna"]
+[cities.poltava.escalation]
+levels = [{ kind = "on_call", wait_minutes = 3 }, { kind = "coordinator", wait_minutes = 5 }]
+unanswered_after_minutes = 15
+[lawyers.larysa]
+name = "Larysa"
+languages = ["uk"]
+cities = ["poltava"]
+phone_env = "P_LARYSA"
+[lawyers.halyna]
+name = "Halyna"
+languages = ["uk"]
+cities = ["poltava"]
+phone_env = "P_HALYNA"
+[[rotations]]
+city = "poltava"
+start = "2026-03-02 08:00"
+shift_hours = 24
+lawyers = ["halyna"]
+"#;
+
+/// The numbers of [`POLTAVA`]'s lawyers.
+pub const POLTAVA_ENV: [(&str, &str); 2] = [("P_HALYNA", HALYNA), ("P_LARYSA", LARYSA)];
+
+/// The fixture roster with Poltava as a city of its own.
+pub fn roster_with_poltava() -> String {
+    let route = "[cities.poltava]\nnames = { en = \"Poltava\" }\nroute_to = \"bishkek\"\n";
+    assert!(ROSTER.contains(route), "the fixture routes Poltava");
+    format!("{}{POLTAVA}", ROSTER.replace(route, ""))
+}
 
 fn at_reply() -> String {
     r#"{"SMSMessageData":{"Message":"Sent to 1/1","Recipients":[{"statusCode":101,"number":"+996","status":"Success","cost":"KES 0.8","messageId":"ATXid_d"}]}}"#.to_owned()
@@ -29,11 +73,18 @@ pub struct World {
     pub gw: Gateway,
     pub api: MockServer,
     pub dir: tempfile::TempDir,
+    /// The Redis of a world on Redis ([`world_on_redis`]), kept running.
+    pub redis: Option<super::redis::RedisServer>,
 }
 
 /// The config for a world whose aggregator API is at `api`.
 pub fn config(api: &str, dir: &std::path::Path) -> String {
-    std::fs::write(dir.join("roster.toml"), ROSTER).unwrap();
+    config_with_roster(api, dir, ROSTER)
+}
+
+/// [`config`] with another roster.
+pub fn config_with_roster(api: &str, dir: &std::path::Path, roster: &str) -> String {
+    std::fs::write(dir.join("roster.toml"), roster).unwrap();
     let texts = super::root().join("config/lawyer_texts.toml");
     super::with_real_channels(&super::default_config())
         .replace(
@@ -71,7 +122,44 @@ pub async fn world_with(extra: &[(&str, &str)]) -> World {
     std::fs::write(dir.path().join("hotline.toml"), &cfg).unwrap();
     let env: Vec<(&str, &str)> = ENV.iter().chain(extra).copied().collect();
     let gw = Gateway::start_with(&cfg, &env, None, Clock::manual(T0)).await;
-    World { gw, api, dir }
+    World {
+        gw,
+        api,
+        dir,
+        redis: None,
+    }
+}
+
+/// A world at [`T0`] on a real Redis (its own `redis-server`, or
+/// `HOTLINE_TEST_REDIS_URL`, under a key prefix of its own).
+pub async fn world_on_redis(test: &str) -> World {
+    world_on_redis_with(test, ROSTER, &[]).await
+}
+
+/// [`world_on_redis`] with another roster and more environment.
+pub async fn world_on_redis_with(test: &str, roster: &str, extra: &[(&str, &str)]) -> World {
+    let redis = super::redis::RedisServer::shared_or_start();
+    let prefix = super::redis::unique_prefix(test);
+    let api = MockServer::start(vec![MockResponse::new(201, at_reply())]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_with_roster(&api.url, dir.path(), roster).replace(
+        "[store]\n",
+        &format!(
+            "[store]\nkey_prefix = {prefix:?}\nspool_dir = {:?}\n",
+            dir.path().join("spool").display().to_string()
+        ),
+    );
+    assert!(cfg.contains(&prefix), "the config has a [store] table");
+    std::fs::write(dir.path().join("hotline.toml"), &cfg).unwrap();
+    let mut env: Vec<(&str, &str)> = ENV.iter().chain(extra).copied().collect();
+    env.push(("HOTLINE_REDIS_URL", &redis.url));
+    let gw = Gateway::start_with(&cfg, &env, None, Clock::manual(T0)).await;
+    World {
+        gw,
+        api,
+        dir,
+        redis: Some(redis),
+    }
 }
 
 impl World {

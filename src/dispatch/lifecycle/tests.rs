@@ -38,6 +38,7 @@ fn ctx<'a>(r: &'a Roster, off: &'a BTreeSet<String>, now: u64) -> Ctx<'a> {
         opened_at_ms: T0,
         off,
         covers: &crate::dispatch::cover::NONE,
+        caller_lawyer: None,
     }
 }
 
@@ -125,6 +126,7 @@ fn gap_ctx<'a>(r: &'a Roster, off: &'a BTreeSet<String>, now: u64) -> Ctx<'a> {
         opened_at_ms: GAP_T,
         off,
         covers: &crate::dispatch::cover::NONE,
+        caller_lawyer: None,
     }
 }
 
@@ -684,4 +686,208 @@ fn the_coordinator_assigns_directly_and_nobody_else_can() {
             Reply::AlreadyTaken("cholpon".into())
         )]
     );
+}
+
+// ---------------------------------------------------------------- her own case
+
+fn own_ctx<'a>(r: &'a Roster, off: &'a BTreeSet<String>, now: u64, caller: &'a str) -> Ctx<'a> {
+    Ctx {
+        caller_lawyer: Some(caller),
+        ..ctx(r, off, now)
+    }
+}
+
+/// A lawyer who asks for help herself (a USSD walk from her own number) is
+/// never offered her own case — her phone may be in police hands — at any
+/// level of any pass: the chain moves on as if she were off call.
+#[test]
+fn a_lawyer_who_asks_for_help_is_never_offered_her_own_case() {
+    let r = roster_from(&ROSTER.replace("repeats = 0", "repeats = 1"));
+    let off = BTreeSet::new();
+    let (mut d, a) = open(&own_ctx(&r, &off, T0, "aida"), 1 << 40);
+    assert_eq!(offers(&a), ["bakyt"], "aida's shift: on_call is skipped");
+    let mut now = T0;
+    let mut seq = escalate_timer(&a).unwrap().0;
+    let mut steps = vec!["bakyt".to_owned()];
+    loop {
+        now += 5 * MIN;
+        let a = escalate(&mut d, &own_ctx(&r, &off, now, "aida"), seq);
+        if a.contains(&Action::Exhausted) {
+            assert!(a.contains(&Action::CoordinatorAlert(
+                r.coordinator("bishkek").unwrap().clone()
+            )));
+            break;
+        }
+        steps.push(offers(&a).join("+"));
+        seq = escalate_timer(&a).unwrap().0;
+    }
+    assert_eq!(
+        steps,
+        ["bakyt", "cholpon", "nurgul", "bakyt", "cholpon", "nurgul"]
+    );
+    assert!(d.offers.iter().all(|o| o.lawyer != "aida"));
+    // She cannot take it by its code either.
+    let a = accept(&mut d, &own_ctx(&r, &off, now, "aida"), "aida");
+    assert_eq!(a, [Action::Reply("aida".into(), Reply::NotOffered)]);
+}
+
+/// The coordinator's own request: skipped at the coordinator level, never
+/// alerted about it, and she cannot take, close or assign it herself.
+#[test]
+fn a_coordinators_own_case_is_handled_by_the_others() {
+    let r = roster();
+    let off = BTreeSet::new();
+    let c = |now| own_ctx(&r, &off, now, "nurgul");
+    let (mut d, a) = open(&c(T0), 1 << 40);
+    assert_eq!(offers(&a), ["aida"]);
+    let mut now = T0;
+    let mut seq = escalate_timer(&a).unwrap().0;
+    loop {
+        now += 5 * MIN;
+        let a = escalate(&mut d, &c(now), seq);
+        if a.contains(&Action::Exhausted) {
+            assert!(
+                !a.iter().any(|x| matches!(x, Action::CoordinatorAlert(_))),
+                "no alert to her own phone: {a:?}"
+            );
+            break;
+        }
+        assert!(!offers(&a).contains(&"nurgul"), "{a:?}");
+        seq = escalate_timer(&a).unwrap().0;
+    }
+    let before = d.clone();
+    assert_eq!(
+        accept(&mut d, &c(now), "nurgul"),
+        [Action::Reply("nurgul".into(), Reply::NotOffered)]
+    );
+    assert_eq!(
+        close(&mut d, &c(now), "nurgul", 1, &[]),
+        [Action::Reply("nurgul".into(), Reply::NotOffered)]
+    );
+    let bakyt = r.lawyer("bakyt").unwrap().id.clone();
+    assert_eq!(
+        assign(&mut d, &c(now), "nurgul", &bakyt),
+        [Action::Reply("nurgul".into(), Reply::NotCoordinator)]
+    );
+    assert_eq!(d, before);
+}
+
+/// `ASSIGN` of a case to the lawyer whose number opened it is refused;
+/// a cover naming her does not reach her either.
+#[test]
+fn neither_assign_nor_a_cover_offers_a_lawyer_her_own_case() {
+    let r = roster();
+    let off = BTreeSet::new();
+    let (mut d, _) = open(&own_ctx(&r, &off, T0, "cholpon"), 1 << 40);
+    let before = d.clone();
+    let cholpon = r.lawyer("cholpon").unwrap().id.clone();
+    assert_eq!(
+        assign(
+            &mut d,
+            &own_ctx(&r, &off, T0 + MIN, "cholpon"),
+            "nurgul",
+            &cholpon
+        ),
+        [Action::Reply(
+            "nurgul".into(),
+            Reply::OwnCase("cholpon".into())
+        )]
+    );
+    assert_eq!(d, before, "nothing changes");
+    let covers: crate::dispatch::cover::Covers = [(
+        "bishkek".to_owned(),
+        crate::dispatch::cover::Cover {
+            city: "bishkek".into(),
+            lawyer: "cholpon".into(),
+            until_ms: T0 + 600 * MIN,
+            by: "nurgul".into(),
+        },
+    )]
+    .into();
+    let covered = Ctx {
+        covers: &covers,
+        ..own_ctx(&r, &off, T0, "cholpon")
+    };
+    let (_, a) = open(&covered, 1 << 40);
+    assert_eq!(
+        offers(&a),
+        ["bakyt"],
+        "the cover's on_call is skipped; next_on_call asks the roster's next"
+    );
+}
+
+/// `ASSIGN` of a case to a lawyer who does not work in its city is
+/// refused and changes nothing (Halyna works in Poltava only).
+#[test]
+fn assign_to_a_lawyer_from_another_city_is_refused() {
+    let r = roster_from(crate::dispatch::cover::tests::THREE_CITIES);
+    let off = BTreeSet::new();
+    let (mut d, _) = open(&ctx(&r, &off, T0), 1 << 40);
+    let before = d.clone();
+    let halyna = r.lawyer("halyna").unwrap().id.clone();
+    assert_eq!(
+        assign(&mut d, &ctx(&r, &off, T0 + MIN), "nurgul", &halyna),
+        [Action::Reply(
+            "nurgul".into(),
+            Reply::NotInCity("halyna".into())
+        )]
+    );
+    assert_eq!(d, before, "nothing changes");
+    let bakyt = r.lawyer("bakyt").unwrap().id.clone();
+    let a = assign(&mut d, &ctx(&r, &off, T0 + MIN), "nurgul", &bakyt);
+    assert_eq!(offers(&a), ["bakyt"]);
+}
+
+/// The coordinator closes a case nobody accepted (a test, spam — or a
+/// one-digit typo): the woman, told she would be called, is sent the
+/// fallback number; it counts as unanswered; the lawyers still holding the
+/// offer are told; the coordinator's reply says nobody had accepted it.
+/// Once she was sent the fallback number, it is not sent (nor counted)
+/// again.
+#[test]
+fn closing_a_case_nobody_accepted_leaves_a_trace() {
+    let r = roster();
+    let off = BTreeSet::new();
+    let (mut d, a) = open(&ctx(&r, &off, T0), 1 << 40);
+    let a = escalate(
+        &mut d,
+        &ctx(&r, &off, T0 + 3 * MIN),
+        escalate_timer(&a).unwrap().0,
+    );
+    assert_eq!(offers(&a), ["bakyt"]);
+    let a = escalate(
+        &mut d,
+        &ctx(&r, &off, T0 + 6 * MIN),
+        escalate_timer(&a).unwrap().0,
+    );
+    assert_eq!(offers(&a), ["cholpon"]);
+    decline(&mut d, &ctx(&r, &off, T0 + 7 * MIN), "bakyt");
+    let a = close(&mut d, &ctx(&r, &off, T0 + 8 * MIN), "nurgul", 100, &[]);
+    assert_eq!(d.status, Status::Closed);
+    assert!(d.unanswered_sent);
+    assert!(a.contains(&Action::Reply(
+        "nurgul".into(),
+        Reply::ClosedUnaccepted(vec![])
+    )));
+    assert!(a.contains(&Action::Unanswered), "{a:?}");
+    let told: Vec<&str> = a
+        .iter()
+        .filter_map(|x| match x {
+            Action::ClosedNotice { to, by } if by == "nurgul" => Some(to.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(told, ["aida", "cholpon"], "bakyt declined; {a:?}");
+    // Later timers do nothing.
+    assert!(unanswered(&mut d).is_empty());
+
+    // She already had the fallback number: not sent, not counted again.
+    let (mut d, _) = open(&ctx(&r, &off, T0), 1 << 40);
+    assert_eq!(unanswered(&mut d), [Action::Unanswered]);
+    let a = close(&mut d, &ctx(&r, &off, T0 + 20 * MIN), "nurgul", 100, &[]);
+    assert!(!a.contains(&Action::Unanswered), "{a:?}");
+    assert!(a.contains(&Action::ClosedNotice {
+        to: "aida".into(),
+        by: "nurgul".into()
+    }));
 }
