@@ -271,6 +271,13 @@ async fn cases_and_who_answer_in_her_language() {
     assert!(list.starts_with("Бишкек, открытые: "), "{list}");
     assert!(list.contains(&format!("{a} ✓Aida")), "{list}");
     assert!(list.contains(&format!("{b} ?")), "{list}");
+    // What needs her first: the cases nobody accepted, oldest first, then
+    // the accepted ones (the list is cut after twelve).
+    assert_eq!(
+        list,
+        format!("Бишкек, открытые: {b} ?, {a} ✓Aida"),
+        "waiting before accepted"
+    );
 
     w.lawyer_says(NURGUL, "кто").await;
     assert_eq!(

@@ -175,6 +175,39 @@ const COVER: &[&str] = &["COVER", "ЗАМЕНА", "ЗАМІНА", "АЛМАШТ�
 const CASES: &[&str] = &["CASES", "ОТКРЫТЫЕ", "ВІДКРИТІ", "АЧЫК"];
 const WHO: &[&str] = &["WHO", "КТО", "ХТО", "КИМ"];
 
+/// Latin for the Cyrillic capitals that look the same (`О`, `К`, `А`, …),
+/// so that a word typed across two keyboard layouts (`Оk`: a Cyrillic О
+/// and a Latin k; `ДA`) is still the word it looks like.
+fn fold_look_alikes(word: &str) -> String {
+    word.chars()
+        .map(|c| match c {
+            'А' => 'A',
+            'В' => 'B',
+            'Е' => 'E',
+            'К' => 'K',
+            'М' => 'M',
+            'Н' => 'H',
+            'О' => 'O',
+            'Р' => 'P',
+            'С' => 'C',
+            'Т' => 'T',
+            'У' => 'Y',
+            'Х' => 'X',
+            'І' => 'I',
+            c => c,
+        })
+        .collect()
+}
+
+/// Whether the (uppercased) `word` is one of `list`, letters that look
+/// alike in Latin and Cyrillic counting as the same.
+fn is_one_of(list: &[&str], word: &str) -> bool {
+    list.contains(&word) || {
+        let folded = fold_look_alikes(word);
+        list.iter().any(|w| fold_look_alikes(w) == folded)
+    }
+}
+
 /// Whether `s` is a case code: four to six ASCII digits.
 fn is_code(s: &str) -> bool {
     (4..=6).contains(&s.len()) && s.chars().all(|c| c.is_ascii_digit())
@@ -196,7 +229,7 @@ fn code_of(word: &str) -> Option<&str> {
 fn coordinator_command(normalized: &str) -> Option<Command> {
     let words: Vec<&str> = normalized.split_whitespace().collect();
     let word = words.first()?.trim_matches(|c: char| !c.is_alphanumeric());
-    if ASSIGN.contains(&word) {
+    if is_one_of(ASSIGN, word) {
         return Some(match words[1..] {
             [code, lawyer] if code_of(code).is_some() => Command::Assign {
                 code: code_of(code).unwrap_or(code).to_owned(),
@@ -205,7 +238,7 @@ fn coordinator_command(normalized: &str) -> Option<Command> {
             _ => Command::Unknown,
         });
     }
-    if COVER.contains(&word) {
+    if is_one_of(COVER, word) {
         return Some(match words[1..] {
             [lawyer, until] => Command::Cover {
                 lawyer: lawyer.to_lowercase(),
@@ -221,10 +254,10 @@ fn coordinator_command(normalized: &str) -> Option<Command> {
         });
     }
     let alone = words.len() == 1;
-    if alone && CASES.contains(&word) {
+    if alone && is_one_of(CASES, word) {
         return Some(Command::Cases);
     }
-    if alone && WHO.contains(&word) {
+    if alone && is_one_of(WHO, word) {
         return Some(Command::Who);
     }
     None
@@ -247,7 +280,7 @@ fn done_command(normalized: &str) -> Option<Command> {
         .find(|c: char| c.is_ascii_digit())
         .unwrap_or(first.len());
     let (word, glued) = first.split_at(split);
-    if !DONE.contains(&word.trim_matches(|c: char| !c.is_alphanumeric())) {
+    if !is_one_of(DONE, word.trim_matches(|c: char| !c.is_alphanumeric())) {
         return None;
     }
     let mut rest: Vec<&str> = tokens.collect();
@@ -324,19 +357,19 @@ pub fn parse(text: &str) -> Command {
             f(code.clone())
         }
     };
-    if ACCEPT.contains(&word) {
+    if is_one_of(ACCEPT, word) {
         with_code(Command::Accept)
-    } else if DECLINE.contains(&word) {
+    } else if is_one_of(DECLINE, word) {
         with_code(Command::Decline)
     } else if has_digits {
         Command::Unknown
-    } else if ON.contains(&word) {
+    } else if is_one_of(ON, word) {
         Command::On
-    } else if OFF.contains(&word) {
+    } else if is_one_of(OFF, word) {
         Command::Off
-    } else if STATUS.contains(&word) {
+    } else if is_one_of(STATUS, word) {
         Command::Status
-    } else if HELP.contains(&word) || word.is_empty() && normalized.trim() == "?" {
+    } else if is_one_of(HELP, word) || word.is_empty() && normalized.trim() == "?" {
         Command::Help
     } else {
         Command::Unknown
@@ -397,6 +430,41 @@ mod tests {
         }
         assert_eq!(parse("OK"), Command::Accept(None));
         assert_eq!(parse("ок."), Command::Accept(None));
+    }
+
+    #[test]
+    fn a_word_typed_across_two_keyboard_layouts_is_the_word_it_looks_like() {
+        // A Cyrillic О with a Latin k; a Cyrillic Д with a Latin A; Latin
+        // H and E with a Cyrillic Т: what a phone switching layouts
+        // mid-word sends (an audit got the help text for these).
+        assert_eq!(parse("Оk 4336"), Command::Accept(c("4336")));
+        assert_eq!(parse("ДA 4012"), Command::Accept(c("4012")));
+        assert_eq!(parse("HEТ 4012"), Command::Decline(c("4012")));
+        assert_eq!(parse("CTATУC"), Command::Status);
+        assert_eq!(parse("DОNE 4012"), parse("DONE 4012"));
+        // No two commands' words become one when folded.
+        let lists: [(&str, &[&str]); 12] = [
+            ("accept", ACCEPT),
+            ("decline", DECLINE),
+            ("done", DONE),
+            ("on", ON),
+            ("off", OFF),
+            ("status", STATUS),
+            ("help", HELP),
+            ("assign", ASSIGN),
+            ("cover", COVER),
+            ("cases", CASES),
+            ("who", WHO),
+            ("unknown", &[]),
+        ];
+        let mut seen = std::collections::BTreeMap::new();
+        for (name, list) in lists {
+            for w in list {
+                if let Some(other) = seen.insert(fold_look_alikes(w), name) {
+                    assert_eq!(other, name, "{w} folds into a word of {other}");
+                }
+            }
+        }
     }
 
     #[test]

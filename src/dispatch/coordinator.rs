@@ -201,9 +201,15 @@ impl Dispatcher {
     pub(super) async fn cases(&self, call: &Call<'_>) -> Result<CommandOutcome, StoreError> {
         let open = self.open_cases().await?;
         for city in self.her_cities(call) {
-            let mut list: Vec<String> = open
+            // Those nobody has accepted first, then the rest; oldest first
+            // in each: what needs her now is never cut off by the limit.
+            let mut cases: Vec<_> = open
                 .iter()
                 .filter(|(_, _, d)| self.dispatch_city(d) == city)
+                .collect();
+            cases.sort_by_key(|(_, _, d)| (d.dispatch.accepted_by.is_some(), d.opened_at_ms));
+            let mut list: Vec<String> = cases
+                .into_iter()
                 .map(|(_, rec, d)| match &d.dispatch.accepted_by {
                     Some(by) => format!("{} ✓{}", rec.named_code(), self.name_of(by)),
                     None => format!("{} ?", rec.named_code()),

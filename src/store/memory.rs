@@ -55,6 +55,9 @@ use super::{
     session_delivery,
 };
 
+/// The `now` of [`TtlMap::insert_on_own_clock`]: purge nothing.
+const KEEP_EXPIRED: u64 = u64::MAX;
+
 /// A map whose entries expire, bounded in size: when full, the entry that
 /// would expire first goes first (for a map whose entries all live as long,
 /// such as sessions, that is the one written longest ago; among entries
@@ -186,6 +189,21 @@ impl<V> TtlMap<V> {
         Some(slot.value)
     }
 
+    /// Insert or replace without dropping the expired entries first: for a
+    /// value kept on another clock than the map's other entries (the
+    /// channels' shared send rate runs on wall-clock time, everything else
+    /// on the store's clock), whose `now` must not expire them. Tests run
+    /// the store on a manual clock set in the past; there, a rate's
+    /// wall-clock `now` dropped every entry the manual clock kept alive.
+    fn insert_on_own_clock(
+        &mut self,
+        key: impl Into<Arc<str>>,
+        value: V,
+        expires_at: u64,
+    ) -> usize {
+        self.insert(key, value, expires_at, KEEP_EXPIRED)
+    }
+
     /// Insert or replace; returns how many entries were evicted for room.
     fn insert(&mut self, key: impl Into<Arc<str>>, value: V, expires_at: u64, now: u64) -> usize {
         let key: Arc<str> = key.into();
@@ -204,7 +222,9 @@ impl<V> TtlMap<V> {
     ) -> usize {
         debug_assert_eq!(hash, self.hash(&key), "hashed by another hasher");
         self.remove_hashed(&key, hash);
-        self.purge(now);
+        if now != KEEP_EXPIRED {
+            self.purge(now);
+        }
         let mut evicted = 0;
         while self.total.load(Ordering::Relaxed) >= self.capacity {
             let Some((_, _, first)) = self.by_expiry.first() else {
@@ -938,7 +958,8 @@ impl Store for MemoryStore {
         match gcra(tat, now_ms, limit) {
             Ok(new_tat) => {
                 let value = new_tat.to_string().into_bytes();
-                s.kv.insert(key, value, new_tat + 1, now_ms);
+                // `now_ms` here is wall-clock time (`Outbox::shared_rate`).
+                s.kv.insert_on_own_clock(key, value, new_tat + 1);
                 Ok(None)
             }
             Err(wait) => Ok(Some(wait.max(1))),
@@ -1249,6 +1270,35 @@ mod tests {
     fn a_sessions_entry_stays_64_bytes() {
         // Three of these per live session: 100,000 sessions within 96 MiB.
         assert_eq!(std::mem::size_of::<Slot<SessionRecord>>(), 64);
+    }
+
+    #[tokio::test]
+    async fn the_wall_clock_send_rate_expires_nothing_kept_on_the_stores_clock() {
+        // A cover until 18:00 on the store's (manual) clock; then the
+        // outbox takes a slot of a channel's shared rate on wall-clock
+        // time, a day later: the cover is still there on the store's clock.
+        let store = MemoryStore::new(100);
+        let t0 = 1_796_097_600_000;
+        store
+            .put(
+                None,
+                "cover:bishkek",
+                b"c".to_vec(),
+                Some(8 * 3_600_000),
+                t0,
+            )
+            .await
+            .unwrap();
+        let limit = RateLimit {
+            per_minute: 600,
+            burst: 10,
+        };
+        let wall = t0 + 86_400_000;
+        assert_eq!(store.take_rate("rate:at", limit, wall).await.unwrap(), None);
+        assert_eq!(
+            store.get(None, "cover:bishkek", t0 + 1).await.unwrap(),
+            Some(b"c".to_vec())
+        );
     }
 
     #[test]
