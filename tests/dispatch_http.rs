@@ -382,18 +382,9 @@ async fn two_lawyers_answering_at_once_exactly_one_wins() {
 async fn copies_of_one_command_at_once_are_counted_once() {
     // On Redis: the copies' round trips interleave there.
     let redis = RedisServer::shared_or_start();
-    let prefix = unique_prefix("copies");
     let api = MockServer::start(vec![MockResponse::new(201, at_reply())]).await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&api.url, dir.path()).replace(
-        "[store]\n",
-        &format!(
-            "[store]\nkey_prefix = {prefix:?}\nspool_dir = {:?}\n",
-            dir.path().join("spool").display().to_string()
-        ),
-    );
-    let mut env = ENV.to_vec();
-    env.push(("HOTLINE_REDIS_URL", &redis.url));
+    let (cfg, env) = on_redis(&api.url, dir.path(), &redis, "copies");
     let gw = Gateway::start_with(&cfg, &env, None, Clock::manual(T0)).await;
     let w = World { gw, api, _dir: dir };
     let woman = "+996555770005";
@@ -497,21 +488,33 @@ async fn a_closed_case_is_erased_after_retention_and_its_statistics_remain() {
     w.gw.stop().await;
 }
 
-#[tokio::test]
-async fn two_instances_on_one_redis_fire_each_escalation_once() {
-    let redis = RedisServer::shared_or_start();
-    let prefix = unique_prefix("dispatch2");
-    let api = MockServer::start(vec![MockResponse::new(201, at_reply())]).await;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&api.url, dir.path()).replace(
+/// The config of a world on `redis` (a key prefix of its own for `test`,
+/// the spool in `dir`) and the environment naming that Redis.
+fn on_redis<'a>(
+    api: &str,
+    dir: &std::path::Path,
+    redis: &'a RedisServer,
+    test: &str,
+) -> (String, Vec<(&'a str, &'a str)>) {
+    let prefix = unique_prefix(test);
+    let cfg = config(api, dir).replace(
         "[store]\n",
         &format!(
             "[store]\nkey_prefix = {prefix:?}\nspool_dir = {:?}\n",
-            dir.path().join("spool").display().to_string()
+            dir.join("spool").display().to_string()
         ),
     );
     let mut env = ENV.to_vec();
     env.push(("HOTLINE_REDIS_URL", &redis.url));
+    (cfg, env)
+}
+
+#[tokio::test]
+async fn two_instances_on_one_redis_fire_each_escalation_once() {
+    let redis = RedisServer::shared_or_start();
+    let api = MockServer::start(vec![MockResponse::new(201, at_reply())]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, env) = on_redis(&api.url, dir.path(), &redis, "dispatch2");
     // One clock for both instances, moved together.
     let clock = Clock::manual(T0);
     let a = Gateway::start_with(&cfg, &env, None, clock.clone()).await;
@@ -742,18 +745,9 @@ async fn recorded_state(gw: &Gateway, provider_id: &str) -> Option<String> {
 #[tokio::test]
 async fn a_report_that_overtakes_its_send_is_applied_once_the_send_is_recorded() {
     let redis = RedisServer::shared_or_start();
-    let prefix = unique_prefix("overtake");
     let api = MockServer::start(vec![MockResponse::new(201, at_reply())]).await;
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&api.url, dir.path()).replace(
-        "[store]\n",
-        &format!(
-            "[store]\nkey_prefix = {prefix:?}\nspool_dir = {:?}\n",
-            dir.path().join("spool").display().to_string()
-        ),
-    );
-    let mut env = ENV.to_vec();
-    env.push(("HOTLINE_REDIS_URL", &redis.url));
+    let (cfg, env) = on_redis(&api.url, dir.path(), &redis, "overtake");
     let gw = Gateway::start_with(&cfg, &env, None, Clock::manual(T0)).await;
     let status = "/webhooks/africastalking/status";
     let failed = common::form(&[

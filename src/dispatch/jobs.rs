@@ -171,28 +171,20 @@ impl Dispatcher {
                         b.for_lawyer(key, sms, l, text, Purpose::Offer)?;
                     }
                 }
-                Action::Taken { to, by } => {
+                Action::Taken { to, by } | Action::ClosedNotice { to, by } => {
                     if let Some(l) = self.roster.lawyer(to) {
                         let t = self.texts.for_langs(&l.languages);
                         let by_name = self
                             .roster
                             .lawyer(by)
                             .map_or_else(|| by.clone(), |b| b.name.clone());
-                        let text = partial(&t.taken, &[("name", &by_name)]);
-                        let key = format!("taken:{}:{to}", case.id);
-                        b.for_lawyer(key, sms, l, text, Purpose::Taken)?;
-                    }
-                }
-                Action::ClosedNotice { to, by } => {
-                    if let Some(l) = self.roster.lawyer(to) {
-                        let t = self.texts.for_langs(&l.languages);
-                        let by_name = self
-                            .roster
-                            .lawyer(by)
-                            .map_or_else(|| by.clone(), |b| b.name.clone());
-                        let text = partial(&t.closed_notice, &[("name", &by_name)]);
-                        let key = format!("closednotice:{}:{to}", case.id);
-                        b.for_lawyer(key, sms, l, text, Purpose::Notice)?;
+                        let (template, kind, purpose) = match action {
+                            Action::Taken { .. } => (&t.taken, "taken", Purpose::Taken),
+                            _ => (&t.closed_notice, "closednotice", Purpose::Notice),
+                        };
+                        let text = partial(template, &[("name", &by_name)]);
+                        let key = format!("{kind}:{}:{to}", case.id);
+                        b.for_lawyer(key, sms, l, text, purpose)?;
                     }
                 }
                 Action::Reply(to, reply) => {

@@ -367,25 +367,20 @@ impl Dispatcher {
                 mark_global: mark.is_some_and(|(_, global, _)| global),
                 now_ms: now,
             };
-            match store.update_case_once(update).await? {
-                crate::store::Updated::Changed => {
-                    if let Some((_, _, written)) = mark {
-                        written.store(true, Ordering::SeqCst);
-                    }
-                    self.apply_effects(&case.city, &fx);
-                    self.deps.wake.outbox();
-                    return Ok(Some(actions));
-                }
-                // Another copy of this delivery made the change (and was
-                // counted): nothing more to count or send.
-                crate::store::Updated::MadeBefore => {
-                    if let Some((_, _, written)) = mark {
-                        written.store(true, Ordering::SeqCst);
-                    }
-                    return Ok(Some(actions));
-                }
-                crate::store::Updated::Stale => {}
+            let outcome = store.update_case_once(update).await?;
+            if outcome == crate::store::Updated::Stale {
+                continue;
             }
+            if let Some((_, _, written)) = mark {
+                written.store(true, Ordering::SeqCst);
+            }
+            // `MadeBefore`: another copy of this delivery made the change
+            // and was counted; nothing more to count or send.
+            if outcome == crate::store::Updated::Changed {
+                self.apply_effects(&case.city, &fx);
+                self.deps.wake.outbox();
+            }
+            return Ok(Some(actions));
         }
         Err(StoreError::Contended)
     }
