@@ -71,6 +71,8 @@ METRICS = {
     "hotline_offline_codes",
     "hotline_spool_codes_changed_total",
     "hotline_spool_codes_aliased_total",
+    "hotline_cases_restored_total",
+    "hotline_cases_rechecked_total",
     "hotline_config_generation",
     "hotline_config_reload_total",
     "hotline_config_last_reload_timestamp_seconds",

@@ -93,6 +93,12 @@ pub struct Metrics {
     /// Spooled cases recorded meanwhile under another code, whose shown
     /// code became their alias (both name the case; messages name both).
     pub spool_codes_aliased: IntCounter,
+    /// Cases the store had acknowledged and then lost (a failover, a crash
+    /// back to an older snapshot), recorded again from this instance's
+    /// memory ([`crate::spool::Spool::recheck`]).
+    pub cases_restored: IntCounter,
+    /// Cases rechecked after the store faltered and found in place.
+    pub cases_rechecked: IntCounter,
     /// Messages sent, by channel and purpose.
     pub outbox_sent: IntCounterVec,
     /// Messages given up, by channel and purpose.
@@ -514,12 +520,22 @@ impl Metrics {
             spool_codes_changed: counter(
                 &r,
                 "hotline_spool_codes_changed_total",
-                "Spooled cases recorded with another code than the one the caller was shown (a lost code lease; must stay 0).",
+                "Spooled cases recorded with another code than the one the caller was shown (a lost code lease, or a case the store lost whose code another case took meanwhile; must stay 0).",
             ),
             spool_codes_aliased: counter(
                 &r,
                 "hotline_spool_codes_aliased_total",
                 "Spooled cases the store had recorded meanwhile under another code (a commit that timed out but landed): the code the caller was shown became the case's alias, and messages name both codes.",
+            ),
+            cases_restored: counter(
+                &r,
+                "hotline_cases_restored_total",
+                "Cases the store had acknowledged and then lost (a Redis master that died before its replica had the write, a Redis restarted from an older snapshot or empty), recorded again from this instance's memory of the cases it recorded in the last two minutes, with their offers and timers.",
+            ),
+            cases_rechecked: counter(
+                &r,
+                "hotline_cases_rechecked_total",
+                "Cases this instance recorded lately that it checked again after the store faltered (a dropped connection, a timeout, a failover), and found in place.",
             ),
             outbox_sent: counter_vec(
                 &r,

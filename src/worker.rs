@@ -249,6 +249,16 @@ impl SpoolReplayer {
         let metrics = &self.deps.metrics;
         let store = self.deps.store.as_ref();
         let mut done = Replayed::default();
+        match self.spool.recheck(store.disturbances(), now_ms).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                cases = n,
+                "the store faltered: rechecking the cases recorded in the last two minutes"
+            ),
+            Err(e) => {
+                tracing::error!(error = %e, "could not spool the recent cases to recheck; will retry");
+            }
+        }
         if self.spool.pending() > 0 {
             match self.spool.replay(store, now_ms).await {
                 Ok(n) => done += n,
@@ -273,6 +283,8 @@ impl SpoolReplayer {
         metrics
             .spool_codes_aliased
             .inc_by(done.codes_aliased as u64);
+        metrics.cases_restored.inc_by(done.restored as u64);
+        metrics.cases_rechecked.inc_by(done.rechecked as u64);
         metrics.spool_pending.set(self.spool.pending() as i64);
         done.recorded
     }

@@ -198,6 +198,40 @@ fn the_runbook_says_how_often_store_up_is_refreshed() {
     assert!(!runbook.contains("refreshed by traffic"));
 }
 
+/// The recheck's window and bound, as the Redis docs, the runbook, the
+/// alert and the metric's help state them.
+#[test]
+fn the_docs_give_the_window_in_which_lost_cases_are_recorded_again() {
+    let flat = |path: &str| read(path).split_whitespace().collect::<Vec<_>>().join(" ");
+    let minutes = match hotline::spool::RECHECK_WINDOW_MS {
+        120_000 => "two minutes",
+        other => panic!("say {other} ms in words in the docs, then here"),
+    };
+    let max = hotline::spool::RECHECK_MAX;
+    let max = format!("{},{:03}", max / 1000, max % 1000);
+    let redis = flat("docs/redis.md");
+    assert!(
+        redis.contains(&format!("recorded in the last {minutes} (at most {max};")),
+        "docs/redis.md states the window and the bound"
+    );
+    let runbook = flat("ops/RUNBOOK.md");
+    assert!(
+        runbook.contains(&format!("recorded in the last {minutes} (up to {max})")),
+        "ops/RUNBOOK.md states the window and the bound"
+    );
+    for path in [
+        "ops/prometheus/alerts.yml",
+        "src/metrics.rs",
+        "ops/redis/redis.conf",
+    ] {
+        assert!(
+            flat(path).contains(&format!("recorded in the {minutes} before"))
+                || flat(path).contains(&format!("recorded in the last {minutes}")),
+            "{path} states the window"
+        );
+    }
+}
+
 #[test]
 fn the_dispatch_docs_give_the_exit_code_of_report_on_the_memory_store() {
     let docs = read("docs/dispatch.md");

@@ -125,6 +125,59 @@ async fn redis_frozen_ten_seconds_under_load() {
     redis_outage("redis SIGSTOP 10 s", Fault::Freeze).await;
 }
 
+/// Scenario 1c: Redis comes back from an older snapshot under load (a
+/// Redis persisted by RDB snapshots that crashed; the same as a master
+/// that died before its replica had its last writes): the cases it
+/// acknowledged after the snapshot are gone from it, and the sentinel key
+/// (older) is still there, so nothing says "data lost". Each instance
+/// keeps the cases it recorded in the last two minutes and, once the store
+/// faltered, records again those it no longer has — under the code each
+/// woman was shown, offer included. Without that, every code shown
+/// between the snapshot and the crash was a lost case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_back_from_an_older_snapshot_under_load() {
+    let name = "redis back from an older snapshot";
+    let mut redis = RedisServer::start();
+    let agg = Aggregator::start().await;
+    let spool = tempfile::tempdir().unwrap();
+    let gw = gateway(&redis.url, &agg, "hotline", spool.path()).await;
+    let load = Load::start("snapshot", 6, &[gw.public], Duration::ZERO);
+    load.walk_more(12).await;
+    let snapshot = redis.cli(&["SAVE"]);
+    assert_eq!(snapshot.trim(), "OK", "SAVE: {snapshot}");
+    // Acknowledged after the snapshot: gone with the crash.
+    load.walk_more(24).await;
+    redis.stop();
+    wait_metric(&gw, "hotline_store_up", "the outage is seen", |v| v == 0.0).await;
+    redis.restart();
+    wait_metric(&gw, "hotline_store_up", "Redis is back", |v| v == 1.0).await;
+    load.walk_more(12).await;
+    let walks = load.finish().await;
+    wait_metric(&gw, "hotline_spool_pending", "spool replayed", |v| v == 0.0).await;
+    let restored = metric_sum(&gw, "hotline_cases_restored_total").await;
+    let rechecked = metric_sum(&gw, "hotline_cases_rechecked_total").await;
+    let changed = metric_sum(&gw, "hotline_spool_codes_changed_total").await;
+    let f = faults::audit(
+        name,
+        gw.app.deps.store.as_ref(),
+        &gw.app.deps.privacy,
+        &walks,
+        &agg,
+        DRAIN,
+    )
+    .await;
+    eprintln!(
+        "{name}: {restored} cases restored, {rechecked} rechecked and in place, {changed} codes changed"
+    );
+    faults::assert_sound(name, &f);
+    assert!(
+        restored >= 20.0,
+        "the cases recorded after the snapshot were restored: {restored}"
+    );
+    assert_eq!(changed, 0.0, "a restored case took another code than shown");
+    gw.stop().await;
+}
+
 /// How Redis goes away.
 #[derive(Clone, Copy, PartialEq)]
 enum Fault {

@@ -295,6 +295,46 @@ async fn in_production_the_pages_need_the_bearer_token_and_metrics_do_not() {
     gw.stop().await;
 }
 
+/// The console shows every SMS, numbers and locations included, and takes
+/// SMS as any lawyer: with a token set it needs the token, as the status
+/// page does.
+#[tokio::test]
+async fn with_a_token_set_the_console_needs_it_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "s3cret-token-0123456789";
+    let gw = gateway(dir.path(), "", &[("HOTLINE_ADMIN_TOKEN", token)]).await;
+    let bearer = format!("Bearer {token}");
+    let form = b"from=%2B447700900102&text=STATUS";
+    let form_type = ("Content-Type", "application/x-www-form-urlencoded");
+    for (method, path, body) in [
+        ("GET", "/console", &b""[..]),
+        ("GET", "/console/messages", b""),
+        ("POST", "/console/sms", form),
+    ] {
+        let r = common::request(gw.admin, method, path, &[form_type], body).await;
+        assert_eq!(
+            r.status, 401,
+            "{method} {path} without the token: {}",
+            r.body
+        );
+        let wrong = [form_type, ("Authorization", "Bearer wrong")];
+        let r = common::request(gw.admin, method, path, &wrong, body).await;
+        assert_eq!(r.status, 401, "{method} {path} with a wrong token");
+    }
+    assert_eq!(
+        gw.metric(r#"hotline_webhook_requests_total{channel="console",event="sms",outcome="ok"}"#)
+            .await,
+        0.0,
+        "nothing was taken in"
+    );
+    let with = [form_type, ("Authorization", bearer.as_str())];
+    let r = common::request(gw.admin, "GET", "/console", &with, b"").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = common::request(gw.admin, "POST", "/console/sms", &with, form).await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    gw.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn promtool_accepts_the_real_metrics() {
     let dir = tempfile::tempdir().unwrap();

@@ -39,23 +39,33 @@ struct Node {
 impl Node {
     fn start(port: u16) -> Node {
         let dir = tempfile::tempdir().unwrap();
-        let child = Command::new("redis-server")
+        Node {
+            port,
+            child: Some(Self::spawn(port, dir.path())),
+            _dir: dir,
+        }
+    }
+
+    /// Start it again after [`Node::kill`]: same port, same folder (its
+    /// `nodes.conf`: it rejoins as what it was), no data (no persistence).
+    fn restart(&mut self) {
+        assert!(self.child.is_none(), "restart a killed node");
+        self.child = Some(Self::spawn(self.port, self._dir.path()));
+    }
+
+    fn spawn(port: u16, dir: &Path) -> Child {
+        Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .args(["--cluster-enabled", "yes"])
             .args(["--cluster-config-file", "nodes.conf"])
             .args(["--cluster-node-timeout", NODE_TIMEOUT_MS])
             .arg("--dir")
-            .arg(dir.path())
+            .arg(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server runs (apt-get install redis-server)");
-        Node {
-            port,
-            child: Some(child),
-            _dir: dir,
-        }
+            .expect("redis-server runs (apt-get install redis-server)")
     }
 
     fn cli(&self, args: &[&str]) -> String {
@@ -604,5 +614,130 @@ async fn an_offer_and_a_lawyers_answers_work_across_the_clusters_slots() {
         "the retried DONE is a duplicate: it runs no command"
     );
     assert_eq!(w.to(AIDA).len(), 5, "{:?}", w.to(AIDA));
+    w.gw.stop().await;
+}
+
+/// A failover to a replica that has none of its master's last writes: the
+/// far end of asynchronous replication's window, where a master
+/// acknowledges writes its replica never gets. Here the replica is killed,
+/// the master goes on acknowledging cases alone, then dies; the replica
+/// comes back (empty: no persistence) and takes the master's slots over
+/// (`CLUSTER FAILOVER TAKEOVER`, as an operator would to end the outage).
+/// Every case the master had lives only in this instance's memory of the
+/// cases it recorded in the last two minutes: each is recorded again
+/// under the code its caller was shown, and its offer goes out again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cases_a_failover_took_back_are_recorded_again_under_their_codes() {
+    use common::world::{AIDA, world_with};
+    let _serial = SERIAL.lock().await;
+    let mut nodes = start_cluster();
+    let masters: Vec<usize> = (0..nodes.len()).filter(|i| is_master(&nodes[*i])).collect();
+    let url = masters
+        .iter()
+        .map(|i| format!("redis://127.0.0.1:{}/", nodes[*i].port))
+        .collect::<Vec<_>>()
+        .join(",");
+    let w = world_with(&[("HOTLINE_REDIS_URL", url.as_str())]).await;
+    let store = w.gw.app.deps.store.clone();
+    // The victim: the master serving the first case's bucket.
+    let first = w.request("ATUid_lag_0", "+996555772000").await;
+    w.wait_for(AIDA, 1).await;
+    let bucket_of = |code: &str| code.parse::<u16>().unwrap() % BUCKETS;
+    let victim = *masters
+        .iter()
+        .find(|i| {
+            buckets_on(&nodes[**i], &nodes[masters[0]], "hotline").contains(&bucket_of(&first))
+        })
+        .expect("a master serves the first case's bucket");
+    let replica = (0..nodes.len())
+        .find(|i| {
+            let role = nodes[*i].cli(&["role"]);
+            let mut l = role.lines();
+            l.next() == Some("slave") && l.nth(1) == Some(nodes[victim].port.to_string().as_str())
+        })
+        .expect("the victim has a replica");
+
+    // The replica dies; the master goes on acknowledging alone.
+    nodes[replica].kill();
+    let mut codes = vec![first];
+    for i in 1..12 {
+        codes.push(
+            w.request(&format!("ATUid_lag_{i}"), &format!("+9965557720{i:02}"))
+                .await,
+        );
+    }
+    w.wait_for(AIDA, 12).await;
+    let victim_buckets = buckets_on(&nodes[victim], &nodes[masters[0]], "hotline");
+    eprintln!("victim serves buckets {victim_buckets:?}; codes {codes:?}");
+
+    // The master dies; its replica comes back empty and takes over.
+    nodes[victim].kill();
+    nodes[replica].restart();
+    wait_for("the replica answers", Duration::from_secs(10), || {
+        nodes[replica].cli(&["ping"]).trim() == "PONG"
+    });
+    wait_for("the replica takes over", Duration::from_secs(30), || {
+        if is_master(&nodes[replica]) {
+            return true;
+        }
+        nodes[replica].cli(&["cluster", "failover", "takeover"]);
+        std::thread::sleep(Duration::from_millis(400));
+        is_master(&nodes[replica])
+    });
+    wait_for("cluster_state:ok", Duration::from_secs(30), || {
+        nodes[replica]
+            .cli(&["cluster", "info"])
+            .contains("cluster_state:ok")
+    });
+
+    // Every code shown is her case again, under that code.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let missing = loop {
+        let mut missing = Vec::new();
+        for code in &codes {
+            match tokio::time::timeout(Duration::from_secs(2), store.case_by_code(code)).await {
+                Ok(Ok(Some(rec))) if rec.code == *code => {}
+                other => missing.push(format!("{code}: {other:?}")),
+            }
+        }
+        if missing.is_empty() || Instant::now() > deadline {
+            break missing;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let restored = w.gw.metric("hotline_cases_restored_total").await;
+    let in_victim = codes
+        .iter()
+        .filter(|c| victim_buckets.contains(&bucket_of(c)))
+        .count();
+    eprintln!(
+        "{} of {} codes in the dead master's buckets; restored {restored}; missing {missing:?}",
+        in_victim,
+        codes.len()
+    );
+    assert!(
+        missing.is_empty(),
+        "codes shown whose case is gone: {missing:?}"
+    );
+    assert!(in_victim > 0, "some cases were on the dead master");
+    assert!(
+        restored >= in_victim as f64,
+        "the dead master's cases were recorded again: {restored}"
+    );
+    // Their offers go out again (the first went out before the failover).
+    let offers = w.wait_for(AIDA, 12 + in_victim).await;
+    for code in codes
+        .iter()
+        .filter(|c| victim_buckets.contains(&bucket_of(c)))
+    {
+        let n = offers
+            .iter()
+            .filter(|o| o.starts_with(&format!("{code} ")))
+            .count();
+        assert!(
+            n >= 2,
+            "case {code} offered again after it was restored: {n}"
+        );
+    }
     w.gw.stop().await;
 }

@@ -620,7 +620,19 @@ impl Conversations {
         commit.reply.text = self.seal_reply(std::mem::take(&mut commit.reply.text));
         let jobs = commit.jobs.clone();
         match self.deps.store.commit(commit).await {
-            Ok(Commit::Saved { code }) => Some(self.saved(hop, done.as_ref(), code)),
+            Ok(Commit::Saved { code }) => {
+                // Kept a while, to record again if the store takes it back.
+                if let (Some(spool), Some(code), Some((case, _))) = (
+                    &self.spool,
+                    &code,
+                    done.as_ref().and_then(|d| d.case.as_ref()),
+                ) {
+                    let mut case = case.clone();
+                    case.jobs.extend(jobs);
+                    spool.remember(hop.bucket, &case, code, now);
+                }
+                Some(self.saved(hop, done.as_ref(), code))
+            }
             Ok(Commit::Conflict(Some(reply))) => {
                 tracing::info!(channel = hop.channel, caller = %hop.pseudonym, "concurrent duplicate lost the race; answering with the winner's reply");
                 Some(Answer::duplicate(&self.open_reply(reply), hop.is_sms()))

@@ -8,7 +8,9 @@
 //! - `GET /` — the status page, and `GET /cases.json` — open cases (see
 //!   [`super::status`], which also says who may see them).
 //! - `GET /console`, `POST /console/sms` — the development sink's page,
-//!   only with a `console` channel ([`super::console`]).
+//!   only with a `console` channel ([`super::console`]); the status page's
+//!   access rule applies (a bearer token when one is set, or off a
+//!   loopback listener).
 //! - `POST /test-sms?lawyer=aida` — send that lawyer the welcome SMS
 //!   (`hotline test-sms` for a memory-store gateway): 202, 404 for a name
 //!   the roster lacks, 503 without dispatch or when the store fails.
@@ -41,6 +43,11 @@ fn reply(status: StatusCode, content_type: &'static str, body: String) -> Respon
 /// Handle one admin request.
 pub async fn handle(app: App, req: http::Request<Incoming>) -> Response {
     if super::console::is_console(req.uri().path()) {
+        // The console shows numbers, locations and every SMS, and takes
+        // SMS as any lawyer: the status pages' rule, token and all.
+        if let Some(refused) = super::status::refusal(&app.config, req.headers()) {
+            return refused;
+        }
         return super::console::handle(app, req).await;
     }
     if req.method() == Method::POST && req.uri().path() == "/test-sms" {

@@ -16,8 +16,12 @@
 //!   the console's name, event = "sms"}`); a bad form gets 400 with a short
 //!   reason, a cross-site post 403, and changes nothing.
 //!
-//! Both answer 404 when no console channel is configured (a production
-//! configuration never has one). Nothing here logs a number or a text.
+//! They answer 404 when no console channel is configured (a production
+//! configuration never has one). Who may use them is the status page's
+//! rule ([`super::status`]): with `HOTLINE_ADMIN_TOKEN` set, or on an admin
+//! listener off loopback, `Authorization: Bearer <token>` (401 without;
+//! 403 with no token set), checked before anything else. Nothing here
+//! logs a number or a text.
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};

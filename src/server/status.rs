@@ -14,7 +14,7 @@
 //!
 //! Access: in a production configuration ([`Config::is_production`]), on a
 //! non-loopback admin listener, or whenever `HOTLINE_ADMIN_TOKEN` is set,
-//! both need `Authorization: Bearer <token>` (compared in constant time);
+//! both (and the development console, [`super::console`]) need `Authorization: Bearer <token>` (compared in constant time);
 //! production without a token set serves them to nobody (403). Only the
 //! development default on loopback answers without one.
 //!
@@ -60,7 +60,7 @@ pub async fn handle(app: &App, req: &http::Request<hyper::body::Incoming>) -> Re
 }
 
 /// The answer to a request that may not see the pages (`None`: it may).
-fn refusal(config: &Config, headers: &http::HeaderMap) -> Option<Response> {
+pub(super) fn refusal(config: &Config, headers: &http::HeaderMap) -> Option<Response> {
     if !config.admin_token_required() {
         return None;
     }

@@ -125,12 +125,15 @@ pub(super) fn read_entries(path: &Path) -> std::io::Result<Vec<Entry>> {
     }
 }
 
-/// Append one entry and `fsync` it.
-pub(super) fn append_entry(path: &Path, entry: &Entry) -> std::io::Result<()> {
+/// Append entries and `fsync` them.
+pub(super) fn append_entries(path: &Path, entries: &[Entry]) -> std::io::Result<()> {
     let mut f = OpenOptions::new().create(true).append(true).open(path)?;
-    let mut line = serde_json::to_vec(entry)?;
-    line.push(b'\n');
-    f.write_all(&line)?;
+    let mut lines = Vec::new();
+    for entry in entries {
+        serde_json::to_writer(&mut lines, entry)?;
+        lines.push(b'\n');
+    }
+    f.write_all(&lines)?;
     f.sync_all()
 }
 

@@ -28,12 +28,34 @@
 //! code goes out with the case; no leased code was ready; earlier
 //! versions) take the first free candidate.
 //!
+//! **Cases the store may have taken back.** Redis acknowledges a write
+//! before its replica has it, and before it reaches the disk: a master
+//! that dies in that instant, or a Redis restarted from an older snapshot
+//! (or empty), loses cases their callers were already given a code for.
+//! So the spool also keeps, in memory, every case this instance recorded
+//! in the last [`RECHECK_WINDOW_MS`] (at most [`RECHECK_MAX`]), with the
+//! code it got ([`Spool::remember`]). Whenever the store falters in a way
+//! that may mean such a loss ([`Store::disturbances`]: a dropped
+//! connection, a timeout, a failover, a loss the store's watch found),
+//! those cases are written to the spool file ([`Spool::recheck`]) and
+//! replayed like the others: a case still in the store is left alone
+//! (counted as rechecked), a missing one is recorded again with the code
+//! its caller was given first among its candidates, its offer and timers
+//! with it — logged as an error and counted
+//! (`hotline_cases_restored_total`). A case recorded meanwhile by another
+//! instance is never doubled: case ids are deterministic. What this does
+//! not cover: a loss this instance never sees falter (it was not talking
+//! to the failed node within the window), a restart of this instance in
+//! the window (the memory is gone), and the lawyers' answers and other
+//! updates the store took back with the case.
+//!
 //! The files hold only sealed case data (see [`crate::privacy`]) and
 //! pseudonymous ids: no number or location in clear. Case ids are
 //! deterministic per session, so a retried request appends nothing twice.
 
 mod files;
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -60,6 +82,11 @@ struct Entry {
     /// The instance that leased `code`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     holder: Option<String>,
+    /// The code the store gave the case when it was recorded: an entry
+    /// rechecked after the store faltered ([`Spool::recheck`]), first among
+    /// `codes`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    recorded: Option<String>,
 }
 
 impl Entry {
@@ -84,7 +111,18 @@ impl Entry {
             spooled_at_ms: now_ms,
             code: shown.map(|l| l.code.clone()),
             holder: shown.map(|l| l.holder.clone()),
+            recorded: None,
         }
+    }
+
+    /// A case the store recorded with `code`, to recheck: `code` first
+    /// among its candidates.
+    fn recorded(bucket: u16, case: &NewCase, code: &str, now_ms: u64) -> Self {
+        let mut e = Entry::from_case(bucket, case, None, now_ms);
+        e.codes.retain(|c| c != code);
+        e.codes.insert(0, code.to_owned());
+        e.recorded = Some(code.to_owned());
+        e
     }
 
     fn to_case(&self) -> Option<NewCase> {
@@ -147,6 +185,12 @@ pub struct Replayed {
     /// Of those, cases recorded meanwhile under another code whose shown
     /// code became their alias (both name the case; logged).
     pub codes_aliased: usize,
+    /// Of those, cases the store had acknowledged and then lost, recorded
+    /// again ([`Spool::recheck`]; logged as an error).
+    pub restored: usize,
+    /// Cases rechecked after the store faltered and found where they were
+    /// (not in `recorded`).
+    pub rechecked: usize,
 }
 
 impl std::ops::AddAssign for Replayed {
@@ -154,7 +198,31 @@ impl std::ops::AddAssign for Replayed {
         self.recorded += o.recorded;
         self.codes_changed += o.codes_changed;
         self.codes_aliased += o.codes_aliased;
+        self.restored += o.restored;
+        self.rechecked += o.rechecked;
     }
+}
+
+/// How long a case this instance recorded is kept in memory to be
+/// rechecked if the store falters ([`Spool::recheck`]): longer than a Redis
+/// Cluster takes to notice a master is gone and promote its replica
+/// (`cluster-node-timeout`, 15 s by default, plus the election) and than a
+/// snapshot's or `appendfsync everysec`'s window.
+pub const RECHECK_WINDOW_MS: u64 = 120_000;
+
+/// At most this many cases are kept to recheck (the oldest go first): a
+/// few hundred kilobytes.
+pub const RECHECK_MAX: usize = 4096;
+
+/// Cases recorded lately, to recheck if the store falters.
+#[derive(Debug, Default)]
+struct Recent {
+    entries: VecDeque<Entry>,
+    /// [`Store::disturbances`] as of the last [`Spool::recheck`]; `None`
+    /// before the first.
+    seen: Option<u64>,
+    /// The last move failed (the disk refused): move them again.
+    retry: bool,
 }
 
 /// The spool of one gateway instance.
@@ -169,6 +237,9 @@ pub struct Spool {
     /// Serialises this process's appends and replays of its own file.
     lock: tokio::sync::Mutex<()>,
     pending: AtomicUsize,
+    /// Cases recorded lately ([`Spool::remember`]). A std lock: held only
+    /// to push or take entries, never across an `.await`.
+    recent: std::sync::Mutex<Recent>,
 }
 
 /// Run blocking file work off the async threads; a panic in it is an I/O
@@ -210,6 +281,7 @@ impl Spool {
             _held: held,
             lock: tokio::sync::Mutex::new(()),
             pending: AtomicUsize::new(pending),
+            recent: std::sync::Mutex::new(Recent::default()),
         }))
     }
 
@@ -246,7 +318,7 @@ impl Spool {
             {
                 return Ok(Appended::Already { code: e.code });
             }
-            files::append_entry(&path, &entry)?;
+            files::append_entries(&path, std::slice::from_ref(&entry))?;
             Ok(Appended::Added)
         })
         .await?;
@@ -254,6 +326,95 @@ impl Spool {
             self.pending.fetch_add(1, Ordering::SeqCst);
         }
         Ok(appended)
+    }
+
+    /// Keep a case the store just recorded with `code` (its jobs included:
+    /// an SMS screen queued with it) in memory for [`RECHECK_WINDOW_MS`],
+    /// to record again if the store turns out to have lost it.
+    pub fn remember(&self, bucket: u16, case: &NewCase, code: &str, now_ms: u64) {
+        let entry = Entry::recorded(bucket, case, code, now_ms);
+        let mut recent = self.recent();
+        let oldest = now_ms.saturating_sub(RECHECK_WINDOW_MS);
+        while recent
+            .entries
+            .front()
+            .is_some_and(|e| e.spooled_at_ms < oldest)
+            || recent.entries.len() >= RECHECK_MAX
+        {
+            recent.entries.pop_front();
+        }
+        recent.entries.push_back(entry);
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Cases kept to recheck now.
+    pub fn remembered(&self) -> usize {
+        self.recent().entries.len()
+    }
+
+    /// When the store faltered since the last call (`disturbances`, from
+    /// [`Store::disturbances`], grew), move the cases recorded in the last
+    /// [`RECHECK_WINDOW_MS`] into the spool file, `fsync`ed, to be replayed
+    /// like any spooled case: one still in the store is left alone, a
+    /// missing one is recorded again. Returns how many were moved.
+    ///
+    /// # Errors
+    /// When the disk refuses: the cases stay in memory for the next call.
+    pub async fn recheck(&self, disturbances: u64, now_ms: u64) -> std::io::Result<usize> {
+        let taken: Vec<Entry> = {
+            let mut recent = self.recent();
+            let faltered = recent.retry || recent.seen.is_some_and(|s| s != disturbances);
+            recent.seen = Some(disturbances);
+            recent.retry = false;
+            if !faltered {
+                return Ok(0);
+            }
+            let oldest = now_ms.saturating_sub(RECHECK_WINDOW_MS);
+            recent
+                .entries
+                .drain(..)
+                .filter(|e| e.spooled_at_ms >= oldest)
+                .collect()
+        };
+        if taken.is_empty() {
+            return Ok(0);
+        }
+        let _guard = self.lock.lock().await;
+        let path = self.path();
+        let entries = taken.clone();
+        let added = blocking(move || {
+            let spooled = files::read_entries(&path)?;
+            let new: Vec<Entry> = entries
+                .into_iter()
+                .filter(|e| !spooled.iter().any(|s| s.id == e.id))
+                .collect();
+            if !new.is_empty() {
+                files::append_entries(&path, &new)?;
+            }
+            Ok(new.len())
+        })
+        .await;
+        match added {
+            Ok(n) => {
+                self.pending.fetch_add(n, Ordering::SeqCst);
+                Ok(n)
+            }
+            Err(e) => {
+                // Back in memory (ahead of anything newer), and the next
+                // call moves them again.
+                let mut recent = self.recent();
+                for entry in taken.into_iter().rev() {
+                    recent.entries.push_front(entry);
+                }
+                recent.retry = true;
+                Err(e)
+            }
+        }
     }
 
     /// Replay this instance's own spooled cases into `store`.
@@ -389,6 +550,27 @@ async fn replay_entry(
         tracing::error!(case = %entry.id, "spool entry cannot be decoded; kept for an operator");
         return Ok(None);
     };
+    if let Some(code) = &entry.recorded {
+        return Ok(Some(
+            match store.restore_case(entry.bucket, case, now_ms).await? {
+                None => Replayed {
+                    rechecked: 1,
+                    ..Replayed::default()
+                },
+                Some(got) => {
+                    let changed = got != *code;
+                    // The case id only: codes are never logged.
+                    tracing::error!(case = %entry.id, code_changed = changed, "the store had lost a case it acknowledged (a failover or crash took the write back): recorded again, with its offer and timers");
+                    Replayed {
+                        recorded: 1,
+                        restored: 1,
+                        codes_changed: usize::from(changed),
+                        ..Replayed::default()
+                    }
+                }
+            },
+        ));
+    }
     let (changed, aliased) = match entry.lease() {
         Some(lease) => {
             let done = store
@@ -413,6 +595,7 @@ async fn replay_entry(
         recorded: 1,
         codes_changed: usize::from(changed),
         codes_aliased: usize::from(aliased),
+        ..Replayed::default()
     }))
 }
 
@@ -513,8 +696,8 @@ mod tests {
             done,
             Replayed {
                 recorded: 1,
-                codes_changed: 0,
-                codes_aliased: 1
+                codes_aliased: 1,
+                ..Replayed::default()
             }
         );
         let rec = store.case(2, "c1").await.unwrap().unwrap();
@@ -540,6 +723,81 @@ mod tests {
         assert_eq!(store.case(2, "c_old").await.unwrap().unwrap().code, "1234");
         assert!(!dir.path().join("cases.jsonl").exists());
         assert!(!dir.path().join("cases.lock").exists());
+    }
+
+    #[tokio::test]
+    async fn cases_recorded_lately_are_rechecked_when_the_store_falters() {
+        use crate::store::Store as _;
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), "a").unwrap();
+        let store = MemoryStore::new(10);
+        // c1 stays in the store; c2 the store took back (it never got it
+        // here); c0 was recorded longer ago than the window.
+        let old = NewCase {
+            code_candidates: vec!["1298".into()],
+            ..case("c0")
+        };
+        spool.remember(2, &old, "1298", 1_000);
+        let code1 = store.record_case(2, case("c1"), 5).await.unwrap();
+        assert_eq!(code1, "1234");
+        spool.remember(2, &case("c1"), &code1, 5_000);
+        // c2 was given its second candidate (the first was taken then).
+        spool.remember(2, &case("c2"), "1250", 6_000);
+        assert_eq!(spool.remembered(), 3);
+        let now = RECHECK_WINDOW_MS + 3_000;
+        // The first look only learns the count; the same count again: the
+        // store has not faltered.
+        assert_eq!(spool.recheck(7, now).await.unwrap(), 0);
+        assert_eq!(spool.recheck(7, now).await.unwrap(), 0);
+        assert_eq!(spool.pending(), 0);
+        // It faltered: the two within the window go to the spool file.
+        assert_eq!(spool.recheck(8, now).await.unwrap(), 2);
+        assert_eq!((spool.pending(), spool.remembered()), (2, 0));
+        assert_eq!(spool.recheck(8, now).await.unwrap(), 0, "moved once");
+        let done = spool.replay(&store, now).await.unwrap();
+        assert_eq!(
+            done,
+            Replayed {
+                recorded: 1,
+                restored: 1,
+                rechecked: 1,
+                ..Replayed::default()
+            }
+        );
+        assert_eq!(spool.pending(), 0);
+        // c2 is back under the code its caller was given, with its job.
+        let c2 = store.case(2, "c2").await.unwrap().unwrap();
+        assert_eq!(c2.code, "1250");
+        assert_eq!(store.case(2, "c1").await.unwrap().unwrap().code, "1234");
+        let jobs = store.claim(2, Queue::Timers, now, 1000, 10).await.unwrap();
+        let ids: Vec<&str> = jobs.iter().map(|j| j.job.id.as_str()).collect();
+        assert_eq!(ids, ["c1-t", "c2-t"], "c1's job once, c2's again");
+        assert!(
+            store.case(2, "c0").await.unwrap().is_none(),
+            "out of the window"
+        );
+    }
+
+    #[tokio::test]
+    async fn at_most_recheck_max_cases_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), "a").unwrap();
+        for i in 0..RECHECK_MAX + 5 {
+            spool.remember(2, &case(&format!("c{i}")), "1234", 10);
+        }
+        assert_eq!(spool.remembered(), RECHECK_MAX);
+        spool.recheck(0, 10).await.unwrap();
+        assert_eq!(spool.recheck(1, 10).await.unwrap(), RECHECK_MAX);
+        let ids: Vec<String> = files::read_entries(&spool.path())
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(
+            ids.first().map(String::as_str),
+            Some("c5"),
+            "the oldest went"
+        );
     }
 
     #[tokio::test]

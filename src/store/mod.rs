@@ -815,6 +815,29 @@ pub trait Store: Send + Sync + 'static {
         now_ms: u64,
     ) -> Result<String, StoreError>;
 
+    /// Record a case again that the store acknowledged lately, in case it
+    /// took the write back (a master that died before its replica had it,
+    /// a Redis restarted from an older snapshot): `None` when the case is
+    /// there, else the code it was recorded with now (its first free
+    /// candidate; the spool puts the code she was given first). The
+    /// default reads the case, then records it: a rare path (after the
+    /// store faltered), so two round trips are fine.
+    ///
+    /// # Errors
+    /// [`StoreError::CodesExhausted`] when no candidate code is free;
+    /// [`StoreError::Unavailable`].
+    async fn restore_case(
+        &self,
+        bucket: u16,
+        case: NewCase,
+        now_ms: u64,
+    ) -> Result<Option<String>, StoreError> {
+        if self.case(bucket, &case.id).await?.is_some() {
+            return Ok(None);
+        }
+        self.record_case(bucket, case, now_ms).await.map(Some)
+    }
+
     /// Record a case that was shown `lease.code` while the store was down
     /// (spool replay), idempotently. The case takes exactly `lease.code`
     /// when that code is free or leased by `lease.holder` (and the lease
@@ -1096,6 +1119,16 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::Unavailable`] when the store does not answer.
     async fn watch(&self) -> Result<bool, StoreError> {
         self.ping().await.map(|()| false)
+    }
+
+    /// How many times, since start, the store faltered in a way that may
+    /// have taken back writes it had acknowledged: on Redis, a call that met
+    /// a dropped connection, a timeout or a failover, and each loss
+    /// [`Store::watch`] found. The spool rechecks the cases this instance
+    /// recorded lately whenever it grows ([`crate::spool`]). The memory
+    /// store never takes a write back: 0.
+    fn disturbances(&self) -> u64 {
+        0
     }
 
     /// Short name for logs and metrics (`memory`, `redis`).

@@ -141,6 +141,8 @@ pub struct RedisStore {
     /// The sentinels ([`Store::watch`]): the next to read, and the value
     /// last seen in each (the 16 buckets' and the global slot's).
     sentinels: std::sync::Mutex<Sentinels>,
+    /// Losses [`Store::watch`] found, part of [`Store::disturbances`].
+    data_losses: std::sync::atomic::AtomicU64,
 }
 
 /// What [`Store::watch`] last saw of the sentinel keys.
@@ -318,6 +320,7 @@ impl RedisStore {
                 next: 0,
                 seen: vec![None; usize::from(BUCKETS) + 1],
             }),
+            data_losses: std::sync::atomic::AtomicU64::new(0),
         };
         // Load the scripts now so the first webhook pays no extra round
         // trip; if Redis is down, `invoke` loads them on first use instead.
@@ -1241,7 +1244,7 @@ impl Store for RedisStore {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             let index = match self.conn {
-                Conn::Single(_) => usize::from(BUCKETS),
+                Conn::Single(..) => usize::from(BUCKETS),
                 Conn::Cluster(_) => {
                     let i = s.next;
                     s.next = (s.next + 1) % (usize::from(BUCKETS) + 1);
@@ -1272,7 +1275,16 @@ impl Store for RedisStore {
         let before = s.seen[index].replace(value.clone());
         // Seen before, and now missing (written again just now) or another
         // value (written again by another instance that found it missing).
-        Ok(before.is_some_and(|b| written_now || b != value))
+        let lost = before.is_some_and(|b| written_now || b != value);
+        if lost {
+            self.data_losses
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(lost)
+    }
+
+    fn disturbances(&self) -> u64 {
+        self.conn.faltered() + self.data_losses.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -310,6 +310,10 @@ impl Store for Waking {
         self.inner.watch().await
     }
 
+    fn disturbances(&self) -> u64 {
+        self.inner.disturbances()
+    }
+
     fn kind(&self) -> &'static str {
         self.inner.kind()
     }

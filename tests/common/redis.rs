@@ -20,12 +20,27 @@ pub struct RedisServer {
 }
 
 /// A free TCP port on 127.0.0.1.
+///
+/// Never the same port twice in one test process: a test that stops its
+/// Redis and starts it again on the same port must not find that port
+/// taken meanwhile by another test's Redis (tests of one file run at once,
+/// and the kernel hands a freed port out again).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut handed = HANDED_OUT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !handed.contains(&port) {
+            handed.push(port);
+            return port;
+        }
+    }
 }
 
 /// A free port whose Redis Cluster bus port (port + 10000) is free too: a

@@ -66,8 +66,9 @@ pub struct RedisOptions {
 /// The connection, cheap to clone.
 #[derive(Clone)]
 pub(super) enum Conn {
-    /// One Redis.
-    Single(ConnectionManager),
+    /// One Redis, and how often a call to it faltered
+    /// ([`Conn::faltered`]).
+    Single(ConnectionManager, Arc<AtomicU64>),
     /// A Redis Cluster.
     Cluster(Arc<Cluster>),
 }
@@ -96,9 +97,10 @@ impl Conn {
                 .set_response_timeout(Some(opts.response_timeout))
                 .set_number_of_retries(1)
                 .set_max_delay(Duration::from_millis(500));
-            return Ok(Conn::Single(ConnectionManager::new_lazy_with_config(
-                client, config,
-            )?));
+            return Ok(Conn::Single(
+                ConnectionManager::new_lazy_with_config(client, config)?,
+                Arc::new(AtomicU64::new(0)),
+            ));
         }
         let mut builder = ClusterClientBuilder::new(urls.iter().map(String::as_str))
             .connection_timeout(opts.connect_timeout)
@@ -123,13 +125,16 @@ impl Conn {
             budget: opts.response_timeout,
             connect_timeout: opts.connect_timeout,
             rebuilds: AtomicU64::new(0),
+            faltered: AtomicU64::new(0),
         })))
     }
 
     /// Run a script.
     pub(super) async fn invoke(&self, inv: &ScriptInvocation<'_>) -> RedisResult<Value> {
         match self {
-            Conn::Single(c) => inv.invoke_async(&mut c.clone()).await,
+            Conn::Single(c, faltered) => {
+                count_faltering(inv.invoke_async(&mut c.clone()).await, faltered)
+            }
             Conn::Cluster(c) => {
                 c.run(|conn| async move {
                     let mut conn = EvalOnNoScript { conn, text: None };
@@ -143,7 +148,9 @@ impl Conn {
     /// Run one command.
     pub(super) async fn query(&self, cmd: &Cmd) -> RedisResult<Value> {
         match self {
-            Conn::Single(c) => cmd.query_async(&mut c.clone()).await,
+            Conn::Single(c, faltered) => {
+                count_faltering(cmd.query_async(&mut c.clone()).await, faltered)
+            }
             Conn::Cluster(c) => {
                 c.run(|mut conn| async move { cmd.query_async::<Value>(&mut conn).await })
                     .await
@@ -155,7 +162,7 @@ impl Conn {
     /// cluster needs nothing: each node caches a script the first time it
     /// runs it (`EVAL` after `NOSCRIPT`).
     pub(super) async fn load_scripts(&self, scripts: &[&Script]) -> RedisResult<()> {
-        if let Conn::Single(c) = self {
+        if let Conn::Single(c, _) = self {
             for script in scripts {
                 script.load_async(&mut c.clone()).await?;
             }
@@ -166,10 +173,35 @@ impl Conn {
     /// How many times the cluster connection was rebuilt (0 for one Redis).
     pub(super) fn rebuilds(&self) -> u64 {
         match self {
-            Conn::Single(_) => 0,
+            Conn::Single(..) => 0,
             Conn::Cluster(c) => c.rebuilds.load(Ordering::Relaxed),
         }
     }
+
+    /// How many calls met an error that may mean Redis took back writes it
+    /// had acknowledged: a dropped or refused connection, a timeout, a
+    /// failover (`CLUSTERDOWN`, `MOVED`, `READONLY`…), whether or not a
+    /// retry then succeeded. A master that dies before its replica has its
+    /// last writes, or a Redis that restarts from an older snapshot, shows
+    /// up here first: the spool rechecks the cases this instance recorded
+    /// lately after each ([`crate::spool`]).
+    pub(super) fn faltered(&self) -> u64 {
+        match self {
+            Conn::Single(_, n) => n.load(Ordering::Relaxed),
+            Conn::Cluster(c) => c.faltered.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Count `result` in `faltered` when it is an error of the kind
+/// [`Conn::faltered`] counts.
+fn count_faltering(result: RedisResult<Value>, faltered: &AtomicU64) -> RedisResult<Value> {
+    if let Err(e) = &result
+        && needs_new_topology(e)
+    {
+        faltered.fetch_add(1, Ordering::Relaxed);
+    }
+    result
 }
 
 /// A cluster connection that follows failovers (see the module doc).
@@ -189,6 +221,9 @@ pub(super) struct Cluster {
     connect_timeout: Duration,
     /// Rebuilds done, for tests and logs.
     rebuilds: AtomicU64,
+    /// Calls that met an error a topology change explains
+    /// ([`Conn::faltered`]).
+    faltered: AtomicU64,
 }
 
 impl Cluster {
@@ -217,6 +252,7 @@ impl Cluster {
                 Err(e) if !needs_new_topology(&e) => return Err(e),
                 Err(e) => e,
             };
+            self.faltered.fetch_add(1, Ordering::Relaxed);
             self.rebuild_soon();
             if Instant::now() + pause >= deadline {
                 return Err(err);
