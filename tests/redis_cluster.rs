@@ -741,3 +741,31 @@ async fn cases_a_failover_took_back_are_recorded_again_under_their_codes() {
     }
     w.gw.stop().await;
 }
+
+/// One node of a cluster in `HOTLINE_REDIS_URL` is enough: the gateway
+/// recognises a cluster node at start (`CLUSTER SLOTS`) and follows the
+/// slot map. Before, it took the node for a single Redis: every call for
+/// another master's slots failed with `MOVED`, menus went on offline and
+/// cases waited in the spool for good, while `/readyz` said ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_in_the_url_is_recognised_as_a_cluster() {
+    use common::world::{AIDA, world_with};
+    let _serial = SERIAL.lock().await;
+    let nodes = start_cluster();
+    let master = nodes.iter().find(|n| is_master(n)).expect("a master");
+    let url = format!("redis://127.0.0.1:{}/", master.port);
+    let w = world_with(&[("HOTLINE_REDIS_URL", url.as_str())]).await;
+    let mut buckets = BTreeSet::new();
+    for i in 0..8 {
+        let code = w
+            .request(&format!("ATUid_one_{i}"), &format!("+9965557730{i:02}"))
+            .await;
+        buckets.insert(code.parse::<u16>().unwrap() % BUCKETS);
+    }
+    // Every case's offer went out: each was recorded, in its own slot.
+    w.wait_for(AIDA, 8).await;
+    assert!(buckets.len() >= 4, "cases across the masters: {buckets:?}");
+    assert_eq!(w.gw.metric("hotline_spool_pending").await, 0.0);
+    assert_eq!(w.gw.metric("hotline_cases_spooled_total").await, 0.0);
+    w.gw.stop().await;
+}

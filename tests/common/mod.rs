@@ -96,6 +96,9 @@ pub struct Gateway {
     pub clock: Clock,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
+    /// The spool folder given to a gateway whose config left the shipped
+    /// one (`var/spool` in the checkout), removed with it.
+    _spool: Option<tempfile::TempDir>,
 }
 
 impl Gateway {
@@ -146,11 +149,20 @@ impl Gateway {
     }
 
     async fn start_config(
-        config: hotline::config::Config,
+        mut config: hotline::config::Config,
         vars: &BTreeMap<&str, &str>,
         store: Option<Arc<dyn Store>>,
         clock: Clock,
     ) -> Gateway {
+        // The shipped spool folder is the checkout's `var/spool`: shared by
+        // every test and kept between runs, one test's spool would be
+        // replayed (as an orphan) into another's store. Each gateway that
+        // did not name a folder gets one of its own.
+        let spool = config.store.spool_dir.starts_with(root()).then(|| {
+            let dir = tempfile::tempdir().unwrap();
+            config.store.spool_dir = dir.path().to_path_buf();
+            dir
+        });
         let store = match store {
             Some(s) => s,
             None => hotline::cli::build_store(&config)
@@ -185,6 +197,7 @@ impl Gateway {
             clock,
             shutdown: Some(tx),
             task: Some(task),
+            _spool: spool,
         }
     }
 

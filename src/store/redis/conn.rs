@@ -80,8 +80,10 @@ impl Conn {
         matches!(self, Conn::Cluster(_))
     }
 
-    /// Connect. One URL gives a lazy `ConnectionManager`; several give a
-    /// cluster connection, which needs a node to answer now.
+    /// Connect. One URL gives a lazy `ConnectionManager`, unless that
+    /// Redis answers now as a cluster node (`CLUSTER SLOTS`); several, or
+    /// such a node, give a cluster connection, which needs a node to
+    /// answer now.
     pub(super) async fn connect(urls: &[String], opts: &RedisOptions) -> RedisResult<Conn> {
         let certs = || TlsCertificates {
             client_tls: None,
@@ -92,6 +94,12 @@ impl Conn {
                 Some(_) => redis::Client::build_with_tls(url.as_str(), certs())?,
                 None => redis::Client::open(url.as_str())?,
             };
+            if is_cluster_node(&client, opts.connect_timeout).await {
+                tracing::warn!(
+                    "HOTLINE_REDIS_URL names one node of a Redis Cluster: using it as a cluster; list several of its nodes (comma-separated) so the gateway can reconnect through another when that one is gone"
+                );
+                return Self::connect_cluster(urls, opts).await;
+            }
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(opts.connect_timeout))
                 .set_response_timeout(Some(opts.response_timeout))
@@ -102,6 +110,15 @@ impl Conn {
                 Arc::new(AtomicU64::new(0)),
             ));
         }
+        Self::connect_cluster(urls, opts).await
+    }
+
+    /// Connect to a Redis Cluster through the nodes `urls` names.
+    async fn connect_cluster(urls: &[String], opts: &RedisOptions) -> RedisResult<Conn> {
+        let certs = || TlsCertificates {
+            client_tls: None,
+            root_cert: opts.tls_ca.clone(),
+        };
         let mut builder = ClusterClientBuilder::new(urls.iter().map(String::as_str))
             .connection_timeout(opts.connect_timeout)
             .response_timeout(opts.response_timeout)
@@ -193,13 +210,41 @@ impl Conn {
     }
 }
 
+/// Whether the Redis at `client` is a node of a Redis Cluster, asked with
+/// `CLUSTER SLOTS` (which the shipped ACL grants, unlike `INFO`). A Redis
+/// that cannot be reached now, or does not say, is taken as a single one:
+/// the gateway starts while Redis is down.
+async fn is_cluster_node(client: &redis::Client, within: Duration) -> bool {
+    let probe = async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query_async::<Value>(&mut conn)
+            .await
+    };
+    matches!(
+        tokio::time::timeout(within, probe).await,
+        Ok(Ok(Value::Array(slots))) if !slots.is_empty()
+    )
+}
+
 /// Count `result` in `faltered` when it is an error of the kind
-/// [`Conn::faltered`] counts.
+/// [`Conn::faltered`] counts. A `MOVED` from a single Redis means it is a
+/// cluster node after all (it was down when the gateway started, or became
+/// one): said once, plainly, as every call to another node's slots fails.
 fn count_faltering(result: RedisResult<Value>, faltered: &AtomicU64) -> RedisResult<Value> {
+    static MOVED_SAID: AtomicBool = AtomicBool::new(false);
     if let Err(e) = &result
         && needs_new_topology(e)
     {
         faltered.fetch_add(1, Ordering::Relaxed);
+        if e.kind() == ErrorKind::Server(ServerErrorKind::Moved)
+            && !MOVED_SAID.swap(true, Ordering::Relaxed)
+        {
+            tracing::error!(
+                "Redis answered MOVED: HOTLINE_REDIS_URL names a node of a Redis Cluster that was not reachable as one when the gateway started; restart the gateway (it recognises a cluster node at start) or list several of the cluster's nodes, comma-separated"
+            );
+        }
     }
     result
 }
