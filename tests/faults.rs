@@ -153,6 +153,15 @@ async fn redis_back_from_an_older_snapshot_under_load() {
     wait_metric(&gw, "hotline_store_up", "Redis is back", |v| v == 1.0).await;
     load.walk_more(12).await;
     let walks = load.finish().await;
+    // The spool's worker rechecks within its next round (500 ms) after
+    // the store faltered, then replays once Redis answers.
+    wait_metric(
+        &gw,
+        "hotline_cases_restored_total",
+        "lost cases recorded again",
+        |v| v >= 20.0,
+    )
+    .await;
     wait_metric(&gw, "hotline_spool_pending", "spool replayed", |v| v == 0.0).await;
     let restored = metric_sum(&gw, "hotline_cases_restored_total").await;
     let rechecked = metric_sum(&gw, "hotline_cases_rechecked_total").await;

@@ -358,13 +358,15 @@ impl Spool {
     }
 
     /// When the store faltered since the last call (`disturbances`, from
-    /// [`Store::disturbances`], grew), move the cases recorded in the last
-    /// [`RECHECK_WINDOW_MS`] into the spool file, `fsync`ed, to be replayed
-    /// like any spooled case: one still in the store is left alone, a
-    /// missing one is recorded again. Returns how many were moved.
+    /// [`Store::disturbances`], grew), copy the cases recorded in the last
+    /// [`RECHECK_WINDOW_MS`] into the spool file (those not waiting there
+    /// already), `fsync`ed, to be replayed like any spooled case: one still
+    /// in the store is left alone, a missing one is recorded again. They
+    /// stay in memory until the window has passed: another fault may take
+    /// them back again. Returns how many were written.
     ///
     /// # Errors
-    /// When the disk refuses: the cases stay in memory for the next call.
+    /// When the disk refuses: the next call writes them again.
     pub async fn recheck(&self, disturbances: u64, now_ms: u64) -> std::io::Result<usize> {
         let taken: Vec<Entry> = {
             let mut recent = self.recent();
@@ -374,22 +376,20 @@ impl Spool {
             if !faltered {
                 return Ok(0);
             }
+            // Kept in memory after the copy: a later fault within the
+            // window may take them back again.
             let oldest = now_ms.saturating_sub(RECHECK_WINDOW_MS);
-            recent
-                .entries
-                .drain(..)
-                .filter(|e| e.spooled_at_ms >= oldest)
-                .collect()
+            recent.entries.retain(|e| e.spooled_at_ms >= oldest);
+            recent.entries.iter().cloned().collect()
         };
         if taken.is_empty() {
             return Ok(0);
         }
         let _guard = self.lock.lock().await;
         let path = self.path();
-        let entries = taken.clone();
         let added = blocking(move || {
             let spooled = files::read_entries(&path)?;
-            let new: Vec<Entry> = entries
+            let new: Vec<Entry> = taken
                 .into_iter()
                 .filter(|e| !spooled.iter().any(|s| s.id == e.id))
                 .collect();
@@ -405,13 +405,8 @@ impl Spool {
                 Ok(n)
             }
             Err(e) => {
-                // Back in memory (ahead of anything newer), and the next
-                // call moves them again.
-                let mut recent = self.recent();
-                for entry in taken.into_iter().rev() {
-                    recent.entries.push_front(entry);
-                }
-                recent.retry = true;
+                // Still in memory: the next call writes them again.
+                self.recent().retry = true;
                 Err(e)
             }
         }
@@ -750,10 +745,13 @@ mod tests {
         assert_eq!(spool.recheck(7, now).await.unwrap(), 0);
         assert_eq!(spool.recheck(7, now).await.unwrap(), 0);
         assert_eq!(spool.pending(), 0);
-        // It faltered: the two within the window go to the spool file.
+        // It faltered: the two within the window go to the spool file, and
+        // stay in memory.
         assert_eq!(spool.recheck(8, now).await.unwrap(), 2);
-        assert_eq!((spool.pending(), spool.remembered()), (2, 0));
-        assert_eq!(spool.recheck(8, now).await.unwrap(), 0, "moved once");
+        assert_eq!((spool.pending(), spool.remembered()), (2, 2));
+        assert_eq!(spool.recheck(8, now).await.unwrap(), 0, "written once");
+        // Faltering again while they wait in the file writes nothing twice.
+        assert_eq!(spool.recheck(9, now).await.unwrap(), 0);
         let done = spool.replay(&store, now).await.unwrap();
         assert_eq!(
             done,
@@ -776,6 +774,14 @@ mod tests {
             store.case(2, "c0").await.unwrap().is_none(),
             "out of the window"
         );
+        // A later fault within the window: both are checked again.
+        assert_eq!(spool.recheck(10, now + 1).await.unwrap(), 2);
+        let again = spool.replay(&store, now + 1).await.unwrap();
+        assert_eq!((again.rechecked, again.restored), (2, 0));
+        // Once the window has passed, nothing is kept.
+        let later = now + RECHECK_WINDOW_MS;
+        assert_eq!(spool.recheck(11, later).await.unwrap(), 0);
+        assert_eq!(spool.remembered(), 0);
     }
 
     #[tokio::test]
