@@ -356,15 +356,50 @@ fn the_reload_docs_name_what_the_code_does() {
     let runbook = read("ops/RUNBOOK.md");
     assert!(runbook.contains("systemctl reload hotline"));
     assert!(readme.contains("`POST /reload`"));
-    // The log lines the runbook tells operators to look for.
+    // The log lines and the reply README and the runbook quote are the
+    // ones the code logs (src/app.rs) and answers (Report::render);
+    // tests/reload.rs checks the binary logs them, each when it should.
+    use hotline::reload::{
+        LOG_APPLIED, LOG_NOT_RELOADED, LOG_REJECTED, LOG_RELOADED, LOG_RESTART_KEYS,
+        REPLY_RESTART_KEYS,
+    };
     let app = read("src/app.rs");
-    for line in [
-        "reload: new flows, roster and texts in force",
-        "reload rejected",
-        "take effect only after a restart",
+    for constant in [
+        "LOG_APPLIED",
+        "LOG_REJECTED",
+        "LOG_RESTART_KEYS",
+        "LOG_RELOADED",
+        "LOG_NOT_RELOADED",
     ] {
-        assert!(app.contains(line), "src/app.rs logs {line:?}");
-        assert!(runbook.contains(line), "ops/RUNBOOK.md names {line:?}");
+        assert!(
+            app.contains(&format!("crate::reload::{constant}")),
+            "src/app.rs logs reload::{constant}"
+        );
+    }
+    for line in [
+        LOG_APPLIED,
+        LOG_REJECTED,
+        LOG_RESTART_KEYS,
+        LOG_RELOADED,
+        LOG_NOT_RELOADED,
+    ] {
+        assert!(readme.contains(line), "README.md quotes {line:?}");
+        assert!(runbook.contains(line), "ops/RUNBOOK.md quotes {line:?}");
+    }
+    let reply = hotline::reload::Report {
+        applied: true,
+        generation: 2,
+        problems: Vec::new(),
+        restart_keys: vec!["server.per_ip_burst".to_owned()],
+    }
+    .render();
+    let named = format!("{REPLY_RESTART_KEYS}server.per_ip_burst");
+    assert!(reply.contains(&named), "{reply}");
+    for doc in [&readme, &runbook] {
+        assert!(
+            doc.contains(&format!("`{named}`")),
+            "the docs quote {named:?}"
+        );
     }
     let keep = hotline::reload::KEEP_GENERATIONS;
     let flows = read("docs/flows.md");
