@@ -530,6 +530,7 @@ pub fn load_dispatch_with(
     let (Some(roster), Some(texts)) = (roster, texts) else {
         return (None, problems);
     };
+    problems.extend(texts.missing_languages(&roster, &d.texts_display));
     let sending_channels = channels
         .iter()
         .filter(|(_, c)| c.can_send())

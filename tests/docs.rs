@@ -549,3 +549,38 @@ fn the_docs_say_how_refusals_are_logged_and_counted() {
         );
     }
 }
+
+/// The backticked two-letter language codes in the row of `table_key` of
+/// docs/roster.md's tables.
+fn roster_doc_languages(doc: &str, table_key: &str) -> Vec<String> {
+    let row = doc
+        .lines()
+        .find(|l| l.starts_with(&format!("| `{table_key}` |")))
+        .unwrap_or_else(|| panic!("docs/roster.md has a `{table_key}` row"));
+    row.split('`')
+        .skip(3) // before the key, the key, between the key and its meaning
+        .step_by(2)
+        .filter(|w| w.len() == 2 && w.chars().all(|c| c.is_ascii_lowercase()))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_roster_docs_list_the_languages_of_the_lawyers_texts() {
+    let texts = hotline::dispatch::texts::LawyerTexts::parse(
+        &read("config/lawyer_texts.toml"),
+        "config/lawyer_texts.toml",
+    )
+    .unwrap();
+    let have: std::collections::BTreeSet<String> = texts.languages().map(str::to_owned).collect();
+    let doc = read("docs/roster.md");
+    for key in ["languages", "names"] {
+        // A set: `en` is named again as the fallback.
+        let listed: std::collections::BTreeSet<String> =
+            roster_doc_languages(&doc, key).into_iter().collect();
+        assert_eq!(
+            listed, have,
+            "docs/roster.md's `{key}` row lists the languages of config/lawyer_texts.toml"
+        );
+    }
+}
