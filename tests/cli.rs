@@ -730,3 +730,35 @@ fn the_runbooks_command_helpers_work_as_written() {
         "{stdout}"
     );
 }
+
+#[test]
+fn simulate_answers_as_a_lawyer_named_by_her_id_or_her_name() {
+    let (code, out) = simulate(
+        &["--number", "+996555123456"],
+        "4\n1\n1\nStation 5\n0\n:wait 2m\n:as Zed\n:as AIGUL\nOK\n",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("(no lawyer \"Zed\" in the roster: give her id or name, e.g. :as "),
+        "{out}"
+    );
+    assert!(
+        !out.contains("Some("),
+        "no Rust value in what she reads: {out}"
+    );
+    // Her name, in any case, finds her; the prompt shows her id.
+    assert!(out.contains("demo-aigul> "), "{out}");
+    assert!(
+        out.contains("── SMS to lawyer demo-aigul (+447700900101) · GSM-7 · 1 part(s) ──\nCase ")
+            && out.contains(" is yours."),
+        "{out}"
+    );
+    // --lawyer takes a name too.
+    let (code, out) = simulate(
+        &["--number", "+996555123456", "--lawyer", "kanykei"],
+        "4\n1\n1\nStation 5\n0\n",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("demo-kanykei> "), "{out}");
+    assert!(!out.contains("no lawyer"), "{out}");
+}

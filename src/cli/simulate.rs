@@ -5,7 +5,7 @@
 //! worker runs. After her last screen the outbox is ticked at once, so the
 //! offer appears; then each line typed is an SMS from the lawyer (`--lawyer
 //! NAME`, else the one who got the first offer), `:as NAME` answers as
-//! another, and `:wait 10m` moves the clock forward a minute at a time,
+//! another (an id or a name, found as `test-sms` finds her), and `:wait 10m` moves the clock forward a minute at a time,
 //! ticking the timer and outbox workers (`tick(now)`) at each step, so
 //! escalation shows in no time. `:quit` (or end of input) ends it.
 
@@ -20,6 +20,8 @@ use crate::app::App;
 use crate::channel::{SmsIn, UssdIn, UssdInput};
 use crate::clock::Clock;
 use crate::config::ProcessEnv;
+use crate::dispatch::Dispatcher;
+use crate::dispatch::cover::find_lawyer;
 use crate::dispatch::timers::TimerWorker;
 use crate::phone::PhoneNumber;
 use crate::text::measure;
@@ -109,7 +111,8 @@ struct Afterwards {
     clock: Clock,
     /// The last console message shown.
     seen: u64,
-    /// Who typed lines come from (a roster id).
+    /// Who typed lines come from: a roster id (before the first offer, as
+    /// typed with `--lawyer`).
     lawyer: Option<String>,
 }
 
@@ -123,6 +126,9 @@ impl Afterwards {
             return;
         };
         let timers = TimerWorker::new(d.clone(), Duration::from_secs(1));
+        if let Some(typed) = self.lawyer.take() {
+            self.answer_as(&d, &typed, out);
+        }
         self.step(&timers, out).await;
         let _ = writeln!(
             out,
@@ -137,7 +143,7 @@ impl Afterwards {
             if line == ":quit" {
                 return;
             } else if let Some(name) = line.strip_prefix(":as ") {
-                self.lawyer = Some(name.trim().to_owned());
+                self.answer_as(&d, name, out);
             } else if let Some(span) = line.strip_prefix(":wait ") {
                 self.wait(span, &timers, out).await;
             } else if !line.is_empty() {
@@ -145,6 +151,27 @@ impl Afterwards {
                 self.step(&timers, out).await;
             }
         }
+    }
+
+    /// Answer from now on as the lawyer `typed` names: her roster id or
+    /// her name, as `test-sms` and a coordinator's `COVER` find her
+    /// ([`find_lawyer`]). Nobody by that name: say so, and keep answering
+    /// as before.
+    fn answer_as(&mut self, d: &Dispatcher, typed: &str, out: &mut impl Write) {
+        if let Some(l) = find_lawyer(&d.roster, typed) {
+            self.lawyer = Some(l.id.as_str().to_owned());
+            return;
+        }
+        let example = d
+            .roster
+            .lawyers()
+            .next()
+            .map_or_else(String::new, |l| format!(", e.g. :as {}", l.id.as_str()));
+        let _ = writeln!(
+            out,
+            "(no lawyer \"{}\" in the roster: give her id or name{example})",
+            typed.trim()
+        );
     }
 
     fn console(&self) -> Option<String> {
@@ -173,9 +200,11 @@ impl Afterwards {
         text: &str,
         out: &mut impl Write,
     ) {
-        let lawyer = who.and_then(|w| d.roster.lawyers().find(|l| l.id.as_str() == w));
-        let Some(lawyer) = lawyer else {
-            let _ = writeln!(out, "(no lawyer {who:?} in the roster: :as NAME)");
+        let Some(lawyer) = who.and_then(|w| d.roster.lawyer(w)) else {
+            let _ = writeln!(
+                out,
+                "(no lawyer has been offered a case yet: :as NAME to answer as one)"
+            );
             return;
         };
         let msg = SmsIn {
