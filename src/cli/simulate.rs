@@ -148,7 +148,7 @@ impl Afterwards {
                 self.wait(span, &timers, out).await;
             } else if !line.is_empty() {
                 self.reply(who.as_deref(), &d, &console, line, out).await;
-                self.step(&timers, out).await;
+                self.step_after(&timers, who.as_deref(), out).await;
             }
         }
     }
@@ -182,7 +182,7 @@ impl Afterwards {
     }
 
     /// The lawyer who got the first offer shown.
-    fn first_offered(&self, d: &crate::dispatch::Dispatcher) -> Option<String> {
+    fn first_offered(&self, d: &Dispatcher) -> Option<String> {
         let name = self.console()?;
         let console = self.app.channels.get(&name)?.console()?;
         console
@@ -195,7 +195,7 @@ impl Afterwards {
     async fn reply(
         &self,
         who: Option<&str>,
-        d: &crate::dispatch::Dispatcher,
+        d: &Dispatcher,
         console: &str,
         text: &str,
         out: &mut impl Write,
@@ -237,6 +237,21 @@ impl Afterwards {
 
     /// Fire due timers, send due messages, show what the console got.
     async fn step(&mut self, timers: &TimerWorker, out: &mut impl Write) {
+        self.step_after(timers, None, out).await;
+    }
+
+    /// [`Afterwards::step`] after `typed_by` (a roster id) sent a line.
+    ///
+    /// The outbox sends from its buckets in no fixed order, so the
+    /// messages of one step are shown in one: to the lawyer who typed
+    /// first (the answer to what she sent), then to the other lawyers by
+    /// id, then to her.
+    async fn step_after(
+        &mut self,
+        timers: &TimerWorker,
+        typed_by: Option<&str>,
+        out: &mut impl Write,
+    ) {
         let now = self.clock.now_ms();
         timers.tick(now).await;
         self.app.outbox.tick(now).await;
@@ -245,12 +260,25 @@ impl Afterwards {
             return;
         };
         let d = self.app.dispatcher();
-        for m in console.since(self.seen) {
-            self.seen = m.seq;
-            let who = d
-                .as_ref()
-                .and_then(|d| d.roster.lawyer_by_phone(&m.to))
-                .map_or_else(|| "her".to_owned(), |l| format!("lawyer {}", l.id.as_str()));
+        let mut sent: Vec<_> = console
+            .since(self.seen)
+            .into_iter()
+            .map(|m| {
+                let lawyer = d
+                    .as_ref()
+                    .and_then(|d| d.roster.lawyer_by_phone(&m.to))
+                    .map(|l| l.id.as_str().to_owned());
+                (m, lawyer)
+            })
+            .collect();
+        sent.sort_by_key(|(m, lawyer)| match lawyer {
+            Some(id) if Some(id.as_str()) == typed_by => (0, String::new(), m.seq),
+            Some(id) => (1, id.clone(), m.seq),
+            None => (2, String::new(), m.seq),
+        });
+        for (m, lawyer) in sent {
+            self.seen = self.seen.max(m.seq);
+            let who = lawyer.map_or_else(|| "her".to_owned(), |id| format!("lawyer {id}"));
             let ms = measure(&m.text);
             let _ = writeln!(
                 out,
