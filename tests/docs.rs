@@ -723,3 +723,33 @@ fn every_message_the_roster_docs_list_is_one_hotline_check_prints() {
         );
     }
 }
+
+#[test]
+fn the_draining_alert_gives_the_shutdown_time_of_the_shipped_configs() {
+    // (drain, the whole shutdown): the drain, the grace for requests in
+    // flight, and 1 s for the admin listener.
+    let seconds = |path: &str| {
+        let t: toml::Table = toml::from_str(&read(path)).unwrap();
+        let server = t["server"].as_table().unwrap();
+        let drain = server["drain_delay_secs"].as_integer().unwrap();
+        let grace = server["shutdown_grace_secs"].as_integer().unwrap();
+        (drain, drain + grace + 1)
+    };
+    let (_, shipped) = seconds("config/hotline.toml");
+    let (drain, production) = seconds("config/production.example.toml");
+    let expected = format!(
+        "about {shipped} s with config/hotline.toml, {production} s with the {drain} s drain of config/production.example.toml"
+    );
+    for file in [
+        "ops/prometheus/alerts.yml",
+        "ops/prometheus/alerts_test.yml",
+    ] {
+        assert!(
+            read(file).contains(&expected),
+            "{file}: HotlineDrainingTooLong says {expected:?}"
+        );
+    }
+    let runbook = read("ops/RUNBOOK.md");
+    assert!(runbook.contains(&format!("shutdown normally takes under {production} s")));
+    assert!(runbook.contains(&format!("about {shipped} s with `config/hotline.toml`")));
+}
