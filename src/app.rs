@@ -253,20 +253,29 @@ impl App {
             }
         }
         if !report.restart_keys.is_empty() {
+            // Say that the files were reloaded only when they were.
+            let what = if report.applied {
+                crate::reload::LOG_RELOADED
+            } else {
+                crate::reload::LOG_NOT_RELOADED
+            };
             tracing::warn!(
                 keys = %report.restart_keys.join(", "),
-                "reload: the config file changed; these keys take effect only after a restart (flows, roster, phones and lawyer texts were reloaded)"
+                "{} {what}",
+                crate::reload::LOG_RESTART_KEYS
             );
         }
         if report.applied {
             tracing::info!(
                 generation = report.generation,
-                "reload: new flows, roster and texts in force"
+                "{}",
+                crate::reload::LOG_APPLIED
             );
         } else {
             tracing::error!(
                 generation = report.generation,
-                "reload rejected: the running flows, roster and texts stay"
+                "{}",
+                crate::reload::LOG_REJECTED
             );
         }
         report
@@ -521,6 +530,7 @@ pub fn load_dispatch_with(
     let (Some(roster), Some(texts)) = (roster, texts) else {
         return (None, problems);
     };
+    problems.extend(texts.missing_languages(&roster, &d.texts_display));
     let sending_channels = channels
         .iter()
         .filter(|(_, c)| c.can_send())

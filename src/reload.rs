@@ -16,8 +16,10 @@
 //! keys: everything in the config file itself (listener addresses, the
 //! store, channels and their credentials, the privacy key, limits, the
 //! paths of the files above). A reload that finds the config file changed
-//! logs a warning naming the keys that need a restart, and still applies
-//! the files.
+//! logs a warning naming the keys that need a restart ([`LOG_RESTART_KEYS`])
+//! and answers them to `POST /reload` ([`REPLY_RESTART_KEYS`]); it still
+//! applies the files when they pass the check, and its warning says
+//! whether it did ([`LOG_RELOADED`] or [`LOG_NOT_RELOADED`]).
 //!
 //! Live sessions finish on the flow version they began on: a session
 //! records its flow's [`Flow::version`] (a digest of the file's text), and
@@ -30,6 +32,23 @@ use std::sync::{Arc, RwLock};
 
 use crate::flow::{Flow, FlowSet};
 use crate::problem::Problem;
+
+/// The warning a reload logs (with `keys=` naming them) when the config
+/// file changed: its keys take effect only after a restart. It ends with
+/// [`LOG_RELOADED`] or [`LOG_NOT_RELOADED`]. README.md and ops/RUNBOOK.md
+/// quote these lines (tests/docs.rs).
+pub const LOG_RESTART_KEYS: &str =
+    "reload: the config file changed; these keys take effect only after a restart";
+/// How [`LOG_RESTART_KEYS`] ends when the files were swapped in.
+pub const LOG_RELOADED: &str = "(flows, roster, phones and lawyer texts were reloaded)";
+/// How [`LOG_RESTART_KEYS`] ends when the reload was rejected.
+pub const LOG_NOT_RELOADED: &str = "(the reload was rejected: nothing was reloaded)";
+/// The line a reload logs when the new set is in force.
+pub const LOG_APPLIED: &str = "reload: new flows, roster and texts in force";
+/// The line a reload logs when it was rejected.
+pub const LOG_REJECTED: &str = "reload rejected: the running flows, roster and texts stay";
+/// How the answer to `POST /reload` names the keys that need a restart.
+pub const REPLY_RESTART_KEYS: &str = "restart needed for: ";
 
 /// A value swapped whole while readers hold the one they read: a read
 /// clones an `Arc` under a lock held for no longer than that.
@@ -190,7 +209,7 @@ impl Report {
         );
         if !self.restart_keys.is_empty() {
             out.push_str(&format!(
-                "restart needed for: {}\n",
+                "{REPLY_RESTART_KEYS}{}\n",
                 self.restart_keys.join(", ")
             ));
         }

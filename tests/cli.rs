@@ -730,3 +730,124 @@ fn the_runbooks_command_helpers_work_as_written() {
         "{stdout}"
     );
 }
+
+#[test]
+fn simulate_answers_as_a_lawyer_named_by_her_id_or_her_name() {
+    let (code, out) = simulate(
+        &["--number", "+996555123456"],
+        "4\n1\n1\nStation 5\n0\n:wait 2m\n:as Zed\n:as AIGUL\nOK\n",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("(no lawyer \"Zed\" in the roster: give her id or name, e.g. :as "),
+        "{out}"
+    );
+    assert!(
+        !out.contains("Some("),
+        "no Rust value in what she reads: {out}"
+    );
+    // Her name, in any case, finds her; the prompt shows her id.
+    assert!(out.contains("demo-aigul> "), "{out}");
+    assert!(
+        out.contains("── SMS to lawyer demo-aigul (+447700900101) · GSM-7 · 1 part(s) ──\nCase ")
+            && out.contains(" is yours."),
+        "{out}"
+    );
+    // --lawyer takes a name too.
+    let (code, out) = simulate(
+        &["--number", "+996555123456", "--lawyer", "kanykei"],
+        "4\n1\n1\nStation 5\n0\n",
+    );
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("demo-kanykei> "), "{out}");
+    assert!(!out.contains("no lawyer"), "{out}");
+}
+
+/// The case code in a simulator transcript, replaced by `CODE` wherever it
+/// stands alone (not inside a longer number).
+fn without_code(text: &str) -> String {
+    let code: String = text
+        .split("Your code is ")
+        .nth(1)
+        .expect("a code")
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(&code) {
+        let before = rest[..i].chars().next_back();
+        let after = rest[i + code.len()..].chars().next();
+        out.push_str(&rest[..i]);
+        if before.is_some_and(|c| c.is_ascii_digit()) || after.is_some_and(|c| c.is_ascii_digit()) {
+            out.push_str(&code);
+        } else {
+            out.push_str("CODE");
+        }
+        rest = &rest[i + code.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A transcript's lines with each prompt (`> `, `demo-bermet> `) on a line
+/// of its own and what was typed after it left out: the simulator does not
+/// echo input, so its output has the next line right after the prompt.
+fn prompts_apart(text: &str, typed: &mut Vec<String>) -> Vec<String> {
+    let mut lines = Vec::new();
+    for line in text.lines() {
+        let mut rest = line;
+        while let Some(i) = rest.find("> ") {
+            let prompt = &rest[..i];
+            if prompt.contains(char::is_whitespace) || prompt.starts_with('─') {
+                break;
+            }
+            lines.push(format!("{prompt}>"));
+            rest = &rest[i + 2..];
+            if !rest.starts_with('─') && !rest.starts_with('(') && !rest.contains("> ") {
+                // The README shows what was typed here.
+                typed.push(rest.to_owned());
+                rest = "";
+            }
+        }
+        if !rest.is_empty() {
+            lines.push(rest.to_owned());
+        }
+    }
+    lines
+}
+
+#[test]
+fn the_readmes_simulate_transcript_is_what_the_binary_prints_in_order() {
+    let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
+    let command = "cargo run --release -- simulate --number +996555123456";
+    let after = &readme[readme.find(command).expect("the README runs simulate")..];
+    let walk = "Answering `4` (English), `1` (Bishkek), `1` (detained), `Station 5` and `0`";
+    assert!(
+        after.contains(walk),
+        "the README says what was typed on the first screens"
+    );
+    let start = after
+        .find("\n```\n── ")
+        .expect("the transcript after the command")
+        + 5;
+    let block = &after[start..];
+    let block = &block[..block.find("\n```\n").expect("its end")];
+    let mut typed = Vec::new();
+    let shown = prompts_apart(&without_code(block), &mut typed);
+    assert_eq!(typed, [":wait 2m", "OK"], "{shown:#?}");
+
+    let input = format!("4\n1\n1\nStation 5\n0\n{}\n", typed.join("\n"));
+    let (code, out) = simulate(&["--number", "+996555123456"], &input);
+    assert_eq!(code, Some(0), "{out}");
+    let printed = prompts_apart(&without_code(&out), &mut Vec::new());
+    let start = printed
+        .iter()
+        .position(|l| l == &shown[0])
+        .unwrap_or_else(|| panic!("no {:?} in:\n{out}", shown[0]));
+    assert_eq!(
+        printed[start..start + shown.len()],
+        shown[..],
+        "README.md's simulate transcript, line by line, against:\n{out}"
+    );
+}

@@ -356,15 +356,50 @@ fn the_reload_docs_name_what_the_code_does() {
     let runbook = read("ops/RUNBOOK.md");
     assert!(runbook.contains("systemctl reload hotline"));
     assert!(readme.contains("`POST /reload`"));
-    // The log lines the runbook tells operators to look for.
+    // The log lines and the reply README and the runbook quote are the
+    // ones the code logs (src/app.rs) and answers (Report::render);
+    // tests/reload.rs checks the binary logs them, each when it should.
+    use hotline::reload::{
+        LOG_APPLIED, LOG_NOT_RELOADED, LOG_REJECTED, LOG_RELOADED, LOG_RESTART_KEYS,
+        REPLY_RESTART_KEYS,
+    };
     let app = read("src/app.rs");
-    for line in [
-        "reload: new flows, roster and texts in force",
-        "reload rejected",
-        "take effect only after a restart",
+    for constant in [
+        "LOG_APPLIED",
+        "LOG_REJECTED",
+        "LOG_RESTART_KEYS",
+        "LOG_RELOADED",
+        "LOG_NOT_RELOADED",
     ] {
-        assert!(app.contains(line), "src/app.rs logs {line:?}");
-        assert!(runbook.contains(line), "ops/RUNBOOK.md names {line:?}");
+        assert!(
+            app.contains(&format!("crate::reload::{constant}")),
+            "src/app.rs logs reload::{constant}"
+        );
+    }
+    for line in [
+        LOG_APPLIED,
+        LOG_REJECTED,
+        LOG_RESTART_KEYS,
+        LOG_RELOADED,
+        LOG_NOT_RELOADED,
+    ] {
+        assert!(readme.contains(line), "README.md quotes {line:?}");
+        assert!(runbook.contains(line), "ops/RUNBOOK.md quotes {line:?}");
+    }
+    let reply = hotline::reload::Report {
+        applied: true,
+        generation: 2,
+        problems: Vec::new(),
+        restart_keys: vec!["server.per_ip_burst".to_owned()],
+    }
+    .render();
+    let named = format!("{REPLY_RESTART_KEYS}server.per_ip_burst");
+    assert!(reply.contains(&named), "{reply}");
+    for doc in [&readme, &runbook] {
+        assert!(
+            doc.contains(&format!("`{named}`")),
+            "the docs quote {named:?}"
+        );
     }
     let keep = hotline::reload::KEEP_GENERATIONS;
     let flows = read("docs/flows.md");
@@ -513,4 +548,208 @@ fn the_docs_say_how_refusals_are_logged_and_counted() {
             "README names {reason}"
         );
     }
+}
+
+/// The backticked two-letter language codes in the row of `table_key` of
+/// docs/roster.md's tables.
+fn roster_doc_languages(doc: &str, table_key: &str) -> Vec<String> {
+    let row = doc
+        .lines()
+        .find(|l| l.starts_with(&format!("| `{table_key}` |")))
+        .unwrap_or_else(|| panic!("docs/roster.md has a `{table_key}` row"));
+    row.split('`')
+        .skip(3) // before the key, the key, between the key and its meaning
+        .step_by(2)
+        .filter(|w| w.len() == 2 && w.chars().all(|c| c.is_ascii_lowercase()))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_roster_docs_list_the_languages_of_the_lawyers_texts() {
+    let texts = hotline::dispatch::texts::LawyerTexts::parse(
+        &read("config/lawyer_texts.toml"),
+        "config/lawyer_texts.toml",
+    )
+    .unwrap();
+    let have: std::collections::BTreeSet<String> = texts.languages().map(str::to_owned).collect();
+    let doc = read("docs/roster.md");
+    for key in ["languages", "names"] {
+        // A set: `en` is named again as the fallback.
+        let listed: std::collections::BTreeSet<String> =
+            roster_doc_languages(&doc, key).into_iter().collect();
+        assert_eq!(
+            listed, have,
+            "docs/roster.md's `{key}` row lists the languages of config/lawyer_texts.toml"
+        );
+    }
+}
+
+/// The rows of the table under `heading` in `doc`: each row's first
+/// column, without its code span's backticks.
+fn first_column(doc: &str, heading: &str) -> Vec<String> {
+    let start = doc
+        .find(heading)
+        .unwrap_or_else(|| panic!("no {heading:?}"));
+    doc[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .skip(2) // the header and its rule
+        .map(|l| {
+            let cell = l[1..].split(" | ").next().unwrap().trim();
+            cell.strip_prefix("`` ")
+                .and_then(|c| c.strip_suffix(" ``"))
+                .unwrap_or_else(|| cell.trim_matches('`'))
+                .to_owned()
+        })
+        .collect()
+}
+
+/// The literal pieces of a documented message (after its key): split at
+/// the placeholders (`…`, a lone capital such as `X`, `N`, `V`, `L`) and at
+/// `: ` (where the code joins the parts of a message), trimmed.
+fn literal_pieces(documented: &str) -> Vec<String> {
+    // The key ends at the first `: ` outside quotes.
+    let mut in_quotes = false;
+    let mut cut = None;
+    let b = documented.as_bytes();
+    for i in 0..b.len() {
+        match b[i] {
+            b'"' => in_quotes = !in_quotes,
+            b':' if !in_quotes && b.get(i + 1) == Some(&b' ') => {
+                cut = Some(i + 2);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let message = &documented[cut.unwrap_or_else(|| panic!("no key in {documented:?}"))..];
+    let chars: Vec<char> = message.chars().collect();
+    let mut pieces = vec![String::new()];
+    for (i, &c) in chars.iter().enumerate() {
+        let alone = |j: Option<usize>| {
+            j.and_then(|j| chars.get(j))
+                .is_none_or(|c| !c.is_alphanumeric())
+        };
+        let placeholder =
+            c == '…' || (c.is_ascii_uppercase() && alone(i.checked_sub(1)) && alone(Some(i + 1)));
+        if placeholder || (c == ':' && chars.get(i + 1) == Some(&' ')) {
+            pieces.push(String::new());
+        } else {
+            pieces.last_mut().unwrap().push(c);
+        }
+    }
+    pieces
+        .iter()
+        .map(|p| p.trim_matches(|c: char| c.is_whitespace() || "\"=:,".contains(c)))
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Every `.rs` file under `dir`, read.
+fn sources(dir: &std::path::Path, out: &mut String) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push_str(&std::fs::read_to_string(&path).unwrap());
+        }
+    }
+}
+
+#[test]
+fn every_message_the_roster_docs_list_is_one_hotline_check_prints() {
+    let doc = read("docs/roster.md");
+    let rows = first_column(&doc, "## Messages from `hotline check`");
+    assert!(rows.len() >= 15, "{rows:#?}");
+    let mut src = String::new();
+    sources(&root().join("src"), &mut src);
+    for row in &rows {
+        for piece in literal_pieces(row) {
+            assert!(
+                src.contains(&piece),
+                "docs/roster.md lists {row:?}, but no message in src/ has {piece:?}"
+            );
+        }
+    }
+
+    // A number in national form, in the phones file and in a variable: the
+    // messages `check` prints for them are in the table.
+    let dir = tempfile::tempdir().unwrap();
+    let roster = dir.path().join("roster.toml");
+    std::fs::write(
+        &roster,
+        read("config/demo-roster.toml").replacen(
+            "[lawyers.demo-marta]\n",
+            "[lawyers.demo-marta]\nphone_env = \"MARTA_PHONE\"\n",
+            1,
+        ),
+    )
+    .unwrap();
+    let phones = read("config/demo-roster.phones.toml");
+    let olena = phones
+        .lines()
+        .find(|l| l.starts_with("demo-olena"))
+        .expect("Olena's number");
+    std::fs::write(
+        dir.path().join("demo-roster.phones.toml"),
+        phones.replacen(olena, "demo-olena = \"0501234567\"", 1),
+    )
+    .unwrap();
+    let env: BTreeMap<&str, &str> = [("MARTA_PHONE", "0501234568")].into();
+    let problems = hotline::dispatch::roster::load(&roster, &env).unwrap_err();
+    let errors = problems.iter().filter(|p| p.is_error()).count();
+    assert_eq!(errors, 2, "{problems:#?}");
+    // (With real numbers in it, the phones file is asked to be chmod 600.)
+    for e in problems {
+        let shown = e.to_string();
+        assert!(
+            rows.iter().any(|row| {
+                let mut rest = shown.as_str();
+                literal_pieces(row)
+                    .iter()
+                    .all(|p| match rest.find(p.as_str()) {
+                        Some(i) => {
+                            rest = &rest[i + p.len()..];
+                            true
+                        }
+                        None => false,
+                    })
+            }),
+            "`hotline check` prints {shown:?}; docs/roster.md's table has no row for it"
+        );
+    }
+}
+
+#[test]
+fn the_draining_alert_gives_the_shutdown_time_of_the_shipped_configs() {
+    // (drain, the whole shutdown): the drain, the grace for requests in
+    // flight, and 1 s for the admin listener.
+    let seconds = |path: &str| {
+        let t: toml::Table = toml::from_str(&read(path)).unwrap();
+        let server = t["server"].as_table().unwrap();
+        let drain = server["drain_delay_secs"].as_integer().unwrap();
+        let grace = server["shutdown_grace_secs"].as_integer().unwrap();
+        (drain, drain + grace + 1)
+    };
+    let (_, shipped) = seconds("config/hotline.toml");
+    let (drain, production) = seconds("config/production.example.toml");
+    let expected = format!(
+        "about {shipped} s with config/hotline.toml, {production} s with the {drain} s drain of config/production.example.toml"
+    );
+    for file in [
+        "ops/prometheus/alerts.yml",
+        "ops/prometheus/alerts_test.yml",
+    ] {
+        assert!(
+            read(file).contains(&expected),
+            "{file}: HotlineDrainingTooLong says {expected:?}"
+        );
+    }
+    let runbook = read("ops/RUNBOOK.md");
+    assert!(runbook.contains(&format!("shutdown normally takes under {production} s")));
+    assert!(runbook.contains(&format!("about {shipped} s with `config/hotline.toml`")));
 }

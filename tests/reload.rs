@@ -13,6 +13,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use hotline::clock::Clock;
+use hotline::reload::{
+    LOG_APPLIED, LOG_NOT_RELOADED, LOG_REJECTED, LOG_RELOADED, LOG_RESTART_KEYS,
+};
 
 struct Running {
     child: Child,
@@ -308,6 +311,11 @@ async fn post_reload_needs_the_token_in_production_and_names_keys_that_need_a_re
     let r = common::request(gw.admin, "POST", "/reload", &ok, b"").await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.starts_with("reloaded generation=2"), "{}", r.body);
+    let log = gw.log_until(LOG_APPLIED);
+    assert!(
+        !log.iter().any(|l| l.contains(LOG_RESTART_KEYS)),
+        "nothing changed in the config file: {log:#?}"
+    );
 
     // A changed listener limit cannot be applied live: named, not applied.
     common::edit(&config, "per_ip_burst = 400", "per_ip_burst = 500");
@@ -318,16 +326,52 @@ async fn post_reload_needs_the_token_in_production_and_names_keys_that_need_a_re
         "{}",
         r.body
     );
-    gw.log_until("take effect only after a restart");
+    let log = gw.log_until(LOG_APPLIED);
+    let warning = restart_warning(&log);
+    assert_eq!(
+        warning["message"],
+        format!("{LOG_RESTART_KEYS} {LOG_RELOADED}"),
+        "{warning}"
+    );
+    assert_eq!(warning["keys"], "server.per_ip_burst", "{warning}");
 
-    // A broken flow: 422 with the problem; the generation stays.
+    // A broken flow: 422 with the problem; the generation stays. The
+    // changed key is still named, but nothing is said to be reloaded.
     let flow = dir.path().join("flows/legal_help.toml");
     common::edit(&flow, "start = \"language\"", "start = \"nowhere\"");
     let r = common::request(gw.admin, "POST", "/reload", &ok, b"").await;
     assert_eq!(r.status, 422, "{}", r.body);
     assert!(r.body.starts_with("rejected generation=3"), "{}", r.body);
     assert!(r.body.contains("legal_help.toml"), "{}", r.body);
+    assert!(
+        r.body.contains("restart needed for: server.per_ip_burst"),
+        "{}",
+        r.body
+    );
     assert_eq!(gw.metric("hotline_config_generation").await, 3.0);
+    let log = gw.log_until(LOG_REJECTED);
+    let warning = restart_warning(&log);
+    assert_eq!(
+        warning["message"],
+        format!("{LOG_RESTART_KEYS} {LOG_NOT_RELOADED}"),
+        "{warning}"
+    );
+    assert_eq!(warning["level"], "WARN", "{warning}");
+    assert!(
+        !log.iter().any(|l| l.contains(LOG_RELOADED)),
+        "a rejected reload is never logged as reloaded: {log:#?}"
+    );
+}
+
+/// The one restart warning among `log`'s JSON lines.
+fn restart_warning(log: &[String]) -> serde_json::Value {
+    let found: Vec<serde_json::Value> = log
+        .iter()
+        .filter(|l| l.contains(LOG_RESTART_KEYS))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(found.len(), 1, "one restart warning: {log:#?}");
+    found.into_iter().next().unwrap()
 }
 
 #[tokio::test]

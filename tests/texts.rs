@@ -293,6 +293,16 @@ fn a_malformed_csv_is_refused_with_exit_64() {
         err.contains("line 2: a quoted field is never closed"),
         "{err}"
     );
+    // Not an export at all: no header naming the columns, or nothing.
+    let (code, _, err) = copy.import("a,b\r\n", &[]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(
+        err.contains("row 1: the header needs the columns file, key_path and text"),
+        "{err}"
+    );
+    let (code, _, err) = copy.import("", &[]);
+    assert_eq!(code, Some(64), "{err}");
+    assert!(err.contains("the CSV is empty"), "{err}");
     let (code, _, err) = copy.hotline(&["texts", "export", "--format", "xlsx"]);
     assert_eq!(code, Some(64), "{err}");
     unchanged(&copy);

@@ -172,8 +172,8 @@ pub enum Command {
         /// The caller's number; its country decides which options show.
         #[arg(long, default_value = "+996555000001")]
         number: String,
-        /// After her last screen, answer as this lawyer (a roster id; by
-        /// default the lawyer who got the offer).
+        /// After her last screen, answer as this lawyer (her roster id or
+        /// name, any case; by default the lawyer who got the offer).
         #[arg(long)]
         lawyer: Option<String>,
     },

@@ -5,7 +5,7 @@
 //! worker runs. After her last screen the outbox is ticked at once, so the
 //! offer appears; then each line typed is an SMS from the lawyer (`--lawyer
 //! NAME`, else the one who got the first offer), `:as NAME` answers as
-//! another, and `:wait 10m` moves the clock forward a minute at a time,
+//! another (an id or a name, found as `test-sms` finds her), and `:wait 10m` moves the clock forward a minute at a time,
 //! ticking the timer and outbox workers (`tick(now)`) at each step, so
 //! escalation shows in no time. `:quit` (or end of input) ends it.
 
@@ -20,6 +20,8 @@ use crate::app::App;
 use crate::channel::{SmsIn, UssdIn, UssdInput};
 use crate::clock::Clock;
 use crate::config::ProcessEnv;
+use crate::dispatch::Dispatcher;
+use crate::dispatch::cover::find_lawyer;
 use crate::dispatch::timers::TimerWorker;
 use crate::phone::PhoneNumber;
 use crate::text::measure;
@@ -109,7 +111,8 @@ struct Afterwards {
     clock: Clock,
     /// The last console message shown.
     seen: u64,
-    /// Who typed lines come from (a roster id).
+    /// Who typed lines come from: a roster id (before the first offer, as
+    /// typed with `--lawyer`).
     lawyer: Option<String>,
 }
 
@@ -123,6 +126,9 @@ impl Afterwards {
             return;
         };
         let timers = TimerWorker::new(d.clone(), Duration::from_secs(1));
+        if let Some(typed) = self.lawyer.take() {
+            self.answer_as(&d, &typed, out);
+        }
         self.step(&timers, out).await;
         let _ = writeln!(
             out,
@@ -137,14 +143,35 @@ impl Afterwards {
             if line == ":quit" {
                 return;
             } else if let Some(name) = line.strip_prefix(":as ") {
-                self.lawyer = Some(name.trim().to_owned());
+                self.answer_as(&d, name, out);
             } else if let Some(span) = line.strip_prefix(":wait ") {
                 self.wait(span, &timers, out).await;
             } else if !line.is_empty() {
                 self.reply(who.as_deref(), &d, &console, line, out).await;
-                self.step(&timers, out).await;
+                self.step_after(&timers, who.as_deref(), out).await;
             }
         }
+    }
+
+    /// Answer from now on as the lawyer `typed` names: her roster id or
+    /// her name, as `test-sms` and a coordinator's `COVER` find her
+    /// ([`find_lawyer`]). Nobody by that name: say so, and keep answering
+    /// as before.
+    fn answer_as(&mut self, d: &Dispatcher, typed: &str, out: &mut impl Write) {
+        if let Some(l) = find_lawyer(&d.roster, typed) {
+            self.lawyer = Some(l.id.as_str().to_owned());
+            return;
+        }
+        let example = d
+            .roster
+            .lawyers()
+            .next()
+            .map_or_else(String::new, |l| format!(", e.g. :as {}", l.id.as_str()));
+        let _ = writeln!(
+            out,
+            "(no lawyer \"{}\" in the roster: give her id or name{example})",
+            typed.trim()
+        );
     }
 
     fn console(&self) -> Option<String> {
@@ -155,7 +182,7 @@ impl Afterwards {
     }
 
     /// The lawyer who got the first offer shown.
-    fn first_offered(&self, d: &crate::dispatch::Dispatcher) -> Option<String> {
+    fn first_offered(&self, d: &Dispatcher) -> Option<String> {
         let name = self.console()?;
         let console = self.app.channels.get(&name)?.console()?;
         console
@@ -168,14 +195,16 @@ impl Afterwards {
     async fn reply(
         &self,
         who: Option<&str>,
-        d: &crate::dispatch::Dispatcher,
+        d: &Dispatcher,
         console: &str,
         text: &str,
         out: &mut impl Write,
     ) {
-        let lawyer = who.and_then(|w| d.roster.lawyers().find(|l| l.id.as_str() == w));
-        let Some(lawyer) = lawyer else {
-            let _ = writeln!(out, "(no lawyer {who:?} in the roster: :as NAME)");
+        let Some(lawyer) = who.and_then(|w| d.roster.lawyer(w)) else {
+            let _ = writeln!(
+                out,
+                "(no lawyer has been offered a case yet: :as NAME to answer as one)"
+            );
             return;
         };
         let msg = SmsIn {
@@ -208,6 +237,21 @@ impl Afterwards {
 
     /// Fire due timers, send due messages, show what the console got.
     async fn step(&mut self, timers: &TimerWorker, out: &mut impl Write) {
+        self.step_after(timers, None, out).await;
+    }
+
+    /// [`Afterwards::step`] after `typed_by` (a roster id) sent a line.
+    ///
+    /// The outbox sends from its buckets in no fixed order, so the
+    /// messages of one step are shown in one: to the lawyer who typed
+    /// first (the answer to what she sent), then to the other lawyers by
+    /// id, then to her.
+    async fn step_after(
+        &mut self,
+        timers: &TimerWorker,
+        typed_by: Option<&str>,
+        out: &mut impl Write,
+    ) {
         let now = self.clock.now_ms();
         timers.tick(now).await;
         self.app.outbox.tick(now).await;
@@ -216,12 +260,25 @@ impl Afterwards {
             return;
         };
         let d = self.app.dispatcher();
-        for m in console.since(self.seen) {
-            self.seen = m.seq;
-            let who = d
-                .as_ref()
-                .and_then(|d| d.roster.lawyer_by_phone(&m.to))
-                .map_or_else(|| "her".to_owned(), |l| format!("lawyer {}", l.id.as_str()));
+        let mut sent: Vec<_> = console
+            .since(self.seen)
+            .into_iter()
+            .map(|m| {
+                let lawyer = d
+                    .as_ref()
+                    .and_then(|d| d.roster.lawyer_by_phone(&m.to))
+                    .map(|l| l.id.as_str().to_owned());
+                (m, lawyer)
+            })
+            .collect();
+        sent.sort_by_key(|(m, lawyer)| match lawyer {
+            Some(id) if Some(id.as_str()) == typed_by => (0, String::new(), m.seq),
+            Some(id) => (1, id.clone(), m.seq),
+            None => (2, String::new(), m.seq),
+        });
+        for (m, lawyer) in sent {
+            self.seen = self.seen.max(m.seq);
+            let who = lawyer.map_or_else(|| "her".to_owned(), |id| format!("lawyer {id}"));
             let ms = measure(&m.text);
             let _ = writeln!(
                 out,

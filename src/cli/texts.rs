@@ -719,20 +719,36 @@ struct Change {
     new: String,
 }
 
-/// Check every row of `records` against `files`; the changes, or every
-/// row's problem.
-fn plan(files: &[TextFile], records: &[Vec<String>]) -> Result<Vec<Change>, Vec<String>> {
-    let mut errors = Vec::new();
+/// The columns `file`, `key_path` and `text` of the header (row 1).
+///
+/// # Errors
+/// A message when the CSV is empty or its header lacks one of them: not a
+/// rejected row but a file that is not an export at all, a bad input file
+/// like one that is not CSV (exit 64, as the README says).
+fn columns(records: &[Vec<String>]) -> Result<(usize, usize, usize), String> {
     let Some(header) = records.first() else {
-        return Err(vec!["the CSV is empty".to_owned()]);
+        return Err(
+            "the CSV is empty (export one with hotline texts export --format csv)".to_owned(),
+        );
     };
     let col = |name: &str| header.iter().position(|h| h.trim() == name);
-    let (Some(c_file), Some(c_key), Some(c_text)) = (col("file"), col("key_path"), col("text"))
-    else {
-        return Err(vec![
-            "row 1: the header needs the columns file, key_path and text".to_owned(),
-        ]);
-    };
+    match (col("file"), col("key_path"), col("text")) {
+        (Some(f), Some(k), Some(t)) => Ok((f, k, t)),
+        _ => Err(
+            "row 1: the header needs the columns file, key_path and text (export a CSV with hotline texts export --format csv)"
+                .to_owned(),
+        ),
+    }
+}
+
+/// Check every row of `records` after the header against `files`; the
+/// changes, or every row's problem.
+fn plan(
+    files: &[TextFile],
+    records: &[Vec<String>],
+    (c_file, c_key, c_text): (usize, usize, usize),
+) -> Result<Vec<Change>, Vec<String>> {
+    let mut errors = Vec::new();
     let mut changes = Vec::new();
     let mut seen: BTreeMap<(usize, String), usize> = BTreeMap::new();
     for (i, rec) in records.iter().enumerate().skip(1) {
@@ -938,7 +954,11 @@ pub(super) fn import(flag: Option<PathBuf>, csv: &Path, dry_run: bool) -> ExitCo
         Ok(r) => r,
         Err(e) => return fail(&CliError::Usage(format!("{}: {e}", csv.display()))),
     };
-    let changes = match plan(&files, &records) {
+    let columns = match columns(&records) {
+        Ok(c) => c,
+        Err(e) => return fail(&CliError::Usage(format!("{}: {e}", csv.display()))),
+    };
+    let changes = match plan(&files, &records, columns) {
         Ok(c) => c,
         Err(errors) => {
             for e in &errors {

@@ -13,6 +13,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::dispatch::roster::Roster;
 use crate::problem::{Problem, quoted};
 
 /// The texts of one language.
@@ -355,6 +356,39 @@ impl LawyerTexts {
         self.by_lang.keys().map(String::as_str)
     }
 
+    /// Warnings for every lawyer of `roster` whose `languages` name a
+    /// language these texts (`file`) lack: her messages are written in the
+    /// first of her languages that has texts, else in English
+    /// ([`LawyerTexts::for_langs`]); each warning says which.
+    pub fn missing_languages(&self, roster: &Roster, file: &str) -> Vec<Problem> {
+        let fallback = if self.by_lang.contains_key("en") {
+            "en"
+        } else {
+            self.by_lang.keys().next().map_or("en", String::as_str)
+        };
+        let mut problems = Vec::new();
+        for lawyer in roster.lawyers() {
+            let has = |l: &&String| self.by_lang.contains_key(*l);
+            let used = lawyer.languages.iter().find(has);
+            for lang in lawyer.languages.iter().filter(|l| !has(l)) {
+                let instead = match used {
+                    Some(u) => {
+                        format!("her messages fall back to {u}, the first of her languages it has")
+                    }
+                    None => format!(
+                        "none of her languages has texts: her messages fall back to {fallback}"
+                    ),
+                };
+                problems.push(Problem::warning(
+                    &roster.source,
+                    quoted(&format!("lawyers.{}.languages", lawyer.id.as_str()), lang),
+                    format!("{file} has no [{lang}] texts: {instead}"),
+                ));
+            }
+        }
+        problems
+    }
+
     /// The texts for the first of `langs` that has them, else English.
     pub fn for_langs(&self, langs: &[String]) -> &Texts {
         langs
@@ -508,6 +542,57 @@ mod tests {
                 assert!(x.abuse.contains_key(a), "{lang} {a}");
             }
         }
+    }
+
+    #[test]
+    fn a_lawyer_language_without_texts_is_a_warning_naming_the_fallback() {
+        let file = "config/lawyer_texts.toml";
+        let t = LawyerTexts::parse(include_str!("../../config/lawyer_texts.toml"), file).unwrap();
+        let demo = include_str!("../../config/demo-roster.toml");
+        let roster = |text: &str| {
+            let env: BTreeMap<&str, &str> = BTreeMap::new();
+            crate::dispatch::roster::parse(
+                text,
+                "config/demo-roster.toml",
+                Path::new("config"),
+                &env,
+            )
+            .unwrap()
+            .0
+        };
+        // The shipped demo roster: every language has texts.
+        assert_eq!(t.missing_languages(&roster(demo), file), Vec::new());
+
+        // Bermet reads Georgian first, then Kyrgyz; Aigul only Georgian.
+        let edited = demo
+            .replacen(
+                "name = \"Bermet (demo)\"\nlanguages = [\"en\", \"ky\"]",
+                "name = \"Bermet (demo)\"\nlanguages = [\"ka\", \"ky\"]",
+                1,
+            )
+            .replacen(
+                "name = \"Aigul (demo)\"\nlanguages = [\"en\", \"ru\"]",
+                "name = \"Aigul (demo)\"\nlanguages = [\"ka\"]",
+                1,
+            );
+        assert_ne!(edited, demo);
+        let problems = t.missing_languages(&roster(&edited), file);
+        let shown: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "config/demo-roster.toml: lawyers.demo-aigul.languages = \"ka\": config/lawyer_texts.toml has no [ka] texts: none of her languages has texts: her messages fall back to en",
+                "config/demo-roster.toml: lawyers.demo-bermet.languages = \"ka\": config/lawyer_texts.toml has no [ka] texts: her messages fall back to ky, the first of her languages it has",
+            ]
+        );
+        assert!(problems.iter().all(|p| !p.is_error()), "warnings only");
+        // And what they say is what she gets.
+        assert!(t.for_langs(&["ka".into()]).offer.contains("Where"));
+        assert!(
+            t.for_langs(&["ka".into(), "ky".into()])
+                .offer
+                .contains("Кайда")
+        );
     }
 
     #[test]
