@@ -37,6 +37,7 @@ METRICS = {
     "hotline_store_data_lost_total",
     "hotline_sms_refused_total",
     "hotline_sessions_evicted_total",
+    "hotline_sealed_opened_with_previous_key_total",
     "hotline_ip_rate_limited_total",
     "hotline_proxy_headers_refused_total",
     "hotline_connections_refused_total",

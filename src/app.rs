@@ -119,7 +119,7 @@ impl App {
         let deps = Deps {
             store: Arc::new(Waking::new(store, wake.clone())),
             clock,
-            privacy: Privacy::new(&config.privacy.pii_key),
+            privacy: Privacy::from_config(&config.privacy),
             metrics,
             wake,
         };

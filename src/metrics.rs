@@ -68,6 +68,10 @@ pub struct Metrics {
     pub store_data_lost: IntCounter,
     /// Sessions evicted from the memory store to stay within its bound.
     pub sessions_evicted: IntCounter,
+    /// Sealed records opened only with the previous key
+    /// (`HOTLINE_PII_KEY_PREVIOUS`), synced from
+    /// [`crate::privacy::Privacy::opened_with_previous`] at each scrape.
+    pub sealed_opened_with_previous_key: IntCounter,
     /// Requests and connections refused by the per-address limits on the
     /// public listener.
     pub ip_limited: IntCounter,
@@ -479,6 +483,11 @@ impl Metrics {
                 &r,
                 "hotline_sessions_evicted_total",
                 "Sessions evicted from the memory store to stay within store.max_sessions.",
+            ),
+            sealed_opened_with_previous_key: counter(
+                &r,
+                "hotline_sealed_opened_with_previous_key_total",
+                "Sealed records (cases, sessions, queued messages) opened only with the previous key, HOTLINE_PII_KEY_PREVIOUS, after a rotation: while it grows, that key is still needed.",
             ),
             ip_limited: counter(
                 &r,

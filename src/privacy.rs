@@ -7,9 +7,18 @@
 //! country (as a plain hash could). Session and case data are sealed with
 //! XChaCha20-Poly1305 before they reach a store.
 //!
+//! **Rotating the key.** With the old key in `HOTLINE_PII_KEY_PREVIOUS`
+//! (`<privacy.pii_key_env>_PREVIOUS`), data sealed under it still opens:
+//! [`Privacy::open`] tries the current key, then the previous one, and
+//! counts each open the previous key made
+//! (`hotline_sealed_opened_with_previous_key_total`). Everything is sealed
+//! under the current key, and pseudonyms are always the current key's.
+//!
 //! Must never: log, format or return a key; build a pseudonym without the key.
 
 use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
@@ -85,6 +94,10 @@ pub struct Privacy {
     /// hashed: each pseudonym clones it (two compressions fewer a call).
     pseudonym_mac: HmacSha256,
     cipher: XChaCha20Poly1305,
+    /// The previous key's cipher, to open what it sealed (a rotation).
+    previous: Option<XChaCha20Poly1305>,
+    /// Opens the previous key made, since start (shared by clones).
+    opened_with_previous: Arc<AtomicU64>,
     /// True when running on [`DEV_KEY`].
     pub is_dev_key: bool,
 }
@@ -93,6 +106,7 @@ impl fmt::Debug for Privacy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Privacy")
             .field("is_dev_key", &self.is_dev_key)
+            .field("previous_key", &self.previous.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -114,8 +128,31 @@ impl Privacy {
             ))
             .expect("HMAC takes any key length"),
             cipher: XChaCha20Poly1305::new((&seal_key).into()),
+            previous: None,
+            opened_with_previous: Arc::new(AtomicU64::new(0)),
             is_dev_key: master == DEV_KEY.as_bytes(),
         }
+    }
+
+    /// [`Privacy::new`] that also opens what `previous` (the key before a
+    /// rotation) sealed.
+    pub fn with_previous(master: &[u8], previous: Option<&[u8]>) -> Self {
+        let mut p = Privacy::new(master);
+        p.previous =
+            previous.map(|k| XChaCha20Poly1305::new((&derive(k, "hotline/seal/v1")).into()));
+        p
+    }
+
+    /// The keys a configuration names: `HOTLINE_PII_KEY`, and
+    /// `HOTLINE_PII_KEY_PREVIOUS` when set.
+    pub fn from_config(c: &crate::config::PrivacyConfig) -> Self {
+        Privacy::with_previous(&c.pii_key, c.previous_pii_key.as_deref())
+    }
+
+    /// How many times, since start, data opened only with the previous key
+    /// (`HOTLINE_PII_KEY_PREVIOUS`): while it grows, that key is needed.
+    pub fn opened_with_previous(&self) -> u64 {
+        self.opened_with_previous.load(Ordering::Relaxed)
     }
 
     /// The keyed pseudonym of a number (or of any identifier).
@@ -183,7 +220,8 @@ impl Privacy {
         Ok(serde_json::from_slice(&self.open(sealed)?)?)
     }
 
-    /// Decrypt data made by [`Privacy::seal`] under the same key.
+    /// Decrypt data made by [`Privacy::seal`] under this key, or under the
+    /// previous one when it is set (counted).
     ///
     /// # Errors
     /// [`SealError`] when the data is truncated, altered, or from another key.
@@ -192,9 +230,17 @@ impl Privacy {
             return Err(SealError::Truncated);
         }
         let (nonce, ct) = sealed.split_at(24);
-        self.cipher
-            .decrypt(XNonce::from_slice(nonce), ct)
-            .map_err(|_| SealError::Authentication)
+        let nonce = XNonce::from_slice(nonce);
+        if let Ok(plain) = self.cipher.decrypt(nonce, ct) {
+            return Ok(plain);
+        }
+        let plain = self
+            .previous
+            .as_ref()
+            .and_then(|previous| previous.decrypt(nonce, ct).ok())
+            .ok_or(SealError::Authentication)?;
+        self.opened_with_previous.fetch_add(1, Ordering::Relaxed);
+        Ok(plain)
     }
 }
 
@@ -245,5 +291,36 @@ mod tests {
         assert!(matches!(p.open(&sealed[..10]), Err(SealError::Truncated)));
         let other = Privacy::new(b"another key, another world......");
         assert!(other.open(&sealed).is_err());
+    }
+
+    #[test]
+    fn after_a_rotation_the_previous_key_opens_what_it_sealed() {
+        let old_key = b"0123456789abcdef0123456789abcdef";
+        let new_key = b"another key, another world......";
+        let old = Privacy::new(old_key);
+        let sealed_before = old.seal(b"Station 5");
+        let rotated = Privacy::with_previous(new_key, Some(old_key));
+        assert_eq!(rotated.open(&sealed_before).unwrap(), b"Station 5");
+        assert_eq!(rotated.opened_with_previous(), 1);
+        // What it seals now is the new key's: the old key cannot open it,
+        // and opening it does not count as the previous key's.
+        let sealed_after = rotated.seal(b"Station 6");
+        assert!(old.open(&sealed_after).is_err());
+        assert_eq!(rotated.open(&sealed_after).unwrap(), b"Station 6");
+        assert_eq!(rotated.opened_with_previous(), 1);
+        // Pseudonyms are the new key's alone.
+        assert_eq!(
+            rotated.pseudonym("+996555123456"),
+            Privacy::new(new_key).pseudonym("+996555123456")
+        );
+        // Without the previous key, the old data stays shut; a third key's
+        // data opens with neither.
+        assert!(Privacy::new(new_key).open(&sealed_before).is_err());
+        let third = Privacy::new(b"a third key, a third world......").seal(b"x");
+        assert!(matches!(
+            rotated.open(&third),
+            Err(SealError::Authentication)
+        ));
+        assert_eq!(rotated.opened_with_previous(), 1);
     }
 }

@@ -543,6 +543,58 @@ async fn two_instances_on_one_redis_fire_each_escalation_once() {
     w.gw.stop().await;
 }
 
+/// Rotating `HOTLINE_PII_KEY` with a case open (ops/RUNBOOK.md, "Rotating
+/// HOTLINE_PII_KEY"): every instance restarts with the new key and the old
+/// one as `HOTLINE_PII_KEY_PREVIOUS`. The case, its escalation timer and a
+/// lawyer's answer, all sealed under the old key, still work. Without the
+/// previous key the timer's payload cannot be opened (dropped: the case
+/// never climbs) and the lawyer's `OK` gets no answer.
+#[tokio::test]
+async fn after_a_key_rotation_the_previous_key_keeps_an_open_case_going() {
+    const OLD: &str = "old-key-0123456789-0123456789-0123456789";
+    const NEW: &str = "new-key-0123456789-0123456789-0123456789";
+    let redis = RedisServer::shared_or_start();
+    let api = MockServer::start(vec![MockResponse::new(201, at_reply())]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg, env) = on_redis(&api.url, dir.path(), &redis, "rotate");
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut e = env.clone();
+        e.extend_from_slice(extra);
+        e
+    };
+    let clock = Clock::manual(T0);
+    let old_env = with(&[("HOTLINE_PII_KEY", OLD)]);
+    let gw = Gateway::start_with(&cfg, &old_env, None, clock.clone()).await;
+    let w = World { gw, api, _dir: dir };
+    let woman = "+996555770020";
+    let code = w.request("ATUid_rot1", woman).await;
+    w.wait_for(AIDA, 1).await;
+
+    let World { gw, api, _dir } = w;
+    gw.stop().await;
+    let new_env = with(&[("HOTLINE_PII_KEY", NEW), ("HOTLINE_PII_KEY_PREVIOUS", OLD)]);
+    let gw = Gateway::start_with(&cfg, &new_env, None, clock.clone()).await;
+    let w = World { gw, api, _dir };
+    // The escalation timer, sealed under the old key, fires.
+    clock.advance(3 * MIN + 1000);
+    let offer = w.wait_for(BAKYT, 1).await;
+    assert!(offer[0].starts_with(&code), "{offer:?}");
+    // Aida's OK reads the case: her details, and the woman's confirmation.
+    w.lawyer_says(AIDA, &format!("OK {code}")).await;
+    w.wait_for(AIDA, 2).await;
+    w.wait_for(woman, 1).await;
+    assert_eq!(
+        w.case(&code).await.dispatch.accepted_by.as_deref(),
+        Some("aida")
+    );
+    assert!(
+        w.gw.metric("hotline_sealed_opened_with_previous_key_total")
+            .await
+            > 0.0
+    );
+    w.gw.stop().await;
+}
+
 /// The aggregator refuses the account (HTTP 401): the channel's fault.
 fn refused() -> MockResponse {
     MockResponse::new(401, r#"{"error":"The supplied authentication is invalid"}"#)

@@ -51,7 +51,7 @@ async fn read(config: &Config, filter: &Filter) -> Result<Board, CliError> {
     }
     let roster = load_roster(config)?;
     let store = build_store(config).await?;
-    let privacy = crate::privacy::Privacy::new(&config.privacy.pii_key);
+    let privacy = crate::privacy::Privacy::from_config(&config.privacy);
     let now = crate::clock::Clock::System.now_ms();
     board::collect(store.as_ref(), &privacy, roster.as_ref(), filter, now)
         .await

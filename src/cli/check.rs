@@ -80,7 +80,7 @@ fn gather(config: &Config, env: &dyn Env) -> Gathered {
     let (channels, mut problems) = crate::app::build_channels(config);
     // The same loading and checks as `serve` and a reload.
     let deps = Deps::detached(
-        crate::privacy::Privacy::new(&config.privacy.pii_key),
+        crate::privacy::Privacy::from_config(&config.privacy),
         Clock::manual(Clock::System.now_ms()),
     );
     let (LoadedSet { flows, dispatcher }, set_problems) =

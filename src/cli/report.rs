@@ -78,7 +78,7 @@ async fn report_text(
 ) -> Result<(String, usize), CliError> {
     use crate::dispatch::report;
     let store = build_store(config).await?;
-    let privacy = crate::privacy::Privacy::new(&config.privacy.pii_key);
+    let privacy = crate::privacy::Privacy::from_config(&config.privacy);
     let collected = report::collect(store.as_ref(), &privacy)
         .await
         .map_err(CliError::ReadCases)?;

@@ -50,7 +50,7 @@ pub(super) fn test_sms(flag: Option<PathBuf>, lawyer: &str, admin: Option<String
 /// Build a dispatcher over the configured (Redis) store.
 async fn dispatcher(config: &Config, env: &dyn Env) -> Result<Arc<Dispatcher>, CliError> {
     let store = build_store(config).await?;
-    let privacy = crate::privacy::Privacy::new(&config.privacy.pii_key);
+    let privacy = crate::privacy::Privacy::from_config(&config.privacy);
     let (flows, _) = crate::app::load_flows(config);
     let (channels, _) = crate::app::build_channels(config);
     let deps = Deps {
@@ -127,7 +127,7 @@ pub(super) fn print_unverified(config: &Config, d: &Dispatcher) {
     else {
         return;
     };
-    let privacy = crate::privacy::Privacy::new(&config.privacy.pii_key);
+    let privacy = crate::privacy::Privacy::from_config(&config.privacy);
     let listed = runtime.block_on(async {
         let store = build_store(config).await.map_err(|e| e.to_string())?;
         onboarding::unverified(store.as_ref(), &privacy, &d.roster, Clock::System.now_ms())

@@ -57,9 +57,35 @@ pub(super) fn validate(p: &RawPrivacy, env: &dyn Env, c: &mut Ctx<'_>) -> Privac
         }
         None => (DEV_KEY.as_bytes().to_vec(), true),
     };
+    // The key before a rotation: opens what it sealed (src/privacy.rs).
+    let previous_env = format!("{}_PREVIOUS", p.pii_key_env);
+    let previous_pii_key = match env.var(&previous_env) {
+        Some(k) if k.len() < MIN_KEY_LEN => {
+            c.env_error(
+                &previous_env,
+                "<hidden>",
+                &format!("must be at least {MIN_KEY_LEN} bytes"),
+            );
+            None
+        }
+        Some(k) if k.as_bytes() == pii_key.as_slice() => {
+            c.env_error(
+                &previous_env,
+                "<hidden>",
+                &format!(
+                    "is the same key as {}: a rotation needs a new one",
+                    p.pii_key_env
+                ),
+            );
+            None
+        }
+        Some(k) => Some(k.into_bytes()),
+        None => None,
+    };
     c.positive("privacy.case_retention_hours", p.case_retention_hours);
     PrivacyConfig {
         pii_key,
+        previous_pii_key,
         is_dev_key,
         require_pii_key: p.require_pii_key,
         case_retention: Duration::from_secs(p.case_retention_hours * 3600),

@@ -129,6 +129,9 @@ pub struct StoreConfig {
 pub struct PrivacyConfig {
     /// The master key for pseudonyms and sealing.
     pub pii_key: Vec<u8>,
+    /// The key before a rotation (`<pii_key_env>_PREVIOUS`), to open what
+    /// it sealed.
+    pub previous_pii_key: Option<Vec<u8>>,
     /// Whether it is the development default.
     pub is_dev_key: bool,
     /// `privacy.require_pii_key`: the operator declared this a production
@@ -142,6 +145,7 @@ impl std::fmt::Debug for PrivacyConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PrivacyConfig")
             .field("is_dev_key", &self.is_dev_key)
+            .field("previous_pii_key", &self.previous_pii_key.is_some())
             .field("require_pii_key", &self.require_pii_key)
             .field("case_retention", &self.case_retention)
             .finish_non_exhaustive()

@@ -93,6 +93,46 @@ fn redis_urls_are_checked_without_showing_them() {
 }
 
 #[test]
+fn the_previous_pii_key_is_read_checked_and_never_shown() {
+    const KEY: &str = "k-0123456789-0123456789-0123456789";
+    const OLD: &str = "o-0123456789-0123456789-0123456789";
+    let c = ok(
+        MIN,
+        &env(&[("HOTLINE_PII_KEY", KEY), ("HOTLINE_PII_KEY_PREVIOUS", OLD)]),
+    );
+    assert_eq!(c.privacy.previous_pii_key.as_deref(), Some(OLD.as_bytes()));
+    assert!(!format!("{:?}", c.privacy).contains("o-0123"));
+    assert_eq!(
+        ok(MIN, &env(&[("HOTLINE_PII_KEY", KEY)]))
+            .privacy
+            .previous_pii_key,
+        None
+    );
+    for (previous, why) in [
+        ("short", "must be at least 32 bytes"),
+        (
+            KEY,
+            "is the same key as HOTLINE_PII_KEY: a rotation needs a new one",
+        ),
+    ] {
+        let e = errors(
+            MIN,
+            &env(&[
+                ("HOTLINE_PII_KEY", KEY),
+                ("HOTLINE_PII_KEY_PREVIOUS", previous),
+            ]),
+        );
+        assert!(
+            e.contains(&format!(
+                r#"environment: HOTLINE_PII_KEY_PREVIOUS="<hidden>": is not valid: {why}"#
+            )),
+            "{e:?}"
+        );
+        assert!(!e.iter().any(|p| p.contains(previous)), "{e:?}");
+    }
+}
+
+#[test]
 fn bad_environment_values_are_named() {
     let e = errors(
         MIN,

@@ -75,6 +75,12 @@ pub async fn handle(app: App, req: http::Request<Incoming>) -> Response {
                     .sessions_evicted()
                     .saturating_sub(m.sessions_evicted.get()),
             );
+            m.sealed_opened_with_previous_key.inc_by(
+                app.deps
+                    .privacy
+                    .opened_with_previous()
+                    .saturating_sub(m.sealed_opened_with_previous_key.get()),
+            );
             reply(StatusCode::OK, "text/plain; version=0.0.4", m.render())
         }
         "/healthz" => reply(StatusCode::OK, "text/plain", "ok\n".into()),
