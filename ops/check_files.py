@@ -64,6 +64,7 @@ METRICS = {
     "hotline_oncall_gap_seconds",
     "hotline_lawyer_commands_total",
     "hotline_cases_open",
+    "hotline_cases_unreadable",
     "hotline_case_oldest_unaccepted_seconds",
     "hotline_outbox_held",
     "hotline_outbox_held_oldest_seconds",

@@ -143,6 +143,9 @@ pub struct Metrics {
     /// Cases not closed, by city and level (`accepted`, or the kind of the
     /// chain level an unaccepted case is at); refreshed by the timer worker.
     pub cases_open: IntGaugeVec,
+    /// Open cases no key can open (another `HOTLINE_PII_KEY`, damaged):
+    /// nobody can be offered them.
+    pub cases_unreadable: IntGauge,
     /// How long the oldest case nobody has accepted has waited, by city.
     pub oldest_unaccepted: IntGaugeVec,
     /// Messages this instance holds for retry because their channel cannot
@@ -662,6 +665,11 @@ impl Metrics {
                 "hotline_cases_open",
                 "Cases not closed, by city and level: accepted, or the kind of the chain level an unaccepted case is at (on_call, next_on_call, team, coordinator). Read from the store by each instance's timer worker every 10 s.",
                 &["city", "level"],
+            ),
+            cases_unreadable: gauge(
+                &r,
+                "hotline_cases_unreadable",
+                "Open cases in the store this instance cannot open (sealed under another HOTLINE_PII_KEY, or damaged): no lawyer can be offered them. Read with the case gauges every 10 s.",
             ),
             oldest_unaccepted: gauge_vec(
                 &r,

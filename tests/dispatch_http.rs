@@ -572,8 +572,28 @@ async fn after_a_key_rotation_the_previous_key_keeps_an_open_case_going() {
 
     let World { gw, api, _dir } = w;
     gw.stop().await;
+    // The new key alone: the case is there but cannot be read, and says so
+    // (gauge, status page) instead of looking like no case at all.
+    let token = "admin-token-0123456789";
+    let alone = with(&[("HOTLINE_PII_KEY", NEW), ("HOTLINE_ADMIN_TOKEN", token)]);
+    let gw = Gateway::start_with(&cfg, &alone, None, clock.clone()).await;
+    let d = gw.app.dispatcher().expect("dispatch on");
+    hotline::dispatch::board::refresh_gauges(&d).await;
+    assert_eq!(gw.metric("hotline_cases_unreadable").await, 1.0);
+    let bearer = format!("Bearer {token}");
+    let page = common::request(gw.admin, "GET", "/", &[("Authorization", &bearer)], b"").await;
+    assert!(
+        page.body.contains("1 case(s) in the store cannot be read"),
+        "{}",
+        page.body
+    );
+    gw.stop().await;
+
     let new_env = with(&[("HOTLINE_PII_KEY", NEW), ("HOTLINE_PII_KEY_PREVIOUS", OLD)]);
     let gw = Gateway::start_with(&cfg, &new_env, None, clock.clone()).await;
+    let d = gw.app.dispatcher().expect("dispatch on");
+    hotline::dispatch::board::refresh_gauges(&d).await;
+    assert_eq!(gw.metric("hotline_cases_unreadable").await, 0.0);
     let w = World { gw, api, _dir };
     // The escalation timer, sealed under the old key, fires.
     clock.advance(3 * MIN + 1000);

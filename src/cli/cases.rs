@@ -126,6 +126,9 @@ pub(super) fn to_text(b: &Board) -> String {
         }
         row(&mut out, r, b.now_ms);
     }
+    if b.unreadable > 0 {
+        let _ = writeln!(out, "\nWARNING: {}", board::unreadable_note(b.unreadable));
+    }
     if b.truncated {
         let _ = writeln!(
             out,

@@ -166,6 +166,14 @@ pub struct Board {
     pub unreadable: usize,
 }
 
+/// What the status page, `hotline cases` and the runbook say of cases that
+/// cannot be opened: `{n}` of them.
+pub fn unreadable_note(n: usize) -> String {
+    format!(
+        "{n} case(s) in the store cannot be read: sealed under another HOTLINE_PII_KEY (after a rotation, set the old key as HOTLINE_PII_KEY_PREVIOUS) or damaged; no lawyer can be offered them"
+    )
+}
+
 /// Read the cases `filter` selects from every bucket of `store`.
 ///
 /// # Errors
@@ -288,7 +296,8 @@ pub fn full_cities(roster: &Roster) -> Vec<&str> {
 }
 
 /// Read the open cases and set the case gauges (`hotline_cases_open`,
-/// `hotline_case_oldest_unaccepted_seconds`); the timer worker calls it
+/// `hotline_case_oldest_unaccepted_seconds`, `hotline_cases_unreadable`);
+/// the timer worker calls it
 /// with the rest of its refresh, every 10 s — never a scrape. Costs one
 /// set read per bucket and one read per open case (at most [`MAX_READ`]).
 /// On a store failure the gauges keep their last values.
@@ -305,7 +314,12 @@ pub async fn refresh_gauges(d: &super::Dispatcher) {
     )
     .await
     {
-        Ok(board) => deps.metrics.set_open_cases(&OpenGauges::of(&board.cases)),
+        Ok(board) => {
+            deps.metrics.set_open_cases(&OpenGauges::of(&board.cases));
+            deps.metrics
+                .cases_unreadable
+                .set(i64::try_from(board.unreadable).unwrap_or(i64::MAX));
+        }
         Err(e) => tracing::debug!(error = %e, "case gauges not refreshed"),
     }
 }

@@ -459,6 +459,13 @@ fn cases(h: &mut String, v: &View<'_>) {
     if city.is_some() {
         h.push_str("</table></div>");
     }
+    if b.unreadable > 0 {
+        let _ = write!(
+            h,
+            "<p class=\"bad\">{}</p>",
+            esc(&board::unreadable_note(b.unreadable))
+        );
+    }
     if b.truncated {
         let _ = write!(
             h,
