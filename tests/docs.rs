@@ -753,3 +753,64 @@ fn the_draining_alert_gives_the_shutdown_time_of_the_shipped_configs() {
     assert!(runbook.contains(&format!("shutdown normally takes under {production} s")));
     assert!(runbook.contains(&format!("about {shipped} s with `config/hotline.toml`")));
 }
+
+/// The service reads the phones file as its own user: the unit runs as a
+/// static system user the install makes, the install gives the phones
+/// file to that user, and the runbook says the same owner and checks the
+/// configuration as that user (a root-only file would stop `hotline
+/// serve` with exit 64, which systemd does not restart, while a check as
+/// root passes).
+#[test]
+fn the_phones_file_belongs_to_the_user_the_unit_runs_as() {
+    let unit = read("ops/systemd/hotline.service");
+    let setting = |key: &str| {
+        unit.lines()
+            .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("the unit sets {key}="))
+            .trim()
+            .to_string()
+    };
+    let user = setting("User");
+    assert_eq!(user, "hotline");
+    assert_eq!(setting("Group"), user);
+    assert_eq!(setting("RestartPreventExitStatus"), "64");
+    // DynamicUser= uses a static user of that name when one exists: the
+    // install must make it, or no file could be given to the service.
+    assert!(
+        unit.contains(&format!("--shell /usr/sbin/nologin {user}"))
+            && unit.contains("useradd --system"),
+        "the install makes the static user {user}"
+    );
+    let phones = "/etc/hotline/roster.phones.toml";
+    let install = unit
+        .lines()
+        .find(|l| l.contains("install ") && l.contains(phones))
+        .expect("the install makes the phones file");
+    assert!(
+        install.contains(&format!("-o {user} -g {user}")) && install.contains("-m 0600"),
+        "{install}"
+    );
+    // Its own check line runs as the service user.
+    let as_user = format!("setpriv --reuid={user} --regid={user} --init-groups");
+    assert!(unit.contains(&format!("{as_user} hotline check")));
+
+    let runbook = read("ops/RUNBOOK.md");
+    assert!(
+        !runbook.contains("owner root"),
+        "the runbook still says owner root"
+    );
+    assert!(runbook.contains(&format!(
+        "`/etc/hotline/roster.phones.toml` (mode 600, owner `{user}:{user}`"
+    )));
+    let hcheck = runbook
+        .lines()
+        .find(|l| l.starts_with("hcheck() {"))
+        .expect("the runbook defines hcheck");
+    assert!(hcheck.contains(&as_user), "{hcheck}");
+    for doc in ["config/roster.phones.example.toml", "docs/roster.md"] {
+        assert!(
+            read(doc).contains(&format!("chown {user}:{user}")),
+            "{doc} says who owns the phones file"
+        );
+    }
+}
