@@ -814,3 +814,53 @@ fn the_phones_file_belongs_to_the_user_the_unit_runs_as() {
         );
     }
 }
+
+/// A deploy is confirmed by the commit: `hotline --version` and
+/// `hotline_build_info` name the one the binary was built from (build.rs),
+/// the runbook's deploy and rollback read it, and a rollback keeps
+/// `hotline.prev` for another.
+#[test]
+fn the_version_and_build_info_name_the_commit_the_runbook_checks() {
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(root())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let commit = hotline::COMMIT;
+    match &head {
+        Some(h) => assert_eq!(commit, h, "built from this checkout"),
+        None => assert_eq!(commit, "unknown"),
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hotline"))
+        .arg("--version")
+        .output()
+        .expect("hotline --version runs");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("hotline {} ({commit})", env!("CARGO_PKG_VERSION"))
+    );
+    let m = hotline::metrics::Metrics::new(["africastalking"], ["legal_help"], ["bishkek"]);
+    let exported = m.render();
+    let line = format!(
+        "hotline_build_info{{commit=\"{commit}\",version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(exported.contains(&line), "{line} in {exported}");
+
+    let runbook = read("ops/RUNBOOK.md");
+    let deploy = &runbook[runbook.find("### Deploy and rollback").unwrap()..];
+    let deploy = &deploy[..deploy.find("\n### ").unwrap()];
+    assert!(deploy.contains("/tmp/hotline-new --version"));
+    assert!(deploy.contains("/usr/local/bin/hotline.prev --version"));
+    assert!(deploy.contains("commit=\""));
+    assert!(
+        !deploy.contains("mv /usr/local/bin/hotline.prev"),
+        "a rollback must keep hotline.prev"
+    );
+    assert!(deploy.contains("cp -p /usr/local/bin/hotline.prev"));
+    let dashboard = read("ops/grafana/hotline.json");
+    assert!(dashboard.contains("unless on (instance, version, commit)"));
+}
