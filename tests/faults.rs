@@ -648,7 +648,7 @@ fn every_rc_command_in_the_runbook_works_for_the_ops_user() {
                     continue; // master_link_status: a replica's only
                 }
                 assert!(
-                    text.lines().any(|l| l.starts_with(&format!("{field}"))),
+                    text.lines().any(|l| l.starts_with(field)),
                     "`{cmd}`: INFO has no field {field}:\n{text}"
                 );
             }
