@@ -864,3 +864,39 @@ fn the_version_and_build_info_name_the_commit_the_runbook_checks() {
     let dashboard = read("ops/grafana/hotline.json");
     assert!(dashboard.contains("unless on (instance, version, commit)"));
 }
+
+/// A restart during a store outage leaves the new instance without outage
+/// codes (the women completing the menu get the fallback number): the
+/// runbook says not to, where an operator would restart.
+#[test]
+fn the_runbook_says_not_to_restart_while_the_store_is_down() {
+    let runbook = read("ops/RUNBOOK.md");
+    let section = |name: &str| {
+        let s = &runbook[runbook
+            .find(&format!("### {name}\n"))
+            .unwrap_or_else(|| panic!("{name}"))..];
+        let end = s[4..].find("\n### ").map_or(s.len(), |i| i + 4);
+        s[..end].to_owned()
+    };
+    assert!(!runbook.contains("is always safe"));
+    for name in [
+        "Restarting safely",
+        "HotlineStoreDown",
+        "HotlineInstanceDown",
+    ] {
+        let s = section(name);
+        assert!(
+            s.contains("fallback number instead of a\ncode")
+                || s.contains("fallback number\ninstead of a code")
+                || s.contains("fallback number instead of a code"),
+            "{name} says why not to restart during an outage"
+        );
+        assert!(
+            s.contains("Restarting safely") || name == "Restarting safely",
+            "{name}"
+        );
+    }
+    let worker = read("src/worker.rs");
+    assert!(worker.contains("outage codes not given back"));
+    assert!(section("Restarting safely").contains("outage codes not given\nback"));
+}
