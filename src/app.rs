@@ -71,6 +71,10 @@ pub struct Shared {
     reloading: Mutex<()>,
 }
 
+/// How long a start waits for the store to tell who is off call
+/// ([`App::read_dispatch_state`]).
+pub const STATE_READ_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// A handle to the application.
 #[derive(Clone)]
 pub struct App(pub Arc<Shared>);
@@ -309,8 +313,7 @@ impl App {
         // Dispatch first: a new flow's case for a new city finds its roster.
         if let (Some(live), Some(new)) = (&self.live_dispatcher, &set.dispatcher) {
             let old = live.get();
-            new.set_off(old.off_set());
-            new.set_covers(old.covers());
+            new.take_state_of(&old);
             live.set(new.clone());
         }
         let next = Arc::new(now.next(set.flows));
@@ -327,6 +330,33 @@ impl App {
     /// The metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.deps.metrics
+    }
+
+    /// Read the lawyers off call and the coordinators' covers from the
+    /// store once, before the listeners answer and the workers start
+    /// ([`crate::server::run`]): otherwise a case opened or replayed in the
+    /// first seconds after a restart would be offered to a lawyer who sent
+    /// `OFF`. Waits at most [`STATE_READ_WAIT`]; with the store down the
+    /// timer worker fires no timer until it has read them (and cases
+    /// completed meanwhile are spooled, planned with what is known: nobody
+    /// off call).
+    pub async fn read_dispatch_state(&self) {
+        let Some(d) = self.dispatcher() else {
+            return;
+        };
+        match tokio::time::timeout(STATE_READ_WAIT, d.refresh_state()).await {
+            Ok(Ok(())) => {
+                tracing::debug!(off = d.off_set().len(), "off-call set read at start");
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "could not read the lawyers off call at start; escalations wait until it is read");
+            }
+            Err(_) => {
+                tracing::warn!(
+                    "the store did not answer in time to read the lawyers off call at start; escalations wait until it is read"
+                );
+            }
+        }
     }
 
     /// Start draining: `/readyz` turns 503.

@@ -88,6 +88,19 @@
 #![deny(rust_2018_idioms)]
 #![warn(missing_docs)]
 
+/// The release (`Cargo.toml`'s version).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The git commit the binary was built from (`git rev-parse --short
+/// HEAD`, by build.rs), or "unknown" when not built from a git checkout.
+pub const COMMIT: &str = env!("HOTLINE_GIT_COMMIT");
+/// What `hotline --version` prints after the name: `0.1.0 (1a2b3c4)`.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("HOTLINE_GIT_COMMIT"),
+    ")"
+);
+
 pub mod app;
 pub mod case;
 pub mod channel;

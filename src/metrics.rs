@@ -272,7 +272,7 @@ impl Metrics {
         let mut m = Self::register_all(Registry::new());
         m.cities = cities.iter().map(|c| (*c).to_owned()).collect();
         m.build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .with_label_values(&[crate::VERSION, crate::COMMIT])
             .set(1);
         m.zero_channels(&channels.into_iter().collect::<Vec<_>>());
         for flow in flows {
@@ -731,8 +731,11 @@ impl Metrics {
             build_info: register(
                 &r,
                 IntGaugeVec::new(
-                    Opts::new("hotline_build_info", "Build information."),
-                    &["version"],
+                    Opts::new(
+                        "hotline_build_info",
+                        "Build information: the release and the git commit (short hash; \"unknown\" when not built from a checkout).",
+                    ),
+                    &["version", "commit"],
                 )
                 .expect("valid metric definition"),
             ),

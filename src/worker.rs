@@ -333,8 +333,10 @@ impl CodeLeaser {
         let now = self.deps.clock.now_ms();
         match self.codes.release_free(self.deps.store.as_ref(), now).await {
             Ok(n) => tracing::info!(released = n, "unused outage codes given back"),
+            // The store is down: nothing can be given back. The codes stay
+            // reserved, unused, until their leases end (codes::LEASE_TTL_MS).
             Err(e) => {
-                tracing::debug!(error = %e, "outage codes not given back; their leases end on their own")
+                tracing::info!(error = %e, "outage codes not given back (the store does not answer); their leases end on their own within 24 h")
             }
         }
         self.deps

@@ -357,3 +357,55 @@ async fn a_lawyers_sms_without_an_id_acts_and_is_rate_limited() {
         "30 answered at once, the rest refused by her rate limit"
     );
 }
+
+/// A lawyer's `OFF` is in Redis: a restarted gateway reads it before its
+/// listeners answer and its workers start (`App::read_dispatch_state`),
+/// so the first case after the restart — or one replayed from a spool,
+/// or an escalation due meanwhile — is never offered to her. Before, the
+/// set was first read by the timer worker, alongside the listeners, the
+/// spool replay and the timers.
+#[tokio::test]
+async fn a_restarted_gateway_knows_who_sent_off_before_it_offers_anything() {
+    use common::Gateway;
+    use common::world::{ENV, T0, World};
+    use hotline::clock::Clock;
+    let w = world_on_redis("offrestart").await;
+    w.lawyer_says(AIDA, "OFF").await;
+    assert_eq!(
+        w.wait_for(AIDA, 1).await[0],
+        "You are off call. Send ON to come back."
+    );
+    let World {
+        gw,
+        api,
+        dir,
+        redis,
+    } = w;
+    gw.stop().await;
+    let cfg = std::fs::read_to_string(dir.path().join("hotline.toml")).unwrap();
+    let url = redis.as_ref().expect("on Redis").url.clone();
+    let mut env: Vec<(&str, &str)> = ENV.to_vec();
+    env.push(("HOTLINE_REDIS_URL", &url));
+    let gw = Gateway::start_with(&cfg, &env, None, Clock::manual(T0)).await;
+    let w = World {
+        gw,
+        api,
+        dir,
+        redis,
+    };
+    // Its first answer comes after the read.
+    let first = w.gw.ussd("ATUid_offrestart", "+996555771900", "").await;
+    assert!(first.body.starts_with("CON "), "{}", first.body);
+    let d = w.gw.app.dispatcher().expect("dispatch on");
+    assert!(d.state_read(), "read before the listeners answered");
+    assert!(d.off_set().contains("aida"), "{:?}", d.off_set());
+    let code = w.request("ATUid_offrestart2", "+996555771901").await;
+    let offer = w.nth(BAKYT, 1).await;
+    assert!(offer.starts_with(&format!("{code} Bishkek,")), "{offer}");
+    assert!(
+        w.to(AIDA).iter().all(|m| !m.contains(&code)),
+        "offered to a lawyer who sent OFF: {:?}",
+        w.to(AIDA)
+    );
+    w.gw.stop().await;
+}

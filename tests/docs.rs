@@ -753,3 +753,150 @@ fn the_draining_alert_gives_the_shutdown_time_of_the_shipped_configs() {
     assert!(runbook.contains(&format!("shutdown normally takes under {production} s")));
     assert!(runbook.contains(&format!("about {shipped} s with `config/hotline.toml`")));
 }
+
+/// The service reads the phones file as its own user: the unit runs as a
+/// static system user the install makes, the install gives the phones
+/// file to that user, and the runbook says the same owner and checks the
+/// configuration as that user (a root-only file would stop `hotline
+/// serve` with exit 64, which systemd does not restart, while a check as
+/// root passes).
+#[test]
+fn the_phones_file_belongs_to_the_user_the_unit_runs_as() {
+    let unit = read("ops/systemd/hotline.service");
+    let setting = |key: &str| {
+        unit.lines()
+            .find_map(|l| l.trim().strip_prefix(key)?.strip_prefix('='))
+            .unwrap_or_else(|| panic!("the unit sets {key}="))
+            .trim()
+            .to_string()
+    };
+    let user = setting("User");
+    assert_eq!(user, "hotline");
+    assert_eq!(setting("Group"), user);
+    assert_eq!(setting("RestartPreventExitStatus"), "64");
+    // DynamicUser= uses a static user of that name when one exists: the
+    // install must make it, or no file could be given to the service.
+    assert!(
+        unit.contains(&format!("--shell /usr/sbin/nologin {user}"))
+            && unit.contains("useradd --system"),
+        "the install makes the static user {user}"
+    );
+    let phones = "/etc/hotline/roster.phones.toml";
+    let install = unit
+        .lines()
+        .find(|l| l.contains("install ") && l.contains(phones))
+        .expect("the install makes the phones file");
+    assert!(
+        install.contains(&format!("-o {user} -g {user}")) && install.contains("-m 0600"),
+        "{install}"
+    );
+    // Its own check line runs as the service user.
+    let as_user = format!("setpriv --reuid={user} --regid={user} --init-groups");
+    assert!(unit.contains(&format!("{as_user} hotline check")));
+
+    let runbook = read("ops/RUNBOOK.md");
+    assert!(
+        !runbook.contains("owner root"),
+        "the runbook still says owner root"
+    );
+    assert!(runbook.contains(&format!(
+        "`/etc/hotline/roster.phones.toml` (mode 600, owner `{user}:{user}`"
+    )));
+    let hcheck = runbook
+        .lines()
+        .find(|l| l.starts_with("hcheck() {"))
+        .expect("the runbook defines hcheck");
+    assert!(hcheck.contains(&as_user), "{hcheck}");
+    for doc in ["config/roster.phones.example.toml", "docs/roster.md"] {
+        assert!(
+            read(doc).contains(&format!("chown {user}:{user}")),
+            "{doc} says who owns the phones file"
+        );
+    }
+}
+
+/// A deploy is confirmed by the commit: `hotline --version` and
+/// `hotline_build_info` name the one the binary was built from (build.rs),
+/// the runbook's deploy and rollback read it, and a rollback keeps
+/// `hotline.prev` for another.
+#[test]
+fn the_version_and_build_info_name_the_commit_the_runbook_checks() {
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(root())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
+    let commit = hotline::COMMIT;
+    match &head {
+        Some(h) => assert_eq!(commit, h, "built from this checkout"),
+        None => assert_eq!(commit, "unknown"),
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hotline"))
+        .arg("--version")
+        .output()
+        .expect("hotline --version runs");
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("hotline {} ({commit})", env!("CARGO_PKG_VERSION"))
+    );
+    let m = hotline::metrics::Metrics::new(["africastalking"], ["legal_help"], ["bishkek"]);
+    let exported = m.render();
+    let line = format!(
+        "hotline_build_info{{commit=\"{commit}\",version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(exported.contains(&line), "{line} in {exported}");
+
+    let runbook = read("ops/RUNBOOK.md");
+    let deploy = &runbook[runbook.find("### Deploy and rollback").unwrap()..];
+    let deploy = &deploy[..deploy.find("\n### ").unwrap()];
+    assert!(deploy.contains("/tmp/hotline-new --version"));
+    assert!(deploy.contains("/usr/local/bin/hotline.prev --version"));
+    assert!(deploy.contains("commit=\""));
+    assert!(
+        !deploy.contains("mv /usr/local/bin/hotline.prev"),
+        "a rollback must keep hotline.prev"
+    );
+    assert!(deploy.contains("cp -p /usr/local/bin/hotline.prev"));
+    let dashboard = read("ops/grafana/hotline.json");
+    assert!(dashboard.contains("unless on (instance, version, commit)"));
+}
+
+/// A restart during a store outage leaves the new instance without outage
+/// codes (the women completing the menu get the fallback number): the
+/// runbook says not to, where an operator would restart.
+#[test]
+fn the_runbook_says_not_to_restart_while_the_store_is_down() {
+    let runbook = read("ops/RUNBOOK.md");
+    let section = |name: &str| {
+        let s = &runbook[runbook
+            .find(&format!("### {name}\n"))
+            .unwrap_or_else(|| panic!("{name}"))..];
+        let end = s[4..].find("\n### ").map_or(s.len(), |i| i + 4);
+        s[..end].to_owned()
+    };
+    assert!(!runbook.contains("is always safe"));
+    for name in [
+        "Restarting safely",
+        "HotlineStoreDown",
+        "HotlineInstanceDown",
+    ] {
+        let s = section(name);
+        assert!(
+            s.contains("fallback number instead of a\ncode")
+                || s.contains("fallback number\ninstead of a code")
+                || s.contains("fallback number instead of a code"),
+            "{name} says why not to restart during an outage"
+        );
+        assert!(
+            s.contains("Restarting safely") || name == "Restarting safely",
+            "{name}"
+        );
+    }
+    let worker = read("src/worker.rs");
+    assert!(worker.contains("outage codes not given back"));
+    assert!(section("Restarting safely").contains("outage codes not given\nback"));
+}

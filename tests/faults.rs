@@ -573,3 +573,87 @@ async fn the_store_going_away_and_coming_back_is_logged_once_each() {
         pings[0]
     );
 }
+
+/// Every `rc …` command the runbook shows works for the shipped `ops` ACL
+/// user on a Redis started from the shipped config: no `NOPERM`, no
+/// error, and every field a `| grep` after `rc INFO …` looks for is one
+/// that INFO section has (`master_link_*` only on a replica).
+#[test]
+fn every_rc_command_in_the_runbook_works_for_the_ops_user() {
+    let redis = ShippedRedis::start(false);
+    let runbook =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ops/RUNBOOK.md"))
+            .unwrap();
+    let mut commands = Vec::new();
+    for line in runbook.lines() {
+        let mut rest = line;
+        while let Some(at) = rest.find("rc ") {
+            let before = rest[..at].chars().last();
+            rest = &rest[at..];
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-') {
+                rest = &rest[3..];
+                continue;
+            }
+            // Up to the end of the shell command: `;`, a backtick, a comment.
+            let end = ["`", ";", "  #"]
+                .iter()
+                .filter_map(|s| rest.find(s))
+                .min()
+                .unwrap_or(rest.len());
+            commands.push(rest[..end].trim().to_owned());
+            rest = &rest[end..];
+        }
+    }
+    commands.sort();
+    commands.dedup();
+    assert!(commands.len() >= 10, "{commands:#?}");
+    let mut ran = 0;
+    for cmd in &commands {
+        let (rc, grep) = match cmd.split_once('|') {
+            Some((rc, grep)) => (rc.trim(), Some(grep.trim())),
+            None => (cmd.as_str(), None),
+        };
+        if rc.contains("--latency") {
+            continue; // runs until Ctrl-C: PING in a loop (PING is checked)
+        }
+        // The runbook's own `rc`, pointed at this Redis.
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "rc() {{ redis-cli -p {} --user ops --no-auth-warning \"$@\"; }}; b=0; {rc}",
+                redis.port
+            ))
+            .env("REDISCLI_AUTH", faults::OPS_PW)
+            .output()
+            .expect("sh and redis-cli run");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && !text.contains("NOPERM") && !text.contains("ERR"),
+            "`{rc}` as the ops user: {text}"
+        );
+        if let Some(grep) = grep {
+            let pattern = grep
+                .strip_prefix("grep")
+                .unwrap()
+                .trim()
+                .trim_start_matches("-E")
+                .trim()
+                .trim_matches('\'');
+            for field in pattern.split('|') {
+                if field == "master_link" {
+                    continue; // master_link_status: a replica's only
+                }
+                assert!(
+                    text.lines().any(|l| l.starts_with(field)),
+                    "`{cmd}`: INFO has no field {field}:\n{text}"
+                );
+            }
+        }
+        ran += 1;
+    }
+    assert!(ran >= 10, "{commands:#?}");
+}

@@ -52,7 +52,7 @@ pub const EXIT_UNAVAILABLE: u8 = 69;
 /// hotline — an SMS/USSD gateway that gets urgent legal help to women
 /// detained by police.
 #[derive(Debug, Parser)]
-#[command(name = "hotline", version, about)]
+#[command(name = "hotline", version = crate::LONG_VERSION, about)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]

@@ -124,6 +124,10 @@ pub struct Dispatcher {
     off: RwLock<BTreeSet<String>>,
     /// Coordinators' covers by city (refreshed like `off`).
     covers: RwLock<Covers>,
+    /// Whether `off` and `covers` were read from the store at least once
+    /// (by this dispatcher or the one a reload replaced). Until then a
+    /// lawyer who sent `OFF` before this process started is not known.
+    state_read: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -163,7 +167,40 @@ impl Dispatcher {
             deps,
             off: RwLock::new(BTreeSet::new()),
             covers: RwLock::new(Covers::new()),
+            state_read: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether the off-call set and the covers have been read from the
+    /// store since the process started ([`Dispatcher::refresh_state`]).
+    pub fn state_read(&self) -> bool {
+        self.state_read.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Take over what `old` (the dispatcher a reload replaces) knows:
+    /// the off-call set, the covers, and whether they were read.
+    pub fn take_state_of(&self, old: &Dispatcher) {
+        self.set_off(old.off_set());
+        self.set_covers(old.covers());
+        if old.state_read() {
+            self.state_read
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
+
+    /// Read the off-call set and the covers from the store: at start,
+    /// before the first case can be planned or the first timer fired
+    /// ([`crate::app::App::read_dispatch_state`]), then every 10 s by the
+    /// timer worker.
+    ///
+    /// # Errors
+    /// [`StoreError::Unavailable`].
+    pub async fn refresh_state(&self) -> Result<(), StoreError> {
+        self.refresh_off().await?;
+        self.refresh_covers().await?;
+        self.state_read
+            .store(true, std::sync::atomic::Ordering::Release);
+        Ok(())
     }
 
     /// The dependencies it was built with.

@@ -60,6 +60,17 @@ impl TimerWorker {
                 self.refresh().await;
                 last_refresh = Some(tokio::time::Instant::now());
             }
+            // Until the off-call set has been read once (the store was
+            // down at start), fire no timer: an escalation would offer the
+            // case to a lawyer who sent OFF. Try again each poll.
+            if !self.dispatcher.get().state_read() {
+                last_refresh = None;
+                tokio::select! {
+                    () = tokio::time::sleep(self.poll) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
             for (bucket, at) in deps.wake.take(Queue::Timers) {
                 due.hint(bucket, at);
             }
@@ -80,11 +91,8 @@ impl TimerWorker {
     /// ([`super::board::refresh_gauges`]).
     pub async fn refresh(&self) {
         let d = &self.dispatcher.get();
-        if let Err(e) = d.refresh_off().await {
-            tracing::debug!(error = %e, "could not refresh the off-call set");
-        }
-        if let Err(e) = d.refresh_covers().await {
-            tracing::debug!(error = %e, "could not refresh the coordinators' covers");
+        if let Err(e) = d.refresh_state().await {
+            tracing::debug!(error = %e, "could not refresh the off-call set and the covers");
         }
         for (city, seconds) in d.gap_seconds(d.deps().clock.now()) {
             d.deps()

@@ -114,6 +114,9 @@ pub async fn run(
         trusted_proxies = cfg.trusted_proxies.len(),
         "public listener limits"
     );
+    // Who sent OFF before this process started, before any case can be
+    // planned (a webhook) or offered (the spool, the timers).
+    app.read_dispatch_state().await;
     let (stop_public, rx_public) = watch::channel(false);
     let (stop_admin, rx_admin) = watch::channel(false);
     let webhooks = Arc::new(public::Public::new(app.clone()));

@@ -337,7 +337,7 @@ fn summary(h: &mut String, v: &View<'_>) {
     let _ = write!(
         h,
         "<dt>Version</dt><dd>{}</dd><dt>Config</dt><dd>generation {}</dd><dt>Now (UTC)</dt><dd>{}</dd></dl>",
-        env!("CARGO_PKG_VERSION"),
+        crate::LONG_VERSION,
         v.generation,
         board::utc(v.now_ms),
     );

@@ -467,6 +467,8 @@ pub struct ShippedRedis {
 /// The `hotline` ACL user's password in [`ShippedRedis`].
 const HOTLINE_PW: &str = "hotline-pw-0123456789";
 const ADMIN_PW: &str = "admin-pw-0123456789";
+/// The `ops` ACL user's password in [`ShippedRedis`] (the runbook's `rc`).
+pub const OPS_PW: &str = "ops-pw-0123456789";
 
 impl ShippedRedis {
     /// Start it on a free port. `grant_default`: give the disabled
@@ -486,7 +488,7 @@ impl ShippedRedis {
             .map(|l| {
                 format!("user {l}")
                     .replace("#$(h \"$HOTLINE_PW\")", &format!(">{HOTLINE_PW}"))
-                    .replace("#$(h \"$OPS_PW\")", ">ops-pw-0123456789")
+                    .replace("#$(h \"$OPS_PW\")", &format!(">{OPS_PW}"))
                     .replace("#$(h \"$ADMIN_PW\")", &format!(">{ADMIN_PW}"))
             })
             .collect();
