@@ -54,8 +54,11 @@
 //! polling it stops sending before anything is refused. Then the public
 //! listener stops accepting, in-flight requests finish (keep-alive
 //! connections close after their current request), then the workers stop
-//! taking work and finish what they hold, each within
-//! `server.shutdown_grace_secs`. The admin listener answers until the end.
+//! taking work and finish what they hold — both together within
+//! `server.shutdown_grace_secs` (the workers get what the requests left of
+//! it; work they abandon is retried by another instance, or by this one
+//! after its restart, when its lease ends). The admin listener answers
+//! until the end, and 1 s more.
 
 pub mod admin;
 pub mod admin_auth;
@@ -92,7 +95,7 @@ const ADMIN_MAX_CONNECTIONS: usize = 64;
 /// still served for `server.drain_delay_secs`, the public listener stops
 /// accepting, in-flight requests finish, the workers stop
 /// taking work and finish what they hold (an SMS being sent is sent and
-/// recorded), each within `server.shutdown_grace`; the admin listener
+/// recorded), both within one `server.shutdown_grace`; the admin listener
 /// answers until the end.
 ///
 /// # Errors
@@ -159,11 +162,17 @@ pub async fn run(
     }
     tracing::info!("shutting down: draining in-flight requests");
     let grace = cfg.shutdown_grace;
+    // One grace for requests and workers together: a stop takes at most
+    // drain_delay + shutdown_grace + 1 s (the alert and systemd's
+    // TimeoutStopSec count on it).
+    let deadline = tokio::time::Instant::now() + grace;
     let _ = stop_public.send(true);
     drain_listener(&mut listeners, public_task.id(), grace).await;
     sweeper.abort();
     reloader.abort();
-    workers.shutdown(grace).await;
+    workers
+        .shutdown(deadline.saturating_duration_since(tokio::time::Instant::now()))
+        .await;
     let _ = stop_admin.send(true);
     while let Some(done) = listeners.join_next().await {
         if let Ok(graceful) = done {
