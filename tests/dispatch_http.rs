@@ -289,6 +289,37 @@ async fn a_decline_goes_to_the_next_lawyer_at_once_and_silence_escalates() {
     w.gw.stop().await;
 }
 
+/// `STATUS` lists what waits for her answer first, oldest first, then what
+/// she holds, at most twelve codes and "+N" for the rest: one or two SMS,
+/// never a screenful, however many cases reach her (everyone else off call).
+#[tokio::test]
+async fn status_lists_waiting_cases_first_and_at_most_twelve() {
+    let w = world().await;
+    for phone in [AIDA, BAKYT, CHOLPON] {
+        w.lawyer_says(phone, "OFF").await;
+        w.wait_for(phone, 1).await;
+    }
+    let mut codes = Vec::new();
+    for i in 0..15 {
+        codes.push(
+            w.request(&format!("ATUid_st{i}"), &format!("+9965557701{i:02}"))
+                .await,
+        );
+        w.advance(1000);
+    }
+    w.wait_for(NURGUL, 15).await;
+    for code in &codes[..2] {
+        w.lawyer_says(NURGUL, &format!("OK {code}")).await;
+    }
+    w.wait_for(NURGUL, 17).await;
+    w.lawyer_says(NURGUL, "STATUS").await;
+    let listed: Vec<String> = codes[2..14].iter().map(|c| format!("{c} ?")).collect();
+    assert_eq!(
+        w.wait_for(NURGUL, 18).await[17],
+        format!("Ваши дела: {}, +3", listed.join(", "))
+    );
+}
+
 #[tokio::test]
 async fn with_everyone_off_call_the_coordinator_gets_it_and_commands_answer() {
     let w = world().await;

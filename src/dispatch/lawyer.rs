@@ -22,6 +22,8 @@ use crate::phone::PhoneNumber;
 use crate::store::{BUCKETS, CaseRecord, KvWrite, StoreError, code_bucket, keys};
 use crate::template::render;
 
+/// At most this many codes in a `STATUS` answer (as `CASES` lists per city).
+const MAX_STATUS: usize = 12;
 /// How a lawyer's command ended (a metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommandOutcome {
@@ -405,13 +407,25 @@ impl Dispatcher {
     /// `STATUS`: her cases, `✓` accepted, `?` waiting on her.
     async fn status_text(&self, call: &Call<'_>) -> Result<String, StoreError> {
         let me = call.lawyer.id.as_str();
-        let mut list = Vec::new();
+        // Those waiting for her answer first, then hers; oldest first in
+        // each; at most MAX_STATUS, so the answer stays one or two SMS.
+        let mut mine: Vec<(bool, u64, String)> = Vec::new();
         for (_, rec, d) in self.cases_of(call).await? {
             if d.dispatch.accepted_by.as_deref() == Some(me) {
-                list.push(format!("{} ✓", rec.named_code()));
+                mine.push((true, d.opened_at_ms, format!("{} ✓", rec.named_code())));
             } else if lifecycle::pending_for(&d.dispatch, me) {
-                list.push(format!("{} ?", rec.named_code()));
+                mine.push((false, d.opened_at_ms, format!("{} ?", rec.named_code())));
             }
+        }
+        mine.sort();
+        let more = mine.len().saturating_sub(MAX_STATUS);
+        let mut list: Vec<String> = mine
+            .into_iter()
+            .take(MAX_STATUS)
+            .map(|(_, _, s)| s)
+            .collect();
+        if more > 0 {
+            list.push(format!("+{more}"));
         }
         Ok(if list.is_empty() {
             call.texts.status_none.clone()
