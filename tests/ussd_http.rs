@@ -205,18 +205,45 @@ async fn a_retried_request_gets_the_same_reply_and_changes_nothing() {
     gw.stop().await;
 }
 
+/// A session the store no longer has (lost in a Redis failover, evicted)
+/// while Africa's Talking's text still holds every answer she gave: she
+/// goes on from the screen she is on, as if nothing happened. Before, the
+/// menu started again at the language screen, and her next answers were
+/// read as answers to the wrong questions.
 #[tokio::test]
-async fn an_unknown_session_with_input_starts_afresh() {
+async fn an_unknown_session_with_answers_goes_on_from_where_she_is() {
     let gw = Gateway::start_default().await;
-    let r = gw.ussd("ATUid_never_seen", KG, "1*2*3").await;
+    // The same answers in a session the store kept, for comparison.
+    let kept = walk(&gw, "ATUid_kept", KG, &["4", "1", "1"]).await;
+    let r = gw.ussd("ATUid_lost", "+996555000002", "4*1*1").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, kept[3], "the screen after her third answer");
+    // And on to her code: the next hop's input is what follows.
+    let r = gw
+        .ussd("ATUid_lost", "+996555000002", "4*1*1*Station 5")
+        .await;
+    let r2 = gw
+        .ussd("ATUid_lost", "+996555000002", "4*1*1*Station 5*0")
+        .await;
+    assert!(r.body.starts_with("CON "), "{}", r.body);
+    assert!(code_of(&r2.body).len() >= 4, "{}", r2.body);
+    gw.stop().await;
+}
+
+/// Answers that do not read as a walk through the menu (a wrong answer
+/// among them) cannot be replayed: the menu starts again, and what comes
+/// after is read from there.
+#[tokio::test]
+async fn an_unknown_session_whose_answers_do_not_read_starts_afresh() {
+    let gw = Gateway::start_default().await;
+    let r = gw.ussd("ATUid_never_seen", KG, "9*9*9").await;
     assert_eq!(r.status, 200);
     assert!(
         r.body.starts_with("CON Язык/Тил/Мова/Language"),
         "{}",
         r.body
     );
-    // And continues from there: the next hop's new input is what follows.
-    let r = gw.ussd("ATUid_never_seen", KG, "1*2*3*4").await;
+    let r = gw.ussd("ATUid_never_seen", KG, "9*9*9*4").await;
     assert!(r.body.starts_with("CON Which city?"), "{}", r.body);
     gw.stop().await;
 }

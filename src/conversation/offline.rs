@@ -110,19 +110,11 @@ impl Conversations {
         text: &str,
         now: u64,
     ) -> Option<Answer> {
-        let mut step = engine::start(flow, &hop.caller, None, now);
         if text.is_empty() {
+            let step = engine::start(flow, &hop.caller, None, now);
             return Some(Self::continue_offline(&step));
         }
-        let inputs: Vec<&str> = text.split('*').collect();
-        for (i, input) in inputs.iter().enumerate() {
-            let before = step.state.steps;
-            step = engine::advance(flow, step.state, &hop.caller, input, now);
-            let advanced = step.state.steps == before + 1;
-            if !advanced || (step.end && i + 1 != inputs.len()) {
-                return None;
-            }
-        }
+        let step = super::plan::replay_cumulative(flow, &hop.caller, text, now)?;
         if !step.end {
             return Some(Self::continue_offline(&step));
         }

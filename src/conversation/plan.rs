@@ -224,8 +224,18 @@ pub(super) fn plan(
                     };
                     FlowStep::next(a.flow, a.t0, step, text.len())
                 }
-                // New session, an unknown session id with stale input (start
-                // afresh), unreadable data, or a renamed flow.
+                // A session the store no longer has (lost in a failover,
+                // evicted, unreadable) while her text holds every answer
+                // she gave: walk them again, so she goes on from the
+                // screen she is on (same case id: the session's key
+                // names it). Otherwise — a new session, answers that do
+                // not read as a walk, a renamed flow — start afresh.
+                None if !had_session && !text.is_empty() => {
+                    match replay_cumulative(flow, caller, text, now) {
+                        Some(step) => FlowStep::next(flow.clone(), now, step, text.len()),
+                        None => FlowStep::start(flow, caller, now, text.len()),
+                    }
+                }
                 _ => FlowStep::start(flow, caller, now, text.len()),
             }))
         }
@@ -249,6 +259,29 @@ pub(super) fn plan(
             now,
         )),
     }
+}
+
+/// Walk a cumulative text (`1*2*Station 5`) from the flow's first screen:
+/// the step after its last answer, or `None` when any part does not move
+/// the menu on, or the flow ends before the last part (a `*` typed inside
+/// an answer, a wrong answer): then the text cannot be read as a walk.
+pub(super) fn replay_cumulative(
+    flow: &Flow,
+    caller: &Caller,
+    text: &str,
+    now: u64,
+) -> Option<Step> {
+    let mut step = engine::start(flow, caller, None, now);
+    let parts: Vec<&str> = text.split('*').collect();
+    for (i, part) in parts.iter().enumerate() {
+        let before = step.state.steps;
+        step = engine::advance(flow, step.state, caller, part, now);
+        let advanced = step.state.steps == before + 1;
+        if !advanced || (step.end && i + 1 != parts.len()) {
+            return None;
+        }
+    }
+    Some(step)
 }
 
 /// Answers given while the store was down (the stored session is behind
