@@ -1682,6 +1682,48 @@ async fn a_code_of_another_bucket_is_never_given(env: impl Env) {
     assert!(s.case(3, "cb4").await.unwrap().is_none(), "nothing written");
 }
 
+/// A case the store had acknowledged and lost, recorded again
+/// (`Store::restore_case`): `None` when it is there; else it takes the
+/// code she was given (first among its candidates) even when an instance
+/// leased that code since (it looked free in the store that lost the
+/// case), and that lease is not renewed; a code another case holds is
+/// never taken.
+async fn a_restored_case_takes_its_code_back_from_a_lease(env: impl Env) {
+    let s = env.store();
+    let day = 24 * 3600 * 1000;
+    // Codes in bucket 5: 1013, 1029, 1045, 1061, 1077.
+    let held = s
+        .lease_codes(lease_req(&env, "i1", &[], &["1013", "1029"], 2, day))
+        .await
+        .unwrap();
+    assert_eq!(held, ["1013", "1029"]);
+    let restored = s
+        .restore_case(5, case("rc1", &["1013", "1045"]), env.now())
+        .await
+        .unwrap();
+    assert_eq!(restored.as_deref(), Some("1013"), "her code, not the lease");
+    assert_eq!(s.case(5, "rc1").await.unwrap().unwrap().code, "1013");
+    let renewed = s
+        .lease_codes(lease_req(&env, "i1", &["1013", "1029"], &[], 2, day))
+        .await
+        .unwrap();
+    assert_eq!(renewed, ["1029"], "the lease on her code is gone");
+    // There now: left alone.
+    assert_eq!(
+        s.restore_case(5, case("rc1", &["1013", "1045"]), env.now())
+            .await
+            .unwrap(),
+        None
+    );
+    // A code another case holds is not taken: the next candidate.
+    let other = s
+        .restore_case(5, case("rc2", &["1013", "1061"]), env.now())
+        .await
+        .unwrap();
+    assert_eq!(other.as_deref(), Some("1061"));
+    assert_eq!(s.case(5, "rc1").await.unwrap().unwrap().code, "1013");
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -1730,6 +1772,7 @@ conformance!(
     a_claim_names_every_code_of_a_case_with_an_alias,
     small_values_are_read_together,
     a_code_of_another_bucket_is_never_given,
+    a_restored_case_takes_its_code_back_from_a_lease,
 );
 
 #[tokio::test]

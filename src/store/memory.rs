@@ -929,6 +929,25 @@ impl Store for MemoryStore {
         self.bucket(bucket).create_case(bucket, case, now_ms)
     }
 
+    async fn restore_case(
+        &self,
+        bucket: u16,
+        case: super::NewCase,
+        now_ms: u64,
+    ) -> Result<Option<String>, StoreError> {
+        let mut b = self.bucket(bucket);
+        if b.cases.contains_key(&case.id) {
+            return Ok(None);
+        }
+        // Her code outranks a lease taken on it since (as record_case.lua).
+        if let Some(first) = case.code_candidates.first()
+            && b.codes.get(first).is_some_and(|(v, _)| v.starts_with('~'))
+        {
+            b.codes.remove(first);
+        }
+        b.create_case(bucket, case, now_ms).map(Some)
+    }
+
     async fn record_leased_case(
         &self,
         bucket: u16,

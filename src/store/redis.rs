@@ -731,6 +731,20 @@ impl Store for RedisStore {
         Ok(self.record_case_marked(bucket, &case, "").await?.code)
     }
 
+    async fn restore_case(
+        &self,
+        bucket: u16,
+        case: NewCase,
+        _now_ms: u64,
+    ) -> Result<Option<String>, StoreError> {
+        if self.case(bucket, &case.id).await?.is_some() {
+            return Ok(None);
+        }
+        // '!': her code may be taken back from a lease (record_case.lua).
+        let done = self.record_case_marked(bucket, &case, "!").await?;
+        Ok(Some(done.code))
+    }
+
     async fn record_leased_case(
         &self,
         bucket: u16,

@@ -157,6 +157,20 @@ impl Store for Waking {
         Ok(code)
     }
 
+    async fn restore_case(
+        &self,
+        bucket: u16,
+        case: NewCase,
+        now_ms: u64,
+    ) -> Result<Option<String>, StoreError> {
+        let jobs = dues(&case.jobs);
+        let code = self.inner.restore_case(bucket, case, now_ms).await?;
+        if code.is_some() {
+            self.queued(bucket, jobs);
+        }
+        Ok(code)
+    }
+
     async fn record_leased_case(
         &self,
         bucket: u16,

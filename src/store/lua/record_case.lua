@@ -11,10 +11,21 @@
 -- holds the shown code, the shown code becomes the case's alias: both
 -- codes name the case, the one she was shown and the one a retry of her
 -- request (answered from the reply cache) or an offer may have carried.
+-- With the mark '!' (a case Redis had acknowledged and lost, recorded
+-- again: Store::restore_case), the first candidate is the code its caller
+-- was given; a lease that an instance took on it since (it looked free in
+-- the store that lost the case) gives way: a code she was shown outranks
+-- a code held in reserve. The lessee's next renewal drops it (lease.lua
+-- keeps only codes that hold its mark).
 -- Returns {1, code} | {3, shown} when the shown code became the case's
 -- alias here | {2} when no code is free.
 local mark = ARGV[1]
-if mark ~= '' then
+if mark == '!' then
+  local v = redis.call('GET', KEYS[8])
+  if v and string.sub(v, 1, 1) == '~' and redis.call('EXISTS', KEYS[5]) == 0 then
+    redis.call('DEL', KEYS[8])
+  end
+elseif mark ~= '' then
   local shown = ARGV[6]
   local holder = redis.call('GET', KEYS[8])
   if redis.call('EXISTS', KEYS[5]) == 0 then
