@@ -195,7 +195,7 @@ impl StoreWatch {
         if let Ok(true) = result {
             self.deps.metrics.store_data_lost.inc();
             tracing::error!(
-                "the store lost its data: open cases, queued offers and timers written before are gone (Redis restarted without persistence, flushed, or failed over to an empty replica)"
+                "the store lost its data: a sentinel key is gone or went back in time (Redis restarted without persistence or from an older snapshot, flushed, or failed over to a replica that lacked its writes); open cases, queued offers and timers written before (or since that copy) are gone; the cases this instance recorded in the last two minutes are recorded again"
             );
         }
         let result = result.map(|_| ());

@@ -1493,3 +1493,60 @@ async fn a_redis_that_comes_back_empty_is_noticed_once() {
     assert_eq!(lost().await, 1.0);
     gw.stop().await;
 }
+
+/// A Redis that comes back from an older copy of its data (an RDB snapshot,
+/// a replica that lacked the last writes) still holds the sentinel, written
+/// long before: only what was written since is gone, silently. The ping
+/// also moves a heartbeat on that only ever grows; read back smaller than
+/// this instance left it, the store went back in time: counted as a loss
+/// (`HotlineStoreDataLost` pages), once, and the recent cases rechecked.
+#[tokio::test]
+async fn a_redis_that_goes_back_to_an_older_copy_is_noticed() {
+    let redis = RedisServer::start();
+    let prefix = unique_prefix("older");
+    let store: Arc<dyn Store> = Arc::new(
+        RedisStore::connect(
+            &redis.url,
+            &prefix,
+            Duration::from_secs(2),
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap(),
+    );
+    let gw = Gateway::start_with(
+        &common::default_config(),
+        &[],
+        Some(store.clone()),
+        hotline::clock::Clock::System,
+    )
+    .await;
+    let watch = hotline::worker::StoreWatch::new(gw.app.deps.clone());
+    let beat_key = format!("{prefix}:{{g}}:sentinel:t");
+    assert!(watch.tick().await);
+    let first: u64 = redis.cli(&["GET", &beat_key]).trim().parse().unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(watch.tick().await);
+    let later: u64 = redis.cli(&["GET", &beat_key]).trim().parse().unwrap();
+    assert!(
+        later > first,
+        "the heartbeat moves on: {first} then {later}"
+    );
+    let lost = || gw.metric("hotline_store_data_lost_total");
+    assert_eq!(lost().await, 0.0);
+    let before = store.disturbances();
+
+    // Redis is back at the copy it had at `first` (the sentinel there).
+    redis.cli(&["SET", &beat_key, &first.to_string()]);
+    assert!(watch.tick().await);
+    assert_eq!(lost().await, 1.0, "went back in time: a loss");
+    assert!(
+        store.disturbances() > before,
+        "the recent cases are rechecked"
+    );
+    for _ in 0..3 {
+        assert!(watch.tick().await);
+    }
+    assert_eq!(lost().await, 1.0, "once");
+    gw.stop().await;
+}

@@ -33,6 +33,7 @@
 //! | `P:{b}:k:<key>` | string | small values (opt-out flags, message records) | per value |
 //! | `P:{b}:k:ld:<channel>:<id>` | string | a lawyer's command by code was handled (in the code's bucket) | `limits.dedupe_ttl_secs` |
 //! | `P:{g}:sentinel`, `P:{b}:sentinel` | string | read by every store ping ([`Store::watch`]); gone: Redis lost its data | never |
+//! | `P:{g}:sentinel:t`, `P:{b}:sentinel:t` | string | the sentinel's heartbeat: the largest wall-clock ms any ping wrote; smaller than an instance left it: Redis went back to an older copy | never |
 //! | `P:{g}:k:<key>` | string | global small values (aggregator message id → ours) | per value |
 //! | `P:{g}:k:lw:<lawyer>` | set | the cases offered to a lawyer (`bucket:case id`) | 30 days after the last offer |
 //!
@@ -154,6 +155,8 @@ struct Sentinels {
     next: usize,
     /// The value last seen in each: `None` before the first read.
     seen: Vec<Option<String>>,
+    /// The heartbeat each holds as this instance last left it (ms).
+    beats: Vec<u64>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -319,6 +322,7 @@ impl RedisStore {
                 mine,
                 next: 0,
                 seen: vec![None; usize::from(BUCKETS) + 1],
+                beats: vec![0; usize::from(BUCKETS) + 1],
             }),
             data_losses: std::sync::atomic::AtomicU64::new(0),
         };
@@ -1247,10 +1251,13 @@ impl Store for RedisStore {
     }
 
     /// Read a sentinel key (the global slot's on one Redis, each slot's in
-    /// turn on a cluster, where each master holds its own) in the round
-    /// trip that is the ping: `Ok(true)` when one this instance had seen is
-    /// gone or holds another value (written again by another instance
-    /// after a loss): Redis lost its data.
+    /// turn on a cluster, where each master holds its own) and move its
+    /// heartbeat on, in the round trip that is the ping: `Ok(true)` when
+    /// one this instance had seen is gone or holds another value (written
+    /// again by another instance after a loss): Redis lost its data; or
+    /// when its heartbeat reads smaller than this instance left it: Redis
+    /// went back to an older copy (a snapshot, a replica without the last
+    /// writes), and what was written since is gone.
     async fn watch(&self) -> Result<bool, StoreError> {
         let (index, mine) = {
             let mut s = self
@@ -1271,8 +1278,11 @@ impl Store for RedisStore {
             Ok(b) if b < BUCKETS => format!("{}:sentinel", self.tag(b)),
             _ => format!("{}:{{g}}:sentinel", self.prefix),
         };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let mut inv = self.scripts.sentinel.prepare_invoke();
-        inv.key(key).arg(mine);
+        inv.key(&key).key(format!("{key}:t")).arg(mine).arg(now_ms);
         let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
         let Value::Array(items) = v else {
             return Err(corrupt("sentinel returned a non-array"));
@@ -1286,10 +1296,19 @@ impl Store for RedisStore {
             .sentinels
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let beat: u64 = items
+            .get(2)
+            .and_then(string)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
         let before = s.seen[index].replace(value.clone());
+        let left = std::mem::replace(&mut s.beats[index], beat.max(now_ms));
         // Seen before, and now missing (written again just now) or another
-        // value (written again by another instance that found it missing).
-        let lost = before.is_some_and(|b| written_now || b != value);
+        // value (written again by another instance that found it missing);
+        // or its heartbeat went back in time.
+        let lost = before
+            .as_ref()
+            .is_some_and(|b| written_now || *b != value || beat < left);
         if lost {
             self.data_losses
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
