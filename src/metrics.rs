@@ -542,7 +542,7 @@ impl Metrics {
             cases_restored: counter(
                 &r,
                 "hotline_cases_restored_total",
-                "Cases the store had acknowledged and then lost (a Redis master that died before its replica had the write, a Redis restarted from an older snapshot or empty), recorded again from this instance's memory of the cases it recorded in the last two minutes, with their offers and timers.",
+                "Cases the store had acknowledged and then lost (a Redis master that died before its replica had the write, a Redis restarted from an older snapshot or empty), recorded again from this instance's memory of the cases it recorded in the last hour, with their offers and timers.",
             ),
             cases_rechecked: counter(
                 &r,

@@ -195,7 +195,7 @@ impl StoreWatch {
         if let Ok(true) = result {
             self.deps.metrics.store_data_lost.inc();
             tracing::error!(
-                "the store lost its data: a sentinel key is gone or went back in time (Redis restarted without persistence or from an older snapshot, flushed, or failed over to a replica that lacked its writes); open cases, queued offers and timers written before (or since that copy) are gone; the cases this instance recorded in the last two minutes are recorded again"
+                "the store lost its data: a sentinel key is gone or went back in time (Redis restarted without persistence or from an older snapshot, flushed, or failed over to a replica that lacked its writes); open cases, queued offers and timers written before (or since that copy) are gone; the cases this instance recorded in the last hour are recorded again"
             );
         }
         let result = result.map(|_| ());
@@ -253,7 +253,7 @@ impl SpoolReplayer {
             Ok(0) => {}
             Ok(n) => tracing::warn!(
                 cases = n,
-                "the store faltered: rechecking the cases recorded in the last two minutes"
+                "the store faltered: rechecking the cases recorded in the last hour"
             ),
             Err(e) => {
                 tracing::error!(error = %e, "could not spool the recent cases to recheck; will retry");

@@ -204,7 +204,7 @@ fn the_runbook_says_how_often_store_up_is_refreshed() {
 fn the_docs_give_the_window_in_which_lost_cases_are_recorded_again() {
     let flat = |path: &str| read(path).split_whitespace().collect::<Vec<_>>().join(" ");
     let minutes = match hotline::spool::RECHECK_WINDOW_MS {
-        120_000 => "two minutes",
+        3_600_000 => "hour",
         other => panic!("say {other} ms in words in the docs, then here"),
     };
     let max = hotline::spool::RECHECK_MAX;

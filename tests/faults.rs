@@ -130,7 +130,7 @@ async fn redis_frozen_ten_seconds_under_load() {
 /// that died before its replica had its last writes): the cases it
 /// acknowledged after the snapshot are gone from it, and the sentinel key
 /// (older) is still there, so nothing says "data lost". Each instance
-/// keeps the cases it recorded in the last two minutes and, once the store
+/// keeps the cases it recorded in the last hour and, once the store
 /// faltered, records again those it no longer has — under the code each
 /// woman was shown, offer included. Without that, every code shown
 /// between the snapshot and the crash was a lost case.

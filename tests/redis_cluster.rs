@@ -624,7 +624,7 @@ async fn an_offer_and_a_lawyers_answers_work_across_the_clusters_slots() {
 /// comes back (empty: no persistence) and takes the master's slots over
 /// (`CLUSTER FAILOVER TAKEOVER`, as an operator would to end the outage).
 /// Every case the master had lives only in this instance's memory of the
-/// cases it recorded in the last two minutes: each is recorded again
+/// cases it recorded in the last hour: each is recorded again
 /// under the code its caller was shown, and its offer goes out again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cases_a_failover_took_back_are_recorded_again_under_their_codes() {

@@ -204,11 +204,19 @@ impl std::ops::AddAssign for Replayed {
 }
 
 /// How long a case this instance recorded is kept in memory to be
-/// rechecked if the store falters ([`Spool::recheck`]): longer than a Redis
-/// Cluster takes to notice a master is gone and promote its replica
-/// (`cluster-node-timeout`, 15 s by default, plus the election) and than a
-/// snapshot's or `appendfsync everysec`'s window.
-pub const RECHECK_WINDOW_MS: u64 = 120_000;
+/// rechecked if the store falters ([`Spool::recheck`]): far longer than a
+/// Redis Cluster takes to notice a master is gone and promote its replica
+/// (`cluster-node-timeout`, 15 s by default, plus the election) and than
+/// `appendfsync everysec`'s window; as long as RDB snapshots are apart at
+/// low traffic (`save 3600 1`), so a Redis (or a replica) restarted from
+/// its last snapshot is covered too.
+pub const RECHECK_WINDOW_MS: u64 = 3_600_000;
+
+/// Rechecks are at least this far apart: a store that keeps faltering
+/// (timeouts under load) is not sent every recent case again each time,
+/// which would load it more. A fault within the gap is rechecked when it
+/// has passed.
+pub const RECHECK_GAP: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// At most this many cases are kept to recheck (the oldest go first): a
 /// few hundred kilobytes.
@@ -221,8 +229,13 @@ struct Recent {
     /// [`Store::disturbances`] as of the last [`Spool::recheck`]; `None`
     /// before the first.
     seen: Option<u64>,
-    /// The last move failed (the disk refused): move them again.
+    /// The last move failed (the disk refused), or was deferred by
+    /// [`RECHECK_GAP`]: move them again.
     retry: bool,
+    /// When the last recheck wrote the cases out.
+    last: Option<std::time::Instant>,
+    /// [`RECHECK_GAP`] (0 in unit tests).
+    gap: std::time::Duration,
 }
 
 /// The spool of one gateway instance.
@@ -281,7 +294,10 @@ impl Spool {
             _held: held,
             lock: tokio::sync::Mutex::new(()),
             pending: AtomicUsize::new(pending),
-            recent: std::sync::Mutex::new(Recent::default()),
+            recent: std::sync::Mutex::new(Recent {
+                gap: RECHECK_GAP,
+                ..Recent::default()
+            }),
         }))
     }
 
@@ -376,6 +392,11 @@ impl Spool {
             if !faltered {
                 return Ok(0);
             }
+            if recent.last.is_some_and(|l| l.elapsed() < recent.gap) {
+                recent.retry = true;
+                return Ok(0);
+            }
+            recent.last = Some(std::time::Instant::now());
             // Kept in memory after the copy: a later fault within the
             // window may take them back again.
             let oldest = now_ms.saturating_sub(RECHECK_WINDOW_MS);
@@ -725,6 +746,7 @@ mod tests {
         use crate::store::Store as _;
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path(), "a").unwrap();
+        spool.recent().gap = std::time::Duration::ZERO;
         let store = MemoryStore::new(10);
         // c1 stays in the store; c2 the store took back (it never got it
         // here); c0 was recorded longer ago than the window.
@@ -785,9 +807,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn rechecks_are_at_least_the_gap_apart_and_none_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), "a").unwrap();
+        spool.recent().gap = std::time::Duration::from_millis(200);
+        spool.remember(2, &case("c1"), "1234", 10);
+        spool.recheck(0, 10).await.unwrap();
+        assert_eq!(spool.recheck(1, 10).await.unwrap(), 1);
+        let store = MemoryStore::new(10);
+        spool.replay(&store, 10).await.unwrap();
+        // Faltering again at once: deferred, not dropped.
+        assert_eq!(spool.recheck(2, 10).await.unwrap(), 0);
+        assert_eq!(
+            spool.recheck(2, 10).await.unwrap(),
+            0,
+            "still within the gap"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        assert_eq!(
+            spool.recheck(2, 10).await.unwrap(),
+            1,
+            "once the gap has passed"
+        );
+    }
+
+    #[tokio::test]
     async fn at_most_recheck_max_cases_are_kept() {
         let dir = tempfile::tempdir().unwrap();
         let spool = Spool::open(dir.path(), "a").unwrap();
+        spool.recent().gap = std::time::Duration::ZERO;
         for i in 0..RECHECK_MAX + 5 {
             spool.remember(2, &case(&format!("c{i}")), "1234", 10);
         }
