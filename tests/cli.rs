@@ -710,9 +710,19 @@ fn the_runbooks_command_helpers_work_as_written() {
     )
     .replace("/etc/hotline/env", &env.display().to_string())
     .replace("/etc/hotline/hotline.toml", &config.display().to_string())
+    // The service's own user exists on a hotline host only: run as
+    // whoever runs the tests, through the same setpriv.
+    .replace(
+        "--reuid=hotline --regid=hotline --init-groups",
+        "--reuid=$(id -u) --regid=$(id -g) --keep-groups",
+    )
     .replace(
         "/usr/local/bin/hotline",
         &common::binary().display().to_string(),
+    );
+    assert!(
+        script.contains("setpriv --reuid=$(id -u)"),
+        "hcheck runs the check as the service user: {script}"
     );
     let out = Command::new("bash")
         .args(["-c", &script])
