@@ -87,10 +87,15 @@ impl Conversations {
             .map(|p| p.plan(&mut data, hop.bucket))
             .unwrap_or_default();
         let sealed = privacy.seal_json(&data)?;
+        let mut codes = code_candidates(hop.bucket, &data.id, CODE_CANDIDATES);
+        if let Some(spool) = &self.spool {
+            // Not a code of a case Redis may have taken back (src/spool).
+            spool.spare_codes(&id, &mut codes);
+        }
         Ok(Some((
             NewCase {
                 id,
-                code_candidates: code_candidates(hop.bucket, &data.id, CODE_CANDIDATES),
+                code_candidates: codes,
                 data: sealed,
                 jobs,
             },

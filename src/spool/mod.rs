@@ -222,10 +222,25 @@ pub const RECHECK_GAP: std::time::Duration = std::time::Duration::from_secs(10);
 /// few hundred kilobytes.
 pub const RECHECK_MAX: usize = 4096;
 
+impl Recent {
+    /// Drop `gone`'s code from [`Recent::codes`].
+    fn forget(&mut self, gone: &Entry) {
+        if let Some(code) = &gone.recorded
+            && self.codes.get(code).is_some_and(|id| *id == gone.id)
+        {
+            self.codes.remove(code);
+        }
+    }
+}
+
 /// Cases recorded lately, to recheck if the store falters.
 #[derive(Debug, Default)]
 struct Recent {
     entries: VecDeque<Entry>,
+    /// The code each of `entries` was recorded with, and its case id: a
+    /// code the store may have lost with its case is not given to another
+    /// case by this instance ([`Spool::spare_codes`]).
+    codes: std::collections::HashMap<String, String>,
     /// [`Store::disturbances`] as of the last [`Spool::recheck`]; `None`
     /// before the first.
     seen: Option<u64>,
@@ -357,9 +372,28 @@ impl Spool {
             .is_some_and(|e| e.spooled_at_ms < oldest)
             || recent.entries.len() >= RECHECK_MAX
         {
-            recent.entries.pop_front();
+            if let Some(gone) = recent.entries.pop_front() {
+                recent.forget(&gone);
+            }
         }
+        recent.codes.insert(code.to_owned(), case.id.clone());
         recent.entries.push_back(entry);
+    }
+
+    /// Leave out of `candidates` (a new case's codes, `case_id`'s) every
+    /// code this instance recorded another case with in the last
+    /// [`RECHECK_WINDOW_MS`]. In the store those codes are taken anyway;
+    /// once a failover or an older snapshot has taken a case back, its
+    /// code looks free there, and a new case given it would leave the
+    /// woman first shown it holding a code that opens another's case when
+    /// hers is recorded again. (Only what this instance recorded: another
+    /// instance's lost codes are not known here.)
+    pub fn spare_codes(&self, case_id: &str, candidates: &mut Vec<String>) {
+        let recent = self.recent();
+        if recent.codes.is_empty() {
+            return;
+        }
+        candidates.retain(|c| recent.codes.get(c).is_none_or(|id| id == case_id));
     }
 
     fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
@@ -400,8 +434,32 @@ impl Spool {
             // Kept in memory after the copy: a later fault within the
             // window may take them back again.
             let oldest = now_ms.saturating_sub(RECHECK_WINDOW_MS);
-            recent.entries.retain(|e| e.spooled_at_ms >= oldest);
-            recent.entries.iter().cloned().collect()
+            while recent
+                .entries
+                .front()
+                .is_some_and(|e| e.spooled_at_ms < oldest)
+            {
+                if let Some(gone) = recent.entries.pop_front() {
+                    recent.forget(&gone);
+                }
+            }
+            // A case recorded again falls back (when another case holds
+            // its code) to none of the codes the others were recorded
+            // with: it would take the code of a case not yet recorded
+            // again, which would then move too.
+            let codes = &recent.codes;
+            recent
+                .entries
+                .iter()
+                .map(|e| {
+                    let mut e = e.clone();
+                    let first = e.codes.first().cloned();
+                    e.codes.retain(|c| {
+                        Some(c) == first.as_ref() || codes.get(c).is_none_or(|id| *id == e.id)
+                    });
+                    e
+                })
+                .collect()
         };
         if taken.is_empty() {
             return Ok(0);
@@ -804,6 +862,52 @@ mod tests {
         let later = now + RECHECK_WINDOW_MS;
         assert_eq!(spool.recheck(11, later).await.unwrap(), 0);
         assert_eq!(spool.remembered(), 0);
+    }
+
+    /// A code this instance recorded a case with is not given to another
+    /// case (it looks free once Redis lost its case), nor taken by another
+    /// case recorded again; the case's own code is left to it (a retry).
+    #[tokio::test]
+    async fn codes_of_recent_cases_are_spared_for_them() {
+        use crate::store::Store as _;
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), "a").unwrap();
+        spool.recent().gap = std::time::Duration::ZERO;
+        let c1 = NewCase {
+            code_candidates: vec!["1234".into(), "1250".into(), "1266".into()],
+            ..case("c1")
+        };
+        let c2 = NewCase {
+            code_candidates: vec!["1250".into(), "1234".into(), "1266".into()],
+            ..case("c2")
+        };
+        spool.remember(2, &c1, "1234", 10);
+        spool.remember(2, &c2, "1250", 11);
+        let mut new = vec!["1234".to_owned(), "1266".into(), "1250".into()];
+        spool.spare_codes("c9", &mut new);
+        assert_eq!(new, ["1266"], "a new case: neither recent code");
+        let mut retry = vec!["1234".to_owned(), "1250".into()];
+        spool.spare_codes("c1", &mut retry);
+        assert_eq!(retry, ["1234"], "the case itself keeps its own");
+
+        // Redis lost both; c3 took c1's code meanwhile (another instance).
+        let store = MemoryStore::new(10);
+        let c3 = NewCase {
+            code_candidates: vec!["1234".into()],
+            ..case("c3")
+        };
+        store.record_case(2, c3, 12).await.unwrap();
+        spool.recheck(0, 20).await.unwrap();
+        assert_eq!(spool.recheck(1, 20).await.unwrap(), 2);
+        spool.replay(&store, 20).await.unwrap();
+        // c1 falls back past c2's code: 1266, and c2 keeps its own.
+        assert_eq!(store.case(2, "c1").await.unwrap().unwrap().code, "1266");
+        assert_eq!(store.case(2, "c2").await.unwrap().unwrap().code, "1250");
+        // Out of the window, the codes are free again.
+        spool.remember(2, &case("c4"), "1282", RECHECK_WINDOW_MS + 100);
+        let mut later = vec!["1234".to_owned(), "1250".into()];
+        spool.spare_codes("c9", &mut later);
+        assert_eq!(later, ["1234", "1250"]);
     }
 
     #[tokio::test]
