@@ -1434,19 +1434,13 @@ async fn every_instance_reports_the_whole_outbox_per_channel_from_the_store() {
     b.stop().await;
 }
 
-/// A Redis that comes back empty (restarted without persistence, flushed,
-/// failed over to an empty replica) takes every open case, queued offer
-/// and timer with it, and answers pings as if nothing happened: an audit
-/// found the gateway "ready", `hotline_store_up` 1, and nobody told. The
-/// store watch's ping reads a sentinel key: its loss is logged and counted
-/// (`HotlineStoreDataLost` pages), once.
-#[tokio::test]
-async fn a_redis_that_comes_back_empty_is_noticed_once() {
-    let redis = RedisServer::start();
+/// The default config on `redis` under `prefix`, its store at hand (the
+/// store watch's tests read it directly).
+async fn on_own_redis(redis: &RedisServer, prefix: &str) -> (Arc<dyn Store>, Gateway) {
     let store: Arc<dyn Store> = Arc::new(
         RedisStore::connect(
             &redis.url,
-            &unique_prefix("lost"),
+            prefix,
             Duration::from_secs(2),
             Duration::from_secs(2),
         )
@@ -1460,6 +1454,19 @@ async fn a_redis_that_comes_back_empty_is_noticed_once() {
         hotline::clock::Clock::System,
     )
     .await;
+    (store, gw)
+}
+
+/// A Redis that comes back empty (restarted without persistence, flushed,
+/// failed over to an empty replica) takes every open case, queued offer
+/// and timer with it, and answers pings as if nothing happened: an audit
+/// found the gateway "ready", `hotline_store_up` 1, and nobody told. The
+/// store watch's ping reads a sentinel key: its loss is logged and counted
+/// (`HotlineStoreDataLost` pages), once.
+#[tokio::test]
+async fn a_redis_that_comes_back_empty_is_noticed_once() {
+    let redis = RedisServer::start();
+    let (store, gw) = on_own_redis(&redis, &unique_prefix("lost")).await;
     for text in prefix_texts(FINAL) {
         gw.ussd("ATUid_lost", "+996555500700", &text).await;
     }
@@ -1504,23 +1511,7 @@ async fn a_redis_that_comes_back_empty_is_noticed_once() {
 async fn a_redis_that_goes_back_to_an_older_copy_is_noticed() {
     let redis = RedisServer::start();
     let prefix = unique_prefix("older");
-    let store: Arc<dyn Store> = Arc::new(
-        RedisStore::connect(
-            &redis.url,
-            &prefix,
-            Duration::from_secs(2),
-            Duration::from_secs(2),
-        )
-        .await
-        .unwrap(),
-    );
-    let gw = Gateway::start_with(
-        &common::default_config(),
-        &[],
-        Some(store.clone()),
-        hotline::clock::Clock::System,
-    )
-    .await;
+    let (store, gw) = on_own_redis(&redis, &prefix).await;
     let watch = hotline::worker::StoreWatch::new(gw.app.deps.clone());
     let beat_key = format!("{prefix}:{{g}}:sentinel:t");
     assert!(watch.tick().await);

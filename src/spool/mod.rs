@@ -40,14 +40,20 @@
 //! those cases are written to the spool file ([`Spool::recheck`]) and
 //! replayed like the others: a case still in the store is left alone
 //! (counted as rechecked), a missing one is recorded again with the code
-//! its caller was given first among its candidates, its offer and timers
+//! its caller was given first among its candidates (taking it back from an
+//! outage-code lease if need be), its offer and timers
 //! with it — logged as an error and counted
 //! (`hotline_cases_restored_total`). A case recorded meanwhile by another
 //! instance is never doubled: case ids are deterministic. What this does
 //! not cover: a loss this instance never sees falter (it was not talking
 //! to the failed node within the window), a restart of this instance in
 //! the window (the memory is gone), and the lawyers' answers and other
-//! updates the store took back with the case.
+//! updates the store took back with the case. Rechecks are at least
+//! [`RECHECK_GAP`] apart, so a store that keeps timing out is not sent
+//! every recent case each time; and this instance gives no new case, and
+//! no case recorded again, a code of another of its recent cases
+//! ([`Spool::spare_codes`]): once the store lost them, those codes look
+//! free.
 //!
 //! The files hold only sealed case data (see [`crate::privacy`]) and
 //! pseudonymous ids: no number or location in clear. Case ids are

@@ -10,10 +10,12 @@
 -- the sentinel is missing, 2 now (ms).
 -- Returns {1, value, heartbeat read} when the sentinel was there,
 -- {0, ARGV[1], heartbeat read} when it was written now ('0': no heartbeat).
-local t = redis.call('GET', KEYS[2]) or '0'
-if tonumber(ARGV[2]) > tonumber(t) then
+-- Anything but a number there (written by hand) reads as 0.
+local t = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+if tonumber(ARGV[2]) > t then
   redis.call('SET', KEYS[2], ARGV[2])
 end
+t = string.format('%d', t)
 local v = redis.call('GET', KEYS[1])
 if v then
   return {1, v, t}
