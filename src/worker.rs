@@ -5,7 +5,8 @@
 //!   `hotline_store_up`;
 //! - [`SpoolReplayer`] puts cases completed while the store was down into
 //!   the store as soon as it answers again — this instance's spool and any
-//!   spool no live instance holds;
+//!   spool no live instance holds — and writes the cases recorded in the
+//!   last hour to disk, so that a restart does not forget to recheck them;
 //! - [`CodeLeaser`] keeps this instance's leased case codes (the only codes
 //!   shown during an outage) renewed and topped up;
 //! - the outbox sender ([`crate::outbox::worker::Outbox`]), and beside it
@@ -234,12 +235,41 @@ impl StoreWatch {
 pub struct SpoolReplayer {
     deps: Deps,
     spool: Arc<Spool>,
+    /// The last write of the recent cases failed (logged once a streak).
+    save_failed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl SpoolReplayer {
     /// A replayer of `spool` into `deps.store`.
     pub fn new(deps: Deps, spool: Arc<Spool>) -> Self {
-        SpoolReplayer { deps, spool }
+        SpoolReplayer {
+            deps,
+            spool,
+            save_failed: Arc::default(),
+        }
+    }
+
+    /// Write the cases recorded since the last call to the recent file, so
+    /// a restart does not forget them ([`Spool::save_recent`]).
+    async fn save_recent(&self, now_ms: u64) {
+        match self.spool.save_recent(now_ms).await {
+            Ok(_) => {
+                if self
+                    .save_failed
+                    .swap(false, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::info!("the recent cases are written to disk again");
+                }
+            }
+            Err(e) => {
+                if !self
+                    .save_failed
+                    .swap(true, std::sync::atomic::Ordering::Relaxed)
+                {
+                    tracing::error!(error = %e, "could not write the recent cases to disk (a restart would not recheck them); will retry");
+                }
+            }
+        }
     }
 
     /// Replay what is pending in this instance's spool and every spool no
@@ -259,6 +289,7 @@ impl SpoolReplayer {
                 tracing::error!(error = %e, "could not spool the recent cases to recheck; will retry");
             }
         }
+        self.save_recent(now_ms).await;
         if self.spool.pending() > 0 {
             match self.spool.replay(store, now_ms).await {
                 Ok(n) => done += n,
@@ -293,6 +324,7 @@ impl SpoolReplayer {
         loop {
             self.tick(self.deps.clock.now_ms()).await;
             if wait(SPOOL_INTERVAL, &mut stop).await {
+                self.save_recent(self.deps.clock.now_ms()).await;
                 return;
             }
         }

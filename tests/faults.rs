@@ -358,6 +358,101 @@ async fn a_gateway_sigkilled_with_offers_in_flight_and_another_takes_over() {
     b.stop().await;
 }
 
+/// Redis takes back what it acknowledged (a failover to a replica that
+/// had not got it, a restart from an older copy) while the instance that
+/// recorded those cases is down, or just as it dies: it never sees the
+/// store falter. Restarted, it takes over what its predecessor recorded in
+/// the last hour (the recent file in the spool folder) and rechecks it: the
+/// women's codes are their cases again, and offered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gateway_restarted_after_redis_took_back_its_cases() {
+    let name = "restart after the store took cases back";
+    let redis = RedisServer::start();
+    let agg = Aggregator::start().await;
+    let spool = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = faults::config(&Setup {
+        api: &agg.url,
+        username: "instance-a",
+        spool: spool.path(),
+        dir: dir.path(),
+        outbox: OUTBOX,
+    });
+    let path = dir.path().join("hotline.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let mut a = Binary::start(&path, &redis.url, None);
+    let load = Load::start("retake", 4, &[a.public], Duration::ZERO);
+    load.walk_more(12).await;
+    let walks = load.finish().await;
+    let before = walks.iter().filter(|w| w.code.is_some()).count();
+    // Every case so far is on disk (the spool worker writes the recent
+    // cases every half second) before the instance dies.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let recent_lines = || -> usize {
+        std::fs::read_dir(spool.path())
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".recent.jsonl"))
+            .map(|e| {
+                std::fs::read_to_string(e.path())
+                    .unwrap_or_default()
+                    .lines()
+                    .count()
+            })
+            .sum()
+    };
+    while recent_lines() < before {
+        assert!(
+            Instant::now() < deadline,
+            "the recent cases never reached the disk: {} of {before}",
+            recent_lines()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.kill();
+    // What the dead instance never saw: the store lost every case.
+    assert_eq!(redis.cli(&["FLUSHALL"]).trim(), "OK");
+    a = Binary::start(&path, &redis.url, Some((a.public, a.admin)));
+    // It takes over its predecessor's recent cases and rechecks them.
+    let restored = || async {
+        let text = reqwest::get(format!("http://{}/metrics", a.admin))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("hotline_cases_restored_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while restored().await.unwrap_or(0.0) < before as f64 {
+        assert!(
+            Instant::now() < deadline,
+            "the restarted instance restored {:?} of {before} cases",
+            restored().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // An in-process instance on the same Redis to audit through (its own
+    // spool folder: the restarted instance is the one that restores).
+    let other = tempfile::tempdir().unwrap();
+    let b = gateway(&redis.url, &agg, "instance-b", other.path()).await;
+    let f = faults::audit(
+        name,
+        b.app.deps.store.as_ref(),
+        &b.app.deps.privacy,
+        &walks,
+        &agg,
+        DRAIN,
+    )
+    .await;
+    eprintln!("{name}: {before} codes shown before the loss; {f:?}");
+    faults::assert_sound(name, &f);
+    drop(a);
+    b.stop().await;
+}
+
 /// Scenario 3: the aggregator fails every way for a while, then recovers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_aggregator_failing_every_way_then_recovering() {

@@ -23,6 +23,12 @@ pub(super) fn data_path(dir: &Path, stem: &str) -> PathBuf {
     dir.join(format!("{stem}.jsonl"))
 }
 
+/// `<dir>/<stem>.recent.jsonl`: the cases its instance recorded in the
+/// last hour, to recheck after a restart ([`super::Spool::save_recent`]).
+pub(super) fn recent_path(dir: &Path, stem: &str) -> PathBuf {
+    dir.join(format!("{stem}.recent.jsonl"))
+}
+
 fn lock_path(dir: &Path, stem: &str) -> PathBuf {
     dir.join(format!("{stem}.lock"))
 }
@@ -70,10 +76,15 @@ fn same_file(_file: &File, path: &Path) -> bool {
     path.exists()
 }
 
-/// Remove a spool that holds nothing any more: its entries, then its lock
-/// file (while still holding the lock).
+/// Remove a spool that holds nothing any more: its entries and its recent
+/// cases (adopted by then), then its lock file (while still holding the
+/// lock).
 pub(super) fn remove(dir: &Path, stem: &str) -> std::io::Result<()> {
-    for path in [data_path(dir, stem), lock_path(dir, stem)] {
+    for path in [
+        data_path(dir, stem),
+        recent_path(dir, stem),
+        lock_path(dir, stem),
+    ] {
         match std::fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -83,6 +94,16 @@ pub(super) fn remove(dir: &Path, stem: &str) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Remove `<stem>.recent.jsonl` (its cases were adopted), if it is there,
+/// and `fsync` the folder.
+pub(super) fn remove_recent(dir: &Path, stem: &str) -> std::io::Result<()> {
+    match std::fs::remove_file(recent_path(dir, stem)) {
+        Ok(()) => File::open(dir)?.sync_all(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// The stems of every spool in `dir` but `own`.
 pub(super) fn other_stems(dir: &Path, own: &str) -> std::io::Result<Vec<String>> {
     let mut stems = Vec::new();
@@ -90,7 +111,8 @@ pub(super) fn other_stems(dir: &Path, own: &str) -> std::io::Result<Vec<String>>
         let name = entry?.file_name();
         let Some(name) = name.to_str() else { continue };
         let stem = name
-            .strip_suffix(".jsonl")
+            .strip_suffix(".recent.jsonl")
+            .or_else(|| name.strip_suffix(".jsonl"))
             .or_else(|| name.strip_suffix(".lock"));
         if let Some(stem) = stem
             && stem != own

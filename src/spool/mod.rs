@@ -46,14 +46,25 @@
 //! (`hotline_cases_restored_total`). A case recorded meanwhile by another
 //! instance is never doubled: case ids are deterministic. What this does
 //! not cover: a loss this instance never sees falter (it was not talking
-//! to the failed node within the window), a restart of this instance in
-//! the window (the memory is gone), and the lawyers' answers and other
-//! updates the store took back with the case. Rechecks are at least
+//! to the failed node within the window), and the lawyers' answers and
+//! other updates the store took back with the case. Rechecks are at least
 //! [`RECHECK_GAP`] apart, so a store that keeps timing out is not sent
 //! every recent case each time; and this instance gives no new case, and
 //! no case recorded again, a code of another of its recent cases
 //! ([`Spool::spare_codes`]): once the store lost them, those codes look
 //! free.
+//!
+//! **Across a restart.** The recent cases are also written to
+//! `<stem>.recent.jsonl` ([`Spool::save_recent`], by the spool worker every
+//! half second, `fsync`ed; rewritten without the cases older than the
+//! window at least every [`RECENT_COMPACT_MS`]), so a restart loses at
+//! most the last half second of them. A restarted instance has a new
+//! name: its predecessor's files are an orphan's, and whichever instance
+//! takes the orphan's lock first adopts its recent cases (those within the
+//! window, into its own memory and file) and rechecks them at once — it
+//! cannot know whether the store faltered while nobody watched. So a
+//! failover that took cases back just before, or while, their instance
+//! restarted no longer loses them.
 //!
 //! The files hold only sealed case data (see [`crate::privacy`]) and
 //! pseudonymous ids: no number or location in clear. Case ids are
@@ -225,8 +236,14 @@ pub const RECHECK_WINDOW_MS: u64 = 3_600_000;
 pub const RECHECK_GAP: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// At most this many cases are kept to recheck (the oldest go first): a
-/// few hundred kilobytes.
+/// few megabytes.
 pub const RECHECK_MAX: usize = 4096;
+
+/// The recent file is rewritten without the cases past the window once its
+/// oldest is this much past it (or once it holds twice the lines it needs):
+/// steady traffic rewrites it every few minutes, not every save, and no
+/// case stays in it much longer than the window.
+pub const RECENT_COMPACT_MS: u64 = 300_000;
 
 impl Recent {
     /// Drop `gone`'s code from [`Recent::codes`].
@@ -257,6 +274,11 @@ struct Recent {
     last: Option<std::time::Instant>,
     /// [`RECHECK_GAP`] (0 in unit tests).
     gap: std::time::Duration,
+    /// Entries not yet written to the recent file ([`Spool::save_recent`]).
+    unsaved: VecDeque<Entry>,
+    /// Lines in the recent file, and the oldest entry's time in it.
+    file_lines: usize,
+    file_oldest: Option<u64>,
 }
 
 /// The spool of one gateway instance.
@@ -383,7 +405,128 @@ impl Spool {
             }
         }
         recent.codes.insert(code.to_owned(), case.id.clone());
+        if recent.unsaved.len() >= RECHECK_MAX {
+            recent.unsaved.pop_front();
+        }
+        recent.unsaved.push_back(entry.clone());
         recent.entries.push_back(entry);
+    }
+
+    /// Take in cases another (dead) instance recorded lately: kept like
+    /// this instance's own, written to this instance's recent file by the
+    /// next [`Spool::save_recent`], and rechecked at the next
+    /// [`Spool::recheck`] whether or not the store faltered. Those past
+    /// the window, or already kept, are left out; the oldest go first past
+    /// [`RECHECK_MAX`]. Returns how many were taken in.
+    fn adopt(&self, mut adopted: Vec<Entry>, now_ms: u64) -> usize {
+        let oldest = now_ms.saturating_sub(RECHECK_WINDOW_MS);
+        let mut recent = self.recent();
+        adopted.retain(|e| {
+            e.spooled_at_ms >= oldest
+                && e.recorded.is_some()
+                && !recent.entries.iter().any(|k| k.id == e.id)
+        });
+        if adopted.is_empty() {
+            return 0;
+        }
+        let n = adopted.len();
+        let mut all: Vec<Entry> = recent.entries.drain(..).chain(adopted.clone()).collect();
+        all.sort_by_key(|e| e.spooled_at_ms);
+        let excess = all.len().saturating_sub(RECHECK_MAX);
+        let all = all.split_off(excess);
+        recent.codes.clear();
+        for e in &all {
+            if let Some(code) = &e.recorded {
+                recent.codes.insert(code.clone(), e.id.clone());
+            }
+        }
+        recent.entries = all.into();
+        for e in adopted {
+            if recent.unsaved.len() >= RECHECK_MAX {
+                recent.unsaved.pop_front();
+            }
+            recent.unsaved.push_back(e);
+        }
+        recent.retry = true;
+        n
+    }
+
+    /// Write the cases remembered since the last call to this instance's
+    /// recent file, `fsync`ed; rewrite the file without the cases past the
+    /// window when they have piled up ([`RECENT_COMPACT_MS`]), or remove it
+    /// when nothing is left. Returns how many cases were written.
+    ///
+    /// # Errors
+    /// When the disk refuses: they are written at the next call.
+    pub async fn save_recent(&self, now_ms: u64) -> std::io::Result<usize> {
+        let oldest = now_ms.saturating_sub(RECHECK_WINDOW_MS);
+        let (new, rewrite) = {
+            let mut recent = self.recent();
+            while recent
+                .entries
+                .front()
+                .is_some_and(|e| e.spooled_at_ms < oldest)
+            {
+                if let Some(gone) = recent.entries.pop_front() {
+                    recent.forget(&gone);
+                }
+            }
+            recent.unsaved.retain(|e| e.spooled_at_ms >= oldest);
+            let new: Vec<Entry> = recent.unsaved.drain(..).collect();
+            let stale = recent
+                .file_oldest
+                .is_some_and(|t| t.saturating_add(RECHECK_WINDOW_MS + RECENT_COMPACT_MS) < now_ms);
+            let bloated = recent.file_lines + new.len() > 2 * recent.entries.len() + 1024;
+            let rewrite =
+                (stale || bloated || (recent.entries.is_empty() && recent.file_lines > 0))
+                    .then(|| recent.entries.iter().cloned().collect::<Vec<Entry>>());
+            if new.is_empty() && rewrite.is_none() {
+                return Ok(0);
+            }
+            (new, rewrite)
+        };
+        let _guard = self.lock.lock().await;
+        let path = files::recent_path(&self.dir, &self.stem);
+        let n = new.len();
+        let first_new = new.first().map(|e| e.spooled_at_ms);
+        let written = match rewrite {
+            Some(all) => {
+                let first = all.first().map(|e| e.spooled_at_ms);
+                let lines = all.len();
+                let dir = self.dir.clone();
+                let stem = self.stem.clone();
+                blocking(move || {
+                    if all.is_empty() {
+                        files::remove_recent(&dir, &stem)
+                    } else {
+                        files::write_entries(&path, &all)
+                    }
+                })
+                .await
+                .map(|()| (lines, first, true))
+            }
+            None => blocking(move || files::append_entries(&path, &new))
+                .await
+                .map(|()| (n, first_new, false)),
+        };
+        let mut recent = self.recent();
+        match written {
+            Ok((lines, first, rewritten)) => {
+                if rewritten {
+                    recent.file_lines = lines;
+                    recent.file_oldest = first;
+                } else {
+                    recent.file_lines += lines;
+                    recent.file_oldest = recent.file_oldest.or(first);
+                }
+                Ok(n)
+            }
+            Err(e) => {
+                // Written at the next call: a rewrite takes them all.
+                recent.file_lines = usize::MAX / 4;
+                Err(e)
+            }
+        }
     }
 
     /// Leave out of `candidates` (a new case's codes, `case_id`'s) every
@@ -503,7 +646,7 @@ impl Spool {
     /// When the store is still down (entries stay), or the disk fails.
     pub async fn replay(&self, store: &dyn Store, now_ms: u64) -> Result<Replayed, StoreError> {
         let _guard = self.lock.lock().await;
-        let r = replay_file(self.path(), store, now_ms).await;
+        let r = replay_file(self, self.path(), store, now_ms).await;
         if let Some(n) = r.remaining {
             self.pending.store(n, Ordering::SeqCst);
         }
@@ -515,7 +658,8 @@ impl Spool {
 
     /// Replay every spool in the folder that no live instance holds (a
     /// crashed or stopped instance's, an earlier version's `cases.jsonl`),
-    /// removing each once it is empty.
+    /// removing each once it is empty; take in its recent cases first
+    /// ([`Spool::save_recent`]), to be rechecked.
     ///
     /// # Errors
     /// When the store is down (entries stay for the next try), or the disk
@@ -539,7 +683,27 @@ impl Spool {
             else {
                 continue; // a live instance's
             };
-            let r = replay_file(files::data_path(&self.dir, &stem), store, now_ms).await;
+            // Its recent cases first (the store is not needed for that):
+            // once in this instance's file, the orphan's copy can go.
+            let path = files::recent_path(&self.dir, &stem);
+            let recent = blocking(move || files::read_entries(&path))
+                .await
+                .map_err(io_unavailable)?;
+            if !recent.is_empty() {
+                let adopted = self.adopt(recent, now_ms);
+                self.save_recent(now_ms).await.map_err(io_unavailable)?;
+                if adopted > 0 {
+                    tracing::warn!(
+                        cases = adopted,
+                        "took over the cases a stopped instance recorded in the last hour: rechecking them"
+                    );
+                }
+            }
+            let (dir, s) = (self.dir.clone(), stem.clone());
+            blocking(move || files::remove_recent(&dir, &s))
+                .await
+                .map_err(io_unavailable)?;
+            let r = replay_file(self, files::data_path(&self.dir, &stem), store, now_ms).await;
             total += r.done;
             if r.done.recorded > 0 {
                 tracing::info!(
@@ -574,7 +738,7 @@ struct FileReplay {
 
 /// Replay the entries of one spool file (whose lock the caller holds) and
 /// write back those not recorded.
-async fn replay_file(path: PathBuf, store: &dyn Store, now_ms: u64) -> FileReplay {
+async fn replay_file(spool: &Spool, path: PathBuf, store: &dyn Store, now_ms: u64) -> FileReplay {
     let mut out = FileReplay {
         done: Replayed::default(),
         remaining: None,
@@ -595,7 +759,7 @@ async fn replay_file(path: PathBuf, store: &dyn Store, now_ms: u64) -> FileRepla
             remaining.push(entry);
             continue;
         }
-        match replay_entry(&entry, store, now_ms).await {
+        match replay_entry(spool, &entry, store, now_ms).await {
             Ok(Some(done)) => out.done += done,
             Ok(None) => remaining.push(entry),
             Err(e) => {
@@ -620,8 +784,11 @@ async fn replay_file(path: PathBuf, store: &dyn Store, now_ms: u64) -> FileRepla
 
 /// Record one entry: what it did (one case recorded; with another code
 /// than the one shown, or with the shown one as its alias), or `None` when
-/// it cannot be decoded (kept for an operator).
+/// it cannot be decoded (kept for an operator). A spooled case once
+/// recorded is kept by `spool` to recheck like any case it recorded
+/// ([`Spool::remember`]): the store may take this write back too.
 async fn replay_entry(
+    spool: &Spool,
     entry: &Entry,
     store: &dyn Store,
     now_ms: u64,
@@ -651,18 +818,20 @@ async fn replay_entry(
             },
         ));
     }
-    let (changed, aliased) = match entry.lease() {
+    let kept = case.clone();
+    let (changed, aliased, code) = match entry.lease() {
         Some(lease) => {
             let done = store
                 .record_leased_case(entry.bucket, case, &lease, now_ms)
                 .await?;
-            (done.code != lease.code, done.aliased)
+            (done.code != lease.code, done.aliased, done.code)
         }
         None => {
-            store.record_case(entry.bucket, case, now_ms).await?;
-            (false, false)
+            let code = store.record_case(entry.bucket, case, now_ms).await?;
+            (false, false, code)
         }
     };
+    spool.remember(entry.bucket, &kept, &code, now_ms);
     if changed {
         tracing::error!(case = %entry.id, "a case recorded from the spool got another code than the one its caller was shown (lost code lease)");
     } else if aliased {
@@ -962,6 +1131,127 @@ mod tests {
             Some("c5"),
             "the oldest went"
         );
+    }
+
+    /// A restart forgets nothing: the next instance (or a sibling) takes
+    /// over the recent cases of the one that stopped and rechecks them at
+    /// once, though it never saw the store falter.
+    #[tokio::test]
+    async fn a_restart_takes_over_the_recent_cases_and_rechecks_them() {
+        use crate::store::Store as _;
+        let dir = tempfile::tempdir().unwrap();
+        let now = RECHECK_WINDOW_MS + 10_000;
+        let old = Spool::open(dir.path(), "a").unwrap();
+        old.remember(2, &case("c1"), "1234", now - 5_000);
+        old.remember(2, &case("c2"), "1250", now - 4_000);
+        // Past the window when the next instance starts: not taken over.
+        old.remember(2, &case("c0"), "1266", now - RECHECK_WINDOW_MS - 1);
+        assert_eq!(old.save_recent(now - 3_000).await.unwrap(), 3);
+        old.remember(2, &case("c3"), "1282", now - 2_000);
+        assert_eq!(old.save_recent(now - 1_000).await.unwrap(), 1);
+        drop(old); // killed: nothing more written
+        let recent = dir.path().join("cases-a.recent.jsonl");
+        assert_eq!(files::read_entries(&recent).unwrap().len(), 4);
+
+        let spool = Spool::open(dir.path(), "b").unwrap();
+        spool.recent().gap = std::time::Duration::ZERO;
+        // The store took c1 and c3 back; c2 is there.
+        let store = MemoryStore::new(10);
+        let c2 = NewCase {
+            code_candidates: vec!["1250".into()],
+            ..case("c2")
+        };
+        store.record_case(2, c2, now - 4_000).await.unwrap();
+        spool.replay_orphans(&store, now).await.unwrap();
+        assert_eq!(spool.remembered(), 3, "taken over");
+        assert!(!recent.exists(), "the orphan's copy is gone");
+        assert!(!dir.path().join("cases-a.lock").exists());
+        let mut taken = vec!["1234".to_owned(), "1298".into()];
+        spool.spare_codes("c9", &mut taken);
+        assert_eq!(taken, ["1298"], "their codes are spared");
+        // Rechecked with no fault seen.
+        assert_eq!(spool.recheck(0, now).await.unwrap(), 3);
+        let done = spool.replay(&store, now).await.unwrap();
+        assert_eq!((done.restored, done.rechecked), (2, 1));
+        assert_eq!(store.case(2, "c1").await.unwrap().unwrap().code, "1234");
+        assert_eq!(store.case(2, "c3").await.unwrap().unwrap().code, "1282");
+        // In this instance's own file now, for its own restart.
+        spool.save_recent(now).await.unwrap();
+        let own = files::read_entries(&dir.path().join("cases-b.recent.jsonl")).unwrap();
+        assert_eq!(own.len(), 3);
+    }
+
+    /// A spooled case recorded once the store is back is rechecked like
+    /// any other if the store then takes it back.
+    #[tokio::test]
+    async fn a_spooled_case_once_recorded_is_kept_to_recheck() {
+        use crate::store::{LeaseRequest, Store as _};
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), "a").unwrap();
+        spool.recent().gap = std::time::Duration::ZERO;
+        let store = MemoryStore::new(10);
+        store
+            .lease_codes(LeaseRequest {
+                bucket: 2,
+                holder: "a".into(),
+                keep: Vec::new(),
+                candidates: vec!["1266".into()],
+                target: 1,
+                ttl_ms: 60_000,
+                now_ms: 1,
+            })
+            .await
+            .unwrap();
+        let lease = CodeLease {
+            code: "1266".into(),
+            holder: "a".into(),
+        };
+        spool
+            .append(2, &case("c1"), Some(&lease), 10)
+            .await
+            .unwrap();
+        spool.replay(&store, 20).await.unwrap();
+        assert_eq!(store.case(2, "c1").await.unwrap().unwrap().code, "1266");
+        assert_eq!(spool.remembered(), 1);
+        // Redis lost everything: it comes back under her code.
+        let empty = MemoryStore::new(10);
+        spool.recheck(0, 30).await.unwrap();
+        assert_eq!(spool.recheck(1, 30).await.unwrap(), 1);
+        let done = spool.replay(&empty, 30).await.unwrap();
+        assert_eq!(done.restored, 1);
+        assert_eq!(empty.case(2, "c1").await.unwrap().unwrap().code, "1266");
+    }
+
+    /// Past the window the recent file is rewritten without them, and
+    /// removed once nothing is left: it keeps no case much longer than
+    /// the window.
+    #[tokio::test]
+    async fn the_recent_file_keeps_nothing_long_past_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), "a").unwrap();
+        let recent = dir.path().join("cases-a.recent.jsonl");
+        spool.remember(2, &case("c1"), "1234", 1_000);
+        spool.save_recent(1_000).await.unwrap();
+        spool.remember(2, &case("c2"), "1250", 600_000);
+        spool.save_recent(600_000).await.unwrap();
+        assert_eq!(files::read_entries(&recent).unwrap().len(), 2);
+        // c1 is past the window, but not yet by the compaction's slack.
+        let t = 1_000 + RECHECK_WINDOW_MS + 1;
+        assert_eq!(spool.save_recent(t).await.unwrap(), 0);
+        assert_eq!(files::read_entries(&recent).unwrap().len(), 2);
+        let t = 1_000 + RECHECK_WINDOW_MS + RECENT_COMPACT_MS + 1;
+        spool.save_recent(t).await.unwrap();
+        let ids: Vec<String> = files::read_entries(&recent)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(ids, ["c2"]);
+        spool
+            .save_recent(600_000 + RECHECK_WINDOW_MS + 1)
+            .await
+            .unwrap();
+        assert!(!recent.exists(), "nothing left: no file");
     }
 
     #[tokio::test]
