@@ -46,6 +46,8 @@ METRICS = {
     "hotline_cases_spooled_total",
     "hotline_cases_not_recorded_total",
     "hotline_spool_pending",
+    "hotline_inbox_pending",
+    "hotline_sms_kept_total",
     "hotline_outbox_sent_total",
     "hotline_outbox_failed_total",
     "hotline_outbox_retries_total",

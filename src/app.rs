@@ -180,7 +180,12 @@ impl App {
             config_file,
             reloading: Mutex::new(()),
         };
-        Ok((App(Arc::new(shared)), problems))
+        let app = App(Arc::new(shared));
+        if let Some(spool) = &app.spool {
+            let weak: std::sync::Weak<Shared> = Arc::downgrade(&app.0);
+            spool.set_inbound(weak);
+        }
+        Ok((app, problems))
     }
 
     /// The store for this config's `[store]` when it is the embedded one.
@@ -675,4 +680,15 @@ pub fn load_flows(config: &Config) -> (FlowSet, Vec<Problem>) {
         problems.extend(flow::lint::lint(f));
     }
     (flows, problems)
+}
+
+#[async_trait::async_trait]
+impl crate::spool::Inbound for Shared {
+    async fn handle_kept(&self, channel: &str, msg: crate::channel::SmsIn) -> bool {
+        self.gateway.sms_kept(channel, &msg).await
+    }
+
+    fn privacy(&self) -> crate::privacy::Privacy {
+        self.deps.privacy.clone()
+    }
 }

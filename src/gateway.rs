@@ -90,27 +90,76 @@ impl Gateway {
         answer
     }
 
-    /// Inbound SMS on `channel`. [`Outcome::StoreUnavailable`] means the
-    /// aggregator must deliver them again (its retry is the only copy).
+    /// Inbound SMS on `channel`. A message the store cannot take now is
+    /// kept in the local inbox (sealed, `fsync`ed; [`crate::spool`]) and
+    /// handled once the store answers: the aggregator is told it was
+    /// received. [`Outcome::StoreUnavailable`] only when even that failed
+    /// (no spool, the disk refused): the aggregator must deliver them again
+    /// (its retry is then the only copy).
     pub async fn sms(&self, channel: &str, messages: &[SmsIn]) -> Outcome {
         let mut outcome = Outcome::Ok;
         for msg in messages {
-            // The roster as it is now, for this whole message.
-            let d = self.dispatcher.as_ref().map(Live::get);
-            let lawyer = d
-                .as_deref()
-                .and_then(|d| Some((d, d.lawyer_for(&msg.from)?)));
-            let result = match lawyer {
-                // Boxed: a lawyer's command is rare next to women's hops,
-                // and would otherwise set the size of every webhook's
-                // future (hyper moves it whole, per request).
-                Some((d, lawyer)) => Box::pin(self.lawyer_sms(d, channel, lawyer, msg)).await,
-                None => self.conversations.sms(channel, msg).await.outcome,
-            };
+            let mut result = self.handle_sms(channel, msg).await;
+            if result == Outcome::StoreUnavailable {
+                result = self.keep(channel, msg).await;
+            }
             outcome = batch_outcome(outcome, result);
         }
         self.conversations.deps.wake.outbox();
         outcome
+    }
+
+    /// Keep a message the store could not take in the local inbox.
+    async fn keep(&self, channel: &str, msg: &SmsIn) -> Outcome {
+        let deps = &self.conversations.deps;
+        let Some(spool) = &self.conversations.spool else {
+            return Outcome::StoreUnavailable;
+        };
+        match spool
+            .keep_inbound(&deps.privacy, channel, msg, deps.clock.now_ms())
+            .await
+        {
+            Ok(()) => {
+                deps.metrics.sms_kept.with_label_values(&[channel]).inc();
+                deps.metrics
+                    .inbox_pending
+                    .set(i64::try_from(spool.inbox_pending()).unwrap_or(i64::MAX));
+                tracing::warn!(
+                    channel,
+                    "store unavailable: inbound SMS kept in the local inbox, to be handled when it answers"
+                );
+                Outcome::Ok
+            }
+            Err(e) => {
+                tracing::error!(channel, error = %e, "store unavailable and the inbox could not be written: the aggregator is asked to deliver again");
+                Outcome::StoreUnavailable
+            }
+        }
+    }
+
+    /// Inbound SMS kept while the store was down, handled now: like
+    /// [`Gateway::sms`], but a message the store still cannot take is not
+    /// kept again (`false`: it stays where it is).
+    pub async fn sms_kept(&self, channel: &str, msg: &SmsIn) -> bool {
+        let outcome = self.handle_sms(channel, msg).await;
+        self.conversations.deps.wake.outbox();
+        outcome != Outcome::StoreUnavailable
+    }
+
+    /// One inbound SMS: a lawyer's command or a woman's message.
+    async fn handle_sms(&self, channel: &str, msg: &SmsIn) -> Outcome {
+        // The roster as it is now, for this whole message.
+        let d = self.dispatcher.as_ref().map(Live::get);
+        let lawyer = d
+            .as_deref()
+            .and_then(|d| Some((d, d.lawyer_for(&msg.from)?)));
+        match lawyer {
+            // Boxed: a lawyer's command is rare next to women's hops, and
+            // would otherwise set the size of every webhook's future
+            // (hyper moves it whole, per request).
+            Some((d, lawyer)) => Box::pin(self.lawyer_sms(d, channel, lawyer, msg)).await,
+            None => self.conversations.sms(channel, msg).await.outcome,
+        }
     }
 
     /// A lawyer's command, deduplicated by the aggregator's message id and

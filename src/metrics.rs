@@ -88,6 +88,10 @@ pub struct Metrics {
     pub cases_not_recorded: IntCounterVec,
     /// Cases in the local spool waiting for the store.
     pub spool_pending: IntGauge,
+    /// Inbound SMS kept while the store was down, waiting to be handled.
+    pub inbox_pending: IntGauge,
+    /// Inbound SMS kept while the store was down, by channel.
+    pub sms_kept: IntCounterVec,
     /// Case codes leased by this instance, ready to be shown while the
     /// store is down.
     pub offline_codes: IntGauge,
@@ -322,6 +326,7 @@ impl Metrics {
             }
             self.delivery_reports_unmatched.with_label_values(&[*ch]);
             self.sms_refused.with_label_values(&[*ch]);
+            self.sms_kept.with_label_values(&[*ch]);
         }
         for ch in channels.iter().chain(&[UNKNOWN_CHANNEL]) {
             for ev in Event::ALL {
@@ -522,7 +527,18 @@ impl Metrics {
             spool_pending: gauge(
                 &r,
                 "hotline_spool_pending",
-                "Cases in the local spool waiting to be replayed into the store.",
+                "Cases completed while the store was down, waiting in this instance's local spool to be recorded (not the recent cases rechecked after the store faltered).",
+            ),
+            inbox_pending: gauge(
+                &r,
+                "hotline_inbox_pending",
+                "Inbound SMS (women's answers, lawyers' commands) kept in this instance's local inbox while the store was down, waiting to be handled.",
+            ),
+            sms_kept: counter_vec(
+                &r,
+                "hotline_sms_kept_total",
+                "Inbound SMS the store could not take, kept in the local inbox (sealed, fsynced) and acknowledged to the aggregator, by channel; handled once the store answers.",
+                &["channel"],
             ),
             offline_codes: gauge(
                 &r,

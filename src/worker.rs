@@ -303,6 +303,23 @@ impl SpoolReplayer {
             Ok(n) => done += n,
             Err(e) => tracing::debug!(error = %e, "orphaned spools not replayed yet"),
         }
+        // Inbound SMS kept while the store was down, after the cases (a
+        // lawyer's OK for a spooled case finds it).
+        if self.spool.inbox_pending() > 0 {
+            match self.spool.replay_inbox().await {
+                Ok(r) if r.handled > 0 => {
+                    tracing::info!(
+                        handled = r.handled,
+                        left = r.remaining,
+                        "inbound SMS kept while the store was down were handled"
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "could not read or rewrite the inbox; will retry")
+                }
+            }
+        }
         if done.recorded > 0 {
             metrics.store_up.set(1);
             tracing::info!(replayed = done.recorded, "spool replayed into the store");
@@ -316,7 +333,10 @@ impl SpoolReplayer {
             .inc_by(done.codes_aliased as u64);
         metrics.cases_restored.inc_by(done.restored as u64);
         metrics.cases_rechecked.inc_by(done.rechecked as u64);
-        metrics.spool_pending.set(self.spool.pending() as i64);
+        metrics.spool_pending.set(self.spool.waiting() as i64);
+        metrics
+            .inbox_pending
+            .set(i64::try_from(self.spool.inbox_pending()).unwrap_or(i64::MAX));
         done.recorded
     }
 

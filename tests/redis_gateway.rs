@@ -527,6 +527,50 @@ const DISPATCH_ROSTER: &str = include_str!("fixtures/dispatch/roster.toml");
 const DISPATCH_T0: u64 = 1_796_097_600_000;
 const AIDA: &str = "+996555000101";
 
+/// An in-process gateway on `store` with dispatch on (the fixture roster,
+/// Aida on call at [`DISPATCH_T0`]), sending through a mock of Africa's
+/// Talking at `api_url`, its roster and spool in `dir`.
+async fn dispatch_gateway(store: Arc<dyn Store>, api_url: &str, dir: &std::path::Path) -> Gateway {
+    std::fs::write(dir.join("roster.toml"), DISPATCH_ROSTER).unwrap();
+    let texts = common::root().join("config/lawyer_texts.toml");
+    let cfg = common::with_real_channels(&common::default_config())
+        .replace(
+            "# secret_env = \"HOTLINE_AT_SECRET\"",
+            &format!(
+                "username = \"hotline\"\napi_key_env = \"HOTLINE_AT_API_KEY\"\nbase_url = \"{api_url}\""
+            ),
+        )
+        .replace(
+            "[flows]",
+            &format!(
+                "[outbox]\npoll_ms = 30\nbackoff_base_ms = 50\n\n[dispatch]\nroster = {:?}\ntexts = {:?}\nsms_channel = \"africastalking\"\n\n[flows]",
+                dir.join("roster.toml").display().to_string(),
+                texts.display().to_string()
+            ),
+        )
+        .replace(
+            "[store]\n",
+            &format!(
+                "[store]\nspool_dir = {:?}\n",
+                dir.join("spool").display().to_string()
+            ),
+        );
+    let env = [
+        ("HOTLINE_AT_API_KEY", "k"),
+        ("P_NURGUL", "+996555000100"),
+        ("P_AIDA", AIDA),
+        ("P_BAKYT", "+996555000102"),
+        ("P_CHOLPON", "+996555000103"),
+    ];
+    Gateway::start_with(
+        &cfg,
+        &env,
+        Some(store),
+        hotline::clock::Clock::manual(DISPATCH_T0),
+    )
+    .await
+}
+
 /// Audit (reproduced): a commit that timed out but landed (a frozen Redis
 /// thawing) recorded her case under its own code; she had been shown a
 /// leased code from the spool, which became the case's alias on replay.
@@ -555,45 +599,7 @@ async fn the_code_she_was_shown_is_in_every_message_when_it_became_an_alias() {
         r#"{"SMSMessageData":{"Message":"Sent to 1/1","Recipients":[{"statusCode":101,"number":"+996","status":"Success","cost":"KES 0.8","messageId":"ATXid_al"}]}}"#,
     )])
     .await;
-    std::fs::write(dir.path().join("roster.toml"), DISPATCH_ROSTER).unwrap();
-    let texts = common::root().join("config/lawyer_texts.toml");
-    let cfg = common::with_real_channels(&common::default_config())
-        .replace(
-            "# secret_env = \"HOTLINE_AT_SECRET\"",
-            &format!(
-                "username = \"hotline\"\napi_key_env = \"HOTLINE_AT_API_KEY\"\nbase_url = \"{}\"",
-                api.url
-            ),
-        )
-        .replace(
-            "[flows]",
-            &format!(
-                "[outbox]\npoll_ms = 30\nbackoff_base_ms = 50\n\n[dispatch]\nroster = {:?}\ntexts = {:?}\nsms_channel = \"africastalking\"\n\n[flows]",
-                dir.path().join("roster.toml").display().to_string(),
-                texts.display().to_string()
-            ),
-        )
-        .replace(
-            "[store]\n",
-            &format!(
-                "[store]\nspool_dir = {:?}\n",
-                dir.path().join("spool").display().to_string()
-            ),
-        );
-    let env = [
-        ("HOTLINE_AT_API_KEY", "k"),
-        ("P_NURGUL", "+996555000100"),
-        ("P_AIDA", AIDA),
-        ("P_BAKYT", "+996555000102"),
-        ("P_CHOLPON", "+996555000103"),
-    ];
-    let gw = Gateway::start_with(
-        &cfg,
-        &env,
-        Some(faulty.clone()),
-        hotline::clock::Clock::manual(DISPATCH_T0),
-    )
-    .await;
+    let gw = dispatch_gateway(faulty.clone(), &api.url, dir.path()).await;
     let to = |phone: &str| -> Vec<String> {
         api.requests()
             .iter()
@@ -676,6 +682,104 @@ async fn the_code_she_was_shown_is_in_every_message_when_it_became_an_alias() {
         confirm,
         format!("Ваш запрос {both} принят. Вам скоро позвонят.")
     );
+    gw.stop().await;
+}
+
+/// An SMS that comes while Redis is down (her first message; a lawyer's
+/// `OFF`) is kept in the local inbox, sealed, and acknowledged with 200;
+/// once Redis answers it is handled as if it had just come: she gets her
+/// first screen, the lawyer her answer. Before, the gateway answered 503
+/// and Kannel (no retries by default) dropped it.
+#[tokio::test]
+async fn an_sms_sent_while_redis_is_down_is_kept_and_handled_when_it_returns() {
+    let redis = RedisServer::shared_or_start();
+    let prefix = unique_prefix("inbox");
+    let dir = tempfile::tempdir().unwrap();
+    let real: Arc<dyn Store> = Arc::new(
+        RedisStore::connect(
+            &redis.url,
+            &prefix,
+            Duration::from_secs(2),
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap(),
+    );
+    let faulty = Faulty::new(real.clone(), HEALTHY);
+    let api = common::mock::MockServer::start(vec![common::mock::MockResponse::new(
+        201,
+        r#"{"SMSMessageData":{"Message":"Sent to 1/1","Recipients":[{"statusCode":101,"number":"+996","status":"Success","cost":"KES 0.8","messageId":"ATXid_in"}]}}"#,
+    )])
+    .await;
+    let gw = dispatch_gateway(faulty.clone(), &api.url, dir.path()).await;
+    let to = |phone: &str| -> Vec<String> {
+        api.requests()
+            .iter()
+            .filter(|r| r.field("to").as_deref() == Some(phone))
+            .map(|r| r.field("message").unwrap_or_default())
+            .collect()
+    };
+    let woman = "+996555770091";
+    let sms = |from: &str, text: &str, id: &str| {
+        common::form(&[("from", from), ("to", "21212"), ("text", text), ("id", id)])
+    };
+    faulty.set(DOWN);
+    for (from, text, id) in [(woman, "ПОМОЩЬ", "in-1"), (AIDA, "OFF", "in-2")] {
+        let r = common::post_form(
+            gw.public,
+            "/webhooks/africastalking/sms",
+            &sms(from, text, id),
+        )
+        .await;
+        assert_eq!(r.status, 200, "kept, so acknowledged: {}", r.body);
+    }
+    assert_eq!(
+        gw.metric("hotline_sms_kept_total{channel=\"africastalking\"}")
+            .await,
+        2.0
+    );
+    assert_eq!(gw.metric("hotline_inbox_pending").await, 2.0);
+    let inbox: Vec<std::path::PathBuf> = std::fs::read_dir(dir.path().join("spool"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".inbox.jsonl"))
+        .collect();
+    assert_eq!(inbox.len(), 1, "one inbox: {inbox:?}");
+    let kept = std::fs::read_to_string(&inbox[0]).unwrap();
+    assert_eq!(kept.lines().count(), 2);
+    assert!(
+        !kept.contains("555770091") && !kept.contains("ПОМОЩЬ") && !kept.contains("OFF"),
+        "sealed: {kept}"
+    );
+    // Nothing was handled meanwhile.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(to(woman).is_empty() && to(AIDA).is_empty());
+    faulty.set(HEALTHY);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while to(woman).is_empty() || to(AIDA).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "handled once Redis is back: her {:?}, the lawyer's {:?}",
+            to(woman),
+            to(AIDA)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first = to(woman).remove(0);
+    assert!(first.contains("Язык"), "her first screen: {first}");
+    let answer = to(AIDA).remove(0);
+    assert!(
+        answer == "You are off call. Send ON to come back."
+            || answer == "Вы сняты с дежурства. ON — вернуться.",
+        "the lawyer's OFF was applied: {answer}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gw.metric("hotline_inbox_pending").await > 0.0 {
+        assert!(Instant::now() < deadline, "the inbox emptied");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!inbox[0].exists(), "an empty inbox leaves no file");
     gw.stop().await;
 }
 

@@ -52,7 +52,7 @@ impl Conversations {
             }
         };
         let metrics = &self.deps.metrics;
-        metrics.spool_pending.set(spool.pending() as i64);
+        metrics.spool_pending.set(spool.waiting() as i64);
         if let Some(codes) = &self.codes {
             metrics.offline_codes.set(codes.ready() as i64);
         }

@@ -171,6 +171,8 @@ struct View<'a> {
     store_kind: &'static str,
     store_up: bool,
     spool_pending: Option<usize>,
+    /// Inbound SMS kept while the store was down.
+    inbox_pending: Option<usize>,
     offline_codes: Option<usize>,
     channels: Vec<ChannelView>,
     board: Result<Board, String>,
@@ -209,7 +211,8 @@ async fn page(app: &App) -> Response {
         roster: dispatcher.as_deref().map(|d| &d.roster),
         store_kind: app.deps.store.kind(),
         store_up: matches!(ping, Ok(Ok(()))),
-        spool_pending: app.spool.as_ref().map(|s| s.pending()),
+        spool_pending: app.spool.as_ref().map(|s| s.waiting()),
+        inbox_pending: app.spool.as_ref().map(|s| s.inbox_pending()),
         offline_codes: app.codes.as_ref().map(|c| c.ready()),
         channels,
         board: read_board(app, &Filter::default()).await,
@@ -330,6 +333,12 @@ fn summary(h: &mut String, v: &View<'_>) {
             );
         }
         None => h.push_str("<dt>Spool</dt><dd class=\"muted\">none (embedded store)</dd>"),
+    }
+    if let Some(n) = v.inbox_pending.filter(|n| *n > 0) {
+        let _ = write!(
+            h,
+            "<dt>Inbox</dt><dd>{n} SMS kept while the store was down, not yet handled</dd>"
+        );
     }
     if let Some(n) = v.offline_codes {
         let _ = write!(h, "<dt>Offline codes</dt><dd>{n}</dd>");

@@ -29,6 +29,12 @@ pub(super) fn recent_path(dir: &Path, stem: &str) -> PathBuf {
     dir.join(format!("{stem}.recent.jsonl"))
 }
 
+/// `<dir>/<stem>.inbox.jsonl`: inbound SMS kept while the store was down
+/// (`super::inbox`).
+pub(super) fn inbox_path(dir: &Path, stem: &str) -> PathBuf {
+    dir.join(format!("{stem}.inbox.jsonl"))
+}
+
 fn lock_path(dir: &Path, stem: &str) -> PathBuf {
     dir.join(format!("{stem}.lock"))
 }
@@ -76,13 +82,14 @@ fn same_file(_file: &File, path: &Path) -> bool {
     path.exists()
 }
 
-/// Remove a spool that holds nothing any more: its entries and its recent
-/// cases (adopted by then), then its lock file (while still holding the
-/// lock).
+/// Remove a spool that holds nothing any more: its entries, its recent
+/// cases (adopted by then) and its inbox (empty by then), then its lock
+/// file (while still holding the lock).
 pub(super) fn remove(dir: &Path, stem: &str) -> std::io::Result<()> {
     for path in [
         data_path(dir, stem),
         recent_path(dir, stem),
+        inbox_path(dir, stem),
         lock_path(dir, stem),
     ] {
         match std::fs::remove_file(&path) {
@@ -112,6 +119,7 @@ pub(super) fn other_stems(dir: &Path, own: &str) -> std::io::Result<Vec<String>>
         let Some(name) = name.to_str() else { continue };
         let stem = name
             .strip_suffix(".recent.jsonl")
+            .or_else(|| name.strip_suffix(".inbox.jsonl"))
             .or_else(|| name.strip_suffix(".jsonl"))
             .or_else(|| name.strip_suffix(".lock"));
         if let Some(stem) = stem

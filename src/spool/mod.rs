@@ -71,6 +71,9 @@
 //! deterministic per session, so a retried request appends nothing twice.
 
 mod files;
+mod inbox;
+
+pub use inbox::{Inbound, InboxReplayed};
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -293,9 +296,18 @@ pub struct Spool {
     /// Serialises this process's appends and replays of its own file.
     lock: tokio::sync::Mutex<()>,
     pending: AtomicUsize,
+    /// Of those, cases completed while the store was down (not rechecks of
+    /// cases the store had recorded).
+    waiting: AtomicUsize,
     /// Cases recorded lately ([`Spool::remember`]). A std lock: held only
     /// to push or take entries, never across an `.await`.
     recent: std::sync::Mutex<Recent>,
+    /// Inbound SMS kept while the store was down (`inbox`).
+    inbox: AtomicUsize,
+    /// Serialises this process's reads and writes of its inbox file.
+    inbox_lock: tokio::sync::Mutex<()>,
+    /// Who handles kept messages once the store is back.
+    inbound: std::sync::OnceLock<std::sync::Weak<dyn Inbound>>,
 }
 
 /// Run blocking file work off the async threads; a panic in it is an I/O
@@ -330,13 +342,20 @@ impl Spool {
         let held = files::try_lock(dir, &stem)?.ok_or_else(|| {
             std::io::Error::other(format!("the spool {stem} is held by another process"))
         })?;
-        let pending = files::read_entries(&files::data_path(dir, &stem))?.len();
+        let entries = files::read_entries(&files::data_path(dir, &stem))?;
+        let pending = entries.len();
+        let waiting = entries.iter().filter(|e| e.recorded.is_none()).count();
+        let inbox = inbox::count(&files::inbox_path(dir, &stem))?;
         Ok(Arc::new(Spool {
             dir: dir.to_path_buf(),
             stem,
             _held: held,
             lock: tokio::sync::Mutex::new(()),
             pending: AtomicUsize::new(pending),
+            waiting: AtomicUsize::new(waiting),
+            inbox: AtomicUsize::new(inbox),
+            inbox_lock: tokio::sync::Mutex::new(()),
+            inbound: std::sync::OnceLock::new(),
             recent: std::sync::Mutex::new(Recent {
                 gap: RECHECK_GAP,
                 ..Recent::default()
@@ -352,6 +371,14 @@ impl Spool {
     /// Cases waiting in this instance's own file.
     pub fn pending(&self) -> usize {
         self.pending.load(Ordering::SeqCst)
+    }
+
+    /// Cases completed while the store was down that wait in this
+    /// instance's file (`hotline_spool_pending`): not the cases it
+    /// rechecks after the store faltered ([`Spool::recheck`]), which are
+    /// in the store as a rule.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Ordering::SeqCst)
     }
 
     /// Append a case, with the code its caller is shown, and `fsync` it. A
@@ -383,6 +410,7 @@ impl Spool {
         .await?;
         if appended == Appended::Added {
             self.pending.fetch_add(1, Ordering::SeqCst);
+            self.waiting.fetch_add(1, Ordering::SeqCst);
         }
         Ok(appended)
     }
@@ -647,8 +675,9 @@ impl Spool {
     pub async fn replay(&self, store: &dyn Store, now_ms: u64) -> Result<Replayed, StoreError> {
         let _guard = self.lock.lock().await;
         let r = replay_file(self, self.path(), store, now_ms).await;
-        if let Some(n) = r.remaining {
+        if let Some((n, waiting)) = r.remaining {
             self.pending.store(n, Ordering::SeqCst);
+            self.waiting.store(waiting, Ordering::SeqCst);
         }
         match r.error {
             Some(e) => Err(e),
@@ -714,7 +743,29 @@ impl Spool {
             if let Some(e) = r.error {
                 return Err(e);
             }
-            if r.remaining == Some(0) {
+            // Its kept inbound SMS, after its cases (a lawyer's OK for one
+            // of them finds it).
+            let path = files::inbox_path(&self.dir, &stem);
+            let inbox_left = match self.inbound() {
+                Some(handler) if path.exists() => {
+                    let unshared = tokio::sync::Mutex::new(());
+                    let privacy = handler.privacy();
+                    let done = inbox::replay(path, &privacy, handler.as_ref(), &unshared)
+                        .await
+                        .map_err(io_unavailable)?;
+                    if done.handled > 0 {
+                        tracing::info!(
+                            handled = done.handled,
+                            "handled the SMS a stopped instance kept while the store was down"
+                        );
+                    }
+                    done.remaining
+                }
+                Some(_) => 0,
+                // Nobody here handles SMS: leave them to an instance that does.
+                None => usize::from(path.exists()),
+            };
+            if inbox_left == 0 && r.remaining.is_some_and(|(n, _)| n == 0) {
                 let dir = self.dir.clone();
                 blocking(move || files::remove(&dir, &stem))
                     .await
@@ -730,8 +781,9 @@ impl Spool {
 struct FileReplay {
     /// What was recorded.
     done: Replayed,
-    /// Entries the file holds now, when known.
-    remaining: Option<usize>,
+    /// Entries the file holds now, when known, and how many of them are
+    /// cases completed while the store was down.
+    remaining: Option<(usize, usize)>,
     /// Why replay stopped early (the store went away, the disk failed).
     error: Option<StoreError>,
 }
@@ -768,8 +820,11 @@ async fn replay_file(spool: &Spool, path: PathBuf, store: &dyn Store, now_ms: u6
             }
         }
     }
-    let n = remaining.len();
-    if n == total {
+    let n = (
+        remaining.len(),
+        remaining.iter().filter(|e| e.recorded.is_none()).count(),
+    );
+    if n.0 == total {
         out.remaining = Some(n);
     } else {
         match blocking(move || files::write_entries(&path, &remaining)).await {
@@ -1004,6 +1059,7 @@ mod tests {
         // stay in memory.
         assert_eq!(spool.recheck(8, now).await.unwrap(), 2);
         assert_eq!((spool.pending(), spool.remembered()), (2, 2));
+        assert_eq!(spool.waiting(), 0, "no woman waits for these");
         assert_eq!(spool.recheck(8, now).await.unwrap(), 0, "written once");
         // Faltering again while they wait in the file writes nothing twice.
         assert_eq!(spool.recheck(9, now).await.unwrap(), 0);
@@ -1252,6 +1308,107 @@ mod tests {
             .await
             .unwrap();
         assert!(!recent.exists(), "nothing left: no file");
+    }
+
+    /// Handles kept SMS while `up`; records what it was handed. The first
+    /// message it is handed may be kept appending another (one that came
+    /// in while the inbox was being handled).
+    struct Handler {
+        privacy: crate::privacy::Privacy,
+        up: std::sync::atomic::AtomicBool,
+        seen: std::sync::Mutex<Vec<String>>,
+        spool: std::sync::Mutex<Option<Arc<Spool>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Inbound for Handler {
+        async fn handle_kept(&self, channel: &str, msg: crate::channel::SmsIn) -> bool {
+            if !self.up.load(Ordering::SeqCst) {
+                return false;
+            }
+            self.seen
+                .lock()
+                .unwrap()
+                .push(format!("{channel}:{}", msg.text));
+            let late = self.spool.lock().unwrap().take();
+            if let Some(spool) = late {
+                spool
+                    .keep_inbound(&self.privacy, "kannel", &sms("late"), 9)
+                    .await
+                    .unwrap();
+            }
+            true
+        }
+
+        fn privacy(&self) -> crate::privacy::Privacy {
+            self.privacy.clone()
+        }
+    }
+
+    fn sms(text: &str) -> crate::channel::SmsIn {
+        crate::channel::SmsIn {
+            message_id: Some(format!("id-{text}")),
+            from: crate::phone::PhoneNumber::parse_international("+996555123456").unwrap(),
+            to: "21212".into(),
+            text: text.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn kept_sms_are_handled_in_order_once_the_store_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), "a").unwrap();
+        let privacy = crate::privacy::Privacy::new(b"0123456789abcdef0123456789abcdef");
+        let handler = Arc::new(Handler {
+            privacy: privacy.clone(),
+            up: false.into(),
+            seen: Vec::new().into(),
+            spool: None.into(),
+        });
+        let weak: std::sync::Weak<Handler> = Arc::downgrade(&handler);
+        spool.set_inbound(weak);
+        for t in ["one", "two", "three"] {
+            spool
+                .keep_inbound(&privacy, "kannel", &sms(t), 1)
+                .await
+                .unwrap();
+        }
+        assert_eq!(spool.inbox_pending(), 3);
+        let path = dir.path().join("cases-a.inbox.jsonl");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(
+            !text.contains("555123456") && !text.contains("one"),
+            "{text}"
+        );
+        // Still down: nothing handled, nothing lost.
+        let r = spool.replay_inbox().await.unwrap();
+        assert_eq!((r.handled, r.remaining), (0, 3));
+        // Up: in order; one that came in meanwhile is kept for next time.
+        handler.up.store(true, Ordering::SeqCst);
+        *handler.spool.lock().unwrap() = Some(spool.clone());
+        let r = spool.replay_inbox().await.unwrap();
+        assert_eq!((r.handled, r.remaining), (3, 1));
+        assert_eq!(
+            *handler.seen.lock().unwrap(),
+            ["kannel:one", "kannel:two", "kannel:three"]
+        );
+        let r = spool.replay_inbox().await.unwrap();
+        assert_eq!((r.handled, r.remaining), (1, 0));
+        assert_eq!(handler.seen.lock().unwrap().last().unwrap(), "kannel:late");
+        assert!(!path.exists(), "empty: no file");
+        // A restarted instance counts what its own file holds.
+        spool
+            .keep_inbound(&privacy, "kannel", &sms("four"), 1)
+            .await
+            .unwrap();
+        drop(spool);
+        let next = Spool::open(dir.path(), "b").unwrap();
+        let weak: std::sync::Weak<Handler> = Arc::downgrade(&handler);
+        next.set_inbound(weak);
+        let store = MemoryStore::new(10);
+        next.replay_orphans(&store, 5).await.unwrap();
+        assert_eq!(handler.seen.lock().unwrap().last().unwrap(), "kannel:four");
+        assert!(!path.exists() && !dir.path().join("cases-a.lock").exists());
     }
 
     #[tokio::test]
