@@ -321,7 +321,7 @@ impl SpoolReplayer {
             }
         }
         if done.recorded > 0 {
-            metrics.store_up.set(1);
+            metrics.store_up.set(i64::from(!store.degraded()));
             tracing::info!(replayed = done.recorded, "spool replayed into the store");
             self.deps.wake.outbox();
         }

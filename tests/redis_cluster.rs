@@ -769,3 +769,60 @@ async fn one_node_in_the_url_is_recognised_as_a_cluster() {
     assert_eq!(w.gw.metric("hotline_cases_spooled_total").await, 0.0);
     w.gw.stop().await;
 }
+
+/// A master lost with its replica leaves a third of the slots without a
+/// node while the rest answer. Before, the store watch read one slot's
+/// sentinel per round and any success (a woman in a live slot, `/readyz`)
+/// set `hotline_store_up` back to 1: without traffic to the dead slots
+/// nothing paged. Now every round reads every slot, and the gauge stays 0
+/// while any slot is gone; `/readyz` stays ready (the live slots' women
+/// are served).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_lost_with_its_replica_reads_as_down_without_traffic() {
+    let _serial = SERIAL.lock().await;
+    let mut nodes = start_cluster();
+    let url = nodes
+        .iter()
+        .map(|n| format!("redis://127.0.0.1:{}/", n.port))
+        .collect::<Vec<_>>()
+        .join(",");
+    let spool = tempfile::tempdir().unwrap();
+    let prefix = common::redis::unique_prefix("partial");
+    let gw = start_gateway(&url, &prefix, spool.path()).await;
+    let watch = hotline::worker::StoreWatch::new(gw.app.deps.clone());
+    assert!(watch.tick().await, "every slot answers");
+    assert!(!gw.app.deps.store.degraded());
+    assert_eq!(gw.metric("hotline_store_up").await, 1.0);
+    let victim = nodes.iter().position(is_master).expect("a master");
+    let vport = nodes[victim].port;
+    let replica = nodes
+        .iter()
+        .position(|n| {
+            !is_master(n)
+                && n.cli(&["info", "replication"])
+                    .contains(&format!("master_port:{vport}"))
+        })
+        .expect("the victim's replica");
+    nodes[replica].kill();
+    nodes[victim].kill();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        watch.tick().await;
+        if gw.app.deps.store.degraded() && gw.metric("hotline_store_up").await == 0.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the lost slots were never noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for _ in 0..3 {
+        assert!(!watch.tick().await, "each round sees the lost slots");
+    }
+    // A ready check (or a woman served in a live slot) does not hide it.
+    let ready = common::request(gw.admin, "GET", "/readyz", &[], b"").await;
+    assert_eq!(ready.status, 200, "live slots are served: {}", ready.body);
+    assert_eq!(gw.metric("hotline_store_up").await, 0.0);
+    gw.stop().await;
+}

@@ -520,6 +520,63 @@ async fn a_case_whose_commit_fails_is_spooled_and_replayed_once() {
     gw.stop().await;
 }
 
+/// With no outage code to show (none leased: here `offline_codes = 0`;
+/// in a cluster audit, an instance restarted during the outage), her case
+/// is still kept, so she is told it was received — without a code — and
+/// not "we cannot take your request" (the flow's `received` screen), and
+/// the case lands once the store is back.
+#[tokio::test]
+async fn a_case_kept_without_a_code_is_told_received_not_refused() {
+    let redis = RedisServer::shared_or_start();
+    let prefix = unique_prefix("nocodekept");
+    let spool = tempfile::tempdir().unwrap();
+    let real: Arc<dyn Store> = Arc::new(
+        RedisStore::connect(
+            &redis.url,
+            &prefix,
+            Duration::from_secs(2),
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap(),
+    );
+    let cfg = common::default_config().replace(
+        "[store]\n",
+        &format!(
+            "[store]\nspool_dir = {:?}\noffline_codes = 0\n",
+            spool.path().display().to_string()
+        ),
+    );
+    let gw = Gateway::start_with(
+        &cfg,
+        &[],
+        Some(Faulty::new(real.clone(), CASE_COMMITS_FAIL)),
+        hotline::clock::Clock::System,
+    )
+    .await;
+    let texts = prefix_texts(FINAL);
+    for text in &texts[..texts.len() - 1] {
+        assert!(
+            gw.ussd("ATUid_nck", "+996555500601", text)
+                .await
+                .body
+                .starts_with("CON ")
+        );
+    }
+    let done = gw.ussd("ATUid_nck", "+996555500601", FINAL).await;
+    assert_eq!(
+        done.body, "END Запрос принят, вам позвонят. Если можете, позвоните: +996 000 000 000",
+        "received, in her language, no code"
+    );
+    assert_eq!(gw.metric("hotline_cases_spooled_total").await, 1.0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while count_keys(&redis, &format!("{prefix}:*:c:*")) == 0 {
+        assert!(Instant::now() < deadline, "replayed from the spool");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    gw.stop().await;
+}
+
 /// The dispatch roster of `tests/dispatch_http.rs`: aida (English texts)
 /// is on call at [`DISPATCH_T0`].
 const DISPATCH_ROSTER: &str = include_str!("fixtures/dispatch/roster.toml");

@@ -712,7 +712,10 @@ impl Conversations {
 
     /// The answer once round trip two stored the step.
     fn saved(&self, hop: &Hop<'_>, done: Option<&Done>, code: Option<String>) -> Answer {
-        self.deps.metrics.store_up.set(1);
+        self.deps
+            .metrics
+            .store_up
+            .set(i64::from(!self.deps.store.degraded()));
         if let Some(d) = done {
             if let Some(outcome) = d.step.outcome {
                 self.deps

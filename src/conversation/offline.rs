@@ -6,7 +6,8 @@
 //! screen with a code this instance leased for outages
 //! ([`crate::codes::OfflineCodes`]) — written into the spool entry, and the
 //! code her case gets on replay. With no leased code ready she is shown
-//! `messages.unavailable` (the fallback number) instead: no code rather
+//! `messages.received` (received, no code, the fallback number; the
+//! flow's `unavailable` screen when it has none) instead: no code rather
 //! than one that might be another woman's. Her case is kept either way. An
 //! SMS screen is queued with the case and gets its code when it is sent.
 //! With an Africa's Talking cumulative text, a session whose state cannot be
@@ -73,12 +74,21 @@ impl Conversations {
                 end: true,
                 outcome: Outcome::StoreUnavailable,
             },
-            None => self.unavailable(
-                Some(&done.flow),
-                Some(&done.lang),
-                hop.caller.country,
-                Outcome::StoreUnavailable,
-            ),
+            // Kept, so not "we cannot take your request": the flow's
+            // `received` screen (no code), where it has one.
+            None => match &done.flow.spec.messages.received {
+                Some(t) => Answer {
+                    text: done.flow.text(t, &done.lang, hop.caller.country),
+                    end: true,
+                    outcome: Outcome::StoreUnavailable,
+                },
+                None => self.unavailable(
+                    Some(&done.flow),
+                    Some(&done.lang),
+                    hop.caller.country,
+                    Outcome::StoreUnavailable,
+                ),
+            },
         })
     }
 

@@ -441,6 +441,9 @@ pub fn validate(flow: &Flow) -> Vec<Problem> {
     c.text("messages.invalid", &spec.messages.invalid);
     c.text("messages.too_many_invalid", &spec.messages.too_many_invalid);
     c.text("messages.unavailable", &spec.messages.unavailable);
+    if let Some(t) = &spec.messages.received {
+        c.text("messages.received", t);
+    }
     if let Some(t) = &spec.messages.sms_help {
         c.text("messages.sms_help", t);
     }

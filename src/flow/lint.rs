@@ -148,13 +148,13 @@ pub fn screens(flow: &Flow) -> Vec<Screen> {
                 }
             }
         }
+        let m = &flow.spec.messages;
         for (key, text) in [
-            (
-                "messages.too_many_invalid",
-                &flow.spec.messages.too_many_invalid,
-            ),
-            ("messages.unavailable", &flow.spec.messages.unavailable),
+            ("messages.too_many_invalid", Some(&m.too_many_invalid)),
+            ("messages.unavailable", Some(&m.unavailable)),
+            ("messages.received", m.received.as_ref()),
         ] {
+            let Some(text) = text else { continue };
             let mut seen: Vec<String> = Vec::new();
             for country in &countries {
                 let text = flow.text(text, lang, *country);
@@ -248,6 +248,7 @@ pub fn lint(flow: &Flow) -> Vec<Problem> {
     check("messages.too_many_invalid".into(), &m.too_many_invalid);
     check("messages.unavailable".into(), &m.unavailable);
     for (key, text) in [
+        ("messages.received", &m.received),
         ("messages.sms_help", &m.sms_help),
         ("messages.confirm", &m.confirm),
         ("messages.unanswered", &m.unanswered),

@@ -130,6 +130,13 @@ pub struct Messages {
     /// The calm last screen when the gateway cannot continue (store down,
     /// too many requests); should give `{fallback}`.
     pub unavailable: Text,
+    /// The last screen when her request was kept while the store is down
+    /// (it will reach a lawyer once the store is back) but no code could
+    /// be shown: says it was received, without a code, and should give
+    /// `{fallback}`. Without it she is shown `unavailable`, which tells her
+    /// the request was not taken although it was.
+    #[serde(default)]
+    pub received: Option<Text>,
     /// The SMS answer to a text that starts nothing; `{keywords}` lists the
     /// keywords of every flow.
     #[serde(default)]

@@ -103,7 +103,9 @@ pub async fn handle(app: App, req: http::Request<Incoming>) -> Response {
                 tokio::time::timeout(Duration::from_millis(1000), app.deps.store.ping()).await;
             match ping {
                 Ok(Ok(())) => {
-                    app.metrics().store_up.set(1);
+                    app.metrics()
+                        .store_up
+                        .set(i64::from(!app.deps.store.degraded()));
                     reply(StatusCode::OK, "text/plain", "ready\n".into())
                 }
                 _ => {

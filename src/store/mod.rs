@@ -1131,6 +1131,17 @@ pub trait Store: Send + Sync + 'static {
         0
     }
 
+    /// Whether part of the store did not answer at the last
+    /// [`Store::watch`] while the rest did: a Redis Cluster with a master
+    /// and its replicas gone (its slots' callers take the outage path;
+    /// the others are served). `hotline_store_up` then reads 0 whatever
+    /// succeeds meanwhile, so the outage pages, while `/readyz` stays
+    /// ready: taking every instance out of the balancer would refuse
+    /// every woman, not a part of them.
+    fn degraded(&self) -> bool {
+        false
+    }
+
     /// Short name for logs and metrics (`memory`, `redis`).
     fn kind(&self) -> &'static str;
 

@@ -144,6 +144,20 @@ pub struct RedisStore {
     sentinels: std::sync::Mutex<Sentinels>,
     /// Losses [`Store::watch`] found, part of [`Store::disturbances`].
     data_losses: std::sync::atomic::AtomicU64,
+    /// When every slot's sentinel last answered in one [`Store::watch`]
+    /// (ms since the epoch; a cluster's, see [`Store::degraded`]).
+    whole_at: std::sync::atomic::AtomicU64,
+}
+
+/// A cluster is degraded when not every slot has answered one watch for
+/// this long: two of the store watch's 5 s rounds and a little more.
+const WHOLE_WITHIN_MS: u64 = 12_000;
+
+/// Now, in ms since the epoch (the wall clock: what the heartbeats use).
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// What [`Store::watch`] last saw of the sentinel keys.
@@ -151,8 +165,6 @@ pub struct RedisStore {
 struct Sentinels {
     /// The value this instance writes into a missing sentinel.
     mine: String,
-    /// The sentinel read next (a cluster's are read in turn).
-    next: usize,
     /// The value last seen in each: `None` before the first read.
     seen: Vec<Option<String>>,
     /// The heartbeat each holds as this instance last left it (ms).
@@ -258,6 +270,57 @@ pub fn parse_urls(url: &str) -> Vec<String> {
 }
 
 impl RedisStore {
+    /// Read and move on sentinel `index` (a bucket's; `BUCKETS`: the
+    /// global slot's); see [`Store::watch`].
+    async fn watch_one(&self, index: usize) -> Result<bool, StoreError> {
+        let mine = self
+            .sentinels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .mine
+            .clone();
+        let key = match u16::try_from(index) {
+            Ok(b) if b < BUCKETS => format!("{}:sentinel", self.tag(b)),
+            _ => format!("{}:{{g}}:sentinel", self.prefix),
+        };
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        let mut inv = self.scripts.sentinel.prepare_invoke();
+        inv.key(&key).key(format!("{key}:t")).arg(mine).arg(now_ms);
+        let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
+        let Value::Array(items) = v else {
+            return Err(corrupt("sentinel returned a non-array"));
+        };
+        let written_now = items.first().and_then(int) == Some(0);
+        let value = items
+            .get(1)
+            .and_then(string)
+            .ok_or_else(|| corrupt("sentinel: no value"))?;
+        let mut s = self
+            .sentinels
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let beat: u64 = items
+            .get(2)
+            .and_then(string)
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0);
+        let before = s.seen[index].replace(value.clone());
+        let left = std::mem::replace(&mut s.beats[index], beat.max(now_ms));
+        // Seen before, and now missing (written again just now) or another
+        // value (written again by another instance that found it missing);
+        // or its heartbeat went back in time.
+        let lost = before
+            .as_ref()
+            .is_some_and(|b| written_now || *b != value || beat < left);
+        if lost {
+            self.data_losses
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        Ok(lost)
+    }
+
     /// Connect with timeouts and no custom CA; see [`RedisStore::connect_with`].
     ///
     /// # Errors
@@ -320,11 +383,11 @@ impl RedisStore {
             tags,
             sentinels: std::sync::Mutex::new(Sentinels {
                 mine,
-                next: 0,
                 seen: vec![None; usize::from(BUCKETS) + 1],
                 beats: vec![0; usize::from(BUCKETS) + 1],
             }),
             data_losses: std::sync::atomic::AtomicU64::new(0),
+            whole_at: std::sync::atomic::AtomicU64::new(unix_ms()),
         };
         // Load the scripts now so the first webhook pays no extra round
         // trip; if Redis is down, `invoke` loads them on first use instead.
@@ -1250,70 +1313,42 @@ impl Store for RedisStore {
         Ok(ids)
     }
 
-    /// Read a sentinel key (the global slot's on one Redis, each slot's in
-    /// turn on a cluster, where each master holds its own) and move its
-    /// heartbeat on, in the round trip that is the ping: `Ok(true)` when
+    /// Read a sentinel key (the global slot's on one Redis; on a cluster,
+    /// where each master holds its own, every slot's at once, so that a
+    /// master lost with its replica shows even when no traffic goes to its
+    /// slots) and move its heartbeat on, in the round trip that is the
+    /// ping: `Ok(true)` when
     /// one this instance had seen is gone or holds another value (written
     /// again by another instance after a loss): Redis lost its data; or
     /// when its heartbeat reads smaller than this instance left it: Redis
     /// went back to an older copy (a snapshot, a replica without the last
-    /// writes), and what was written since is gone.
+    /// writes), and what was written since is gone. On a cluster an error
+    /// from any slot is the answer (the others' losses are counted all the
+    /// same), and [`Store::degraded`] says some slots answered.
     async fn watch(&self) -> Result<bool, StoreError> {
-        let (index, mine) = {
-            let mut s = self
-                .sentinels
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let index = match self.conn {
-                Conn::Single(..) => usize::from(BUCKETS),
-                Conn::Cluster(_) => {
-                    let i = s.next;
-                    s.next = (s.next + 1) % (usize::from(BUCKETS) + 1);
-                    i
-                }
-            };
-            (index, s.mine.clone())
-        };
-        let key = match u16::try_from(index) {
-            Ok(b) if b < BUCKETS => format!("{}:sentinel", self.tag(b)),
-            _ => format!("{}:{{g}}:sentinel", self.prefix),
-        };
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let mut inv = self.scripts.sentinel.prepare_invoke();
-        inv.key(&key).key(format!("{key}:t")).arg(mine).arg(now_ms);
-        let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
-        let Value::Array(items) = v else {
-            return Err(corrupt("sentinel returned a non-array"));
-        };
-        let written_now = items.first().and_then(int) == Some(0);
-        let value = items
-            .get(1)
-            .and_then(string)
-            .ok_or_else(|| corrupt("sentinel: no value"))?;
-        let mut s = self
-            .sentinels
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let beat: u64 = items
-            .get(2)
-            .and_then(string)
-            .and_then(|t| t.parse().ok())
-            .unwrap_or(0);
-        let before = s.seen[index].replace(value.clone());
-        let left = std::mem::replace(&mut s.beats[index], beat.max(now_ms));
-        // Seen before, and now missing (written again just now) or another
-        // value (written again by another instance that found it missing);
-        // or its heartbeat went back in time.
-        let lost = before
-            .as_ref()
-            .is_some_and(|b| written_now || *b != value || beat < left);
-        if lost {
-            self.data_losses
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if !self.conn.is_cluster() {
+            return self.watch_one(usize::from(BUCKETS)).await;
         }
-        Ok(lost)
+        let all =
+            futures_util::future::join_all((0..=usize::from(BUCKETS)).map(|i| self.watch_one(i)))
+                .await;
+        if all.iter().all(Result::is_ok) {
+            self.whole_at
+                .store(unix_ms(), std::sync::atomic::Ordering::Relaxed);
+        }
+        let lost = all.iter().any(|r| matches!(r, Ok(true)));
+        match all.into_iter().find_map(Result::err) {
+            Some(e) => Err(e),
+            None => Ok(lost),
+        }
+    }
+
+    fn degraded(&self) -> bool {
+        // Not since the watch before last: a watch that timed out (a dead
+        // node's calls wait for their timeout) counts as not answered.
+        self.conn.is_cluster()
+            && unix_ms().saturating_sub(self.whole_at.load(std::sync::atomic::Ordering::Relaxed))
+                > WHOLE_WITHIN_MS
     }
 
     fn disturbances(&self) -> u64 {

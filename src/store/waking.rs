@@ -328,6 +328,10 @@ impl Store for Waking {
         self.inner.disturbances()
     }
 
+    fn degraded(&self) -> bool {
+        self.inner.degraded()
+    }
+
     fn kind(&self) -> &'static str {
         self.inner.kind()
     }
