@@ -173,6 +173,106 @@ fn serve_refuses_a_bad_config_with_exit_64_naming_the_key() {
     );
 }
 
+/// A production configuration whose lawyers are still on the demo roster's
+/// fictional numbers, or on the example phones file's numbers (copied as
+/// docs/roster.md says, not edited): `check` fails, `serve` refuses.
+#[test]
+fn production_refuses_demo_and_example_lawyer_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::copy_default_setup(dir.path());
+    let cfg = dir.path().join("config");
+    for f in ["roster.toml", "roster.phones.example.toml"] {
+        std::fs::copy(common::root().join("config").join(f), cfg.join(f)).unwrap();
+    }
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("# require_pii_key = false", "require_pii_key = true")
+        .replace("+996 000 000 000", "+996 312 000 111")
+        .replace("+380 000 000 000", "+380 53 200 0111")
+        .replace(
+            "name = \"console\"\nkind = \"console\"",
+            "name = \"console\"\nkind = \"console\"\nenabled = false",
+        )
+        .replace(
+            "sms_channel = \"console\"",
+            "sms_channel = \"africastalking\"",
+        )
+        .replace(
+            "# secret_env = \"HOTLINE_AT_SECRET\"",
+            "secret_env = \"HOTLINE_AT_SECRET\"",
+        )
+        .replace("# username = \"sandbox\"", "username = \"hotline\"")
+        .replace(
+            "# api_key_env = \"HOTLINE_AT_API_KEY\"",
+            "api_key_env = \"HOTLINE_AT_API_KEY\"",
+        );
+    std::fs::write(&config, &text).unwrap();
+    let path = config.display().to_string();
+    let run = |args: &[&str]| {
+        let out = Command::new(common::binary())
+            .args(args)
+            .current_dir(common::root())
+            .env_remove("HOTLINE_CONFIG")
+            .env_remove("HOTLINE_REDIS_URL")
+            .env("HOTLINE_LISTEN", "127.0.0.1:0")
+            .env("HOTLINE_ADMIN_LISTEN", "127.0.0.1:0")
+            .env(
+                "HOTLINE_PII_KEY",
+                "pii-key-0123456789-0123456789-0123456789",
+            )
+            .env("HOTLINE_AT_SECRET", "s-0123456789abcdef")
+            .env("HOTLINE_AT_API_KEY", "k")
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), all)
+    };
+
+    // The demo roster: fictional numbers.
+    let (code, all) = run(&["check", "--config", &path]);
+    assert_eq!(code, Some(1), "{all}");
+    assert!(
+        all.contains("demo-roster.toml: lawyers.demo-bermet: her number is in a fictional range no phone answers (a demo roster's), in a production configuration (privacy.require_pii_key = true)"),
+        "{all}"
+    );
+    assert!(!all.contains("7700"), "no number in a problem: {all}");
+    let (code, all) = run(&["serve", "--config", &path]);
+    assert_eq!(code, Some(64), "{all}");
+    assert!(
+        all.contains("lawyers.demo-kanykei: her number is in a fictional range"),
+        "{all}"
+    );
+
+    // The real roster, its phones file copied from the example unedited.
+    std::fs::copy(
+        cfg.join("roster.phones.example.toml"),
+        cfg.join("roster.phones.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        &config,
+        text.replace("roster = \"demo-roster.toml\"", "roster = \"roster.toml\""),
+    )
+    .unwrap();
+    let (code, all) = run(&["check", "--config", &path]);
+    assert_eq!(code, Some(1), "{all}");
+    assert!(
+        all.contains("roster.toml: lawyers.aida: her number is still the example number from roster.phones.example.toml"),
+        "{all}"
+    );
+    assert!(!all.contains("000 011") && !all.contains("000011"), "{all}");
+    let (code, all) = run(&["serve", "--config", &path]);
+    assert_eq!(code, Some(64), "{all}");
+    assert!(
+        all.contains("lawyers.nurgul: her number is still the example number"),
+        "{all}"
+    );
+}
+
 #[test]
 fn serve_refuses_a_bad_environment_override_and_a_broken_flow() {
     let out = Command::new(common::binary())
