@@ -346,6 +346,25 @@ fn the_production_example_works_where_its_comment_says_to_put_it() {
     );
     // The spool is state, not config: where the systemd unit keeps it.
     assert_eq!(config.store.spool_dir, Path::new("/var/lib/hotline/spool"));
+
+    // Started without HOTLINE_AT_SECRET: the variable is what is missing
+    // (an error), not secret_env (it is set) — no "unauthenticated" warning.
+    let mut env = env;
+    env.remove("HOTLINE_AT_SECRET");
+    let problems: Vec<String> = match load(&etc.join("hotline.toml"), &env) {
+        Ok(_) => panic!("an unset secret is an error"),
+        Err(e) => e.problems().iter().map(ToString::to_string).collect(),
+    };
+    assert!(
+        problems.iter().any(|p| p.ends_with(
+            r#"channels[0].secret_env = "HOTLINE_AT_SECRET": environment variable HOTLINE_AT_SECRET is not set"#
+        )),
+        "{problems:#?}"
+    );
+    assert!(
+        !problems.iter().any(|p| p.contains("unauthenticated")),
+        "{problems:#?}"
+    );
 }
 
 /// README and the default config list every placeholder the code treats as

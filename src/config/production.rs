@@ -71,7 +71,18 @@ pub(super) fn problems(config: &Config, text: &str) -> Vec<Problem> {
     };
     let file = config.source.as_str();
     let mut out = Vec::new();
+    // Channels that name a secret_env (whose variable may still be unset:
+    // that is its own error, not a missing setting).
+    let mut named_secret: Vec<String> = Vec::new();
     if let Ok(mut table) = toml::from_str::<toml::Table>(text) {
+        if let Some(toml::Value::Array(channels)) = table.get("channels") {
+            named_secret = channels
+                .iter()
+                .filter(|ch| ch.get("secret_env").is_some())
+                .filter_map(|ch| ch.get("name").and_then(toml::Value::as_str))
+                .map(str::to_owned)
+                .collect();
+        }
         // A disabled channel's settings are not used: not checked either.
         if let Some(toml::Value::Array(channels)) = table.get_mut("channels") {
             for ch in channels.iter_mut() {
@@ -104,7 +115,10 @@ pub(super) fn problems(config: &Config, text: &str) -> Vec<Problem> {
     for c in config.channels.iter().filter(|c| {
         !matches!(c.kind, ChannelKind::Twilio | ChannelKind::Console) && c.secret.is_none()
     }) {
-        let open = if c.allow_ips.is_empty() {
+        let open = if named_secret.contains(&c.name) {
+            // Reported as an error already: the variable is unset.
+            continue;
+        } else if c.allow_ips.is_empty() {
             ""
         } else if c.allow_ips.iter().any(IpNet::is_wide) {
             ": its allow_ips holds a network wider than an IPv4 /8 or an IPv6 /16, which admits a large part of the internet"
