@@ -173,6 +173,32 @@ fn serve_refuses_a_bad_config_with_exit_64_naming_the_key() {
     );
 }
 
+/// A bad `HOTLINE_LOG_FORMAT` is blamed on the environment, not on the
+/// file (which says "text").
+#[test]
+fn a_bad_log_format_in_the_environment_is_blamed_on_the_environment() {
+    let out = Command::new(common::binary())
+        .args(["check"])
+        .current_dir(common::root())
+        .env_remove("HOTLINE_CONFIG")
+        .env("HOTLINE_LOG_FORMAT", "yaml")
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains(
+            r#"environment: HOTLINE_LOG_FORMAT="yaml": is not valid: must be "text" or "json""#
+        ),
+        "{all}"
+    );
+    assert!(!all.contains("server.log_format"), "{all}");
+}
+
 /// A production configuration whose lawyers are still on the demo roster's
 /// fictional numbers, or on the example phones file's numbers (copied as
 /// docs/roster.md says, not edited): `check` fails, `serve` refuses.
