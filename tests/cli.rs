@@ -199,6 +199,67 @@ fn a_bad_log_format_in_the_environment_is_blamed_on_the_environment() {
     assert!(!all.contains("server.log_format"), "{all}");
 }
 
+/// `test-sms` says what the operator must fix (no roster, no such lawyer:
+/// 64) before it tries the gateway; an unreachable gateway is 69, said once.
+#[test]
+fn test_sms_checks_the_config_and_the_lawyer_before_the_gateway() {
+    // Port 1 on loopback: nothing listens, the gateway is "down".
+    let down = "http://127.0.0.1:1";
+    let run = |args: &[&str]| {
+        let out = Command::new(common::binary())
+            .args(args)
+            .current_dir(common::root())
+            .env_remove("HOTLINE_CONFIG")
+            .env_remove("HOTLINE_REDIS_URL")
+            .env_remove("HOTLINE_ADMIN_TOKEN")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (code, stderr) = run(&["test-sms", "nobody", "--admin", down]);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains(r#"no lawyer "nobody" in config/demo-roster.toml"#),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("127.0.0.1:1"),
+        "the gateway is not asked: {stderr}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::copy_default_setup(dir.path());
+    let text = std::fs::read_to_string(&config).unwrap();
+    let start = text.find("[dispatch]\n").unwrap();
+    let end = start + text[start..].find("auto_close_days = 7\n").unwrap() + 20;
+    let text = format!("{}{}", &text[..start], &text[end..]).replace(
+        "# cases_handled_elsewhere = false",
+        "cases_handled_elsewhere = true",
+    );
+    std::fs::write(&config, text).unwrap();
+    let path = config.display().to_string();
+    let (code, stderr) = run(&["test-sms", "demo-aigul", "--config", &path, "--admin", down]);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(stderr.contains("has no [dispatch]"), "{stderr}");
+    assert!(
+        !stderr.contains("127.0.0.1:1"),
+        "the gateway is not asked: {stderr}"
+    );
+
+    let (code, stderr) = run(&["test-sms", "demo-aigul", "--admin", down]);
+    assert_eq!(code, Some(69), "{stderr}");
+    assert_eq!(
+        stderr.matches("127.0.0.1:1").count(),
+        1,
+        "said once: {stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
 /// A production configuration whose lawyers are still on the demo roster's
 /// fictional numbers, or on the example phones file's numbers (copied as
 /// docs/roster.md says, not edited): `check` fails, `serve` refuses.
