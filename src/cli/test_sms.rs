@@ -28,7 +28,7 @@ pub(super) fn test_sms(flag: Option<PathBuf>, lawyer: &str, admin: Option<String
     };
     // What the operator must fix is said before any gateway or store is
     // asked: a config without lawyers, or a lawyer the roster lacks.
-    if let Err(e) = known_lawyer(&config, lawyer, &env) {
+    if let Err(e) = known_lawyer(&config, lawyer) {
         return fail(&e);
     }
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
@@ -53,22 +53,39 @@ pub(super) fn test_sms(flag: Option<PathBuf>, lawyer: &str, admin: Option<String
 }
 
 /// Whether the roster the config names has `lawyer` (an id or a name, as
-/// [`crate::dispatch::cover::find_lawyer`] matches it).
-fn known_lawyer(config: &Config, lawyer: &str, env: &dyn Env) -> Result<(), CliError> {
+/// [`crate::dispatch::cover::find_lawyer`] matches it). Only the roster's
+/// ids and names are read: the numbers (environment variables, a phones
+/// file only the service account may read) are the gateway's business.
+fn known_lawyer(config: &Config, lawyer: &str) -> Result<(), CliError> {
     let Some(d) = &config.dispatch else {
         return Err(CliError::Usage(format!(
             "{} has no [dispatch]: there is no roster, so no lawyer to send to",
             config.source
         )));
     };
-    let (roster, _) = crate::dispatch::roster::load(&d.roster, env).map_err(CliError::Build)?;
-    if crate::dispatch::cover::find_lawyer(&roster, lawyer).is_none() {
-        return Err(CliError::Usage(format!(
-            "no lawyer {lawyer:?} in {}",
-            roster.source
-        )));
+    let shown = d.roster.display();
+    let table: toml::Table = std::fs::read_to_string(&d.roster)
+        .map_err(|e| CliError::Usage(format!("cannot read the roster {shown}: {e}")))?
+        .parse()
+        .map_err(|_| {
+            CliError::Usage(format!(
+                "the roster {shown} is not valid TOML: run hotline check"
+            ))
+        })?;
+    let known = table
+        .get("lawyers")
+        .and_then(toml::Value::as_table)
+        .is_some_and(|lawyers| {
+            lawyers.iter().any(|(id, l)| {
+                let name = l.get("name").and_then(toml::Value::as_str).unwrap_or("");
+                crate::dispatch::cover::names_lawyer(id, name, lawyer)
+            })
+        });
+    if known {
+        Ok(())
+    } else {
+        Err(CliError::Usage(format!("no lawyer {lawyer:?} in {shown}")))
     }
-    Ok(())
 }
 
 /// Build a dispatcher over the configured (Redis) store.
