@@ -542,6 +542,9 @@ pub fn load_dispatch_with(
     let roster = match crate::dispatch::roster::load(&d.roster, env) {
         Ok((roster, mut warnings)) => {
             problems.append(&mut warnings);
+            if let Some(why) = config.production() {
+                problems.extend(roster.production_problems(&why));
+            }
             let cities = flows.cities();
             problems.extend(roster.check_cities(cities.iter().map(String::as_str), "flows"));
             problems.extend(gap_warnings(&roster, deps.clock.now()));

@@ -23,6 +23,10 @@ pub enum Outcome {
     MethodNotAllowed,
     /// The body was over the cap.
     TooLarge,
+    /// The body did not arrive within `server.body_read_timeout_ms` (408):
+    /// the client's fault, a refusal like `bad_request`, never `timeout`
+    /// (the gateway's own failure, which pages).
+    SlowBody,
     /// The store failed; the caller was answered calmly (or the aggregator
     /// asked to retry).
     StoreUnavailable,
@@ -34,7 +38,7 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome, for zeroed metric series.
-    pub const ALL: [Outcome; 11] = [
+    pub const ALL: [Outcome; 12] = [
         Outcome::Ok,
         Outcome::Duplicate,
         Outcome::RateLimited,
@@ -43,6 +47,7 @@ impl Outcome {
         Outcome::NotFound,
         Outcome::MethodNotAllowed,
         Outcome::TooLarge,
+        Outcome::SlowBody,
         Outcome::StoreUnavailable,
         Outcome::Timeout,
         Outcome::Error,
@@ -59,6 +64,7 @@ impl Outcome {
             Outcome::NotFound => "not_found",
             Outcome::MethodNotAllowed => "method_not_allowed",
             Outcome::TooLarge => "too_large",
+            Outcome::SlowBody => "slow_body",
             Outcome::StoreUnavailable => "store_unavailable",
             Outcome::Timeout => "timeout",
             Outcome::Error => "error",

@@ -33,7 +33,10 @@ fn check_passes_on_the_shipped_config() {
         stdout.contains("nodes.city.ru [country KG]: 41/80 UCS-2 · SMS 1 part(s)"),
         "{stdout}"
     );
-    assert!(stdout.contains("nodes.city.en [country *]: "), "{stdout}");
+    assert!(
+        stdout.contains("nodes.city.en [country other]: "),
+        "{stdout}"
+    );
 }
 
 /// `load-tests/run.sh` and `load-tests/profile.sh` start the gateway on this
@@ -170,6 +173,193 @@ fn serve_refuses_a_bad_config_with_exit_64_naming_the_key() {
     assert!(
         stderr.contains(r#"channels[0].kind = "carrier-pigeon": unknown kind"#),
         "{stderr}"
+    );
+}
+
+/// A bad `HOTLINE_LOG_FORMAT` is blamed on the environment, not on the
+/// file (which says "text").
+#[test]
+fn a_bad_log_format_in_the_environment_is_blamed_on_the_environment() {
+    let out = Command::new(common::binary())
+        .args(["check"])
+        .current_dir(common::root())
+        .env_remove("HOTLINE_CONFIG")
+        .env("HOTLINE_LOG_FORMAT", "yaml")
+        .output()
+        .unwrap();
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{all}");
+    assert!(
+        all.contains(
+            r#"environment: HOTLINE_LOG_FORMAT="yaml": is not valid: must be "text" or "json""#
+        ),
+        "{all}"
+    );
+    assert!(!all.contains("server.log_format"), "{all}");
+}
+
+/// `test-sms` says what the operator must fix (no roster, no such lawyer:
+/// 64) before it tries the gateway; an unreachable gateway is 69, said once.
+#[test]
+fn test_sms_checks_the_config_and_the_lawyer_before_the_gateway() {
+    // Port 1 on loopback: nothing listens, the gateway is "down".
+    let down = "http://127.0.0.1:1";
+    let run = |args: &[&str]| {
+        let out = Command::new(common::binary())
+            .args(args)
+            .current_dir(common::root())
+            .env_remove("HOTLINE_CONFIG")
+            .env_remove("HOTLINE_REDIS_URL")
+            .env_remove("HOTLINE_ADMIN_TOKEN")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (code, stderr) = run(&["test-sms", "nobody", "--admin", down]);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(
+        stderr.contains(r#"no lawyer "nobody" in config/demo-roster.toml"#),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("127.0.0.1:1"),
+        "the gateway is not asked: {stderr}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::copy_default_setup(dir.path());
+    let text = std::fs::read_to_string(&config).unwrap();
+    let start = text.find("[dispatch]\n").unwrap();
+    let end = start + text[start..].find("auto_close_days = 7\n").unwrap() + 20;
+    let text = format!("{}{}", &text[..start], &text[end..]).replace(
+        "# cases_handled_elsewhere = false",
+        "cases_handled_elsewhere = true",
+    );
+    std::fs::write(&config, text).unwrap();
+    let path = config.display().to_string();
+    let (code, stderr) = run(&["test-sms", "demo-aigul", "--config", &path, "--admin", down]);
+    assert_eq!(code, Some(64), "{stderr}");
+    assert!(stderr.contains("has no [dispatch]"), "{stderr}");
+    assert!(
+        !stderr.contains("127.0.0.1:1"),
+        "the gateway is not asked: {stderr}"
+    );
+
+    let (code, stderr) = run(&["test-sms", "demo-aigul", "--admin", down]);
+    assert_eq!(code, Some(69), "{stderr}");
+    assert_eq!(
+        stderr.matches("127.0.0.1:1").count(),
+        1,
+        "said once: {stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+/// A production configuration whose lawyers are still on the demo roster's
+/// fictional numbers, or on the example phones file's numbers (copied as
+/// docs/roster.md says, not edited): `check` fails, `serve` refuses.
+#[test]
+fn production_refuses_demo_and_example_lawyer_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::copy_default_setup(dir.path());
+    let cfg = dir.path().join("config");
+    for f in ["roster.toml", "roster.phones.example.toml"] {
+        std::fs::copy(common::root().join("config").join(f), cfg.join(f)).unwrap();
+    }
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("# require_pii_key = false", "require_pii_key = true")
+        .replace("+996 000 000 000", "+996 312 000 111")
+        .replace("+380 000 000 000", "+380 53 200 0111")
+        .replace(
+            "name = \"console\"\nkind = \"console\"",
+            "name = \"console\"\nkind = \"console\"\nenabled = false",
+        )
+        .replace(
+            "sms_channel = \"console\"",
+            "sms_channel = \"africastalking\"",
+        )
+        .replace(
+            "# secret_env = \"HOTLINE_AT_SECRET\"",
+            "secret_env = \"HOTLINE_AT_SECRET\"",
+        )
+        .replace("# username = \"sandbox\"", "username = \"hotline\"")
+        .replace(
+            "# api_key_env = \"HOTLINE_AT_API_KEY\"",
+            "api_key_env = \"HOTLINE_AT_API_KEY\"",
+        );
+    std::fs::write(&config, &text).unwrap();
+    let path = config.display().to_string();
+    let run = |args: &[&str]| {
+        let out = Command::new(common::binary())
+            .args(args)
+            .current_dir(common::root())
+            .env_remove("HOTLINE_CONFIG")
+            .env_remove("HOTLINE_REDIS_URL")
+            .env("HOTLINE_LISTEN", "127.0.0.1:0")
+            .env("HOTLINE_ADMIN_LISTEN", "127.0.0.1:0")
+            .env(
+                "HOTLINE_PII_KEY",
+                "pii-key-0123456789-0123456789-0123456789",
+            )
+            .env("HOTLINE_AT_SECRET", "s-0123456789abcdef")
+            .env("HOTLINE_AT_API_KEY", "k")
+            .output()
+            .unwrap();
+        let all = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), all)
+    };
+
+    // The demo roster: fictional numbers.
+    let (code, all) = run(&["check", "--config", &path]);
+    assert_eq!(code, Some(1), "{all}");
+    assert!(
+        all.contains("demo-roster.toml: lawyers.demo-bermet: her number is in a fictional range no phone answers (a demo roster's), in a production configuration (privacy.require_pii_key = true)"),
+        "{all}"
+    );
+    assert!(!all.contains("7700"), "no number in a problem: {all}");
+    let (code, all) = run(&["serve", "--config", &path]);
+    assert_eq!(code, Some(64), "{all}");
+    assert!(
+        all.contains("lawyers.demo-kanykei: her number is in a fictional range"),
+        "{all}"
+    );
+
+    // The real roster, its phones file copied from the example unedited.
+    std::fs::copy(
+        cfg.join("roster.phones.example.toml"),
+        cfg.join("roster.phones.toml"),
+    )
+    .unwrap();
+    std::fs::write(
+        &config,
+        text.replace("roster = \"demo-roster.toml\"", "roster = \"roster.toml\""),
+    )
+    .unwrap();
+    let (code, all) = run(&["check", "--config", &path]);
+    assert_eq!(code, Some(1), "{all}");
+    assert!(
+        all.contains("roster.toml: lawyers.aida: her number is still the example number from roster.phones.example.toml"),
+        "{all}"
+    );
+    assert!(!all.contains("000 011") && !all.contains("000011"), "{all}");
+    let (code, all) = run(&["serve", "--config", &path]);
+    assert_eq!(code, Some(64), "{all}");
+    assert!(
+        all.contains("lawyers.nurgul: her number is still the example number"),
+        "{all}"
     );
 }
 
@@ -485,14 +675,28 @@ fn check_says_the_default_is_a_development_configuration_and_lists_her_sms() {
         stdout.contains(r#"offers go out on channel "console""#),
         "{stdout}"
     );
+    // Each SMS is labelled by the countries whose callers get that very
+    // text (`*` all of them, `other` those the flow does not name), as the
+    // screens are; a country not offered a language is not listed for it.
     for line in [
-        "flows/legal_help.toml: SMS messages.confirm.ru [country KG]: 43 UCS-2 · SMS 1 part(s)",
+        "flows/legal_help.toml: SMS messages.confirm.ru [country *]: 43 UCS-2 · SMS 1 part(s)",
         "SMS messages.unanswered.en [country UA]: ",
-        "SMS messages.sms_help.ky [country other]: ",
+        "SMS messages.unanswered.en [country KG, other]: ",
+        "SMS messages.sms_help.ky [country KG, other]: ",
+        "SMS messages.confirm.uk [country UA, other]: ",
+        "  messages.unavailable.ru [country KG, other]: ",
         "config/lawyer_texts.toml: lawyer text ru.offer: ",
         "config/lawyer_texts.toml: lawyer text en.accepted: ",
     ] {
         assert!(stdout.contains(line), "missing {line}\n{stdout}");
+    }
+    // UA callers are offered uk, ru and en: never ky or uz.
+    for lang in ["ky", "uz"] {
+        for l in stdout.lines().filter(|l| l.contains(&format!(".{lang} ["))) {
+            let label = l.split("[country ").nth(1).unwrap_or("");
+            let label = label.split(']').next().unwrap_or("");
+            assert!(!label.contains("UA"), "{l}");
+        }
     }
 }
 

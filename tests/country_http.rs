@@ -19,8 +19,8 @@ const MIN: u64 = 60_000;
 const WOMAN_UA: &str = "+380501234567";
 const WOMAN_KG: &str = "+996555123456";
 const AIDA: &str = "+996555000101";
-const OKSANA: &str = "+380500000011";
-const LARYSA: &str = "+380500000001";
+const OKSANA: &str = "+380500000111";
+const LARYSA: &str = "+380500000101";
 
 /// Bishkek and Poltava, one lawyer on call in each all the time, and
 /// "other city" routed by the caller's country.

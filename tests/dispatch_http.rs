@@ -231,6 +231,15 @@ async fn the_lawyer_on_call_gets_the_offer_accepts_and_the_woman_is_told() {
         case.dispatch.accepted_at_ms.unwrap() - case.opened_at_ms,
         2 * MIN
     );
+    // STATUS in English is all GSM-7: a whole SMS is 160 characters, not
+    // the 70 a single non-GSM mark (✓) would leave.
+    w.lawyer_says(AIDA, "STATUS").await;
+    let status = &w.wait_for(AIDA, 3).await[2];
+    assert_eq!(status, &format!("Your cases: {code} ok"));
+    assert_eq!(
+        hotline::text::measure(status).encoding,
+        hotline::text::Encoding::Gsm7
+    );
     w.gw.stop().await;
 }
 

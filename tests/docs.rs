@@ -28,7 +28,13 @@ fn every_channel() -> Vec<ChannelConfig> {
         )
         .replace("+996 000 000 000", "+996 312 123 456")
         .replace("+380 000 000 000", "+380 53 200 0111")
-        .replace("example.org", "hotline.test");
+        .replace("example.org", "hotline.test")
+        .replace(
+            "AC00000000000000000000000000000000",
+            "AC0123456789abcdef0123456789abcdef",
+        )
+        .replace("+10000000000", "+12025550143")
+        .replace("xxxxx.api.infobip.com", "k3x9p2.api.infobip.com");
     let text = &text[..text
         .find("# The development sink")
         .expect("a console channel")];

@@ -304,6 +304,14 @@ async fn post_reload_needs_the_token_in_production_and_names_keys_that_need_a_re
     for headers in [vec![], vec![("Authorization", "Bearer wrong")]] {
         let r = common::request(gw.admin, "POST", "/reload", &headers, b"").await;
         assert_eq!(r.status, 401, "{}", r.body);
+        // The header is what is wrong; the token is never echoed.
+        assert!(
+            r.body
+                .starts_with("not authorized: the Authorization: Bearer <token> header"),
+            "{}",
+            r.body
+        );
+        assert!(!r.body.contains(token), "{}", r.body);
     }
     assert_eq!(gw.metric("hotline_config_generation").await, 1.0);
 
@@ -379,8 +387,20 @@ async fn in_production_without_a_token_reload_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let config = production_setup(dir.path());
     let gw = start(&config, &[("HOTLINE_AT_API_KEY", "k")]);
+    // A wrong method is 405, as on every other route (it was 404).
+    for (method, path) in [("GET", "/reload"), ("GET", "/test-sms")] {
+        let r = common::request(gw.admin, method, path, &[], b"").await;
+        assert_eq!(r.status, 405, "{method} {path}: {}", r.body);
+    }
     let r = common::request(gw.admin, "POST", "/reload", &[], b"").await;
     assert_eq!(r.status, 403, "{}", r.body);
+    // The answer says what is missing: the token on the server.
+    assert!(
+        r.body
+            .starts_with("not authorized: HOTLINE_ADMIN_TOKEN is not set"),
+        "{}",
+        r.body
+    );
     assert_eq!(gw.metric("hotline_config_generation").await, 1.0);
 }
 

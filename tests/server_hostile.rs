@@ -455,14 +455,22 @@ async fn stalled_bodies_get_408_and_huge_ones_413() {
     let raw = format!("{head}Content-Length: 99999999999\r\n\r\n");
     let (r, _) = timed(&gw, raw.as_bytes()).await;
     assert_eq!(r.status, 413);
-    // The stalled ones are the client's fault: refused requests, with the
-    // malformed chunk; never `timeout`, which pages (HotlineWebhookErrors).
+    // The stalled ones are the client's fault: refused requests counted by
+    // their own outcome (the malformed chunk is a bad request); never
+    // `timeout`, which pages (HotlineWebhookErrors).
+    assert_eq!(
+        gw.metric(
+            r#"hotline_webhook_requests_total{channel="africastalking",event="ussd",outcome="slow_body"}"#
+        )
+        .await,
+        2.0
+    );
     assert_eq!(
         gw.metric(
             r#"hotline_webhook_requests_total{channel="africastalking",event="ussd",outcome="bad_request"}"#
         )
         .await,
-        3.0
+        1.0
     );
     assert_eq!(
         gw.metric(

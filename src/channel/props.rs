@@ -23,9 +23,9 @@ kind = "africastalking"
 [[channels]]
 name = "twilio"
 kind = "twilio"
-account_sid = "AC00000000000000000000000000000000"
+account_sid = "AC0123456789abcdef0123456789abcdef"
 auth_token_env = "T_TOKEN"
-from = "+10000000000"
+from = "+12025550143"
 public_url = "https://gw.hotline.test"
 [[channels]]
 name = "kannel"

@@ -20,7 +20,8 @@
 //!   read as their text (`996555123456`, `true`). A missing or `null` text
 //!   field is empty input; every other named field must be present.
 //! - `service_code_field` (optional): the field holding the dialled code
-//!   (`*384*1#`). Without it the service code is empty.
+//!   (`*384*1#`). Without it the service code is empty; when set, the
+//!   field must be present on every hop (a hop without it is a 400).
 //! - `new_session_field` + `new_session_value` (optional, both or neither,
 //!   only with `input = "latest"`): a field whose value marks the hop that
 //!   opens a session (`type = "begin"`, `newSession = true` → `"true"`).

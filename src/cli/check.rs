@@ -187,8 +187,10 @@ fn print_flows(flows: &FlowSet, list_screens: bool) {
 }
 
 /// The SMS she receives (`confirm`, `unanswered`, `sms_help`), per
-/// language and per caller country (its fallback number differs; `other`:
-/// any country the flow does not name).
+/// language and labelled by the callers' countries that receive each
+/// version ([`lint::by_country`]: its fallback number may differ; `*`
+/// every caller, `other` a country the flow does not name), as the
+/// screens are.
 fn print_sms(flows: &FlowSet) {
     for flow in flows.flows.values() {
         let m = &flow.spec.messages;
@@ -199,13 +201,14 @@ fn print_sms(flows: &FlowSet) {
             ("sms_help", &m.sms_help),
         ] {
             let Some(text) = text else { continue };
-            for country in lint::countries_in(flow) {
-                let label = country.map_or("other", |c| c.iso);
-                for lang in &flow.spec.languages {
-                    let t = crate::template::render(
+            for lang in &flow.spec.languages {
+                let variants = lint::by_country(flow, lang, |country| {
+                    Some(crate::template::render(
                         &flow.text(text, lang, country),
                         &[("code", "0000"), ("keywords", &keywords)],
-                    );
+                    ))
+                });
+                for (label, t) in variants {
                     let ms = crate::text::measure(&t);
                     println!(
                         "  {}: SMS messages.{key}.{lang} [country {label}]: {} {} · SMS {} part(s)",

@@ -51,6 +51,10 @@ pub enum CliError {
     /// on the memory store).
     #[error("cannot read the running gateway's cases from its admin listener: {0}")]
     Admin(String),
+    /// A running gateway's admin listener cannot be reached, or answered
+    /// an error (`hotline test-sms` on the memory store).
+    #[error("the running gateway's admin listener: {0}")]
+    Gateway(String),
     /// The server stopped with an error.
     #[error("server failed")]
     Server(#[source] std::io::Error),
@@ -70,7 +74,8 @@ impl CliError {
             | CliError::Runtime(_)
             | CliError::Bind { .. }
             | CliError::ReadCases(_)
-            | CliError::Admin(_) => ExitCode::from(EXIT_UNAVAILABLE),
+            | CliError::Admin(_)
+            | CliError::Gateway(_) => ExitCode::from(EXIT_UNAVAILABLE),
             CliError::Server(_) => ExitCode::FAILURE,
         }
     }

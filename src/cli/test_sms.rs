@@ -26,6 +26,11 @@ pub(super) fn test_sms(flag: Option<PathBuf>, lawyer: &str, admin: Option<String
         Ok((c, _)) => c,
         Err(e) => return fail(&CliError::Config(e)),
     };
+    // What the operator must fix is said before any gateway or store is
+    // asked: a config without lawyers, or a lawyer the roster lacks.
+    if let Err(e) = known_lawyer(&config, lawyer) {
+        return fail(&e);
+    }
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -44,6 +49,42 @@ pub(super) fn test_sms(flag: Option<PathBuf>, lawyer: &str, admin: Option<String
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e),
+    }
+}
+
+/// Whether the roster the config names has `lawyer` (an id or a name, as
+/// [`crate::dispatch::cover::find_lawyer`] matches it). Only the roster's
+/// ids and names are read: the numbers (environment variables, a phones
+/// file only the service account may read) are the gateway's business.
+fn known_lawyer(config: &Config, lawyer: &str) -> Result<(), CliError> {
+    let Some(d) = &config.dispatch else {
+        return Err(CliError::Usage(format!(
+            "{} has no [dispatch]: there is no roster, so no lawyer to send to",
+            config.source
+        )));
+    };
+    let shown = d.roster.display();
+    let table: toml::Table = std::fs::read_to_string(&d.roster)
+        .map_err(|e| CliError::Usage(format!("cannot read the roster {shown}: {e}")))?
+        .parse()
+        .map_err(|_| {
+            CliError::Usage(format!(
+                "the roster {shown} is not valid TOML: run hotline check"
+            ))
+        })?;
+    let known = table
+        .get("lawyers")
+        .and_then(toml::Value::as_table)
+        .is_some_and(|lawyers| {
+            lawyers.iter().any(|(id, l)| {
+                let name = l.get("name").and_then(toml::Value::as_str).unwrap_or("");
+                crate::dispatch::cover::names_lawyer(id, name, lawyer)
+            })
+        });
+    if known {
+        Ok(())
+    } else {
+        Err(CliError::Usage(format!("no lawyer {lawyer:?} in {shown}")))
     }
 }
 
@@ -93,11 +134,10 @@ async fn via_admin(
     if let Some(token) = env.var(crate::config::ADMIN_TOKEN_VAR) {
         req = req.bearer_auth(token);
     }
-    let unavailable = |e: String| CliError::Store(crate::store::StoreError::Unavailable(e.into()));
     let resp = req
         .send()
         .await
-        .map_err(|e| unavailable(format!("the gateway's admin listener at {base}: {e}")))?;
+        .map_err(|e| CliError::Gateway(format!("cannot reach {base}: {}", reqwest_reason(&e))))?;
     let status = resp.status();
     let body = resp.text().await.unwrap_or_default();
     match status.as_u16() {
@@ -108,11 +148,21 @@ async fn via_admin(
         401 | 403 => Err(CliError::Usage(format!(
             "the gateway refused: {status} (set HOTLINE_ADMIN_TOKEN to its token)"
         ))),
-        _ => Err(unavailable(format!(
-            "the gateway answered {status}: {}",
+        _ => Err(CliError::Gateway(format!(
+            "answered {status}: {}",
             body.trim()
         ))),
     }
+}
+
+/// A reqwest error's innermost cause (its own text repeats the URL, and
+/// its sources repeat each other).
+fn reqwest_reason(e: &reqwest::Error) -> String {
+    let mut last: &dyn std::error::Error = e;
+    while let Some(s) = last.source() {
+        last = s;
+    }
+    last.to_string()
 }
 
 /// For `hotline check`: a line naming lawyers whose number is unconfirmed

@@ -274,6 +274,12 @@ fn fill_placeholders(text: &str) -> String {
         .replace("+380 000 000 000", "+380 53 200 0111")
         .replace("example.org", "hotline.test")
         .replace("your-at-username", "hotline")
+        .replace(
+            "AC00000000000000000000000000000000",
+            "AC3f9a0c55e1d2b7a8c4e6f0d1b2a3c4d5",
+        )
+        .replace("+10000000000", "+12025550143")
+        .replace("xxxxx.api.infobip.com", "k3x9p2.api.infobip.com")
 }
 
 #[test]
@@ -340,4 +346,51 @@ fn the_production_example_works_where_its_comment_says_to_put_it() {
     );
     // The spool is state, not config: where the systemd unit keeps it.
     assert_eq!(config.store.spool_dir, Path::new("/var/lib/hotline/spool"));
+
+    // Started without HOTLINE_AT_SECRET: the variable is what is missing
+    // (an error), not secret_env (it is set) — no "unauthenticated" warning.
+    let mut env = env;
+    env.remove("HOTLINE_AT_SECRET");
+    let problems: Vec<String> = match load(&etc.join("hotline.toml"), &env) {
+        Ok(_) => panic!("an unset secret is an error"),
+        Err(e) => e.problems().iter().map(ToString::to_string).collect(),
+    };
+    assert!(
+        problems.iter().any(|p| p.ends_with(
+            r#"channels[0].secret_env = "HOTLINE_AT_SECRET": environment variable HOTLINE_AT_SECRET is not set"#
+        )),
+        "{problems:#?}"
+    );
+    assert!(
+        !problems.iter().any(|p| p.contains("unauthenticated")),
+        "{problems:#?}"
+    );
+}
+
+/// README and the default config list every placeholder the code treats as
+/// one (in a production configuration).
+#[test]
+fn the_placeholder_list_is_the_documented_one() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README.md");
+    let readme = readme.split_whitespace().collect::<Vec<_>>().join(" ");
+    for p in super::PLACEHOLDERS {
+        assert!(readme.contains(&format!("`{p}`")), "README.md lacks `{p}`");
+    }
+    let comment: String = DEFAULT
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| l.trim_start_matches('#'))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let comment = comment.split_whitespace().collect::<Vec<_>>().join(" ");
+    for p in super::PLACEHOLDERS
+        .iter()
+        .filter(|p| !p.starts_with("AC") && !p.starts_with("MG"))
+    {
+        assert!(
+            comment.contains(p),
+            "config/hotline.toml's header lacks {p}"
+        );
+    }
+    assert!(comment.contains("all-zero Twilio SIDs"), "{comment}");
 }

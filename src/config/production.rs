@@ -9,9 +9,13 @@
 //! **development** configuration.
 //!
 //! In a production configuration:
-//! - placeholders left in the file (`REPLACE`, `000 000 000`,
-//!   `example.org`, `your-…`) are errors: a woman must never be shown
-//!   `+996 000 000 000` as the number to call;
+//! - placeholders left in the file ([`PLACEHOLDERS`]: `REPLACE`,
+//!   `000 000 000`, `example.org`, `your-…`, and the shipped channels'
+//!   all-zero Twilio SIDs and number, `xxxxx.api.infobip.com`) are errors:
+//!   a woman must never be shown `+996 000 000 000` as the number to call;
+//! - a lawyer still on a number of the example phones file, or on a
+//!   fictional one (the demo roster's), is an error (checked with the
+//!   roster: [`crate::dispatch::roster::Roster::production_problems`]);
 //! - the `console` channel (the development sink) is an error: it would
 //!   keep real numbers and texts in memory and show them on a page;
 //! - a channel whose webhooks nobody authenticates (no `secret_env`, and no
@@ -25,8 +29,20 @@ use crate::problem::{Problem, quoted};
 use super::IpNet;
 use super::schema::{ChannelKind, Config};
 
-/// Text in a setting's value that marks a value nobody filled in.
-pub const PLACEHOLDERS: &[&str] = &["REPLACE", "000 000 000", "example.org", "your-"];
+/// Text in a setting's value that marks a value nobody filled in: the
+/// shipped configs' placeholders, each long enough that no real value
+/// holds it (a Twilio SID is 32 random hex digits; no number starts
+/// +1 000; an Infobip base URL has the account's own prefix).
+pub const PLACEHOLDERS: &[&str] = &[
+    "REPLACE",
+    "000 000 000",
+    "example.org",
+    "your-",
+    "AC00000000000000000000000000000000",
+    "MG00000000000000000000000000000000",
+    "+10000000000",
+    "xxxxx.api.infobip.com",
+];
 
 impl Config {
     /// Why this is a production configuration (`None`: a development one).
@@ -55,7 +71,18 @@ pub(super) fn problems(config: &Config, text: &str) -> Vec<Problem> {
     };
     let file = config.source.as_str();
     let mut out = Vec::new();
+    // Channels that name a secret_env (whose variable may still be unset:
+    // that is its own error, not a missing setting).
+    let mut named_secret: Vec<String> = Vec::new();
     if let Ok(mut table) = toml::from_str::<toml::Table>(text) {
+        if let Some(toml::Value::Array(channels)) = table.get("channels") {
+            named_secret = channels
+                .iter()
+                .filter(|ch| ch.get("secret_env").is_some())
+                .filter_map(|ch| ch.get("name").and_then(toml::Value::as_str))
+                .map(str::to_owned)
+                .collect();
+        }
         // A disabled channel's settings are not used: not checked either.
         if let Some(toml::Value::Array(channels)) = table.get_mut("channels") {
             for ch in channels.iter_mut() {
@@ -88,7 +115,10 @@ pub(super) fn problems(config: &Config, text: &str) -> Vec<Problem> {
     for c in config.channels.iter().filter(|c| {
         !matches!(c.kind, ChannelKind::Twilio | ChannelKind::Console) && c.secret.is_none()
     }) {
-        let open = if c.allow_ips.is_empty() {
+        let open = if named_secret.contains(&c.name) {
+            // Reported as an error already: the variable is unset.
+            continue;
+        } else if c.allow_ips.is_empty() {
             ""
         } else if c.allow_ips.iter().any(IpNet::is_wide) {
             ": its allow_ips holds a network wider than an IPv4 /8 or an IPv6 /16, which admits a large part of the internet"
@@ -222,6 +252,46 @@ mod tests {
                 warned,
                 "{list}: {all}"
             );
+        }
+    }
+
+    /// The shipped aggregators' placeholders, once their channel is
+    /// enabled in a production configuration; real values pass.
+    #[test]
+    fn the_shipped_channels_placeholders_are_errors_and_real_values_pass() {
+        let text = DEFAULT
+            .replace("# require_pii_key = false", "require_pii_key = true")
+            .replace("enabled = false\naccount_sid", "account_sid")
+            .replace(
+                "enabled = false\nsecret_env = \"HOTLINE_INFOBIP",
+                "secret_env = \"HOTLINE_INFOBIP",
+            );
+        let env = [
+            KEY,
+            ("HOTLINE_TWILIO_AUTH_TOKEN", "t"),
+            ("HOTLINE_INFOBIP_SECRET", "s-0123456789abcdef"),
+            ("HOTLINE_INFOBIP_API_KEY", "k"),
+        ];
+        let all = load(&text, &env).expect_err("refused").join("\n");
+        for want in [
+            r#"channels[1].account_sid = "AC00000000000000000000000000000000": a placeholder"#,
+            r#"channels[1].from = "+10000000000": a placeholder"#,
+            r#"channels[3].base_url = "https://xxxxx.api.infobip.com": a placeholder"#,
+        ] {
+            assert!(all.contains(want), "{want}\n{all}");
+        }
+        let real = text
+            .replace(
+                "AC00000000000000000000000000000000",
+                "AC3f9a0c55e1d2b7a8c4e6f0d1b2a3c4d5",
+            )
+            .replace("+10000000000", "+12025550143")
+            .replace("xxxxx.api.infobip.com", "k3x9p2.api.infobip.com");
+        let all = load(&real, &env)
+            .expect_err("the other placeholders")
+            .join("\n");
+        for key in ["account_sid", "channels[1].from", "base_url"] {
+            assert!(!all.contains(key), "{key}: {all}");
         }
     }
 

@@ -121,15 +121,22 @@ pub(super) fn validate(s: &RawServer, env: &dyn Env, c: &mut Ctx<'_>) -> ServerC
             "needs server.trusted_proxies: only a trusted proxy's PROXY header is read",
         );
     }
-    let log_format = env
-        .var(LOG_FORMAT_VAR)
-        .unwrap_or_else(|| s.log_format.clone());
-    if log_format != "text" && log_format != "json" {
-        c.error(
-            quoted("server.log_format", &log_format),
-            "must be \"text\" or \"json\"",
-        );
-    }
+    // A bad value is blamed on where it came from: the variable wins.
+    const LOG_FORMATS: &str = "must be \"text\" or \"json\"";
+    let log_format = match env.var(LOG_FORMAT_VAR) {
+        Some(v) => {
+            if v != "text" && v != "json" {
+                c.env_error(LOG_FORMAT_VAR, &v, LOG_FORMATS);
+            }
+            v
+        }
+        None => {
+            if s.log_format != "text" && s.log_format != "json" {
+                c.error(quoted("server.log_format", &s.log_format), LOG_FORMATS);
+            }
+            s.log_format.clone()
+        }
+    };
     let admin_token = env.var(ADMIN_TOKEN_VAR);
     if let Some(t) = &admin_token
         && t.len() < 16

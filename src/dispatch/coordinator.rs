@@ -197,7 +197,8 @@ impl Dispatcher {
         Ok(CommandOutcome::Ok)
     }
 
-    /// `CASES`: open codes in her cities, `✓Name` accepted, `?` waiting.
+    /// `CASES`: open codes in her cities, `ok Name` accepted, `?` waiting
+    /// (GSM-7 marks, as `STATUS`).
     pub(super) async fn cases(&self, call: &Call<'_>) -> Result<CommandOutcome, StoreError> {
         let open = self.open_cases().await?;
         for city in self.her_cities(call) {
@@ -211,7 +212,7 @@ impl Dispatcher {
             let mut list: Vec<String> = cases
                 .into_iter()
                 .map(|(_, rec, d)| match &d.dispatch.accepted_by {
-                    Some(by) => format!("{} ✓{}", rec.named_code(), self.name_of(by)),
+                    Some(by) => format!("{} ok {}", rec.named_code(), self.name_of(by)),
                     None => format!("{} ?", rec.named_code()),
                 })
                 .collect();

@@ -181,11 +181,21 @@ pub fn find_lawyer<'a>(roster: &'a Roster, typed: &str) -> Option<&'a Lawyer> {
     if let Some(l) = roster.lawyer(&typed.to_lowercase()) {
         return Some(l);
     }
-    roster.lawyers().find(|l| {
-        latin(l.id.as_str()) == want
-            || latin(&l.name) == want
-            || l.name.split_whitespace().any(|w| latin(w) == want)
-    })
+    roster
+        .lawyers()
+        .find(|l| names_lawyer(l.id.as_str(), &l.name, typed))
+}
+
+/// Whether `typed` names the lawyer with this roster id and name, as
+/// [`find_lawyer`] matches: her id, her name or one word of it, in Latin
+/// or Cyrillic letters.
+pub fn names_lawyer(id: &str, name: &str, typed: &str) -> bool {
+    let want = latin(typed.trim());
+    !want.is_empty()
+        && (id == typed.to_lowercase()
+            || latin(id) == want
+            || latin(name) == want
+            || name.split_whitespace().any(|w| latin(w) == want))
 }
 
 /// Why a `COVER` was refused.

@@ -404,7 +404,8 @@ impl Dispatcher {
         Ok(CommandOutcome::Ok)
     }
 
-    /// `STATUS`: her cases, `✓` accepted, `?` waiting on her.
+    /// `STATUS`: her cases, `ok` accepted, `?` waiting on her (GSM-7 marks:
+    /// one character outside it would halve what an SMS holds).
     async fn status_text(&self, call: &Call<'_>) -> Result<String, StoreError> {
         let me = call.lawyer.id.as_str();
         // Those waiting for her answer first, then hers; oldest first in
@@ -412,7 +413,7 @@ impl Dispatcher {
         let mut mine: Vec<(bool, u64, String)> = Vec::new();
         for (_, rec, d) in self.cases_of(call).await? {
             if d.dispatch.accepted_by.as_deref() == Some(me) {
-                mine.push((true, d.opened_at_ms, format!("{} ✓", rec.named_code())));
+                mine.push((true, d.opened_at_ms, format!("{} ok", rec.named_code())));
             } else if lifecycle::pending_for(&d.dispatch, me) {
                 mine.push((false, d.opened_at_ms, format!("{} ?", rec.named_code())));
             }

@@ -93,7 +93,8 @@ fn cut(text: &str, max: usize, mark: &str) -> String {
 }
 
 impl Dispatcher {
-    /// A lawyer's texts, and the case's city and situation in her language.
+    /// A lawyer's texts, and the case's city and situation in her language
+    /// (the texts' `unknown` when the case has none they name).
     pub(super) fn labels(&self, case: &CaseData, lawyer: &Lawyer) -> (&Texts, String, String) {
         let t = self.texts.for_langs(&lawyer.languages);
         let lang = lawyer.languages.first().map_or("en", String::as_str);
@@ -102,12 +103,14 @@ impl Dispatcher {
             .city_name(&case.city, lang)
             .unwrap_or(&case.city)
             .to_owned();
+        // A flow that never asked (`hotline check` warns of it) or an id
+        // the texts lack: `unknown`, never an empty gap in the offer.
         let situation = case
             .vars
             .get("situation")
             .and_then(|s| t.situations.get(s))
             .cloned()
-            .unwrap_or_default();
+            .unwrap_or_else(|| t.unknown.clone());
         (t, city, situation)
     }
 

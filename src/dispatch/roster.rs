@@ -18,6 +18,7 @@
 //! about a route answers for its default target.
 
 mod load;
+mod production;
 mod shift;
 
 use std::collections::{BTreeMap, HashMap};

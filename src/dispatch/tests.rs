@@ -96,6 +96,22 @@ fn an_offer_names_her_language_and_whether_the_number_is_her_own_phone() {
     assert!(typed_own.contains("(её тел.)"), "{typed_own}");
 }
 
+/// A case whose flow never set `situation`: the offer says so (the texts'
+/// `unknown`) instead of leaving ": ," where the lawyer looks first.
+#[test]
+fn an_offer_without_a_situation_says_unknown() {
+    use super::render::OfferSize;
+    let d = dispatcher(SHIPPED);
+    let nurgul = d.roster.lawyer("nurgul").unwrap();
+    let mut c = case("ТЦ Дордой");
+    c.vars.remove("situation");
+    let offer = d.offer_text(&c, nurgul, OfferSize::new(Some("4821"), 3));
+    assert!(offer.contains("мин назад: не указано, яз."), "{offer}");
+    c.vars.insert("situation".into(), "no_such_id".into());
+    let offer = d.offer_text(&c, nurgul, OfferSize::new(Some("4821"), 3));
+    assert!(offer.contains("мин назад: не указано, яз."), "{offer}");
+}
+
 #[test]
 fn the_longest_real_offer_in_every_language_fits_two_parts_keeping_what_room_allows() {
     let d = dispatcher(SHIPPED);

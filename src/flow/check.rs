@@ -301,6 +301,7 @@ impl Checker<'_> {
             }
         }
         self.must_set_city();
+        self.should_set_situation();
     }
 
     fn route_cycle(&self, start: &str) -> bool {
@@ -347,48 +348,8 @@ impl Checker<'_> {
             );
         }
         let spec = &self.flow.spec;
-        // Must-analysis: `has[n]` = city is certainly set on arrival at n.
-        let mut has: BTreeMap<&str, bool> = spec.nodes.keys().map(|k| (k.as_str(), true)).collect();
-        if let Some(v) = has.get_mut(spec.start.as_str()) {
-            *v = false;
-        }
-        loop {
-            let mut changed = false;
-            for (id, node) in &spec.nodes {
-                let here = has[id.as_str()];
-                let outs: Vec<(&String, bool)> = match node {
-                    Node::Menu(m) => m
-                        .options
-                        .iter()
-                        .map(|o| (&o.next, here || o.set.contains_key("city")))
-                        .collect(),
-                    // A typed city is refused below: it sets nothing a
-                    // roster can route.
-                    Node::Input(i) => vec![(&i.next, here)],
-                    Node::Language(l) => vec![(&l.next, here)],
-                    Node::Route(r) => r
-                        .routes
-                        .iter()
-                        .map(|x| &x.next)
-                        .chain(std::iter::once(&r.default))
-                        .map(|t| (t, here))
-                        .collect(),
-                    Node::End(_) => Vec::new(),
-                };
-                for (t, v) in outs {
-                    if let Some(slot) = has.get_mut(t.as_str())
-                        && *slot
-                        && !v
-                    {
-                        *slot = false;
-                        changed = true;
-                    }
-                }
-            }
-            if !changed {
-                break;
-            }
-        }
+        // A typed city is refused above: it sets nothing a roster can route.
+        let has = certainly_set(spec, "city", false);
         for (id, node) in &spec.nodes {
             if let Node::End(e) = node
                 && e.open_case
@@ -401,6 +362,77 @@ impl Checker<'_> {
             }
         }
     }
+
+    /// Every path to an `open_case` end should set `situation`: the
+    /// lawyers' texts show it (`{situation}` in an offer, and in the
+    /// coordinator's `unanswered`), and without it they say `unknown`
+    /// where the lawyer looks first to know how urgent it is.
+    fn should_set_situation(&mut self) {
+        let spec = &self.flow.spec;
+        let has = certainly_set(spec, "situation", true);
+        let missing: Vec<String> = spec
+            .nodes
+            .iter()
+            .filter(|(id, n)| matches!(n, Node::End(e) if e.open_case) && !has[id.as_str()])
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in missing {
+            self.warning(
+                format!("nodes.{id}.open_case"),
+                "a path reaches this node without setting the variable `situation`: the lawyers' offer shows it ({situation}), and would say `unknown` instead of what is happening. Set it with a menu option's `set = { situation = \"…\" }` (an id of the lawyer texts' [LANG.situations])",
+            );
+        }
+    }
+}
+
+/// For each node, whether `var` is certainly set on arrival there (set on
+/// every path from the start): by a menu option's `set`, or, when
+/// `by_input`, by an `input` node for it.
+fn certainly_set<'a>(
+    spec: &'a super::model::FlowFile,
+    var: &str,
+    by_input: bool,
+) -> BTreeMap<&'a str, bool> {
+    let mut has: BTreeMap<&str, bool> = spec.nodes.keys().map(|k| (k.as_str(), true)).collect();
+    if let Some(v) = has.get_mut(spec.start.as_str()) {
+        *v = false;
+    }
+    loop {
+        let mut changed = false;
+        for (id, node) in &spec.nodes {
+            let here = has[id.as_str()];
+            let outs: Vec<(&String, bool)> = match node {
+                Node::Menu(m) => m
+                    .options
+                    .iter()
+                    .map(|o| (&o.next, here || o.set.contains_key(var)))
+                    .collect(),
+                Node::Input(i) => vec![(&i.next, here || (by_input && i.var == var))],
+                Node::Language(l) => vec![(&l.next, here)],
+                Node::Route(r) => r
+                    .routes
+                    .iter()
+                    .map(|x| &x.next)
+                    .chain(std::iter::once(&r.default))
+                    .map(|t| (t, here))
+                    .collect(),
+                Node::End(_) => Vec::new(),
+            };
+            for (t, v) in outs {
+                if let Some(slot) = has.get_mut(t.as_str())
+                    && *slot
+                    && !v
+                {
+                    *slot = false;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    has
 }
 
 /// Check a parsed flow; returns every problem (errors and warnings).

@@ -69,8 +69,8 @@ pub struct Screen {
     pub key: String,
     /// The language.
     pub lang: String,
-    /// The caller's country the screen was built for (`*` when it does not
-    /// matter).
+    /// The callers' countries that see it ([`by_country`]: `*` every
+    /// caller, else ISO codes and `other`, comma-separated).
     pub country: String,
     /// First showing or re-prompt after an invalid answer.
     pub reprompt: bool,
@@ -110,12 +110,58 @@ pub fn countries_in(flow: &Flow) -> Vec<Option<&'static crate::phone::Country>> 
     out
 }
 
-/// Every distinct screen of a flow: each node in each language, for each
-/// caller country that changes it, first showing and re-prompt, plus the
-/// engine's own messages.
+/// What callers of each country see in `lang`, grouped: one entry per
+/// distinct text (first seen first), with the label of the countries whose
+/// callers see it — `*` when every caller who can have `lang` sees it and
+/// the flow offers `lang` to every country, else their ISO codes and
+/// `other` (a country the flow does not name), comma-separated. A country
+/// whose `[countries.X] languages` leaves `lang` out never sees it, and is
+/// not listed. `text_for` gives the text for a caller's country (`None`:
+/// nothing to show).
+pub fn by_country(
+    flow: &Flow,
+    lang: &str,
+    mut text_for: impl FnMut(Option<&'static crate::phone::Country>) -> Option<String>,
+) -> Vec<(String, String)> {
+    let countries = countries_in(flow);
+    let mut groups: Vec<(Vec<Option<&'static crate::phone::Country>>, String)> = Vec::new();
+    for &country in &countries {
+        let offered = flow
+            .country(country)
+            .is_none_or(|c| c.languages.iter().any(|l| l == lang));
+        if !offered {
+            continue;
+        }
+        let Some(text) = text_for(country) else {
+            continue;
+        };
+        match groups.iter_mut().find(|(_, t)| *t == text) {
+            Some((seen_by, _)) => seen_by.push(country),
+            None => groups.push((vec![country], text)),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|(seen_by, text)| {
+            let label = if seen_by.len() == countries.len() {
+                "*".to_owned()
+            } else {
+                seen_by
+                    .iter()
+                    .map(|c| c.map_or("other", |c| c.iso))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            (label, text)
+        })
+        .collect()
+}
+
+/// Every distinct screen of a flow: each node in each language, for the
+/// caller countries that see it ([`by_country`]), first showing and
+/// re-prompt, plus the engine's own messages.
 pub fn screens(flow: &Flow) -> Vec<Screen> {
     let mut out: Vec<Screen> = Vec::new();
-    let countries = countries_in(flow);
     for lang in &flow.spec.languages {
         for (id, node) in &flow.spec.nodes {
             let reprompts: &[bool] = match node {
@@ -123,24 +169,19 @@ pub fn screens(flow: &Flow) -> Vec<Screen> {
                 _ => &[false],
             };
             for &reprompt in reprompts {
-                let mut seen: Vec<String> = Vec::new();
-                for country in &countries {
+                let variants = by_country(flow, lang, |country| {
                     let vis = Visibility {
-                        country: *country,
+                        country,
                         vars: None,
                     };
-                    let Some(text) = screen(flow, node, lang, &vis, reprompt) else {
-                        continue;
-                    };
-                    let text = crate::template::render(&text, &[("code", "0000")]);
-                    if seen.contains(&text) {
-                        continue;
-                    }
-                    seen.push(text.clone());
+                    screen(flow, node, lang, &vis, reprompt)
+                        .map(|t| crate::template::render(&t, &[("code", "0000")]))
+                });
+                for (country, text) in variants {
                     out.push(Screen {
                         key: format!("nodes.{id}"),
                         lang: lang.clone(),
-                        country: country.map_or("*", |c| c.iso).to_owned(),
+                        country,
                         reprompt,
                         measure: measure(&text),
                         text,
@@ -155,17 +196,11 @@ pub fn screens(flow: &Flow) -> Vec<Screen> {
             ("messages.received", m.received.as_ref()),
         ] {
             let Some(text) = text else { continue };
-            let mut seen: Vec<String> = Vec::new();
-            for country in &countries {
-                let text = flow.text(text, lang, *country);
-                if seen.contains(&text) {
-                    continue;
-                }
-                seen.push(text.clone());
+            for (country, text) in by_country(flow, lang, |c| Some(flow.text(text, lang, c))) {
                 out.push(Screen {
                     key: key.to_owned(),
                     lang: lang.clone(),
-                    country: country.map_or("*", |c| c.iso).to_owned(),
+                    country,
                     reprompt: false,
                     measure: measure(&text),
                     text,

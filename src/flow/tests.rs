@@ -16,11 +16,11 @@ kind = "menu"
 text = { en = "City?", ru = "Город?" }
 [[nodes.city.options]]
 label = { en = "A", ru = "А" }
-set = { city = "a" }
+set = { city = "a", situation = "detained_self" }
 next = "end"
 [[nodes.city.options]]
 label = { en = "B", ru = "Б" }
-set = { city = "b" }
+set = { city = "b", situation = "detained_self" }
 next = "end"
 [nodes.end]
 kind = "end"
@@ -191,7 +191,11 @@ fn conditions_are_checked() {
 
 #[test]
 fn a_case_needs_city_on_every_path() {
-    let bad = BASE.replacen("set = { city = \"a\" }", "set = { town = \"a\" }", 1);
+    let bad = BASE.replacen(
+        "set = { city = \"a\", situation",
+        "set = { town = \"a\", situation",
+        1,
+    );
     assert_eq!(
         errors(&bad),
         vec![
@@ -200,13 +204,38 @@ fn a_case_needs_city_on_every_path() {
     );
 }
 
+/// The lawyers' offer shows `situation`: a path to a case without it is a
+/// warning (the offer would say `unknown`), not an error.
+#[test]
+fn a_case_without_situation_on_some_path_is_a_warning() {
+    let bad = BASE.replacen(
+        "set = { city = \"b\", situation = \"detained_self\" }",
+        "set = { city = \"b\" }",
+        1,
+    );
+    assert_ne!(bad, BASE);
+    assert_eq!(errors(&bad), Vec::<String>::new());
+    assert_eq!(
+        problems(&bad),
+        vec![
+            "flows/x.toml: nodes.end.open_case: a path reaches this node without setting the variable `situation`: the lawyers' offer shows it ({situation}), and would say `unknown` instead of what is happening. Set it with a menu option's `set = { situation = \"…\" }` (an id of the lawyer texts' [LANG.situations])"
+        ]
+    );
+    // Typed in, it is set too.
+    let typed = bad.replacen("set = { city = \"b\" }\nnext = \"end\"", "set = { city = \"b\" }\nnext = \"what\"", 1).replace(
+        "[nodes.end]",
+        "[nodes.what]\nkind = \"input\"\ntext = { en = \"What?\", ru = \"Что?\" }\nvar = \"situation\"\nnext = \"end\"\n[nodes.end]",
+    );
+    assert_eq!(problems(&typed), Vec::<String>::new());
+}
+
 #[test]
 fn a_typed_city_is_refused() {
     // "Other city" leads to a free-text screen that sets `city` itself:
     // "Karakol" is no roster city, and its case would reach no lawyer.
     let bad = BASE
         .replacen(
-            "set = { city = \"b\" }\nnext = \"end\"",
+            "set = { city = \"b\", situation = \"detained_self\" }\nnext = \"end\"",
             "next = \"town\"",
             1,
         )

@@ -19,7 +19,7 @@
 //! - `POST /reload` — re-read flows, roster, phones and lawyers' texts
 //!   ([`crate::reload`]), as `SIGHUP` does: 200 with the new generation,
 //!   422 with the problems when rejected (the running set stays), 401/403
-//!   as `/test-sms`.
+//!   as `/test-sms`. Another method on either gets 405 (`Allow: POST`).
 
 use std::time::Duration;
 
@@ -55,6 +55,18 @@ pub async fn handle(app: App, req: http::Request<Incoming>) -> Response {
     }
     if req.method() == Method::POST && req.uri().path() == "/reload" {
         return reload(app, &req).await;
+    }
+    if matches!(req.uri().path(), "/reload" | "/test-sms") {
+        // A route that takes only POST: 405 for any other method, as
+        // every other route answers a wrong method.
+        let mut r = reply(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "text/plain",
+            "method not allowed: use POST\n".into(),
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return r;
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         let mut r = reply(
@@ -130,7 +142,11 @@ pub async fn handle(app: App, req: http::Request<Incoming>) -> Response {
 async fn reload(app: App, req: &http::Request<Incoming>) -> Response {
     if let Err(status) = super::admin_auth::authorize(&app.config, req.headers()) {
         tracing::warn!(status = status.as_u16(), "admin request refused");
-        return reply(status, "text/plain", "not authorized\n".into());
+        return reply(
+            status,
+            "text/plain",
+            super::admin_auth::refusal_body(status),
+        );
     }
     tracing::info!("reload requested on the admin listener");
     let report = super::reload_now(app).await;
@@ -146,7 +162,11 @@ async fn reload(app: App, req: &http::Request<Incoming>) -> Response {
 async fn test_sms(app: &App, req: &http::Request<Incoming>) -> Response {
     if let Err(status) = super::admin_auth::authorize(&app.config, req.headers()) {
         tracing::warn!(status = status.as_u16(), "admin request refused");
-        return reply(status, "text/plain", "not authorized\n".into());
+        return reply(
+            status,
+            "text/plain",
+            super::admin_auth::refusal_body(status),
+        );
     }
     let query: std::collections::HashMap<String, String> =
         serde_urlencoded::from_str(req.uri().query().unwrap_or("")).unwrap_or_default();

@@ -9,7 +9,21 @@
 
 use http::{HeaderMap, StatusCode, header};
 
-use crate::config::Config;
+use crate::config::{ADMIN_TOKEN_VAR, Config};
+
+/// What a refused request is told: which of the two is wrong, never the
+/// token.
+pub fn refusal_body(status: StatusCode) -> String {
+    if status == StatusCode::FORBIDDEN {
+        format!(
+            "not authorized: {ADMIN_TOKEN_VAR} is not set, and this configuration needs it (a production one, or an admin listener off loopback): set it on the server, then send Authorization: Bearer <token>\n"
+        )
+    } else {
+        format!(
+            "not authorized: the Authorization: Bearer <token> header is missing or does not match {ADMIN_TOKEN_VAR}\n"
+        )
+    }
+}
 
 /// Whether this request may use an admin `POST` endpoint; the status to
 /// answer when not (401 wrong or missing token, 403 no token configured in
@@ -34,5 +48,27 @@ pub fn authorize(config: &Config, headers: &HeaderMap) -> Result<(), StatusCode>
         Ok(())
     } else {
         Err(StatusCode::UNAUTHORIZED)
+    }
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::*;
+
+    /// README quotes both answers: the quotes and the code agree, and
+    /// neither carries a token.
+    #[test]
+    fn the_refusals_say_what_is_wrong_as_the_readme_quotes_them() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+            .expect("README.md");
+        let wrong = refusal_body(StatusCode::UNAUTHORIZED);
+        assert!(readme.contains(&format!("`{}`", wrong.trim())), "{wrong}");
+        let unset = refusal_body(StatusCode::FORBIDDEN);
+        let quoted = "not authorized: HOTLINE_ADMIN_TOKEN is not set, ";
+        assert!(unset.starts_with(quoted), "{unset}");
+        assert!(
+            readme.contains(&format!("`{quoted}…`")),
+            "README quotes {quoted:?}"
+        );
     }
 }

@@ -413,13 +413,13 @@ impl Public {
                 ));
             }
             Err(_) => {
-                // The client's fault, counted as a refused request (not
+                // The client's fault, counted as a refusal of its own (not
                 // `timeout`, the gateway's own failure: anyone can send a
                 // slow body, and that must not page the operator).
                 self.log_refused(channel, event, "body too slow");
                 return Err(Refusal::closing(
                     channel.render_error(StatusCode::REQUEST_TIMEOUT, "body too slow\n"),
-                    Outcome::BadRequest,
+                    Outcome::SlowBody,
                 ));
             }
         };

@@ -20,8 +20,8 @@ pub const CHOLPON: &str = "+996555000103";
 pub const NURGUL: &str = "+996555000100";
 /// Poltava's lawyer and coordinator, in rosters that have Poltava as a
 /// city of its own ([`POLTAVA`]).
-pub const HALYNA: &str = "+380500000012";
-pub const LARYSA: &str = "+380500000001";
+pub const HALYNA: &str = "+380500000112";
+pub const LARYSA: &str = "+380500000101";
 
 pub const ROSTER: &str = include_str!("../fixtures/dispatch/roster.toml");
 

@@ -215,6 +215,30 @@ reply_end_value = "end"
 reply_session_echo = true
 "#;
 
+/// docs/ussd-adapter.md says a set `service_code_field` is required on
+/// every hop, quoting the refusal: the quote and the code agree.
+#[test]
+fn a_set_service_code_field_is_required_on_every_hop_as_documented() {
+    let c = channel(JSON_LATEST);
+    let later = r#"{"session": {"id": "AT-7f3a9"}, "subscriber": {"msisdn": "996555123456"},
+        "type": "continue", "input": "2"}"#;
+    let Err(ChannelError::BadRequest(reason)) = c.parse_ussd(&post(later)) else {
+        panic!("a hop without ussdCode is refused");
+    };
+    assert_eq!(reason, "missing field `ussdCode`");
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/ussd-adapter.md"))
+        .unwrap();
+    let row = doc
+        .lines()
+        .find(|l| l.starts_with("| `service_code_field` |"))
+        .expect("the settings table has service_code_field");
+    assert!(row.contains("once set, every hop must carry it"), "{row}");
+    assert!(
+        row.contains(&format!("400 and the reason {reason}")),
+        "{row}"
+    );
+}
+
 #[test]
 fn json_latest_parses_nested_fields_and_the_begin_marker() {
     let c = channel(JSON_LATEST);
