@@ -111,7 +111,8 @@ pub struct Metrics {
     pub outbox_retries: IntCounterVec,
     /// SMS parts sent, by channel.
     pub sms_segments: IntCounterVec,
-    /// Delivery reports received, by channel and state.
+    /// Delivery reports applied, by channel and state (`duplicate`: changed
+    /// nothing).
     pub delivery_reports: IntCounterVec,
     /// Delivery reports that matched no message the gateway remembers, by
     /// channel (after waiting for their send's record, or pushed out of the
@@ -320,6 +321,8 @@ impl Metrics {
             for st in DeliveryState::ALL {
                 self.delivery_reports.with_label_values(&[*ch, st.as_str()]);
             }
+            self.delivery_reports
+                .with_label_values(&[*ch, crate::outbox::status::DUPLICATE]);
             self.delivery_reports_unmatched.with_label_values(&[*ch]);
             self.sms_refused.with_label_values(&[*ch]);
         }
@@ -576,7 +579,7 @@ impl Metrics {
             delivery_reports: counter_vec(
                 &r,
                 "hotline_delivery_reports_total",
-                "Delivery reports received, by channel and state (sent, delivered, failed).",
+                "Delivery reports applied to the record of a message, by channel and state (sent, delivered, failed), and those that changed nothing (state=duplicate: the same state again, or after delivered); each report once, when applied. Unmatched ones are in hotline_delivery_reports_unmatched_total.",
                 &["channel", "state"],
             ),
             delivery_reports_unmatched: counter_vec(
