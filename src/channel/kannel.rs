@@ -11,7 +11,9 @@
 //!   have `max-messages = 0`. We answer 200 with an empty body, because any
 //!   other status makes Kannel re-request (`http-request-retry`).
 //! - Delivery reports: the `dlr-url` we give with each message is our own
-//!   status webhook with our message id (`m`) and `d=%d`, the DLR bits:
+//!   status webhook, `…/status?secret=S&m=<our id>&d=%d` (the secret, when
+//!   set, so Kannel's reports authenticate; it is then in Kannel's DLR
+//!   storage), with the DLR bits:
 //!   1 delivered to the phone, 2 not delivered to the phone, 4 queued on the
 //!   SMSC, 8 accepted by the SMSC, 16 rejected by the SMSC.
 //! - Sending: `GET {sendsms_url}?username&password&to&from&text&charset=UTF-8`
@@ -27,7 +29,9 @@
 //! ([`SharedSecretAuth`]).
 //!
 //! Settings: `sendsms_url`, `username`, `password_env` (all three needed to
-//! send), `from` (sender; default: Kannel's), `public_url` (this gateway's
+//! send), `from` (sender; without it smsbox refuses every message, 400
+//! `Sender missing and no global set`, unless it sets `global-sender`;
+//! `hotline check` warns), `public_url` (this gateway's
 //! base URL as Kannel reaches it; without it no delivery reports are asked
 //! for), `dlr_mask` (default 31), `tps` (default 10).
 
