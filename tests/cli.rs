@@ -580,6 +580,27 @@ fn check_exits_3_on_warnings_only() {
     assert!(stdout.contains("1 warning(s), no errors"), "{stdout}");
 }
 
+/// The shipped config on a Redis nobody answers at: `check` cannot read
+/// the lawyers' confirmed numbers, and a deploy onto a store that cannot be
+/// reached must not pass as clean (the audit saw exit 0, "no problems
+/// found").
+#[test]
+fn check_warns_with_exit_3_when_the_store_cannot_be_reached() {
+    let cfg = default_config_anywhere().replace("kind = \"memory\"", "kind = \"redis\"");
+    let (code, stdout, stderr) = run_with(
+        &["check"],
+        &cfg,
+        &[("HOTLINE_REDIS_URL", "redis://127.0.0.1:1/")],
+    );
+    assert_eq!(code, Some(3), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("warning: ") && stderr.contains("store: the store could not be reached"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("1 warning(s), no errors"), "{stdout}");
+    assert!(!stdout.contains("no problems found"), "{stdout}");
+}
+
 /// `hotline simulate` with the lines a person would type.
 fn simulate(args: &[&str], input: &str) -> (Option<i32>, String) {
     let mut child = Command::new(common::binary())

@@ -126,6 +126,7 @@ impl KannelAdapter {
         // unset variable) has been reported already.
         let keys = ["sendsms_url", "username", "password_env"];
         let missing: Vec<&str> = keys.into_iter().filter(|k| !checks.given(k)).collect();
+        let sends = missing.is_empty();
         if missing.len() < keys.len() {
             for k in missing {
                 checks.problem(
@@ -134,6 +135,13 @@ impl KannelAdapter {
                     "sending needs sendsms_url, username and password_env",
                 );
             }
+        }
+        if sends && !checks.given("from") {
+            checks.warning(
+                "from",
+                "missing: Kannel refuses every message without a sender \
+                 (400 \"Sender missing and no global set\") unless its smsbox sets global-sender",
+            );
         }
         let password = checks.secret(s.password_env.as_deref());
         let sender = match (s.sendsms_url, s.username, password) {

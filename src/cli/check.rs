@@ -39,8 +39,11 @@ pub(super) fn check(flag: Option<PathBuf>, list_screens: bool) -> ExitCode {
     problems.extend(found);
     if let Some(d) = &dispatcher {
         print_dispatch(d);
-        super::test_sms::print_unverified(&config, d);
     }
+    problems.extend(super::test_sms::print_unverified(
+        &config,
+        dispatcher.as_deref(),
+    ));
     print_flows(&flows, list_screens);
     if list_screens {
         print_sms(&flows);

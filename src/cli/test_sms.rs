@@ -14,6 +14,7 @@ use std::sync::Arc;
 use super::error::fail;
 use super::{CliError, build_store, load_config};
 use crate::clock::Clock;
+use crate::problem::Problem;
 use crate::config::{Config, Env, ProcessEnv, StoreKind};
 use crate::deps::{Deps, Wake};
 use crate::dispatch::Dispatcher;
@@ -115,31 +116,59 @@ async fn via_admin(
     }
 }
 
-/// For `hotline check`: a line naming lawyers whose number is unconfirmed
-/// (Redis only: the memory store's records live inside the running gateway).
-pub(super) fn print_unverified(config: &Config, d: &Dispatcher) {
+/// For `hotline check`: whether the store answers, and (with a roster)
+/// a line naming lawyers whose number is unconfirmed
+/// (Redis only: the memory store's records live inside the running
+/// gateway). A store that cannot be reached is a warning, returned: `check`
+/// must not pass a deploy whose store is down.
+pub(super) fn print_unverified(config: &Config, d: Option<&Dispatcher>) -> Option<Problem> {
     if config.store.kind == StoreKind::Memory {
-        return;
+        return None;
     }
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     else {
-        return;
+        return None;
     };
     let privacy = crate::privacy::Privacy::from_config(&config.privacy);
     let listed = runtime.block_on(async {
         let store = build_store(config).await.map_err(|e| e.to_string())?;
-        onboarding::unverified(store.as_ref(), &privacy, &d.roster, Clock::System.now_ms())
+        match d {
+            Some(d) => onboarding::unverified(
+                store.as_ref(),
+                &privacy,
+                &d.roster,
+                Clock::System.now_ms(),
+            )
             .await
-            .map_err(|e| e.to_string())
+            .map(Some)
+            .map_err(|e| e.to_string()),
+            // No roster: only whether the store answers.
+            None => store.ping().await.map(|()| None).map_err(|e| e.to_string()),
+        }
     });
     match listed {
-        Ok(ids) if ids.is_empty() => println!("every lawyer's number is confirmed"),
-        Ok(ids) => println!(
+        Ok(None) => {}
+        Ok(Some(ids)) if ids.is_empty() => println!("every lawyer's number is confirmed"),
+        Ok(Some(ids)) => println!(
             "unconfirmed numbers (send `hotline test-sms <lawyer>`): {}",
             ids.join(", ")
         ),
-        Err(e) => println!("could not read confirmed numbers: {e}"),
+        Err(e) => {
+            return Some(Problem::warning(
+                &config.source,
+                "store",
+                format!(
+                    "the store could not be reached ({e}): `serve` needs it{}",
+                    if d.is_some() {
+                        "; confirmed numbers not read"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
     }
+    None
 }
