@@ -477,7 +477,7 @@ impl Metrics {
             sms_refused: counter_vec(
                 &r,
                 "hotline_sms_refused_total",
-                "Messages of an inbound SMS batch refused alone (a sender that is no phone number, a bad id), by channel; the batch's other messages were handled.",
+                "Inbound SMS refused alone and answered as handled, so the aggregator does not send them again, by channel: a message of an Infobip batch that cannot be read (a sender that is no phone number, a bad id; the batch's other messages were handled), or a Kannel SMS whose sender is no phone number (an operator's alphanumeric sender).",
                 &["channel"],
             ),
             store_data_lost: counter(
