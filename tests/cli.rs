@@ -601,6 +601,43 @@ fn check_warns_with_exit_3_when_the_store_cannot_be_reached() {
     assert!(!stdout.contains("no problems found"), "{stdout}");
 }
 
+/// `check --screens` gives the most parts a lawyer text can take: with her
+/// location at the flow's `max_len` (80), `uk.accepted` is 3 parts, not
+/// the 2 a short sample location gives (the audit's real message was 147
+/// UCS-2 characters). The README quotes the line's form.
+#[test]
+fn check_screens_measures_lawyer_texts_with_answers_at_their_max_len() {
+    let out = hotline(&["check", "--screens"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("lawyer text uk.accepted:"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let (_, worst) = line
+        .split_once("; at most ")
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(
+        worst.ends_with("SMS 3 part(s) (answers at their max_len)"),
+        "{line}"
+    );
+    let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!(
+            "`…; at most {}`",
+            worst.replace(" part(s) (", "\npart(s) (")
+        )),
+        "README quotes: {worst}"
+    );
+    let offer = stdout
+        .lines()
+        .find(|l| l.contains("lawyer text ru.offer:"))
+        .unwrap();
+    assert!(
+        !offer.contains("at most"),
+        "an offer is cut to fit: {offer}"
+    );
+}
+
 /// `hotline simulate` with the lines a person would type.
 fn simulate(args: &[&str], input: &str) -> (Option<i32>, String) {
     let mut child = Command::new(common::binary())
