@@ -76,7 +76,11 @@ impl World {
             .iter()
             .filter(|r| r.field("to").as_deref() == Some(to))
             // Africa's Talking's `message`, Kannel's `text`.
-            .map(|r| r.field("message").or_else(|| r.field("text")).unwrap_or_default())
+            .map(|r| {
+                r.field("message")
+                    .or_else(|| r.field("text"))
+                    .unwrap_or_default()
+            })
             .collect()
     }
 
@@ -911,7 +915,10 @@ async fn kannel_world() -> World {
     let api = MockServer::start(vec![MockResponse::new(202, "0: Accepted for delivery")]).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&api.url, dir.path())
-        .replace("sms_channel = \"africastalking\"", "sms_channel = \"kannel\"")
+        .replace(
+            "sms_channel = \"africastalking\"",
+            "sms_channel = \"kannel\"",
+        )
         .replace(
             "sendsms_url = \"http://127.0.0.1:13013/cgi-bin/sendsms\"",
             &format!("sendsms_url = \"{}/cgi-bin/sendsms\"", api.url),

@@ -929,7 +929,10 @@ fn the_kannel_docs_and_the_tested_kannel_config_agree() {
     ] {
         assert!(kannel.contains(advice), "docs/channels.md: {advice}");
     }
-    assert!(tmpl.contains("TESTS ONLY: log-level = 0"), "the template warns");
+    assert!(
+        tmpl.contains("TESTS ONLY: log-level = 0"),
+        "the template warns"
+    );
     assert!(
         read("docs/security.md").contains("## Aggregators and Kannel"),
         "docs/security.md has the section docs/channels.md links to"

@@ -545,6 +545,9 @@ pub fn build(
     build_warned(index, cfg, file, http).map(|(channel, _warnings)| channel)
 }
 
+/// A channel built, with the warnings about it.
+pub type Warned = (Arc<dyn Channel>, Vec<Problem>);
+
 /// [`build`], with the warnings about a channel that is built all the
 /// same (`check` shows them).
 ///
@@ -555,7 +558,7 @@ pub fn build_warned(
     cfg: &ChannelConfig,
     file: &str,
     http: &reqwest::Client,
-) -> Result<(Arc<dyn Channel>, Vec<Problem>), Vec<Problem>> {
+) -> Result<Warned, Vec<Problem>> {
     fn boxed<C: Channel>(c: Option<C>) -> Option<Arc<dyn Channel>> {
         c.map(|c| Arc::new(c) as Arc<dyn Channel>)
     }

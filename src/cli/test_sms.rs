@@ -14,12 +14,12 @@ use std::sync::Arc;
 use super::error::fail;
 use super::{CliError, build_store, load_config};
 use crate::clock::Clock;
-use crate::problem::Problem;
 use crate::config::{Config, Env, ProcessEnv, StoreKind};
 use crate::deps::{Deps, Wake};
 use crate::dispatch::Dispatcher;
 use crate::dispatch::onboarding::{self, WelcomeError};
 use crate::metrics::Metrics;
+use crate::problem::Problem;
 
 pub(super) fn test_sms(flag: Option<PathBuf>, lawyer: &str, admin: Option<String>) -> ExitCode {
     let env = ProcessEnv;
@@ -135,15 +135,12 @@ pub(super) fn print_unverified(config: &Config, d: Option<&Dispatcher>) -> Optio
     let listed = runtime.block_on(async {
         let store = build_store(config).await.map_err(|e| e.to_string())?;
         match d {
-            Some(d) => onboarding::unverified(
-                store.as_ref(),
-                &privacy,
-                &d.roster,
-                Clock::System.now_ms(),
-            )
-            .await
-            .map(Some)
-            .map_err(|e| e.to_string()),
+            Some(d) => {
+                onboarding::unverified(store.as_ref(), &privacy, &d.roster, Clock::System.now_ms())
+                    .await
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            }
             // No roster: only whether the store answers.
             None => store.ping().await.map(|()| None).map_err(|e| e.to_string()),
         }

@@ -354,14 +354,19 @@ fn a_sending_channel_without_from_is_warned_about() {
     assert!(!warnings[0].is_error());
     assert_eq!(warnings[0].key, "channels[0].from");
     assert!(
-        warnings[0].message.contains("unless its smsbox sets global-sender"),
+        warnings[0]
+            .message
+            .contains("unless its smsbox sets global-sender"),
         "{}",
         warnings[0].message
     );
     let (_, none) = built(&format!("{sending}from = \"21212\"\n"));
     assert!(none.is_empty(), "{none:?}");
     let (can_send, none) = built("");
-    assert!(!can_send && none.is_empty(), "receiving only: no sender needed");
+    assert!(
+        !can_send && none.is_empty(),
+        "receiving only: no sender needed"
+    );
 }
 
 #[test]
