@@ -431,9 +431,10 @@ pub fn build_channels(config: &Config) -> (HashMap<String, Arc<dyn Channel>>, Ve
     let mut channels: HashMap<String, Arc<dyn Channel>> = HashMap::new();
     let http = channel::send::http_client_with(config.outbox.send_timeout);
     for (i, cfg) in config.channels.iter().enumerate() {
-        match channel::build(i, cfg, &config.source, &http) {
-            Ok(ch) => {
+        match channel::build_warned(i, cfg, &config.source, &http) {
+            Ok((ch, mut warnings)) => {
                 channels.insert(cfg.name.clone(), ch);
+                problems.append(&mut warnings);
             }
             Err(mut p) => problems.append(&mut p),
         }

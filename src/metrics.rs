@@ -115,7 +115,8 @@ pub struct Metrics {
     pub outbox_retries: IntCounterVec,
     /// SMS parts sent, by channel.
     pub sms_segments: IntCounterVec,
-    /// Delivery reports received, by channel and state.
+    /// Delivery reports applied, by channel and state (`duplicate`: changed
+    /// nothing).
     pub delivery_reports: IntCounterVec,
     /// Delivery reports that matched no message the gateway remembers, by
     /// channel (after waiting for their send's record, or pushed out of the
@@ -324,6 +325,8 @@ impl Metrics {
             for st in DeliveryState::ALL {
                 self.delivery_reports.with_label_values(&[*ch, st.as_str()]);
             }
+            self.delivery_reports
+                .with_label_values(&[*ch, crate::outbox::status::DUPLICATE]);
             self.delivery_reports_unmatched.with_label_values(&[*ch]);
             self.sms_refused.with_label_values(&[*ch]);
             self.sms_kept.with_label_values(&[*ch]);
@@ -479,7 +482,7 @@ impl Metrics {
             sms_refused: counter_vec(
                 &r,
                 "hotline_sms_refused_total",
-                "Messages of an inbound SMS batch refused alone (a sender that is no phone number, a bad id), by channel; the batch's other messages were handled.",
+                "Inbound SMS refused alone and answered as handled, so the aggregator does not send them again, by channel: a message of an Infobip batch that cannot be read (a sender that is no phone number, a bad id; the batch's other messages were handled), or a Kannel SMS whose sender is no phone number (an operator's alphanumeric sender).",
                 &["channel"],
             ),
             store_data_lost: counter(
@@ -592,7 +595,7 @@ impl Metrics {
             delivery_reports: counter_vec(
                 &r,
                 "hotline_delivery_reports_total",
-                "Delivery reports received, by channel and state (sent, delivered, failed).",
+                "Delivery reports applied to the record of a message, by channel and state (sent, delivered, failed), and those that changed nothing (state=duplicate: the same state again, or after delivered); each report once, when applied. Unmatched ones are in hotline_delivery_reports_unmatched_total.",
                 &["channel", "state"],
             ),
             delivery_reports_unmatched: counter_vec(

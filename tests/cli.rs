@@ -784,6 +784,64 @@ fn check_exits_3_on_warnings_only() {
     assert!(stdout.contains("1 warning(s), no errors"), "{stdout}");
 }
 
+/// The shipped config on a Redis nobody answers at: `check` cannot read
+/// the lawyers' confirmed numbers, and a deploy onto a store that cannot be
+/// reached must not pass as clean (the audit saw exit 0, "no problems
+/// found").
+#[test]
+fn check_warns_with_exit_3_when_the_store_cannot_be_reached() {
+    let cfg = default_config_anywhere().replace("kind = \"memory\"", "kind = \"redis\"");
+    let (code, stdout, stderr) = run_with(
+        &["check"],
+        &cfg,
+        &[("HOTLINE_REDIS_URL", "redis://127.0.0.1:1/")],
+    );
+    assert_eq!(code, Some(3), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("warning: ") && stderr.contains("store: the store could not be reached"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("1 warning(s), no errors"), "{stdout}");
+    assert!(!stdout.contains("no problems found"), "{stdout}");
+}
+
+/// `check --screens` gives the most parts a lawyer text can take: with her
+/// location at the flow's `max_len` (80), `uk.accepted` is 3 parts, not
+/// the 2 a short sample location gives (the audit's real message was 147
+/// UCS-2 characters). The README quotes the line's form.
+#[test]
+fn check_screens_measures_lawyer_texts_with_answers_at_their_max_len() {
+    let out = hotline(&["check", "--screens"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("lawyer text uk.accepted:"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let (_, worst) = line
+        .split_once("; at most ")
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(
+        worst.ends_with("SMS 3 part(s) (answers at their max_len)"),
+        "{line}"
+    );
+    let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
+    assert!(
+        readme.contains(&format!(
+            "`…; at most {}`",
+            worst.replace(" part(s) (", "\npart(s) (")
+        )),
+        "README quotes: {worst}"
+    );
+    let offer = stdout
+        .lines()
+        .find(|l| l.contains("lawyer text ru.offer:"))
+        .unwrap();
+    assert!(
+        !offer.contains("at most"),
+        "an offer is cut to fit: {offer}"
+    );
+}
+
 /// `hotline simulate` with the lines a person would type.
 fn simulate(args: &[&str], input: &str) -> (Option<i32>, String) {
     let mut child = Command::new(common::binary())

@@ -75,7 +75,12 @@ impl World {
             .requests()
             .iter()
             .filter(|r| r.field("to").as_deref() == Some(to))
-            .map(|r| r.field("message").unwrap_or_default())
+            // Africa's Talking's `message`, Kannel's `text`.
+            .map(|r| {
+                r.field("message")
+                    .or_else(|| r.field("text"))
+                    .unwrap_or_default()
+            })
             .collect()
     }
 
@@ -910,5 +915,79 @@ async fn a_report_that_overtakes_its_send_is_applied_once_the_send_is_recorded()
         0.0
     );
     assert_eq!(w.to(CHOLPON).len(), 0, "nobody else was offered it");
+    w.gw.stop().await;
+}
+
+/// A world whose offers go out through a Kannel channel (sendsms answered
+/// by the mock, so each request's `dlr-url` can be read).
+async fn kannel_world() -> World {
+    let api = MockServer::start(vec![MockResponse::new(202, "0: Accepted for delivery")]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&api.url, dir.path())
+        .replace(
+            "sms_channel = \"africastalking\"",
+            "sms_channel = \"kannel\"",
+        )
+        .replace(
+            "sendsms_url = \"http://127.0.0.1:13013/cgi-bin/sendsms\"",
+            &format!("sendsms_url = \"{}/cgi-bin/sendsms\"", api.url),
+        );
+    let block = cfg.find("name = \"kannel\"").expect("a kannel channel");
+    let cfg = format!(
+        "{}{}",
+        &cfg[..block],
+        cfg[block..].replacen("enabled = false\n", "", 1)
+    );
+    let mut env = ENV.to_vec();
+    env.push(("HOTLINE_KANNEL_SECRET", "ks"));
+    env.push(("HOTLINE_KANNEL_PASSWORD", "kp"));
+    let gw = Gateway::start_with(&cfg, &env, None, Clock::manual(T0)).await;
+    World { gw, api, _dir: dir }
+}
+
+/// Kannel really sends a report after "delivered" (`d=8`, or in the audit a
+/// `d=16` reject): the offer Aida's phone got stays delivered, is no
+/// decline, and the case is offered to nobody else; the same `d=1` again
+/// is counted as a duplicate, not a second delivery.
+#[tokio::test]
+async fn a_reject_report_after_delivered_is_no_decline() {
+    let w = kannel_world().await;
+    let code = w.request("ATUid_dlrorder", "+996555770013").await;
+    let offer = w.wait_for(AIDA, 1).await;
+    assert!(offer[0].starts_with(&code), "{offer:?}");
+    common::outbox_idle(&w.gw).await;
+    let sent = w.api.requests();
+    let dlr = sent
+        .iter()
+        .find(|r| r.field("to").as_deref() == Some(AIDA))
+        .and_then(|r| r.field("dlr-url"))
+        .expect("the offer asks for reports");
+    let (_, query) = dlr.split_once('?').expect("a query");
+    assert!(query.starts_with("secret=ks&m="), "{query}");
+    let path = |d: &str| format!("/webhooks/kannel/status?{}", query.replace("%d", d));
+    for d in ["1", "16", "8", "1"] {
+        let r = common::request(w.gw.public, "GET", &path(d), &[], b"").await;
+        assert_eq!(r.status, 200, "d={d}: {}", r.body);
+    }
+    let case = w.case(&code).await;
+    let aida = case.dispatch.offers.iter().find(|o| o.lawyer == "aida");
+    assert!(
+        aida.is_some_and(|o| !o.declined),
+        "{:?}",
+        case.dispatch.offers
+    );
+    w.quiet(BAKYT, 0).await;
+    let m = |state: &str| {
+        format!(r#"hotline_delivery_reports_total{{channel="kannel",state="{state}"}}"#)
+    };
+    assert_eq!(w.gw.metric(&m("delivered")).await, 1.0);
+    assert_eq!(w.gw.metric(&m("failed")).await, 0.0);
+    assert_eq!(w.gw.metric(&m("sent")).await, 0.0);
+    assert_eq!(w.gw.metric(&m("duplicate")).await, 3.0);
+    assert_eq!(
+        w.gw.metric(r#"hotline_delivery_reports_unmatched_total{channel="kannel"}"#)
+            .await,
+        0.0
+    );
     w.gw.stop().await;
 }

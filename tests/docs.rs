@@ -907,3 +907,41 @@ fn the_runbook_says_not_to_restart_while_the_store_is_down() {
     assert!(worker.contains("outage codes not given back"));
     assert!(section("Restarting safely").contains("outage codes not given\nback"));
 }
+
+/// The smsbox retry settings docs/channels.md recommends are the ones the
+/// tested Kannel configuration runs with, and the docs say which log
+/// settings keep numbers and texts out of Kannel's own logs while the test
+/// template says it is for tests only.
+#[test]
+fn the_kannel_docs_and_the_tested_kannel_config_agree() {
+    let doc = read("docs/channels.md");
+    let tmpl = read("tests/kannel/kannel.conf.tmpl");
+    let kannel = &doc[doc.find("## Kannel").unwrap()..doc.find("## Infobip").unwrap()];
+    for setting in ["http-request-retry", "http-queue-delay"] {
+        let value = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter_map(|l| l.trim().strip_prefix(setting))
+                .filter_map(|rest| rest.trim().strip_prefix('='))
+                .map(|v| v.trim().to_owned())
+                .collect()
+        };
+        let (documented, tested) = (value(kannel), value(&tmpl));
+        assert_eq!(documented.len(), 1, "{setting} in docs/channels.md");
+        assert_eq!(documented, tested, "{setting}: docs and tests/kannel");
+    }
+    for advice in [
+        "`log-level = 2` (warnings) or higher",
+        "no `access-log`",
+        "`dlr-storage = internal`",
+    ] {
+        assert!(kannel.contains(advice), "docs/channels.md: {advice}");
+    }
+    assert!(
+        tmpl.contains("TESTS ONLY: log-level = 0"),
+        "the template warns"
+    );
+    assert!(
+        read("docs/security.md").contains("## Aggregators and Kannel"),
+        "docs/security.md has the section docs/channels.md links to"
+    );
+}

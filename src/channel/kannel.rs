@@ -11,7 +11,9 @@
 //!   have `max-messages = 0`. We answer 200 with an empty body, because any
 //!   other status makes Kannel re-request (`http-request-retry`).
 //! - Delivery reports: the `dlr-url` we give with each message is our own
-//!   status webhook with our message id (`m`) and `d=%d`, the DLR bits:
+//!   status webhook, `…/status?secret=S&m=<our id>&d=%d` (the secret, when
+//!   set, so Kannel's reports authenticate; it is then in Kannel's DLR
+//!   storage), with the DLR bits:
 //!   1 delivered to the phone, 2 not delivered to the phone, 4 queued on the
 //!   SMSC, 8 accepted by the SMSC, 16 rejected by the SMSC.
 //! - Sending: `GET {sendsms_url}?username&password&to&from&text&charset=UTF-8`
@@ -27,7 +29,9 @@
 //! ([`SharedSecretAuth`]).
 //!
 //! Settings: `sendsms_url`, `username`, `password_env` (all three needed to
-//! send), `from` (sender; default: Kannel's), `public_url` (this gateway's
+//! send), `from` (sender; without it smsbox refuses every message, 400
+//! `Sender missing and no global set`, unless it sets `global-sender`;
+//! `hotline check` warns), `public_url` (this gateway's
 //! base URL as Kannel reaches it; without it no delivery reports are asked
 //! for), `dlr_mask` (default 31), `tps` (default 10).
 
@@ -45,6 +49,10 @@ use super::{
 use crate::config::ChannelKind;
 use crate::phone::PhoneNumber;
 use crate::text::{Encoding, measure};
+
+/// How the reason for a sender that is no phone number begins (the
+/// reason says why, never the value).
+const SENDER_NOT_A_NUMBER: &str = "from: ";
 
 /// Longest decoded inbound text accepted, in bytes.
 const MAX_TEXT: usize = 4096;
@@ -122,6 +130,7 @@ impl KannelAdapter {
         // unset variable) has been reported already.
         let keys = ["sendsms_url", "username", "password_env"];
         let missing: Vec<&str> = keys.into_iter().filter(|k| !checks.given(k)).collect();
+        let sends = missing.is_empty();
         if missing.len() < keys.len() {
             for k in missing {
                 checks.problem(
@@ -130,6 +139,13 @@ impl KannelAdapter {
                     "sending needs sendsms_url, username and password_env",
                 );
             }
+        }
+        if sends && !checks.given("from") {
+            checks.warning(
+                "from",
+                "missing: Kannel refuses every message without a sender \
+                 (400 \"Sender missing and no global set\") unless its smsbox sets global-sender",
+            );
         }
         let password = checks.secret(s.password_env.as_deref());
         let sender = match (s.sendsms_url, s.username, password) {
@@ -366,7 +382,7 @@ impl Channel for KannelAdapter {
             .bytes("text")
             .ok_or_else(|| ChannelError::BadRequest("missing field `text`".into()))?;
         let from = PhoneNumber::parse_international(&from)
-            .map_err(|e| ChannelError::BadRequest(format!("from: {e}")))?;
+            .map_err(|e| ChannelError::BadRequest(format!("{SENDER_NOT_A_NUMBER}{e}")))?;
         let coding = p.optional("coding")?;
         let charset = p.optional("charset")?;
         let text = decode_text(raw_text, coding.as_deref(), charset.as_deref())?;
@@ -388,6 +404,19 @@ impl Channel for KannelAdapter {
             to,
             text,
         }])
+    }
+
+    /// An SMS whose sender is no phone number (an operator's `Beeline`, a
+    /// network notice) is refused alone: answered 200, counted in
+    /// `hotline_sms_refused_total`. A 400 would make Kannel ask again
+    /// (`http-request-retry`) for the same refusal.
+    fn parse_sms_batch(&self, req: &Request) -> Result<(Vec<SmsIn>, Vec<String>), ChannelError> {
+        match self.parse_sms(req) {
+            Err(ChannelError::BadRequest(reason)) if reason.starts_with(SENDER_NOT_A_NUMBER) => {
+                Ok((Vec::new(), vec![reason]))
+            }
+            other => other.map(|m| (m, Vec::new())),
+        }
     }
 
     fn parse_status(&self, req: &Request) -> Result<Vec<StatusIn>, ChannelError> {

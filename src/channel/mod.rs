@@ -542,6 +542,23 @@ pub fn build(
     file: &str,
     http: &reqwest::Client,
 ) -> Result<Arc<dyn Channel>, Vec<Problem>> {
+    build_warned(index, cfg, file, http).map(|(channel, _warnings)| channel)
+}
+
+/// A channel built, with the warnings about it.
+pub type Warned = (Arc<dyn Channel>, Vec<Problem>);
+
+/// [`build`], with the warnings about a channel that is built all the
+/// same (`check` shows them).
+///
+/// # Errors
+/// Every problem, when any is an error.
+pub fn build_warned(
+    index: usize,
+    cfg: &ChannelConfig,
+    file: &str,
+    http: &reqwest::Client,
+) -> Result<Warned, Vec<Problem>> {
     fn boxed<C: Channel>(c: Option<C>) -> Option<Arc<dyn Channel>> {
         c.map(|c| Arc::new(c) as Arc<dyn Channel>)
     }
@@ -559,7 +576,7 @@ pub fn build(
     };
     let problems = checks.finish();
     match channel {
-        Some(channel) if problems.is_empty() => Ok(channel),
+        Some(channel) if !problems.iter().any(Problem::is_error) => Ok((channel, problems)),
         _ => Err(problems),
     }
 }

@@ -212,6 +212,12 @@ impl<'a> Checks<'a> {
         self.problems.push(Problem::error(self.file, k, message));
     }
 
+    /// Record a warning about a key: `check` exits 3, `serve` runs.
+    pub fn warning(&mut self, key: &str, message: impl Into<String>) {
+        self.problems
+            .push(Problem::warning(self.file, self.key(key), message));
+    }
+
     /// Whether the key was reported as bad already.
     pub fn refused(&self, key: &str) -> bool {
         self.refused.contains(key)

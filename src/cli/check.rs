@@ -39,13 +39,16 @@ pub(super) fn check(flag: Option<PathBuf>, list_screens: bool) -> ExitCode {
     problems.extend(found);
     if let Some(d) = &dispatcher {
         print_dispatch(d);
-        super::test_sms::print_unverified(&config, d);
     }
+    problems.extend(super::test_sms::print_unverified(
+        &config,
+        dispatcher.as_deref(),
+    ));
     print_flows(&flows, list_screens);
     if list_screens {
         print_sms(&flows);
         if let Some(d) = &config.dispatch {
-            print_lawyer_texts(&d.texts, &d.texts_display);
+            print_lawyer_texts(&d.texts, &d.texts_display, &free_text_limits(&flows));
         }
     }
     println!(
@@ -223,8 +226,40 @@ fn print_sms(flows: &FlowSet) {
     }
 }
 
-/// Every lawyer text, per language, measured with sample values.
-fn print_lawyer_texts(path: &std::path::Path, display: &str) {
+/// The longest answer each free-text variable can hold (a flow's
+/// `max_len`; the largest over every flow and node that sets it).
+fn free_text_limits(flows: &FlowSet) -> std::collections::BTreeMap<String, usize> {
+    let mut limits = std::collections::BTreeMap::new();
+    for flow in flows.flows.values() {
+        for node in flow.spec.nodes.values() {
+            if let crate::flow::model::Node::Input(i) = node {
+                let l = limits.entry(i.var.clone()).or_insert(0);
+                *l = (*l).max(i.max_len);
+            }
+        }
+    }
+    limits
+}
+
+/// A sample text measured: `76 UCS-2 · SMS 2 part(s)`.
+fn measured(text: &str) -> String {
+    let ms = crate::text::measure(text);
+    format!(
+        "{} {} · SMS {} part(s)",
+        ms.units,
+        ms.encoding,
+        ms.sms_segments()
+    )
+}
+
+/// Every lawyer text, per language, measured with sample values and, where
+/// it quotes a free-text answer, again with every such answer at its
+/// `max_len` in Cyrillic (`limits`): the most SMS parts it can take.
+fn print_lawyer_texts(
+    path: &std::path::Path,
+    display: &str,
+    limits: &std::collections::BTreeMap<String, usize>,
+) {
     let Ok(table) = std::fs::read_to_string(path)
         .map_err(|_| ())
         .and_then(|t| toml::from_str::<toml::Table>(&t).map_err(|_| ()))
@@ -259,17 +294,38 @@ fn print_lawyer_texts(path: &std::path::Path, display: &str) {
         let codes = codes.join(" ");
         for (key, text) in texts {
             let Some(text) = text.as_str() else { continue };
-            let filled = if key == "help" || key == "outcome_bad" {
-                crate::template::render(text, &[("list", codes.as_str())])
+            // An offer's location is cut to fit two parts (docs/dispatch.md;
+            // the longest offer is measured per lawyer elsewhere).
+            let (typical, worst) = if key == "help" || key == "outcome_bad" || key == "offer" {
+                let t = if key == "offer" {
+                    crate::template::render(text, &sample)
+                } else {
+                    crate::template::render(text, &[("list", codes.as_str())])
+                };
+                (t.clone(), t)
             } else {
-                crate::template::render(text, &sample)
+                let longest: Vec<(&str, String)> = sample
+                    .iter()
+                    .map(|(k, v)| match limits.get(*k) {
+                        Some(n) => (*k, "Ж".repeat(*n)),
+                        None => (*k, (*v).to_owned()),
+                    })
+                    .collect();
+                let longest: Vec<(&str, &str)> =
+                    longest.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                (
+                    crate::template::render(text, &sample),
+                    crate::template::render(text, &longest),
+                )
             };
-            let ms = crate::text::measure(&filled);
+            let worst = if worst == typical {
+                String::new()
+            } else {
+                format!("; at most {} (answers at their max_len)", measured(&worst))
+            };
             println!(
-                "  {display}: lawyer text {lang}.{key}: {} {} · SMS {} part(s)",
-                ms.units,
-                ms.encoding,
-                ms.sms_segments()
+                "  {display}: lawyer text {lang}.{key}: {}{worst}",
+                measured(&typical)
             );
         }
     }

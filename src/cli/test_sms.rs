@@ -19,6 +19,7 @@ use crate::deps::{Deps, Wake};
 use crate::dispatch::Dispatcher;
 use crate::dispatch::onboarding::{self, WelcomeError};
 use crate::metrics::Metrics;
+use crate::problem::Problem;
 
 pub(super) fn test_sms(flag: Option<PathBuf>, lawyer: &str, admin: Option<String>) -> ExitCode {
     let env = ProcessEnv;
@@ -165,31 +166,56 @@ fn reqwest_reason(e: &reqwest::Error) -> String {
     last.to_string()
 }
 
-/// For `hotline check`: a line naming lawyers whose number is unconfirmed
-/// (Redis only: the memory store's records live inside the running gateway).
-pub(super) fn print_unverified(config: &Config, d: &Dispatcher) {
+/// For `hotline check`: whether the store answers, and (with a roster)
+/// a line naming lawyers whose number is unconfirmed
+/// (Redis only: the memory store's records live inside the running
+/// gateway). A store that cannot be reached is a warning, returned: `check`
+/// must not pass a deploy whose store is down.
+pub(super) fn print_unverified(config: &Config, d: Option<&Dispatcher>) -> Option<Problem> {
     if config.store.kind == StoreKind::Memory {
-        return;
+        return None;
     }
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     else {
-        return;
+        return None;
     };
     let privacy = crate::privacy::Privacy::from_config(&config.privacy);
     let listed = runtime.block_on(async {
         let store = build_store(config).await.map_err(|e| e.to_string())?;
-        onboarding::unverified(store.as_ref(), &privacy, &d.roster, Clock::System.now_ms())
-            .await
-            .map_err(|e| e.to_string())
+        match d {
+            Some(d) => {
+                onboarding::unverified(store.as_ref(), &privacy, &d.roster, Clock::System.now_ms())
+                    .await
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            }
+            // No roster: only whether the store answers.
+            None => store.ping().await.map(|()| None).map_err(|e| e.to_string()),
+        }
     });
     match listed {
-        Ok(ids) if ids.is_empty() => println!("every lawyer's number is confirmed"),
-        Ok(ids) => println!(
+        Ok(None) => {}
+        Ok(Some(ids)) if ids.is_empty() => println!("every lawyer's number is confirmed"),
+        Ok(Some(ids)) => println!(
             "unconfirmed numbers (send `hotline test-sms <lawyer>`): {}",
             ids.join(", ")
         ),
-        Err(e) => println!("could not read confirmed numbers: {e}"),
+        Err(e) => {
+            return Some(Problem::warning(
+                &config.source,
+                "store",
+                format!(
+                    "the store could not be reached ({e}): `serve` needs it{}",
+                    if d.is_some() {
+                        "; confirmed numbers not read"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
     }
+    None
 }

@@ -2,9 +2,23 @@
 //!
 //! A report names our message id (a per-message callback URL) or the
 //! aggregator's (looked up in `p:{channel}:{id}`). Its state is written to
-//! the message's [`SentRecord`]; a late `sent` never overwrites `delivered`
-//! or `failed`; a `failed` is told to whoever reacts to undelivered
-//! messages (dispatch, for an offer).
+//! the message's [`SentRecord`] as [`next_state`] says: `delivered` is
+//! final (Kannel can send its `d=8` or a `d=16` after `d=1`, and nothing
+//! after the handset got the message makes it undelivered), a late `sent`
+//! never overwrites `failed`, and a `failed` is told to whoever reacts to
+//! undelivered messages (dispatch, for an offer) only when it changes the
+//! record — so an offer whose SMS was delivered never becomes the lawyer's
+//! decline, and a replayed `failed` declines nobody twice.
+//!
+//! Counting: a report that changes its record is counted in
+//! `hotline_delivery_reports_total{channel,state}` under its state; one
+//! that changes nothing (the same state again, or one that came after the
+//! final state) under `state="duplicate"`; one that matches no record only
+//! in `hotline_delivery_reports_unmatched_total`. Each report is counted
+//! once, when it is applied or given up. Reports for one message are
+//! applied one at a time on an instance (a read and a write of its record);
+//! two instances applying reports for one message at the same moment could
+//! still both read the old state.
 //!
 //! ## Reports that overtake their send
 //!
@@ -58,11 +72,33 @@ const FIRST_RETRY: Duration = Duration::from_millis(100);
 /// The longest wait between two tries of a parked report.
 const MAX_RETRY_GAP: Duration = Duration::from_secs(2);
 
+/// The state label of reports that changed nothing.
+pub const DUPLICATE: &str = "duplicate";
+
+/// The state a message's record takes when `reported` arrives for it in
+/// state `recorded`; `None` when the report changes nothing: the same
+/// state again, anything after `delivered` (final: the handset has it), or
+/// a late `sent` after `failed`. A `delivered` after `failed` is recorded
+/// (the handset has it after all).
+pub fn next_state(recorded: DeliveryState, reported: DeliveryState) -> Option<DeliveryState> {
+    use DeliveryState::{Delivered, Failed, Sent};
+    match (recorded, reported) {
+        (Delivered, _) | (Sent, Sent) | (Failed, Sent | Failed) => None,
+        (Sent | Failed, Delivered) | (Sent, Failed) => Some(reported),
+    }
+}
+
+/// Locks serialising the reports for one message on this instance (by a
+/// hash of its id).
+const REPORT_LOCKS: usize = 64;
+
 /// What became of one report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Match {
     /// Written to its message's record.
     Applied,
+    /// Its message's record already said as much (or more): nothing changed.
+    Unchanged,
     /// Its message is not known (yet): park it.
     NotYet,
     /// It can never match (no usable id, or a record this key cannot open).
@@ -94,6 +130,8 @@ pub struct Parked {
     waiting: Mutex<(u64, BTreeMap<u64, Waiting>)>,
     /// Wakes the retry loop when a report is parked.
     wake: Notify,
+    /// One report per message at a time ([`REPORT_LOCKS`]).
+    locks: Vec<tokio::sync::Mutex<()>>,
 }
 
 impl Parked {
@@ -103,6 +141,9 @@ impl Parked {
             window,
             waiting: Mutex::new((0, BTreeMap::new())),
             wake: Notify::new(),
+            locks: (0..REPORT_LOCKS)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         }
     }
 
@@ -181,6 +222,14 @@ impl Parked {
         trim(&mut guard.1)
     }
 
+    /// The lock for reports about message `id`.
+    fn lock_for(&self, id: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut h);
+        &self.locks[(h.finish() % REPORT_LOCKS as u64) as usize]
+    }
+
     /// When the next report is due, if any is waiting.
     pub fn next_due(&self) -> Option<Instant> {
         self.lock().1.values().map(|w| w.retry_at).min()
@@ -207,13 +256,8 @@ impl Outbox {
     /// should then deliver the report again).
     pub async fn on_status(&self, channel: &str, reports: Vec<StatusIn>) -> Result<(), StoreError> {
         for report in reports {
-            self.deps()
-                .metrics
-                .delivery_reports
-                .with_label_values(&[channel, report.state.as_str()])
-                .inc();
             match self.apply_report(channel, &report).await? {
-                Match::Applied => {}
+                Match::Applied | Match::Unchanged => {}
                 Match::Never => self.unmatched(channel),
                 Match::NotYet => {
                     tracing::debug!(
@@ -240,7 +284,7 @@ impl Outbox {
             }
             for (seq, w) in parked.take_due(Instant::now()) {
                 let unmatched = match self.apply_report(&w.channel, &w.report).await {
-                    Ok(Match::Applied) => {
+                    Ok(Match::Applied | Match::Unchanged) => {
                         tracing::debug!(
                             channel = %w.channel,
                             waited_ms = w.since.elapsed().as_millis() as u64,
@@ -304,6 +348,8 @@ impl Outbox {
         let Some(bucket) = bucket_of(&id) else {
             return Ok(Match::Never);
         };
+        // Read and write the record with no other report for it between.
+        let one_at_a_time = self.parked_reports().lock_for(&id).lock().await;
         let key = keys::sent_record(&id);
         let Some(sealed) = store.get(Some(bucket), &key, now).await? else {
             return Ok(Match::NotYet);
@@ -311,11 +357,16 @@ impl Outbox {
         let Ok(mut record) = self.deps().privacy.open_json::<SentRecord>(&sealed) else {
             return Ok(Match::Never);
         };
-        // A late "sent" must not overwrite "delivered" or "failed".
-        if record.state != DeliveryState::Sent && report.state == DeliveryState::Sent {
-            return Ok(Match::Applied);
-        }
-        record.state = report.state;
+        let Some(state) = next_state(record.state, report.state) else {
+            tracing::debug!(channel, message_id = %id, recorded = record.state.as_str(), reported = report.state.as_str(), "delivery report changes nothing");
+            self.deps()
+                .metrics
+                .delivery_reports
+                .with_label_values(&[channel, DUPLICATE])
+                .inc();
+            return Ok(Match::Unchanged);
+        };
+        record.state = state;
         let bytes = self
             .deps()
             .privacy
@@ -324,6 +375,12 @@ impl Outbox {
         store
             .put(Some(bucket), &key, bytes, Some(SENT_RECORD_TTL_MS), now)
             .await?;
+        drop(one_at_a_time);
+        self.deps()
+            .metrics
+            .delivery_reports
+            .with_label_values(&[channel, state.as_str()])
+            .inc();
         tracing::info!(channel, message_id = %id, state = report.state.as_str(), reason = report.reason.as_deref().unwrap_or(""), "delivery report");
         let reason = report.reason.as_deref().unwrap_or("undelivered");
         if report.state == DeliveryState::Failed && CHANNEL_REASONS.contains(&reason) {
@@ -356,6 +413,23 @@ mod tests {
             state: DeliveryState::Failed,
             reason: None,
         }
+    }
+
+    /// Kannel sends `d=8` (sent) or even `d=16` (rejected) after `d=1`
+    /// (delivered): nothing after delivered changes the record, so an
+    /// offer's delivered SMS never turns into the lawyer's decline.
+    #[test]
+    fn delivered_is_final_and_repeats_change_nothing() {
+        use DeliveryState::{Delivered, Failed, Sent};
+        for later in [Sent, Delivered, Failed] {
+            assert_eq!(next_state(Delivered, later), None, "{later:?}");
+        }
+        assert_eq!(next_state(Sent, Sent), None);
+        assert_eq!(next_state(Sent, Delivered), Some(Delivered));
+        assert_eq!(next_state(Sent, Failed), Some(Failed));
+        assert_eq!(next_state(Failed, Failed), None, "declines nobody twice");
+        assert_eq!(next_state(Failed, Sent), None);
+        assert_eq!(next_state(Failed, Delivered), Some(Delivered));
     }
 
     #[test]

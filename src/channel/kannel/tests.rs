@@ -318,6 +318,7 @@ fn build_registers_the_kind_and_checks_settings() {
         r#"sendsms_url = "127.0.0.1:13013"
            username = "u"
            password_env = "KANNEL_PASSWORD"
+           from = "1234"
            dlr_mask = 40
            colour = "red""#,
     );
@@ -325,6 +326,47 @@ fn build_registers_the_kind_and_checks_settings() {
     assert!(found[0].starts_with("channels[0].sendsms_url"), "{found:?}");
     assert!(found[1].starts_with("channels[0].dlr_mask"), "{found:?}");
     assert!(found[2].starts_with("channels[0].colour"), "{found:?}");
+}
+
+/// smsbox refuses a sendsms without `from` (400 "Sender missing and no
+/// global set") unless it sets `global-sender`: `check` warns, the channel
+/// is built all the same.
+#[test]
+fn a_sending_channel_without_from_is_warned_about() {
+    let sending = r#"
+        sendsms_url = "http://127.0.0.1:13013/cgi-bin/sendsms"
+        username = "hotline"
+        password_env = "KANNEL_PASSWORD"
+    "#;
+    let built = |settings: &str| {
+        crate::channel::build_warned(
+            0,
+            &config(settings, Some("topsecret")),
+            "test.toml",
+            &crate::channel::http_client(),
+        )
+        .map(|(ch, w)| (ch.can_send(), w))
+        .unwrap_or_else(|p| panic!("{p:?}"))
+    };
+    let (can_send, warnings) = built(sending);
+    assert!(can_send);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(!warnings[0].is_error());
+    assert_eq!(warnings[0].key, "channels[0].from");
+    assert!(
+        warnings[0]
+            .message
+            .contains("unless its smsbox sets global-sender"),
+        "{}",
+        warnings[0].message
+    );
+    let (_, none) = built(&format!("{sending}from = \"21212\"\n"));
+    assert!(none.is_empty(), "{none:?}");
+    let (can_send, none) = built("");
+    assert!(
+        !can_send && none.is_empty(),
+        "receiving only: no sender needed"
+    );
 }
 
 #[test]
