@@ -270,11 +270,15 @@ pub struct StatusIn {
 pub const MAX_ID_LEN: usize = 128;
 
 /// Parse a form body (or query string); the error names the field, never
-/// its value.
+/// its value. A `%` without two hex digits, or a name or value that is not
+/// UTF-8 once decoded, is refused ([`form::check`]).
 ///
 /// # Errors
 /// [`ChannelError::BadRequest`].
 pub fn parse_form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ChannelError> {
+    // `serde_urlencoded` keeps a bad `%` escape as it is and replaces bytes
+    // that are not UTF-8 with U+FFFD: refuse those first.
+    form::check(body)?;
     serde_urlencoded::from_bytes(body).map_err(|e| {
         let msg = e.to_string();
         // serde_urlencoded's messages name fields ("missing field `text`");
@@ -361,6 +365,10 @@ pub enum ChannelError {
     /// Missing or malformed field; the reason is sent back.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The body is declared as a type this event is not sent in (a form
+    /// event's `text/plain`, `multipart/form-data`): 415 with the reason.
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(&'static str),
     /// Authentication failed.
     #[error("forbidden")]
     Forbidden,

@@ -440,6 +440,10 @@ impl Public {
                 channel.render_error(StatusCode::BAD_REQUEST, &format!("{reason}\n")),
                 Outcome::BadRequest,
             ),
+            ChannelError::UnsupportedMediaType(reason) => (
+                channel.render_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, &format!("{reason}\n")),
+                Outcome::BadRequest,
+            ),
             ChannelError::Forbidden => (
                 channel.render_error(StatusCode::FORBIDDEN, "forbidden\n"),
                 Outcome::Forbidden,
