@@ -620,6 +620,65 @@ async fn a_flood_from_one_address_gets_429_with_retry_after() {
     gw.stop().await;
 }
 
+/// One number flooding through the aggregator's (authenticated) address
+/// is held by the per-number limit and spends no per-address budget, so
+/// every other woman arriving from that address still gets her menu.
+/// Before, the per-address budget was spent by the flood and the others got
+/// 429, which ends an Africa's Talking session. A channel that admits
+/// anyone is still limited per address (the test above).
+#[tokio::test]
+async fn one_number_flooding_through_the_aggregators_address_does_not_stop_the_others() {
+    let cfg = common::default_config()
+        .replace(
+            "# secret_env = \"HOTLINE_AT_SECRET\"",
+            "secret_env = \"HOTLINE_AT_SECRET\"",
+        )
+        .replace("per_ip_per_second = 200", "per_ip_per_second = 1")
+        .replace("per_ip_burst = 400", "per_ip_burst = 3");
+    assert!(cfg.contains("\nsecret_env = \"HOTLINE_AT_SECRET\""));
+    let gw = Gateway::start_with(
+        &cfg,
+        &[("HOTLINE_AT_SECRET", "at-secret-0123456789")],
+        None,
+        hotline::clock::Clock::System,
+    )
+    .await;
+    let hop = |session: String, phone: String| {
+        let body = common::form(&[
+            ("sessionId", session.as_str()),
+            ("serviceCode", "*384*1#"),
+            ("phoneNumber", phone.as_str()),
+            ("text", ""),
+        ]);
+        let public = gw.public;
+        async move {
+            post_form(
+                public,
+                "/webhooks/africastalking/ussd?secret=at-secret-0123456789",
+                &body,
+            )
+            .await
+        }
+    };
+    // 60 hops of one number, twenty times the per-address burst.
+    for i in 0..60 {
+        let r = hop(format!("ATUid_flood_{i}"), KG.to_owned()).await;
+        assert_eq!(r.status, 200, "the flood is held per number, calmly");
+    }
+    assert!(
+        gw.metric(r#"hotline_webhook_requests_total{channel="africastalking",event="ussd",outcome="rate_limited"}"#).await
+            >= 40.0,
+        "the per-number limit held the flood"
+    );
+    for i in 0..17 {
+        let r = hop(format!("ATUid_other_{i}"), format!("+99655590{i:04}")).await;
+        assert_eq!(r.status, 200, "woman {i}: {}", r.body);
+        assert!(r.body.starts_with("CON "), "woman {i}: {}", r.body);
+    }
+    assert_eq!(gw.metric("hotline_ip_rate_limited_total").await, 0.0);
+    gw.stop().await;
+}
+
 /// The memory store keeps a session's state (in its compact in-process
 /// form) and its cached screen unsealed (its data never leaves the
 /// process, whose memory holds the key too: docs/security.md); a retried

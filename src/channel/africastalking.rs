@@ -242,6 +242,10 @@ impl Channel for AfricasTalking {
         self.auth.check(req)
     }
 
+    fn proves_sender(&self) -> bool {
+        self.auth.proves_sender()
+    }
+
     fn parse_ussd(&self, req: &Request) -> Result<UssdIn, ChannelError> {
         // The hot path: fields borrowed from the body (`form.rs`), read as
         // `parse_form` would read them.

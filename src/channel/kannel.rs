@@ -370,6 +370,10 @@ impl Channel for KannelAdapter {
         self.auth.check(req)
     }
 
+    fn proves_sender(&self) -> bool {
+        self.auth.proves_sender()
+    }
+
     fn parse_sms(&self, req: &Request) -> Result<Vec<SmsIn>, ChannelError> {
         let p = Params::of(req);
         let from = p.required("from")?;

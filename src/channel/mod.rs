@@ -396,6 +396,17 @@ pub trait Channel: Send + Sync + 'static {
     /// [`ChannelError::Forbidden`].
     fn authenticate(&self, req: &Request) -> Result<(), ChannelError>;
 
+    /// Whether a request that passes [`Channel::authenticate`] proves it
+    /// comes from the aggregator: a signature, a shared secret, or an
+    /// `allow_ips` no wider than an IPv4 /8 or an IPv6 /16. Such requests
+    /// are not charged to the per-address budget (`server.per_ip_*`): every
+    /// woman arrives from the aggregator's address, and one number
+    /// flooding through it must not get the others 429 (the per-number
+    /// limit holds that number). A channel that admits anyone is charged.
+    fn proves_sender(&self) -> bool {
+        false
+    }
+
     /// Parse a USSD hop.
     ///
     /// # Errors
@@ -506,6 +517,14 @@ impl SharedSecretAuth {
             secret: cfg.secret.clone(),
             allow: cfg.allow_ips.clone(),
         }
+    }
+
+    /// Whether passing [`SharedSecretAuth::check`] proves anything: a
+    /// secret is set, or an allow-list holding no network wider than an
+    /// IPv4 /8 or an IPv6 /16 (a wider one counts as none, as `hotline
+    /// check` counts it).
+    pub fn proves_sender(&self) -> bool {
+        self.secret.is_some() || (!self.allow.is_empty() && !self.allow.iter().any(IpNet::is_wide))
     }
 
     /// Check a request.

@@ -350,6 +350,11 @@ impl Channel for Twilio {
         }
     }
 
+    /// Every request carries Twilio's signature over the URL and body.
+    fn proves_sender(&self) -> bool {
+        true
+    }
+
     fn authenticate(&self, req: &Request) -> Result<(), ChannelError> {
         self.auth.check(req)?;
         let presented = req

@@ -312,6 +312,10 @@ impl Channel for Ussd {
         self.auth.check(req)
     }
 
+    fn proves_sender(&self) -> bool {
+        self.auth.proves_sender()
+    }
+
     fn parse_ussd(&self, req: &Request) -> Result<UssdIn, ChannelError> {
         let payload = self.payload(req)?;
         let session_id = payload.require(&self.session)?;
