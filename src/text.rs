@@ -122,13 +122,44 @@ pub fn digit_value(c: char) -> Option<char> {
         .and_then(|&zero| char::from_digit(cp - zero, 10))
 }
 
-/// Normalise an answer typed on a handset: trim surrounding white space and
-/// turn digits from other scripts (`１`, `٣`) into ASCII digits.
+/// Whether a character breaks a line of text or controls a terminal: the C0
+/// and C1 control characters (NUL, BEL, ESC, CR, LF, tab, DEL, NEL, …) and
+/// the Unicode line and paragraph separators.
+fn is_break(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// Normalise an answer typed on a handset: every run of control characters
+/// and line breaks (with the white space around it) becomes one space,
+/// surrounding white space is trimmed, and digits from other scripts (`１`,
+/// `٣`) become ASCII digits. What she types is free text that ends up in a
+/// lawyer's SMS (`Where: …`), so nothing in it may start a new line, ring,
+/// or colour a terminal there.
 pub fn normalize_input(raw: &str) -> String {
-    raw.trim()
+    let mut out = String::with_capacity(raw.len());
+    // Whether a break is pending: a space is written before the next
+    // character that is neither white space nor a break.
+    let mut gap = false;
+    for c in raw
+        .trim_matches(|c: char| c.is_whitespace() || is_break(c))
         .chars()
-        .map(|c| digit_value(c).unwrap_or(c))
-        .collect()
+    {
+        if is_break(c) {
+            gap = true;
+            // Spaces written just before the break belong to the gap.
+            let kept = out.trim_end_matches(|c: char| c.is_whitespace()).len();
+            out.truncate(kept);
+        } else if gap && c.is_whitespace() {
+            // Still inside the gap.
+        } else {
+            if gap {
+                out.push(' ');
+                gap = false;
+            }
+            out.push(digit_value(c).unwrap_or(c));
+        }
+    }
+    out
 }
 
 /// Cut a text to at most `max` characters (never inside a character).
@@ -188,6 +219,46 @@ mod tests {
         assert_eq!(normalize_input("٣"), "3");
         assert_eq!(normalize_input("۴"), "4");
         assert_eq!(normalize_input("Ош 5"), "Ош 5");
+    }
+
+    #[test]
+    fn control_characters_and_line_breaks_become_one_space() {
+        assert_eq!(normalize_input("Station\r\n5"), "Station 5");
+        assert_eq!(normalize_input("\u{1b}[31mRed\u{1b}[0m"), "[31mRed [0m");
+        assert_eq!(normalize_input("a\u{0}\u{7}b"), "a b");
+        assert_eq!(normalize_input("a \n b"), "a b");
+        assert_eq!(
+            normalize_input("a\u{85}b\u{2028}c\u{9b}d\u{7f}e"),
+            "a b c d e"
+        );
+        assert_eq!(normalize_input("\n\t 1 \r"), "1");
+        assert_eq!(normalize_input("a  b"), "a  b", "plain spaces are hers");
+        assert_eq!(normalize_input("\u{0}\u{1b}"), "");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn normalized_input_has_no_control_character_or_line_break(
+            raw in "(\\PC|[\\x00-\\x1f\\x7f-\\u{9f}\\u{2028}\\u{2029} ]){0,40}",
+        ) {
+            let out = normalize_input(&raw);
+            proptest::prop_assert!(!out.chars().any(is_break), "{:?} -> {:?}", raw, out);
+            proptest::prop_assert_eq!(out.trim(), out.as_str());
+            // Idempotent: a stored answer normalises to itself.
+            proptest::prop_assert_eq!(normalize_input(&out), out.clone());
+            // What is not a break or white space is kept, in order.
+            let kept = |s: &str| -> String {
+                s.chars()
+                    .filter(|&c| !is_break(c) && !c.is_whitespace())
+                    .map(|c| digit_value(c).unwrap_or(c))
+                    .collect()
+            };
+            proptest::prop_assert_eq!(kept(&out), kept(&raw));
+            // A break is never dropped between two characters she typed.
+            if raw.trim_matches(|c: char| c.is_whitespace() || is_break(c)).chars().any(is_break) {
+                proptest::prop_assert!(out.contains(' '));
+            }
+        }
     }
 
     #[test]

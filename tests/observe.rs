@@ -259,7 +259,10 @@ async fn in_production_the_pages_need_the_bearer_token_and_metrics_do_not() {
     assert!(gw.app.config.is_production());
     let r = common::request(gw.admin, "GET", "/", &[], b"").await;
     assert_eq!(r.status, 403, "{}", r.body);
-    assert!(r.body.contains("HOTLINE_ADMIN_TOKEN"), "{}", r.body);
+    assert_eq!(
+        r.body.trim(),
+        "this is a production configuration: set HOTLINE_ADMIN_TOKEN to use the status pages"
+    );
     gw.stop().await;
 
     let env = [
@@ -292,6 +295,32 @@ async fn in_production_the_pages_need_the_bearer_token_and_metrics_do_not() {
         r.header("content-security-policy"),
         Some(hotline::server::status::CSP)
     );
+    gw.stop().await;
+}
+
+/// The development default with its admin listener off loopback refuses
+/// the pages for that reason, and says so: before, it answered "this is a
+/// production configuration", which it is not.
+#[tokio::test]
+async fn off_loopback_the_pages_say_why_they_need_the_token() {
+    let gw = common::Gateway::start_with(
+        &common::default_config(),
+        &[("HOTLINE_ADMIN_LISTEN", "0.0.0.0:0")],
+        None,
+        hotline::clock::Clock::System,
+    )
+    .await;
+    assert!(!gw.app.config.is_production());
+    let admin = std::net::SocketAddr::from(([127, 0, 0, 1], gw.admin.port()));
+    let r = common::request(admin, "GET", "/", &[], b"").await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(
+        r.body.trim(),
+        "the admin listener (0.0.0.0:0) is not on loopback: set HOTLINE_ADMIN_TOKEN to use the status pages"
+    );
+    assert!(!r.body.contains("production"), "{}", r.body);
+    let r = common::request(admin, "GET", "/metrics", &[], b"").await;
+    assert_eq!(r.status, 200);
     gw.stop().await;
 }
 

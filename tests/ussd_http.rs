@@ -620,6 +620,65 @@ async fn a_flood_from_one_address_gets_429_with_retry_after() {
     gw.stop().await;
 }
 
+/// One number flooding through the aggregator's (authenticated) address
+/// is held by the per-number limit and spends no per-address budget, so
+/// every other woman arriving from that address still gets her menu.
+/// Before, the per-address budget was spent by the flood and the others got
+/// 429, which ends an Africa's Talking session. A channel that admits
+/// anyone is still limited per address (the test above).
+#[tokio::test]
+async fn one_number_flooding_through_the_aggregators_address_does_not_stop_the_others() {
+    let cfg = common::default_config()
+        .replace(
+            "# secret_env = \"HOTLINE_AT_SECRET\"",
+            "secret_env = \"HOTLINE_AT_SECRET\"",
+        )
+        .replace("per_ip_per_second = 200", "per_ip_per_second = 1")
+        .replace("per_ip_burst = 400", "per_ip_burst = 3");
+    assert!(cfg.contains("\nsecret_env = \"HOTLINE_AT_SECRET\""));
+    let gw = Gateway::start_with(
+        &cfg,
+        &[("HOTLINE_AT_SECRET", "at-secret-0123456789")],
+        None,
+        hotline::clock::Clock::System,
+    )
+    .await;
+    let hop = |session: String, phone: String| {
+        let body = common::form(&[
+            ("sessionId", session.as_str()),
+            ("serviceCode", "*384*1#"),
+            ("phoneNumber", phone.as_str()),
+            ("text", ""),
+        ]);
+        let public = gw.public;
+        async move {
+            post_form(
+                public,
+                "/webhooks/africastalking/ussd?secret=at-secret-0123456789",
+                &body,
+            )
+            .await
+        }
+    };
+    // 60 hops of one number, twenty times the per-address burst.
+    for i in 0..60 {
+        let r = hop(format!("ATUid_flood_{i}"), KG.to_owned()).await;
+        assert_eq!(r.status, 200, "the flood is held per number, calmly");
+    }
+    assert!(
+        gw.metric(r#"hotline_webhook_requests_total{channel="africastalking",event="ussd",outcome="rate_limited"}"#).await
+            >= 40.0,
+        "the per-number limit held the flood"
+    );
+    for i in 0..17 {
+        let r = hop(format!("ATUid_other_{i}"), format!("+99655590{i:04}")).await;
+        assert_eq!(r.status, 200, "woman {i}: {}", r.body);
+        assert!(r.body.starts_with("CON "), "woman {i}: {}", r.body);
+    }
+    assert_eq!(gw.metric("hotline_ip_rate_limited_total").await, 0.0);
+    gw.stop().await;
+}
+
 /// The memory store keeps a session's state (in its compact in-process
 /// form) and its cached screen unsealed (its data never leaves the
 /// process, whose memory holds the key too: docs/security.md); a retried
@@ -734,5 +793,139 @@ async fn another_number_with_her_session_id_gets_a_session_of_its_own() {
         !theirs.contains(&code),
         "the other number was not shown her code: {theirs}"
     );
+    gw.stop().await;
+}
+
+/// A body declared as something other than a form, or one that is not a
+/// valid form (a bad `%` escape, bytes that are not UTF-8, raw or
+/// escaped), is refused whole, counted, and changes nothing: before, it
+/// was read with the `%` kept and U+FFFD in place of the bytes, and
+/// reached the lawyer's offer as `Where: ��%zzPlace.`
+#[tokio::test]
+async fn a_body_that_is_not_a_valid_form_is_refused_and_changes_nothing() {
+    let gw = Gateway::start_default().await;
+    let hop = "sessionId=bad1&serviceCode=1&phoneNumber=%2B996555123456&text=";
+    for (path, content_type) in [
+        ("/webhooks/africastalking/ussd", "text/plain"),
+        (
+            "/webhooks/africastalking/ussd",
+            "multipart/form-data; boundary=x",
+        ),
+        ("/webhooks/africastalking/ussd", "application/json"),
+        ("/webhooks/africastalking/sms", "text/plain"),
+        ("/webhooks/africastalking/status", "text/plain"),
+    ] {
+        let r = request(
+            gw.public,
+            "POST",
+            path,
+            &[("Content-Type", content_type)],
+            hop.as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 415, "{path} {content_type}: {}", r.body);
+        assert_eq!(
+            r.body.trim(),
+            "Content-Type must be application/x-www-form-urlencoded"
+        );
+    }
+    // No Content-Type at all is still read as a form.
+    let r = request(
+        gw.public,
+        "POST",
+        "/webhooks/africastalking/ussd",
+        &[],
+        b"sessionId=none1&serviceCode=1&phoneNumber=%2B996555123457&text=",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    let bad: &[(&[u8], &str)] = &[
+        (b"4*1*1*%zzPlace", "bad percent-encoding"),
+        (b"4*1*1*Place%", "bad percent-encoding"),
+        (b"4*1*1*Place%4", "bad percent-encoding"),
+        (b"4*1*1*%ff%fePlace", "not valid UTF-8"),
+        (b"4*1*1*\xff\xfePlace", "not valid UTF-8"),
+        (b"4*1*1*%D0", "not valid UTF-8"),
+    ];
+    for (text, reason) in bad {
+        let body = [
+            &b"sessionId=bad2&serviceCode=1&phoneNumber=%2B996555123458&text="[..],
+            text,
+        ]
+        .concat();
+        let r = request(
+            gw.public,
+            "POST",
+            "/webhooks/africastalking/ussd",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            &body,
+        )
+        .await;
+        assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(text));
+        assert_eq!(r.body.trim(), format!("body is not a valid form: {reason}"));
+    }
+    // An inbound SMS too, and a broken field nobody reads.
+    for body in [
+        &b"from=%2B996555123458&text=%zz"[..],
+        b"from=%2B996555123458&text=Hi&linkId=%ff",
+    ] {
+        let r = request(
+            gw.public,
+            "POST",
+            "/webhooks/africastalking/sms",
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            body,
+        )
+        .await;
+        assert_eq!(r.status, 400, "{}", r.body);
+    }
+    let counted = |event: &str| {
+        format!(
+            r#"hotline_webhook_requests_total{{channel="africastalking",event="{event}",outcome="bad_request"}}"#
+        )
+    };
+    assert_eq!(gw.metric(&counted("ussd")).await, 3.0 + bad.len() as f64);
+    assert_eq!(gw.metric(&counted("sms")).await, 3.0);
+    assert_eq!(gw.metric(&counted("status")).await, 1.0);
+    assert_eq!(
+        gw.metric(r#"hotline_sessions_started_total{flow="legal_help"}"#)
+            .await,
+        1.0,
+        "only the hop without a Content-Type started a session"
+    );
+    gw.stop().await;
+}
+
+/// What she types reaches the lawyer's offer with every control character
+/// and line break made one space: before, NUL, ESC sequences, BEL and
+/// CR/LF in her location and safe number went into the SMS as they were.
+#[tokio::test]
+async fn control_characters_in_her_answers_never_reach_the_lawyers_sms() {
+    let gw = Gateway::start_default().await;
+    let location = "\u{0}Station\r\n5\u{1b}[31m\u{7} \u{85}gate\u{2028}2\t";
+    let screens = walk(&gw, "ctl1", KG, &["4", "1", "1", location, "0"]).await;
+    assert!(screens[5].starts_with("END"), "{}", screens[5]);
+    let code = code_of(&screens[5]);
+    let data = case(&gw, &code).await;
+    assert_eq!(
+        data.vars.get("location").map(String::as_str),
+        Some("Station 5 [31m gate 2")
+    );
+    let console = gw.app.channels["console"].console().expect("a console");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let offer = loop {
+        if let Some(m) = console
+            .messages()
+            .into_iter()
+            .find(|m| m.text.contains(&code))
+        {
+            break m.text;
+        }
+        assert!(std::time::Instant::now() < deadline, "no offer sent");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(offer.contains("Where: Station 5 [31m gate 2."), "{offer:?}");
+    assert!(!offer.chars().any(char::is_control), "{offer:?}");
     gw.stop().await;
 }

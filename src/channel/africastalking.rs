@@ -242,9 +242,14 @@ impl Channel for AfricasTalking {
         self.auth.check(req)
     }
 
+    fn proves_sender(&self) -> bool {
+        self.auth.proves_sender()
+    }
+
     fn parse_ussd(&self, req: &Request) -> Result<UssdIn, ChannelError> {
         // The hot path: fields borrowed from the body (`form.rs`), read as
         // `parse_form` would read them.
+        form::content_type(&req.headers)?;
         let [session_id, service_code, phone_number, text] =
             form::fields(&req.body, USSD_FORM)?.map(Option::unwrap_or_default);
         if !id_ok(&session_id) {
@@ -275,6 +280,7 @@ impl Channel for AfricasTalking {
     }
 
     fn parse_sms(&self, req: &Request) -> Result<Vec<SmsIn>, ChannelError> {
+        form::content_type(&req.headers)?;
         let [from, to, text, id] = form::fields(&req.body, SMS_FORM)?;
         let from = PhoneNumber::parse_international(&from.unwrap_or_default())
             .map_err(|e| ChannelError::BadRequest(format!("from: {e}")))?;
@@ -296,6 +302,7 @@ impl Channel for AfricasTalking {
     }
 
     fn parse_status(&self, req: &Request) -> Result<Vec<StatusIn>, ChannelError> {
+        form::content_type(&req.headers)?;
         let form: StatusForm = parse_form(&req.body)?;
         if !id_ok(&form.id) {
             return Err(ChannelError::BadRequest("id is not a valid id".into()));

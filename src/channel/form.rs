@@ -3,12 +3,19 @@
 //! [`fields`] reads `application/x-www-form-urlencoded` exactly as
 //! `serde_urlencoded` (through `form_urlencoded`) reads it into a struct of
 //! string fields: pairs split on `&` (empty ones skipped), name and value on
-//! the first `=`, `+` as a space, `%XX` as a byte (a `%` without two hex
-//! digits stays as it is), invalid UTF-8 replaced with U+FFFD, names matched
-//! after decoding, unknown names ignored, a repeated known name an error
+//! the first `=`, `+` as a space, `%XX` as a byte, names matched after
+//! decoding, unknown names ignored, a repeated known name an error
 //! (`duplicate field …`), a missing required one an error
-//! (`missing field …`, the first in the order given). The unit test checks
-//! that equivalence on generated bodies.
+//! (`missing field …`, the first in the order given). Unlike
+//! `serde_urlencoded`, which keeps a `%` without two hex digits as it is
+//! and replaces invalid UTF-8 with U+FFFD, it refuses both, in any pair
+//! (`body is not a valid form: …`, [`check`]): a caller's answer must reach
+//! the lawyer's SMS as she typed it or not at all, never as `��%zz`. The
+//! unit test checks that equivalence, and that refusal, on generated bodies.
+//!
+//! [`content_type`] refuses a body declared as something other than a form
+//! (`text/plain`, `multipart/form-data`, JSON): 415. A body with no
+//! `Content-Type` is read as a form, as aggregators that omit it expect.
 //!
 //! What it saves: a value without `%` or `+` (a session id, a number, a
 //! menu answer) is borrowed from the body, and nothing is allocated for the
@@ -49,12 +56,14 @@ pub const fn optional(name: &'static str) -> Field {
 ///
 /// # Errors
 /// [`ChannelError::BadRequest`] naming the field (never a value): a name
-/// given twice, or a required one missing.
+/// given twice, or a required one missing; or a fixed text when any pair
+/// has a `%` without two hex digits or is not UTF-8 once decoded.
 pub fn fields<'a, const N: usize>(
     body: &'a [u8],
     wanted: [Field; N],
 ) -> Result<[Option<Cow<'a, str>>; N], ChannelError> {
     let mut out: [Option<Cow<'a, str>>; N] = std::array::from_fn(|_| None);
+    let mut duplicate: Option<&'static str> = None;
     let mut rest = body;
     while !rest.is_empty() {
         let pair = match memchr::memchr(b'&', rest) {
@@ -73,21 +82,31 @@ pub fn fields<'a, const N: usize>(
             None => (pair, &pair[pair.len()..]),
         };
         let i = if needs_decoding(name) {
-            let name = decode(name);
+            let name = decode(name)?;
             wanted.iter().position(|f| f.name == name)
         } else {
+            utf8(name)?;
             wanted.iter().position(|f| f.name.as_bytes() == name)
         };
         let Some(i) = i else {
+            // Not asked for, but checked all the same: a body that is not
+            // a valid form is refused whatever field is broken.
+            decode(value)?;
             continue;
         };
+        let value = decode(value)?;
         if out[i].is_some() {
-            return Err(ChannelError::BadRequest(format!(
-                "duplicate field `{}`",
-                wanted[i].name
-            )));
+            // Refused once the whole body is known to be a valid form, as
+            // `check` would have refused it first.
+            duplicate.get_or_insert(wanted[i].name);
+            continue;
         }
-        out[i] = Some(decode(value));
+        out[i] = Some(value);
+    }
+    if let Some(name) = duplicate {
+        return Err(ChannelError::BadRequest(format!(
+            "duplicate field `{name}`"
+        )));
     }
     if let Some(f) = wanted
         .iter()
@@ -102,14 +121,63 @@ pub fn fields<'a, const N: usize>(
     Ok(out)
 }
 
-/// One name or value: `+` as a space, `%XX` as its byte, invalid UTF-8
-/// replaced. Borrowed unless something had to change.
-fn decode(raw: &[u8]) -> Cow<'_, str> {
-    if !needs_decoding(raw) {
-        return match std::str::from_utf8(raw) {
-            Ok(s) => Cow::Borrowed(s),
-            Err(_) => String::from_utf8_lossy(raw),
+/// The refusal of a `%` not followed by two hex digits.
+const BAD_ESCAPE: &str = "body is not a valid form: bad percent-encoding";
+/// The refusal of bytes that are not UTF-8 (raw or percent-encoded).
+const NOT_UTF8: &str = "body is not a valid form: not valid UTF-8";
+
+/// Check a whole form body (or query string) as [`fields`] reads it: every
+/// `%` followed by two hex digits, every name and value UTF-8 once
+/// decoded. For the adapters that read forms through `serde_urlencoded`,
+/// which accepts both silently.
+///
+/// # Errors
+/// [`ChannelError::BadRequest`] with a fixed text.
+pub fn check(body: &[u8]) -> Result<(), ChannelError> {
+    for pair in body.split(|&b| b == b'&') {
+        // Name, then value, as `fields` reads them (the same error first).
+        let (name, value) = match memchr::memchr(b'=', pair) {
+            Some(at) => (&pair[..at], &pair[at + 1..]),
+            None => (pair, &pair[pair.len()..]),
         };
+        decode(name)?;
+        decode(value)?;
+    }
+    Ok(())
+}
+
+/// Refuse a body declared as something other than a form: 415 through
+/// [`ChannelError::UnsupportedMediaType`]. No `Content-Type` at all is
+/// read as a form.
+///
+/// # Errors
+/// [`ChannelError::UnsupportedMediaType`].
+pub fn content_type(headers: &http::HeaderMap) -> Result<(), ChannelError> {
+    let Some(value) = headers.get(http::header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = value
+        .to_str()
+        .ok()
+        .and_then(|v| v.split(';').next())
+        .map(str::trim);
+    match essence {
+        Some(t) if t.eq_ignore_ascii_case("application/x-www-form-urlencoded") => Ok(()),
+        _ => Err(ChannelError::UnsupportedMediaType(
+            "Content-Type must be application/x-www-form-urlencoded",
+        )),
+    }
+}
+
+fn utf8(raw: &[u8]) -> Result<&str, ChannelError> {
+    std::str::from_utf8(raw).map_err(|_| ChannelError::BadRequest(NOT_UTF8.into()))
+}
+
+/// One name or value: `+` as a space, `%XX` as its byte. Borrowed unless
+/// something had to change.
+fn decode(raw: &[u8]) -> Result<Cow<'_, str>, ChannelError> {
+    if !needs_decoding(raw) {
+        return utf8(raw).map(Cow::Borrowed);
     }
     let mut bytes = Vec::with_capacity(raw.len());
     let mut i = 0;
@@ -122,16 +190,15 @@ fn decode(raw: &[u8]) -> Cow<'_, str> {
                     bytes.push(hi << 4 | lo);
                     i += 2;
                 }
-                _ => bytes.push(b'%'),
+                _ => return Err(ChannelError::BadRequest(BAD_ESCAPE.into())),
             },
             _ => bytes.push(b),
         }
         i += 1;
     }
-    match String::from_utf8(bytes) {
-        Ok(s) => Cow::Owned(s),
-        Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
-    }
+    String::from_utf8(bytes)
+        .map(Cow::Owned)
+        .map_err(|_| ChannelError::BadRequest(NOT_UTF8.into()))
 }
 
 fn needs_decoding(raw: &[u8]) -> bool {
@@ -184,8 +251,57 @@ mod tests {
         }
     }
 
+    /// `serde_urlencoded`, except that a body it would read with a `%`
+    /// kept as it is or U+FFFD in place of bytes is refused.
     fn theirs(body: &[u8]) -> Result<Reference, String> {
+        if let Err(ChannelError::BadRequest(m)) = check(body) {
+            return Err(m);
+        }
         serde_urlencoded::from_bytes(body).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn bad_escapes_and_bytes_that_are_not_utf8_are_refused_in_any_pair() {
+        for body in [
+            &b"sessionId=a&phoneNumber=b&text=%zzPlace"[..],
+            b"sessionId=a&phoneNumber=b&text=Place%",
+            b"sessionId=a&phoneNumber=b&text=%4",
+            b"sessionId=a&phoneNumber=b&text=%ff%fe",
+            b"sessionId=a&phoneNumber=b&text=\xd0",
+            b"sessionId=a&phoneNumber=b&networkCode=%zz",
+            b"sessionId=a&phoneNumber=b&other%ff=1",
+        ] {
+            assert!(
+                matches!(fields(body, WANTED), Err(ChannelError::BadRequest(_))),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+            assert!(check(body).is_err());
+        }
+        assert!(check(b"a=%D0%9F%D1%80+b&c=%2B996&&d").is_ok());
+    }
+
+    #[test]
+    fn only_a_form_or_no_content_type_is_read_as_a_form() {
+        let with = |ct: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(http::header::CONTENT_TYPE, ct.parse().unwrap());
+            content_type(&h)
+        };
+        assert!(content_type(&http::HeaderMap::new()).is_ok());
+        assert!(with("application/x-www-form-urlencoded").is_ok());
+        assert!(with("Application/X-WWW-Form-Urlencoded; charset=UTF-8").is_ok());
+        for ct in [
+            "text/plain",
+            "multipart/form-data; boundary=x",
+            "application/json",
+            "",
+        ] {
+            assert!(
+                matches!(with(ct), Err(ChannelError::UnsupportedMediaType(_))),
+                "{ct}"
+            );
+        }
     }
 
     #[test]
@@ -195,12 +311,10 @@ mod tests {
             b"phoneNumber=+996&sessionId=a&&&text=",
             b"sessionId=a&phoneNumber=b&text=%D0%9F%D1%80%D0%B8+%E2%9C%93&id",
             b"session%49d=x&phone%4eumber=y",
-            b"sessionId=a&phoneNumber=b&text=%zz%4%&id=%ff%fe",
             b"sessionId=a&phoneNumber=b&sessionId=c",
             b"sessionId=a",
             b"",
             b"sessionId=a=b&phoneNumber==",
-            b"sessionId=\xff\xfe&phoneNumber=\xd0",
         ];
         for body in cases {
             assert_eq!(

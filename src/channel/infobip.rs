@@ -315,6 +315,10 @@ impl Channel for Infobip {
         self.auth.check(req)
     }
 
+    fn proves_sender(&self) -> bool {
+        self.auth.proves_sender()
+    }
+
     fn parse_sms(&self, req: &Request) -> Result<Vec<SmsIn>, ChannelError> {
         let (messages, refused) = self.parse_sms_batch(req)?;
         match refused.into_iter().next() {

@@ -172,28 +172,45 @@ impl KannelAdapter {
 
 /// A request's fields with their raw (percent-decoded) bytes: Kannel's `%b`
 /// is binary, so `text` may be UCS-2 and is decoded only once the charset
-/// is known.
-struct Params(Vec<(String, Vec<u8>)>);
+/// is known. A `%` without two hex digits anywhere makes every field a
+/// refusal (`bad`), and so does a field read that appears twice
+/// (`from=…&from=…`, or in both the body and the query): which one Kannel
+/// meant cannot be known, and the first may be anyone's.
+struct Params {
+    pairs: Vec<(String, Vec<u8>)>,
+    bad: bool,
+}
 
 impl Params {
     /// The form body (POST with a form or no content type) first, then the
     /// query.
     fn of(req: &Request) -> Params {
         let mut pairs = Vec::new();
+        let mut bad = false;
         if req.method == Method::POST && is_form(&req.headers) {
-            pairs.extend(form_pairs(&req.body));
+            bad |= form_pairs(&req.body, &mut pairs).is_none();
         }
         if let Some(q) = &req.query {
-            pairs.extend(form_pairs(q.as_bytes()));
+            bad |= form_pairs(q.as_bytes(), &mut pairs).is_none();
         }
-        Params(pairs)
+        Params { pairs, bad }
     }
 
-    fn bytes(&self, name: &str) -> Option<&[u8]> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_slice())
+    /// A field's bytes, `None` when absent.
+    fn bytes(&self, name: &str) -> Result<Option<&[u8]>, ChannelError> {
+        if self.bad {
+            return Err(ChannelError::BadRequest(
+                "request is not a valid form: bad percent-encoding".into(),
+            ));
+        }
+        let mut found = self.pairs.iter().filter(|(k, _)| k == name);
+        let first = found.next().map(|(_, v)| v.as_slice());
+        if found.next().is_some() {
+            return Err(ChannelError::BadRequest(format!(
+                "duplicate field `{name}`"
+            )));
+        }
+        Ok(first)
     }
 
     /// A field that must be there, as UTF-8.
@@ -204,7 +221,7 @@ impl Params {
 
     /// A field that may be absent, as UTF-8.
     fn optional(&self, name: &str) -> Result<Option<String>, ChannelError> {
-        match self.bytes(name) {
+        match self.bytes(name)? {
             None => Ok(None),
             Some(b) => String::from_utf8(b.to_vec())
                 .map(Some)
@@ -227,25 +244,23 @@ fn is_form(headers: &HeaderMap) -> bool {
     }
 }
 
-/// Split `a=1&b=2` and decode each side: `+` is a space, `%XX` a byte; a
-/// `%` not followed by two hex digits stays as it is.
-fn form_pairs(s: &[u8]) -> Vec<(String, Vec<u8>)> {
-    s.split(|&b| b == b'&')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let (k, v) = match p.iter().position(|&b| b == b'=') {
-                Some(i) => (p.get(..i).unwrap_or(p), p.get(i + 1..).unwrap_or(&[])),
-                None => (p, &[][..]),
-            };
-            (
-                String::from_utf8_lossy(&unescape(k)).into_owned(),
-                unescape(v),
-            )
-        })
-        .collect()
+/// Split `a=1&b=2` into `out` and decode each side: `+` is a space, `%XX`
+/// a byte. `None` when a `%` is not followed by two hex digits.
+fn form_pairs(s: &[u8], out: &mut Vec<(String, Vec<u8>)>) -> Option<()> {
+    for p in s.split(|&b| b == b'&').filter(|p| !p.is_empty()) {
+        let (k, v) = match p.iter().position(|&b| b == b'=') {
+            Some(i) => (p.get(..i).unwrap_or(p), p.get(i + 1..).unwrap_or(&[])),
+            None => (p, &[][..]),
+        };
+        out.push((
+            String::from_utf8_lossy(&unescape(k)?).into_owned(),
+            unescape(v)?,
+        ));
+    }
+    Some(())
 }
 
-fn unescape(s: &[u8]) -> Vec<u8> {
+fn unescape(s: &[u8]) -> Option<Vec<u8>> {
     fn hex(b: u8) -> Option<u8> {
         char::from(b)
             .to_digit(16)
@@ -257,20 +272,16 @@ fn unescape(s: &[u8]) -> Vec<u8> {
         rest = tail;
         match b {
             b'+' => out.push(b' '),
-            b'%' => match (
-                tail.first().copied().and_then(hex),
-                tail.get(1).copied().and_then(hex),
-            ) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    rest = tail.get(2..).unwrap_or(&[]);
-                }
-                _ => out.push(b'%'),
-            },
+            b'%' => {
+                let h = tail.first().copied().and_then(hex)?;
+                let l = tail.get(1).copied().and_then(hex)?;
+                out.push(h << 4 | l);
+                rest = tail.get(2..).unwrap_or(&[]);
+            }
             b => out.push(b),
         }
     }
-    out
+    Some(out)
 }
 
 /// Decode `text` by Kannel's `charset` (`%C`), falling back on `coding`
@@ -375,11 +386,15 @@ impl Channel for KannelAdapter {
         self.auth.check(req)
     }
 
+    fn proves_sender(&self) -> bool {
+        self.auth.proves_sender()
+    }
+
     fn parse_sms(&self, req: &Request) -> Result<Vec<SmsIn>, ChannelError> {
         let p = Params::of(req);
         let from = p.required("from")?;
         let raw_text = p
-            .bytes("text")
+            .bytes("text")?
             .ok_or_else(|| ChannelError::BadRequest("missing field `text`".into()))?;
         let from = PhoneNumber::parse_international(&from)
             .map_err(|e| ChannelError::BadRequest(format!("{SENDER_NOT_A_NUMBER}{e}")))?;

@@ -270,11 +270,15 @@ pub struct StatusIn {
 pub const MAX_ID_LEN: usize = 128;
 
 /// Parse a form body (or query string); the error names the field, never
-/// its value.
+/// its value. A `%` without two hex digits, or a name or value that is not
+/// UTF-8 once decoded, is refused ([`form::check`]).
 ///
 /// # Errors
 /// [`ChannelError::BadRequest`].
 pub fn parse_form<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ChannelError> {
+    // `serde_urlencoded` keeps a bad `%` escape as it is and replaces bytes
+    // that are not UTF-8 with U+FFFD: refuse those first.
+    form::check(body)?;
     serde_urlencoded::from_bytes(body).map_err(|e| {
         let msg = e.to_string();
         // serde_urlencoded's messages name fields ("missing field `text`");
@@ -361,6 +365,10 @@ pub enum ChannelError {
     /// Missing or malformed field; the reason is sent back.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The body is declared as a type this event is not sent in (a form
+    /// event's `text/plain`, `multipart/form-data`): 415 with the reason.
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(&'static str),
     /// Authentication failed.
     #[error("forbidden")]
     Forbidden,
@@ -387,6 +395,17 @@ pub trait Channel: Send + Sync + 'static {
     /// # Errors
     /// [`ChannelError::Forbidden`].
     fn authenticate(&self, req: &Request) -> Result<(), ChannelError>;
+
+    /// Whether a request that passes [`Channel::authenticate`] proves it
+    /// comes from the aggregator: a signature, a shared secret, or an
+    /// `allow_ips` no wider than an IPv4 /8 or an IPv6 /16. Such requests
+    /// are not charged to the per-address budget (`server.per_ip_*`): every
+    /// woman arrives from the aggregator's address, and one number
+    /// flooding through it must not get the others 429 (the per-number
+    /// limit holds that number). A channel that admits anyone is charged.
+    fn proves_sender(&self) -> bool {
+        false
+    }
 
     /// Parse a USSD hop.
     ///
@@ -498,6 +517,14 @@ impl SharedSecretAuth {
             secret: cfg.secret.clone(),
             allow: cfg.allow_ips.clone(),
         }
+    }
+
+    /// Whether passing [`SharedSecretAuth::check`] proves anything: a
+    /// secret is set, or an allow-list holding no network wider than an
+    /// IPv4 /8 or an IPv6 /16 (a wider one counts as none, as `hotline
+    /// check` counts it).
+    pub fn proves_sender(&self) -> bool {
+        self.secret.is_some() || (!self.allow.is_empty() && !self.allow.iter().any(IpNet::is_wide))
     }
 
     /// Check a request.

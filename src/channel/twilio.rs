@@ -350,6 +350,11 @@ impl Channel for Twilio {
         }
     }
 
+    /// Every request carries Twilio's signature over the URL and body.
+    fn proves_sender(&self) -> bool {
+        true
+    }
+
     fn authenticate(&self, req: &Request) -> Result<(), ChannelError> {
         self.auth.check(req)?;
         let presented = req
@@ -374,6 +379,7 @@ impl Channel for Twilio {
     }
 
     fn parse_sms(&self, req: &Request) -> Result<Vec<SmsIn>, ChannelError> {
+        super::form::content_type(&req.headers)?;
         let form: SmsForm = parse_form(&req.body)?;
         self.check_account(&form.account_sid)?;
         if !id_ok(&form.message_sid) {
@@ -399,6 +405,7 @@ impl Channel for Twilio {
     }
 
     fn parse_status(&self, req: &Request) -> Result<Vec<StatusIn>, ChannelError> {
+        super::form::content_type(&req.headers)?;
         let form: StatusForm = parse_form(&req.body)?;
         if let Some(account) = &form.account_sid {
             self.check_account(account)?;

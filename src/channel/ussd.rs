@@ -188,12 +188,18 @@ impl Ussd {
     /// The request's fields, parsed by format.
     fn payload(&self, req: &Request) -> Result<Payload, ChannelError> {
         let pairs = |bytes: &[u8]| {
+            // `serde_urlencoded` would keep a bad `%` escape and replace
+            // bytes that are not UTF-8 with U+FFFD: refused instead.
+            super::form::check(bytes)?;
             serde_urlencoded::from_bytes::<Vec<(String, String)>>(bytes)
                 .map(Payload::Pairs)
                 .map_err(|_| ChannelError::BadRequest("body is not a valid form".into()))
         };
         match self.format {
-            Format::Form => pairs(&req.body),
+            Format::Form => {
+                super::form::content_type(&req.headers)?;
+                pairs(&req.body)
+            }
             Format::Query => pairs(req.query.as_deref().unwrap_or("").as_bytes())
                 .map_err(|_| ChannelError::BadRequest("query string is not a valid form".into())),
             Format::Json => match serde_json::from_slice::<Value>(&req.body) {
@@ -305,6 +311,10 @@ impl Channel for Ussd {
 
     fn authenticate(&self, req: &Request) -> Result<(), ChannelError> {
         self.auth.check(req)
+    }
+
+    fn proves_sender(&self) -> bool {
+        self.auth.proves_sender()
     }
 
     fn parse_ussd(&self, req: &Request) -> Result<UssdIn, ChannelError> {

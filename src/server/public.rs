@@ -16,8 +16,14 @@
 //!    `server.auth_failures_burst`) and gets 403; over that budget, 429 with
 //!    `Retry-After`, and the connection is closed;
 //! 5. limited per client address (`server.per_ip_per_second`,
-//!    `server.per_ip_burst`; 429 with `Retry-After`): only authenticated
-//!    requests spend this budget;
+//!    `server.per_ip_burst`; 429 with `Retry-After`): only requests to a
+//!    channel that admits anyone (no secret, no signature, no narrow
+//!    `allow_ips`: [`Channel::proves_sender`]) spend this budget. A request
+//!    that proved it comes from the aggregator does not: the aggregator
+//!    carries every woman's hops from one address, and one number
+//!    flooding through it used to spend the budget of all (600 hops in
+//!    0.4 s got 6 of 17 other women 429, which ends an AT session); the
+//!    per-number limit (`limits.per_number_*`) holds that number instead;
 //! 6. parsed by its channel (400 with a short reason), and handled.
 //!
 //! Each refusal is counted (`hotline_webhook_requests_total`) and changes
@@ -37,7 +43,8 @@
 //! sharing an address with the aggregator (its NAT, a proxy not listed in
 //! `trusted_proxies`) could spend that budget with wrong secrets and get the
 //! aggregator 429s. Now a request must authenticate to spend the general
-//! budget, and failures spend a separate, stricter one. There is
+//! budget, and failures spend a separate, stricter one. (Since then, a
+//! request that proves its sender spends neither: step 5.) There is
 //! deliberately no refusal by address *before* authentication: it would let
 //! the same neighbour lock the aggregator out. What an unauthenticated
 //! request costs is bounded instead: at most `max_body_bytes` read within
@@ -210,7 +217,12 @@ impl Public {
         if channel.authenticate(&request).is_err() {
             return Err(self.auth_failed(channel, event, client));
         }
-        if let Err(not_until) = app.ip_limiter.check_key(&client) {
+        // Only a channel that admits anyone spends the per-address budget:
+        // a request that proved it comes from the aggregator carries every
+        // woman's hops from the same address (module doc).
+        if !channel.proves_sender()
+            && let Err(not_until) = app.ip_limiter.check_key(&client)
+        {
             app.metrics().ip_limited.inc();
             return Err(too_many(retry_after(&not_until), false));
         }
@@ -438,6 +450,10 @@ impl Public {
         match e {
             ChannelError::BadRequest(reason) => (
                 channel.render_error(StatusCode::BAD_REQUEST, &format!("{reason}\n")),
+                Outcome::BadRequest,
+            ),
+            ChannelError::UnsupportedMediaType(reason) => (
+                channel.render_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, &format!("{reason}\n")),
                 Outcome::BadRequest,
             ),
             ChannelError::Forbidden => (

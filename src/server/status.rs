@@ -65,11 +65,19 @@ pub(super) fn refusal(config: &Config, headers: &http::HeaderMap) -> Option<Resp
         return None;
     }
     let Some(token) = &config.server.admin_token else {
+        // Say the true reason: a production configuration, or (in a
+        // development one) an admin listener others can reach.
+        let why = if config.is_production() {
+            "this is a production configuration".to_owned()
+        } else {
+            format!(
+                "the admin listener ({}) is not on loopback",
+                config.server.admin_listen
+            )
+        };
         return Some(text(
             StatusCode::FORBIDDEN,
-            &format!(
-                "this is a production configuration: set {ADMIN_TOKEN_VAR} to use the status pages\n"
-            ),
+            &format!("{why}: set {ADMIN_TOKEN_VAR} to use the status pages\n"),
         ));
     };
     let given = headers

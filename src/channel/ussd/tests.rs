@@ -152,8 +152,15 @@ fn form_cumulative_missing_and_malformed_fields_are_named_without_values() {
             "sessionId=a&serviceCode=%2A1%0A%23&phoneNumber=%2B996555123456",
             "serviceCode is not a service code",
         ),
-        // Bytes that are not UTF-8 decode to U+FFFD, which no id contains.
-        ("sessionId=%FF&serviceCode=1", "sessionId is not a valid id"),
+        // Bytes that are not UTF-8, and bad escapes, are refused whole.
+        (
+            "sessionId=%FF&serviceCode=1",
+            "body is not a valid form: not valid UTF-8",
+        ),
+        (
+            "sessionId=a&serviceCode=1&phoneNumber=%2B996555123456&text=%zz",
+            "body is not a valid form: bad percent-encoding",
+        ),
     ];
     for (body, want) in cases {
         assert_eq!(c.parse_ussd(&post(body)).unwrap_err(), bad(want), "{body}");
@@ -470,7 +477,7 @@ fn query_latest_missing_and_malformed_fields() {
         ),
         (
             "sid=%C3%28&msisdn=995599123456&code=1&op=begin",
-            "sid is not a valid id",
+            "query string is not a valid form",
         ),
     ];
     for (query, want) in cases {
