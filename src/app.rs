@@ -150,6 +150,7 @@ impl App {
             spool: spool.clone(),
             codes: codes.clone(),
             default_flow: config.flows.default.clone(),
+            sms_out: Arc::new(sms_out(&config, &channels)),
         };
         let outbox = Arc::new(build_outbox(&config, &deps, &channels, dispatcher.as_ref()));
         let flow_of = config
@@ -399,6 +400,24 @@ fn ip_limiter(config: &Config) -> DefaultKeyedRateLimiter<IpAddr> {
     let per_second = NonZeroU32::new(config.server.per_ip_per_second).unwrap_or(NonZeroU32::MIN);
     let burst = NonZeroU32::new(config.server.per_ip_burst).unwrap_or(NonZeroU32::MIN);
     DefaultKeyedRateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst))
+}
+
+/// Where SMS to a woman go when the channel she wrote on cannot send: the
+/// dispatch SMS channel, when there is one that can.
+fn sms_out(config: &Config, channels: &Channels) -> std::collections::HashMap<String, String> {
+    let Some(out) = config
+        .dispatch
+        .as_ref()
+        .map(|d| d.sms_channel.clone())
+        .filter(|n| channels.get(n).is_some_and(|c| c.can_send()))
+    else {
+        return std::collections::HashMap::new();
+    };
+    channels
+        .iter()
+        .filter(|(_, c)| !c.can_send())
+        .map(|(name, _)| (name.clone(), out.clone()))
+        .collect()
 }
 
 /// The spool of the instance `instance`, for a store that can fail (not

@@ -730,3 +730,39 @@ async fn one_unreadable_message_in_an_infobip_batch_costs_the_others_nothing() {
     );
     gw.stop().await;
 }
+
+/// A woman who texts a channel that only receives (no sending credentials:
+/// Africa's Talking in the embedded default) gets her screens on the
+/// dispatch SMS channel, as her confirmation already was; before, they were
+/// held on that channel for good and she never got an answer.
+#[tokio::test]
+async fn her_screens_go_out_on_the_dispatch_channel_when_hers_cannot_send() {
+    let gw = Gateway::start_with(
+        &common::default_config(),
+        &[],
+        None,
+        hotline::clock::Clock::System,
+    )
+    .await;
+    let woman = "+996555201399";
+    let r = sms(&gw, woman, "HELP", Some("rx-1")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = common::request(gw.admin, "GET", "/console/messages", &[], b"").await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        if let Some(line) = r.body.lines().find(|l| l.contains(&format!("to {woman}"))) {
+            assert!(line.contains("Язык"), "her first screen: {line}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "her screen never went out: {}\n{}",
+            r.body,
+            gw.metric(r#"hotline_outbox_held{channel="africastalking"}"#)
+                .await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    gw.stop().await;
+}

@@ -123,6 +123,11 @@ pub struct Conversations {
     /// The flow an SMS without a keyword is helped towards (its
     /// `messages.sms_help` and keywords), normally the default flow.
     pub default_flow: String,
+    /// The channel her SMS go out on, by the channel she wrote on, where
+    /// that one cannot send (no sending credentials: a channel that only
+    /// receives): `dispatch.sms_channel`, as for her confirmation. A
+    /// channel not in it sends on itself.
+    pub sms_out: Arc<std::collections::HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for Conversations {

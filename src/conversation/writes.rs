@@ -18,8 +18,13 @@ impl Conversations {
         case: Option<outbox::CaseRef>,
         now: u64,
     ) -> Result<(Queue, Job), serde_json::Error> {
+        // A channel that only receives would hold her screens for good.
+        let channel = self
+            .sms_out
+            .get(hop.channel)
+            .map_or(hop.channel, String::as_str);
         let msg = OutMsg {
-            channel: hop.channel.to_owned(),
+            channel: channel.to_owned(),
             to: hop.from.clone(),
             text,
             purpose,
