@@ -411,6 +411,13 @@ async fn a_flood_from_one_number_is_limited_calmly_and_others_pass() {
         r.body, "END Азыр мүмкүн эмес. Бизге чалыңыз: +996 000 000 000",
         "before she chose: her country's language"
     );
+    // Her text says she chose Russian: told in Russian (before, in her
+    // country's first language, though her session was in Russian).
+    let r = gw.ussd("ATUid_flood_0", KG, "2").await;
+    assert_eq!(
+        r.body, "END Сейчас не получается. Позвоните нам: +996 000 000 000",
+        "after she chose: hers"
+    );
     let other = gw.ussd("ATUid_other", "+996555999888", "").await;
     assert!(
         other.body.starts_with("CON "),
@@ -418,7 +425,7 @@ async fn a_flood_from_one_number_is_limited_calmly_and_others_pass() {
     );
     assert_eq!(
         gw.metric(r#"hotline_webhook_requests_total{channel="africastalking",event="ussd",outcome="rate_limited"}"#).await,
-        1.0
+        2.0
     );
     gw.stop().await;
 }

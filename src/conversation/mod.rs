@@ -429,9 +429,22 @@ impl Conversations {
             }
             Ok(Begin::Limited { retry_after_ms }) => {
                 tracing::warn!(channel = hop.channel, caller = %hop.pseudonym, retry_after_ms, "caller over the rate limit");
+                // Her session was not read (the limit refused her first):
+                // the language she chose is her text's first answer, when
+                // the text carries every answer so far.
+                let lang = match (hop.flow.as_deref(), hop.incoming) {
+                    (Some(flow), plan::Incoming::Cumulative(text)) if !text.is_empty() => {
+                        let first = text.split('*').next().unwrap_or_default();
+                        let started = crate::flow::engine::start(flow, &hop.caller, None, now);
+                        crate::flow::engine::advance(flow, started.state, &hop.caller, first, now)
+                            .state
+                            .lang
+                    }
+                    _ => None,
+                };
                 Err(self.unavailable(
                     hop.flow.as_deref(),
-                    None,
+                    lang.as_deref(),
                     hop.caller.country,
                     Outcome::RateLimited,
                 ))
