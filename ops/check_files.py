@@ -41,6 +41,7 @@ METRICS = {
     "hotline_ip_rate_limited_total",
     "hotline_proxy_headers_refused_total",
     "hotline_connections_refused_total",
+    "hotline_connections_closed_total",
     "hotline_draining",
     "hotline_build_info",
     "hotline_cases_spooled_total",

@@ -36,6 +36,12 @@ pub const STORE_OPS: [&str; 3] = ["begin", "commit", "ping"];
 /// `server.header_read_timeout_ms` (closed unanswered).
 pub const CONNECTION_REFUSALS: [&str; 3] = ["head_too_large", "malformed", "head_timeout"];
 
+/// Why the gateway closed a public connection that was not serving a
+/// request (`hotline_connections_closed_total`): to make room for a new one
+/// when all `server.max_connections` were taken, or silent for
+/// `server.idle_timeout_ms`.
+pub const CONNECTION_CLOSES: [&str; 2] = ["evicted", "idle_timeout"];
+
 /// Why a request that completed its flow left no case
 /// (`hotline_cases_not_recorded_total`): every candidate code was taken,
 /// the store was down and the local spool could not keep it, or the store
@@ -81,6 +87,9 @@ pub struct Metrics {
     /// Connections to the public listener whose request hyper refused
     /// before the handler ran, by reason ([`CONNECTION_REFUSALS`]).
     pub connections_refused: IntCounterVec,
+    /// Connections to the public listener the gateway closed while they
+    /// served no request, by reason ([`CONNECTION_CLOSES`]).
+    pub connections_closed: IntCounterVec,
     /// Cases kept in the local spool because the store failed.
     pub cases_spooled: IntCounter,
     /// Requests that completed their flow but left no case, by reason
@@ -303,6 +312,9 @@ impl Metrics {
         for reason in CONNECTION_REFUSALS {
             m.connections_refused.with_label_values(&[reason]);
         }
+        for reason in CONNECTION_CLOSES {
+            m.connections_closed.with_label_values(&[reason]);
+        }
         for result in ["ok", "rejected"] {
             m.config_reloads.with_label_values(&[result]);
         }
@@ -514,6 +526,12 @@ impl Metrics {
                 &r,
                 "hotline_connections_refused_total",
                 "Connections to the public listener closed because the HTTP server refused the request before any webhook handler ran (so with no channel), by reason: head_too_large (431, over server.max_header_bytes), malformed (400, not HTTP/1.1), head_timeout (no complete head within server.header_read_timeout_ms).",
+                &["reason"],
+            ),
+            connections_closed: counter_vec(
+                &r,
+                "hotline_connections_closed_total",
+                "Connections to the public listener the gateway closed while they were not serving a request, by reason: evicted (all server.max_connections were taken and a new connection came: one still reading its first head, oldest first, else the keep-alive one idle longest, makes room), idle_timeout (nothing sent for server.idle_timeout_ms).",
                 &["reason"],
             ),
             cases_spooled: counter(

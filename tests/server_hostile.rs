@@ -192,6 +192,13 @@ async fn an_idle_connection_is_closed_after_the_idle_timeout() {
         "idle connection closed after {:.0} ms (idle_timeout_ms = 200)",
         started.elapsed().as_secs_f64() * 1e3
     );
+    metric_reaches(
+        &gw,
+        r#"hotline_connections_closed_total{reason="idle_timeout"}"#,
+        1.0,
+    )
+    .await;
+    assert_eq!(gw.metric(EVICTED).await, 0.0);
     gw.stop().await;
 }
 
@@ -602,5 +609,143 @@ async fn requests_refused_before_the_handler_are_counted_by_reason() {
     assert_eq!(exchange(s, b"HELLO THERE\r\n\r\n").await.status, 400);
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(gw.metric(&refused("malformed")).await, 2.0);
+    gw.stop().await;
+}
+
+/// Timeouts long enough that nothing closes on its own during a test:
+/// only making room can free a slot.
+const NO_TIMEOUTS: [&str; 4] = [
+    "header_read_timeout_ms = 120000",
+    "body_read_timeout_ms = 120000",
+    "request_timeout_ms = 120000",
+    "idle_timeout_ms = 120000",
+];
+
+const EVICTED: &str = r#"hotline_connections_closed_total{reason="evicted"}"#;
+
+/// Wait (generously) until `series` reads `want`.
+async fn metric_reaches(gw: &Gateway, series: &str, want: f64) {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let got = gw.metric(series).await;
+        if got == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{series}: {got}, want {want}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether the server closed `s` (end-of-file or a reset) within a moment.
+async fn closed_by_server(s: &mut TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(
+        tokio::time::timeout(Duration::from_millis(500), s.read(&mut byte)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+/// All `server.max_connections` taken by sockets that never finish a head
+/// (silent ones and slowloris ones dribbling headers): a new connection
+/// takes the place of the oldest, so an honest hop is answered instead of
+/// waiting in the kernel's backlog until a flooding socket gives up (here
+/// never: every timeout is two minutes). Each room made is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_house_of_silent_and_slow_sockets_makes_room_for_an_honest_hop() {
+    let mut lines = vec!["max_connections = 8"];
+    lines.extend(NO_TIMEOUTS);
+    let gw = Gateway::start_with(&config(&lines), &[], None, Clock::System).await;
+    assert_eq!(gw.metric(EVICTED).await, 0.0);
+    // 16 flooding sockets from 8 addresses, half silent, half slowloris:
+    // the last 8 each make room by closing one of the first 8, and the
+    // honest hop closes the 9th.
+    let mut flood = Vec::new();
+    for i in 0..16 {
+        let mut s = connect_from(ip(&format!("127.0.3.{}", 1 + i % 8)), gw.public).await;
+        if i % 2 == 1 {
+            s.write_all(format!("POST {USSD} HTTP/1.1\r\nHost: t\r\nX-a: b\r\n").as_bytes())
+                .await
+                .unwrap();
+        }
+        flood.push(s);
+    }
+    // Keep the slowloris ones dribbling while the honest hop comes.
+    for s in flood.iter_mut().skip(9).step_by(2) {
+        let _ = s.write_all(b"X-b: c\r\n").await;
+    }
+    let started = Instant::now();
+    let s = connect_from(ip("127.0.0.2"), gw.public).await;
+    let body = hop_body("ATUid_full_house", "+996555710001", "");
+    let r = exchange(s, &post(USSD, &[], &body)).await;
+    println!(
+        "honest hop with all 8 slots flooded: {} in {:.1} ms",
+        r.status,
+        started.elapsed().as_secs_f64() * 1e3
+    );
+    assert_eq!(r.status, 200);
+    assert!(r.body.starts_with("CON "), "{}", r.body);
+    metric_reaches(&gw, EVICTED, 9.0).await;
+    // The oldest made room: the first 8 flooding sockets and the 9th are
+    // closed, the 7 newest still open.
+    let mut closed = Vec::new();
+    for s in &mut flood {
+        closed.push(closed_by_server(s).await);
+    }
+    assert_eq!(
+        closed,
+        [[true; 9].as_slice(), [false; 7].as_slice()].concat(),
+        "closed, oldest first"
+    );
+    drop(flood);
+    gw.stop().await;
+}
+
+/// A request being served is never closed to make room, however long its
+/// body takes and however many newcomers arrive: only connections still
+/// waiting for their first head give way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_request_in_flight_is_never_closed_to_make_room() {
+    let mut lines = vec!["max_connections = 2"];
+    lines.extend(NO_TIMEOUTS);
+    let gw = Gateway::start_with(&config(&lines), &[], None, Clock::System).await;
+    // The oldest connection: a hop whose body arrives slowly. Its handler
+    // has begun once the server asks for the body (100 Continue).
+    let body = hop_body("ATUid_slow_in_flight", "+996555710002", "");
+    let raw = post(USSD, &[("Expect", "100-continue")], &body);
+    let (head, half) = (raw.len() - body.len(), raw.len() - body.len() / 2);
+    let mut slow = connect_from(ip("127.0.0.3"), gw.public).await;
+    slow.write_all(&raw[..head]).await.unwrap();
+    let mut got = Vec::new();
+    tokio::time::timeout(TIMEOUT, async {
+        let mut chunk = [0u8; 256];
+        while !got.ends_with(b"\r\n\r\n") {
+            let n = slow.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed before 100 Continue");
+            got.extend_from_slice(&chunk[..n]);
+        }
+    })
+    .await
+    .expect("100 Continue in time");
+    assert!(
+        got.starts_with(b"HTTP/1.1 100"),
+        "{:?}",
+        String::from_utf8_lossy(&got)
+    );
+    slow.write_all(&raw[head..half]).await.unwrap();
+    // Twelve silent newcomers, one at a time: each takes the other slot.
+    let mut silent = Vec::new();
+    for i in 0..12u8 {
+        silent.push(connect_from(ip(&format!("127.0.4.{}", 1 + i)), gw.public).await);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    metric_reaches(&gw, EVICTED, 11.0).await;
+    // The slow hop's body ends: it is answered.
+    slow.write_all(&raw[half..]).await.unwrap();
+    let r = tokio::time::timeout(TIMEOUT, read_all(&mut slow))
+        .await
+        .expect("the slow request is answered");
+    assert_eq!(r.status, 200);
+    assert!(r.body.starts_with("CON "), "{}", r.body);
+    drop(silent);
     gw.stop().await;
 }

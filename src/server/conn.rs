@@ -12,6 +12,11 @@
 //!   within the idle timeout may lose it, which only a broken client does.
 //!   [`Activity`] is the state the socket wrapper and the request handler
 //!   share.
+//! - [`Open`] keeps the connections a listener has open, so that when all
+//!   `server.max_connections` are taken a newcomer can take the place of
+//!   one that is not serving a request ([`Open::evict_one`]) instead of
+//!   waiting in the kernel's backlog behind a flood of silent or slow
+//!   sockets.
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -24,6 +29,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 /// Open connections per client address, with a cap.
@@ -114,6 +120,10 @@ pub struct Activity {
     heard: AtomicBool,
     /// Milliseconds after `born` when the last request finished.
     idle_since_ms: AtomicU64,
+    /// Requests finished on this connection.
+    served: AtomicU64,
+    /// Whether the idle timeout closed it.
+    idled: AtomicBool,
 }
 
 impl Activity {
@@ -124,7 +134,19 @@ impl Activity {
             busy: AtomicUsize::new(0),
             heard: AtomicBool::new(false),
             idle_since_ms: AtomicU64::new(0),
+            served: AtomicU64::new(0),
+            idled: AtomicBool::new(false),
         })
+    }
+
+    /// Whether a request is being handled now.
+    pub fn is_busy(&self) -> bool {
+        self.busy.load(Ordering::SeqCst) > 0
+    }
+
+    /// Whether the idle timeout ended the connection.
+    pub fn idled(&self) -> bool {
+        self.idled.load(Ordering::SeqCst)
     }
 
     /// Mark a request in flight until the returned guard drops.
@@ -152,6 +174,7 @@ impl Drop for Busy {
         let ms = u64::try_from(a.born.elapsed().as_millis()).unwrap_or(u64::MAX);
         a.idle_since_ms.store(ms, Ordering::SeqCst);
         a.heard.store(false, Ordering::SeqCst);
+        a.served.fetch_add(1, Ordering::SeqCst);
         a.busy.fetch_sub(1, Ordering::SeqCst);
     }
 }
@@ -202,7 +225,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleIo<T> {
                 }
                 match this.timer.as_mut().poll(cx) {
                     // Idle too long: read nothing, which reads as the end.
-                    Poll::Ready(()) => Poll::Ready(Ok(())),
+                    Poll::Ready(()) => {
+                        this.activity.idled.store(true, Ordering::SeqCst);
+                        Poll::Ready(Ok(()))
+                    }
                     Poll::Pending => Poll::Pending,
                 }
             }
@@ -238,6 +264,128 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
 
     fn is_write_vectored(&self) -> bool {
         self.inner.is_write_vectored()
+    }
+}
+
+/// The connections one listener has open, for making room at
+/// `server.max_connections`.
+///
+/// A std `Mutex` is right: it is held for one map operation or one scan of
+/// at most `max_connections` entries, never across an `.await`.
+#[derive(Debug, Default)]
+pub struct Open {
+    next: AtomicU64,
+    conns: Mutex<HashMap<u64, Arc<Tracked>>>,
+}
+
+/// One open connection as [`Open`] sees it.
+#[derive(Debug)]
+struct Tracked {
+    activity: Arc<Activity>,
+    /// Told when the connection is chosen to make room.
+    evict: Notify,
+    /// Chosen and not yet closed (or declined): not chosen again.
+    evicting: AtomicBool,
+}
+
+impl Open {
+    /// No connections yet.
+    pub fn new() -> Arc<Open> {
+        Arc::new(Open::default())
+    }
+
+    /// Track a connection until the returned guard drops.
+    pub fn register(self: &Arc<Self>, activity: Arc<Activity>) -> Registered {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let tracked = Arc::new(Tracked {
+            activity,
+            evict: Notify::new(),
+            evicting: AtomicBool::new(false),
+        });
+        self.conns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, tracked.clone());
+        Registered {
+            owner: self.clone(),
+            id,
+            tracked,
+        }
+    }
+
+    /// Tell one connection that is not serving a request to close, to make
+    /// room for a newcomer: one that has never finished a request (still
+    /// reading its first head: a slow head, or silence since it opened),
+    /// the oldest first; else the keep-alive one idle longest. `false` when
+    /// every connection is serving a request (or already told).
+    pub fn evict_one(&self) -> bool {
+        let conns = self.conns.lock().unwrap_or_else(PoisonError::into_inner);
+        let victim = conns
+            .values()
+            .filter(|t| !t.activity.is_busy() && !t.evicting.load(Ordering::SeqCst))
+            .min_by_key(|t| {
+                let a = &t.activity;
+                if a.served.load(Ordering::SeqCst) == 0 {
+                    (0u8, a.born)
+                } else {
+                    let idle_since = Duration::from_millis(a.idle_since_ms.load(Ordering::SeqCst));
+                    (1u8, a.born + idle_since)
+                }
+            });
+        match victim {
+            Some(t) => {
+                t.evicting.store(true, Ordering::SeqCst);
+                t.evict.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Connections open now (for tests and diagnostics).
+    pub fn len(&self) -> usize {
+        self.conns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    /// Whether none is open.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A connection tracked by [`Open`]; dropping it forgets the connection.
+#[derive(Debug)]
+pub struct Registered {
+    owner: Arc<Open>,
+    id: u64,
+    tracked: Arc<Tracked>,
+}
+
+impl Registered {
+    /// Resolves when the connection was chosen to make room. Its task
+    /// closes it then, unless a request began in the meantime
+    /// ([`Registered::decline`]).
+    pub async fn evicted(&self) {
+        self.tracked.evict.notified().await;
+    }
+
+    /// A request began after all: the connection stays, and may be chosen
+    /// again later.
+    pub fn decline(&self) {
+        self.tracked.evicting.store(false, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.owner
+            .conns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.id);
     }
 }
 
@@ -291,5 +439,45 @@ mod tests {
         assert_eq!(n, 0);
         assert_eq!(started.elapsed(), Duration::from_secs(2));
         drop(client);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn room_is_made_from_first_heads_oldest_first_then_the_longest_idle() {
+        let open = Open::new();
+        let kept_alive_long = Activity::new();
+        drop(kept_alive_long.begin());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let kept_alive_short = Activity::new();
+        let old_first = Activity::new();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        drop(kept_alive_short.begin());
+        let new_first = Activity::new();
+        let serving = Activity::new();
+        let _busy = serving.begin();
+        let regs: Vec<Registered> = [
+            &kept_alive_long,
+            &kept_alive_short,
+            &old_first,
+            &new_first,
+            &serving,
+        ]
+        .into_iter()
+        .map(|a| open.register(a.clone()))
+        .collect();
+        let mut order: Vec<usize> = Vec::new();
+        for _ in 0..4 {
+            assert!(open.evict_one());
+            let i = (0..regs.len())
+                .find(|i| !order.contains(i) && regs[*i].tracked.evicting.load(Ordering::SeqCst))
+                .unwrap();
+            order.push(i);
+        }
+        assert_eq!(order, [2, 3, 0, 1]);
+        assert!(
+            !open.evict_one(),
+            "a connection serving a request is never chosen"
+        );
+        drop(regs);
+        assert!(open.is_empty());
     }
 }

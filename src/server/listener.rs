@@ -1,15 +1,25 @@
 //! The accept loop both listeners share, and the limits each one applies.
 //!
-//! Connections are accepted under a semaphore (`server.max_connections`): at
-//! the limit, new connections wait in the kernel's backlog instead of
-//! exhausting memory. On the public listener, an address over
+//! Connections are served under a semaphore (`server.max_connections`), so
+//! memory stays bounded. At the limit, a new connection takes the place of
+//! one that is not serving a request ([`super::conn::Open::evict_one`]):
+//! one still reading its first head (a slow head, or silence since it
+//! opened), the oldest first, else the keep-alive one idle longest. It is
+//! closed unanswered (counted in
+//! `hotline_connections_closed_total{reason="evicted"}` on the public
+//! listener), so a flood of silent or slow sockets cannot keep an honest
+//! request waiting in the kernel's backlog. A connection serving a request
+//! is never chosen; only when every one is does the newcomer wait for a
+//! slot. On the public listener, an address over
 //! `server.max_connections_per_ip` ([`super::conn::PerIp`]) is answered a
-//! short 503 and closed without being served (counted in
+//! short 503 and closed without being served or taking a slot (counted in
 //! `hotline_ip_rate_limited_total`). Each connection gets hyper's
 //! header-read timeout, a read buffer and head cap of
 //! `server.max_header_bytes`, and an idle timeout
-//! ([`super::conn::IdleIo`]). With `server.proxy_protocol`, a connection
-//! from a trusted proxy first gives its PROXY header
+//! ([`super::conn::IdleIo`]; closes counted in
+//! `hotline_connections_closed_total{reason="idle_timeout"}`). With
+//! `server.proxy_protocol`, a connection from a trusted proxy first gives
+//! its PROXY header
 //! ([`super::proxy_protocol`]) within the header-read timeout, or is closed
 //! (counted in `hotline_proxy_headers_refused_total`); the client address in
 //! it is then the connection's address, per-address caps included.
@@ -33,11 +43,11 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, watch};
 
 use super::Response;
 use super::client_ip::is_trusted;
-use super::conn::{Activity, IdleIo, PerIp, Slot};
+use super::conn::{Activity, IdleIo, Open, PerIp, Registered, Slot};
 use super::proxy_protocol::{self, Prefixed, Source};
 use crate::app::App;
 use crate::config::{IpNet, ServerConfig};
@@ -59,7 +69,8 @@ pub struct Limits {
     /// Peers whose connections start with a PROXY protocol header (the
     /// trusted proxies, when `server.proxy_protocol` is on; else none).
     proxy_protocol_from: Vec<IpNet>,
-    /// Count requests hyper refuses (`hotline_connections_refused_total`):
+    /// Count requests hyper refuses (`hotline_connections_refused_total`)
+    /// and connections closed unasked (`hotline_connections_closed_total`):
     /// the public listener's.
     count_refusals: bool,
 }
@@ -133,12 +144,9 @@ where
 {
     let graceful = GracefulShutdown::new();
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let open = Open::new();
     let limits = Arc::new(limits);
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return graceful },
-            _ = stopped(&mut stop) => return graceful,
-        };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -152,10 +160,14 @@ where
             _ = stopped(&mut stop) => return graceful,
         };
         if is_trusted(&limits.proxy_protocol_from, peer.ip()) {
+            let Some(permit) = slot_for_newcomer(&permits, &open, &mut stop).await else {
+                return graceful;
+            };
             // The header first, off the accept loop: a slow proxy delays
             // only its own connection.
             let limits = limits.clone();
             let (app, handler, graceful) = (app.clone(), handler.clone(), graceful.watcher());
+            let open = open.clone();
             tokio::spawn(async move {
                 let mut stream = stream;
                 let (client, rest) =
@@ -172,33 +184,111 @@ where
                     app.metrics().ip_limited.inc();
                     return;
                 };
-                let conn = serve(&limits, Prefixed::new(rest, stream), client, handler);
-                if let Err(e) = graceful.watch(conn).await {
-                    ended_with(&app, &limits, &e);
-                }
+                let activity = Activity::new();
+                let conn = graceful.watch(serve(
+                    &limits,
+                    Prefixed::new(rest, stream),
+                    client,
+                    handler,
+                    activity.clone(),
+                ));
+                let tracked = open.register(activity.clone());
+                run(&app, &limits, tracked, activity, conn).await;
                 drop(slot);
                 drop(permit);
             });
             continue;
         }
+        // Over its per-address cap: refused before it can take a slot or
+        // make another connection give up its own.
         let Ok(slot) = admit(&limits, &stream, peer) else {
             app.metrics().ip_limited.inc();
             continue;
         };
+        let Some(permit) = slot_for_newcomer(&permits, &open, &mut stop).await else {
+            return graceful;
+        };
+        let activity = Activity::new();
         let conn = graceful.watch(serve(
             &limits,
             Prefixed::new(Vec::new(), stream),
             peer,
             handler.clone(),
+            activity.clone(),
         ));
+        // Tracked from here, before the next accept can look for room.
+        let tracked = open.register(activity.clone());
         let (app, limits) = (app.clone(), limits.clone());
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                ended_with(&app, &limits, &e);
-            }
+            run(&app, &limits, tracked, activity, conn).await;
             drop(slot);
             drop(permit);
         });
+    }
+}
+
+/// One of the `max_connections` slots for a connection just accepted: a
+/// free one, or, when all are taken, the one a connection that is not
+/// serving a request gives up when told to ([`Open::evict_one`]). When
+/// every connection is serving a request, wait for one to end. `None` once
+/// the listener stops.
+async fn slot_for_newcomer(
+    permits: &Arc<Semaphore>,
+    open: &Open,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<OwnedSemaphorePermit> {
+    match permits.clone().try_acquire_owned() {
+        Ok(p) => return Some(p),
+        Err(TryAcquireError::Closed) => return None,
+        Err(TryAcquireError::NoPermits) => {}
+    }
+    open.evict_one();
+    tokio::select! {
+        p = permits.clone().acquire_owned() => p.ok(),
+        _ = stopped(stop) => None,
+    }
+}
+
+/// Drive one connection to its end, or until it is told to make room
+/// while serving no request (then it is dropped, which closes it
+/// unanswered). Counts how it ended.
+async fn run<C>(app: &App, limits: &Limits, tracked: Registered, activity: Arc<Activity>, conn: C)
+where
+    C: Future<Output = Result<(), hyper::Error>>,
+{
+    let mut conn = std::pin::pin!(conn);
+    loop {
+        tokio::select! {
+            r = &mut conn => {
+                if let Err(e) = r {
+                    ended_with(app, limits, &e);
+                }
+                if activity.idled() {
+                    closed(app, limits, "idle_timeout");
+                }
+                return;
+            }
+            () = tracked.evicted() => {
+                // The connection is not being polled here, so no request
+                // can begin between this check and the drop.
+                if activity.is_busy() {
+                    tracked.decline();
+                } else {
+                    closed(app, limits, "evicted");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The gateway closed a connection that served no request, for `reason`.
+fn closed(app: &App, limits: &Limits, reason: &'static str) {
+    if limits.count_refusals {
+        app.metrics()
+            .connections_closed
+            .with_label_values(&[reason])
+            .inc();
     }
 }
 
@@ -229,18 +319,19 @@ fn ended_with(app: &App, limits: &Limits, e: &hyper::Error) {
 }
 
 /// Serve one connection from `client` with `handler`, with the idle
-/// timeout and hyper's limits.
+/// timeout and hyper's limits; `activity` tells whether it is serving a
+/// request.
 fn serve<F, Fut>(
     limits: &Limits,
     stream: Prefixed<TcpStream>,
     client: SocketAddr,
     handler: F,
+    activity: Arc<Activity>,
 ) -> impl hyper_util::server::graceful::GracefulConnection<Error = hyper::Error> + Send + 'static
 where
     F: Fn(http::Request<Incoming>, SocketAddr) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response> + Send + 'static,
 {
-    let activity = Activity::new();
     let io = TokioIo::new(IdleIo::new(stream, activity.clone(), limits.idle_timeout));
     let svc = service_fn(move |req| {
         let busy = activity.begin();

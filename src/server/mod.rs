@@ -17,6 +17,13 @@
 //!   sends nothing for `server.idle_timeout_ms` (after it opens, or between
 //!   requests) is closed. Trusted proxies are exempt from the per-address
 //!   cap: they carry everyone, and must cap their own clients.
+//! - **Many connections from many addresses** (each under its cap): when
+//!   all `server.max_connections` slots are taken, a new connection takes
+//!   the place of one serving no request — still on its first head, the
+//!   oldest first, else the keep-alive one idle longest ([`listener`],
+//!   `hotline_connections_closed_total{reason="evicted"}`) — so an honest
+//!   request never waits in the kernel's backlog behind a slowloris or idle
+//!   flood. A connection serving a request is never closed for it.
 //! - **Header and body bombs**: the request head may be at most
 //!   `server.max_header_bytes` (431 beyond; hyper also caps it at 100
 //!   headers), which is also the size of the connection's read buffer; the
