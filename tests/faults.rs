@@ -52,6 +52,26 @@ async fn gateway(redis_url: &str, agg: &Aggregator, username: &str, spool: &Path
     gw
 }
 
+/// The config file of a binary instance with dispatch on, sending as
+/// `username` to `agg`, spooling in `spool` (the folder holds the file).
+fn binary_config(
+    agg: &Aggregator,
+    username: &str,
+    spool: &Path,
+) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = faults::config(&Setup {
+        api: &agg.url,
+        username,
+        spool,
+        dir: dir.path(),
+        outbox: OUTBOX,
+    });
+    let path = dir.path().join("hotline.toml");
+    std::fs::write(&path, cfg).unwrap();
+    (dir, path)
+}
+
 /// The sum of a metric over all its label values.
 async fn metric_sum(gw: &Gateway, name: &str) -> f64 {
     let r = common::request(gw.admin, "GET", "/metrics", &[], b"").await;
@@ -303,16 +323,7 @@ async fn a_gateway_sigkilled_with_offers_in_flight_and_another_takes_over() {
     // The aggregator takes its time: sends are in flight when the kill comes.
     agg.set(Mode::Slow(Duration::from_millis(700)));
     let spool = tempfile::tempdir().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = faults::config(&Setup {
-        api: &agg.url,
-        username: "instance-a",
-        spool: spool.path(),
-        dir: dir.path(),
-        outbox: OUTBOX,
-    });
-    let path = dir.path().join("hotline.toml");
-    std::fs::write(&path, cfg).unwrap();
+    let (_dir, path) = binary_config(&agg, "instance-a", spool.path());
     let mut a = Binary::start(&path, &redis.url, None);
     let b = gateway(&redis.url, &agg, "instance-b", spool.path()).await;
     let load = Load::start("kill", 4, &[a.public, b.public], Duration::ZERO);
@@ -370,16 +381,7 @@ async fn a_gateway_restarted_after_redis_took_back_its_cases() {
     let redis = RedisServer::start();
     let agg = Aggregator::start().await;
     let spool = tempfile::tempdir().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = faults::config(&Setup {
-        api: &agg.url,
-        username: "instance-a",
-        spool: spool.path(),
-        dir: dir.path(),
-        outbox: OUTBOX,
-    });
-    let path = dir.path().join("hotline.toml");
-    std::fs::write(&path, cfg).unwrap();
+    let (_dir, path) = binary_config(&agg, "instance-a", spool.path());
     let mut a = Binary::start(&path, &redis.url, None);
     let load = Load::start("retake", 4, &[a.public], Duration::ZERO);
     load.walk_more(12).await;
@@ -635,16 +637,7 @@ async fn the_store_going_away_and_coming_back_is_logged_once_each() {
     let mut redis = ShippedRedis::start(false);
     let agg = Aggregator::start().await;
     let spool = tempfile::tempdir().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = faults::config(&Setup {
-        api: &agg.url,
-        username: "quiet",
-        spool: spool.path(),
-        dir: dir.path(),
-        outbox: OUTBOX,
-    });
-    let path = dir.path().join("hotline.toml");
-    std::fs::write(&path, cfg).unwrap();
+    let (_dir, path) = binary_config(&agg, "quiet", spool.path());
     let gw = Binary::start(&path, &redis.url(), None);
     redis.kill();
     gw.log_until("store operation failed");

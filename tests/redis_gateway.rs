@@ -442,16 +442,7 @@ async fn a_case_whose_commit_fails_is_spooled_and_replayed_once() {
     let redis = RedisServer::shared_or_start();
     let prefix = unique_prefix("commitfail");
     let spool = tempfile::tempdir().unwrap();
-    let real: Arc<dyn Store> = Arc::new(
-        RedisStore::connect(
-            &redis.url,
-            &prefix,
-            Duration::from_secs(2),
-            Duration::from_secs(2),
-        )
-        .await
-        .unwrap(),
-    );
+    let real = redis_store(&redis, &prefix).await;
     let cfg = common::default_config().replace(
         "[store]\n",
         &format!(
@@ -530,16 +521,7 @@ async fn a_case_kept_without_a_code_is_told_received_not_refused() {
     let redis = RedisServer::shared_or_start();
     let prefix = unique_prefix("nocodekept");
     let spool = tempfile::tempdir().unwrap();
-    let real: Arc<dyn Store> = Arc::new(
-        RedisStore::connect(
-            &redis.url,
-            &prefix,
-            Duration::from_secs(2),
-            Duration::from_secs(2),
-        )
-        .await
-        .unwrap(),
-    );
+    let real = redis_store(&redis, &prefix).await;
     let cfg = common::default_config().replace(
         "[store]\n",
         &format!(
@@ -583,6 +565,29 @@ const DISPATCH_ROSTER: &str = include_str!("fixtures/dispatch/roster.toml");
 /// 2026-12-01 10:00 in Bishkek.
 const DISPATCH_T0: u64 = 1_796_097_600_000;
 const AIDA: &str = "+996555000101";
+
+/// A store on `prefix` of `redis`, with 2 s timeouts.
+async fn redis_store(redis: &RedisServer, prefix: &str) -> Arc<dyn Store> {
+    Arc::new(
+        RedisStore::connect(
+            &redis.url,
+            prefix,
+            Duration::from_secs(2),
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap(),
+    )
+}
+
+/// The messages the mock of Africa's Talking was asked to send to `phone`.
+fn sent_to(api: &common::mock::MockServer, phone: &str) -> Vec<String> {
+    api.requests()
+        .iter()
+        .filter(|r| r.field("to").as_deref() == Some(phone))
+        .map(|r| r.field("message").unwrap_or_default())
+        .collect()
+}
 
 /// An in-process gateway on `store` with dispatch on (the fixture roster,
 /// Aida on call at [`DISPATCH_T0`]), sending through a mock of Africa's
@@ -640,16 +645,7 @@ async fn the_code_she_was_shown_is_in_every_message_when_it_became_an_alias() {
     let redis = RedisServer::shared_or_start();
     let prefix = unique_prefix("alias");
     let dir = tempfile::tempdir().unwrap();
-    let real: Arc<dyn Store> = Arc::new(
-        RedisStore::connect(
-            &redis.url,
-            &prefix,
-            Duration::from_secs(2),
-            Duration::from_secs(2),
-        )
-        .await
-        .unwrap(),
-    );
+    let real = redis_store(&redis, &prefix).await;
     let faulty = Faulty::new(real.clone(), HEALTHY);
     let api = common::mock::MockServer::start(vec![common::mock::MockResponse::new(
         201,
@@ -657,13 +653,7 @@ async fn the_code_she_was_shown_is_in_every_message_when_it_became_an_alias() {
     )])
     .await;
     let gw = dispatch_gateway(faulty.clone(), &api.url, dir.path()).await;
-    let to = |phone: &str| -> Vec<String> {
-        api.requests()
-            .iter()
-            .filter(|r| r.field("to").as_deref() == Some(phone))
-            .map(|r| r.field("message").unwrap_or_default())
-            .collect()
-    };
+    let to = |phone: &str| sent_to(&api, phone);
     let wait_for = |phone: &'static str, n: usize| {
         let to = &to;
         async move {
@@ -752,16 +742,7 @@ async fn an_sms_sent_while_redis_is_down_is_kept_and_handled_when_it_returns() {
     let redis = RedisServer::shared_or_start();
     let prefix = unique_prefix("inbox");
     let dir = tempfile::tempdir().unwrap();
-    let real: Arc<dyn Store> = Arc::new(
-        RedisStore::connect(
-            &redis.url,
-            &prefix,
-            Duration::from_secs(2),
-            Duration::from_secs(2),
-        )
-        .await
-        .unwrap(),
-    );
+    let real = redis_store(&redis, &prefix).await;
     let faulty = Faulty::new(real.clone(), HEALTHY);
     let api = common::mock::MockServer::start(vec![common::mock::MockResponse::new(
         201,
@@ -769,13 +750,7 @@ async fn an_sms_sent_while_redis_is_down_is_kept_and_handled_when_it_returns() {
     )])
     .await;
     let gw = dispatch_gateway(faulty.clone(), &api.url, dir.path()).await;
-    let to = |phone: &str| -> Vec<String> {
-        api.requests()
-            .iter()
-            .filter(|r| r.field("to").as_deref() == Some(phone))
-            .map(|r| r.field("message").unwrap_or_default())
-            .collect()
-    };
+    let to = |phone: &str| sent_to(&api, phone);
     let woman = "+996555770091";
     let sms = |from: &str, text: &str, id: &str| {
         common::form(&[("from", from), ("to", "21212"), ("text", text), ("id", id)])
@@ -893,16 +868,7 @@ async fn codes_shown_during_an_outage_are_the_codes_of_the_cases() {
     let redis = RedisServer::shared_or_start();
     let prefix = unique_prefix("offlinecodes");
     let spool = tempfile::tempdir().unwrap();
-    let real: Arc<dyn Store> = Arc::new(
-        RedisStore::connect(
-            &redis.url,
-            &prefix,
-            Duration::from_secs(2),
-            Duration::from_secs(2),
-        )
-        .await
-        .unwrap(),
-    );
+    let real = redis_store(&redis, &prefix).await;
     let faulty = Faulty::new(real.clone(), HEALTHY);
     let cfg = common::default_config().replace(
         "[store]\n",

@@ -136,6 +136,15 @@ pub(super) fn other_stems(dir: &Path, own: &str) -> std::io::Result<Vec<String>>
 
 /// Every readable entry of a spool file (none when it does not exist).
 pub(super) fn read_entries(path: &Path) -> std::io::Result<Vec<Entry>> {
+    read_lines(path, "spool")
+}
+
+/// Every readable line of a JSON-lines file (none when it does not exist);
+/// `what` names the file in the log line about an unreadable one.
+pub(super) fn read_lines<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &str,
+) -> std::io::Result<Vec<T>> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(text
             .lines()
@@ -143,9 +152,9 @@ pub(super) fn read_entries(path: &Path) -> std::io::Result<Vec<Entry>> {
             .filter_map(|l| match serde_json::from_str(l) {
                 Ok(e) => Some(e),
                 Err(_) => {
-                    // A torn last line from a crash mid-write: its case was
-                    // never acknowledged to the caller (fsync comes first).
-                    tracing::error!("skipping an unreadable spool line");
+                    // A torn last line from a crash mid-write: what it
+                    // held was never acknowledged (fsync comes first).
+                    tracing::error!(file = what, "skipping an unreadable spool line");
                     None
                 }
             })
@@ -155,8 +164,11 @@ pub(super) fn read_entries(path: &Path) -> std::io::Result<Vec<Entry>> {
     }
 }
 
-/// Append entries and `fsync` them.
-pub(super) fn append_entries(path: &Path, entries: &[Entry]) -> std::io::Result<()> {
+/// Append lines and `fsync` them.
+pub(super) fn append_entries<T: serde::Serialize>(
+    path: &Path,
+    entries: &[T],
+) -> std::io::Result<()> {
     let mut f = OpenOptions::new().create(true).append(true).open(path)?;
     let mut lines = Vec::new();
     for entry in entries {
@@ -167,9 +179,12 @@ pub(super) fn append_entries(path: &Path, entries: &[Entry]) -> std::io::Result<
     f.sync_all()
 }
 
-/// Replace a spool file's entries: a temporary file, `fsync`, rename,
-/// `fsync` of the folder. The caller holds the spool's lock.
-pub(super) fn write_entries(path: &Path, entries: &[Entry]) -> std::io::Result<()> {
+/// Replace a file's lines: a temporary file, `fsync`, rename, `fsync` of
+/// the folder. The caller holds the spool's lock.
+pub(super) fn write_entries<T: serde::Serialize>(
+    path: &Path,
+    entries: &[T],
+) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");

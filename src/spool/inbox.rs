@@ -87,60 +87,19 @@ impl Kept {
 }
 
 fn read(path: &Path) -> std::io::Result<Vec<Kept>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(text
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .filter_map(|l| match serde_json::from_str(l) {
-                Ok(k) => Some(k),
-                Err(_) => {
-                    // A torn last line from a crash mid-write: the
-                    // aggregator was never told 200 for it.
-                    tracing::error!("skipping an unreadable inbox line");
-                    None
-                }
-            })
-            .collect()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+    files::read_lines(path, "inbox")
+}
+
+/// Replace the inbox's lines; no file when none is left.
+fn rewrite(path: &Path, kept: &[Kept]) -> std::io::Result<()> {
+    if !kept.is_empty() {
+        return files::write_entries(path, kept);
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }
-}
-
-fn append(path: &Path, kept: &Kept) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut line = serde_json::to_vec(kept)?;
-    line.push(b'\n');
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    f.write_all(&line)?;
-    f.sync_all()
-}
-
-fn rewrite(path: &Path, kept: &[Kept]) -> std::io::Result<()> {
-    if kept.is_empty() {
-        return match std::fs::remove_file(path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
-        };
-    }
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = std::path::PathBuf::from(tmp);
-    {
-        use std::io::Write as _;
-        let mut f = std::fs::File::create(&tmp)?;
-        for k in kept {
-            serde_json::to_writer(&mut f, k)?;
-            f.write_all(b"\n")?;
-        }
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    std::fs::File::open(dir)?.sync_all()
 }
 
 /// What handling an inbox did.
@@ -224,7 +183,7 @@ impl Spool {
         let kept = Kept::new(privacy, channel, msg, now_ms)?;
         let _guard = self.inbox_lock.lock().await;
         let path = files::inbox_path(&self.dir, &self.stem);
-        blocking(move || append(&path, &kept)).await?;
+        blocking(move || files::append_entries(&path, std::slice::from_ref(&kept))).await?;
         self.inbox.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(())
     }

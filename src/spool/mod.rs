@@ -282,6 +282,8 @@ struct Recent {
     /// Lines in the recent file, and the oldest entry's time in it.
     file_lines: usize,
     file_oldest: Option<u64>,
+    /// The last write failed: rewrite the whole file next time.
+    file_broken: bool,
 }
 
 /// The spool of one gateway instance.
@@ -540,6 +542,7 @@ impl Spool {
         let mut recent = self.recent();
         match written {
             Ok((lines, first, rewritten)) => {
+                recent.file_broken = false;
                 if rewritten {
                     recent.file_lines = lines;
                     recent.file_oldest = first;
@@ -551,7 +554,7 @@ impl Spool {
             }
             Err(e) => {
                 // Written at the next call: a rewrite takes them all.
-                recent.file_lines = usize::MAX / 4;
+                recent.file_broken = true;
                 Err(e)
             }
         }
