@@ -889,6 +889,12 @@ async fn a_report_that_overtakes_its_send_is_applied_once_the_send_is_recorded()
         w.wait_for(BAKYT, 1).await[0].starts_with(&code),
         "the failed offer moved the case on at once"
     );
+    // The mock posts Bakyt's report before it answers his send; its
+    // answer may come a moment after his offer was seen.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while w.api.reports_answered().len() < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert_eq!(w.api.reports_answered(), [200, 200]);
     let case = w.case(&code).await;
     let aida = case.dispatch.offers.iter().find(|o| o.lawyer == "aida");
