@@ -202,9 +202,12 @@ impl Ussd {
             }
             Format::Query => pairs(req.query.as_deref().unwrap_or("").as_bytes())
                 .map_err(|_| ChannelError::BadRequest("query string is not a valid form".into())),
-            Format::Json => match serde_json::from_slice::<Value>(&req.body) {
-                Ok(v @ Value::Object(_)) => Ok(Payload::Json(v)),
+            Format::Json => match serde_json::from_slice::<Strict>(&req.body) {
+                Ok(Strict(v @ Value::Object(_))) => Ok(Payload::Json(v)),
                 Ok(_) => Err(ChannelError::BadRequest("body is not a JSON object".into())),
+                Err(e) if e.to_string().starts_with(DUPLICATE_KEY) => Err(
+                    ChannelError::BadRequest(format!("body is not valid JSON: {DUPLICATE_KEY}")),
+                ),
                 Err(_) => Err(ChannelError::BadRequest("body is not valid JSON".into())),
             },
         }
@@ -216,6 +219,79 @@ impl Ussd {
             content_type: JSON,
             body: body.to_string(),
         }
+    }
+}
+
+/// What a JSON body with a key twice in one object is told (the key is not
+/// named: it is the request's, not the config's).
+const DUPLICATE_KEY: &str = "an object has a key twice";
+
+/// A JSON value whose objects hold each key once.
+///
+/// `serde_json::Value` keeps the last of two equal keys; a form with a field
+/// twice is refused ([`Payload::get`]), and so is a JSON body: which of
+/// `{"input":"1","input":"2"}` the caller typed is not ours to guess, and a
+/// proxy in front may have read the other one.
+struct Strict(Value);
+
+impl<'de> serde::Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(Strict)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(v)) = seq.next_element::<Strict>()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut obj = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if obj.contains_key(&key) {
+                return Err(serde::de::Error::custom(DUPLICATE_KEY));
+            }
+            let Strict(v) = map.next_value::<Strict>()?;
+            obj.insert(key, v);
+        }
+        Ok(Value::Object(obj))
     }
 }
 

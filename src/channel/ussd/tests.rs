@@ -337,6 +337,20 @@ fn json_latest_missing_and_malformed_fields_are_named_without_values() {
             "session.id is not a valid id",
         ),
         (r#"{"session":{"id":"s1"},"#, "body is not valid JSON"),
+        // A key twice, at any depth, is refused (serde_json alone keeps the
+        // last one).
+        (
+            r#"{"session":{"id":"s1"},"subscriber":{"msisdn":"996555123456"},"ussdCode":"*1#","type":"begin","input":"1","input":"2"}"#,
+            "body is not valid JSON: an object has a key twice",
+        ),
+        (
+            r#"{"session":{"id":"s1","id":"s2"},"subscriber":{"msisdn":"996555123456"},"ussdCode":"*1#","type":"begin"}"#,
+            "body is not valid JSON: an object has a key twice",
+        ),
+        (
+            r#"{"session":{"id":"s1"},"subscriber":{"msisdn":"996555123456"},"ussdCode":"*1#","type":"begin","extra":[{"a":1,"a":2}]}"#,
+            "body is not valid JSON: an object has a key twice",
+        ),
         ("sessionId=s1&text=1", "body is not valid JSON"),
         (r#"[{"session":{"id":"s1"}}]"#, "body is not a JSON object"),
     ];
