@@ -66,6 +66,7 @@ METRICS = {
     "hotline_cases_closed_total",
     "hotline_oncall_gap_seconds",
     "hotline_lawyer_commands_total",
+    "hotline_lawyer_replies_withheld_total",
     "hotline_cases_open",
     "hotline_cases_unreadable",
     "hotline_case_oldest_unaccepted_seconds",

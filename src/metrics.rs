@@ -174,6 +174,8 @@ pub struct Metrics {
     pub outbox_oldest: IntGaugeVec,
     /// Lawyers' SMS commands, by command and outcome.
     pub lawyer_commands: IntCounterVec,
+    /// Replies to lawyers' commands not sent: over the per-lawyer budget.
+    pub lawyer_replies_withheld: IntCounter,
     /// 1 while shutting down.
     pub draining: IntGauge,
     /// `hotline_config_generation`.
@@ -743,6 +745,11 @@ impl Metrics {
                 "hotline_lawyer_commands_total",
                 "Lawyers' SMS commands, by command and outcome.",
                 &["command", "outcome"],
+            ),
+            lawyer_replies_withheld: counter(
+                &r,
+                "hotline_lawyer_replies_withheld_total",
+                "Replies to lawyers' commands not sent: more than 10 at once, or one per 3 minutes after that, for one lawyer on this instance.",
             ),
             draining: gauge(
                 &r,

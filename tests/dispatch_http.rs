@@ -462,6 +462,55 @@ async fn copies_of_one_command_at_once_are_counted_once() {
 }
 
 #[tokio::test]
+async fn junk_sent_as_a_lawyer_gets_ten_replies_then_one_per_three_minutes_and_her_ok_still_works()
+{
+    let w = world().await;
+    let woman = "+996555770009";
+    let code = w.request("ATUid_d9", woman).await;
+    assert!(w.wait_for(AIDA, 1).await[0].starts_with(&code));
+    // Someone sends as her number: codes that open nothing, and junk.
+    for i in 0..30 {
+        let text = if i % 2 == 0 {
+            format!("OK {}", 9000 + i)
+        } else {
+            "hello?".to_owned()
+        };
+        w.lawyer_says(AIDA, &text).await;
+    }
+    // The offer and ten replies; the other twenty are withheld.
+    w.quiet(AIDA, 11).await;
+    assert_eq!(
+        w.gw.metric("hotline_lawyer_replies_withheld_total").await,
+        20.0
+    );
+    // Her own OK in the middle of it still takes the case, the woman is
+    // told, and so is she: the case's details are not a reply to a command
+    // but the case's own message, never withheld.
+    w.lawyer_says(AIDA, &format!("OK {code}")).await;
+    assert_eq!(
+        w.wait_for(woman, 1).await[0],
+        format!("Ваш запрос {code} принят. Вам скоро позвонят.")
+    );
+    assert!(w.wait_for(AIDA, 12).await[11].starts_with(&format!("Case {code} is yours.")));
+    assert_eq!(
+        w.case(&code).await.dispatch.accepted_by.as_deref(),
+        Some("aida")
+    );
+    // Three minutes later, one more reply; another lawyer was never limited.
+    w.advance(3 * MIN);
+    w.lawyer_says(AIDA, "STATUS").await;
+    assert_eq!(
+        w.wait_for(AIDA, 13).await[12],
+        format!("Your cases: {code} ok")
+    );
+    w.lawyer_says(AIDA, "STATUS").await;
+    w.lawyer_says(BAKYT, "STATUS").await;
+    w.wait_for(BAKYT, 1).await;
+    w.quiet(AIDA, 13).await;
+    w.gw.stop().await;
+}
+
+#[tokio::test]
 async fn a_closed_case_is_erased_after_retention_and_its_statistics_remain() {
     let w = world().await;
     let woman = "+996555770005";

@@ -492,6 +492,19 @@ impl Dispatcher {
     ) -> Result<(), StoreError> {
         let lawyer = call.lawyer;
         let now = self.deps.clock.now_ms();
+        match self.reply_budget().take(lawyer.id.as_str(), now) {
+            super::replies::Spend::Send => {}
+            spend => {
+                self.deps.metrics.lawyer_replies_withheld.inc();
+                if spend == super::replies::Spend::WithholdFirst {
+                    tracing::warn!(
+                        lawyer = %lawyer.id,
+                        "replies to this lawyer's commands are withheld: more commands than anyone types (is someone sending as her number?)"
+                    );
+                }
+                return Ok(());
+            }
+        }
         let privacy = &self.deps.privacy;
         let bucket = privacy.pseudonym(lawyer.phone.as_str()).bucket(BUCKETS);
         let msg = self.lawyer_msg(call.channel, lawyer, text, Purpose::Notice, None, now);

@@ -41,6 +41,7 @@ mod lawyer;
 pub mod lifecycle;
 pub mod onboarding;
 mod render;
+pub mod replies;
 pub mod report;
 pub mod roster;
 pub mod texts;
@@ -128,6 +129,9 @@ pub struct Dispatcher {
     /// (by this dispatcher or the one a reload replaced). Until then a
     /// lawyer who sent `OFF` before this process started is not known.
     state_read: std::sync::atomic::AtomicBool,
+    /// Direct replies left per lawyer ([`replies`]); shared with the
+    /// dispatcher a reload puts in place.
+    replies: RwLock<Arc<replies::ReplyBudget>>,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -168,7 +172,16 @@ impl Dispatcher {
             off: RwLock::new(BTreeSet::new()),
             covers: RwLock::new(Covers::new()),
             state_read: std::sync::atomic::AtomicBool::new(false),
+            replies: RwLock::new(Arc::default()),
         }
+    }
+
+    /// The direct replies left per lawyer.
+    fn reply_budget(&self) -> Arc<replies::ReplyBudget> {
+        self.replies
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Whether the off-call set and the covers have been read from the
@@ -182,6 +195,10 @@ impl Dispatcher {
     pub fn take_state_of(&self, old: &Dispatcher) {
         self.set_off(old.off_set());
         self.set_covers(old.covers());
+        *self
+            .replies
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = old.reply_budget();
         if old.state_read() {
             self.state_read
                 .store(true, std::sync::atomic::Ordering::Release);
