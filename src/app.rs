@@ -151,6 +151,7 @@ impl App {
             codes: codes.clone(),
             default_flow: config.flows.default.clone(),
             sms_out: Arc::new(sms_out(&config, &channels)),
+            limited: Arc::default(),
         };
         let outbox = Arc::new(build_outbox(&config, &deps, &channels, dispatcher.as_ref()));
         let flow_of = config

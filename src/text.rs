@@ -129,13 +129,31 @@ fn is_break(c: char) -> bool {
     c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
 }
 
-/// Normalise an answer typed on a handset: every run of control characters
-/// and line breaks (with the white space around it) becomes one space,
-/// surrounding white space is trimmed, and digits from other scripts (`１`,
-/// `٣`) become ASCII digits. What she types is free text that ends up in a
-/// lawyer's SMS (`Where: …`), so nothing in it may start a new line, ring,
-/// or colour a terminal there.
+/// Whether a character changes the direction text is shown in: the
+/// marks (LRM, RLM, ALM), embeddings and overrides (LRE, RLE, PDF, LRO,
+/// RLO) and isolates (LRI, RLI, FSI, PDI). One RLO in her location would
+/// show the rest of the lawyer's offer right to left — the number to call
+/// back and the code to accept with reversed (`Call +996555222050` read as
+/// `050222555699+`). No answer in the hotline's languages needs one.
+fn is_direction_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// Normalise an answer typed on a handset: direction controls are
+/// removed, every run of control characters and line breaks (with the
+/// white space around it) becomes one space, surrounding white space is
+/// trimmed, and digits from other scripts (`１`, `٣`) become ASCII digits.
+/// What she types is free text that ends up in a lawyer's SMS (`Where:
+/// …`), so nothing in it may start a new line, ring, colour a terminal, or
+/// reverse the text after it there.
 pub fn normalize_input(raw: &str) -> String {
+    if raw.chars().any(is_direction_control) {
+        let kept: String = raw.chars().filter(|&c| !is_direction_control(c)).collect();
+        return normalize_input(&kept);
+    }
     let mut out = String::with_capacity(raw.len());
     // Whether a break is pending: a space is written before the next
     // character that is neither white space nor a break.
@@ -227,6 +245,16 @@ mod tests {
         assert_eq!(normalize_input("\u{1b}[31mRed\u{1b}[0m"), "[31mRed [0m");
         assert_eq!(normalize_input("a\u{0}\u{7}b"), "a b");
         assert_eq!(normalize_input("a \n b"), "a b");
+        // Direction controls are dropped, wherever they are.
+        assert_eq!(normalize_input("\u{202E}TSAE 5"), "TSAE 5");
+        assert_eq!(
+            normalize_input(" \u{200F} Ул.\u{202E}TSAE 5\u{2066}x\u{2069} \u{061C}"),
+            "Ул.TSAE 5x"
+        );
+        assert_eq!(
+            normalize_input("\u{202A}\u{202B}\u{202C}\u{202D}\u{200E}\u{2067}\u{2068}"),
+            ""
+        );
         assert_eq!(
             normalize_input("a\u{85}b\u{2028}c\u{9b}d\u{7f}e"),
             "a b c d e"
@@ -239,10 +267,13 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn normalized_input_has_no_control_character_or_line_break(
-            raw in "(\\PC|[\\x00-\\x1f\\x7f-\\u{9f}\\u{2028}\\u{2029} ]){0,40}",
+            raw in "(\\PC|[\\x00-\\x1f\\x7f-\\u{9f}\\u{2028}\\u{2029} \\u{200e}\\u{200f}\\u{61c}\\u{202a}-\\u{202e}\\u{2066}-\\u{2069}]){0,40}",
         ) {
             let out = normalize_input(&raw);
             proptest::prop_assert!(!out.chars().any(is_break), "{:?} -> {:?}", raw, out);
+            proptest::prop_assert!(!out.chars().any(is_direction_control), "{:?} -> {:?}", raw, out);
+            // The rest as if she had not typed them.
+            let raw: String = raw.chars().filter(|&c| !is_direction_control(c)).collect();
             proptest::prop_assert_eq!(out.trim(), out.as_str());
             // Idempotent: a stored answer normalises to itself.
             proptest::prop_assert_eq!(normalize_input(&out), out.clone());

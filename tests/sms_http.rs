@@ -540,6 +540,64 @@ async fn with_every_candidate_code_taken_she_is_sent_the_fallback_number_by_sms(
     gw.stop().await;
 }
 
+/// An SMS over her per-number limit has no reply to carry "please call
+/// us": she is sent her fallback number by SMS, once per ten minutes per
+/// number, however many more arrive (a flood posted as her number must not
+/// become a flood of SMS to her phone).
+#[tokio::test]
+async fn an_sms_over_her_limit_gets_the_fallback_number_once_per_ten_minutes() {
+    const T0: u64 = 1_796_097_600_000;
+    let api = MockServer::start(vec![MockResponse::new(
+        201,
+        at_reply(101, "Success", "ATXid_1"),
+    )])
+    .await;
+    let gw = Gateway::start_with(
+        &config(&api.url, ""),
+        &[("HOTLINE_AT_API_KEY", "k-test")],
+        None,
+        hotline::clock::Clock::manual(T0),
+    )
+    .await;
+    // Her session is not read before the limit refuses her: the default
+    // flow's text in her country's first language, as her help text is.
+    let fallback = "Азыр мүмкүн эмес. Бизге чалыңыз: +996 312 000 111";
+    let told = |api: &MockServer| {
+        api.requests()
+            .iter()
+            .filter(|r| r.field("message").as_deref() == Some(fallback))
+            .count()
+    };
+    // The shipped burst is 15 (the clock stands still: nothing refills).
+    for n in 0..40 {
+        let r = sms(&gw, WOMAN, "hello", Some(&format!("f-{n}"))).await;
+        assert_eq!(r.status, 200, "acknowledged: {}", r.body);
+    }
+    common::outbox_idle(&gw).await;
+    assert_eq!(
+        told(&api),
+        1,
+        "{:?}",
+        api.requests()
+            .iter()
+            .map(|r| r.field("message"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        gw.metric(r#"hotline_webhook_requests_total{channel="africastalking",event="sms",outcome="rate_limited"}"#)
+            .await,
+        25.0
+    );
+    // Ten minutes on, still over it: told once more.
+    gw.clock.advance(10 * 60 * 1000);
+    for n in 40..80 {
+        sms(&gw, WOMAN, "hello", Some(&format!("f-{n}"))).await;
+    }
+    common::outbox_idle(&gw).await;
+    assert_eq!(told(&api), 2);
+    gw.stop().await;
+}
+
 /// Delivery reports about messages nobody sent (strays, or hostile ones
 /// with the channel's secret) wait for a record in a bounded set: past
 /// `PARKED_REPORTS_MAX` the oldest are pushed out, the rest when their

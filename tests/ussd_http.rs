@@ -907,10 +907,13 @@ async fn a_body_that_is_not_a_valid_form_is_refused_and_changes_nothing() {
 /// What she types reaches the lawyer's offer with every control character
 /// and line break made one space: before, NUL, ESC sequences, BEL and
 /// CR/LF in her location and safe number went into the SMS as they were.
+/// Direction controls are dropped: a right-to-left override (U+202E) in
+/// her location showed the rest of the offer reversed on the lawyer's
+/// phone, the number to call back and the code to accept with included.
 #[tokio::test]
 async fn control_characters_in_her_answers_never_reach_the_lawyers_sms() {
     let gw = Gateway::start_default().await;
-    let location = "\u{0}Station\r\n5\u{1b}[31m\u{7} \u{85}gate\u{2028}2\t";
+    let location = "\u{0}Station\r\n5\u{1b}[31m\u{7} \u{202e}\u{85}gate\u{2028}2\u{2066}\u{200f}\t";
     let screens = walk(&gw, "ctl1", KG, &["4", "1", "1", location, "0"]).await;
     assert!(screens[5].starts_with("END"), "{}", screens[5]);
     let code = code_of(&screens[5]);
@@ -934,5 +937,11 @@ async fn control_characters_in_her_answers_never_reach_the_lawyers_sms() {
     };
     assert!(offer.contains("Where: Station 5 [31m gate 2."), "{offer:?}");
     assert!(!offer.chars().any(char::is_control), "{offer:?}");
+    assert!(
+        !offer
+            .chars()
+            .any(|c| matches!(c, '\u{200e}' | '\u{200f}' | '\u{61c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')),
+        "{offer:?}"
+    );
     gw.stop().await;
 }

@@ -27,6 +27,7 @@
 //! the embedded store's compact session form in `codec`.
 
 mod codec;
+pub mod limited;
 mod offline;
 pub mod plan;
 mod writes;
@@ -128,6 +129,9 @@ pub struct Conversations {
     /// receives): `dispatch.sms_channel`, as for her confirmation. A
     /// channel not in it sends on itself.
     pub sms_out: Arc<std::collections::HashMap<String, String>>,
+    /// Callers over their rate limit: who was told by SMS lately, and the
+    /// limit on the log line ([`limited`]).
+    pub limited: Arc<limited::Limited>,
 }
 
 impl std::fmt::Debug for Conversations {
@@ -428,7 +432,9 @@ impl Conversations {
                 Err(Answer::duplicate(&self.open_reply(reply), hop.is_sms()))
             }
             Ok(Begin::Limited { retry_after_ms }) => {
-                tracing::warn!(channel = hop.channel, caller = %hop.pseudonym, retry_after_ms, "caller over the rate limit");
+                if let Some(suppressed) = self.limited.log(hop.channel) {
+                    tracing::warn!(channel = hop.channel, caller = %hop.pseudonym, retry_after_ms, suppressed, "caller over the rate limit");
+                }
                 // Her session was not read (the limit refused her first):
                 // the language she chose is her text's first answer, when
                 // the text carries every answer so far.
@@ -442,12 +448,27 @@ impl Conversations {
                     }
                     _ => None,
                 };
-                Err(self.unavailable(
-                    hop.flow.as_deref(),
+                // An SMS names no flow before her session is read: the
+                // default flow's text, as her help text is.
+                let flow = hop.flow.as_deref().or_else(|| {
+                    hop.flows
+                        .get(&self.default_flow)
+                        .or_else(|| hop.flows.flows.values().next())
+                        .map(|f| &**f)
+                });
+                let mut answer = self.unavailable(
+                    flow,
                     lang.as_deref(),
                     hop.caller.country,
                     Outcome::RateLimited,
-                ))
+                );
+                if hop.is_sms() && self.limited.tell(hop.pseudonym.as_str(), now) {
+                    // No reply carries it on SMS: her fallback number by
+                    // SMS, once per window ([`limited`]). Boxed: rare.
+                    let text = std::mem::take(&mut answer.text);
+                    Box::pin(self.fallback_by_sms(hop, text, now)).await;
+                }
+                Err(answer)
             }
             Err(e) => {
                 self.deps.store_failed("begin", &e);
