@@ -280,11 +280,14 @@ impl SpoolReplayer {
         let store = self.deps.store.as_ref();
         let mut done = Replayed::default();
         match self.spool.recheck(store.disturbances(), now_ms).await {
-            Ok(0) => {}
-            Ok(n) => tracing::warn!(
+            Ok((0, _)) => {}
+            Ok((n, true)) => tracing::warn!(
                 cases = n,
                 "the store faltered: rechecking the cases recorded in the last hour"
             ),
+            // Cases taken over from a stopped instance (logged as such when
+            // taken): every restart does this, nothing faltered.
+            Ok((n, false)) => tracing::debug!(cases = n, "rechecking the cases taken over"),
             Err(e) => {
                 tracing::error!(error = %e, "could not spool the recent cases to recheck; will retry");
             }

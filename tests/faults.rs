@@ -455,6 +455,60 @@ async fn a_gateway_restarted_after_redis_took_back_its_cases() {
     b.stop().await;
 }
 
+/// A routine restart (Redis fine throughout) rechecks the cases the
+/// stopped instance recorded, finds them all in place, and says so as a
+/// take-over — not as "the store faltered", which is what an operator
+/// greps for in a Redis incident (ops/RUNBOOK.md, HotlineStoreTookBackCases).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_routine_restart_rechecks_its_cases_without_reporting_a_fault() {
+    let redis = RedisServer::start();
+    let agg = Aggregator::start().await;
+    let spool = tempfile::tempdir().unwrap();
+    let (_dir, path) = binary_config(&agg, "instance-r", spool.path());
+    let mut a = Binary::start(&path, &redis.url, None);
+    let load = Load::start("routine", 2, &[a.public], Duration::ZERO);
+    load.walk_more(4).await;
+    let walks = load.finish().await;
+    let shown = walks.iter().filter(|w| w.code.is_some()).count();
+    assert!(shown > 0, "{walks:?}");
+    // On disk (written every half second), then stopped.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    a.kill();
+    let a = Binary::start(&path, &redis.url, Some((a.public, a.admin)));
+    let lines = a.log_until("took over the cases a stopped instance recorded");
+    let rechecked = || async {
+        let text = reqwest::get(format!("http://{}/metrics", a.admin))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("hotline_cases_rechecked_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while rechecked().await.unwrap_or(0.0) < shown as f64 {
+        assert!(
+            Instant::now() < deadline,
+            "rechecked {:?} of {shown}",
+            rechecked().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let lines = [lines, a.logged()].concat();
+    assert!(
+        !lines.iter().any(|l| l.contains("the store faltered")),
+        "{lines:#?}"
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("\"level\":\"WARN\"") && l.contains("took over")),
+        "a routine restart is not a warning: {lines:#?}"
+    );
+}
+
 /// Scenario 3: the aggregator fails every way for a while, then recovers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_aggregator_failing_every_way_then_recovering() {

@@ -271,8 +271,11 @@ struct Recent {
     /// before the first.
     seen: Option<u64>,
     /// The last move failed (the disk refused), or was deferred by
-    /// [`RECHECK_GAP`]: move them again.
+    /// [`RECHECK_GAP`], or cases were taken over: move them again.
     retry: bool,
+    /// The store faltered since the last move (`seen` grew): what the
+    /// next move is reported as.
+    faltered: bool,
     /// When the last recheck wrote the cases out.
     last: Option<std::time::Instant>,
     /// [`RECHECK_GAP`] (0 in unit tests).
@@ -593,24 +596,31 @@ impl Spool {
     /// already), `fsync`ed, to be replayed like any spooled case: one still
     /// in the store is left alone, a missing one is recorded again. They
     /// stay in memory until the window has passed: another fault may take
-    /// them back again. Returns how many were written.
+    /// them back again. Cases taken over from a stopped instance
+    /// ([`Spool::adopt`]) are rechecked the same way, the store faltering
+    /// or not. Returns how many were written, and whether the store
+    /// faltered (`false`: only taken-over cases were due, as after every
+    /// restart: not a fault to report).
     ///
     /// # Errors
     /// When the disk refuses: the next call writes them again.
-    pub async fn recheck(&self, disturbances: u64, now_ms: u64) -> std::io::Result<usize> {
-        let taken: Vec<Entry> = {
+    pub async fn recheck(&self, disturbances: u64, now_ms: u64) -> std::io::Result<(usize, bool)> {
+        let (taken, faltered): (Vec<Entry>, bool) = {
             let mut recent = self.recent();
-            let faltered = recent.retry || recent.seen.is_some_and(|s| s != disturbances);
+            let grew = recent.seen.is_some_and(|s| s != disturbances);
+            recent.faltered |= grew;
+            let due = recent.retry || grew;
             recent.seen = Some(disturbances);
             recent.retry = false;
-            if !faltered {
-                return Ok(0);
+            if !due {
+                return Ok((0, false));
             }
             if recent.last.is_some_and(|l| l.elapsed() < recent.gap) {
                 recent.retry = true;
-                return Ok(0);
+                return Ok((0, false));
             }
             recent.last = Some(std::time::Instant::now());
+            let faltered = std::mem::take(&mut recent.faltered);
             // Kept in memory after the copy: a later fault within the
             // window may take them back again.
             let oldest = now_ms.saturating_sub(RECHECK_WINDOW_MS);
@@ -628,7 +638,7 @@ impl Spool {
             // with: it would take the code of a case not yet recorded
             // again, which would then move too.
             let codes = &recent.codes;
-            recent
+            let taken = recent
                 .entries
                 .iter()
                 .map(|e| {
@@ -639,10 +649,11 @@ impl Spool {
                     });
                     e
                 })
-                .collect()
+                .collect();
+            (taken, faltered)
         };
         if taken.is_empty() {
-            return Ok(0);
+            return Ok((0, faltered));
         }
         let _guard = self.lock.lock().await;
         let path = self.path();
@@ -661,11 +672,13 @@ impl Spool {
         match added {
             Ok(n) => {
                 self.pending.fetch_add(n, Ordering::SeqCst);
-                Ok(n)
+                Ok((n, faltered))
             }
             Err(e) => {
                 // Still in memory: the next call writes them again.
-                self.recent().retry = true;
+                let mut recent = self.recent();
+                recent.retry = true;
+                recent.faltered |= faltered;
                 Err(e)
             }
         }
@@ -725,7 +738,9 @@ impl Spool {
                 let adopted = self.adopt(recent, now_ms);
                 self.save_recent(now_ms).await.map_err(io_unavailable)?;
                 if adopted > 0 {
-                    tracing::warn!(
+                    // Every restart does this: not a fault (the recheck
+                    // that follows reports what it finds).
+                    tracing::info!(
                         cases = adopted,
                         "took over the cases a stopped instance recorded in the last hour: rechecking them"
                     );
@@ -1055,17 +1070,17 @@ mod tests {
         let now = RECHECK_WINDOW_MS + 3_000;
         // The first look only learns the count; the same count again: the
         // store has not faltered.
-        assert_eq!(spool.recheck(7, now).await.unwrap(), 0);
-        assert_eq!(spool.recheck(7, now).await.unwrap(), 0);
+        assert_eq!(spool.recheck(7, now).await.unwrap().0, 0);
+        assert_eq!(spool.recheck(7, now).await.unwrap().0, 0);
         assert_eq!(spool.pending(), 0);
         // It faltered: the two within the window go to the spool file, and
         // stay in memory.
-        assert_eq!(spool.recheck(8, now).await.unwrap(), 2);
+        assert_eq!(spool.recheck(8, now).await.unwrap(), (2, true));
         assert_eq!((spool.pending(), spool.remembered()), (2, 2));
         assert_eq!(spool.waiting(), 0, "no woman waits for these");
-        assert_eq!(spool.recheck(8, now).await.unwrap(), 0, "written once");
+        assert_eq!(spool.recheck(8, now).await.unwrap().0, 0, "written once");
         // Faltering again while they wait in the file writes nothing twice.
-        assert_eq!(spool.recheck(9, now).await.unwrap(), 0);
+        assert_eq!(spool.recheck(9, now).await.unwrap().0, 0);
         let done = spool.replay(&store, now).await.unwrap();
         assert_eq!(
             done,
@@ -1089,12 +1104,12 @@ mod tests {
             "out of the window"
         );
         // A later fault within the window: both are checked again.
-        assert_eq!(spool.recheck(10, now + 1).await.unwrap(), 2);
+        assert_eq!(spool.recheck(10, now + 1).await.unwrap().0, 2);
         let again = spool.replay(&store, now + 1).await.unwrap();
         assert_eq!((again.rechecked, again.restored), (2, 0));
         // Once the window has passed, nothing is kept.
         let later = now + RECHECK_WINDOW_MS;
-        assert_eq!(spool.recheck(11, later).await.unwrap(), 0);
+        assert_eq!(spool.recheck(11, later).await.unwrap().0, 0);
         assert_eq!(spool.remembered(), 0);
     }
 
@@ -1131,8 +1146,8 @@ mod tests {
             ..case("c3")
         };
         store.record_case(2, c3, 12).await.unwrap();
-        spool.recheck(0, 20).await.unwrap();
-        assert_eq!(spool.recheck(1, 20).await.unwrap(), 2);
+        spool.recheck(0, 20).await.unwrap().0;
+        assert_eq!(spool.recheck(1, 20).await.unwrap().0, 2);
         spool.replay(&store, 20).await.unwrap();
         // c1 falls back past c2's code: 1266, and c2 keeps its own.
         assert_eq!(store.case(2, "c1").await.unwrap().unwrap().code, "1266");
@@ -1150,20 +1165,20 @@ mod tests {
         let spool = Spool::open(dir.path(), "a").unwrap();
         spool.recent().gap = std::time::Duration::from_millis(200);
         spool.remember(2, &case("c1"), "1234", 10);
-        spool.recheck(0, 10).await.unwrap();
-        assert_eq!(spool.recheck(1, 10).await.unwrap(), 1);
+        spool.recheck(0, 10).await.unwrap().0;
+        assert_eq!(spool.recheck(1, 10).await.unwrap().0, 1);
         let store = MemoryStore::new(10);
         spool.replay(&store, 10).await.unwrap();
         // Faltering again at once: deferred, not dropped.
-        assert_eq!(spool.recheck(2, 10).await.unwrap(), 0);
+        assert_eq!(spool.recheck(2, 10).await.unwrap().0, 0);
         assert_eq!(
-            spool.recheck(2, 10).await.unwrap(),
+            spool.recheck(2, 10).await.unwrap().0,
             0,
             "still within the gap"
         );
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
         assert_eq!(
-            spool.recheck(2, 10).await.unwrap(),
+            spool.recheck(2, 10).await.unwrap().0,
             1,
             "once the gap has passed"
         );
@@ -1178,8 +1193,8 @@ mod tests {
             spool.remember(2, &case(&format!("c{i}")), "1234", 10);
         }
         assert_eq!(spool.remembered(), RECHECK_MAX);
-        spool.recheck(0, 10).await.unwrap();
-        assert_eq!(spool.recheck(1, 10).await.unwrap(), RECHECK_MAX);
+        spool.recheck(0, 10).await.unwrap().0;
+        assert_eq!(spool.recheck(1, 10).await.unwrap().0, RECHECK_MAX);
         let ids: Vec<String> = files::read_entries(&spool.path())
             .unwrap()
             .into_iter()
@@ -1228,8 +1243,8 @@ mod tests {
         let mut taken = vec!["1234".to_owned(), "1298".into()];
         spool.spare_codes("c9", &mut taken);
         assert_eq!(taken, ["1298"], "their codes are spared");
-        // Rechecked with no fault seen.
-        assert_eq!(spool.recheck(0, now).await.unwrap(), 3);
+        // Rechecked with no fault seen, and reported as no fault.
+        assert_eq!(spool.recheck(0, now).await.unwrap(), (3, false));
         let done = spool.replay(&store, now).await.unwrap();
         assert_eq!((done.restored, done.rechecked), (2, 1));
         assert_eq!(store.case(2, "c1").await.unwrap().unwrap().code, "1234");
@@ -1274,8 +1289,8 @@ mod tests {
         assert_eq!(spool.remembered(), 1);
         // Redis lost everything: it comes back under her code.
         let empty = MemoryStore::new(10);
-        spool.recheck(0, 30).await.unwrap();
-        assert_eq!(spool.recheck(1, 30).await.unwrap(), 1);
+        spool.recheck(0, 30).await.unwrap().0;
+        assert_eq!(spool.recheck(1, 30).await.unwrap().0, 1);
         let done = spool.replay(&empty, 30).await.unwrap();
         assert_eq!(done.restored, 1);
         assert_eq!(empty.case(2, "c1").await.unwrap().unwrap().code, "1266");
