@@ -784,6 +784,49 @@ fn check_exits_3_on_warnings_only() {
     assert!(stdout.contains("1 warning(s), no errors"), "{stdout}");
 }
 
+/// `serve` on Redis opens its spool folder first thing; one that cannot be
+/// made (a file in its path) stopped `serve` with exit 64 while `check`
+/// said "no problems found".
+#[test]
+fn check_fails_a_spool_folder_serve_could_not_make() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("roster.toml");
+    std::fs::write(&file, "").unwrap();
+    let spool = file.join("spool");
+    let base = default_config_anywhere().replace("kind = \"memory\"", "kind = \"redis\"");
+    let cfg = base.replace(
+        "# spool_dir = \"../var/spool\"",
+        &format!("spool_dir = {:?}", spool.display().to_string()),
+    );
+    assert_ne!(cfg, base, "the shipped config lost its spool_dir line");
+    let env = [("HOTLINE_REDIS_URL", "redis://127.0.0.1:1/")];
+    let (code, stdout, stderr) = run_with(&["check"], &cfg, &env);
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "store.spool_dir = {:?}: {} is not a folder, so the spool cannot be made under it",
+            spool.display().to_string(),
+            file.display()
+        )),
+        "{stderr}"
+    );
+    let (code, _, stderr) = run_with(&["serve"], &cfg, &env);
+    assert_eq!(code, Some(64), "serve refuses it too: {stderr}");
+    // A folder that can be made passes (nothing is left behind).
+    let fine = dir.path().join("var/spool");
+    let cfg = base.replace(
+        "# spool_dir = \"../var/spool\"",
+        &format!("spool_dir = {:?}", fine.display().to_string()),
+    );
+    let (_, _, stderr) = run_with(&["check"], &cfg, &env);
+    assert!(!stderr.contains("spool_dir"), "{stderr}");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "check made nothing"
+    );
+}
+
 /// The shipped config on a Redis nobody answers at: `check` cannot read
 /// the lawyers' confirmed numbers, and a deploy onto a store that cannot be
 /// reached must not pass as clean (the audit saw exit 0, "no problems

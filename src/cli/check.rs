@@ -44,6 +44,7 @@ pub(super) fn check(flag: Option<PathBuf>, list_screens: bool) -> ExitCode {
         &config,
         dispatcher.as_deref(),
     ));
+    problems.extend(spool_dir_problem(&config));
     print_flows(&flows, list_screens);
     if list_screens {
         print_sms(&flows);
@@ -101,6 +102,57 @@ fn gather(config: &Config, env: &dyn Env) -> Gathered {
 /// printing nothing: `hotline texts import` validates its result with it.
 pub(super) fn problems(config: &Config, env: &dyn Env) -> Vec<Problem> {
     gather(config, env).problems
+}
+
+/// Whether `serve` could open its spool folder (`store.spool_dir`, used on
+/// Redis only): an error when it cannot be made at all (a file where a
+/// folder must be); a warning when this user could not make or write it
+/// (the service's own user may: systemd's `StateDirectory=` makes
+/// `/var/lib/hotline` for it). Writes nothing but a probe file it removes.
+fn spool_dir_problem(config: &Config) -> Option<Problem> {
+    if config.store.kind == StoreKind::Memory {
+        return None;
+    }
+    let dir = &config.store.spool_dir;
+    let key = format!("store.spool_dir = {:?}", dir.display().to_string());
+    let mut existing = dir.as_path();
+    while !existing.exists() {
+        existing = existing.parent()?;
+    }
+    if !existing.is_dir() {
+        return Some(Problem::error(
+            &config.source,
+            key,
+            format!(
+                "{} is not a folder, so the spool cannot be made under it: `serve` would refuse to start",
+                existing.display()
+            ),
+        ));
+    }
+    let probe = existing.join(format!(".hotline-check-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e) => Some(Problem::warning(
+            &config.source,
+            key,
+            format!(
+                "{} cannot be written by this user ({e}): `serve` needs to {} it, as the user it runs as",
+                existing.display(),
+                if existing == dir.as_path() {
+                    "write in"
+                } else {
+                    "make the spool folder in"
+                }
+            ),
+        )),
+    }
 }
 
 /// Exit 0 clean, 1 errors, 3 warnings only.

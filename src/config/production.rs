@@ -22,12 +22,15 @@
 //!   `allow_ips` or one holding a network wider than an IPv4 /8 or an IPv6
 //!   /16, such as `0.0.0.0/0`; Twilio signs its own) is a warning: anyone could post as
 //!   any number on it — use up a woman's per-number limit, which every
-//!   channel shares, or send a command from a lawyer's number.
+//!   channel shares, or send a command from a lawyer's number;
+//! - the embedded store is a warning: a restart loses every open case;
+//! - no `HOTLINE_PII_KEY` (without `require_pii_key`, which makes it an
+//!   error) is a warning: the public development key protects nothing.
 
 use crate::problem::{Problem, quoted};
 
 use super::IpNet;
-use super::schema::{ChannelKind, Config};
+use super::schema::{ChannelKind, Config, StoreKind};
 
 /// Text in a setting's value that marks a value nobody filled in: the
 /// shipped configs' placeholders, each long enough that no real value
@@ -129,6 +132,20 @@ pub(super) fn problems(config: &Config, text: &str) -> Vec<Problem> {
             file,
             format!("channels[name = {:?}]", c.name),
             format!("accepts unauthenticated webhooks in a production configuration ({why}){open}: anyone can post as any number on it, a woman's (using up her per-number limit, which every channel shares) or a lawyer's (a command in her name). Set secret_env or allow_ips to the aggregator's own addresses"),
+        ));
+    }
+    if config.store.kind == StoreKind::Memory {
+        out.push(Problem::warning(
+            file,
+            "store.kind = \"memory\"",
+            format!("the embedded store in a production configuration ({why}): sessions, open cases, their escalation timers and queued SMS live in this process only, so a restart or a crash loses every open case — a woman told \"we will call you soon\" is never called, and her lawyer's OK finds no case. Set HOTLINE_REDIS_URL (docs/redis.md)"),
+        ));
+    }
+    if config.privacy.is_dev_key {
+        out.push(Problem::warning(
+            file,
+            "privacy.pii_key_env",
+            format!("the key's variable (HOTLINE_PII_KEY unless renamed here) is not set: a production configuration ({why}) would run on the public development key, which anyone can use to reverse pseudonyms and open the sealed case data. Set it (openssl rand -base64 48), and privacy.require_pii_key = true so the gateway never starts without it"),
         ));
     }
     out
@@ -307,5 +324,39 @@ mod tests {
             .expect_err("placeholders still refused");
         let all = problems.join("\n");
         assert!(!all.contains("unauthenticated"), "{all}");
+    }
+
+    /// The README's production steps once ended on the embedded store, and
+    /// `check` passed it: a restart then lost every open case. And without
+    /// `require_pii_key`, a production configuration ran on the public key.
+    #[test]
+    fn production_on_the_memory_store_or_the_public_key_is_warned_of() {
+        let text = DEFAULT.replace(
+            "# api_key_env = \"HOTLINE_AT_API_KEY\"",
+            "api_key_env = \"HOTLINE_AT_API_KEY\"\nusername = \"hotline\"",
+        );
+        let sends = ("HOTLINE_AT_API_KEY", "k");
+        let redis = ("HOTLINE_REDIS_URL", "redis://127.0.0.1:6390/");
+        let memory = r#"hotline.toml: store.kind = "memory": the embedded store in a production configuration (channel "africastalking" has sending credentials): sessions, open cases, their escalation timers and queued SMS live in this process only, so a restart or a crash loses every open case"#;
+        let key = "hotline.toml: privacy.pii_key_env: the key's variable (HOTLINE_PII_KEY unless renamed here) is not set: a production configuration";
+        let all = load(&text, &[sends]).expect_err("refused").join("\n");
+        assert!(all.contains(memory), "{all}");
+        assert!(all.contains(key), "{all}");
+        let all = load(&text, &[sends, KEY, redis])
+            .expect_err("refused")
+            .join("\n");
+        assert!(!all.contains("store.kind"), "{all}");
+        assert!(!all.contains("pii_key_env"), "{all}");
+        // A development configuration: neither.
+        let dev = load(DEFAULT, &[]).expect("loads");
+        assert!(dev.production().is_none());
+        let (_, warnings) = super::super::parse(
+            DEFAULT,
+            "hotline.toml",
+            &root().join("config"),
+            &BTreeMap::new(),
+        )
+        .expect("loads");
+        assert!(warnings.is_empty(), "{warnings:?}");
     }
 }

@@ -191,6 +191,7 @@ fn production_can_require_a_real_key() {
             "c.toml: privacy.require_pii_key = true: HOTLINE_PII_KEY is not set",
             r#"c.toml: flows.fallback_phone = "+996 000 000 000": a placeholder ("000 000 000") in a production configuration (privacy.require_pii_key = true): put the real value"#,
             r#"c.toml: channels[name = "africastalking"]: accepts unauthenticated webhooks in a production configuration (privacy.require_pii_key = true): anyone can post as any number on it, a woman's (using up her per-number limit, which every channel shares) or a lawyer's (a command in her name). Set secret_env or allow_ips to the aggregator's own addresses"#,
+            r#"c.toml: store.kind = "memory": the embedded store in a production configuration (privacy.require_pii_key = true): sessions, open cases, their escalation timers and queued SMS live in this process only, so a restart or a crash loses every open case — a woman told "we will call you soon" is never called, and her lawyer's OK finds no case. Set HOTLINE_REDIS_URL (docs/redis.md)"#,
         ]
     );
 }
