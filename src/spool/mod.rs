@@ -1146,7 +1146,7 @@ mod tests {
             ..case("c3")
         };
         store.record_case(2, c3, 12).await.unwrap();
-        spool.recheck(0, 20).await.unwrap().0;
+        spool.recheck(0, 20).await.unwrap();
         assert_eq!(spool.recheck(1, 20).await.unwrap().0, 2);
         spool.replay(&store, 20).await.unwrap();
         // c1 falls back past c2's code: 1266, and c2 keeps its own.
@@ -1165,7 +1165,7 @@ mod tests {
         let spool = Spool::open(dir.path(), "a").unwrap();
         spool.recent().gap = std::time::Duration::from_millis(200);
         spool.remember(2, &case("c1"), "1234", 10);
-        spool.recheck(0, 10).await.unwrap().0;
+        spool.recheck(0, 10).await.unwrap();
         assert_eq!(spool.recheck(1, 10).await.unwrap().0, 1);
         let store = MemoryStore::new(10);
         spool.replay(&store, 10).await.unwrap();
@@ -1193,7 +1193,7 @@ mod tests {
             spool.remember(2, &case(&format!("c{i}")), "1234", 10);
         }
         assert_eq!(spool.remembered(), RECHECK_MAX);
-        spool.recheck(0, 10).await.unwrap().0;
+        spool.recheck(0, 10).await.unwrap();
         assert_eq!(spool.recheck(1, 10).await.unwrap().0, RECHECK_MAX);
         let ids: Vec<String> = files::read_entries(&spool.path())
             .unwrap()
@@ -1289,7 +1289,7 @@ mod tests {
         assert_eq!(spool.remembered(), 1);
         // Redis lost everything: it comes back under her code.
         let empty = MemoryStore::new(10);
-        spool.recheck(0, 30).await.unwrap().0;
+        spool.recheck(0, 30).await.unwrap();
         assert_eq!(spool.recheck(1, 30).await.unwrap().0, 1);
         let done = spool.replay(&empty, 30).await.unwrap();
         assert_eq!(done.restored, 1);
