@@ -1628,6 +1628,48 @@ async fn a_redis_that_comes_back_empty_is_noticed_once() {
     gw.stop().await;
 }
 
+/// Two instances on one Redis that comes back empty: both notice, whichever
+/// writes the sentinel again first. Each instance wrote the same value into
+/// a missing sentinel for its whole life, so the second to look found the
+/// value it had seen before, rewritten by the first, and noticed nothing —
+/// its own newest cases were never rechecked (operator audit: a woman shown
+/// 2119 had no case, and `hotline cases` did not list her). A sentinel is
+/// now written with a value of its own each time.
+#[tokio::test]
+async fn every_instance_notices_a_redis_that_comes_back_empty() {
+    let redis = RedisServer::start();
+    let prefix = unique_prefix("lost2");
+    let connect = || async {
+        RedisStore::connect(
+            &redis.url,
+            &prefix,
+            Duration::from_secs(2),
+            Duration::from_secs(2),
+        )
+        .await
+        .unwrap()
+    };
+    let (a, b) = (connect().await, connect().await);
+    // Both look (a writes the sentinel, b reads a's), twice: no loss.
+    for _ in 0..2 {
+        assert!(!a.watch().await.unwrap());
+        assert!(!b.watch().await.unwrap());
+    }
+    let (da, db) = (a.disturbances(), b.disturbances());
+    assert_eq!(redis.cli(&["FLUSHALL"]).trim(), "OK");
+    // a looks first and writes it again; b must still notice.
+    assert!(a.watch().await.unwrap(), "a notices");
+    assert!(b.watch().await.unwrap(), "b notices too");
+    assert!(a.disturbances() > da && b.disturbances() > db);
+    // Once each.
+    assert!(!a.watch().await.unwrap());
+    assert!(!b.watch().await.unwrap());
+    // And the other order.
+    assert_eq!(redis.cli(&["FLUSHALL"]).trim(), "OK");
+    assert!(b.watch().await.unwrap(), "b notices");
+    assert!(a.watch().await.unwrap(), "a notices too");
+}
+
 /// A Redis that comes back from an older copy of its data (an RDB snapshot,
 /// a replica that lacked the last writes) still holds the sentinel, written
 /// long before: only what was written since is gone, silently. The ping

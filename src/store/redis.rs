@@ -32,7 +32,7 @@
 //! | `P:{b}:j:<queue>` | hash | job id → `attempt|payload` | none |
 //! | `P:{b}:k:<key>` | string | small values (opt-out flags, message records) | per value |
 //! | `P:{b}:k:ld:<channel>:<id>` | string | a lawyer's command by code was handled (in the code's bucket) | `limits.dedupe_ttl_secs` |
-//! | `P:{g}:sentinel`, `P:{b}:sentinel` | string | read by every store ping ([`Store::watch`]); gone: Redis lost its data | never |
+//! | `P:{g}:sentinel`, `P:{b}:sentinel` | string | read by every store ping ([`Store::watch`]); gone, or another value than an instance last saw: Redis lost its data (written again as `<instance>.<ms>`) | never |
 //! | `P:{g}:sentinel:t`, `P:{b}:sentinel:t` | string | the sentinel's heartbeat: the largest wall-clock ms any ping wrote; smaller than an instance left it: Redis went back to an older copy | never |
 //! | `P:{g}:k:<key>` | string | global small values (aggregator message id → ours) | per value |
 //! | `P:{g}:k:lw:<lawyer>` | set | the cases offered to a lawyer (`bucket:case id`) | 30 days after the last offer |
@@ -163,7 +163,8 @@ fn unix_ms() -> u64 {
 /// What [`Store::watch`] last saw of the sentinel keys.
 #[derive(Debug)]
 struct Sentinels {
-    /// The value this instance writes into a missing sentinel.
+    /// This instance's part of the value it writes into a missing sentinel
+    /// (with the time of the write).
     mine: String,
     /// The value last seen in each: `None` before the first read.
     seen: Vec<Option<String>>,
@@ -286,8 +287,15 @@ impl RedisStore {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        // A value of its own each time it is written: another instance
+        // that saw the one before then sees a change whichever of them
+        // wrote it again first (one value per instance for its whole life
+        // looked unchanged to the others after this one rewrote it).
         let mut inv = self.scripts.sentinel.prepare_invoke();
-        inv.key(&key).key(format!("{key}:t")).arg(mine).arg(now_ms);
+        inv.key(&key)
+            .key(format!("{key}:t"))
+            .arg(format!("{mine}.{now_ms}"))
+            .arg(now_ms);
         let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
         let Value::Array(items) = v else {
             return Err(corrupt("sentinel returned a non-array"));
