@@ -186,9 +186,9 @@ impl StoreWatch {
         }
     }
 
-    /// Ping once; returns whether the store answered.
-    pub async fn tick(&self) -> bool {
-        use std::sync::atomic::Ordering;
+    /// Read the sentinels once ([`Store::watch`]); a loss is counted and
+    /// logged. `Ok(true)`: the store lost its data since the last read.
+    async fn read_sentinels(&self) -> Result<bool, String> {
         let result = match tokio::time::timeout(PING_TIMEOUT, self.deps.store.watch()).await {
             Ok(r) => r.map_err(|e| e.to_string()),
             Err(_) => Err(format!("no answer within {} ms", PING_TIMEOUT.as_millis())),
@@ -199,7 +199,13 @@ impl StoreWatch {
                 "the store lost its data: a sentinel key is gone or went back in time (Redis restarted without persistence or from an older snapshot, flushed, or failed over to a replica that lacked its writes); open cases, queued offers and timers written before (or since that copy) are gone; the cases this instance recorded in the last hour are recorded again"
             );
         }
-        let result = result.map(|_| ());
+        result
+    }
+
+    /// Ping once; returns whether the store answered.
+    pub async fn tick(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        let result = self.read_sentinels().await.map(|_| ());
         let ok = result.is_ok();
         self.deps.metrics.store_up.set(i64::from(ok));
         let was_up = self.was_up.swap(ok, Ordering::Relaxed);
@@ -235,6 +241,8 @@ impl StoreWatch {
 pub struct SpoolReplayer {
     deps: Deps,
     spool: Arc<Spool>,
+    /// Reads the sentinels before kept SMS are handled.
+    watch: StoreWatch,
     /// The last write of the recent cases failed (logged once a streak).
     save_failed: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -243,6 +251,7 @@ impl SpoolReplayer {
     /// A replayer of `spool` into `deps.store`.
     pub fn new(deps: Deps, spool: Arc<Spool>) -> Self {
         SpoolReplayer {
+            watch: StoreWatch::new(deps.clone()),
             deps,
             spool,
             save_failed: Arc::default(),
@@ -272,6 +281,15 @@ impl SpoolReplayer {
         }
     }
 
+    /// Whether the store answers and has lost nothing since the spool's
+    /// last recheck (the sentinels read now; a loss is counted, logged and
+    /// rechecked as the store watch's would be).
+    async fn store_kept_its_data(&self) -> bool {
+        let before = self.deps.store.disturbances();
+        matches!(self.watch.read_sentinels().await, Ok(false))
+            && self.deps.store.disturbances() == before
+    }
+
     /// Replay what is pending in this instance's spool and every spool no
     /// live instance holds (as of `now_ms`); returns how many cases were
     /// recorded.
@@ -293,10 +311,13 @@ impl SpoolReplayer {
             }
         }
         self.save_recent(now_ms).await;
+        // Whether every case this tick could replay was replayed.
+        let mut replayed = true;
         if self.spool.pending() > 0 {
             match self.spool.replay(store, now_ms).await {
                 Ok(n) => done += n,
                 Err(e) => {
+                    replayed = false;
                     let pending = self.spool.pending();
                     tracing::debug!(error = %e, pending, "spool not replayed yet");
                 }
@@ -304,11 +325,20 @@ impl SpoolReplayer {
         }
         match self.spool.replay_orphans(store, now_ms).await {
             Ok(n) => done += n,
-            Err(e) => tracing::debug!(error = %e, "orphaned spools not replayed yet"),
+            Err(e) => {
+                replayed = false;
+                tracing::debug!(error = %e, "orphaned spools not replayed yet");
+            }
         }
         // Inbound SMS kept while the store was down, after the cases (a
-        // lawyer's OK for a spooled case finds it).
-        if self.spool.inbox_pending() > 0 {
+        // lawyer's OK for a spooled case finds it) — and after the cases
+        // the store may have lost meanwhile are back: a Redis that returns
+        // empty answers at once, while the store watch that notices the
+        // loss reads its sentinels only every 5 s; a lawyer's kept `OK` for
+        // a case it lost was answered "No case" and her acceptance lost
+        // (operator audit). So the sentinels are read first: a loss found
+        // now is rechecked (and its cases restored) next tick, then these.
+        if self.spool.inbox_pending() > 0 && replayed && self.store_kept_its_data().await {
             match self.spool.replay_inbox().await {
                 Ok(r) if r.handled > 0 => {
                     tracing::info!(

@@ -411,6 +411,9 @@ impl Store for Faulty {
     async fn watch(&self) -> Result<bool, StoreError> {
         self.up()?.watch().await
     }
+    fn disturbances(&self) -> u64 {
+        self.inner.disturbances()
+    }
     fn kind(&self) -> &'static str {
         "faulty"
     }
@@ -812,6 +815,83 @@ async fn an_sms_sent_while_redis_is_down_is_kept_and_handled_when_it_returns() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(!inbox[0].exists(), "an empty inbox leaves no file");
+    gw.stop().await;
+}
+
+/// A lawyer's `OK` kept while Redis was down, for a case Redis then came
+/// back without (restarted empty): the case is restored first, then her
+/// `OK` is handled and takes it. Before, the kept SMS were handled as soon
+/// as Redis answered, while the loss was noticed only at the store watch's
+/// next read (every 5 s): she was told "No case", her acceptance was lost,
+/// and the woman was later told nobody could reach her (operator audit).
+#[tokio::test]
+async fn an_ok_kept_during_an_outage_that_lost_her_case_takes_it_once_it_is_restored() {
+    let redis = RedisServer::start();
+    let prefix = unique_prefix("inbox-lost");
+    let dir = tempfile::tempdir().unwrap();
+    let real = redis_store(&redis, &prefix).await;
+    let faulty = Faulty::new(real.clone(), HEALTHY);
+    let api = common::mock::MockServer::start(vec![common::mock::MockResponse::new(
+        201,
+        r#"{"SMSMessageData":{"Message":"Sent to 1/1","Recipients":[{"statusCode":101,"number":"+996","status":"Success","cost":"KES 0.8","messageId":"ATXid_il"}]}}"#,
+    )])
+    .await;
+    let gw = dispatch_gateway(faulty.clone(), &api.url, dir.path()).await;
+    let wait_for = |phone: &'static str, n: usize| {
+        let api = &api;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                let got = sent_to(api, phone);
+                if got.len() >= n {
+                    return got;
+                }
+                assert!(Instant::now() < deadline, "{phone}: {got:?}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let woman = "+996555770093";
+    let mut last = String::new();
+    for text in prefix_texts(FINAL) {
+        last = gw.ussd("ATUid_il", woman, &text).await.body;
+    }
+    let code = code_of(&last);
+    assert!(wait_for(AIDA, 1).await[0].starts_with(&code));
+    // The store watch has read the sentinels (it does at start).
+    let watch = hotline::worker::StoreWatch::new(gw.app.deps.clone());
+    assert!(watch.tick().await);
+    faulty.set(DOWN);
+    let body = common::form(&[
+        ("from", AIDA),
+        ("to", "21212"),
+        ("text", &format!("OK {code}")),
+        ("id", "lw-kept-1"),
+    ]);
+    let r = common::post_form(gw.public, "/webhooks/africastalking/sms", &body).await;
+    assert_eq!(r.status, 200, "kept: {}", r.body);
+    assert_eq!(gw.metric("hotline_inbox_pending").await, 1.0);
+    // Redis comes back without anything it held.
+    assert_eq!(redis.cli(&["FLUSHALL"]).trim(), "OK");
+    faulty.set(HEALTHY);
+    let confirm = wait_for(woman, 1).await.remove(0);
+    assert_eq!(
+        confirm,
+        format!("Ваш запрос {code} принят. Вам скоро позвонят."),
+        "her case restored, then the lawyer's OK took it"
+    );
+    let aida = wait_for(AIDA, 2).await;
+    assert!(
+        aida.iter()
+            .any(|m| m.starts_with(&format!("Case {code} is yours."))),
+        "{aida:?}"
+    );
+    assert!(
+        !aida.iter().any(|m| m.starts_with("No case")),
+        "never told there is no case: {aida:?}"
+    );
+    assert_eq!(gw.metric("hotline_cases_restored_total").await, 1.0);
+    assert_eq!(gw.metric("hotline_store_data_lost_total").await, 1.0);
     gw.stop().await;
 }
 
