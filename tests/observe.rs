@@ -263,6 +263,22 @@ async fn in_production_the_pages_need_the_bearer_token_and_metrics_do_not() {
         r.body.trim(),
         "this is a production configuration: set HOTLINE_ADMIN_TOKEN to use the status pages"
     );
+    // `hotline cases` says so too, with the exit code of a thing the
+    // operator must fix (64, as `test-sms`), not 69 "try again later".
+    let mut cmd = Command::new(common::binary());
+    cmd.args(["cases"])
+        .current_dir(common::root())
+        .env_remove("HOTLINE_CONFIG")
+        .env_remove("HOTLINE_REDIS_URL")
+        .env_remove("HOTLINE_ADMIN_TOKEN")
+        .env("HOTLINE_ADMIN_LISTEN", gw.admin.to_string());
+    let out = run(cmd).await;
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(64), "{stderr}");
+    assert!(
+        stderr.contains("the gateway refused: 403 Forbidden: this is a production configuration: set HOTLINE_ADMIN_TOKEN"),
+        "{stderr}"
+    );
     gw.stop().await;
 
     let env = [

@@ -93,6 +93,14 @@ async fn from_admin(config: &Config, filter: &Filter, env: &dyn Env) -> Result<B
     let status = resp.status();
     if !status.is_success() {
         let body = resp.text().await.unwrap_or_default();
+        // Refused for want of the token: the operator's to fix (64), as
+        // `test-sms` says it; anything else may pass (69).
+        if matches!(status.as_u16(), 401 | 403) {
+            return Err(CliError::Usage(format!(
+                "the gateway refused: {status}: {}",
+                body.trim()
+            )));
+        }
         return Err(CliError::Admin(format!("{status}: {}", body.trim())));
     }
     resp.json::<Board>()

@@ -146,8 +146,11 @@ async fn via_admin(
         404 => Err(CliError::Usage(format!(
             "no lawyer {lawyer:?} in the roster"
         ))),
+        // The body says which: no token set on the gateway, or the
+        // wrong one here.
         401 | 403 => Err(CliError::Usage(format!(
-            "the gateway refused: {status} (set HOTLINE_ADMIN_TOKEN to its token)"
+            "the gateway refused: {status}: {}",
+            body.trim()
         ))),
         _ => Err(CliError::Gateway(format!(
             "answered {status}: {}",
