@@ -365,6 +365,18 @@ impl SpoolReplayer {
             .spool_codes_aliased
             .inc_by(done.codes_aliased as u64);
         metrics.cases_restored.inc_by(done.restored as u64);
+        if done.restored > 0 && metrics.store_data_lost.get() == 0 {
+            // Cases the store had acknowledged are gone, and no sentinel
+            // told: the store was emptied while no instance watched (this
+            // one restarted and found its predecessor's cases missing).
+            // A loss all the same: OFF flags, covers and older cases are
+            // gone too, which is what HotlineStoreDataLost pages for.
+            metrics.store_data_lost.inc();
+            tracing::error!(
+                restored = done.restored,
+                "the store lost its data: cases it had acknowledged are missing (found rechecking the cases recorded in the last hour, a stopped instance's among them); open cases, queued offers, timers, OFF flags and covers written before are gone; the cases of the last hour are recorded again"
+            );
+        }
         metrics.cases_rechecked.inc_by(done.rechecked as u64);
         metrics.spool_pending.set(self.spool.waiting() as i64);
         metrics

@@ -436,6 +436,28 @@ async fn a_gateway_restarted_after_redis_took_back_its_cases() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // No sentinel told it (the store was emptied while nobody watched),
+    // but its predecessor's acknowledged cases were missing: a loss, which
+    // pages as one (HotlineStoreDataLost: OFF flags, covers and older
+    // cases are gone too), counted once.
+    let metrics = reqwest::get(format!("http://{}/metrics", a.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "hotline_store_data_lost_total 1"),
+        "{}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("data_lost"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    a.log_until("the store lost its data");
     // An in-process instance on the same Redis to audit through (its own
     // spool folder: the restarted instance is the one that restores).
     let other = tempfile::tempdir().unwrap();
