@@ -126,7 +126,11 @@ impl App {
             privacy: Privacy::from_config(&config.privacy),
             metrics,
             wake,
+            settled: crate::deps::SettledHook::default(),
         };
+        if let Some(s) = &spool {
+            deps.settled.set(s.clone());
+        }
         // As `check` and a reload load it; what `serve` refused before
         // reload existed, and only that, stops it (the routing problems
         // `check` also reports do not).

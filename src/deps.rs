@@ -30,6 +30,64 @@ pub struct Deps {
     /// Wakes the outbox worker when this instance queued a message, so a
     /// message goes out without waiting for the next poll.
     pub wake: Wake,
+    /// Told when this instance stores a case accepted or closed, so the
+    /// copy it keeps to recheck after a store fault is current
+    /// ([`crate::spool`]); set once the spool is open (none on the
+    /// embedded store).
+    pub settled: SettledHook,
+}
+
+/// A case this instance stored accepted or closed ([`CaseSettled`]).
+#[derive(Debug)]
+pub struct Settled<'a> {
+    /// Its bucket.
+    pub bucket: u16,
+    /// Its id.
+    pub id: &'a str,
+    /// The code it is recorded with.
+    pub code: &'a str,
+    /// Whether it also has an alias (a code shown during an outage).
+    pub aliased: bool,
+    /// Its new sealed data.
+    pub data: &'a [u8],
+    /// The timers this change scheduled.
+    pub timers: &'a [crate::store::Job],
+    /// Closed (else accepted).
+    pub closed: bool,
+    /// When it was opened (ms).
+    pub opened_ms: u64,
+    /// Now (ms).
+    pub now_ms: u64,
+}
+
+/// What learns of cases settled (accepted, closed) on this instance.
+pub trait CaseSettled: Send + Sync {
+    /// `case` was stored accepted or closed.
+    fn case_settled(&self, case: &Settled<'_>);
+}
+
+/// The [`CaseSettled`] of this process, once there is one. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct SettledHook(Arc<std::sync::OnceLock<Arc<dyn CaseSettled>>>);
+
+impl std::fmt::Debug for SettledHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SettledHook")
+            .field("set", &self.0.get().is_some())
+            .finish()
+    }
+}
+
+impl SettledHook {
+    /// Set the listener (once; a second call is ignored).
+    pub fn set(&self, to: Arc<dyn CaseSettled>) {
+        let _ = self.0.set(to);
+    }
+
+    /// The listener, if set.
+    pub fn get(&self) -> Option<&Arc<dyn CaseSettled>> {
+        self.0.get()
+    }
 }
 
 impl std::fmt::Debug for Deps {
@@ -51,6 +109,7 @@ impl Deps {
             privacy,
             metrics: Metrics::new([], [], []),
             wake: Wake::default(),
+            settled: SettledHook::default(),
         }
     }
 

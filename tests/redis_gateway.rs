@@ -895,6 +895,128 @@ async fn an_ok_kept_during_an_outage_that_lost_her_case_takes_it_once_it_is_rest
     gw.stop().await;
 }
 
+/// A Redis that comes back empty gives back the cases of the last hour as
+/// they stood on this instance: an accepted one accepted (no offer again,
+/// no "nobody could reach you" to her), a closed one not at all; an open
+/// one is offered again from the start. Before, every one came back as
+/// first recorded: open, offered again, and the woman whose lawyer had
+/// accepted was later told nobody could reach her (operator audit).
+#[tokio::test]
+async fn cases_a_lost_redis_gives_back_come_back_as_they_stood() {
+    let redis = RedisServer::start();
+    let prefix = unique_prefix("stood");
+    let dir = tempfile::tempdir().unwrap();
+    let real = redis_store(&redis, &prefix).await;
+    let api = common::mock::MockServer::start(vec![common::mock::MockResponse::new(
+        201,
+        r#"{"SMSMessageData":{"Message":"Sent to 1/1","Recipients":[{"statusCode":101,"number":"+996","status":"Success","cost":"KES 0.8","messageId":"ATXid_st"}]}}"#,
+    )])
+    .await;
+    let gw = dispatch_gateway(real.clone(), &api.url, dir.path()).await;
+    let wait_for = |phone: &'static str, n: usize| {
+        let api = &api;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(15);
+            loop {
+                let got = sent_to(api, phone);
+                if got.len() >= n {
+                    return got;
+                }
+                assert!(Instant::now() < deadline, "{phone}: {got:?}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    let lawyer = |text: String, id: &'static str| {
+        let gw = &gw;
+        async move {
+            let body =
+                common::form(&[("from", AIDA), ("to", "21212"), ("text", &text), ("id", id)]);
+            let r = common::post_form(gw.public, "/webhooks/africastalking/sms", &body).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+    };
+    let open = |session: &'static str, woman: &'static str| {
+        let gw = &gw;
+        async move {
+            let mut last = String::new();
+            for text in prefix_texts(FINAL) {
+                last = gw.ussd(session, woman, &text).await.body;
+            }
+            code_of(&last)
+        }
+    };
+    let (wa, wb, wc) = ("+996555770094", "+996555770095", "+996555770096");
+    let ca = open("ATUid_sa", wa).await;
+    wait_for(AIDA, 1).await;
+    lawyer(format!("OK {ca}"), "st-1").await;
+    wait_for(wa, 1).await;
+    let cb = open("ATUid_sb", wb).await;
+    wait_for(AIDA, 3).await;
+    lawyer(format!("OK {cb}"), "st-2").await;
+    wait_for(wb, 1).await;
+    lawyer(format!("DONE {cb} REL"), "st-3").await;
+    let cc = open("ATUid_sc", wc).await;
+    let before = wait_for(AIDA, 6).await;
+    let offers = |msgs: &[String], code: &str| {
+        msgs.iter()
+            .filter(|m| m.starts_with(&format!("{code} Bishkek")))
+            .count()
+    };
+    assert_eq!(
+        (offers(&before, &ca), offers(&before, &cc)),
+        (1, 1),
+        "{before:?}"
+    );
+    let watch = hotline::worker::StoreWatch::new(gw.app.deps.clone());
+    assert!(watch.tick().await);
+    // Redis comes back with nothing.
+    assert_eq!(redis.cli(&["FLUSHALL"]).trim(), "OK");
+    assert!(watch.tick().await);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while gw.metric("hotline_cases_restored_total").await < 2.0 {
+        assert!(Instant::now() < deadline, "restored in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let a = open_case(&gw, real.as_ref(), &ca).await;
+    assert_eq!(
+        a.dispatch.accepted_by.as_deref(),
+        Some("aida"),
+        "accepted, as it stood"
+    );
+    assert!(
+        real.case_by_code(&cb).await.unwrap().is_none(),
+        "closed: not brought back"
+    );
+    let c = open_case(&gw, real.as_ref(), &cc).await;
+    assert!(c.dispatch.accepted_by.is_none());
+    // The open one is offered again; the accepted one is not.
+    let after = wait_for(AIDA, before.len() + 1).await;
+    common::outbox_idle(&gw).await;
+    let after_all = sent_to(&api, AIDA);
+    assert_eq!(offers(&after_all, &ca), 1, "{after:?}");
+    assert_eq!(offers(&after_all, &cc), 2, "{after_all:?}");
+    // Past her unanswered time: she is not told nobody reached her.
+    gw.clock.advance(16 * 60 * 1000);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while sent_to(&api, wc).is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the open case's woman is told, timers run"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    common::outbox_idle(&gw).await;
+    assert_eq!(
+        sent_to(&api, wa).len(),
+        1,
+        "only her confirmation: {:?}",
+        sent_to(&api, wa)
+    );
+    assert_eq!(gw.metric("hotline_cases_restored_total").await, 2.0);
+    gw.stop().await;
+}
+
 /// On Redis too (`commit.lua` finds every candidate taken): the woman who
 /// finished is sent to the fallback number, never shown a code, nothing of
 /// hers is written, the commit is not spooled (a replay would meet the same

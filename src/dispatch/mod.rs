@@ -408,14 +408,27 @@ impl Dispatcher {
                     now,
                 )
                 .map_err(corrupt)?;
+            let closed = case.dispatch.status == Status::Closed;
+            let settled = closed || case.dispatch.accepted_by.is_some();
+            let data = self.deps.privacy.seal_json(&case).map_err(corrupt)?;
+            // For the recheck copy ([`crate::deps::CaseSettled`]): only
+            // when the change settles the case (rare next to hops).
+            let kept = (settled && self.deps.settled.get().is_some()).then(|| {
+                let timers: Vec<crate::store::Job> = jobs
+                    .iter()
+                    .filter(|(q, _)| *q == crate::store::Queue::Timers)
+                    .map(|(_, j)| j.clone())
+                    .collect();
+                (data.clone(), timers)
+            });
             let update = CaseUpdate {
                 bucket,
                 id: id.to_owned(),
                 code: rec.code.clone(),
                 alias: rec.alias.clone(),
                 expected_version: rec.version,
-                data: self.deps.privacy.seal_json(&case).map_err(corrupt)?,
-                close: case.dispatch.status == Status::Closed && rec.open,
+                data,
+                close: closed && rec.open,
                 jobs,
                 mark: mark.map(|(m, _, _)| m.clone()),
                 mark_global: mark.is_some_and(|(_, global, _)| global),
@@ -433,6 +446,19 @@ impl Dispatcher {
             if outcome == crate::store::Updated::Changed {
                 self.apply_effects(&case.city, &fx);
                 self.deps.wake.outbox();
+                if let (Some((data, timers)), Some(hook)) = (kept, self.deps.settled.get()) {
+                    hook.case_settled(&crate::deps::Settled {
+                        bucket,
+                        id,
+                        code: &rec.code,
+                        aliased: rec.alias.is_some(),
+                        data: &data,
+                        timers: &timers,
+                        closed,
+                        opened_ms: case.opened_at_ms,
+                        now_ms: now,
+                    });
+                }
             }
             return Ok(Some(actions));
         }

@@ -107,6 +107,10 @@ struct Entry {
     /// `codes`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     recorded: Option<String>,
+    /// A rechecked case closed since (on this instance): kept only so its
+    /// code is spared, never recorded again ([`Spool::case_settled`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    closed: bool,
 }
 
 impl Entry {
@@ -132,6 +136,7 @@ impl Entry {
             code: shown.map(|l| l.code.clone()),
             holder: shown.map(|l| l.holder.clone()),
             recorded: None,
+            closed: false,
         }
     }
 
@@ -445,14 +450,112 @@ impl Spool {
         recent.entries.push_back(entry);
     }
 
+    /// A case this instance stored accepted or closed: bring the copy kept
+    /// to recheck up to date, so that a store that loses it gets it back
+    /// as it stands — accepted, with no offer to send again and no
+    /// "nobody reached you" for her; closed, not at all (kept only to spare
+    /// its code). A case another instance recorded is taken in (accepted
+    /// only), opened within the window, without an alias. Written to the
+    /// recent file at the next [`Spool::save_recent`]; its later line wins.
+    fn settle(&self, case: &crate::deps::Settled<'_>) {
+        let crate::deps::Settled {
+            bucket,
+            id,
+            code,
+            aliased,
+            data,
+            timers,
+            closed,
+            opened_ms,
+            now_ms,
+        } = *case;
+        let mut recent = self.recent();
+        let updated = match recent.entries.iter_mut().rev().find(|e| e.id == id) {
+            Some(e) => {
+                e.closed |= closed;
+                e.data = B64.encode(data);
+                // No message is sent again for it; its timers are the
+                // ones it had (a stale escalation does nothing to an
+                // accepted case) and those this change made.
+                e.jobs.retain(|(q, jid, _, _)| {
+                    q != Queue::Outbox.as_str() && !timers.iter().any(|t| t.id == *jid)
+                });
+                e.jobs.extend(timers.iter().map(|t| {
+                    (
+                        Queue::Timers.as_str().to_owned(),
+                        t.id.clone(),
+                        t.due_ms,
+                        B64.encode(&t.payload),
+                    )
+                }));
+                e.clone()
+            }
+            None if closed || aliased || opened_ms < now_ms.saturating_sub(RECHECK_WINDOW_MS) => {
+                return;
+            }
+            None => {
+                let e = Entry {
+                    bucket,
+                    id: id.to_owned(),
+                    codes: vec![code.to_owned()],
+                    data: B64.encode(data),
+                    jobs: timers
+                        .iter()
+                        .map(|t| {
+                            (
+                                Queue::Timers.as_str().to_owned(),
+                                t.id.clone(),
+                                t.due_ms,
+                                B64.encode(&t.payload),
+                            )
+                        })
+                        .collect(),
+                    spooled_at_ms: opened_ms,
+                    code: None,
+                    holder: None,
+                    recorded: Some(code.to_owned()),
+                    closed: false,
+                };
+                // In order of recording, as the window expects.
+                let at = recent
+                    .entries
+                    .partition_point(|k| k.spooled_at_ms <= opened_ms);
+                recent.entries.insert(at, e.clone());
+                while recent.entries.len() > RECHECK_MAX {
+                    if let Some(gone) = recent.entries.pop_front() {
+                        recent.forget(&gone);
+                    }
+                }
+                recent.codes.insert(code.to_owned(), id.to_owned());
+                e
+            }
+        };
+        if recent.unsaved.len() >= RECHECK_MAX {
+            recent.unsaved.pop_front();
+        }
+        recent.unsaved.push_back(updated);
+    }
+
     /// Take in cases another (dead) instance recorded lately: kept like
     /// this instance's own, written to this instance's recent file by the
     /// next [`Spool::save_recent`], and rechecked at the next
     /// [`Spool::recheck`] whether or not the store faltered. Those past
     /// the window, or already kept, are left out; the oldest go first past
     /// [`RECHECK_MAX`]. Returns how many were taken in.
-    fn adopt(&self, mut adopted: Vec<Entry>, now_ms: u64) -> usize {
+    fn adopt(&self, adopted: Vec<Entry>, now_ms: u64) -> usize {
         let oldest = now_ms.saturating_sub(RECHECK_WINDOW_MS);
+        // A case settled later has a later line in the file: the last of
+        // each id is the case as it stood.
+        let mut last: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        for (i, e) in adopted.iter().enumerate() {
+            last.insert(e.id.clone(), i);
+        }
+        let mut adopted: Vec<Entry> = adopted
+            .into_iter()
+            .enumerate()
+            .filter(|(i, e)| last.get(&e.id) == Some(i))
+            .map(|(_, e)| e)
+            .collect();
         let mut recent = self.recent();
         adopted.retain(|e| {
             e.spooled_at_ms >= oldest
@@ -641,6 +744,7 @@ impl Spool {
             let taken = recent
                 .entries
                 .iter()
+                .filter(|e| !e.closed)
                 .map(|e| {
                     let mut e = e.clone();
                     let first = e.codes.first().cloned();
@@ -919,6 +1023,12 @@ async fn replay_entry(
         codes_aliased: usize::from(aliased),
         ..Replayed::default()
     }))
+}
+
+impl crate::deps::CaseSettled for Spool {
+    fn case_settled(&self, case: &crate::deps::Settled<'_>) {
+        self.settle(case);
+    }
 }
 
 #[cfg(test)]
@@ -1253,6 +1363,85 @@ mod tests {
         spool.save_recent(now).await.unwrap();
         let own = files::read_entries(&dir.path().join("cases-b.recent.jsonl")).unwrap();
         assert_eq!(own.len(), 3);
+    }
+
+    /// A case settled on this instance is rechecked as it stands, also by
+    /// the instance that takes over after a restart: accepted with its new
+    /// data and no message to send again, closed not at all.
+    #[tokio::test]
+    async fn settled_cases_are_rechecked_as_they_stand_across_a_restart() {
+        use crate::deps::Settled;
+        let dir = tempfile::tempdir().unwrap();
+        let now = RECHECK_WINDOW_MS + 10_000;
+        let old = Spool::open(dir.path(), "a").unwrap();
+        let with_offer = |id: &str| {
+            let mut c = case(id);
+            c.jobs.push((
+                Queue::Outbox,
+                Job {
+                    id: format!("{id}-offer"),
+                    due_ms: 5,
+                    payload: b"offer".to_vec(),
+                },
+            ));
+            c
+        };
+        old.remember(2, &with_offer("c1"), "1234", now - 5_000);
+        old.remember(2, &with_offer("c2"), "1250", now - 4_000);
+        old.remember(2, &with_offer("c3"), "1266", now - 3_000);
+        old.save_recent(now - 3_000).await.unwrap();
+        let erase = Job {
+            id: "c2-erase".into(),
+            due_ms: 9,
+            payload: b"{}".to_vec(),
+        };
+        let settled =
+            |id: &'static str, code: &'static str, closed: bool, timers: &'static [Job]| Settled {
+                bucket: 2,
+                id,
+                code,
+                aliased: false,
+                data: if closed { b"closed" } else { b"accepted" },
+                timers,
+                closed,
+                opened_ms: now - 5_000,
+                now_ms: now - 2_000,
+            };
+        old.settle(&settled("c1", "1234", false, &[]));
+        let erase: &'static [Job] = Box::leak(vec![erase].into_boxed_slice());
+        old.settle(&settled("c2", "1250", true, erase));
+        // Another instance's case, accepted here: taken in.
+        old.settle(&settled("c9", "1298", false, &[]));
+        old.save_recent(now - 1_000).await.unwrap();
+        drop(old);
+
+        let spool = Spool::open(dir.path(), "b").unwrap();
+        spool.recent().gap = std::time::Duration::ZERO;
+        let store = MemoryStore::new(10);
+        spool.replay_orphans(&store, now).await.unwrap();
+        assert_eq!(spool.remembered(), 4, "the closed one kept, for its code");
+        let mut taken = vec!["1250".to_owned(), "1314".into()];
+        spool.spare_codes("cx", &mut taken);
+        assert_eq!(taken, ["1314"], "a closed case's code is still spared");
+        assert_eq!(spool.recheck(0, now).await.unwrap(), (3, false));
+        let spooled = files::read_entries(&spool.path()).unwrap();
+        let by_id = |id: &str| spooled.iter().find(|e| e.id == id).cloned();
+        let c1 = by_id("c1").expect("c1");
+        assert_eq!(B64.decode(&c1.data).unwrap(), b"accepted");
+        assert!(c1.jobs.iter().all(|(q, ..)| q == "timers"), "{:?}", c1.jobs);
+        assert!(by_id("c2").is_none(), "closed: never recorded again");
+        assert_eq!(
+            B64.decode(&by_id("c3").expect("c3").data).unwrap(),
+            [1, 2, 3]
+        );
+        assert_eq!(
+            by_id("c3").unwrap().jobs.len(),
+            2,
+            "open: as first recorded"
+        );
+        let c9 = by_id("c9").expect("c9");
+        assert_eq!(c9.codes, ["1298"]);
+        assert_eq!(c9.recorded.as_deref(), Some("1298"));
     }
 
     /// A spooled case recorded once the store is back is rechecked like
