@@ -2,7 +2,8 @@
 //!
 //! The conversation service, the dispatcher, the outbox worker and the timer
 //! worker each hold one [`Deps`]: the store, the clock, the privacy keys,
-//! the metrics, and a way to wake the outbox. Nothing in the domain holds
+//! the metrics, a way to wake the outbox, and whom to tell of a case
+//! settled (the spool's copy for rechecks). Nothing in the domain holds
 //! the whole application ([`crate::app::App`]); this value is all it may
 //! reach, so a reader knows what a service can touch from its fields.
 
