@@ -52,8 +52,10 @@ fn config(api: &str, dir: &std::path::Path) -> String {
         )
 }
 
-const ENV: [(&str, &str); 5] = [
+const ADMIN_TOKEN: &str = "admin-token-dispatch-0123456789";
+const ENV: [(&str, &str); 6] = [
     ("HOTLINE_AT_API_KEY", "k"),
+    ("HOTLINE_ADMIN_TOKEN", ADMIN_TOKEN),
     ("P_NURGUL", NURGUL),
     ("P_AIDA", AIDA),
     ("P_BAKYT", BAKYT),
@@ -738,6 +740,20 @@ async fn a_channel_outage_declines_nobody_climbs_no_level_early_and_every_offer_
         assert!(Instant::now() < deadline, "the channel is marked down");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The status page lists the case as offered to Aida, and says beside
+    // it that the offer may not have reached her.
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    let status_page = || async {
+        common::request(w.gw.admin, "GET", "/", &[("Authorization", &bearer)], b"")
+            .await
+            .body
+    };
+    let page = status_page().await;
+    assert!(
+        page.contains("Channel africastalking is not sending (")
+            && page.contains("an offer below may not have reached the lawyer's phone yet"),
+        "{page}"
+    );
     // …and keeps failing for two minutes: that is not her decline.
     for _ in 0..4 {
         w.advance(30_000);
@@ -795,6 +811,9 @@ async fn a_channel_outage_declines_nobody_climbs_no_level_early_and_every_offer_
         assert!(Instant::now() < deadline, "the channel is marked up again");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    common::outbox_idle(&w.gw).await;
+    let page = status_page().await;
+    assert!(!page.contains("is not sending"), "{page}");
     w.gw.stop().await;
 }
 

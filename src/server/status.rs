@@ -416,6 +416,29 @@ fn who(id: &str, name: Option<&str>) -> String {
 
 fn cases(h: &mut String, v: &View<'_>) {
     h.push_str("<h2>Open cases</h2>");
+    // An offer is listed when it is planned; while its channel cannot send
+    // it waits in the outbox, and the lawyer has not got it yet.
+    for c in v
+        .channels
+        .iter()
+        .filter(|c| !c.health.is_up() || c.held.count > 0)
+    {
+        let held = match c.held.oldest_created_ms {
+            Some(t) if c.held.count > 0 => {
+                format!(
+                    "{} SMS held, the oldest queued {}",
+                    c.held.count,
+                    ago(v.now_ms, t)
+                )
+            }
+            _ => "down".to_owned(),
+        };
+        let _ = write!(
+            h,
+            "<p class=\"bad\">Channel {} is not sending ({held}): an offer below may not have reached the lawyer's phone yet, nor a confirmation the woman's.</p>",
+            esc(&c.name)
+        );
+    }
     let b = match &v.board {
         Ok(b) => b,
         Err(e) => {
