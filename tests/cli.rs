@@ -784,6 +784,26 @@ fn check_exits_3_on_warnings_only() {
     assert!(stdout.contains("1 warning(s), no errors"), "{stdout}");
 }
 
+/// A newcomer fixed the config's errors only to be shown the roster's on
+/// the next run: `check` now lists the problems of the file and of the
+/// flows, roster and texts it names in one run.
+#[test]
+fn check_lists_the_configs_and_the_rosters_problems_in_one_run() {
+    let cfg =
+        default_config_anywhere().replace("# require_pii_key = false", "require_pii_key = true");
+    let (code, stdout, stderr) = run_with(&["check"], &cfg, &[PII_KEY]);
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("a placeholder (\"000 000 000\") in a production configuration"),
+        "the file's: {stderr}"
+    );
+    assert!(
+        stderr.contains("her number is in a fictional range no phone answers"),
+        "the roster's, in the same run: {stderr}"
+    );
+    assert!(stdout.contains("error(s)"), "{stdout}");
+}
+
 /// `serve` on Redis opens its spool folder first thing; one that cannot be
 /// made (a file in its path) stopped `serve` with exit 64 while `check`
 /// said "no problems found".

@@ -22,12 +22,28 @@ pub(super) fn check(flag: Option<PathBuf>, list_screens: bool) -> ExitCode {
     let env = ProcessEnv;
     let (config, mut problems) = match load_config(flag.as_deref(), &env) {
         Ok(x) => x,
+        Err(LoadError::Invalid(_)) => {
+            // Every problem in one run: the flows, roster and texts the
+            // file names are checked too, with what of it is valid.
+            let path = crate::config::config_path(flag.as_deref(), &env);
+            let (config, mut problems) = match crate::config::load_with_errors(&path, &env) {
+                Ok(x) => x,
+                Err(e) => {
+                    print_problems(e.problems());
+                    return ExitCode::from(1);
+                }
+            };
+            for p in gather(&config, &env).problems {
+                if !problems.contains(&p) {
+                    problems.push(p);
+                }
+            }
+            print_problems(&problems);
+            return verdict(&problems);
+        }
         Err(e) => {
             print_problems(e.problems());
-            return ExitCode::from(match e {
-                LoadError::Unreadable(_) => 2,
-                LoadError::Invalid(_) => 1,
-            });
+            return ExitCode::from(2);
         }
     };
     let Gathered {

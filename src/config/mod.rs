@@ -106,6 +106,40 @@ pub fn parse(
     base: &Path,
     env: &dyn Env,
 ) -> Result<(Config, Vec<Problem>), LoadError> {
+    let (config, problems) = parse_with_errors(text, file, base, env)?;
+    if problems.iter().any(Problem::is_error) {
+        Err(LoadError::Invalid(problems))
+    } else {
+        Ok((config, problems))
+    }
+}
+
+/// Like [`load`], but a file that is read and is TOML of the right shape
+/// gives its configuration even when values in it are errors (each
+/// replaced by its default or left out), with every problem: for `check`,
+/// to look at the flows and roster it names as well and report every
+/// problem in one run. Never to run on.
+///
+/// # Errors
+/// [`LoadError`] when the file cannot be read or is not valid TOML of
+/// the configuration's shape.
+pub fn load_with_errors(path: &Path, env: &dyn Env) -> Result<(Config, Vec<Problem>), LoadError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        LoadError::Unreadable(Problem::error(&file, "", format!("cannot read: {e}")))
+    })?;
+    let base = path
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    parse_with_errors(&text, &file, &base, env)
+}
+
+fn parse_with_errors(
+    text: &str,
+    file: &str,
+    base: &Path,
+    env: &dyn Env,
+) -> Result<(Config, Vec<Problem>), LoadError> {
     let raw = file::read(text, file)?;
     let mut c = Ctx::new(file);
     let server = server::validate(&raw.server, env, &mut c);
@@ -130,11 +164,7 @@ pub fn parse(
         disabled_channels: channels.disabled,
     };
     c.problems.extend(production::problems(&config, text));
-    if c.problems.iter().any(Problem::is_error) {
-        Err(LoadError::Invalid(c.problems))
-    } else {
-        Ok((config, c.problems))
-    }
+    Ok((config, c.problems))
 }
 
 #[cfg(test)]
