@@ -128,7 +128,7 @@ pub(super) fn to_text(b: &Board) -> String {
             let _ = writeln!(out, "\n{} ({n})", r.city);
             let _ = writeln!(
                 out,
-                "  {:<7} {:<9} {:<10} {:<32} {:<28} ACCEPTED",
+                "  {:<11} {:<9} {:<10} {:<36} {:<32} ACCEPTED",
                 "CODE", "AGE", "STATUS", "LEVEL", "OFFERED TO"
             );
         }
@@ -178,7 +178,7 @@ fn row(out: &mut String, r: &CaseRow, now_ms: u64) {
     let mut offers = offers.into_iter();
     let _ = writeln!(
         out,
-        "  {:<7} {:<9} {:<10} {:<32} {:<28} {accepted}",
+        "  {:<11} {:<9} {:<10} {:<36} {:<32} {accepted}",
         r.code,
         board::duration(r.age_secs),
         status,
@@ -186,6 +186,6 @@ fn row(out: &mut String, r: &CaseRow, now_ms: u64) {
         offers.next().unwrap_or_else(|| "nobody yet".into()),
     );
     for more in offers {
-        let _ = writeln!(out, "  {:<7} {:<9} {:<10} {:<32} {more}", "", "", "", "");
+        let _ = writeln!(out, "  {:<11} {:<9} {:<10} {:<36} {more}", "", "", "", "");
     }
 }
