@@ -929,6 +929,29 @@ fn the_kannel_docs_and_the_tested_kannel_config_agree() {
         assert_eq!(documented.len(), 1, "{setting} in docs/channels.md");
         assert_eq!(documented, tested, "{setting}: docs and tests/kannel");
     }
+    // The sendsms-user's settings without which Kannel cuts every SMS to
+    // one part (an offer without the number to call): documented as the
+    // tested config has them, and in the shipped config's comment.
+    let group = |text: &str| -> String {
+        let at = text
+            .find("group = sendsms-user")
+            .expect("a sendsms-user group");
+        text[at..]
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.trim().is_empty() && !l.trim().starts_with("```"))
+            .filter(|l| !l.trim_start().starts_with('#'))
+            .filter(|l| l.contains("max-messages") || l.contains("concatenation"))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    assert_eq!(group(kannel), "max-messages = 10; concatenation = true");
+    assert_eq!(group(kannel), group(&tmpl), "docs and tests/kannel");
+    let shipped = read("config/hotline.toml");
+    for line in ["#   max-messages = 10", "#   concatenation = true"] {
+        assert!(shipped.contains(line), "config/hotline.toml: {line}");
+    }
     for advice in [
         "`log-level = 2` (warnings) or higher",
         "no `access-log`",

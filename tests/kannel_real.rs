@@ -229,6 +229,23 @@ async fn sendsms_answers_are_classified_from_the_real_smsbox() {
             fault: Fault::Channel
         }
     );
+    // A number no SMSC routes: smsbox's 403 "Not routable. Do not try
+    // again." is about the number (an offer's: the lawyer's decline at
+    // once), not the channel held down for everyone.
+    let unroutable = PhoneNumber::parse_international("+996777001234").unwrap();
+    let out = adapter(&kannel, &gw.url, PASSWORD)
+        .send(OutSms {
+            to: &unroutable,
+            ..msg
+        })
+        .await;
+    assert_eq!(
+        out,
+        SendOutcome::Permanent {
+            reason: "http 403 not routable".into(),
+            fault: Fault::Recipient
+        }
+    );
     // No SMSC connection yet: "3: Queued for later delivery" is a success,
     // and the message arrives once the phone's SMSC connects.
     let out = adapter(&kannel, &gw.url, PASSWORD).send(msg).await;

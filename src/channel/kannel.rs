@@ -20,9 +20,12 @@
 //!   plus `coding=2` for text outside GSM-7 (else Kannel sends `?` for every
 //!   Cyrillic letter), `dlr-mask` and `dlr-url`. Success is 202
 //!   `0: Accepted for delivery` or `3: Queued for later delivery` (no id);
-//!   403 bad credentials; 503 `Temporal failure, try again later.` Every
-//!   refusal is the channel's ([`RULES`]): smsbox's 4xx answers are about
-//!   the request or the credentials, not the number.
+//!   403 bad credentials; 503 `Temporal failure, try again later.` A
+//!   refusal is the channel's ([`RULES`]: smsbox's 4xx answers are about
+//!   the request or the credentials) except two about the number: 403
+//!   `Not routable. Do not try again.` (no SMSC routes it) and `Number(s)
+//!   has/have been denied by white- and/or black-lists.`, which are the
+//!   recipient's (an offer's: the lawyer's decline at once).
 //!
 //! Kannel signs nothing: requests are authenticated by a secret in the
 //! get-url and dlr-url (`?secret=…`) and/or an IP allow-list
@@ -145,6 +148,13 @@ impl KannelAdapter {
                 "from",
                 "missing: Kannel refuses every message without a sender \
                  (400 \"Sender missing and no global set\") unless its smsbox sets global-sender",
+            );
+        }
+        if sends && !checks.given("public_url") {
+            checks.warning(
+                "public_url",
+                "missing: no delivery report is asked for, so an offer the SMSC rejects \
+                 is never the lawyer's decline and waits out its level (docs/channels.md)",
             );
         }
         let password = checks.secret(s.password_env.as_deref());
@@ -350,16 +360,35 @@ pub const RULES: Rules = Rules {
         with_status: true,
     },
     empty: "no message accepted",
-    codes: &[],
+    // The two refusals that are about the number, not the channel: no
+    // SMSC routes it (`denied-prefix`, `allowed-prefix`…: 403 "Not
+    // routable. Do not try again."), or the sendsms-user's white or black
+    // list denies it. The lawyer cannot be reached there: her decline at
+    // once, not the channel held down for everyone.
+    codes: &[
+        ("not_routable", Meaning::Recipient),
+        ("denied", Meaning::Recipient),
+    ],
     other_code: Meaning::Channel,
 };
 
 /// Read smsbox's answer: `0: Accepted for delivery` or `3: Queued for
-/// later delivery` (no id); anything else is not understood.
+/// later delivery` (no id); a refusal of the number ([`RULES`]); anything
+/// else is not understood.
 fn read(status: u16, body: &[u8]) -> Body {
     let body = body.trim_ascii_start();
     if (200..300).contains(&status) && (body.starts_with(b"0:") || body.starts_with(b"3:")) {
         Body::Accepted { provider_id: None }
+    } else if !(200..300).contains(&status) && body.starts_with(b"Not routable") {
+        Body::Code {
+            code: "not_routable".into(),
+            reason: format!("http {status} not routable"),
+        }
+    } else if !(200..300).contains(&status) && body.windows(11).any(|w| w == b"white- and/") {
+        Body::Code {
+            code: "denied".into(),
+            reason: format!("http {status} number denied by a white or black list"),
+        }
     } else {
         Body::Unreadable
     }

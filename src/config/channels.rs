@@ -132,11 +132,25 @@ fn secret(key: &str, secret_env: Option<&str>, env: &dyn Env, c: &mut Ctx<'_>) -
         return None;
     }
     let value = env.var(name);
-    if value.is_none() {
-        c.error(
+    match &value {
+        None => c.error(
             quoted(&format!("{key}.secret_env"), name),
             format!("environment variable {name} is not set"),
-        );
+        ),
+        // It is written into a callback URL (`?secret=…`): a `+` there
+        // arrives as a space, a `/` or `=` may be taken apart, and every
+        // request is then refused 403. The value is never shown.
+        Some(v)
+            if !v
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b)) =>
+        {
+            c.warning(
+                quoted(&format!("{key}.secret_env"), name),
+                format!("{name} holds characters that must be percent-encoded where the secret is written into a URL (the aggregator's callback URL, Kannel's get-url): `+` as %2B, `/` as %2F, `=` as %3D; written as they are, every request is refused 403. Use letters, digits, - and _ only (openssl rand -hex 32)"),
+            );
+        }
+        Some(_) => {}
     }
     value
 }

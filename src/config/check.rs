@@ -32,6 +32,11 @@ impl<'a> Ctx<'a> {
         self.problems.push(Problem::error(self.file, key, msg));
     }
 
+    /// A warning about a key of the file: `check` exits 3, `serve` runs.
+    pub fn warning(&mut self, key: impl Into<String>, msg: impl Into<String>) {
+        self.problems.push(Problem::warning(self.file, key, msg));
+    }
+
     /// A problem with an environment variable (`NAME="value": is not valid: …`).
     pub fn env_error(&mut self, name: &str, value: &str, msg: &str) {
         self.problems.push(Problem::error(

@@ -152,6 +152,35 @@ fn bad_environment_values_are_named() {
     );
 }
 
+/// A secret is written into a callback URL; one with `+`, `/` or `=`
+/// (what `openssl rand -base64` gives) must be percent-encoded there, or
+/// every request is refused: a warning, never echoing the value.
+#[test]
+fn a_secret_that_needs_percent_encoding_in_a_url_is_warned_of() {
+    let text = MIN.replace(
+        "kind = \"africastalking\"",
+        "kind = \"africastalking\"\nsecret_env = \"AT_SECRET\"",
+    );
+    let warned = |value: &'static str| -> Vec<String> {
+        let (_, problems) = parse(
+            &text,
+            "c.toml",
+            Path::new("config"),
+            &env(&[("AT_SECRET", value)]),
+        )
+        .expect("a warning only");
+        problems.iter().map(ToString::to_string).collect()
+    };
+    let w = warned("ab+cd/ef=");
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(
+        w[0].starts_with(r#"c.toml: channels[0].secret_env = "AT_SECRET": AT_SECRET holds characters that must be percent-encoded"#),
+        "{w:?}"
+    );
+    assert!(!w[0].contains("ab+cd"), "never the value: {w:?}");
+    assert!(warned("0123abcdef-_XYZ.~").is_empty());
+}
+
 #[test]
 fn secrets_come_from_named_environment_variables() {
     let text = MIN.replace(

@@ -319,6 +319,7 @@ fn build_registers_the_kind_and_checks_settings() {
            username = "u"
            password_env = "KANNEL_PASSWORD"
            from = "1234"
+           public_url = "http://127.0.0.1:8080"
            dlr_mask = 40
            colour = "red""#,
     );
@@ -348,7 +349,8 @@ fn a_sending_channel_without_from_is_warned_about() {
         .map(|(ch, w)| (ch.can_send(), w))
         .unwrap_or_else(|p| panic!("{p:?}"))
     };
-    let (can_send, warnings) = built(sending);
+    let with_reports = format!("{sending}public_url = \"http://127.0.0.1:8080\"\n");
+    let (can_send, warnings) = built(&with_reports);
     assert!(can_send);
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(!warnings[0].is_error());
@@ -360,8 +362,17 @@ fn a_sending_channel_without_from_is_warned_about() {
         "{}",
         warnings[0].message
     );
-    let (_, none) = built(&format!("{sending}from = \"21212\"\n"));
+    let (_, none) = built(&format!("{with_reports}from = \"21212\"\n"));
     assert!(none.is_empty(), "{none:?}");
+    // Without public_url no delivery report is asked for: a rejected offer
+    // would never be her decline.
+    let (_, w) = built(&format!("{sending}from = \"21212\"\n"));
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(w[0].key, "channels[0].public_url");
+    assert!(
+        w[0].message.contains("no delivery report is asked for"),
+        "{w:?}"
+    );
     let (can_send, none) = built("");
     assert!(
         !can_send && none.is_empty(),
@@ -486,6 +497,24 @@ async fn send_replies_are_classified() {
             SendOutcome::Permanent {
                 reason: "http 403".into(),
                 fault: Fault::Channel,
+            },
+        ),
+        // About the number, not the channel: the recipient's.
+        (
+            MockResponse::new(403, "Not routable. Do not try again."),
+            SendOutcome::Permanent {
+                reason: "http 403 not routable".into(),
+                fault: Fault::Recipient,
+            },
+        ),
+        (
+            MockResponse::new(
+                403,
+                "Number(s) has/have been denied by white- and/or black-lists.",
+            ),
+            SendOutcome::Permanent {
+                reason: "http 403 number denied by a white or black list".into(),
+                fault: Fault::Recipient,
             },
         ),
         (
