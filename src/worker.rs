@@ -193,13 +193,18 @@ impl StoreWatch {
             Ok(r) => r.map_err(|e| e.to_string()),
             Err(_) => Err(format!("no answer within {} ms", PING_TIMEOUT.as_millis())),
         };
-        if let Ok(true) = result {
-            self.deps.metrics.store_data_lost.inc();
+        // Each loss once, whichever watch found it (the spool's worker
+        // reads the sentinels too), and also when the watch is an error:
+        // on a cluster one slot may show a loss while another does not
+        // answer (Redis Cluster audit: a second loss was never paged).
+        let found = self.deps.store.take_data_losses();
+        if found > 0 {
+            self.deps.metrics.store_data_lost.inc_by(found);
             tracing::error!(
                 "the store lost its data: a sentinel key is gone or went back in time (Redis restarted without persistence or from an older snapshot, flushed, or failed over to a replica that lacked its writes); open cases, queued offers and timers written before (or since that copy) are gone; the cases this instance recorded in the last hour are recorded again"
             );
         }
-        result
+        result.map(|lost| lost || found > 0)
     }
 
     /// Ping once; returns whether the store answered.
@@ -243,6 +248,8 @@ pub struct SpoolReplayer {
     spool: Arc<Spool>,
     /// Reads the sentinels before kept SMS are handled.
     watch: StoreWatch,
+    /// [`crate::store::Store::data_losses`] as of the last tick.
+    losses_seen: Arc<std::sync::atomic::AtomicU64>,
     /// The last write of the recent cases failed (logged once a streak).
     save_failed: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -252,6 +259,7 @@ impl SpoolReplayer {
     pub fn new(deps: Deps, spool: Arc<Spool>) -> Self {
         SpoolReplayer {
             watch: StoreWatch::new(deps.clone()),
+            losses_seen: Arc::default(),
             deps,
             spool,
             save_failed: Arc::default(),
@@ -365,16 +373,22 @@ impl SpoolReplayer {
             .spool_codes_aliased
             .inc_by(done.codes_aliased as u64);
         metrics.cases_restored.inc_by(done.restored as u64);
-        if done.restored > 0 && metrics.store_data_lost.get() == 0 {
+        let losses = store.data_losses();
+        let unseen = self
+            .losses_seen
+            .swap(losses, std::sync::atomic::Ordering::Relaxed)
+            == losses;
+        if done.restored > 0 && unseen {
             // Cases the store had acknowledged are gone, and no sentinel
-            // told: the store was emptied while no instance watched (this
-            // one restarted and found its predecessor's cases missing).
-            // A loss all the same: OFF flags, covers and older cases are
-            // gone too, which is what HotlineStoreDataLost pages for.
+            // told since the last tick: the store was emptied while no
+            // instance watched (this one restarted and found its
+            // predecessor's cases missing), or a failover the client
+            // followed without an error took back writes. A loss all the
+            // same: what HotlineStoreDataLost pages for.
             metrics.store_data_lost.inc();
             tracing::error!(
                 restored = done.restored,
-                "the store lost its data: cases it had acknowledged are missing (found rechecking the cases recorded in the last hour, a stopped instance's among them); open cases, queued offers, timers, OFF flags and covers written before are gone; the cases of the last hour are recorded again"
+                "the store lost its data: cases it had acknowledged are missing (found rechecking the cases recorded in the last hour); open cases, queued offers, timers, OFF flags and covers written before are gone; the cases of the last hour are recorded again"
             );
         }
         metrics.cases_rechecked.inc_by(done.rechecked as u64);

@@ -968,3 +968,14 @@ fn the_kannel_docs_and_the_tested_kannel_config_agree() {
         "docs/security.md has the section docs/channels.md links to"
     );
 }
+
+/// The README's default log filter is the binary's.
+#[test]
+fn the_readme_names_the_default_log_filter() {
+    let readme = read("README.md");
+    let row = format!(
+        "| `RUST_LOG` | log level filter | `{}`",
+        hotline::cli::DEFAULT_LOG_FILTER
+    );
+    assert!(readme.contains(&row), "README.md: {row}");
+}

@@ -115,9 +115,13 @@ pub async fn handle(app: App, req: http::Request<Incoming>) -> Response {
                 tokio::time::timeout(Duration::from_millis(1000), app.deps.store.ping()).await;
             match ping {
                 Ok(Ok(())) => {
-                    app.metrics()
-                        .store_up
-                        .set(i64::from(!app.deps.store.degraded()));
+                    // Lowered here, never raised: a cluster with a slot
+                    // down answers this read while the store watch has
+                    // seen the rest fail (`degraded` turns true only 12 s
+                    // on); raising it flipped the gauge at every probe.
+                    if app.deps.store.degraded() {
+                        app.metrics().store_up.set(0);
+                    }
                     reply(StatusCode::OK, "text/plain", "ready\n".into())
                 }
                 _ => {

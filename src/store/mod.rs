@@ -1131,6 +1131,20 @@ pub trait Store: Send + Sync + 'static {
         0
     }
 
+    /// How many times, since start, [`Store::watch`] found the store had
+    /// lost what it held (part of [`Store::disturbances`]), whether or not
+    /// that watch returned `Ok(true)`: on a cluster one slot may show the
+    /// loss while another does not answer, and the watch is then an error.
+    fn data_losses(&self) -> u64 {
+        0
+    }
+
+    /// The losses found since the last call (of [`Store::data_losses`]),
+    /// so that each is reported once whichever watch found it.
+    fn take_data_losses(&self) -> u64 {
+        0
+    }
+
     /// Whether part of the store did not answer at the last
     /// [`Store::watch`] while the rest did: a Redis Cluster with a master
     /// and its replicas gone (its slots' callers take the outage path;

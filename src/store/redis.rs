@@ -144,6 +144,16 @@ pub struct RedisStore {
     sentinels: std::sync::Mutex<Sentinels>,
     /// Losses [`Store::watch`] found, part of [`Store::disturbances`].
     data_losses: std::sync::atomic::AtomicU64,
+    /// Of those, how many [`Store::take_data_losses`] handed out.
+    losses_reported: std::sync::atomic::AtomicU64,
+    /// A cluster's slot map as the last [`Store::watch`] read it: each
+    /// range and its master (`CLUSTER SLOTS`).
+    slot_map: std::sync::Mutex<Option<Vec<(i64, i64, String)>>>,
+    /// Times the slot map changed between two watches (a failover, also
+    /// one the client followed without an error: `CLUSTER FAILOVER
+    /// TAKEOVER` onto a replica that lacked the last writes), part of
+    /// [`Store::disturbances`].
+    slot_map_changes: std::sync::atomic::AtomicU64,
     /// When every slot's sentinel last answered in one [`Store::watch`]
     /// (ms since the epoch; a cluster's, see [`Store::degraded`]).
     whole_at: std::sync::atomic::AtomicU64,
@@ -199,6 +209,35 @@ fn bytes(v: &Value) -> Option<Vec<u8>> {
 
 fn string(v: &Value) -> Option<String> {
     bytes(v).and_then(|b| String::from_utf8(b).ok())
+}
+
+/// Each slot range of a `CLUSTER SLOTS` answer with its master (the node
+/// id, else `ip:port`), ordered; `None` for an answer of another shape.
+fn slot_masters(v: &Value) -> Option<Vec<(i64, i64, String)>> {
+    let Value::Array(ranges) = v else {
+        return None;
+    };
+    let mut map = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        let Value::Array(items) = r else {
+            return None;
+        };
+        let (start, end) = (int(items.first()?)?, int(items.get(1)?)?);
+        let Value::Array(master) = items.get(2)? else {
+            return None;
+        };
+        let who = match master.get(2).and_then(string) {
+            Some(id) => id,
+            None => format!(
+                "{}:{}",
+                master.first().and_then(string)?,
+                master.get(1).and_then(int)?
+            ),
+        };
+        map.push((start, end, who));
+    }
+    map.sort();
+    Some(map)
 }
 
 fn int(v: &Value) -> Option<i64> {
@@ -329,6 +368,34 @@ impl RedisStore {
         Ok(lost)
     }
 
+    /// Read the cluster's slot map (`CLUSTER SLOTS`, from any node) and
+    /// count a change since the last read: a slot with another master
+    /// means a failover, and a failover can take back writes its old
+    /// master acknowledged — also one the client followed without an
+    /// error (`MOVED` is followed inside redis-rs), which nothing else
+    /// here would notice (Redis Cluster audit: a `TAKEOVER` onto a lagging
+    /// replica lost 9 cases silently). A read that fails changes nothing.
+    async fn read_slot_map(&self) {
+        let Ok(v) = self.conn.query(redis::cmd("CLUSTER").arg("SLOTS")).await else {
+            return;
+        };
+        let Some(map) = slot_masters(&v) else {
+            return;
+        };
+        let mut last = self
+            .slot_map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.as_ref().is_some_and(|l| *l != map) {
+            self.slot_map_changes
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(
+                "Redis Cluster: a slot has another master (a failover or a resharding): rechecking the cases recorded in the last hour"
+            );
+        }
+        *last = Some(map);
+    }
+
     /// Connect with timeouts and no custom CA; see [`RedisStore::connect_with`].
     ///
     /// # Errors
@@ -395,6 +462,9 @@ impl RedisStore {
                 beats: vec![0; usize::from(BUCKETS) + 1],
             }),
             data_losses: std::sync::atomic::AtomicU64::new(0),
+            losses_reported: std::sync::atomic::AtomicU64::new(0),
+            slot_map: std::sync::Mutex::new(None),
+            slot_map_changes: std::sync::atomic::AtomicU64::new(0),
             whole_at: std::sync::atomic::AtomicU64::new(unix_ms()),
         };
         // Load the scripts now so the first webhook pays no extra round
@@ -1337,9 +1407,10 @@ impl Store for RedisStore {
         if !self.conn.is_cluster() {
             return self.watch_one(usize::from(BUCKETS)).await;
         }
-        let all =
-            futures_util::future::join_all((0..=usize::from(BUCKETS)).map(|i| self.watch_one(i)))
-                .await;
+        let (all, ()) = tokio::join!(
+            futures_util::future::join_all((0..=usize::from(BUCKETS)).map(|i| self.watch_one(i))),
+            self.read_slot_map()
+        );
         if all.iter().all(Result::is_ok) {
             self.whole_at
                 .store(unix_ms(), std::sync::atomic::Ordering::Relaxed);
@@ -1360,18 +1431,38 @@ impl Store for RedisStore {
     }
 
     fn disturbances(&self) -> u64 {
-        self.conn.faltered() + self.data_losses.load(std::sync::atomic::Ordering::Relaxed)
+        self.conn.faltered()
+            + self.data_losses.load(std::sync::atomic::Ordering::Relaxed)
+            + self
+                .slot_map_changes
+                .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn data_losses(&self) -> u64 {
+        self.data_losses.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn take_data_losses(&self) -> u64 {
+        let now = self.data_losses.load(std::sync::atomic::Ordering::Relaxed);
+        let before = self
+            .losses_reported
+            .swap(now, std::sync::atomic::Ordering::Relaxed);
+        now.saturating_sub(before)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        // A key's read, not `PING`: a node of a Redis Cluster that has
+        // lost a slot (`cluster_state:fail`) still answers `PONG`, while
+        // every key answers `CLUSTERDOWN` (Redis Cluster audit: `/readyz`
+        // said ready through a 30 s outage of the whole cluster).
         let v = self
             .conn
-            .query(&redis::cmd("PING"))
+            .query(redis::cmd("EXISTS").arg(format!("{}:{{g}}:sentinel", self.prefix)))
             .await
             .map_err(unavailable)?;
         match v {
-            Value::SimpleString(_) | Value::Okay | Value::BulkString(_) => Ok(()),
-            _ => Err(corrupt("PING")),
+            Value::Int(_) => Ok(()),
+            _ => Err(corrupt("EXISTS")),
         }
     }
 

@@ -328,6 +328,14 @@ impl Store for Waking {
         self.inner.disturbances()
     }
 
+    fn data_losses(&self) -> u64 {
+        self.inner.data_losses()
+    }
+
+    fn take_data_losses(&self) -> u64 {
+        self.inner.take_data_losses()
+    }
+
     fn degraded(&self) -> bool {
         self.inner.degraded()
     }
