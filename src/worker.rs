@@ -250,6 +250,8 @@ pub struct SpoolReplayer {
     watch: StoreWatch,
     /// [`crate::store::Store::data_losses`] as of the last tick.
     losses_seen: Arc<std::sync::atomic::AtomicU64>,
+    /// When a loss was last seen or counted (ms; 0: never).
+    loss_at_ms: Arc<std::sync::atomic::AtomicU64>,
     /// The last write of the recent cases failed (logged once a streak).
     save_failed: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -260,6 +262,7 @@ impl SpoolReplayer {
         SpoolReplayer {
             watch: StoreWatch::new(deps.clone()),
             losses_seen: Arc::default(),
+            loss_at_ms: Arc::default(),
             deps,
             spool,
             save_failed: Arc::default(),
@@ -373,12 +376,22 @@ impl SpoolReplayer {
             .spool_codes_aliased
             .inc_by(done.codes_aliased as u64);
         metrics.cases_restored.inc_by(done.restored as u64);
+        // A loss seen (or counted here) within the hour covers every
+        // restore of that hour: a restore that spans ticks pages once.
         let losses = store.data_losses();
-        let unseen = self
+        if self
             .losses_seen
             .swap(losses, std::sync::atomic::Ordering::Relaxed)
-            == losses;
+            != losses
+        {
+            self.loss_at_ms
+                .store(now_ms.max(1), std::sync::atomic::Ordering::Relaxed);
+        }
+        let last = self.loss_at_ms.load(std::sync::atomic::Ordering::Relaxed);
+        let unseen = last == 0 || now_ms.saturating_sub(last) > crate::spool::RECHECK_WINDOW_MS;
         if done.restored > 0 && unseen {
+            self.loss_at_ms
+                .store(now_ms.max(1), std::sync::atomic::Ordering::Relaxed);
             // Cases the store had acknowledged are gone, and no sentinel
             // told since the last tick: the store was emptied while no
             // instance watched (this one restarted and found its
