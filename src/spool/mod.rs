@@ -700,7 +700,7 @@ impl Spool {
     /// in the store is left alone, a missing one is recorded again. They
     /// stay in memory until the window has passed: another fault may take
     /// them back again. Cases taken over from a stopped instance
-    /// ([`Spool::adopt`]) are rechecked the same way, the store faltering
+    /// (`Spool::adopt`) are rechecked the same way, the store faltering
     /// or not. Returns how many were written, and whether the store
     /// faltered (`false`: only taken-over cases were due, as after every
     /// restart: not a fault to report).
