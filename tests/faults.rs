@@ -72,6 +72,20 @@ fn binary_config(
     (dir, path)
 }
 
+/// A metric without labels, as a running binary's admin listener shows it
+/// (`None` while it does not answer).
+async fn binary_metric(admin: std::net::SocketAddr, name: &str) -> Option<f64> {
+    let text = reqwest::get(format!("http://{admin}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+}
+
 /// The sum of a metric over all its label values.
 async fn metric_sum(gw: &Gateway, name: &str) -> f64 {
     let r = common::request(gw.admin, "GET", "/metrics", &[], b"").await;
@@ -416,17 +430,7 @@ async fn a_gateway_restarted_after_redis_took_back_its_cases() {
     assert_eq!(redis.cli(&["FLUSHALL"]).trim(), "OK");
     a = Binary::start(&path, &redis.url, Some((a.public, a.admin)));
     // It takes over its predecessor's recent cases and rechecks them.
-    let restored = || async {
-        let text = reqwest::get(format!("http://{}/metrics", a.admin))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        text.lines()
-            .find_map(|l| l.strip_prefix("hotline_cases_restored_total "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-    };
+    let restored = || binary_metric(a.admin, "hotline_cases_restored_total");
     let deadline = Instant::now() + Duration::from_secs(60);
     while restored().await.unwrap_or(0.0) < before as f64 {
         assert!(
@@ -440,22 +444,9 @@ async fn a_gateway_restarted_after_redis_took_back_its_cases() {
     // but its predecessor's acknowledged cases were missing: a loss, which
     // pages as one (HotlineStoreDataLost: OFF flags, covers and older
     // cases are gone too), counted once.
-    let metrics = reqwest::get(format!("http://{}/metrics", a.admin))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics
-            .lines()
-            .any(|l| l == "hotline_store_data_lost_total 1"),
-        "{}",
-        metrics
-            .lines()
-            .filter(|l| l.contains("data_lost"))
-            .collect::<Vec<_>>()
-            .join("\n")
+    assert_eq!(
+        binary_metric(a.admin, "hotline_store_data_lost_total").await,
+        Some(1.0)
     );
     a.log_until("the store lost its data");
     // An in-process instance on the same Redis to audit through (its own
@@ -494,21 +485,22 @@ async fn a_routine_restart_rechecks_its_cases_without_reporting_a_fault() {
     let shown = walks.iter().filter(|w| w.code.is_some()).count();
     assert!(shown > 0, "{walks:?}");
     // On disk (written every half second), then stopped.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_dir(spool.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .any(|e| {
+            e.file_name().to_string_lossy().ends_with(".recent.jsonl")
+                && std::fs::read_to_string(e.path()).is_ok_and(|t| t.lines().count() >= shown)
+        })
+    {
+        assert!(Instant::now() < deadline, "the recent cases reach the disk");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     a.kill();
     let a = Binary::start(&path, &redis.url, Some((a.public, a.admin)));
     let lines = a.log_until("took over the cases a stopped instance recorded");
-    let rechecked = || async {
-        let text = reqwest::get(format!("http://{}/metrics", a.admin))
-            .await
-            .ok()?
-            .text()
-            .await
-            .ok()?;
-        text.lines()
-            .find_map(|l| l.strip_prefix("hotline_cases_rechecked_total "))
-            .and_then(|v| v.trim().parse::<f64>().ok())
-    };
+    let rechecked = || binary_metric(a.admin, "hotline_cases_rechecked_total");
     let deadline = Instant::now() + Duration::from_secs(30);
     while rechecked().await.unwrap_or(0.0) < shown as f64 {
         assert!(

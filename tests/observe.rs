@@ -195,6 +195,19 @@ async fn the_status_page_shows_the_case_in_a_real_browser_and_no_number() {
     gw.stop().await;
 }
 
+/// `hotline <args>` (a `cases` command) against the gateway whose admin
+/// listener is `admin`, with no token and no store of its own.
+fn hotline_cases(args: &[&str], admin: std::net::SocketAddr) -> Command {
+    let mut cmd = Command::new(common::binary());
+    cmd.args(args)
+        .current_dir(common::root())
+        .env_remove("HOTLINE_CONFIG")
+        .env_remove("HOTLINE_REDIS_URL")
+        .env_remove("HOTLINE_ADMIN_TOKEN")
+        .env("HOTLINE_ADMIN_LISTEN", admin.to_string());
+    cmd
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hotline_cases_reads_a_running_memory_gateway_and_the_gauges_count_the_case() {
     let dir = tempfile::tempdir().unwrap();
@@ -210,14 +223,7 @@ async fn hotline_cases_reads_a_running_memory_gateway_and_the_gauges_count_the_c
     );
     assert_private("/cases.json", &r.body);
 
-    let mut cmd = Command::new(common::binary());
-    cmd.args(["cases", "--city", "bishkek"])
-        .current_dir(common::root())
-        .env_remove("HOTLINE_CONFIG")
-        .env_remove("HOTLINE_REDIS_URL")
-        .env_remove("HOTLINE_ADMIN_TOKEN")
-        .env("HOTLINE_ADMIN_LISTEN", gw.admin.to_string());
-    let out = run(cmd).await;
+    let out = run(hotline_cases(&["cases", "--city", "bishkek"], gw.admin)).await;
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(
         out.status.code(),
@@ -265,14 +271,7 @@ async fn in_production_the_pages_need_the_bearer_token_and_metrics_do_not() {
     );
     // `hotline cases` says so too, with the exit code of a thing the
     // operator must fix (64, as `test-sms`), not 69 "try again later".
-    let mut cmd = Command::new(common::binary());
-    cmd.args(["cases"])
-        .current_dir(common::root())
-        .env_remove("HOTLINE_CONFIG")
-        .env_remove("HOTLINE_REDIS_URL")
-        .env_remove("HOTLINE_ADMIN_TOKEN")
-        .env("HOTLINE_ADMIN_LISTEN", gw.admin.to_string());
-    let out = run(cmd).await;
+    let out = run(hotline_cases(&["cases"], gw.admin)).await;
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(64), "{stderr}");
     assert!(

@@ -187,6 +187,28 @@ fn is_master(n: &Node) -> bool {
     n.cli(&["role"]).lines().next() == Some("master")
 }
 
+/// The masters (by index) and a `HOTLINE_REDIS_URL` naming them.
+fn masters_and_url(nodes: &[Node]) -> (Vec<usize>, String) {
+    let masters: Vec<usize> = (0..nodes.len()).filter(|i| is_master(&nodes[*i])).collect();
+    let url = masters
+        .iter()
+        .map(|i| format!("redis://127.0.0.1:{}/", nodes[*i].port))
+        .collect::<Vec<_>>()
+        .join(",");
+    (masters, url)
+}
+
+/// The node replicating master `victim`.
+fn replica_of(nodes: &[Node], victim: usize) -> usize {
+    (0..nodes.len())
+        .find(|i| {
+            let role = nodes[*i].cli(&["role"]);
+            let mut l = role.lines();
+            l.next() == Some("slave") && l.nth(1) == Some(nodes[victim].port.to_string().as_str())
+        })
+        .expect("the victim has a replica")
+}
+
 /// The slot ranges a master serves, from its `CLUSTER NODES` line.
 fn slots_of(n: &Node) -> Vec<(u16, u16)> {
     let nodes = n.cli(&["cluster", "nodes"]);
@@ -642,12 +664,7 @@ async fn cases_a_failover_took_back_are_recorded_again_under_their_codes() {
     use common::world::{AIDA, world_with};
     let _serial = SERIAL.lock().await;
     let mut nodes = start_cluster();
-    let masters: Vec<usize> = (0..nodes.len()).filter(|i| is_master(&nodes[*i])).collect();
-    let url = masters
-        .iter()
-        .map(|i| format!("redis://127.0.0.1:{}/", nodes[*i].port))
-        .collect::<Vec<_>>()
-        .join(",");
+    let (masters, url) = masters_and_url(&nodes);
     let w = world_with(&[("HOTLINE_REDIS_URL", url.as_str())]).await;
     let store = w.gw.app.deps.store.clone();
     // The victim: the master serving the first case's bucket.
@@ -660,13 +677,7 @@ async fn cases_a_failover_took_back_are_recorded_again_under_their_codes() {
             buckets_on(&nodes[**i], &nodes[masters[0]], "hotline").contains(&bucket_of(&first))
         })
         .expect("a master serves the first case's bucket");
-    let replica = (0..nodes.len())
-        .find(|i| {
-            let role = nodes[*i].cli(&["role"]);
-            let mut l = role.lines();
-            l.next() == Some("slave") && l.nth(1) == Some(nodes[victim].port.to_string().as_str())
-        })
-        .expect("the victim has a replica");
+    let replica = replica_of(&nodes, victim);
 
     // The replica dies; the master goes on acknowledging alone.
     nodes[replica].kill();
@@ -767,12 +778,7 @@ async fn a_failover_the_client_follows_without_an_error_is_rechecked() {
     use common::world::{AIDA, world_with};
     let _serial = SERIAL.lock().await;
     let mut nodes = start_cluster();
-    let masters: Vec<usize> = (0..nodes.len()).filter(|i| is_master(&nodes[*i])).collect();
-    let url = masters
-        .iter()
-        .map(|i| format!("redis://127.0.0.1:{}/", nodes[*i].port))
-        .collect::<Vec<_>>()
-        .join(",");
+    let (masters, url) = masters_and_url(&nodes);
     let w = world_with(&[("HOTLINE_REDIS_URL", url.as_str())]).await;
     let store = w.gw.app.deps.store.clone();
     let watch = hotline::worker::StoreWatch::new(w.gw.app.deps.clone());
@@ -786,13 +792,7 @@ async fn a_failover_the_client_follows_without_an_error_is_rechecked() {
     w.wait_for(AIDA, 6).await;
     watch.tick().await; // the slot map as it is
     let victim = masters[0];
-    let replica = (0..nodes.len())
-        .find(|i| {
-            let role = nodes[*i].cli(&["role"]);
-            let mut l = role.lines();
-            l.next() == Some("slave") && l.nth(1) == Some(nodes[victim].port.to_string().as_str())
-        })
-        .expect("the victim has a replica");
+    let replica = replica_of(&nodes, victim);
     let rechecked = || async {
         w.gw.metric("hotline_cases_rechecked_total").await
             + w.gw.metric("hotline_cases_restored_total").await

@@ -583,6 +583,29 @@ async fn redis_store(redis: &RedisServer, prefix: &str) -> Arc<dyn Store> {
     )
 }
 
+/// A mock of Africa's Talking's send API that accepts every message.
+async fn at_api() -> common::mock::MockServer {
+    common::mock::MockServer::start(vec![common::mock::MockResponse::new(
+        201,
+        r#"{"SMSMessageData":{"Message":"Sent to 1/1","Recipients":[{"statusCode":101,"number":"+996","status":"Success","cost":"KES 0.8","messageId":"ATXid_1"}]}}"#,
+    )])
+    .await
+}
+
+/// Wait (up to 15 s) until the mock was asked to send `phone` `n`
+/// messages; returns every one sent to it.
+async fn wait_sent(api: &common::mock::MockServer, phone: &str, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = sent_to(api, phone);
+        if got.len() >= n {
+            return got;
+        }
+        assert!(Instant::now() < deadline, "{phone}: {got:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// The messages the mock of Africa's Talking was asked to send to `phone`.
 fn sent_to(api: &common::mock::MockServer, phone: &str) -> Vec<String> {
     api.requests()
@@ -650,27 +673,9 @@ async fn the_code_she_was_shown_is_in_every_message_when_it_became_an_alias() {
     let dir = tempfile::tempdir().unwrap();
     let real = redis_store(&redis, &prefix).await;
     let faulty = Faulty::new(real.clone(), HEALTHY);
-    let api = common::mock::MockServer::start(vec![common::mock::MockResponse::new(
-        201,
-        r#"{"SMSMessageData":{"Message":"Sent to 1/1","Recipients":[{"statusCode":101,"number":"+996","status":"Success","cost":"KES 0.8","messageId":"ATXid_al"}]}}"#,
-    )])
-    .await;
+    let api = at_api().await;
     let gw = dispatch_gateway(faulty.clone(), &api.url, dir.path()).await;
-    let to = |phone: &str| sent_to(&api, phone);
-    let wait_for = |phone: &'static str, n: usize| {
-        let to = &to;
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                let got = to(phone);
-                if got.len() >= n {
-                    return got;
-                }
-                assert!(Instant::now() < deadline, "{phone}: {got:?}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
+    let wait_for = |phone: &'static str, n: usize| wait_sent(&api, phone, n);
     let (session, woman) = ("ATUid_alias", "+996555770090");
     let hops = prefix_texts(FINAL);
     for text in &hops[..hops.len() - 1] {
@@ -747,11 +752,7 @@ async fn an_sms_sent_while_redis_is_down_is_kept_and_handled_when_it_returns() {
     let dir = tempfile::tempdir().unwrap();
     let real = redis_store(&redis, &prefix).await;
     let faulty = Faulty::new(real.clone(), HEALTHY);
-    let api = common::mock::MockServer::start(vec![common::mock::MockResponse::new(
-        201,
-        r#"{"SMSMessageData":{"Message":"Sent to 1/1","Recipients":[{"statusCode":101,"number":"+996","status":"Success","cost":"KES 0.8","messageId":"ATXid_in"}]}}"#,
-    )])
-    .await;
+    let api = at_api().await;
     let gw = dispatch_gateway(faulty.clone(), &api.url, dir.path()).await;
     let to = |phone: &str| sent_to(&api, phone);
     let woman = "+996555770091";
@@ -831,26 +832,9 @@ async fn an_ok_kept_during_an_outage_that_lost_her_case_takes_it_once_it_is_rest
     let dir = tempfile::tempdir().unwrap();
     let real = redis_store(&redis, &prefix).await;
     let faulty = Faulty::new(real.clone(), HEALTHY);
-    let api = common::mock::MockServer::start(vec![common::mock::MockResponse::new(
-        201,
-        r#"{"SMSMessageData":{"Message":"Sent to 1/1","Recipients":[{"statusCode":101,"number":"+996","status":"Success","cost":"KES 0.8","messageId":"ATXid_il"}]}}"#,
-    )])
-    .await;
+    let api = at_api().await;
     let gw = dispatch_gateway(faulty.clone(), &api.url, dir.path()).await;
-    let wait_for = |phone: &'static str, n: usize| {
-        let api = &api;
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(15);
-            loop {
-                let got = sent_to(api, phone);
-                if got.len() >= n {
-                    return got;
-                }
-                assert!(Instant::now() < deadline, "{phone}: {got:?}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
+    let wait_for = |phone: &'static str, n: usize| wait_sent(&api, phone, n);
     let woman = "+996555770093";
     let mut last = String::new();
     for text in prefix_texts(FINAL) {
@@ -907,26 +891,9 @@ async fn cases_a_lost_redis_gives_back_come_back_as_they_stood() {
     let prefix = unique_prefix("stood");
     let dir = tempfile::tempdir().unwrap();
     let real = redis_store(&redis, &prefix).await;
-    let api = common::mock::MockServer::start(vec![common::mock::MockResponse::new(
-        201,
-        r#"{"SMSMessageData":{"Message":"Sent to 1/1","Recipients":[{"statusCode":101,"number":"+996","status":"Success","cost":"KES 0.8","messageId":"ATXid_st"}]}}"#,
-    )])
-    .await;
+    let api = at_api().await;
     let gw = dispatch_gateway(real.clone(), &api.url, dir.path()).await;
-    let wait_for = |phone: &'static str, n: usize| {
-        let api = &api;
-        async move {
-            let deadline = Instant::now() + Duration::from_secs(15);
-            loop {
-                let got = sent_to(api, phone);
-                if got.len() >= n {
-                    return got;
-                }
-                assert!(Instant::now() < deadline, "{phone}: {got:?}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
+    let wait_for = |phone: &'static str, n: usize| wait_sent(&api, phone, n);
     let lawyer = |text: String, id: &'static str| {
         let gw = &gw;
         async move {

@@ -35,6 +35,27 @@ async fn start(api: &MockServer, extra: &str) -> Gateway {
     .await
 }
 
+/// The clock of [`accepting_api_and_stopped_clock`]'s gateway.
+const T0: u64 = 1_796_097_600_000;
+
+/// A mock that accepts every send, and a gateway on it whose clock stands
+/// still at [`T0`] (nothing refills, no timer fires unless advanced).
+async fn accepting_api_and_stopped_clock() -> (MockServer, Gateway) {
+    let api = MockServer::start(vec![MockResponse::new(
+        201,
+        at_reply(101, "Success", "ATXid_1"),
+    )])
+    .await;
+    let gw = Gateway::start_with(
+        &config(&api.url, ""),
+        &[("HOTLINE_AT_API_KEY", "k-test")],
+        None,
+        hotline::clock::Clock::manual(T0),
+    )
+    .await;
+    (api, gw)
+}
+
 async fn sms(gw: &Gateway, from: &str, text: &str, id: Option<&str>) -> common::Response {
     let mut fields = vec![
         ("from", from),
@@ -495,19 +516,7 @@ async fn a_second_request_by_sms_opens_its_own_case_with_its_own_code() {
 /// is counted (`hotline_cases_not_recorded_total`).
 #[tokio::test]
 async fn with_every_candidate_code_taken_she_is_sent_the_fallback_number_by_sms() {
-    const T0: u64 = 1_796_097_600_000;
-    let api = MockServer::start(vec![MockResponse::new(
-        201,
-        at_reply(101, "Success", "ATXid_1"),
-    )])
-    .await;
-    let gw = Gateway::start_with(
-        &config(&api.url, ""),
-        &[("HOTLINE_AT_API_KEY", "k-test")],
-        None,
-        hotline::clock::Clock::manual(T0),
-    )
-    .await;
+    let (api, gw) = accepting_api_and_stopped_clock().await;
     // Her SMS session starts at T0 (the clock stands still): its case id.
     let privacy = &gw.app.deps.privacy;
     let pseudonym = privacy.pseudonym(WOMAN);
@@ -546,19 +555,7 @@ async fn with_every_candidate_code_taken_she_is_sent_the_fallback_number_by_sms(
 /// become a flood of SMS to her phone).
 #[tokio::test]
 async fn an_sms_over_her_limit_gets_the_fallback_number_once_per_ten_minutes() {
-    const T0: u64 = 1_796_097_600_000;
-    let api = MockServer::start(vec![MockResponse::new(
-        201,
-        at_reply(101, "Success", "ATXid_1"),
-    )])
-    .await;
-    let gw = Gateway::start_with(
-        &config(&api.url, ""),
-        &[("HOTLINE_AT_API_KEY", "k-test")],
-        None,
-        hotline::clock::Clock::manual(T0),
-    )
-    .await;
+    let (api, gw) = accepting_api_and_stopped_clock().await;
     // Her session is not read before the limit refuses her: the default
     // flow's text in her country's first language, as her help text is.
     let fallback = "Азыр мүмкүн эмес. Бизге чалыңыз: +996 312 000 111";

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use super::{load_config, print_problems};
+use super::print_problems;
 use crate::app::LoadedSet;
 use crate::clock::Clock;
 use crate::config::{Config, Env, LoadError, ProcessEnv, StoreKind};
@@ -20,32 +20,28 @@ use crate::problem::Problem;
 
 pub(super) fn check(flag: Option<PathBuf>, list_screens: bool) -> ExitCode {
     let env = ProcessEnv;
-    let (config, mut problems) = match load_config(flag.as_deref(), &env) {
+    let path = crate::config::config_path(flag.as_deref(), &env);
+    let (config, mut problems) = match crate::config::load_with_errors(&path, &env) {
         Ok(x) => x,
-        Err(LoadError::Invalid(_)) => {
-            // Every problem in one run: the flows, roster and texts the
-            // file names are checked too, with what of it is valid.
-            let path = crate::config::config_path(flag.as_deref(), &env);
-            let (config, mut problems) = match crate::config::load_with_errors(&path, &env) {
-                Ok(x) => x,
-                Err(e) => {
-                    print_problems(e.problems());
-                    return ExitCode::from(1);
-                }
-            };
-            for p in gather(&config, &env).problems {
-                if !problems.contains(&p) {
-                    problems.push(p);
-                }
-            }
-            print_problems(&problems);
-            return verdict(&problems);
-        }
         Err(e) => {
             print_problems(e.problems());
-            return ExitCode::from(2);
+            return ExitCode::from(match e {
+                LoadError::Unreadable(_) => 2,
+                LoadError::Invalid(_) => 1,
+            });
         }
     };
+    if problems.iter().any(Problem::is_error) {
+        // Every problem in one run: the flows, roster and texts the file
+        // names are checked too, with what of it is valid (never served).
+        for p in gather(&config, &env).problems {
+            if !problems.contains(&p) {
+                problems.push(p);
+            }
+        }
+        print_problems(&problems);
+        return verdict(&problems);
+    }
     let Gathered {
         flows,
         channels,

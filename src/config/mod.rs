@@ -82,14 +82,19 @@ impl LoadError {
 /// [`LoadError::Unreadable`] when the file cannot be read;
 /// [`LoadError::Invalid`] with every problem otherwise.
 pub fn load(path: &Path, env: &dyn Env) -> Result<(Config, Vec<Problem>), LoadError> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        LoadError::Unreadable(Problem::error(&file, "", format!("cannot read: {e}")))
-    })?;
-    let base = path
-        .parent()
-        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
-    parse(&text, &file, &base, env)
+    refuse_errors(load_with_errors(path, env)?)
+}
+
+/// A configuration with its problems, or every problem when one is an
+/// error.
+fn refuse_errors(
+    (config, problems): (Config, Vec<Problem>),
+) -> Result<(Config, Vec<Problem>), LoadError> {
+    if problems.iter().any(Problem::is_error) {
+        Err(LoadError::Invalid(problems))
+    } else {
+        Ok((config, problems))
+    }
 }
 
 /// Parse and validate configuration text (`file` names it in problems;
@@ -106,12 +111,7 @@ pub fn parse(
     base: &Path,
     env: &dyn Env,
 ) -> Result<(Config, Vec<Problem>), LoadError> {
-    let (config, problems) = parse_with_errors(text, file, base, env)?;
-    if problems.iter().any(Problem::is_error) {
-        Err(LoadError::Invalid(problems))
-    } else {
-        Ok((config, problems))
-    }
+    refuse_errors(parse_with_errors(text, file, base, env)?)
 }
 
 /// Like [`load`], but a file that is read and is TOML of the right shape

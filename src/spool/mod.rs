@@ -1390,13 +1390,15 @@ mod tests {
         old.remember(2, &with_offer("c2"), "1250", now - 4_000);
         old.remember(2, &with_offer("c3"), "1266", now - 3_000);
         old.save_recent(now - 3_000).await.unwrap();
-        let erase = Job {
+        let erase = [Job {
             id: "c2-erase".into(),
             due_ms: 9,
             payload: b"{}".to_vec(),
-        };
-        let settled =
-            |id: &'static str, code: &'static str, closed: bool, timers: &'static [Job]| Settled {
+        }];
+        // Closed when it brings timers (the erase), else accepted.
+        fn settled<'a>(id: &'a str, code: &'a str, timers: &'a [Job], now: u64) -> Settled<'a> {
+            let closed = !timers.is_empty();
+            Settled {
                 bucket: 2,
                 id,
                 code,
@@ -1406,12 +1408,12 @@ mod tests {
                 closed,
                 opened_ms: now - 5_000,
                 now_ms: now - 2_000,
-            };
-        old.settle(&settled("c1", "1234", false, &[]));
-        let erase: &'static [Job] = Box::leak(vec![erase].into_boxed_slice());
-        old.settle(&settled("c2", "1250", true, erase));
+            }
+        }
+        old.settle(&settled("c1", "1234", &[], now));
+        old.settle(&settled("c2", "1250", &erase, now));
         // Another instance's case, accepted here: taken in.
-        old.settle(&settled("c9", "1298", false, &[]));
+        old.settle(&settled("c9", "1298", &[], now));
         old.save_recent(now - 1_000).await.unwrap();
         drop(old);
 
