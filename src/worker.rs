@@ -308,6 +308,12 @@ impl SpoolReplayer {
         let metrics = &self.deps.metrics;
         let store = self.deps.store.as_ref();
         let mut done = Replayed::default();
+        // A store that faltered is read again within a tick, not the store
+        // watch's 5 s: until then new cases wait in the spool
+        // (`Store::trusted`). A loss found is counted and logged there.
+        if store.doubtful() {
+            let _ = self.watch.read_sentinels().await;
+        }
         match self.spool.recheck(store.disturbances(), now_ms).await {
             Ok((0, _)) => {}
             Ok((n, true)) => tracing::warn!(

@@ -656,8 +656,28 @@ impl Conversations {
     /// Round trip two. `None`: the session changed under us; try again.
     async fn store(&self, hop: &Hop<'_>, prepared: Prepared, now: u64) -> Option<Answer> {
         let Prepared { mut commit, done } = prepared;
-        commit.reply.text = self.seal_reply(std::mem::take(&mut commit.reply.text));
         let jobs = commit.jobs.clone();
+        // A store that faltered may have lost the codes of cases recorded
+        // before (another instance's too), and calls them free until the
+        // loss is found and the cases are recorded again: her case is kept
+        // in the spool, shown a code leased for outages, and recorded from
+        // there (`Store::trusted`). An SMS gets its code when it is sent.
+        if !hop.is_sms()
+            && self.spool.is_some()
+            && !self.deps.store.trusted(hop.bucket)
+            && let Some(d) = done.as_ref()
+            && let Some((case, city)) = &d.case
+        {
+            let mut case = case.clone();
+            case.jobs.extend(jobs.iter().cloned());
+            tracing::info!(channel = hop.channel, caller = %hop.pseudonym, "the store faltered and may have lost codes: the case is kept in the spool until its data is known to be whole");
+            if let Some(mut answer) = Box::pin(self.spool_case(d, case, city, hop, now)).await {
+                // Served as she would be: the store answers.
+                answer.outcome = Outcome::Ok;
+                return Some(answer);
+            }
+        }
+        commit.reply.text = self.seal_reply(std::mem::take(&mut commit.reply.text));
         match self.deps.store.commit(commit).await {
             Ok(Commit::Saved { code }) => {
                 // Kept a while, to record again if the store takes it back.

@@ -169,14 +169,78 @@ pub(super) fn append_entries<T: serde::Serialize>(
     path: &Path,
     entries: &[T],
 ) -> std::io::Result<()> {
-    let mut f = OpenOptions::new().create(true).append(true).open(path)?;
+    use std::os::unix::fs::FileExt as _;
+    let mut f = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)?;
     let mut lines = Vec::new();
+    let len = f.metadata()?.len();
+    // A torn last line (a crash mid-write) is not continued: the new
+    // lines start on their own.
+    let mut last = [0u8; 1];
+    if len > 0 && f.read_at(&mut last, len - 1)? == 1 && last[0] != b'\n' {
+        lines.push(b'\n');
+    }
     for entry in entries {
         serde_json::to_writer(&mut lines, entry)?;
         lines.push(b'\n');
     }
-    f.write_all(&lines)?;
-    f.sync_all()
+    let written = f.write_all(&lines).and_then(|()| f.sync_all());
+    if written.is_err() {
+        // A part written (the disk filled): cut it off, so the next append
+        // does not run into it and make both lines unreadable (operator
+        // audit: a case shown a code was then dropped). Best effort.
+        let _ = f.set_len(len).and_then(|()| f.sync_all());
+    }
+    written
+}
+
+/// The lines of `path` that are not JSON (torn by a crash mid-write, or
+/// damaged) are kept in `<path>.unreadable` before the file is rewritten
+/// without them: the rewrite never throws away what an operator may still
+/// read (ops/RUNBOOK.md, `HotlineSpoolNotDraining`). A line kept there
+/// before is not added again.
+fn set_aside_unreadable(path: &Path) -> std::io::Result<()> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let bad: Vec<&[u8]> = text
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
+        .filter(|l| serde_json::from_slice::<serde::de::IgnoredAny>(l).is_err())
+        .collect();
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(".unreadable");
+    let aside = PathBuf::from(aside);
+    let kept = match std::fs::read(&aside) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    let kept: std::collections::HashSet<&[u8]> = kept.split(|b| *b == b'\n').collect();
+    let mut out = Vec::new();
+    for l in bad.into_iter().filter(|l| !kept.contains(l)) {
+        out.extend_from_slice(l);
+        out.push(b'\n');
+    }
+    if out.is_empty() {
+        return Ok(());
+    }
+    let mut f = OpenOptions::new().create(true).append(true).open(&aside)?;
+    f.write_all(&out)?;
+    f.sync_all()?;
+    tracing::error!(
+        lines = out.iter().filter(|b| **b == b'\n').count(),
+        "unreadable spool lines set aside before the file was rewritten; see the runbook"
+    );
+    Ok(())
 }
 
 /// Replace a file's lines: a temporary file, `fsync`, rename, `fsync` of
@@ -186,6 +250,7 @@ pub(super) fn write_entries<T: serde::Serialize>(
     entries: &[T],
 ) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
+    set_aside_unreadable(path)?;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);

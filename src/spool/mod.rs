@@ -272,6 +272,14 @@ struct Recent {
     /// code the store may have lost with its case is not given to another
     /// case by this instance ([`Spool::spare_codes`]).
     codes: std::collections::HashMap<String, String>,
+    /// The code each spooled case waiting to be recorded was shown with
+    /// (its leased code), and its case id: until the case is recorded,
+    /// the code's key in a store that lost its data (a Redis restarted
+    /// empty) looks free, and a new case must not take it
+    /// ([`Spool::spare_codes`]). Filled by [`Spool::append`] and by every
+    /// replay's read of a spool file (this instance's or an orphan's);
+    /// emptied as each case is recorded.
+    shown: std::collections::HashMap<String, String>,
     /// [`Store::disturbances`] as of the last [`Spool::recheck`]; `None`
     /// before the first.
     seen: Option<u64>,
@@ -421,6 +429,11 @@ impl Spool {
         if appended == Appended::Added {
             self.pending.fetch_add(1, Ordering::SeqCst);
             self.waiting.fetch_add(1, Ordering::SeqCst);
+            if let Some(lease) = shown {
+                self.recent()
+                    .shown
+                    .insert(lease.code.clone(), case.id.clone());
+            }
         }
         Ok(appended)
     }
@@ -672,14 +685,32 @@ impl Spool {
     /// once a failover or an older snapshot has taken a case back, its
     /// code looks free there, and a new case given it would leave the
     /// woman first shown it holding a code that opens another's case when
-    /// hers is recorded again. (Only what this instance recorded: another
-    /// instance's lost codes are not known here.)
+    /// hers is recorded again. Nor any code a case waiting in a spool here
+    /// was shown with while the store was down ([`Recent::shown`]): a
+    /// Redis restarted empty has lost its lease too. (Only what this
+    /// instance knows: another instance's lost codes are not known here.)
     pub fn spare_codes(&self, case_id: &str, candidates: &mut Vec<String>) {
         let recent = self.recent();
-        if recent.codes.is_empty() {
+        if recent.codes.is_empty() && recent.shown.is_empty() {
             return;
         }
-        candidates.retain(|c| recent.codes.get(c).is_none_or(|id| id == case_id));
+        candidates.retain(|c| {
+            recent.codes.get(c).is_none_or(|id| id == case_id)
+                && recent.shown.get(c).is_none_or(|id| id == case_id)
+        });
+    }
+
+    /// Spare the codes `entries` were shown with until they are recorded
+    /// ([`Recent::shown`]).
+    fn spare_shown(&self, entries: &[Entry]) {
+        let mut recent = self.recent();
+        for e in entries {
+            if let Some(code) = &e.code
+                && e.recorded.is_none()
+            {
+                recent.shown.insert(code.clone(), e.id.clone());
+            }
+        }
     }
 
     fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
@@ -926,10 +957,19 @@ async fn replay_file(spool: &Spool, path: PathBuf, store: &dyn Store, now_ms: u6
             return out;
         }
     };
+    // Before the first store call: a store that came back empty must not
+    // give these codes to new cases meanwhile.
+    spool.spare_shown(&entries);
     let total = entries.len();
     let mut remaining = Vec::new();
     for entry in entries {
-        if out.error.is_some() {
+        // A case shown no code takes the first free one of its candidates:
+        // not while the store may call a lost case's code free
+        // (`Store::trusted`). Her leased code, or a case this instance
+        // recorded before, goes at once.
+        let waits =
+            entry.recorded.is_none() && entry.code.is_none() && !store.trusted(entry.bucket);
+        if out.error.is_some() || waits {
             remaining.push(entry);
             continue;
         }
@@ -1009,6 +1049,12 @@ async fn replay_entry(
         }
     };
     spool.remember(entry.bucket, &kept, &code, now_ms);
+    if let Some(shown) = &entry.code {
+        let mut recent = spool.recent();
+        if recent.shown.get(shown).is_some_and(|id| *id == entry.id) {
+            recent.shown.remove(shown);
+        }
+    }
     if changed {
         tracing::error!(case = %entry.id, "a case recorded from the spool got another code than the one its caller was shown (lost code lease)");
     } else if aliased {
@@ -1267,6 +1313,105 @@ mod tests {
         let mut later = vec!["1234".to_owned(), "1250".into()];
         spool.spare_codes("c9", &mut later);
         assert_eq!(later, ["1234", "1250"]);
+    }
+
+    /// A line torn by a full disk (or a crash) does not swallow the next
+    /// case appended after it, and a rewrite keeps it aside for an operator
+    /// instead of dropping it (operator audit: a case shown a code was lost
+    /// after the spool's disk filled).
+    #[tokio::test]
+    async fn a_torn_line_neither_swallows_the_next_case_nor_is_dropped() {
+        use std::io::Write as _;
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), "a").unwrap();
+        spool.append(2, &case("c1"), None, 1).await.unwrap();
+        // What a write cut short leaves: half a line, no newline.
+        let line = serde_json::to_string(&Entry::from_case(2, &case("c0"), None, 0)).unwrap();
+        let torn = &line[..line.len() / 2];
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(spool.path())
+            .unwrap()
+            .write_all(torn.as_bytes())
+            .unwrap();
+        spool.append(2, &case("c2"), None, 2).await.unwrap();
+        let read = files::read_entries(&spool.path()).unwrap();
+        let ids: Vec<&str> = read.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids, ["c1", "c2"], "c2 on a line of its own");
+        let store = MemoryStore::new(10);
+        assert_eq!(spool.replay(&store, 3).await.unwrap().recorded, 2);
+        let aside = std::fs::read_to_string(dir.path().join("cases-a.jsonl.unreadable")).unwrap();
+        assert_eq!(aside, format!("{torn}\n"), "kept, once");
+        // Rewritten again: not kept twice.
+        let c3 = NewCase {
+            code_candidates: vec!["1266".into()],
+            ..case("c3")
+        };
+        spool.append(2, &c3, None, 4).await.unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(spool.path())
+            .unwrap()
+            .write_all(format!("{torn}\n").as_bytes())
+            .unwrap();
+        spool.replay(&store, 5).await.unwrap();
+        let aside = std::fs::read_to_string(dir.path().join("cases-a.jsonl.unreadable")).unwrap();
+        assert_eq!(aside, format!("{torn}\n"));
+    }
+
+    /// A code shown to a woman while the store was down is not given to a
+    /// new case before hers is recorded: a Redis restarted empty has lost
+    /// the code's lease, and the code looks free there. This instance's
+    /// own spooled cases are spared from the append, another's from the
+    /// first read of its spool file, whatever the store answers.
+    #[tokio::test]
+    async fn codes_shown_during_an_outage_are_spared_until_their_cases_are_recorded() {
+        use crate::store::Store as _;
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), "a").unwrap();
+        let lease = |code: &str| CodeLease {
+            code: code.into(),
+            holder: "a".into(),
+        };
+        let c1 = NewCase {
+            code_candidates: vec!["1234".into(), "1266".into()],
+            ..case("c1")
+        };
+        spool.append(2, &c1, Some(&lease("1266")), 1).await.unwrap();
+        let mut new = vec!["1266".to_owned(), "1282".into()];
+        spool.spare_codes("c9", &mut new);
+        assert_eq!(new, ["1282"], "not the code c1 was shown");
+        let mut own = vec!["1266".to_owned()];
+        spool.spare_codes("c1", &mut own);
+        assert_eq!(own, ["1266"], "c1 keeps it");
+        // Redis came back empty: c1 takes the code it was shown, which
+        // stays spared as the code it was recorded with.
+        let store = MemoryStore::new(10);
+        spool.replay(&store, 2).await.unwrap();
+        assert_eq!(store.case(2, "c1").await.unwrap().unwrap().code, "1266");
+        assert!(spool.recent().shown.is_empty());
+        let mut after = vec!["1266".to_owned(), "1282".into()];
+        spool.spare_codes("c9", &mut after);
+        assert_eq!(after, ["1282"]);
+
+        // A stopped instance's spool: its entry cannot be recorded (here:
+        // its data is damaged, kept for an operator), and its shown code is
+        // spared from the first read on.
+        let mut broken = Entry::from_case(2, &case("c2"), Some(&lease("1298")), 3);
+        broken.holder = Some("dead".into());
+        broken.data = "not base64!".into();
+        std::fs::write(
+            dir.path().join("cases-dead.jsonl"),
+            format!("{}\n", serde_json::to_string(&broken).unwrap()),
+        )
+        .unwrap();
+        let mut before = vec!["1298".to_owned()];
+        spool.spare_codes("c9", &mut before);
+        assert_eq!(before, ["1298"], "not read yet");
+        spool.replay_orphans(&store, 4).await.unwrap();
+        let mut read = vec!["1298".to_owned(), "1314".into()];
+        spool.spare_codes("c9", &mut read);
+        assert_eq!(read, ["1314"]);
     }
 
     #[tokio::test]

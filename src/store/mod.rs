@@ -686,6 +686,12 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// How long after a loss is found ([`Store::watch`]) a bucket stays not
+/// [`Store::trusted`]: every instance reads the sentinels at least every
+/// 5 s and records again what it recorded lately at most 10 s after its
+/// last recheck ([`crate::spool::RECHECK_GAP`]).
+pub const LOSS_GRACE_MS: u64 = 15_000;
+
 /// The store every part of the gateway talks to.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -1153,6 +1159,30 @@ pub trait Store: Send + Sync + 'static {
     /// ready: taking every instance out of the balancer would refuse
     /// every woman, not a part of them.
     fn degraded(&self) -> bool {
+        false
+    }
+
+    /// Whether a code the store calls free in `bucket` may be given to a
+    /// new case now. `false` from the moment the store faltered (a call
+    /// that failed, a dropped connection, a failover; on a cluster, in any
+    /// slot) until a read of the bucket's sentinel ([`Store::watch`])
+    /// finds it kept its data; after a loss is found, also until
+    /// [`LOSS_GRACE_MS`] has passed, long enough for every instance to
+    /// notice the loss and record again the cases it recorded lately.
+    /// A store that lost its data has lost the codes of those cases too,
+    /// and a new case given one of them would leave the woman first shown
+    /// it holding another woman's code (Redis Cluster audit). Meanwhile a
+    /// USSD case is kept in the spool with a code leased for outages
+    /// ([`crate::conversation`]), and a spooled case without one waits
+    /// ([`crate::spool`]). The memory store never loses data: always
+    /// `true`.
+    fn trusted(&self, _bucket: u16) -> bool {
+        true
+    }
+
+    /// Whether any bucket is not [`Store::trusted`]: the spool's worker
+    /// then reads the sentinels every tick instead of every 5 s.
+    fn doubtful(&self) -> bool {
         false
     }
 

@@ -157,6 +157,31 @@ pub struct RedisStore {
     /// When every slot's sentinel last answered in one [`Store::watch`]
     /// (ms since the epoch; a cluster's, see [`Store::degraded`]).
     whole_at: std::sync::atomic::AtomicU64,
+    /// Which sentinels' buckets are not [`Store::trusted`] now.
+    trust: std::sync::Mutex<Trust>,
+}
+
+/// Which buckets' codes may be given to new cases ([`Store::trusted`]):
+/// one entry per sentinel (the buckets', then `{g}`'s, which alone speaks
+/// for every bucket on one Redis).
+#[derive(Debug)]
+struct Trust {
+    /// [`Store::disturbances`] as last taken in: a change doubts them all.
+    seen: u64,
+    /// Not trusted until a clean read of the sentinel.
+    doubt: Vec<bool>,
+    /// After a loss: not trusted before this time (ms since the epoch).
+    hold_until: Vec<u64>,
+}
+
+impl Trust {
+    /// Doubt every bucket when the store faltered since `seen`.
+    fn take_in(&mut self, disturbances: u64) {
+        if disturbances != self.seen {
+            self.seen = disturbances;
+            self.doubt.fill(true);
+        }
+    }
 }
 
 /// A cluster is degraded when not every slot has answered one watch for
@@ -335,8 +360,15 @@ impl RedisStore {
             .key(format!("{key}:t"))
             .arg(format!("{mine}.{now_ms}"))
             .arg(now_ms);
-        let v = self.conn.invoke(&inv).await.map_err(unavailable)?;
+        let v = match self.conn.invoke(&inv).await {
+            Ok(v) => v,
+            Err(e) => {
+                self.trust().doubt[index] = true;
+                return Err(unavailable(e));
+            }
+        };
         let Value::Array(items) = v else {
+            self.trust().doubt[index] = true;
             return Err(corrupt("sentinel returned a non-array"));
         };
         let written_now = items.first().and_then(int) == Some(0);
@@ -361,11 +393,35 @@ impl RedisStore {
         let lost = before
             .as_ref()
             .is_some_and(|b| written_now || *b != value || beat < left);
+        drop(s);
         if lost {
             self.data_losses
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
+        let mut t = self.trust();
+        if lost {
+            t.doubt[index] = true;
+            t.hold_until[index] = now_ms + super::LOSS_GRACE_MS;
+        } else if now_ms >= t.hold_until[index] {
+            t.doubt[index] = false;
+        }
         Ok(lost)
+    }
+
+    fn trust(&self) -> std::sync::MutexGuard<'_, Trust> {
+        self.trust
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The sentinel that speaks for `bucket`: its own on a cluster, `{g}`'s
+    /// on one Redis.
+    fn sentinel_of(&self, bucket: u16) -> usize {
+        if self.conn.is_cluster() {
+            usize::from(bucket.min(BUCKETS))
+        } else {
+            usize::from(BUCKETS)
+        }
     }
 
     /// Read the cluster's slot map (`CLUSTER SLOTS`, from any node) and
@@ -466,6 +522,11 @@ impl RedisStore {
             slot_map: std::sync::Mutex::new(None),
             slot_map_changes: std::sync::atomic::AtomicU64::new(0),
             whole_at: std::sync::atomic::AtomicU64::new(unix_ms()),
+            trust: std::sync::Mutex::new(Trust {
+                seen: 0,
+                doubt: vec![false; usize::from(BUCKETS) + 1],
+                hold_until: vec![0; usize::from(BUCKETS) + 1],
+            }),
         };
         // Load the scripts now so the first webhook pays no extra round
         // trip; if Redis is down, `invoke` loads them on first use instead.
@@ -1404,6 +1465,10 @@ impl Store for RedisStore {
     /// from any slot is the answer (the others' losses are counted all the
     /// same), and [`Store::degraded`] says some slots answered.
     async fn watch(&self) -> Result<bool, StoreError> {
+        // What faltered before this read is settled by it; what falters
+        // during it, by the next.
+        let before = self.disturbances();
+        self.trust().take_in(before);
         if !self.conn.is_cluster() {
             return self.watch_one(usize::from(BUCKETS)).await;
         }
@@ -1428,6 +1493,24 @@ impl Store for RedisStore {
         self.conn.is_cluster()
             && unix_ms().saturating_sub(self.whole_at.load(std::sync::atomic::Ordering::Relaxed))
                 > WHOLE_WITHIN_MS
+    }
+
+    fn trusted(&self, bucket: u16) -> bool {
+        let d = self.disturbances();
+        let mut t = self.trust();
+        t.take_in(d);
+        !t.doubt[self.sentinel_of(bucket)]
+    }
+
+    fn doubtful(&self) -> bool {
+        let d = self.disturbances();
+        let mut t = self.trust();
+        t.take_in(d);
+        if self.conn.is_cluster() {
+            t.doubt.iter().any(|d| *d)
+        } else {
+            t.doubt[usize::from(BUCKETS)]
+        }
     }
 
     fn disturbances(&self) -> u64 {

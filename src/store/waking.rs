@@ -340,6 +340,14 @@ impl Store for Waking {
         self.inner.degraded()
     }
 
+    fn trusted(&self, bucket: u16) -> bool {
+        self.inner.trusted(bucket)
+    }
+
+    fn doubtful(&self) -> bool {
+        self.inner.doubtful()
+    }
+
     fn kind(&self) -> &'static str {
         self.inner.kind()
     }
