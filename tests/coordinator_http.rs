@@ -55,6 +55,24 @@ async fn assign_offers_a_case_directly_and_only_the_coordinator_may() {
     w.gw.stop().await;
 }
 
+/// `WHO` marks a lawyer on call who sent `OFF`: every offer skips her,
+/// and the coordinator must not read her as the one handling new cases
+/// (newcomer audit: "Bishkek on call: Bermet" while dispatch skipped her).
+#[tokio::test]
+async fn who_marks_the_lawyer_on_call_who_sent_off() {
+    let w = world().await;
+    w.lawyer_says(NURGUL, "WHO").await;
+    let before = w.nth(NURGUL, 1).await;
+    assert!(before.starts_with("Бишкек: дежурит Aida"), "{before}");
+    assert!(!before.contains("OFF"), "{before}");
+    w.lawyer_says(AIDA, "OFF").await;
+    w.wait_for(AIDA, 1).await;
+    w.lawyer_says(NURGUL, "WHO").await;
+    let after = w.nth(NURGUL, 2).await;
+    assert!(after.starts_with("Бишкек: дежурит Aida (OFF)"), "{after}");
+    w.gw.stop().await;
+}
+
 #[tokio::test]
 async fn cover_puts_someone_on_call_until_it_ends() {
     let w = world().await;

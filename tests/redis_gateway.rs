@@ -984,6 +984,69 @@ async fn cases_a_lost_redis_gives_back_come_back_as_they_stood() {
     gw.stop().await;
 }
 
+/// A Redis restarted empty has lost the codes of the cases recorded
+/// before, and calls them free until each instance has noticed and
+/// recorded its cases again. A woman who finishes in that window is not
+/// given a code from it: her case is kept in the spool with a code leased
+/// for outages (none of a case's), recorded from there, and every code
+/// shown stays its woman's (Redis Cluster audit: a new woman was shown a
+/// code a restored case then had to give up).
+#[tokio::test]
+async fn a_woman_who_finishes_while_a_lost_redis_is_restored_gets_a_code_nobody_holds() {
+    let mut redis = RedisServer::start();
+    let prefix = unique_prefix("window");
+    let dir = tempfile::tempdir().unwrap();
+    let real = redis_store(&redis, &prefix).await;
+    let api = at_api().await;
+    let gw = dispatch_gateway(real.clone(), &api.url, dir.path()).await;
+    wait_for_offline_codes(&gw, 8.0 * 16.0).await;
+    let walk = |session: &'static str, woman: &'static str| {
+        let gw = &gw;
+        async move {
+            let mut last = String::new();
+            for text in prefix_texts(FINAL) {
+                last = gw.ussd(session, woman, &text).await.body;
+            }
+            last
+        }
+    };
+    let (wa, wb) = ("+996555770201", "+996555770202");
+    let ca = code_of(&walk("ATUid_wa", wa).await);
+    let watch = hotline::worker::StoreWatch::new(gw.app.deps.clone());
+    assert!(watch.tick().await);
+    let spooled = || gw.metric("hotline_cases_spooled_total");
+    assert_eq!(spooled().await, 0.0);
+
+    redis.stop();
+    redis.restart();
+    // Her whole session after the restart: the first call meets the
+    // dropped connection, and the store is doubted from then on.
+    let last = walk("ATUid_wb", wb).await;
+    assert!(last.starts_with("END Спасибо. Ваш код "), "{last}");
+    let cb = code_of(&last);
+    assert_eq!(
+        spooled().await,
+        1.0,
+        "kept in the spool, not given a code Redis calls free"
+    );
+    assert_ne!(cb, ca);
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while gw.metric("hotline_cases_restored_total").await < 1.0
+        || gw.metric("hotline_spool_pending").await > 0.0
+        || real.case_by_code(&cb).await.ok().flatten().is_none()
+    {
+        assert!(Instant::now() < deadline, "restored and replayed in time");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let a = open_case(&gw, real.as_ref(), &ca).await;
+    assert_eq!(a.caller.as_ref().map(|c| c.as_str()), Some(wa));
+    let b = open_case(&gw, real.as_ref(), &cb).await;
+    assert_eq!(b.caller.as_ref().map(|c| c.as_str()), Some(wb));
+    assert_eq!(gw.metric("hotline_spool_codes_changed_total").await, 0.0);
+    gw.stop().await;
+}
+
 /// On Redis too (`commit.lua` finds every candidate taken): the woman who
 /// finished is sent to the fallback number, never shown a code, nothing of
 /// hers is written, the commit is not spooled (a replay would meet the same

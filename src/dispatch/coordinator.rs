@@ -252,9 +252,20 @@ impl Dispatcher {
     fn who_text(&self, call: &Call<'_>, covers: &Covers, city: &str, now: Timestamp) -> String {
         let w = cover::who(&self.roster, covers, city, now);
         let t = call.texts;
+        // A lawyer who sent OFF is skipped by every offer: the coordinator
+        // must not read her as on call (newcomer audit). Marked with the
+        // command she sent, the same word in every language.
+        let off = self.off_set();
         let names = |ids: &[LawyerId]| {
             ids.iter()
-                .map(|l| self.name_of(l.as_str()))
+                .map(|l| {
+                    let name = self.name_of(l.as_str());
+                    if off.contains(l.as_str()) {
+                        format!("{name} (OFF)")
+                    } else {
+                        name.to_string()
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         };
