@@ -163,7 +163,11 @@ fn row(out: &mut String, r: &CaseRow, now_ms: u64) {
         .map(|o| {
             let name = o.name.as_deref().unwrap_or(&o.lawyer);
             let ago = board::duration(now_ms.saturating_sub(o.at_ms) / 1000);
-            let declined = if o.declined { ", declined" } else { "" };
+            let declined = match (o.declined, o.undelivered) {
+                (_, true) => ", undelivered",
+                (true, false) => ", declined",
+                (false, false) => "",
+            };
             format!("{name} ({ago} ago{declined})")
         })
         .collect();

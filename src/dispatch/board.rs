@@ -43,8 +43,11 @@ pub struct OfferRow {
     pub level: u32,
     /// The pass through the chain, from 1.
     pub pass: u32,
-    /// Whether she declined it.
+    /// Whether she declined it (or it was never delivered).
     pub declined: bool,
+    /// Whether it was never delivered to her: counted as declined.
+    #[serde(default)]
+    pub undelivered: bool,
 }
 
 /// One case, as the board shows it: nothing that identifies the woman.
@@ -113,6 +116,7 @@ impl CaseRow {
                     level: o.level + 1,
                     pass: o.round + 1,
                     declined: o.declined,
+                    undelivered: o.undelivered,
                 })
                 .collect(),
             accepted_by: d.accepted_by.clone(),

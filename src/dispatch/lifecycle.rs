@@ -57,6 +57,11 @@ pub struct Offer {
     /// Whether the lawyer declined it.
     #[serde(default)]
     pub declined: bool,
+    /// Whether it was never delivered (the aggregator refused it for her
+    /// number, or it failed past its retries): counted as declined, so the
+    /// case moves on, but shown as undelivered, not as her answer.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub undelivered: bool,
 }
 
 /// A case's dispatch state (stored, sealed, with the case).
@@ -352,6 +357,7 @@ fn advance(d: &mut Dispatch, ctx: &Ctx<'_>, mut level: u32, mut round: u32) -> V
                 level,
                 round,
                 declined: false,
+                undelivered: false,
             });
             actions.push(Action::Offer(l));
         }
@@ -498,6 +504,7 @@ pub fn assign(
         level: d.level,
         round: d.round,
         declined: false,
+        undelivered: false,
     });
     d.seq += 1;
     let mut actions = vec![

@@ -693,7 +693,7 @@ impl Outbox {
             let why = format!("attempts_exhausted ({reason})");
             return self.give_up(bucket, job, msg, &why).await;
         }
-        let cap = self.cfg.backoff_max.min(CHANNEL_RETRY_MAX);
+        let cap = hold_cap(self.cfg.backoff_max, sent_others);
         let delay = backoff(self.cfg.backoff_base, cap, job.attempt, after);
         let now = self.deps.clock.now_ms();
         let due = now + u64::try_from(delay.as_millis()).unwrap_or(u64::MAX / 2);
@@ -787,6 +787,22 @@ pub fn lawyer_index_entry(lawyer: &str, bucket: u16, case_id: &str) -> SetAdd {
         key: keys::lawyer_cases(lawyer),
         member: format!("{bucket}:{case_id}"),
         ttl_ms: LAWYER_INDEX_TTL_MS,
+    }
+}
+
+/// The longest wait before a held message is tried again. While its
+/// channel sends nothing: [`CHANNEL_RETRY_MAX`], so that it goes out soon
+/// after the channel recovers. While the channel sends others: this
+/// message's (or this number's) own trouble, on the usual doubling backoff
+/// up to `outbox.backoff_max_secs`, so that its `max_attempts` span
+/// minutes, not the ~90 s that eight tries 30 s apart took (dispatch
+/// audit: her confirmation and a lawyer's offer were given up after a
+/// short spell of per-number errors).
+pub fn hold_cap(backoff_max: Duration, sent_others: bool) -> Duration {
+    if sent_others {
+        backoff_max
+    } else {
+        backoff_max.min(CHANNEL_RETRY_MAX)
     }
 }
 

@@ -467,7 +467,11 @@ fn cases(h: &mut String, v: &View<'_>) {
             .offers
             .iter()
             .map(|o| {
-                let declined = if o.declined { " (declined)" } else { "" };
+                let declined = match (o.declined, o.undelivered) {
+                    (_, true) => " (undelivered)",
+                    (true, false) => " (declined)",
+                    (false, false) => "",
+                };
                 format!(
                     "{} {}{declined}",
                     who(&o.lawyer, o.name.as_deref()),

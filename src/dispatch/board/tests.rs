@@ -42,6 +42,7 @@ fn offered(level: u32, lawyer: &str) -> Dispatch {
             level,
             round: 0,
             declined: false,
+            undelivered: false,
         }],
         ..Dispatch::default()
     }

@@ -1,6 +1,23 @@
 use super::*;
 
 #[test]
+fn a_held_message_waits_at_most_30_s_only_while_its_channel_sends_nothing() {
+    let max = Duration::from_secs(300);
+    assert_eq!(hold_cap(max, false), Duration::from_secs(30));
+    assert_eq!(hold_cap(max, true), max, "the channel sends others");
+    assert_eq!(
+        hold_cap(Duration::from_secs(10), false),
+        Duration::from_secs(10)
+    );
+    // Eight tries of a message only this number fails span minutes.
+    let base = Duration::from_secs(1);
+    let least: Duration = (1..=8)
+        .map(|a| backoff(base, hold_cap(max, true), a, None))
+        .sum();
+    assert!(least >= Duration::from_secs(127), "{least:?}");
+}
+
+#[test]
 fn backoff_doubles_is_capped_jittered_and_honours_retry_after() {
     let base = Duration::from_secs(2);
     let max = Duration::from_secs(300);
