@@ -127,6 +127,7 @@ impl App {
             metrics,
             wake,
             settled: crate::deps::SettledHook::default(),
+            store_log: Arc::default(),
         };
         if let Some(s) = &spool {
             deps.settled.set(s.clone());

@@ -36,6 +36,10 @@ pub struct Deps {
     /// ([`crate::spool`]); set once the spool is open (none on the
     /// embedded store).
     pub settled: SettledHook,
+    /// Failed store operations are logged at most once per operation every
+    /// 10 s ([`Deps::store_failed`]): an outage under load wrote hundreds
+    /// of lines a second (hostile-traffic audit).
+    pub store_log: Arc<crate::server::log_limit::LogLimit>,
 }
 
 /// A case this instance stored accepted or closed ([`CaseSettled`]).
@@ -111,17 +115,23 @@ impl Deps {
             metrics: Metrics::new([], [], []),
             wake: Wake::default(),
             settled: SettledHook::default(),
+            store_log: Arc::default(),
         }
     }
 
     /// Count and log a failed store operation; an outage also turns
-    /// `hotline_store_up` to 0.
+    /// `hotline_store_up` to 0. Each is counted
+    /// (`hotline_store_errors_total{op}`); the log has at most one line per
+    /// operation every 10 s, with how many were left out since
+    /// (`left_out`).
     pub fn store_failed(&self, op: &str, e: &StoreError) {
         self.metrics.store_errors.with_label_values(&[op]).inc();
         if matches!(e, StoreError::Unavailable(_)) {
             self.metrics.store_up.set(0);
         }
-        tracing::error!(op, error = %e, "store operation failed");
+        if let Some(left_out) = self.store_log.admit("store", op, std::time::Instant::now()) {
+            tracing::error!(op, error = %e, left_out, "store operation failed");
+        }
     }
 }
 

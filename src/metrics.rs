@@ -28,7 +28,7 @@ use crate::outcome::Outcome;
 pub const UNKNOWN_CHANNEL: &str = "_unknown";
 
 /// Store operations counted in `hotline_store_errors_total`.
-pub const STORE_OPS: [&str; 3] = ["begin", "commit", "ping"];
+pub const STORE_OPS: [&str; 4] = ["begin", "claim", "commit", "ping"];
 
 /// Why hyper refused a connection's request before any handler ran
 /// (`hotline_connections_refused_total`): its head was over

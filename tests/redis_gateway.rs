@@ -1193,6 +1193,14 @@ async fn codes_shown_during_an_outage_are_the_codes_of_the_cases() {
         shown.push((session, phone.clone(), code_of(&r.body)));
     }
     assert_eq!(gw.metric("hotline_spool_pending").await, 20.0);
+    // The outbox and the timers cannot claim meanwhile: counted (a Redis
+    // that refused every write stopped every offer, and nothing said so).
+    let claims = r#"hotline_store_errors_total{op="claim"}"#;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while gw.metric(claims).await == 0.0 {
+        assert!(Instant::now() < deadline, "failed claims are counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     faulty.set(HEALTHY);
     let deadline = Instant::now() + Duration::from_secs(15);
     while gw.metric("hotline_spool_pending").await > 0.0 || spool_files(spool.path()).len() > 1 {

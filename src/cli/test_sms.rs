@@ -102,6 +102,7 @@ async fn dispatcher(config: &Config, env: &dyn Env) -> Result<Arc<Dispatcher>, C
         metrics: Metrics::new([], [], []),
         wake: Wake::default(),
         settled: crate::deps::SettledHook::default(),
+        store_log: Arc::default(),
     };
     let (d, problems) =
         crate::app::load_dispatch_with(config, &Arc::new(flows), &channels, deps, env);

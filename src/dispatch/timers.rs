@@ -126,7 +126,7 @@ impl TimerWorker {
                     got.jobs
                 }
                 Err(e) => {
-                    tracing::debug!(error = %e, "timer claim failed; will retry");
+                    self.dispatcher.get().deps().store_failed("claim", &e);
                     due.retry_later(&buckets[i..], now_ms, self.poll);
                     break;
                 }

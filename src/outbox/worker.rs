@@ -346,7 +346,9 @@ impl Outbox {
                     got.jobs
                 }
                 Err(e) => {
-                    tracing::debug!(error = %e, "outbox claim failed; will retry");
+                    // Counted and logged: a Redis that refuses writes (full)
+                    // stops every offer, and said nothing (operator audit).
+                    self.deps.store_failed("claim", &e);
                     due.retry_later(&buckets[i..], now_ms, self.cfg.poll);
                     break;
                 }
