@@ -868,6 +868,26 @@ fn check_warns_with_exit_3_when_the_store_cannot_be_reached() {
     assert!(!stdout.contains("no problems found"), "{stdout}");
 }
 
+/// A Redis that evicts keys when full loses a case, an offer or a timer
+/// without a sentinel noticing (a key read every 5 s is never the one
+/// evicted: operator audit). `check` says so when the ACL lets it read
+/// `INFO memory`, and passes a `noeviction` Redis clean.
+#[test]
+fn check_warns_of_a_redis_that_evicts_keys() {
+    let cfg = default_config_anywhere().replace("kind = \"memory\"", "kind = \"redis\"");
+    let lru = common::redis::RedisServer::start_with(&["--maxmemory-policy", "allkeys-lru"]);
+    let (code, stdout, stderr) = run_with(&["check"], &cfg, &[("HOTLINE_REDIS_URL", &lru.url)]);
+    assert_eq!(code, Some(3), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("store: Redis evicts keys when full (maxmemory-policy allkeys-lru)"),
+        "{stderr}"
+    );
+    let safe = common::redis::RedisServer::start_with(&["--maxmemory-policy", "noeviction"]);
+    let (code, stdout, stderr) = run_with(&["check"], &cfg, &[("HOTLINE_REDIS_URL", &safe.url)]);
+    assert!(!stderr.contains("evicts keys"), "{stderr}");
+    assert_ne!(code, Some(1), "{stdout}\n{stderr}");
+}
+
 /// `check --screens` gives the most parts a lawyer text can take: with her
 /// location at the flow's `max_len` (80), `uk.accepted` is 3 parts, not
 /// the 2 a short sample location gives (the audit's real message was 147

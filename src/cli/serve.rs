@@ -52,6 +52,9 @@ async fn serve_until_shutdown(
     env: &dyn Env,
 ) -> Result<(), CliError> {
     let store = build_store(&config).await?;
+    for w in store.setup_warnings().await {
+        tracing::error!("{w}");
+    }
     let (app, flow_warnings) =
         App::build(config, store, Clock::System, env).map_err(CliError::Build)?;
     log_warnings(&app, warnings, &flow_warnings);

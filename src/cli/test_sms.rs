@@ -175,20 +175,23 @@ fn reqwest_reason(e: &reqwest::Error) -> String {
 /// a line naming lawyers whose number is unconfirmed
 /// (Redis only: the memory store's records live inside the running
 /// gateway). A store that cannot be reached is a warning, returned: `check`
-/// must not pass a deploy whose store is down.
-pub(super) fn print_unverified(config: &Config, d: Option<&Dispatcher>) -> Option<Problem> {
+/// must not pass a deploy whose store is down; so is a store set up to
+/// lose data ([`crate::store::Store::setup_warnings`]).
+pub(super) fn print_unverified(config: &Config, d: Option<&Dispatcher>) -> Vec<Problem> {
     if config.store.kind == StoreKind::Memory {
-        return None;
+        return Vec::new();
     }
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     else {
-        return None;
+        return Vec::new();
     };
     let privacy = crate::privacy::Privacy::from_config(&config.privacy);
+    let mut setup = Vec::new();
     let listed = runtime.block_on(async {
         let store = build_store(config).await.map_err(|e| e.to_string())?;
+        setup.extend(store.setup_warnings().await);
         match d {
             Some(d) => {
                 onboarding::unverified(store.as_ref(), &privacy, &d.roster, Clock::System.now_ms())
@@ -200,6 +203,10 @@ pub(super) fn print_unverified(config: &Config, d: Option<&Dispatcher>) -> Optio
             None => store.ping().await.map(|()| None).map_err(|e| e.to_string()),
         }
     });
+    let mut problems: Vec<Problem> = setup
+        .into_iter()
+        .map(|w| Problem::warning(&config.source, "store", w))
+        .collect();
     match listed {
         Ok(None) => {}
         Ok(Some(ids)) if ids.is_empty() => println!("every lawyer's number is confirmed"),
@@ -208,7 +215,7 @@ pub(super) fn print_unverified(config: &Config, d: Option<&Dispatcher>) -> Optio
             ids.join(", ")
         ),
         Err(e) => {
-            return Some(Problem::warning(
+            problems.push(Problem::warning(
                 &config.source,
                 "store",
                 format!(
@@ -222,5 +229,5 @@ pub(super) fn print_unverified(config: &Config, d: Option<&Dispatcher>) -> Optio
             ));
         }
     }
-    None
+    problems
 }

@@ -1180,6 +1180,15 @@ pub trait Store: Send + Sync + 'static {
         true
     }
 
+    /// What is wrong with how the store is set up, for `check` and for
+    /// `serve` to say as it starts: on Redis, a `maxmemory-policy` other
+    /// than `noeviction` (an evicted case, offer or timer vanishes, and no
+    /// sentinel notices: a key read every 5 s is never the one evicted).
+    /// Nothing when it cannot be told (the ACL refuses `INFO`).
+    async fn setup_warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Whether any bucket is not [`Store::trusted`]: the spool's worker
     /// then reads the sentinels every tick instead of every 5 s.
     fn doubtful(&self) -> bool {

@@ -236,6 +236,19 @@ fn string(v: &Value) -> Option<String> {
     bytes(v).and_then(|b| String::from_utf8(b).ok())
 }
 
+/// The warning for an `INFO memory` answer whose `maxmemory_policy` lets
+/// Redis evict keys.
+fn eviction_warning(info: &str) -> Option<String> {
+    let policy = info
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("maxmemory_policy:"))?;
+    (policy != "noeviction").then(|| {
+        format!(
+            "Redis evicts keys when full (maxmemory-policy {policy}): an evicted case, offer or timer vanishes and nothing notices; set maxmemory-policy noeviction (ops/redis/redis.conf)"
+        )
+    })
+}
+
 /// Each slot range of a `CLUSTER SLOTS` answer with its master (the node
 /// id, else `ip:port`), ordered; `None` for an answer of another shape.
 fn slot_masters(v: &Value) -> Option<Vec<(i64, i64, String)>> {
@@ -1531,6 +1544,17 @@ impl Store for RedisStore {
             .losses_reported
             .swap(now, std::sync::atomic::Ordering::Relaxed);
         now.saturating_sub(before)
+    }
+
+    async fn setup_warnings(&self) -> Vec<String> {
+        let Ok(v) = self.conn.query(redis::cmd("INFO").arg("memory")).await else {
+            // The documented ACL gives the hotline user no INFO.
+            return Vec::new();
+        };
+        let Some(info) = string(&v) else {
+            return Vec::new();
+        };
+        eviction_warning(&info).into_iter().collect()
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -340,6 +340,10 @@ impl Store for Waking {
         self.inner.degraded()
     }
 
+    async fn setup_warnings(&self) -> Vec<String> {
+        self.inner.setup_warnings().await
+    }
+
     fn trusted(&self, bucket: u16) -> bool {
         self.inner.trusted(bucket)
     }
