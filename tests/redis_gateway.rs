@@ -419,6 +419,37 @@ impl Store for Faulty {
     }
 }
 
+/// With the store down, a wrong answer ends her session with the
+/// fallback number in the language she chose, not the flow's first
+/// (operator audit: after `4` for English she was told in Kyrgyz).
+#[tokio::test]
+async fn with_the_store_down_she_is_sent_away_in_the_language_she_chose() {
+    let redis = RedisServer::shared_or_start();
+    let real = redis_store(&redis, &unique_prefix("downlang")).await;
+    let faulty = Faulty::new(real, HEALTHY);
+    let gw = Gateway::start_with(
+        &common::default_config(),
+        &[],
+        Some(faulty.clone()),
+        hotline::clock::Clock::System,
+    )
+    .await;
+    faulty.set(DOWN);
+    let phone = "+996555770310";
+    let first = gw.ussd("ATUid_downlang", phone, "").await;
+    assert!(first.body.starts_with("CON "), "{}", first.body);
+    for (text, start) in [
+        ("4*9", "END We cannot take your request right now."),
+        ("2*9", "END Сейчас не получается."),
+        ("4*1*7", "END We cannot take your request right now."),
+        ("9", "END Азыр мүмкүн эмес."),
+    ] {
+        let r = gw.ussd("ATUid_downlang", phone, text).await;
+        assert!(r.body.starts_with(start), "{text}: {}", r.body);
+    }
+    gw.stop().await;
+}
+
 /// Wait (polling the gateway, bounded) until this instance holds codes to
 /// show during an outage.
 async fn wait_for_offline_codes(gw: &Gateway, at_least: f64) {

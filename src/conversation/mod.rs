@@ -482,9 +482,16 @@ impl Conversations {
                 {
                     return Err(answer);
                 }
+                // In the language her answers chose, where they tell.
+                let lang = match (hop.incoming, &hop.flow) {
+                    (Incoming::Cumulative(text), Some(flow)) => {
+                        Some(plan::cumulative_language(flow, &hop.caller, text, now))
+                    }
+                    _ => None,
+                };
                 Err(self.unavailable(
                     hop.flow.as_deref(),
-                    None,
+                    lang.as_deref(),
                     hop.caller.country,
                     Outcome::StoreUnavailable,
                 ))

@@ -284,6 +284,28 @@ pub(super) fn replay_cumulative(
     Some(step)
 }
 
+/// The language her cumulative `text` chose, read as far as its answers
+/// move the menu on (the flow's first language for her until she chose
+/// one): the screen that ends a session the store cannot serve speaks it
+/// (operator audit: after `4` for English she was told in Kyrgyz).
+pub(super) fn cumulative_language(flow: &Flow, caller: &Caller, text: &str, now: u64) -> String {
+    let mut step = engine::start(flow, caller, None, now);
+    if !text.is_empty() {
+        for part in text.split('*') {
+            let before = step.state.steps;
+            let next = engine::advance(flow, step.state.clone(), caller, part, now);
+            if next.state.steps != before + 1 {
+                break;
+            }
+            step = next;
+            if step.end {
+                break;
+            }
+        }
+    }
+    step.state.language(flow, caller).to_owned()
+}
+
 /// Answers given while the store was down (the stored session is behind
 /// the cumulative text by several answers): step through each in turn.
 /// `None` when `rest` is one answer, or when the parts do not read as
