@@ -413,6 +413,22 @@ impl Metrics {
             }
             self.oldest_unaccepted.with_label_values(&[city]).set(0);
         }
+        // And every series set before with another label (`unknown`, a
+        // city a reload took out and put back): each reading replaces the
+        // last whole (dispatch audit: 6 open cases shown for 3).
+        use prometheus::core::Collector as _;
+        for family in self.cases_open.collect() {
+            for m in family.get_metric() {
+                let labels: std::collections::HashMap<&str, &str> = m
+                    .get_label()
+                    .iter()
+                    .map(|l| (l.name(), l.value()))
+                    .collect();
+                if let (Some(city), Some(level)) = (labels.get("city"), labels.get("level")) {
+                    self.cases_open.with_label_values(&[city, level]).set(0);
+                }
+            }
+        }
         // A city the roster does not know (a case opened on a flow
         // version a reload replaced) is `other`: labels come from a fixed
         // set, never from a case's data.
@@ -801,6 +817,31 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each reading of the open cases replaces the last whole: a series
+    /// set once (`unknown`, a city a reload took out and put back) reads 0
+    /// when the next reading has none for it.
+    #[test]
+    fn open_case_gauges_forget_what_the_last_reading_had() {
+        let m = Metrics::new([], [], ["osh"]);
+        let mut g = OpenGauges::default();
+        g.open.insert(("osh".into(), "unknown".into()), 3);
+        g.open.insert(("osh".into(), "coordinator".into()), 2);
+        m.set_open_cases(&g);
+        assert!(
+            m.render()
+                .contains(r#"hotline_cases_open{city="osh",level="unknown"} 3"#)
+        );
+        let mut g = OpenGauges::default();
+        g.open.insert(("osh".into(), "coordinator".into()), 2);
+        m.set_open_cases(&g);
+        let text = m.render();
+        assert!(
+            text.contains(r#"hotline_cases_open{city="osh",level="unknown"} 0"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"hotline_cases_open{city="osh",level="coordinator"} 2"#));
+    }
 
     /// `WebhookSeries` indexes by `as usize`: each `ALL` must list its enum
     /// in declaration order, and each series must be the vector's own.
