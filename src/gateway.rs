@@ -220,7 +220,10 @@ impl Gateway {
                         false,
                     ),
                     Ok(CaseBegin::Duplicate) => return Outcome::Duplicate,
-                    Ok(CaseBegin::Limited { .. }) => return Outcome::RateLimited,
+                    Ok(CaseBegin::Limited { .. }) => {
+                        tracing::warn!(lawyer = %lawyer.id, "a lawyer's command was over her rate limit: not handled");
+                        return Outcome::RateLimited;
+                    }
                     Err(e) => {
                         deps.store_failed("begin", &e);
                         return Outcome::StoreUnavailable;
@@ -245,7 +248,10 @@ impl Gateway {
                 match begin {
                     Ok(LawyerBegin::Proceed(index)) => (Begun::Index(index), None, mark_now),
                     Ok(LawyerBegin::Duplicate) => return Outcome::Duplicate,
-                    Ok(LawyerBegin::Limited { .. }) => return Outcome::RateLimited,
+                    Ok(LawyerBegin::Limited { .. }) => {
+                        tracing::warn!(lawyer = %lawyer.id, "a lawyer's command was over her rate limit: not handled");
+                        return Outcome::RateLimited;
+                    }
                     Err(e) => {
                         deps.store_failed("begin", &e);
                         return Outcome::StoreUnavailable;

@@ -330,6 +330,27 @@ async fn the_readme_walk_reaches_the_demo_lawyer_on_the_console_and_her_ok_confi
         ),
         "counted"
     );
+    // A lawyer over her command rate (a runaway loop): not handled, and
+    // the console says so (429) and counts it, instead of 303 and `ok`.
+    let status = common::form(&[("from", lawyer), ("text", "STATUS")]);
+    let mut refused = 0;
+    for _ in 0..45 {
+        let r = common::post_form(gw.admin, "/console/sms", &status).await;
+        if r.status == 429 {
+            assert!(r.body.contains("not handled"), "{}", r.body);
+            refused += 1;
+        } else {
+            assert_eq!(r.status, 303, "{}", r.body);
+        }
+    }
+    assert!(refused > 0, "the burst of 30 is spent");
+    let metrics = common::request(gw.admin, "GET", "/metrics", &[], b"").await;
+    assert!(
+        metrics.body.contains(&format!(
+            r#"hotline_webhook_requests_total{{channel="console",event="sms",outcome="rate_limited"}} {refused}"#
+        )),
+        "counted as rate_limited"
+    );
 
     let (code, lines) = gw.sigterm_and_wait();
     assert_eq!(code, Some(0));
