@@ -39,15 +39,47 @@ pub fn authorize(config: &Config, headers: &HeaderMap) -> Result<(), StatusCode>
             Ok(())
         };
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if token.matches(given.trim()) {
+    if token.matches(presented(headers)) {
         Ok(())
     } else {
         Err(StatusCode::UNAUTHORIZED)
+    }
+}
+
+/// The token an `Authorization: Bearer <token>` header presents, the
+/// same for every admin route: the scheme in any case (RFC 7235), the
+/// token without the spaces around it; `""` for none (hostile-traffic
+/// audit: `/reload` and the status pages read it two ways).
+pub fn presented(headers: &http::HeaderMap) -> &str {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(|c: char| c == ' ' || c == '\t')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        })
+        .unwrap_or("")
+}
+
+#[cfg(test)]
+mod presented_tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_token_is_read_one_way() {
+        let with = |v: &str| {
+            let mut h = http::HeaderMap::new();
+            h.insert(header::AUTHORIZATION, v.parse().unwrap());
+            presented(&h).to_owned()
+        };
+        for v in ["Bearer tok", "bearer tok", "BEARER  tok ", "Bearer\ttok"] {
+            assert_eq!(with(v), "tok", "{v:?}");
+        }
+        for v in ["Basic tok", "Bearertok", "tok", "Bearer"] {
+            assert_eq!(with(v), "", "{v:?}");
+        }
+        assert_eq!(presented(&http::HeaderMap::new()), "");
     }
 }
 

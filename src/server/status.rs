@@ -80,11 +80,7 @@ pub(super) fn refusal(config: &Config, headers: &http::HeaderMap) -> Option<Resp
             &format!("{why}: set {ADMIN_TOKEN_VAR} to use the status pages\n"),
         ));
     };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+    let given = super::admin_auth::presented(headers);
     if bool::from(given.as_bytes().ct_eq(token.0.as_bytes())) {
         return None;
     }
