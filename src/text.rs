@@ -134,15 +134,29 @@ fn is_break(c: char) -> bool {
 /// RLO) and isolates (LRI, RLI, FSI, PDI). One RLO in her location would
 /// show the rest of the lawyer's offer right to left — the number to call
 /// back and the code to accept with reversed (`Call +996555222050` read as
-/// `050222555699+`). No answer in the hotline's languages needs one.
+/// `050222555699+`). No answer in the hotline's languages needs one. Also
+/// the invisible characters that show nothing but force a whole SMS into
+/// UCS-2 and can hide text: zero-width space, joiners and non-joiners, the
+/// word joiner, the byte-order mark, the soft hyphen and the Mongolian
+/// vowel separator (hostile-traffic audit).
 fn is_direction_control(c: char) -> bool {
     matches!(
         c,
-        '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        '\u{200E}'
+            | '\u{200F}'
+            | '\u{061C}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{200B}'..='\u{200D}'
+            | '\u{2060}'
+            | '\u{FEFF}'
+            | '\u{00AD}'
+            | '\u{180E}'
     )
 }
 
-/// Normalise an answer typed on a handset: direction controls are
+/// Normalise an answer typed on a handset: direction controls and
+/// invisible characters (zero-width, soft hyphen, byte-order mark) are
 /// removed, every run of control characters and line breaks (with the
 /// white space around it) becomes one space, surrounding white space is
 /// trimmed, and digits from other scripts (`１`, `٣`) become ASCII digits.
@@ -254,6 +268,15 @@ mod tests {
         assert_eq!(
             normalize_input("\u{202A}\u{202B}\u{202C}\u{202D}\u{200E}\u{2067}\u{2068}"),
             ""
+        );
+        // So are the invisible ones (they would force UCS-2 and hide text).
+        assert_eq!(
+            normalize_input("Street 1 X\u{200B}Y\u{200C}\u{200D}\u{FEFF}Z li\u{00AD}ne\u{2060}"),
+            "Street 1 XYZ line"
+        );
+        assert_eq!(
+            measure(&normalize_input("Street\u{200B} 1")).encoding,
+            Encoding::Gsm7
         );
         assert_eq!(
             normalize_input("a\u{85}b\u{2028}c\u{9b}d\u{7f}e"),
