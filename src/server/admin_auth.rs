@@ -56,7 +56,7 @@ pub fn presented(headers: &http::HeaderMap) -> &str {
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .and_then(|v| {
-            let (scheme, rest) = v.split_once(|c: char| c == ' ' || c == '\t')?;
+            let (scheme, rest) = v.split_once([' ', '\t'])?;
             scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
         })
         .unwrap_or("")
