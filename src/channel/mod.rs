@@ -98,14 +98,18 @@ pub struct Request {
 }
 
 impl Request {
-    /// A query parameter's value (first occurrence).
+    /// A query parameter's value; `None` when it is absent or given more
+    /// than once (`?secret=right&secret=wrong` authenticated as the first:
+    /// hostile-traffic audit).
     pub fn query_param(&self, name: &str) -> Option<String> {
         let q = self.query.as_deref()?;
-        serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+        let mut found = serde_urlencoded::from_str::<Vec<(String, String)>>(q)
             .ok()?
             .into_iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v)
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v);
+        let first = found.next()?;
+        found.next().is_none().then_some(first)
     }
 }
 
@@ -677,6 +681,15 @@ mod tests {
                 .is_err()
         );
         assert!(auth.check(&req(None, None, "1.2.3.4")).is_err());
+        // Given twice: refused, whichever comes first (the first used to
+        // win).
+        for q in [
+            "secret=s3cret&secret=nope",
+            "secret=nope&secret=s3cret",
+            "secret=s3cret&secret=s3cret",
+        ] {
+            assert!(auth.check(&req(Some(q), None, "1.2.3.4")).is_err(), "{q}");
+        }
         // "user:s3cret"
         assert!(
             auth.check(&req(None, Some("Basic dXNlcjpzM2NyZXQ="), "1.2.3.4"))
