@@ -239,6 +239,9 @@ const DOWN: u8 = 2;
 /// records a case runs (when Redis thaws) but its caller has timed out,
 /// and the outbox has not claimed anything since; the rest answers.
 const THAWING: u8 = 3;
+/// Commits that record no case fail: Redis dying between the two round
+/// trips of a menu hop.
+const MENU_COMMITS_FAIL: u8 = 4;
 
 /// A real store with injected failures, made deterministic.
 struct Faulty {
@@ -274,6 +277,9 @@ impl Store for Faulty {
     async fn commit(&self, req: CommitRequest) -> Result<Commit, StoreError> {
         let mode = self.mode.load(Ordering::SeqCst);
         if req.case.is_some() && mode == CASE_COMMITS_FAIL {
+            return Err(StoreError::Unavailable("injected".into()));
+        }
+        if req.case.is_none() && mode == MENU_COMMITS_FAIL {
             return Err(StoreError::Unavailable("injected".into()));
         }
         if req.case.is_some() && mode == THAWING {
@@ -417,6 +423,42 @@ impl Store for Faulty {
     fn kind(&self) -> &'static str {
         "faulty"
     }
+}
+
+/// A menu hop whose write fails (Redis died between its two round trips)
+/// still shows her the next screen on a channel that sends every answer
+/// so far, and her next hop goes on from the text: the menu is not ended
+/// under her (hostile-traffic audit: each Redis kill sent 4–6 women away).
+#[tokio::test]
+async fn a_menu_hop_whose_write_fails_goes_on() {
+    let redis = RedisServer::shared_or_start();
+    let real = redis_store(&redis, &unique_prefix("menufail")).await;
+    let faulty = Faulty::new(real, HEALTHY);
+    let gw = Gateway::start_with(
+        &common::default_config(),
+        &[],
+        Some(faulty.clone()),
+        hotline::clock::Clock::System,
+    )
+    .await;
+    let (session, phone) = ("ATUid_menufail", "+996555770320");
+    assert!(gw.ussd(session, phone, "").await.body.starts_with("CON "));
+    faulty.set(MENU_COMMITS_FAIL);
+    let city = gw.ussd(session, phone, "2").await;
+    assert!(city.body.starts_with("CON "), "{}", city.body);
+    faulty.set(HEALTHY);
+    let texts = prefix_texts(FINAL);
+    for text in &texts[2..texts.len() - 1] {
+        let r = gw.ussd(session, phone, text).await;
+        assert!(r.body.starts_with("CON "), "{text}: {}", r.body);
+    }
+    let last = gw.ussd(session, phone, FINAL).await;
+    assert!(
+        last.body.starts_with("END Спасибо. Ваш код "),
+        "{}",
+        last.body
+    );
+    gw.stop().await;
 }
 
 /// With the store down, a wrong answer ends her session with the

@@ -712,6 +712,25 @@ impl Conversations {
                 // Only an outage is worth spooling: a replay would meet an
                 // exhausted code space again.
                 let outage = matches!(e, crate::store::StoreError::Unavailable(_));
+                // A menu screen whose write failed (Redis died between the
+                // hop's two round trips) on a channel that sends every
+                // answer so far: shown all the same, as the outage path
+                // shows it; her next hop is replayed from its text (or
+                // catches up on the stored session), so the menu goes on
+                // instead of ending (hostile-traffic audit: 4–6 sessions
+                // in flight were sent away at each Redis kill).
+                if outage
+                    && matches!(hop.incoming, Incoming::Cumulative(_))
+                    && let Some(d) = done.as_ref()
+                    && d.case.is_none()
+                    && !d.step.end
+                {
+                    return Some(Answer {
+                        text: crate::store::render_reply(&d.step.reply, None),
+                        end: false,
+                        outcome: Outcome::StoreUnavailable,
+                    });
+                }
                 if let (true, Some(done)) = (outage, done.as_ref())
                     && let Some((case, city)) = &done.case
                 {
