@@ -719,6 +719,22 @@ fn check_fails_a_copy_of_the_production_example_on_its_placeholders() {
         stderr.contains(r#"flows.fallback_phone = "+996 000 000 000": a placeholder ("000 000 000") in a production configuration (privacy.require_pii_key = true)"#),
         "{stderr}"
     );
+    // Without its variables, each problem is said once, and nothing said
+    // contradicts it (newcomer audit): the API key's variable is unset,
+    // not "needs both"; Redis is asked for without its URL, not "the
+    // embedded store".
+    let (code, stdout, stderr) = run_with(&["check"], &cfg, &[PII_KEY, ("HOTLINE_AT_SECRET", "s")]);
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("environment variable HOTLINE_AT_API_KEY is not set"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("sending needs both"), "{stderr}");
+    assert!(
+        stderr.contains(r#"store.kind = "redis": set HOTLINE_REDIS_URL to the Redis URL"#),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(r#"store.kind = "memory""#), "{stderr}");
 }
 
 #[test]

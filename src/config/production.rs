@@ -134,7 +134,9 @@ pub(super) fn problems(config: &Config, text: &str) -> Vec<Problem> {
             format!("accepts unauthenticated webhooks in a production configuration ({why}){open}: anyone can post as any number on it, a woman's (using up her per-number limit, which every channel shares) or a lawyer's (a command in her name). Set secret_env or allow_ips to the aggregator's own addresses"),
         ));
     }
-    if config.store.kind == StoreKind::Memory {
+    // A file that asked for Redis without its URL is an error already
+    // (newcomer audit: the two lines contradicted each other).
+    if config.store.kind == StoreKind::Memory && !config.store.redis_url_missing {
         out.push(Problem::warning(
             file,
             "store.kind = \"memory\"",

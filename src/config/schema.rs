@@ -122,6 +122,10 @@ pub struct StoreConfig {
     /// CA certificate (PEM) trusted for `rediss://` instead of the
     /// system's roots, for a Redis with a self-signed certificate.
     pub tls_ca_file: Option<PathBuf>,
+    /// The file asked for Redis (`kind = "redis"`) but `HOTLINE_REDIS_URL`
+    /// is not set: an error already, and `kind` is the memory store only
+    /// so that the rest can be checked (not a choice to warn about).
+    pub redis_url_missing: bool,
 }
 
 /// Privacy settings.

@@ -77,6 +77,7 @@ pub(super) fn validate(st: &RawStore, base: &Path, env: &dyn Env, c: &mut Ctx<'_
         connect_timeout: Duration::from_millis(st.connect_timeout_ms),
         response_timeout: Duration::from_millis(st.response_timeout_ms),
         tls_ca_file,
+        redis_url_missing: st.kind == "redis" && env.var(REDIS_URL_VAR).is_none(),
     }
 }
 
