@@ -153,9 +153,17 @@ pub fn check(body: &[u8]) -> Result<(), ChannelError> {
 /// # Errors
 /// [`ChannelError::UnsupportedMediaType`].
 pub fn content_type(headers: &http::HeaderMap) -> Result<(), ChannelError> {
-    let Some(value) = headers.get(http::header::CONTENT_TYPE) else {
+    let mut all = headers.get_all(http::header::CONTENT_TYPE).iter();
+    let Some(value) = all.next() else {
         return Ok(());
     };
+    if all.next().is_some() {
+        // Declared twice: which one a proxy or the aggregator meant is
+        // not ours to guess (hostile-traffic audit).
+        return Err(ChannelError::UnsupportedMediaType(
+            "Content-Type must be given once, as application/x-www-form-urlencoded",
+        ));
+    }
     let essence = value
         .to_str()
         .ok()
@@ -289,6 +297,14 @@ mod tests {
             content_type(&h)
         };
         assert!(content_type(&http::HeaderMap::new()).is_ok());
+        let mut twice = http::HeaderMap::new();
+        for ct in ["application/x-www-form-urlencoded", "text/plain"] {
+            twice.append(http::header::CONTENT_TYPE, ct.parse().unwrap());
+        }
+        assert!(matches!(
+            content_type(&twice),
+            Err(ChannelError::UnsupportedMediaType(_))
+        ));
         assert!(with("application/x-www-form-urlencoded").is_ok());
         assert!(with("Application/X-WWW-Form-Urlencoded; charset=UTF-8").is_ok());
         for ct in [
