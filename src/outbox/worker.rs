@@ -793,7 +793,7 @@ pub fn lawyer_index_entry(lawyer: &str, bucket: u16, case_id: &str) -> SetAdd {
 }
 
 /// The longest wait before a held message is tried again. While its
-/// channel sends nothing: [`CHANNEL_RETRY_MAX`], so that it goes out soon
+/// channel sends nothing: 30 s (`CHANNEL_RETRY_MAX`), so that it goes out soon
 /// after the channel recovers. While the channel sends others: this
 /// message's (or this number's) own trouble, on the usual doubling backoff
 /// up to `outbox.backoff_max_secs`, so that its `max_attempts` span

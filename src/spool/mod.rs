@@ -686,7 +686,7 @@ impl Spool {
     /// code looks free there, and a new case given it would leave the
     /// woman first shown it holding a code that opens another's case when
     /// hers is recorded again. Nor any code a case waiting in a spool here
-    /// was shown with while the store was down ([`Recent::shown`]): a
+    /// was shown with while the store was down (`Recent::shown`): a
     /// Redis restarted empty has lost its lease too. (Only what this
     /// instance knows: another instance's lost codes are not known here.)
     pub fn spare_codes(&self, case_id: &str, candidates: &mut Vec<String>) {
