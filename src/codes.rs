@@ -174,12 +174,19 @@ impl OfflineCodes {
         // Four-digit candidates first; the five- and six-digit ones after
         // them keep leases possible when a bucket's short codes run out.
         let seed = format!("lease:{}:{round}", self.holder);
+        // No new code while the store may call a lost case's code free
+        // (`Store::trusted`): only the ones held already are renewed.
+        let candidates = if store.trusted(bucket) {
+            code_candidates(bucket, &seed, self.per_bucket * 2)
+        } else {
+            Vec::new()
+        };
         let held = store
             .lease_codes(LeaseRequest {
                 bucket,
                 holder: self.holder.clone(),
                 keep,
-                candidates: code_candidates(bucket, &seed, self.per_bucket * 2),
+                candidates,
                 target: self.per_bucket + shown,
                 ttl_ms: LEASE_TTL_MS,
                 now_ms,
