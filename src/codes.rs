@@ -83,12 +83,31 @@ impl OfflineCodes {
     /// Take a leased code of `bucket` to show now; `None` when none is
     /// ready or the lease is too old to trust.
     pub fn take(&self, bucket: u16, now_ms: u64) -> Option<CodeLease> {
+        self.take_unless(bucket, now_ms, |_| false)
+    }
+
+    /// [`OfflineCodes::take`], dropping (never to show) each held code
+    /// `taken` says another case has: a case recorded again after a loss
+    /// outranks a lease on its code (`record_case.lua`), and the lease is
+    /// only found gone at the next renewal (chaos run: a woman shown such a
+    /// code held another's case).
+    pub fn take_unless(
+        &self,
+        bucket: u16,
+        now_ms: u64,
+        taken: impl Fn(&str) -> bool,
+    ) -> Option<CodeLease> {
         let mut buckets = self.lock();
         let b = buckets.get_mut(usize::from(bucket))?;
         if b.renewed_ms == 0 || now_ms.saturating_sub(b.renewed_ms) > LEASE_TRUST_MS {
             return None;
         }
-        let code = b.free.pop()?;
+        let code = loop {
+            let code = b.free.pop()?;
+            if !taken(&code) {
+                break code;
+            }
+        };
         b.shown.insert(code.clone());
         Some(CodeLease {
             code,
@@ -232,5 +251,32 @@ mod tests {
             None,
             "a lease too old is not trusted"
         );
+    }
+
+    /// A held code another case has taken over (a case recorded again
+    /// after a loss outranks the lease) is dropped, never shown.
+    #[tokio::test]
+    async fn a_code_taken_over_by_a_case_is_dropped_not_shown() {
+        let store = MemoryStore::new(10);
+        let codes = OfflineCodes::new("i1", 3);
+        codes.renew(&store, 1).await.unwrap();
+        let held: Vec<String> = (0..3)
+            .filter_map(|_| codes.take(4, 2))
+            .map(|l| l.code)
+            .collect();
+        for code in &held {
+            codes.give_back(CodeLease {
+                code: code.clone(),
+                holder: "i1".into(),
+            });
+        }
+        let gone = held[2].clone();
+        let got = codes.take_unless(4, 2, |c| c == gone).unwrap();
+        assert_ne!(got.code, gone);
+        assert_eq!(codes.ready(), 48 - 2, "one shown, one dropped");
+        let rest: Vec<String> = std::iter::from_fn(|| codes.take(4, 2))
+            .map(|l| l.code)
+            .collect();
+        assert!(!rest.contains(&gone), "{rest:?}");
     }
 }

@@ -34,8 +34,12 @@ impl Conversations {
     ) -> Option<Answer> {
         let spool = self.spool.as_ref()?;
         // An SMS screen gets its code from the recorded case when sent.
+        // Not a code a case recorded again has taken over (its lease is
+        // only found gone at the next renewal).
         let lease = match &self.codes {
-            Some(codes) if !hop.is_sms() => codes.take(hop.bucket, now),
+            Some(codes) if !hop.is_sms() => {
+                codes.take_unless(hop.bucket, now, |c| spool.code_taken(c, &case.id))
+            }
             _ => None,
         };
         let (shown, new) = match spool.append(hop.bucket, &case, lease.as_ref(), now).await {

@@ -127,6 +127,13 @@ pub async fn run(
     // Who sent OFF before this process started, before any case can be
     // planned (a webhook) or offered (the spool, the timers).
     app.read_dispatch_state().await;
+    // The cases a stopped instance recorded lately, before any new case
+    // can be given one of their codes.
+    if let Some(spool) = &app.spool
+        && let Err(e) = spool.adopt_orphans_recent(app.deps.clock.now_ms()).await
+    {
+        tracing::warn!(error = %e, "could not read a stopped instance's recent cases at start; the spool's worker tries again");
+    }
     let (stop_public, rx_public) = watch::channel(false);
     let (stop_admin, rx_admin) = watch::channel(false);
     let webhooks = Arc::new(public::Public::new(app.clone()));

@@ -700,6 +700,40 @@ impl Spool {
         });
     }
 
+    /// A case kept to recheck was recorded again under `code`, another
+    /// than the one kept: keep that one from now on, in memory and (the
+    /// last line wins) in the recent file. Else the next recheck records it
+    /// under the old code, which another case now holds, and takes that
+    /// case's code from it in turn (chaos run: the same 16 cases changed
+    /// codes at every restore).
+    fn recorded_as(&self, case_id: &str, code: &str) {
+        let mut recent = self.recent();
+        let mut updated = None;
+        for e in recent.entries.iter_mut().filter(|e| e.id == case_id) {
+            e.codes.retain(|c| c != code);
+            e.codes.insert(0, code.to_owned());
+            e.recorded = Some(code.to_owned());
+            updated = Some(e.clone());
+        }
+        let Some(updated) = updated else {
+            return;
+        };
+        recent.codes.retain(|_, id| id != case_id);
+        recent.codes.insert(code.to_owned(), case_id.to_owned());
+        if recent.unsaved.len() >= RECHECK_MAX {
+            recent.unsaved.pop_front();
+        }
+        recent.unsaved.push_back(updated);
+    }
+
+    /// Whether this instance knows `code` as another case's than
+    /// `case_id`'s: one it recorded lately, or one a spooled case was shown.
+    pub fn code_taken(&self, code: &str, case_id: &str) -> bool {
+        let recent = self.recent();
+        recent.codes.get(code).is_some_and(|id| id != case_id)
+            || recent.shown.get(code).is_some_and(|id| id != case_id)
+    }
+
     /// Spare the codes `entries` were shown with until they are recorded
     /// ([`Recent::shown`]).
     fn spare_shown(&self, entries: &[Entry]) {
@@ -834,6 +868,42 @@ impl Spool {
             Some(e) => Err(e),
             None => Ok(r.done),
         }
+    }
+
+    /// Take in the recent cases of every spool no live instance holds
+    /// ([`Spool::adopt`]), without the store: done once before the
+    /// listeners answer, so that their codes are spared from the first
+    /// request (a restart onto a Redis emptied meanwhile: their codes look
+    /// free until they are recorded again). Returns how many were taken in.
+    ///
+    /// # Errors
+    /// When the disk refuses (the worker's replay tries again).
+    pub async fn adopt_orphans_recent(&self, now_ms: u64) -> std::io::Result<usize> {
+        let (dir, own) = (self.dir.clone(), self.stem.clone());
+        let stems = blocking(move || files::other_stems(&dir, &own)).await?;
+        let mut total = 0;
+        for stem in stems {
+            let (dir, s) = (self.dir.clone(), stem.clone());
+            let Some(held) = blocking(move || files::try_lock(&dir, &s)).await? else {
+                continue; // a live instance's
+            };
+            let path = files::recent_path(&self.dir, &stem);
+            let recent = blocking(move || files::read_entries(&path)).await?;
+            if !recent.is_empty() {
+                total += self.adopt(recent, now_ms);
+                self.save_recent(now_ms).await?;
+                let (dir, s) = (self.dir.clone(), stem.clone());
+                blocking(move || files::remove_recent(&dir, &s)).await?;
+            }
+            drop(held);
+        }
+        if total > 0 {
+            tracing::info!(
+                cases = total,
+                "took over the cases a stopped instance recorded in the last hour: rechecking them"
+            );
+        }
+        Ok(total)
     }
 
     /// Replay every spool in the folder that no live instance holds (a
@@ -1023,6 +1093,9 @@ async fn replay_entry(
                 },
                 Some(got) => {
                     let changed = got != *code;
+                    if changed {
+                        spool.recorded_as(&entry.id, &got);
+                    }
                     // The case id only: codes are never logged.
                     tracing::error!(case = %entry.id, code_changed = changed, "the store had lost a case it acknowledged (a failover or crash took the write back): recorded again, with its offer and timers");
                     Replayed {
@@ -1294,6 +1367,9 @@ mod tests {
         let mut retry = vec!["1234".to_owned(), "1250".into()];
         spool.spare_codes("c1", &mut retry);
         assert_eq!(retry, ["1234"], "the case itself keeps its own");
+        assert!(spool.code_taken("1234", "c9"));
+        assert!(!spool.code_taken("1234", "c1"));
+        assert!(!spool.code_taken("1266", "c9"));
 
         // Redis lost both; c3 took c1's code meanwhile (another instance).
         let store = MemoryStore::new(10);
@@ -1308,6 +1384,24 @@ mod tests {
         // c1 falls back past c2's code: 1266, and c2 keeps its own.
         assert_eq!(store.case(2, "c1").await.unwrap().unwrap().code, "1266");
         assert_eq!(store.case(2, "c2").await.unwrap().unwrap().code, "1250");
+        // Lost again: c1 comes back under the code it has now, not the one
+        // c3 took (which would take c3's from it in turn).
+        let again = MemoryStore::new(10);
+        again
+            .record_case(
+                2,
+                NewCase {
+                    code_candidates: vec!["1234".into()],
+                    ..case("c3")
+                },
+                21,
+            )
+            .await
+            .unwrap();
+        assert_eq!(spool.recheck(2, 22).await.unwrap().0, 2);
+        let done = spool.replay(&again, 22).await.unwrap();
+        assert_eq!((done.restored, done.codes_changed), (2, 0));
+        assert_eq!(again.case(2, "c1").await.unwrap().unwrap().code, "1266");
         // Out of the window, the codes are free again.
         spool.remember(2, &case("c4"), "1282", RECHECK_WINDOW_MS + 100);
         let mut later = vec!["1234".to_owned(), "1250".into()];
