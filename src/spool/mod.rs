@@ -871,7 +871,7 @@ impl Spool {
     }
 
     /// Take in the recent cases of every spool no live instance holds
-    /// ([`Spool::adopt`]), without the store: done once before the
+    /// (`Spool::adopt`), without the store: done once before the
     /// listeners answer, so that their codes are spared from the first
     /// request (a restart onto a Redis emptied meanwhile: their codes look
     /// free until they are recorded again). Returns how many were taken in.
