@@ -172,14 +172,22 @@ struct Trust {
     doubt: Vec<bool>,
     /// After a loss: not trusted before this time (ms since the epoch).
     hold_until: Vec<u64>,
+    /// Whose sentinel did not answer at its last read.
+    down: Vec<bool>,
 }
 
 impl Trust {
-    /// Doubt every bucket when the store faltered since `seen`.
+    /// Doubt every bucket when the store faltered since `seen` — unless a
+    /// sentinel is known not to answer: on a cluster with a slot down, its
+    /// callers' and workers' failed calls would doubt every healthy bucket
+    /// again and again (their women shown outage codes until none is left),
+    /// and the dead slot's buckets are doubted already.
     fn take_in(&mut self, disturbances: u64) {
         if disturbances != self.seen {
             self.seen = disturbances;
-            self.doubt.fill(true);
+            if !self.down.iter().any(|d| *d) {
+                self.doubt.fill(true);
+            }
         }
     }
 }
@@ -376,7 +384,9 @@ impl RedisStore {
         let v = match self.conn.invoke(&inv).await {
             Ok(v) => v,
             Err(e) => {
-                self.trust().doubt[index] = true;
+                let mut t = self.trust();
+                t.doubt[index] = true;
+                t.down[index] = true;
                 return Err(unavailable(e));
             }
         };
@@ -412,6 +422,7 @@ impl RedisStore {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         let mut t = self.trust();
+        t.down[index] = false;
         if lost {
             t.doubt[index] = true;
             t.hold_until[index] = now_ms + super::LOSS_GRACE_MS;
@@ -539,6 +550,7 @@ impl RedisStore {
                 seen: 0,
                 doubt: vec![false; usize::from(BUCKETS) + 1],
                 hold_until: vec![0; usize::from(BUCKETS) + 1],
+                down: vec![false; usize::from(BUCKETS) + 1],
             }),
         };
         // Load the scripts now so the first webhook pays no extra round
