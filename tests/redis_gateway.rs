@@ -425,14 +425,12 @@ impl Store for Faulty {
     }
 }
 
-/// A menu hop whose write fails (Redis died between its two round trips)
-/// still shows her the next screen on a channel that sends every answer
-/// so far, and her next hop goes on from the text: the menu is not ended
-/// under her (hostile-traffic audit: each Redis kill sent 4–6 women away).
-#[tokio::test]
-async fn a_menu_hop_whose_write_fails_goes_on() {
+/// The default config on a Redis (kept alive by the caller: dropping it
+/// stops a server the test started), behind a [`Faulty`] store that
+/// starts healthy.
+async fn faulty_gateway(prefix: &str) -> (RedisServer, Arc<Faulty>, Gateway) {
     let redis = RedisServer::shared_or_start();
-    let real = redis_store(&redis, &unique_prefix("menufail")).await;
+    let real = redis_store(&redis, &unique_prefix(prefix)).await;
     let faulty = Faulty::new(real, HEALTHY);
     let gw = Gateway::start_with(
         &common::default_config(),
@@ -441,6 +439,16 @@ async fn a_menu_hop_whose_write_fails_goes_on() {
         hotline::clock::Clock::System,
     )
     .await;
+    (redis, faulty, gw)
+}
+
+/// A menu hop whose write fails (Redis died between its two round trips)
+/// still shows her the next screen on a channel that sends every answer
+/// so far, and her next hop goes on from the text: the menu is not ended
+/// under her (hostile-traffic audit: each Redis kill sent 4–6 women away).
+#[tokio::test]
+async fn a_menu_hop_whose_write_fails_goes_on() {
+    let (_redis, faulty, gw) = faulty_gateway("menufail").await;
     let (session, phone) = ("ATUid_menufail", "+996555770320");
     assert!(gw.ussd(session, phone, "").await.body.starts_with("CON "));
     faulty.set(MENU_COMMITS_FAIL);
@@ -466,16 +474,7 @@ async fn a_menu_hop_whose_write_fails_goes_on() {
 /// (operator audit: after `4` for English she was told in Kyrgyz).
 #[tokio::test]
 async fn with_the_store_down_she_is_sent_away_in_the_language_she_chose() {
-    let redis = RedisServer::shared_or_start();
-    let real = redis_store(&redis, &unique_prefix("downlang")).await;
-    let faulty = Faulty::new(real, HEALTHY);
-    let gw = Gateway::start_with(
-        &common::default_config(),
-        &[],
-        Some(faulty.clone()),
-        hotline::clock::Clock::System,
-    )
-    .await;
+    let (_redis, faulty, gw) = faulty_gateway("downlang").await;
     faulty.set(DOWN);
     let phone = "+996555770310";
     let first = gw.ussd("ATUid_downlang", phone, "").await;

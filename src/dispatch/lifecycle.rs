@@ -441,6 +441,27 @@ pub fn accept(d: &mut Dispatch, ctx: &Ctx<'_>, lawyer: &str) -> Vec<Action> {
     actions
 }
 
+/// An offer that cannot reach `lawyer`: a decline ([`decline`]), its
+/// offers shown as undelivered rather than as her answer.
+pub fn undelivered(d: &mut Dispatch, ctx: &Ctx<'_>, lawyer: &str) -> Vec<Action> {
+    let open: Vec<usize> = d
+        .offers
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.lawyer == lawyer && !o.declined)
+        .map(|(i, _)| i)
+        .collect();
+    let actions = decline(d, ctx, lawyer);
+    for i in open {
+        if let Some(o) = d.offers.get_mut(i)
+            && o.declined
+        {
+            o.undelivered = true;
+        }
+    }
+    actions
+}
+
 /// A lawyer declines: at once to the next level when nobody asked in this
 /// pass is still considering it.
 pub fn decline(d: &mut Dispatch, ctx: &Ctx<'_>, lawyer: &str) -> Vec<Action> {

@@ -573,22 +573,7 @@ impl OutboxEvents for Dispatcher {
         let channel = self.sms_channel.clone();
         let result = self
             .change_case(case.bucket, &case.id, &channel, move |c, ctx| {
-                let open: Vec<usize> = c
-                    .dispatch
-                    .offers
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, o)| o.lawyer == who && !o.declined)
-                    .map(|(i, _)| i)
-                    .collect();
-                let mut actions = lifecycle::decline(&mut c.dispatch, ctx, &who);
-                for i in open {
-                    if let Some(o) = c.dispatch.offers.get_mut(i)
-                        && o.declined
-                    {
-                        o.undelivered = true;
-                    }
-                }
+                let mut actions = lifecycle::undelivered(&mut c.dispatch, ctx, &who);
                 // No reply to a lawyer we cannot reach.
                 actions.retain(|a| !matches!(a, Action::Reply(..)));
                 actions

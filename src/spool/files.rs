@@ -197,12 +197,13 @@ pub(super) fn append_entries<T: serde::Serialize>(
     written
 }
 
-/// The lines of `path` that are not JSON (torn by a crash mid-write, or
-/// damaged) are kept in `<path>.unreadable` before the file is rewritten
+/// The lines of `path` that do not read as a `T` — what [`read_lines`]
+/// skips: torn by a crash mid-write, or damaged — are kept in
+/// `<path>.unreadable` before the file is rewritten
 /// without them: the rewrite never throws away what an operator may still
 /// read (ops/RUNBOOK.md, `HotlineSpoolNotDraining`). A line kept there
 /// before is not added again.
-fn set_aside_unreadable(path: &Path) -> std::io::Result<()> {
+fn set_aside_unreadable<T: serde::de::DeserializeOwned>(path: &Path) -> std::io::Result<()> {
     let text = match std::fs::read(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -211,7 +212,7 @@ fn set_aside_unreadable(path: &Path) -> std::io::Result<()> {
     let bad: Vec<&[u8]> = text
         .split(|b| *b == b'\n')
         .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-        .filter(|l| serde_json::from_slice::<serde::de::IgnoredAny>(l).is_err())
+        .filter(|l| serde_json::from_slice::<T>(l).is_err())
         .collect();
     if bad.is_empty() {
         return Ok(());
@@ -245,12 +246,12 @@ fn set_aside_unreadable(path: &Path) -> std::io::Result<()> {
 
 /// Replace a file's lines: a temporary file, `fsync`, rename, `fsync` of
 /// the folder. The caller holds the spool's lock.
-pub(super) fn write_entries<T: serde::Serialize>(
+pub(super) fn write_entries<T: serde::Serialize + serde::de::DeserializeOwned>(
     path: &Path,
     entries: &[T],
 ) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    set_aside_unreadable(path)?;
+    set_aside_unreadable::<T>(path)?;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = PathBuf::from(tmp);

@@ -887,23 +887,34 @@ impl Spool {
             let Some(held) = blocking(move || files::try_lock(&dir, &s)).await? else {
                 continue; // a live instance's
             };
-            let path = files::recent_path(&self.dir, &stem);
-            let recent = blocking(move || files::read_entries(&path)).await?;
-            if !recent.is_empty() {
-                total += self.adopt(recent, now_ms);
-                self.save_recent(now_ms).await?;
-                let (dir, s) = (self.dir.clone(), stem.clone());
-                blocking(move || files::remove_recent(&dir, &s)).await?;
-            }
+            total += self.adopt_recent_of(&stem, now_ms).await?;
             drop(held);
         }
-        if total > 0 {
-            tracing::info!(
-                cases = total,
-                "took over the cases a stopped instance recorded in the last hour: rechecking them"
-            );
-        }
         Ok(total)
+    }
+
+    /// Take in the recent cases of the stopped instance `stem` (whose lock
+    /// the caller holds), written to this instance's recent file; then its
+    /// copy can go. Returns how many were taken in.
+    async fn adopt_recent_of(&self, stem: &str, now_ms: u64) -> std::io::Result<usize> {
+        let path = files::recent_path(&self.dir, stem);
+        let recent = blocking(move || files::read_entries(&path)).await?;
+        let mut adopted = 0;
+        if !recent.is_empty() {
+            adopted = self.adopt(recent, now_ms);
+            self.save_recent(now_ms).await?;
+            if adopted > 0 {
+                // Every restart does this: not a fault (the recheck that
+                // follows reports what it finds).
+                tracing::info!(
+                    cases = adopted,
+                    "took over the cases a stopped instance recorded in the last hour: rechecking them"
+                );
+            }
+        }
+        let (dir, s) = (self.dir.clone(), stem.to_owned());
+        blocking(move || files::remove_recent(&dir, &s)).await?;
+        Ok(adopted)
     }
 
     /// Replay every spool in the folder that no live instance holds (a
@@ -933,26 +944,8 @@ impl Spool {
             else {
                 continue; // a live instance's
             };
-            // Its recent cases first (the store is not needed for that):
-            // once in this instance's file, the orphan's copy can go.
-            let path = files::recent_path(&self.dir, &stem);
-            let recent = blocking(move || files::read_entries(&path))
-                .await
-                .map_err(io_unavailable)?;
-            if !recent.is_empty() {
-                let adopted = self.adopt(recent, now_ms);
-                self.save_recent(now_ms).await.map_err(io_unavailable)?;
-                if adopted > 0 {
-                    // Every restart does this: not a fault (the recheck
-                    // that follows reports what it finds).
-                    tracing::info!(
-                        cases = adopted,
-                        "took over the cases a stopped instance recorded in the last hour: rechecking them"
-                    );
-                }
-            }
-            let (dir, s) = (self.dir.clone(), stem.clone());
-            blocking(move || files::remove_recent(&dir, &s))
+            // Its recent cases first (the store is not needed for that).
+            self.adopt_recent_of(&stem, now_ms)
                 .await
                 .map_err(io_unavailable)?;
             let r = replay_file(self, files::data_path(&self.dir, &stem), store, now_ms).await;

@@ -438,6 +438,14 @@ impl RedisStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// [`Self::trust`], with the faults since it was last read taken in.
+    fn trust_now(&self) -> std::sync::MutexGuard<'_, Trust> {
+        let d = self.disturbances();
+        let mut t = self.trust();
+        t.take_in(d);
+        t
+    }
+
     /// The sentinel that speaks for `bucket`: its own on a cluster, `{g}`'s
     /// on one Redis.
     fn sentinel_of(&self, bucket: u16) -> usize {
@@ -1492,8 +1500,7 @@ impl Store for RedisStore {
     async fn watch(&self) -> Result<bool, StoreError> {
         // What faltered before this read is settled by it; what falters
         // during it, by the next.
-        let before = self.disturbances();
-        self.trust().take_in(before);
+        drop(self.trust_now());
         if !self.conn.is_cluster() {
             return self.watch_one(usize::from(BUCKETS)).await;
         }
@@ -1521,16 +1528,11 @@ impl Store for RedisStore {
     }
 
     fn trusted(&self, bucket: u16) -> bool {
-        let d = self.disturbances();
-        let mut t = self.trust();
-        t.take_in(d);
-        !t.doubt[self.sentinel_of(bucket)]
+        !self.trust_now().doubt[self.sentinel_of(bucket)]
     }
 
     fn doubtful(&self) -> bool {
-        let d = self.disturbances();
-        let mut t = self.trust();
-        t.take_in(d);
+        let t = self.trust_now();
         if self.conn.is_cluster() {
             t.doubt.iter().any(|d| *d)
         } else {
